@@ -1,0 +1,80 @@
+// Package adapters holds the contract every protocol adapter implements,
+// the registry that builds adapters from config, and (in adapterstest) the
+// conformance suite every adapter passes against its real server.
+package adapters
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+
+	"github.com/switchboard-chat/switchboard/bridge"
+	"github.com/switchboard-chat/switchboard/config"
+)
+
+// Adapter connects Switchboard to one network. Beyond this, an adapter
+// implements the bridge capability interfaces its network supports
+// (bridge.Editor, bridge.Reactor, ...).
+type Adapter interface {
+	// Network is the network's name in the config ("libera").
+	Network() string
+	// Start connects in the background, reconnecting with backoff until
+	// Stop, and hands inbound traffic of joined rooms to in. It fails only
+	// when the adapter cannot run at all.
+	Start(ctx context.Context, in bridge.Inbound) error
+	// Join starts bridging a room; it is remembered across reconnects.
+	Join(ctx context.Context, room string) error
+	// Stop disconnects and releases everything the adapter holds.
+	Stop(ctx context.Context) error
+	bridge.MessageSender
+}
+
+// Connected is implemented by adapters that can tell whether their network
+// connection is up.
+type Connected interface {
+	Connected() bool
+}
+
+// Factory builds an adapter for a configured network.
+type Factory func(name string, n *config.Network, log *slog.Logger) (Adapter, error)
+
+var (
+	mu        sync.Mutex
+	factories = map[string]Factory{}
+)
+
+// Register makes a network type available. Adapter packages call it from
+// init.
+func Register(typ string, f Factory) {
+	mu.Lock()
+	defer mu.Unlock()
+	if _, dup := factories[typ]; dup {
+		panic("adapters: type registered twice: " + typ)
+	}
+	factories[typ] = f
+}
+
+// New builds the adapter for a configured network.
+func New(name string, n *config.Network, log *slog.Logger) (Adapter, error) {
+	mu.Lock()
+	f, ok := factories[n.Type]
+	mu.Unlock()
+	if !ok {
+		return nil, fmt.Errorf("networks.%s.type: no adapter for %q (have %v)", name, n.Type, Types())
+	}
+	return f(name, n, log.With("network", name))
+}
+
+// Types lists the registered network types.
+func Types() []string {
+	mu.Lock()
+	defer mu.Unlock()
+	var ts []string
+	for t := range factories {
+		ts = append(ts, t)
+	}
+	sort.Strings(ts)
+	return ts
+}

@@ -1,0 +1,148 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+)
+
+// RoomAddr names a room on one network: "libera:#lobby" is
+// RoomAddr{Network: "libera", Room: "#lobby"}.
+type RoomAddr struct {
+	Network string `json:"network"`
+	Room    string `json:"room"`
+}
+
+func (a RoomAddr) String() string { return a.Network + ":" + a.Room }
+
+// Addr returns the room an event came from.
+func Addr(ev Event) RoomAddr {
+	o := ev.Head().Origin
+	return RoomAddr{Network: o.Network, Room: o.Room}
+}
+
+// Inbound is what adapters hand their network's traffic to.
+type Inbound interface {
+	// Accept returns once the event is durably committed for every room it
+	// goes to, or was deliberately dropped (unlinked room, loop, forged
+	// edit). Only then may the adapter acknowledge it to its network; on an
+	// error it must not.
+	Accept(ctx context.Context, ev Event) error
+	// Online tells the router that a network (re)connected, so deliveries
+	// waiting for it are retried at once instead of after their backoff.
+	Online(network string)
+}
+
+// Delivery is one event on its way to one room.
+type Delivery struct {
+	Link string
+	Room string // on the receiving adapter's network
+	// Event is the event to deliver. The router only hands an adapter the
+	// kinds it implements a capability for; everything else arrives as a
+	// *Message fallback.
+	Event Event
+	// Target is the receiving room's remote id of the event an edit, delete
+	// or reaction refers to ("" when the room never saw it).
+	Target string
+	// Reply describes the message a *Message replies to, when it has one.
+	Reply *Quote
+}
+
+// Quote is what a reply refers to, as seen in the receiving room.
+type Quote struct {
+	RemoteID   string // "" when the receiving room never saw the original
+	SenderName string
+	Text       string // shortened
+}
+
+// MessageSender delivers messages; every adapter implements it. It returns
+// the id the network gave the message, or "" if it has none.
+type MessageSender interface {
+	Send(ctx context.Context, d *Delivery) (remoteID string, err error)
+}
+
+// The optional capabilities. An adapter implements the ones its network can
+// express natively; for the rest the router sends a fallback message, or
+// nothing where no fallback makes sense (deletes, typing, presence).
+type (
+	// Replier sends messages with Delivery.Reply as native replies.
+	Replier interface {
+		SendReply(ctx context.Context, d *Delivery) (string, error)
+	}
+	Editor interface {
+		SendEdit(ctx context.Context, d *Delivery) (string, error)
+	}
+	Deleter interface {
+		SendDelete(ctx context.Context, d *Delivery) error
+	}
+	Reactor interface {
+		SendReaction(ctx context.Context, d *Delivery) (string, error)
+	}
+	// MemberRelayer mirrors joins, leaves and renames (puppets entering and
+	// leaving, or a structured event).
+	MemberRelayer interface {
+		SendMembership(ctx context.Context, d *Delivery) error
+	}
+	TopicSetter interface {
+		SendTopic(ctx context.Context, d *Delivery) error
+	}
+	TypingRelayer interface {
+		SendTyping(ctx context.Context, d *Delivery) error
+	}
+	PresenceRelayer interface {
+		SendPresence(ctx context.Context, d *Delivery) error
+	}
+)
+
+// ErrPermanent marks a delivery error that no retry can fix (the target
+// refuses this event for good). Such a delivery is moved out of the outbox
+// to the failed list instead of being retried.
+var ErrPermanent = errors.New("permanent delivery failure")
+
+// Permanent wraps err so that errors.Is(err, ErrPermanent) holds.
+func Permanent(err error) error { return fmt.Errorf("%w: %w", ErrPermanent, err) }
+
+// Links tells which rooms are linked. mapping.Links implements it.
+type Links interface {
+	// LinkOf returns the link a room belongs to and every room of that link.
+	LinkOf(room RoomAddr) (link string, rooms []RoomAddr, ok bool)
+}
+
+// Queued is one delivery waiting in the outbox.
+type Queued struct {
+	Seq    int64
+	Link   string
+	Target RoomAddr
+	Event  Event
+}
+
+// Store keeps events, the outbox and the per-room id maps durably.
+type Store interface {
+	// Accept records an inbound event (and the remote id its origin room
+	// gave it) and queues it for each target, in one transaction. It
+	// returns false without changing anything when an event with the same
+	// origin room and remote id was accepted before.
+	Accept(ctx context.Context, link string, ev Event, targets []RoomAddr) (bool, error)
+	// PendingTargets lists the rooms with queued deliveries.
+	PendingTargets(ctx context.Context) ([]RoomAddr, error)
+	// Pending returns up to limit deliveries queued for one room, oldest
+	// first, starting after sequence number after.
+	Pending(ctx context.Context, target RoomAddr, after int64, limit int) ([]Queued, error)
+	// Delivered removes a delivery from the outbox and records the remote id
+	// ("" if none) its target room gave the event, in one transaction.
+	Delivered(ctx context.Context, q Queued, remoteID string) error
+	// Failed moves a delivery out of the outbox into the failed list.
+	Failed(ctx context.Context, q Queued, reason string) error
+	// Event returns a stored event, or ErrNotFound.
+	Event(ctx context.Context, id EventID) (Event, error)
+	// EventByRemote maps a room's remote id to the event id, or ErrNotFound.
+	EventByRemote(ctx context.Context, room RoomAddr, remoteID string) (EventID, error)
+	// RemoteID maps an event id to the remote id it has in room, or ErrNotFound.
+	RemoteID(ctx context.Context, room RoomAddr, id EventID) (string, error)
+	// OutboxDepth counts queued deliveries.
+	OutboxDepth(ctx context.Context) (int, error)
+	Close() error
+}
+
+// ErrNotFound is returned by Store lookups that find nothing.
+var ErrNotFound = errors.New("not found")

@@ -1,0 +1,191 @@
+// Package bridge holds the event model every adapter speaks, the router that
+// carries events between linked rooms, and the durable outbox behind it.
+package bridge
+
+import (
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// EventID is the bridge-wide id of an event. New ids sort by creation time.
+type EventID string
+
+// NewEventID returns a fresh, time-ordered event id.
+func NewEventID() EventID {
+	return EventID(uuid.Must(uuid.NewV7()).String())
+}
+
+// Kind names an event type. It is also the event's tag in stored and
+// published JSON.
+type Kind string
+
+const (
+	KindMessage  Kind = "message"
+	KindEdit     Kind = "edit"
+	KindDelete   Kind = "delete"
+	KindReaction Kind = "reaction"
+	KindJoin     Kind = "join"
+	KindLeave    Kind = "leave"
+	KindRename   Kind = "rename"
+	KindTopic    Kind = "topic"
+	KindTyping   Kind = "typing"
+	KindPresence Kind = "presence"
+)
+
+// Origin says where an event was first seen.
+type Origin struct {
+	Network  string `json:"network"`
+	Room     string `json:"room"`
+	RemoteID string `json:"remote_id,omitempty"` // the source network's id for it, if it has one
+}
+
+// Sender is who caused an event, as its own network knows them.
+type Sender struct {
+	Network string `json:"network"`
+	ID      string `json:"id"`   // stable remote id (IRC account or nick, MQTT device id, JID, MXID)
+	Name    string `json:"name"` // display name
+}
+
+// Header is what every event carries.
+type Header struct {
+	ID     EventID   `json:"id"`
+	Origin Origin    `json:"origin"`
+	Sender Sender    `json:"sender"`
+	Time   time.Time `json:"ts"`
+}
+
+// Head gives access to the common fields of any event.
+func (h *Header) Head() *Header { return h }
+
+// Event is one of the concrete event types of this package.
+type Event interface {
+	Head() *Header
+	Kind() Kind
+}
+
+// Ref points at an earlier event. Adapters fill Remote with the id their
+// network uses; the router resolves it to Event (and the other way round
+// on delivery), using the per-room id maps.
+type Ref struct {
+	Event  EventID `json:"event,omitempty"`
+	Remote string  `json:"remote,omitempty"`
+}
+
+// IsZero reports whether the ref points nowhere.
+func (r Ref) IsZero() bool { return r.Event == "" && r.Remote == "" }
+
+// Attachment is a file offered by URL.
+type Attachment struct {
+	URL  string `json:"url"`
+	Name string `json:"name,omitempty"`
+	Mime string `json:"mime,omitempty"`
+	Size int64  `json:"size,omitempty"`
+}
+
+// Message is a chat line. Text is always set; HTML, when set, is the same
+// text formatted in the HTML subset of this package (see format.go).
+type Message struct {
+	Header
+	Text        string       `json:"text"`
+	HTML        string       `json:"html,omitempty"`
+	Emote       bool         `json:"emote,omitempty"`  // /me
+	Notice      bool         `json:"notice,omitempty"` // automated; IRC NOTICE, Matrix m.notice
+	ReplyTo     Ref          `json:"reply_to,omitzero"`
+	Attachments []Attachment `json:"attachments,omitempty"`
+}
+
+// Edit replaces the text of an earlier message by the same sender.
+type Edit struct {
+	Header
+	Target Ref    `json:"target"`
+	Text   string `json:"text"`
+	HTML   string `json:"html,omitempty"`
+}
+
+// Delete retracts an earlier message by the same sender.
+type Delete struct {
+	Header
+	Target Ref `json:"target"`
+}
+
+// Reaction adds (or, with Remove, takes back) an emoji or short key on an
+// earlier message.
+type Reaction struct {
+	Header
+	Target Ref    `json:"target"`
+	Key    string `json:"key"`
+	Remove bool   `json:"remove,omitempty"`
+}
+
+// Join says the sender entered the room.
+type Join struct{ Header }
+
+// Leave says the sender left the room.
+type Leave struct {
+	Header
+	Reason string `json:"reason,omitempty"`
+}
+
+// Rename says the sender's display name changed from Previous to
+// Sender.Name.
+type Rename struct {
+	Header
+	Previous string `json:"previous"`
+}
+
+// Topic says the sender set the room's topic.
+type Topic struct {
+	Header
+	Topic string `json:"topic"`
+}
+
+// Typing says the sender started (Active) or stopped typing.
+type Typing struct {
+	Header
+	Active bool `json:"active"`
+}
+
+// Presence is the sender's availability: "online", "away", "dnd", "xa"
+// or "offline", with an optional status message.
+type Presence struct {
+	Header
+	Status  string `json:"status"`
+	Message string `json:"message,omitempty"`
+}
+
+func (*Message) Kind() Kind  { return KindMessage }
+func (*Edit) Kind() Kind     { return KindEdit }
+func (*Delete) Kind() Kind   { return KindDelete }
+func (*Reaction) Kind() Kind { return KindReaction }
+func (*Join) Kind() Kind     { return KindJoin }
+func (*Leave) Kind() Kind    { return KindLeave }
+func (*Rename) Kind() Kind   { return KindRename }
+func (*Topic) Kind() Kind    { return KindTopic }
+func (*Typing) Kind() Kind   { return KindTyping }
+func (*Presence) Kind() Kind { return KindPresence }
+
+// Target returns the event an edit, delete or reaction refers to.
+func Target(ev Event) (Ref, bool) {
+	switch e := ev.(type) {
+	case *Edit:
+		return e.Target, true
+	case *Delete:
+		return e.Target, true
+	case *Reaction:
+		return e.Target, true
+	}
+	return Ref{}, false
+}
+
+// SetTarget updates the reference of an edit, delete or reaction.
+func SetTarget(ev Event, r Ref) {
+	switch e := ev.(type) {
+	case *Edit:
+		e.Target = r
+	case *Delete:
+		e.Target = r
+	case *Reaction:
+		e.Target = r
+	}
+}

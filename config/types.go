@@ -1,0 +1,91 @@
+// Package config reads, defaults and validates Switchboard's YAML
+// configuration. Every key is documented in switchboard.example.yaml.
+package config
+
+import "time"
+
+// Config is the whole file.
+type Config struct {
+	DataDir  string              `yaml:"data_dir"`
+	Store    string              `yaml:"store"` // "sqlite" or a postgres:// URL
+	HTTP     HTTP                `yaml:"http"`
+	Broker   *Broker             `yaml:"broker"` // the embedded MQTT broker; nil: none
+	Networks map[string]*Network `yaml:"networks"`
+	Links    map[string][]string `yaml:"links"` // link name -> room addresses "network:room"
+	Log      Log                 `yaml:"log"`
+}
+
+type HTTP struct {
+	Listen string `yaml:"listen"`
+}
+
+type Log struct {
+	Level  string `yaml:"level"`  // debug, info, warn, error
+	Format string `yaml:"format"` // text or json
+}
+
+// Broker is the embedded MQTT broker (mochi-mqtt).
+type Broker struct {
+	Listen string `yaml:"listen"`
+}
+
+// Network is one connection to one chat network. Type selects which of the
+// type-specific sections applies; their keys sit beside type in the file.
+type Network struct {
+	Type string `yaml:"type"` // irc, mqtt (xmpp, matrix, webrtc later)
+	// Mode is "puppet" (every foreign sender appears as their own user) or
+	// "relay" (one bot posts "<name> text").
+	Mode    string  `yaml:"mode"`
+	Puppets Puppets `yaml:"puppets"`
+
+	IRC  *IRC  `yaml:"-"`
+	MQTT *MQTT `yaml:"-"`
+}
+
+// Puppets says how foreign senders appear on this network.
+type Puppets struct {
+	// Template renders a foreign sender's name here: {name} is their display
+	// name, {id} their stable id, {network} the name of their network.
+	Template string `yaml:"template"`
+	// Max is how many puppets may be active at once; further senders are
+	// relayed through the bot. 0 means the network's default.
+	Max int `yaml:"max"`
+	// Idle is how long a puppet stays connected without speaking.
+	Idle time.Duration `yaml:"idle"`
+}
+
+type IRC struct {
+	Server                string `yaml:"server"` // host:port
+	TLS                   bool   `yaml:"tls"`
+	TLSInsecureSkipVerify bool   `yaml:"tls_insecure_skip_verify"`
+	Nick                  string `yaml:"nick"`     // the relay bot / control connection
+	Username              string `yaml:"username"` // ident; default: nick
+	Realname              string `yaml:"realname"`
+	Password              string `yaml:"password"` // server password (PASS)
+	SASL                  *SASL  `yaml:"sasl"`     // SASL PLAIN when the server offers it
+	Flood                 Flood  `yaml:"flood"`
+	// MaxLineBytes caps a line's length when the server does not say (512).
+	MaxLineBytes int `yaml:"max_line_bytes"`
+	// ReconnectMax caps the reconnect backoff.
+	ReconnectMax time.Duration `yaml:"reconnect_max"`
+}
+
+type SASL struct {
+	User     string `yaml:"user"`
+	Password string `yaml:"password"`
+}
+
+// Flood is a token bucket per IRC connection.
+type Flood struct {
+	Burst    int           `yaml:"burst"`    // lines sent at once; default 5
+	Interval time.Duration `yaml:"interval"` // then one line per interval; default 1s
+}
+
+type MQTT struct {
+	Broker   string `yaml:"broker"` // tcp://host:port, ssl://host:port
+	ClientID string `yaml:"client_id"`
+	Username string `yaml:"username"`
+	Password string `yaml:"password"`
+	// MaxPayload drops inbound payloads larger than this many bytes.
+	MaxPayload int `yaml:"max_payload"`
+}
