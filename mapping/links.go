@@ -35,8 +35,9 @@ type Links struct {
 	byRoom map[bridge.RoomAddr]string
 }
 
-// NewLinks builds the link set. A room may belong to one link only, and a
-// link needs two rooms or more.
+// NewLinks builds the link set. A room may belong to one link only. A link
+// of one room is allowed: its events are stored, and delivered to rooms
+// added later.
 func NewLinks(links map[string][]bridge.RoomAddr) (*Links, error) {
 	l := &Links{links: map[string][]bridge.RoomAddr{}, byRoom: map[bridge.RoomAddr]string{}}
 	names := make([]string, 0, len(links))
@@ -53,8 +54,8 @@ func NewLinks(links map[string][]bridge.RoomAddr) (*Links, error) {
 }
 
 func (l *Links) add(name string, rooms []bridge.RoomAddr) error {
-	if len(rooms) < 2 {
-		return fmt.Errorf("links.%s: a link needs at least two rooms", name)
+	if len(rooms) == 0 {
+		return fmt.Errorf("links.%s: a link needs at least one room", name)
 	}
 	seen := map[bridge.RoomAddr]bool{}
 	for i, r := range rooms {
