@@ -7,12 +7,15 @@ import "time"
 // Config is the whole file.
 type Config struct {
 	DataDir  string              `yaml:"data_dir"`
-	Store    string              `yaml:"store"` // "sqlite" or a postgres:// URL
+	Store    string              `yaml:"store" secret:"url"` // "sqlite" or a postgres:// URL
 	HTTP     HTTP                `yaml:"http"`
 	Broker   *Broker             `yaml:"broker"` // the embedded MQTT broker; nil: none
 	Networks map[string]*Network `yaml:"networks"`
-	Links    map[string][]string `yaml:"links"` // link name -> room addresses "network:room"
-	Log      Log                 `yaml:"log"`
+	// LinkRooms maps a link name to its room addresses ("network:room").
+	// It is not called Links because that is the method returning them
+	// parsed.
+	LinkRooms map[string][]string `yaml:"links"`
+	Log       Log                 `yaml:"log"`
 }
 
 type HTTP struct {
@@ -61,8 +64,8 @@ type IRC struct {
 	Nick                  string `yaml:"nick"`     // the relay bot / control connection
 	Username              string `yaml:"username"` // ident; default: nick
 	Realname              string `yaml:"realname"`
-	Password              string `yaml:"password"` // server password (PASS)
-	SASL                  *SASL  `yaml:"sasl"`     // SASL PLAIN when the server offers it
+	Password              string `yaml:"password" secret:"true"` // server password (PASS)
+	SASL                  *SASL  `yaml:"sasl"`                   // SASL PLAIN when the server offers it
 	Flood                 Flood  `yaml:"flood"`
 	// MaxLineBytes caps a line's length when the server does not say (512).
 	MaxLineBytes int `yaml:"max_line_bytes"`
@@ -72,7 +75,7 @@ type IRC struct {
 
 type SASL struct {
 	User     string `yaml:"user"`
-	Password string `yaml:"password"`
+	Password string `yaml:"password" secret:"true"`
 }
 
 // Flood is a token bucket per IRC connection.
@@ -82,10 +85,10 @@ type Flood struct {
 }
 
 type MQTT struct {
-	Broker   string `yaml:"broker"` // tcp://host:port, ssl://host:port
+	Broker   string `yaml:"broker" secret:"url"` // tcp://host:port, ssl://host:port
 	ClientID string `yaml:"client_id"`
 	Username string `yaml:"username"`
-	Password string `yaml:"password"`
+	Password string `yaml:"password" secret:"true"`
 	// MaxPayload drops inbound payloads larger than this many bytes.
 	MaxPayload int `yaml:"max_payload"`
 }

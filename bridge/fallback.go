@@ -1,0 +1,76 @@
+package bridge
+
+import (
+	"html"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+// excerptRunes is how much of a message a quote shows.
+const excerptRunes = 40
+
+// Excerpt shortens text to its first line and about n characters, cut at
+// a word boundary, with "…" when anything was cut.
+func Excerpt(text string, n int) string {
+	text = strings.TrimSpace(text)
+	cut := false
+	if i := strings.IndexAny(text, "\r\n"); i >= 0 {
+		text, cut = strings.TrimSpace(text[:i]), true
+	}
+	if utf8.RuneCountInString(text) > n {
+		end, count := len(text), 0
+		for i := range text {
+			if count == n {
+				end = i
+				break
+			}
+			count++
+		}
+		short := text[:end]
+		if sp := strings.LastIndexFunc(short, unicode.IsSpace); sp > end/2 {
+			short = short[:sp]
+		}
+		text, cut = strings.TrimRightFunc(short, unicode.IsSpace), true
+	}
+	if cut {
+		text += "…"
+	}
+	return text
+}
+
+// replyFallback is a reply for a network without native replies: the
+// quoted message on a line of its own, then the reply.
+func replyFallback(m *Message, q *Quote) *Message {
+	out := *m
+	quote := "> " + q.SenderName + ": " + q.Text
+	out.Text = quote + "\n" + m.Text
+	if m.HTML != "" {
+		out.HTML = "<blockquote>" + html.EscapeString(q.SenderName+": "+q.Text) + "</blockquote>" + m.HTML
+	}
+	return &out
+}
+
+// editFallback is a correction for a network without edits, in the
+// "* corrected text" convention.
+func editFallback(e *Edit) *Message {
+	m := &Message{Header: e.Header, Text: "* " + e.Text}
+	if e.HTML != "" {
+		m.HTML = "* " + e.HTML
+	}
+	return m
+}
+
+// reactionFallback is an action line: "* name reacted 👍 to "first words…"".
+func reactionFallback(r *Reaction, q *Quote) *Message {
+	text := "reacted " + r.Key
+	if q != nil && q.Text != "" {
+		text += ` to "` + q.Text + `"`
+	}
+	return &Message{Header: r.Header, Text: text, Emote: true}
+}
+
+// topicFallback announces a topic change as an action line.
+func topicFallback(t *Topic) *Message {
+	return &Message{Header: t.Header, Text: "changed the topic to: " + t.Topic, Emote: true}
+}

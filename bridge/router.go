@@ -1,0 +1,454 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+)
+
+// Router carries every event from its room to every other room of the
+// room's link: it commits the event and one outbox entry per target room
+// before the source is acknowledged, then one worker per target room
+// delivers that room's entries in order, retrying with backoff. A target
+// that fails delays only its own room.
+type Router struct {
+	store Store
+	links Links
+	log   *slog.Logger
+
+	// Backoff bounds the wait between delivery attempts to one room.
+	MinBackoff, MaxBackoff time.Duration
+
+	mu       sync.Mutex
+	networks map[string]MessageSender
+	queues   map[RoomAddr]*queue
+	ctx      context.Context
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+}
+
+type queue struct {
+	addr   RoomAddr
+	more   chan struct{} // new entries were committed
+	online chan struct{} // the network reconnected
+}
+
+// NewRouter returns a router; add networks, then Start it.
+func NewRouter(store Store, links Links, log *slog.Logger) *Router {
+	return &Router{
+		store:      store,
+		links:      links,
+		log:        log,
+		MinBackoff: 250 * time.Millisecond,
+		MaxBackoff: 30 * time.Second,
+		networks:   map[string]MessageSender{},
+		queues:     map[RoomAddr]*queue{},
+	}
+}
+
+// AddNetwork makes a network a delivery target. Its capability interfaces
+// decide how each event kind reaches it.
+func (r *Router) AddNetwork(name string, s MessageSender) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.networks[name] = s
+	if r.ctx != nil {
+		r.wakeLocked(name)
+	}
+}
+
+// Start resumes delivery of everything the outbox holds.
+func (r *Router) Start(ctx context.Context) error {
+	targets, err := r.store.PendingTargets(ctx)
+	if err != nil {
+		return fmt.Errorf("read outbox: %w", err)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.ctx, r.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	for _, q := range r.queues { // made by Accept calls before Start
+		r.wg.Add(1)
+		go r.run(r.ctx, q)
+	}
+	for _, t := range targets {
+		r.queueLocked(t)
+	}
+	return nil
+}
+
+// Stop ends delivery and waits for the workers. What was not delivered
+// stays in the outbox for the next start.
+func (r *Router) Stop() {
+	r.mu.Lock()
+	cancel := r.cancel
+	r.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
+	r.wg.Wait()
+}
+
+// Online implements Inbound: deliveries waiting for network are retried now.
+func (r *Router) Online(network string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.wakeLocked(network)
+}
+
+func (r *Router) wakeLocked(network string) {
+	for addr, q := range r.queues {
+		if addr.Network == network {
+			signal(q.online)
+		}
+	}
+}
+
+func signal(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
+// Accept implements Inbound.
+func (r *Router) Accept(ctx context.Context, ev Event) error {
+	from := Addr(ev)
+	link, rooms, ok := r.links.LinkOf(from)
+	if !ok {
+		r.log.Debug("event from unlinked room dropped", "room", from.String(), "kind", ev.Kind())
+		return nil
+	}
+	h := ev.Head()
+	if h.ID == "" {
+		h.ID = NewEventID()
+	}
+	if h.Time.IsZero() {
+		h.Time = time.Now().UTC()
+	}
+	if ok, err := r.resolve(ctx, from, ev); err != nil || !ok {
+		return err
+	}
+	targets := make([]RoomAddr, 0, len(rooms)-1)
+	for _, room := range rooms {
+		if room != from {
+			targets = append(targets, room)
+		}
+	}
+	accepted, err := r.store.Accept(ctx, link, ev, targets)
+	if err != nil {
+		return fmt.Errorf("commit %s from %s: %w", ev.Kind(), from, err)
+	}
+	if !accepted {
+		r.log.Debug("duplicate event dropped", "room", from.String(), "remote_id", h.Origin.RemoteID)
+		return nil
+	}
+	r.mu.Lock()
+	for _, t := range targets {
+		signal(r.queueLocked(t).more)
+	}
+	r.mu.Unlock()
+	return nil
+}
+
+// resolve turns the remote ids an adapter filled into event ids, and
+// refuses edits and deletes of someone else's message.
+func (r *Router) resolve(ctx context.Context, from RoomAddr, ev Event) (bool, error) {
+	if m, ok := ev.(*Message); ok {
+		ref, err := r.resolveRef(ctx, from, m.ReplyTo)
+		if err != nil {
+			return false, err
+		}
+		m.ReplyTo = ref // a reply to something never bridged is a plain message
+		return true, nil
+	}
+	target, ok := Target(ev)
+	if !ok {
+		return true, nil
+	}
+	ref, err := r.resolveRef(ctx, from, target)
+	if err != nil {
+		return false, err
+	}
+	if ref.Event == "" {
+		r.log.Debug("event about an unknown message dropped", "room", from.String(), "kind", ev.Kind())
+		return false, nil
+	}
+	SetTarget(ev, ref)
+	if ev.Kind() == KindEdit || ev.Kind() == KindDelete {
+		orig, err := r.store.Event(ctx, ref.Event)
+		if err != nil {
+			return false, fmt.Errorf("load %s: %w", ref.Event, err)
+		}
+		by, of := ev.Head().Sender, orig.Head().Sender
+		if by.Network != of.Network || by.ID != of.ID {
+			r.log.Warn("refused to bridge a change to someone else's message",
+				"kind", ev.Kind(), "room", from.String(), "by", by.ID, "author", of.ID)
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+func (r *Router) resolveRef(ctx context.Context, from RoomAddr, ref Ref) (Ref, error) {
+	switch {
+	case ref.IsZero():
+		return ref, nil
+	case ref.Event != "":
+		if _, err := r.store.Event(ctx, ref.Event); errors.Is(err, ErrNotFound) {
+			return Ref{}, nil
+		} else if err != nil {
+			return Ref{}, err
+		}
+		return ref, nil
+	}
+	id, err := r.store.EventByRemote(ctx, from, ref.Remote)
+	if errors.Is(err, ErrNotFound) {
+		return Ref{}, nil
+	}
+	if err != nil {
+		return Ref{}, err
+	}
+	return Ref{Event: id, Remote: ref.Remote}, nil
+}
+
+func (r *Router) queueLocked(addr RoomAddr) *queue {
+	q, ok := r.queues[addr]
+	if ok {
+		return q
+	}
+	q = &queue{addr: addr, more: make(chan struct{}, 1), online: make(chan struct{}, 1)}
+	r.queues[addr] = q
+	if r.ctx != nil {
+		r.wg.Add(1)
+		go r.run(r.ctx, q)
+	}
+	signal(q.more)
+	return q
+}
+
+// batchSize is how many queued entries a worker reads at once.
+const batchSize = 64
+
+func (r *Router) run(ctx context.Context, q *queue) {
+	defer r.wg.Done()
+	log := r.log.With("room", q.addr.String())
+	for {
+		batch, err := r.store.Pending(ctx, q.addr, 0, batchSize)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			log.Error("read outbox", "err", err)
+			if !sleep(ctx, r.MaxBackoff, nil) {
+				return
+			}
+			continue
+		}
+		if len(batch) == 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-q.more:
+			}
+			continue
+		}
+		for _, item := range batch {
+			if !r.deliverWithRetry(ctx, log, q, item) {
+				return
+			}
+		}
+	}
+}
+
+// deliverWithRetry delivers one entry, retrying until it is delivered,
+// fails for good, or ctx ends (false).
+func (r *Router) deliverWithRetry(ctx context.Context, log *slog.Logger, q *queue, item Queued) bool {
+	for attempt := 0; ; attempt++ {
+		remoteID, err := r.deliver(ctx, item)
+		switch {
+		case err == nil:
+			return r.settle(ctx, log, func() error { return r.store.Delivered(ctx, item, remoteID) })
+		case errors.Is(err, ErrPermanent):
+			log.Error("delivery failed for good", "event", item.Event.Head().ID, "err", err)
+			return r.settle(ctx, log, func() error { return r.store.Failed(ctx, item, err.Error()) })
+		case ctx.Err() != nil:
+			return false
+		}
+		wait := r.backoff(attempt)
+		log.Warn("delivery failed, will retry", "event", item.Event.Head().ID, "attempt", attempt+1, "in", wait, "err", err)
+		if !sleep(ctx, wait, q.online) {
+			return false
+		}
+	}
+}
+
+// settle records a delivery's outcome, retrying the store until it works:
+// forgetting it would deliver the event again.
+func (r *Router) settle(ctx context.Context, log *slog.Logger, record func() error) bool {
+	for attempt := 0; ; attempt++ {
+		err := record()
+		if err == nil {
+			return true
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		log.Error("record delivery", "err", err)
+		if !sleep(ctx, r.backoff(attempt), nil) {
+			return false
+		}
+	}
+}
+
+func (r *Router) backoff(attempt int) time.Duration {
+	d := r.MinBackoff << min(attempt, 16)
+	if d > r.MaxBackoff || d <= 0 {
+		d = r.MaxBackoff
+	}
+	return d/2 + rand.N(d/2+1)
+}
+
+// sleep waits for d, or until wake fires; false when ctx ended.
+func sleep(ctx context.Context, d time.Duration, wake <-chan struct{}) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+	case <-wake:
+	}
+	return true
+}
+
+// errNoNetwork is retried: the network may be added (or reconnect) later.
+var errNoNetwork = errors.New("network not running")
+
+// deliver hands one entry to its network in the form the network
+// understands, with the references resolved to that room's ids.
+func (r *Router) deliver(ctx context.Context, item Queued) (string, error) {
+	r.mu.Lock()
+	net := r.networks[item.Target.Network]
+	r.mu.Unlock()
+	if net == nil {
+		return "", fmt.Errorf("%s: %w", item.Target.Network, errNoNetwork)
+	}
+	d := &Delivery{Link: item.Link, Room: item.Target.Room, Event: item.Event}
+	switch e := item.Event.(type) {
+	case *Message:
+		if e.ReplyTo.Event != "" {
+			quote, err := r.quote(ctx, item.Target, e.ReplyTo.Event)
+			if err != nil {
+				return "", err
+			}
+			if quote.SenderName == "" && quote.Text == "" {
+				return net.Send(ctx, d) // the original is gone: a plain message
+			}
+			d.Reply = quote
+			if rp, ok := net.(Replier); ok {
+				return rp.SendReply(ctx, d)
+			}
+			d.Event = replyFallback(e, quote)
+		}
+		return net.Send(ctx, d)
+	case *Edit:
+		target, err := r.remoteID(ctx, item.Target, e.Target.Event)
+		if err != nil {
+			return "", err
+		}
+		d.Target = target
+		if ed, ok := net.(Editor); ok && target != "" {
+			return ed.SendEdit(ctx, d)
+		}
+		d.Event = editFallback(e)
+		return net.Send(ctx, d)
+	case *Delete:
+		target, err := r.remoteID(ctx, item.Target, e.Target.Event)
+		if err != nil {
+			return "", err
+		}
+		d.Target = target
+		if del, ok := net.(Deleter); ok && target != "" {
+			return "", del.SendDelete(ctx, d)
+		}
+		return "", nil // a retraction has no meaningful fallback
+	case *Reaction:
+		target, err := r.remoteID(ctx, item.Target, e.Target.Event)
+		if err != nil {
+			return "", err
+		}
+		d.Target = target
+		if re, ok := net.(Reactor); ok {
+			return re.SendReaction(ctx, d)
+		}
+		if e.Remove {
+			return "", nil
+		}
+		quote, err := r.quote(ctx, item.Target, e.Target.Event)
+		if err != nil {
+			return "", err
+		}
+		d.Event = reactionFallback(e, quote)
+		return net.Send(ctx, d)
+	case *Join, *Leave, *Rename:
+		if mr, ok := net.(MemberRelayer); ok {
+			return "", mr.SendMembership(ctx, d)
+		}
+		return "", nil
+	case *Topic:
+		if ts, ok := net.(TopicSetter); ok {
+			return "", ts.SendTopic(ctx, d)
+		}
+		d.Event = topicFallback(e)
+		return net.Send(ctx, d)
+	case *Typing:
+		if tr, ok := net.(TypingRelayer); ok {
+			return "", tr.SendTyping(ctx, d)
+		}
+		return "", nil
+	case *Presence:
+		if pr, ok := net.(PresenceRelayer); ok {
+			return "", pr.SendPresence(ctx, d)
+		}
+		return "", nil
+	}
+	return "", Permanent(fmt.Errorf("unknown event kind %q", item.Event.Kind()))
+}
+
+func (r *Router) remoteID(ctx context.Context, room RoomAddr, id EventID) (string, error) {
+	remote, err := r.store.RemoteID(ctx, room, id)
+	if errors.Is(err, ErrNotFound) {
+		return "", nil
+	}
+	return remote, err
+}
+
+// quote describes the message id refers to, as the target room knows it.
+func (r *Router) quote(ctx context.Context, room RoomAddr, id EventID) (*Quote, error) {
+	ev, err := r.store.Event(ctx, id)
+	if errors.Is(err, ErrNotFound) {
+		return &Quote{}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	remote, err := r.remoteID(ctx, room, id)
+	if err != nil {
+		return nil, err
+	}
+	q := &Quote{RemoteID: remote, SenderName: ev.Head().Sender.Name}
+	if q.SenderName == "" {
+		q.SenderName = ev.Head().Sender.ID
+	}
+	switch m := ev.(type) {
+	case *Message:
+		q.Text = Excerpt(m.Text, excerptRunes)
+	case *Edit:
+		q.Text = Excerpt(m.Text, excerptRunes)
+	}
+	return q, nil
+}

@@ -1,0 +1,186 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"reflect"
+	"slices"
+	"sort"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/switchboard-chat/switchboard/bridge"
+	"github.com/switchboard-chat/switchboard/mapping"
+)
+
+const (
+	defaultDataDir        = "./data"
+	defaultStore          = "sqlite"
+	defaultHTTPListen     = "127.0.0.1:8080"
+	defaultBrokerListen   = "127.0.0.1:1883"
+	defaultMode           = "puppet"
+	defaultPuppetTemplate = mapping.DefaultTemplate
+	defaultPuppetMax      = 50
+	defaultPuppetIdle     = 30 * time.Minute
+	defaultLogLevel       = "info"
+	defaultLogFormat      = "text"
+)
+
+// Load reads and parses a configuration file; see Parse. Errors about the
+// contents name key paths, not the file.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(data)
+}
+
+// Parse decodes a configuration, expands ${NAME} and ${NAME:-default} in
+// its values from the environment, fills in defaults and validates it. The
+// error lists every problem found, each naming its key path.
+func Parse(data []byte) (*Config, error) {
+	return parse(data, os.LookupEnv)
+}
+
+func parse(data []byte, lookup func(string) (string, bool)) (*Config, error) {
+	var root yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&root); err != nil && !errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		// A second document would be silently ignored otherwise.
+		return nil, errors.New("config holds more than one YAML document")
+	}
+
+	d := newDecoder()
+	expandEnv(&root, lookup, d)
+	doc := &root
+	if doc.Kind == yaml.DocumentNode && len(doc.Content) > 0 {
+		doc = doc.Content[0]
+	}
+	c := &Config{}
+	d.decodeStruct(doc, reflect.ValueOf(c).Elem(), "", nil)
+
+	errs := d.errs
+	errs.silence()
+	c.applyDefaults(func(path string) bool { return d.given[path] })
+	c.validate(errs)
+	if err := errs.err(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Default is the configuration "switchboard run" uses without a file: the
+// embedded broker, one MQTT network on it and a one-room link, so that a
+// first run works with nothing else installed.
+func Default() *Config {
+	c := &Config{
+		Broker: &Broker{},
+		Networks: map[string]*Network{
+			"local": {Type: "mqtt", MQTT: &MQTT{Broker: "tcp://" + defaultBrokerListen}},
+		},
+		LinkRooms: map[string][]string{
+			"lobby": {"local:switchboard/lobby"},
+		},
+	}
+	c.applyDefaults(func(string) bool { return false })
+	return c
+}
+
+// applyDefaults fills in what the file left out. An empty string always
+// counts as left out, so that "${VAR:-}" can ask for the default; a zero
+// number or duration only when the key was not given, so that an
+// explicit 0 is validated (burst: 0 is an error, interval: 0 means no
+// pacing) rather than silently replaced.
+func (c *Config) applyDefaults(given func(path string) bool) {
+	setDefault(&c.DataDir, defaultDataDir)
+	setDefault(&c.Store, defaultStore)
+	setDefault(&c.HTTP.Listen, defaultHTTPListen)
+	if c.Broker != nil {
+		setDefault(&c.Broker.Listen, defaultBrokerListen)
+	}
+	setDefault(&c.Log.Level, defaultLogLevel)
+	setDefault(&c.Log.Format, defaultLogFormat)
+	for name, n := range c.Networks {
+		if n == nil {
+			continue
+		}
+		path := join("networks", name)
+		netGiven := func(key string) bool { return given(join(path, key)) }
+		setDefault(&n.Mode, defaultMode)
+		// Max 0 means the default even when written (see Puppets).
+		setDefault(&n.Puppets.Max, defaultPuppetMax)
+		setDefault(&n.Puppets.Idle, defaultPuppetIdle, netGiven("puppets.idle"))
+		if sec := n.section(); sec != nil {
+			sec.setDefaults(name, n, netGiven)
+		}
+	}
+}
+
+// setDefault sets *p to def when it is zero and, if given is passed, the
+// key was not in the file.
+func setDefault[T comparable](p *T, def T, given ...bool) {
+	var zero T
+	if *p == zero && !slices.Contains(given, true) {
+		*p = def
+	}
+}
+
+// Validate checks a configuration that already has its defaults, as Load,
+// Parse and Default return it; callers that change one can check it again.
+func (c *Config) Validate() error {
+	errs := &errorList{}
+	c.validate(errs)
+	return errs.err()
+}
+
+// Links returns the links with their room addresses parsed.
+func (c *Config) Links() (map[string][]bridge.RoomAddr, error) {
+	errs := &errorList{}
+	links := c.parseLinks(errs)
+	if err := errs.err(); err != nil {
+		return nil, err
+	}
+	return links, nil
+}
+
+// parseLinks parses every room address it can, reporting the rest. A link
+// with a bad address is left out, so the result is only complete when no
+// error was reported.
+func (c *Config) parseLinks(errs *errorList) map[string][]bridge.RoomAddr {
+	links := make(map[string][]bridge.RoomAddr, len(c.LinkRooms))
+	for _, name := range sortedKeys(c.LinkRooms) {
+		rooms := make([]bridge.RoomAddr, 0, len(c.LinkRooms[name]))
+		ok := true
+		for i, s := range c.LinkRooms[name] {
+			r, err := mapping.ParseRoom(s)
+			if err != nil {
+				errs.add(fmt.Sprintf("links.%s[%d]", name, i), "%v", err)
+				ok = false
+				continue
+			}
+			rooms = append(rooms, r)
+		}
+		if ok {
+			links[name] = rooms
+		}
+	}
+	return links
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

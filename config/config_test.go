@@ -1,0 +1,880 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/switchboard-chat/switchboard/bridge"
+)
+
+const examplePath = "../switchboard.example.yaml"
+
+// exampleEnv is what the example's required ${...} references need.
+var exampleEnv = map[string]string{"LIBERA_SASL_PASSWORD": "sasl-secret"}
+
+func envOf(m map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) {
+		v, ok := m[k]
+		return v, ok
+	}
+}
+
+// valid is a small correct config; bad cases change one thing in it.
+const valid = `
+networks:
+  libera:
+    type: irc
+    server: irc.example.org:6697
+    nick: switchboard
+  devices:
+    type: mqtt
+    broker: tcp://127.0.0.1:1883
+links:
+  lobby: ["libera:#lobby", "devices:chat/lobby"]
+`
+
+func TestBadConfigs(t *testing.T) {
+	tests := []struct {
+		name string
+		yaml string
+		env  map[string]string
+		want []string // each must be one line of the error
+	}{
+		{
+			name: "unknown network type",
+			yaml: "networks: {x: {type: foo, server: a:1}}",
+			want: []string{`networks.x.type: unknown network type "foo" (known: irc, mqtt)`},
+		},
+		{
+			name: "missing network type",
+			yaml: "networks: {x: {mode: relay}, y: }",
+			want: []string{
+				`networks.x.type: required (known: irc, mqtt)`,
+				`networks.y.type: required (known: irc, mqtt)`,
+			},
+		},
+		{
+			name: "link names unknown network",
+			yaml: strings.Replace(valid, `"devices:chat/lobby"`, `"libera2:#x"`, 1),
+			want: []string{`links.lobby[1]: unknown network "libera2"`},
+		},
+		{
+			name: "malformed room address",
+			yaml: strings.Replace(valid, `"libera:#lobby"`, `"libera"`, 1),
+			want: []string{`links.lobby[0]: room address "libera": want network:room`},
+		},
+		{
+			name: "empty network in room address",
+			yaml: strings.Replace(valid, `"libera:#lobby"`, `":#lobby"`, 1),
+			want: []string{`links.lobby[0]: room address ":#lobby": empty network name`},
+		},
+		{
+			name: "unknown key in network",
+			yaml: strings.Replace(valid, "server:", "sevrer:", 1),
+			want: []string{
+				`networks.libera.sevrer: unknown key for a network of type irc`,
+				`networks.libera.server: required (want host:port)`,
+			},
+		},
+		{
+			name: "key of another network type",
+			yaml: strings.Replace(valid, "nick: switchboard", "nick: switchboard\n    client_id: x", 1),
+			want: []string{`networks.libera.client_id: unknown key for a network of type irc`},
+		},
+		{
+			name: "unknown top-level key",
+			yaml: valid + "datadir: /tmp\n",
+			want: []string{`datadir: unknown key`},
+		},
+		{
+			name: "unknown nested keys",
+			yaml: valid + "http: {lisen: ':1'}\n",
+			want: []string{`http.lisen: unknown key`},
+		},
+		{
+			name: "unknown key in a nested network section",
+			yaml: strings.Replace(valid, "nick: switchboard", "nick: switchboard\n    flood: {brust: 3}\n    puppets: {maxx: 3}", 1),
+			want: []string{
+				`networks.libera.flood.brust: unknown key`,
+				`networks.libera.puppets.maxx: unknown key`,
+			},
+		},
+		{
+			name: "invalid IRC channel",
+			yaml: strings.Replace(valid, `"libera:#lobby"`, `"libera:lobby"`, 1),
+			want: []string{`links.lobby[0]: invalid irc room "lobby": an IRC channel starts with # or &`},
+		},
+		{
+			name: "IRC channel with comma",
+			yaml: strings.Replace(valid, `"libera:#lobby"`, `"libera:#a,#b"`, 1),
+			want: []string{`links.lobby[0]: invalid irc room "#a,#b": an IRC channel contains no space, comma or BEL`},
+		},
+		{
+			name: "IRC channel too long",
+			yaml: strings.Replace(valid, `"libera:#lobby"`, `"libera:#`+strings.Repeat("x", 50)+`"`, 1),
+			want: []string{`links.lobby[0]: invalid irc room "#` + strings.Repeat("x", 50) + `": an IRC channel is at most 50 bytes, this is 51`},
+		},
+		{
+			name: "MQTT wildcard",
+			yaml: strings.Replace(valid, `"devices:chat/lobby"`, `"devices:chat/+"`, 1),
+			want: []string{`links.lobby[1]: invalid mqtt room "chat/+": an MQTT topic root contains no + or # wildcard`},
+		},
+		{
+			name: "MQTT trailing slash",
+			yaml: strings.Replace(valid, `"devices:chat/lobby"`, `"devices:chat/"`, 1),
+			want: []string{`links.lobby[1]: invalid mqtt room "chat/": an MQTT topic root neither starts nor ends with /`},
+		},
+		{
+			name: "bad port",
+			yaml: valid + "http: {listen: '127.0.0.1:99999'}\nbroker: {listen: 'localhost:x'}\n",
+			want: []string{
+				`broker.listen: invalid port "x" (want 1-65535)`,
+				`http.listen: invalid port "99999" (want 1-65535)`,
+			},
+		},
+		{
+			name: "IRC server without port",
+			yaml: strings.Replace(valid, "irc.example.org:6697", "irc.example.org", 1),
+			want: []string{`networks.libera.server: "irc.example.org" is not host:port`},
+		},
+		{
+			name: "IRC server port zero",
+			yaml: strings.Replace(valid, "irc.example.org:6697", "irc.example.org:0", 1),
+			want: []string{`networks.libera.server: invalid port "0" (want 1-65535)`},
+		},
+		{
+			name: "env var unset",
+			yaml: strings.Replace(valid, "nick: switchboard", "nick: switchboard\n    sasl: {user: me, password: '${NOPE}'}", 1),
+			want: []string{`networks.libera.sasl.password: environment variable NOPE is not set (use ${NOPE:-default} for an optional value)`},
+		},
+		{
+			name: "env reference malformed",
+			yaml: strings.Replace(valid, "nick: switchboard", "nick: ${BOT", 1),
+			want: []string{`networks.libera.nick: unterminated ${ (write $${ for a literal ${)`},
+		},
+		{
+			name: "invalid nick",
+			yaml: strings.Replace(valid, "nick: switchboard", "nick: 1bot", 1),
+			want: []string{`networks.libera.nick: invalid IRC nick "1bot": must not start with a digit or -`},
+		},
+		{
+			name: "nick with space",
+			yaml: strings.Replace(valid, "nick: switchboard", "nick: switch board", 1),
+			want: []string{`networks.libera.nick: invalid IRC nick "switch board": ' ' is not allowed (letters, digits and []\` + "`" + `_^{|}- are)`},
+		},
+		{
+			name: "wrong scalar types",
+			yaml: strings.Replace(valid, "nick: switchboard", "nick: switchboard\n    tls: maybe\n    max_line_bytes: lots\n    reconnect_max: 5\n    flood: {interval: 1 second}", 1),
+			want: []string{
+				`networks.libera.flood.interval: want a duration such as 30s, 5m or 1h30m, got "1 second"`,
+				`networks.libera.max_line_bytes: want an integer, got "lots"`,
+				`networks.libera.reconnect_max: want a duration such as 30s, 5m or 1h30m, got "5"`,
+				`networks.libera.tls: want true or false, got "maybe"`,
+			},
+		},
+		{
+			name: "wrong node kinds",
+			yaml: "http: 8080\nlinks: {x: '#a'}\n",
+			want: []string{
+				`http: want a mapping, got a scalar`,
+				`links.x: want a list, got a scalar`,
+			},
+		},
+		{
+			name: "duplicate key",
+			yaml: strings.Replace(valid, "nick: switchboard", "nick: switchboard\n    nick: other", 1),
+			want: []string{`networks.libera.nick: duplicate key`},
+		},
+		{
+			name: "mode, puppets and flood out of range",
+			yaml: strings.Replace(valid, "nick: switchboard", "nick: switchboard\n    mode: mirror\n    puppets: {max: -1, template: bot}\n    flood: {burst: -2, interval: -1s}", 1),
+			want: []string{
+				`networks.libera.flood.burst: must be at least 1, got -2`,
+				`networks.libera.flood.interval: must not be negative, got -1s`,
+				`networks.libera.mode: want puppet or relay, got "mirror"`,
+				`networks.libera.puppets.max: must not be negative, got -1`,
+				`networks.libera.puppets.template: must contain {name} or {id}`,
+			},
+		},
+		{
+			name: "explicit zeros",
+			yaml: strings.Replace(strings.Replace(valid, "nick: switchboard", "nick: switchboard\n    flood: {burst: 0}\n    puppets: {idle: 0}\n    max_line_bytes: 0\n    reconnect_max: 0", 1), "broker: tcp://127.0.0.1:1883", "broker: tcp://127.0.0.1:1883\n    max_payload: 0", 1),
+			want: []string{
+				`networks.devices.max_payload: must be positive, got 0`,
+				`networks.libera.flood.burst: must be at least 1, got 0`,
+				`networks.libera.max_line_bytes: must be at least 64, got 0`,
+				`networks.libera.puppets.idle: must be positive, got 0s`,
+				`networks.libera.reconnect_max: must be positive, got 0s`,
+			},
+		},
+		{
+			name: "sasl incomplete and insecure without tls",
+			yaml: strings.Replace(valid, "nick: switchboard", "nick: switchboard\n    tls_insecure_skip_verify: true\n    sasl: {user: me}", 1),
+			want: []string{
+				`networks.libera.sasl.password: required when sasl is set`,
+				`networks.libera.tls_insecure_skip_verify: set without tls: true`,
+			},
+		},
+		{
+			name: "network name",
+			yaml: "networks: {Libera: {type: mqtt, broker: 'tcp://h:1'}}",
+			want: []string{`networks.Libera: invalid network name "Libera" (want lowercase letters, digits, _ and -)`},
+		},
+		{
+			name: "mqtt broker",
+			yaml: "networks: {a: {type: mqtt, broker: 'http://h:1'}, b: {type: mqtt, broker: 'tcp://:1883'}, c: {type: mqtt}, d: {type: mqtt, broker: 'tcp://h:1', password: p, max_payload: -1}}",
+			want: []string{
+				`networks.a.broker: scheme must be one of mqtt, mqtts, ssl, tcp, tls, ws, wss (want scheme://host:port)`,
+				`networks.b.broker: no host (want tcp://host:port)`,
+				`networks.c.broker: required (for example tcp://127.0.0.1:1883)`,
+				`networks.d.max_payload: must be positive, got -1`,
+				`networks.d.username: required when password is set`,
+			},
+		},
+		{
+			name: "store, data_dir and log",
+			yaml: valid + "store: mysql://root@db/x\ndata_dir: ' '\nlog: {level: loud, format: xml}\n",
+			want: []string{
+				`data_dir: required`,
+				`log.format: want one of text, json, got "xml"`,
+				`log.level: want one of debug, info, warn, error, got "loud"`,
+				`store: want "sqlite" or a postgres:// URL, got a mysql:// URL`,
+			},
+		},
+		{
+			name: "room listed twice",
+			yaml: strings.Replace(valid, `"devices:chat/lobby"`, `"libera:#lobby"`, 1),
+			want: []string{`links.lobby[1]: room libera:#lobby listed twice`},
+		},
+		{
+			name: "room in two links and an empty link",
+			yaml: valid + "  x: [\"devices:chat/lobby\"]\n  y: []\n  z: [\"libera:#new\", \"libera:#lobby\"]\n",
+			want: []string{
+				`links.x[0]: room devices:chat/lobby is already in link "lobby"`,
+				`links.y: a link needs at least one room`,
+				`links.z[1]: room libera:#lobby is already in link "lobby"`,
+			},
+		},
+		{
+			name: "link name",
+			yaml: valid + "  \"a.b\": [\"libera:#other\"]\n",
+			want: []string{`links.a.b: invalid link name "a.b" (want letters, digits, _ and -)`},
+		},
+		{
+			name: "two documents",
+			yaml: valid + "---\ndata_dir: x\n",
+			want: []string{`config holds more than one YAML document`},
+		},
+		{
+			name: "yaml syntax",
+			yaml: "networks: [",
+			want: []string{`yaml: line 1: did not find expected node content`},
+		},
+		{
+			name: "top level not a mapping",
+			yaml: "- a\n",
+			want: []string{`want a mapping, got a list`},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := parse([]byte(tt.yaml), envOf(tt.env))
+			if err == nil {
+				t.Fatalf("no error; config:\n%s", c)
+			}
+			lines := strings.Split(err.Error(), "\n")
+			for _, w := range tt.want {
+				if !slices.Contains(lines, w) {
+					t.Errorf("error lacks line\n\t%s\ngot:\n\t%s", w, strings.Join(lines, "\n\t"))
+				}
+			}
+		})
+	}
+}
+
+// TestErrorsCollected checks that every problem is reported at once, in
+// path order with indexes compared as numbers, and that a key whose value
+// could not be read is not reported again by validation.
+func TestErrorsCollected(t *testing.T) {
+	rooms := make([]string, 11)
+	for i := range rooms {
+		rooms[i] = fmt.Sprintf(`"libera:#r%d"`, i)
+	}
+	rooms[2], rooms[10] = `"libera:r2"`, `"libera:r10"`
+	in := `
+networks:
+  libera: {type: irc, server: "h:1", nick: "${NICK}", flood: {burst: many}}
+  x: {type: foo}
+links:
+  big: [` + strings.Join(rooms, ", ") + `]
+  lobby: ["x:#a", "nowhere:#b"]
+`
+	_, err := parse([]byte(in), envOf(nil))
+	want := strings.Join([]string{
+		`links.big[2]: invalid irc room "r2": an IRC channel starts with # or &`,
+		`links.big[10]: invalid irc room "r10": an IRC channel starts with # or &`,
+		`links.lobby[1]: unknown network "nowhere"`,
+		`networks.libera.flood.burst: want an integer, got "many"`,
+		`networks.libera.nick: environment variable NICK is not set (use ${NICK:-default} for an optional value)`,
+		`networks.x.type: unknown network type "foo" (known: irc, mqtt)`,
+	}, "\n")
+	if err == nil || err.Error() != want {
+		t.Fatalf("got\n%v\nwant\n%s", err, want)
+	}
+	var fe *FieldError
+	if !errors.As(err, &fe) || fe.Path != "links.big[2]" {
+		t.Errorf("errors.As: %#v", fe)
+	}
+}
+
+func TestGoodConfigDefaults(t *testing.T) {
+	c, err := parse([]byte(valid), envOf(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.DataDir != "./data" || c.Store != "sqlite" || c.HTTP.Listen != "127.0.0.1:8080" {
+		t.Errorf("top-level defaults: %+v", c)
+	}
+	if c.Broker != nil {
+		t.Errorf("broker without a broker section: %+v", c.Broker)
+	}
+	if c.Log != (Log{Level: "info", Format: "text"}) {
+		t.Errorf("log: %+v", c.Log)
+	}
+	irc := c.Networks["libera"]
+	if irc.Mode != "puppet" || irc.Puppets != (Puppets{Template: "{name}[{network}]", Max: 50, Idle: 30 * time.Minute}) {
+		t.Errorf("irc common defaults: %+v", irc)
+	}
+	wantIRC := IRC{
+		Server: "irc.example.org:6697", Nick: "switchboard", Username: "switchboard",
+		Realname: "Switchboard bridge", Flood: Flood{Burst: 5, Interval: time.Second},
+		MaxLineBytes: 512, ReconnectMax: 2 * time.Minute,
+	}
+	if irc.IRC == nil || *irc.IRC != wantIRC || irc.MQTT != nil {
+		t.Errorf("irc section: %+v, mqtt %v", irc.IRC, irc.MQTT)
+	}
+	mq := c.Networks["devices"]
+	if mq.Mode != "puppet" || mq.Puppets != (Puppets{Max: 50, Idle: 30 * time.Minute}) {
+		t.Errorf("mqtt common defaults: %+v", mq)
+	}
+	wantMQTT := MQTT{Broker: "tcp://127.0.0.1:1883", ClientID: "switchboard-devices", MaxPayload: 65536}
+	if mq.MQTT == nil || *mq.MQTT != wantMQTT || mq.IRC != nil {
+		t.Errorf("mqtt section: %+v, irc %v", mq.MQTT, mq.IRC)
+	}
+	links, err := c.Links()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][]bridge.RoomAddr{"lobby": {{Network: "libera", Room: "#lobby"}, {Network: "devices", Room: "chat/lobby"}}}
+	if !reflect.DeepEqual(links, want) {
+		t.Errorf("Links() = %v", links)
+	}
+}
+
+func TestGoodConfigs(t *testing.T) {
+	tests := []struct {
+		name  string
+		yaml  string
+		check func(t *testing.T, c *Config)
+	}{
+		{"empty file", "", func(t *testing.T, c *Config) {
+			if c.DataDir != "./data" || len(c.Networks) != 0 {
+				t.Errorf("%+v", c)
+			}
+		}},
+		{"explicit values kept", `
+data_dir: /var/lib/sb
+store: postgresql://sb@db/sb
+http: {listen: ":0"}
+broker: {}
+log: {level: debug, format: json}
+networks:
+  oftc:
+    type: irc
+    mode: relay
+    server: "[::1]:6697"
+    tls: true
+    nick: "sb[bot]"
+    username: ident
+    puppets: {template: "{id}|x", max: 3, idle: 1h}
+    flood: {burst: 1, interval: 0}
+    reconnect_max:
+  dev:
+    type: mqtt
+    broker: ws://h:80/mqtt
+    client_id: ${EMPTY:-}
+links:
+  solo: ["oftc:&local"]
+`, func(t *testing.T, c *Config) {
+			n := c.Networks["oftc"]
+			if c.Broker == nil || c.Broker.Listen != "127.0.0.1:1883" {
+				t.Errorf("broker: %+v", c.Broker)
+			}
+			if n.Mode != "relay" || n.IRC.Username != "ident" || !n.IRC.TLS || n.Puppets.Template != "{id}|x" || n.Puppets.Max != 3 {
+				t.Errorf("%+v %+v", n, n.IRC)
+			}
+			// An explicit 0 is kept; a null or empty value is left out.
+			if n.IRC.Flood != (Flood{Burst: 1, Interval: 0}) || n.IRC.ReconnectMax != 2*time.Minute {
+				t.Errorf("flood: %+v, reconnect_max %v", n.IRC.Flood, n.IRC.ReconnectMax)
+			}
+			if id := c.Networks["dev"].MQTT.ClientID; id != "switchboard-dev" {
+				t.Errorf("client_id %q", id)
+			}
+		}},
+		{"merge keys share settings", `
+networks:
+  a: &irc {type: irc, server: "h:1", nick: bot, flood: {burst: 2}}
+  b: {<<: *irc, server: "other:2"}
+`, func(t *testing.T, c *Config) {
+			b := c.Networks["b"]
+			if b.Type != "irc" || b.IRC.Server != "other:2" || b.IRC.Nick != "bot" || b.IRC.Flood.Burst != 2 {
+				t.Errorf("%+v %+v", b, b.IRC)
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := parse([]byte(tt.yaml), envOf(nil))
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.check(t, c)
+		})
+	}
+}
+
+func TestEnvExpansion(t *testing.T) {
+	env := map[string]string{
+		"NICK":   "bot",
+		"PORT":   "6697",
+		"TLS":    "true",
+		"EMPTY":  "",
+		"BURST":  "7",
+		"NULL":   "null",
+		"TRICKY": "a: b\n- c # not a comment\nd: [e",
+	}
+	in := `
+networks:
+  libera:
+    type: irc
+    server: "irc.example.org:${PORT}"
+    tls: ${TLS}
+    nick: ${NICK}
+    realname: ${UNSET:-Default Name}
+    username: ${EMPTY:-ident}
+    password: ${NULL}
+    sasl:
+      user: "$${NICK}"
+      password: ${TRICKY}
+    flood:
+      burst: ${BURST}
+    puppets: {template: "${UNSET:-{name}}@${NICK}"}
+  devices: {type: mqtt, broker: "tcp://${HOST:-localhost}:1883", password: "${EMPTY}", username: u}
+links:
+  lobby: ["libera:#${NICK}"]
+`
+	c, err := parse([]byte(in), envOf(env))
+	if err != nil {
+		t.Fatal(err)
+	}
+	irc := c.Networks["libera"].IRC
+	checks := []struct{ got, want any }{
+		{irc.Server, "irc.example.org:6697"},
+		{irc.TLS, true},
+		{irc.Nick, "bot"},
+		{irc.Realname, "Default Name"},
+		{irc.Username, "ident"},
+		{irc.Password, "null"},
+		{irc.SASL.User, "${NICK}"},
+		{irc.SASL.Password, env["TRICKY"]},
+		{irc.Flood.Burst, 7},
+		{c.Networks["libera"].Puppets.Template, "{name}@bot"},
+		{c.Networks["devices"].MQTT.Broker, "tcp://localhost:1883"},
+		{c.Networks["devices"].MQTT.Password, ""},
+		{c.LinkRooms["lobby"][0], "libera:#bot"},
+	}
+	for i, ch := range checks {
+		if ch.got != ch.want {
+			t.Errorf("check %d: got %#v, want %#v", i, ch.got, ch.want)
+		}
+	}
+	if len(c.Networks) != 2 || len(c.LinkRooms) != 1 {
+		t.Errorf("structure changed: %v", c)
+	}
+}
+
+func TestEnvFromProcess(t *testing.T) {
+	t.Setenv("SWITCHBOARD_TEST_NICK", "envbot")
+	c, err := Parse([]byte(strings.Replace(valid, "nick: switchboard", "nick: ${SWITCHBOARD_TEST_NICK}", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Networks["libera"].IRC.Nick; got != "envbot" {
+		t.Errorf("nick %q", got)
+	}
+}
+
+// TestSecretsStayOut puts secrets where they cause errors and where they
+// are printed, and checks that they show up in neither.
+func TestSecretsStayOut(t *testing.T) {
+	const secret = "s3cr3t-Pa55"
+	env := map[string]string{"SECRET": secret}
+	bad := `
+store: "mysql://u:${SECRET}@db/x"
+networks:
+  libera: {type: irc, server: "h:1", nick: bot, max_line_bytes: "${SECRET}", password: "${SECRET}\nQUIT"}
+  devices:
+    type: mqtt
+    broker: "htp://u:${SECRET}@h:1883"
+    max_payload: ${SECRET}
+  other: {type: mqtt, broker: "tcp://u:${SECRET}@h:1883 x"}
+`
+	_, err := parse([]byte(bad), envOf(env))
+	if err == nil {
+		t.Fatal("no error")
+	}
+	if strings.Contains(err.Error(), secret) {
+		t.Errorf("secret in error:\n%v", err)
+	}
+	for _, w := range []string{"networks.libera.max_line_bytes: want an integer (value from the environment)", "networks.libera.password: contains a line break or NUL"} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error lacks %q:\n%v", w, err)
+		}
+	}
+
+	good := `
+store: "postgres://sb:${SECRET}@db/sb?sslmode=disable&password=${SECRET}"
+networks:
+  libera: {type: irc, server: "h:1", nick: bot, password: "${SECRET}", sasl: {user: me, password: "${SECRET}"}}
+  devices: {type: mqtt, broker: "tcp://u:${SECRET}@h:1883", username: u, password: "${SECRET}"}
+`
+	c, err := parse([]byte(good), envOf(env))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logJSON, logText bytes.Buffer
+	jl := slog.New(slog.NewJSONHandler(&logJSON, nil))
+	tl := slog.New(slog.NewTextHandler(&logText, nil))
+	for _, l := range []*slog.Logger{jl, tl} {
+		l.Info("cfg", "config", c, "value", *c, "network", c.Networks["libera"], "irc", c.Networks["libera"].IRC,
+			"ircv", *c.Networks["libera"].IRC, "sasl", c.Networks["libera"].IRC.SASL, "mqtt", c.Networks["devices"].MQTT)
+	}
+	outputs := map[string]string{
+		"String":  c.String(),
+		"%v":      fmt.Sprintf("%v %+v", c, *c),
+		"network": fmt.Sprintf("%v %+v %v", c.Networks["libera"], *c.Networks["devices"], c.Networks["devices"]),
+		"section": fmt.Sprintf("%v %+v %v %v", c.Networks["libera"].IRC, *c.Networks["libera"].IRC, c.Networks["libera"].IRC.SASL, c.Networks["devices"].MQTT),
+		"json":    logJSON.String(),
+		"text":    logText.String(),
+	}
+	for name, out := range outputs {
+		if strings.Contains(out, secret) {
+			t.Errorf("%s shows the secret:\n%s", name, out)
+		}
+	}
+	if !strings.Contains(c.String(), "password: xxxxx") || !strings.Contains(c.String(), "tcp://u:xxxxx@h:1883") {
+		t.Errorf("String does not show redacted values:\n%s", c)
+	}
+	// Printing must not redact the config itself.
+	if c.Networks["libera"].IRC.SASL.Password != secret || c.Networks["devices"].MQTT.Broker != "tcp://u:"+secret+"@h:1883" {
+		t.Error("redaction changed the original")
+	}
+}
+
+// TestSecretFieldsTagged makes sure a password field added later (a new
+// network type) is tagged, since redaction is driven by the tag.
+func TestSecretFieldsTagged(t *testing.T) {
+	var check func(t reflect.Type)
+	seen := map[reflect.Type]bool{}
+	check = func(typ reflect.Type) {
+		for typ.Kind() == reflect.Pointer || typ.Kind() == reflect.Map || typ.Kind() == reflect.Slice {
+			typ = typ.Elem()
+		}
+		if typ.Kind() != reflect.Struct || seen[typ] {
+			return
+		}
+		seen[typ] = true
+		for f := range typ.Fields() {
+			name := strings.ToLower(f.Name)
+			if strings.Contains(name, "password") || strings.Contains(name, "secret") || strings.Contains(name, "token") {
+				if f.Tag.Get("secret") == "" {
+					t.Errorf("%s.%s looks secret but has no secret tag", typ.Name(), f.Name)
+				}
+			}
+			check(f.Type)
+		}
+	}
+	check(reflect.TypeFor[Config]())
+	for _, typ := range sectionTypes() {
+		check(typ)
+	}
+}
+
+func TestStringRoundTrips(t *testing.T) {
+	c, err := Load(examplePathWithEnv(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Networks["libera"].IRC.SASL.Password = "" // would come back as xxxxx
+	c.Networks["libera"].IRC.SASL = nil
+	back, err := parse([]byte(c.String()), envOf(nil))
+	if err != nil {
+		t.Fatalf("%v\n%s", err, c)
+	}
+	if !reflect.DeepEqual(back, c) {
+		t.Errorf("round trip changed the config:\n%s\nvs\n%s", c, back)
+	}
+	if s := c.Networks["libera"].String(); !strings.HasPrefix(s, "{type: irc, mode: puppet,") || !strings.Contains(s, "server: '127.0.0.1:6667'") {
+		t.Errorf("Network.String() = %s", s)
+	}
+}
+
+func TestDefault(t *testing.T) {
+	c := Default()
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if c.DataDir != "./data" || c.Store != "sqlite" || c.HTTP.Listen != "127.0.0.1:8080" || c.Broker == nil || c.Broker.Listen != "127.0.0.1:1883" {
+		t.Errorf("%+v", c)
+	}
+	n := c.Networks["local"]
+	if len(c.Networks) != 1 || n.Type != "mqtt" || n.MQTT.Broker != "tcp://127.0.0.1:1883" || n.MQTT.ClientID != "switchboard-local" || n.MQTT.MaxPayload != 65536 || n.Mode != "puppet" {
+		t.Errorf("local network: %+v %+v", n, n.MQTT)
+	}
+	links, err := c.Links()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][]bridge.RoomAddr{"lobby": {{Network: "local", Room: "switchboard/lobby"}}}
+	if !reflect.DeepEqual(links, want) {
+		t.Errorf("links %v", links)
+	}
+	// Each call is a fresh value that callers may change.
+	c.Networks["local"].MQTT.Broker = "changed"
+	c.LinkRooms["lobby"][0] = "changed"
+	if d := Default(); d.Networks["local"].MQTT.Broker == "changed" || d.LinkRooms["lobby"][0] == "changed" {
+		t.Error("Default shares state between calls")
+	}
+	// The defaults written as a file parse to the same thing.
+	back, err := parse([]byte(Default().String()), envOf(nil))
+	if err != nil || !reflect.DeepEqual(back, Default()) {
+		t.Errorf("Default as YAML: %v\n%s", err, Default())
+	}
+}
+
+func TestValidateAfterChange(t *testing.T) {
+	c := Default()
+	c.LinkRooms["lobby"] = append(c.LinkRooms["lobby"], "local:switchboard/#")
+	err := c.Validate()
+	if err == nil || err.Error() != `links.lobby[1]: invalid mqtt room "switchboard/#": an MQTT topic root contains no + or # wildcard` {
+		t.Errorf("Validate: %v", err)
+	}
+}
+
+func TestLinksReportsBadAddresses(t *testing.T) {
+	c := &Config{LinkRooms: map[string][]string{"a": {"x:#a", "nocolon"}, "b": {"y:z"}}}
+	if _, err := c.Links(); err == nil || err.Error() != `links.a[1]: room address "nocolon": want network:room` {
+		t.Errorf("Links: %v", err)
+	}
+}
+
+func TestNetworkUnmarshalYAML(t *testing.T) {
+	var n Network
+	err := yaml.Unmarshal([]byte("{type: mqtt, broker: 'tcp://h:1', max_payload: 10}"), &n)
+	if err != nil || n.Type != "mqtt" || n.MQTT == nil || n.MQTT.MaxPayload != 10 {
+		t.Errorf("%v %+v", err, n)
+	}
+	err = yaml.Unmarshal([]byte("{type: mqtt, brokr: x, nick: y}"), &n)
+	if err == nil || err.Error() != "brokr: unknown key for a network of type mqtt\nnick: unknown key for a network of type mqtt" {
+		t.Errorf("%v", err)
+	}
+}
+
+// TestLoad reads through the file system, missing file included.
+func TestLoad(t *testing.T) {
+	path := t.TempDir() + "/c.yaml"
+	if err := os.WriteFile(path, []byte(valid), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(path); err != nil {
+		t.Error(err)
+	}
+	if _, err := Load(path + ".missing"); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("missing file: %v", err)
+	}
+}
+
+func TestSectionKeysDisjoint(t *testing.T) {
+	common := fieldsOf(reflect.TypeFor[networkCommon]())
+	for typ, get := range networkTypes {
+		for k := range fieldsOf(reflect.TypeOf(get(&Network{})).Elem()) {
+			if _, ok := common[k]; ok {
+				t.Errorf("%s key %q is also a key of every network", typ, k)
+			}
+		}
+	}
+}
+
+// examplePathWithEnv sets the variables the example needs; tests using it
+// cannot run in parallel.
+func examplePathWithEnv(t *testing.T) string {
+	for k, v := range exampleEnv {
+		t.Setenv(k, v)
+	}
+	return examplePath
+}
+
+func TestExampleIsValid(t *testing.T) {
+	c, err := Load(examplePathWithEnv(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, typ := range map[string]string{"libera": "irc", "devices": "mqtt"} {
+		if n := c.Networks[name]; n == nil || n.Type != typ {
+			t.Errorf("network %s: %+v", name, n)
+		}
+	}
+	if got := c.Networks["libera"].IRC.SASL.Password; got != exampleEnv["LIBERA_SASL_PASSWORD"] {
+		t.Errorf("sasl password %q", got)
+	}
+	if _, err := c.Links(); err != nil || len(c.LinkRooms["lobby"]) != 2 {
+		t.Errorf("links: %v %v", err, c.LinkRooms)
+	}
+}
+
+// sectionTypes lists each network type's section struct.
+func sectionTypes() map[string]reflect.Type {
+	m := map[string]reflect.Type{}
+	for typ, get := range networkTypes {
+		m[typ] = reflect.TypeOf(get(&Network{})).Elem()
+	}
+	return m
+}
+
+// structKeys lists the key paths a struct accepts, from its yaml tags; a
+// map level is written "*". It is written apart from the decoder's own
+// field table so that a mistake there is not repeated here.
+func structKeys(typ reflect.Type, prefix string) []string {
+	for typ.Kind() == reflect.Pointer {
+		typ = typ.Elem()
+	}
+	if typ.Kind() != reflect.Struct || typ == reflect.TypeFor[time.Duration]() {
+		return nil
+	}
+	var keys []string
+	for f := range typ.Fields() {
+		tag, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if tag == "-" || !f.IsExported() {
+			continue
+		}
+		if tag == "" {
+			tag = strings.ToLower(f.Name)
+		}
+		path := prefix + tag
+		keys = append(keys, path)
+		ft := f.Type
+		if ft.Kind() == reflect.Map {
+			path += ".*"
+			ft = ft.Elem()
+		}
+		if ft == reflect.TypeFor[*Network]() || ft == reflect.TypeFor[Network]() {
+			continue // its keys depend on the type; see exampleWant
+		}
+		keys = append(keys, structKeys(ft, path+".")...)
+	}
+	return keys
+}
+
+// exampleWant is every key path the example must show. A network's keys
+// appear as networks.<type>.key: the common ones under any type, a
+// section's under a network of that type.
+func exampleWant() []string {
+	want := structKeys(reflect.TypeFor[Config](), "")
+	for _, k := range structKeys(reflect.TypeFor[networkCommon](), "") {
+		want = append(want, "networks.<any>."+k)
+	}
+	for typ, st := range sectionTypes() {
+		want = append(want, "networks.<"+typ+">") // a network of each type
+		for _, k := range structKeys(st, "") {
+			want = append(want, "networks.<"+typ+">."+k)
+		}
+	}
+	slices.Sort(want)
+	return want
+}
+
+// exampleKeys lists the key paths present in the example (in the form of
+// exampleWant), and the keys that have no comment (as written).
+func exampleKeys(t *testing.T) (keys map[string]bool, undocumented []string) {
+	data, err := os.ReadFile(examplePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		t.Fatal(err)
+	}
+	keys = map[string]bool{}
+	// pattern is the path as exampleWant writes it, file the path as
+	// written; check is false on the second walk of a network.
+	var walk func(n *yaml.Node, pattern, file string, mapLevel, check bool)
+	walk = func(n *yaml.Node, pattern, file string, mapLevel, check bool) {
+		if n.Kind != yaml.MappingNode {
+			return
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			f := join(file, k.Value)
+			if check && k.HeadComment == "" && k.LineComment == "" && v.LineComment == "" {
+				undocumented = append(undocumented, f)
+			}
+			switch {
+			case pattern == "networks":
+				// A network: its keys count under its type and under <any>.
+				typ := ""
+				for j := 0; j+1 < len(v.Content); j += 2 {
+					if v.Content[j].Value == "type" {
+						typ = v.Content[j+1].Value
+					}
+				}
+				keys["networks.<"+typ+">"] = true
+				walk(v, "networks.<"+typ+">", f, false, check)
+				walk(v, "networks.<any>", f, false, false)
+			case mapLevel:
+				keys[join(pattern, "*")] = true
+				walk(v, join(pattern, "*"), f, false, check)
+			default:
+				p := join(pattern, k.Value)
+				keys[p] = true
+				walk(v, p, f, p == "links", check)
+			}
+		}
+	}
+	walk(doc.Content[0], "", "", false, true)
+	return keys, undocumented
+}
+
+func TestExampleDocumentsEveryKey(t *testing.T) {
+	keys, undocumented := exampleKeys(t)
+	for _, k := range exampleWant() {
+		if !keys[k] {
+			t.Errorf("%s: the structs accept this key but %s does not show it", k, examplePath)
+		}
+	}
+	for _, k := range undocumented {
+		t.Errorf("%s: no comment in %s", k, examplePath)
+	}
+	if len(exampleWant()) < 30 {
+		t.Errorf("only %d keys found by reflection; is the walk broken?", len(exampleWant()))
+	}
+}

@@ -1,0 +1,186 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/switchboard-chat/switchboard/bridge"
+	"github.com/switchboard-chat/switchboard/mapping"
+)
+
+var (
+	// Network names appear in room addresses, store keys and metric
+	// labels, so they are kept to one unambiguous spelling.
+	networkNameRE = regexp.MustCompile(`^[a-z0-9_-]+$`)
+	// Link names appear in error paths and the store; dots or brackets
+	// would make "links.a.b[0]" ambiguous.
+	linkNameRE = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
+
+	logLevels  = []string{"debug", "info", "warn", "error"}
+	logFormats = []string{"text", "json"}
+	modes      = []string{"puppet", "relay"}
+)
+
+func (c *Config) validate(errs *errorList) {
+	if strings.TrimSpace(c.DataDir) == "" {
+		errs.add("data_dir", "required")
+	}
+	if err := checkStore(c.Store); err != nil {
+		errs.add("store", "%v", err)
+	}
+	if err := checkHostPort(c.HTTP.Listen, false, true); err != nil {
+		errs.add("http.listen", "%v", err)
+	}
+	if c.Broker != nil {
+		if err := checkHostPort(c.Broker.Listen, false, true); err != nil {
+			errs.add("broker.listen", "%v", err)
+		}
+	}
+	if !slices.Contains(logLevels, c.Log.Level) {
+		errs.add("log.level", "want one of %s, got %q", strings.Join(logLevels, ", "), c.Log.Level)
+	}
+	if !slices.Contains(logFormats, c.Log.Format) {
+		errs.add("log.format", "want one of %s, got %q", strings.Join(logFormats, ", "), c.Log.Format)
+	}
+	for _, name := range sortedKeys(c.Networks) {
+		validateNetwork(errs, name, c.Networks[name])
+	}
+	c.validateLinks(errs)
+}
+
+func validateNetwork(errs *errorList, name string, n *Network) {
+	path := join("networks", name)
+	if !networkNameRE.MatchString(name) {
+		errs.add(path, "invalid network name %q (want lowercase letters, digits, _ and -)", name)
+	}
+	if n == nil {
+		errs.add(join(path, "type"), "required (known: %s)", knownTypes())
+		return
+	}
+	var sec section
+	switch {
+	case n.Type == "":
+		errs.add(join(path, "type"), "required (known: %s)", knownTypes())
+	case networkTypes[n.Type] == nil:
+		errs.add(join(path, "type"), "unknown network type %q (known: %s)", n.Type, knownTypes())
+	default:
+		sec = n.sectionView()
+	}
+	if !slices.Contains(modes, n.Mode) {
+		errs.add(join(path, "mode"), "want puppet or relay, got %q", n.Mode)
+	}
+	p := n.Puppets
+	if t := p.Template; t != "" && !strings.Contains(t, "{name}") && !strings.Contains(t, "{id}") {
+		// Without either, every foreign sender would get the same name.
+		errs.add(join(path, "puppets.template"), "must contain {name} or {id}")
+	}
+	if p.Max < 0 {
+		errs.add(join(path, "puppets.max"), "must not be negative, got %d", p.Max)
+	}
+	if p.Idle <= 0 {
+		errs.add(join(path, "puppets.idle"), "must be positive, got %v", p.Idle)
+	}
+	if sec != nil {
+		sec.validate(errs, path, n)
+	}
+}
+
+func (c *Config) validateLinks(errs *errorList) {
+	for _, name := range sortedKeys(c.LinkRooms) {
+		if !linkNameRE.MatchString(name) {
+			errs.add(join("links", name), "invalid link name %q (want letters, digits, _ and -)", name)
+		}
+	}
+	links := c.parseLinks(errs)
+	for _, name := range sortedKeys(links) {
+		for i, r := range links[name] {
+			path := fmt.Sprintf("links.%s[%d]", name, i)
+			n, ok := c.Networks[r.Network]
+			if !ok {
+				errs.add(path, "unknown network %q", r.Network)
+				continue
+			}
+			if n == nil || networkTypes[n.Type] == nil {
+				continue // the network's own error says why
+			}
+			if err := n.sectionView().checkRoom(r.Room); err != nil {
+				errs.add(path, "invalid %s room %q: %v", n.Type, r.Room, err)
+			}
+		}
+	}
+	// mapping.NewLinks owns the rules about how rooms combine into links
+	// (no empty link, no room twice) but stops at the first problem. Adding
+	// the links one at a time, in its own sorted order, and keeping only
+	// those it accepts finds every problem instead.
+	accepted := map[string][]bridge.RoomAddr{}
+	for _, name := range sortedKeys(links) {
+		accepted[name] = links[name]
+		if _, err := mapping.NewLinks(accepted); err != nil {
+			errs.addErr(err)
+			delete(accepted, name)
+		}
+	}
+}
+
+// checkStore's messages never quote the value: a postgres URL may carry a
+// password.
+func checkStore(s string) error {
+	if s == "sqlite" {
+		return nil
+	}
+	scheme, _, ok := strings.Cut(s, "://")
+	if !ok {
+		return errors.New(`want "sqlite" or a postgres:// URL`)
+	}
+	switch strings.ToLower(scheme) {
+	case "postgres", "postgresql":
+	default:
+		return fmt.Errorf(`want "sqlite" or a postgres:// URL, got a %s:// URL`, redactScheme(scheme))
+	}
+	if _, err := url.Parse(s); err != nil {
+		return errors.New("not a valid postgres:// URL")
+	}
+	return nil
+}
+
+// schemeRE is what a real URL scheme looks like; anything else might be
+// part of a secret and is not repeated in the error.
+var schemeRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9+.-]{0,19}$`)
+
+func redactScheme(s string) string {
+	if !schemeRE.MatchString(s) {
+		return "non-postgres"
+	}
+	return s
+}
+
+// checkHostPort checks "host:port". A listen address may leave out the
+// host (all interfaces) and use port 0 (any free port); a server address
+// may not.
+func checkHostPort(addr string, needHost, allowPortZero bool) error {
+	if addr == "" {
+		return errors.New("required (want host:port)")
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%q is not host:port", addr)
+	}
+	if needHost && host == "" {
+		return fmt.Errorf("%q has no host", addr)
+	}
+	return checkPort(port, allowPortZero)
+}
+
+func checkPort(port string, allowZero bool) error {
+	p, err := strconv.ParseUint(port, 10, 16)
+	if err != nil || p == 0 && !allowZero {
+		return fmt.Errorf("invalid port %q (want 1-65535)", port)
+	}
+	return nil
+}
