@@ -1,0 +1,357 @@
+package bridge_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/switchboard-chat/switchboard/bridge"
+	"github.com/switchboard-chat/switchboard/mapping"
+	"github.com/switchboard-chat/switchboard/store"
+)
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// plain is a network that can only send messages, like IRC. It records
+// what each room received and can be told to fail.
+type plain struct {
+	mu    sync.Mutex
+	got   map[string][]*bridge.Delivery
+	fail  func(*bridge.Delivery) error
+	calls int
+	seen  chan struct{}
+}
+
+func newPlain() *plain {
+	return &plain{got: map[string][]*bridge.Delivery{}, seen: make(chan struct{}, 1000)}
+}
+
+func (p *plain) record(d *bridge.Delivery) (string, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.calls++
+	if p.fail != nil {
+		if err := p.fail(d); err != nil {
+			return "", err
+		}
+	}
+	p.got[d.Room] = append(p.got[d.Room], d)
+	p.seen <- struct{}{}
+	return fmt.Sprintf("%s-%d", d.Room, len(p.got[d.Room])), nil
+}
+
+func (p *plain) Send(_ context.Context, d *bridge.Delivery) (string, error) { return p.record(d) }
+
+func (p *plain) setFail(f func(*bridge.Delivery) error) {
+	p.mu.Lock()
+	p.fail = f
+	p.mu.Unlock()
+}
+
+func (p *plain) room(room string) []*bridge.Delivery {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]*bridge.Delivery(nil), p.got[room]...)
+}
+
+// waitRoom waits until room has received n deliveries.
+func (p *plain) waitRoom(t *testing.T, room string, n int) []*bridge.Delivery {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		if got := p.room(room); len(got) >= n {
+			return got
+		}
+		select {
+		case <-p.seen:
+		case <-deadline:
+			t.Fatalf("room %s got %d deliveries, want %d", room, len(p.room(room)), n)
+		}
+	}
+}
+
+// rich can also edit, react and reply natively, like Matrix.
+type rich struct{ *plain }
+
+func (r rich) SendEdit(_ context.Context, d *bridge.Delivery) (string, error)     { return r.record(d) }
+func (r rich) SendReaction(_ context.Context, d *bridge.Delivery) (string, error) { return r.record(d) }
+func (r rich) SendReply(_ context.Context, d *bridge.Delivery) (string, error)    { return r.record(d) }
+func (r rich) SendDelete(_ context.Context, d *bridge.Delivery) error {
+	_, err := r.record(d)
+	return err
+}
+
+type fixture struct {
+	store  *store.Store
+	router *bridge.Router
+	links  *mapping.Links
+	dir    string
+}
+
+func newFixture(t testing.TB, dir string, nets map[string]bridge.MessageSender) *fixture {
+	t.Helper()
+	ctx := context.Background()
+	st, err := store.Open(ctx, "sqlite", dir, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	links, err := mapping.NewLinks(map[string][]bridge.RoomAddr{
+		"lobby": {{Network: "irc", Room: "#lobby"}, {Network: "mqtt", Room: "chat/lobby"}, {Network: "matrix", Room: "!lobby"}},
+		"ops":   {{Network: "irc", Room: "#ops"}, {Network: "mqtt", Room: "chat/ops"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := bridge.NewRouter(st, links, quiet)
+	r.MinBackoff, r.MaxBackoff = 5*time.Millisecond, 50*time.Millisecond
+	for name, n := range nets {
+		r.AddNetwork(name, n)
+	}
+	if err := r.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{store: st, router: r, links: links, dir: dir}
+	t.Cleanup(f.stop)
+	return f
+}
+
+func (f *fixture) stop() {
+	f.router.Stop()
+	f.store.Close()
+}
+
+// waitDepth waits for the outbox to hold n entries: a delivery is removed
+// just after the network took it.
+func (f *fixture) waitDepth(t *testing.T, n int) {
+	t.Helper()
+	var got int
+	for range 200 {
+		got, _ = f.store.OutboxDepth(context.Background())
+		if got == n {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("outbox depth %d, want %d", got, n)
+}
+
+func msg(network, room, sender, remoteID, text string) *bridge.Message {
+	return &bridge.Message{
+		Header: bridge.Header{
+			Origin: bridge.Origin{Network: network, Room: room, RemoteID: remoteID},
+			Sender: bridge.Sender{Network: network, ID: sender, Name: sender},
+		},
+		Text: text,
+	}
+}
+
+func accept(t *testing.T, r *bridge.Router, ev bridge.Event) {
+	t.Helper()
+	if err := r.Accept(context.Background(), ev); err != nil {
+		t.Fatalf("accept: %v", err)
+	}
+}
+
+func texts(ds []*bridge.Delivery) []string {
+	var out []string
+	for _, d := range ds {
+		if m, ok := d.Event.(*bridge.Message); ok {
+			out = append(out, m.Text)
+		} else {
+			out = append(out, string(d.Event.Kind()))
+		}
+	}
+	return out
+}
+
+func TestEveryOtherRoomOfTheLinkOnly(t *testing.T) {
+	irc, mqtt, matrix := newPlain(), newPlain(), rich{newPlain()}
+	f := newFixture(t, t.TempDir(), map[string]bridge.MessageSender{"irc": irc, "mqtt": mqtt, "matrix": matrix})
+	accept(t, f.router, msg("irc", "#lobby", "alice", "m1", "hello lobby"))
+	accept(t, f.router, msg("mqtt", "chat/ops", "dev", "", "hello ops"))
+
+	if got := texts(mqtt.waitRoom(t, "chat/lobby", 1)); got[0] != "hello lobby" {
+		t.Errorf("mqtt lobby got %q", got)
+	}
+	if got := texts(matrix.waitRoom(t, "!lobby", 1)); got[0] != "hello lobby" {
+		t.Errorf("matrix lobby got %q", got)
+	}
+	if got := texts(irc.waitRoom(t, "#ops", 1)); got[0] != "hello ops" {
+		t.Errorf("irc ops got %q", got)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if got := irc.room("#lobby"); len(got) != 0 {
+		t.Errorf("the origin room got its own message back: %q", texts(got))
+	}
+	if got := mqtt.room("chat/ops"); len(got) != 0 {
+		t.Errorf("the origin room got its own message back: %q", texts(got))
+	}
+	if got := matrix.room("#ops"); len(got) != 0 {
+		t.Errorf("a room outside the link got %q", texts(got))
+	}
+}
+
+func TestUnlinkedRoomAndDuplicatesDropped(t *testing.T) {
+	irc, mqtt := newPlain(), newPlain()
+	f := newFixture(t, t.TempDir(), map[string]bridge.MessageSender{"irc": irc, "mqtt": mqtt})
+	accept(t, f.router, msg("irc", "#elsewhere", "alice", "x1", "not linked"))
+	accept(t, f.router, msg("irc", "#ops", "alice", "dup", "once"))
+	accept(t, f.router, msg("irc", "#ops", "alice", "dup", "once"))
+	accept(t, f.router, msg("irc", "#ops", "alice", "", "marker"))
+	got := texts(mqtt.waitRoom(t, "chat/ops", 2))
+	if strings.Join(got, "|") != "once|marker" {
+		t.Errorf("got %q, want the duplicate dropped", got)
+	}
+	f.waitDepth(t, 0)
+}
+
+func TestOrderKeptThroughFailures(t *testing.T) {
+	irc, mqtt := newPlain(), newPlain()
+	failures := 0
+	mqtt.setFail(func(d *bridge.Delivery) error {
+		if failures < 5 {
+			failures++
+			return errors.New("broker away")
+		}
+		return nil
+	})
+	f := newFixture(t, t.TempDir(), map[string]bridge.MessageSender{"irc": irc, "mqtt": mqtt})
+	var want []string
+	for i := range 50 {
+		text := fmt.Sprintf("line %02d", i)
+		want = append(want, text)
+		accept(t, f.router, msg("irc", "#ops", "alice", "", text))
+	}
+	got := texts(mqtt.waitRoom(t, "chat/ops", 50))
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("order changed:\n got %q\nwant %q", got, want)
+	}
+}
+
+func TestDownNetworkBlocksOnlyItself(t *testing.T) {
+	irc, mqtt, matrix := newPlain(), newPlain(), rich{newPlain()}
+	matrix.setFail(func(*bridge.Delivery) error { return errors.New("homeserver down") })
+	f := newFixture(t, t.TempDir(), map[string]bridge.MessageSender{"irc": irc, "mqtt": mqtt, "matrix": matrix})
+	for i := range 10 {
+		accept(t, f.router, msg("irc", "#lobby", "alice", "", fmt.Sprintf("m%d", i)))
+	}
+	mqtt.waitRoom(t, "chat/lobby", 10)
+	f.waitDepth(t, 10) // the matrix deliveries wait
+	matrix.setFail(nil)
+	f.router.Online("matrix")
+	matrix.waitRoom(t, "!lobby", 10)
+}
+
+func TestOutboxSurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	irc, mqtt := newPlain(), newPlain()
+	mqtt.setFail(func(*bridge.Delivery) error { return errors.New("down") })
+	f := newFixture(t, dir, map[string]bridge.MessageSender{"irc": irc, "mqtt": mqtt})
+	for i := range 5 {
+		accept(t, f.router, msg("irc", "#ops", "alice", "", fmt.Sprintf("kept %d", i)))
+	}
+	f.stop()
+
+	mqtt2 := newPlain()
+	newFixture(t, dir, map[string]bridge.MessageSender{"irc": newPlain(), "mqtt": mqtt2})
+	got := texts(mqtt2.waitRoom(t, "chat/ops", 5))
+	if strings.Join(got, ",") != "kept 0,kept 1,kept 2,kept 3,kept 4" {
+		t.Errorf("after restart got %q", got)
+	}
+}
+
+func TestFallbacksAndNativeCapabilities(t *testing.T) {
+	irc, mqtt, matrix := newPlain(), newPlain(), rich{newPlain()}
+	f := newFixture(t, t.TempDir(), map[string]bridge.MessageSender{"irc": irc, "mqtt": mqtt, "matrix": matrix})
+	orig := msg("matrix", "!lobby", "@bob:hs", "$orig", "the first words of a rather long message that goes on")
+	accept(t, f.router, orig)
+	irc.waitRoom(t, "#lobby", 1)
+	matrix.waitRoom(t, "!lobby", 0)
+
+	edit := &bridge.Edit{Header: msg("matrix", "!lobby", "@bob:hs", "$edit", "").Header, Target: bridge.Ref{Remote: "$orig"}, Text: "fixed"}
+	accept(t, f.router, edit)
+	react := &bridge.Reaction{Header: msg("matrix", "!lobby", "@carol:hs", "$react", "").Header, Target: bridge.Ref{Remote: "$orig"}, Key: "👍"}
+	accept(t, f.router, react)
+	reply := msg("matrix", "!lobby", "@carol:hs", "$reply", "I agree")
+	reply.ReplyTo = bridge.Ref{Remote: "$orig"}
+	accept(t, f.router, reply)
+	del := &bridge.Delete{Header: msg("matrix", "!lobby", "@bob:hs", "$del", "").Header, Target: bridge.Ref{Remote: "$orig"}}
+	accept(t, f.router, del)
+
+	got := irc.waitRoom(t, "#lobby", 4)
+	want := []string{
+		"the first words of a rather long message that goes on",
+		"* fixed",
+		`reacted 👍 to "the first words of a rather long…"`,
+		"> @bob:hs: the first words of a rather long…\nI agree",
+	}
+	if strings.Join(texts(got), "|") != strings.Join(want, "|") {
+		t.Errorf("IRC fallbacks:\n got %q\nwant %q", texts(got), want)
+	}
+	if m := got[2].Event.(*bridge.Message); !m.Emote {
+		t.Errorf("reaction fallback is not an action line")
+	}
+
+	// IRC gave the original the id "#lobby-1"; MQTT's native-capable
+	// sibling Matrix is the origin, so check a native target from IRC.
+	ircMsg := msg("irc", "#lobby", "dave", "irc-1", "from irc")
+	accept(t, f.router, ircMsg)
+	m := matrix.waitRoom(t, "!lobby", 1)
+	ircEdit := &bridge.Edit{Header: msg("irc", "#lobby", "dave", "irc-2", "").Header, Target: bridge.Ref{Remote: "irc-1"}, Text: "from irc, fixed"}
+	accept(t, f.router, ircEdit)
+	m = matrix.waitRoom(t, "!lobby", 2)
+	e, ok := m[1].Event.(*bridge.Edit)
+	if !ok || e.Text != "from irc, fixed" || m[1].Target != "!lobby-1" {
+		t.Errorf("native edit = %T %+v target %q, want an edit of !lobby-1", m[1].Event, m[1].Event, m[1].Target)
+	}
+}
+
+func TestChangesToSomeoneElsesMessageRefused(t *testing.T) {
+	irc, mqtt, matrix := newPlain(), newPlain(), rich{newPlain()}
+	f := newFixture(t, t.TempDir(), map[string]bridge.MessageSender{"irc": irc, "mqtt": mqtt, "matrix": matrix})
+	accept(t, f.router, msg("matrix", "!lobby", "@alice:hs", "$a", "alice's words"))
+	forged := &bridge.Edit{Header: msg("matrix", "!lobby", "@mallory:hs", "$f", "").Header, Target: bridge.Ref{Remote: "$a"}, Text: "mallory's words"}
+	accept(t, f.router, forged)
+	gone := &bridge.Delete{Header: msg("matrix", "!lobby", "@mallory:hs", "$g", "").Header, Target: bridge.Ref{Remote: "$a"}}
+	accept(t, f.router, gone)
+	accept(t, f.router, msg("matrix", "!lobby", "@alice:hs", "$b", "marker"))
+	got := texts(irc.waitRoom(t, "#lobby", 2))
+	if strings.Join(got, "|") != "alice's words|marker" {
+		t.Errorf("IRC got %q; the forged edit must not pass", got)
+	}
+}
+
+func TestPermanentFailureDoesNotBlock(t *testing.T) {
+	irc, mqtt := newPlain(), newPlain()
+	mqtt.setFail(func(d *bridge.Delivery) error {
+		if d.Event.(*bridge.Message).Text == "poison" {
+			return bridge.Permanent(errors.New("refused"))
+		}
+		return nil
+	})
+	f := newFixture(t, t.TempDir(), map[string]bridge.MessageSender{"irc": irc, "mqtt": mqtt})
+	accept(t, f.router, msg("irc", "#ops", "alice", "", "poison"))
+	accept(t, f.router, msg("irc", "#ops", "alice", "", "fine"))
+	if got := texts(mqtt.waitRoom(t, "chat/ops", 1)); got[0] != "fine" {
+		t.Errorf("got %q", got)
+	}
+}
+
+func TestExcerpt(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"short", "short"},
+		{"first line\nsecond", "first line…"},
+		{"the first words of a rather long message that goes on", "the first words of a rather long…"},
+		{strings.Repeat("é", 50), strings.Repeat("é", 40) + "…"},
+	} {
+		if got := bridge.Excerpt(c.in, 40); got != c.want {
+			t.Errorf("Excerpt(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}

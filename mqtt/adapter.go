@@ -1,0 +1,555 @@
+// Package mqtt is the MQTT adapter. A room is a topic root R: devices
+// publish chat lines to R/in/<device id> (plain UTF-8 text, or a JSON
+// object, see ParsePayload) and Switchboard publishes every bridged event as
+// JSON (see OutEvent) to R/out/<origin network>/<sender id>.
+//
+// Delivery is at least once in both directions. The adapter keeps a
+// persistent session (clean session off, stable client id, QoS 1), so the
+// broker holds messages for it while it is away, and it acknowledges an
+// inbound message only after the router has committed it. Redeliveries
+// carry the same device message id ("id" in JSON) and are deduplicated by
+// the store; plain text has no id and may, rarely, arrive twice.
+package mqtt
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/switchboard-chat/switchboard/adapters"
+	"github.com/switchboard-chat/switchboard/bridge"
+	"github.com/switchboard-chat/switchboard/config"
+)
+
+func init() { adapters.Register("mqtt", New) }
+
+const (
+	qos = 1
+	// DefaultMaxPayload is used when max_payload is not set.
+	DefaultMaxPayload = 65536
+	// defaultMaxQueuedQoS0 bounds the inbound queue for QoS 0 messages,
+	// which the broker does not flow-control (QoS 1 is bounded by its
+	// in-flight window). Past it QoS 0 messages are dropped, as QoS 0
+	// allows.
+	defaultMaxQueuedQoS0 = 1024
+)
+
+// Drop reasons counted by Dropped.
+const (
+	DropMalformed = "malformed" // invalid UTF-8, empty, or a bad JSON object
+	DropOversize  = "oversize"  // larger than max_payload
+	DropLoop      = "loop"      // JSON marked "via": "switchboard"
+	DropRetained  = "retained"  // a retained message replayed on (re)subscribe
+	DropTopic     = "topic"     // not of the form R/in/<device>
+	DropOverflow  = "overflow"  // QoS 0 while the inbound queue is full
+)
+
+// Adapter bridges the rooms of one MQTT broker.
+type Adapter struct {
+	name       string
+	broker     *url.URL
+	clientID   string
+	username   string
+	password   string
+	maxPayload int
+	log        *slog.Logger
+	timeouts   timeouts
+
+	mu      sync.Mutex
+	rooms   map[string]bool
+	client  paho.Client
+	in      bridge.Inbound
+	ctx     context.Context // lives from Start to Stop
+	cancel  context.CancelFunc
+	started bool
+	stopped bool
+	wg      sync.WaitGroup // our goroutines, including paho callbacks in progress
+	dropped map[string]uint64
+
+	// gen counts connection attempts. A QoS 1 message received on an
+	// earlier connection can no longer be acknowledged (paho drops acks for
+	// a dead connection) and the broker will send it again on the new one,
+	// so it is skipped instead of being accepted twice.
+	gen atomic.Uint64
+
+	qmu     sync.Mutex
+	queue   []received
+	maxQoS0 int
+	wake    chan struct{}
+
+	acked atomic.Uint64 // acknowledgements sent, for tests
+}
+
+type received struct {
+	msg paho.Message
+	gen uint64
+}
+
+// New builds an MQTT adapter from its network config.
+func New(name string, n *config.Network, log *slog.Logger) (adapters.Adapter, error) {
+	if n == nil || n.MQTT == nil {
+		return nil, fmt.Errorf("networks.%s: no mqtt settings", name)
+	}
+	m := n.MQTT
+	if m.Broker == "" {
+		return nil, fmt.Errorf("networks.%s.broker: not set", name)
+	}
+	u, err := url.Parse(m.Broker)
+	if err != nil {
+		// url's error quotes the input, which may hold a password.
+		return nil, fmt.Errorf("networks.%s.broker: not a URL", name)
+	}
+	switch u.Scheme {
+	case "tcp", "mqtt", "ssl", "tls", "mqtts", "ws", "wss":
+	default:
+		return nil, fmt.Errorf("networks.%s.broker: scheme %q: want tcp, ssl, ws or wss", name, u.Scheme)
+	}
+	if u.Host == "" {
+		return nil, fmt.Errorf("networks.%s.broker: no host in %s", name, u.Redacted())
+	}
+	if m.MaxPayload < 0 {
+		return nil, fmt.Errorf("networks.%s.max_payload: negative", name)
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	a := &Adapter{
+		name:       name,
+		broker:     u,
+		clientID:   m.ClientID,
+		username:   m.Username,
+		password:   m.Password,
+		maxPayload: m.MaxPayload,
+		log:        log,
+		timeouts:   defaultTimeouts,
+		rooms:      map[string]bool{},
+		dropped:    map[string]uint64{},
+		wake:       make(chan struct{}, 1),
+		maxQoS0:    defaultMaxQueuedQoS0,
+	}
+	if a.clientID == "" {
+		a.clientID = "switchboard-" + name
+	}
+	if a.maxPayload == 0 {
+		a.maxPayload = DefaultMaxPayload
+	}
+	return a, nil
+}
+
+func (a *Adapter) Network() string { return a.name }
+
+// Connected reports whether the broker connection is up right now.
+func (a *Adapter) Connected() bool { return a.openClient() != nil }
+
+func (a *Adapter) openClient() paho.Client {
+	a.mu.Lock()
+	c, stopped := a.client, a.stopped
+	a.mu.Unlock()
+	if c == nil || stopped || !c.IsConnectionOpen() {
+		return nil
+	}
+	return c
+}
+
+// Dropped counts the inbound messages dropped on purpose, by reason
+// (the Drop constants).
+func (a *Adapter) Dropped() map[string]uint64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return maps.Clone(a.dropped)
+}
+
+// Start connects in the background and keeps reconnecting until Stop.
+func (a *Adapter) Start(ctx context.Context, in bridge.Inbound) error {
+	if in == nil {
+		return errors.New("mqtt: Start without an Inbound")
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.started || a.stopped {
+		return errors.New("mqtt: adapter started twice or after Stop")
+	}
+	a.started = true
+	a.in = in
+	// The adapter outlives the Start call; only Stop ends it.
+	a.ctx, a.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	a.client = paho.NewClient(a.options())
+	a.wg.Add(2)
+	go a.deliverInbound(a.ctx)
+	go a.connect(a.ctx)
+	return nil
+}
+
+func (a *Adapter) options() *paho.ClientOptions {
+	t := a.timeouts
+	o := paho.NewClientOptions().
+		AddBroker(a.broker.String()).
+		SetClientID(a.clientID).
+		SetCleanSession(false).
+		SetOrderMatters(true).
+		// We ack ourselves, once the router has committed the message.
+		SetAutoAckDisabled(true).
+		SetAutoReconnect(true).
+		// Our own loop in connect retries the first connection, with
+		// backoff and a context; paho's ConnectRetry sleeps uninterruptibly.
+		SetConnectRetry(false).
+		SetMaxReconnectInterval(t.connectRetryMax).
+		SetConnectTimeout(t.connect).
+		SetKeepAlive(t.keepAlive).
+		SetPingTimeout(t.pingTimeout).
+		// Bounds how long a Publish call can block on a stuck connection
+		// before we get to wait on its token with the caller's context.
+		SetWriteTimeout(t.write).
+		// The broker may deliver queued session messages before our
+		// SUBSCRIBEs are answered, and on topics of rooms not joined yet;
+		// one default handler takes everything.
+		SetDefaultPublishHandler(a.onPublish).
+		SetConnectionAttemptHandler(func(_ *url.URL, c *tls.Config) *tls.Config {
+			a.gen.Add(1)
+			return c
+		}).
+		SetOnConnectHandler(a.onConnect).
+		SetConnectionLostHandler(func(_ paho.Client, err error) {
+			a.log.Warn("mqtt: connection lost, reconnecting", "broker", a.broker.Redacted(), "err", err)
+		}).
+		SetReconnectingHandler(func(paho.Client, *paho.ClientOptions) {
+			a.log.Debug("mqtt: reconnecting", "broker", a.broker.Redacted())
+		})
+	if a.username != "" {
+		o.SetUsername(a.username)
+	}
+	if a.password != "" {
+		o.SetPassword(a.password)
+	}
+	return o
+}
+
+// connect makes the first connection; paho reconnects after that.
+func (a *Adapter) connect(ctx context.Context) {
+	defer a.wg.Done()
+	backoff := a.timeouts.connectRetryMin
+	for ctx.Err() == nil {
+		tok := a.client.Connect()
+		select {
+		case <-tok.Done():
+		case <-ctx.Done():
+			return
+		}
+		err := tok.Error()
+		if err == nil {
+			return
+		}
+		a.log.Warn("mqtt: cannot connect", "broker", a.broker.Redacted(), "err", err, "retry_in", backoff)
+		if !sleep(ctx, backoff) {
+			return
+		}
+		backoff = min(2*backoff, a.timeouts.connectRetryMax)
+	}
+}
+
+// track registers a paho callback as one of our goroutines so that Stop
+// waits for it; it fails once Stop has begun.
+func (a *Adapter) track() (context.Context, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.stopped {
+		return nil, false
+	}
+	a.wg.Add(1)
+	return a.ctx, true
+}
+
+// onConnect runs in its own goroutine after every (re)connection.
+func (a *Adapter) onConnect(c paho.Client) {
+	ctx, ok := a.track()
+	if !ok {
+		return
+	}
+	defer a.wg.Done()
+	// The session normally keeps our subscriptions, but a broker that lost
+	// its state would not; subscribing again is harmless.
+	if err := a.subscribe(ctx, c, a.roomList()...); err != nil {
+		a.log.Warn("mqtt: resubscribe failed", "err", err)
+	}
+	a.log.Info("mqtt: connected", "broker", a.broker.Redacted(), "client_id", a.clientID)
+	if ctx.Err() == nil {
+		a.in.Online(a.name)
+	}
+}
+
+func (a *Adapter) roomList() []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var rooms []string
+	for r := range a.rooms {
+		rooms = append(rooms, r)
+	}
+	return rooms
+}
+
+// Join subscribes to R/in/+. Rooms are remembered and subscribed again
+// after every reconnect; while disconnected, Join only remembers.
+func (a *Adapter) Join(ctx context.Context, room string) error {
+	if err := ValidRoom(room); err != nil {
+		return fmt.Errorf("mqtt: room %q: %w", room, err)
+	}
+	a.mu.Lock()
+	a.rooms[room] = true
+	a.mu.Unlock()
+	// Either the connection is already open here, or it opens later and
+	// onConnect, which lists the rooms after that, subscribes this one.
+	c := a.openClient()
+	if c == nil {
+		return nil
+	}
+	return a.subscribe(ctx, c, room)
+}
+
+func (a *Adapter) subscribe(ctx context.Context, c paho.Client, rooms ...string) error {
+	if len(rooms) == 0 {
+		return nil
+	}
+	filters := map[string]byte{}
+	for _, r := range rooms {
+		filters[inFilter(r)] = qos
+	}
+	ctx, cancel := context.WithTimeout(ctx, a.timeouts.subscribe)
+	defer cancel()
+	// A nil callback leaves routing to the default handler.
+	tok := c.SubscribeMultiple(filters, nil)
+	select {
+	case <-tok.Done():
+	case <-ctx.Done():
+		return fmt.Errorf("mqtt: subscribe: %w", ctx.Err())
+	}
+	if err := tok.Error(); err != nil {
+		return fmt.Errorf("mqtt: subscribe: %w", err)
+	}
+	if st, ok := tok.(*paho.SubscribeToken); ok {
+		for f, granted := range st.Result() {
+			if granted == 0x80 {
+				return fmt.Errorf("mqtt: broker refused subscription to %s", f)
+			}
+		}
+	}
+	return nil
+}
+
+// onPublish is paho's message handler and only queues. paho calls it on
+// its dispatcher goroutine (OrderMatters); while it blocks, further
+// inbound PUBLISHes pile up in paho's unbuffered hand-offs until, a few
+// messages later, the connection reader itself blocks, and with it the
+// PUBACKs our Sends wait for and the PINGRESPs the keepalive waits for.
+// A reconnect would wait for the handler as well. So a slow Accept must
+// not run here.
+func (a *Adapter) onPublish(_ paho.Client, m paho.Message) {
+	a.qmu.Lock()
+	if m.Qos() == 0 && len(a.queue) >= a.maxQoS0 {
+		a.qmu.Unlock()
+		a.drop(m, DropOverflow, "inbound queue full")
+		return
+	}
+	a.queue = append(a.queue, received{msg: m, gen: a.gen.Load()})
+	a.qmu.Unlock()
+	select {
+	case a.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (a *Adapter) next(ctx context.Context) (received, bool) {
+	for {
+		a.qmu.Lock()
+		if len(a.queue) > 0 {
+			r := a.queue[0]
+			a.queue[0] = received{}
+			a.queue = a.queue[1:]
+			a.qmu.Unlock()
+			return r, true
+		}
+		a.qmu.Unlock()
+		select {
+		case <-a.wake:
+		case <-ctx.Done():
+			return received{}, false
+		}
+	}
+}
+
+// deliverInbound hands messages to the router one at a time, in the order
+// the broker sent them, and acknowledges each after it is committed (so
+// PUBACKs also go out in order, as MQTT 3.1.1 §4.6 asks).
+func (a *Adapter) deliverInbound(ctx context.Context) {
+	defer a.wg.Done()
+	for {
+		r, ok := a.next(ctx)
+		if !ok {
+			return
+		}
+		a.handle(ctx, r)
+	}
+}
+
+func (a *Adapter) stale(r received) bool {
+	return r.msg.Qos() > 0 && r.gen != a.gen.Load()
+}
+
+func (a *Adapter) handle(ctx context.Context, r received) {
+	m := r.msg
+	if a.stale(r) {
+		a.log.Debug("mqtt: skipping message from a closed connection; the broker resends it", "topic", m.Topic())
+		return
+	}
+	ev, reason, detail := a.parse(m)
+	if reason != "" {
+		// Dropping is deliberate: acknowledge so the broker stops resending.
+		a.drop(m, reason, detail)
+		a.ack(m)
+		return
+	}
+	backoff := a.timeouts.acceptRetryMin
+	for attempt := 1; ; attempt++ {
+		actx, cancel := context.WithTimeout(ctx, a.timeouts.accept)
+		err := a.in.Accept(actx, ev)
+		cancel()
+		if err == nil {
+			a.ack(m)
+			return
+		}
+		if ctx.Err() != nil {
+			return // stopped: unacknowledged, so the broker keeps it for the next session
+		}
+		if a.stale(r) {
+			a.log.Info("mqtt: connection changed while retrying; the broker resends the message", "topic", m.Topic())
+			return
+		}
+		a.log.Warn("mqtt: accept failed, retrying", "topic", m.Topic(), "attempt", attempt, "retry_in", backoff, "err", err)
+		if !sleep(ctx, backoff) {
+			return
+		}
+		backoff = min(2*backoff, a.timeouts.acceptRetryMax)
+	}
+}
+
+func (a *Adapter) ack(m paho.Message) {
+	m.Ack()
+	a.acked.Add(1)
+}
+
+func (a *Adapter) drop(m paho.Message, reason, detail string) {
+	a.mu.Lock()
+	a.dropped[reason]++
+	a.mu.Unlock()
+	a.log.Warn("mqtt: dropped inbound message", "topic", m.Topic(), "reason", reason, "detail", detail, "bytes", len(m.Payload()))
+}
+
+// parse turns a received message into an event, or says why it is dropped.
+func (a *Adapter) parse(m paho.Message) (ev *bridge.Message, reason, detail string) {
+	room, device, ok := splitInTopic(m.Topic())
+	if !ok {
+		return nil, DropTopic, "not a R/in/<device> topic"
+	}
+	if device == "" {
+		return nil, DropMalformed, "empty device id"
+	}
+	if m.Retained() {
+		// A retained message is state replayed on every subscribe, not a
+		// new line of chat.
+		return nil, DropRetained, "retained message"
+	}
+	if len(m.Payload()) > a.maxPayload {
+		return nil, DropOversize, fmt.Sprintf("larger than %d bytes", a.maxPayload)
+	}
+	p, err := ParsePayload(m.Payload())
+	switch {
+	case errors.Is(err, ErrLoop):
+		return nil, DropLoop, `"via": "switchboard"`
+	case err != nil:
+		return nil, DropMalformed, err.Error()
+	}
+	name := p.Name
+	if name == "" {
+		name = device
+	}
+	remote := ""
+	if p.ID != "" {
+		remote = device + "/" + p.ID
+	}
+	return &bridge.Message{
+		Header: bridge.Header{
+			ID:     bridge.NewEventID(),
+			Origin: bridge.Origin{Network: a.name, Room: room, RemoteID: remote},
+			Sender: bridge.Sender{Network: a.name, ID: device, Name: name},
+			Time:   time.Now(),
+		},
+		Text:    p.Text,
+		ReplyTo: bridge.Ref{Event: bridge.EventID(p.ReplyTo)},
+	}, "", ""
+}
+
+// Stop ends the connection cleanly: our goroutines first, so that an
+// acknowledgement in progress still goes out, then a DISCONNECT. Messages
+// not yet accepted stay unacknowledged and the broker keeps them for the
+// session.
+func (a *Adapter) Stop(ctx context.Context) error {
+	a.mu.Lock()
+	if a.stopped {
+		a.mu.Unlock()
+		return nil
+	}
+	a.stopped = true
+	cancel, c := a.cancel, a.client
+	a.mu.Unlock()
+	if cancel == nil {
+		return nil // never started
+	}
+	cancel()
+	done := make(chan struct{})
+	go func() { a.wg.Wait(); close(done) }()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = fmt.Errorf("mqtt: stop: %w", ctx.Err())
+	}
+	quiesce := 250 * time.Millisecond
+	if dl, ok := ctx.Deadline(); ok {
+		quiesce = min(quiesce, max(time.Until(dl), time.Millisecond))
+	}
+	c.Disconnect(uint(quiesce / time.Millisecond))
+	a.log.Info("mqtt: disconnected", "broker", a.broker.Redacted())
+	return err
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+var (
+	_ adapters.Adapter       = (*Adapter)(nil)
+	_ adapters.Connected     = (*Adapter)(nil)
+	_ bridge.Replier         = (*Adapter)(nil)
+	_ bridge.Editor          = (*Adapter)(nil)
+	_ bridge.Deleter         = (*Adapter)(nil)
+	_ bridge.Reactor         = (*Adapter)(nil)
+	_ bridge.MemberRelayer   = (*Adapter)(nil)
+	_ bridge.TopicSetter     = (*Adapter)(nil)
+	_ bridge.TypingRelayer   = (*Adapter)(nil)
+	_ bridge.PresenceRelayer = (*Adapter)(nil)
+)
