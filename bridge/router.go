@@ -122,6 +122,7 @@ func (r *Router) Accept(ctx context.Context, ev Event) error {
 		r.log.Debug("event from unlinked room dropped", "room", from.String(), "kind", ev.Kind())
 		return nil
 	}
+	Clean(ev)
 	h := ev.Head()
 	if h.ID == "" {
 		h.ID = NewEventID()

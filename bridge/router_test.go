@@ -355,3 +355,17 @@ func TestExcerpt(t *testing.T) {
 		}
 	}
 }
+
+func TestCleanText(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"plain ünïcode\ttab", "plain ünïcode\ttab"},
+		{"a\r\nQUIT :x\x00b", "a\nQUIT :xb"},
+		{"cr\ronly", "cr\nonly"},
+		{"bad \xff utf8", "bad \uFFFD utf8"},
+		{"bell\x07 del\x7f", "bell del"},
+	} {
+		if got := bridge.CleanText(c.in); got != c.want {
+			t.Errorf("CleanText(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}

@@ -91,6 +91,9 @@ func Encode(room string, ev bridge.Event) (topic string, payload []byte, err err
 	default:
 		return "", nil, fmt.Errorf("unknown event type %T", ev)
 	}
+	// The router cleans what it accepts; this keeps a direct caller from
+	// putting NUL or stray CR into a dashboard.
+	o.Text, o.HTML, o.Sender.Name = bridge.CleanText(o.Text), bridge.CleanText(o.HTML), bridge.CleanText(o.Sender.Name)
 	// Consumers read the payload raw; HTML in "html" stays legible.
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
