@@ -52,6 +52,9 @@ type Process struct {
 	Env  []string
 	// Ready is a TCP address that accepts connections once the server is up.
 	Ready string
+	// Credential, if set, runs the process as another user: some servers
+	// (PostgreSQL) refuse to run as root.
+	Credential *syscall.Credential
 
 	mu      sync.Mutex
 	cmd     *exec.Cmd
@@ -94,7 +97,7 @@ func (p *Process) launch() error {
 	cmd.Dir = p.Dir
 	cmd.Env = append(os.Environ(), p.Env...)
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL, Credential: p.Credential}
 	if err := cmd.Start(); err != nil {
 		return err
 	}

@@ -1,0 +1,158 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+)
+
+// migration is one step of the schema. Steps are applied in order, each
+// once and in its own transaction, and recorded in schema_version. Append
+// new steps at the end; never edit one that has been released.
+type migration struct {
+	version int
+	name    string
+	// up is run on both dialects after filling the {{...}} type
+	// placeholders (see types); sqlite or postgres replace it where the
+	// dialects differ by more than a type.
+	up               []string
+	sqlite, postgres []string
+}
+
+func (m migration) statements(d dialect) []string {
+	stmts := m.up
+	switch {
+	case d == sqlite && m.sqlite != nil:
+		stmts = m.sqlite
+	case d == postgres && m.postgres != nil:
+		stmts = m.postgres
+	}
+	out := make([]string, len(stmts))
+	for i, s := range stmts {
+		out[i] = types[d].Replace(s)
+	}
+	return out
+}
+
+var migrations = []migration{
+	{
+		version: 1,
+		name:    "events, remote ids, outbox",
+		up: []string{
+			`CREATE TABLE events (
+				id               TEXT PRIMARY KEY,
+				kind             TEXT NOT NULL,
+				link             TEXT NOT NULL,
+				origin_network   TEXT NOT NULL,
+				origin_room      TEXT NOT NULL,
+				origin_remote_id TEXT NOT NULL,
+				sender_network   TEXT NOT NULL,
+				sender_id        TEXT NOT NULL,
+				payload          TEXT NOT NULL, -- bridge.Encode; TEXT, not JSONB, which rejects \u0000
+				created_at       BIGINT NOT NULL -- unix microseconds
+			)`,
+			// Deleting an event takes its id maps along; its queued or
+			// failed deliveries keep it from being deleted.
+			`CREATE TABLE remote_ids (
+				network   TEXT NOT NULL,
+				room      TEXT NOT NULL,
+				remote_id TEXT NOT NULL,
+				event_id  TEXT NOT NULL REFERENCES events (id) ON DELETE CASCADE,
+				PRIMARY KEY (network, room, remote_id)
+			)`,
+			// Leading with event_id serves RemoteID as well as
+			// (network, room, event_id) would, and also the cascade.
+			`CREATE INDEX remote_ids_event ON remote_ids (event_id, network, room)`,
+			`CREATE TABLE outbox (
+				seq            {{seq}},
+				link           TEXT NOT NULL,
+				target_network TEXT NOT NULL,
+				target_room    TEXT NOT NULL,
+				event_id       TEXT NOT NULL REFERENCES events (id)
+			)`,
+			`CREATE INDEX outbox_target ON outbox (target_network, target_room, seq)`,
+			`CREATE TABLE failed (
+				seq            BIGINT PRIMARY KEY, -- the outbox seq
+				link           TEXT NOT NULL,
+				target_network TEXT NOT NULL,
+				target_room    TEXT NOT NULL,
+				event_id       TEXT NOT NULL REFERENCES events (id),
+				reason         TEXT NOT NULL,
+				failed_at      BIGINT NOT NULL -- unix microseconds
+			)`,
+		},
+	},
+}
+
+// migrateLock is the PostgreSQL advisory lock key that serializes
+// migrations of several processes starting at once. SQLite needs none:
+// every write transaction begins IMMEDIATE.
+const migrateLock = 0x5377_6974_6368_0001
+
+func (s *Store) migrate(ctx context.Context) error {
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		if err := s.lockMigrations(ctx, tx); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_version (
+			version    INTEGER PRIMARY KEY,
+			name       TEXT NOT NULL,
+			applied_at BIGINT NOT NULL
+		)`)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("create schema_version: %w", err)
+	}
+	var current int
+	err = s.w.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_version`).Scan(&current)
+	if err != nil {
+		return fmt.Errorf("read schema version: %w", err)
+	}
+	latest := migrations[len(migrations)-1].version
+	if current > latest {
+		return fmt.Errorf("database schema version %d is newer than this build's %d", current, latest)
+	}
+	for _, m := range migrations {
+		if m.version <= current {
+			continue
+		}
+		applied := false
+		err := s.write(ctx, func(tx *sql.Tx) error {
+			if err := s.lockMigrations(ctx, tx); err != nil {
+				return err
+			}
+			// Another process may have applied it since we looked.
+			var n int
+			err := tx.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM schema_version WHERE version = ?`), m.version).Scan(&n)
+			if err != nil || n > 0 {
+				return err
+			}
+			for _, stmt := range m.statements(s.dialect) {
+				if _, err := tx.ExecContext(ctx, stmt); err != nil {
+					return err
+				}
+			}
+			_, err = tx.ExecContext(ctx, s.q(`INSERT INTO schema_version (version, name, applied_at) VALUES (?, ?, ?)`),
+				m.version, m.name, time.Now().UnixMicro())
+			applied = err == nil
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("migration %d (%s): %w", m.version, m.name, err)
+		}
+		if applied {
+			s.log.Info("applied database migration", "version", m.version, "name", m.name, "dialect", s.dialect)
+		}
+	}
+	return nil
+}
+
+func (s *Store) lockMigrations(ctx context.Context, tx *sql.Tx) error {
+	if s.dialect != postgres {
+		return nil
+	}
+	_, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(`+fmt.Sprint(int64(migrateLock))+`)`)
+	return err
+}

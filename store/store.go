@@ -1,0 +1,473 @@
+// Package store implements bridge.Store on SQLite (modernc.org/sqlite) and
+// PostgreSQL (pgx), one implementation over database/sql with the few
+// dialect differences kept in dialect.go and the migrations.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/switchboard-chat/switchboard/bridge"
+
+	_ "github.com/jackc/pgx/v5/stdlib"
+	sqlitedrv "modernc.org/sqlite"
+)
+
+// Store is a bridge.Store on an SQL database. It is safe for concurrent use.
+type Store struct {
+	dialect dialect
+	// w runs the write transactions, r the reads. On PostgreSQL they are
+	// the same pool. On SQLite w has a single connection: SQLite allows one
+	// writer at a time anyway, and waiting in the pool, rather than in
+	// SQLite's busy handler, keeps writers in order and never ends in
+	// "database is locked".
+	w, r *sql.DB
+	log  *slog.Logger
+
+	st statements
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+var _ bridge.Store = (*Store)(nil)
+
+// Open opens, creating and migrating as needed, the database named by dsn:
+//
+//   - "sqlite" or "": the SQLite file switchboard.db in dataDir
+//   - "sqlite:///abs/path.db" (or sqlite://rel/path.db): that SQLite file
+//   - "file:...": an SQLite URI as modernc.org/sqlite takes it
+//   - "postgres://..." or "postgresql://...": a PostgreSQL database
+//
+// Query parameters of an SQLite DSN are passed to the driver and may
+// override the defaults _synchronous=FULL and _busy_timeout=10000 (ms).
+func Open(ctx context.Context, dsn, dataDir string, log *slog.Logger) (*Store, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Store{log: log}
+	var err error
+	switch {
+	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
+		s.dialect = postgres
+		s.w, err = sql.Open("pgx/v5", dsn)
+		if err != nil {
+			return nil, fmt.Errorf("store: open postgres: %w", err)
+		}
+		s.w.SetMaxOpenConns(16)
+		s.w.SetMaxIdleConns(16)
+		s.w.SetConnMaxIdleTime(5 * time.Minute)
+		s.r = s.w
+	default:
+		wdsn, rdsn, file, err := sqliteDSNs(dsn, dataDir)
+		if err != nil {
+			return nil, fmt.Errorf("store: %w", err)
+		}
+		s.dialect = sqlite
+		if s.w, err = sql.Open("sqlite", wdsn); err != nil {
+			return nil, fmt.Errorf("store: open sqlite %s: %w", file, err)
+		}
+		s.w.SetMaxOpenConns(1)
+		s.w.SetMaxIdleConns(1)
+		if s.r, err = sql.Open("sqlite", rdsn); err != nil {
+			s.w.Close()
+			return nil, fmt.Errorf("store: open sqlite %s: %w", file, err)
+		}
+		// Readers do not block each other or the writer in WAL mode.
+		s.r.SetMaxOpenConns(4)
+		s.r.SetMaxIdleConns(4)
+	}
+	// The writer connects first: it switches the file to WAL, which the
+	// query-only readers could not.
+	if err := s.connect(ctx); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("store: connect %s: %w", s.dialect, err)
+	}
+	if err := s.migrate(ctx); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	if err := s.prepare(ctx); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	return s, nil
+}
+
+// connect opens the writer's connection. Switching a new SQLite file to
+// WAL fails at once with SQLITE_BUSY, without waiting the busy timeout,
+// while another process opens it too; so that is retried for as long.
+func (s *Store) connect(ctx context.Context) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := s.w.PingContext(ctx)
+		var e *sqlitedrv.Error
+		if !errors.As(err, &e) || e.Code()&0xff != sqliteBusy || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Duration(5+rand.IntN(20)) * time.Millisecond):
+		}
+	}
+}
+
+const sqliteBusy = 5 // SQLITE_BUSY, the primary result code
+
+// Close closes the database.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		for _, st := range s.st.all() {
+			if st != nil {
+				st.Close()
+			}
+		}
+		var errR error
+		if s.r != s.w {
+			errR = s.r.Close()
+		}
+		s.closeErr = errors.Join(s.w.Close(), errR)
+	})
+	return s.closeErr
+}
+
+// statements are prepared once, at Open: modernc.org/sqlite has no
+// statement cache, and parsing took a third of the time of a delivery.
+type statements struct {
+	insertEvent, insertRemote, insertOutbox, lockTargets,
+	writerEventByRemote, deleteOutbox, moveFailed,
+	eventByRemote, remoteID, event, pending, pendingTargets, outboxDepth *sql.Stmt
+}
+
+func (st *statements) all() []*sql.Stmt {
+	return []*sql.Stmt{
+		st.insertEvent, st.insertRemote, st.insertOutbox, st.lockTargets,
+		st.writerEventByRemote, st.deleteOutbox, st.moveFailed,
+		st.eventByRemote, st.remoteID, st.event, st.pending, st.pendingTargets, st.outboxDepth,
+	}
+}
+
+// prepare runs after migrate, so that the tables exist, and before any
+// write transaction: on SQLite, preparing on w waits for its only
+// connection. Statements of write transactions are prepared on w, the
+// rest on r.
+func (s *Store) prepare(ctx context.Context) error {
+	var err error
+	p := func(dst **sql.Stmt, db *sql.DB, query string) {
+		if err != nil {
+			return
+		}
+		if *dst, err = db.PrepareContext(ctx, s.q(query)); err != nil {
+			err = fmt.Errorf("prepare %q: %w", query, err)
+		}
+	}
+	p(&s.st.insertEvent, s.w, `INSERT INTO events (id, kind, link, origin_network, origin_room, origin_remote_id,
+		sender_network, sender_id, payload, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`)
+	p(&s.st.insertRemote, s.w, `INSERT INTO remote_ids (network, room, remote_id, event_id) VALUES (?, ?, ?, ?)
+		ON CONFLICT (network, room, remote_id) DO NOTHING`)
+	p(&s.st.insertOutbox, s.w, `INSERT INTO outbox (link, target_network, target_room, event_id) VALUES (?, ?, ?, ?)`)
+	if s.dialect == postgres {
+		// Sorted, so that two transactions take their locks in the same
+		// order and cannot deadlock.
+		p(&s.st.lockTargets, s.w, `SELECT COUNT(pg_advisory_xact_lock(k))
+			FROM (SELECT DISTINCT k FROM unnest(?::bigint[]) AS u (k) ORDER BY k) AS s`)
+	}
+	const eventByRemote = `SELECT event_id FROM remote_ids WHERE network = ? AND room = ? AND remote_id = ?`
+	p(&s.st.writerEventByRemote, s.w, eventByRemote)
+	p(&s.st.deleteOutbox, s.w, `DELETE FROM outbox WHERE seq = ?`)
+	p(&s.st.moveFailed, s.w, `INSERT INTO failed (seq, link, target_network, target_room, event_id, reason, failed_at)
+		SELECT seq, link, target_network, target_room, event_id, ?, ? FROM outbox WHERE seq = ?`)
+
+	p(&s.st.eventByRemote, s.r, eventByRemote)
+	p(&s.st.remoteID, s.r, `SELECT remote_id FROM remote_ids WHERE event_id = ? AND network = ? AND room = ? LIMIT 1`)
+	p(&s.st.event, s.r, `SELECT kind, payload FROM events WHERE id = ?`)
+	// Not a bare LIMIT ?: SQLite plans with its value, and so prepares
+	// the statement again whenever the value changes.
+	p(&s.st.pending, s.r, `SELECT o.seq, o.link, e.kind, e.payload FROM outbox o JOIN events e ON e.id = o.event_id
+		WHERE o.target_network = ? AND o.target_room = ? AND o.seq > ? ORDER BY o.seq LIMIT CAST(? AS INTEGER)`)
+	p(&s.st.pendingTargets, s.r, `SELECT DISTINCT target_network, target_room FROM outbox ORDER BY target_network, target_room`)
+	p(&s.st.outboxDepth, s.r, `SELECT COUNT(*) FROM outbox`)
+	return err
+}
+
+// q rewrites the ? placeholders of query for the dialect.
+func (s *Store) q(query string) string {
+	if s.dialect == postgres {
+		return rebind(query)
+	}
+	return query
+}
+
+// errDuplicate rolls back an Accept of an event seen before.
+var errDuplicate = errors.New("duplicate")
+
+// write runs fn in a write transaction and commits it.
+func (s *Store) write(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+// Accept implements bridge.Store.
+func (s *Store) Accept(ctx context.Context, link string, ev bridge.Event, targets []bridge.RoomAddr) (bool, error) {
+	h := ev.Head()
+	if h.ID == "" {
+		return false, fmt.Errorf("store: accept %s event without id", ev.Kind())
+	}
+	payload, err := bridge.Encode(ev)
+	if err != nil {
+		return false, fmt.Errorf("store: accept %s: encode: %w", h.ID, err)
+	}
+	targets = distinct(targets)
+	err = s.write(ctx, func(tx *sql.Tx) error {
+		if s.dialect == postgres && len(targets) > 0 {
+			// PostgreSQL hands out seqs at insert but they become visible
+			// at commit, so without this a later seq for a room could be
+			// read, and delivered, before an earlier one. Holding a lock
+			// per target room from before the insert until commit makes
+			// each room's seqs visible in order. (SQLite writers are
+			// serialized anyway.)
+			if _, err := tx.StmtContext(ctx, s.st.lockTargets).ExecContext(ctx, lockKeys(targets)); err != nil {
+				return fmt.Errorf("lock targets: %w", err)
+			}
+		}
+		res, err := tx.StmtContext(ctx, s.st.insertEvent).ExecContext(ctx, string(h.ID), string(ev.Kind()), link,
+			h.Origin.Network, h.Origin.Room, h.Origin.RemoteID, h.Sender.Network, h.Sender.ID,
+			string(payload), time.Now().UnixMicro())
+		if err != nil {
+			return fmt.Errorf("insert event: %w", err)
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return errDuplicate // the same event accepted again
+		}
+		if h.Origin.RemoteID != "" {
+			res, err := tx.StmtContext(ctx, s.st.insertRemote).ExecContext(ctx, h.Origin.Network, h.Origin.Room, h.Origin.RemoteID, string(h.ID))
+			if err != nil {
+				return fmt.Errorf("insert remote id: %w", err)
+			}
+			if n, err := res.RowsAffected(); err != nil {
+				return err
+			} else if n == 0 {
+				return errDuplicate
+			}
+		}
+		for _, t := range targets {
+			if _, err := tx.StmtContext(ctx, s.st.insertOutbox).ExecContext(ctx, link, t.Network, t.Room, string(h.ID)); err != nil {
+				return fmt.Errorf("queue for %s: %w", t, err)
+			}
+		}
+		return nil
+	})
+	if errors.Is(err, errDuplicate) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("store: accept %s: %w", h.ID, err)
+	}
+	return true, nil
+}
+
+func distinct(rooms []bridge.RoomAddr) []bridge.RoomAddr {
+	for i := 1; i < len(rooms); i++ {
+		if slices.Contains(rooms[:i], rooms[i]) {
+			out := slices.Clone(rooms[:i])
+			for _, r := range rooms[i+1:] {
+				if !slices.Contains(out, r) {
+					out = append(out, r)
+				}
+			}
+			return out
+		}
+	}
+	return rooms
+}
+
+func lockKeys(rooms []bridge.RoomAddr) []int64 {
+	keys := make([]int64, len(rooms))
+	for i, r := range rooms {
+		h := fnv.New64a()
+		h.Write([]byte(r.Network))
+		h.Write([]byte{0})
+		h.Write([]byte(r.Room))
+		keys[i] = int64(h.Sum64())
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// PendingTargets implements bridge.Store.
+func (s *Store) PendingTargets(ctx context.Context) ([]bridge.RoomAddr, error) {
+	rows, err := s.st.pendingTargets.QueryContext(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("store: pending targets: %w", err)
+	}
+	defer rows.Close()
+	var out []bridge.RoomAddr
+	for rows.Next() {
+		var a bridge.RoomAddr
+		if err := rows.Scan(&a.Network, &a.Room); err != nil {
+			return nil, fmt.Errorf("store: pending targets: %w", err)
+		}
+		out = append(out, a)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: pending targets: %w", err)
+	}
+	return out, nil
+}
+
+// Pending implements bridge.Store.
+func (s *Store) Pending(ctx context.Context, target bridge.RoomAddr, after int64, limit int) ([]bridge.Queued, error) {
+	if limit <= 0 {
+		return nil, fmt.Errorf("store: pending for %s: limit %d is not positive", target, limit)
+	}
+	rows, err := s.st.pending.QueryContext(ctx, target.Network, target.Room, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("store: pending for %s: %w", target, err)
+	}
+	defer rows.Close()
+	var out []bridge.Queued
+	for rows.Next() {
+		var (
+			q             = bridge.Queued{Target: target}
+			kind, payload string
+		)
+		if err := rows.Scan(&q.Seq, &q.Link, &kind, &payload); err != nil {
+			return nil, fmt.Errorf("store: pending for %s: %w", target, err)
+		}
+		if q.Event, err = bridge.Decode(bridge.Kind(kind), []byte(payload)); err != nil {
+			return nil, fmt.Errorf("store: pending for %s: seq %d: %w", target, q.Seq, err)
+		}
+		out = append(out, q)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: pending for %s: %w", target, err)
+	}
+	return out, nil
+}
+
+// Delivered implements bridge.Store. Calling it again for the same
+// delivery changes nothing.
+func (s *Store) Delivered(ctx context.Context, q bridge.Queued, remoteID string) error {
+	if q.Event == nil {
+		return fmt.Errorf("store: delivered seq %d: no event", q.Seq)
+	}
+	id := string(q.Event.Head().ID)
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.StmtContext(ctx, s.st.deleteOutbox).ExecContext(ctx, q.Seq); err != nil {
+			return fmt.Errorf("delete from outbox: %w", err)
+		}
+		if remoteID == "" {
+			return nil
+		}
+		res, err := tx.StmtContext(ctx, s.st.insertRemote).ExecContext(ctx, q.Target.Network, q.Target.Room, remoteID, id)
+		if err != nil {
+			return fmt.Errorf("insert remote id: %w", err)
+		}
+		if n, err := res.RowsAffected(); err != nil || n > 0 {
+			return err
+		}
+		// The room already uses this remote id. If for another event,
+		// the first mapping stays: failing here would only make the
+		// router send the event again.
+		var other string
+		if err := tx.StmtContext(ctx, s.st.writerEventByRemote).QueryRowContext(ctx, q.Target.Network, q.Target.Room, remoteID).Scan(&other); err != nil {
+			return fmt.Errorf("read remote id: %w", err)
+		}
+		if other != id {
+			s.log.Warn("remote id already maps to another event; keeping that mapping",
+				"room", q.Target.String(), "remote_id", remoteID, "event", id, "mapped_to", other)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("store: delivered %s to %s: %w", id, q.Target, err)
+	}
+	return nil
+}
+
+// Failed implements bridge.Store. Calling it again changes nothing.
+func (s *Store) Failed(ctx context.Context, q bridge.Queued, reason string) error {
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.StmtContext(ctx, s.st.moveFailed).ExecContext(ctx, reason, time.Now().UnixMicro(), q.Seq); err != nil {
+			return fmt.Errorf("insert into failed: %w", err)
+		}
+		if _, err := tx.StmtContext(ctx, s.st.deleteOutbox).ExecContext(ctx, q.Seq); err != nil {
+			return fmt.Errorf("delete from outbox: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("store: failed seq %d to %s: %w", q.Seq, q.Target, err)
+	}
+	return nil
+}
+
+// Event implements bridge.Store.
+func (s *Store) Event(ctx context.Context, id bridge.EventID) (bridge.Event, error) {
+	var kind, payload string
+	err := s.st.event.QueryRowContext(ctx, string(id)).Scan(&kind, &payload)
+	if err != nil {
+		return nil, fmt.Errorf("store: event %s: %w", id, notFound(err))
+	}
+	ev, err := bridge.Decode(bridge.Kind(kind), []byte(payload))
+	if err != nil {
+		return nil, fmt.Errorf("store: event %s: %w", id, err)
+	}
+	return ev, nil
+}
+
+// EventByRemote implements bridge.Store.
+func (s *Store) EventByRemote(ctx context.Context, room bridge.RoomAddr, remoteID string) (bridge.EventID, error) {
+	var id string
+	err := s.st.eventByRemote.QueryRowContext(ctx, room.Network, room.Room, remoteID).Scan(&id)
+	if err != nil {
+		return "", fmt.Errorf("store: event of %s in %s: %w", remoteID, room, notFound(err))
+	}
+	return bridge.EventID(id), nil
+}
+
+// RemoteID implements bridge.Store.
+func (s *Store) RemoteID(ctx context.Context, room bridge.RoomAddr, id bridge.EventID) (string, error) {
+	var remote string
+	err := s.st.remoteID.QueryRowContext(ctx, string(id), room.Network, room.Room).Scan(&remote)
+	if err != nil {
+		return "", fmt.Errorf("store: remote id of %s in %s: %w", id, room, notFound(err))
+	}
+	return remote, nil
+}
+
+// OutboxDepth implements bridge.Store.
+func (s *Store) OutboxDepth(ctx context.Context) (int, error) {
+	var n int
+	if err := s.st.outboxDepth.QueryRowContext(ctx).Scan(&n); err != nil {
+		return 0, fmt.Errorf("store: outbox depth: %w", err)
+	}
+	return n, nil
+}
+
+func notFound(err error) error {
+	if errors.Is(err, sql.ErrNoRows) {
+		return bridge.ErrNotFound
+	}
+	return err
+}
