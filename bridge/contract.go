@@ -129,7 +129,9 @@ type Store interface {
 	// first, starting after sequence number after.
 	Pending(ctx context.Context, target RoomAddr, after int64, limit int) ([]Queued, error)
 	// Delivered removes a delivery from the outbox and records the remote id
-	// ("" if none) its target room gave the event, in one transaction.
+	// ("" if none) its target room gave the event. Pending and the lookups
+	// reflect it at once; it may become durable with the next write, shortly
+	// after (a crash in between delivers the entry again, never loses it).
 	Delivered(ctx context.Context, q Queued, remoteID string) error
 	// Failed moves a delivery out of the outbox into the failed list.
 	Failed(ctx context.Context, q Queued, reason string) error

@@ -20,10 +20,22 @@ func (c *counter) Send(context.Context, *bridge.Delivery) (string, error) {
 
 // BenchmarkRouter measures one event's whole way: accept (durable commit of
 // the event and its outbox entry) and delivery (read from the outbox, hand
-// to the network, durable removal), on the embedded SQLite store.
+// to the network, removal from the outbox), on the embedded SQLite store:
+// with its default synchronous=FULL (an fsync per commit) and, for
+// comparison, NORMAL (safe from crashes of Switchboard, not of the OS).
 func BenchmarkRouter(b *testing.B) {
+	for _, sync := range []string{"FULL", "NORMAL"} {
+		b.Run("sync="+sync, func(b *testing.B) {
+			dir := b.TempDir()
+			benchmarkRouter(b, newFixtureDSN(b, "sqlite://"+dir+"/bench.db?_synchronous="+sync, dir,
+				map[string]bridge.MessageSender{"irc": &counter{}, "mqtt": &counter{}}))
+		})
+	}
+}
+
+func benchmarkRouter(b *testing.B, f *fixture) {
 	sink := &counter{}
-	f := newFixture(b, b.TempDir(), map[string]bridge.MessageSender{"irc": &counter{}, "mqtt": sink})
+	f.router.AddNetwork("mqtt", sink)
 	ctx := context.Background()
 	b.ReportAllocs()
 	b.ResetTimer()

@@ -95,9 +95,13 @@ type fixture struct {
 }
 
 func newFixture(t testing.TB, dir string, nets map[string]bridge.MessageSender) *fixture {
+	return newFixtureDSN(t, "sqlite", dir, nets)
+}
+
+func newFixtureDSN(t testing.TB, dsn, dir string, nets map[string]bridge.MessageSender) *fixture {
 	t.Helper()
 	ctx := context.Background()
-	st, err := store.Open(ctx, "sqlite", dir, quiet)
+	st, err := store.Open(ctx, dsn, dir, quiet)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -33,7 +33,8 @@ type Store struct {
 	w, r *sql.DB
 	log  *slog.Logger
 
-	st statements
+	st        statements
+	delivered delivered
 
 	closeOnce sync.Once
 	closeErr  error
@@ -55,6 +56,7 @@ func Open(ctx context.Context, dsn, dataDir string, log *slog.Logger) (*Store, e
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Store{log: log}
+	s.delivered.init()
 	var err error
 	switch {
 	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
@@ -127,6 +129,14 @@ const sqliteBusy = 5 // SQLITE_BUSY, the primary result code
 // Close closes the database.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
+		if s.st.deleteOutbox != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			if err := s.write(ctx, func(*sql.Tx) error { return nil }); err != nil {
+				s.log.Error("record deliveries at close", "err", err)
+			}
+			cancel()
+		}
+		s.delivered.take() // stops the flush timer
 		for _, st := range s.st.all() {
 			if st != nil {
 				st.Close()
@@ -212,14 +222,21 @@ func (s *Store) q(query string) string {
 // errDuplicate rolls back an Accept of an event seen before.
 var errDuplicate = errors.New("duplicate")
 
-// write runs fn in a write transaction and commits it.
-func (s *Store) write(ctx context.Context, fn func(*sql.Tx) error) error {
+// write runs fn in a write transaction, together with the delivery
+// records waiting for one, and commits it.
+func (s *Store) write(ctx context.Context, fn func(*sql.Tx) error) (err error) {
+	recs := s.delivered.take()
+	defer func() { s.settle(recs, err == nil) }()
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
-	if err := fn(tx); err != nil {
+	if err := s.writeDelivered(ctx, tx, recs); err != nil {
 		tx.Rollback()
+		return fmt.Errorf("record deliveries: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback() // the records go back to wait for the next write
 		return err
 	}
 	return tx.Commit()
@@ -316,6 +333,10 @@ func lockKeys(rooms []bridge.RoomAddr) []int64 {
 
 // PendingTargets implements bridge.Store.
 func (s *Store) PendingTargets(ctx context.Context) ([]bridge.RoomAddr, error) {
+	// Deliveries waiting to be recorded would list rooms with nothing left.
+	if err := s.write(ctx, func(*sql.Tx) error { return nil }); err != nil {
+		return nil, fmt.Errorf("store: pending targets: %w", err)
+	}
 	rows, err := s.st.pendingTargets.QueryContext(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("store: pending targets: %w", err)
@@ -340,6 +361,7 @@ func (s *Store) Pending(ctx context.Context, target bridge.RoomAddr, after int64
 	if limit <= 0 {
 		return nil, fmt.Errorf("store: pending for %s: limit %d is not positive", target, limit)
 	}
+	defer s.delivered.beginRead()()
 	rows, err := s.st.pending.QueryContext(ctx, target.Network, target.Room, after, limit)
 	if err != nil {
 		return nil, fmt.Errorf("store: pending for %s: %w", target, err)
@@ -354,6 +376,9 @@ func (s *Store) Pending(ctx context.Context, target bridge.RoomAddr, after int64
 		if err := rows.Scan(&q.Seq, &q.Link, &kind, &payload); err != nil {
 			return nil, fmt.Errorf("store: pending for %s: %w", target, err)
 		}
+		if s.delivered.isDelivered(q.Seq) {
+			continue
+		}
 		if q.Event, err = bridge.Decode(bridge.Kind(kind), []byte(payload)); err != nil {
 			return nil, fmt.Errorf("store: pending for %s: seq %d: %w", target, q.Seq, err)
 		}
@@ -363,46 +388,6 @@ func (s *Store) Pending(ctx context.Context, target bridge.RoomAddr, after int64
 		return nil, fmt.Errorf("store: pending for %s: %w", target, err)
 	}
 	return out, nil
-}
-
-// Delivered implements bridge.Store. Calling it again for the same
-// delivery changes nothing.
-func (s *Store) Delivered(ctx context.Context, q bridge.Queued, remoteID string) error {
-	if q.Event == nil {
-		return fmt.Errorf("store: delivered seq %d: no event", q.Seq)
-	}
-	id := string(q.Event.Head().ID)
-	err := s.write(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.StmtContext(ctx, s.st.deleteOutbox).ExecContext(ctx, q.Seq); err != nil {
-			return fmt.Errorf("delete from outbox: %w", err)
-		}
-		if remoteID == "" {
-			return nil
-		}
-		res, err := tx.StmtContext(ctx, s.st.insertRemote).ExecContext(ctx, q.Target.Network, q.Target.Room, remoteID, id)
-		if err != nil {
-			return fmt.Errorf("insert remote id: %w", err)
-		}
-		if n, err := res.RowsAffected(); err != nil || n > 0 {
-			return err
-		}
-		// The room already uses this remote id. If for another event,
-		// the first mapping stays: failing here would only make the
-		// router send the event again.
-		var other string
-		if err := tx.StmtContext(ctx, s.st.writerEventByRemote).QueryRowContext(ctx, q.Target.Network, q.Target.Room, remoteID).Scan(&other); err != nil {
-			return fmt.Errorf("read remote id: %w", err)
-		}
-		if other != id {
-			s.log.Warn("remote id already maps to another event; keeping that mapping",
-				"room", q.Target.String(), "remote_id", remoteID, "event", id, "mapped_to", other)
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("store: delivered %s to %s: %w", id, q.Target, err)
-	}
-	return nil
 }
 
 // Failed implements bridge.Store. Calling it again changes nothing.
@@ -438,6 +423,10 @@ func (s *Store) Event(ctx context.Context, id bridge.EventID) (bridge.Event, err
 
 // EventByRemote implements bridge.Store.
 func (s *Store) EventByRemote(ctx context.Context, room bridge.RoomAddr, remoteID string) (bridge.EventID, error) {
+	defer s.delivered.beginRead()()
+	if id, ok := s.delivered.eventByRemote(room, remoteID); ok {
+		return id, nil
+	}
 	var id string
 	err := s.st.eventByRemote.QueryRowContext(ctx, room.Network, room.Room, remoteID).Scan(&id)
 	if err != nil {
@@ -448,6 +437,10 @@ func (s *Store) EventByRemote(ctx context.Context, room bridge.RoomAddr, remoteI
 
 // RemoteID implements bridge.Store.
 func (s *Store) RemoteID(ctx context.Context, room bridge.RoomAddr, id bridge.EventID) (string, error) {
+	defer s.delivered.beginRead()()
+	if remote, ok := s.delivered.remoteID(room, id); ok {
+		return remote, nil
+	}
 	var remote string
 	err := s.st.remoteID.QueryRowContext(ctx, string(id), room.Network, room.Room).Scan(&remote)
 	if err != nil {
@@ -458,11 +451,12 @@ func (s *Store) RemoteID(ctx context.Context, room bridge.RoomAddr, id bridge.Ev
 
 // OutboxDepth implements bridge.Store.
 func (s *Store) OutboxDepth(ctx context.Context) (int, error) {
+	defer s.delivered.beginRead()()
 	var n int
 	if err := s.st.outboxDepth.QueryRowContext(ctx).Scan(&n); err != nil {
 		return 0, fmt.Errorf("store: outbox depth: %w", err)
 	}
-	return n, nil
+	return max(0, n-s.delivered.count()), nil
 }
 
 func notFound(err error) error {

@@ -1,0 +1,244 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/switchboard-chat/switchboard/bridge"
+)
+
+// flushDelay bounds how long a delivery record waits for a transaction to
+// ride along with.
+const flushDelay = 20 * time.Millisecond
+
+// delivered holds delivery records not yet committed. Recording a delivery
+// in a transaction of its own doubled the cost of relaying a message (a
+// commit is a WAL write and an fsync); instead, records join the next write
+// transaction, usually the next Accept, or are flushed after flushDelay.
+// Until then reads answer from here, so the outbox never hands out a
+// delivered entry again and replies and edits resolve. A crash in that
+// window delivers those entries once more; it loses nothing.
+type delivered struct {
+	mu      sync.Mutex
+	queue   []deliveryRecord // not yet in a transaction
+	seqs    map[int64]bool   // queued or in a transaction not yet committed
+	remote  map[remoteKey]bridge.EventID
+	byEvent map[eventKey]string
+	timer   *time.Timer
+
+	// A reader whose snapshot predates a commit must still see that
+	// commit's records here; they are forgotten only once every read that
+	// began before the commit has ended.
+	epoch   uint64           // commits settled so far
+	reading map[uint64]int   // reads in progress, by the epoch they began in
+	retired []retiredRecords // committed, waiting for older reads to end
+}
+
+type retiredRecords struct {
+	epoch uint64
+	recs  []deliveryRecord
+}
+
+type deliveryRecord struct {
+	q        bridge.Queued
+	remoteID string
+}
+
+type remoteKey struct{ network, room, remoteID string }
+type eventKey struct {
+	network, room string
+	id            bridge.EventID
+}
+
+func (d *delivered) init() {
+	d.seqs = map[int64]bool{}
+	d.remote = map[remoteKey]bridge.EventID{}
+	d.byEvent = map[eventKey]string{}
+	d.reading = map[uint64]int{}
+}
+
+// beginRead marks a read of the outbox or the remote ids in progress; call
+// the function it returns when the read is done.
+func (d *delivered) beginRead() func() {
+	d.mu.Lock()
+	e := d.epoch
+	d.reading[e]++
+	d.mu.Unlock()
+	return func() {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		if d.reading[e]--; d.reading[e] == 0 {
+			delete(d.reading, e)
+		}
+		d.prune()
+	}
+}
+
+// prune forgets committed records no read in progress could miss.
+func (d *delivered) prune() {
+	oldest := d.epoch + 1
+	for e := range d.reading {
+		oldest = min(oldest, e)
+	}
+	n := 0
+	for _, r := range d.retired {
+		if r.epoch >= oldest {
+			break
+		}
+		d.forget(r.recs)
+		n++
+	}
+	d.retired = d.retired[n:]
+}
+
+func (d *delivered) forget(recs []deliveryRecord) {
+	for _, r := range recs {
+		delete(d.seqs, r.q.Seq)
+		if r.remoteID != "" {
+			id := r.q.Event.Head().ID
+			rk := remoteKey{r.q.Target.Network, r.q.Target.Room, r.remoteID}
+			if d.remote[rk] == id {
+				delete(d.remote, rk)
+			}
+			delete(d.byEvent, eventKey{r.q.Target.Network, r.q.Target.Room, id})
+		}
+	}
+}
+
+// Delivered implements bridge.Store. The record is durable once the next
+// write transaction commits (within flushDelay); calling it again for the
+// same delivery changes nothing.
+func (s *Store) Delivered(ctx context.Context, q bridge.Queued, remoteID string) error {
+	if q.Event == nil {
+		return fmt.Errorf("store: delivered seq %d: no event", q.Seq)
+	}
+	d := &s.delivered
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.seqs[q.Seq] {
+		return nil
+	}
+	d.seqs[q.Seq] = true
+	d.queue = append(d.queue, deliveryRecord{q, remoteID})
+	if remoteID != "" {
+		id := q.Event.Head().ID
+		rk := remoteKey{q.Target.Network, q.Target.Room, remoteID}
+		if _, taken := d.remote[rk]; !taken {
+			d.remote[rk] = id
+		}
+		d.byEvent[eventKey{q.Target.Network, q.Target.Room, id}] = remoteID
+	}
+	if d.timer == nil {
+		d.timer = time.AfterFunc(flushDelay, s.flushDelivered)
+	}
+	return nil
+}
+
+func (s *Store) flushDelivered() {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := s.write(ctx, func(*sql.Tx) error { return nil }); err != nil {
+		s.log.Error("record deliveries; will retry", "err", err)
+		s.delivered.mu.Lock()
+		s.delivered.timer = time.AfterFunc(time.Second, s.flushDelivered)
+		s.delivered.mu.Unlock()
+	}
+}
+
+// take hands the queued records to a transaction.
+func (d *delivered) take() []deliveryRecord {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	recs := d.queue
+	d.queue = nil
+	if d.timer != nil {
+		d.timer.Stop()
+		d.timer = nil
+	}
+	return recs
+}
+
+// settle forgets records once their transaction committed, or queues them
+// again when it did not.
+func (s *Store) settle(recs []deliveryRecord, committed bool) {
+	if len(recs) == 0 {
+		return
+	}
+	d := &s.delivered
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !committed {
+		d.queue = append(recs, d.queue...)
+		if d.timer == nil {
+			d.timer = time.AfterFunc(flushDelay, s.flushDelivered)
+		}
+		return
+	}
+	d.retired = append(d.retired, retiredRecords{d.epoch, recs})
+	d.epoch++
+	d.prune()
+}
+
+// writeDelivered applies records in tx: the outbox entry goes, the room's
+// remote id is kept.
+func (s *Store) writeDelivered(ctx context.Context, tx *sql.Tx, recs []deliveryRecord) error {
+	for _, r := range recs {
+		if _, err := tx.StmtContext(ctx, s.st.deleteOutbox).ExecContext(ctx, r.q.Seq); err != nil {
+			return fmt.Errorf("delete from outbox: %w", err)
+		}
+		if r.remoteID == "" {
+			continue
+		}
+		id := string(r.q.Event.Head().ID)
+		res, err := tx.StmtContext(ctx, s.st.insertRemote).ExecContext(ctx, r.q.Target.Network, r.q.Target.Room, r.remoteID, id)
+		if err != nil {
+			return fmt.Errorf("insert remote id: %w", err)
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n > 0 {
+			continue
+		}
+		// The room already uses this remote id. If for another event, the
+		// first mapping stays: failing here would only make the router send
+		// the event again.
+		var other string
+		if err := tx.StmtContext(ctx, s.st.writerEventByRemote).QueryRowContext(ctx, r.q.Target.Network, r.q.Target.Room, r.remoteID).Scan(&other); err != nil {
+			return fmt.Errorf("read remote id: %w", err)
+		}
+		if other != id {
+			s.log.Warn("remote id already maps to another event; keeping that mapping",
+				"room", r.q.Target.String(), "remote_id", r.remoteID, "event", id, "mapped_to", other)
+		}
+	}
+	return nil
+}
+
+func (d *delivered) isDelivered(seq int64) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.seqs[seq]
+}
+
+func (d *delivered) count() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return len(d.seqs)
+}
+
+func (d *delivered) eventByRemote(room bridge.RoomAddr, remoteID string) (bridge.EventID, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	id, ok := d.remote[remoteKey{room.Network, room.Room, remoteID}]
+	return id, ok
+}
+
+func (d *delivered) remoteID(room bridge.RoomAddr, id bridge.EventID) (string, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	r, ok := d.byEvent[eventKey{room.Network, room.Room, id}]
+	return r, ok
+}
