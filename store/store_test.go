@@ -66,6 +66,7 @@ func testStore(t *testing.T, newDB newDBFunc) {
 		{"DeliveredTwice", testDeliveredTwice},
 		{"Failed", testFailed},
 		{"Reopen", testReopen},
+		{"DeliveredBecomesDurable", testDeliveredBecomesDurable},
 		{"NewerSchema", testNewerSchema},
 		{"ConcurrentOpen", testConcurrentOpen},
 		{"Concurrent", testConcurrent},
@@ -465,6 +466,37 @@ func testReopen(t *testing.T, newDB newDBFunc) {
 		if err := s.Close(); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// testDeliveredBecomesDurable: a delivery record reaches the database on
+// its own, without another write or a Close, shortly after.
+func testDeliveredBecomesDurable(t *testing.T, newDB newDBFunc) {
+	ctx := t.Context()
+	dsn, dir := newDB(t)
+	s := openStore(t, dsn, dir)
+	accept(t, s, message(lobby, "r-1", "one"), mqtt)
+	accept(t, s, message(lobby, "r-2", "two"), mqtt)
+	q := pending(t, s, mqtt)[0]
+	if err := s.Delivered(ctx, q, "m-1"); err != nil {
+		t.Fatal(err)
+	}
+	if n := depth(t, s); n != 1 {
+		t.Fatalf("depth %d right after Delivered, want 1", n)
+	}
+	if qs := pending(t, s, mqtt); len(qs) != 1 || qs[0].Seq == q.Seq {
+		t.Fatalf("pending after Delivered = %v, want only the second entry", qs)
+	}
+	other := openStore(t, dsn, dir) // another process's view of the database
+	deadline := time.Now().Add(5 * time.Second)
+	for depth(t, other) != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("delivery record not durable after 5s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if id, err := other.EventByRemote(ctx, mqtt, "m-1"); err != nil || id != q.Event.Head().ID {
+		t.Fatalf("EventByRemote from another handle = %q, %v", id, err)
 	}
 }
 
