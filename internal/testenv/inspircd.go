@@ -75,7 +75,47 @@ func InspIRCdWith(t testing.TB, c IRCServerConfig) *IRCServer {
 		Ready: addr,
 	}
 	p.Start(t)
+	p.mu.Lock()
+	pid := p.cmd.Process.Pid
+	p.mu.Unlock()
+	if err := listensOnlyOn(pid, port); err != nil {
+		t.Fatalf("inspircd: %v", err)
+	}
 	return &IRCServer{Addr: addr, Name: "irc.test", Process: p, Dir: dir}
+}
+
+// listensOnlyOn checks that a process's only listening TCP socket is
+// 127.0.0.1:port, so that a config mistake cannot expose a test server.
+func listensOnlyOn(pid, port int) error {
+	inodes := map[string]bool{}
+	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		return nil // no procfs: nothing to check with
+	}
+	for _, fd := range fds {
+		link, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name()))
+		if err == nil && strings.HasPrefix(link, "socket:[") {
+			inodes[strings.TrimSuffix(strings.TrimPrefix(link, "socket:["), "]")] = true
+		}
+	}
+	want := fmt.Sprintf("0100007F:%04X", port)
+	for _, table := range []string{"tcp", "tcp6"} {
+		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/net/%s", pid, table))
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(data), "\n")[1:] {
+			f := strings.Fields(line)
+			// sl local_address rem_address st ... inode (field 9)
+			if len(f) < 10 || f[3] != "0A" || !inodes[f[9]] {
+				continue
+			}
+			if f[1] != want {
+				return fmt.Errorf("listens on %s (%s), want only 127.0.0.1:%d", f[1], table, port)
+			}
+		}
+	}
+	return nil
 }
 
 func inspircdConfig(dir string, port int, c IRCServerConfig) string {
@@ -321,6 +361,13 @@ func (c *IRCClient) Wait(timeout time.Duration, match func(IRCLine) bool) (IRCLi
 
 // WaitFrom is Wait looking only at lines from index from on.
 func (c *IRCClient) WaitFrom(from int, timeout time.Duration, match func(IRCLine) bool) (IRCLine, error) {
+	_, l, err := c.WaitIndex(from, timeout, match)
+	return l, err
+}
+
+// WaitIndex is WaitFrom that also returns the line's index: WaitIndex(i+1,
+// ...) continues after it, to read a sequence of lines in order.
+func (c *IRCClient) WaitIndex(from int, timeout time.Duration, match func(IRCLine) bool) (int, IRCLine, error) {
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
 	for {
@@ -329,13 +376,13 @@ func (c *IRCClient) WaitFrom(from int, timeout time.Duration, match func(IRCLine
 		c.mu.Unlock()
 		for ; from < len(lines); from++ {
 			if match(lines[from]) {
-				return lines[from], nil
+				return from, lines[from], nil
 			}
 		}
 		select {
 		case <-notify:
 		case <-deadline.C:
-			return IRCLine{}, fmt.Errorf("no matching line after %v", timeout)
+			return -1, IRCLine{}, fmt.Errorf("no matching line after %v", timeout)
 		}
 	}
 }

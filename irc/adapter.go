@@ -1,0 +1,757 @@
+// Package irc bridges IRC channels: one bot connection that joins the
+// linked channels and reads them, and (in puppet mode) one connection per
+// foreign sender, so that each appears as a user of their own.
+package irc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ergochat/irc-go/ircutils"
+
+	"github.com/switchboard-chat/switchboard/adapters"
+	"github.com/switchboard-chat/switchboard/bridge"
+	"github.com/switchboard-chat/switchboard/config"
+	"github.com/switchboard-chat/switchboard/mapping"
+)
+
+func init() { adapters.Register("irc", New) }
+
+// Defaults for zero config fields, the same the config loader applies.
+const (
+	defaultMode         = "puppet"
+	defaultMaxPuppets   = 50
+	defaultIdle         = 30 * time.Minute
+	defaultBurst        = 5
+	defaultInterval     = time.Second
+	defaultRealname     = "Switchboard bridge"
+	defaultReconnectMax = 2 * time.Minute
+	// puppetPause is how long puppet mode falls back to relaying after a
+	// puppet could not connect (the server may limit connections per
+	// host): better relayed than stuck in the outbox.
+	puppetPause = 30 * time.Second
+	// progressTTL bounds how long a partly delivered message remembers
+	// which of its lines were already confirmed.
+	progressTTL = time.Hour
+	maxProgress = 10000
+	// ownGrace is how long a departed puppet's nick is still taken for
+	// ours, for the lines about its departure the bot sees afterwards.
+	ownGrace = 30 * time.Second
+)
+
+// rejoinDelay is how long the bot waits before going back into a channel
+// it was kicked from (a variable for tests).
+var rejoinDelay = 5 * time.Second
+
+// botCaps are requested on the bot connection; ircevent requests them
+// blindly and the server acknowledges those it offers.
+var botCaps = []string{
+	"message-tags", "server-time", "echo-message", "labeled-response", "batch",
+	"account-tag", "account-notify", "extended-join", "multi-prefix", "userhost-in-names",
+	"chghost", "cap-notify",
+}
+
+// puppetCaps: puppets only send, so they need confirmation and no more.
+var puppetCaps = []string{"message-tags", "echo-message", "labeled-response", "batch", "chghost"}
+
+// Adapter is the IRC network adapter.
+type Adapter struct {
+	name       string
+	cfg        config.IRC
+	mode       string
+	template   string
+	maxPuppets int
+	idle       time.Duration
+	log        *slog.Logger
+	clock      clock
+	botCaps    []string
+	puppetCaps []string
+
+	in     bridge.Inbound
+	ctx    context.Context
+	cancel context.CancelFunc
+	bot    *conn
+	wg     sync.WaitGroup
+	queue  *acceptQueue
+
+	mu          sync.Mutex
+	started     bool
+	stopped     bool
+	info        serverInfo
+	rooms       map[string]*room // by folded name
+	puppets     map[string]*puppet
+	own         map[string]time.Time // folded puppet nick -> zero while active, else when to forget it
+	progress    map[string]*progress
+	pausedUntil time.Time
+	cm          atomic.Uint32 // info.cm, readable without a.mu
+	ready       atomic.Bool   // registered and rejoined
+}
+
+// serverInfo is what the bot learned from ISUPPORT.
+type serverInfo struct {
+	known     bool // learned from the server, not defaults
+	cm        caseMapping
+	nickLen   int
+	chanLen   int
+	userLen   int
+	lineLen   int
+	chanTypes string
+	prefixes  string // membership prefix symbols, "@+"
+}
+
+var (
+	_ adapters.Adapter     = (*Adapter)(nil)
+	_ adapters.Connected   = (*Adapter)(nil)
+	_ bridge.MemberRelayer = (*Adapter)(nil)
+)
+
+// New builds the adapter for a configured IRC network.
+func New(name string, n *config.Network, log *slog.Logger) (adapters.Adapter, error) {
+	if n == nil || n.IRC == nil {
+		return nil, fmt.Errorf("networks.%s: no irc settings", name)
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	c := *n.IRC
+	if c.SASL != nil {
+		s := *c.SASL
+		c.SASL = &s
+	}
+	if _, _, err := net.SplitHostPort(c.Server); err != nil {
+		return nil, fmt.Errorf("networks.%s.server: want host:port: %w", name, err)
+	}
+	if err := validNick(c.Nick); err != nil {
+		return nil, fmt.Errorf("networks.%s.nick: %w", name, err)
+	}
+	if c.Username == "" {
+		c.Username = c.Nick
+	}
+	c.Username = identFrom(c.Username)
+	if c.Realname == "" {
+		c.Realname = defaultRealname
+	}
+	c.Realname = cleanLine(c.Realname)
+	if c.Flood.Burst <= 0 {
+		c.Flood.Burst = defaultBurst
+	}
+	if c.Flood.Interval <= 0 {
+		c.Flood.Interval = defaultInterval
+	}
+	if c.MaxLineBytes <= 0 {
+		c.MaxLineBytes = defaultLineLen
+	}
+	if c.ReconnectMax <= 0 {
+		c.ReconnectMax = defaultReconnectMax
+	}
+	if strings.ContainsAny(c.Password, "\r\n\x00") {
+		return nil, fmt.Errorf("networks.%s.password: contains a line break or NUL", name)
+	}
+	a := &Adapter{
+		name:       name,
+		cfg:        c,
+		mode:       n.Mode,
+		template:   n.Puppets.Template,
+		maxPuppets: n.Puppets.Max,
+		idle:       n.Puppets.Idle,
+		log:        log,
+		clock:      realClock{},
+		botCaps:    botCaps,
+		puppetCaps: puppetCaps,
+		rooms:      map[string]*room{},
+		puppets:    map[string]*puppet{},
+		own:        map[string]time.Time{},
+		progress:   map[string]*progress{},
+		info:       defaultServerInfo(c.MaxLineBytes),
+	}
+	if a.mode == "" {
+		a.mode = defaultMode
+	}
+	if a.mode != "puppet" && a.mode != "relay" {
+		return nil, fmt.Errorf("networks.%s.mode: %q is neither puppet nor relay", name, a.mode)
+	}
+	if a.template == "" {
+		a.template = mapping.DefaultTemplate
+	}
+	if a.maxPuppets <= 0 {
+		a.maxPuppets = defaultMaxPuppets
+	}
+	if a.idle <= 0 {
+		a.idle = defaultIdle
+	}
+	return a, nil
+}
+
+func defaultServerInfo(lineLen int) serverInfo {
+	return serverInfo{cm: caseRFC1459, nickLen: 9, chanLen: 200, userLen: 10, lineLen: lineLen, chanTypes: "#&", prefixes: "~&@%+"}
+}
+
+// Network is the network's name in the config.
+func (a *Adapter) Network() string { return a.name }
+
+// Connected reports whether the bot is registered and back in its
+// channels, so that what is said there now reaches the bridge.
+func (a *Adapter) Connected() bool {
+	a.mu.Lock()
+	bot := a.bot
+	a.mu.Unlock()
+	return bot != nil && bot.isUp() && a.ready.Load()
+}
+
+// casemap is the server's casemapping. Connections call it with their own
+// locks held, so it must not take a.mu.
+func (a *Adapter) casemap() caseMapping { return caseMapping(a.cm.Load()) }
+
+func (a *Adapter) serverInfo() serverInfo {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.info
+}
+
+func (a *Adapter) connConfig(label, nick string) connConfig {
+	return connConfig{
+		label:        label,
+		server:       a.cfg.Server,
+		useTLS:       a.cfg.TLS,
+		skipVerify:   a.cfg.TLSInsecureSkipVerify,
+		nick:         nick,
+		user:         a.cfg.Username,
+		realname:     a.cfg.Realname,
+		password:     a.cfg.Password,
+		maxLineLen:   max(a.cfg.MaxLineBytes, defaultLineLen),
+		flood:        a.cfg.Flood,
+		reconnectMax: a.cfg.ReconnectMax,
+		casemap:      a.casemap,
+		clock:        a.clock,
+		log:          a.log.With("conn", label),
+	}
+}
+
+// Start connects the bot in the background.
+func (a *Adapter) Start(ctx context.Context, in bridge.Inbound) error {
+	if in == nil {
+		return errors.New("irc: Start needs an Inbound")
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.started || a.stopped {
+		return errors.New("irc: already started or stopped")
+	}
+	a.started = true
+	a.in = in
+	// The adapter lives until Stop, not until the caller's context ends.
+	a.ctx, a.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	a.queue = newAcceptQueue(a.log)
+
+	botID := bridge.Sender{Network: a.name, ID: a.cfg.Nick}
+	cc := a.connConfig("bot", a.cfg.Nick)
+	cc.caps = a.botCaps
+	cc.sasl = a.cfg.SASL
+	cc.altNick = func(base string, maxLen, attempt int) string {
+		return mapping.IRCNickAlternative(base, maxLen, botID, attempt)
+	}
+	cc.nickLen = func() int {
+		if info := a.serverInfo(); info.known {
+			return info.nickLen
+		}
+		// Before the first registration: long enough for a readable
+		// nick, short enough for most networks (a 432 makes it 9).
+		return 16
+	}
+	cc.onUp = a.botUp
+	cc.onDown = a.botDown
+	a.bot = newConn(cc)
+	a.addInboundCallbacks(a.bot)
+
+	a.wg.Add(3)
+	go func() { defer a.wg.Done(); a.bot.run(a.ctx) }()
+	go func() { defer a.wg.Done(); a.queue.run(a.ctx, in) }()
+	go func() { defer a.wg.Done(); a.janitor(a.ctx) }()
+	a.log.Info("irc adapter started", "server", a.cfg.Server, "nick", a.cfg.Nick, "mode", a.mode, "tls", a.cfg.TLS)
+	return nil
+}
+
+// botUp runs in the bot's read loop once it is registered.
+func (a *Adapter) botUp(k *conn) {
+	is := k.irc.ISupport()
+	a.mu.Lock()
+	info := defaultServerInfo(a.cfg.MaxLineBytes)
+	info.known = true
+	info.cm = parseCaseMapping(is["CASEMAPPING"])
+	if v, err := strconv.Atoi(is["NICKLEN"]); err == nil && v > 0 {
+		info.nickLen = v
+	} else if v, err := strconv.Atoi(is["MAXNICKLEN"]); err == nil && v > 0 {
+		info.nickLen = v
+	}
+	if v, err := strconv.Atoi(is["CHANNELLEN"]); err == nil && v > 0 {
+		info.chanLen = v
+	}
+	if v, err := strconv.Atoi(is["USERLEN"]); err == nil && v > 0 {
+		info.userLen = v
+	}
+	if v, err := strconv.Atoi(is["LINELEN"]); err == nil && v >= defaultLineLen {
+		info.lineLen = min(v, max(a.cfg.MaxLineBytes, defaultLineLen))
+	}
+	if v := is["CHANTYPES"]; v != "" {
+		info.chanTypes = v
+	}
+	if p := is["PREFIX"]; strings.HasPrefix(p, "(") {
+		if i := strings.IndexByte(p, ')'); i > 0 {
+			info.prefixes = p[i+1:]
+		}
+	}
+	a.info = info
+	a.cm.Store(uint32(info.cm))
+	// Folded keys depend on the casemapping, which may differ from the
+	// last server's.
+	rooms := map[string]*room{}
+	for _, r := range a.rooms {
+		r.members, r.names = map[string]*member{}, nil
+		rooms[info.cm.fold(r.name)] = r
+	}
+	a.rooms = rooms
+	stopped := a.stopped
+	if !stopped {
+		a.wg.Add(1)
+	}
+	a.mu.Unlock()
+	if stopped {
+		return
+	}
+	a.log.Info("connected", "nick", k.nick(), "server", a.cfg.Server)
+	// Joining waits for flood tokens and replies, which the read loop we
+	// are in must keep reading.
+	go func() {
+		defer a.wg.Done()
+		a.rejoin(k)
+	}()
+}
+
+func (a *Adapter) rejoin(k *conn) {
+	var chans []string
+	a.mu.Lock()
+	for _, r := range a.rooms {
+		chans = append(chans, r.name)
+	}
+	a.mu.Unlock()
+	for ch, err := range k.joinAll(a.ctx, chans) {
+		a.log.Warn("cannot join channel", "channel", ch, "err", err)
+	}
+	if k.isUp() && a.ctx.Err() == nil {
+		a.ready.Store(true)
+		a.in.Online(a.name)
+	}
+}
+
+func (a *Adapter) botDown(k *conn) {
+	a.ready.Store(false)
+	a.mu.Lock()
+	for _, r := range a.rooms {
+		r.members, r.names = map[string]*member{}, nil
+	}
+	stopped := a.stopped
+	a.mu.Unlock()
+	if !stopped {
+		a.log.Warn("disconnected; reconnecting", "server", a.cfg.Server)
+	}
+}
+
+// Join starts bridging a channel; it is joined again after every
+// reconnect.
+func (a *Adapter) Join(ctx context.Context, channel string) error {
+	info := a.serverInfo()
+	if err := validChannel(channel, info.chanTypes, info.chanLen); err != nil {
+		return err
+	}
+	a.mu.Lock()
+	f := info.cm.fold(channel)
+	if _, ok := a.rooms[f]; !ok {
+		a.rooms[f] = &room{name: channel, members: map[string]*member{}}
+	}
+	bot := a.bot
+	a.mu.Unlock()
+	if bot == nil || !bot.isUp() {
+		return nil // joined once connected
+	}
+	return bot.join(ctx, channel)
+}
+
+// Stop quits every connection and waits for the adapter's goroutines.
+func (a *Adapter) Stop(ctx context.Context) error {
+	a.mu.Lock()
+	if !a.started || a.stopped {
+		a.stopped = true
+		a.mu.Unlock()
+		return nil
+	}
+	a.stopped = true
+	var conns []*conn
+	for _, p := range a.puppets {
+		if p.k != nil {
+			conns = append(conns, p.k)
+		}
+	}
+	a.mu.Unlock()
+	conns = append(conns, a.bot)
+	for _, k := range conns {
+		k.quit()
+	}
+	a.cancel()
+	done := make(chan struct{})
+	go func() {
+		a.wg.Wait()
+		close(done)
+	}()
+	grace := time.NewTimer(3 * time.Second)
+	defer grace.Stop()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	case <-grace.C:
+	}
+	select {
+	case <-done:
+		a.log.Info("irc adapter stopped")
+		return nil
+	default:
+	}
+	// The server did not close the connections after QUIT: close them.
+	for _, k := range conns {
+		k.closeSocket()
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("irc: stop: %w", ctx.Err())
+	}
+}
+
+// janitor retires idle puppets and forgets stale state.
+func (a *Adapter) janitor(ctx context.Context) {
+	tick := min(max(a.idle/4, 50*time.Millisecond), 10*time.Second)
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		now := a.clock.Now()
+		a.reapPuppets(now)
+		a.mu.Lock()
+		for key, p := range a.progress {
+			if now.Sub(p.touched) > progressTTL {
+				delete(a.progress, key)
+			}
+		}
+		for nick, until := range a.own {
+			if !until.IsZero() && now.After(until) {
+				delete(a.own, nick)
+			}
+		}
+		a.mu.Unlock()
+	}
+}
+
+// isOwn reports whether nick is the bot or one of our puppets.
+func (a *Adapter) isOwn(nick string) bool {
+	if a.bot != nil && a.bot.isMe(nick) {
+		return true
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	until, ok := a.own[a.info.cm.fold(nick)]
+	return ok && (until.IsZero() || a.clock.Now().Before(until))
+}
+
+// progress remembers which lines of a message a room already got, so a
+// retry after a partial delivery sends only the rest.
+type progress struct {
+	pieces  []string // the lines, without prefix
+	done    []bool
+	ids     []string
+	touched time.Time
+}
+
+func (a *Adapter) progressFor(key string, build func() *progress) *progress {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	p := a.progress[key]
+	if p == nil {
+		p = build()
+		if len(a.progress) >= maxProgress {
+			var oldest string
+			var t time.Time
+			for k, q := range a.progress {
+				if oldest == "" || q.touched.Before(t) {
+					oldest, t = k, q.touched
+				}
+			}
+			delete(a.progress, oldest)
+		}
+		a.progress[key] = p
+	}
+	p.touched = a.clock.Now()
+	return p
+}
+
+// Send delivers a message: through the sender's puppet in puppet mode
+// (while there is room for one), else through the bot as "<name> text".
+// It returns once the server confirmed every line.
+func (a *Adapter) Send(ctx context.Context, d *bridge.Delivery) (string, error) {
+	m, ok := d.Event.(*bridge.Message)
+	if !ok {
+		return "", bridge.Permanent(fmt.Errorf("irc: cannot send %s events", d.Event.Kind()))
+	}
+	info := a.serverInfo()
+	if err := validChannel(d.Room, info.chanTypes, info.chanLen); err != nil {
+		return "", bridge.Permanent(err)
+	}
+	a.mu.Lock()
+	started, stopped, bot := a.started, a.stopped, a.bot
+	a.mu.Unlock()
+	if !started || stopped {
+		return "", errors.New("irc: adapter not running")
+	}
+	if !bot.isUp() {
+		return "", errNotConnected
+	}
+	if err := a.Join(ctx, d.Room); err != nil && !bot.inChannel(d.Room) {
+		return "", err
+	}
+	body := renderBody(m)
+	key := string(m.ID) + "\x00" + info.cm.fold(d.Room)
+	if a.mode == "puppet" {
+		p, err := a.puppetFor(ctx, m.Sender)
+		if err != nil {
+			return "", err
+		}
+		if p != nil {
+			id, relay, err := a.sendPuppet(ctx, p, key, d.Room, m, body)
+			if !relay {
+				return id, err
+			}
+		}
+	}
+	return a.sendVia(ctx, a.bot, key, d.Room, m, body, relayPrefix(m))
+}
+
+// sendPuppet sends through a puppet; relay says the bot should send
+// instead.
+func (a *Adapter) sendPuppet(ctx context.Context, p *puppet, key, ch string, m *bridge.Message, body string) (id string, relay bool, err error) {
+	defer a.releasePuppet(p)
+	if err := p.k.join(ctx, ch); err != nil {
+		if ctx.Err() != nil || errors.Is(err, errNotConnected) || errors.Is(err, errDisconnected) {
+			return "", false, err
+		}
+		// Banned, invite-only, registered-only...: the bot may still
+		// speak there.
+		a.log.Warn("puppet cannot join; relaying", "puppet", p.k.nick(), "channel", ch, "err", err)
+		return "", true, nil
+	}
+	id, err = a.sendVia(ctx, p.k, key, ch, m, body, "")
+	return id, false, err
+}
+
+// renderBody is the message as IRC text, "\n" between lines.
+func renderBody(m *bridge.Message) string {
+	body := m.Text
+	if m.HTML != "" {
+		if b := htmlToIRC(m.HTML); visible(b) {
+			body = b
+		}
+	}
+	for _, at := range m.Attachments {
+		if at.URL == "" || strings.Contains(body, at.URL) {
+			continue
+		}
+		line := at.URL
+		if at.Name != "" && at.Name != at.URL {
+			line = at.Name + ": " + at.URL
+		}
+		if body != "" {
+			body += "\n"
+		}
+		body += line
+	}
+	return body
+}
+
+// maxRelayName bounds the "<name> " prefix, which every line repeats.
+const maxRelayName = 64
+
+func relayName(s bridge.Sender) string {
+	name := s.Name
+	if name == "" {
+		name = s.ID
+	}
+	return ircutils.TruncateUTF8Safe(stripCodes(cleanLine(name)), maxRelayName)
+}
+
+func relayPrefix(m *bridge.Message) string {
+	if m.Emote {
+		return "* " + relayName(m.Sender) + " "
+	}
+	return "<" + relayName(m.Sender) + "> "
+}
+
+// sendVia sends the message's lines over k and waits for them to be
+// confirmed. Lines go out back to back (flood control permitting); a line
+// confirmed in an earlier attempt is not sent again.
+func (a *Adapter) sendVia(ctx context.Context, k *conn, key, ch string, m *bridge.Message, body, prefix string) (string, error) {
+	command := "PRIVMSG"
+	if m.Notice && !m.Emote {
+		command = "NOTICE"
+	}
+	action := m.Emote && prefix == ""
+	if err := k.acquire(ctx); err != nil {
+		return "", err
+	}
+	defer k.release()
+	if !k.isUp() {
+		return "", errNotConnected
+	}
+	info := a.serverInfo()
+	budget := lineBudget(info.lineLen, k.nick(), k.getUserHost(), info.userLen, command, ch, action)
+	pr := a.progressFor(key, func() *progress {
+		var pieces []string
+		for _, l := range splitText(body, prefix, budget) {
+			pieces = append(pieces, strings.TrimPrefix(l, prefix))
+		}
+		return &progress{pieces: pieces, done: make([]bool, len(pieces)), ids: make([]string, len(pieces))}
+	})
+	// The lines to send now: the ones not confirmed yet, re-split if this
+	// attempt's prefix or budget is tighter than the first one's.
+	type item struct {
+		idx  int
+		text string
+	}
+	var todo []item
+	a.mu.Lock()
+	for i, piece := range pr.pieces {
+		if pr.done[i] {
+			continue
+		}
+		for _, l := range splitLine(nil, piece, prefix, budget) {
+			todo = append(todo, item{i, l})
+		}
+	}
+	a.mu.Unlock()
+	type sent struct {
+		idx  int
+		ch   <-chan lineResult
+		dead <-chan struct{}
+	}
+	var out []sent
+	var sendErr error
+	for _, it := range todo {
+		text := it.text
+		if action {
+			text = "\x01ACTION " + text + "\x01"
+		}
+		rc, dead, err := k.submit(ctx, command, ch, text)
+		if err != nil {
+			sendErr = err
+			break
+		}
+		out = append(out, sent{it.idx, rc, dead})
+	}
+	// A piece re-split into several lines is done only when all are.
+	failed := map[int]bool{}
+	ids := map[int]string{}
+	for _, s := range out {
+		r := k.await(ctx, s.ch, s.dead)
+		if r.err != nil {
+			failed[s.idx] = true
+			if sendErr == nil {
+				sendErr = r.err
+			}
+			continue
+		}
+		if _, ok := ids[s.idx]; !ok {
+			ids[s.idx] = r.msgid
+		}
+	}
+	a.mu.Lock()
+	for _, s := range out {
+		if !failed[s.idx] {
+			pr.done[s.idx] = true
+			if pr.ids[s.idx] == "" {
+				pr.ids[s.idx] = ids[s.idx]
+			}
+		}
+	}
+	complete := true
+	for _, d := range pr.done {
+		complete = complete && d
+	}
+	first := ""
+	for _, id := range pr.ids {
+		if id != "" {
+			first = id
+			break
+		}
+	}
+	if complete {
+		delete(a.progress, key)
+	}
+	a.mu.Unlock()
+	if sendErr != nil {
+		return "", fmt.Errorf("irc: send to %s: %w", ch, sendErr)
+	}
+	return first, nil
+}
+
+// SendMembership mirrors a foreign user's joins, leaves and renames with
+// their puppet, when they have one; puppets are created by messages only.
+func (a *Adapter) SendMembership(ctx context.Context, d *bridge.Delivery) error {
+	if a.mode != "puppet" {
+		return nil
+	}
+	info := a.serverInfo()
+	if err := validChannel(d.Room, info.chanTypes, info.chanLen); err != nil {
+		return bridge.Permanent(err)
+	}
+	s := d.Event.Head().Sender
+	p, err := a.existingPuppet(ctx, s)
+	if err != nil || p == nil {
+		return err
+	}
+	defer a.releasePuppet(p)
+	switch ev := d.Event.(type) {
+	case *bridge.Join:
+		return p.k.join(ctx, d.Room)
+	case *bridge.Leave:
+		if !p.k.inChannel(d.Room) {
+			return nil
+		}
+		if err := p.k.part(ctx, d.Room, stripCodes(cleanLine(ev.Reason))); err != nil {
+			return err
+		}
+		if p.k.channelCount() == 0 {
+			// That was its last channel: nothing left for it to do.
+			a.retirePuppet(p)
+		}
+		return nil
+	case *bridge.Rename:
+		nick := mapping.IRCNick(mapping.Render(a.template, ev.Sender), info.nickLen, ev.Sender)
+		if nick == p.k.nick() {
+			return nil
+		}
+		a.mu.Lock()
+		p.sender = ev.Sender
+		a.mu.Unlock()
+		return p.k.rename(ctx, nick)
+	}
+	return nil
+}

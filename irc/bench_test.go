@@ -1,0 +1,88 @@
+package irc
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/switchboard-chat/switchboard/bridge"
+	"github.com/switchboard-chat/switchboard/internal/testenv"
+)
+
+// BenchmarkIdlePuppets connects 1,000 puppets to a real InspIRCd and
+// reports what each costs this process while idle: Go heap, resident
+// memory and goroutines. One run takes long enough that the benchmark
+// runner does not repeat it; the figures do not depend on b.N.
+func BenchmarkIdlePuppets(b *testing.B) {
+	const puppets = 1000
+	srv := testenv.InspIRCdWith(b, testenv.IRCServerConfig{MaxClients: puppets + 100})
+	n := netConfig(srv, "puppet")
+	n.Puppets.Max = puppets
+	n.Puppets.Idle = time.Hour
+	a := startAdapter(b, n, nil)
+
+	heap0, rss0, g0 := memNow()
+	start := time.Now()
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 64)
+	errs := make(chan error, puppets)
+	for i := range puppets {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			id := fmt.Sprintf("dev-%04d", i)
+			p, err := a.puppetFor(ctx, bridge.Sender{Network: "devices", ID: id, Name: id})
+			if err == nil && p == nil {
+				err = fmt.Errorf("%s relayed", id)
+			}
+			if err != nil {
+				errs <- err
+				return
+			}
+			a.releasePuppet(p)
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		b.Fatal(err)
+	}
+	connect := time.Since(start)
+	// Let the connections settle into idleness.
+	time.Sleep(2 * time.Second)
+	heap1, rss1, g1 := memNow()
+	if got := a.puppetCount(); got != puppets {
+		b.Fatalf("%d puppets connected", got)
+	}
+	b.ReportMetric(float64(heap1-heap0)/puppets, "heap-B/puppet")
+	b.ReportMetric(float64(rss1-rss0)/puppets, "rss-B/puppet")
+	b.ReportMetric(float64(g1-g0)/puppets, "goroutines/puppet")
+	b.ReportMetric(connect.Seconds(), "s-to-connect-all")
+}
+
+// memNow returns the live Go heap (after a GC), the process's resident
+// set and the goroutine count.
+func memNow() (heap, rss uint64, goroutines int) {
+	runtime.GC()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	status, _ := os.ReadFile("/proc/self/status")
+	for _, line := range strings.Split(string(status), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
+			kb, _ := strconv.ParseUint(f[1], 10, 64)
+			rss = kb * 1024
+		}
+	}
+	return ms.HeapAlloc, rss, runtime.NumGoroutine()
+}

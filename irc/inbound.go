@@ -1,0 +1,474 @@
+package irc
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ergochat/irc-go/ircmsg"
+
+	"github.com/switchboard-chat/switchboard/bridge"
+)
+
+// room is a bridged channel as the bot sees it.
+type room struct {
+	name    string             // as configured
+	members map[string]*member // by folded nick
+	names   map[string]*member // a NAMES reply being read
+}
+
+type member struct {
+	nick    string
+	account string
+}
+
+// addInboundCallbacks turns the bot's traffic into bridge events. They
+// run in the bot's read loop, so they only queue events (see acceptQueue)
+// and never wait.
+func (a *Adapter) addInboundCallbacks(k *conn) {
+	k.irc.AddCallback("PRIVMSG", func(e ircmsg.Message) { a.onMessage(e, false) })
+	k.irc.AddCallback("NOTICE", func(e ircmsg.Message) { a.onMessage(e, true) })
+	k.irc.AddCallback("JOIN", a.onJoin)
+	k.irc.AddCallback("PART", a.onPart)
+	k.irc.AddCallback("KICK", a.onKick)
+	k.irc.AddCallback("QUIT", a.onQuit)
+	k.irc.AddCallback("NICK", a.onNick)
+	k.irc.AddCallback("TOPIC", a.onTopic)
+	k.irc.AddCallback("ACCOUNT", a.onAccount)
+	k.irc.AddCallback("353", a.onNames)
+	k.irc.AddCallback("366", a.onEndOfNames)
+}
+
+// roomLocked finds a bridged channel; a.mu must be held.
+func (a *Adapter) roomLocked(ch string) *room {
+	return a.rooms[a.info.cm.fold(ch)]
+}
+
+// header builds the common event fields for a line from nick in r.
+func (a *Adapter) header(e ircmsg.Message, r *room, nick, account string) bridge.Header {
+	if ok, acc := e.GetTag("account"); ok && acc != "" && acc != "*" {
+		account = acc
+	}
+	id := nick
+	if account != "" {
+		id = account
+	}
+	t := time.Now()
+	if ok, ts := e.GetTag("time"); ok {
+		if st, err := time.Parse(time.RFC3339Nano, ts); err == nil {
+			t = st
+		}
+	}
+	_, msgid := e.GetTag("msgid")
+	return bridge.Header{
+		ID:     bridge.NewEventID(),
+		Origin: bridge.Origin{Network: a.name, Room: r.name, RemoteID: msgid},
+		Sender: bridge.Sender{Network: a.name, ID: id, Name: nick},
+		Time:   t,
+	}
+}
+
+func (a *Adapter) accountLocked(r *room, nick string) string {
+	if m := r.members[a.info.cm.fold(nick)]; m != nil {
+		return m.account
+	}
+	return ""
+}
+
+func (a *Adapter) emit(ev bridge.Event) {
+	if !a.queue.push(ev) {
+		a.log.Error("inbound queue full; dropping event", "kind", ev.Kind(), "room", ev.Head().Origin.Room)
+	}
+}
+
+// fromServer reports whether a line comes from a server rather than a
+// user (server notices, topics set during a netjoin).
+func fromServer(e ircmsg.Message) bool {
+	return !strings.Contains(e.Source, "!") && strings.Contains(e.Source, ".")
+}
+
+func (a *Adapter) onMessage(e ircmsg.Message, notice bool) {
+	if len(e.Params) < 2 || fromServer(e) {
+		return
+	}
+	nick := e.Nick()
+	if a.isOwn(nick) {
+		return // our own lines, echoes included
+	}
+	text := e.Params[1]
+	emote := false
+	if strings.HasPrefix(text, "\x01") {
+		inner := strings.TrimSuffix(text[1:], "\x01")
+		cmd, rest, _ := strings.Cut(inner, " ")
+		if !strings.EqualFold(cmd, "ACTION") {
+			return // VERSION, PING, DCC...: not chat
+		}
+		text, emote = rest, true
+	}
+	a.mu.Lock()
+	r := a.roomLocked(e.Params[0])
+	if r == nil || !strings.ContainsRune(a.info.chanTypes, rune(e.Params[0][0])) {
+		a.mu.Unlock()
+		return
+	}
+	h := a.header(e, r, nick, a.accountLocked(r, nick))
+	a.mu.Unlock()
+	m := &bridge.Message{Header: h, Text: stripCodes(text), Emote: emote, Notice: notice && !emote}
+	if html, ok := ircToHTML(text); ok {
+		m.HTML = html
+	}
+	a.emit(m)
+}
+
+func (a *Adapter) onJoin(e ircmsg.Message) {
+	if len(e.Params) < 1 {
+		return
+	}
+	nick := e.Nick()
+	account := ""
+	if len(e.Params) >= 3 && e.Params[1] != "*" { // extended-join
+		account = e.Params[1]
+	}
+	isBot := a.bot.isMe(nick)
+	own := isBot || a.isOwn(nick)
+	a.mu.Lock()
+	r := a.roomLocked(e.Params[0])
+	if r == nil {
+		a.mu.Unlock()
+		return
+	}
+	if isBot {
+		r.members, r.names = map[string]*member{}, nil // NAMES follows
+		a.mu.Unlock()
+		return
+	}
+	r.members[a.info.cm.fold(nick)] = &member{nick: nick, account: account}
+	if own {
+		a.mu.Unlock()
+		return
+	}
+	h := a.header(e, r, nick, account)
+	a.mu.Unlock()
+	a.emit(&bridge.Join{Header: h})
+}
+
+func (a *Adapter) onPart(e ircmsg.Message) {
+	if len(e.Params) < 1 {
+		return
+	}
+	nick := e.Nick()
+	reason := ""
+	if len(e.Params) >= 2 {
+		reason = stripCodes(e.Params[1])
+	}
+	a.leave(e, e.Params[0], nick, reason)
+}
+
+func (a *Adapter) onKick(e ircmsg.Message) {
+	if len(e.Params) < 2 {
+		return
+	}
+	reason := "kicked by " + e.Nick()
+	if len(e.Params) >= 3 && e.Params[2] != "" {
+		reason += ": " + stripCodes(e.Params[2])
+	}
+	a.leave(e, e.Params[0], e.Params[1], reason)
+}
+
+func (a *Adapter) leave(e ircmsg.Message, ch, nick, reason string) {
+	if a.bot.isMe(nick) {
+		a.botLeft(ch)
+		return
+	}
+	own := a.isOwn(nick)
+	a.mu.Lock()
+	r := a.roomLocked(ch)
+	if r == nil {
+		a.mu.Unlock()
+		return
+	}
+	f := a.info.cm.fold(nick)
+	account := a.accountLocked(r, nick)
+	delete(r.members, f)
+	if own {
+		a.mu.Unlock()
+		return
+	}
+	h := a.header(e, r, nick, account)
+	a.mu.Unlock()
+	a.emit(&bridge.Leave{Header: h, Reason: reason})
+}
+
+// botLeft handles the bot being parted or kicked from a bridged channel:
+// it goes back in after a pause.
+func (a *Adapter) botLeft(ch string) {
+	a.mu.Lock()
+	r := a.roomLocked(ch)
+	if r == nil || a.stopped {
+		a.mu.Unlock()
+		return
+	}
+	r.members, r.names = map[string]*member{}, nil
+	a.wg.Add(1)
+	a.mu.Unlock()
+	go func() {
+		defer a.wg.Done()
+		t := time.NewTimer(rejoinDelay)
+		defer t.Stop()
+		select {
+		case <-a.ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := a.bot.join(a.ctx, r.name); err != nil && a.ctx.Err() == nil {
+			a.log.Warn("cannot rejoin channel", "channel", r.name, "err", err)
+		}
+	}()
+}
+
+func (a *Adapter) onQuit(e ircmsg.Message) {
+	nick := e.Nick()
+	reason := ""
+	if len(e.Params) >= 1 {
+		reason = stripCodes(e.Params[0])
+	}
+	if a.bot.isMe(nick) {
+		return
+	}
+	own := a.isOwn(nick)
+	var evs []bridge.Event
+	a.mu.Lock()
+	f := a.info.cm.fold(nick)
+	if own {
+		// The server says it is gone: whoever uses the nick next is not
+		// our puppet.
+		delete(a.own, f)
+	}
+	for _, r := range a.rooms {
+		m := r.members[f]
+		if m == nil {
+			continue
+		}
+		delete(r.members, f)
+		if !own {
+			evs = append(evs, &bridge.Leave{Header: a.header(e, r, nick, m.account), Reason: reason})
+		}
+	}
+	a.mu.Unlock()
+	for _, ev := range evs {
+		a.emit(ev)
+	}
+}
+
+func (a *Adapter) onNick(e ircmsg.Message) {
+	if len(e.Params) < 1 {
+		return
+	}
+	old, nick := e.Nick(), e.Params[0]
+	// ircevent updates its own nick before our callbacks run, so the bot
+	// is recognised by either name.
+	own := a.bot.isMe(old) || a.bot.isMe(nick) || a.isOwn(old)
+	var evs []bridge.Event
+	a.mu.Lock()
+	fo, fn := a.info.cm.fold(old), a.info.cm.fold(nick)
+	if until, ok := a.own[fo]; ok {
+		delete(a.own, fo)
+		a.own[fn] = until
+	}
+	for _, r := range a.rooms {
+		m := r.members[fo]
+		if m == nil {
+			continue
+		}
+		delete(r.members, fo)
+		r.members[fn] = &member{nick: nick, account: m.account}
+		if !own {
+			evs = append(evs, &bridge.Rename{Header: a.header(e, r, nick, m.account), Previous: old})
+		}
+	}
+	a.mu.Unlock()
+	for _, ev := range evs {
+		a.emit(ev)
+	}
+}
+
+func (a *Adapter) onTopic(e ircmsg.Message) {
+	if len(e.Params) < 2 || fromServer(e) {
+		return
+	}
+	nick := e.Nick()
+	if a.isOwn(nick) {
+		return
+	}
+	a.mu.Lock()
+	r := a.roomLocked(e.Params[0])
+	if r == nil {
+		a.mu.Unlock()
+		return
+	}
+	h := a.header(e, r, nick, a.accountLocked(r, nick))
+	a.mu.Unlock()
+	a.emit(&bridge.Topic{Header: h, Topic: stripCodes(e.Params[1])})
+}
+
+// onAccount follows account-notify, so later events carry the account
+// even without account-tag.
+func (a *Adapter) onAccount(e ircmsg.Message) {
+	if len(e.Params) < 1 {
+		return
+	}
+	account := e.Params[0]
+	if account == "*" {
+		account = ""
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	f := a.info.cm.fold(e.Nick())
+	for _, r := range a.rooms {
+		if m := r.members[f]; m != nil {
+			m.account = account
+		}
+	}
+}
+
+// onNames reads RPL_NAMREPLY: "<me> <type> <channel> :[prefixes]nick[!user@host] ...".
+func (a *Adapter) onNames(e ircmsg.Message) {
+	if len(e.Params) < 4 {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	r := a.roomLocked(e.Params[2])
+	if r == nil {
+		return
+	}
+	if r.names == nil {
+		r.names = map[string]*member{}
+	}
+	for _, tok := range strings.Fields(e.Params[3]) {
+		tok = strings.TrimLeft(tok, a.info.prefixes)
+		if i := strings.IndexByte(tok, '!'); i >= 0 {
+			tok = tok[:i]
+		}
+		if tok != "" {
+			r.names[a.info.cm.fold(tok)] = &member{nick: tok}
+		}
+	}
+}
+
+func (a *Adapter) onEndOfNames(e ircmsg.Message) {
+	if len(e.Params) < 2 {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	r := a.roomLocked(e.Params[1])
+	if r == nil || r.names == nil {
+		return
+	}
+	for f, m := range r.names {
+		if old := r.members[f]; old != nil && old.account != "" {
+			m.account = old.account
+		}
+	}
+	r.members, r.names = r.names, nil
+}
+
+// acceptQueue hands inbound events to the router in order, retrying with
+// backoff while it cannot take them. IRC has no replay, so events are
+// kept in memory meanwhile, up to a limit; the read loop never waits for
+// the router, which would stall PING replies and get us disconnected.
+type acceptQueue struct {
+	log   *slog.Logger
+	max   int
+	mu    sync.Mutex
+	items []bridge.Event
+	wake  chan struct{}
+}
+
+const maxQueued = 100000
+
+func newAcceptQueue(log *slog.Logger) *acceptQueue {
+	return &acceptQueue{log: log, max: maxQueued, wake: make(chan struct{}, 1)}
+}
+
+func (q *acceptQueue) push(ev bridge.Event) bool {
+	q.mu.Lock()
+	if len(q.items) >= q.max {
+		q.mu.Unlock()
+		return false
+	}
+	q.items = append(q.items, ev)
+	q.mu.Unlock()
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+	return true
+}
+
+func (q *acceptQueue) pop() (bridge.Event, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.items) == 0 {
+		return nil, false
+	}
+	ev := q.items[0]
+	q.items[0] = nil
+	q.items = q.items[1:]
+	if len(q.items) == 0 {
+		q.items = nil // let the backing array go
+	}
+	return ev, true
+}
+
+func (q *acceptQueue) len() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.items)
+}
+
+func (q *acceptQueue) run(ctx context.Context, in bridge.Inbound) {
+	for {
+		ev, ok := q.pop()
+		if !ok {
+			select {
+			case <-ctx.Done():
+				return
+			case <-q.wake:
+			}
+			continue
+		}
+		delay := 100 * time.Millisecond
+		for attempt := 1; ; attempt++ {
+			err := in.Accept(ctx, ev)
+			if err == nil {
+				break
+			}
+			if ctx.Err() != nil {
+				if n := q.len() + 1; n > 0 {
+					q.log.Warn("stopping with inbound events not accepted", "count", n)
+				}
+				return
+			}
+			if errors.Is(err, bridge.ErrPermanent) {
+				q.log.Error("inbound event refused", "kind", ev.Kind(), "err", err)
+				break
+			}
+			if attempt == 1 || attempt%10 == 0 {
+				q.log.Warn("cannot accept inbound event; retrying", "kind", ev.Kind(), "attempt", attempt, "err", err, "queued", q.len())
+			}
+			t := time.NewTimer(delay)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return
+			case <-t.C:
+			}
+			delay = min(delay*2, 30*time.Second)
+		}
+	}
+}
