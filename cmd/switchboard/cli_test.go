@@ -1,0 +1,137 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	_ "modernc.org/sqlite"
+
+	"github.com/switchboard-chat/switchboard/internal/testenv"
+)
+
+// Test 8: check names the field of each mistake and exits non-zero.
+func TestCheckNamesTheField(t *testing.T) {
+	dir := t.TempDir()
+	good := `
+networks:
+  libera: { type: irc, server: "127.0.0.1:6667", nick: sb }
+  devices: { type: mqtt, broker: "tcp://127.0.0.1:1883" }
+links:
+  lobby: [ "libera:#lobby", "devices:chat/lobby" ]
+`
+	for _, c := range []struct {
+		name, config string
+		want         string // in stderr; "" means the config is valid
+	}{
+		{"valid", good, ""},
+		{"unknown network type", strings.Replace(good, "type: mqtt", "type: carrier-pigeon", 1),
+			`networks.devices.type: unknown network type "carrier-pigeon"`},
+		{"link names an unknown network", strings.Replace(good, `"devices:chat/lobby"`, `"libera2:#x"`, 1),
+			`links.lobby[1]: unknown network "libera2"`},
+		{"malformed room address", strings.Replace(good, `"devices:chat/lobby"`, `"devices-chat-lobby"`, 1),
+			`links.lobby[1]:`},
+		{"IRC room that is no channel", strings.Replace(good, `"libera:#lobby"`, `"libera:lobby"`, 1),
+			`links.lobby[0]:`},
+		{"unknown key", strings.Replace(good, "nick: sb", "nick: sb, sever: x", 1),
+			`networks.libera.sever`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			path := filepath.Join(dir, strings.ReplaceAll(c.name, " ", "_")+".yaml")
+			if err := os.WriteFile(path, []byte(c.config), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			var stdout, stderr bytes.Buffer
+			code := cli([]string{"check", "--config", path}, &stdout, &stderr)
+			if c.want == "" {
+				if code != 0 {
+					t.Fatalf("exit %d for a valid config: %s", code, stderr.String())
+				}
+				return
+			}
+			if code == 0 {
+				t.Fatalf("exit 0 for a bad config; stdout %q", stdout.String())
+			}
+			if !strings.Contains(stderr.String(), c.want) {
+				t.Errorf("stderr %q does not name %q", stderr.String(), c.want)
+			}
+		})
+	}
+}
+
+func TestVersionAndUsage(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if code := cli([]string{"version"}, &out, &errOut); code != 0 || !strings.HasPrefix(out.String(), "switchboard ") {
+		t.Errorf("version: exit %d, %q", code, out.String())
+	}
+	if code := cli([]string{"frobnicate"}, &out, &errOut); code != 2 || !strings.Contains(errOut.String(), "usage") {
+		t.Errorf("unknown command: exit %d, %q", code, errOut.String())
+	}
+}
+
+// Test 10: with no config, the binary runs on its embedded defaults: a
+// device publishes to the embedded broker on 127.0.0.1:1883 and the event
+// is stored. The default ports are fixed, so this runs in a network
+// namespace of its own with only a loopback interface.
+func TestDefaultsServeEmbeddedBroker(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root for a network namespace")
+	}
+	unshare := testenv.Need(t, "unshare")
+	testenv.Need(t, "ip")
+	testenv.Need(t, "mosquitto_pub")
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "switchboard")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	// Inside the namespace: start it, wait for the broker, publish at QoS
+	// 1 (mosquitto_pub waits for the broker's ack), ask /healthz, stop it
+	// with SIGTERM.
+	script := `
+set -e
+ip link set lo up
+./switchboard run > switchboard.log 2>&1 &
+pid=$!
+for i in $(seq 100); do
+  if mosquitto_pub -h 127.0.0.1 -p 1883 -q 1 -t switchboard/lobby/in/x -m 'hello from x' 2>/dev/null; then break; fi
+  sleep 0.1
+done
+exec 3<>/dev/tcp/127.0.0.1/8080
+printf 'GET /healthz HTTP/1.0\r\n\r\n' >&3
+cat <&3 > healthz.txt
+sleep 0.5
+kill -TERM $pid
+wait $pid
+`
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, unshare, "-n", "--", "bash", "-c", script)
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	logs, _ := os.ReadFile(filepath.Join(dir, "switchboard.log"))
+	if err != nil {
+		t.Fatalf("%v\n%s\nswitchboard log:\n%s", err, out, logs)
+	}
+	if health, _ := os.ReadFile(filepath.Join(dir, "healthz.txt")); !strings.Contains(string(health), "200 OK") {
+		t.Errorf("/healthz answered %q", health)
+	}
+	db, err := sql.Open("sqlite", filepath.Join(dir, "data", "switchboard.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var n int
+	err = db.QueryRow(`SELECT COUNT(*) FROM events WHERE kind = 'message' AND origin_network = 'local'
+		AND origin_room = 'switchboard/lobby' AND sender_id = 'x' AND payload LIKE '%hello from x%'`).Scan(&n)
+	if err != nil || n != 1 {
+		t.Errorf("stored events matching the published message: %d, %v\nswitchboard log:\n%s", n, err, logs)
+	}
+}
