@@ -119,10 +119,11 @@ type Queued struct {
 // Store keeps events, the outbox and the per-room id maps durably.
 type Store interface {
 	// Accept records an inbound event (and the remote id its origin room
-	// gave it) and queues it for each target, in one transaction. It
-	// returns false without changing anything when an event with the same
-	// origin room and remote id was accepted before.
-	Accept(ctx context.Context, link string, ev Event, targets []RoomAddr) (bool, error)
+	// gave it) and queues it for each target, in one transaction, returning
+	// the queued deliveries. It reports false without changing anything
+	// when an event with the same origin room and remote id was accepted
+	// before.
+	Accept(ctx context.Context, link string, ev Event, targets []RoomAddr) ([]Queued, bool, error)
 	// PendingTargets lists the rooms with queued deliveries.
 	PendingTargets(ctx context.Context) ([]RoomAddr, error)
 	// Pending returns up to limit deliveries queued for one room, oldest

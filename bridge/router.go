@@ -23,6 +23,7 @@ type Router struct {
 	// Backoff bounds the wait between delivery attempts to one room.
 	MinBackoff, MaxBackoff time.Duration
 
+	acceptMu sync.Mutex
 	mu       sync.Mutex
 	networks map[string]MessageSender
 	queues   map[RoomAddr]*queue
@@ -35,6 +36,28 @@ type queue struct {
 	addr   RoomAddr
 	more   chan struct{} // new entries were committed
 	online chan struct{} // the network reconnected
+
+	// Entries committed while the worker keeps up are handed over here, so
+	// that it need not read back what was just written. After a backlog
+	// (at start, or when the room is slow) it reads from the store instead
+	// until it has caught up.
+	mu      sync.Mutex
+	mem     []Queued // in seq order
+	spilled bool     // entries may be in the store only
+}
+
+// memQueue bounds the entries a queue holds in memory.
+const memQueue = 256
+
+func (q *queue) push(items ...Queued) {
+	q.mu.Lock()
+	if !q.spilled && len(q.mem)+len(items) <= memQueue {
+		q.mem = append(q.mem, items...)
+	} else {
+		q.spilled, q.mem = true, nil
+	}
+	q.mu.Unlock()
+	signal(q.more)
 }
 
 // NewRouter returns a router; add networks, then Start it.
@@ -139,7 +162,11 @@ func (r *Router) Accept(ctx context.Context, ev Event) error {
 			targets = append(targets, room)
 		}
 	}
-	accepted, err := r.store.Accept(ctx, link, ev, targets)
+	// Held from commit to hand-over, so that each queue receives its
+	// entries in commit order.
+	r.acceptMu.Lock()
+	defer r.acceptMu.Unlock()
+	queued, accepted, err := r.store.Accept(ctx, link, ev, targets)
 	if err != nil {
 		return fmt.Errorf("commit %s from %s: %w", ev.Kind(), from, err)
 	}
@@ -148,8 +175,8 @@ func (r *Router) Accept(ctx context.Context, ev Event) error {
 		return nil
 	}
 	r.mu.Lock()
-	for _, t := range targets {
-		signal(r.queueLocked(t).more)
+	for _, item := range queued {
+		r.queueLocked(item.Target).push(item)
 	}
 	r.mu.Unlock()
 	return nil
@@ -221,7 +248,7 @@ func (r *Router) queueLocked(addr RoomAddr) *queue {
 	if ok {
 		return q
 	}
-	q = &queue{addr: addr, more: make(chan struct{}, 1), online: make(chan struct{}, 1)}
+	q = &queue{addr: addr, more: make(chan struct{}, 1), online: make(chan struct{}, 1), spilled: true}
 	r.queues[addr] = q
 	if r.ctx != nil {
 		r.wg.Add(1)
@@ -237,8 +264,9 @@ const batchSize = 64
 func (r *Router) run(ctx context.Context, q *queue) {
 	defer r.wg.Done()
 	log := r.log.With("room", q.addr.String())
+	var last int64 // the highest seq handled
 	for {
-		batch, err := r.store.Pending(ctx, q.addr, 0, batchSize)
+		batch, err := r.next(ctx, q, last)
 		if err != nil {
 			if ctx.Err() != nil {
 				return
@@ -258,11 +286,52 @@ func (r *Router) run(ctx context.Context, q *queue) {
 			continue
 		}
 		for _, item := range batch {
+			if item.Seq <= last {
+				continue // read from the store and handed over as well
+			}
 			if !r.deliverWithRetry(ctx, log, q, item) {
 				return
 			}
+			last = item.Seq
 		}
 	}
+}
+
+// next returns the entries after seq last: those handed over in memory,
+// or, after a backlog, the next ones in the store.
+func (r *Router) next(ctx context.Context, q *queue, last int64) ([]Queued, error) {
+	q.mu.Lock()
+	if !q.spilled {
+		batch := q.mem
+		q.mem = nil
+		q.mu.Unlock()
+		return batch, nil
+	}
+	q.mu.Unlock()
+	batch, err := r.store.Pending(ctx, q.addr, last, batchSize)
+	if err != nil || len(batch) == batchSize {
+		return batch, err
+	}
+	// Caught up: take hand-overs again. An entry committed after the read
+	// above is in neither; reading once more after the switch finds it,
+	// and anything found both ways is skipped by its seq.
+	q.mu.Lock()
+	q.spilled, q.mem = false, nil
+	q.mu.Unlock()
+	after := last
+	if len(batch) > 0 {
+		after = batch[len(batch)-1].Seq
+	}
+	more, err := r.store.Pending(ctx, q.addr, after, batchSize)
+	if err != nil || len(more) == batchSize { // not caught up after all
+		q.mu.Lock()
+		q.spilled, q.mem = true, nil
+		q.mu.Unlock()
+	}
+	if err != nil {
+		return nil, err
+	}
+	return append(batch, more...), nil
 }
 
 // deliverWithRetry delivers one entry, retrying until it is delivered,

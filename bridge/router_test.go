@@ -373,3 +373,42 @@ func TestCleanText(t *testing.T) {
 		}
 	}
 }
+
+// A backlog larger than what queues keep in memory is read back from the
+// store, in order, once; afterwards hand-over in memory resumes.
+func TestLargeBacklogDeliveredInOrderOnce(t *testing.T) {
+	irc, mqtt := newPlain(), newPlain()
+	mqtt.setFail(func(*bridge.Delivery) error { return errors.New("down") })
+	f := newFixture(t, t.TempDir(), map[string]bridge.MessageSender{"irc": irc, "mqtt": mqtt})
+	var want []string
+	say := func(i int) {
+		text := fmt.Sprintf("backlog %04d", i)
+		want = append(want, text)
+		accept(t, f.router, msg("irc", "#ops", "alice", "", text))
+	}
+	for i := range 700 {
+		say(i)
+	}
+	mqtt.setFail(nil)
+	f.router.Online("mqtt")
+	mqtt.waitRoom(t, "chat/ops", 700)
+	for i := 700; i < 720; i++ {
+		say(i)
+	}
+	got := texts(mqtt.waitRoom(t, "chat/ops", 720))
+	time.Sleep(50 * time.Millisecond)
+	got = texts(mqtt.room("chat/ops"))
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("got %d deliveries, want %d in order; first difference at %d", len(got), len(want), firstDiff(got, want))
+	}
+	f.waitDepth(t, 0)
+}
+
+func firstDiff(a, b []string) int {
+	for i := range min(len(a), len(b)) {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return min(len(a), len(b))
+}

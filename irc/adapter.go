@@ -31,7 +31,6 @@ const (
 	defaultMaxPuppets   = 50
 	defaultIdle         = 30 * time.Minute
 	defaultBurst        = 5
-	defaultInterval     = time.Second
 	defaultRealname     = "Switchboard bridge"
 	defaultReconnectMax = 2 * time.Minute
 	// puppetPause is how long puppet mode falls back to relaying after a
@@ -143,8 +142,10 @@ func New(name string, n *config.Network, log *slog.Logger) (adapters.Adapter, er
 	if c.Flood.Burst <= 0 {
 		c.Flood.Burst = defaultBurst
 	}
-	if c.Flood.Interval <= 0 {
-		c.Flood.Interval = defaultInterval
+	// An interval of 0 is the config's way to turn pacing off; the config
+	// package fills in the 1s default when the key is absent.
+	if c.Flood.Interval < 0 {
+		c.Flood.Interval = 0
 	}
 	if c.MaxLineBytes <= 0 {
 		c.MaxLineBytes = defaultLineLen

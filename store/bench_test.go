@@ -34,7 +34,7 @@ func benchAcceptDeliver(b *testing.B, s *Store) {
 	for b.Loop() {
 		n++
 		ev := message(lobby, fmt.Sprint("irc-", n), "hello, bench")
-		if ok, err := s.Accept(ctx, "lobby", ev, targets); err != nil || !ok {
+		if _, ok, err := s.Accept(ctx, "lobby", ev, targets); err != nil || !ok {
 			b.Fatalf("accept: %v, %v", ok, err)
 		}
 		for _, t := range targets {

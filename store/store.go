@@ -186,7 +186,7 @@ func (s *Store) prepare(ctx context.Context) error {
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`)
 	p(&s.st.insertRemote, s.w, `INSERT INTO remote_ids (network, room, remote_id, event_id) VALUES (?, ?, ?, ?)
 		ON CONFLICT (network, room, remote_id) DO NOTHING`)
-	p(&s.st.insertOutbox, s.w, `INSERT INTO outbox (link, target_network, target_room, event_id) VALUES (?, ?, ?, ?)`)
+	p(&s.st.insertOutbox, s.w, `INSERT INTO outbox (link, target_network, target_room, event_id) VALUES (?, ?, ?, ?) RETURNING seq`)
 	if s.dialect == postgres {
 		// Sorted, so that two transactions take their locks in the same
 		// order and cannot deadlock.
@@ -243,17 +243,19 @@ func (s *Store) write(ctx context.Context, fn func(*sql.Tx) error) (err error) {
 }
 
 // Accept implements bridge.Store.
-func (s *Store) Accept(ctx context.Context, link string, ev bridge.Event, targets []bridge.RoomAddr) (bool, error) {
+func (s *Store) Accept(ctx context.Context, link string, ev bridge.Event, targets []bridge.RoomAddr) ([]bridge.Queued, bool, error) {
 	h := ev.Head()
 	if h.ID == "" {
-		return false, fmt.Errorf("store: accept %s event without id", ev.Kind())
+		return nil, false, fmt.Errorf("store: accept %s event without id", ev.Kind())
 	}
 	payload, err := bridge.Encode(ev)
 	if err != nil {
-		return false, fmt.Errorf("store: accept %s: encode: %w", h.ID, err)
+		return nil, false, fmt.Errorf("store: accept %s: encode: %w", h.ID, err)
 	}
 	targets = distinct(targets)
+	var queued []bridge.Queued
 	err = s.write(ctx, func(tx *sql.Tx) error {
+		queued = queued[:0]
 		if s.dialect == postgres && len(targets) > 0 {
 			// PostgreSQL hands out seqs at insert but they become visible
 			// at commit, so without this a later seq for a room could be
@@ -288,19 +290,21 @@ func (s *Store) Accept(ctx context.Context, link string, ev bridge.Event, target
 			}
 		}
 		for _, t := range targets {
-			if _, err := tx.StmtContext(ctx, s.st.insertOutbox).ExecContext(ctx, link, t.Network, t.Room, string(h.ID)); err != nil {
+			q := bridge.Queued{Link: link, Target: t, Event: ev}
+			if err := tx.StmtContext(ctx, s.st.insertOutbox).QueryRowContext(ctx, link, t.Network, t.Room, string(h.ID)).Scan(&q.Seq); err != nil {
 				return fmt.Errorf("queue for %s: %w", t, err)
 			}
+			queued = append(queued, q)
 		}
 		return nil
 	})
 	if errors.Is(err, errDuplicate) {
-		return false, nil
+		return nil, false, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("store: accept %s: %w", h.ID, err)
+		return nil, false, fmt.Errorf("store: accept %s: %w", h.ID, err)
 	}
-	return true, nil
+	return queued, true, nil
 }
 
 func distinct(rooms []bridge.RoomAddr) []bridge.RoomAddr {
@@ -362,32 +366,51 @@ func (s *Store) Pending(ctx context.Context, target bridge.RoomAddr, after int64
 		return nil, fmt.Errorf("store: pending for %s: limit %d is not positive", target, limit)
 	}
 	defer s.delivered.beginRead()()
-	rows, err := s.st.pending.QueryContext(ctx, target.Network, target.Room, after, limit)
+	var out []bridge.Queued
+	// Entries delivered but not yet recorded are skipped; read on until
+	// limit entries are found or there are no more, so that a short answer
+	// always means the outbox has no more.
+	for {
+		want := limit - len(out)
+		n, err := s.pendingPage(ctx, target, &after, want, &out)
+		if err != nil {
+			return nil, fmt.Errorf("store: pending for %s: %w", target, err)
+		}
+		if len(out) == limit || n < want {
+			return out, nil
+		}
+	}
+}
+
+// pendingPage reads up to limit rows after *after into out, skipping
+// entries delivered but not yet recorded, and returns how many rows it
+// read.
+func (s *Store) pendingPage(ctx context.Context, target bridge.RoomAddr, after *int64, limit int, out *[]bridge.Queued) (int, error) {
+	rows, err := s.st.pending.QueryContext(ctx, target.Network, target.Room, *after, limit)
 	if err != nil {
-		return nil, fmt.Errorf("store: pending for %s: %w", target, err)
+		return 0, err
 	}
 	defer rows.Close()
-	var out []bridge.Queued
+	n := 0
 	for rows.Next() {
 		var (
 			q             = bridge.Queued{Target: target}
 			kind, payload string
 		)
 		if err := rows.Scan(&q.Seq, &q.Link, &kind, &payload); err != nil {
-			return nil, fmt.Errorf("store: pending for %s: %w", target, err)
+			return n, err
 		}
+		n++
+		*after = q.Seq
 		if s.delivered.isDelivered(q.Seq) {
 			continue
 		}
 		if q.Event, err = bridge.Decode(bridge.Kind(kind), []byte(payload)); err != nil {
-			return nil, fmt.Errorf("store: pending for %s: seq %d: %w", target, q.Seq, err)
+			return n, fmt.Errorf("seq %d: %w", q.Seq, err)
 		}
-		out = append(out, q)
+		*out = append(*out, q)
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("store: pending for %s: %w", target, err)
-	}
-	return out, nil
+	return n, rows.Err()
 }
 
 // Failed implements bridge.Store. Calling it again changes nothing.

@@ -141,7 +141,7 @@ func everyKind(from bridge.RoomAddr) []bridge.Event {
 
 func accept(t testing.TB, s *Store, ev bridge.Event, targets ...bridge.RoomAddr) {
 	t.Helper()
-	ok, err := s.Accept(t.Context(), "lobby", ev, targets)
+	_, ok, err := s.Accept(t.Context(), "lobby", ev, targets)
 	if err != nil {
 		t.Fatalf("accept: %v", err)
 	}
@@ -226,7 +226,7 @@ func testDedupe(t *testing.T, newDB newDBFunc) {
 	accept(t, s, first, mqtt)
 
 	again := message(lobby, "msg-1", "one, replayed after a reconnect")
-	ok, err := s.Accept(ctx, "lobby", again, []bridge.RoomAddr{mqtt, mx})
+	_, ok, err := s.Accept(ctx, "lobby", again, []bridge.RoomAddr{mqtt, mx})
 	if err != nil || ok {
 		t.Fatalf("accept of a seen remote id: %v, %v; want false, nil", ok, err)
 	}
@@ -238,7 +238,7 @@ func testDedupe(t *testing.T, newDB newDBFunc) {
 	}
 
 	// The same event accepted twice (say, after an ambiguous commit).
-	ok, err = s.Accept(ctx, "lobby", first, []bridge.RoomAddr{mqtt})
+	_, ok, err = s.Accept(ctx, "lobby", first, []bridge.RoomAddr{mqtt})
 	if err != nil || ok {
 		t.Fatalf("second accept of one event: %v, %v; want false, nil", ok, err)
 	}
@@ -254,7 +254,7 @@ func testDedupe(t *testing.T, newDB newDBFunc) {
 	if err := s.Delivered(ctx, q, "mq-7"); err != nil {
 		t.Fatal(err)
 	}
-	ok, err = s.Accept(ctx, "lobby", message(mqtt, "mq-7", "one"), []bridge.RoomAddr{lobby})
+	_, ok, err = s.Accept(ctx, "lobby", message(mqtt, "mq-7", "one"), []bridge.RoomAddr{lobby})
 	if err != nil || ok {
 		t.Fatalf("accept of an echo: %v, %v; want false, nil", ok, err)
 	}
@@ -574,7 +574,7 @@ func testConcurrent(t *testing.T, newDB newDBFunc) {
 				mu.Lock()
 				where[ev.ID] = pos{w, i}
 				mu.Unlock()
-				if ok, err := s.Accept(ctx, "lobby", ev, []bridge.RoomAddr{mqtt, mx}); err != nil || !ok {
+				if _, ok, err := s.Accept(ctx, "lobby", ev, []bridge.RoomAddr{mqtt, mx}); err != nil || !ok {
 					t.Errorf("accept: %v, %v", ok, err)
 					return
 				}
@@ -671,7 +671,7 @@ func testErrors(t *testing.T, newDB newDBFunc) {
 	s := newStore(t, newDB)
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
-	if _, err := s.Accept(ctx, "lobby", message(lobby, "", "x"), []bridge.RoomAddr{mqtt}); !errors.Is(err, context.Canceled) {
+	if _, _, err := s.Accept(ctx, "lobby", message(lobby, "", "x"), []bridge.RoomAddr{mqtt}); !errors.Is(err, context.Canceled) {
 		t.Errorf("accept with a canceled context: %v", err)
 	}
 	if _, err := s.Pending(ctx, mqtt, 0, 10); !errors.Is(err, context.Canceled) {
@@ -683,7 +683,7 @@ func testErrors(t *testing.T, newDB newDBFunc) {
 	if _, err := s.Pending(t.Context(), mqtt, 0, 0); err == nil {
 		t.Error("pending with limit 0 did not fail")
 	}
-	if _, err := s.Accept(t.Context(), "lobby", &bridge.Message{Text: "no id"}, nil); err == nil {
+	if _, _, err := s.Accept(t.Context(), "lobby", &bridge.Message{Text: "no id"}, nil); err == nil {
 		t.Error("accept of an event without id did not fail")
 	}
 	if n := depth(t, s); n != 0 {
@@ -762,7 +762,7 @@ func TestSQLiteTwoStores(t *testing.T) {
 			wg.Go(func() {
 				for j := range 25 {
 					ev := message(lobby, fmt.Sprintf("s%d-w%d-%d", i, w, j), "x")
-					if ok, err := s.Accept(t.Context(), "lobby", ev, []bridge.RoomAddr{mqtt, mx}); err != nil || !ok {
+					if _, ok, err := s.Accept(t.Context(), "lobby", ev, []bridge.RoomAddr{mqtt, mx}); err != nil || !ok {
 						t.Errorf("accept: %v, %v", ok, err)
 						return
 					}
