@@ -183,3 +183,13 @@ func tail(s string, n int) string {
 	}
 	return "…" + s[strings.IndexByte(s[len(s)-n:], '\n')+len(s)-n+1:]
 }
+
+// Pid is the process id of the running process, or 0.
+func (p *Process) Pid() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd == nil {
+		return 0
+	}
+	return p.cmd.Process.Pid
+}
