@@ -10,7 +10,6 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"fmt"
-	"log/slog"
 	"math/big"
 	"net"
 	"strings"
@@ -22,6 +21,7 @@ import (
 
 	"github.com/switchboard-chat/switchboard/bridge"
 	"github.com/switchboard-chat/switchboard/config"
+	"github.com/switchboard-chat/switchboard/internal/testenv"
 	"github.com/switchboard-chat/switchboard/mapping"
 )
 
@@ -180,24 +180,6 @@ func selfSigned(t *testing.T) tls.Certificate {
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 }
 
-// capturedLog collects the adapter's log output.
-type capturedLog struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (c *capturedLog) Write(p []byte) (int, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.b.Write(p)
-}
-
-func (c *capturedLog) String() string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.b.String()
-}
-
 func fakeNetwork(addr string, useTLS, skipVerify bool) *config.Network {
 	return &config.Network{Type: "irc", Mode: "relay", IRC: &config.IRC{
 		Server: addr, Nick: "bridge", TLS: useTLS, TLSInsecureSkipVerify: skipVerify,
@@ -206,10 +188,10 @@ func fakeNetwork(addr string, useTLS, skipVerify bool) *config.Network {
 	}}
 }
 
-func startFake(t *testing.T, n *config.Network) (*Adapter, *recorder, *capturedLog) {
+func startFake(t *testing.T, n *config.Network) (*Adapter, *recorder, *testenv.Log) {
 	t.Helper()
-	logs := &capturedLog{}
-	ad, err := New("fake", n, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	logs := testenv.NewLog(t)
+	ad, err := New("fake", n, logs.Logger())
 	if err != nil {
 		t.Fatal(err)
 	}

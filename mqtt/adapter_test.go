@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -95,40 +94,16 @@ func (f *fakeInbound) waitOnline(t *testing.T) {
 	}
 }
 
-// logBuffer collects the adapter's log for assertions and prints it when
-// the test fails. It outlives the test safely: paho may call back late.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
 type setup struct {
 	clientID   string
 	maxPayload int
 	tweak      func(*Adapter)
 }
 
-func newAdapter(t *testing.T, brokerURL string, s setup) (*Adapter, *logBuffer) {
+func newAdapter(t *testing.T, brokerURL string, s setup) (*Adapter, *testenv.Log) {
 	t.Helper()
-	logs := &logBuffer{}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("adapter log:\n%s", logs.String())
-		}
-	})
-	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	logs := testenv.NewLog(t)
+	log := logs.Logger()
 	n := &config.Network{Type: "mqtt", MQTT: &config.MQTT{Broker: brokerURL, ClientID: s.clientID, MaxPayload: s.maxPayload}}
 	ad, err := adapters.New("mq", n, log)
 	if err != nil {
@@ -147,7 +122,7 @@ func newAdapter(t *testing.T, brokerURL string, s setup) (*Adapter, *logBuffer) 
 }
 
 // startAdapter starts an adapter, joins room and waits until it is online.
-func startAdapter(t *testing.T, b *testenv.MQTTBroker, in *fakeInbound, s setup) (*Adapter, *logBuffer) {
+func startAdapter(t *testing.T, b *testenv.MQTTBroker, in *fakeInbound, s setup) (*Adapter, *testenv.Log) {
 	t.Helper()
 	if s.clientID == "" {
 		s.clientID = testenv.UniqueClientID("sb")

@@ -4,10 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -67,8 +65,7 @@ links:
 // called earlier.
 func runSwitchboard(t *testing.T, cfg *config.Config) (stop func()) {
 	t.Helper()
-	logs := &lockedBuffer{}
-	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	log := testenv.NewLog(t).Logger()
 	ctx, cancel := context.WithTimeout(context.Background(), patience)
 	defer cancel()
 	svc, err := start(ctx, cfg, log)
@@ -86,12 +83,7 @@ func runSwitchboard(t *testing.T, cfg *config.Config) (stop func()) {
 		defer cancel()
 		svc.stop(ctx)
 	}
-	t.Cleanup(func() {
-		stop()
-		if t.Failed() {
-			t.Logf("switchboard log:\n%s", logs.tail(8000))
-		}
-	})
+	t.Cleanup(stop)
 	return stop
 }
 
@@ -298,26 +290,4 @@ func TestIRCServerRestartLosesAndRepeatsNothing(t *testing.T) {
 	if !slices.Contains(got, "stream 11") || !slices.Contains(got, "stream 20") {
 		t.Errorf("messages sent during the outage did not arrive after it: %q", got)
 	}
-}
-
-// lockedBuffer collects logs from many goroutines.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf strings.Builder
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) tail(n int) string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	s := b.buf.String()
-	if len(s) > n {
-		s = "…" + s[len(s)-n:]
-	}
-	return s
 }
