@@ -98,7 +98,7 @@ func TestIRCNick(t *testing.T) {
 		{"-dash", 30, "dash"},         // no leading dash
 		{"a very long display name indeed", 9, "a_very_lo"},
 		{"名前", 30, "u" + Fingerprint(s)}, // nothing left
-		{"bad\r\nQUIT :x\x00", 30, "badQUIT_x"},
+		{"bad\r\nQUIT :x\x00", 30, "bad__QUIT_x"},
 	} {
 		got := IRCNick(c.name, c.maxLen, s)
 		if got != c.want {
