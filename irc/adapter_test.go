@@ -26,7 +26,7 @@ func TestNewDefaultsAndValidation(t *testing.T) {
 		t.Errorf("puppet defaults: %q %q %d %v", a.mode, a.template, a.maxPuppets, a.idle)
 	}
 	c := a.cfg
-	if c.Flood.Burst != 5 || c.Flood.Interval != time.Second || c.Username != "bridge" || c.Realname != "Switchboard bridge" ||
+	if c.Flood.Burst != 5 || c.Flood.Interval != 0 || c.Username != "bridge" || c.Realname != "Switchboard bridge" ||
 		c.MaxLineBytes != 512 || c.ReconnectMax != 2*time.Minute {
 		t.Errorf("irc defaults: %+v", c)
 	}
@@ -225,6 +225,34 @@ func TestRelaySend(t *testing.T) {
 	}
 	if _, err := a.Send(context.Background(), delivery(&bridge.Typing{Header: m.Header}, "#lobby")); !errors.Is(err, bridge.ErrPermanent) {
 		t.Errorf("typing event: %v, want a permanent error", err)
+	}
+}
+
+// Lines Switchboard sends carry a client tag; a line carrying it (another
+// Switchboard's puppet in the same channel) is not bridged again.
+func TestHopMarker(t *testing.T) {
+	srv := testenv.InspIRCd(t)
+	alice := srv.Client(t, "alice")
+	alice.Join("#lobby")
+	other := srv.Client(t, "otherbridge")
+	other.Join("#lobby")
+	a := startAdapter(t, netConfig(srv, "puppet"), nil, "#lobby")
+
+	a.send(t, message("devices", "sensor-1", "sensor-1", "tagged"), "#lobby")
+	l := alice.WaitText(waitFor, "#lobby", "sensor-1[devices]", "tagged")
+	if !l.HasTag(hopTag) {
+		t.Errorf("bridged line carries no %s tag: %s", hopTag, l.Raw)
+	}
+
+	if err := other.Conn.SendWithTags(map[string]string{hopTag: ""}, "PRIVMSG", "#lobby", "bridged elsewhere"); err != nil {
+		t.Fatal(err)
+	}
+	other.Say("#lobby", "plain")
+	a.rec.wait(t, "the plain line", func(ev bridge.Event) bool { return textOfEvent(ev) == "plain" })
+	for _, ev := range a.rec.all() {
+		if textOfEvent(ev) == "bridged elsewhere" {
+			t.Errorf("a line tagged by another bridge was bridged again")
+		}
 	}
 }
 

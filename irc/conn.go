@@ -69,7 +69,7 @@ type connConfig struct {
 
 // capSet is what the server acknowledged on the current connection.
 type capSet struct {
-	echo, labels bool
+	echo, labels, tags bool
 }
 
 // pending is a line waiting for the server's confirmation.
@@ -446,6 +446,7 @@ func (k *conn) markUp() bool {
 	_, echo := caps["echo-message"]
 	_, labels := caps["labeled-response"]
 	_, batch := caps["batch"]
+	_, tags := caps["message-tags"]
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	select {
@@ -458,7 +459,7 @@ func (k *conn) markUp() bool {
 	}
 	k.up = true
 	k.upSince = k.cfg.clock.Now()
-	k.caps = capSet{echo: echo, labels: labels && batch}
+	k.caps = capSet{echo: echo, labels: labels && batch, tags: tags}
 	return true
 }
 
@@ -839,11 +840,15 @@ func (k *conn) submit(ctx context.Context, command, target, text string) (<-chan
 		return nil, nil, errNotConnected
 	}
 	p := &pending{target: target, ch: make(chan lineResult, 1)}
+	var tags map[string]string
+	if caps.tags {
+		tags = hopTags
+	}
 	if caps.labels {
-		err := k.irc.SendWithLabel(func(b *ircevent.Batch) { p.resolve(labelResult(b)) }, nil, command, target, text)
+		err := k.irc.SendWithLabel(func(b *ircevent.Batch) { p.resolve(labelResult(b)) }, tags, command, target, text)
 		return p.ch, dead, err
 	}
-	msg := ircmsg.MakeMessage(nil, "", command, target, text)
+	msg := ircmsg.MakeMessage(tags, "", command, target, text)
 	line, err := msg.LineBytesStrict(true, k.irc.MaxLineLen)
 	if err != nil {
 		return nil, nil, err

@@ -90,6 +90,13 @@ func fromServer(e ircmsg.Message) bool {
 	return !strings.Contains(e.Source, "!") && strings.Contains(e.Source, ".")
 }
 
+// hopTag marks the lines Switchboard sends, where the server relays client
+// tags (message-tags), so that another Switchboard in the same channel
+// does not bridge them again.
+const hopTag = "+switchboard.chat/bridged"
+
+var hopTags = map[string]string{hopTag: ""}
+
 func (a *Adapter) onMessage(e ircmsg.Message, notice bool) {
 	if len(e.Params) < 2 || fromServer(e) {
 		return
@@ -97,6 +104,9 @@ func (a *Adapter) onMessage(e ircmsg.Message, notice bool) {
 	nick := e.Nick()
 	if a.isOwn(nick) {
 		return // our own lines, echoes included
+	}
+	if e.HasTag(hopTag) {
+		return // another bridge's puppet: bridging it again could loop
 	}
 	text := e.Params[1]
 	emote := false
