@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"fmt"
+	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +16,7 @@ import (
 
 	_ "modernc.org/sqlite"
 
+	"github.com/switchboard-chat/switchboard/config"
 	"github.com/switchboard-chat/switchboard/internal/testenv"
 )
 
@@ -133,5 +137,34 @@ wait $pid
 		AND origin_room = 'switchboard/lobby' AND sender_id = 'x' AND payload LIKE '%hello from x%'`).Scan(&n)
 	if err != nil || n != 1 {
 		t.Errorf("stored events matching the published message: %d, %v\nswitchboard log:\n%s", n, err, logs)
+	}
+}
+
+// A port already in use is a clear error naming the key that moves it.
+func TestPortInUseNamesTheKey(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	addr := busy.Addr().String()
+	for _, c := range []struct{ key, yaml string }{
+		{"http.listen", fmt.Sprintf("http: { listen: %q }\n", addr)},
+		{"broker.listen", fmt.Sprintf("http: { listen: \"127.0.0.1:0\" }\nbroker: { listen: %q }\n", addr)},
+	} {
+		t.Run(c.key, func(t *testing.T) {
+			cfg, err := config.Parse([]byte("data_dir: " + t.TempDir() + "\n" + c.yaml))
+			if err != nil {
+				t.Fatal(err)
+			}
+			svc, err := start(context.Background(), cfg, slog.New(slog.DiscardHandler))
+			if err == nil {
+				svc.stop(context.Background())
+				t.Fatal("started on a port in use")
+			}
+			if !strings.Contains(err.Error(), c.key) || !strings.Contains(err.Error(), "already in use") {
+				t.Errorf("error %q does not say %s is in use", err, c.key)
+			}
+		})
 	}
 }
