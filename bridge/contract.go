@@ -33,10 +33,11 @@ type Inbound interface {
 	Online(network string)
 }
 
-// Delivery is one event on its way to one room.
+// Delivery is one event on its way to one room, or, for a direct event
+// (Event.Head().To set), to one person.
 type Delivery struct {
-	Link string
-	Room string // on the receiving adapter's network
+	Link string // DirectLink for direct events
+	Room string // on the receiving adapter's network; "" for direct events
 	// Event is the event to deliver. The router only hands an adapter the
 	// kinds it implements a capability for; everything else arrives as a
 	// *Message fallback.
@@ -53,6 +54,23 @@ type Quote struct {
 	RemoteID   string // "" when the receiving room never saw the original
 	SenderName string
 	Text       string // shortened
+}
+
+// DirectLink is the link name of direct events in the outbox.
+const DirectLink = "direct"
+
+// DirectRoom is the outbox's room address for direct events to a person:
+// each person's direct messages are delivered in order, like a room's.
+func DirectRoom(to Sender) RoomAddr {
+	return RoomAddr{Network: to.Network, Room: "direct:" + to.ID}
+}
+
+// DirectMessenger is implemented by adapters whose network has direct
+// messages. Their Send (and the capability methods) then also receive
+// direct events, with Delivery.Room "". Direct events to a network
+// without it fail for good.
+type DirectMessenger interface {
+	DirectMessages()
 }
 
 // MessageSender delivers messages; every adapter implements it. It returns

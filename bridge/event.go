@@ -53,6 +53,12 @@ type Header struct {
 	Origin Origin    `json:"origin"`
 	Sender Sender    `json:"sender"`
 	Time   time.Time `json:"ts"`
+	// To, when set, makes the event a direct message to one person on
+	// another network, as that network knows them (for instance the IRC
+	// user an XMPP user wrote to through bob's puppet JID). The event goes
+	// to To alone, not to a link; the router sets Origin.Room to
+	// DirectRoom(Sender).Room.
+	To *Sender `json:"to,omitempty"`
 }
 
 // Head gives access to the common fields of any event.

@@ -141,6 +141,18 @@ func signal(c chan struct{}) {
 func (r *Router) Accept(ctx context.Context, ev Event) error {
 	from := Addr(ev)
 	link, rooms, ok := r.links.LinkOf(from)
+	if to := ev.Head().To; to != nil {
+		// A direct event goes to its one recipient, whatever the links.
+		if to.Network == "" || to.ID == "" {
+			r.log.Warn("direct event without a recipient dropped", "from", from.Network)
+			return nil
+		}
+		// Each side of a conversation is keyed by the remote person, so that
+		// the ids of what they sent and were sent resolve in one place.
+		h := ev.Head()
+		h.Origin.Room = DirectRoom(h.Sender).Room
+		link, rooms, ok, from = DirectLink, []RoomAddr{DirectRoom(*to)}, true, Addr(ev)
+	}
 	if !ok {
 		r.log.Debug("event from unlinked room dropped", "room", from.String(), "kind", ev.Kind())
 		return nil
@@ -408,6 +420,12 @@ func (r *Router) deliver(ctx context.Context, item Queued) (string, error) {
 		return "", fmt.Errorf("%s: %w", item.Target.Network, errNoNetwork)
 	}
 	d := &Delivery{Link: item.Link, Room: item.Target.Room, Event: item.Event}
+	if item.Event.Head().To != nil {
+		if _, ok := net.(DirectMessenger); !ok {
+			return "", Permanent(fmt.Errorf("%s has no direct messages", item.Target.Network))
+		}
+		d.Room = ""
+	}
 	switch e := item.Event.(type) {
 	case *Message:
 		if e.ReplyTo.Event != "" {

@@ -412,3 +412,31 @@ func firstDiff(a, b []string) int {
 	}
 	return min(len(a), len(b))
 }
+
+// irc implements direct messages; mqtt does not.
+type directPlain struct{ *plain }
+
+func (directPlain) DirectMessages() {}
+
+func TestDirectMessages(t *testing.T) {
+	irc, mqtt := directPlain{newPlain()}, newPlain()
+	f := newFixture(t, t.TempDir(), map[string]bridge.MessageSender{"irc": irc, "mqtt": mqtt, "matrix": rich{newPlain()}})
+	alice := bridge.Sender{Network: "matrix", ID: "@alice:hs", Name: "alice"}
+	bob := bridge.Sender{Network: "irc", ID: "bob", Name: "bob"}
+	dm := msg("matrix", "", alice.ID, "$dm1", "psst, bob")
+	dm.To = &bob
+	accept(t, f.router, dm)
+	got := irc.waitRoom(t, "", 1)
+	if m := got[0].Event.(*bridge.Message); m.Text != "psst, bob" || m.To == nil || m.To.ID != "bob" || got[0].Link != bridge.DirectLink {
+		t.Errorf("direct delivery %+v of %+v", got[0], got[0].Event)
+	}
+	if n := len(mqtt.room("chat/lobby")) + len(irc.room("#lobby")); n != 0 {
+		t.Errorf("a direct message reached %d linked rooms", n)
+	}
+	// bob answers; it goes back to alice on Matrix, who has no direct
+	// messages here: it fails for good instead of blocking.
+	answer := msg("irc", "", "bob", "irc-dm", "hi alice")
+	answer.To = &alice
+	accept(t, f.router, answer)
+	f.waitDepth(t, 0)
+}
