@@ -1,6 +1,15 @@
 // Package irc bridges IRC channels: one bot connection that joins the
 // linked channels and reads them, and (in puppet mode) one connection per
 // foreign sender, so that each appears as a user of their own.
+//
+// Direct messages go out as private messages from the sender's puppet (or
+// from the bot, prefixed, when relaying), and a private message to a
+// puppet is a direct message to the sender it speaks for. That lasts as
+// long as the puppet is connected: once it has quit (idle, or
+// disconnected), the server answers a private message to its old nick
+// with "No such nick", and nothing reaches the bridge until the sender's
+// next message brings the puppet back. Private messages to the bot are
+// not bridged.
 package irc
 
 import (
@@ -58,8 +67,10 @@ var botCaps = []string{
 	"chghost", "cap-notify",
 }
 
-// puppetCaps: puppets only send, so they need confirmation and no more.
-var puppetCaps = []string{"message-tags", "echo-message", "labeled-response", "batch", "chghost"}
+// puppetCaps: puppets send, which needs confirmation, and read the
+// private messages to them, whose senders must have the same id (their
+// account) as in the bot's channels.
+var puppetCaps = []string{"message-tags", "echo-message", "labeled-response", "batch", "chghost", "account-tag"}
 
 // Adapter is the IRC network adapter.
 type Adapter struct {
@@ -107,9 +118,10 @@ type serverInfo struct {
 }
 
 var (
-	_ adapters.Adapter     = (*Adapter)(nil)
-	_ adapters.Connected   = (*Adapter)(nil)
-	_ bridge.MemberRelayer = (*Adapter)(nil)
+	_ adapters.Adapter       = (*Adapter)(nil)
+	_ adapters.Connected     = (*Adapter)(nil)
+	_ bridge.MemberRelayer   = (*Adapter)(nil)
+	_ bridge.DirectMessenger = (*Adapter)(nil)
 )
 
 // New builds the adapter for a configured IRC network.
@@ -506,16 +518,32 @@ func (a *Adapter) progressFor(key string, build func() *progress) *progress {
 	return p
 }
 
-// Send delivers a message: through the sender's puppet in puppet mode
-// (while there is room for one), else through the bot as "<name> text".
-// It returns once the server confirmed every line.
+// DirectMessages implements bridge.DirectMessenger: direct messages are
+// private messages to a nick.
+func (*Adapter) DirectMessages() {}
+
+// Send delivers a message to a channel, or as a direct message to a nick:
+// through the sender's puppet in puppet mode (while there is room for
+// one), else through the bot as "<name> text". It returns once the server
+// confirmed every line.
 func (a *Adapter) Send(ctx context.Context, d *bridge.Delivery) (string, error) {
 	m, ok := d.Event.(*bridge.Message)
 	if !ok {
 		return "", bridge.Permanent(fmt.Errorf("irc: cannot send %s events", d.Event.Kind()))
 	}
 	info := a.serverInfo()
-	if err := validChannel(d.Room, info.chanTypes, info.chanLen); err != nil {
+	target, direct := d.Room, d.Room == "" && m.To != nil
+	if direct {
+		if m.To.Network != a.name {
+			return "", bridge.Permanent(fmt.Errorf("irc: direct message for network %q", m.To.Network))
+		}
+		// Checked as strictly as our own nicks: a target with a channel
+		// prefix, a comma or a space would reach others than the one person.
+		target = a.directNick(*m.To)
+		if err := validNick(target); err != nil {
+			return "", bridge.Permanent(err)
+		}
+	} else if err := validChannel(d.Room, info.chanTypes, info.chanLen); err != nil {
 		return "", bridge.Permanent(err)
 	}
 	a.mu.Lock()
@@ -527,40 +555,62 @@ func (a *Adapter) Send(ctx context.Context, d *bridge.Delivery) (string, error) 
 	if !bot.isUp() {
 		return "", errNotConnected
 	}
-	if err := a.Join(ctx, d.Room); err != nil && !bot.inChannel(d.Room) {
-		return "", err
+	if !direct {
+		if err := a.Join(ctx, d.Room); err != nil && !bot.inChannel(d.Room) {
+			return "", err
+		}
 	}
 	body := renderBody(m)
-	key := string(m.ID) + "\x00" + info.cm.fold(d.Room)
+	key := string(m.ID) + "\x00" + info.cm.fold(target)
 	if a.mode == "puppet" {
 		p, err := a.puppetFor(ctx, m.Sender)
 		if err != nil {
 			return "", err
 		}
 		if p != nil {
-			id, relay, err := a.sendPuppet(ctx, p, key, d.Room, m, body)
+			id, relay, err := a.sendPuppet(ctx, p, key, target, direct, m, body)
 			if !relay {
 				return id, err
 			}
 		}
 	}
-	return a.sendVia(ctx, a.bot, key, d.Room, m, body, relayPrefix(m))
+	return a.sendVia(ctx, a.bot, key, target, m, body, relayPrefix(m))
+}
+
+// directNick is the nick a direct message to an IRC user goes to. Their
+// id is their account when they have one, which need not be a nick they
+// use: a channel we share with them tells which nick is theirs.
+func (a *Adapter) directNick(to bridge.Sender) string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, r := range a.rooms {
+		for _, m := range r.members {
+			if m.account != "" && a.info.cm.equal(m.account, to.ID) {
+				return m.nick
+			}
+		}
+	}
+	return to.ID
 }
 
 // sendPuppet sends through a puppet; relay says the bot should send
 // instead.
-func (a *Adapter) sendPuppet(ctx context.Context, p *puppet, key, ch string, m *bridge.Message, body string) (id string, relay bool, err error) {
+func (a *Adapter) sendPuppet(ctx context.Context, p *puppet, key, target string, direct bool, m *bridge.Message, body string) (id string, relay bool, err error) {
 	defer a.releasePuppet(p)
-	if err := p.k.join(ctx, ch); err != nil {
+	if direct {
+		a.mu.Lock()
+		p.direct = true
+		a.mu.Unlock()
+	} else if err := p.k.join(ctx, target); err != nil {
 		if ctx.Err() != nil || errors.Is(err, errNotConnected) || errors.Is(err, errDisconnected) {
 			return "", false, err
 		}
 		// Banned, invite-only, registered-only...: the bot may still
 		// speak there.
-		a.log.Warn("puppet cannot join; relaying", "puppet", p.k.nick(), "channel", ch, "err", err)
+		a.log.Warn("puppet cannot join; relaying", "puppet", p.k.nick(), "channel", target, "err", err)
 		return "", true, nil
 	}
-	id, err = a.sendVia(ctx, p.k, key, ch, m, body, "")
+	id, err = a.sendVia(ctx, p.k, key, target, m, body, "")
 	return id, false, err
 }
 
@@ -609,7 +659,7 @@ func relayPrefix(m *bridge.Message) string {
 // sendVia sends the message's lines over k and waits for them to be
 // confirmed. Lines go out back to back (flood control permitting); a line
 // confirmed in an earlier attempt is not sent again.
-func (a *Adapter) sendVia(ctx context.Context, k *conn, key, ch string, m *bridge.Message, body, prefix string) (string, error) {
+func (a *Adapter) sendVia(ctx context.Context, k *conn, key, target string, m *bridge.Message, body, prefix string) (string, error) {
 	command := "PRIVMSG"
 	if m.Notice && !m.Emote {
 		command = "NOTICE"
@@ -623,7 +673,7 @@ func (a *Adapter) sendVia(ctx context.Context, k *conn, key, ch string, m *bridg
 		return "", errNotConnected
 	}
 	info := a.serverInfo()
-	budget := lineBudget(info.lineLen, k.nick(), k.getUserHost(), info.userLen, command, ch, action)
+	budget := lineBudget(info.lineLen, k.nick(), k.getUserHost(), info.userLen, command, target, action)
 	pr := a.progressFor(key, func() *progress {
 		var pieces []string
 		for _, l := range splitText(body, prefix, budget) {
@@ -660,7 +710,7 @@ func (a *Adapter) sendVia(ctx context.Context, k *conn, key, ch string, m *bridg
 		if action {
 			text = "\x01ACTION " + text + "\x01"
 		}
-		rc, dead, err := k.submit(ctx, command, ch, text)
+		rc, dead, err := k.submit(ctx, command, target, text)
 		if err != nil {
 			sendErr = err
 			break
@@ -708,7 +758,7 @@ func (a *Adapter) sendVia(ctx context.Context, k *conn, key, ch string, m *bridg
 	}
 	a.mu.Unlock()
 	if sendErr != nil {
-		return "", fmt.Errorf("irc: send to %s: %w", ch, sendErr)
+		return "", fmt.Errorf("irc: send to %s: %w", target, sendErr)
 	}
 	return first, nil
 }
@@ -739,8 +789,12 @@ func (a *Adapter) SendMembership(ctx context.Context, d *bridge.Delivery) error 
 		if err := p.k.part(ctx, d.Room, stripCodes(cleanLine(ev.Reason))); err != nil {
 			return err
 		}
-		if p.k.channelCount() == 0 {
-			// That was its last channel: nothing left for it to do.
+		a.mu.Lock()
+		direct := p.direct
+		a.mu.Unlock()
+		if p.k.channelCount() == 0 && !direct {
+			// That was its last channel: nothing left for it to do. One
+			// that carries a private conversation waits to be idle.
 			a.retirePuppet(p)
 		}
 		return nil

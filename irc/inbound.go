@@ -47,8 +47,9 @@ func (a *Adapter) roomLocked(ch string) *room {
 	return a.rooms[a.info.cm.fold(ch)]
 }
 
-// header builds the common event fields for a line from nick in r.
-func (a *Adapter) header(e ircmsg.Message, r *room, nick, account string) bridge.Header {
+// header builds the common event fields for a line from nick in room
+// ("" for a private message).
+func (a *Adapter) header(e ircmsg.Message, room, nick, account string) bridge.Header {
 	if ok, acc := e.GetTag("account"); ok && acc != "" && acc != "*" {
 		account = acc
 	}
@@ -65,7 +66,7 @@ func (a *Adapter) header(e ircmsg.Message, r *room, nick, account string) bridge
 	_, msgid := e.GetTag("msgid")
 	return bridge.Header{
 		ID:     bridge.NewEventID(),
-		Origin: bridge.Origin{Network: a.name, Room: r.name, RemoteID: msgid},
+		Origin: bridge.Origin{Network: a.name, Room: room, RemoteID: msgid},
 		Sender: bridge.Sender{Network: a.name, ID: id, Name: nick},
 		Time:   t,
 	}
@@ -97,16 +98,17 @@ const hopTag = "+switchboard.chat/bridged"
 
 var hopTags = map[string]string{hopTag: ""}
 
-func (a *Adapter) onMessage(e ircmsg.Message, notice bool) {
+// chatMessage reads a PRIVMSG or NOTICE from another user into a message
+// without its header; nil when it is not to be bridged.
+func (a *Adapter) chatMessage(e ircmsg.Message, notice bool) *bridge.Message {
 	if len(e.Params) < 2 || fromServer(e) {
-		return
+		return nil
 	}
-	nick := e.Nick()
-	if a.isOwn(nick) {
-		return // our own lines, echoes included
+	if a.isOwn(e.Nick()) {
+		return nil // our own lines, echoes included
 	}
 	if e.HasTag(hopTag) {
-		return // another bridge's puppet: bridging it again could loop
+		return nil // another bridge's puppet: bridging it again could loop
 	}
 	text := e.Params[1]
 	emote := false
@@ -114,22 +116,63 @@ func (a *Adapter) onMessage(e ircmsg.Message, notice bool) {
 		inner := strings.TrimSuffix(text[1:], "\x01")
 		cmd, rest, _ := strings.Cut(inner, " ")
 		if !strings.EqualFold(cmd, "ACTION") {
-			return // VERSION, PING, DCC...: not chat
+			return nil // VERSION, PING, DCC...: not chat
 		}
 		text, emote = rest, true
 	}
+	m := &bridge.Message{Text: stripCodes(text), Emote: emote, Notice: notice && !emote}
+	if html, ok := ircToHTML(text); ok {
+		m.HTML = html
+	}
+	return m
+}
+
+// onMessage reports what is said in bridged channels. Private messages to
+// the bot are no one's direct messages, and are dropped here too.
+func (a *Adapter) onMessage(e ircmsg.Message, notice bool) {
+	m := a.chatMessage(e, notice)
+	if m == nil {
+		return
+	}
+	nick := e.Nick()
 	a.mu.Lock()
 	r := a.roomLocked(e.Params[0])
 	if r == nil || !strings.ContainsRune(a.info.chanTypes, rune(e.Params[0][0])) {
 		a.mu.Unlock()
 		return
 	}
-	h := a.header(e, r, nick, a.accountLocked(r, nick))
+	m.Header = a.header(e, r.name, nick, a.accountLocked(r, nick))
 	a.mu.Unlock()
-	m := &bridge.Message{Header: h, Text: stripCodes(text), Emote: emote, Notice: notice && !emote}
-	if html, ok := ircToHTML(text); ok {
-		m.HTML = html
+	a.emit(m)
+}
+
+// onDirect runs in a puppet's read loop: a private message to the puppet
+// is a direct message to the sender it speaks for, and keeps it from
+// being idle.
+func (a *Adapter) onDirect(p *puppet, e ircmsg.Message, notice bool) {
+	if len(e.Params) < 1 || !p.k.isMe(e.Params[0]) {
+		return // a channel's line: the bot reports those
 	}
+	m := a.chatMessage(e, notice)
+	if m == nil {
+		return
+	}
+	nick := e.Nick()
+	a.mu.Lock()
+	// Without account-tag, what the bot knows keeps the sender's id the
+	// one their channel messages have.
+	account := ""
+	for _, r := range a.rooms {
+		if account = a.accountLocked(r, nick); account != "" {
+			break
+		}
+	}
+	m.Header = a.header(e, "", nick, account)
+	to := p.sender
+	m.To = &to
+	p.last = a.clock.Now()
+	p.direct = true
+	a.mu.Unlock()
 	a.emit(m)
 }
 
@@ -160,7 +203,7 @@ func (a *Adapter) onJoin(e ircmsg.Message) {
 		a.mu.Unlock()
 		return
 	}
-	h := a.header(e, r, nick, account)
+	h := a.header(e, r.name, nick, account)
 	a.mu.Unlock()
 	a.emit(&bridge.Join{Header: h})
 }
@@ -207,7 +250,7 @@ func (a *Adapter) leave(e ircmsg.Message, ch, nick, reason string) {
 		a.mu.Unlock()
 		return
 	}
-	h := a.header(e, r, nick, account)
+	h := a.header(e, r.name, nick, account)
 	a.mu.Unlock()
 	a.emit(&bridge.Leave{Header: h, Reason: reason})
 }
@@ -264,7 +307,7 @@ func (a *Adapter) onQuit(e ircmsg.Message) {
 		}
 		delete(r.members, f)
 		if !own {
-			evs = append(evs, &bridge.Leave{Header: a.header(e, r, nick, m.account), Reason: reason})
+			evs = append(evs, &bridge.Leave{Header: a.header(e, r.name, nick, m.account), Reason: reason})
 		}
 	}
 	a.mu.Unlock()
@@ -284,10 +327,7 @@ func (a *Adapter) onNick(e ircmsg.Message) {
 	var evs []bridge.Event
 	a.mu.Lock()
 	fo, fn := a.info.cm.fold(old), a.info.cm.fold(nick)
-	if until, ok := a.own[fo]; ok {
-		delete(a.own, fo)
-		a.own[fn] = until
-	}
+	a.ownRenamedLocked(old, nick)
 	for _, r := range a.rooms {
 		m := r.members[fo]
 		if m == nil {
@@ -296,7 +336,7 @@ func (a *Adapter) onNick(e ircmsg.Message) {
 		delete(r.members, fo)
 		r.members[fn] = &member{nick: nick, account: m.account}
 		if !own {
-			evs = append(evs, &bridge.Rename{Header: a.header(e, r, nick, m.account), Previous: old})
+			evs = append(evs, &bridge.Rename{Header: a.header(e, r.name, nick, m.account), Previous: old})
 		}
 	}
 	a.mu.Unlock()
@@ -319,9 +359,21 @@ func (a *Adapter) onTopic(e ircmsg.Message) {
 		a.mu.Unlock()
 		return
 	}
-	h := a.header(e, r, nick, a.accountLocked(r, nick))
+	h := a.header(e, r.name, nick, a.accountLocked(r, nick))
 	a.mu.Unlock()
 	a.emit(&bridge.Topic{Header: h, Topic: stripCodes(e.Params[1])})
+}
+
+// ownRenamedLocked follows a puppet's nick change; a.mu must be held.
+// Both the bot and the puppet's own connection report it, in either
+// order, so the old nick stays ours for a while as a departed puppet's
+// does: the bot may still have lines from before the change to read.
+func (a *Adapter) ownRenamedLocked(old, nick string) {
+	fo, fn := a.info.cm.fold(old), a.info.cm.fold(nick)
+	if until, ok := a.own[fo]; ok && until.IsZero() {
+		a.own[fo] = a.clock.Now().Add(ownGrace)
+		a.own[fn] = time.Time{}
+	}
 }
 
 // onAccount follows account-notify, so later events carry the account

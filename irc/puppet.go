@@ -7,6 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ergochat/irc-go/ircmsg"
+
 	"github.com/switchboard-chat/switchboard/bridge"
 	"github.com/switchboard-chat/switchboard/mapping"
 )
@@ -24,6 +26,7 @@ type puppet struct {
 	busy    int
 	last    time.Time
 	retired bool
+	direct  bool // has had a private conversation
 }
 
 func puppetKey(s bridge.Sender) string { return s.Network + "\x00" + s.ID }
@@ -125,6 +128,17 @@ func (a *Adapter) connectPuppet(p *puppet) {
 	cc.fallbackNick = func() string { return mapping.IRCNick("", info.nickLen, s) }
 	cc.onDown = func(*conn) { a.puppetGone(p) }
 	k := newConn(cc)
+	k.irc.AddCallback("PRIVMSG", func(e ircmsg.Message) { a.onDirect(p, e, false) })
+	k.irc.AddCallback("NOTICE", func(e ircmsg.Message) { a.onDirect(p, e, true) })
+	// The bot sees a puppet's nick change only in a channel they share,
+	// and a puppet with private conversations only is in none.
+	k.irc.AddCallback("NICK", func(e ircmsg.Message) {
+		if len(e.Params) > 0 && k.isMe(e.Params[0]) {
+			a.mu.Lock()
+			a.ownRenamedLocked(e.Nick(), e.Params[0])
+			a.mu.Unlock()
+		}
+	})
 	a.mu.Lock()
 	p.k = k
 	a.mu.Unlock()
