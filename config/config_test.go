@@ -20,7 +20,11 @@ import (
 const examplePath = "../switchboard.example.yaml"
 
 // exampleEnv is what the example's required ${...} references need.
-var exampleEnv = map[string]string{"LIBERA_SASL_PASSWORD": "sasl-secret"}
+var exampleEnv = map[string]string{
+	"LIBERA_SASL_PASSWORD":    "sasl-secret",
+	"JABBER_COMPONENT_SECRET": "component-secret",
+	"JABBER_RELAY_PASSWORD":   "relay-password",
+}
 
 func envOf(m map[string]string) func(string) (string, bool) {
 	return func(k string) (string, bool) {
@@ -53,14 +57,14 @@ func TestBadConfigs(t *testing.T) {
 		{
 			name: "unknown network type",
 			yaml: "networks: {x: {type: foo, server: a:1}}",
-			want: []string{`networks.x.type: unknown network type "foo" (known: irc, mqtt)`},
+			want: []string{`networks.x.type: unknown network type "foo" (known: irc, mqtt, xmpp)`},
 		},
 		{
 			name: "missing network type",
 			yaml: "networks: {x: {mode: relay}, y: }",
 			want: []string{
-				`networks.x.type: required (known: irc, mqtt)`,
-				`networks.y.type: required (known: irc, mqtt)`,
+				`networks.x.type: required (known: irc, mqtt, xmpp)`,
+				`networks.y.type: required (known: irc, mqtt, xmpp)`,
 			},
 		},
 		{
@@ -326,7 +330,7 @@ links:
 		`links.lobby[1]: unknown network "nowhere"`,
 		`networks.libera.flood.burst: want an integer, got "many"`,
 		`networks.libera.nick: environment variable NICK is not set (use ${NICK:-default} for an optional value)`,
-		`networks.x.type: unknown network type "foo" (known: irc, mqtt)`,
+		`networks.x.type: unknown network type "foo" (known: irc, mqtt, xmpp)`,
 	}, "\n")
 	if err == nil || err.Error() != want {
 		t.Fatalf("got\n%v\nwant\n%s", err, want)
@@ -627,6 +631,9 @@ func TestStringRoundTrips(t *testing.T) {
 	}
 	c.Networks["libera"].IRC.SASL.Password = "" // would come back as xxxxx
 	c.Networks["libera"].IRC.SASL = nil
+	// Redacted secrets come back as the redaction text.
+	c.Networks["jabber"].XMPP.Component.Secret = redactedText
+	c.Networks["jabber-relay"].XMPP.Password = redactedText
 	back, err := parse([]byte(c.String()), envOf(nil))
 	if err != nil {
 		t.Fatalf("%v\n%s", err, c)

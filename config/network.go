@@ -40,6 +40,12 @@ var networkTypes = map[string]func(*Network) section{
 		}
 		return n.MQTT
 	},
+	"xmpp": func(n *Network) section {
+		if n.XMPP == nil {
+			n.XMPP = new(XMPP)
+		}
+		return n.XMPP
+	},
 }
 
 func typeNames() []string {

@@ -59,10 +59,16 @@ func (n Network) String() string       { return flowYAML(redactedCopy(&n)) }
 func (c IRC) String() string           { return flowYAML(redactedCopy(&c)) }
 func (c MQTT) String() string          { return flowYAML(redactedCopy(&c)) }
 func (s SASL) String() string          { return flowYAML(redactedCopy(&s)) }
+func (c XMPP) String() string          { return flowYAML(redactedCopy(&c)) }
+func (c XMPPComponent) String() string { return flowYAML(redactedCopy(&c)) }
 func (n Network) LogValue() slog.Value { return slog.StringValue(n.String()) }
 func (c IRC) LogValue() slog.Value     { return slog.StringValue(c.String()) }
 func (c MQTT) LogValue() slog.Value    { return slog.StringValue(c.String()) }
 func (s SASL) LogValue() slog.Value    { return slog.StringValue(s.String()) }
+func (c XMPP) LogValue() slog.Value    { return slog.StringValue(c.String()) }
+func (c XMPPComponent) LogValue() slog.Value {
+	return slog.StringValue(c.String())
+}
 
 func flowYAML(v any) string {
 	var n yaml.Node

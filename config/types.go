@@ -35,7 +35,7 @@ type Broker struct {
 // Network is one connection to one chat network. Type selects which of the
 // type-specific sections applies; their keys sit beside type in the file.
 type Network struct {
-	Type string `yaml:"type"` // irc, mqtt (xmpp, matrix, webrtc later)
+	Type string `yaml:"type"` // irc, mqtt, xmpp (matrix, webrtc later)
 	// Mode is "puppet" (every foreign sender appears as their own user) or
 	// "relay" (one bot posts "<name> text").
 	Mode    string  `yaml:"mode"`
@@ -43,6 +43,7 @@ type Network struct {
 
 	IRC  *IRC  `yaml:"-"`
 	MQTT *MQTT `yaml:"-"`
+	XMPP *XMPP `yaml:"-"`
 }
 
 // Puppets says how foreign senders appear on this network.
@@ -91,4 +92,29 @@ type MQTT struct {
 	Password string `yaml:"password" secret:"true"`
 	// MaxPayload drops inbound payloads larger than this many bytes.
 	MaxPayload int `yaml:"max_payload"`
+}
+
+// XMPP is a connection to an XMPP server: as an external component
+// (XEP-0114), where every foreign sender gets a JID of their own, or as an
+// ordinary account that relays.
+type XMPP struct {
+	Server string `yaml:"server"` // host:port: the component port, or the c2s port with jid
+	// Component connects as an external component; it is what puppets need.
+	Component *XMPPComponent `yaml:"component"`
+	// JID and Password log in as a client account instead (relay mode).
+	JID      string `yaml:"jid"`
+	Password string `yaml:"password" secret:"true"`
+	// InsecurePlaintext allows a client login without StartTLS.
+	InsecurePlaintext bool `yaml:"insecure_plaintext"`
+	// Nick is the bot's nick in every MUC.
+	Nick string `yaml:"nick"`
+	// MaxStanza drops inbound stanzas larger than this many bytes and
+	// bounds the ones sent.
+	MaxStanza int `yaml:"max_stanza"`
+}
+
+// XMPPComponent is the external component's address and shared secret.
+type XMPPComponent struct {
+	Domain string `yaml:"domain"`
+	Secret string `yaml:"secret" secret:"true"`
 }

@@ -21,6 +21,7 @@ import (
 
 	_ "github.com/switchboard-chat/switchboard/irc"
 	_ "github.com/switchboard-chat/switchboard/mqtt"
+	_ "github.com/switchboard-chat/switchboard/xmpp"
 )
 
 // service is one running Switchboard: store, router, adapters, HTTP.

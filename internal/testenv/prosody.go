@@ -1,0 +1,672 @@
+package testenv
+
+import (
+	"bytes"
+	"context"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"mellium.im/sasl"
+	"mellium.im/xmlstream"
+	"mellium.im/xmpp"
+	"mellium.im/xmpp/jid"
+)
+
+// XMPPServer is a Prosody started for a test: one virtual host with
+// users, a MUC service with MAM (so groupchat messages carry a stanza-id)
+// and an external component (XEP-0114).
+type XMPPServer struct {
+	// Domain is the virtual host users live on ("localhost").
+	Domain string
+	// MUC is the MUC service's domain ("conference.localhost").
+	MUC string
+	// Component and ComponentSecret are the external component's domain
+	// and shared secret.
+	Component       string
+	ComponentSecret string
+	// C2SAddr and ComponentAddr are the client and component ports,
+	// "127.0.0.1:PORT".
+	C2SAddr       string
+	ComponentAddr string
+	// Process lets a test stop, kill or restart the server.
+	Process *Process
+	// Dir holds the generated config, data and pid file; Config is the
+	// config file's path.
+	Dir    string
+	Config string
+
+	prosodyctl string
+}
+
+// XMPPServerConfig tunes the generated Prosody config. The zero value is
+// what Prosody(t) uses.
+type XMPPServerConfig struct {
+	// Users are registered before the server starts (name -> password).
+	Users map[string]string
+	// Debug logs at debug level (every stanza) instead of info.
+	Debug bool
+	// Global and MUC are appended verbatim to the global section and to
+	// the MUC component's section.
+	Global, MUCExtra string
+}
+
+// Prosody starts Debian's Prosody 0.12 on free loopback ports and stops it
+// when the test ends.
+func Prosody(t testing.TB) *XMPPServer { return ProsodyWith(t, XMPPServerConfig{}) }
+
+// ProsodyWith is Prosody with a tuned config.
+func ProsodyWith(t testing.TB, c XMPPServerConfig) *XMPPServer {
+	t.Helper()
+	bin := Need(t, "/usr/bin/prosody")
+	ctl := Need(t, "/usr/bin/prosodyctl")
+	dir := t.TempDir()
+	for _, sub := range []string{"data", "certs"} {
+		if err := os.Mkdir(filepath.Join(dir, sub), 0o750); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c2s, comp := FreePort(t), FreePort(t)
+	for comp == c2s {
+		comp = FreePort(t)
+	}
+	s := &XMPPServer{
+		Domain:          "localhost",
+		MUC:             "conference.localhost",
+		Component:       "bridge.localhost",
+		ComponentSecret: "component-secret-" + strconv.Itoa(os.Getpid()),
+		C2SAddr:         fmt.Sprintf("127.0.0.1:%d", c2s),
+		ComponentAddr:   fmt.Sprintf("127.0.0.1:%d", comp),
+		Dir:             dir,
+		prosodyctl:      ctl,
+	}
+	s.Config = WriteFile(t, dir, "prosody.cfg.lua", s.config(c2s, comp, c))
+	for user, pass := range c.Users {
+		s.Register(t, user, pass)
+	}
+	p := &Process{Name: bin, Args: []string{"-F", "--config", s.Config}, Dir: dir, Ready: s.C2SAddr}
+	p.Start(t)
+	s.Process = p
+	s.waitComponentPort(t)
+	if err := listensOnlyOnPorts(p.Pid(), c2s, comp); err != nil {
+		t.Fatalf("prosody: %v", err)
+	}
+	return s
+}
+
+func (s *XMPPServer) config(c2s, comp int, c XMPPServerConfig) string {
+	level := "info"
+	if c.Debug {
+		level = "debug"
+	}
+	// Only the client and component ports are opened, on loopback: s2s
+	// is disabled and no module that serves HTTP or proxies is loaded.
+	return fmt.Sprintf(`-- Generated for a Switchboard test.
+run_as_root = true
+pidfile = %[1]q
+data_path = %[2]q
+certificates = %[12]q
+log = { { levels = { min = %[3]q }, to = "console" } }
+interfaces = { "127.0.0.1" }
+local_interfaces = { "127.0.0.1" }
+c2s_ports = { %[4]d }
+c2s_interfaces = { "127.0.0.1" }
+c2s_direct_tls_ports = { }
+legacy_ssl_ports = { }
+component_ports = { %[5]d }
+component_interfaces = { "127.0.0.1" }
+s2s_ports = { }
+http_ports = { }
+https_ports = { }
+modules_enabled = { "roster", "saslauth", "disco", "ping", "time", "version" }
+modules_disabled = { "s2s", "offline", "posix" }
+authentication = "internal_plain"
+storage = "internal"
+c2s_require_encryption = false
+allow_unencrypted_plain_auth = true
+s2s_require_encryption = false
+muc_room_locking = false
+muc_room_default_public_jids = true
+muc_log_all_rooms = true
+%[6]s
+
+VirtualHost %[7]q
+
+Component %[8]q "muc"
+	modules_enabled = { "muc_mam" }
+	restrict_room_creation = false
+%[9]s
+
+Component %[10]q
+	component_secret = %[11]q
+`, filepath.Join(s.Dir, "prosody.pid"), filepath.Join(s.Dir, "data"), level, c2s, comp,
+		c.Global, s.Domain, s.MUC, c.MUCExtra, s.Component, s.ComponentSecret, filepath.Join(s.Dir, "certs"))
+}
+
+func (s *XMPPServer) waitComponentPort(t testing.TB) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", s.ComponentAddr, time.Second)
+		if err == nil {
+			c.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("prosody: component port %s not listening: %v", s.ComponentAddr, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Register creates a user account (prosodyctl register).
+func (s *XMPPServer) Register(t testing.TB, user, password string) {
+	t.Helper()
+	cmd := exec.Command(s.prosodyctl, "--config", s.Config, "register", user, s.Domain, password)
+	cmd.Dir = s.Dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("prosodyctl register %s: %v\n%s", user, err, out)
+	}
+}
+
+// Restart stops the server and starts it again on the same ports; every
+// session is closed and non-persistent rooms are gone.
+func (s *XMPPServer) Restart(t testing.TB) {
+	t.Helper()
+	s.Process.Restart()
+	s.waitComponentPort(t)
+}
+
+// JID is user@Domain.
+func (s *XMPPServer) JID(user string) jid.JID { return jid.MustParse(user + "@" + s.Domain) }
+
+// Room is name@MUC.
+func (s *XMPPServer) Room(name string) jid.JID { return jid.MustParse(name + "@" + s.MUC) }
+
+// listensOnlyOnPorts checks that a process's listening TCP sockets are
+// all on 127.0.0.1 and among ports, so that a config mistake cannot
+// expose a test server.
+func listensOnlyOnPorts(pid int, ports ...int) error {
+	inodes := map[string]bool{}
+	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		return nil // no procfs: nothing to check with
+	}
+	for _, fd := range fds {
+		link, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name()))
+		if err == nil && strings.HasPrefix(link, "socket:[") {
+			inodes[strings.TrimSuffix(strings.TrimPrefix(link, "socket:["), "]")] = true
+		}
+	}
+	want := map[string]bool{}
+	for _, p := range ports {
+		want[fmt.Sprintf("0100007F:%04X", p)] = true
+	}
+	for _, table := range []string{"tcp", "tcp6"} {
+		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/net/%s", pid, table))
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(data), "\n")[1:] {
+			f := strings.Fields(line)
+			if len(f) < 10 || f[3] != "0A" || !inodes[f[9]] {
+				continue
+			}
+			if !want[f[1]] {
+				return fmt.Errorf("listens on %s (%s), want only 127.0.0.1 ports %v", f[1], table, ports)
+			}
+		}
+	}
+	return nil
+}
+
+// XMLElement is a parsed XML element: what a test inspects of a stanza.
+type XMLElement struct {
+	Name     xml.Name
+	Attr     []xml.Attr
+	Children []*XMLElement
+	// Text is the element's own character data, concatenated.
+	Text string
+}
+
+// AttrValue is the value of the attribute with this local name, or "".
+func (e *XMLElement) AttrValue(local string) string {
+	if e == nil {
+		return ""
+	}
+	for _, a := range e.Attr {
+		if a.Name.Local == local {
+			return a.Value
+		}
+	}
+	return ""
+}
+
+// Child is the first child element with this namespace ("" for any) and
+// local name, or nil.
+func (e *XMLElement) Child(space, local string) *XMLElement {
+	if e == nil {
+		return nil
+	}
+	for _, c := range e.Children {
+		if c.Name.Local == local && (space == "" || c.Name.Space == space) {
+			return c
+		}
+	}
+	return nil
+}
+
+// TextOrEmpty is e's text, or "" for a nil element.
+func (e *XMLElement) TextOrEmpty() string {
+	if e == nil {
+		return ""
+	}
+	return e.Text
+}
+
+// ChildrenNamed lists the child elements with this namespace ("" for
+// any) and local name.
+func (e *XMLElement) ChildrenNamed(space, local string) []*XMLElement {
+	if e == nil {
+		return nil
+	}
+	var out []*XMLElement
+	for _, c := range e.Children {
+		if c.Name.Local == local && (space == "" || c.Name.Space == space) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func readXMLElement(r xml.TokenReader, start xml.StartElement, raw *xml.Encoder) (*XMLElement, error) {
+	el := &XMLElement{Name: start.Name, Attr: start.Attr}
+	if raw != nil {
+		raw.EncodeToken(withoutXMLNS(start))
+	}
+	for {
+		tok, err := r.Token()
+		if err != nil {
+			return el, err
+		}
+		if _, isStart := tok.(xml.StartElement); raw != nil && !isStart {
+			raw.EncodeToken(xml.CopyToken(tok))
+		}
+		switch tt := tok.(type) {
+		case xml.StartElement:
+			child, err := readXMLElement(r, tt.Copy(), raw)
+			el.Children = append(el.Children, child)
+			if err != nil {
+				return el, err
+			}
+		case xml.CharData:
+			el.Text += string(tt)
+		case xml.EndElement:
+			return el, nil
+		}
+	}
+}
+
+// withoutXMLNS drops namespace declarations, which the encoder writes
+// again from the element's name.
+func withoutXMLNS(start xml.StartElement) xml.StartElement {
+	out := xml.StartElement{Name: start.Name}
+	for _, a := range start.Attr {
+		if a.Name.Space == "xmlns" || a.Name.Space == "" && a.Name.Local == "xmlns" {
+			continue
+		}
+		out.Attr = append(out.Attr, a)
+	}
+	return out
+}
+
+// ParseXML parses one element from text.
+func ParseXML(text string) (*XMLElement, error) {
+	d := xml.NewDecoder(strings.NewReader(text))
+	for {
+		tok, err := d.Token()
+		if err != nil {
+			return nil, err
+		}
+		if start, ok := tok.(xml.StartElement); ok {
+			return readXMLElement(d, start.Copy(), nil)
+		}
+	}
+}
+
+// XMPPStanza is one stanza a test client received.
+type XMPPStanza struct {
+	Time time.Time
+	// Raw is the stanza as XML (re-encoded from the parsed tokens, so the
+	// namespaces are spelled out).
+	Raw string
+	*XMLElement
+}
+
+// Kind is "message", "presence" or "iq".
+func (s XMPPStanza) Kind() string { return s.Name.Local }
+
+// Type, ID, From and To are the stanza's attributes.
+func (s XMPPStanza) Type() string { return s.AttrValue("type") }
+func (s XMPPStanza) ID() string   { return s.AttrValue("id") }
+func (s XMPPStanza) From() string { return s.AttrValue("from") }
+func (s XMPPStanza) To() string   { return s.AttrValue("to") }
+
+// Body is the text of a message's body.
+func (s XMPPStanza) Body() string { return s.Child("", "body").TextOrEmpty() }
+
+// Nick is the resource of From: a MUC occupant's nick.
+func (s XMPPStanza) Nick() string {
+	_, nick, _ := strings.Cut(s.From(), "/")
+	return nick
+}
+
+// StanzaID is the id of the stanza-id (XEP-0359) set by by, or "".
+func (s XMPPStanza) StanzaID(by string) string {
+	for _, c := range s.ChildrenNamed("urn:xmpp:sid:0", "stanza-id") {
+		if c.AttrValue("by") == by {
+			return c.AttrValue("id")
+		}
+	}
+	return ""
+}
+
+// MUCStatus reports whether a presence carries the MUC status code.
+func (s XMPPStanza) MUCStatus(code int) bool {
+	x := s.Child("http://jabber.org/protocol/muc#user", "x")
+	for _, st := range x.ChildrenNamed("", "status") {
+		if st.AttrValue("code") == strconv.Itoa(code) {
+			return true
+		}
+	}
+	return false
+}
+
+// XMPPClient is an ordinary XMPP user for tests: it logs in (SASL PLAIN
+// over the plain loopback connection), records every stanza it receives
+// and lets the test wait for the ones it expects.
+type XMPPClient struct {
+	t       testing.TB
+	JID     jid.JID // the full JID the server bound
+	Session *xmpp.Session
+
+	mu      sync.Mutex
+	stanzas []XMPPStanza
+	notify  chan struct{}
+	done    chan struct{}
+	err     error
+}
+
+var xmppClientSeq atomic.Uint64
+
+// Client logs in as user, who must be registered (XMPPServerConfig.Users
+// or Register). It is disconnected when the test ends.
+func (s *XMPPServer) Client(t testing.TB, user, password string) *XMPPClient {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	conn, err := (&net.Dialer{}).DialContext(ctx, "tcp", s.C2SAddr)
+	if err != nil {
+		t.Fatalf("xmpp client %s: %v", user, err)
+	}
+	origin := s.JID(user)
+	features := []xmpp.StreamFeature{xmpp.SASL("", password, sasl.Plain), xmpp.BindResource()}
+	// Secure tells mellium the stream may carry a password: it is a
+	// loopback test connection.
+	sess, err := xmpp.NewSession(ctx, origin.Domain(), origin, conn, xmpp.Secure,
+		xmpp.NewNegotiator(func(*xmpp.Session, *xmpp.StreamConfig) xmpp.StreamConfig {
+			return xmpp.StreamConfig{Features: features}
+		}))
+	if err != nil {
+		conn.Close()
+		t.Fatalf("xmpp client %s: login: %v", user, err)
+	}
+	c := &XMPPClient{t: t, JID: sess.LocalAddr(), Session: sess, notify: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		err := sess.Serve(xmpp.HandlerFunc(c.handle))
+		c.mu.Lock()
+		c.err = err
+		c.mu.Unlock()
+		conn.Close()
+		close(c.done)
+	}()
+	t.Cleanup(c.Close)
+	// Available, as a client is after login: messages to the bare JID
+	// reach only available resources.
+	if err := c.SendRaw("<presence/>"); err != nil {
+		t.Fatalf("xmpp client %s: initial presence: %v", user, err)
+	}
+	return c
+}
+
+func (c *XMPPClient) handle(r xmlstream.TokenReadEncoder, start *xml.StartElement) error {
+	var raw bytes.Buffer
+	enc := xml.NewEncoder(&raw)
+	el, err := readXMLElement(r, start.Copy(), enc)
+	enc.Flush()
+	if err != nil && !errors.Is(err, io.EOF) {
+		return nil
+	}
+	c.mu.Lock()
+	c.stanzas = append(c.stanzas, XMPPStanza{Time: time.Now(), Raw: raw.String(), XMLElement: el})
+	close(c.notify)
+	c.notify = make(chan struct{})
+	c.mu.Unlock()
+	return nil
+}
+
+// Close ends the session and waits (up to 5s) for the connection to close.
+func (c *XMPPClient) Close() {
+	c.Session.Close()
+	select {
+	case <-c.done:
+	case <-time.After(5 * time.Second):
+		c.Session.Conn().Close()
+		<-c.done
+	}
+}
+
+// Connected reports whether the session is still up.
+func (c *XMPPClient) Connected() bool {
+	select {
+	case <-c.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// NewID returns a fresh stanza id.
+func (c *XMPPClient) NewID() string {
+	return fmt.Sprintf("t%d-%d", os.Getpid(), xmppClientSeq.Add(1))
+}
+
+// SendRaw sends XML text (one stanza, namespaces as a client writes them:
+// the stanza itself in no namespace).
+func (c *XMPPClient) SendRaw(text string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return c.Session.Send(ctx, xml.NewDecoder(strings.NewReader(text)))
+}
+
+// Send sends a stanza of kind ("message", "presence", "iq") with the
+// given attributes (name, value pairs; "" values are left out), text for
+// a body (message only, "" for none) and extra child elements as XML
+// text. It returns the stanza's id.
+func (c *XMPPClient) Send(kind string, attrs []string, body string, extra ...string) (string, error) {
+	id := ""
+	var b strings.Builder
+	b.WriteString("<" + kind)
+	for i := 0; i+1 < len(attrs); i += 2 {
+		if attrs[i] == "id" {
+			id = attrs[i+1]
+		}
+		if attrs[i+1] != "" {
+			b.WriteString(" " + attrs[i] + `="` + xmlEscape(attrs[i+1]) + `"`)
+		}
+	}
+	if id == "" {
+		id = c.NewID()
+		b.WriteString(` id="` + id + `"`)
+	}
+	b.WriteString(">")
+	if body != "" {
+		b.WriteString("<body>" + xmlEscape(body) + "</body>")
+	}
+	for _, x := range extra {
+		b.WriteString(x)
+	}
+	b.WriteString("</" + kind + ">")
+	return id, c.SendRaw(b.String())
+}
+
+func xmlEscape(s string) string {
+	var b strings.Builder
+	xml.EscapeText(&b, []byte(s))
+	return b.String()
+}
+
+// Join enters a MUC room with a nick (asking for no history) and waits for
+// the room's self-presence.
+func (c *XMPPClient) Join(room jid.JID, nick string) error {
+	return c.JoinWith(room, nick, `<x xmlns="http://jabber.org/protocol/muc"><history maxstanzas="0"/></x>`)
+}
+
+// JoinWith is Join with a custom <x/> payload (history settings, password).
+func (c *XMPPClient) JoinWith(room jid.JID, nick, x string) error {
+	from := c.Len()
+	occupant := room.Bare().String() + "/" + nick
+	if _, err := c.Send("presence", []string{"to", occupant}, "", x); err != nil {
+		return err
+	}
+	st, err := c.WaitFrom(from, 20*time.Second, func(s XMPPStanza) bool {
+		return s.Kind() == "presence" && s.From() == occupant && (s.Type() == "error" || s.MUCStatus(110))
+	})
+	if err != nil {
+		return fmt.Errorf("join %s: %w", occupant, err)
+	}
+	if st.Type() == "error" {
+		return fmt.Errorf("join %s: %s", occupant, st.Raw)
+	}
+	return nil
+}
+
+// Leave leaves a MUC room.
+func (c *XMPPClient) Leave(room jid.JID, nick string) error {
+	_, err := c.Send("presence", []string{"to", room.Bare().String() + "/" + nick, "type", "unavailable"}, "")
+	return err
+}
+
+// Say sends a groupchat message to a room with optional extra child
+// elements (corrections, replies, reactions, ...) and returns its id.
+func (c *XMPPClient) Say(room jid.JID, body string, extra ...string) (string, error) {
+	return c.Send("message", []string{"to", room.Bare().String(), "type", "groupchat"}, body, extra...)
+}
+
+// Chat sends a one-to-one chat message and returns its id.
+func (c *XMPPClient) Chat(to jid.JID, body string, extra ...string) (string, error) {
+	return c.Send("message", []string{"to", to.String(), "type", "chat"}, body, extra...)
+}
+
+// IQ sends an IQ of type typ ("get" or "set") with payload (XML text) and
+// waits for its answer.
+func (c *XMPPClient) IQ(to jid.JID, typ, payload string) (XMPPStanza, error) {
+	from := c.Len()
+	id, err := c.Send("iq", []string{"to", to.String(), "type", typ}, "", payload)
+	if err != nil {
+		return XMPPStanza{}, err
+	}
+	return c.WaitFrom(from, 20*time.Second, func(s XMPPStanza) bool {
+		return s.Kind() == "iq" && s.ID() == id && (s.Type() == "result" || s.Type() == "error")
+	})
+}
+
+// Len is the number of stanzas received so far; pass it to WaitFrom to
+// wait only for stanzas that arrive after this moment.
+func (c *XMPPClient) Len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.stanzas)
+}
+
+// Stanzas returns a copy of every stanza received so far.
+func (c *XMPPClient) Stanzas() []XMPPStanza {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]XMPPStanza(nil), c.stanzas...)
+}
+
+// WaitFor returns the first stanza ever received that matches, waiting up
+// to timeout for it to arrive.
+func (c *XMPPClient) WaitFor(timeout time.Duration, match func(XMPPStanza) bool) (XMPPStanza, error) {
+	return c.WaitFrom(0, timeout, match)
+}
+
+// WaitFrom is WaitFor looking only at stanzas from index from on.
+func (c *XMPPClient) WaitFrom(from int, timeout time.Duration, match func(XMPPStanza) bool) (XMPPStanza, error) {
+	_, s, err := c.WaitIndex(from, timeout, match)
+	return s, err
+}
+
+// WaitIndex is WaitFrom that also returns the stanza's index, to read a
+// sequence of stanzas in order.
+func (c *XMPPClient) WaitIndex(from int, timeout time.Duration, match func(XMPPStanza) bool) (int, XMPPStanza, error) {
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for {
+		c.mu.Lock()
+		stanzas, notify := c.stanzas, c.notify
+		c.mu.Unlock()
+		for ; from < len(stanzas); from++ {
+			if match(stanzas[from]) {
+				return from, stanzas[from], nil
+			}
+		}
+		select {
+		case <-notify:
+		case <-c.done:
+			c.mu.Lock()
+			err := c.err
+			c.mu.Unlock()
+			return -1, XMPPStanza{}, fmt.Errorf("xmpp client %s: disconnected (%v) before a matching stanza", c.JID, err)
+		case <-deadline.C:
+			return -1, XMPPStanza{}, fmt.Errorf("no matching stanza after %v; received:\n%s", timeout, c.dump())
+		}
+	}
+}
+
+// WaitMessage waits for a message that matches, failing the test after
+// timeout.
+func (c *XMPPClient) WaitMessage(timeout time.Duration, match func(XMPPStanza) bool) XMPPStanza {
+	c.t.Helper()
+	s, err := c.WaitFor(timeout, func(s XMPPStanza) bool { return s.Kind() == "message" && match(s) })
+	if err != nil {
+		c.t.Fatalf("xmpp client %s: waiting for a message: %v", c.JID, err)
+	}
+	return s
+}
+
+func (c *XMPPClient) dump() string {
+	var b strings.Builder
+	ss := c.Stanzas()
+	if len(ss) > 40 {
+		fmt.Fprintf(&b, "… %d earlier stanzas\n", len(ss)-40)
+		ss = ss[len(ss)-40:]
+	}
+	for _, s := range ss {
+		b.WriteString(s.Raw)
+		b.WriteByte('\n')
+	}
+	return b.String()
+}

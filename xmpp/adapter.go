@@ -1,0 +1,723 @@
+// Package xmpp bridges XMPP multi-user chat rooms (XEP-0045).
+//
+// As an external component (XEP-0114), the adapter gives every foreign
+// sender a JID of their own on the component's domain
+// (bob%libera@bridge.example.org, see puppetLocal) that joins the room as
+// an occupant with a nick rendered from the puppet template; XMPP users
+// can also write to such a JID directly. A bot occupant (the configured
+// nick) joins every linked room and is what the adapter reads rooms
+// through. With an ordinary account (jid and password) only the bot
+// exists and it relays everyone as "<name> text".
+//
+// Messages are known by the room's XEP-0359 stanza-id (what MAM-enabled
+// rooms add); what the adapter sends carries an origin-id derived from
+// the bridge event id, and Send returns the stanza-id the room gave it.
+// Corrections (XEP-0308), replies (XEP-0461), reactions (XEP-0444),
+// retractions (XEP-0424), chat states (XEP-0085), message styling
+// (XEP-0393) and out-of-band URLs (XEP-0066) map onto the bridge's events.
+package xmpp
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"mellium.im/sasl"
+	"mellium.im/xmpp"
+	"mellium.im/xmpp/component"
+	"mellium.im/xmpp/jid"
+
+	"github.com/switchboard-chat/switchboard/adapters"
+	"github.com/switchboard-chat/switchboard/bridge"
+	"github.com/switchboard-chat/switchboard/config"
+)
+
+func init() { adapters.Register("xmpp", New) }
+
+// Defaults for zero config fields, the same the config loader applies.
+const (
+	defaultNick       = "switchboard"
+	defaultMaxStanza  = 256 * 1024
+	defaultTemplate   = "{name} ({network})"
+	defaultMaxPuppets = 50
+	defaultIdle       = 30 * time.Minute
+	// maxNickAttempts bounds the nicks tried for one occupant.
+	maxNickAttempts = 6
+	// maxSent bounds the sent messages remembered for idempotent retries.
+	maxSent = 10000
+	sentTTL = 15 * time.Minute
+)
+
+// Drop reasons counted by Dropped.
+const (
+	DropOversize  = "oversize"  // larger than max_stanza
+	DropMalformed = "malformed" // not XML we can read, bad addresses
+	DropHistory   = "history"   // room history (a delay from before we joined)
+)
+
+// timing holds the adapter's timeouts; tests shorten them.
+type timing struct {
+	connect     time.Duration // dialing and stream negotiation
+	write       time.Duration // writing one stanza
+	join        time.Duration // a room's answer to a join
+	reflect     time.Duration // a sent message coming back from the room
+	ping        time.Duration // XEP-0410 self-ping interval
+	pingTimeout time.Duration
+	minBackoff  time.Duration // reconnect backoff
+	maxBackoff  time.Duration
+	rejoin      time.Duration // after the bot was removed from a room
+}
+
+var defaultTiming = timing{
+	connect:     20 * time.Second,
+	write:       15 * time.Second,
+	join:        20 * time.Second,
+	reflect:     20 * time.Second,
+	ping:        time.Minute,
+	pingTimeout: 30 * time.Second,
+	minBackoff:  250 * time.Millisecond,
+	maxBackoff:  30 * time.Second,
+	rejoin:      5 * time.Second,
+}
+
+var (
+	errNotConnected = errors.New("xmpp: not connected")
+	errDisconnected = errors.New("xmpp: disconnected")
+	errTimeout      = errors.New("xmpp: no answer in time")
+)
+
+// Adapter is the XMPP network adapter.
+type Adapter struct {
+	name       string
+	cfg        config.XMPP
+	component  bool
+	relay      bool // the bot speaks for everyone
+	template   string
+	maxPuppets int
+	idle       time.Duration
+	maxStanza  int
+	domain     string  // the component's domain
+	account    jid.JID // the client account (relay bot)
+	botSender  bridge.Sender
+	log        *slog.Logger
+	t          timing
+
+	in     bridge.Inbound
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	queue  *acceptQueue
+
+	mu      sync.Mutex
+	started bool
+	stopped bool
+	conn    *session
+	gen     uint64
+	rooms   map[string]*room   // by bare room JID
+	puppets map[string]*puppet // by sender network and id
+	byJID   map[string]*puppet // by puppet JID
+	sent    map[string]*outMsg // by room key and message id
+	joins   map[string]chan joinResult
+	iqs     map[string]chan *stanza
+	dropped map[string]uint64
+	ready   atomic.Bool
+}
+
+// session is one stream to the server.
+type session struct {
+	s      *xmpp.Session
+	gen    uint64
+	ctx    context.Context // ends with the session
+	cancel context.CancelFunc
+	me     jid.JID // the bot: the component's domain, or the bound JID
+}
+
+func (c *session) kill() {
+	c.cancel()
+	c.s.Conn().Close()
+}
+
+var (
+	_ adapters.Adapter       = (*Adapter)(nil)
+	_ adapters.Connected     = (*Adapter)(nil)
+	_ bridge.Replier         = (*Adapter)(nil)
+	_ bridge.Editor          = (*Adapter)(nil)
+	_ bridge.Deleter         = (*Adapter)(nil)
+	_ bridge.Reactor         = (*Adapter)(nil)
+	_ bridge.MemberRelayer   = (*Adapter)(nil)
+	_ bridge.TypingRelayer   = (*Adapter)(nil)
+	_ bridge.PresenceRelayer = (*Adapter)(nil)
+	_ bridge.DirectMessenger = (*Adapter)(nil)
+)
+
+// New builds the adapter for a configured XMPP network.
+func New(name string, n *config.Network, log *slog.Logger) (adapters.Adapter, error) {
+	if n == nil || n.XMPP == nil {
+		return nil, fmt.Errorf("networks.%s: no xmpp settings", name)
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	c := *n.XMPP
+	if c.Component != nil {
+		comp := *c.Component
+		c.Component = &comp
+	}
+	if _, _, err := net.SplitHostPort(c.Server); err != nil {
+		return nil, fmt.Errorf("networks.%s.server: want host:port: %w", name, err)
+	}
+	a := &Adapter{
+		name:       name,
+		cfg:        c,
+		template:   n.Puppets.Template,
+		maxPuppets: n.Puppets.Max,
+		idle:       n.Puppets.Idle,
+		maxStanza:  c.MaxStanza,
+		log:        log,
+		t:          defaultTiming,
+		rooms:      map[string]*room{},
+		puppets:    map[string]*puppet{},
+		byJID:      map[string]*puppet{},
+		sent:       map[string]*outMsg{},
+		joins:      map[string]chan joinResult{},
+		iqs:        map[string]chan *stanza{},
+		dropped:    map[string]uint64{},
+	}
+	switch {
+	case c.Component != nil && c.JID != "":
+		return nil, fmt.Errorf("networks.%s: component and jid are exclusive", name)
+	case c.Component != nil:
+		d, err := jid.Parse(c.Component.Domain)
+		if err != nil || d.Localpart() != "" || d.Resourcepart() != "" {
+			return nil, fmt.Errorf("networks.%s.component.domain: %q is not a domain", name, c.Component.Domain)
+		}
+		if c.Component.Secret == "" {
+			return nil, fmt.Errorf("networks.%s.component.secret: not set", name)
+		}
+		a.component, a.domain = true, d.String()
+	case c.JID != "":
+		j, err := jid.Parse(c.JID)
+		if err != nil || j.Localpart() == "" {
+			return nil, fmt.Errorf("networks.%s.jid: want name@domain", name)
+		}
+		if c.Password == "" {
+			return nil, fmt.Errorf("networks.%s.password: not set", name)
+		}
+		a.account = j.Bare()
+	default:
+		return nil, fmt.Errorf("networks.%s: set component or jid", name)
+	}
+	switch n.Mode {
+	case "", "puppet":
+		a.relay = !a.component
+	case "relay":
+		a.relay = true
+	default:
+		return nil, fmt.Errorf("networks.%s.mode: %q is neither puppet nor relay", name, n.Mode)
+	}
+	if a.cfg.Nick == "" {
+		a.cfg.Nick = defaultNick
+	}
+	if !validNick(a.cfg.Nick) {
+		return nil, fmt.Errorf("networks.%s.nick: %q is not a valid MUC nick", name, a.cfg.Nick)
+	}
+	if a.template == "" {
+		a.template = defaultTemplate
+	}
+	if a.maxPuppets <= 0 {
+		a.maxPuppets = defaultMaxPuppets
+	}
+	if a.idle <= 0 {
+		a.idle = defaultIdle
+	}
+	if a.maxStanza <= 0 {
+		a.maxStanza = defaultMaxStanza
+	}
+	a.botSender = bridge.Sender{Network: name, ID: a.cfg.Nick, Name: a.cfg.Nick}
+	return a, nil
+}
+
+// Network is the network's name in the config.
+func (a *Adapter) Network() string { return a.name }
+
+// DirectMessages marks the adapter as one that delivers direct events.
+func (a *Adapter) DirectMessages() {}
+
+// Connected reports whether the stream is up and every room rejoined.
+func (a *Adapter) Connected() bool { return a.ready.Load() }
+
+// Dropped counts the inbound stanzas dropped on purpose, by reason.
+func (a *Adapter) Dropped() map[string]uint64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return maps.Clone(a.dropped)
+}
+
+func (a *Adapter) drop(reason string, args ...any) {
+	a.mu.Lock()
+	a.dropped[reason]++
+	a.mu.Unlock()
+	a.log.Warn("xmpp: dropped inbound stanza", append([]any{"reason", reason}, args...)...)
+}
+
+// Start connects in the background and keeps reconnecting until Stop.
+func (a *Adapter) Start(ctx context.Context, in bridge.Inbound) error {
+	if in == nil {
+		return errors.New("xmpp: Start needs an Inbound")
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.started || a.stopped {
+		return errors.New("xmpp: already started or stopped")
+	}
+	a.started = true
+	a.in = in
+	a.ctx, a.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	a.queue = newAcceptQueue(a.log)
+	a.wg.Add(3)
+	go func() { defer a.wg.Done(); a.queue.run(a.ctx, in) }()
+	go func() { defer a.wg.Done(); a.run() }()
+	go func() { defer a.wg.Done(); a.janitor() }()
+	mode := "puppet"
+	if a.relay {
+		mode = "relay"
+	}
+	if a.component {
+		a.log.Info("xmpp adapter started", "server", a.cfg.Server, "component", a.domain, "mode", mode)
+	} else {
+		a.log.Info("xmpp adapter started", "server", a.cfg.Server, "jid", a.account.String(), "mode", mode)
+	}
+	return nil
+}
+
+// run connects, serves the stream until it ends and connects again, with
+// backoff, until Stop.
+func (a *Adapter) run() {
+	backoff := a.t.minBackoff
+	for a.ctx.Err() == nil {
+		c, err := a.connect()
+		if err != nil {
+			if a.ctx.Err() != nil {
+				return
+			}
+			a.log.Warn("xmpp: cannot connect", "server", a.cfg.Server, "err", err, "retry_in", backoff)
+			if !sleep(a.ctx, backoff) {
+				return
+			}
+			backoff = min(2*backoff, a.t.maxBackoff)
+			continue
+		}
+		backoff = a.t.minBackoff
+		err = a.serve(c)
+		if a.ctx.Err() != nil {
+			return
+		}
+		a.log.Warn("xmpp: disconnected; reconnecting", "server", a.cfg.Server, "err", err)
+		if !sleep(a.ctx, a.t.minBackoff) {
+			return
+		}
+	}
+}
+
+// connect dials the server and negotiates a stream: the component
+// handshake, or StartTLS (unless insecure_plaintext), SASL and resource
+// binding for an account.
+func (a *Adapter) connect() (*session, error) {
+	ctx, cancel := context.WithTimeout(a.ctx, a.t.connect)
+	defer cancel()
+	raw, err := (&net.Dialer{KeepAlive: 30 * time.Second}).DialContext(ctx, "tcp", a.cfg.Server)
+	if err != nil {
+		return nil, err
+	}
+	var s *xmpp.Session
+	if a.component {
+		s, err = component.NewSession(ctx, jid.MustParse(a.domain), []byte(a.cfg.Component.Secret), raw)
+	} else {
+		var features []xmpp.StreamFeature
+		var state xmpp.SessionState
+		mechs := []sasl.Mechanism{sasl.ScramSha256Plus, sasl.ScramSha1Plus, sasl.ScramSha256, sasl.ScramSha1}
+		if a.cfg.InsecurePlaintext {
+			// The stream carries no password in clear with SCRAM; PLAIN
+			// is left out for the same reason.
+			state = xmpp.Secure
+		} else {
+			features = append(features, xmpp.StartTLS(&tls.Config{ServerName: a.account.Domainpart(), MinVersion: tls.VersionTLS12}))
+			mechs = append(mechs, sasl.Plain)
+		}
+		features = append(features, xmpp.SASL("", a.cfg.Password, mechs...), xmpp.BindResource())
+		s, err = xmpp.NewSession(ctx, a.account.Domain(), a.account, raw, state,
+			xmpp.NewNegotiator(func(*xmpp.Session, *xmpp.StreamConfig) xmpp.StreamConfig {
+				return xmpp.StreamConfig{Features: features}
+			}))
+	}
+	if err != nil {
+		raw.Close()
+		return nil, fmt.Errorf("stream negotiation: %w", err)
+	}
+	c := &session{s: s, me: s.LocalAddr()}
+	if a.component {
+		c.me = jid.MustParse(a.domain)
+	}
+	c.ctx, c.cancel = context.WithCancel(a.ctx)
+	return c, nil
+}
+
+// serve runs one session: it reads the stream (the handler processes each
+// stanza in order), joins the rooms and keeps checking them, and returns
+// when the stream ends.
+func (a *Adapter) serve(c *session) error {
+	a.mu.Lock()
+	a.gen++
+	c.gen = a.gen
+	a.conn = c
+	stopped := a.stopped
+	a.mu.Unlock()
+	if stopped {
+		c.kill()
+		return errDisconnected
+	}
+	done := make(chan error, 1)
+	go func() { done <- c.s.Serve(xmpp.HandlerFunc(a.handler(c))) }()
+	a.wg.Add(2)
+	go func() { defer a.wg.Done(); a.setup(c) }()
+	go func() { defer a.wg.Done(); a.pinger(c) }()
+	var err error
+	select {
+	case err = <-done:
+	case <-c.ctx.Done():
+		// Stop (or a failed write): give the server a moment to end the
+		// stream, then close the connection.
+		select {
+		case err = <-done:
+		case <-time.After(2 * time.Second):
+			c.s.Conn().Close()
+			err = <-done
+		}
+	}
+	c.kill()
+	a.sessionDown(c)
+	return err
+}
+
+// setup joins every room with the bot, then every puppet back into its
+// rooms, and tells the router the network is back.
+func (a *Adapter) setup(c *session) {
+	for _, r := range a.roomList() {
+		if err := a.joinBot(c.ctx, c, r); err != nil && c.ctx.Err() == nil {
+			a.log.Warn("xmpp: cannot join room", "room", r.addr, "err", err)
+		}
+	}
+	if !a.relay {
+		a.rejoinPuppets(c, "")
+	}
+	if c.ctx.Err() != nil {
+		return
+	}
+	a.ready.Store(true)
+	a.log.Info("xmpp: connected", "server", a.cfg.Server, "as", c.me.String())
+	a.in.Online(a.name)
+}
+
+// rejoinPuppets takes puppets back into the rooms they were in (all
+// rooms, or one), a few at a time.
+func (a *Adapter) rejoinPuppets(c *session, only string) {
+	type job struct {
+		p *puppet
+		r *room
+	}
+	var jobs []job
+	a.mu.Lock()
+	for _, p := range a.puppets {
+		for key := range p.rooms {
+			if r := a.rooms[key]; r != nil && (only == "" || only == key) {
+				jobs = append(jobs, job{p, r})
+			}
+		}
+	}
+	a.mu.Unlock()
+	sem := make(chan struct{}, 16)
+	var wg sync.WaitGroup
+	for _, j := range jobs {
+		if c.ctx.Err() != nil {
+			break
+		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			if _, err := a.joinPuppet(c.ctx, c, j.r, j.p); err != nil && c.ctx.Err() == nil {
+				a.log.Warn("xmpp: cannot rejoin puppet", "room", j.r.addr, "puppet", j.p.jid.String(), "err", err)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// sessionDown forgets what only held for the session that ended, and
+// fails whoever waits for it.
+func (a *Adapter) sessionDown(c *session) {
+	a.ready.Store(false)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.conn == c {
+		a.conn = nil
+	}
+	for _, r := range a.rooms {
+		r.reset()
+	}
+	for _, p := range a.puppets {
+		for _, m := range p.rooms {
+			m.joined = false
+		}
+	}
+	for key, om := range a.sent {
+		if om.gen == c.gen && !om.finished() {
+			om.finish("", errDisconnected)
+			delete(a.sent, key)
+		}
+	}
+}
+
+// current is the session when it is up and the rooms are joined.
+func (a *Adapter) current() (*session, error) {
+	a.mu.Lock()
+	started, stopped, c := a.started, a.stopped, a.conn
+	a.mu.Unlock()
+	switch {
+	case !started || stopped:
+		return nil, errors.New("xmpp: adapter not running")
+	case c == nil || c.ctx.Err() != nil:
+		return nil, errNotConnected
+	}
+	return c, nil
+}
+
+// Join starts bridging a MUC room (a bare JID); it is joined again after
+// every reconnect.
+func (a *Adapter) Join(ctx context.Context, room string) error {
+	j, err := parseRoom(room)
+	if err != nil {
+		return err
+	}
+	a.mu.Lock()
+	r := a.rooms[j.String()]
+	if r == nil {
+		r = newRoom(room, j)
+		a.rooms[r.key] = r
+	}
+	c := a.conn
+	a.mu.Unlock()
+	if c == nil || c.ctx.Err() != nil {
+		return nil // joined once connected
+	}
+	return a.joinBot(ctx, c, r)
+}
+
+func parseRoom(room string) (jid.JID, error) {
+	j, err := jid.Parse(room)
+	if err != nil || j.Localpart() == "" || j.Resourcepart() != "" {
+		return jid.JID{}, bridge.Permanent(fmt.Errorf("xmpp: %q is not a MUC room JID (room@service)", room))
+	}
+	return j, nil
+}
+
+func (a *Adapter) roomList() []*room {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	rooms := make([]*room, 0, len(a.rooms))
+	for _, r := range a.rooms {
+		rooms = append(rooms, r)
+	}
+	return rooms
+}
+
+// Stop leaves every room, ends the stream and waits for the adapter's
+// goroutines.
+func (a *Adapter) Stop(ctx context.Context) error {
+	a.mu.Lock()
+	if !a.started || a.stopped {
+		a.stopped = true
+		a.mu.Unlock()
+		return nil
+	}
+	a.stopped = true
+	c := a.conn
+	a.mu.Unlock()
+	a.ready.Store(false)
+	if c != nil {
+		a.leaveAll(c)
+		closed := make(chan struct{})
+		go func() { c.s.Close(); close(closed) }()
+		select {
+		case <-closed:
+		case <-time.After(2 * time.Second):
+		}
+	}
+	a.cancel()
+	done := make(chan struct{})
+	go func() { a.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		a.log.Info("xmpp adapter stopped")
+		return nil
+	case <-ctx.Done():
+		if c != nil {
+			c.s.Conn().Close()
+		}
+		return fmt.Errorf("xmpp: stop: %w", ctx.Err())
+	}
+}
+
+// leaveAll takes the puppets and the bot out of their rooms: a component
+// going away does not make the server remove its occupants.
+func (a *Adapter) leaveAll(c *session) {
+	var out []*element
+	a.mu.Lock()
+	for _, p := range a.puppets {
+		for key, m := range p.rooms {
+			if r := a.rooms[key]; r != nil && m.joined {
+				out = append(out, a.presence(p.jid, r.occupantJID(m.nick), "unavailable"))
+			}
+		}
+	}
+	for _, r := range a.rooms {
+		if r.joined {
+			out = append(out, a.presence(c.me, r.occupantJID(r.nick), "unavailable"))
+		}
+	}
+	a.mu.Unlock()
+	deadline := time.Now().Add(3 * time.Second)
+	for _, e := range out {
+		if time.Now().After(deadline) || a.write(c, e) != nil {
+			return
+		}
+	}
+}
+
+// janitor retires idle puppets and forgets old sent messages.
+func (a *Adapter) janitor() {
+	tick := min(max(a.idle/4, 50*time.Millisecond), 30*time.Second)
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	for {
+		select {
+		case <-a.ctx.Done():
+			return
+		case <-t.C:
+		}
+		a.reapPuppets(time.Now())
+		a.mu.Lock()
+		for key, om := range a.sent {
+			if om.finished() && time.Since(om.at) > sentTTL {
+				delete(a.sent, key)
+			}
+		}
+		a.mu.Unlock()
+	}
+}
+
+// write sends one stanza. A failed write may have left part of a stanza
+// on the stream, so it ends the session (the adapter reconnects).
+func (a *Adapter) write(c *session, e *element) error {
+	if c.ctx.Err() != nil {
+		return errDisconnected
+	}
+	ctx, cancel := context.WithTimeout(c.ctx, a.t.write)
+	defer cancel()
+	if err := c.s.Send(ctx, e.reader()); err != nil {
+		c.kill()
+		return fmt.Errorf("%w: %v", errDisconnected, err)
+	}
+	return nil
+}
+
+// writeAsync sends a stanza from the read loop, which must not wait for
+// the output stream.
+func (a *Adapter) writeAsync(c *session, e *element) {
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		if err := a.write(c, e); err != nil {
+			a.log.Debug("xmpp: write failed", "err", err)
+		}
+	}()
+}
+
+// stanzaBase is a stanza of kind from from (left out on a client stream,
+// where the server sets it) to to.
+func (a *Adapter) stanzaBase(kind string, from, to jid.JID, typ string) *element {
+	e := el("", kind, "type", typ, "to", to.String(), "id", newID())
+	if a.component && from.String() != "" {
+		e.attr = append(e.attr, attr("from", from.String()))
+	}
+	return e
+}
+
+func (a *Adapter) presence(from, to jid.JID, typ string) *element {
+	return a.stanzaBase("presence", from, to, typ)
+}
+
+// iq sends a request and waits for its answer.
+func (a *Adapter) iq(ctx context.Context, c *session, from, to jid.JID, typ string, payload *element, timeout time.Duration) (*stanza, error) {
+	e := a.stanzaBase("iq", from, to, typ).add(payload)
+	id := e.get("id")
+	ch := make(chan *stanza, 1)
+	a.mu.Lock()
+	a.iqs[id] = ch
+	a.mu.Unlock()
+	defer func() {
+		a.mu.Lock()
+		delete(a.iqs, id)
+		a.mu.Unlock()
+	}()
+	if err := a.write(c, e); err != nil {
+		return nil, err
+	}
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case st := <-ch:
+		return st, nil
+	case <-t.C:
+		return nil, errTimeout
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-c.ctx.Done():
+		return nil, errDisconnected
+	}
+}
+
+func newID() string {
+	var b [12]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// recoverStanza keeps a panic in stanza handling from taking the process
+// (and the stream) down: the stanza is dropped and logged.
+func (a *Adapter) recoverStanza() {
+	if p := recover(); p != nil {
+		a.log.Error("xmpp: panic while handling a stanza; dropped", "panic", p, "stack", string(debug.Stack()))
+	}
+}

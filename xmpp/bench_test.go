@@ -1,0 +1,75 @@
+package xmpp
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/switchboard-chat/switchboard/bridge"
+	"github.com/switchboard-chat/switchboard/internal/testenv"
+)
+
+// BenchmarkPuppetJoin500 joins 500 puppets to one room, one after the
+// other as the router's per-room queue would, and reports the time per
+// join, the total, and the adapter's heap growth per puppet. Every join
+// is broadcast to every occupant, so the component receives O(n²)
+// presences; the adapter reads only the bot's and each puppet's own.
+//
+//	go test -run XXX -bench PuppetJoin500 -benchtime 1x ./xmpp
+func BenchmarkPuppetJoin500(b *testing.B) {
+	const n = 500
+	srv := testenv.ProsodyWith(b, testenv.XMPPServerConfig{Users: testUsers})
+	for i := 0; i < b.N; i++ {
+		room := newRoomName(srv, "bench")
+		a, _ := newTestAdapter(b, srv, setup{max: 2 * n, timing: &timing{
+			connect: 10 * time.Second, write: 10 * time.Second, join: 60 * time.Second, reflect: 60 * time.Second,
+			ping: time.Hour, pingTimeout: 30 * time.Second, minBackoff: 100 * time.Millisecond, maxBackoff: time.Second, rejoin: time.Second,
+		}})
+		start(b, a, room)
+		alice := joinHuman(b, srv, "alice", room, "Alice")
+		runtime.GC()
+		var before runtime.MemStats
+		runtime.ReadMemStats(&before)
+		b.ResetTimer()
+		t0 := time.Now()
+		ctx := context.Background()
+		for k := range n {
+			s := bridge.Sender{Network: "libera", ID: fmt.Sprintf("user%03d", k), Name: fmt.Sprintf("user%03d", k)}
+			ev := &bridge.Join{Header: bridge.Header{ID: bridge.NewEventID(), Sender: s}}
+			if err := a.SendMembership(ctx, &bridge.Delivery{Room: room, Event: ev}); err != nil {
+				b.Fatalf("join %d: %v", k, err)
+			}
+		}
+		elapsed := time.Since(t0)
+		b.StopTimer()
+		// The last one is visible to a human in the room.
+		if _, err := alice.c.WaitFor(time.Minute, func(s testenv.XMPPStanza) bool {
+			return s.Kind() == "presence" && s.Nick() == fmt.Sprintf("user%03d (libera)", n-1)
+		}); err != nil {
+			b.Fatal(err)
+		}
+		// And a message through the last puppet still goes through.
+		send(b, a, room, message(bridge.Sender{Network: "libera", ID: "user000", Name: "user000"}, "still fast"))
+		runtime.GC()
+		var after runtime.MemStats
+		runtime.ReadMemStats(&after)
+		b.ReportMetric(float64(elapsed.Milliseconds()), "ms-total")
+		b.ReportMetric(float64(elapsed.Microseconds())/n/1000, "ms/join")
+		b.ReportMetric(float64(int64(after.HeapAlloc)-int64(before.HeapAlloc))/n, "heap-B/puppet")
+		a.mu.Lock()
+		joined := 0
+		for _, p := range a.puppets {
+			for _, m := range p.rooms {
+				if m.joined {
+					joined++
+				}
+			}
+		}
+		a.mu.Unlock()
+		if joined != n {
+			b.Errorf("%d puppets joined, want %d", joined, n)
+		}
+	}
+}

@@ -1,0 +1,762 @@
+package xmpp
+
+import (
+	"context"
+	"encoding/xml"
+	"errors"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"mellium.im/xmlstream"
+	"mellium.im/xmpp/jid"
+
+	"github.com/switchboard-chat/switchboard/bridge"
+)
+
+// clockSkew is how far a room's delay stamps may run ahead of our clock
+// and still count as history from before we joined.
+const clockSkew = 10 * time.Second
+
+// handler reads each stanza of the stream in order. It never returns an
+// error: mellium would end the whole stream for it, so bad input is
+// logged and dropped instead.
+func (a *Adapter) handler(c *session) func(xmlstream.TokenReadEncoder, *xml.StartElement) error {
+	return func(r xmlstream.TokenReadEncoder, start *xml.StartElement) error {
+		defer a.recoverStanza()
+		if a.skip(start) {
+			return nil // the session reads past the rest of it
+		}
+		e, err := readElement(r, *start, a.maxStanza)
+		switch {
+		case errors.Is(err, errTooLarge):
+			a.drop(DropOversize, "kind", start.Name.Local, "from", attrOf(start, "from"), "limit", a.maxStanza)
+			return nil
+		case errors.Is(err, errTooDeep):
+			a.drop(DropMalformed, "kind", start.Name.Local, "from", attrOf(start, "from"), "detail", err.Error())
+			return nil
+		case err != nil:
+			return nil // the stream itself failed; Serve reports it
+		}
+		st, err := parseStanza(e)
+		if err != nil {
+			a.drop(DropMalformed, "kind", start.Name.Local, "detail", err.Error())
+			return nil
+		}
+		a.dispatch(c, st)
+		return nil
+	}
+}
+
+func attrOf(start *xml.StartElement, local string) string {
+	for _, at := range start.Attr {
+		if at.Name.Local == local && at.Name.Space == "" {
+			return at.Value
+		}
+	}
+	return ""
+}
+
+// skip tells from a stanza's start which ones are not worth reading: in
+// a room with many puppets, every message and presence reaches each of
+// them, and only the bot's copy matters (a puppet's own presences and
+// errors aside).
+func (a *Adapter) skip(start *xml.StartElement) bool {
+	if !a.component {
+		return false
+	}
+	to := attrOf(start, "to")
+	if to == "" || to == a.domain || !strings.Contains(to, "@") {
+		return false
+	}
+	typ := attrOf(start, "type")
+	switch start.Name.Local {
+	case "message":
+		if typ != "groupchat" {
+			return false
+		}
+	case "presence":
+		if typ == "error" {
+			return false
+		}
+	default:
+		return false
+	}
+	room, nick, ok := strings.Cut(attrOf(start, "from"), "/")
+	if !ok {
+		return false
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	p := a.byJID[to]
+	r := a.rooms[room]
+	if p == nil || r == nil {
+		return false
+	}
+	m := p.rooms[r.key]
+	// A puppet's own presences (and its own reflected messages) are read,
+	// under its nick or one it is changing to.
+	return (m == nil || m.nick != nick) && r.puppetNicks[nick] != p
+}
+
+// dispatch handles one stanza.
+func (a *Adapter) dispatch(c *session, st *stanza) {
+	switch st.kind {
+	case "iq":
+		a.onIQ(c, st)
+	case "presence":
+		a.mu.Lock()
+		r := a.rooms[st.from.Bare().String()]
+		a.mu.Unlock()
+		if r != nil && st.from.Resourcepart() != "" {
+			a.onRoomPresence(c, r, st)
+			return
+		}
+		a.onPresence(c, st)
+	case "message":
+		a.mu.Lock()
+		r := a.rooms[st.from.Bare().String()]
+		a.mu.Unlock()
+		switch {
+		case st.typ == "error":
+			a.onMessageError(c, r, st)
+		case r != nil && st.typ == "groupchat":
+			a.onGroupchat(c, r, st)
+		case r != nil && st.from.Resourcepart() == "":
+			// From the room itself (status changes, invitations): nothing
+			// to bridge.
+		default:
+			a.onDirect(c, r, st)
+		}
+	}
+}
+
+// isBot reports whether to is the bot (or the component itself).
+func (a *Adapter) isBot(c *session, to jid.JID) bool {
+	if a.component {
+		return to.Localpart() == "" && to.Domainpart() == a.domain
+	}
+	return to.Bare().Equal(a.account) && (to.Resourcepart() == "" || to.Equal(c.me))
+}
+
+// onRoomPresence tracks occupants: joins, leaves and nick changes of
+// others become bridge events; our own occupants' presences answer joins.
+func (a *Adapter) onRoomPresence(c *session, r *room, st *stanza) {
+	nick := st.from.Resourcepart()
+	toBot := a.isBot(c, st.to)
+	var events []bridge.Event
+	a.mu.Lock()
+	// A join waiting for this answer?
+	key := joinKey(st.to, r)
+	if !a.component {
+		key = joinKey(c.me, r)
+	}
+	if ch := a.joins[key]; ch != nil {
+		switch {
+		case st.typ == "error":
+			err := error(&stanzaError{condition: "undefined-condition"})
+			if st.err != nil {
+				err = st.err
+			}
+			select {
+			case ch <- joinResult{err: err}:
+			default:
+			}
+		case st.typ == "" && st.muc.has(statusSelf):
+			select {
+			case ch <- joinResult{nick: nick}:
+			default:
+			}
+		}
+	}
+	if st.typ == "error" {
+		a.mu.Unlock()
+		return
+	}
+	if !toBot {
+		a.puppetPresenceLocked(c, r, st)
+		a.mu.Unlock()
+		return
+	}
+	if st.muc.has(statusSelf) {
+		rejoin := a.botPresenceLocked(r, st)
+		a.mu.Unlock()
+		if rejoin {
+			a.rejoinLater(c, r)
+		}
+		return
+	}
+	unavailable := st.typ == "unavailable"
+	o := r.occupants[nick]
+	own := a.ownOccupantLocked(r, nick, st)
+	if o == nil {
+		o = &occupant{nick: nick}
+	}
+	o.own = o.own || own
+	if st.muc != nil && st.muc.item.jid != "" {
+		if j, err := jid.Parse(st.muc.item.jid); err == nil {
+			o.jid = j.Bare().String()
+		}
+	}
+	if st.occupantID != "" {
+		o.occupantID = st.occupantID
+	}
+	_, known := r.occupants[nick]
+	switch {
+	case unavailable && st.muc.has(statusNickChange) && st.muc.item.nick != "":
+		newNick := st.muc.item.nick
+		delete(r.occupants, nick)
+		o.nick = newNick
+		r.occupants[newNick] = o
+		if !o.own && r.joined {
+			ev := &bridge.Rename{Header: a.roomHeader(r, a.occupantSender(r, o), ""), Previous: nick}
+			events = append(events, ev)
+		}
+	case unavailable:
+		delete(r.occupants, nick)
+		if !o.own && r.joined && known {
+			reason := st.status
+			switch {
+			case st.muc.has(statusKicked):
+				reason = strings.TrimSpace("kicked " + st.muc.item.reason)
+			case st.muc.has(statusBanned):
+				reason = strings.TrimSpace("banned " + st.muc.item.reason)
+			case st.muc.has(statusShutdown):
+				reason = "room service shut down"
+			}
+			events = append(events, &bridge.Leave{Header: a.roomHeader(r, a.occupantSender(r, o), ""), Reason: reason})
+		}
+	default:
+		show, status := st.show, st.status
+		changed := known && (show != o.show || status != o.status)
+		o.show, o.status = show, status
+		r.occupants[nick] = o
+		if !o.own && r.joined {
+			s := a.occupantSender(r, o)
+			if !known {
+				events = append(events, &bridge.Join{Header: a.roomHeader(r, s, "")})
+			} else if changed {
+				events = append(events, &bridge.Presence{Header: a.roomHeader(r, s, ""), Status: presenceStatus(show), Message: bridge.CleanText(status)})
+			}
+		}
+	}
+	a.mu.Unlock()
+	a.emit(events...)
+}
+
+// botPresenceLocked handles the bot's own presence in a room; it reports
+// whether the bot was removed and should go back in.
+func (a *Adapter) botPresenceLocked(r *room, st *stanza) (rejoin bool) {
+	if st.occupantID != "" {
+		r.ownIDs[st.occupantID] = true
+	}
+	switch {
+	case st.typ == "unavailable" && st.muc.has(statusNickChange):
+		r.nick = st.muc.item.nick
+	case st.typ == "unavailable":
+		was := r.joined
+		r.reset()
+		if a.stopped {
+			return false
+		}
+		a.log.Warn("xmpp: removed from room", "room", r.addr, "kicked", st.muc.has(statusKicked),
+			"banned", st.muc.has(statusBanned), "destroyed", st.muc != nil && st.muc.destroy)
+		for _, p := range a.puppets {
+			if m := p.rooms[r.key]; m != nil {
+				m.joined = false
+			}
+		}
+		return was && !st.muc.has(statusBanned)
+	default:
+		if !r.joined {
+			r.joined = true
+			r.joinedAt = time.Now()
+			r.subjectSeen = false
+		}
+		r.nick = st.from.Resourcepart()
+		o := &occupant{nick: r.nick, own: true, occupantID: st.occupantID}
+		r.occupants[r.nick] = o
+	}
+	return false
+}
+
+// puppetPresenceLocked handles a room presence addressed to a puppet:
+// only its own ones matter.
+func (a *Adapter) puppetPresenceLocked(c *session, r *room, st *stanza) {
+	p := a.byJID[st.to.Bare().String()]
+	if p == nil || !st.muc.has(statusSelf) {
+		return
+	}
+	if st.occupantID != "" {
+		r.ownIDs[st.occupantID] = true
+	}
+	m := p.rooms[r.key]
+	nick := st.from.Resourcepart()
+	switch {
+	case st.typ == "unavailable" && st.muc.has(statusNickChange):
+		if m != nil {
+			if r.puppetNicks[m.nick] == p {
+				delete(r.puppetNicks, m.nick)
+			}
+			m.nick = st.muc.item.nick
+			r.puppetNicks[m.nick] = p
+		}
+	case st.typ == "unavailable":
+		if m != nil && m.joining == nil {
+			// Kicked, or the room went away: it rejoins when it next
+			// speaks.
+			m.joined = false
+			if r.puppetNicks[m.nick] == p {
+				delete(r.puppetNicks, m.nick)
+			}
+		}
+	default:
+		if m == nil {
+			m = &membership{}
+			p.rooms[r.key] = m
+		}
+		if m.nick != nick && r.puppetNicks[m.nick] == p {
+			delete(r.puppetNicks, m.nick)
+		}
+		m.nick, m.joined = nick, true
+		r.puppetNicks[nick] = p
+	}
+}
+
+// ownOccupantLocked reports whether an occupant is one of ours: the bot,
+// a puppet (by nick, real JID or occupant id).
+func (a *Adapter) ownOccupantLocked(r *room, nick string, st *stanza) bool {
+	if nick == r.nick || r.puppetNicks[nick] != nil {
+		return true
+	}
+	if o := r.occupants[nick]; o != nil && o.own {
+		return true
+	}
+	if st.occupantID != "" && r.ownIDs[st.occupantID] {
+		return true
+	}
+	if st.muc != nil && st.muc.item.jid != "" {
+		if j, err := jid.Parse(st.muc.item.jid); err == nil {
+			if a.component && j.Domainpart() == a.domain {
+				return true
+			}
+			if !a.component && j.Bare().Equal(a.account) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func presenceStatus(show string) string {
+	switch show {
+	case "away", "xa", "dnd":
+		return show
+	}
+	return "online"
+}
+
+// occupantSender is who an occupant is to the bridge: their real JID when
+// the room shows it, else their occupant JID.
+func (a *Adapter) occupantSender(r *room, o *occupant) bridge.Sender {
+	id := o.jid
+	if id == "" {
+		id = r.occupantJID(o.nick).String()
+	}
+	return bridge.Sender{Network: a.name, ID: id, Name: o.nick}
+}
+
+func (a *Adapter) roomHeader(r *room, s bridge.Sender, remoteID string) bridge.Header {
+	return bridge.Header{
+		ID:     bridge.NewEventID(),
+		Origin: bridge.Origin{Network: a.name, Room: r.addr, RemoteID: remoteID},
+		Sender: s,
+		Time:   time.Now().UTC(),
+	}
+}
+
+// onGroupchat turns a room message into events, unless it is ours (then
+// it confirms what we sent), history, or not meant for the bot.
+func (a *Adapter) onGroupchat(c *session, r *room, st *stanza) {
+	nick := st.from.Resourcepart()
+	sid := st.stanzaIDBy(r.jid)
+	remote := sid
+	if remote == "" {
+		remote = st.id // a room without stable ids: the client's own
+	}
+	a.mu.Lock()
+	if nick == "" {
+		a.mu.Unlock()
+		return
+	}
+	toBot := a.isBot(c, st.to)
+	own := a.ownOccupantLocked(r, nick, st)
+	if own {
+		a.reflectedLocked(r, st, remote)
+		if toBot {
+			r.ids.seen(sid, st.id, st.originID)
+			if sid != "" {
+				r.ids.authors.put(sid, nick)
+			}
+		}
+		a.mu.Unlock()
+		return
+	}
+	if !toBot {
+		a.mu.Unlock()
+		return
+	}
+	if !r.joined {
+		a.mu.Unlock()
+		a.drop(DropHistory, "room", r.addr, "detail", "before the room's self-presence")
+		return
+	}
+	if !st.delay.IsZero() && st.delay.Before(r.joinedAt.Add(clockSkew)) {
+		a.mu.Unlock()
+		a.log.Debug("xmpp: history message ignored", "room", r.addr, "stamp", st.delay)
+		return
+	}
+	if st.hasSubject && !st.hasBody {
+		seen := r.subjectSeen
+		r.subjectSeen = true
+		o := a.occupantLocked(r, nick)
+		a.mu.Unlock()
+		if seen {
+			a.emit(&bridge.Topic{Header: a.roomHeader(r, a.occupantSender(r, o), ""), Topic: bridge.CleanText(st.subject)})
+		}
+		return
+	}
+	o := a.occupantLocked(r, nick)
+	if st.occupantID != "" && o.occupantID == "" {
+		o.occupantID = st.occupantID
+	}
+	sender := a.occupantSender(r, o)
+	r.ids.seen(sid, st.id, st.originID)
+	if sid != "" {
+		r.ids.authors.put(sid, nick)
+	}
+	var events []bridge.Event
+	h := a.roomHeader(r, sender, remote)
+	if !st.delay.IsZero() {
+		h.Time = st.delay.UTC()
+	}
+	switch {
+	case st.retract != "" || st.retractOld != "":
+		target := st.retract
+		if target == "" {
+			target = st.retractOld
+		}
+		events = append(events, &bridge.Delete{Header: h, Target: bridge.Ref{Remote: r.ids.resolve(target)}})
+	case st.reactions != nil:
+		target := r.ids.resolve(st.reactions.id)
+		key := target + "\x00" + sender.ID
+		before, _ := r.ids.reactions.get(key)
+		r.ids.reactions.put(key, st.reactions.keys)
+		added, removed := diffReactions(before, st.reactions.keys)
+		h.Origin.RemoteID = "" // one stanza, several events
+		for _, k := range added {
+			hh := h
+			hh.ID = bridge.NewEventID()
+			events = append(events, &bridge.Reaction{Header: hh, Target: bridge.Ref{Remote: target}, Key: k})
+		}
+		for _, k := range removed {
+			hh := h
+			hh.ID = bridge.NewEventID()
+			events = append(events, &bridge.Reaction{Header: hh, Target: bridge.Ref{Remote: target}, Key: k, Remove: true})
+		}
+	case st.replace != "" && st.hasBody:
+		target := r.ids.resolve(st.replace)
+		// Later corrections may name this one instead of the original.
+		r.ids.seen(target, st.id, st.originID)
+		text, html := messageText(st)
+		events = append(events, &bridge.Edit{Header: h, Target: bridge.Ref{Remote: target}, Text: text, HTML: html})
+	case st.hasBody:
+		events = append(events, a.messageEvent(h, st, r))
+	case st.chatState != "":
+		typing := st.chatState == "composing"
+		if typing != o.typing {
+			o.typing = typing
+			h.Origin.RemoteID = ""
+			events = append(events, &bridge.Typing{Header: h, Active: typing})
+		}
+	}
+	if st.hasBody {
+		o.typing = false
+	}
+	a.mu.Unlock()
+	a.emit(events...)
+}
+
+// occupantLocked is the occupant with nick, made up if the room never
+// told us about them.
+func (a *Adapter) occupantLocked(r *room, nick string) *occupant {
+	o := r.occupants[nick]
+	if o == nil {
+		o = &occupant{nick: nick}
+		r.occupants[nick] = o
+	}
+	return o
+}
+
+// messageEvent builds a *bridge.Message from a message with a body.
+func (a *Adapter) messageEvent(h bridge.Header, st *stanza, r *room) *bridge.Message {
+	m := &bridge.Message{Header: h}
+	m.Text, m.HTML = messageText(st)
+	if st.reply != nil {
+		id := st.reply.id
+		if r != nil {
+			id = r.ids.resolve(id)
+		}
+		m.ReplyTo = bridge.Ref{Remote: id}
+	}
+	if rest, ok := strings.CutPrefix(m.Text, "/me "); ok {
+		m.Emote, m.Text = true, rest
+		if m.HTML != "" {
+			m.HTML = stylingToHTML(rest)
+		}
+	}
+	m.Attachments = st.oob
+	return m
+}
+
+// messageText is a message's text without reply fallbacks, and its
+// styling as HTML ("" when unstyled).
+func messageText(st *stanza) (text, html string) {
+	text = st.text(nsReply)
+	if st.reply != nil {
+		text = strings.TrimLeft(text, "\n")
+	}
+	if st.el.child(nsStyling, "unstyled") == nil {
+		html = stylingToHTML(text)
+	}
+	return text, html
+}
+
+// reflectedLocked completes a Send waiting for its message to come back
+// from the room.
+func (a *Adapter) reflectedLocked(r *room, st *stanza, remote string) {
+	for _, id := range []string{st.id, st.originID} {
+		if id == "" {
+			continue
+		}
+		om := a.sent[r.key+"\x00"+id]
+		if om == nil || om.finished() {
+			continue
+		}
+		om.finish(remote, nil)
+		if sid := st.stanzaIDBy(r.jid); sid != "" {
+			r.ids.sent.put(sid, sentInfo{clientID: id, from: om.from})
+		}
+		return
+	}
+}
+
+// onMessageError fails a Send whose message the room refused.
+func (a *Adapter) onMessageError(c *session, r *room, st *stanza) {
+	if r == nil || st.id == "" {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	om := a.sent[r.key+"\x00"+st.id]
+	if om == nil || om.finished() {
+		return
+	}
+	err := error(&stanzaError{condition: "undefined-condition"})
+	if st.err != nil {
+		err = st.err
+		if st.err.condition == "not-acceptable" || st.err.condition == "not-allowed" && strings.Contains(st.err.text, "occupant") {
+			// The sender is not in the room (any more): it rejoins on the
+			// retry.
+			if p := a.byJID[st.to.Bare().String()]; p != nil {
+				if m := p.rooms[r.key]; m != nil {
+					m.joined = false
+				}
+			} else if a.isBot(c, st.to) {
+				r.joined = false
+			}
+		}
+	}
+	om.finish("", err)
+}
+
+// onDirect handles one-to-one messages: to a puppet, they are direct
+// messages to the foreign sender it stands for.
+func (a *Adapter) onDirect(c *session, r *room, st *stanza) {
+	if !a.component || st.to.Localpart() == "" || (st.typ != "chat" && st.typ != "normal" && st.typ != "") {
+		return
+	}
+	network, id, err := senderOfJID(st.to.Localpart())
+	if err != nil || network == a.name {
+		return
+	}
+	from := st.from.Bare().String()
+	name := st.from.Localpart()
+	if r != nil {
+		// A private message through a room: the occupant is the sender.
+		from, name = st.from.String(), st.from.Resourcepart()
+	}
+	if name == "" {
+		name = from
+	}
+	sender := bridge.Sender{Network: a.name, ID: from, Name: bridge.CleanText(name)}
+	remote := st.id
+	if remote == "" {
+		remote = st.originID
+	}
+	h := bridge.Header{
+		ID:     bridge.NewEventID(),
+		Origin: bridge.Origin{Network: a.name, RemoteID: remote},
+		Sender: sender,
+		Time:   time.Now().UTC(),
+		To:     &bridge.Sender{Network: network, ID: id},
+	}
+	var ev bridge.Event
+	switch {
+	case st.retract != "" || st.retractOld != "":
+		target := st.retract
+		if target == "" {
+			target = st.retractOld
+		}
+		ev = &bridge.Delete{Header: h, Target: bridge.Ref{Remote: target}}
+	case st.reactions != nil:
+		// One-to-one reactions are rare enough to bridge as added keys
+		// only (no per-chat state is kept).
+		h.Origin.RemoteID = ""
+		for _, k := range st.reactions.keys {
+			hh := h
+			hh.ID = bridge.NewEventID()
+			a.emit(&bridge.Reaction{Header: hh, Target: bridge.Ref{Remote: st.reactions.id}, Key: k})
+		}
+		return
+	case st.replace != "" && st.hasBody:
+		text, html := messageText(st)
+		ev = &bridge.Edit{Header: h, Target: bridge.Ref{Remote: st.replace}, Text: text, HTML: html}
+	case st.hasBody:
+		ev = a.messageEvent(h, st, nil)
+	case st.chatState != "":
+		h.Origin.RemoteID = ""
+		ev = &bridge.Typing{Header: h, Active: st.chatState == "composing"}
+	default:
+		return
+	}
+	a.emit(ev)
+	if st.wantReceipt && st.id != "" && st.hasBody {
+		// XEP-0184: the puppet confirms what reached the bridge.
+		rc := a.stanzaBase("message", st.to, st.from, "")
+		rc.add(el(nsReceipts, "received", "id", st.id))
+		a.writeAsync(c, rc)
+	}
+}
+
+// onPresence answers subscription requests to puppets (a user adding one
+// to their roster) and probes.
+func (a *Adapter) onPresence(c *session, st *stanza) {
+	if !a.component || st.to.Localpart() == "" {
+		return
+	}
+	if _, _, err := senderOfJID(st.to.Localpart()); err != nil {
+		return
+	}
+	switch st.typ {
+	case "subscribe":
+		a.writeAsync(c, a.presence(st.to, st.from.Bare(), "subscribed"))
+		a.writeAsync(c, a.presence(st.to, st.from.Bare(), ""))
+	case "probe":
+		a.writeAsync(c, a.presence(st.to, st.from, ""))
+	case "unsubscribe":
+		a.writeAsync(c, a.presence(st.to, st.from.Bare(), "unsubscribed"))
+	}
+}
+
+// emit hands events to the accept queue.
+func (a *Adapter) emit(events ...bridge.Event) {
+	for _, ev := range events {
+		if !a.queue.push(ev) {
+			a.log.Error("xmpp: inbound queue full; event dropped", "kind", ev.Kind())
+		}
+	}
+}
+
+// acceptQueue hands inbound events to the router in order, retrying with
+// backoff while it cannot take them; the read loop never waits for the
+// router.
+type acceptQueue struct {
+	log   *slog.Logger
+	max   int
+	mu    sync.Mutex
+	items []bridge.Event
+	wake  chan struct{}
+}
+
+const maxQueued = 100000
+
+func newAcceptQueue(log *slog.Logger) *acceptQueue {
+	return &acceptQueue{log: log, max: maxQueued, wake: make(chan struct{}, 1)}
+}
+
+func (q *acceptQueue) push(ev bridge.Event) bool {
+	q.mu.Lock()
+	if len(q.items) >= q.max {
+		q.mu.Unlock()
+		return false
+	}
+	q.items = append(q.items, ev)
+	q.mu.Unlock()
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+	return true
+}
+
+func (q *acceptQueue) pop() (bridge.Event, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.items) == 0 {
+		return nil, false
+	}
+	ev := q.items[0]
+	q.items[0] = nil
+	q.items = q.items[1:]
+	if len(q.items) == 0 {
+		q.items = nil
+	}
+	return ev, true
+}
+
+func (q *acceptQueue) run(ctx context.Context, in bridge.Inbound) {
+	for {
+		ev, ok := q.pop()
+		if !ok {
+			select {
+			case <-ctx.Done():
+				return
+			case <-q.wake:
+			}
+			continue
+		}
+		delay := 100 * time.Millisecond
+		for attempt := 1; ; attempt++ {
+			err := in.Accept(ctx, ev)
+			if err == nil {
+				break
+			}
+			if ctx.Err() != nil {
+				return
+			}
+			if errors.Is(err, bridge.ErrPermanent) {
+				q.log.Error("xmpp: inbound event refused", "kind", ev.Kind(), "err", err)
+				break
+			}
+			if attempt == 1 || attempt%10 == 0 {
+				q.log.Warn("xmpp: cannot accept inbound event; retrying", "kind", ev.Kind(), "attempt", attempt, "err", err)
+			}
+			if !sleep(ctx, delay) {
+				return
+			}
+			delay = min(delay*2, 30*time.Second)
+		}
+	}
+}
