@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"sort"
 	"sync"
 
@@ -77,4 +78,27 @@ func Types() []string {
 	}
 	sort.Strings(ts)
 	return ts
+}
+
+// State is durable key-value state an adapter keeps across restarts, in
+// Switchboard's store, separate for each network.
+type State interface {
+	Get(ctx context.Context, key string) (value string, ok bool, err error)
+	Put(ctx context.Context, key, value string) error
+	// PutIfAbsent sets key unless it is set; true the first time.
+	PutIfAbsent(ctx context.Context, key, value string) (bool, error)
+	Delete(ctx context.Context, key string) error
+}
+
+// Stateful is implemented by adapters that keep State. The service hands
+// it over before Start.
+type Stateful interface {
+	UseState(State)
+}
+
+// HTTPServer is implemented by adapters that serve HTTP (a Matrix
+// appservice, WebRTC signaling) on Switchboard's listener. The service
+// calls it before Start.
+type HTTPServer interface {
+	RegisterHTTP(mux *http.ServeMux)
 }

@@ -83,6 +83,18 @@ var migrations = []migration{
 			)`,
 		},
 	},
+	{
+		version: 2,
+		name:    "adapter state",
+		up: []string{
+			`CREATE TABLE adapter_state (
+				network TEXT NOT NULL,
+				key     TEXT NOT NULL,
+				value   TEXT NOT NULL,
+				PRIMARY KEY (network, key)
+			)`,
+		},
+	},
 }
 
 // migrateLock is the PostgreSQL advisory lock key that serializes

@@ -67,6 +67,7 @@ func testStore(t *testing.T, newDB newDBFunc) {
 		{"Failed", testFailed},
 		{"Reopen", testReopen},
 		{"DeliveredBecomesDurable", testDeliveredBecomesDurable},
+		{"AdapterState", testAdapterState},
 		{"NewerSchema", testNewerSchema},
 		{"ConcurrentOpen", testConcurrentOpen},
 		{"Concurrent", testConcurrent},
@@ -497,6 +498,44 @@ func testDeliveredBecomesDurable(t *testing.T, newDB newDBFunc) {
 	}
 	if id, err := other.EventByRemote(ctx, mqtt, "m-1"); err != nil || id != q.Event.Head().ID {
 		t.Fatalf("EventByRemote from another handle = %q, %v", id, err)
+	}
+}
+
+func testAdapterState(t *testing.T, newDB newDBFunc) {
+	ctx := t.Context()
+	dsn, dir := newDB(t)
+	s := openStore(t, dsn, dir)
+	mx, irc := s.State("matrix"), s.State("libera")
+	if first, err := mx.PutIfAbsent(ctx, "txn:42", "done"); err != nil || !first {
+		t.Fatalf("first PutIfAbsent = %v, %v", first, err)
+	}
+	if first, err := mx.PutIfAbsent(ctx, "txn:42", "again"); err != nil || first {
+		t.Fatalf("second PutIfAbsent = %v, %v", first, err)
+	}
+	if _, ok, _ := irc.Get(ctx, "txn:42"); ok {
+		t.Error("state leaked between networks")
+	}
+	if err := mx.Put(ctx, "portal:lobby", "!a:hs"); err != nil {
+		t.Fatal(err)
+	}
+	if err := mx.Put(ctx, "portal:lobby", "!b:hs"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	mx = openStore(t, dsn, dir).State("matrix")
+	if v, ok, err := mx.Get(ctx, "portal:lobby"); err != nil || !ok || v != "!b:hs" {
+		t.Errorf("after reopen Get = %q, %v, %v", v, ok, err)
+	}
+	if v, _, _ := mx.Get(ctx, "txn:42"); v != "done" {
+		t.Errorf("PutIfAbsent overwrote: %q", v)
+	}
+	if err := mx.Delete(ctx, "portal:lobby"); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, _ := mx.Get(ctx, "portal:lobby"); ok {
+		t.Error("deleted key still set")
 	}
 }
 

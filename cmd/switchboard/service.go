@@ -33,6 +33,7 @@ type service struct {
 	router *bridge.Router
 	nets   map[string]adapters.Adapter
 	http   *http.Server
+	mux    *http.ServeMux
 	// HTTPAddr is where the HTTP listener ended up (the config may say :0).
 	HTTPAddr string
 }
@@ -55,7 +56,8 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *servic
 		return nil, listenError("http.listen", cfg.HTTP.Listen, err)
 	}
 	s.HTTPAddr = httpLn.Addr().String()
-	s.http = &http.Server{Handler: s.routes(), ReadHeaderTimeout: 10 * time.Second}
+	s.mux = s.routes()
+	s.http = &http.Server{Handler: s.mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := s.http.Serve(httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("http server", "err", err)
@@ -92,6 +94,12 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *servic
 			return nil, err
 		}
 		s.nets[name] = a
+		if st, ok := a.(adapters.Stateful); ok {
+			st.UseState(s.store.State(name))
+		}
+		if hs, ok := a.(adapters.HTTPServer); ok {
+			hs.RegisterHTTP(s.mux)
+		}
 		s.router.AddNetwork(name, a)
 		if err := a.Start(ctx, s.router); err != nil {
 			return nil, fmt.Errorf("networks.%s: %w", name, err)
@@ -128,7 +136,7 @@ func (s *service) stop(ctx context.Context) {
 	}
 }
 
-func (s *service) routes() http.Handler {
+func (s *service) routes() *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintln(w, "ok")
