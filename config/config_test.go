@@ -24,6 +24,8 @@ var exampleEnv = map[string]string{
 	"LIBERA_SASL_PASSWORD":    "sasl-secret",
 	"JABBER_COMPONENT_SECRET": "component-secret",
 	"JABBER_RELAY_PASSWORD":   "relay-password",
+	"MATRIX_AS_TOKEN":         "as-token",
+	"MATRIX_HS_TOKEN":         "hs-token",
 }
 
 func envOf(m map[string]string) func(string) (string, bool) {
@@ -57,14 +59,14 @@ func TestBadConfigs(t *testing.T) {
 		{
 			name: "unknown network type",
 			yaml: "networks: {x: {type: foo, server: a:1}}",
-			want: []string{`networks.x.type: unknown network type "foo" (known: irc, mqtt, xmpp)`},
+			want: []string{`networks.x.type: unknown network type "foo" (known: irc, matrix, mqtt, xmpp)`},
 		},
 		{
 			name: "missing network type",
 			yaml: "networks: {x: {mode: relay}, y: }",
 			want: []string{
-				`networks.x.type: required (known: irc, mqtt, xmpp)`,
-				`networks.y.type: required (known: irc, mqtt, xmpp)`,
+				`networks.x.type: required (known: irc, matrix, mqtt, xmpp)`,
+				`networks.y.type: required (known: irc, matrix, mqtt, xmpp)`,
 			},
 		},
 		{
@@ -330,7 +332,7 @@ links:
 		`links.lobby[1]: unknown network "nowhere"`,
 		`networks.libera.flood.burst: want an integer, got "many"`,
 		`networks.libera.nick: environment variable NICK is not set (use ${NICK:-default} for an optional value)`,
-		`networks.x.type: unknown network type "foo" (known: irc, mqtt, xmpp)`,
+		`networks.x.type: unknown network type "foo" (known: irc, matrix, mqtt, xmpp)`,
 	}, "\n")
 	if err == nil || err.Error() != want {
 		t.Fatalf("got\n%v\nwant\n%s", err, want)
@@ -634,6 +636,8 @@ func TestStringRoundTrips(t *testing.T) {
 	// Redacted secrets come back as the redaction text.
 	c.Networks["jabber"].XMPP.Component.Secret = redactedText
 	c.Networks["jabber-relay"].XMPP.Password = redactedText
+	c.Networks["matrix"].Matrix.ASToken = redactedText
+	c.Networks["matrix"].Matrix.HSToken = redactedText
 	back, err := parse([]byte(c.String()), envOf(nil))
 	if err != nil {
 		t.Fatalf("%v\n%s", err, c)

@@ -46,6 +46,12 @@ var networkTypes = map[string]func(*Network) section{
 		}
 		return n.XMPP
 	},
+	"matrix": func(n *Network) section {
+		if n.Matrix == nil {
+			n.Matrix = new(Matrix)
+		}
+		return n.Matrix
+	},
 }
 
 func typeNames() []string {

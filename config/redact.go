@@ -61,11 +61,13 @@ func (c MQTT) String() string          { return flowYAML(redactedCopy(&c)) }
 func (s SASL) String() string          { return flowYAML(redactedCopy(&s)) }
 func (c XMPP) String() string          { return flowYAML(redactedCopy(&c)) }
 func (c XMPPComponent) String() string { return flowYAML(redactedCopy(&c)) }
+func (c Matrix) String() string        { return flowYAML(redactedCopy(&c)) }
 func (n Network) LogValue() slog.Value { return slog.StringValue(n.String()) }
 func (c IRC) LogValue() slog.Value     { return slog.StringValue(c.String()) }
 func (c MQTT) LogValue() slog.Value    { return slog.StringValue(c.String()) }
 func (s SASL) LogValue() slog.Value    { return slog.StringValue(s.String()) }
 func (c XMPP) LogValue() slog.Value    { return slog.StringValue(c.String()) }
+func (c Matrix) LogValue() slog.Value  { return slog.StringValue(c.String()) }
 func (c XMPPComponent) LogValue() slog.Value {
 	return slog.StringValue(c.String())
 }

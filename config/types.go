@@ -35,15 +35,16 @@ type Broker struct {
 // Network is one connection to one chat network. Type selects which of the
 // type-specific sections applies; their keys sit beside type in the file.
 type Network struct {
-	Type string `yaml:"type"` // irc, mqtt, xmpp (matrix, webrtc later)
+	Type string `yaml:"type"` // irc, mqtt, xmpp, matrix (webrtc later)
 	// Mode is "puppet" (every foreign sender appears as their own user) or
 	// "relay" (one bot posts "<name> text").
 	Mode    string  `yaml:"mode"`
 	Puppets Puppets `yaml:"puppets"`
 
-	IRC  *IRC  `yaml:"-"`
-	MQTT *MQTT `yaml:"-"`
-	XMPP *XMPP `yaml:"-"`
+	IRC    *IRC    `yaml:"-"`
+	MQTT   *MQTT   `yaml:"-"`
+	XMPP   *XMPP   `yaml:"-"`
+	Matrix *Matrix `yaml:"-"`
 }
 
 // Puppets says how foreign senders appear on this network.
@@ -117,4 +118,28 @@ type XMPP struct {
 type XMPPComponent struct {
 	Domain string `yaml:"domain"`
 	Secret string `yaml:"secret" secret:"true"`
+}
+
+// Matrix is a Matrix homeserver, reached as an application service: every
+// foreign sender is a ghost user of its own (@sb_libera_alice:example.org).
+type Matrix struct {
+	// Homeserver is the client-server API's base URL.
+	Homeserver string `yaml:"homeserver"`
+	// Domain is the homeserver's server name, the part after ":" in ids.
+	Domain string `yaml:"domain"`
+	// ASToken authenticates Switchboard to the homeserver, HSToken the
+	// homeserver to Switchboard (as in the registration file).
+	ASToken string `yaml:"as_token" secret:"true"`
+	HSToken string `yaml:"hs_token" secret:"true"`
+	// Bot is the localpart of the appservice's own user (sender_localpart).
+	Bot string `yaml:"bot"`
+	// GhostLocalpart renders a ghost's localpart from {network} and {id}.
+	GhostLocalpart string `yaml:"ghost_localpart"`
+	// Listen, when set, serves the appservice API on a listener of its own
+	// instead of Switchboard's HTTP listener.
+	Listen string `yaml:"listen"`
+	// ID is the registration's id.
+	ID string `yaml:"id"`
+	// URL is how the homeserver reaches the appservice API.
+	URL string `yaml:"url"`
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/switchboard-chat/switchboard/config"
+	"github.com/switchboard-chat/switchboard/matrix"
 )
 
 // Set at build time: -ldflags "-X main.version=… -X main.commit=…".
@@ -26,6 +27,9 @@ var (
 const usage = `usage:
   switchboard run [--config FILE]     run (with no config: embedded defaults)
   switchboard check --config FILE     validate a config file
+  switchboard matrix-registration --config FILE [--network NAME]
+                                      print the appservice registration YAML
+                                      for a matrix network's homeserver
   switchboard version                 print version and commit
 `
 
@@ -67,12 +71,40 @@ func cli(args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 		return run(*path, stderr)
+	case "matrix-registration":
+		return matrixRegistration(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
 	}
 	fmt.Fprintf(stderr, "unknown command %q\n%s", args[0], usage)
 	return 2
+}
+
+func matrixRegistration(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("matrix-registration", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "", "config file")
+	network := fs.String("network", "", "the matrix network (default: the only one)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *path == "" {
+		fmt.Fprintln(stderr, "matrix-registration: --config FILE is required")
+		return 2
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", *path, err)
+		return 1
+	}
+	out, err := matrix.RegistrationYAML(cfg, *network)
+	if err != nil {
+		fmt.Fprintf(stderr, "matrix-registration: %v\n", err)
+		return 1
+	}
+	stdout.Write(out)
+	return 0
 }
 
 func run(path string, stderr io.Writer) int {

@@ -20,6 +20,7 @@ import (
 	"github.com/switchboard-chat/switchboard/store"
 
 	_ "github.com/switchboard-chat/switchboard/irc"
+	_ "github.com/switchboard-chat/switchboard/matrix"
 	_ "github.com/switchboard-chat/switchboard/mqtt"
 	_ "github.com/switchboard-chat/switchboard/xmpp"
 )

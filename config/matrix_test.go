@@ -1,0 +1,56 @@
+package config
+
+import (
+	"strings"
+	"testing"
+)
+
+const validMatrix = `
+networks:
+  mx:
+    type: matrix
+    homeserver: http://127.0.0.1:8008
+    domain: example.org
+    as_token: "${AS}"
+    hs_token: "${HS}"
+links:
+  lobby: ["mx:!abc:example.org", "mx:#sb_lobby:example.org"]
+`
+
+func TestMatrixDefaultsAndRedaction(t *testing.T) {
+	c, err := parse([]byte(validMatrix), envOf(map[string]string{"AS": "as-secret", "HS": "hs-secret"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := c.Networks["mx"]
+	m := n.Matrix
+	if m.Bot != "switchboard" || m.GhostLocalpart != "sb_{network}_{id}" || m.ID != "switchboard" || n.Puppets.Template != "{name} ({network})" || n.Mode != "puppet" {
+		t.Errorf("defaults: %+v %+v", n, m)
+	}
+	for _, s := range []string{c.String(), n.String(), m.String()} {
+		if strings.Contains(s, "as-secret") || strings.Contains(s, "hs-secret") {
+			t.Errorf("secret shown: %s", s)
+		}
+	}
+}
+
+func TestMatrixBadConfigs(t *testing.T) {
+	for _, c := range []struct{ name, yaml, want string }{
+		{"no homeserver", `networks: {x: {type: matrix, domain: e.org, as_token: a, hs_token: h}}`, "networks.x.homeserver: required"},
+		{"bad homeserver", `networks: {x: {type: matrix, homeserver: "ftp://h", domain: e.org, as_token: a, hs_token: h}}`, "networks.x.homeserver:"},
+		{"no domain", `networks: {x: {type: matrix, homeserver: "http://h", as_token: a, hs_token: h}}`, "networks.x.domain: required"},
+		{"no tokens", `networks: {x: {type: matrix, homeserver: "http://h", domain: e.org}}`, "networks.x.as_token: required"},
+		{"bad bot", `networks: {x: {type: matrix, homeserver: "http://h", domain: e.org, as_token: a, hs_token: h, bot: "Bot!"}}`, "networks.x.bot:"},
+		{"ghost without id", `networks: {x: {type: matrix, homeserver: "http://h", domain: e.org, as_token: a, hs_token: h, ghost_localpart: "sb_{network}"}}`, "networks.x.ghost_localpart: must contain {network} and {id}"},
+		{"ghost without separator", `networks: {x: {type: matrix, homeserver: "http://h", domain: e.org, as_token: a, hs_token: h, ghost_localpart: "sb_{network}{id}"}}`, "networks.x.ghost_localpart: must have _ or /"},
+		{"bad room", `{networks: {x: {type: matrix, homeserver: "http://h", domain: e.org, as_token: a, hs_token: h}}, links: {l: ["x:lobby"]}}`, `links.l[0]: invalid matrix room "lobby"`},
+		{"bad url", `networks: {x: {type: matrix, homeserver: "http://h", domain: e.org, as_token: a, hs_token: h, url: "nope"}}`, "networks.x.url:"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := parse([]byte(c.yaml), envOf(nil))
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("got %v, want %q", err, c.want)
+			}
+		})
+	}
+}

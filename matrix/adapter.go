@@ -1,0 +1,449 @@
+// Package matrix bridges Matrix rooms as an application service: the
+// homeserver pushes room events to Switchboard (PUT /transactions), and
+// every foreign sender speaks through a ghost user of their own.
+package matrix
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+	"maunium.net/go/mautrix"
+	"maunium.net/go/mautrix/appservice"
+	"maunium.net/go/mautrix/event"
+	"maunium.net/go/mautrix/id"
+
+	"github.com/switchboard-chat/switchboard/adapters"
+	"github.com/switchboard-chat/switchboard/bridge"
+	"github.com/switchboard-chat/switchboard/config"
+)
+
+func init() {
+	adapters.Register("matrix", func(name string, n *config.Network, log *slog.Logger) (adapters.Adapter, error) {
+		return New(name, n, log)
+	})
+}
+
+// Adapter is one matrix network.
+type Adapter struct {
+	name     string
+	cfg      config.Matrix
+	relay    bool
+	template string
+	log      *slog.Logger
+	ghosts   *ghosts
+	as       *appservice.AppService
+	botID    id.UserID
+	hsURL    string
+
+	state adapters.State
+
+	mu      sync.Mutex
+	in      bridge.Inbound
+	ctx     context.Context
+	cancel  context.CancelFunc
+	wanted  []string             // rooms Join was called with
+	rooms   map[string]id.RoomID // joined: configured address → room id
+	byID    map[id.RoomID]string // and back
+	names   map[id.UserID]string // display names of Matrix users
+	typing  map[id.RoomID]map[id.UserID]bool
+	kick    chan struct{}
+	done    chan struct{}
+	srv     *http.Server
+	stopped bool
+
+	// txnMu runs transactions one at a time, in the order they come.
+	txnMu sync.Mutex
+	// ghostMu guards ghostNames, the display names already set.
+	ghostMu    sync.Mutex
+	ghostNames map[id.UserID]string
+
+	connected atomic.Bool
+}
+
+var (
+	_ adapters.Adapter       = (*Adapter)(nil)
+	_ adapters.Connected     = (*Adapter)(nil)
+	_ adapters.Stateful      = (*Adapter)(nil)
+	_ adapters.HTTPServer    = (*Adapter)(nil)
+	_ bridge.Replier         = (*Adapter)(nil)
+	_ bridge.Editor          = (*Adapter)(nil)
+	_ bridge.Deleter         = (*Adapter)(nil)
+	_ bridge.Reactor         = (*Adapter)(nil)
+	_ bridge.MemberRelayer   = (*Adapter)(nil)
+	_ bridge.TypingRelayer   = (*Adapter)(nil)
+	_ bridge.DirectMessenger = (*Adapter)(nil)
+)
+
+// New builds the adapter for a configured matrix network.
+func New(name string, n *config.Network, log *slog.Logger) (*Adapter, error) {
+	if n.Matrix == nil {
+		return nil, fmt.Errorf("networks.%s: no matrix section", name)
+	}
+	c := *n.Matrix
+	reg := Registration(&c, "127.0.0.1:0")
+	as, err := appservice.CreateFull(appservice.CreateOpts{
+		Registration:     reg,
+		HomeserverDomain: c.Domain,
+		HomeserverURL:    c.Homeserver,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("networks.%s: %w", name, err)
+	}
+	as.StateStore = &cowStore{MemoryStateStore: mautrix.NewMemoryStateStore().(*mautrix.MemoryStateStore)}
+	// Requests fail fast; Send retries what is worth retrying (429) and
+	// the router's outbox the rest.
+	as.DefaultHTTPRetries = 0
+	as.HTTPClient.Timeout = 30 * time.Second
+	as.Log = zerolog.New(zerologWriter{log}).Level(zerolog.WarnLevel)
+	a := &Adapter{
+		name:       name,
+		cfg:        c,
+		relay:      n.Mode == "relay",
+		template:   n.Puppets.Template,
+		log:        log,
+		ghosts:     newGhosts(c.GhostLocalpart, c.Domain),
+		as:         as,
+		botID:      id.NewUserID(c.Bot, c.Domain),
+		hsURL:      strings.TrimRight(c.Homeserver, "/"),
+		state:      newMemState(),
+		rooms:      map[string]id.RoomID{},
+		byID:       map[id.RoomID]string{},
+		names:      map[id.UserID]string{},
+		typing:     map[id.RoomID]map[id.UserID]bool{},
+		ghostNames: map[id.UserID]string{},
+		kick:       make(chan struct{}, 1),
+	}
+	return a, nil
+}
+
+// Network is the network's name.
+func (a *Adapter) Network() string { return a.name }
+
+// UseState makes the adapter keep its state (transactions seen, portal
+// rooms, DM rooms, reactions sent) in s.
+func (a *Adapter) UseState(s adapters.State) { a.state = s }
+
+// RegisterHTTP serves the appservice API on Switchboard's listener, unless
+// the network has a listener of its own.
+func (a *Adapter) RegisterHTTP(mux *http.ServeMux) {
+	if a.cfg.Listen == "" {
+		register(mux, a)
+	}
+}
+
+// Connected reports whether the homeserver answered the last check and
+// the bot is in every room it could join.
+func (a *Adapter) Connected() bool { return a.connected.Load() }
+
+// DirectMessages says the adapter takes direct events: Matrix users get
+// them in a DM room with the sender's ghost.
+func (a *Adapter) DirectMessages() {}
+
+// Start serves the own listener when configured and keeps the bot joined
+// to the linked rooms in the background.
+func (a *Adapter) Start(ctx context.Context, in bridge.Inbound) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.in != nil {
+		return errors.New("matrix: started twice")
+	}
+	a.in = in
+	a.ctx, a.cancel = context.WithCancel(context.Background())
+	a.done = make(chan struct{})
+	if a.cfg.Listen != "" {
+		ln, err := net.Listen("tcp", a.cfg.Listen)
+		if err != nil {
+			return fmt.Errorf("matrix: listen %s: %w", a.cfg.Listen, err)
+		}
+		mux := http.NewServeMux()
+		register(mux, a)
+		a.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go a.srv.Serve(ln)
+	}
+	go a.maintain()
+	return nil
+}
+
+// Stop ends the background work and the own listener.
+func (a *Adapter) Stop(ctx context.Context) error {
+	a.mu.Lock()
+	if a.in == nil || a.stopped {
+		a.mu.Unlock()
+		return nil
+	}
+	a.stopped = true
+	a.cancel()
+	srv, done := a.srv, a.done
+	a.mu.Unlock()
+	unregister(a)
+	var err error
+	if srv != nil {
+		err = srv.Shutdown(ctx)
+	}
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	a.connected.Store(false)
+	return err
+}
+
+// Join starts bridging a room (a room id or alias); the bot joins it in
+// the background, now and after every reconnect.
+func (a *Adapter) Join(ctx context.Context, room string) error {
+	a.mu.Lock()
+	for _, r := range a.wanted {
+		if r == room {
+			a.mu.Unlock()
+			return nil
+		}
+	}
+	a.wanted = append(a.wanted, room)
+	a.mu.Unlock()
+	a.poke()
+	return nil
+}
+
+func (a *Adapter) poke() {
+	select {
+	case a.kick <- struct{}{}:
+	default:
+	}
+}
+
+// maintain checks the homeserver and joins the wanted rooms, backing off
+// while it is unreachable.
+func (a *Adapter) maintain() {
+	defer close(a.done)
+	backoff := 500 * time.Millisecond
+	for {
+		ok := a.sync(a.ctx)
+		was := a.connected.Swap(ok)
+		if ok && !was {
+			a.log.Info("matrix homeserver reachable, bot in every linked room")
+			a.in.Online(a.name)
+		}
+		wait := 5 * time.Second
+		if !ok {
+			wait = backoff
+			backoff = min(backoff*2, 30*time.Second)
+		} else {
+			backoff = 500 * time.Millisecond
+		}
+		select {
+		case <-a.ctx.Done():
+			return
+		case <-a.kick:
+		case <-time.After(wait):
+		}
+	}
+}
+
+// sync makes sure the bot exists and is in every wanted room; it reports
+// whether all of it holds.
+func (a *Adapter) sync(ctx context.Context) bool {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	bot := a.as.BotIntent()
+	if err := bot.EnsureRegistered(ctx); err != nil {
+		if ctx.Err() == nil {
+			a.log.Warn("matrix bot registration", "err", err)
+		}
+		return false
+	}
+	if _, err := bot.Whoami(ctx); err != nil {
+		if ctx.Err() == nil {
+			a.log.Warn("matrix homeserver check failed", "err", err)
+		}
+		return false
+	}
+	a.mu.Lock()
+	wanted := append([]string(nil), a.wanted...)
+	a.mu.Unlock()
+	ok := true
+	for _, room := range wanted {
+		if err := a.joinRoom(ctx, room); errors.Is(err, errPortalPending) {
+			continue // not an error: it is made when someone asks for it
+		} else if err != nil {
+			a.log.Warn("matrix join", "room", room, "err", err)
+			ok = false
+		}
+	}
+	return ok
+}
+
+// errPortalPending says a portal room has not been asked for yet.
+var errPortalPending = errors.New("portal room not created yet (no Matrix user has joined its alias)")
+
+// joinRoom resolves a configured room to its id and has the bot join it.
+func (a *Adapter) joinRoom(ctx context.Context, room string) error {
+	a.mu.Lock()
+	rid, known := a.rooms[room]
+	a.mu.Unlock()
+	bot := a.as.BotIntent()
+	if known {
+		// Still there? The cache says yes unless a leave or kick came in.
+		if a.as.StateStore.IsInRoom(ctx, rid, a.botID) {
+			return nil
+		}
+	}
+	if !known && strings.HasPrefix(room, "#") {
+		if a.isPortal(room) {
+			v, ok, err := a.state.Get(ctx, "portal:"+room)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return errPortalPending
+			}
+			rid = id.RoomID(v)
+		} else {
+			res, err := bot.ResolveAlias(ctx, id.RoomAlias(room))
+			if err != nil {
+				return fmt.Errorf("resolve %s: %w", room, err)
+			}
+			rid = res.RoomID
+		}
+	} else if !known {
+		rid = id.RoomID(room)
+	}
+	// Known before the join: an invite arriving meanwhile is accepted.
+	a.link(room, rid)
+	if _, err := bot.JoinRoomByID(ctx, rid); err != nil {
+		return fmt.Errorf("join %s: %w", rid, err)
+	}
+	return a.as.StateStore.SetMembership(ctx, rid, a.botID, event.MembershipJoin)
+}
+
+func (a *Adapter) link(room string, rid id.RoomID) {
+	a.mu.Lock()
+	a.rooms[room] = rid
+	a.byID[rid] = room
+	a.mu.Unlock()
+}
+
+// isPortal reports whether a configured room is a portal alias: an alias
+// of our domain in the portal namespace (#sb_...:domain).
+func (a *Adapter) isPortal(room string) bool {
+	local, server, ok := strings.Cut(strings.TrimPrefix(room, "#"), ":")
+	return ok && strings.HasPrefix(room, "#") && server == a.cfg.Domain && strings.HasPrefix(local, a.ghosts.prefix)
+}
+
+// roomAddr returns the configured address of a linked room id.
+func (a *Adapter) roomAddr(rid id.RoomID) (string, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	r, ok := a.byID[rid]
+	return r, ok
+}
+
+// roomID returns the id of a linked room, once joined.
+func (a *Adapter) roomID(room string) (id.RoomID, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	r, ok := a.rooms[room]
+	return r, ok
+}
+
+func (a *Adapter) wants(room string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, r := range a.wanted {
+		if r == room {
+			return true
+		}
+	}
+	return false
+}
+
+// isOurs reports whether a user is the bot or a ghost: their events are
+// Switchboard's own and never bridged back.
+func (a *Adapter) isOurs(u id.UserID) bool {
+	return u == a.botID || a.ghosts.isGhost(string(u))
+}
+
+// zerologWriter hands mautrix's log lines to slog.
+type zerologWriter struct{ log *slog.Logger }
+
+func (w zerologWriter) Write(p []byte) (int, error) {
+	w.log.Warn("mautrix", "line", strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
+// memState is the State an adapter keeps when the service hands it none
+// (tests): in memory, lost on restart.
+type memState struct {
+	mu sync.Mutex
+	m  map[string]string
+}
+
+func newMemState() *memState { return &memState{m: map[string]string{}} }
+
+func (s *memState) Get(_ context.Context, k string) (string, bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v, ok := s.m[k]
+	return v, ok, nil
+}
+
+func (s *memState) Put(_ context.Context, k, v string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.m[k] = v
+	return nil
+}
+
+func (s *memState) PutIfAbsent(_ context.Context, k, v string) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.m[k]; ok {
+		return false, nil
+	}
+	s.m[k] = v
+	return true, nil
+}
+
+func (s *memState) Delete(_ context.Context, k string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.m, k)
+	return nil
+}
+
+// isForbidden reports a Matrix M_FORBIDDEN answer.
+func isForbidden(err error) bool { return errors.Is(err, mautrix.MForbidden) }
+
+// cowStore is mautrix's in-memory state store with SetMembership made
+// copy-on-write: the original changes the cached member in place, under
+// readers that hold the pointer.
+type cowStore struct {
+	*mautrix.MemoryStateStore
+	mu sync.Mutex
+}
+
+func (s *cowStore) SetMembership(ctx context.Context, rid id.RoomID, u id.UserID, m event.Membership) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var c event.MemberEventContent
+	if old, _ := s.MemoryStateStore.TryGetMember(ctx, rid, u); old != nil {
+		c = *old
+	}
+	c.Membership = m
+	return s.MemoryStateStore.SetMember(ctx, rid, u, &c)
+}
+
+func (s *cowStore) SetMember(ctx context.Context, rid id.RoomID, u id.UserID, m *event.MemberEventContent) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.MemoryStateStore.SetMember(ctx, rid, u, m)
+}

@@ -1,0 +1,455 @@
+package matrix
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"maunium.net/go/mautrix"
+	"maunium.net/go/mautrix/appservice"
+	"maunium.net/go/mautrix/event"
+	"maunium.net/go/mautrix/id"
+
+	"github.com/switchboard-chat/switchboard/bridge"
+	"github.com/switchboard-chat/switchboard/mapping"
+)
+
+// txnID derives a send's transaction id from the bridge event, the room
+// and what is sent, so a retried delivery is the same request to the
+// homeserver and never posts twice.
+func txnID(ev bridge.Event, rid id.RoomID, part string) string {
+	sum := sha256.Sum256([]byte(string(ev.Head().ID) + "\x00" + string(rid) + "\x00" + part))
+	return "sb" + hex.EncodeToString(sum[:16])
+}
+
+// retry runs f until it succeeds or fails with something other than a
+// rate limit (M_LIMIT_EXCEEDED / 429), waiting as long as the homeserver
+// asks; it gives up only when ctx ends.
+func retry[T any](ctx context.Context, f func() (T, error)) (T, error) {
+	for {
+		v, err := f()
+		wait, limited := rateLimited(err)
+		if !limited {
+			return v, err
+		}
+		select {
+		case <-ctx.Done():
+			return v, fmt.Errorf("%w (while rate limited)", ctx.Err())
+		case <-time.After(wait):
+		}
+	}
+}
+
+// rateLimited reports whether err is a 429, and how long to wait.
+func rateLimited(err error) (time.Duration, bool) {
+	if err == nil {
+		return 0, false
+	}
+	var herr mautrix.HTTPError
+	if !errors.As(err, &herr) {
+		return 0, false
+	}
+	limited := errors.Is(err, mautrix.MLimitExceeded) || herr.Response != nil && herr.Response.StatusCode == http.StatusTooManyRequests
+	if !limited {
+		return 0, false
+	}
+	wait := time.Second
+	if herr.RespError != nil {
+		if ms, ok := herr.RespError.ExtraData["retry_after_ms"].(float64); ok && ms > 0 {
+			wait = time.Duration(ms) * time.Millisecond
+		}
+	}
+	if herr.Response != nil {
+		if s, err := strconv.Atoi(herr.Response.Header.Get("Retry-After")); err == nil && s > 0 {
+			wait = time.Duration(s) * time.Second
+		}
+	}
+	return min(wait, 5*time.Minute), true
+}
+
+// target resolves where a delivery goes: a linked room, or for a direct
+// event the DM room of the sender's ghost with the recipient.
+func (a *Adapter) target(ctx context.Context, d *bridge.Delivery, intent *appservice.IntentAPI) (id.RoomID, error) {
+	h := d.Event.Head()
+	if d.Room != "" {
+		rid, ok := a.roomID(d.Room)
+		if !ok {
+			return "", fmt.Errorf("matrix: room %s not joined yet", d.Room)
+		}
+		return rid, nil
+	}
+	if h.To == nil {
+		return "", bridge.Permanent(errors.New("matrix: a delivery without room or recipient"))
+	}
+	to := id.UserID(h.To.ID)
+	if _, _, err := to.ParseAndValidateRelaxed(); err != nil {
+		return "", bridge.Permanent(fmt.Errorf("matrix: direct recipient %q is not a user id", h.To.ID))
+	}
+	if a.isOurs(to) {
+		return "", bridge.Permanent(fmt.Errorf("matrix: direct recipient %s is Switchboard's own", to))
+	}
+	key := "dmroom:" + string(intent.UserID) + "|" + string(to)
+	if v, ok, err := a.state.Get(ctx, key); err != nil {
+		return "", err
+	} else if ok {
+		return id.RoomID(v), nil
+	}
+	resp, err := retry(ctx, func() (*mautrix.RespCreateRoom, error) {
+		return intent.CreateRoom(ctx, &mautrix.ReqCreateRoom{
+			Preset:   "trusted_private_chat",
+			Invite:   []id.UserID{to},
+			IsDirect: true,
+		})
+	})
+	if err != nil {
+		return "", fmt.Errorf("matrix: create a direct chat with %s: %w", to, err)
+	}
+	v, _ := json.Marshal(dmRoom{Ghost: intent.UserID, User: to})
+	if err := a.state.Put(ctx, "dm:"+string(resp.RoomID), string(v)); err != nil {
+		return "", err
+	}
+	if err := a.state.Put(ctx, key, string(resp.RoomID)); err != nil {
+		return "", err
+	}
+	a.as.StateStore.SetMembership(ctx, resp.RoomID, intent.UserID, event.MembershipJoin)
+	return resp.RoomID, nil
+}
+
+// intentFor is the Matrix user that speaks for a sender: their ghost, made
+// and named on first use, or the bot in relay mode.
+func (a *Adapter) intentFor(ctx context.Context, s bridge.Sender) (*appservice.IntentAPI, error) {
+	if a.relay {
+		bot := a.as.BotIntent()
+		return bot, bot.EnsureRegistered(ctx)
+	}
+	local := a.ghosts.localpart(s)
+	intent := a.as.Intent(id.NewUserID(local, a.cfg.Domain))
+	if intent == nil {
+		return nil, bridge.Permanent(fmt.Errorf("matrix: no ghost possible for %s", s.ID))
+	}
+	if _, err := retry(ctx, func() (struct{}, error) { return struct{}{}, intent.EnsureRegistered(ctx) }); err != nil {
+		return nil, fmt.Errorf("matrix: register ghost %s: %w", intent.UserID, err)
+	}
+	name := mapping.Render(a.template, s)
+	a.ghostMu.Lock()
+	current, known := a.ghostNames[intent.UserID]
+	a.ghostMu.Unlock()
+	if known && current == name {
+		return intent, nil
+	}
+	rec, _ := json.Marshal(bridge.Sender{Network: s.Network, ID: s.ID, Name: s.Name})
+	if err := a.state.Put(ctx, "ghost:"+local, string(rec)); err != nil {
+		return nil, err
+	}
+	if _, err := retry(ctx, func() (struct{}, error) { return struct{}{}, intent.SetDisplayName(ctx, name) }); err != nil {
+		return nil, fmt.Errorf("matrix: name ghost %s: %w", intent.UserID, err)
+	}
+	a.ghostMu.Lock()
+	a.ghostNames[intent.UserID] = name
+	a.ghostMu.Unlock()
+	return intent, nil
+}
+
+// joined makes sure intent is in the room (the bot invites it when the
+// room is not public).
+func (a *Adapter) joined(ctx context.Context, intent *appservice.IntentAPI, rid id.RoomID) error {
+	_, err := retry(ctx, func() (struct{}, error) { return struct{}{}, intent.EnsureJoined(ctx, rid) })
+	return err
+}
+
+// send posts one event as intent, joining first; a stale membership cache
+// (the ghost was kicked) is corrected once.
+func (a *Adapter) send(ctx context.Context, intent *appservice.IntentAPI, rid id.RoomID, typ event.Type, content any, txn string) (id.EventID, error) {
+	if err := a.joined(ctx, intent, rid); err != nil {
+		return "", fmt.Errorf("matrix: %s joins %s: %w", intent.UserID, rid, err)
+	}
+	post := func() (*mautrix.RespSendEvent, error) {
+		return intent.Client.SendMessageEvent(ctx, rid, typ, content, mautrix.ReqSendEvent{TransactionID: txn})
+	}
+	resp, err := retry(ctx, post)
+	if isForbidden(err) {
+		if jerr := intent.EnsureJoined(ctx, rid, appservice.EnsureJoinedParams{IgnoreCache: true}); jerr == nil {
+			resp, err = retry(ctx, post)
+		}
+	}
+	if err != nil {
+		return "", fmt.Errorf("matrix: send to %s: %w", rid, err)
+	}
+	return resp.EventID, nil
+}
+
+// content renders a message for Matrix: the body as plain text, HTML
+// (sanitized, or the escaped text when relaying) as formatted_body, and
+// attachments as links.
+func (a *Adapter) content(m *bridge.Message, s bridge.Sender) *event.MessageEventContent {
+	text, html := bridge.CleanText(m.Text), ""
+	if m.HTML != "" {
+		html = sanitizeHTML(bridge.CleanText(m.HTML))
+	}
+	for _, att := range m.Attachments {
+		name := att.Name
+		if name == "" {
+			name = att.URL
+		}
+		if !strings.Contains(text, att.URL) {
+			text = strings.TrimSpace(text + "\n" + name + ": " + att.URL)
+			if html != "" {
+				html += "<br>" + sanitizeHTML(`<a href="`+escapeAttr(att.URL)+`">`+escapeText(name)+`</a>`)
+			}
+		}
+	}
+	c := &event.MessageEventContent{MsgType: event.MsgText, Body: text}
+	switch {
+	case m.Emote:
+		c.MsgType = event.MsgEmote
+	case m.Notice:
+		c.MsgType = event.MsgNotice
+	}
+	if a.relay {
+		name := mapping.Render(a.template, s)
+		if m.Emote {
+			c.MsgType = event.MsgText
+			c.Body = "* " + name + " " + text
+		} else {
+			c.Body = "<" + name + "> " + text
+		}
+		if html != "" {
+			prefix := "&lt;" + escapeText(name) + "&gt; "
+			if m.Emote {
+				prefix = "* " + escapeText(name) + " "
+			}
+			html = prefix + html
+		}
+	}
+	if html != "" {
+		c.Format, c.FormattedBody = event.FormatHTML, html
+	}
+	c.Mentions = &event.Mentions{}
+	return c
+}
+
+func escapeText(s string) string { return textToHTML(s) }
+func escapeAttr(s string) string { return strings.ReplaceAll(textToHTML(s), "<br>", "") }
+
+// Send posts a message (or a fallback) to a room, or to a person.
+func (a *Adapter) Send(ctx context.Context, d *bridge.Delivery) (string, error) {
+	switch ev := d.Event.(type) {
+	case *bridge.Message:
+		return a.sendMessage(ctx, d, ev, nil)
+	case *bridge.Edit:
+		return a.SendEdit(ctx, d)
+	case *bridge.Reaction:
+		return a.SendReaction(ctx, d)
+	case *bridge.Delete:
+		return "", a.SendDelete(ctx, d)
+	case *bridge.Join, *bridge.Leave, *bridge.Rename:
+		return "", a.SendMembership(ctx, d)
+	case *bridge.Typing:
+		return "", a.SendTyping(ctx, d)
+	}
+	return "", nil
+}
+
+// SendReply posts a message as a native reply.
+func (a *Adapter) SendReply(ctx context.Context, d *bridge.Delivery) (string, error) {
+	m, ok := d.Event.(*bridge.Message)
+	if !ok {
+		return a.Send(ctx, d)
+	}
+	return a.sendMessage(ctx, d, m, d.Reply)
+}
+
+func (a *Adapter) sendMessage(ctx context.Context, d *bridge.Delivery, m *bridge.Message, reply *bridge.Quote) (string, error) {
+	intent, err := a.intentFor(ctx, m.Sender)
+	if err != nil {
+		return "", err
+	}
+	rid, err := a.target(ctx, d, intent)
+	if err != nil {
+		return "", err
+	}
+	c := a.content(m, m.Sender)
+	if reply != nil {
+		if reply.RemoteID != "" {
+			c.RelatesTo = &event.RelatesTo{InReplyTo: &event.InReplyTo{EventID: id.EventID(reply.RemoteID)}}
+		} else if reply.Text != "" {
+			// The room never saw the original: quote it.
+			quote := "> <" + reply.SenderName + "> " + strings.ReplaceAll(reply.Text, "\n", "\n> ")
+			c.Body = quote + "\n\n" + c.Body
+			if c.FormattedBody != "" {
+				c.FormattedBody = "<blockquote>" + escapeText("<"+reply.SenderName+"> "+reply.Text) + "</blockquote>" + c.FormattedBody
+			}
+		}
+	}
+	evid, err := a.send(ctx, intent, rid, event.EventMessage, c, txnID(m, rid, "message"))
+	return string(evid), err
+}
+
+// SendEdit replaces an earlier message's text.
+func (a *Adapter) SendEdit(ctx context.Context, d *bridge.Delivery) (string, error) {
+	ed, ok := d.Event.(*bridge.Edit)
+	if !ok {
+		return "", bridge.Permanent(fmt.Errorf("matrix: SendEdit got %T", d.Event))
+	}
+	intent, err := a.intentFor(ctx, ed.Sender)
+	if err != nil {
+		return "", err
+	}
+	rid, err := a.target(ctx, d, intent)
+	if err != nil {
+		return "", err
+	}
+	nc := a.content(&bridge.Message{Header: ed.Header, Text: ed.Text, HTML: ed.HTML}, ed.Sender)
+	if d.Target == "" {
+		// The room never saw the original: say it as a new message.
+		nc.Body = "* " + nc.Body
+		evid, err := a.send(ctx, intent, rid, event.EventMessage, nc, txnID(ed, rid, "edit"))
+		return string(evid), err
+	}
+	c := &event.MessageEventContent{
+		MsgType:    nc.MsgType,
+		Body:       "* " + nc.Body,
+		NewContent: nc,
+		RelatesTo:  &event.RelatesTo{Type: event.RelReplace, EventID: id.EventID(d.Target)},
+		Mentions:   &event.Mentions{},
+	}
+	if nc.FormattedBody != "" {
+		c.Format, c.FormattedBody = event.FormatHTML, "* "+nc.FormattedBody
+	}
+	evid, err := a.send(ctx, intent, rid, event.EventMessage, c, txnID(ed, rid, "edit"))
+	return string(evid), err
+}
+
+// SendDelete redacts an earlier message.
+func (a *Adapter) SendDelete(ctx context.Context, d *bridge.Delivery) error {
+	del, ok := d.Event.(*bridge.Delete)
+	if !ok || d.Target == "" {
+		return nil // nothing here to delete
+	}
+	intent, err := a.intentFor(ctx, del.Sender)
+	if err != nil {
+		return err
+	}
+	rid, err := a.target(ctx, d, intent)
+	if err != nil {
+		return err
+	}
+	return a.redact(ctx, intent, rid, id.EventID(d.Target), txnID(del, rid, "delete"))
+}
+
+func (a *Adapter) redact(ctx context.Context, intent *appservice.IntentAPI, rid id.RoomID, target id.EventID, txn string) error {
+	if err := a.joined(ctx, intent, rid); err != nil {
+		return err
+	}
+	_, err := retry(ctx, func() (*mautrix.RespSendEvent, error) {
+		return intent.Client.RedactEvent(ctx, rid, target, mautrix.ReqRedact{TxnID: txn})
+	})
+	if errors.Is(err, mautrix.MNotFound) {
+		return nil // gone already
+	}
+	if err != nil {
+		return fmt.Errorf("matrix: redact %s: %w", target, err)
+	}
+	return nil
+}
+
+// SendReaction adds an annotation, or redacts the one added before.
+func (a *Adapter) SendReaction(ctx context.Context, d *bridge.Delivery) (string, error) {
+	r, ok := d.Event.(*bridge.Reaction)
+	if !ok {
+		return "", bridge.Permanent(fmt.Errorf("matrix: SendReaction got %T", d.Event))
+	}
+	if d.Target == "" {
+		return "", nil // the room never saw the message
+	}
+	intent, err := a.intentFor(ctx, r.Sender)
+	if err != nil {
+		return "", err
+	}
+	rid, err := a.target(ctx, d, intent)
+	if err != nil {
+		return "", err
+	}
+	key := "sentreaction:" + string(rid) + "|" + d.Target + "|" + string(intent.UserID) + "|" + r.Key
+	if r.Remove {
+		v, ok, err := a.state.Get(ctx, key)
+		if err != nil || !ok {
+			return "", err
+		}
+		if err := a.redact(ctx, intent, rid, id.EventID(v), txnID(r, rid, "unreact")); err != nil {
+			return "", err
+		}
+		return "", a.state.Delete(ctx, key)
+	}
+	c := &event.ReactionEventContent{RelatesTo: event.RelatesTo{Type: event.RelAnnotation, EventID: id.EventID(d.Target), Key: r.Key}}
+	evid, err := a.send(ctx, intent, rid, event.EventReaction, c, txnID(r, rid, "react"))
+	if err != nil {
+		return "", err
+	}
+	return string(evid), a.state.Put(ctx, key, string(evid))
+}
+
+// SendMembership mirrors a foreign sender's join, leave or rename with
+// their ghost.
+func (a *Adapter) SendMembership(ctx context.Context, d *bridge.Delivery) error {
+	if a.relay || d.Room == "" {
+		return nil
+	}
+	rid, ok := a.roomID(d.Room)
+	if !ok {
+		return fmt.Errorf("matrix: room %s not joined yet", d.Room)
+	}
+	h := d.Event.Head()
+	switch ev := d.Event.(type) {
+	case *bridge.Join, *bridge.Rename:
+		intent, err := a.intentFor(ctx, h.Sender)
+		if err != nil {
+			return err
+		}
+		return a.joined(ctx, intent, rid)
+	case *bridge.Leave:
+		u := id.NewUserID(a.ghosts.localpart(h.Sender), a.cfg.Domain)
+		if !a.as.StateStore.IsInRoom(ctx, rid, u) {
+			return nil
+		}
+		intent := a.as.Intent(u)
+		_, err := retry(ctx, func() (*mautrix.RespLeaveRoom, error) {
+			return intent.LeaveRoom(ctx, rid, &mautrix.ReqLeave{Reason: ev.Reason})
+		})
+		if err != nil && !isForbidden(err) {
+			return fmt.Errorf("matrix: %s leaves %s: %w", u, rid, err)
+		}
+		return a.as.StateStore.SetMembership(ctx, rid, u, event.MembershipLeave)
+	}
+	return nil
+}
+
+// SendTyping shows or clears a ghost's typing notice.
+func (a *Adapter) SendTyping(ctx context.Context, d *bridge.Delivery) error {
+	t, ok := d.Event.(*bridge.Typing)
+	if !ok || a.relay {
+		return nil
+	}
+	intent, err := a.intentFor(ctx, t.Sender)
+	if err != nil {
+		return err
+	}
+	rid, err := a.target(ctx, d, intent)
+	if err != nil {
+		return err
+	}
+	if err := a.joined(ctx, intent, rid); err != nil {
+		return err
+	}
+	_, err = retry(ctx, func() (*mautrix.RespTyping, error) {
+		return intent.Client.UserTyping(ctx, rid, t.Active, 30*time.Second)
+	})
+	return err
+}

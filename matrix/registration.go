@@ -1,0 +1,90 @@
+package matrix
+
+import (
+	"fmt"
+	"net"
+	"regexp"
+	"sort"
+
+	"gopkg.in/yaml.v3"
+	"maunium.net/go/mautrix/appservice"
+
+	"github.com/switchboard-chat/switchboard/config"
+)
+
+// Registration is the appservice registration the homeserver needs for a
+// matrix network: its tokens, the bot, and exclusive namespaces for the
+// bot, the ghosts and the portal aliases. httpListen is Switchboard's
+// http.listen, the appservice's address unless the network has listen or
+// url.
+func Registration(c *config.Matrix, httpListen string) *appservice.Registration {
+	g := newGhosts(c.GhostLocalpart, c.Domain)
+	rateLimited := false
+	reg := &appservice.Registration{
+		ID:              c.ID,
+		URL:             appserviceURL(c, httpListen),
+		AppToken:        c.ASToken,
+		ServerToken:     c.HSToken,
+		SenderLocalpart: c.Bot,
+		RateLimited:     &rateLimited,
+		EphemeralEvents: true,
+	}
+	reg.Namespaces.UserIDs = appservice.NamespaceList{
+		// Dendrite only sends an appservice the events of rooms where one
+		// of its namespaced users is joined: the bot must be in one.
+		{Regex: "@" + regexp.QuoteMeta(c.Bot) + ":" + regexp.QuoteMeta(c.Domain), Exclusive: true},
+		{Regex: g.regex(), Exclusive: true},
+	}
+	reg.Namespaces.RoomAliases = appservice.NamespaceList{
+		{Regex: "#" + regexp.QuoteMeta(g.prefix) + ".*:" + regexp.QuoteMeta(c.Domain), Exclusive: true},
+	}
+	return reg
+}
+
+func appserviceURL(c *config.Matrix, httpListen string) string {
+	if c.URL != "" {
+		return c.URL
+	}
+	addr := httpListen
+	if c.Listen != "" {
+		addr = c.Listen
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "http://" + addr
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, port)
+}
+
+// RegistrationYAML renders the registration of the named matrix network
+// of cfg; with network "" the config must have exactly one.
+func RegistrationYAML(cfg *config.Config, network string) ([]byte, error) {
+	if network == "" {
+		var names []string
+		for name, n := range cfg.Networks {
+			if n != nil && n.Type == "matrix" {
+				names = append(names, name)
+			}
+		}
+		sort.Strings(names)
+		switch len(names) {
+		case 0:
+			return nil, fmt.Errorf("no network of type matrix in the config")
+		case 1:
+			network = names[0]
+		default:
+			return nil, fmt.Errorf("several matrix networks (%v): choose one with --network", names)
+		}
+	}
+	n := cfg.Networks[network]
+	if n == nil {
+		return nil, fmt.Errorf("no network %q in the config", network)
+	}
+	if n.Type != "matrix" || n.Matrix == nil {
+		return nil, fmt.Errorf("network %q is of type %s, not matrix", network, n.Type)
+	}
+	return yaml.Marshal(Registration(n.Matrix, cfg.HTTP.Listen))
+}
