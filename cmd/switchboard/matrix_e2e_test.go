@@ -1,0 +1,320 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"gopkg.in/yaml.v3"
+	"maunium.net/go/mautrix/event"
+	"maunium.net/go/mautrix/id"
+
+	"github.com/switchboard-chat/switchboard/config"
+	"github.com/switchboard-chat/switchboard/internal/testenv"
+	"github.com/switchboard-chat/switchboard/matrix"
+)
+
+// These tests link a room on a real Dendrite with an IRC channel, an MQTT
+// topic root and an XMPP MUC, and assert what people in each see.
+
+type mworld struct {
+	*xworld
+	hs       *testenv.MatrixServer
+	mx       config.Matrix
+	httpAddr string
+	alice    *testenv.MatrixClient
+	roomID   id.RoomID
+}
+
+func newMWorld(t *testing.T) *mworld {
+	w := &mworld{xworld: newXWorld(t), httpAddr: fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))}
+	w.mx = config.Matrix{
+		Homeserver:     "http://placeholder",
+		Domain:         "localhost",
+		ASToken:        "as-token-e2e-0123456789abcdef",
+		HSToken:        "hs-token-e2e-0123456789abcdef",
+		Bot:            "switchboard",
+		GhostLocalpart: "sb_{network}_{id}",
+		ID:             "switchboard",
+		URL:            "http://" + w.httpAddr,
+	}
+	reg, err := yaml.Marshal(matrix.Registration(&w.mx, ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.hs = testenv.Dendrite(t, reg)
+	w.mx.Homeserver = w.hs.URL
+	w.alice = w.hs.Client(t, "alice")
+	w.roomID = w.alice.NewRoom(true, "")
+	return w
+}
+
+// config links #room, sb/room, the MUC and the Matrix room (or the
+// given Matrix room address).
+func (w *mworld) config(t *testing.T, matrixRoom string) *config.Config {
+	t.Helper()
+	if matrixRoom == "" {
+		matrixRoom = string(w.roomID)
+	}
+	cfg, err := config.Parse([]byte(fmt.Sprintf(`
+data_dir: %s
+http: { listen: %q }
+networks:
+  libera: { type: irc, server: %q, nick: switchboard, flood: { burst: 50, interval: 10ms }, reconnect_max: 2s }
+  devices: { type: mqtt, broker: %q, client_id: switchboard-e2e }
+  jabber: { type: xmpp, server: %q, component: { domain: %q, secret: %q } }
+  mx:
+    type: matrix
+    homeserver: %q
+    domain: %q
+    as_token: %q
+    hs_token: %q
+    bot: %q
+    ghost_localpart: %q
+    url: %q
+links:
+  lobby: [ "libera:%s", "devices:%s", "jabber:%s", "mx:%s" ]
+`, w.dir, w.httpAddr, w.irc.Addr, w.mqtt.URL, w.xmpp.ComponentAddr, w.xmpp.Component, w.xmpp.ComponentSecret,
+		w.mx.Homeserver, w.mx.Domain, w.mx.ASToken, w.mx.HSToken, w.mx.Bot, w.mx.GhostLocalpart, w.mx.URL,
+		room, root, w.room, matrixRoom)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+func (w *mworld) waitMatrix(t *testing.T, what string, match func(*event.Event) bool) *event.Event {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), patience)
+	defer cancel()
+	ev, _, err := w.alice.WaitFor(ctx, 0, match)
+	if err != nil {
+		t.Fatalf("alice never saw %s: %v", what, err)
+	}
+	return ev
+}
+
+func messageText(ev *event.Event) (*event.MessageEventContent, bool) {
+	if ev.Type != event.EventMessage {
+		return nil, false
+	}
+	c, ok := ev.Content.Parsed.(*event.MessageEventContent)
+	if !ok {
+		if err := ev.Content.ParseRaw(ev.Type); err == nil {
+			c, ok = ev.Content.Parsed.(*event.MessageEventContent)
+		}
+	}
+	return c, ok
+}
+
+// Test 1: a Matrix user reaches IRC, MQTT and XMPP from her puppets; an
+// IRC user appears in Matrix as a ghost named after his nick.
+func TestMatrixRoomLinkedWithIRCMQTTAndXMPP(t *testing.T) {
+	w := newMWorld(t)
+	runSwitchboard(t, w.config(t, ""))
+	sub := w.mqtt.Subscribe(t, root+"/out/mx/#", 1)
+	bob := w.human(t, "bob")
+	carol := w.person(t, "carol")
+
+	w.alice.Text(w.roomID, "hi from matrix")
+	bob.WaitText(patience, room, "alice[mx]", "hi from matrix")
+	carol.WaitMessage(patience, groupchatFrom(w.room, "alice (mx)", "hi from matrix"))
+	if ev := nextEvent(t, sub, "message"); ev.Text != "hi from matrix" || ev.Sender.Name != "alice" {
+		t.Errorf("MQTT event %+v", ev)
+	}
+
+	bob.Say(room, "hello matrix")
+	ev := w.waitMatrix(t, "bob's message", func(ev *event.Event) bool {
+		c, ok := messageText(ev)
+		return ok && c.Body == "hello matrix"
+	})
+	if !strings.HasPrefix(ev.Sender.Localpart(), "sb_libera_") {
+		t.Errorf("sender %s is not a libera ghost", ev.Sender)
+	}
+	if name := w.alice.DisplayName(ev.Sender); name != "bob (libera)" {
+		t.Errorf("ghost display name %q, want bob (libera)", name)
+	}
+}
+
+// Test 2: edit, reply, reaction and redaction from Matrix: fallbacks on
+// IRC, structured events on MQTT, native forms on XMPP.
+func TestMatrixRelationsReachEveryNetwork(t *testing.T) {
+	w := newMWorld(t)
+	runSwitchboard(t, w.config(t, ""))
+	sub := w.mqtt.Subscribe(t, root+"/out/mx/#", 1)
+	bob := w.human(t, "bob")
+	carol := w.person(t, "carol")
+
+	orig := w.alice.Text(w.roomID, "lunch at noon")
+	bob.WaitText(patience, room, "alice[mx]", "lunch at noon")
+	first := carol.WaitMessage(patience, groupchatFrom(w.room, "alice (mx)", "lunch at noon"))
+	origEv := nextEvent(t, sub, "message")
+
+	w.alice.Edit(w.roomID, orig, "lunch at one")
+	bob.WaitText(patience, room, "alice[mx]", "* lunch at one")
+	if ev := nextEvent(t, sub, "edit"); ev.EditOf != origEv.ID || ev.Text != "lunch at one" {
+		t.Errorf("MQTT edit %+v", ev)
+	}
+	corr := carol.WaitMessage(patience, func(s testenv.XMPPStanza) bool {
+		return s.Body() == "lunch at one" && s.Child("urn:xmpp:message-correct:0", "replace") != nil
+	})
+	if got := corr.Child("urn:xmpp:message-correct:0", "replace").AttrValue("id"); got != first.ID() {
+		t.Errorf("XMPP correction replaces %q, want %q", got, first.ID())
+	}
+
+	w.alice.Reply(w.roomID, orig, "or later")
+	bob.WaitText(patience, room, "alice[mx]", "or later")
+	if ev := nextEvent(t, sub, "message"); ev.ReplyTo != origEv.ID || ev.Text != "or later" {
+		t.Errorf("MQTT reply %+v", ev)
+	}
+	carol.WaitMessage(patience, func(s testenv.XMPPStanza) bool {
+		return strings.HasSuffix(s.Body(), "or later") && s.Child("urn:xmpp:reply:0", "reply") != nil
+	})
+
+	w.alice.React(w.roomID, orig, "👍")
+	bob.WaitText(patience, room, "alice[mx]", "\x01ACTION reacted 👍 to \"lunch at noon\"\x01")
+	if ev := nextEvent(t, sub, "reaction"); ev.Key != "👍" || ev.Target != origEv.ID {
+		t.Errorf("MQTT reaction %+v", ev)
+	}
+	carol.WaitMessage(patience, func(s testenv.XMPPStanza) bool {
+		r := s.Child("urn:xmpp:reactions:0", "reactions")
+		return r != nil && r.Child("", "reaction").TextOrEmpty() == "👍"
+	})
+
+	w.alice.Redact(w.roomID, orig)
+	// Dendrite does not push redactions to appservices (see matrix/),
+	// so the deletion cannot be observed end to end here.
+}
+
+// Test 3: formatting both ways.
+func TestMatrixFormatting(t *testing.T) {
+	w := newMWorld(t)
+	runSwitchboard(t, w.config(t, ""))
+	bob := w.human(t, "bob")
+	w.alice.HTML(w.roomID, "bold move", "<b>bold</b> move")
+	bob.WaitText(patience, room, "alice[mx]", "\x02bold\x0f move")
+	w.alice.Text(w.roomID, "line one\nline two")
+	bob.WaitText(patience, room, "alice[mx]", "line two")
+	if got := messages(bob, "alice[mx]"); !slices.Equal(got[len(got)-2:], []string{"line one", "line two"}) {
+		t.Errorf("two-line message arrived as %q", got)
+	}
+
+	bob.Say(room, "<i>not html</i> & <script>x</script>")
+	ev := w.waitMatrix(t, "bob's markup", func(ev *event.Event) bool {
+		c, ok := messageText(ev)
+		return ok && strings.Contains(c.Body, "not html")
+	})
+	c, _ := messageText(ev)
+	if c.Body != "<i>not html</i> & <script>x</script>" {
+		t.Errorf("body %q", c.Body)
+	}
+	if strings.Contains(c.FormattedBody, "<i>") || strings.Contains(c.FormattedBody, "<script") {
+		t.Errorf("IRC text became markup in Matrix: %q", c.FormattedBody)
+	}
+}
+
+// Test 4: a wrong hs_token is refused and changes nothing; a transaction
+// replayed after a restart bridges nothing twice.
+func TestMatrixTokenAndReplayedTransaction(t *testing.T) {
+	w := newMWorld(t)
+	cfg := w.config(t, "")
+	stop := runSwitchboard(t, cfg)
+	bob := w.human(t, "bob")
+	txn := fmt.Sprintf(`{"events":[{"type":"m.room.message","room_id":%q,"sender":%q,"event_id":"$replayed-1",
+		"origin_server_ts":%d,"content":{"msgtype":"m.text","body":"sent once"}}]}`, w.roomID, w.alice.UserID, time.Now().UnixMilli())
+	put := func(token string) int {
+		req, _ := http.NewRequest(http.MethodPut, "http://"+w.httpAddr+"/_matrix/app/v1/transactions/e2e-txn-1", bytes.NewBufferString(txn))
+		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := put("wrong-token"); code != http.StatusForbidden {
+		t.Errorf("wrong hs_token: %d, want 403", code)
+	}
+	if code := put(w.mx.HSToken); code != http.StatusOK {
+		t.Fatalf("transaction: %d", code)
+	}
+	bob.WaitText(patience, room, "alice[mx]", "sent once")
+	stop()
+	runSwitchboard(t, cfg)
+	if code := put(w.mx.HSToken); code != http.StatusOK {
+		t.Fatalf("replayed transaction: %d", code)
+	}
+	w.alice.Text(w.roomID, "marker")
+	bob.WaitText(patience, room, "alice[mx]", "marker")
+	if got := messages(bob, "alice[mx]"); !slices.Equal(got, []string{"sent once", "marker"}) {
+		t.Errorf("bob saw %q; the wrong token or the replay bridged something", got)
+	}
+}
+
+// Test 5: Dendrite restarts while IRC keeps talking; every message
+// reaches Matrix once, in order.
+func TestMatrixServerRestartLosesAndRepeatsNothing(t *testing.T) {
+	w := newMWorld(t)
+	runSwitchboard(t, w.config(t, ""))
+	bob := w.human(t, "bob")
+	const n = 20
+	say := func(i int) { bob.Say(room, fmt.Sprintf("stream %02d", i)) }
+	for i := 1; i <= 8; i++ {
+		say(i)
+	}
+	w.waitMatrix(t, "stream 08", func(ev *event.Event) bool { c, ok := messageText(ev); return ok && c.Body == "stream 08" })
+	w.hs.Process.Stop()
+	for i := 9; i <= 14; i++ {
+		say(i)
+	}
+	time.Sleep(300 * time.Millisecond)
+	w.hs.Restart(t)
+	for i := 15; i <= n; i++ {
+		say(i)
+	}
+	// alice's sync picks up after the restart where it left off.
+	reader := w.alice
+	ctx, cancel := context.WithTimeout(context.Background(), 2*patience)
+	defer cancel()
+	var got []string
+	for from := 0; len(got) < n; {
+		ev, i, err := reader.WaitFor(ctx, from, func(ev *event.Event) bool {
+			c, ok := messageText(ev)
+			return ok && strings.HasPrefix(c.Body, "stream ")
+		})
+		if err != nil {
+			t.Fatalf("after %q: %v", got, err)
+		}
+		c, _ := messageText(ev)
+		got = append(got, c.Body)
+		from = i + 1
+	}
+	want := make([]string, n)
+	for i := range want {
+		want[i] = fmt.Sprintf("stream %02d", i+1)
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("Matrix has\n%q\nwant\n%q", got, want)
+	}
+}
+
+// Test 6: joining the portal alias creates the room, and it is linked.
+func TestMatrixPortalAlias(t *testing.T) {
+	w := newMWorld(t)
+	runSwitchboard(t, w.config(t, "#sb_lobby:localhost"))
+	bob := w.human(t, "bob")
+	portal := w.alice.Join("#sb_lobby:localhost")
+	w.alice.Text(portal, "through the portal")
+	bob.WaitText(patience, room, "alice[mx]", "through the portal")
+	bob.Say(room, "and back")
+	w.waitMatrix(t, "bob's answer", func(ev *event.Event) bool {
+		c, ok := messageText(ev)
+		return ok && ev.RoomID == portal && c.Body == "and back"
+	})
+}
