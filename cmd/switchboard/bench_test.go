@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"os"
@@ -15,19 +16,23 @@ import (
 	"time"
 
 	"github.com/ergochat/irc-go/ircmsg"
+	"gopkg.in/yaml.v3"
+	"maunium.net/go/mautrix/event"
+	"maunium.net/go/mautrix/id"
 
+	"github.com/switchboard-chat/switchboard/config"
 	"github.com/switchboard-chat/switchboard/internal/testenv"
+	"github.com/switchboard-chat/switchboard/matrix"
 )
 
 // The relay benchmarks run the switchboard binary against real servers,
-// send b.N messages at 200 msg/s from one person on one network, and time
+// send b.N messages at a steady rate (200 msg/s; 50 msg/s with Matrix)
+// from one person on one network, and time
 // when a person on another network sees each one. They report the relay
 // latency (send to delivery, through the durable commit, the outbox and
 // the target's connection), the CPU time the switchboard process spent per
 // message, and its CPU use while idle. Run with -benchtime=2000x or so.
 // SWITCHBOARD_CPUPROFILE=file writes the process's CPU profile.
-
-const relayRate = 200
 
 func BenchmarkRelayMQTTToIRC(b *testing.B) {
 	irc, broker := testenv.InspIRCd(b), testenv.Mosquitto(b)
@@ -38,7 +43,7 @@ func BenchmarkRelayMQTTToIRC(b *testing.B) {
 	alice.Conn.AddCallback("PRIVMSG", func(m ircmsg.Message) { r.saw(m.Params[1]) })
 	alice.Join("#bench")
 	dev := broker.Client(b, testenv.UniqueClientID("bench-dev"))
-	r.run(func(text string) { testenv.MQTTPublish(b, dev, "bench/in/sensor", 1, false, text) })
+	r.run(200, func(text string) { testenv.MQTTPublish(b, dev, "bench/in/sensor", 1, false, text) })
 }
 
 func BenchmarkRelayIRCToXMPP(b *testing.B) {
@@ -66,7 +71,56 @@ func BenchmarkRelayIRCToXMPP(b *testing.B) {
 	}()
 	bob := irc.Client(b, "bob")
 	bob.Join("#bench")
-	r.run(func(text string) { bob.Say("#bench", text) })
+	r.run(200, func(text string) { bob.Say("#bench", text) })
+}
+
+// matrixBench starts IRC, Dendrite with the appservice registered, a
+// Matrix user alice in a room, and switchboard linking that room with
+// #bench.
+func matrixBench(b *testing.B) (*relay, *testenv.IRCServer, *testenv.MatrixClient, id.RoomID) {
+	irc := testenv.InspIRCd(b)
+	httpAddr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(b))
+	mx := config.Matrix{Homeserver: "http://placeholder", Domain: "localhost", ASToken: "as-token-bench-0123456789abcdef",
+		HSToken: "hs-token-bench-0123456789abcdef", Bot: "switchboard", GhostLocalpart: "sb_{network}_{id}", ID: "switchboard",
+		URL: "http://" + httpAddr}
+	reg, err := yaml.Marshal(matrix.Registration(&mx, ""))
+	if err != nil {
+		b.Fatal(err)
+	}
+	hs := testenv.Dendrite(b, reg)
+	alice := hs.Client(b, "alice")
+	roomID := alice.NewRoom(true, "")
+	r := startRelayAt(b, httpAddr, fmt.Sprintf(`
+  libera: { type: irc, server: "%s", nick: switchboard, flood: { burst: 1000, interval: 0 } }
+  mx: { type: matrix, homeserver: %q, domain: %q, as_token: %q, hs_token: %q, url: %q }`,
+		irc.Addr, hs.URL, mx.Domain, mx.ASToken, mx.HSToken, mx.URL), fmt.Sprintf(`[ "libera:#bench", "mx:%s" ]`, roomID))
+	return r, irc, alice, roomID
+}
+
+func BenchmarkRelayIRCToMatrix(b *testing.B) {
+	r, irc, alice, _ := matrixBench(b)
+	go func() {
+		for i := 0; ; i++ {
+			ev, _, err := alice.WaitFor(context.Background(), i, func(*event.Event) bool { return true })
+			if err != nil {
+				return
+			}
+			if c, ok := messageText(ev); ok {
+				r.saw(c.Body)
+			}
+		}
+	}()
+	bob := irc.Client(b, "bob")
+	bob.Join("#bench")
+	r.run(50, func(text string) { bob.Say("#bench", text) })
+}
+
+func BenchmarkRelayMatrixToIRC(b *testing.B) {
+	r, irc, alice, roomID := matrixBench(b)
+	bob := irc.Client(b, "bob")
+	bob.Conn.AddCallback("PRIVMSG", func(m ircmsg.Message) { r.saw(m.Params[1]) })
+	bob.Join("#bench")
+	r.run(50, func(text string) { alice.Text(roomID, text) })
 }
 
 type relay struct {
@@ -81,12 +135,16 @@ type relay struct {
 // startRelay builds and starts switchboard with the given networks and
 // one link, and waits until it is ready.
 func startRelay(b *testing.B, networks, link string) *relay {
+	return startRelayAt(b, fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(b)), networks, link)
+}
+
+// startRelayAt is startRelay with switchboard's HTTP listener on httpAddr.
+func startRelayAt(b *testing.B, httpAddr, networks, link string) *relay {
 	dir := b.TempDir()
 	bin := filepath.Join(dir, "switchboard")
 	if out, err := exec.Command("go", "build", "-tags", "pprof", "-o", bin, ".").CombinedOutput(); err != nil {
 		b.Fatalf("build: %v\n%s", err, out)
 	}
-	httpAddr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(b))
 	conf := testenv.WriteFile(b, dir, "switchboard.yaml", fmt.Sprintf(`
 data_dir: %s/data
 http: { listen: "%s" }
@@ -148,7 +206,7 @@ func (r *relay) waitFor(seq int) {
 	}
 }
 
-func (r *relay) run(send func(text string)) {
+func (r *relay) run(rate int, send func(text string)) {
 	b := r.b
 	send("m0 warm-up") // puppets connect on their first message
 	r.waitFor(0)
@@ -159,7 +217,7 @@ func (r *relay) run(send func(text string)) {
 	sent := make(map[int]time.Time, b.N)
 	cpu0 := processCPU(b, r.sb)
 	b.ResetTimer()
-	tick := time.NewTicker(time.Second / relayRate)
+	tick := time.NewTicker(time.Second / time.Duration(rate))
 	defer tick.Stop()
 	for i := 1; i <= b.N; i++ {
 		<-tick.C
