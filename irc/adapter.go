@@ -90,7 +90,7 @@ type Adapter struct {
 	cancel context.CancelFunc
 	bot    *conn
 	wg     sync.WaitGroup
-	queue  *acceptQueue
+	queue  *adapters.AcceptQueue
 
 	mu          sync.Mutex
 	started     bool
@@ -262,7 +262,7 @@ func (a *Adapter) Start(ctx context.Context, in bridge.Inbound) error {
 	a.in = in
 	// The adapter lives until Stop, not until the caller's context ends.
 	a.ctx, a.cancel = context.WithCancel(context.WithoutCancel(ctx))
-	a.queue = newAcceptQueue(a.log)
+	a.queue = adapters.NewAcceptQueue(a.log)
 
 	botID := bridge.Sender{Network: a.name, ID: a.cfg.Nick}
 	cc := a.connConfig("bot", a.cfg.Nick)
@@ -286,7 +286,7 @@ func (a *Adapter) Start(ctx context.Context, in bridge.Inbound) error {
 
 	a.wg.Add(3)
 	go func() { defer a.wg.Done(); a.bot.run(a.ctx) }()
-	go func() { defer a.wg.Done(); a.queue.run(a.ctx, in) }()
+	go func() { defer a.wg.Done(); a.queue.Run(a.ctx, in) }()
 	go func() { defer a.wg.Done(); a.janitor(a.ctx) }()
 	a.log.Info("irc adapter started", "server", a.cfg.Server, "nick", a.cfg.Nick, "mode", a.mode, "tls", a.cfg.TLS)
 	return nil

@@ -744,18 +744,6 @@ func TestPuppetRefusedRelays(t *testing.T) {
 	}
 }
 
-func TestAcceptQueueLimit(t *testing.T) {
-	q := newAcceptQueue(testLogger(t))
-	q.max = 2
-	ev := func() bridge.Event { return &bridge.Join{} }
-	if !q.push(ev()) || !q.push(ev()) || q.push(ev()) {
-		t.Fatal("queue limit not applied")
-	}
-	if _, ok := q.pop(); !ok || q.len() != 1 {
-		t.Fatal("pop")
-	}
-}
-
 func TestKick(t *testing.T) {
 	rejoinDelay = 100 * time.Millisecond
 	t.Cleanup(func() { rejoinDelay = 5 * time.Second })

@@ -1,11 +1,7 @@
 package irc
 
 import (
-	"context"
-	"errors"
-	"log/slog"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/ergochat/irc-go/ircmsg"
@@ -80,7 +76,7 @@ func (a *Adapter) accountLocked(r *room, nick string) string {
 }
 
 func (a *Adapter) emit(ev bridge.Event) {
-	if !a.queue.push(ev) {
+	if !a.queue.Push(ev) {
 		a.log.Error("inbound queue full; dropping event", "kind", ev.Kind(), "room", ev.Head().Origin.Room)
 	}
 }
@@ -437,100 +433,4 @@ func (a *Adapter) onEndOfNames(e ircmsg.Message) {
 		}
 	}
 	r.members, r.names = r.names, nil
-}
-
-// acceptQueue hands inbound events to the router in order, retrying with
-// backoff while it cannot take them. IRC has no replay, so events are
-// kept in memory meanwhile, up to a limit; the read loop never waits for
-// the router, which would stall PING replies and get us disconnected.
-type acceptQueue struct {
-	log   *slog.Logger
-	max   int
-	mu    sync.Mutex
-	items []bridge.Event
-	wake  chan struct{}
-}
-
-const maxQueued = 100000
-
-func newAcceptQueue(log *slog.Logger) *acceptQueue {
-	return &acceptQueue{log: log, max: maxQueued, wake: make(chan struct{}, 1)}
-}
-
-func (q *acceptQueue) push(ev bridge.Event) bool {
-	q.mu.Lock()
-	if len(q.items) >= q.max {
-		q.mu.Unlock()
-		return false
-	}
-	q.items = append(q.items, ev)
-	q.mu.Unlock()
-	select {
-	case q.wake <- struct{}{}:
-	default:
-	}
-	return true
-}
-
-func (q *acceptQueue) pop() (bridge.Event, bool) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if len(q.items) == 0 {
-		return nil, false
-	}
-	ev := q.items[0]
-	q.items[0] = nil
-	q.items = q.items[1:]
-	if len(q.items) == 0 {
-		q.items = nil // let the backing array go
-	}
-	return ev, true
-}
-
-func (q *acceptQueue) len() int {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return len(q.items)
-}
-
-func (q *acceptQueue) run(ctx context.Context, in bridge.Inbound) {
-	for {
-		ev, ok := q.pop()
-		if !ok {
-			select {
-			case <-ctx.Done():
-				return
-			case <-q.wake:
-			}
-			continue
-		}
-		delay := 100 * time.Millisecond
-		for attempt := 1; ; attempt++ {
-			err := in.Accept(ctx, ev)
-			if err == nil {
-				break
-			}
-			if ctx.Err() != nil {
-				if n := q.len() + 1; n > 0 {
-					q.log.Warn("stopping with inbound events not accepted", "count", n)
-				}
-				return
-			}
-			if errors.Is(err, bridge.ErrPermanent) {
-				q.log.Error("inbound event refused", "kind", ev.Kind(), "err", err)
-				break
-			}
-			if attempt == 1 || attempt%10 == 0 {
-				q.log.Warn("cannot accept inbound event; retrying", "kind", ev.Kind(), "attempt", attempt, "err", err, "queued", q.len())
-			}
-			t := time.NewTimer(delay)
-			select {
-			case <-ctx.Done():
-				t.Stop()
-				return
-			case <-t.C:
-			}
-			delay = min(delay*2, 30*time.Second)
-		}
-	}
 }

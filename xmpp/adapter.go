@@ -116,7 +116,7 @@ type Adapter struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
-	queue  *acceptQueue
+	queue  *adapters.AcceptQueue
 
 	mu      sync.Mutex
 	started bool
@@ -283,9 +283,9 @@ func (a *Adapter) Start(ctx context.Context, in bridge.Inbound) error {
 	a.started = true
 	a.in = in
 	a.ctx, a.cancel = context.WithCancel(context.WithoutCancel(ctx))
-	a.queue = newAcceptQueue(a.log)
+	a.queue = adapters.NewAcceptQueue(a.log)
 	a.wg.Add(3)
-	go func() { defer a.wg.Done(); a.queue.run(a.ctx, in) }()
+	go func() { defer a.wg.Done(); a.queue.Run(a.ctx, in) }()
 	go func() { defer a.wg.Done(); a.run() }()
 	go func() { defer a.wg.Done(); a.janitor() }()
 	mode := "puppet"

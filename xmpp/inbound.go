@@ -1,12 +1,9 @@
 package xmpp
 
 import (
-	"context"
 	"encoding/xml"
 	"errors"
-	"log/slog"
 	"strings"
-	"sync"
 	"time"
 
 	"mellium.im/xmlstream"
@@ -673,90 +670,8 @@ func (a *Adapter) onPresence(c *session, st *stanza) {
 // emit hands events to the accept queue.
 func (a *Adapter) emit(events ...bridge.Event) {
 	for _, ev := range events {
-		if !a.queue.push(ev) {
+		if !a.queue.Push(ev) {
 			a.log.Error("xmpp: inbound queue full; event dropped", "kind", ev.Kind())
-		}
-	}
-}
-
-// acceptQueue hands inbound events to the router in order, retrying with
-// backoff while it cannot take them; the read loop never waits for the
-// router.
-type acceptQueue struct {
-	log   *slog.Logger
-	max   int
-	mu    sync.Mutex
-	items []bridge.Event
-	wake  chan struct{}
-}
-
-const maxQueued = 100000
-
-func newAcceptQueue(log *slog.Logger) *acceptQueue {
-	return &acceptQueue{log: log, max: maxQueued, wake: make(chan struct{}, 1)}
-}
-
-func (q *acceptQueue) push(ev bridge.Event) bool {
-	q.mu.Lock()
-	if len(q.items) >= q.max {
-		q.mu.Unlock()
-		return false
-	}
-	q.items = append(q.items, ev)
-	q.mu.Unlock()
-	select {
-	case q.wake <- struct{}{}:
-	default:
-	}
-	return true
-}
-
-func (q *acceptQueue) pop() (bridge.Event, bool) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if len(q.items) == 0 {
-		return nil, false
-	}
-	ev := q.items[0]
-	q.items[0] = nil
-	q.items = q.items[1:]
-	if len(q.items) == 0 {
-		q.items = nil
-	}
-	return ev, true
-}
-
-func (q *acceptQueue) run(ctx context.Context, in bridge.Inbound) {
-	for {
-		ev, ok := q.pop()
-		if !ok {
-			select {
-			case <-ctx.Done():
-				return
-			case <-q.wake:
-			}
-			continue
-		}
-		delay := 100 * time.Millisecond
-		for attempt := 1; ; attempt++ {
-			err := in.Accept(ctx, ev)
-			if err == nil {
-				break
-			}
-			if ctx.Err() != nil {
-				return
-			}
-			if errors.Is(err, bridge.ErrPermanent) {
-				q.log.Error("xmpp: inbound event refused", "kind", ev.Kind(), "err", err)
-				break
-			}
-			if attempt == 1 || attempt%10 == 0 {
-				q.log.Warn("xmpp: cannot accept inbound event; retrying", "kind", ev.Kind(), "attempt", attempt, "err", err)
-			}
-			if !sleep(ctx, delay) {
-				return
-			}
-			delay = min(delay*2, 30*time.Second)
 		}
 	}
 }

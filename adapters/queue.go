@@ -1,0 +1,114 @@
+package adapters
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/switchboard-chat/switchboard/bridge"
+)
+
+// AcceptQueue hands an adapter's inbound events to the router in order,
+// retrying with backoff while the router cannot take them (the store is
+// down). For networks with no replay (IRC, XMPP) the events wait here, up
+// to a limit; the connection's read loop never waits for the router, which
+// would stall keepalives and get it disconnected.
+type AcceptQueue struct {
+	log   *slog.Logger
+	max   int
+	mu    sync.Mutex
+	items []bridge.Event
+	wake  chan struct{}
+}
+
+// maxQueued bounds the events waiting in memory.
+const maxQueued = 100000
+
+// NewAcceptQueue returns an empty queue.
+func NewAcceptQueue(log *slog.Logger) *AcceptQueue {
+	return &AcceptQueue{log: log, max: maxQueued, wake: make(chan struct{}, 1)}
+}
+
+// Push queues an event; false when the queue is full and the event was
+// not taken.
+func (q *AcceptQueue) Push(ev bridge.Event) bool {
+	q.mu.Lock()
+	if len(q.items) >= q.max {
+		q.mu.Unlock()
+		return false
+	}
+	q.items = append(q.items, ev)
+	q.mu.Unlock()
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+	return true
+}
+
+func (q *AcceptQueue) pop() (bridge.Event, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.items) == 0 {
+		return nil, false
+	}
+	ev := q.items[0]
+	q.items[0] = nil
+	q.items = q.items[1:]
+	if len(q.items) == 0 {
+		q.items = nil // let the backing array go
+	}
+	return ev, true
+}
+
+// Len is how many events wait.
+func (q *AcceptQueue) Len() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.items)
+}
+
+// Run hands the queued events to in, one at a time, until ctx ends.
+func (q *AcceptQueue) Run(ctx context.Context, in bridge.Inbound) {
+	for {
+		ev, ok := q.pop()
+		if !ok {
+			select {
+			case <-ctx.Done():
+				return
+			case <-q.wake:
+			}
+			continue
+		}
+		delay := 100 * time.Millisecond
+		for attempt := 1; ; attempt++ {
+			err := in.Accept(ctx, ev)
+			if err == nil {
+				break
+			}
+			if ctx.Err() != nil {
+				if n := q.Len() + 1; n > 0 {
+					q.log.Warn("stopping with inbound events not accepted", "count", n)
+				}
+				return
+			}
+			if errors.Is(err, bridge.ErrPermanent) {
+				q.log.Error("inbound event refused", "kind", ev.Kind(), "err", err)
+				break
+			}
+			if attempt == 1 || attempt%10 == 0 {
+				q.log.Warn("cannot accept inbound event; retrying", "kind", ev.Kind(), "attempt", attempt, "err", err, "queued", q.Len())
+			}
+			t := time.NewTimer(delay)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return
+			case <-t.C:
+			}
+			delay = min(delay*2, 30*time.Second)
+		}
+	}
+}
