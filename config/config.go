@@ -79,16 +79,19 @@ func parse(data []byte, lookup func(string) (string, bool)) (*Config, error) {
 }
 
 // Default is the configuration "switchboard run" uses without a file: the
-// embedded broker, one MQTT network on it and a one-room link, so that a
-// first run works with nothing else installed.
+// embedded broker, one MQTT network on it, the WebRTC chat page and a
+// link of the two, so that a first run works with nothing else installed.
 func Default() *Config {
 	c := &Config{
 		Broker: &Broker{},
 		Networks: map[string]*Network{
 			"local": {Type: "mqtt", MQTT: &MQTT{Broker: "tcp://" + defaultBrokerListen}},
+			// The chat page at http://127.0.0.1:8080, for a browser on
+			// this host.
+			"web": {Type: "webrtc", WebRTC: &WebRTC{LoopbackCandidates: true}},
 		},
 		LinkRooms: map[string][]string{
-			"lobby": {"local:switchboard/lobby"},
+			"lobby": {"local:switchboard/lobby", "web:lobby"},
 		},
 	}
 	c.applyDefaults(func(string) bool { return false })

@@ -26,6 +26,8 @@ var exampleEnv = map[string]string{
 	"JABBER_RELAY_PASSWORD":   "relay-password",
 	"MATRIX_AS_TOKEN":         "as-token",
 	"MATRIX_HS_TOKEN":         "hs-token",
+	"WEB_OPS_TOKEN":           "ops-token",
+	"TURN_CREDENTIAL":         "turn-credential",
 }
 
 func envOf(m map[string]string) func(string) (string, bool) {
@@ -59,14 +61,14 @@ func TestBadConfigs(t *testing.T) {
 		{
 			name: "unknown network type",
 			yaml: "networks: {x: {type: foo, server: a:1}}",
-			want: []string{`networks.x.type: unknown network type "foo" (known: irc, matrix, mqtt, xmpp)`},
+			want: []string{`networks.x.type: unknown network type "foo" (known: irc, matrix, mqtt, webrtc, xmpp)`},
 		},
 		{
 			name: "missing network type",
 			yaml: "networks: {x: {mode: relay}, y: }",
 			want: []string{
-				`networks.x.type: required (known: irc, matrix, mqtt, xmpp)`,
-				`networks.y.type: required (known: irc, matrix, mqtt, xmpp)`,
+				`networks.x.type: required (known: irc, matrix, mqtt, webrtc, xmpp)`,
+				`networks.y.type: required (known: irc, matrix, mqtt, webrtc, xmpp)`,
 			},
 		},
 		{
@@ -332,7 +334,7 @@ links:
 		`links.lobby[1]: unknown network "nowhere"`,
 		`networks.libera.flood.burst: want an integer, got "many"`,
 		`networks.libera.nick: environment variable NICK is not set (use ${NICK:-default} for an optional value)`,
-		`networks.x.type: unknown network type "foo" (known: irc, matrix, mqtt, xmpp)`,
+		`networks.x.type: unknown network type "foo" (known: irc, matrix, mqtt, webrtc, xmpp)`,
 	}, "\n")
 	if err == nil || err.Error() != want {
 		t.Fatalf("got\n%v\nwant\n%s", err, want)
@@ -638,6 +640,8 @@ func TestStringRoundTrips(t *testing.T) {
 	c.Networks["jabber-relay"].XMPP.Password = redactedText
 	c.Networks["matrix"].Matrix.ASToken = redactedText
 	c.Networks["matrix"].Matrix.HSToken = redactedText
+	c.Networks["web"].WebRTC.Tokens["ops"] = redactedText
+	c.Networks["web"].WebRTC.ICEServers[1].Credential = redactedText
 	back, err := parse([]byte(c.String()), envOf(nil))
 	if err != nil {
 		t.Fatalf("%v\n%s", err, c)
@@ -659,14 +663,17 @@ func TestDefault(t *testing.T) {
 		t.Errorf("%+v", c)
 	}
 	n := c.Networks["local"]
-	if len(c.Networks) != 1 || n.Type != "mqtt" || n.MQTT.Broker != "tcp://127.0.0.1:1883" || n.MQTT.ClientID != "switchboard-local" || n.MQTT.MaxPayload != 65536 || n.Mode != "puppet" {
+	if len(c.Networks) != 2 || n.Type != "mqtt" || n.MQTT.Broker != "tcp://127.0.0.1:1883" || n.MQTT.ClientID != "switchboard-local" || n.MQTT.MaxPayload != 65536 || n.Mode != "puppet" {
 		t.Errorf("local network: %+v %+v", n, n.MQTT)
 	}
 	links, err := c.Links()
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string][]bridge.RoomAddr{"lobby": {{Network: "local", Room: "switchboard/lobby"}}}
+	if w := c.Networks["web"]; w == nil || w.Type != "webrtc" || !w.WebRTC.LoopbackCandidates || w.WebRTC.MaxMessage != 16384 {
+		t.Errorf("web network: %+v", w)
+	}
+	want := map[string][]bridge.RoomAddr{"lobby": {{Network: "local", Room: "switchboard/lobby"}, {Network: "web", Room: "lobby"}}}
 	if !reflect.DeepEqual(links, want) {
 		t.Errorf("links %v", links)
 	}
@@ -687,7 +694,7 @@ func TestValidateAfterChange(t *testing.T) {
 	c := Default()
 	c.LinkRooms["lobby"] = append(c.LinkRooms["lobby"], "local:switchboard/#")
 	err := c.Validate()
-	if err == nil || err.Error() != `links.lobby[1]: invalid mqtt room "switchboard/#": an MQTT topic root contains no + or # wildcard` {
+	if err == nil || err.Error() != `links.lobby[2]: invalid mqtt room "switchboard/#": an MQTT topic root contains no + or # wildcard` {
 		t.Errorf("Validate: %v", err)
 	}
 }

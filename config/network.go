@@ -52,6 +52,12 @@ var networkTypes = map[string]func(*Network) section{
 		}
 		return n.Matrix
 	},
+	"webrtc": func(n *Network) section {
+		if n.WebRTC == nil {
+			n.WebRTC = new(WebRTC)
+		}
+		return n.WebRTC
+	},
 }
 
 func typeNames() []string {

@@ -120,7 +120,9 @@ func redactValue(dst, src reflect.Value) {
 			}
 			switch f.Tag.Get("secret") {
 			case "true":
-				if src.Field(i).String() != "" {
+				if src.Field(i).Kind() == reflect.Map {
+					redactMapValues(dst.Field(i), src.Field(i))
+				} else if src.Field(i).String() != "" {
 					dst.Field(i).SetString(redactedText)
 				}
 			case "url":
@@ -151,6 +153,25 @@ func redactValue(dst, src reflect.Value) {
 	default:
 		dst.Set(src)
 	}
+}
+
+// redactMapValues copies a map of secrets (webrtc tokens), keeping its
+// keys and redacting its values.
+func redactMapValues(dst, src reflect.Value) {
+	if src.IsNil() {
+		dst.SetZero()
+		return
+	}
+	m := reflect.MakeMapWithSize(src.Type(), src.Len())
+	it := src.MapRange()
+	for it.Next() {
+		v := reflect.New(src.Type().Elem()).Elem()
+		if it.Value().String() != "" {
+			v.SetString(redactedText)
+		}
+		m.SetMapIndex(it.Key(), v)
+	}
+	dst.Set(m)
 }
 
 // redactURL hides the password of a URL. Text that does not parse but

@@ -35,7 +35,7 @@ type Broker struct {
 // Network is one connection to one chat network. Type selects which of the
 // type-specific sections applies; their keys sit beside type in the file.
 type Network struct {
-	Type string `yaml:"type"` // irc, mqtt, xmpp, matrix (webrtc later)
+	Type string `yaml:"type"` // irc, mqtt, xmpp, matrix, webrtc
 	// Mode is "puppet" (every foreign sender appears as their own user) or
 	// "relay" (one bot posts "<name> text").
 	Mode    string  `yaml:"mode"`
@@ -45,6 +45,7 @@ type Network struct {
 	MQTT   *MQTT   `yaml:"-"`
 	XMPP   *XMPP   `yaml:"-"`
 	Matrix *Matrix `yaml:"-"`
+	WebRTC *WebRTC `yaml:"-"`
 }
 
 // Puppets says how foreign senders appear on this network.

@@ -51,6 +51,7 @@ func (c *Config) validate(errs *errorList) {
 	for _, name := range sortedKeys(c.Networks) {
 		validateNetwork(errs, name, c.Networks[name])
 	}
+	c.validateWebRTCCount(errs)
 	c.validateLinks(errs)
 }
 

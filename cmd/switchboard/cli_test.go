@@ -111,6 +111,9 @@ done
 exec 3<>/dev/tcp/127.0.0.1/8080
 printf 'GET /healthz HTTP/1.0\r\n\r\n' >&3
 cat <&3 > healthz.txt
+exec 3<>/dev/tcp/127.0.0.1/8080
+printf 'GET / HTTP/1.0\r\n\r\n' >&3
+cat <&3 > page.txt
 sleep 0.5
 kill -TERM $pid
 wait $pid
@@ -126,6 +129,11 @@ wait $pid
 	}
 	if health, _ := os.ReadFile(filepath.Join(dir, "healthz.txt")); !strings.Contains(string(health), "200 OK") {
 		t.Errorf("/healthz answered %q", health)
+	}
+	// The default config serves the WebRTC chat page.
+	if page, _ := os.ReadFile(filepath.Join(dir, "page.txt")); !strings.Contains(string(page), "200 OK") ||
+		!strings.Contains(string(page), "<title>Switchboard</title>") || !strings.Contains(string(page), "Content-Security-Policy") {
+		t.Errorf("GET / answered %q", page)
 	}
 	db, err := sql.Open("sqlite", filepath.Join(dir, "data", "switchboard.db"))
 	if err != nil {

@@ -22,6 +22,7 @@ import (
 	_ "github.com/switchboard-chat/switchboard/irc"
 	_ "github.com/switchboard-chat/switchboard/matrix"
 	_ "github.com/switchboard-chat/switchboard/mqtt"
+	_ "github.com/switchboard-chat/switchboard/webrtc"
 	_ "github.com/switchboard-chat/switchboard/xmpp"
 )
 

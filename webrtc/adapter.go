@@ -1,0 +1,328 @@
+// Package webrtc bridges browsers (and any WebRTC peer) over data
+// channels: a peer POSTs an SDP offer to /webrtc/{room} on Switchboard's
+// HTTP listener, gets the answer back with every ICE candidate in it
+// (WHIP-style, no trickle), and then speaks JSON frames on a data channel
+// named "chat". Rooms are plain names; a room exists while it is linked.
+// The protocol is described in README.md ("WebRTC data-channel protocol").
+package webrtc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/pion/ice/v4"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/switchboard-chat/switchboard/adapters"
+	"github.com/switchboard-chat/switchboard/bridge"
+	"github.com/switchboard-chat/switchboard/config"
+)
+
+func init() {
+	adapters.Register("webrtc", func(name string, n *config.Network, log *slog.Logger) (adapters.Adapter, error) {
+		if n.WebRTC == nil {
+			return nil, fmt.Errorf("networks.%s: no webrtc section", name)
+		}
+		return New(name, *n.WebRTC, log), nil
+	})
+}
+
+// Timeouts are the adapter's time limits; tests shorten them.
+type Timeouts struct {
+	// ICE: a peer is disconnected after Disconnected without traffic and
+	// gone after Failed; KeepAlive is the interval of consent checks.
+	Disconnected, Failed, KeepAlive time.Duration
+	// Gather bounds ICE gathering before answering an offer.
+	Gather time.Duration
+	// Hello is how long a new session may take to open its channel and
+	// say hello before it is dropped.
+	Hello time.Duration
+}
+
+// DefaultTimeouts are used unless the adapter's Timeouts are changed
+// before Start.
+var DefaultTimeouts = Timeouts{
+	Disconnected: 5 * time.Second,
+	Failed:       15 * time.Second,
+	KeepAlive:    2 * time.Second,
+	Gather:       10 * time.Second,
+	Hello:        30 * time.Second,
+}
+
+// maxBuffered is how many bytes may wait to be sent to one peer; a peer
+// that reads slower than its room talks is dropped past it.
+const maxBuffered = 4 << 20
+
+// Adapter is one webrtc network.
+type Adapter struct {
+	name string
+	cfg  config.WebRTC
+	log  *slog.Logger
+
+	// Timeouts and InterfaceFilter may be set before Start.
+	Timeouts Timeouts
+	// InterfaceFilter, when set, restricts ICE to the interfaces it keeps
+	// (config interfaces otherwise).
+	InterfaceFilter func(string) bool
+
+	mu       sync.Mutex
+	api      *webrtc.API
+	udpMux   ice.UDPMux
+	in       bridge.Inbound
+	ctx      context.Context
+	cancel   context.CancelFunc
+	rooms    map[string]*room
+	sessions map[string]*peer
+	stopped  bool
+	wg       sync.WaitGroup
+}
+
+// room is a linked room and the peers in it.
+type room struct {
+	name    string
+	pending int              // sessions not yet said hello
+	peers   map[string]*peer // by session, after hello
+	authors *authorLog
+}
+
+// New builds an adapter; Start opens its UDP port.
+func New(name string, cfg config.WebRTC, log *slog.Logger) *Adapter {
+	return &Adapter{
+		name:     name,
+		cfg:      cfg,
+		log:      log,
+		Timeouts: DefaultTimeouts,
+		rooms:    map[string]*room{},
+		sessions: map[string]*peer{},
+	}
+}
+
+func (a *Adapter) Network() string { return a.name }
+
+// Start opens the UDP port every peer is served on.
+func (a *Adapter) Start(ctx context.Context, in bridge.Inbound) error {
+	filter := a.InterfaceFilter
+	if filter == nil && len(a.cfg.Interfaces) > 0 {
+		ifs := slices.Clone(a.cfg.Interfaces)
+		filter = func(name string) bool { return slices.Contains(ifs, name) }
+	}
+	opts := []ice.UDPMuxFromPortOption{ice.UDPMuxFromPortWithNetworks(ice.NetworkTypeUDP4, ice.NetworkTypeUDP6)}
+	if filter != nil {
+		opts = append(opts, ice.UDPMuxFromPortWithInterfaceFilter(filter))
+	}
+	if a.cfg.LoopbackCandidates {
+		opts = append(opts, ice.UDPMuxFromPortWithLoopback())
+	}
+	mux, err := ice.NewMultiUDPMuxFromPort(a.cfg.UDPPort, opts...)
+	if err != nil {
+		return fmt.Errorf("webrtc: udp_port %d: %w", a.cfg.UDPPort, err)
+	}
+	if len(mux.GetListenAddresses()) == 0 {
+		mux.Close()
+		return errors.New("webrtc: no address to serve peers on (check interfaces and loopback_candidates)")
+	}
+	se := webrtc.SettingEngine{}
+	se.SetICEUDPMux(mux)
+	se.SetIncludeLoopbackCandidate(a.cfg.LoopbackCandidates)
+	// mDNS would send multicast queries for the .local names browsers
+	// hide their addresses behind; their checks reach us anyway and make
+	// peer-reflexive candidates, so nothing is lost without it.
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6})
+	if filter != nil {
+		se.SetInterfaceFilter(filter)
+	}
+	t := a.Timeouts
+	se.SetICETimeouts(t.Disconnected, t.Failed, t.KeepAlive)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.api = webrtc.NewAPI(webrtc.WithSettingEngine(se))
+	a.udpMux = mux
+	a.in = in
+	a.ctx, a.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	var addrs []string
+	for _, ad := range mux.GetListenAddresses() {
+		addrs = append(addrs, ad.String())
+	}
+	a.log.Info("webrtc serving peers", "udp", addrs)
+	return nil
+}
+
+// UDPAddrs lists the local UDP addresses peers are served on.
+func (a *Adapter) UDPAddrs() []net.Addr {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.udpMux == nil {
+		return nil
+	}
+	return a.udpMux.GetListenAddresses()
+}
+
+// Join makes a room available to peers.
+func (a *Adapter) Join(_ context.Context, name string) error {
+	if err := config.CheckWebRTCRoom(name); err != nil {
+		return err
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.rooms[name] == nil {
+		a.rooms[name] = &room{name: name, peers: map[string]*peer{}, authors: newAuthorLog(authorLogSize)}
+	}
+	return nil
+}
+
+// Stop closes every peer connection (each says leave) and the UDP port.
+func (a *Adapter) Stop(ctx context.Context) error {
+	a.mu.Lock()
+	a.stopped = true
+	peers := make([]*peer, 0, len(a.sessions))
+	for _, p := range a.sessions {
+		peers = append(peers, p)
+	}
+	a.mu.Unlock()
+	for _, p := range peers {
+		p.close("switchboard stopped")
+	}
+	done := make(chan struct{})
+	go func() { a.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.cancel != nil {
+		a.cancel()
+	}
+	if a.udpMux != nil {
+		a.udpMux.Close()
+		a.udpMux = nil
+	}
+	return nil
+}
+
+// Peers counts the peers in a room that said hello.
+func (a *Adapter) Peers(roomName string) int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if r := a.rooms[roomName]; r != nil {
+		return len(r.peers)
+	}
+	return 0
+}
+
+// Send and the capabilities broadcast the event to the room's peers. The
+// remote id is the bridge event id: it is the "id" peers see and what
+// they put in reply_to, target and edit frames.
+func (a *Adapter) Send(ctx context.Context, d *bridge.Delivery) (string, error) {
+	return a.deliver(d)
+}
+
+func (a *Adapter) SendReply(ctx context.Context, d *bridge.Delivery) (string, error) {
+	return a.deliver(d)
+}
+
+func (a *Adapter) SendEdit(ctx context.Context, d *bridge.Delivery) (string, error) {
+	return a.deliver(d)
+}
+
+func (a *Adapter) SendDelete(ctx context.Context, d *bridge.Delivery) error {
+	_, err := a.deliver(d)
+	return err
+}
+
+func (a *Adapter) SendReaction(ctx context.Context, d *bridge.Delivery) (string, error) {
+	return a.deliver(d)
+}
+
+func (a *Adapter) SendMembership(ctx context.Context, d *bridge.Delivery) error {
+	_, err := a.deliver(d)
+	return err
+}
+
+func (a *Adapter) SendTopic(ctx context.Context, d *bridge.Delivery) error {
+	_, err := a.deliver(d)
+	return err
+}
+
+func (a *Adapter) SendTyping(ctx context.Context, d *bridge.Delivery) error {
+	_, err := a.deliver(d)
+	return err
+}
+
+func (a *Adapter) SendPresence(ctx context.Context, d *bridge.Delivery) error {
+	_, err := a.deliver(d)
+	return err
+}
+
+func (a *Adapter) deliver(d *bridge.Delivery) (string, error) {
+	if d == nil || d.Event == nil {
+		return "", bridge.Permanent(errors.New("webrtc: empty delivery"))
+	}
+	frame, err := encodeEvent(d.Room, d.Event)
+	if err != nil {
+		return "", bridge.Permanent(fmt.Errorf("webrtc: encode %s event: %w", d.Event.Kind(), err))
+	}
+	a.mu.Lock()
+	r := a.rooms[d.Room]
+	if r == nil {
+		a.mu.Unlock()
+		return "", bridge.Permanent(fmt.Errorf("webrtc: room %q is not joined", d.Room))
+	}
+	if m, ok := d.Event.(*bridge.Message); ok {
+		r.authors.add(string(m.ID), m.Sender)
+	}
+	peers := r.list()
+	a.mu.Unlock()
+	for _, p := range peers {
+		p.sendRaw(frame)
+	}
+	return string(d.Event.Head().ID), nil
+}
+
+// list returns the room's peers that said hello; a.mu is held.
+func (r *room) list() []*peer {
+	out := make([]*peer, 0, len(r.peers))
+	for _, p := range r.peers {
+		out = append(out, p)
+	}
+	return out
+}
+
+// authorLogSize bounds how many message authors a room remembers for
+// checking edits and deletes before they are shown to the room's peers.
+const authorLogSize = 4096
+
+// authorLog remembers who wrote the recent messages of a room.
+type authorLog struct {
+	max   int
+	order []string
+	by    map[string]bridge.Sender
+}
+
+func newAuthorLog(max int) *authorLog {
+	return &authorLog{max: max, by: map[string]bridge.Sender{}}
+}
+
+func (l *authorLog) add(id string, s bridge.Sender) {
+	if _, ok := l.by[id]; ok {
+		return
+	}
+	if len(l.order) >= l.max {
+		delete(l.by, l.order[0])
+		l.order = l.order[1:]
+	}
+	l.order = append(l.order, id)
+	l.by[id] = s
+}
+
+func (l *authorLog) get(id string) (bridge.Sender, bool) {
+	s, ok := l.by[id]
+	return s, ok
+}

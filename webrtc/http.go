@@ -1,0 +1,252 @@
+package webrtc
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"embed"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"mime"
+	"net/http"
+	"strings"
+
+	"github.com/pion/sdp/v3"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/switchboard-chat/switchboard/config"
+)
+
+// maxOfferBytes bounds an SDP offer; a browser's is a few kilobytes.
+const maxOfferBytes = 64 << 10
+
+//go:embed static
+var staticFiles embed.FS
+
+// csp allows the page's own files and nothing else: no inline scripts or
+// styles, no third-party origins.
+const csp = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; " +
+	"manifest-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+
+// RegisterHTTP serves the signaling and the chat page.
+func (a *Adapter) RegisterHTTP(mux *http.ServeMux) {
+	mux.HandleFunc("POST /webrtc/{room}", a.postOffer)
+	mux.HandleFunc("DELETE /webrtc/{room}/{session}", a.deleteSession)
+	mux.HandleFunc("OPTIONS /webrtc/{room}", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Allow", "OPTIONS, POST")
+		w.Header().Set("Accept-Post", "application/sdp")
+		w.WriteHeader(http.StatusNoContent)
+	})
+	static, _ := fs.Sub(staticFiles, "static")
+	files := http.FileServerFS(static)
+	mux.HandleFunc("GET /{$}", a.page)
+	mux.HandleFunc("GET /chat/{room}", a.page)
+	mux.Handle("GET /static/webrtc/", http.StripPrefix("/static/webrtc/", secure(files)))
+}
+
+func secure(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hd := w.Header()
+		hd.Set("Content-Security-Policy", csp)
+		hd.Set("X-Content-Type-Options", "nosniff")
+		hd.Set("Referrer-Policy", "no-referrer")
+		hd.Set("X-Frame-Options", "DENY")
+		hd.Set("Cache-Control", "no-cache")
+		h.ServeHTTP(w, r)
+	})
+}
+
+func (a *Adapter) page(w http.ResponseWriter, r *http.Request) {
+	body, err := staticFiles.ReadFile("static/index.html")
+	if err != nil {
+		http.Error(w, "page missing", http.StatusInternalServerError)
+		return
+	}
+	secure(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Write(body)
+	})).ServeHTTP(w, r)
+}
+
+func httpError(w http.ResponseWriter, code int, format string, args ...any) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(code)
+	fmt.Fprintf(w, format+"\n", args...)
+}
+
+// authorized checks the room's bearer token, in constant time.
+func (a *Adapter) authorized(w http.ResponseWriter, r *http.Request, roomName string) bool {
+	want, ok := a.cfg.Tokens[roomName]
+	if !ok || want == "" {
+		return true
+	}
+	got, found := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	// Hashing first makes the comparison independent of the lengths too.
+	g, wnt := sha256.Sum256([]byte(strings.TrimSpace(got))), sha256.Sum256([]byte(want))
+	if found && subtle.ConstantTimeCompare(g[:], wnt[:]) == 1 {
+		return true
+	}
+	w.Header().Set("WWW-Authenticate", `Bearer realm="switchboard"`)
+	httpError(w, http.StatusUnauthorized, "this room needs its token: Authorization: Bearer <token>")
+	return false
+}
+
+func (a *Adapter) lookupRoom(w http.ResponseWriter, name string) *room {
+	if config.CheckWebRTCRoom(name) == nil {
+		a.mu.Lock()
+		r := a.rooms[name]
+		a.mu.Unlock()
+		if r != nil {
+			return r
+		}
+	}
+	httpError(w, http.StatusNotFound, "no room %q here", name)
+	return nil
+}
+
+// postOffer answers an SDP offer: 201 with the answer, every candidate
+// gathered, and the session's URL in Location.
+func (a *Adapter) postOffer(w http.ResponseWriter, r *http.Request) {
+	roomName := r.PathValue("room")
+	rm := a.lookupRoom(w, roomName)
+	if rm == nil || !a.authorized(w, r, roomName) {
+		return
+	}
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/sdp" {
+		httpError(w, http.StatusUnsupportedMediaType, "send the offer as Content-Type: application/sdp")
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxOfferBytes))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			httpError(w, http.StatusRequestEntityTooLarge, "offer larger than %d bytes", maxOfferBytes)
+			return
+		}
+		httpError(w, http.StatusBadRequest, "reading the offer: %v", err)
+		return
+	}
+	if err := checkOffer(body); err != nil {
+		httpError(w, http.StatusBadRequest, "malformed SDP offer: %v", err)
+		return
+	}
+
+	a.mu.Lock()
+	if a.api == nil || a.stopped {
+		a.mu.Unlock()
+		httpError(w, http.StatusServiceUnavailable, "not running")
+		return
+	}
+	if len(rm.peers)+rm.pending >= a.cfg.MaxPeers {
+		a.mu.Unlock()
+		w.Header().Set("Retry-After", "10")
+		httpError(w, http.StatusServiceUnavailable, "room %s is full (%d peers)", roomName, a.cfg.MaxPeers)
+		return
+	}
+	api := a.api
+	rm.pending++
+	p := &peer{a: a, room: rm, session: newSessionID(), done: make(chan struct{})}
+	p.bucket = bucket{perSecond: float64(a.cfg.Rate.PerSecond), burst: float64(a.cfg.Rate.Burst), tokens: float64(a.cfg.Rate.Burst)}
+	a.sessions[p.session] = p
+	a.wg.Add(1)
+	a.mu.Unlock()
+
+	fail := func(code int, format string, args ...any) {
+		httpError(w, code, format, args...)
+		p.close("signaling failed")
+	}
+	pc, err := api.NewPeerConnection(webrtc.Configuration{ICEServers: a.iceServers()})
+	if err != nil {
+		// p.pc is needed by close.
+		p.pc, _ = api.NewPeerConnection(webrtc.Configuration{})
+		if p.pc == nil {
+			a.mu.Lock()
+			delete(a.sessions, p.session)
+			rm.pending--
+			a.mu.Unlock()
+			a.wg.Done()
+			httpError(w, http.StatusInternalServerError, "peer connection: %v", err)
+			return
+		}
+		fail(http.StatusInternalServerError, "peer connection: %v", err)
+		return
+	}
+	p.pc = pc
+	p.watch()
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: string(body)}); err != nil {
+		fail(http.StatusBadRequest, "unusable SDP offer: %v", err)
+		return
+	}
+	answer, err := pc.CreateAnswer(nil)
+	if err != nil {
+		fail(http.StatusBadRequest, "cannot answer the offer: %v", err)
+		return
+	}
+	gathered := webrtc.GatheringCompletePromise(pc)
+	if err := pc.SetLocalDescription(answer); err != nil {
+		fail(http.StatusInternalServerError, "local description: %v", err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), a.Timeouts.Gather)
+	defer cancel()
+	select {
+	case <-gathered:
+	case <-ctx.Done():
+		fail(http.StatusServiceUnavailable, "ICE gathering took too long")
+		return
+	}
+	w.Header().Set("Content-Type", "application/sdp")
+	w.Header().Set("Location", "/webrtc/"+roomName+"/"+p.session)
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusCreated)
+	io.WriteString(w, pc.LocalDescription().SDP)
+}
+
+// checkOffer parses an offer and wants a data channel in it.
+func checkOffer(body []byte) error {
+	if len(body) == 0 {
+		return errors.New("empty body")
+	}
+	var sd sdp.SessionDescription
+	if err := sd.UnmarshalString(string(body)); err != nil {
+		return err
+	}
+	for _, m := range sd.MediaDescriptions {
+		if m.MediaName.Media == "application" {
+			return nil
+		}
+	}
+	return errors.New("no data channel (m=application) in the offer")
+}
+
+func (a *Adapter) deleteSession(w http.ResponseWriter, r *http.Request) {
+	roomName := r.PathValue("room")
+	if a.lookupRoom(w, roomName) == nil || !a.authorized(w, r, roomName) {
+		return
+	}
+	a.mu.Lock()
+	p := a.sessions[r.PathValue("session")]
+	a.mu.Unlock()
+	if p == nil || p.room.name != roomName {
+		httpError(w, http.StatusNotFound, "no such session")
+		return
+	}
+	p.close("left")
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (a *Adapter) iceServers() []webrtc.ICEServer {
+	var out []webrtc.ICEServer
+	for _, s := range a.cfg.ICEServers {
+		is := webrtc.ICEServer{URLs: s.URLs, Username: s.Username}
+		if s.Credential != "" {
+			is.Credential = s.Credential
+			is.CredentialType = webrtc.ICECredentialTypePassword
+		}
+		out = append(out, is)
+	}
+	return out
+}
