@@ -4,8 +4,8 @@
 (() => {
   const $ = (id) => document.getElementById(id);
   const store = window.localStorage;
-  const state = { pc: null, dc: null, location: null, token: "", room: "", name: "", id: "", me: null,
-    backoff: 1000, timer: null, leaving: false, replyTo: null, items: new Map() };
+  const state = { pc: null, dc: null, location: null, token: "", room: "", name: "", id: "", me: null, network: "",
+    backoff: 1000, timer: null, leaving: false, joined: false, replyTo: null, items: new Map() };
 
   if (!store.getItem("sb-id")) {
     const a = new Uint8Array(8); crypto.getRandomValues(a);
@@ -16,7 +16,12 @@
   const m = location.pathname.match(/^\/chat\/([A-Za-z0-9._-]{1,64})$/);
   if (m) $("room").value = m[1];
 
-  function status(text, cls) { const s = $("status"); s.textContent = text; s.className = "status " + (cls || ""); }
+  // status shows the connection's state in the chat's header, and on the
+  // join form until the first welcome.
+  function status(text, cls) {
+    const s = $("status"); s.textContent = text; s.className = "status " + (cls || "");
+    if (!state.joined) { $("join-error").textContent = cls === "bad" ? text : ""; }
+  }
 
   $("join").addEventListener("submit", (e) => {
     e.preventDefault();
@@ -25,21 +30,29 @@
     store.setItem("sb-name", state.name);
     history.replaceState(null, "", "/chat/" + state.room);
     $("title").textContent = state.room;
-    state.leaving = false;
+    state.leaving = false; state.joined = false; state.backoff = 1000;
+    $("join-button").disabled = true; $("join-button").textContent = "Joining…";
     connect();
   });
 
   async function connect() {
-    clearTimeout(state.timer);
-    $("join-error").textContent = "";
+    clearTimeout(state.timer); state.timer = null;
+    if (state.leaving) return;
     status("connecting…");
     const pc = new RTCPeerConnection();
     const dc = pc.createDataChannel("chat");
-    state.pc = pc; state.dc = dc;
-    dc.onopen = () => dc.send(JSON.stringify({ type: "hello", name: state.name, id: state.id }));
-    dc.onmessage = (e) => { try { onFrame(JSON.parse(e.data)); } catch (err) { console.warn(err); } };
-    dc.onclose = () => retry("disconnected");
-    pc.onconnectionstatechange = () => { if (pc.connectionState === "failed") retry("connection failed"); };
+    state.pc = pc; state.dc = dc; state.location = null;
+    // Events of a connection that was replaced since are ignored.
+    const current = () => state.pc === pc;
+    dc.onopen = () => { if (current()) dc.send(JSON.stringify({ type: "hello", name: state.name, id: state.id })); };
+    dc.onmessage = (e) => {
+      if (!current()) return;
+      let f;
+      try { f = JSON.parse(e.data); } catch (err) { console.warn("bad frame", err); return; }
+      onFrame(f);
+    };
+    dc.onclose = () => { if (current()) retry("disconnected"); };
+    pc.onconnectionstatechange = () => { if (current() && pc.connectionState === "failed") retry("connection failed"); };
     try {
       await pc.setLocalDescription(await pc.createOffer());
       await new Promise((resolve) => {
@@ -51,48 +64,59 @@
       if (state.token) headers.Authorization = "Bearer " + state.token;
       const resp = await fetch("/webrtc/" + encodeURIComponent(state.room), { method: "POST", headers, body: pc.localDescription.sdp });
       const body = await resp.text();
+      if (!current()) return;
       if (resp.status === 401) { $("token-row").hidden = false; return fail("This room needs a token."); }
       if (resp.status === 404) return fail("No room \"" + state.room + "\" here.");
       if (resp.status !== 201) throw new Error(body || resp.statusText);
       state.location = resp.headers.get("Location");
       await pc.setRemoteDescription({ type: "answer", sdp: body });
     } catch (err) {
-      retry(String(err.message || err));
+      if (current()) retry(String(err.message || err));
     }
   }
 
-  function fail(msg) {
+  // showJoin goes back to the join form, for good: no more retries.
+  function showJoin(msg) {
+    state.leaving = true; state.joined = false;
+    clearTimeout(state.timer); state.timer = null;
     cleanup();
     $("chat").hidden = true; $("join").hidden = false;
-    $("join-error").textContent = msg;
+    $("join-button").disabled = false; $("join-button").textContent = "Join";
+    $("join-error").textContent = msg || "";
   }
+  function fail(msg) { showJoin(msg); }
 
   function cleanup() {
-    const pc = state.pc;
+    const pc = state.pc, dc = state.dc;
     state.pc = null; state.dc = null;
-    if (pc) { pc.onconnectionstatechange = null; for (const c of [pc]) c.close(); }
+    if (dc) { dc.onopen = dc.onmessage = dc.onclose = null; }
+    if (pc) { pc.onconnectionstatechange = null; pc.close(); }
   }
 
+  // retry reconnects after a growing delay (1 s, 2 s, … 30 s, with jitter);
+  // a welcome resets it.
   function retry(why) {
     if (state.leaving || !state.pc) return;
     cleanup();
-    status("offline: " + why + " — retrying", "bad");
-    state.timer = setTimeout(connect, state.backoff);
+    const delay = Math.round(state.backoff * (0.75 + Math.random() * 0.5));
+    status("offline (" + why + "), retrying in " + Math.ceil(delay / 1000) + " s", "bad");
+    state.timer = setTimeout(connect, delay);
     state.backoff = Math.min(state.backoff * 2, 30000);
   }
 
-  $("leave").addEventListener("click", () => {
-    state.leaving = true;
-    if (state.location) {
-      const headers = state.token ? { Authorization: "Bearer " + state.token } : {};
-      fetch(state.location, { method: "DELETE", headers }).catch(() => {});
-    }
-    cleanup();
-    $("chat").hidden = true; $("join").hidden = false;
-  });
+  function endSession(keepalive) {
+    if (!state.location) return;
+    const headers = state.token ? { Authorization: "Bearer " + state.token } : {};
+    fetch(state.location, { method: "DELETE", headers, keepalive }).catch(() => {});
+    state.location = null;
+  }
+
+  $("leave").addEventListener("click", () => { endSession(false); showJoin(""); });
+  window.addEventListener("pagehide", () => endSession(true));
 
   function send(frame) {
     if (state.dc && state.dc.readyState === "open") { state.dc.send(JSON.stringify(frame)); return true; }
+    addNote("Not connected: not sent.");
     return false;
   }
 
@@ -116,28 +140,45 @@
 
   function addNote(text) {
     const li = el("li", "note", text);
-    append(li);
+    append(li, false);
   }
 
-  function append(li) {
+  // append adds to the list, and scrolls down if it was at the bottom or
+  // when force (one's own messages).
+  function append(li, force) {
     const list = $("messages");
     const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 40;
     list.appendChild(li);
-    while (list.children.length > 500) list.removeChild(list.firstChild);
-    if (atBottom) list.scrollTop = list.scrollHeight;
+    while (list.children.length > 500) {
+      const first = list.firstChild;
+      if (first.dataset.id) state.items.delete(first.dataset.id);
+      list.removeChild(first);
+    }
+    if (atBottom || force) list.scrollTop = list.scrollHeight;
+  }
+
+  // colour picks one of eight classes for a name, the same every time.
+  function colour(name) {
+    let h = 0;
+    for (const c of String(name)) h = (h * 31 + c.codePointAt(0)) >>> 0;
+    return "c" + (h % 8);
   }
 
   function onFrame(f) {
     switch (f.type) {
-      case "welcome":
-        state.me = f.id; state.backoff = 1000;
+      case "welcome": {
+        const again = state.joined;
+        state.me = f.id; state.network = f.network || ""; state.backoff = 1000; state.joined = true;
         $("join").hidden = true; $("chat").hidden = false;
+        $("join-button").disabled = false; $("join-button").textContent = "Join";
         status("connected as " + f.name, "ok");
-        addNote("You joined " + f.room + (f.peers && f.peers.length ? " with " + f.peers.map((p) => p.name).join(", ") : ""));
+        const others = (f.peers || []).filter((p) => p.id !== f.id).map((p) => p.name);
+        addNote((again ? "Reconnected to " : "You joined ") + f.room + (others.length ? " with " + others.join(", ") : ""));
         $("text").focus();
         return;
+      }
       case "error":
-        if (f.code === "room_full") { state.leaving = true; fail(f.message); return; }
+        if (f.code === "room_full") { fail(f.message); return; }
         addNote("⚠ " + f.message);
         return;
       case "message": return showMessage(f);
@@ -156,6 +197,7 @@
         if (!it) return;
         const n = (it.reactions.get(f.key) || 0) + (f.remove ? -1 : 1);
         if (n > 0) it.reactions.set(f.key, n); else it.reactions.delete(f.key);
+        if (isMine(f)) { if (f.remove) it.mine.delete(f.key); else it.mine.add(f.key); }
         it.react.textContent = Array.from(it.reactions, ([k, c]) => k + (c > 1 ? " " + c : "")).join("  ");
         return;
       }
@@ -169,12 +211,17 @@
 
   function badgeText(f) { return f.network ? " (" + f.network + ")" : ""; }
 
+  function isMine(f) { return f.sender && f.sender.id === state.me && f.network === state.network; }
+
   function showMessage(f) {
-    if (state.items.has(f.id)) return;
-    const li = el("li", "msg" + (f.sender.id === state.me && f.network === "web" ? " mine" : ""));
+    if (!f.id || state.items.has(f.id)) return;
+    const mine = isMine(f);
+    const li = el("li", "msg" + (mine ? " mine" : "") + (f.notice ? " notice" : ""));
     li.dataset.id = f.id;
+    li.tabIndex = 0; // a tap shows its tools
     const head = el("div", "head");
-    head.appendChild(el("span", "who", f.sender.name || f.sender.id));
+    const who = f.sender.name || f.sender.id;
+    head.appendChild(el("span", "who " + colour(who), who));
     head.appendChild(el("span", "badge", f.network));
     if (f.ts) head.appendChild(el("time", "ts", new Date(f.ts).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })));
     li.appendChild(head);
@@ -182,15 +229,16 @@
       const q = state.items.get(f.reply_to);
       li.appendChild(el("div", "quote", q ? "↪ " + q.name + ": " + q.text.slice(0, 80) : "↪ reply"));
     }
-    const body = el("div", "body" + (f.emote ? " emote" : ""), f.text);
+    const body = el("div", "body" + (f.emote ? " emote" : ""), f.text || "");
     li.appendChild(body);
     const react = el("div", "reactions");
     li.appendChild(react);
     const tools = el("div", "tools");
     const reply = el("button", "", "Reply"); reply.type = "button"; reply.onclick = () => setReply(f.id);
-    const like = el("button", "", "👍"); like.type = "button"; like.onclick = () => send({ type: "reaction", target: f.id, key: "👍" });
+    const like = el("button", "", "👍"); like.type = "button"; like.setAttribute("aria-label", "Like");
+    like.onclick = () => { const it = state.items.get(f.id); send({ type: "reaction", target: f.id, key: "👍", remove: !!(it && it.mine.has("👍")) }); };
     tools.append(reply, like);
-    if (li.classList.contains("mine")) {
+    if (mine) {
       const edit = el("button", "", "Edit"); edit.type = "button";
       edit.onclick = () => { const t = prompt("Edit message", state.items.get(f.id).text); if (t && t.trim()) send({ type: "edit", target: f.id, text: t }); };
       const del = el("button", "", "Delete"); del.type = "button";
@@ -198,7 +246,7 @@
       tools.append(edit, del);
     }
     li.appendChild(tools);
-    state.items.set(f.id, { li, body, react, text: f.text, name: f.sender.name, reactions: new Map() });
-    append(li);
+    state.items.set(f.id, { li, body, react, text: f.text || "", name: who, reactions: new Map(), mine: new Set() });
+    append(li, mine);
   }
 })();

@@ -1,0 +1,258 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/switchboard-chat/switchboard/config"
+	"github.com/switchboard-chat/switchboard/internal/testenv"
+)
+
+// browserInnerEnv marks the run of TestBrowserChatPage inside its network
+// namespace; browserShotsEnv names the directory its screenshots go to.
+const (
+	browserInnerEnv = "SWITCHBOARD_BROWSER_INNER"
+	browserShotsEnv = "SWITCHBOARD_BROWSER_SHOTS"
+)
+
+// A real Chromium loads the chat page, joins a room with its WebRTC data
+// channel and talks with an IRC user through the whole service. Switchboard,
+// InspIRCd and Chromium run in a network namespace with only a loopback
+// interface: the test runs itself again under `unshare -n`.
+func TestBrowserChatPage(t *testing.T) {
+	if os.Getenv(browserInnerEnv) == "1" {
+		browserScenario(t)
+		return
+	}
+	if os.Getuid() != 0 {
+		t.Skip("needs root for a network namespace")
+	}
+	unshare := testenv.Need(t, "unshare")
+	testenv.Need(t, "ip")
+	testenv.Need(t, "chromium")
+	testenv.Need(t, "inspircd")
+	// Screenshots go to $SWITCHBOARD_SCREENSHOTS when set (to look at the
+	// page), else to the test's temp dir.
+	shots := os.Getenv("SWITCHBOARD_SCREENSHOTS")
+	if shots == "" {
+		shots = t.TempDir()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, unshare, "-n", "--", os.Args[0],
+		"-test.run", "^TestBrowserChatPage$", "-test.v", "-test.count=1", "-test.timeout=100s")
+	cmd.Env = append(os.Environ(), browserInnerEnv+"=1", browserShotsEnv+"="+shots)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("inside the network namespace: %v\n%s", err, out)
+	}
+	if bytes.Contains(out, []byte("--- SKIP")) {
+		t.Skipf("skipped inside the network namespace:\n%s", out)
+	}
+	if !bytes.Contains(out, []byte("--- PASS: TestBrowserChatPage")) {
+		t.Fatalf("the inner run did not pass:\n%s", out)
+	}
+	if os.Getenv("SWITCHBOARD_SCREENSHOTS") != "" {
+		for _, name := range []string{"join.png", "desktop.png", "phone.png"} {
+			t.Logf("screenshot: %s", filepath.Join(shots, name))
+		}
+	}
+}
+
+// browserScenario runs inside the namespace.
+func browserScenario(t *testing.T) {
+	if out, err := exec.Command("ip", "link", "set", "lo", "up").CombinedOutput(); err != nil {
+		t.Fatalf("ip link set lo up: %v\n%s", err, out)
+	}
+	chromium := testenv.Need(t, "chromium")
+	irc := testenv.InspIRCd(t)
+	listen := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	base := "http://" + listen
+	cfg, err := config.Parse([]byte(fmt.Sprintf(`
+data_dir: %s
+http: { listen: %q }
+networks:
+  libera:
+    type: irc
+    server: %s
+    nick: switchboard
+    flood: { burst: 50, interval: 10ms }
+    reconnect_max: 2s
+  web:
+    type: webrtc
+    loopback_candidates: true
+    interfaces: [lo]
+links:
+  lobby: [ "libera:%s", "web:lobby" ]
+`, t.TempDir(), listen, irc.Addr, room)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	runSwitchboard(t, cfg)
+	bob := irc.Client(t, "bob")
+	bob.Join(room)
+
+	// Chromium, started by chromedp with a fresh profile; its output and
+	// the page's console are printed if the test fails.
+	var (
+		mu     sync.Mutex
+		output bytes.Buffer
+	)
+	logw := writerFunc(func(p []byte) (int, error) { mu.Lock(); defer mu.Unlock(); return output.Write(p) })
+	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
+		chromedp.ExecPath(chromium),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.Flag("headless", true),
+		chromedp.Flag("no-sandbox", true),
+		chromedp.Flag("disable-gpu", true),
+		chromedp.Flag("allow-loopback-in-peer-connection", true),
+		chromedp.Flag("use-fake-ui-for-media-stream", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("no-first-run", true),
+		chromedp.CombinedOutput(logw),
+	)
+	defer cancelAlloc()
+	browser, cancelBrowser := chromedp.NewContext(alloc)
+	defer cancelBrowser()
+	if err := chromedp.Do(browser, chromedp.EmulateViewport(1000, 720)); err != nil {
+		t.Fatalf("starting chromium: %v\n%s", err, output.String())
+	}
+	go func() {
+		for m, err := range chromedp.Console(browser) {
+			if err != nil {
+				return
+			}
+			fmt.Fprintf(logw, "console: %s\n", m)
+		}
+	}()
+	defer func() {
+		if t.Failed() {
+			mu.Lock()
+			t.Logf("chromium output and page console:\n%s", output.String())
+			mu.Unlock()
+		}
+	}()
+	ctx, cancel := context.WithTimeout(browser, patience)
+	defer cancel()
+	do := func(what string, steps ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		if err := chromedp.Do(ctx, steps...); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+
+	shots := os.Getenv(browserShotsEnv)
+	if shots == "" {
+		shots = t.TempDir()
+	}
+	shoot := func(name string) {
+		t.Helper()
+		png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+		if err != nil {
+			t.Fatalf("screenshot: %v", err)
+		}
+		path := filepath.Join(shots, name)
+		if err := os.WriteFile(path, png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("screenshot: %s", path)
+	}
+	// Join as alice through the page's form.
+	do("loading the page", chromedp.Navigate(base+"/chat/lobby"), chromedp.WaitVisible(chromedp.ID("name")))
+	if v, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById("room").value`)); err != nil || v != "lobby" {
+		t.Errorf("room field %q, %v; want lobby from the URL", v, err)
+	}
+	do("typing the name", chromedp.SendKeys(chromedp.ID("name"), "alice"))
+	shoot("join.png")
+	do("joining",
+		chromedp.Click(chromedp.ID("join-button")),
+		chromedp.WaitVisible(chromedp.ID("text")),
+	)
+
+	// What alice types reaches IRC from her puppet, and shows as her own.
+	do("sending",
+		chromedp.SendKeys(chromedp.ID("text"), "hello from the browser"),
+		chromedp.Click(chromedp.ID("send-button")),
+	)
+	bob.WaitText(patience, room, "alice[web]", "hello from the browser")
+	mine := waitMessage(t, ctx, "hello from the browser")
+	if mine.Who != "alice" || mine.Badge != "web" || !mine.Mine {
+		t.Errorf("own message shown as %+v", mine)
+	}
+
+	// What bob says on IRC shows in the page, with his name and network.
+	bob.Say(room, "hello browser")
+	got := waitMessage(t, ctx, "hello browser")
+	if got.Who != "bob" || got.Badge != "libera" || got.Mine {
+		t.Errorf("IRC message shown as %+v", got)
+	}
+
+	// A reply quotes what it answers, on IRC too.
+	do("replying",
+		chromedp.Evaluate[chromedp.Void](`(() => {
+			const li = [...document.querySelectorAll("#messages li.msg")].find((li) => li.querySelector(".body").textContent === "hello browser");
+			li.querySelector(".tools button").click();
+		})()`),
+		chromedp.WaitVisible(chromedp.ID("replying")),
+		chromedp.SendKeys(chromedp.ID("text"), "nice to meet you"),
+		chromedp.Click(chromedp.ID("send-button")),
+	)
+	reply := waitMessage(t, ctx, "nice to meet you")
+	if !strings.Contains(reply.Quote, "bob") || !strings.Contains(reply.Quote, "hello browser") {
+		t.Errorf("reply shown as %+v", reply)
+	}
+	bob.WaitMessage(patience, func(l testenv.IRCLine) bool {
+		return l.Nick() == "alice[web]" && strings.Contains(l.Text(), "nice to meet you")
+	})
+	bob.Say(room, "see you around")
+	waitMessage(t, ctx, "see you around")
+
+	// Screenshots: the join form, then a desktop window and a phone.
+	shoot("desktop.png")
+	do("phone viewport", chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2), chromedp.EmulateMobile))
+	shoot("phone.png")
+}
+
+// shownMessage is a message as the page shows it.
+type shownMessage struct {
+	Who   string `json:"who"`
+	Badge string `json:"badge"`
+	Quote string `json:"quote"`
+	Mine  bool   `json:"mine"`
+}
+
+// waitMessage waits for the page to show a message with this text.
+func waitMessage(t *testing.T, ctx context.Context, text string) shownMessage {
+	t.Helper()
+	m, err := chromedp.Run(ctx, chromedp.Poll[shownMessage](fmt.Sprintf(`(() => {
+		const li = [...document.querySelectorAll("#messages li.msg")].find((li) => {
+			const b = li.querySelector(".body");
+			return b && b.textContent === %q && li.offsetParent !== null;
+		});
+		if (!li) return null;
+		const q = li.querySelector(".quote");
+		return { who: li.querySelector(".who").textContent, badge: li.querySelector(".badge").textContent,
+			quote: q ? q.textContent : "", mine: li.classList.contains("mine") };
+	})()`, text), chromedp.WithPollingTimeout(patience)))
+	if err != nil {
+		html, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.body.outerHTML`))
+		t.Fatalf("the page shows no message %q: %v\n%s", text, err, html)
+	}
+	return m
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
