@@ -129,8 +129,14 @@ type Adapter struct {
 	sent    map[string]*outMsg // by room key and message id
 	joins   map[string]chan joinResult
 	iqs     map[string]chan *stanza
+	archive map[string]*archiveQuery // by query id
 	dropped map[string]uint64
 	ready   atomic.Bool
+
+	// testDropReflection, when set, makes the read loop ignore the
+	// reflections it returns true for (tests: a reflection lost with the
+	// connection). Called with mu held.
+	testDropReflection func(*stanza) bool
 }
 
 // session is one stream to the server.
@@ -191,6 +197,7 @@ func New(name string, n *config.Network, log *slog.Logger) (adapters.Adapter, er
 		sent:       map[string]*outMsg{},
 		joins:      map[string]chan joinResult{},
 		iqs:        map[string]chan *stanza{},
+		archive:    map[string]*archiveQuery{},
 		dropped:    map[string]uint64{},
 	}
 	switch {
@@ -480,10 +487,11 @@ func (a *Adapter) sessionDown(c *session) {
 			m.joined = false
 		}
 	}
-	for key, om := range a.sent {
+	// Messages still waiting for their reflection stay known: the room
+	// may have them, and their retry looks in its archive first.
+	for _, om := range a.sent {
 		if om.gen == c.gen && !om.finished() {
 			om.finish("", errDisconnected)
-			delete(a.sent, key)
 		}
 	}
 }

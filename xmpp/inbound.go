@@ -112,6 +112,10 @@ func (a *Adapter) dispatch(c *session, st *stanza) {
 		}
 		a.onPresence(c, st)
 	case "message":
+		if res := st.el.child(nsMAM, "result"); res != nil && st.typ != "error" && st.typ != "groupchat" {
+			a.onArchived(st, res)
+			return
+		}
 		a.mu.Lock()
 		r := a.rooms[st.from.Bare().String()]
 		a.mu.Unlock()
@@ -389,6 +393,10 @@ func (a *Adapter) onGroupchat(c *session, r *room, st *stanza) {
 	}
 	toBot := a.isBot(c, st.to)
 	own := a.ownOccupantLocked(r, nick, st)
+	if own && a.testDropReflection != nil && a.testDropReflection(st) {
+		a.mu.Unlock()
+		return
+	}
 	if own {
 		a.reflectedLocked(r, st, remote)
 		if toBot {

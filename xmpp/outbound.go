@@ -24,6 +24,7 @@ type outMsg struct {
 	remoteID string
 	err      error
 	at       time.Time
+	sentAt   time.Time // the first attempt to send it, on any session
 }
 
 func (o *outMsg) finished() bool {
@@ -228,29 +229,55 @@ func originID(id string) *element { return el(nsSID, "origin-id", "id", id) }
 // sendGroupchat sends a message to a room and waits until the room
 // reflects it, returning the stanza-id the room gave it (the message id
 // when the room gives none). A retry of a message already sent on this
-// session waits for that one instead of sending it again.
+// session waits for that one instead of sending it again; a retry of one
+// an earlier session sent without seeing it come back first looks for it
+// in the room's archive (see archived).
 func (a *Adapter) sendGroupchat(ctx context.Context, c *session, r *room, sp speaker, id string, e *element) (string, error) {
 	if err := a.fit(e); err != nil {
 		return "", err
 	}
 	key := r.key + "\x00" + id
+	now := time.Now()
+	om := &outMsg{gen: c.gen, from: sp.jid.String(), done: make(chan struct{}), at: now, sentAt: now}
+	lookup := false
 	a.mu.Lock()
-	if om := a.sent[key]; om != nil {
-		if om.finished() && om.err == nil {
+	if prev := a.sent[key]; prev != nil {
+		if prev.finished() && prev.err == nil {
 			a.mu.Unlock()
-			return om.remoteID, nil
+			return prev.remoteID, nil
 		}
-		if !om.finished() && om.gen == c.gen {
+		if !prev.finished() && prev.gen == c.gen {
 			a.mu.Unlock()
-			return a.awaitOut(ctx, c, om)
+			return a.awaitOut(ctx, c, prev)
+		}
+		if lookup = prev.maybeInRoom(); lookup {
+			om.sentAt = prev.sentAt
 		}
 	}
 	if len(a.sent) >= maxSent {
 		a.pruneSentLocked()
 	}
-	om := &outMsg{gen: c.gen, from: sp.jid.String(), done: make(chan struct{}), at: time.Now()}
 	a.sent[key] = om
 	a.mu.Unlock()
+	if lookup {
+		sid, err := a.archived(ctx, c, r, id, om.sentAt)
+		a.mu.Lock()
+		switch {
+		case err != nil:
+			om.finish("", fmt.Errorf("xmpp: cannot search the room archive: %w", err))
+		case sid != "":
+			om.finish(sid, nil)
+			r.ids.sent.put(sid, sentInfo{clientID: id, from: om.from})
+		}
+		a.mu.Unlock()
+		if err != nil {
+			return "", om.err
+		}
+		if sid != "" {
+			a.log.Info("xmpp: message found in the room archive; not sent again", "room", r.addr, "id", id, "stanza_id", sid)
+			return sid, nil
+		}
+	}
 	if err := a.write(c, e); err != nil {
 		a.mu.Lock()
 		om.finish("", err)

@@ -274,3 +274,68 @@ func TestNickConflict(t *testing.T) {
 		t.Errorf("nick %q, want %q", st.Nick(), want)
 	}
 }
+
+// TestLostReflectionNotRepeated: the server goes away after the room took
+// a puppet's message but before the adapter read its reflection. The
+// retry after the reconnect finds the message in the room's archive and
+// returns its stanza-id instead of sending it again.
+func TestLostReflectionNotRepeated(t *testing.T) {
+	srv := newServer(t)
+	room := newRoomName(srv, "lost")
+	a, _ := newTestAdapter(t, srv, setup{})
+	const text = "said once"
+	// The first session never reads the reflection.
+	a.testDropReflection = func(st *stanza) bool { return a.gen == 1 && st.body == text }
+	start(t, a, room)
+	alice := joinHuman(t, srv, "alice", room, "Alice")
+	m := message(foreign("libera", "bob", "bob"), text)
+	type result struct {
+		id  string
+		err error
+	}
+	res := make(chan result, 1)
+	firstErr := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*waitFor)
+		defer cancel()
+		for first := true; ; first = false {
+			id, err := a.Send(ctx, &bridge.Delivery{Link: "test", Room: room, Event: m})
+			if first {
+				firstErr <- err
+			}
+			if err == nil || ctx.Err() != nil || errorsIsPermanent(err) {
+				res <- result{id, err}
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}()
+	sid := alice.waitMessage(func(s testenv.XMPPStanza) bool { return s.Body() == text }).StanzaID(room)
+	srv.Restart(t)
+	if err := <-firstErr; err == nil {
+		t.Fatal("the first Send succeeded without the reflection")
+	}
+	r := <-res
+	if r.err != nil {
+		t.Fatalf("retry: %v", r.err)
+	}
+	if r.id != sid {
+		t.Errorf("the retry returned %q, want the stanza-id %q of the first send", r.id, sid)
+	}
+	// A newcomer gets the room's history: the message is there once.
+	bob := srv.Client(t, "bob", testUsers["bob"])
+	if err := bob.JoinWith(jid.MustParse(room), "Bob", `<x xmlns="http://jabber.org/protocol/muc"><history maxstanzas="100"/></x>`); err != nil {
+		t.Fatal(err)
+	}
+	send(t, a, room, message(foreign("libera", "bob", "bob"), "later"))
+	bob.WaitMessage(waitFor, func(s testenv.XMPPStanza) bool { return s.Body() == "later" })
+	n := 0
+	for _, s := range bob.Stanzas() {
+		if s.Kind() == "message" && s.Body() == text {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("the room has %q %d times, want once", text, n)
+	}
+}

@@ -2,10 +2,8 @@ package main
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"fmt"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -291,27 +289,5 @@ func TestIRCServerRestartLosesAndRepeatsNothing(t *testing.T) {
 	}
 	if !slices.Contains(got, "stream 11") || !slices.Contains(got, "stream 20") {
 		t.Errorf("messages sent during the outage did not arrive after it: %q", got)
-	}
-}
-
-// waitOutboxEmpty waits until Switchboard's SQLite store in dir has no
-// delivery waiting.
-func waitOutboxEmpty(t *testing.T, dir string) {
-	t.Helper()
-	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "switchboard.db")+"?mode=ro")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	deadline := time.Now().Add(patience)
-	for {
-		var n int
-		if err := db.QueryRow(`SELECT COUNT(*) FROM outbox`).Scan(&n); err == nil && n == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("outbox not empty after %v", patience)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }

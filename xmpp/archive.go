@@ -1,0 +1,121 @@
+package xmpp
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"time"
+
+	"mellium.im/xmpp/jid"
+)
+
+// Namespaces of the room archive queries (XEP-0313, XEP-0059).
+const (
+	nsMAM     = "urn:xmpp:mam:2"
+	nsForward = "urn:xmpp:forward:0"
+	nsData    = "jabber:x:data"
+	nsRSM     = "http://jabber.org/protocol/rsm"
+)
+
+// Limits of a room archive search for a message we may have sent.
+const (
+	// archiveMargin is how long before the first attempt the search
+	// starts: the server's clock may run behind ours.
+	archiveMargin = 2 * time.Minute
+	archivePage   = 50 // Prosody's default cap per page
+	archivePages  = 20
+)
+
+// archiveQuery is a search of a room's archive for one of our messages,
+// filled by the read loop from the results the room sends.
+type archiveQuery struct {
+	room  jid.JID
+	id    string // the message id / origin-id we look for
+	found string // its stanza-id
+}
+
+// archived looks in a room's archive (XEP-0313) for the message id that
+// an earlier session sent (or tried to) at first or later, and returns
+// its stanza-id, or "" when it is not there. A message the room accepted
+// but whose reflection was lost with the connection is found this way
+// instead of being sent again. When the room keeps no archive the bot may
+// read (no muc_mam, a members-only room: the query fails) or the search
+// runs past archivePages, it is "" too: the caller sends again, as it
+// would without the search, and the room may then show it twice.
+func (a *Adapter) archived(ctx context.Context, c *session, r *room, id string, first time.Time) (string, error) {
+	qid := newID()
+	q := &archiveQuery{room: r.jid, id: id}
+	a.mu.Lock()
+	a.archive[qid] = q
+	a.mu.Unlock()
+	defer func() {
+		a.mu.Lock()
+		delete(a.archive, qid)
+		a.mu.Unlock()
+	}()
+	start := first.Add(-archiveMargin).UTC().Format("2006-01-02T15:04:05Z")
+	after := ""
+	for range archivePages {
+		set := el(nsRSM, "set").add(el(nsRSM, "max").withText(strconv.Itoa(archivePage)))
+		if after != "" {
+			set.add(el(nsRSM, "after").withText(after))
+		}
+		query := el(nsMAM, "query", "queryid", qid).add(
+			el(nsData, "x", "type", "submit").add(
+				el(nsData, "field", "var", "FORM_TYPE", "type", "hidden").add(el(nsData, "value").withText(nsMAM)),
+				el(nsData, "field", "var", "start").add(el(nsData, "value").withText(start))),
+			set)
+		st, err := a.iq(ctx, c, c.me, r.jid, "set", query, a.t.join)
+		if err != nil {
+			return "", err
+		}
+		if st.typ == "error" {
+			a.log.Warn("xmpp: cannot search the room archive; sending again", "room", r.addr, "id", id, "err", st.err)
+			return "", nil
+		}
+		a.mu.Lock()
+		sid := q.found
+		a.mu.Unlock()
+		fin := st.payload
+		if sid != "" || fin == nil || fin.get("complete") == "true" {
+			return sid, nil
+		}
+		after = fin.child(nsRSM, "set").child(nsRSM, "last").textOr("")
+		if after == "" {
+			return "", nil
+		}
+	}
+	a.log.Warn("xmpp: room archive too long to search; sending again", "room", r.addr, "id", id)
+	return "", nil
+}
+
+// onArchived reads one result of an archive search: a message of the
+// room's archive, forwarded by the room.
+func (a *Adapter) onArchived(st *stanza, res *element) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	q := a.archive[res.get("queryid")]
+	if q == nil || q.found != "" || !st.from.Equal(q.room) {
+		return
+	}
+	fwd := res.child(nsForward, "forwarded")
+	if fwd == nil {
+		return
+	}
+	for _, k := range fwd.kids {
+		if k.name.Local != "message" {
+			continue
+		}
+		if m, err := parseStanza(k); err == nil && (m.id == q.id || m.originID == q.id) {
+			q.found = res.get("id")
+		}
+	}
+}
+
+// maybeInRoom reports whether a message that failed may have reached the
+// room all the same: its session ended while it waited for the
+// reflection (the room did not refuse it).
+func (o *outMsg) maybeInRoom() bool {
+	var se *stanzaError
+	return o.finished() && o.err != nil && !errors.As(o.err, &se)
+}
