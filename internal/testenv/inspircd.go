@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -202,10 +201,8 @@ type IRCClient struct {
 	t    testing.TB
 	Conn *ircevent.Connection
 
-	mu     sync.Mutex
-	lines  []IRCLine
-	notify chan struct{} // closed and replaced on every new line
-	done   chan struct{} // closed when the connection is gone for good
+	lines received[IRCLine]
+	done  chan struct{} // closed when the connection is gone for good
 }
 
 // Client connects a test user with the default capabilities; it quits
@@ -223,7 +220,7 @@ func (s *IRCServer) ClientWith(t testing.TB, cfg IRCClientConfig) *IRCClient {
 	if caps == nil {
 		caps = DefaultCaps
 	}
-	c := &IRCClient{t: t, notify: make(chan struct{}), done: make(chan struct{})}
+	c := &IRCClient{t: t, done: make(chan struct{})}
 	var logger *log.Logger
 	if cfg.Debug {
 		logger = log.New(testWriter{t}, cfg.Nick+" ", 0)
@@ -247,11 +244,7 @@ func (s *IRCServer) ClientWith(t testing.TB, cfg IRCClientConfig) *IRCClient {
 		if err != nil {
 			return
 		}
-		c.mu.Lock()
-		c.lines = append(c.lines, IRCLine{Time: time.Now(), Raw: raw, Message: m})
-		close(c.notify)
-		c.notify = make(chan struct{})
-		c.mu.Unlock()
+		c.lines.add(IRCLine{Time: time.Now(), Raw: raw, Message: m})
 	})
 	// Quit from the disconnect callback makes Loop return instead of
 	// reconnecting: a test user that silently came back would hide bugs.
@@ -340,18 +333,10 @@ func (c *IRCClient) SetNick(nick string) { c.Conn.SetNick(nick) }
 
 // Len is the number of lines received so far; pass it to WaitFrom to wait
 // only for lines that arrive after this moment.
-func (c *IRCClient) Len() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.lines)
-}
+func (c *IRCClient) Len() int { return c.lines.count() }
 
 // Lines returns a copy of every line received so far.
-func (c *IRCClient) Lines() []IRCLine {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return append([]IRCLine(nil), c.lines...)
-}
+func (c *IRCClient) Lines() []IRCLine { return c.lines.all() }
 
 // Wait returns the first line ever received that matches, waiting up to
 // timeout for it to arrive.
@@ -368,23 +353,11 @@ func (c *IRCClient) WaitFrom(from int, timeout time.Duration, match func(IRCLine
 // WaitIndex is WaitFrom that also returns the line's index: WaitIndex(i+1,
 // ...) continues after it, to read a sequence of lines in order.
 func (c *IRCClient) WaitIndex(from int, timeout time.Duration, match func(IRCLine) bool) (int, IRCLine, error) {
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	for {
-		c.mu.Lock()
-		lines, notify := c.lines, c.notify
-		c.mu.Unlock()
-		for ; from < len(lines); from++ {
-			if match(lines[from]) {
-				return from, lines[from], nil
-			}
-		}
-		select {
-		case <-notify:
-		case <-deadline.C:
-			return -1, IRCLine{}, fmt.Errorf("no matching line after %v", timeout)
-		}
+	i, l, err := c.lines.waitIndex(from, timeout, nil, match)
+	if err != nil {
+		return i, l, fmt.Errorf("no matching line after %v", timeout)
 	}
+	return i, l, nil
 }
 
 // Messages returns the PRIVMSGs and NOTICEs received so far that match

@@ -401,10 +401,9 @@ type XMPPClient struct {
 	JID     jid.JID // the full JID the server bound
 	Session *xmpp.Session
 
-	mu      sync.Mutex
-	stanzas []XMPPStanza
-	notify  chan struct{}
+	stanzas received[XMPPStanza]
 	done    chan struct{}
+	mu      sync.Mutex // guards err
 	err     error
 }
 
@@ -432,7 +431,7 @@ func (s *XMPPServer) Client(t testing.TB, user, password string) *XMPPClient {
 		conn.Close()
 		t.Fatalf("xmpp client %s: login: %v", user, err)
 	}
-	c := &XMPPClient{t: t, JID: sess.LocalAddr(), Session: sess, notify: make(chan struct{}), done: make(chan struct{})}
+	c := &XMPPClient{t: t, JID: sess.LocalAddr(), Session: sess, done: make(chan struct{})}
 	go func() {
 		err := sess.Serve(xmpp.HandlerFunc(c.handle))
 		c.mu.Lock()
@@ -458,11 +457,7 @@ func (c *XMPPClient) handle(r xmlstream.TokenReadEncoder, start *xml.StartElemen
 	if err != nil && !errors.Is(err, io.EOF) {
 		return nil
 	}
-	c.mu.Lock()
-	c.stanzas = append(c.stanzas, XMPPStanza{Time: time.Now(), Raw: raw.String(), XMLElement: el})
-	close(c.notify)
-	c.notify = make(chan struct{})
-	c.mu.Unlock()
+	c.stanzas.add(XMPPStanza{Time: time.Now(), Raw: raw.String(), XMLElement: el})
 	return nil
 }
 
@@ -594,17 +589,11 @@ func (c *XMPPClient) IQ(to jid.JID, typ, payload string) (XMPPStanza, error) {
 
 // Len is the number of stanzas received so far; pass it to WaitFrom to
 // wait only for stanzas that arrive after this moment.
-func (c *XMPPClient) Len() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.stanzas)
-}
+func (c *XMPPClient) Len() int { return c.stanzas.count() }
 
 // Stanzas returns a copy of every stanza received so far.
 func (c *XMPPClient) Stanzas() []XMPPStanza {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return append([]XMPPStanza(nil), c.stanzas...)
+	return c.stanzas.all()
 }
 
 // WaitFor returns the first stanza ever received that matches, waiting up
@@ -622,28 +611,17 @@ func (c *XMPPClient) WaitFrom(from int, timeout time.Duration, match func(XMPPSt
 // WaitIndex is WaitFrom that also returns the stanza's index, to read a
 // sequence of stanzas in order.
 func (c *XMPPClient) WaitIndex(from int, timeout time.Duration, match func(XMPPStanza) bool) (int, XMPPStanza, error) {
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	for {
+	i, s, err := c.stanzas.waitIndex(from, timeout, c.done, match)
+	switch {
+	case errors.Is(err, errWaitGone):
 		c.mu.Lock()
-		stanzas, notify := c.stanzas, c.notify
+		err := c.err
 		c.mu.Unlock()
-		for ; from < len(stanzas); from++ {
-			if match(stanzas[from]) {
-				return from, stanzas[from], nil
-			}
-		}
-		select {
-		case <-notify:
-		case <-c.done:
-			c.mu.Lock()
-			err := c.err
-			c.mu.Unlock()
-			return -1, XMPPStanza{}, fmt.Errorf("xmpp client %s: disconnected (%v) before a matching stanza", c.JID, err)
-		case <-deadline.C:
-			return -1, XMPPStanza{}, fmt.Errorf("no matching stanza after %v; received:\n%s", timeout, c.dump())
-		}
+		return i, s, fmt.Errorf("xmpp client %s: disconnected (%v) before a matching stanza", c.JID, err)
+	case err != nil:
+		return i, s, fmt.Errorf("no matching stanza after %v; received:\n%s", timeout, c.dump())
 	}
+	return i, s, nil
 }
 
 // WaitMessage waits for a message that matches, failing the test after

@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -30,10 +29,8 @@ type WebRTCPeer struct {
 	Base     string
 	Location string // the session URL the POST answered with
 
-	mu      sync.Mutex
-	frames  []WebRTCFrame
-	changed chan struct{}
-	closed  chan struct{}
+	frames received[WebRTCFrame]
+	closed chan struct{}
 }
 
 // WebRTCFrame is a frame Switchboard sent: an event (in the shape of MQTT
@@ -126,7 +123,7 @@ func DialWebRTC(t testing.TB, base, room, token string) (*WebRTCPeer, error) {
 		udp.Close()
 		return nil, err
 	}
-	p := &WebRTCPeer{t: t, pc: pc, conn: conn, Base: base, changed: make(chan struct{}), closed: make(chan struct{})}
+	p := &WebRTCPeer{t: t, pc: pc, conn: conn, Base: base, closed: make(chan struct{})}
 	t.Cleanup(func() { p.Close(); udp.Close() })
 	dc, err := pc.CreateDataChannel("chat", nil)
 	if err != nil {
@@ -138,11 +135,7 @@ func DialWebRTC(t testing.TB, base, room, token string) (*WebRTCPeer, error) {
 	dc.OnMessage(func(m webrtc.DataChannelMessage) {
 		f := WebRTCFrame{Raw: string(m.Data)}
 		json.Unmarshal(m.Data, &f)
-		p.mu.Lock()
-		p.frames = append(p.frames, f)
-		close(p.changed)
-		p.changed = make(chan struct{})
-		p.mu.Unlock()
+		p.frames.add(f)
 	})
 	offer, err := pc.CreateOffer(nil)
 	if err != nil {
@@ -230,9 +223,7 @@ func (p *WebRTCPeer) Say(text string) error {
 
 // Frames returns the frames received so far.
 func (p *WebRTCPeer) Frames() []WebRTCFrame {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return append([]WebRTCFrame(nil), p.frames...)
+	return p.frames.all()
 }
 
 // WaitFor returns the first frame received (ever) that matches, waiting
@@ -244,24 +235,12 @@ func (p *WebRTCPeer) WaitFor(ctx context.Context, match func(WebRTCFrame) bool) 
 // Next returns the first matching frame from index from on, and the index
 // after it; a reader that consumes frames in order passes it back.
 func (p *WebRTCPeer) Next(ctx context.Context, from int, match func(WebRTCFrame) bool) (WebRTCFrame, int, error) {
-	for {
-		p.mu.Lock()
-		for i := from; i < len(p.frames); i++ {
-			if match(p.frames[i]) {
-				f := p.frames[i]
-				p.mu.Unlock()
-				return f, i + 1, nil
-			}
-		}
-		from = len(p.frames)
-		changed := p.changed
-		p.mu.Unlock()
-		select {
-		case <-changed:
-		case <-ctx.Done():
-			return WebRTCFrame{}, from, ctx.Err()
-		}
+	// ctx bounds the wait; the timeout only has to be longer.
+	i, f, err := p.frames.waitIndex(from, 24*time.Hour, ctx.Done(), match)
+	if err != nil {
+		return WebRTCFrame{}, p.frames.count(), ctx.Err()
 	}
+	return f, i + 1, nil
 }
 
 func (p *WebRTCPeer) waitAfter(ctx context.Context, from int, match func(WebRTCFrame) bool) (WebRTCFrame, error) {
