@@ -22,6 +22,9 @@ type Router struct {
 
 	// Backoff bounds the wait between delivery attempts to one room.
 	MinBackoff, MaxBackoff time.Duration
+	// Observer, when set (before Start), is told of every accept, delivery,
+	// retry and permanent failure.
+	Observer Observer
 
 	acceptMu sync.Mutex
 	mu       sync.Mutex
@@ -191,6 +194,9 @@ func (r *Router) Accept(ctx context.Context, ev Event) error {
 		r.queueLocked(item.Target).push(item)
 	}
 	r.mu.Unlock()
+	if r.Observer != nil {
+		r.Observer.Accepted(from, ev.Kind())
+	}
 	return nil
 }
 
@@ -353,12 +359,27 @@ func (r *Router) deliverWithRetry(ctx context.Context, log *slog.Logger, q *queu
 		remoteID, err := r.deliver(ctx, item)
 		switch {
 		case err == nil:
-			return r.settle(ctx, log, func() error { return r.store.Delivered(ctx, item, remoteID) })
+			if !r.settle(ctx, log, func() error { return r.store.Delivered(ctx, item, remoteID) }) {
+				return false
+			}
+			if r.Observer != nil {
+				r.Observer.Delivered(item.Target, item.Event.Kind(), item.Event.Head().Time)
+			}
+			return true
 		case errors.Is(err, ErrPermanent):
 			log.Error("delivery failed for good", "event", item.Event.Head().ID, "err", err)
-			return r.settle(ctx, log, func() error { return r.store.Failed(ctx, item, err.Error()) })
+			if !r.settle(ctx, log, func() error { return r.store.Failed(ctx, item, err.Error()) }) {
+				return false
+			}
+			if r.Observer != nil {
+				r.Observer.Failed(item.Target, item.Event.Kind())
+			}
+			return true
 		case ctx.Err() != nil:
 			return false
+		}
+		if r.Observer != nil {
+			r.Observer.Retried(item.Target, item.Event.Kind())
 		}
 		wait := r.backoff(attempt)
 		log.Warn("delivery failed, will retry", "event", item.Event.Head().ID, "attempt", attempt+1, "in", wait, "err", err)

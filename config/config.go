@@ -26,6 +26,7 @@ const (
 	defaultPuppetTemplate = mapping.DefaultTemplate
 	defaultPuppetMax      = 50
 	defaultPuppetIdle     = 30 * time.Minute
+	defaultReadyGrace     = 30 * time.Second
 	defaultLogLevel       = "info"
 	defaultLogFormat      = "text"
 )
@@ -107,6 +108,7 @@ func (c *Config) applyDefaults(given func(path string) bool) {
 	setDefault(&c.DataDir, defaultDataDir)
 	setDefault(&c.Store, defaultStore)
 	setDefault(&c.HTTP.Listen, defaultHTTPListen)
+	setDefault(&c.HTTP.ReadyGrace, defaultReadyGrace, given("http.ready_grace"))
 	if c.Broker != nil {
 		setDefault(&c.Broker.Listen, defaultBrokerListen)
 	}

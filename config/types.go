@@ -20,6 +20,8 @@ type Config struct {
 
 type HTTP struct {
 	Listen string `yaml:"listen"`
+	// ReadyGrace is how long a network may be down before /readyz fails.
+	ReadyGrace time.Duration `yaml:"ready_grace"`
 }
 
 type Log struct {

@@ -37,6 +37,9 @@ func (c *Config) validate(errs *errorList) {
 	if err := checkHostPort(c.HTTP.Listen, false, true); err != nil {
 		errs.add("http.listen", "%v", err)
 	}
+	if c.HTTP.ReadyGrace < 0 {
+		errs.add("http.ready_grace", "must not be negative, got %v", c.HTTP.ReadyGrace)
+	}
 	if c.Broker != nil {
 		if err := checkHostPort(c.Broker.Listen, false, true); err != nil {
 			errs.add("broker.listen", "%v", err)

@@ -36,6 +36,7 @@ type service struct {
 	nets   map[string]adapters.Adapter
 	http   *http.Server
 	mux    *http.ServeMux
+	ops    *ops
 	// HTTPAddr is where the HTTP listener ended up (the config may say :0).
 	HTTPAddr string
 }
@@ -44,7 +45,7 @@ type service struct {
 // (store, router) before what produces them (adapters). On error, what was
 // started is stopped again.
 func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *service, err error) {
-	s := &service{cfg: cfg, log: log, nets: map[string]adapters.Adapter{}}
+	s := &service{cfg: cfg, log: log, nets: map[string]adapters.Adapter{}, ops: newOps(cfg.HTTP.ReadyGrace)}
 	defer func() {
 		if err != nil {
 			s.stop(context.Background())
@@ -81,21 +82,27 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *servic
 	if err != nil {
 		return nil, err
 	}
-	s.router = bridge.NewRouter(s.store, links, log.With("component", "router"))
-	if err := s.router.Start(ctx); err != nil {
-		return nil, err
-	}
+	s.ops.setLinks(linkMap)
 	names := make([]string, 0, len(cfg.Networks))
 	for name := range cfg.Networks {
 		names = append(names, name)
 	}
 	sort.Strings(names)
+	m := newMetrics(names, s.ops.isUp, s.store.OutboxDepth)
+	s.ops.setStore(s.store.OutboxDepth, m)
+	s.router = bridge.NewRouter(s.store, links, log.With("component", "router"))
+	s.router.Observer = m
+	if err := s.router.Start(ctx); err != nil {
+		return nil, err
+	}
+	go s.ops.watch()
 	for _, name := range names {
 		a, err := adapters.New(name, cfg.Networks[name], log)
 		if err != nil {
 			return nil, err
 		}
 		s.nets[name] = a
+		s.ops.addNetwork(name, cfg.Networks[name].Type, a)
 		if st, ok := a.(adapters.Stateful); ok {
 			st.UseState(s.store.State(name))
 		}
@@ -119,6 +126,7 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *servic
 // stop shuts down in reverse: adapters first, so nothing new arrives, then
 // the router (undelivered events stay in the outbox), then the rest.
 func (s *service) stop(ctx context.Context) {
+	s.ops.stop()
 	for name, a := range s.nets {
 		if err := a.Stop(ctx); err != nil {
 			s.log.Warn("stop network", "network", name, "err", err)
@@ -143,19 +151,13 @@ func (s *service) routes() *http.ServeMux {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintln(w, "ok")
 	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		if problems := s.readiness(r.Context()); len(problems) > 0 {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			for _, p := range problems {
-				fmt.Fprintln(w, p)
-			}
-			return
-		}
-		fmt.Fprintln(w, "ready")
-	})
+	s.ops.routes(mux) // /readyz, /metrics, /api/status, /status
 	return mux
 }
 
+// readiness lists what is not up yet: the store, and every network that
+// is not connected, with no grace (tests wait for it; /readyz allows a
+// network http.ready_grace to reconnect).
 func (s *service) readiness(ctx context.Context) []string {
 	var problems []string
 	if s.store == nil {

@@ -1,0 +1,20 @@
+package bridge
+
+import "time"
+
+// Observer is told what the router does, for metrics. Its methods are
+// called on the router's delivery paths and must be cheap and must not
+// block. The router never calls them concurrently for one target room, but
+// does for different rooms.
+type Observer interface {
+	// Accepted: an event from room from was committed with its outbox
+	// entries (duplicates and dropped events are not reported).
+	Accepted(from RoomAddr, kind Kind)
+	// Delivered: an entry reached its target room; accepted is the event's
+	// Header.Time.
+	Delivered(to RoomAddr, kind Kind, accepted time.Time)
+	// Retried: a delivery attempt failed and will be retried.
+	Retried(to RoomAddr, kind Kind)
+	// Failed: a delivery failed for good and left the outbox.
+	Failed(to RoomAddr, kind Kind)
+}

@@ -1,0 +1,159 @@
+package main
+
+import (
+	"context"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/switchboard-chat/switchboard/bridge"
+)
+
+// kinds are the event types, for the label children made up front.
+var kinds = []bridge.Kind{
+	bridge.KindMessage, bridge.KindEdit, bridge.KindDelete, bridge.KindReaction, bridge.KindJoin,
+	bridge.KindLeave, bridge.KindRename, bridge.KindTopic, bridge.KindTyping, bridge.KindPresence,
+}
+
+// metrics implements bridge.Observer with Prometheus collectors in a
+// registry of the service's own. The label children of every configured
+// network are made up front, so the router's hot path only looks them up.
+type metrics struct {
+	reg *prometheus.Registry
+
+	received, delivered *prometheus.CounterVec
+	retries, failures   *prometheus.CounterVec
+	latency             *prometheus.HistogramVec
+
+	nets map[string]*netMetrics // read-only after newMetrics
+}
+
+type netMetrics struct {
+	received, delivered map[bridge.Kind]prometheus.Counter
+	retries, failures   prometheus.Counter
+	latency             prometheus.Observer
+}
+
+// newMetrics registers the service's collectors. up tells whether a
+// network is connected, depth the outbox depth; both are asked at scrape
+// time.
+func newMetrics(networks []string, up func(network string) bool, depth func(context.Context) (int, error)) *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		received: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchboard_events_received_total",
+			Help: "Events accepted (committed) from a network, by type.",
+		}, []string{"network", "type"}),
+		delivered: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchboard_events_delivered_total",
+			Help: "Events delivered to a network, by type.",
+		}, []string{"network", "type"}),
+		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchboard_delivery_retries_total",
+			Help: "Failed delivery attempts to a network that will be retried.",
+		}, []string{"network"}),
+		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchboard_delivery_failures_total",
+			Help: "Deliveries to a network that failed for good and left the outbox.",
+		}, []string{"network"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "switchboard_relay_latency_seconds",
+			Help:    "Time from an event's acceptance to its delivery to a network.",
+			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300},
+		}, []string{"network"}),
+		nets: map[string]*netMetrics{},
+	}
+	m.reg.MustRegister(m.received, m.delivered, m.retries, m.failures, m.latency,
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	for _, name := range networks {
+		n := &netMetrics{
+			received:  map[bridge.Kind]prometheus.Counter{},
+			delivered: map[bridge.Kind]prometheus.Counter{},
+			retries:   m.retries.WithLabelValues(name),
+			failures:  m.failures.WithLabelValues(name),
+			latency:   m.latency.WithLabelValues(name),
+		}
+		for _, k := range kinds {
+			n.received[k] = m.received.WithLabelValues(name, string(k))
+			n.delivered[k] = m.delivered.WithLabelValues(name, string(k))
+		}
+		m.nets[name] = n
+		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name:        "switchboard_network_up",
+			Help:        "Whether a network's connection is up (1) or not (0).",
+			ConstLabels: prometheus.Labels{"network": name},
+		}, func() float64 {
+			if up(name) {
+				return 1
+			}
+			return 0
+		}))
+	}
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "switchboard_outbox_depth",
+		Help: "Deliveries waiting in the outbox, all target rooms together (-1 if the store cannot tell).",
+	}, func() float64 {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		n, err := depth(ctx)
+		if err != nil {
+			return -1
+		}
+		return float64(n)
+	}))
+	return m
+}
+
+// counter returns the cached child, or (for a network or type not known up
+// front, which should not happen) a looked-up one.
+func counter(cache map[bridge.Kind]prometheus.Counter, vec *prometheus.CounterVec, network string, k bridge.Kind) prometheus.Counter {
+	if c, ok := cache[k]; ok {
+		return c
+	}
+	return vec.WithLabelValues(network, string(k))
+}
+
+// Accepted implements bridge.Observer.
+func (m *metrics) Accepted(from bridge.RoomAddr, k bridge.Kind) {
+	var cache map[bridge.Kind]prometheus.Counter
+	if n := m.nets[from.Network]; n != nil {
+		cache = n.received
+	}
+	counter(cache, m.received, from.Network, k).Inc()
+}
+
+// Delivered implements bridge.Observer.
+func (m *metrics) Delivered(to bridge.RoomAddr, k bridge.Kind, accepted time.Time) {
+	n := m.nets[to.Network]
+	if n == nil {
+		m.delivered.WithLabelValues(to.Network, string(k)).Inc()
+		if !accepted.IsZero() {
+			m.latency.WithLabelValues(to.Network).Observe(time.Since(accepted).Seconds())
+		}
+		return
+	}
+	counter(n.delivered, m.delivered, to.Network, k).Inc()
+	if !accepted.IsZero() {
+		n.latency.Observe(max(0, time.Since(accepted).Seconds()))
+	}
+}
+
+// Retried implements bridge.Observer.
+func (m *metrics) Retried(to bridge.RoomAddr, _ bridge.Kind) {
+	if n := m.nets[to.Network]; n != nil {
+		n.retries.Inc()
+		return
+	}
+	m.retries.WithLabelValues(to.Network).Inc()
+}
+
+// Failed implements bridge.Observer.
+func (m *metrics) Failed(to bridge.RoomAddr, _ bridge.Kind) {
+	if n := m.nets[to.Network]; n != nil {
+		n.failures.Inc()
+		return
+	}
+	m.failures.WithLabelValues(to.Network).Inc()
+}
