@@ -1,0 +1,25 @@
+package main
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/switchboard-chat/switchboard/bridge"
+)
+
+// BenchmarkMetricsPerEvent is what the metrics add to relaying one event:
+// the observer calls the router makes on accept and on delivery. Compare
+// with BenchmarkRouter in bridge/ (the whole relay path, without them).
+func BenchmarkMetricsPerEvent(b *testing.B) {
+	m := newMetrics([]string{"libera", "devices"}, func(string) bool { return true },
+		func(context.Context) (int, error) { return 0, nil })
+	from := bridge.RoomAddr{Network: "devices", Room: "sb/room"}
+	to := bridge.RoomAddr{Network: "libera", Room: "#room"}
+	accepted := time.Now()
+	b.ReportAllocs()
+	for b.Loop() {
+		m.Accepted(from, bridge.KindMessage)
+		m.Delivered(to, bridge.KindMessage, accepted)
+	}
+}
