@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -102,48 +101,9 @@ links:
 	bob := irc.Client(t, "bob")
 	bob.Join(room)
 
-	// Chromium, started by chromedp with a fresh profile; its output and
-	// the page's console are printed if the test fails.
-	var (
-		mu     sync.Mutex
-		output bytes.Buffer
-	)
-	logw := writerFunc(func(p []byte) (int, error) { mu.Lock(); defer mu.Unlock(); return output.Write(p) })
-	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(chromium),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.Flag("headless", true),
-		chromedp.Flag("no-sandbox", true),
-		chromedp.Flag("disable-gpu", true),
+	browser := headlessChromium(t, chromium,
 		chromedp.Flag("allow-loopback-in-peer-connection", true),
-		chromedp.Flag("use-fake-ui-for-media-stream", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("no-first-run", true),
-		chromedp.CombinedOutput(logw),
-	)
-	defer cancelAlloc()
-	browser, cancelBrowser := chromedp.NewContext(alloc)
-	defer cancelBrowser()
-	if err := chromedp.Do(browser, chromedp.EmulateViewport(1000, 720)); err != nil {
-		t.Fatalf("starting chromium: %v\n%s", err, output.String())
-	}
-	go func() {
-		for m, err := range chromedp.Console(browser) {
-			if err != nil {
-				return
-			}
-			fmt.Fprintf(logw, "console: %s\n", m)
-		}
-	}()
-	defer func() {
-		if t.Failed() {
-			mu.Lock()
-			t.Logf("chromium output and page console:\n%s", output.String())
-			mu.Unlock()
-		}
-	}()
+		chromedp.Flag("use-fake-ui-for-media-stream", true))
 	ctx, cancel := context.WithTimeout(browser, patience)
 	defer cancel()
 	do := func(what string, steps ...chromedp.Action[chromedp.Void]) {
@@ -252,7 +212,3 @@ func waitMessage(t *testing.T, ctx context.Context, text string) shownMessage {
 	}
 	return m
 }
-
-type writerFunc func([]byte) (int, error)
-
-func (f writerFunc) Write(p []byte) (int, error) { return f(p) }

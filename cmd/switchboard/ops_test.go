@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -10,7 +9,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -221,35 +219,11 @@ func TestStatusPageInBrowser(t *testing.T) {
 	svc := startService(t, deadConfig(t, broker.URL, "127.0.0.1:0", "30s"))
 	waitMetrics(t, svc, map[string]float64{`switchboard_network_up{network="devices"}`: 1})
 
-	var (
-		mu     sync.Mutex
-		output bytes.Buffer
-	)
-	logw := writerFunc(func(p []byte) (int, error) { mu.Lock(); defer mu.Unlock(); return output.Write(p) })
-	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(chromium),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.Flag("headless", true),
-		chromedp.Flag("no-sandbox", true),
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("no-first-run", true),
+	// A proxy that does not exist and a resolver that resolves nothing:
+	// nothing can leave the loopback interface.
+	browser := headlessChromium(t, chromium,
 		chromedp.Flag("proxy-server", "http://127.0.0.1:9"),
-		chromedp.Flag("host-resolver-rules", "MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"),
-		chromedp.CombinedOutput(logw),
-	)
-	defer cancelAlloc()
-	browser, cancelBrowser := chromedp.NewContext(alloc)
-	defer cancelBrowser()
-	defer func() {
-		if t.Failed() {
-			mu.Lock()
-			t.Logf("chromium output:\n%s", output.String())
-			mu.Unlock()
-		}
-	}()
+		chromedp.Flag("host-resolver-rules", "MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"))
 	ctx, cancel := context.WithTimeout(browser, patience)
 	defer cancel()
 	if err := chromedp.Do(ctx,
