@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchboard-chat/switchboard/adapters"
 	"github.com/switchboard-chat/switchboard/config"
 	"github.com/switchboard-chat/switchboard/internal/testenv"
 	"github.com/switchboard-chat/switchboard/mqtt"
@@ -87,11 +88,18 @@ func runSwitchboard(t *testing.T, cfg *config.Config) (stop func()) {
 	return stop
 }
 
+// waitReady waits until every network is connected: stricter than
+// /readyz, which gives a network http.ready_grace to get there.
 func waitReady(t *testing.T, svc *service) {
 	t.Helper()
 	deadline := time.Now().Add(patience)
 	for {
-		problems := svc.readiness(context.Background())
+		var problems []string
+		for name, a := range svc.nets {
+			if c, ok := a.(adapters.Connected); ok && !c.Connected() {
+				problems = append(problems, name+": not connected")
+			}
+		}
 		if len(problems) == 0 {
 			return
 		}

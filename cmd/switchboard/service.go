@@ -154,23 +154,3 @@ func (s *service) routes() *http.ServeMux {
 	s.ops.routes(mux) // /readyz, /metrics, /api/status, /status
 	return mux
 }
-
-// readiness lists what is not up yet: the store, and every network that
-// is not connected, with no grace (tests wait for it; /readyz allows a
-// network http.ready_grace to reconnect).
-func (s *service) readiness(ctx context.Context) []string {
-	var problems []string
-	if s.store == nil {
-		return []string{"store: not open"}
-	}
-	if _, err := s.store.OutboxDepth(ctx); err != nil {
-		problems = append(problems, "store: "+err.Error())
-	}
-	for name, a := range s.nets {
-		if c, ok := a.(adapters.Connected); ok && !c.Connected() {
-			problems = append(problems, "networks."+name+": not connected")
-		}
-	}
-	sort.Strings(problems)
-	return problems
-}
