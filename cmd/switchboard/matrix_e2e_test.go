@@ -186,9 +186,45 @@ func TestMatrixRelationsReachEveryNetwork(t *testing.T) {
 		return r != nil && r.Child("", "reaction").TextOrEmpty() == "👍"
 	})
 
-	w.alice.Redact(w.roomID, orig)
-	// Dendrite does not push redactions to appservices (see matrix/),
-	// so the deletion cannot be observed end to end here.
+	// Dendrite v0.15.2 never pushes redactions to appservices, so the
+	// redaction arrives as Synapse pushes it: in a transaction to the
+	// appservice endpoint.
+	code := w.pushTransaction(t, "redact-1", fmt.Sprintf(`{"type":"m.room.redaction","room_id":%q,"sender":%q,
+		"event_id":"$redaction-1","redacts":%q,"origin_server_ts":%d,"content":{"redacts":%q}}`,
+		w.roomID, w.alice.UserID, orig, time.Now().UnixMilli(), orig))
+	if code != http.StatusOK {
+		t.Fatalf("transaction: %d", code)
+	}
+	if ev := nextEvent(t, sub, "delete"); ev.Target != origEv.ID {
+		t.Errorf("MQTT delete %+v, want the deletion of %s", ev, origEv.ID)
+	}
+	retraction := carol.WaitMessage(patience, func(s testenv.XMPPStanza) bool {
+		return s.Child("urn:xmpp:message-retract:1", "retract") != nil
+	})
+	if got := retraction.Child("urn:xmpp:message-retract:1", "retract").AttrValue("id"); got != first.StanzaID(w.room.String()) {
+		t.Errorf("XMPP retraction of %q, want the room's id %q", got, first.StanzaID(w.room.String()))
+	}
+}
+
+// pushTransaction sends the appservice a transaction of events as the
+// homeserver would, and returns the HTTP status.
+func (w *mworld) pushTransaction(t *testing.T, txnID string, events ...string) int {
+	t.Helper()
+	return w.pushTransactionAs(t, w.mx.HSToken, txnID, events...)
+}
+
+func (w *mworld) pushTransactionAs(t *testing.T, token, txnID string, events ...string) int {
+	t.Helper()
+	body := `{"events":[` + strings.Join(events, ",") + `]}`
+	req, _ := http.NewRequest(http.MethodPut, "http://"+w.httpAddr+"/_matrix/app/v1/transactions/"+txnID, bytes.NewBufferString(body))
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
 }
 
 // Test 3: formatting both ways.
@@ -225,19 +261,9 @@ func TestMatrixTokenAndReplayedTransaction(t *testing.T) {
 	cfg := w.config(t, "")
 	stop := runSwitchboard(t, cfg)
 	bob := w.human(t, "bob")
-	txn := fmt.Sprintf(`{"events":[{"type":"m.room.message","room_id":%q,"sender":%q,"event_id":"$replayed-1",
-		"origin_server_ts":%d,"content":{"msgtype":"m.text","body":"sent once"}}]}`, w.roomID, w.alice.UserID, time.Now().UnixMilli())
-	put := func(token string) int {
-		req, _ := http.NewRequest(http.MethodPut, "http://"+w.httpAddr+"/_matrix/app/v1/transactions/e2e-txn-1", bytes.NewBufferString(txn))
-		req.Header.Set("Authorization", "Bearer "+token)
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp.StatusCode
-	}
+	message := fmt.Sprintf(`{"type":"m.room.message","room_id":%q,"sender":%q,"event_id":"$replayed-1",
+		"origin_server_ts":%d,"content":{"msgtype":"m.text","body":"sent once"}}`, w.roomID, w.alice.UserID, time.Now().UnixMilli())
+	put := func(token string) int { return w.pushTransactionAs(t, token, "e2e-txn-1", message) }
 	if code := put("wrong-token"); code != http.StatusForbidden {
 		t.Errorf("wrong hs_token: %d, want 403", code)
 	}
