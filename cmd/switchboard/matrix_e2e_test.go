@@ -252,6 +252,19 @@ func TestMatrixFormatting(t *testing.T) {
 	if strings.Contains(c.FormattedBody, "<i>") || strings.Contains(c.FormattedBody, "<script") {
 		t.Errorf("IRC text became markup in Matrix: %q", c.FormattedBody)
 	}
+
+	w.publish(t, "sensor-1", `<b>device</b> <img src=x onerror=alert(1)>`)
+	ev = w.waitMatrix(t, "the device's markup", func(ev *event.Event) bool {
+		c, ok := messageText(ev)
+		return ok && strings.Contains(c.Body, "device")
+	})
+	c, _ = messageText(ev)
+	if c.Body != `<b>device</b> <img src=x onerror=alert(1)>` {
+		t.Errorf("body %q", c.Body)
+	}
+	if strings.Contains(c.FormattedBody, "<b>") || strings.Contains(c.FormattedBody, "<img") {
+		t.Errorf("MQTT text became markup in Matrix: %q", c.FormattedBody)
+	}
 }
 
 // Test 4: a wrong hs_token is refused and changes nothing; a transaction
