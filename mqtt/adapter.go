@@ -13,7 +13,6 @@ package mqtt
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -24,6 +23,7 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/eclipse/paho.mqtt.golang/packets"
 
 	"github.com/switchboard-chat/switchboard/adapters"
 	"github.com/switchboard-chat/switchboard/bridge"
@@ -66,7 +66,8 @@ type Adapter struct {
 
 	mu      sync.Mutex
 	rooms   map[string]bool
-	client  paho.Client
+	client  paho.Client // the newest, connected or still connecting; Stop disconnects it
+	live    *conn       // the open connection, nil while there is none
 	in      bridge.Inbound
 	ctx     context.Context // lives from Start to Stop
 	cancel  context.CancelFunc
@@ -75,10 +76,10 @@ type Adapter struct {
 	wg      sync.WaitGroup // our goroutines, including paho callbacks in progress
 	dropped map[string]uint64
 
-	// gen counts connection attempts. A QoS 1 message received on an
-	// earlier connection can no longer be acknowledged (paho drops acks for
-	// a dead connection) and the broker will send it again on the new one,
-	// so it is skipped instead of being accepted twice.
+	// gen counts connections. A QoS 1 message received on an earlier
+	// connection can no longer be acknowledged (paho drops acks for a dead
+	// connection) and the broker will send it again on the new one, so it
+	// is skipped instead of being accepted twice.
 	gen atomic.Uint64
 
 	qmu     sync.Mutex
@@ -148,13 +149,36 @@ func New(name string, n *config.Network, log *slog.Logger) (adapters.Adapter, er
 func (a *Adapter) Network() string { return a.name }
 
 // Connected reports whether the broker connection is up right now.
-func (a *Adapter) Connected() bool { return a.openClient() != nil }
+func (a *Adapter) Connected() bool { return a.liveConn() != nil }
 
-func (a *Adapter) openClient() paho.Client {
+// conn is one broker connection with a paho client of its own. paho keeps
+// per-client state across reconnects (message ids, tokens, its store) and
+// on resuming it completes the tokens of stored publishes as if they were
+// acknowledged, racing new publishes for the same ids (a close of a closed
+// channel in paho v1.5.1). A fresh client per connection carries nothing
+// of a dead connection into the next; the router's outbox is the queue
+// that survives.
+type conn struct {
+	client paho.Client
+	gen    uint64
+	lost   chan struct{} // closed when the connection drops
+}
+
+func (c *conn) isLost() bool {
+	select {
+	case <-c.lost:
+		return true
+	default:
+		return false
+	}
+}
+
+// liveConn returns the open connection, or nil.
+func (a *Adapter) liveConn() *conn {
 	a.mu.Lock()
-	c, stopped := a.client, a.stopped
+	c, stopped := a.live, a.stopped
 	a.mu.Unlock()
-	if c == nil || stopped || !c.IsConnectionOpen() {
+	if c == nil || stopped || c.isLost() {
 		return nil
 	}
 	return c
@@ -182,15 +206,15 @@ func (a *Adapter) Start(ctx context.Context, in bridge.Inbound) error {
 	a.in = in
 	// The adapter outlives the Start call; only Stop ends it.
 	a.ctx, a.cancel = context.WithCancel(context.WithoutCancel(ctx))
-	a.client = paho.NewClient(a.options())
 	a.wg.Add(2)
 	go a.deliverInbound(a.ctx)
-	go a.connect(a.ctx)
+	go a.run(a.ctx)
 	return nil
 }
 
-func (a *Adapter) options() *paho.ClientOptions {
+func (a *Adapter) options(c *conn) *paho.ClientOptions {
 	t := a.timeouts
+	lost := sync.OnceFunc(func() { close(c.lost) })
 	o := paho.NewClientOptions().
 		AddBroker(a.broker.String()).
 		SetClientID(a.clientID).
@@ -198,11 +222,10 @@ func (a *Adapter) options() *paho.ClientOptions {
 		SetOrderMatters(true).
 		// We ack ourselves, once the router has committed the message.
 		SetAutoAckDisabled(true).
-		SetAutoReconnect(true).
-		// Our own loop in connect retries the first connection, with
-		// backoff and a context; paho's ConnectRetry sleeps uninterruptibly.
+		// run reconnects with a new client; see conn.
+		SetAutoReconnect(false).
 		SetConnectRetry(false).
-		SetMaxReconnectInterval(t.connectRetryMax).
+		SetStore(noStore{}).
 		SetConnectTimeout(t.connect).
 		SetKeepAlive(t.keepAlive).
 		SetPingTimeout(t.pingTimeout).
@@ -212,17 +235,10 @@ func (a *Adapter) options() *paho.ClientOptions {
 		// The broker may deliver queued session messages before our
 		// SUBSCRIBEs are answered, and on topics of rooms not joined yet;
 		// one default handler takes everything.
-		SetDefaultPublishHandler(a.onPublish).
-		SetConnectionAttemptHandler(func(_ *url.URL, c *tls.Config) *tls.Config {
-			a.gen.Add(1)
-			return c
-		}).
-		SetOnConnectHandler(a.onConnect).
+		SetDefaultPublishHandler(func(_ paho.Client, m paho.Message) { a.onPublish(m, c.gen) }).
 		SetConnectionLostHandler(func(_ paho.Client, err error) {
 			a.log.Warn("mqtt: connection lost, reconnecting", "broker", a.broker.Redacted(), "err", err)
-		}).
-		SetReconnectingHandler(func(paho.Client, *paho.ClientOptions) {
-			a.log.Debug("mqtt: reconnecting", "broker", a.broker.Redacted())
+			lost()
 		})
 	if a.username != "" {
 		o.SetUsername(a.username)
@@ -233,58 +249,79 @@ func (a *Adapter) options() *paho.ClientOptions {
 	return o
 }
 
-// connect makes the first connection; paho reconnects after that.
-func (a *Adapter) connect(ctx context.Context) {
+// run connects, serves the connection until it drops, and connects again,
+// with backoff between failed attempts, until Stop.
+func (a *Adapter) run(ctx context.Context) {
 	defer a.wg.Done()
 	backoff := a.timeouts.connectRetryMin
 	for ctx.Err() == nil {
-		tok := a.client.Connect()
+		c := &conn{gen: a.gen.Add(1), lost: make(chan struct{})}
+		c.client = paho.NewClient(a.options(c))
+		a.mu.Lock()
+		if a.stopped {
+			a.mu.Unlock()
+			return
+		}
+		a.client = c.client
+		a.mu.Unlock()
+		tok := c.client.Connect()
 		select {
 		case <-tok.Done():
 		case <-ctx.Done():
 			return
 		}
-		err := tok.Error()
-		if err == nil {
-			return
+		if err := tok.Error(); err != nil {
+			a.log.Warn("mqtt: cannot connect", "broker", a.broker.Redacted(), "err", err, "retry_in", backoff)
+			if !sleep(ctx, backoff) {
+				return
+			}
+			backoff = min(2*backoff, a.timeouts.connectRetryMax)
+			continue
 		}
-		a.log.Warn("mqtt: cannot connect", "broker", a.broker.Redacted(), "err", err, "retry_in", backoff)
-		if !sleep(ctx, backoff) {
-			return
-		}
-		backoff = min(2*backoff, a.timeouts.connectRetryMax)
+		backoff = a.timeouts.connectRetryMin
+		a.serve(ctx, c)
 	}
 }
 
-// track registers a paho callback as one of our goroutines so that Stop
-// waits for it; it fails once Stop has begun.
-func (a *Adapter) track() (context.Context, bool) {
+// serve makes c the live connection until it drops or Stop. Publishing
+// starts only here, after paho's Connect has finished with the client.
+func (a *Adapter) serve(ctx context.Context, c *conn) {
 	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.stopped {
-		return nil, false
-	}
-	a.wg.Add(1)
-	return a.ctx, true
-}
-
-// onConnect runs in its own goroutine after every (re)connection.
-func (a *Adapter) onConnect(c paho.Client) {
-	ctx, ok := a.track()
-	if !ok {
-		return
-	}
-	defer a.wg.Done()
+	a.live = c
+	a.mu.Unlock()
+	defer func() {
+		a.mu.Lock()
+		a.live = nil
+		a.mu.Unlock()
+	}()
 	// The session normally keeps our subscriptions, but a broker that lost
 	// its state would not; subscribing again is harmless.
-	if err := a.subscribe(ctx, c, a.roomList()...); err != nil {
-		a.log.Warn("mqtt: resubscribe failed", "err", err)
+	if err := a.subscribe(ctx, c.client, a.roomList()...); err != nil {
+		a.log.Warn("mqtt: subscribe failed", "err", err)
+	}
+	if c.isLost() || ctx.Err() != nil {
+		return
 	}
 	a.log.Info("mqtt: connected", "broker", a.broker.Redacted(), "client_id", a.clientID)
-	if ctx.Err() == nil {
-		a.in.Online(a.name)
+	a.in.Online(a.name)
+	select {
+	case <-c.lost:
+	case <-ctx.Done():
 	}
 }
+
+// noStore keeps nothing: paho's store would be a second, in-memory outbox
+// (see conn), and the broker redelivers unacknowledged inbound messages of
+// our persistent session on its own.
+type noStore struct{}
+
+func (noStore) Open()                             {}
+func (noStore) Put(string, packets.ControlPacket) {}
+func (noStore) Get(string) packets.ControlPacket  { return nil }
+func (noStore) All() []string                     { return nil }
+func (noStore) Del(string)                        {}
+func (noStore) Close()                            {}
+func (noStore) Reset()                            {}
 
 func (a *Adapter) roomList() []string {
 	a.mu.Lock()
@@ -306,12 +343,12 @@ func (a *Adapter) Join(ctx context.Context, room string) error {
 	a.rooms[room] = true
 	a.mu.Unlock()
 	// Either the connection is already open here, or it opens later and
-	// onConnect, which lists the rooms after that, subscribes this one.
-	c := a.openClient()
+	// serve, which lists the rooms after that, subscribes this one.
+	c := a.liveConn()
 	if c == nil {
 		return nil
 	}
-	return a.subscribe(ctx, c, room)
+	return a.subscribe(ctx, c.client, room)
 }
 
 func (a *Adapter) subscribe(ctx context.Context, c paho.Client, rooms ...string) error {
@@ -351,14 +388,14 @@ func (a *Adapter) subscribe(ctx context.Context, c paho.Client, rooms ...string)
 // PUBACKs our Sends wait for and the PINGRESPs the keepalive waits for.
 // A reconnect would wait for the handler as well. So a slow Accept must
 // not run here.
-func (a *Adapter) onPublish(_ paho.Client, m paho.Message) {
+func (a *Adapter) onPublish(m paho.Message, gen uint64) {
 	a.qmu.Lock()
 	if m.Qos() == 0 && len(a.queue) >= a.maxQoS0 {
 		a.qmu.Unlock()
 		a.drop(m, DropOverflow, "inbound queue full")
 		return
 	}
-	a.queue = append(a.queue, received{msg: m, gen: a.gen.Load()})
+	a.queue = append(a.queue, received{msg: m, gen: gen})
 	a.qmu.Unlock()
 	select {
 	case a.wake <- struct{}{}:
@@ -525,7 +562,9 @@ func (a *Adapter) Stop(ctx context.Context) error {
 	if dl, ok := ctx.Deadline(); ok {
 		quiesce = min(quiesce, max(time.Until(dl), time.Millisecond))
 	}
-	c.Disconnect(uint(quiesce / time.Millisecond))
+	if c != nil {
+		c.Disconnect(uint(quiesce / time.Millisecond))
+	}
 	a.log.Info("mqtt: disconnected", "broker", a.broker.Redacted())
 	return err
 }

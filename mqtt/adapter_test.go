@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -505,6 +506,54 @@ func TestBrokerRestart(t *testing.T) {
 	if m := sub.Next(t, wait); !bytes.Contains(m.Payload, []byte(`"after restart"`)) {
 		t.Fatalf("got %s", m.Payload)
 	}
+}
+
+// A publish whose PUBACK never comes because the broker died fails at
+// once, so the outbox retries it on the next connection instead of
+// waiting out the publish timeout; the retry is delivered.
+func TestPublishInFlightWhenBrokerDies(t *testing.T) {
+	b := testenv.Mosquitto(t)
+	in := newFakeInbound()
+	a, _ := startAdapter(t, b, in, setup{})
+	msg := &bridge.Message{Header: bridge.Header{ID: "E1", Origin: bridge.Origin{Network: "libera", Room: "#x"},
+		Sender: bridge.Sender{Network: "libera", ID: "bob", Name: "Bob"}, Time: time.Now()}, Text: "in flight"}
+	d := &bridge.Delivery{Room: room, Event: msg}
+
+	// A stopped broker reads nothing and acknowledges nothing.
+	if err := syscall.Kill(b.Pid(), syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	sent := make(chan error, 1)
+	go func() { _, err := a.Send(context.Background(), d); sent <- err }()
+	select {
+	case err := <-sent:
+		t.Fatalf("Send returned %v without a PUBACK", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	began := time.Now()
+	b.Kill()
+	select {
+	case err := <-sent:
+		if !errors.Is(err, ErrNotConnected) {
+			t.Fatalf("Send on a dead connection: %v, want ErrNotConnected", err)
+		}
+		if took := time.Since(began); took > 5*time.Second {
+			t.Fatalf("Send took %v to notice the dead connection", took)
+		}
+	case <-time.After(wait):
+		t.Fatal("Send still waiting after the broker died")
+	}
+
+	b.Start(t)
+	in.waitOnline(t)
+	sub := b.Subscribe(t, room+"/out/#", 1)
+	if _, err := a.Send(context.Background(), d); err != nil {
+		t.Fatal(err)
+	}
+	if m := sub.Next(t, wait); !bytes.Contains(m.Payload, []byte(`"in flight"`)) {
+		t.Fatalf("got %s", m.Payload)
+	}
+	sub.Quiet(t, 300*time.Millisecond)
 }
 
 // A slow Accept must not stall paho: our publishes still get their PUBACKs

@@ -175,7 +175,7 @@ func (a *Adapter) publish(ctx context.Context, d *bridge.Delivery) (string, erro
 	// Publishing while paho is reconnecting would only park the message in
 	// paho's memory store; the outbox is the durable queue, so refuse and
 	// let it retry.
-	c := a.openClient()
+	c := a.liveConn()
 	if c == nil {
 		return "", ErrNotConnected
 	}
@@ -184,14 +184,21 @@ func (a *Adapter) publish(ctx context.Context, d *bridge.Delivery) (string, erro
 		ctx, cancel = context.WithTimeout(ctx, a.timeouts.publish)
 		defer cancel()
 	}
-	tok := c.Publish(topic, qos, false, payload)
+	tok := c.client.Publish(topic, qos, false, payload)
 	select {
 	case <-tok.Done():
-		if err := tok.Error(); err != nil {
-			return "", fmt.Errorf("mqtt: publish to %s: %w", topic, err)
+	case <-c.lost:
+		// A PUBACK that arrived just before the loss still counts.
+		select {
+		case <-tok.Done():
+		default:
+			return "", fmt.Errorf("mqtt: publish to %s: %w", topic, ErrNotConnected)
 		}
 	case <-ctx.Done():
 		return "", fmt.Errorf("mqtt: publish to %s: no acknowledgement: %w", topic, ctx.Err())
+	}
+	if err := tok.Error(); err != nil {
+		return "", fmt.Errorf("mqtt: publish to %s: %w", topic, err)
 	}
 	return string(d.Event.Head().ID), nil
 }
