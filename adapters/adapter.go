@@ -32,6 +32,14 @@ type Adapter interface {
 	bridge.MessageSender
 }
 
+// Leaver is implemented by adapters that can stop bridging a room (part
+// the channel, unsubscribe, leave the MUC or Matrix room) when a link
+// drops it at runtime. An adapter without it keeps the room joined, but
+// the router no longer accepts its traffic.
+type Leaver interface {
+	Leave(ctx context.Context, room string) error
+}
+
 // Connected is implemented by adapters that can tell whether their network
 // connection is up.
 type Connected interface {

@@ -47,6 +47,30 @@ type Delivery struct {
 	Target string
 	// Reply describes the message a *Message replies to, when it has one.
 	Reply *Quote
+	// Relay asks for relay mode in the receiving room (an admin said
+	// "!sb relay on" there): the adapter posts through its bot with the
+	// sender's name in the text instead of through a puppet. Adapters
+	// without puppets ignore it.
+	Relay bool
+}
+
+// BotSender is implemented by adapters that can speak as Switchboard
+// itself: the IRC bot, the Matrix appservice bot, the XMPP component or
+// relay account, an MQTT topic, the web page. Replies to chat commands go
+// this way; they are never bridged.
+type BotSender interface {
+	// SendAsBot posts text to room or, when room is "", privately to user
+	// (a remote id on the adapter's network).
+	SendAsBot(ctx context.Context, room, user, text string) error
+}
+
+// ToBot reports whether ev is a direct message to Switchboard itself (its
+// IRC bot, its Matrix bot, ...) rather than to a puppet. Adapters mark
+// those with To.Network equal to their own network: a puppet always stands
+// for someone of another network.
+func ToBot(ev Event) bool {
+	h := ev.Head()
+	return h.To != nil && h.To.Network == h.Origin.Network
 }
 
 // Quote is what a reply refers to, as seen in the receiving room.

@@ -45,6 +45,9 @@ type Sender struct {
 	Network string `json:"network"`
 	ID      string `json:"id"`   // stable remote id (IRC account or nick, MQTT device id, JID, MXID)
 	Name    string `json:"name"` // display name
+	// Mask is what admin rules match besides ID where the network has
+	// more: an IRC sender's nick!user@host.
+	Mask string `json:"mask,omitempty"`
 }
 
 // Header is what every event carries.

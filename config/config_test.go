@@ -896,3 +896,49 @@ func TestExampleDocumentsEveryKey(t *testing.T) {
 		t.Errorf("only %d keys found by reflection; is the walk broken?", len(exampleWant()))
 	}
 }
+
+func TestAdminsAndAPIToken(t *testing.T) {
+	c := Default()
+	c.Admins = []string{"web:ops", "matrix:@ops:example.org", "nocolon", "libera:*!*@x", "local:"}
+	c.HTTP.APIToken = "short"
+	err := c.Validate()
+	want := []string{
+		"http.api_token: too short: want at least 16 characters",
+		`admins[2]: want network:identity, got "nocolon"`,
+		`admins[3]: "libera" is neither a configured network nor a network type`,
+		`admins[4]: want network:identity, got "local:"`,
+	}
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, w := range want {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error lacks %q:\n%v", w, err)
+		}
+	}
+	if strings.Contains(err.Error(), "admins[0]") || strings.Contains(err.Error(), "admins[1]") {
+		t.Errorf("a network name and a network type are both fine:\n%v", err)
+	}
+	if strings.Contains(err.Error(), "short\"") || strings.Contains(err.Error(), `"short`) {
+		t.Errorf("the token is repeated in the error:\n%v", err)
+	}
+}
+
+func TestCheckLinks(t *testing.T) {
+	c := Default()
+	err := c.CheckLinks(map[string][]string{"new": {"web:ok", "nowhere:x", "local:bad/#"}, "bad name": {"web:y"}})
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, w := range []string{`links.new[1]: unknown network "nowhere"`, `links.new[2]: invalid mqtt room "bad/#"`, `invalid link name "bad name"`} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error lacks %q:\n%v", w, err)
+		}
+	}
+	if err := c.CheckLinks(map[string][]string{"lobby": {"web:lobby"}, "other": {"web:lobby"}}); err == nil || !strings.Contains(err.Error(), "already in link") {
+		t.Errorf("a room in two links: %v", err)
+	}
+	if err := c.CheckLinks(map[string][]string{"lobby": {"web:lobby", "local:switchboard/lobby"}, "two": {"web:two"}}); err != nil {
+		t.Errorf("valid links: %v", err)
+	}
+}

@@ -15,13 +15,21 @@ type Config struct {
 	// It is not called Links because that is the method returning them
 	// parsed.
 	LinkRooms map[string][]string `yaml:"links"`
-	Log       Log                 `yaml:"log"`
+	// Admins may use the !sb chat commands: "network:identity", where
+	// network is a network's name or type and identity a sender id (a
+	// Matrix user id, a bare JID, an MQTT device id) or, on IRC, a
+	// nick!user@host mask with * and ? wildcards.
+	Admins []string `yaml:"admins,omitempty"`
+	Log    Log      `yaml:"log"`
 }
 
 type HTTP struct {
 	Listen string `yaml:"listen"`
 	// ReadyGrace is how long a network may be down before /readyz fails.
 	ReadyGrace time.Duration `yaml:"ready_grace"`
+	// APIToken is the bearer token of the provisioning API (/api/links);
+	// empty turns the API off.
+	APIToken string `yaml:"api_token" secret:"true"`
 }
 
 type Log struct {

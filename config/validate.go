@@ -40,6 +40,10 @@ func (c *Config) validate(errs *errorList) {
 	if c.HTTP.ReadyGrace < 0 {
 		errs.add("http.ready_grace", "must not be negative, got %v", c.HTTP.ReadyGrace)
 	}
+	if t := c.HTTP.APIToken; t != "" && len(t) < minAPIToken {
+		errs.add("http.api_token", "too short: want at least %d characters", minAPIToken)
+	}
+	c.validateAdmins(errs)
 	if c.Broker != nil {
 		if err := checkHostPort(c.Broker.Listen, false, true); err != nil {
 			errs.add("broker.listen", "%v", err)
@@ -130,6 +134,34 @@ func (c *Config) validateLinks(errs *errorList) {
 			delete(accepted, name)
 		}
 	}
+}
+
+// minAPIToken keeps a guessable token out: the API can relink rooms.
+const minAPIToken = 16
+
+func (c *Config) validateAdmins(errs *errorList) {
+	for i, a := range c.Admins {
+		path := fmt.Sprintf("admins[%d]", i)
+		network, id, ok := strings.Cut(a, ":")
+		if !ok || strings.TrimSpace(id) == "" {
+			errs.add(path, "want network:identity, got %q", a)
+			continue
+		}
+		if _, named := c.Networks[network]; !named && networkTypes[network] == nil {
+			errs.add(path, "%q is neither a configured network nor a network type", network)
+		}
+	}
+}
+
+// CheckLinks validates a set of links, given as in the file's links
+// section, against this configuration's networks, by the same rules.
+// Errors name links.<name>[<index>].
+func (c *Config) CheckLinks(links map[string][]string) error {
+	cc := *c
+	cc.LinkRooms = links
+	errs := &errorList{}
+	cc.validateLinks(errs)
+	return errs.err()
 }
 
 // checkStore's messages never quote the value: a postgres URL may carry a
