@@ -150,6 +150,12 @@ type Links interface {
 	LinkOf(room RoomAddr) (link string, rooms []RoomAddr, ok bool)
 }
 
+// RelayRooms is implemented by Links that know which rooms are in relay
+// mode; the router sets Delivery.Relay for them.
+type RelayRooms interface {
+	Relayed(room RoomAddr) bool
+}
+
 // Queued is one delivery waiting in the outbox.
 type Queued struct {
 	Seq    int64

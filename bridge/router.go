@@ -441,6 +441,9 @@ func (r *Router) deliver(ctx context.Context, item Queued) (string, error) {
 		return "", fmt.Errorf("%s: %w", item.Target.Network, errNoNetwork)
 	}
 	d := &Delivery{Link: item.Link, Room: item.Target.Room, Event: item.Event}
+	if rr, ok := r.links.(RelayRooms); ok {
+		d.Relay = rr.Relayed(item.Target)
+	}
 	if item.Event.Head().To != nil {
 		if _, ok := net.(DirectMessenger); !ok {
 			return "", Permanent(fmt.Errorf("%s has no direct messages", item.Target.Network))

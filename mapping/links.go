@@ -28,29 +28,74 @@ func ParseRoom(s string) (bridge.RoomAddr, error) {
 	return bridge.RoomAddr{Network: network, Room: room}, nil
 }
 
-// Links is the set of room links. It is safe for concurrent use.
+// Links is the set of room links, and the rooms in relay mode. It is safe
+// for concurrent use; Replace swaps the whole set at once.
 type Links struct {
 	mu     sync.RWMutex
 	links  map[string][]bridge.RoomAddr
 	byRoom map[bridge.RoomAddr]string
+	relay  map[bridge.RoomAddr]bool
 }
 
 // NewLinks builds the link set. A room may belong to one link only. A link
 // of one room is allowed: its events are stored, and delivered to rooms
 // added later.
 func NewLinks(links map[string][]bridge.RoomAddr) (*Links, error) {
-	l := &Links{links: map[string][]bridge.RoomAddr{}, byRoom: map[bridge.RoomAddr]string{}}
+	l := &Links{relay: map[bridge.RoomAddr]bool{}}
+	if err := l.Replace(links); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+// Replace validates a new link set and, only if it is valid, puts it in
+// place of the current one.
+func (l *Links) Replace(links map[string][]bridge.RoomAddr) error {
+	next := &Links{links: map[string][]bridge.RoomAddr{}, byRoom: map[bridge.RoomAddr]string{}}
 	names := make([]string, 0, len(links))
 	for name := range links {
 		names = append(names, name)
 	}
 	sort.Strings(names)
 	for _, name := range names {
-		if err := l.add(name, links[name]); err != nil {
-			return nil, err
+		if err := next.add(name, links[name]); err != nil {
+			return err
 		}
 	}
-	return l, nil
+	l.mu.Lock()
+	l.links, l.byRoom = next.links, next.byRoom
+	l.mu.Unlock()
+	return nil
+}
+
+// All returns a copy of every link.
+func (l *Links) All() map[string][]bridge.RoomAddr {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	all := make(map[string][]bridge.RoomAddr, len(l.links))
+	for name, rooms := range l.links {
+		all[name] = append([]bridge.RoomAddr(nil), rooms...)
+	}
+	return all
+}
+
+// SetRelayed puts exactly these rooms in relay mode.
+func (l *Links) SetRelayed(rooms []bridge.RoomAddr) {
+	relay := make(map[bridge.RoomAddr]bool, len(rooms))
+	for _, r := range rooms {
+		relay[r] = true
+	}
+	l.mu.Lock()
+	l.relay = relay
+	l.mu.Unlock()
+}
+
+// Relayed implements the router's optional relay lookup: whether
+// deliveries into room go through the bot.
+func (l *Links) Relayed(room bridge.RoomAddr) bool {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.relay[room]
 }
 
 func (l *Links) add(name string, rooms []bridge.RoomAddr) error {

@@ -38,9 +38,19 @@ func newWorld(t *testing.T) *world {
 // config links IRC #room with MQTT root sb/room.
 func (w *world) config(t *testing.T, mode string) *config.Config {
 	t.Helper()
-	cfg, err := config.Parse([]byte(fmt.Sprintf(`
+	cfg, err := config.Parse([]byte(w.yaml(mode, "127.0.0.1:0", "")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// yaml is the config file of config, listening on listen, with extra
+// lines added at the end of links.
+func (w *world) yaml(mode, listen, links string) string {
+	return fmt.Sprintf(`
 data_dir: %s
-http: { listen: "127.0.0.1:0" }
+http: { listen: %q, api_token: %s }
 networks:
   libera:
     type: irc
@@ -55,16 +65,22 @@ networks:
     client_id: switchboard-e2e
 links:
   lobby: [ "libera:%s", "devices:%s" ]
-`, w.dir, w.irc.Addr, mode, w.mqtt.URL, room, root)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cfg
+%s`, w.dir, listen, apiToken, w.irc.Addr, mode, w.mqtt.URL, room, root, links)
 }
+
+// apiToken is the provisioning API's token in the tests' configs.
+const apiToken = "test-token-0123456789"
 
 // run starts Switchboard and stops it when the test ends; stop may be
 // called earlier.
 func runSwitchboard(t *testing.T, cfg *config.Config) (stop func()) {
+	t.Helper()
+	_, stop = runService(t, cfg)
+	return stop
+}
+
+// runService is runSwitchboard that also returns the service.
+func runService(t *testing.T, cfg *config.Config) (svc *service, stop func()) {
 	t.Helper()
 	log := testenv.NewLog(t).Logger()
 	ctx, cancel := context.WithTimeout(context.Background(), patience)
@@ -85,7 +101,7 @@ func runSwitchboard(t *testing.T, cfg *config.Config) (stop func()) {
 		svc.stop(ctx)
 	}
 	t.Cleanup(stop)
-	return stop
+	return svc, stop
 }
 
 // waitReady waits until every network is connected: stricter than

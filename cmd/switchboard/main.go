@@ -108,6 +108,14 @@ func matrixRegistration(args []string, stdout, stderr io.Writer) int {
 }
 
 func run(path string, stderr io.Writer) int {
+	ctx, stopSignals := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stopSignals()
+	return runUntil(ctx, path, stderr)
+}
+
+// runUntil runs Switchboard until ctx ends, reloading the config file on
+// SIGHUP.
+func runUntil(ctx context.Context, path string, stderr io.Writer) int {
 	cfg := config.Default()
 	if path != "" {
 		var err error
@@ -120,14 +128,23 @@ func run(path string, stderr io.Writer) int {
 	if path == "" {
 		log.Info("no --config given: running on embedded defaults")
 	}
-	ctx, stopSignals := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stopSignals()
+	// Caught from before the HTTP listener is up, so that whoever sees it
+	// answer may send SIGHUP without killing the process.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	svc, err := start(ctx, cfg, log)
 	if err != nil {
 		log.Error("cannot start", "err", err)
 		return 1
 	}
-	<-ctx.Done()
+	for ctx.Err() == nil {
+		select {
+		case <-hup:
+			reload(ctx, svc, path, log)
+		case <-ctx.Done():
+		}
+	}
 	log.Info("shutting down")
 	shutdown, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
@@ -148,4 +165,21 @@ func newLogger(c config.Log, w io.Writer) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// reload re-reads the config file on SIGHUP; a file that does not load
+// or fit leaves the running config in place.
+func reload(ctx context.Context, svc *service, path string, log *slog.Logger) {
+	if path == "" {
+		log.Warn("SIGHUP: running on embedded defaults, there is no file to reload")
+		return
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		log.Error("SIGHUP: config rejected, keeping the running one", "file", path, "err", err)
+		return
+	}
+	if err := svc.reload(ctx, cfg); err != nil {
+		log.Error("SIGHUP: "+err.Error(), "file", path)
+	}
 }

@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"os"
 	"sort"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	mochi "github.com/mochi-mqtt/server/v2"
@@ -37,6 +39,18 @@ type service struct {
 	http   *http.Server
 	mux    *http.ServeMux
 	ops    *ops
+
+	// Links: the file's, with runtime changes laid over (see links.go).
+	linkMu  sync.Mutex // serializes link changes and reloads
+	links   *mapping.Links
+	overlay linkOverlay
+	state   adapters.State
+	// onReload is told of each config a reload puts in place (the chat
+	// commands take their admins from it).
+	onReload func(*config.Config)
+	// apiToken is the provisioning API's bearer token; "" turns it off.
+	apiToken atomic.Pointer[string]
+
 	// HTTPAddr is where the HTTP listener ended up (the config may say :0).
 	HTTPAddr string
 }
@@ -74,15 +88,24 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *servic
 	if s.store, err = store.Open(ctx, cfg.Store, cfg.DataDir, log.With("component", "store")); err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
-	linkMap, err := cfg.Links()
-	if err != nil {
+	if err := s.loadOverlay(ctx); err != nil {
 		return nil, err
+	}
+	linkMap, err := effectiveLinks(cfg, s.overlay)
+	if err != nil {
+		return nil, fmt.Errorf("links changed at runtime (through the API or chat commands) no longer fit the config: %w", err)
 	}
 	links, err := mapping.NewLinks(linkMap)
 	if err != nil {
 		return nil, err
 	}
+	s.links = links
+	s.links.SetRelayed(parseRooms(s.overlay.Relay))
 	s.ops.setLinks(linkMap)
+	s.apiToken.Store(&cfg.HTTP.APIToken)
+	// Registered only now that the links are loaded; a ServeMux may grow
+	// while it serves.
+	s.apiRoutes(s.mux)
 	names := make([]string, 0, len(cfg.Networks))
 	for name := range cfg.Networks {
 		names = append(names, name)
