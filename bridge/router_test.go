@@ -440,3 +440,31 @@ func TestDirectMessages(t *testing.T) {
 	accept(t, f.router, answer)
 	f.waitDepth(t, 0)
 }
+
+// Links replaced at runtime take effect with the next event, and a room in
+// relay mode gets its deliveries marked for the bot.
+func TestRuntimeLinksAndRelayRooms(t *testing.T) {
+	irc, mqtt := newPlain(), newPlain()
+	f := newFixture(t, t.TempDir(), map[string]bridge.MessageSender{"irc": irc, "mqtt": mqtt})
+	err := f.links.Replace(map[string][]bridge.RoomAddr{
+		"lobby": {{Network: "irc", Room: "#lobby"}, {Network: "mqtt", Room: "chat/lobby"}},
+		"fresh": {{Network: "irc", Room: "#fresh"}, {Network: "mqtt", Room: "chat/fresh"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.links.SetRelayed([]bridge.RoomAddr{{Network: "irc", Room: "#fresh"}})
+	accept(t, f.router, msg("mqtt", "chat/fresh", "dev", "", "on the new link"))
+	accept(t, f.router, msg("mqtt", "chat/lobby", "dev", "", "on the old link"))
+	accept(t, f.router, msg("mqtt", "chat/ops", "dev", "", "on a link that is gone"))
+	if got := irc.waitRoom(t, "#fresh", 1); got[0].Event.(*bridge.Message).Text != "on the new link" || !got[0].Relay {
+		t.Errorf("#fresh got %q, relay %v", texts(got), got[0].Relay)
+	}
+	if got := irc.waitRoom(t, "#lobby", 1); texts(got)[0] != "on the old link" || got[0].Relay {
+		t.Errorf("#lobby got %q, relay %v", texts(got), got[0].Relay)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if got := irc.room("#ops"); len(got) != 0 {
+		t.Errorf("a room of a removed link got %q", texts(got))
+	}
+}

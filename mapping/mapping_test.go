@@ -132,3 +132,35 @@ func TestIRCNickAlternativeIsDeterministicAndDistinct(t *testing.T) {
 		seen[n] = true
 	}
 }
+
+func TestLinksReplaceKeepsOldSetOnError(t *testing.T) {
+	a := bridge.RoomAddr{Network: "libera", Room: "#a"}
+	b := bridge.RoomAddr{Network: "devices", Room: "b"}
+	l, err := NewLinks(map[string][]bridge.RoomAddr{"one": {a, b}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Replace(map[string][]bridge.RoomAddr{"x": {a}, "y": {a}}); err == nil {
+		t.Fatal("a room in two links was accepted")
+	}
+	if name, _, ok := l.LinkOf(b); !ok || name != "one" {
+		t.Errorf("a refused Replace changed the links: %q %v", name, ok)
+	}
+	if err := l.Replace(map[string][]bridge.RoomAddr{"two": {b}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, ok := l.LinkOf(a); ok {
+		t.Error("a room dropped by Replace is still linked")
+	}
+	if all := l.All(); len(all) != 1 || len(all["two"]) != 1 {
+		t.Errorf("All() = %v", all)
+	}
+	l.SetRelayed([]bridge.RoomAddr{b})
+	if !l.Relayed(b) || l.Relayed(a) {
+		t.Error("relay rooms wrong")
+	}
+	l.SetRelayed(nil)
+	if l.Relayed(b) {
+		t.Error("relay not turned off")
+	}
+}
