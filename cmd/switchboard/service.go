@@ -119,6 +119,13 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *servic
 		return nil, err
 	}
 	go s.ops.watch()
+	admins, err := mapping.ParseAdmins(cfg.Admins)
+	if err != nil {
+		return nil, err
+	}
+	// Adapters hand their traffic to the chat commands, which pass all
+	// but !sb commands on to the router.
+	cmds := newCommands(s.router, fileLinksOnly{links}, s.ops.status, admins, log.With("component", "commands"))
 	for _, name := range names {
 		a, err := adapters.New(name, cfg.Networks[name], log)
 		if err != nil {
@@ -133,7 +140,8 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *servic
 			hs.RegisterHTTP(s.mux)
 		}
 		s.router.AddNetwork(name, a)
-		if err := a.Start(ctx, s.router); err != nil {
+		cmds.addNetwork(name, cfg.Networks[name].Type, a)
+		if err := a.Start(ctx, cmds); err != nil {
 			return nil, fmt.Errorf("networks.%s: %w", name, err)
 		}
 		for _, room := range links.Rooms(name) {
