@@ -125,7 +125,8 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *servic
 	}
 	// Adapters hand their traffic to the chat commands, which pass all
 	// but !sb commands on to the router.
-	cmds := newCommands(s.router, fileLinksOnly{links}, s.ops.status, admins, log.With("component", "commands"))
+	cmds := newCommands(s.router, s, s.ops.status, admins, log.With("component", "commands"))
+	s.onReload = cmds.reload
 	for _, name := range names {
 		a, err := adapters.New(name, cfg.Networks[name], log)
 		if err != nil {
