@@ -63,6 +63,7 @@ networks:
     type: mqtt
     broker: %s
     client_id: switchboard-e2e
+admins: [ "libera:alice!*@*" ]
 links:
   lobby: [ "libera:%s", "devices:%s" ]
 %s`, w.dir, listen, apiToken, w.irc.Addr, mode, w.mqtt.URL, room, root, links)

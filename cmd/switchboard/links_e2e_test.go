@@ -244,3 +244,47 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// Issue 6, test 3: an admin's !sb link links rooms, a non-admin's is
+// refused, and neither command nor reply reaches any other room.
+func TestChatCommandLinksRoomsAndStaysLocal(t *testing.T) {
+	w := newWorld(t)
+	runService(t, w.config(t, "puppet"))
+	lobbyOut := w.mqtt.Subscribe(t, root+"/out/#", 1)
+	newOut := w.mqtt.Subscribe(t, root2+"/out/#", 1)
+	alice := w.irc.Client(t, "alice") // an admin, by the mask alice!*@*
+	alice.Join(room)
+	bob := w.irc.Client(t, "bob")
+	bob.Join(room)
+	fromBot := func(text string) func(testenv.IRCLine) bool {
+		return func(l testenv.IRCLine) bool {
+			return l.Command == "NOTICE" && strings.EqualFold(l.Nick(), "switchboard") && strings.Contains(l.Text(), text)
+		}
+	}
+
+	bob.Say(room, "!sb link devices:"+root2)
+	bob.WaitMessage(patience, fromBot("only Switchboard admins"))
+	alice.Say(room, "!sb link devices:"+root2)
+	alice.WaitMessage(patience, fromBot("Linked devices:"+root2))
+	w.publishTo(t, root2, "sensor-2", "from the newly linked room")
+	alice.WaitText(patience, room, "sensor-2[devices]", "from the newly linked room")
+
+	alice.Say(room, "an ordinary line")
+	for _, sub := range []*testenv.Subscriber{lobbyOut, newOut} {
+		for {
+			m := sub.Next(t, patience)
+			if strings.Contains(string(m.Payload), "!sb") || strings.Contains(string(m.Payload), "Linked") || strings.Contains(string(m.Payload), "Sorry") {
+				t.Errorf("a command or its reply was bridged: %s", m.Payload)
+			}
+			if strings.Contains(string(m.Payload), "an ordinary line") {
+				break
+			}
+		}
+	}
+	// Bob's command reaches alice natively on IRC; no puppet repeats it.
+	for _, l := range alice.Messages(func(l testenv.IRCLine) bool { return strings.Contains(l.Nick(), "[") }) {
+		if strings.Contains(l.Text(), "!sb") {
+			t.Errorf("a puppet repeated a command: %s", l.Raw)
+		}
+	}
+}
