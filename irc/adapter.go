@@ -8,8 +8,9 @@
 // long as the puppet is connected: once it has quit (idle, or
 // disconnected), the server answers a private message to its old nick
 // with "No such nick", and nothing reaches the bridge until the sender's
-// next message brings the puppet back. Private messages to the bot are
-// not bridged.
+// next message brings the puppet back. A private message to the bot is
+// addressed to Switchboard itself (a chat command, see bridge.ToBot) and
+// is never bridged; the bot answers with notices (SendAsBot).
 package irc
 
 import (
@@ -120,6 +121,8 @@ type serverInfo struct {
 var (
 	_ adapters.Adapter       = (*Adapter)(nil)
 	_ adapters.Connected     = (*Adapter)(nil)
+	_ adapters.Leaver        = (*Adapter)(nil)
+	_ bridge.BotSender       = (*Adapter)(nil)
 	_ bridge.MemberRelayer   = (*Adapter)(nil)
 	_ bridge.DirectMessenger = (*Adapter)(nil)
 )
@@ -397,6 +400,77 @@ func (a *Adapter) Join(ctx context.Context, channel string) error {
 	return bot.join(ctx, channel)
 }
 
+// Leave stops bridging a channel: the bot and every puppet in it part,
+// and it is not joined again on reconnect. What is said there from now on
+// is not reported, even before the server has processed the parts.
+func (a *Adapter) Leave(ctx context.Context, channel string) error {
+	info := a.serverInfo()
+	if err := validChannel(channel, info.chanTypes, info.chanLen); err != nil {
+		return err
+	}
+	a.mu.Lock()
+	f := info.cm.fold(channel)
+	delete(a.rooms, f)
+	bot := a.bot
+	var puppets []*puppet
+	for _, p := range a.puppets {
+		p.busy++ // kept from the reaper while it parts
+		puppets = append(puppets, p)
+	}
+	a.mu.Unlock()
+	var errs []error
+	for _, p := range puppets {
+		errs = append(errs, a.leavePuppet(ctx, p, channel))
+	}
+	if bot != nil && bot.isUp() && bot.inChannel(channel) {
+		errs = append(errs, bot.part(ctx, channel, "unlinked"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("irc: leave %s: %w", channel, err)
+	}
+	a.log.Info("left channel", "channel", channel)
+	return nil
+}
+
+// leavePuppet parts a puppet from a channel it is in, and releases it.
+func (a *Adapter) leavePuppet(ctx context.Context, p *puppet, channel string) error {
+	defer a.releasePuppet(p)
+	select {
+	case <-p.ready:
+	default:
+		// Still connecting, so in no channel yet; a delivery still on its
+		// way may take it in, as it would before the room was left.
+		return nil
+	}
+	if p.err != nil || !p.k.inChannel(channel) {
+		return nil
+	}
+	return a.partPuppet(ctx, p, channel, "")
+}
+
+// partPuppet parts a puppet from a channel and retires it when that was
+// its last one: nothing is left for it to do. One that carries a private
+// conversation waits to be idle.
+func (a *Adapter) partPuppet(ctx context.Context, p *puppet, channel, reason string) error {
+	if err := p.k.part(ctx, channel, reason); err != nil {
+		return err
+	}
+	a.mu.Lock()
+	direct := p.direct
+	a.mu.Unlock()
+	if p.k.channelCount() == 0 && !direct {
+		a.retirePuppet(p)
+	}
+	return nil
+}
+
+// bridging reports whether r is still a bridged channel.
+func (a *Adapter) bridging(r *room) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.rooms[a.info.cm.fold(r.name)] == r
+}
+
 // Stop quits every connection and waits for the adapter's goroutines.
 func (a *Adapter) Stop(ctx context.Context) error {
 	a.mu.Lock()
@@ -562,7 +636,7 @@ func (a *Adapter) Send(ctx context.Context, d *bridge.Delivery) (string, error) 
 	}
 	body := renderBody(m)
 	key := string(m.ID) + "\x00" + info.cm.fold(target)
-	if a.mode == "puppet" {
+	if a.mode == "puppet" && !d.Relay {
 		p, err := a.puppetFor(ctx, m.Sender)
 		if err != nil {
 			return "", err
@@ -575,6 +649,52 @@ func (a *Adapter) Send(ctx context.Context, d *bridge.Delivery) (string, error) 
 		}
 	}
 	return a.sendVia(ctx, a.bot, key, target, m, body, relayPrefix(m))
+}
+
+// SendAsBot sends text from the bot as NOTICEs, one for each line, to a
+// channel or, when room is "", to a user (an IRC account or nick): the
+// answer to a chat command. A notice, because no client or bot answers
+// one automatically, and nothing the bot says is bridged.
+func (a *Adapter) SendAsBot(ctx context.Context, room, user, text string) error {
+	target, err := a.botTarget(room, user)
+	if err != nil {
+		return bridge.Permanent(err)
+	}
+	a.mu.Lock()
+	started, stopped, bot := a.started, a.stopped, a.bot
+	a.mu.Unlock()
+	if !started || stopped {
+		return errors.New("irc: adapter not running")
+	}
+	if !bot.isUp() {
+		return errNotConnected
+	}
+	m := &bridge.Message{Header: bridge.Header{ID: bridge.NewEventID()}, Text: text, Notice: true}
+	key := string(m.ID) + "\x00" + a.serverInfo().cm.fold(target)
+	// No retry ever resends this text: forget what a failed attempt sent.
+	defer a.forgetProgress(key)
+	_, err = a.sendVia(ctx, bot, key, target, m, text, "")
+	return err
+}
+
+// botTarget checks where SendAsBot may send: a channel, or the nick of a
+// user, as strictly as direct messages.
+func (a *Adapter) botTarget(room, user string) (string, error) {
+	if room != "" {
+		info := a.serverInfo()
+		return room, validChannel(room, info.chanTypes, info.chanLen)
+	}
+	if user == "" {
+		return "", errors.New("irc: bot message with neither room nor user")
+	}
+	nick := a.directNick(bridge.Sender{Network: a.name, ID: user})
+	return nick, validNick(nick)
+}
+
+func (a *Adapter) forgetProgress(key string) {
+	a.mu.Lock()
+	delete(a.progress, key)
+	a.mu.Unlock()
 }
 
 // directNick is the nick a direct message to an IRC user goes to. Their
@@ -781,23 +901,15 @@ func (a *Adapter) SendMembership(ctx context.Context, d *bridge.Delivery) error 
 	defer a.releasePuppet(p)
 	switch ev := d.Event.(type) {
 	case *bridge.Join:
+		if d.Relay {
+			return nil // the bot speaks for everyone in a relayed room
+		}
 		return p.k.join(ctx, d.Room)
 	case *bridge.Leave:
 		if !p.k.inChannel(d.Room) {
 			return nil
 		}
-		if err := p.k.part(ctx, d.Room, stripCodes(cleanLine(ev.Reason))); err != nil {
-			return err
-		}
-		a.mu.Lock()
-		direct := p.direct
-		a.mu.Unlock()
-		if p.k.channelCount() == 0 && !direct {
-			// That was its last channel: nothing left for it to do. One
-			// that carries a private conversation waits to be idle.
-			a.retirePuppet(p)
-		}
-		return nil
+		return a.partPuppet(ctx, p, d.Room, stripCodes(cleanLine(ev.Reason)))
 	case *bridge.Rename:
 		nick := mapping.IRCNick(mapping.Render(a.template, ev.Sender), info.nickLen, ev.Sender)
 		if nick == p.k.nick() {

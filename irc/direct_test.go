@@ -154,7 +154,7 @@ func TestDirectMessages(t *testing.T) {
 			t.Errorf("to %+v, want %+v", m.To, sensor)
 		}
 		// Known by the account the bot saw, as in her channel messages.
-		if m.Sender != (bridge.Sender{Network: "libera", ID: "alice-account", Name: "alice"}) {
+		if s := m.Sender; s.Network != "libera" || s.ID != "alice-account" || s.Name != "alice" || !strings.HasPrefix(s.Mask, "alice!") {
 			t.Errorf("sender %+v", m.Sender)
 		}
 		if m.Origin.Network != "libera" || m.Origin.Room != "" || m.Origin.RemoteID == "" {
@@ -207,7 +207,12 @@ func TestDirectMessages(t *testing.T) {
 				emote = m.Emote && m.To != nil
 			case m.Text == "fyi":
 				notice = m.Notice && m.To != nil
-			case m.Text == "for the bot", strings.Contains(m.Text, "VERSION"):
+			case m.Text == "for the bot":
+				// Switchboard's own, not a puppet's.
+				if !bridge.ToBot(m) {
+					t.Errorf("message to the bot not addressed to it: %+v", m)
+				}
+			case strings.Contains(m.Text, "VERSION"):
 				t.Errorf("bridged %+v", m)
 			case m.Sender.Network != "libera" || m.Sender.Name != "alice":
 				t.Errorf("event from %+v", m.Sender)

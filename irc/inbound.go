@@ -63,9 +63,24 @@ func (a *Adapter) header(e ircmsg.Message, room, nick, account string) bridge.He
 	return bridge.Header{
 		ID:     bridge.NewEventID(),
 		Origin: bridge.Origin{Network: a.name, Room: room, RemoteID: msgid},
-		Sender: bridge.Sender{Network: a.name, ID: id, Name: nick},
+		Sender: bridge.Sender{Network: a.name, ID: id, Name: nick, Mask: a.mask(e, nick)},
 		Time:   t,
 	}
+}
+
+// mask is nick's nick!user@host as the line's source shows it, for admin
+// rules; "" when the line is not from nick (a KICK names the kicker) or
+// the server left out user and host. A NICK line's source has the old
+// nick, with the user@host the new one keeps.
+func (a *Adapter) mask(e ircmsg.Message, nick string) string {
+	nuh, err := e.NUH()
+	if err != nil || nuh.User == "" || nuh.Host == "" {
+		return ""
+	}
+	if e.Command != "NICK" && !a.casemap().equal(nuh.Name, nick) {
+		return ""
+	}
+	return nick + "!" + nuh.User + "@" + nuh.Host
 }
 
 func (a *Adapter) accountLocked(r *room, nick string) string {
@@ -123,14 +138,18 @@ func (a *Adapter) chatMessage(e ircmsg.Message, notice bool) *bridge.Message {
 	return m
 }
 
-// onMessage reports what is said in bridged channels. Private messages to
-// the bot are no one's direct messages, and are dropped here too.
+// onMessage reports what is said in bridged channels, and private
+// messages to the bot (see toBot).
 func (a *Adapter) onMessage(e ircmsg.Message, notice bool) {
 	m := a.chatMessage(e, notice)
 	if m == nil {
 		return
 	}
 	nick := e.Nick()
+	if a.bot.isMe(e.Params[0]) {
+		a.toBot(e, m, notice)
+		return
+	}
 	a.mu.Lock()
 	r := a.roomLocked(e.Params[0])
 	if r == nil || !strings.ContainsRune(a.info.chanTypes, rune(e.Params[0][0])) {
@@ -140,6 +159,36 @@ func (a *Adapter) onMessage(e ircmsg.Message, notice bool) {
 	m.Header = a.header(e, r.name, nick, a.accountLocked(r, nick))
 	a.mu.Unlock()
 	a.emit(m)
+}
+
+// toBot reports a private message to the bot as a direct message to
+// Switchboard itself (bridge.ToBot): a chat command, never bridged. A
+// NOTICE is not one: by IRC convention no one answers a notice
+// automatically (services and other bots send them), so two bots can
+// never answer each other forever.
+func (a *Adapter) toBot(e ircmsg.Message, m *bridge.Message, notice bool) {
+	if notice {
+		return
+	}
+	a.mu.Lock()
+	m.Header = a.directHeaderLocked(e)
+	a.mu.Unlock()
+	m.To = &bridge.Sender{Network: a.name, ID: a.bot.nick()}
+	a.emit(m)
+}
+
+// directHeaderLocked is the header of a private message; a.mu must be
+// held. Without account-tag, what the bot knows keeps the sender's id the
+// one their channel messages have.
+func (a *Adapter) directHeaderLocked(e ircmsg.Message) bridge.Header {
+	nick := e.Nick()
+	account := ""
+	for _, r := range a.rooms {
+		if account = a.accountLocked(r, nick); account != "" {
+			break
+		}
+	}
+	return a.header(e, "", nick, account)
 }
 
 // onDirect runs in a puppet's read loop: a private message to the puppet
@@ -153,17 +202,8 @@ func (a *Adapter) onDirect(p *puppet, e ircmsg.Message, notice bool) {
 	if m == nil {
 		return
 	}
-	nick := e.Nick()
 	a.mu.Lock()
-	// Without account-tag, what the bot knows keeps the sender's id the
-	// one their channel messages have.
-	account := ""
-	for _, r := range a.rooms {
-		if account = a.accountLocked(r, nick); account != "" {
-			break
-		}
-	}
-	m.Header = a.header(e, "", nick, account)
+	m.Header = a.directHeaderLocked(e)
 	to := p.sender
 	m.To = &to
 	p.last = a.clock.Now()
@@ -187,6 +227,9 @@ func (a *Adapter) onJoin(e ircmsg.Message) {
 	r := a.roomLocked(e.Params[0])
 	if r == nil {
 		a.mu.Unlock()
+		if isBot {
+			a.partStray(e.Params[0])
+		}
 		return
 	}
 	if isBot {
@@ -272,8 +315,36 @@ func (a *Adapter) botLeft(ch string) {
 			return
 		case <-t.C:
 		}
+		if !a.bridging(r) {
+			return // left meanwhile
+		}
 		if err := a.bot.join(a.ctx, r.name); err != nil && a.ctx.Err() == nil {
 			a.log.Warn("cannot rejoin channel", "channel", r.name, "err", err)
+		}
+	}()
+}
+
+// partStray parts a channel the bot joined but no longer bridges: a
+// rejoin that crossed a Leave. Parting waits for a flood token, which the
+// read loop we are in must not.
+func (a *Adapter) partStray(ch string) {
+	a.mu.Lock()
+	if a.stopped {
+		a.mu.Unlock()
+		return
+	}
+	a.wg.Add(1)
+	a.mu.Unlock()
+	go func() {
+		defer a.wg.Done()
+		a.mu.Lock()
+		r := a.roomLocked(ch)
+		a.mu.Unlock()
+		if r != nil {
+			return // joined again meanwhile
+		}
+		if err := a.bot.part(a.ctx, ch, "unlinked"); err != nil && a.ctx.Err() == nil {
+			a.log.Warn("cannot part channel", "channel", ch, "err", err)
 		}
 	}()
 }
