@@ -23,8 +23,8 @@ const flushDelay = 20 * time.Millisecond
 // window delivers those entries once more; it loses nothing.
 type delivered struct {
 	mu      sync.Mutex
-	queue   []deliveryRecord // not yet in a transaction
-	seqs    map[int64]bool   // queued or in a transaction not yet committed
+	queue   []deliveryRecord          // not yet in a transaction
+	seqs    map[int64]bridge.RoomAddr // target rooms, queued or in a transaction not yet committed
 	remote  map[remoteKey]bridge.EventID
 	byEvent map[eventKey]string
 	timer   *time.Timer
@@ -54,7 +54,7 @@ type eventKey struct {
 }
 
 func (d *delivered) init() {
-	d.seqs = map[int64]bool{}
+	d.seqs = map[int64]bridge.RoomAddr{}
 	d.remote = map[remoteKey]bridge.EventID{}
 	d.byEvent = map[eventKey]string{}
 	d.reading = map[uint64]int{}
@@ -63,11 +63,17 @@ func (d *delivered) init() {
 // beginRead marks a read of the outbox or the remote ids in progress; call
 // the function it returns when the read is done.
 func (d *delivered) beginRead() func() {
+	_, end := d.beginReadAt()
+	return end
+}
+
+// beginReadAt is beginRead that also tells the epoch the read began in.
+func (d *delivered) beginReadAt() (uint64, func()) {
 	d.mu.Lock()
 	e := d.epoch
 	d.reading[e]++
 	d.mu.Unlock()
-	return func() {
+	return e, func() {
 		d.mu.Lock()
 		defer d.mu.Unlock()
 		if d.reading[e]--; d.reading[e] == 0 {
@@ -118,10 +124,10 @@ func (s *Store) Delivered(ctx context.Context, q bridge.Queued, remoteID string)
 	d := &s.delivered
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.seqs[q.Seq] {
+	if _, ok := d.seqs[q.Seq]; ok {
 		return nil
 	}
-	d.seqs[q.Seq] = true
+	d.seqs[q.Seq] = q.Target
 	d.queue = append(d.queue, deliveryRecord{q, remoteID})
 	if remoteID != "" {
 		id := q.Event.Head().ID
@@ -220,13 +226,49 @@ func (s *Store) writeDelivered(ctx context.Context, tx *sql.Tx, recs []deliveryR
 func (d *delivered) isDelivered(seq int64) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.seqs[seq]
+	_, ok := d.seqs[seq]
+	return ok
 }
 
 func (d *delivered) count() int {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return len(d.seqs)
+}
+
+// subtract takes from rooms, as a read that began in epoch found them, the
+// deliveries it may still have seen in the outbox, and drops the rooms
+// left with none. Those are the records not committed yet, and the ones
+// committed since the read began, which it may or may not have seen: in
+// doubt a room's depth errs low, for as long as a commit takes.
+func (d *delivered) subtract(rooms []RoomQueue, epoch uint64) []RoomQueue {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if len(d.seqs) == 0 {
+		return rooms
+	}
+	before := map[int64]bool{} // committed before the read began
+	for _, r := range d.retired {
+		if r.epoch >= epoch {
+			break
+		}
+		for _, rec := range r.recs {
+			before[rec.q.Seq] = true
+		}
+	}
+	n := map[bridge.RoomAddr]int{}
+	for seq, room := range d.seqs {
+		if !before[seq] {
+			n[room]++
+		}
+	}
+	out := rooms[:0]
+	for _, q := range rooms {
+		if q.Depth -= n[q.Room]; q.Depth > 0 {
+			out = append(out, q)
+		}
+	}
+	return out
 }
 
 func (d *delivered) eventByRemote(room bridge.RoomAddr, remoteID string) (bridge.EventID, bool) {

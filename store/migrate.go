@@ -95,7 +95,31 @@ var migrations = []migration{
 			)`,
 		},
 	},
+	{
+		version: 3,
+		name:    "outbox queued_at",
+		// When an entry was queued (unix microseconds), so that operators see how long a
+		// room's queue has been stuck. Entries queued before this
+		// migration take their event's acceptance time, which is when
+		// they were queued: Accept does both in one transaction.
+		// SQLite cannot add a NOT NULL column without a default, nor
+		// drop the default later; PostgreSQL drops it so that an insert
+		// that forgets the column fails. (No comment inside the SQLite
+		// column definition: SQLite splices it into the table's CREATE
+		// statement, where it would comment out the closing parenthesis.)
+		sqlite: []string{
+			`ALTER TABLE outbox ADD COLUMN queued_at BIGINT NOT NULL DEFAULT 0`,
+			outboxQueuedAtFromEvents,
+		},
+		postgres: []string{
+			`ALTER TABLE outbox ADD COLUMN queued_at BIGINT NOT NULL DEFAULT 0`,
+			outboxQueuedAtFromEvents,
+			`ALTER TABLE outbox ALTER COLUMN queued_at DROP DEFAULT`,
+		},
+	},
 }
+
+const outboxQueuedAtFromEvents = `UPDATE outbox SET queued_at = (SELECT created_at FROM events WHERE events.id = outbox.event_id)`
 
 // migrateLock is the PostgreSQL advisory lock key that serializes
 // migrations of several processes starting at once. SQLite needs none:

@@ -72,6 +72,8 @@ func testStore(t *testing.T, newDB newDBFunc) {
 		{"ConcurrentOpen", testConcurrentOpen},
 		{"Concurrent", testConcurrent},
 		{"Errors", testErrors},
+		{"OutboxRooms", testOutboxRooms},
+		{"QueuedAtMigration", testQueuedAtMigration},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newDB) })
 	}
@@ -828,4 +830,128 @@ func TestSQLiteTwoStores(t *testing.T) {
 	if err := stores[1].r.QueryRowContext(t.Context(), `SELECT COUNT(*) FROM events`).Scan(&n); err != nil || n != 100 {
 		t.Fatalf("%d events, %v; want 100", n, err)
 	}
+}
+
+func outboxRooms(t testing.TB, s *Store) []RoomQueue {
+	t.Helper()
+	rooms, err := s.OutboxRooms(t.Context())
+	if err != nil {
+		t.Fatalf("outbox rooms: %v", err)
+	}
+	return rooms
+}
+
+// testOutboxRooms: the outbox per target room, with when its head was
+// queued; a delivered entry leaves the count at once, and a room whose
+// queue emptied leaves the list.
+func testOutboxRooms(t *testing.T, newDB newDBFunc) {
+	ctx := t.Context()
+	s := newStore(t, newDB)
+	if rooms := outboxRooms(t, s); len(rooms) != 0 {
+		t.Fatalf("empty outbox lists %v", rooms)
+	}
+	before := time.Now().Truncate(time.Microsecond)
+	accept(t, s, message(lobby, "r-1", "one"), mqtt, mx)
+	between := time.Now()
+	time.Sleep(5 * time.Millisecond)
+	accept(t, s, message(lobby, "r-2", "two"), mqtt)
+	rooms := outboxRooms(t, s)
+	if len(rooms) != 2 || rooms[0].Room != mx || rooms[0].Depth != 1 || rooms[1].Room != mqtt || rooms[1].Depth != 2 {
+		t.Fatalf("outbox rooms %+v, want %v with 1 and %v with 2", rooms, mx, mqtt)
+	}
+	for _, r := range rooms {
+		if r.Oldest.Before(before) || r.Oldest.After(between) {
+			t.Errorf("%v: oldest queued at %v, want the first accept's time, between %v and %v", r.Room, r.Oldest, before, between)
+		}
+	}
+
+	// Delivered, not yet recorded: the counts drop at once.
+	qs := pending(t, s, mqtt)
+	if err := s.Delivered(ctx, qs[0], ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Delivered(ctx, pending(t, s, mx)[0], ""); err != nil {
+		t.Fatal(err)
+	}
+	if rooms := outboxRooms(t, s); len(rooms) != 1 || rooms[0].Room != mqtt || rooms[0].Depth != 1 {
+		t.Fatalf("after two deliveries, outbox rooms %+v, want %v with 1", rooms, mqtt)
+	}
+	// Recorded: the head is the second entry, queued later.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		rooms := outboxRooms(t, s)
+		if len(rooms) != 1 || rooms[0].Depth != 1 {
+			t.Fatalf("outbox rooms %+v, want %v with 1", rooms, mqtt)
+		}
+		if rooms[0].Oldest.After(between) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("head of %v still queued at %v, before the second accept", mqtt, rooms[0].Oldest)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := s.Failed(ctx, qs[1], "gone"); err != nil {
+		t.Fatal(err)
+	}
+	if rooms := outboxRooms(t, s); len(rooms) != 0 {
+		t.Fatalf("emptied outbox lists %+v", rooms)
+	}
+}
+
+// testQueuedAtMigration: entries queued before the outbox had queued_at
+// take their event's acceptance time.
+func testQueuedAtMigration(t *testing.T, newDB newDBFunc) {
+	ctx := t.Context()
+	dsn, dir := newDB(t)
+	d, db := openRaw(t, dsn, dir)
+	var stmts []string
+	for _, m := range migrations[:2] {
+		stmts = append(stmts, m.statements(d)...)
+	}
+	created := time.Date(2024, 1, 2, 3, 4, 5, 6000, time.UTC)
+	stmts = append(stmts,
+		`CREATE TABLE schema_version (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)`,
+		`INSERT INTO schema_version VALUES (1, 'events, remote ids, outbox', 0), (2, 'adapter state', 0)`,
+		fmt.Sprintf(`INSERT INTO events VALUES ('ev-1', 'message', 'lobby', 'libera', '#lobby', 'r-1', 'libera', 'alice', '{}', %d)`, created.UnixMicro()),
+		`INSERT INTO outbox (link, target_network, target_room, event_id) VALUES ('lobby', 'mqtt', 'chat/lobby', 'ev-1')`,
+	)
+	for _, stmt := range stmts {
+		if _, err := db.ExecContext(ctx, stmt); err != nil {
+			t.Fatalf("%s: %v", stmt, err)
+		}
+	}
+	db.Close()
+	s := openStore(t, dsn, dir)
+	rooms := outboxRooms(t, s)
+	if len(rooms) != 1 || rooms[0].Room != mqtt || rooms[0].Depth != 1 || !rooms[0].Oldest.Equal(created) {
+		t.Fatalf("outbox rooms %+v, want %v with 1 queued at %v", rooms, mqtt, created)
+	}
+	// New entries are stamped by Accept.
+	accept(t, s, message(lobby, "r-2", "two"), mx)
+	if rooms := outboxRooms(t, s); len(rooms) != 2 || time.Since(rooms[0].Oldest) > time.Minute {
+		t.Fatalf("outbox rooms %+v, want %v queued just now", rooms, mx)
+	}
+}
+
+// openRaw opens the database behind dsn without the store, as an older
+// build left it.
+func openRaw(t *testing.T, dsn, dir string) (dialect, *sql.DB) {
+	t.Helper()
+	d, driver := sqlite, "sqlite"
+	if strings.HasPrefix(dsn, "postgres") {
+		d, driver = postgres, "pgx/v5"
+	} else {
+		w, _, _, err := sqliteDSNs(dsn, dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dsn = w
+	}
+	db, err := sql.Open(driver, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return d, db
 }

@@ -36,9 +36,9 @@ type netMetrics struct {
 }
 
 // newMetrics registers the service's collectors. up tells whether a
-// network is connected, depth the outbox depth; both are asked at scrape
-// time.
-func newMetrics(networks []string, up func(network string) bool, depth func(context.Context) (int, error)) *metrics {
+// network is connected, rooms lists the outbox by room; both are asked at
+// scrape time.
+func newMetrics(networks []string, up func(network string) bool, rooms outboxRooms) *metrics {
 	m := &metrics{
 		reg: prometheus.NewRegistry(),
 		received: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -91,19 +91,54 @@ func newMetrics(networks []string, up func(network string) bool, depth func(cont
 			return 0
 		}))
 	}
-	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "switchboard_outbox_depth",
-		Help: "Deliveries waiting in the outbox, all target rooms together (-1 if the store cannot tell).",
-	}, func() float64 {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		n, err := depth(ctx)
-		if err != nil {
-			return -1
-		}
-		return float64(n)
-	}))
+	m.reg.MustRegister(newOutboxCollector(rooms))
 	return m
+}
+
+// outboxCollector reports the outbox per target room, read at scrape time
+// with one grouped query, off the relay path. A room whose queue emptied
+// is not in the answer and so drops out of the scrape: no series is left
+// behind for every room that ever waited.
+type outboxCollector struct {
+	rooms            outboxRooms
+	depth, age, read *prometheus.Desc
+}
+
+func newOutboxCollector(rooms outboxRooms) *outboxCollector {
+	return &outboxCollector{
+		rooms: rooms,
+		depth: prometheus.NewDesc("switchboard_outbox_depth",
+			"Deliveries waiting in the outbox for a room (rooms with none waiting have no series; sum for the total).",
+			[]string{"network", "room"}, nil),
+		age: prometheus.NewDesc("switchboard_outbox_oldest_age_seconds",
+			"How long the delivery waiting longest for a room has been in the outbox.",
+			[]string{"network", "room"}, nil),
+		read: prometheus.NewDesc("switchboard_store_up",
+			"Whether the outbox could be read at this scrape (1) or not (0).", nil, nil),
+	}
+}
+
+// Describe implements prometheus.Collector.
+func (c *outboxCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.depth
+	ch <- c.age
+	ch <- c.read
+}
+
+// Collect implements prometheus.Collector. A store that cannot be read
+// shows as switchboard_store_up 0, without failing the rest of the scrape.
+func (c *outboxCollector) Collect(ch chan<- prometheus.Metric) {
+	qs, err := queryRooms(context.Background(), c.rooms)
+	if err != nil {
+		ch <- prometheus.MustNewConstMetric(c.read, prometheus.GaugeValue, 0)
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(c.read, prometheus.GaugeValue, 1)
+	now := time.Now()
+	for _, q := range qs {
+		ch <- prometheus.MustNewConstMetric(c.depth, prometheus.GaugeValue, float64(q.Depth), q.Room.Network, q.Room.Room)
+		ch <- prometheus.MustNewConstMetric(c.age, prometheus.GaugeValue, queueAge(q, now).Seconds(), q.Room.Network, q.Room.Room)
+	}
 }
 
 // counter returns the cached child, or (for a network or type not known up

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/switchboard-chat/switchboard/bridge"
+	"github.com/switchboard-chat/switchboard/store"
 )
 
 // BenchmarkMetricsPerEvent is what the metrics add to relaying one event:
@@ -13,7 +14,7 @@ import (
 // with BenchmarkRouter in bridge/ (the whole relay path, without them).
 func BenchmarkMetricsPerEvent(b *testing.B) {
 	m := newMetrics([]string{"libera", "devices"}, func(string) bool { return true },
-		func(context.Context) (int, error) { return 0, nil })
+		func(context.Context) ([]store.RoomQueue, error) { return nil, nil })
 	from := bridge.RoomAddr{Network: "devices", Room: "sb/room"}
 	to := bridge.RoomAddr{Network: "libera", Room: "#room"}
 	accepted := time.Now()

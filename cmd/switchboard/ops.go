@@ -15,6 +15,7 @@ import (
 
 	"github.com/switchboard-chat/switchboard/adapters"
 	"github.com/switchboard-chat/switchboard/bridge"
+	"github.com/switchboard-chat/switchboard/store"
 )
 
 // ops is what the operations endpoints (/metrics, /api/status, /status,
@@ -25,12 +26,23 @@ type ops struct {
 	grace   time.Duration // a network down longer than this fails /readyz
 	started time.Time
 
+	errs *netErrors // the networks' latest problems, from the log
+
 	mu      sync.Mutex
 	nets    []*netState // sorted by name
-	links   []linkStatus
-	depth   func(context.Context) (int, error) // nil until the store is open
+	links   []link
+	rooms   outboxRooms // nil until the store is open
 	metrics *metrics
 	done    chan struct{}
+}
+
+// outboxRooms lists the rooms with deliveries waiting (Store.OutboxRooms).
+type outboxRooms func(context.Context) ([]store.RoomQueue, error)
+
+// link is a configured link and its rooms, in order.
+type link struct {
+	name  string
+	rooms []bridge.RoomAddr
 }
 
 // netState is a network's connection state as last polled.
@@ -42,7 +54,7 @@ type netState struct {
 }
 
 func newOps(grace time.Duration) *ops {
-	return &ops{grace: grace, started: time.Now(), done: make(chan struct{})}
+	return &ops{grace: grace, started: time.Now(), errs: newNetErrors(), done: make(chan struct{})}
 }
 
 func (o *ops) addNetwork(name, typ string, a adapters.Adapter) {
@@ -59,23 +71,19 @@ func (o *ops) addNetwork(name, typ string, a adapters.Adapter) {
 }
 
 func (o *ops) setLinks(links map[string][]bridge.RoomAddr) {
-	var ls []linkStatus
+	var ls []link
 	for name, rooms := range links {
-		l := linkStatus{Name: name, Rooms: []string{}}
-		for _, r := range rooms {
-			l.Rooms = append(l.Rooms, r.String())
-		}
-		ls = append(ls, l)
+		ls = append(ls, link{name: name, rooms: rooms})
 	}
-	sort.Slice(ls, func(i, j int) bool { return ls[i].Name < ls[j].Name })
+	sort.Slice(ls, func(i, j int) bool { return ls[i].name < ls[j].name })
 	o.mu.Lock()
 	o.links = ls
 	o.mu.Unlock()
 }
 
-func (o *ops) setStore(depth func(context.Context) (int, error), m *metrics) {
+func (o *ops) setStore(rooms outboxRooms, m *metrics) {
 	o.mu.Lock()
-	o.depth, o.metrics = depth, m
+	o.rooms, o.metrics = rooms, m
 	o.mu.Unlock()
 }
 
@@ -150,16 +158,32 @@ type networkStatus struct {
 	Since time.Time `json:"since"` // of the last change of state
 	// For is how long the network has been in its state, in seconds.
 	For float64 `json:"for_seconds"`
+	// LastError is the latest warning or error logged for the network,
+	// whether or not it is up now; absent if there was none.
+	LastError *lastError `json:"last_error,omitempty"`
 }
 
 type linkStatus struct {
-	Name  string   `json:"name"`
-	Rooms []string `json:"rooms"`
+	Name  string       `json:"name"`
+	Rooms []roomStatus `json:"rooms"`
+}
+
+// roomStatus is a room and its outbox.
+type roomStatus struct {
+	Room  string `json:"room"` // network:room
+	Depth int    `json:"outbox_depth"`
+	// Oldest is when the delivery waiting longest was queued, Age how
+	// many seconds ago; both absent when nothing waits.
+	Oldest *time.Time `json:"oldest_queued_at,omitempty"`
+	Age    *float64   `json:"oldest_age_seconds,omitempty"`
 }
 
 type outboxStatus struct {
-	Depth int    `json:"depth"`
-	Error string `json:"error,omitempty"`
+	Depth int `json:"depth"` // all rooms together
+	// Rooms are the rooms with deliveries waiting, including any no link
+	// has any more and people's direct messages.
+	Rooms []roomStatus `json:"rooms"`
+	Error string       `json:"error,omitempty"`
 }
 
 // status polls the networks and the store.
@@ -167,8 +191,9 @@ func (o *ops) status(ctx context.Context) status {
 	o.poll()
 	now := time.Now()
 	st := status{Version: version, Commit: commit, Time: now.UTC(), Problems: []string{}, Networks: []networkStatus{}, Links: []linkStatus{}}
+	st.Outbox.Rooms = []roomStatus{}
 	o.mu.Lock()
-	depth := o.depth
+	rooms, links := o.rooms, o.links
 	for _, n := range o.nets {
 		ns := networkStatus{Name: n.name, Type: n.typ, State: "down", Since: n.since.UTC(), For: now.Sub(n.since).Round(time.Second).Seconds()}
 		if n.up {
@@ -176,26 +201,63 @@ func (o *ops) status(ctx context.Context) status {
 		} else if d := now.Sub(n.since); d > o.grace {
 			st.Problems = append(st.Problems, fmt.Sprintf("networks.%s: down for %v", n.name, d.Round(time.Second)))
 		}
+		if le, ok := o.errs.get(n.name); ok {
+			le.Time = le.Time.UTC()
+			ns.LastError = &le
+		}
 		st.Networks = append(st.Networks, ns)
 	}
-	st.Links = append(st.Links, o.links...)
 	o.mu.Unlock()
-	if depth == nil {
+	queues := map[bridge.RoomAddr]roomStatus{}
+	if rooms == nil {
 		st.Outbox.Error = "store not open"
 		st.Problems = append(st.Problems, "store: not open")
+	} else if qs, err := queryRooms(ctx, rooms); err != nil {
+		st.Outbox.Error = err.Error()
+		st.Problems = append(st.Problems, "store: "+err.Error())
 	} else {
-		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		defer cancel()
-		n, err := depth(ctx)
-		if err != nil {
-			st.Outbox.Error = err.Error()
-			st.Problems = append(st.Problems, "store: "+err.Error())
+		for _, q := range qs {
+			rs := newRoomStatus(q, now)
+			queues[q.Room] = rs
+			st.Outbox.Rooms = append(st.Outbox.Rooms, rs)
+			st.Outbox.Depth += q.Depth
 		}
-		st.Outbox.Depth = n
+	}
+	for _, l := range links {
+		ls := linkStatus{Name: l.name, Rooms: []roomStatus{}}
+		for _, r := range l.rooms {
+			rs, ok := queues[r]
+			if !ok {
+				rs = roomStatus{Room: r.String()}
+			}
+			ls.Rooms = append(ls.Rooms, rs)
+		}
+		st.Links = append(st.Links, ls)
 	}
 	sort.Strings(st.Problems)
 	st.Ready = len(st.Problems) == 0
 	return st
+}
+
+// queryRooms asks the store, without letting a stuck database hold up a
+// status page or a scrape for long.
+func queryRooms(ctx context.Context, rooms outboxRooms) ([]store.RoomQueue, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	return rooms(ctx)
+}
+
+func newRoomStatus(q store.RoomQueue, now time.Time) roomStatus {
+	oldest := q.Oldest.UTC()
+	age := queueAge(q, now).Round(time.Second).Seconds()
+	return roomStatus{Room: q.Room.String(), Depth: q.Depth, Oldest: &oldest, Age: &age}
+}
+
+// queueAge is how long the head of a room's queue has waited. Never
+// negative: the clocks of two processes sharing a PostgreSQL database may
+// disagree a little.
+func queueAge(q store.RoomQueue, now time.Time) time.Duration {
+	return max(0, now.Sub(q.Oldest))
 }
 
 func (o *ops) routes(mux *http.ServeMux) {

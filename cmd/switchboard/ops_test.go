@@ -117,7 +117,7 @@ func TestMetricsAfterBridgedMessage(t *testing.T) {
 		`switchboard_network_up{network="devices"}`:                           1,
 	})
 	for _, series := range []string{
-		`switchboard_outbox_depth`,
+		`switchboard_store_up`,
 		`switchboard_delivery_retries_total{network="libera"}`,
 		`switchboard_delivery_failures_total{network="libera"}`,
 	} {
@@ -209,7 +209,8 @@ func TestDownNetworkFailsReadinessAfterGrace(t *testing.T) {
 	}
 }
 
-// A headless Chromium loads /status and sees every network with its state.
+// A headless Chromium loads /status and sees every network with its state
+// and the dead one's connection failure.
 // The page has no script and loads nothing else; Chromium runs with the
 // flags of TestBrowserChatPage, a proxy that does not exist and a resolver
 // that resolves nothing, so it cannot reach beyond the loopback interface.
@@ -218,6 +219,7 @@ func TestStatusPageInBrowser(t *testing.T) {
 	broker := testenv.Mosquitto(t)
 	svc := startService(t, deadConfig(t, broker.URL, "127.0.0.1:0", "30s"))
 	waitMetrics(t, svc, map[string]float64{`switchboard_network_up{network="devices"}`: 1})
+	waitStatus(t, svc, "dead's connection failure", func(st status) bool { return networkOf(st, "dead").LastError != nil })
 
 	// A proxy that does not exist and a resolver that resolves nothing:
 	// nothing can leave the loopback interface.
@@ -246,9 +248,13 @@ func TestStatusPageInBrowser(t *testing.T) {
 	if fmt.Sprint(nets) != fmt.Sprint(want) {
 		t.Errorf("the page shows networks %+v, want %+v", nets, want)
 	}
-	rooms, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll("#links li.room")].map((li) => li.textContent)`))
+	rooms, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll("#links li.room .room-name")].map((e) => e.textContent)`))
 	if err != nil || fmt.Sprint(rooms) != fmt.Sprint([]string{"dead:#room", "devices:" + root}) {
 		t.Errorf("the page shows rooms %q (%v)", rooms, err)
+	}
+	shown, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector('#networks li[data-network="dead"] .error .message').textContent`))
+	if err != nil || !strings.Contains(shown, "connect failed") || !strings.Contains(shown, "connection refused") {
+		t.Errorf("the page shows dead's last error as %q (%v)", shown, err)
 	}
 	depth, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById("depth").textContent`))
 	if err != nil || depth == "" {
@@ -257,5 +263,111 @@ func TestStatusPageInBrowser(t *testing.T) {
 	// Readable on a phone: nothing wider than the viewport.
 	if wide, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.documentElement.scrollWidth > window.innerWidth`)); err != nil || wide {
 		t.Errorf("the page scrolls sideways on a phone (%v)", err)
+	}
+}
+
+// waitStatus polls /api/status until ok holds.
+func waitStatus(t *testing.T, svc *service, what string, ok func(status) bool) status {
+	t.Helper()
+	deadline := time.Now().Add(patience)
+	for {
+		st := getStatus(t, svc)
+		if ok(st) {
+			return st
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/api/status never showed %s: %+v", what, st)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func networkOf(st status, name string) networkStatus {
+	for _, n := range st.Networks {
+		if n.Name == name {
+			return n
+		}
+	}
+	return networkStatus{}
+}
+
+func linkRoom(st status, name string) roomStatus {
+	for _, l := range st.Links {
+		for _, r := range l.Rooms {
+			if r.Room == name {
+				return r
+			}
+		}
+	}
+	return roomStatus{}
+}
+
+// What an operator sees of an IRC server that is down: the adapter's
+// connection failure as libera's last error in /api/status and on
+// /status, and a message from MQTT waiting for #room in the per-room
+// outbox gauges, older at every scrape, until the server is back and the
+// gauges drop it.
+func TestDownNetworkErrorAndQueueShown(t *testing.T) {
+	w := newWorld(t)
+	w.irc.Process.Stop()
+	svc := startService(t, w.config(t, "puppet"))
+
+	st := waitStatus(t, svc, "libera's connection failure", func(st status) bool {
+		le := networkOf(st, "libera").LastError
+		return le != nil && strings.Contains(le.Message, "connect failed") && strings.Contains(le.Message, "connection refused")
+	})
+	le := networkOf(st, "libera").LastError
+	if age := time.Since(le.Time); age < 0 || age > patience {
+		t.Errorf("last error at %v, not just now", le.Time)
+	}
+	if networkOf(st, "libera").State != "down" || networkOf(st, "devices").LastError != nil {
+		t.Errorf("networks %+v, want libera down and no error for devices", st.Networks)
+	}
+	_, page := httpGet(t, "http://"+svc.HTTPAddr+"/status")
+	if !strings.Contains(page, "connect failed") || !strings.Contains(page, "connection refused") {
+		t.Errorf("/status does not show libera's error:\n%s", page)
+	}
+
+	waitMetrics(t, svc, map[string]float64{`switchboard_network_up{network="devices"}`: 1})
+	w.publish(t, "sensor-1", "while IRC is down")
+	const depth, age = `switchboard_outbox_depth{network="libera",room="#room"}`, `switchboard_outbox_oldest_age_seconds{network="libera",room="#room"}`
+	body := waitMetrics(t, svc, map[string]float64{depth: 1})
+	first, _ := metric(body, age)
+	time.Sleep(1500 * time.Millisecond)
+	body = waitMetrics(t, svc, map[string]float64{depth: 1})
+	if later, ok := metric(body, age); !ok || later < first+1 {
+		t.Errorf("%s went from %v to %v (found %v) in 1.5s, want it to grow", age, first, later, ok)
+	}
+	if _, ok := metric(body, `switchboard_outbox_depth{network="devices",room="sb/room"}`); ok {
+		t.Errorf("a series for a room with nothing waiting:\n%s", body)
+	}
+	st = getStatus(t, svc)
+	if r := linkRoom(st, "libera:#room"); r.Depth != 1 || r.Oldest == nil || r.Age == nil || *r.Age < 1 {
+		t.Errorf("/api/status room libera:#room %+v, want one delivery waiting over a second", r)
+	}
+	if st.Outbox.Depth != 1 || len(st.Outbox.Rooms) != 1 {
+		t.Errorf("/api/status outbox %+v, want one delivery for one room", st.Outbox)
+	}
+	if _, page := httpGet(t, "http://"+svc.HTTPAddr+"/status"); !strings.Contains(page, "1 waiting, oldest") {
+		t.Errorf("/status does not show the waiting delivery:\n%s", page)
+	}
+
+	w.irc.Process.Start(t)
+	waitMetrics(t, svc, map[string]float64{`switchboard_events_delivered_total{network="libera",type="message"}`: 1})
+	deadline := time.Now().Add(patience)
+	for {
+		_, body := httpGet(t, "http://"+svc.HTTPAddr+"/metrics")
+		_, queued := metric(body, depth)
+		_, aged := metric(body, age)
+		if !queued && !aged {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("still queued after the delivery:\n%s", body)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if r := linkRoom(getStatus(t, svc), "libera:#room"); r.Depth != 0 || r.Oldest != nil {
+		t.Errorf("/api/status room libera:#room %+v after the delivery, want nothing waiting", r)
 	}
 }

@@ -59,7 +59,11 @@ type service struct {
 // (store, router) before what produces them (adapters). On error, what was
 // started is stopped again.
 func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *service, err error) {
-	s := &service{cfg: cfg, log: log, nets: map[string]adapters.Adapter{}, ops: newOps(cfg.HTTP.ReadyGrace)}
+	s := &service{cfg: cfg, nets: map[string]adapters.Adapter{}, ops: newOps(cfg.HTTP.ReadyGrace)}
+	// Everything logs through the ops' handler, which keeps each
+	// network's latest problem for the status pages.
+	log = slog.New(s.ops.errs.handler(log.Handler()))
+	s.log = log
 	defer func() {
 		if err != nil {
 			s.stop(context.Background())
@@ -111,8 +115,8 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *servic
 		names = append(names, name)
 	}
 	sort.Strings(names)
-	m := newMetrics(names, s.ops.isUp, s.store.OutboxDepth)
-	s.ops.setStore(s.store.OutboxDepth, m)
+	m := newMetrics(names, s.ops.isUp, s.store.OutboxRooms)
+	s.ops.setStore(s.store.OutboxRooms, m)
 	s.router = bridge.NewRouter(s.store, links, log.With("component", "router"))
 	s.router.Observer = m
 	if err := s.router.Start(ctx); err != nil {
