@@ -51,6 +51,7 @@ const (
 	DropRetained  = "retained"  // a retained message replayed on (re)subscribe
 	DropTopic     = "topic"     // not of the form R/in/<device>
 	DropOverflow  = "overflow"  // QoS 0 while the inbound queue is full
+	DropLeft      = "left"      // for a room left since (see Leave)
 )
 
 // Adapter bridges the rooms of one MQTT broker.
@@ -64,8 +65,13 @@ type Adapter struct {
 	log        *slog.Logger
 	timeouts   timeouts
 
-	mu      sync.Mutex
-	rooms   map[string]bool
+	mu    sync.Mutex
+	rooms map[string]bool
+	// left holds the rooms left and not joined again: the broker's
+	// session may still hold their subscription (left while
+	// disconnected, or an UNSUBSCRIBE crossing a reconnect), and their
+	// messages may already be queued here.
+	left    map[string]bool
 	client  paho.Client // the newest, connected or still connecting; Stop disconnects it
 	live    *conn       // the open connection, nil while there is none
 	in      bridge.Inbound
@@ -133,6 +139,7 @@ func New(name string, n *config.Network, log *slog.Logger) (adapters.Adapter, er
 		log:        log,
 		timeouts:   defaultTimeouts,
 		rooms:      map[string]bool{},
+		left:       map[string]bool{},
 		dropped:    map[string]uint64{},
 		wake:       make(chan struct{}, 1),
 		maxQoS0:    defaultMaxQueuedQoS0,
@@ -299,6 +306,9 @@ func (a *Adapter) serve(ctx context.Context, c *conn) {
 	if err := a.subscribe(ctx, c.client, a.roomList()...); err != nil {
 		a.log.Warn("mqtt: subscribe failed", "err", err)
 	}
+	if err := a.unsubscribe(ctx, c.client, a.leftList()...); err != nil {
+		a.log.Warn("mqtt: unsubscribe failed", "err", err)
+	}
 	if c.isLost() || ctx.Err() != nil {
 		return
 	}
@@ -341,6 +351,7 @@ func (a *Adapter) Join(ctx context.Context, room string) error {
 	}
 	a.mu.Lock()
 	a.rooms[room] = true
+	delete(a.left, room)
 	a.mu.Unlock()
 	// Either the connection is already open here, or it opens later and
 	// serve, which lists the rooms after that, subscribes this one.
@@ -349,6 +360,63 @@ func (a *Adapter) Join(ctx context.Context, room string) error {
 		return nil
 	}
 	return a.subscribe(ctx, c.client, room)
+}
+
+func (a *Adapter) leftList() []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var rooms []string
+	for r := range a.left {
+		rooms = append(rooms, r)
+	}
+	return rooms
+}
+
+// Leave unsubscribes R/in/+ and forgets the room: it is not subscribed
+// again on reconnect, and what devices publish there from now on is
+// dropped, even if the broker still delivers it.
+func (a *Adapter) Leave(ctx context.Context, room string) error {
+	if err := ValidRoom(room); err != nil {
+		return fmt.Errorf("mqtt: room %q: %w", room, err)
+	}
+	a.mu.Lock()
+	delete(a.rooms, room)
+	a.left[room] = true
+	a.mu.Unlock()
+	// While disconnected, serve unsubscribes it on the next connection.
+	c := a.liveConn()
+	if c == nil {
+		return nil
+	}
+	return a.unsubscribe(ctx, c.client, room)
+}
+
+func (a *Adapter) hasLeft(room string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.left[room]
+}
+
+func (a *Adapter) unsubscribe(ctx context.Context, c paho.Client, rooms ...string) error {
+	if len(rooms) == 0 {
+		return nil
+	}
+	var filters []string
+	for _, r := range rooms {
+		filters = append(filters, inFilter(r))
+	}
+	ctx, cancel := context.WithTimeout(ctx, a.timeouts.subscribe)
+	defer cancel()
+	tok := c.Unsubscribe(filters...)
+	select {
+	case <-tok.Done():
+	case <-ctx.Done():
+		return fmt.Errorf("mqtt: unsubscribe: %w", ctx.Err())
+	}
+	if err := tok.Error(); err != nil {
+		return fmt.Errorf("mqtt: unsubscribe: %w", err)
+	}
+	return nil
 }
 
 func (a *Adapter) subscribe(ctx context.Context, c paho.Client, rooms ...string) error {
@@ -495,6 +563,9 @@ func (a *Adapter) parse(m paho.Message) (ev *bridge.Message, reason, detail stri
 	if !ok {
 		return nil, DropTopic, "not a R/in/<device> topic"
 	}
+	if a.hasLeft(room) {
+		return nil, DropLeft, "room left"
+	}
 	if device == "" {
 		return nil, DropMalformed, "empty device id"
 	}
@@ -583,6 +654,8 @@ func sleep(ctx context.Context, d time.Duration) bool {
 var (
 	_ adapters.Adapter       = (*Adapter)(nil)
 	_ adapters.Connected     = (*Adapter)(nil)
+	_ adapters.Leaver        = (*Adapter)(nil)
+	_ bridge.BotSender       = (*Adapter)(nil)
 	_ bridge.Replier         = (*Adapter)(nil)
 	_ bridge.Editor          = (*Adapter)(nil)
 	_ bridge.Deleter         = (*Adapter)(nil)

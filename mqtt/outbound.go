@@ -94,14 +94,65 @@ func Encode(room string, ev bridge.Event) (topic string, payload []byte, err err
 	// The router cleans what it accepts; this keeps a direct caller from
 	// putting NUL or stray CR into a dashboard.
 	o.Text, o.HTML, o.Sender.Name = bridge.CleanText(o.Text), bridge.CleanText(o.HTML), bridge.CleanText(o.Sender.Name)
-	// Consumers read the payload raw; HTML in "html" stays legible.
+	payload, err = marshal(o)
+	if err != nil {
+		return "", nil, err
+	}
+	return outTopic(room, h.Origin.Network, h.Sender.ID), payload, nil
+}
+
+// Switchboard's own messages (answers to chat commands) are OutEvents of
+// type "notice" from this sender, published to R/out/switchboard/switchboard.
+const (
+	NoticeType = "notice"
+	BotID      = "switchboard"
+	BotName    = "Switchboard"
+)
+
+// EncodeNotice builds the JSON and topic of a message from Switchboard
+// itself to room. It is no bridged event: its id is fresh, and devices
+// and pages show it apart from the chat.
+func EncodeNotice(room, text string, now time.Time) (topic string, payload []byte, err error) {
+	o := OutEvent{
+		ID:      string(bridge.NewEventID()),
+		Type:    NoticeType,
+		Network: BotID,
+		Room:    room,
+		Sender:  OutSender{ID: BotID, Name: BotName},
+		Text:    bridge.CleanText(text),
+		Notice:  true,
+		Via:     Via,
+		TS:      now.UTC().Format(tsLayout),
+	}
+	payload, err = marshal(o)
+	return outTopic(room, BotID, BotID), payload, err
+}
+
+// marshal is JSON as consumers read it raw: HTML in "html" stays legible.
+func marshal(o OutEvent) ([]byte, error) {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
 	if err := enc.Encode(o); err != nil {
-		return "", nil, err
+		return nil, err
 	}
-	return outTopic(room, h.Origin.Network, h.Sender.ID), bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}
+
+// SendAsBot publishes a notice from Switchboard to the room's out topic
+// at QoS 1. MQTT has no private messages: room "" fails for good.
+func (a *Adapter) SendAsBot(ctx context.Context, room, user, text string) error {
+	if room == "" {
+		return bridge.Permanent(errors.New("mqtt: no direct messages"))
+	}
+	if err := ValidRoom(room); err != nil {
+		return bridge.Permanent(fmt.Errorf("mqtt: room %q: %w", room, err))
+	}
+	topic, payload, err := EncodeNotice(room, text, time.Now())
+	if err != nil {
+		return bridge.Permanent(fmt.Errorf("mqtt: encode notice: %w", err))
+	}
+	return a.publishRaw(ctx, topic, payload)
 }
 
 // Send publishes any event; the router hands us messages here and, as we
@@ -168,16 +219,25 @@ func (a *Adapter) publish(ctx context.Context, d *bridge.Delivery) (string, erro
 	if err != nil {
 		return "", bridge.Permanent(fmt.Errorf("mqtt: encode %s event: %w", d.Event.Kind(), err))
 	}
+	if err := a.publishRaw(ctx, topic, payload); err != nil {
+		return "", err
+	}
+	return string(d.Event.Head().ID), nil
+}
+
+// publishRaw publishes a payload at QoS 1 and returns once the broker has
+// acknowledged it.
+func (a *Adapter) publishRaw(ctx context.Context, topic string, payload []byte) error {
 	if len(topic) > maxTopicBytes {
 		// paho would truncate the length prefix and corrupt the stream.
-		return "", bridge.Permanent(fmt.Errorf("mqtt: topic of %d bytes exceeds the MQTT limit", len(topic)))
+		return bridge.Permanent(fmt.Errorf("mqtt: topic of %d bytes exceeds the MQTT limit", len(topic)))
 	}
 	// Publishing while paho is reconnecting would only park the message in
 	// paho's memory store; the outbox is the durable queue, so refuse and
 	// let it retry.
 	c := a.liveConn()
 	if c == nil {
-		return "", ErrNotConnected
+		return ErrNotConnected
 	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
@@ -192,15 +252,15 @@ func (a *Adapter) publish(ctx context.Context, d *bridge.Delivery) (string, erro
 		select {
 		case <-tok.Done():
 		default:
-			return "", fmt.Errorf("mqtt: publish to %s: %w", topic, ErrNotConnected)
+			return fmt.Errorf("mqtt: publish to %s: %w", topic, ErrNotConnected)
 		}
 	case <-ctx.Done():
-		return "", fmt.Errorf("mqtt: publish to %s: no acknowledgement: %w", topic, ctx.Err())
+		return fmt.Errorf("mqtt: publish to %s: no acknowledgement: %w", topic, ctx.Err())
 	}
 	if err := tok.Error(); err != nil {
-		return "", fmt.Errorf("mqtt: publish to %s: %w", topic, err)
+		return fmt.Errorf("mqtt: publish to %s: %w", topic, err)
 	}
-	return string(d.Event.Head().ID), nil
+	return nil
 }
 
 // timeouts are fields so tests can shorten them.

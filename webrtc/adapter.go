@@ -22,6 +22,12 @@ import (
 	"github.com/switchboard-chat/switchboard/adapters"
 	"github.com/switchboard-chat/switchboard/bridge"
 	"github.com/switchboard-chat/switchboard/config"
+	"github.com/switchboard-chat/switchboard/mqtt"
+)
+
+var (
+	_ adapters.Leaver  = (*Adapter)(nil)
+	_ bridge.BotSender = (*Adapter)(nil)
 )
 
 func init() {
@@ -89,6 +95,9 @@ type room struct {
 	pending int              // sessions not yet said hello
 	peers   map[string]*peer // by session, after hello
 	authors *authorLog
+	// left is set once the room is left: its sessions are closing and
+	// nothing they send is accepted any more.
+	left bool
 }
 
 // New builds an adapter; Start opens its UDP port.
@@ -175,6 +184,91 @@ func (a *Adapter) Join(_ context.Context, name string) error {
 		a.rooms[name] = &room{name: name, peers: map[string]*peer{}, authors: newAuthorLog(authorLogSize)}
 	}
 	return nil
+}
+
+// closeGrace is how long a session of a closed room stays open after it
+// was told, so the error frame is not lost in the channel's teardown.
+const closeGrace = time.Second
+
+// Leave stops serving a room: new offers for it get 404, and its peers
+// get a room_closed error and are disconnected shortly after (the page
+// then shows the join form). Their leaving is not reported: the room is
+// no longer linked. Joining the room again serves it afresh.
+func (a *Adapter) Leave(_ context.Context, name string) error {
+	a.mu.Lock()
+	r := a.rooms[name]
+	if r == nil {
+		a.mu.Unlock()
+		return nil
+	}
+	delete(a.rooms, name)
+	r.left = true
+	var peers []*peer
+	for _, p := range a.sessions {
+		if p.room == r {
+			peers = append(peers, p)
+		}
+	}
+	a.mu.Unlock()
+	frame := encodeFrame(errorFrame{Type: "error", Code: codeRoomClosed, Message: "room " + name + " is no longer bridged"})
+	for _, p := range peers {
+		p.sendRaw(frame)
+		time.AfterFunc(closeGrace, func() { p.close("room closed") })
+	}
+	a.log.Info("room left", "room", name, "peers", len(peers))
+	return nil
+}
+
+// SendAsBot shows a notice from Switchboard to the room's peers or, when
+// room is "", to the peer(s) with id user. It has the shape of an event
+// frame, with type "notice" (see mqtt.EncodeNotice).
+func (a *Adapter) SendAsBot(_ context.Context, room, user, text string) error {
+	a.mu.Lock()
+	var peers []*peer
+	if room != "" {
+		if r := a.rooms[room]; r != nil {
+			peers = r.list()
+		} else {
+			a.mu.Unlock()
+			return bridge.Permanent(fmt.Errorf("webrtc: room %q is not joined", room))
+		}
+	} else {
+		peers = a.peersByID(user)
+	}
+	a.mu.Unlock()
+	if room == "" && len(peers) == 0 {
+		return bridge.Permanent(fmt.Errorf("webrtc: no peer with id %q", user))
+	}
+	by := map[string][]byte{}
+	for _, p := range peers {
+		// A private notice names the peer's own room, which the page
+		// shows it in.
+		frame, ok := by[p.room.name]
+		if !ok {
+			_, f, err := mqtt.EncodeNotice(p.room.name, text, time.Now())
+			if err != nil {
+				return bridge.Permanent(fmt.Errorf("webrtc: encode notice: %w", err))
+			}
+			frame, by[p.room.name] = f, f
+		}
+		p.sendRaw(frame)
+	}
+	return nil
+}
+
+// peersByID returns the sessions that said hello as id, in any room;
+// a.mu is held.
+func (a *Adapter) peersByID(id string) []*peer {
+	var out []*peer
+	for _, p := range a.sessions {
+		p.mu.Lock()
+		match := p.hello && p.sender.ID == id
+		p.mu.Unlock()
+		if match && !p.room.left {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // Stop closes every peer connection (each says leave) and the UDP port.

@@ -78,7 +78,8 @@ func (h human) Say(text string) error { return h.p.Say(text) }
 
 func (h human) WaitFor(ctx context.Context, match func(adapterstest.Line) bool) (adapterstest.Line, error) {
 	f, next, err := h.p.Next(ctx, *h.next, func(f testenv.WebRTCFrame) bool {
-		return f.Type == "message" && match(adapterstest.Line{From: f.Sender.Name, Text: f.Text})
+		// Notices are Switchboard's own lines, shown in the chat too.
+		return (f.Type == "message" || f.Type == "notice") && match(adapterstest.Line{From: f.Sender.Name, Text: f.Text})
 	})
 	*h.next = next
 	return adapterstest.Line{From: f.Sender.Name, Text: f.Text}, err

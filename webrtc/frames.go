@@ -63,6 +63,7 @@ const (
 	codeUnknownType  = "unknown_type"
 	codeAlreadyHello = "already_hello"
 	codeUnavailable  = "unavailable"
+	codeRoomClosed   = "room_closed"
 )
 
 // encodeEvent renders an event as peers see it: the JSON of MQTT's out

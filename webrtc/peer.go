@@ -106,13 +106,13 @@ func (p *peer) close(reason string) {
 		} else {
 			p.room.pending--
 		}
-		ctx := a.ctx
+		ctx, left := a.ctx, p.room.left
 		a.mu.Unlock()
 		close(p.done)
 		defer a.wg.Done()
 		p.pc.Close()
-		if !hello {
-			return
+		if !hello || left {
+			return // a closed room's peers leave with it, unreported
 		}
 		a.log.Info("peer left", "room", p.room.name, "id", p.sender.ID, "reason", reason)
 		ev := &bridge.Leave{Header: p.header(), Reason: reason}
@@ -127,6 +127,12 @@ func (p *peer) close(reason string) {
 			}
 		}
 	})
+}
+
+func (p *peer) roomLeft() bool {
+	p.a.mu.Lock()
+	defer p.a.mu.Unlock()
+	return p.room.left
 }
 
 func (p *peer) header() bridge.Header {
@@ -195,6 +201,10 @@ func (p *peer) handle(m webrtc.DataChannelMessage) {
 	}
 	if !hello {
 		p.sendError(codeNotHello, "say hello first: {\"type\":\"hello\",\"name\":\"...\"}")
+		return
+	}
+	if p.roomLeft() {
+		p.sendError(codeRoomClosed, "room %s is no longer bridged", p.room.name)
 		return
 	}
 	var ev bridge.Event
@@ -305,6 +315,11 @@ func (p *peer) sayHello(f inFrame) {
 	a.mu.Lock()
 	if p.closed {
 		a.mu.Unlock()
+		return
+	}
+	if p.room.left {
+		a.mu.Unlock()
+		p.sendError(codeRoomClosed, "room %s is no longer bridged", p.room.name)
 		return
 	}
 	if len(p.room.peers) >= a.cfg.MaxPeers {

@@ -1,11 +1,13 @@
 // Package adapterstest is the conformance suite every adapter passes
 // against its real server: receive, send, ordering, echo suppression,
-// hostile text and reconnect, each asserted on what a user of the network
-// sees.
+// hostile text and reconnect, and, for adapters that implement them,
+// leaving a room and speaking as Switchboard, each asserted on what a
+// user of the network sees.
 package adapterstest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -58,6 +60,8 @@ func Run(t *testing.T, h Harness) {
 		}
 		testReconnect(t, h)
 	})
+	t.Run("Leave", func(t *testing.T) { testLeave(t, h) })
+	t.Run("SendAsBot", func(t *testing.T) { testSendAsBot(t, h) })
 }
 
 const wait = 30 * time.Second
@@ -260,6 +264,103 @@ func testReconnect(t *testing.T, h Harness) {
 		}
 		if ctx.Err() != nil {
 			t.Fatal("the adapter never received a message after the restart")
+		}
+	}
+}
+
+// quiet is how long a line that must not arrive is waited for.
+const quiet = 2 * time.Second
+
+// testLeave: after Leave nothing said in the room is accepted; after
+// joining it again it is. Humans are made anew after the Join, since
+// leaving may have closed the session of the first (WebRTC).
+func testLeave(t *testing.T, h Harness) {
+	a, rec := startAdapter(t, h)
+	l, ok := a.(adapters.Leaver)
+	if !ok {
+		t.Skip("adapter does not implement adapters.Leaver")
+	}
+	hu := h.Human(t)
+	if err := hu.Say("before leave"); err != nil {
+		t.Fatal(err)
+	}
+	rec.WaitMessage(t, func(m *bridge.Message) bool { return m.Text == "before leave" })
+	ctx, cancel := context.WithTimeout(context.Background(), 2*wait)
+	defer cancel()
+	if err := l.Leave(ctx, h.Room); err != nil {
+		t.Fatalf("leave %s: %v", h.Room, err)
+	}
+	// The human may already be gone with the room: an error is no failure.
+	_ = hu.Say("after leave")
+	if m := rec.WaitMessageFor(ctx, quiet, func(m *bridge.Message) bool { return m.Text == "after leave" }); m != nil {
+		t.Errorf("a message in the left room was accepted: %+v", m)
+	}
+	if err := a.Join(ctx, h.Room); err != nil {
+		t.Fatalf("join %s again: %v", h.Room, err)
+	}
+	WaitConnected(t, a)
+	hu = h.Human(t)
+	// The adapter may still be rejoining: say it until it is heard.
+	for i := 0; ; i++ {
+		text := fmt.Sprintf("heard after joining again %d", i)
+		if err := hu.Say(text); err != nil {
+			t.Fatal(err)
+		}
+		if rec.WaitMessageFor(ctx, time.Second, func(m *bridge.Message) bool { return m.Text == text }) != nil {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatal("the adapter never received a message after joining again")
+		}
+	}
+	for _, m := range rec.Messages() {
+		if m.Text == "after leave" {
+			t.Errorf("a message in the left room was accepted: %+v", m)
+		}
+	}
+}
+
+// testSendAsBot: what Switchboard says reaches the human, hostile text
+// included, is not taken for the human's traffic, and leaves the adapter
+// working.
+func testSendAsBot(t *testing.T, h Harness) {
+	a, rec := startAdapter(t, h)
+	bs, ok := a.(bridge.BotSender)
+	if !ok {
+		t.Skip("adapter does not implement bridge.BotSender")
+	}
+	hu := h.Human(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*wait)
+	defer cancel()
+	// Retried while the adapter says it cannot yet, as for send.
+	for {
+		err := bs.SendAsBot(ctx, h.Room, "", "bot notice\r\nQUIT :x\x00")
+		if err == nil {
+			break
+		}
+		if errors.Is(err, bridge.ErrPermanent) || ctx.Err() != nil {
+			t.Fatalf("send as bot: %v", err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	// One line or two, as the network carries line breaks.
+	l := waitLine(t, hu, "the bot's notice", func(l Line) bool { return strings.Contains(l.Text, "bot notice") })
+	if !strings.Contains(l.Text, "QUIT :x") {
+		l = waitLine(t, hu, "the notice's second line", func(l Line) bool { return strings.Contains(l.Text, "QUIT :x") })
+	}
+	if strings.ContainsAny(l.Text, "\x00") || strings.Contains(l.Text, "\r\n") {
+		t.Errorf("control characters reached the human: %q", l.Text)
+	}
+	send(t, a, h.Room, Message(foreign("alice"), "after the bot"))
+	waitLine(t, hu, "a message after the bot's", func(l Line) bool { return strings.Contains(l.Text, "after the bot") })
+	marker := "after the bot's notice"
+	if err := hu.Say(marker); err != nil {
+		t.Fatal(err)
+	}
+	rec.WaitMessage(t, func(m *bridge.Message) bool { return m.Text == marker })
+	for _, m := range rec.Messages() {
+		if strings.Contains(m.Text, "bot notice") {
+			t.Errorf("the bot's notice came back as an event from %+v", m.Sender)
 		}
 	}
 }

@@ -178,10 +178,12 @@
         return;
       }
       case "error":
-        if (f.code === "room_full") { fail(f.message); return; }
+        // Both end the session: back to the join form, no retrying.
+        if (f.code === "room_full" || f.code === "room_closed") { fail(f.message); return; }
         addNote("⚠ " + f.message);
         return;
       case "message": return showMessage(f);
+      case "notice": return showNotice(f);
       case "edit": {
         const it = state.items.get(f.edit_of);
         if (it) { it.text = f.text; it.body.textContent = f.text; it.li.classList.add("edited"); }
@@ -212,6 +214,18 @@
   function badgeText(f) { return f.network ? " (" + f.network + ")" : ""; }
 
   function isMine(f) { return f.sender && f.sender.id === state.me && f.network === state.network; }
+
+  // showNotice shows what Switchboard itself says (answers to chat
+  // commands): apart from the chat, no tools, never replied to.
+  function showNotice(f) {
+    const li = el("li", "msg notice system");
+    const head = el("div", "head");
+    head.appendChild(el("span", "who", (f.sender && f.sender.name) || "Switchboard"));
+    if (f.ts) head.appendChild(el("time", "ts", new Date(f.ts).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })));
+    li.appendChild(head);
+    li.appendChild(el("div", "body", f.text || ""));
+    append(li, false);
+  }
 
   function showMessage(f) {
     if (!f.id || state.items.has(f.id)) return;
