@@ -51,6 +51,7 @@ type Adapter struct {
 	ctx     context.Context
 	cancel  context.CancelFunc
 	wanted  []string             // rooms Join was called with
+	left    map[string]bool      // rooms Leave was called with since
 	rooms   map[string]id.RoomID // joined: configured address → room id
 	byID    map[id.RoomID]string // and back
 	names   map[id.UserID]string // display names of Matrix users
@@ -62,6 +63,9 @@ type Adapter struct {
 
 	// txnMu runs transactions one at a time, in the order they come.
 	txnMu sync.Mutex
+	// joinMu orders the bot's joins and leaves: a join under way when
+	// Leave comes must not take the bot back in after it.
+	joinMu sync.Mutex
 	// ghostMu guards ghostNames, the display names already set.
 	ghostMu    sync.Mutex
 	ghostNames map[id.UserID]string
@@ -81,6 +85,8 @@ var (
 	_ bridge.MemberRelayer   = (*Adapter)(nil)
 	_ bridge.TypingRelayer   = (*Adapter)(nil)
 	_ bridge.DirectMessenger = (*Adapter)(nil)
+	_ bridge.BotSender       = (*Adapter)(nil)
+	_ adapters.Leaver        = (*Adapter)(nil)
 )
 
 // New builds the adapter for a configured matrix network.
@@ -116,6 +122,7 @@ func New(name string, n *config.Network, log *slog.Logger) (*Adapter, error) {
 		hsURL:      strings.TrimRight(c.Homeserver, "/"),
 		state:      newMemState(),
 		rooms:      map[string]id.RoomID{},
+		left:       map[string]bool{},
 		byID:       map[id.RoomID]string{},
 		names:      map[id.UserID]string{},
 		typing:     map[id.RoomID]map[id.UserID]bool{},
@@ -202,6 +209,7 @@ func (a *Adapter) Stop(ctx context.Context) error {
 // the background, now and after every reconnect.
 func (a *Adapter) Join(ctx context.Context, room string) error {
 	a.mu.Lock()
+	delete(a.left, room)
 	for _, r := range a.wanted {
 		if r == room {
 			a.mu.Unlock()
@@ -272,7 +280,7 @@ func (a *Adapter) sync(ctx context.Context) bool {
 	a.mu.Unlock()
 	ok := true
 	for _, room := range wanted {
-		if err := a.joinRoom(ctx, room); errors.Is(err, errPortalPending) {
+		if err := a.joinWanted(ctx, room); errors.Is(err, errPortalPending) {
 			continue // not an error: it is made when someone asks for it
 		} else if err != nil {
 			a.log.Warn("matrix join", "room", room, "err", err)
@@ -284,6 +292,16 @@ func (a *Adapter) sync(ctx context.Context) bool {
 
 // errPortalPending says a portal room has not been asked for yet.
 var errPortalPending = errors.New("portal room not created yet (no Matrix user has joined its alias)")
+
+// joinWanted joins a room unless Leave took it off the list meanwhile.
+func (a *Adapter) joinWanted(ctx context.Context, room string) error {
+	a.joinMu.Lock()
+	defer a.joinMu.Unlock()
+	if !a.wants(room) {
+		return nil
+	}
+	return a.joinRoom(ctx, room)
+}
 
 // joinRoom resolves a configured room to its id and has the bot join it.
 func (a *Adapter) joinRoom(ctx context.Context, room string) error {
@@ -297,25 +315,11 @@ func (a *Adapter) joinRoom(ctx context.Context, room string) error {
 			return nil
 		}
 	}
-	if !known && strings.HasPrefix(room, "#") {
-		if a.isPortal(room) {
-			v, ok, err := a.state.Get(ctx, "portal:"+room)
-			if err != nil {
-				return err
-			}
-			if !ok {
-				return errPortalPending
-			}
-			rid = id.RoomID(v)
-		} else {
-			res, err := bot.ResolveAlias(ctx, id.RoomAlias(room))
-			if err != nil {
-				return fmt.Errorf("resolve %s: %w", room, err)
-			}
-			rid = res.RoomID
+	if !known {
+		var err error
+		if rid, err = a.resolve(ctx, room); err != nil {
+			return err
 		}
-	} else if !known {
-		rid = id.RoomID(room)
 	}
 	// Known before the join: an invite arriving meanwhile is accepted.
 	a.link(room, rid)
@@ -323,6 +327,29 @@ func (a *Adapter) joinRoom(ctx context.Context, room string) error {
 		return fmt.Errorf("join %s: %w", rid, err)
 	}
 	return a.as.StateStore.SetMembership(ctx, rid, a.botID, event.MembershipJoin)
+}
+
+// resolve finds a configured room's id: a portal's in State, an alias's
+// on the homeserver.
+func (a *Adapter) resolve(ctx context.Context, room string) (id.RoomID, error) {
+	if !strings.HasPrefix(room, "#") {
+		return id.RoomID(room), nil
+	}
+	if a.isPortal(room) {
+		v, ok, err := a.state.Get(ctx, "portal:"+room)
+		if err != nil {
+			return "", err
+		}
+		if !ok {
+			return "", errPortalPending
+		}
+		return id.RoomID(v), nil
+	}
+	res, err := a.as.BotIntent().ResolveAlias(ctx, id.RoomAlias(room))
+	if err != nil {
+		return "", fmt.Errorf("resolve %s: %w", room, err)
+	}
+	return res.RoomID, nil
 }
 
 func (a *Adapter) link(room string, rid id.RoomID) {

@@ -202,6 +202,10 @@ func (a *Adapter) getUser(w http.ResponseWriter, r *http.Request) {
 // the portal room, public, with the bot in it.
 func (a *Adapter) getRoom(w http.ResponseWriter, r *http.Request) {
 	alias := r.PathValue("roomAlias")
+	// Under joinMu: a Leave of the portal at the same time goes first or
+	// after, never in between.
+	a.joinMu.Lock()
+	defer a.joinMu.Unlock()
 	if !a.isPortal(alias) || !a.wants(alias) {
 		writeError(w, http.StatusNotFound, "M_NOT_FOUND", "no such portal")
 		return

@@ -78,9 +78,9 @@ func (a *Adapter) handleEvent(ctx context.Context, in bridge.Inbound, evt *event
 		return err
 	}
 	if dm != nil {
-		to, err := a.ghostSender(ctx, dm.Ghost)
+		to, err := a.dmRecipient(ctx, dm, ev)
 		if err != nil {
-			return nil // a DM with a ghost we never made: ignore
+			return nil // a DM with a ghost we never made, or nothing for the bot
 		}
 		h := ev.Head()
 		h.To = &to
@@ -108,8 +108,8 @@ type reactionRecord struct {
 	Key    string `json:"key"`
 }
 
-// handleInvite accepts invites: the bot's to linked rooms, a ghost's to a
-// direct chat.
+// handleInvite accepts invites: the bot's to linked rooms and to direct
+// chats (chat commands), a ghost's to a direct chat.
 func (a *Adapter) handleInvite(ctx context.Context, evt *event.Event) error {
 	mem := evt.Content.AsMember()
 	if mem.Membership != event.MembershipInvite || evt.StateKey == nil {
@@ -120,6 +120,10 @@ func (a *Adapter) handleInvite(ctx context.Context, evt *event.Event) error {
 	case target == a.botID:
 		if _, linked := a.roomAddr(evt.RoomID); linked {
 			a.poke() // maintain joins
+			return nil
+		}
+		if mem.IsDirect && !a.isOurs(evt.Sender) {
+			return a.acceptBotDM(ctx, evt)
 		}
 	case a.ghosts.isGhost(string(target)) && !a.isOurs(evt.Sender):
 		if !mem.IsDirect {
@@ -136,16 +140,26 @@ func (a *Adapter) handleInvite(ctx context.Context, evt *event.Event) error {
 			a.log.Warn("matrix ghost cannot join a direct chat", "ghost", target, "room", evt.RoomID, "err", err)
 			return nil
 		}
-		v, _ := json.Marshal(dmRoom{Ghost: target, User: evt.Sender})
-		if err := a.state.Put(ctx, "dm:"+string(evt.RoomID), string(v)); err != nil {
-			return err
-		}
-		if err := a.state.Put(ctx, "dmroom:"+string(target)+"|"+string(evt.Sender), string(evt.RoomID)); err != nil {
-			return err
-		}
+		return a.rememberDM(ctx, evt.RoomID, target, evt.Sender)
 	}
 	return nil
 }
+
+// dmRecipient is who a direct chat's event is for: the foreign sender
+// behind the ghost, or Switchboard itself in a chat with the bot. The bot
+// takes new messages only, and no notices: those come from other bots,
+// and answering them could go on forever.
+func (a *Adapter) dmRecipient(ctx context.Context, dm *dmRoom, ev bridge.Event) (bridge.Sender, error) {
+	if dm.Ghost != a.botID {
+		return a.ghostSender(ctx, dm.Ghost)
+	}
+	if m, ok := ev.(*bridge.Message); !ok || m.Notice {
+		return bridge.Sender{}, errNotForBot
+	}
+	return a.botRecipient(), nil
+}
+
+var errNotForBot = errors.New("not a message for the bot")
 
 func (a *Adapter) dmOf(ctx context.Context, rid id.RoomID) (*dmRoom, error) {
 	v, ok, err := a.state.Get(ctx, "dm:"+string(rid))

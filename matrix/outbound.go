@@ -79,18 +79,36 @@ func rateLimited(err error) (time.Duration, bool) {
 func (a *Adapter) target(ctx context.Context, d *bridge.Delivery, intent *appservice.IntentAPI) (id.RoomID, error) {
 	h := d.Event.Head()
 	if d.Room != "" {
-		rid, ok := a.roomID(d.Room)
-		if !ok {
-			return "", fmt.Errorf("matrix: room %s not joined yet", d.Room)
-		}
-		return rid, nil
+		return a.linkedRoom(d.Room)
 	}
 	if h.To == nil {
 		return "", bridge.Permanent(errors.New("matrix: a delivery without room or recipient"))
 	}
-	to := id.UserID(h.To.ID)
+	return a.directRoom(ctx, intent, h.To.ID)
+}
+
+// linkedRoom is the id of a room the bot joined for a link.
+func (a *Adapter) linkedRoom(room string) (id.RoomID, error) {
+	rid, ok := a.roomID(room)
+	if ok {
+		return rid, nil
+	}
+	a.mu.Lock()
+	left := a.left[room]
+	a.mu.Unlock()
+	if left {
+		// Left at runtime: what is still queued for it is not delivered.
+		return "", bridge.Permanent(fmt.Errorf("matrix: room %s was left", room))
+	}
+	return "", fmt.Errorf("matrix: room %s not joined yet", room)
+}
+
+// directRoom is the direct chat between intent (a ghost or the bot) and
+// a Matrix user, made on first use and remembered in State.
+func (a *Adapter) directRoom(ctx context.Context, intent *appservice.IntentAPI, user string) (id.RoomID, error) {
+	to := id.UserID(user)
 	if _, _, err := to.ParseAndValidateRelaxed(); err != nil {
-		return "", bridge.Permanent(fmt.Errorf("matrix: direct recipient %q is not a user id", h.To.ID))
+		return "", bridge.Permanent(fmt.Errorf("matrix: direct recipient %q is not a user id", user))
 	}
 	if a.isOurs(to) {
 		return "", bridge.Permanent(fmt.Errorf("matrix: direct recipient %s is Switchboard's own", to))
@@ -111,21 +129,17 @@ func (a *Adapter) target(ctx context.Context, d *bridge.Delivery, intent *appser
 	if err != nil {
 		return "", fmt.Errorf("matrix: create a direct chat with %s: %w", to, err)
 	}
-	v, _ := json.Marshal(dmRoom{Ghost: intent.UserID, User: to})
-	if err := a.state.Put(ctx, "dm:"+string(resp.RoomID), string(v)); err != nil {
+	if err := a.rememberDM(ctx, resp.RoomID, intent.UserID, to); err != nil {
 		return "", err
 	}
-	if err := a.state.Put(ctx, key, string(resp.RoomID)); err != nil {
-		return "", err
-	}
-	a.as.StateStore.SetMembership(ctx, resp.RoomID, intent.UserID, event.MembershipJoin)
 	return resp.RoomID, nil
 }
 
 // intentFor is the Matrix user that speaks for a sender: their ghost, made
-// and named on first use, or the bot in relay mode.
-func (a *Adapter) intentFor(ctx context.Context, s bridge.Sender) (*appservice.IntentAPI, error) {
-	if a.relay {
+// and named on first use, or the bot in relay mode (relay: the room asked
+// for it with Delivery.Relay).
+func (a *Adapter) intentFor(ctx context.Context, s bridge.Sender, relay bool) (*appservice.IntentAPI, error) {
+	if a.relay || relay {
 		bot := a.as.BotIntent()
 		return bot, bot.EnsureRegistered(ctx)
 	}
@@ -187,8 +201,9 @@ func (a *Adapter) send(ctx context.Context, intent *appservice.IntentAPI, rid id
 
 // content renders a message for Matrix: the body as plain text, HTML
 // (sanitized, or the escaped text when relaying) as formatted_body, and
-// attachments as links.
-func (a *Adapter) content(m *bridge.Message, s bridge.Sender) *event.MessageEventContent {
+// attachments as links. Relaying (relay mode, or relay for this
+// delivery), the sender's name comes first.
+func (a *Adapter) content(m *bridge.Message, s bridge.Sender, relay bool) *event.MessageEventContent {
 	text, html := bridge.CleanText(m.Text), ""
 	if m.HTML != "" {
 		html = sanitizeHTML(bridge.CleanText(m.HTML))
@@ -212,7 +227,7 @@ func (a *Adapter) content(m *bridge.Message, s bridge.Sender) *event.MessageEven
 	case m.Notice:
 		c.MsgType = event.MsgNotice
 	}
-	if a.relay {
+	if a.relay || relay {
 		name := mapping.Render(a.template, s)
 		if m.Emote {
 			c.MsgType = event.MsgText
@@ -267,7 +282,7 @@ func (a *Adapter) SendReply(ctx context.Context, d *bridge.Delivery) (string, er
 }
 
 func (a *Adapter) sendMessage(ctx context.Context, d *bridge.Delivery, m *bridge.Message, reply *bridge.Quote) (string, error) {
-	intent, err := a.intentFor(ctx, m.Sender)
+	intent, err := a.intentFor(ctx, m.Sender, d.Relay)
 	if err != nil {
 		return "", err
 	}
@@ -275,7 +290,7 @@ func (a *Adapter) sendMessage(ctx context.Context, d *bridge.Delivery, m *bridge
 	if err != nil {
 		return "", err
 	}
-	c := a.content(m, m.Sender)
+	c := a.content(m, m.Sender, d.Relay)
 	if reply != nil {
 		if reply.RemoteID != "" {
 			c.RelatesTo = &event.RelatesTo{InReplyTo: &event.InReplyTo{EventID: id.EventID(reply.RemoteID)}}
@@ -298,7 +313,7 @@ func (a *Adapter) SendEdit(ctx context.Context, d *bridge.Delivery) (string, err
 	if !ok {
 		return "", bridge.Permanent(fmt.Errorf("matrix: SendEdit got %T", d.Event))
 	}
-	intent, err := a.intentFor(ctx, ed.Sender)
+	intent, err := a.intentFor(ctx, ed.Sender, d.Relay)
 	if err != nil {
 		return "", err
 	}
@@ -306,7 +321,7 @@ func (a *Adapter) SendEdit(ctx context.Context, d *bridge.Delivery) (string, err
 	if err != nil {
 		return "", err
 	}
-	nc := a.content(&bridge.Message{Header: ed.Header, Text: ed.Text, HTML: ed.HTML}, ed.Sender)
+	nc := a.content(&bridge.Message{Header: ed.Header, Text: ed.Text, HTML: ed.HTML}, ed.Sender, d.Relay)
 	if d.Target == "" {
 		// The room never saw the original: say it as a new message.
 		nc.Body = "* " + nc.Body
@@ -333,7 +348,7 @@ func (a *Adapter) SendDelete(ctx context.Context, d *bridge.Delivery) error {
 	if !ok || d.Target == "" {
 		return nil // nothing here to delete
 	}
-	intent, err := a.intentFor(ctx, del.Sender)
+	intent, err := a.intentFor(ctx, del.Sender, d.Relay)
 	if err != nil {
 		return err
 	}
@@ -369,7 +384,7 @@ func (a *Adapter) SendReaction(ctx context.Context, d *bridge.Delivery) (string,
 	if d.Target == "" {
 		return "", nil // the room never saw the message
 	}
-	intent, err := a.intentFor(ctx, r.Sender)
+	intent, err := a.intentFor(ctx, r.Sender, d.Relay)
 	if err != nil {
 		return "", err
 	}
@@ -399,17 +414,17 @@ func (a *Adapter) SendReaction(ctx context.Context, d *bridge.Delivery) (string,
 // SendMembership mirrors a foreign sender's join, leave or rename with
 // their ghost.
 func (a *Adapter) SendMembership(ctx context.Context, d *bridge.Delivery) error {
-	if a.relay || d.Room == "" {
+	if a.relay || d.Relay || d.Room == "" {
 		return nil
 	}
-	rid, ok := a.roomID(d.Room)
-	if !ok {
-		return fmt.Errorf("matrix: room %s not joined yet", d.Room)
+	rid, err := a.linkedRoom(d.Room)
+	if err != nil {
+		return err
 	}
 	h := d.Event.Head()
 	switch ev := d.Event.(type) {
 	case *bridge.Join, *bridge.Rename:
-		intent, err := a.intentFor(ctx, h.Sender)
+		intent, err := a.intentFor(ctx, h.Sender, false)
 		if err != nil {
 			return err
 		}
@@ -434,10 +449,10 @@ func (a *Adapter) SendMembership(ctx context.Context, d *bridge.Delivery) error 
 // SendTyping shows or clears a ghost's typing notice.
 func (a *Adapter) SendTyping(ctx context.Context, d *bridge.Delivery) error {
 	t, ok := d.Event.(*bridge.Typing)
-	if !ok || a.relay {
+	if !ok || a.relay || d.Relay {
 		return nil
 	}
-	intent, err := a.intentFor(ctx, t.Sender)
+	intent, err := a.intentFor(ctx, t.Sender, false)
 	if err != nil {
 		return err
 	}

@@ -124,6 +124,8 @@ type Adapter struct {
 	conn    *session
 	gen     uint64
 	rooms   map[string]*room   // by bare room JID
+	left    map[string]bool    // rooms Leave took us out of, by bare room JID
+	parting []*element         // departures Leave could not send yet
 	puppets map[string]*puppet // by sender network and id
 	byJID   map[string]*puppet // by puppet JID
 	sent    map[string]*outMsg // by room key and message id
@@ -164,6 +166,8 @@ var (
 	_ bridge.TypingRelayer   = (*Adapter)(nil)
 	_ bridge.PresenceRelayer = (*Adapter)(nil)
 	_ bridge.DirectMessenger = (*Adapter)(nil)
+	_ bridge.BotSender       = (*Adapter)(nil)
+	_ adapters.Leaver        = (*Adapter)(nil)
 )
 
 // New builds the adapter for a configured XMPP network.
@@ -192,6 +196,7 @@ func New(name string, n *config.Network, log *slog.Logger) (adapters.Adapter, er
 		log:        log,
 		t:          defaultTiming,
 		rooms:      map[string]*room{},
+		left:       map[string]bool{},
 		puppets:    map[string]*puppet{},
 		byJID:      map[string]*puppet{},
 		sent:       map[string]*outMsg{},
@@ -419,6 +424,17 @@ func (a *Adapter) serve(c *session) error {
 // setup joins every room with the bot, then every puppet back into its
 // rooms, and tells the router the network is back.
 func (a *Adapter) setup(c *session) {
+	if !a.component {
+		// Available, like any client after login: the server hands
+		// messages to the bare account JID (direct messages to the bot)
+		// only to available resources.
+		if err := a.write(c, el("", "presence")); err != nil {
+			return
+		}
+	}
+	if err := a.departPending(c); err != nil {
+		return
+	}
 	for _, r := range a.roomList() {
 		if err := a.joinBot(c.ctx, c, r); err != nil && c.ctx.Err() == nil {
 			a.log.Warn("xmpp: cannot join room", "room", r.addr, "err", err)
@@ -518,6 +534,7 @@ func (a *Adapter) Join(ctx context.Context, room string) error {
 		return err
 	}
 	a.mu.Lock()
+	delete(a.left, j.String())
 	r := a.rooms[j.String()]
 	if r == nil {
 		r = newRoom(room, j)

@@ -587,8 +587,13 @@ func (a *Adapter) onMessageError(c *session, r *room, st *stanza) {
 }
 
 // onDirect handles one-to-one messages: to a puppet, they are direct
-// messages to the foreign sender it stands for.
+// messages to the foreign sender it stands for; to the bot, messages to
+// Switchboard itself.
 func (a *Adapter) onDirect(c *session, r *room, st *stanza) {
+	if a.isBot(c, st.to) {
+		a.onBotDirect(c, r, st)
+		return
+	}
 	if !a.component || st.to.Localpart() == "" || (st.typ != "chat" && st.typ != "normal" && st.typ != "") {
 		return
 	}

@@ -128,6 +128,10 @@ func (a *Adapter) occupy(ctx context.Context, c *session, from jid.JID, r *room,
 // taken. Concurrent callers share one attempt.
 func (a *Adapter) joinBot(ctx context.Context, c *session, r *room) error {
 	a.mu.Lock()
+	if !a.currentRoomLocked(r) {
+		a.mu.Unlock()
+		return errLeft // a rejoin that Leave overtook
+	}
 	if r.joined {
 		a.mu.Unlock()
 		return nil
@@ -156,6 +160,11 @@ func (a *Adapter) joinBot(ctx context.Context, c *session, r *room) error {
 	for attempt := range maxNickAttempts {
 		nick := nickAlternative(a.cfg.Nick, a.botSender, attempt)
 		a.mu.Lock()
+		if !a.currentRoomLocked(r) {
+			a.mu.Unlock()
+			err = errLeft
+			break
+		}
 		r.nick = nick
 		a.mu.Unlock()
 		_, err = a.occupy(ctx, c, c.me, r, nick)
@@ -245,6 +254,10 @@ func (a *Adapter) existingPuppet(s bridge.Sender) *puppet {
 // sender's fingerprint.
 func (a *Adapter) joinPuppet(ctx context.Context, c *session, r *room, p *puppet) (string, error) {
 	a.mu.Lock()
+	if !a.currentRoomLocked(r) {
+		a.mu.Unlock()
+		return "", errLeft
+	}
 	m := p.rooms[r.key]
 	if m == nil {
 		m = &membership{}
@@ -281,6 +294,11 @@ func (a *Adapter) joinPuppet(ctx context.Context, c *session, r *room, p *puppet
 	for attempt := range maxNickAttempts {
 		nick := nickAlternative(base, p.sender, attempt)
 		a.mu.Lock()
+		if !a.currentRoomLocked(r) {
+			a.mu.Unlock()
+			err = errLeft
+			break
+		}
 		if o := r.occupants[nick]; o != nil && !o.own {
 			a.mu.Unlock()
 			continue // taken: do not even ask
@@ -306,6 +324,9 @@ func (a *Adapter) joinPuppet(ctx context.Context, c *session, r *room, p *puppet
 	defer a.mu.Unlock()
 	m.joining, m.err = nil, err
 	close(ch)
+	if errors.Is(err, errLeft) && p.rooms[r.key] == m {
+		delete(p.rooms, r.key)
+	}
 	if err != nil {
 		if r.puppetNicks[m.nick] == p {
 			delete(r.puppetNicks, m.nick)

@@ -69,11 +69,12 @@ type speaker struct {
 }
 
 // speakerFor picks the sender's puppet (joining it to the room) in
-// puppet mode, and the bot when puppets are off, all taken, or the puppet
-// cannot join.
-func (a *Adapter) speakerFor(ctx context.Context, c *session, r *room, s bridge.Sender) (speaker, error) {
+// puppet mode, and the bot when puppets are off (for the network, or for
+// this room: relay is Delivery.Relay), all taken, or the puppet cannot
+// join.
+func (a *Adapter) speakerFor(ctx context.Context, c *session, r *room, s bridge.Sender, relay bool) (speaker, error) {
 	bot := speaker{jid: c.me, relay: true}
-	if a.relay {
+	if a.relay || relay {
 		return bot, nil
 	}
 	p, err := a.puppetFor(s)
@@ -88,6 +89,9 @@ func (a *Adapter) speakerFor(ctx context.Context, c *session, r *room, s bridge.
 		if ctx.Err() != nil || errors.Is(err, errDisconnected) || errors.Is(err, errTimeout) || errors.Is(err, errNotConnected) {
 			return speaker{}, err
 		}
+		if errors.Is(err, errLeft) {
+			return speaker{}, bridge.Permanent(fmt.Errorf("xmpp: %s: %w", r.addr, err))
+		}
 		a.log.Warn("xmpp: puppet cannot join; relaying", "room", r.addr, "puppet", p.jid.String(), "err", err)
 		return bot, nil
 	}
@@ -97,14 +101,14 @@ func (a *Adapter) speakerFor(ctx context.Context, c *session, r *room, s bridge.
 // speakerOf is who sent one of our earlier messages (corrections and
 // retractions must come from the same occupant), or else the sender's
 // usual speaker.
-func (a *Adapter) speakerOf(ctx context.Context, c *session, r *room, target string, s bridge.Sender) (speaker, sentInfo, bool, error) {
+func (a *Adapter) speakerOf(ctx context.Context, c *session, r *room, target string, s bridge.Sender, relay bool) (speaker, sentInfo, bool, error) {
 	a.mu.Lock()
 	info, known := r.ids.sent.get(target)
 	a.mu.Unlock()
 	if known && info.from == c.me.String() {
 		return speaker{jid: c.me, relay: true}, info, true, nil
 	}
-	sp, err := a.speakerFor(ctx, c, r, s)
+	sp, err := a.speakerFor(ctx, c, r, s, relay)
 	return sp, info, known, err
 }
 
@@ -115,6 +119,12 @@ func (a *Adapter) readyRoom(ctx context.Context, c *session, room string) (*room
 		return nil, err
 	}
 	a.mu.Lock()
+	if a.left[j.String()] {
+		a.mu.Unlock()
+		// Left at runtime: a delivery still queued for it must not take
+		// the bot back in.
+		return nil, bridge.Permanent(fmt.Errorf("xmpp: %s: %w", room, errLeft))
+	}
 	r := a.rooms[j.String()]
 	if r == nil {
 		r = newRoom(room, j)
@@ -338,7 +348,8 @@ func (a *Adapter) pruneSentLocked() {
 }
 
 // Send delivers a message: from the sender's puppet in puppet mode, from
-// the bot as "<name> text" in relay mode.
+// the bot as "<name> text" in relay mode or when the delivery asks for it
+// (Delivery.Relay).
 func (a *Adapter) Send(ctx context.Context, d *bridge.Delivery) (string, error) {
 	m, ok := d.Event.(*bridge.Message)
 	if !ok {
@@ -371,7 +382,7 @@ func (a *Adapter) sendMessage(ctx context.Context, d *bridge.Delivery, m *bridge
 	if err != nil {
 		return "", err
 	}
-	sp, err := a.speakerFor(ctx, c, r, m.Sender)
+	sp, err := a.speakerFor(ctx, c, r, m.Sender, d.Relay)
 	if err != nil {
 		return "", err
 	}
@@ -474,7 +485,7 @@ func (a *Adapter) SendEdit(ctx context.Context, d *bridge.Delivery) (string, err
 	if err != nil {
 		return "", err
 	}
-	sp, info, known, err := a.speakerOf(ctx, c, r, d.Target, ed.Sender)
+	sp, info, known, err := a.speakerOf(ctx, c, r, d.Target, ed.Sender, d.Relay)
 	if err != nil {
 		return "", err
 	}
@@ -519,7 +530,7 @@ func (a *Adapter) SendDelete(ctx context.Context, d *bridge.Delivery) error {
 	if err != nil {
 		return err
 	}
-	sp, info, known, err := a.speakerOf(ctx, c, r, d.Target, del.Sender)
+	sp, info, known, err := a.speakerOf(ctx, c, r, d.Target, del.Sender, d.Relay)
 	if err != nil {
 		return err
 	}
@@ -559,7 +570,7 @@ func (a *Adapter) SendReaction(ctx context.Context, d *bridge.Delivery) (string,
 	if err != nil {
 		return "", err
 	}
-	sp, err := a.speakerFor(ctx, c, r, re.Sender)
+	sp, err := a.speakerFor(ctx, c, r, re.Sender, d.Relay)
 	if err != nil {
 		return "", err
 	}
@@ -589,9 +600,9 @@ func (a *Adapter) SendReaction(ctx context.Context, d *bridge.Delivery) (string,
 }
 
 // SendMembership mirrors a foreign user's joins, leaves and renames with
-// their puppet (puppet mode only).
+// their puppet (puppet mode only, and not in a room relaying).
 func (a *Adapter) SendMembership(ctx context.Context, d *bridge.Delivery) error {
-	if a.relay || d.Room == "" {
+	if a.relay || d.Relay || d.Room == "" {
 		return nil
 	}
 	c, err := a.current()
@@ -684,7 +695,7 @@ func (a *Adapter) renamePuppet(ctx context.Context, c *session, r *room, p *pupp
 // SendTyping relays chat states (XEP-0085) from puppets in the room.
 func (a *Adapter) SendTyping(ctx context.Context, d *bridge.Delivery) error {
 	ty, ok := d.Event.(*bridge.Typing)
-	if !ok || a.relay {
+	if !ok || a.relay || d.Relay {
 		return nil
 	}
 	c, err := a.current()
@@ -724,7 +735,7 @@ func (a *Adapter) SendTyping(ctx context.Context, d *bridge.Delivery) error {
 // SendPresence shows a foreign user's availability on their puppet.
 func (a *Adapter) SendPresence(ctx context.Context, d *bridge.Delivery) error {
 	pr, ok := d.Event.(*bridge.Presence)
-	if !ok || a.relay || d.Room == "" {
+	if !ok || a.relay || d.Relay || d.Room == "" {
 		return nil
 	}
 	c, err := a.current()
