@@ -40,6 +40,19 @@ type Leaver interface {
 	Leave(ctx context.Context, room string) error
 }
 
+// DropCounter is implemented by adapters that drop inbound traffic on
+// purpose (malformed, oversize, rate-limited, ...): counts by reason since
+// start, for metrics.
+type DropCounter interface {
+	Dropped() map[string]uint64
+}
+
+// PuppetCounter is implemented by adapters with puppets: how many are
+// connected (IRC) or joined (XMPP) now, for metrics.
+type PuppetCounter interface {
+	Puppets() int
+}
+
 // Connected is implemented by adapters that can tell whether their network
 // connection is up.
 type Connected interface {

@@ -17,4 +17,7 @@ type Observer interface {
 	Retried(to RoomAddr, kind Kind)
 	// Failed: a delivery failed for good and left the outbox.
 	Failed(to RoomAddr, kind Kind)
+	// Stored: a store write the router made ("accept": an event with its
+	// outbox entries; "delivered"; "failed") took this long.
+	Stored(op string, took time.Duration, err error)
 }

@@ -34,6 +34,13 @@ func (c *counting) Delivered(to bridge.RoomAddr, k bridge.Kind, at time.Time) {
 }
 func (c *counting) Retried(to bridge.RoomAddr, k bridge.Kind) { c.add("retried", to, k) }
 func (c *counting) Failed(to bridge.RoomAddr, k bridge.Kind)  { c.add("failed", to, k) }
+func (c *counting) Stored(op string, took time.Duration, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err == nil && took > 0 {
+		c.counts["stored "+op]++
+	}
+}
 
 func (c *counting) get(key string) int {
 	c.mu.Lock()
@@ -90,11 +97,16 @@ func TestObserverSeesAcceptDeliverRetryFail(t *testing.T) {
 		"delivered mqtt/message": 2,
 		"retried mqtt/message":   1,
 		"failed mqtt/message":    1,
+		"stored accept":          3,
+		"stored failed":          1,
 	}
 	for key, n := range want {
 		if got := obs.get(key); got != n {
 			t.Errorf("%s: %d, want %d", key, got, n)
 		}
+	}
+	if n := obs.get("stored delivered"); n < 2 {
+		t.Errorf("stored delivered: %d, want 2 or more", n)
 	}
 	if obs.late {
 		t.Error("a delivery was reported without the event's time")

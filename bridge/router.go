@@ -181,7 +181,11 @@ func (r *Router) Accept(ctx context.Context, ev Event) error {
 	// entries in commit order.
 	r.acceptMu.Lock()
 	defer r.acceptMu.Unlock()
+	began := time.Now()
 	queued, accepted, err := r.store.Accept(ctx, link, ev, targets)
+	if r.Observer != nil {
+		r.Observer.Stored("accept", time.Since(began), err)
+	}
 	if err != nil {
 		return fmt.Errorf("commit %s from %s: %w", ev.Kind(), from, err)
 	}
@@ -359,7 +363,7 @@ func (r *Router) deliverWithRetry(ctx context.Context, log *slog.Logger, q *queu
 		remoteID, err := r.deliver(ctx, item)
 		switch {
 		case err == nil:
-			if !r.settle(ctx, log, func() error { return r.store.Delivered(ctx, item, remoteID) }) {
+			if !r.settle(ctx, log, "delivered", func() error { return r.store.Delivered(ctx, item, remoteID) }) {
 				return false
 			}
 			if r.Observer != nil {
@@ -368,7 +372,7 @@ func (r *Router) deliverWithRetry(ctx context.Context, log *slog.Logger, q *queu
 			return true
 		case errors.Is(err, ErrPermanent):
 			log.Error("delivery failed for good", "event", item.Event.Head().ID, "err", err)
-			if !r.settle(ctx, log, func() error { return r.store.Failed(ctx, item, err.Error()) }) {
+			if !r.settle(ctx, log, "failed", func() error { return r.store.Failed(ctx, item, err.Error()) }) {
 				return false
 			}
 			if r.Observer != nil {
@@ -391,9 +395,13 @@ func (r *Router) deliverWithRetry(ctx context.Context, log *slog.Logger, q *queu
 
 // settle records a delivery's outcome, retrying the store until it works:
 // forgetting it would deliver the event again.
-func (r *Router) settle(ctx context.Context, log *slog.Logger, record func() error) bool {
+func (r *Router) settle(ctx context.Context, log *slog.Logger, op string, record func() error) bool {
 	for attempt := 0; ; attempt++ {
+		began := time.Now()
 		err := record()
+		if r.Observer != nil {
+			r.Observer.Stored(op, time.Since(began), err)
+		}
 		if err == nil {
 			return true
 		}

@@ -922,3 +922,22 @@ func (a *Adapter) SendMembership(ctx context.Context, d *bridge.Delivery) error 
 	}
 	return nil
 }
+
+// Puppets counts the puppet connections open now.
+func (a *Adapter) Puppets() int {
+	a.mu.Lock()
+	conns := make([]*conn, 0, len(a.puppets))
+	for _, p := range a.puppets {
+		if !p.retired && p.k != nil {
+			conns = append(conns, p.k)
+		}
+	}
+	a.mu.Unlock()
+	n := 0
+	for _, k := range conns { // k.mu is not taken under a.mu
+		if k.isUp() {
+			n++
+		}
+	}
+	return n
+}

@@ -746,3 +746,10 @@ func (a *Adapter) recoverStanza() {
 		a.log.Error("xmpp: panic while handling a stanza; dropped", "panic", p, "stack", string(debug.Stack()))
 	}
 }
+
+// Puppets counts the puppets Switchboard has on this network now.
+func (a *Adapter) Puppets() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return len(a.puppets)
+}

@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/switchboard-chat/switchboard/adapters"
 	"github.com/switchboard-chat/switchboard/bridge"
 )
 
@@ -25,6 +26,7 @@ type metrics struct {
 	received, delivered *prometheus.CounterVec
 	retries, failures   *prometheus.CounterVec
 	latency             *prometheus.HistogramVec
+	store               *prometheus.HistogramVec
 
 	nets map[string]*netMetrics // read-only after newMetrics
 }
@@ -38,7 +40,7 @@ type netMetrics struct {
 // newMetrics registers the service's collectors. up tells whether a
 // network is connected, rooms lists the outbox by room; both are asked at
 // scrape time.
-func newMetrics(networks []string, up func(network string) bool, rooms outboxRooms) *metrics {
+func newMetrics(networks []string, up func(network string) bool, rooms outboxRooms, nets func() map[string]adapters.Adapter) *metrics {
 	m := &metrics{
 		reg: prometheus.NewRegistry(),
 		received: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -62,6 +64,11 @@ func newMetrics(networks []string, up func(network string) bool, rooms outboxRoo
 			Help:    "Time from an event's acceptance to its delivery to a network.",
 			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300},
 		}, []string{"network"}),
+		store: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "switchboard_store_operation_seconds",
+			Help:    "Time of the router's store writes, by operation (accept: an event and its outbox entries; delivered; failed).",
+			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1},
+		}, []string{"op"}),
 		nets: map[string]*netMetrics{},
 	}
 	m.reg.MustRegister(m.received, m.delivered, m.retries, m.failures, m.latency,
@@ -91,8 +98,53 @@ func newMetrics(networks []string, up func(network string) bool, rooms outboxRoo
 			return 0
 		}))
 	}
-	m.reg.MustRegister(newOutboxCollector(rooms))
+	m.reg.MustRegister(newOutboxCollector(rooms), newAdapterCollector(nets), m.store)
 	return m
+}
+
+// adapterCollector reports what adapters count themselves, asked at
+// scrape time: inbound drops by reason, and puppets.
+type adapterCollector struct {
+	nets             func() map[string]adapters.Adapter
+	dropped, puppets *prometheus.Desc
+}
+
+func newAdapterCollector(nets func() map[string]adapters.Adapter) *adapterCollector {
+	return &adapterCollector{
+		nets: nets,
+		dropped: prometheus.NewDesc("switchboard_inbound_dropped_total",
+			"Inbound messages a network's adapter dropped on purpose, by reason (malformed, oversize, rate-limited, ...).",
+			[]string{"network", "reason"}, nil),
+		puppets: prometheus.NewDesc("switchboard_puppets",
+			"Puppets connected (IRC) or present (XMPP) on a network now.",
+			[]string{"network"}, nil),
+	}
+}
+
+func (c *adapterCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.dropped
+	ch <- c.puppets
+}
+
+func (c *adapterCollector) Collect(ch chan<- prometheus.Metric) {
+	for name, a := range c.nets() {
+		if d, ok := a.(adapters.DropCounter); ok {
+			for reason, n := range d.Dropped() {
+				ch <- prometheus.MustNewConstMetric(c.dropped, prometheus.CounterValue, float64(n), name, reason)
+			}
+		}
+		if p, ok := a.(adapters.PuppetCounter); ok {
+			ch <- prometheus.MustNewConstMetric(c.puppets, prometheus.GaugeValue, float64(p.Puppets()), name)
+		}
+	}
+}
+
+// Stored implements bridge.Observer.
+func (m *metrics) Stored(op string, took time.Duration, err error) {
+	if err != nil {
+		return // a failed write's time says little; the error is logged
+	}
+	m.store.WithLabelValues(op).Observe(took.Seconds())
 }
 
 // outboxCollector reports the outbox per target room, read at scrape time

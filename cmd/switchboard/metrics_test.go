@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchboard-chat/switchboard/adapters"
 	"github.com/switchboard-chat/switchboard/bridge"
 	"github.com/switchboard-chat/switchboard/store"
 )
@@ -14,7 +15,7 @@ import (
 // with BenchmarkRouter in bridge/ (the whole relay path, without them).
 func BenchmarkMetricsPerEvent(b *testing.B) {
 	m := newMetrics([]string{"libera", "devices"}, func(string) bool { return true },
-		func(context.Context) ([]store.RoomQueue, error) { return nil, nil })
+		func(context.Context) ([]store.RoomQueue, error) { return nil, nil }, func() map[string]adapters.Adapter { return nil })
 	from := bridge.RoomAddr{Network: "devices", Room: "sb/room"}
 	to := bridge.RoomAddr{Network: "libera", Room: "#room"}
 	accepted := time.Now()
@@ -22,5 +23,7 @@ func BenchmarkMetricsPerEvent(b *testing.B) {
 	for b.Loop() {
 		m.Accepted(from, bridge.KindMessage)
 		m.Delivered(to, bridge.KindMessage, accepted)
+		m.Stored("accept", 300*time.Microsecond, nil)
+		m.Stored("delivered", 10*time.Microsecond, nil)
 	}
 }

@@ -48,6 +48,7 @@ type link struct {
 // netState is a network's connection state as last polled.
 type netState struct {
 	name, typ string
+	adapter   adapters.Adapter
 	conn      adapters.Connected // nil: the adapter cannot tell; counted as up
 	up        bool
 	since     time.Time // of the last change (or of the start)
@@ -58,7 +59,7 @@ func newOps(grace time.Duration) *ops {
 }
 
 func (o *ops) addNetwork(name, typ string, a adapters.Adapter) {
-	n := &netState{name: name, typ: typ, since: time.Now()}
+	n := &netState{name: name, typ: typ, adapter: a, since: time.Now()}
 	if c, ok := a.(adapters.Connected); ok {
 		n.conn = c
 	} else {
@@ -306,3 +307,14 @@ var statusHTML string
 var statusPage = template.Must(template.New("status").Funcs(template.FuncMap{
 	"ago": func(secs float64) string { return (time.Duration(secs) * time.Second).String() },
 }).Parse(statusHTML))
+
+// adapters lists the networks' adapters, for collectors.
+func (o *ops) adapters() map[string]adapters.Adapter {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	m := make(map[string]adapters.Adapter, len(o.nets))
+	for _, n := range o.nets {
+		m[n.name] = n.adapter
+	}
+	return m
+}

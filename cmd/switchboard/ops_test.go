@@ -107,14 +107,18 @@ func TestMetricsAfterBridgedMessage(t *testing.T) {
 	svc := startService(t, w.config(t, "puppet"))
 	waitReady(t, svc)
 	alice := w.human(t, "alice")
+	w.publish(t, "sensor-1", "\xff not UTF-8")
 	w.publish(t, "sensor-1", "hello")
 	alice.WaitText(patience, room, "sensor-1[devices]", "hello")
 	body := waitMetrics(t, svc, map[string]float64{
-		`switchboard_events_received_total{network="devices",type="message"}`: 1,
-		`switchboard_events_delivered_total{network="libera",type="message"}`: 1,
-		`switchboard_relay_latency_seconds_count{network="libera"}`:           1,
-		`switchboard_network_up{network="libera"}`:                            1,
-		`switchboard_network_up{network="devices"}`:                           1,
+		`switchboard_inbound_dropped_total{network="devices",reason="malformed"}`: 1,
+		`switchboard_puppets{network="libera"}`:                                   1,
+		`switchboard_store_operation_seconds_count{op="accept"}`:                  1,
+		`switchboard_events_received_total{network="devices",type="message"}`:     1,
+		`switchboard_events_delivered_total{network="libera",type="message"}`:     1,
+		`switchboard_relay_latency_seconds_count{network="libera"}`:               1,
+		`switchboard_network_up{network="libera"}`:                                1,
+		`switchboard_network_up{network="devices"}`:                               1,
 	})
 	for _, series := range []string{
 		`switchboard_store_up`,
