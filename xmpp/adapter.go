@@ -139,6 +139,10 @@ type Adapter struct {
 	// reflections it returns true for (tests: a reflection lost with the
 	// connection). Called with mu held.
 	testDropReflection func(*stanza) bool
+	// testDropPresence, when set, makes the read loop ignore the room
+	// presences it returns true for (tests: a room slow to answer a
+	// join). Called with mu held.
+	testDropPresence func(*stanza) bool
 }
 
 // session is one stream to the server.

@@ -76,9 +76,18 @@ func (a *Adapter) departuresLocked(r *room) []*element {
 }
 
 // forgetRoomLocked drops what the adapter knew of a room it left, and
-// fails the sends still waiting for the room to reflect them.
+// fails the joins still waiting for the room's answer (it would no longer
+// reach them) and the sends waiting for their reflection.
 func (a *Adapter) forgetRoomLocked(r *room) {
 	r.reset()
+	for key, ch := range a.joins {
+		if strings.HasSuffix(key, "\x00"+r.key) {
+			select {
+			case ch <- joinResult{err: errLeft}:
+			default:
+			}
+		}
+	}
 	for key, om := range a.sent {
 		if strings.HasPrefix(key, r.key+"\x00") && !om.finished() {
 			om.finish("", errLeft)

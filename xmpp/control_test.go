@@ -185,3 +185,65 @@ func TestBotDirect(t *testing.T) {
 		})
 	}
 }
+
+// TestLeaveDuringJoin: a Leave that overtakes a join ends the join at once
+// and leaves the bot out of the room.
+func TestLeaveDuringJoin(t *testing.T) {
+	srv := newServer(t)
+	room := newRoomName(srv, "overtaken")
+	a, _ := newTestAdapter(t, srv, setup{})
+	start(t, a)
+	alice := joinHuman(t, srv, "alice", room, "Alice")
+	// The room is slow to answer the bot's join.
+	answered := make(chan struct{}, 1)
+	a.mu.Lock()
+	a.testDropPresence = func(st *stanza) bool {
+		if st.from.Resourcepart() == a.cfg.Nick && st.typ == "" {
+			select {
+			case answered <- struct{}{}:
+			default:
+			}
+			return true
+		}
+		return false
+	}
+	a.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	joined := make(chan error, 1)
+	go func() { joined <- a.Join(ctx, room) }()
+	select {
+	case <-answered:
+	case <-ctx.Done():
+		t.Fatal("the bot never joined")
+	}
+	if err := a.Leave(ctx, room); err != nil {
+		t.Fatal(err)
+	}
+	began := time.Now()
+	select {
+	case err := <-joined:
+		if err != nil && !errors.Is(err, errLeft) {
+			t.Errorf("join: %v", err)
+		}
+	case <-time.After(a.t.join / 2):
+		t.Fatal("the overtaken join is still waiting")
+	}
+	t.Logf("join ended %v after the leave", time.Since(began))
+	a.mu.Lock()
+	a.testDropPresence = nil
+	a.mu.Unlock()
+	if _, err := alice.c.WaitFor(waitFor, presenceOf(room, a.cfg.Nick, "unavailable")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(a.t.ping + time.Second)
+	last := ""
+	for _, st := range alice.c.Stanzas() {
+		if presenceOf(room, a.cfg.Nick, "")(st) || presenceOf(room, a.cfg.Nick, "unavailable")(st) {
+			last = st.Type()
+		}
+	}
+	if last != "unavailable" {
+		t.Errorf("the bot's last presence in the room is %q", last)
+	}
+}

@@ -148,6 +148,10 @@ func (a *Adapter) onRoomPresence(c *session, r *room, st *stanza) {
 	toBot := a.isBot(c, st.to)
 	var events []bridge.Event
 	a.mu.Lock()
+	if a.testDropPresence != nil && a.testDropPresence(st) {
+		a.mu.Unlock()
+		return
+	}
 	// A join waiting for this answer?
 	key := joinKey(st.to, r)
 	if !a.component {
