@@ -879,11 +879,13 @@ func testOutboxRooms(t *testing.T, newDB newDBFunc) {
 	// Recorded: the head is the second entry, queued later.
 	deadline := time.Now().Add(5 * time.Second)
 	for {
+		// A read overlapping the records' commit errs low (see subtract)
+		// and may miss the room for that moment; it must come back.
 		rooms := outboxRooms(t, s)
-		if len(rooms) != 1 || rooms[0].Depth != 1 {
+		if len(rooms) > 1 || len(rooms) == 1 && (rooms[0].Room != mqtt || rooms[0].Depth != 1) {
 			t.Fatalf("outbox rooms %+v, want %v with 1", rooms, mqtt)
 		}
-		if rooms[0].Oldest.After(between) {
+		if len(rooms) == 1 && rooms[0].Oldest.After(between) {
 			break
 		}
 		if time.Now().After(deadline) {
