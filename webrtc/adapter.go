@@ -77,6 +77,9 @@ type Adapter struct {
 	// (config interfaces otherwise).
 	InterfaceFilter func(string) bool
 
+	dropMu  sync.Mutex
+	dropped map[string]uint64
+
 	mu       sync.Mutex
 	api      *webrtc.API
 	udpMux   ice.UDPMux
@@ -104,6 +107,7 @@ type room struct {
 func New(name string, cfg config.WebRTC, log *slog.Logger) *Adapter {
 	return &Adapter{
 		name:     name,
+		dropped:  map[string]uint64{},
 		cfg:      cfg,
 		log:      log,
 		Timeouts: DefaultTimeouts,

@@ -247,6 +247,10 @@ func TestFrameViolations(t *testing.T) {
 	if floods > 10 || floods < 5 {
 		t.Errorf("%d flood messages accepted, want the burst (about 10)", floods)
 	}
+	d := s.a.Dropped()
+	if d[DropMalformed] != 1 || d[DropOversize] != 1 || d[DropRateLimited] < 20-uint64(floods) {
+		t.Errorf("drops counted %v, want 1 malformed, 1 oversize and the flood past the burst", d)
+	}
 }
 
 // A peer that vanishes (or closes abruptly) leaves exactly once, within

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"strings"
 	"sync"
 	"time"
@@ -172,19 +173,23 @@ func (p *peer) sendError(code, format string, args ...any) {
 func (p *peer) handle(m webrtc.DataChannelMessage) {
 	a := p.a
 	if !p.bucket.take(time.Now()) {
+		a.drop(DropRateLimited)
 		p.sendError(codeRateLimited, "more than %d frames a second (burst %d); frame dropped", a.cfg.Rate.PerSecond, a.cfg.Rate.Burst)
 		return
 	}
 	if len(m.Data) > a.cfg.MaxMessage {
+		a.drop(DropOversize)
 		p.sendError(codeTooLarge, "frame of %d bytes exceeds the limit of %d", len(m.Data), a.cfg.MaxMessage)
 		return
 	}
 	if !m.IsString || !utf8.Valid(m.Data) {
+		a.drop(DropMalformed)
 		p.sendError(codeInvalidJSON, "frames are JSON text")
 		return
 	}
 	var f inFrame
 	if err := json.Unmarshal(m.Data, &f); err != nil {
+		a.drop(DropMalformed)
 		p.sendError(codeInvalidJSON, "not a JSON object: %v", err)
 		return
 	}
@@ -407,4 +412,25 @@ func (b *bucket) take(now time.Time) bool {
 	}
 	b.tokens--
 	return true
+}
+
+// Drop reasons counted by Dropped: frames refused before they became
+// events (the peer is told with an error frame).
+const (
+	DropRateLimited = "rate_limited"
+	DropOversize    = "oversize"
+	DropMalformed   = "malformed"
+)
+
+func (a *Adapter) drop(reason string) {
+	a.dropMu.Lock()
+	a.dropped[reason]++
+	a.dropMu.Unlock()
+}
+
+// Dropped counts the frames refused, by reason (the Drop constants).
+func (a *Adapter) Dropped() map[string]uint64 {
+	a.dropMu.Lock()
+	defer a.dropMu.Unlock()
+	return maps.Clone(a.dropped)
 }
