@@ -448,6 +448,14 @@ func (r *Router) deliver(ctx context.Context, item Queued) (string, error) {
 	if net == nil {
 		return "", fmt.Errorf("%s: %w", item.Target.Network, errNoNetwork)
 	}
+	if item.Event.Head().To == nil {
+		// Taken out of its link (API, chat command, reload) while this
+		// waited: adapters have left the room, and delivering would only
+		// bring them back.
+		if _, _, ok := r.links.LinkOf(item.Target); !ok {
+			return "", Permanent(fmt.Errorf("%s is no longer linked", item.Target))
+		}
+	}
 	d := &Delivery{Link: item.Link, Room: item.Target.Room, Event: item.Event}
 	if rr, ok := r.links.(RelayRooms); ok {
 		d.Relay = rr.Relayed(item.Target)

@@ -468,3 +468,22 @@ func TestRuntimeLinksAndRelayRooms(t *testing.T) {
 		t.Errorf("a room of a removed link got %q", texts(got))
 	}
 }
+
+// Deliveries still waiting for a room that is then taken out of its link
+// fail for good instead of bringing the adapter back into the room.
+func TestWaitingDeliveriesToUnlinkedRoomFail(t *testing.T) {
+	irc, mqtt := newPlain(), newPlain()
+	irc.setFail(func(*bridge.Delivery) error { return errors.New("server down") })
+	f := newFixture(t, t.TempDir(), map[string]bridge.MessageSender{"irc": irc, "mqtt": mqtt})
+	accept(t, f.router, msg("mqtt", "chat/ops", "dev", "", "waits"))
+	f.waitDepth(t, 1)
+	err := f.links.Replace(map[string][]bridge.RoomAddr{"ops": {{Network: "mqtt", Room: "chat/ops"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	irc.setFail(nil)
+	f.waitDepth(t, 0)
+	if got := irc.room("#ops"); len(got) != 0 {
+		t.Errorf("a room taken out of its link got %q", texts(got))
+	}
+}
