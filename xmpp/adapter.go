@@ -18,6 +18,7 @@
 package xmpp
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -355,6 +356,16 @@ func (a *Adapter) connect() (*session, error) {
 	if err != nil {
 		return nil, err
 	}
+	// mellium bounds negotiation by its context from a goroutine that can
+	// still fire after negotiation returned and our cancel ran: it sets a
+	// past deadline and clears it, failing whatever the session writes in
+	// between. So negotiation gets a context that never ends, a deadline
+	// on the connection bounds it, and Stop closes the connection.
+	raw.SetDeadline(time.Now().Add(a.t.connect))
+	bounded := ctx
+	unwatch := context.AfterFunc(bounded, func() { raw.Close() })
+	defer unwatch()
+	ctx = context.WithoutCancel(ctx)
 	var s *xmpp.Session
 	if a.component {
 		s, err = component.NewSession(ctx, jid.MustParse(a.domain), []byte(a.cfg.Component.Secret), raw)
@@ -376,10 +387,11 @@ func (a *Adapter) connect() (*session, error) {
 				return xmpp.StreamConfig{Features: features}
 			}))
 	}
-	if err != nil {
+	if err != nil || !unwatch() {
 		raw.Close()
-		return nil, fmt.Errorf("stream negotiation: %w", err)
+		return nil, fmt.Errorf("stream negotiation: %w", cmp.Or(err, bounded.Err()))
 	}
+	raw.SetDeadline(time.Time{})
 	c := &session{s: s, me: s.LocalAddr()}
 	if a.component {
 		c.me = jid.MustParse(a.domain)

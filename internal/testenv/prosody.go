@@ -421,9 +421,12 @@ func (s *XMPPServer) Client(t testing.TB, user, password string) *XMPPClient {
 	}
 	origin := s.JID(user)
 	features := []xmpp.StreamFeature{xmpp.SASL("", password, sasl.Plain), xmpp.BindResource()}
+	// Not ctx: mellium's watcher of a context that ends right after
+	// negotiation can fail the first writes (see xmpp.Adapter.connect).
+	conn.SetDeadline(time.Now().Add(20 * time.Second))
 	// Secure tells mellium the stream may carry a password: it is a
 	// loopback test connection.
-	sess, err := xmpp.NewSession(ctx, origin.Domain(), origin, conn, xmpp.Secure,
+	sess, err := xmpp.NewSession(context.Background(), origin.Domain(), origin, conn, xmpp.Secure,
 		xmpp.NewNegotiator(func(*xmpp.Session, *xmpp.StreamConfig) xmpp.StreamConfig {
 			return xmpp.StreamConfig{Features: features}
 		}))
@@ -431,6 +434,7 @@ func (s *XMPPServer) Client(t testing.TB, user, password string) *XMPPClient {
 		conn.Close()
 		t.Fatalf("xmpp client %s: login: %v", user, err)
 	}
+	conn.SetDeadline(time.Time{})
 	c := &XMPPClient{t: t, JID: sess.LocalAddr(), Session: sess, done: make(chan struct{})}
 	go func() {
 		err := sess.Serve(xmpp.HandlerFunc(c.handle))
