@@ -62,34 +62,34 @@ type apiErrorBody struct {
 	Fields []apiFieldError `json:"fields,omitempty"`
 }
 
-func (s *service) linkView(name string) (apiLink, bool) {
+// linkViews lists every link as the API shows it, from one reading of
+// the links.
+func (s *service) linkViews() map[string]apiLink {
 	s.linkMu.Lock()
 	defer s.linkMu.Unlock()
-	rooms, ok := s.overlay.over(s.cfg.LinkRooms)[name]
-	if !ok {
-		return apiLink{}, false
+	views := map[string]apiLink{}
+	for name, rooms := range s.overlay.over(s.cfg.LinkRooms) {
+		src := "config"
+		if _, changed := s.overlay.Links[name]; changed {
+			src = "runtime"
+		}
+		views[name] = apiLink{Name: name, Rooms: rooms, Source: src}
 	}
-	src := "config"
-	if _, changed := s.overlay.Links[name]; changed {
-		src = "runtime"
-	}
-	return apiLink{Name: name, Rooms: rooms, Source: src}, true
+	return views
+}
+
+func (s *service) linkView(name string) (apiLink, bool) {
+	l, ok := s.linkViews()[name]
+	return l, ok
 }
 
 func (s *service) listLinks(w http.ResponseWriter, r *http.Request) {
-	s.linkMu.Lock()
-	names := make([]string, 0)
-	for name := range s.overlay.over(s.cfg.LinkRooms) {
-		names = append(names, name)
+	views := s.linkViews()
+	links := make([]apiLink, 0, len(views))
+	for _, l := range views {
+		links = append(links, l)
 	}
-	s.linkMu.Unlock()
-	sort.Strings(names)
-	links := []apiLink{}
-	for _, name := range names {
-		if l, ok := s.linkView(name); ok {
-			links = append(links, l)
-		}
-	}
+	sort.Slice(links, func(i, j int) bool { return links[i].Name < links[j].Name })
 	writeJSON(w, http.StatusOK, map[string]any{"links": links})
 }
 
