@@ -71,16 +71,18 @@ type Adapter struct {
 	// session may still hold their subscription (left while
 	// disconnected, or an UNSUBSCRIBE crossing a reconnect), and their
 	// messages may already be queued here.
-	left    map[string]bool
-	client  paho.Client // the newest, connected or still connecting; Stop disconnects it
-	live    *conn       // the open connection, nil while there is none
-	in      bridge.Inbound
-	ctx     context.Context // lives from Start to Stop
-	cancel  context.CancelFunc
-	started bool
-	stopped bool
-	wg      sync.WaitGroup // our goroutines, including paho callbacks in progress
-	dropped map[string]uint64
+	left   map[string]bool
+	client paho.Client // the newest, connected or still connecting; Stop disconnects it
+	live   *conn       // the open connection, nil while there is none
+	// subscribed: live is open and has subscribed every joined room.
+	subscribed atomic.Bool
+	in         bridge.Inbound
+	ctx        context.Context // lives from Start to Stop
+	cancel     context.CancelFunc
+	started    bool
+	stopped    bool
+	wg         sync.WaitGroup // our goroutines, including paho callbacks in progress
+	dropped    map[string]uint64
 
 	// gen counts connections. A QoS 1 message received on an earlier
 	// connection can no longer be acknowledged (paho drops acks for a dead
@@ -156,7 +158,9 @@ func New(name string, n *config.Network, log *slog.Logger) (adapters.Adapter, er
 func (a *Adapter) Network() string { return a.name }
 
 // Connected reports whether the broker connection is up right now.
-func (a *Adapter) Connected() bool { return a.liveConn() != nil }
+// Connected reports a connection whose subscriptions are in place: from
+// then on nothing a device publishes to a joined room passes us by.
+func (a *Adapter) Connected() bool { return a.subscribed.Load() }
 
 // conn is one broker connection with a paho client of its own. paho keeps
 // per-client state across reconnects (message ids, tokens, its store) and
@@ -297,6 +301,7 @@ func (a *Adapter) serve(ctx context.Context, c *conn) {
 	a.live = c
 	a.mu.Unlock()
 	defer func() {
+		a.subscribed.Store(false)
 		a.mu.Lock()
 		a.live = nil
 		a.mu.Unlock()
@@ -312,6 +317,7 @@ func (a *Adapter) serve(ctx context.Context, c *conn) {
 	if c.isLost() || ctx.Err() != nil {
 		return
 	}
+	a.subscribed.Store(true)
 	a.log.Info("mqtt: connected", "broker", a.broker.Redacted(), "client_id", a.clientID)
 	a.in.Online(a.name)
 	select {

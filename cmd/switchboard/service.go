@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -76,16 +78,22 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *servic
 	if err != nil {
 		return nil, listenError("http.listen", cfg.HTTP.Listen, err)
 	}
+	// Bound now, so a port in use fails the start; served once every
+	// handler is in place (until then, requests wait in the backlog
+	// instead of getting a 404 for the chat page).
+	defer func() {
+		if err != nil {
+			httpLn.Close()
+		}
+	}()
 	s.HTTPAddr = httpLn.Addr().String()
 	s.mux = s.routes()
 	s.http = &http.Server{Handler: s.mux, ReadHeaderTimeout: 10 * time.Second}
-	go func() {
-		if err := s.http.Serve(httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("http server", "err", err)
-		}
-	}()
+	var openBroker func()
+	var brokerClients map[string]string
 	if cfg.Broker != nil {
-		if s.broker, err = startBroker(cfg.Broker.Listen, cfg.DataDir, log); err != nil {
+		brokerClients = clientsOn(cfg, cfg.Broker.Listen)
+		if s.broker, openBroker, err = startBroker(cfg.Broker.Listen, cfg.DataDir, slices.Sorted(maps.Values(brokerClients)), log); err != nil {
 			return nil, err
 		}
 	}
@@ -155,8 +163,52 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *servic
 			}
 		}
 	}
+	go func() {
+		if err := s.http.Serve(httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("http server", "err", err)
+		}
+	}()
+	if openBroker != nil {
+		go s.openBrokerWhenSubscribed(brokerClients, openBroker)
+	}
 	log.Info("switchboard running", "http", s.HTTPAddr, "networks", len(s.nets), "links", len(links.Names()))
 	return s, nil
+}
+
+// clientsOn maps the MQTT networks whose broker is the embedded one on
+// listen to their client ids.
+func clientsOn(cfg *config.Config, listen string) map[string]string {
+	ids := map[string]string{}
+	for name, n := range cfg.Networks {
+		if n.MQTT != nil && onBroker(n.MQTT.Broker, listen) {
+			ids[name] = n.MQTT.ClientID
+		}
+	}
+	return ids
+}
+
+// openBrokerWhenSubscribed lets devices onto the embedded broker once the
+// bridge's networks on it have subscribed every room they joined in start.
+func (s *service) openBrokerWhenSubscribed(networks map[string]string, open func()) {
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		ready := true
+		for name := range networks {
+			if c, ok := s.nets[name].(adapters.Connected); ok && !c.Connected() {
+				ready = false
+			}
+		}
+		if ready {
+			open()
+			return
+		}
+		select {
+		case <-s.ops.done:
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // stop shuts down in reverse: adapters first, so nothing new arrives, then
