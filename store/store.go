@@ -186,7 +186,11 @@ func (s *Store) prepare(ctx context.Context) error {
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`)
 	p(&s.st.insertRemote, s.w, `INSERT INTO remote_ids (network, room, remote_id, event_id) VALUES (?, ?, ?, ?)
 		ON CONFLICT (network, room, remote_id) DO NOTHING`)
-	p(&s.st.insertOutbox, s.w, `INSERT INTO outbox (link, target_network, target_room, event_id) VALUES (?, ?, ?, ?) RETURNING seq`)
+	if s.dialect == postgres {
+		p(&s.st.insertOutbox, s.w, `INSERT INTO outbox (link, target_network, target_room, event_id) VALUES (?, ?, ?, ?) RETURNING seq`)
+	} else {
+		p(&s.st.insertOutbox, s.w, `INSERT INTO outbox (link, target_network, target_room, event_id) VALUES (?, ?, ?, ?)`)
+	}
 	if s.dialect == postgres {
 		// Sorted, so that two transactions take their locks in the same
 		// order and cannot deadlock.
@@ -227,11 +231,14 @@ var errDuplicate = errors.New("duplicate")
 func (s *Store) write(ctx context.Context, fn func(*sql.Tx) error) (err error) {
 	recs := s.delivered.take()
 	defer func() { s.settle(recs, err == nil) }()
-	tx, err := s.w.BeginTx(ctx, nil)
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	tx, err := s.w.BeginTx(s.stmtContext(ctx), nil)
 	if err != nil {
 		return err
 	}
-	if err := s.writeDelivered(ctx, tx, recs); err != nil {
+	if err := s.writeDelivered(s.stmtContext(ctx), tx, recs); err != nil {
 		tx.Rollback()
 		return fmt.Errorf("record deliveries: %w", err)
 	}
@@ -240,6 +247,19 @@ func (s *Store) write(ctx context.Context, fn func(*sql.Tx) error) (err error) {
 		return err
 	}
 	return tx.Commit()
+}
+
+// stmtContext is the context the statements of a write transaction run
+// with. On SQLite it is never canceled: modernc.org/sqlite starts a
+// goroutine per statement to interrupt it on cancellation, which cost more
+// than the statement itself, and a local write does not hang (waiting for
+// another process's lock ends after the busy timeout); write checks ctx
+// before it begins.
+func (s *Store) stmtContext(ctx context.Context) context.Context {
+	if s.dialect == sqlite {
+		return context.WithoutCancel(ctx)
+	}
+	return ctx
 }
 
 // Accept implements bridge.Store.
@@ -254,7 +274,9 @@ func (s *Store) Accept(ctx context.Context, link string, ev bridge.Event, target
 	}
 	targets = distinct(targets)
 	var queued []bridge.Queued
-	err = s.write(ctx, func(tx *sql.Tx) error {
+	wctx := ctx
+	ctx = s.stmtContext(ctx)
+	err = s.write(wctx, func(tx *sql.Tx) error {
 		queued = queued[:0]
 		if s.dialect == postgres && len(targets) > 0 {
 			// PostgreSQL hands out seqs at insert but they become visible
@@ -291,7 +313,16 @@ func (s *Store) Accept(ctx context.Context, link string, ev bridge.Event, target
 		}
 		for _, t := range targets {
 			q := bridge.Queued{Link: link, Target: t, Event: ev}
-			if err := tx.StmtContext(ctx, s.st.insertOutbox).QueryRowContext(ctx, link, t.Network, t.Room, string(h.ID)).Scan(&q.Seq); err != nil {
+			if s.dialect == sqlite {
+				// The seq is the rowid; an Exec costs less than a query's rows.
+				res, err := tx.StmtContext(ctx, s.st.insertOutbox).ExecContext(ctx, link, t.Network, t.Room, string(h.ID))
+				if err == nil {
+					q.Seq, err = res.LastInsertId()
+				}
+				if err != nil {
+					return fmt.Errorf("queue for %s: %w", t, err)
+				}
+			} else if err := tx.StmtContext(ctx, s.st.insertOutbox).QueryRowContext(ctx, link, t.Network, t.Room, string(h.ID)).Scan(&q.Seq); err != nil {
 				return fmt.Errorf("queue for %s: %w", t, err)
 			}
 			queued = append(queued, q)
