@@ -45,6 +45,7 @@ var _ bridge.Store = (*Store)(nil)
 // Open opens, creating and migrating as needed, the database named by dsn:
 //
 //   - "sqlite" or "": the SQLite file switchboard.db in dataDir
+//   - "sqlite?_synchronous=NORMAL" and the like: that file with parameters
 //   - "sqlite:///abs/path.db" (or sqlite://rel/path.db): that SQLite file
 //   - "file:...": an SQLite URI as modernc.org/sqlite takes it
 //   - "postgres://..." or "postgresql://...": a PostgreSQL database
