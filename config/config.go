@@ -20,6 +20,7 @@ import (
 const (
 	defaultDataDir        = "./data"
 	defaultStore          = "sqlite"
+	defaultSQLiteSync     = "full"
 	defaultHTTPListen     = "127.0.0.1:8080"
 	defaultBrokerListen   = "127.0.0.1:1883"
 	defaultMode           = "puppet"
@@ -107,6 +108,7 @@ func Default() *Config {
 func (c *Config) applyDefaults(given func(path string) bool) {
 	setDefault(&c.DataDir, defaultDataDir)
 	setDefault(&c.Store, defaultStore)
+	setDefault(&c.SQLiteSynchronous, defaultSQLiteSync)
 	setDefault(&c.HTTP.Listen, defaultHTTPListen)
 	setDefault(&c.HTTP.ReadyGrace, defaultReadyGrace, given("http.ready_grace"))
 	if c.Broker != nil {

@@ -260,6 +260,16 @@ func TestBadConfigs(t *testing.T) {
 			},
 		},
 		{
+			name: "sqlite_synchronous",
+			yaml: valid + "sqlite_synchronous: off\n",
+			want: []string{`sqlite_synchronous: want one of full, normal, got "off"`},
+		},
+		{
+			name: "sqlite_synchronous with postgres",
+			yaml: valid + "store: postgres://sb@db/sb\nsqlite_synchronous: normal\n",
+			want: []string{`sqlite_synchronous: only applies to the sqlite store`},
+		},
+		{
 			name: "room listed twice",
 			yaml: strings.Replace(valid, `"devices:chat/lobby"`, `"libera:#lobby"`, 1),
 			want: []string{`links.lobby[1]: room libera:#lobby listed twice`},
@@ -350,7 +360,7 @@ func TestGoodConfigDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.DataDir != "./data" || c.Store != "sqlite" || c.HTTP.Listen != "127.0.0.1:8080" {
+	if c.DataDir != "./data" || c.Store != "sqlite" || c.SQLiteSynchronous != "full" || c.StoreDSN() != "sqlite" || c.HTTP.Listen != "127.0.0.1:8080" {
 		t.Errorf("top-level defaults: %+v", c)
 	}
 	if c.Broker != nil {
@@ -940,5 +950,22 @@ func TestCheckLinks(t *testing.T) {
 	}
 	if err := c.CheckLinks(map[string][]string{"lobby": {"web:lobby", "local:switchboard/lobby"}, "two": {"web:two"}}); err != nil {
 		t.Errorf("valid links: %v", err)
+	}
+}
+
+func TestSQLiteSynchronous(t *testing.T) {
+	c, err := parse([]byte(valid+"sqlite_synchronous: normal\n"), envOf(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.SQLiteSynchronous != "normal" || c.StoreDSN() != "sqlite?_synchronous=NORMAL" {
+		t.Errorf("sqlite_synchronous %q, store DSN %q", c.SQLiteSynchronous, c.StoreDSN())
+	}
+	c, err = parse([]byte(valid+"store: postgres://sb@db/sb\n"), envOf(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.StoreDSN() != "postgres://sb@db/sb" {
+		t.Errorf("store DSN %q", c.StoreDSN())
 	}
 }

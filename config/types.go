@@ -6,11 +6,15 @@ import "time"
 
 // Config is the whole file.
 type Config struct {
-	DataDir  string              `yaml:"data_dir"`
-	Store    string              `yaml:"store" secret:"url"` // "sqlite" or a postgres:// URL
-	HTTP     HTTP                `yaml:"http"`
-	Broker   *Broker             `yaml:"broker"` // the embedded MQTT broker; nil: none
-	Networks map[string]*Network `yaml:"networks"`
+	DataDir string `yaml:"data_dir"`
+	Store   string `yaml:"store" secret:"url"` // "sqlite" or a postgres:// URL
+	// SQLiteSynchronous is the SQLite store's synchronous setting: "full"
+	// (a commit survives power loss) or "normal" (it survives a crash of
+	// Switchboard but not of the machine).
+	SQLiteSynchronous string              `yaml:"sqlite_synchronous"`
+	HTTP              HTTP                `yaml:"http"`
+	Broker            *Broker             `yaml:"broker"` // the embedded MQTT broker; nil: none
+	Networks          map[string]*Network `yaml:"networks"`
 	// LinkRooms maps a link name to its room addresses ("network:room").
 	// It is not called Links because that is the method returning them
 	// parsed.

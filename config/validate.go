@@ -22,9 +22,10 @@ var (
 	// would make "links.a.b[0]" ambiguous.
 	linkNameRE = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
 
-	logLevels  = []string{"debug", "info", "warn", "error"}
-	logFormats = []string{"text", "json"}
-	modes      = []string{"puppet", "relay"}
+	logLevels   = []string{"debug", "info", "warn", "error"}
+	logFormats  = []string{"text", "json"}
+	sqliteSyncs = []string{"full", "normal"}
+	modes       = []string{"puppet", "relay"}
 )
 
 func (c *Config) validate(errs *errorList) {
@@ -33,6 +34,11 @@ func (c *Config) validate(errs *errorList) {
 	}
 	if err := checkStore(c.Store); err != nil {
 		errs.add("store", "%v", err)
+	}
+	if !slices.Contains(sqliteSyncs, c.SQLiteSynchronous) {
+		errs.add("sqlite_synchronous", "want one of %s, got %q", strings.Join(sqliteSyncs, ", "), c.SQLiteSynchronous)
+	} else if c.SQLiteSynchronous != defaultSQLiteSync && c.Store != "sqlite" {
+		errs.add("sqlite_synchronous", "only applies to the sqlite store")
 	}
 	if err := checkHostPort(c.HTTP.Listen, false, true); err != nil {
 		errs.add("http.listen", "%v", err)
@@ -162,6 +168,15 @@ func (c *Config) CheckLinks(links map[string][]string) error {
 	errs := &errorList{}
 	cc.validateLinks(errs)
 	return errs.err()
+}
+
+// StoreDSN is the store as store.Open takes it: Store, with the SQLite
+// settings that are not the defaults.
+func (c *Config) StoreDSN() string {
+	if c.Store == "sqlite" && c.SQLiteSynchronous == "normal" {
+		return "sqlite?_synchronous=NORMAL"
+	}
+	return c.Store
 }
 
 // checkStore's messages never quote the value: a postgres URL may carry a

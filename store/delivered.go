@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"sync"
 	"time"
@@ -146,7 +145,7 @@ func (s *Store) Delivered(ctx context.Context, q bridge.Queued, remoteID string)
 func (s *Store) flushDelivered() {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := s.write(ctx, func(*sql.Tx) error { return nil }); err != nil {
+	if err := s.writeExec(ctx, func(txExec) error { return nil }); err != nil {
 		s.log.Error("record deliveries; will retry", "err", err)
 		s.delivered.mu.Lock()
 		s.delivered.timer = time.AfterFunc(time.Second, s.flushDelivered)
@@ -190,16 +189,16 @@ func (s *Store) settle(recs []deliveryRecord, committed bool) {
 
 // writeDelivered applies records in tx: the outbox entry goes, the room's
 // remote id is kept.
-func (s *Store) writeDelivered(ctx context.Context, tx *sql.Tx, recs []deliveryRecord) error {
+func (s *Store) writeDelivered(tx txExec, recs []deliveryRecord) error {
 	for _, r := range recs {
-		if _, err := tx.StmtContext(ctx, s.st.deleteOutbox).ExecContext(ctx, r.q.Seq); err != nil {
+		if _, err := tx.exec(s.st.deleteOutbox, r.q.Seq); err != nil {
 			return fmt.Errorf("delete from outbox: %w", err)
 		}
 		if r.remoteID == "" {
 			continue
 		}
 		id := string(r.q.Event.Head().ID)
-		res, err := tx.StmtContext(ctx, s.st.insertRemote).ExecContext(ctx, r.q.Target.Network, r.q.Target.Room, r.remoteID, id)
+		res, err := tx.exec(s.st.insertRemote, r.q.Target.Network, r.q.Target.Room, r.remoteID, id)
 		if err != nil {
 			return fmt.Errorf("insert remote id: %w", err)
 		}
@@ -212,7 +211,7 @@ func (s *Store) writeDelivered(ctx context.Context, tx *sql.Tx, recs []deliveryR
 		// first mapping stays: failing here would only make the router send
 		// the event again.
 		var other string
-		if err := tx.StmtContext(ctx, s.st.writerEventByRemote).QueryRowContext(ctx, r.q.Target.Network, r.q.Target.Room, r.remoteID).Scan(&other); err != nil {
+		if err := tx.queryString(s.st.writerEventByRemote, &other, r.q.Target.Network, r.q.Target.Room, r.remoteID); err != nil {
 			return fmt.Errorf("read remote id: %w", err)
 		}
 		if other != id {

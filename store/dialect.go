@@ -72,9 +72,13 @@ var sqliteDefaults = map[string]string{
 
 // sqliteDSNs returns the modernc.org/sqlite DSNs of the writer and of the
 // reader connections for dsn ("sqlite" or "" for the default file in
-// dataDir, "sqlite://PATH" or "file:URI").
+// dataDir, "sqlite?PARAMS" for it with parameters, "sqlite://PATH" or
+// "file:URI").
 func sqliteDSNs(dsn, dataDir string) (writer, reader, file string, err error) {
 	var base, query string
+	if rest, ok := strings.CutPrefix(dsn, "sqlite?"); ok {
+		dsn, query = "sqlite", rest
+	}
 	switch {
 	case dsn == "" || dsn == "sqlite":
 		if dataDir == "" {

@@ -34,6 +34,8 @@ type Store struct {
 	log  *slog.Logger
 
 	st        statements
+	queries   map[*sql.Stmt]string // the SQL of the statements on w
+	raw       rawStmts
 	delivered delivered
 
 	closeOnce sync.Once
@@ -45,6 +47,7 @@ var _ bridge.Store = (*Store)(nil)
 // Open opens, creating and migrating as needed, the database named by dsn:
 //
 //   - "sqlite" or "": the SQLite file switchboard.db in dataDir
+//   - "sqlite?_synchronous=NORMAL" and the like: that file with parameters
 //   - "sqlite:///abs/path.db" (or sqlite://rel/path.db): that SQLite file
 //   - "file:...": an SQLite URI as modernc.org/sqlite takes it
 //   - "postgres://..." or "postgresql://...": a PostgreSQL database
@@ -131,12 +134,13 @@ func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		if s.st.deleteOutbox != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			if err := s.write(ctx, func(*sql.Tx) error { return nil }); err != nil {
+			if err := s.writeExec(ctx, func(txExec) error { return nil }); err != nil {
 				s.log.Error("record deliveries at close", "err", err)
 			}
 			cancel()
 		}
 		s.delivered.take() // stops the flush timer
+		s.raw.close(s.w)
 		for _, st := range s.st.all() {
 			if st != nil {
 				st.Close()
@@ -173,12 +177,15 @@ func (st *statements) all() []*sql.Stmt {
 // rest on r.
 func (s *Store) prepare(ctx context.Context) error {
 	var err error
+	s.queries = map[*sql.Stmt]string{}
 	p := func(dst **sql.Stmt, db *sql.DB, query string) {
 		if err != nil {
 			return
 		}
 		if *dst, err = db.PrepareContext(ctx, s.q(query)); err != nil {
 			err = fmt.Errorf("prepare %q: %w", query, err)
+		} else if db == s.w {
+			s.queries[*dst] = s.q(query)
 		}
 	}
 	p(&s.st.insertEvent, s.w, `INSERT INTO events (id, kind, link, origin_network, origin_room, origin_remote_id,
@@ -186,7 +193,11 @@ func (s *Store) prepare(ctx context.Context) error {
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`)
 	p(&s.st.insertRemote, s.w, `INSERT INTO remote_ids (network, room, remote_id, event_id) VALUES (?, ?, ?, ?)
 		ON CONFLICT (network, room, remote_id) DO NOTHING`)
-	p(&s.st.insertOutbox, s.w, `INSERT INTO outbox (link, target_network, target_room, event_id, queued_at) VALUES (?, ?, ?, ?, ?) RETURNING seq`)
+	if s.dialect == postgres {
+		p(&s.st.insertOutbox, s.w, `INSERT INTO outbox (link, target_network, target_room, event_id, queued_at) VALUES (?, ?, ?, ?, ?) RETURNING seq`)
+	} else {
+		p(&s.st.insertOutbox, s.w, `INSERT INTO outbox (link, target_network, target_room, event_id, queued_at) VALUES (?, ?, ?, ?, ?)`)
+	}
 	if s.dialect == postgres {
 		// Sorted, so that two transactions take their locks in the same
 		// order and cannot deadlock.
@@ -234,11 +245,14 @@ var errDuplicate = errors.New("duplicate")
 func (s *Store) write(ctx context.Context, fn func(*sql.Tx) error) (err error) {
 	recs := s.delivered.take()
 	defer func() { s.settle(recs, err == nil) }()
-	tx, err := s.w.BeginTx(ctx, nil)
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	tx, err := s.w.BeginTx(s.stmtContext(ctx), nil)
 	if err != nil {
 		return err
 	}
-	if err := s.writeDelivered(ctx, tx, recs); err != nil {
+	if err := s.writeDelivered(sqlTx{s.stmtContext(ctx), tx}, recs); err != nil {
 		tx.Rollback()
 		return fmt.Errorf("record deliveries: %w", err)
 	}
@@ -247,6 +261,19 @@ func (s *Store) write(ctx context.Context, fn func(*sql.Tx) error) (err error) {
 		return err
 	}
 	return tx.Commit()
+}
+
+// stmtContext is the context the statements of a write transaction run
+// with. On SQLite it is never canceled: modernc.org/sqlite starts a
+// goroutine per statement to interrupt it on cancellation, which cost more
+// than the statement itself, and a local write does not hang (waiting for
+// another process's lock ends after the busy timeout); write checks ctx
+// before it begins.
+func (s *Store) stmtContext(ctx context.Context) context.Context {
+	if s.dialect == sqlite {
+		return context.WithoutCancel(ctx)
+	}
+	return ctx
 }
 
 // Accept implements bridge.Store.
@@ -261,7 +288,7 @@ func (s *Store) Accept(ctx context.Context, link string, ev bridge.Event, target
 	}
 	targets = distinct(targets)
 	var queued []bridge.Queued
-	err = s.write(ctx, func(tx *sql.Tx) error {
+	err = s.writeExec(ctx, func(tx txExec) error {
 		queued = queued[:0]
 		if s.dialect == postgres && len(targets) > 0 {
 			// PostgreSQL hands out seqs at insert but they become visible
@@ -270,12 +297,12 @@ func (s *Store) Accept(ctx context.Context, link string, ev bridge.Event, target
 			// per target room from before the insert until commit makes
 			// each room's seqs visible in order. (SQLite writers are
 			// serialized anyway.)
-			if _, err := tx.StmtContext(ctx, s.st.lockTargets).ExecContext(ctx, lockKeys(targets)); err != nil {
+			if _, err := tx.exec(s.st.lockTargets, lockKeys(targets)); err != nil {
 				return fmt.Errorf("lock targets: %w", err)
 			}
 		}
 		now := time.Now().UnixMicro()
-		res, err := tx.StmtContext(ctx, s.st.insertEvent).ExecContext(ctx, string(h.ID), string(ev.Kind()), link,
+		res, err := tx.exec(s.st.insertEvent, string(h.ID), string(ev.Kind()), link,
 			h.Origin.Network, h.Origin.Room, h.Origin.RemoteID, h.Sender.Network, h.Sender.ID,
 			string(payload), now)
 		if err != nil {
@@ -287,7 +314,7 @@ func (s *Store) Accept(ctx context.Context, link string, ev bridge.Event, target
 			return errDuplicate // the same event accepted again
 		}
 		if h.Origin.RemoteID != "" {
-			res, err := tx.StmtContext(ctx, s.st.insertRemote).ExecContext(ctx, h.Origin.Network, h.Origin.Room, h.Origin.RemoteID, string(h.ID))
+			res, err := tx.exec(s.st.insertRemote, h.Origin.Network, h.Origin.Room, h.Origin.RemoteID, string(h.ID))
 			if err != nil {
 				return fmt.Errorf("insert remote id: %w", err)
 			}
@@ -299,7 +326,16 @@ func (s *Store) Accept(ctx context.Context, link string, ev bridge.Event, target
 		}
 		for _, t := range targets {
 			q := bridge.Queued{Link: link, Target: t, Event: ev}
-			if err := tx.StmtContext(ctx, s.st.insertOutbox).QueryRowContext(ctx, link, t.Network, t.Room, string(h.ID), now).Scan(&q.Seq); err != nil {
+			if s.dialect == sqlite {
+				// The seq is the rowid; an Exec costs less than a query's rows.
+				res, err := tx.exec(s.st.insertOutbox, link, t.Network, t.Room, string(h.ID), now)
+				if err == nil {
+					q.Seq, err = res.LastInsertId()
+				}
+				if err != nil {
+					return fmt.Errorf("queue for %s: %w", t, err)
+				}
+			} else if err := tx.(sqlTx).tx.StmtContext(ctx, s.st.insertOutbox).QueryRowContext(ctx, link, t.Network, t.Room, string(h.ID), now).Scan(&q.Seq); err != nil {
 				return fmt.Errorf("queue for %s: %w", t, err)
 			}
 			queued = append(queued, q)
@@ -346,7 +382,7 @@ func lockKeys(rooms []bridge.RoomAddr) []int64 {
 // PendingTargets implements bridge.Store.
 func (s *Store) PendingTargets(ctx context.Context) ([]bridge.RoomAddr, error) {
 	// Deliveries waiting to be recorded would list rooms with nothing left.
-	if err := s.write(ctx, func(*sql.Tx) error { return nil }); err != nil {
+	if err := s.writeExec(ctx, func(txExec) error { return nil }); err != nil {
 		return nil, fmt.Errorf("store: pending targets: %w", err)
 	}
 	rows, err := s.st.pendingTargets.QueryContext(ctx)
@@ -423,11 +459,11 @@ func (s *Store) pendingPage(ctx context.Context, target bridge.RoomAddr, after *
 
 // Failed implements bridge.Store. Calling it again changes nothing.
 func (s *Store) Failed(ctx context.Context, q bridge.Queued, reason string) error {
-	err := s.write(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.StmtContext(ctx, s.st.moveFailed).ExecContext(ctx, reason, time.Now().UnixMicro(), q.Seq); err != nil {
+	err := s.writeExec(ctx, func(tx txExec) error {
+		if _, err := tx.exec(s.st.moveFailed, reason, time.Now().UnixMicro(), q.Seq); err != nil {
 			return fmt.Errorf("insert into failed: %w", err)
 		}
-		if _, err := tx.StmtContext(ctx, s.st.deleteOutbox).ExecContext(ctx, q.Seq); err != nil {
+		if _, err := tx.exec(s.st.deleteOutbox, q.Seq); err != nil {
 			return fmt.Errorf("delete from outbox: %w", err)
 		}
 		return nil

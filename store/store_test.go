@@ -743,6 +743,7 @@ func TestSQLiteDSN(t *testing.T) {
 		{"", filepath.Join(dir, "empty"), filepath.Join(dir, "empty", "switchboard.db")},
 		{"sqlite://" + (&url.URL{Path: filepath.Join(dir, "ex plicit?#", "a.db")}).EscapedPath(), "", filepath.Join(dir, "ex plicit?#", "a.db")},
 		{"sqlite://" + filepath.Join(dir, "norm.db") + "?_synchronous=NORMAL", "", filepath.Join(dir, "norm.db")},
+		{"sqlite?_synchronous=NORMAL", filepath.Join(dir, "normal"), filepath.Join(dir, "normal", "switchboard.db")},
 		{"file:" + filepath.Join(dir, "uri.db") + "?cache=private", "", filepath.Join(dir, "uri.db")},
 	} {
 		s := openStore(t, tc.dsn, tc.dataDir)

@@ -154,11 +154,22 @@ links:
   bench: %s
 `, dir, httpAddr, networks, link))
 	sb := &testenv.Process{Name: bin, Args: []string{"run", "--config", conf}, Dir: dir, Ready: httpAddr}
-	if profile := os.Getenv("SWITCHBOARD_CPUPROFILE"); profile != "" {
+	profile := os.Getenv("SWITCHBOARD_CPUPROFILE")
+	if profile != "" {
 		sb.Env = []string{"SWITCHBOARD_CPUPROFILE=" + profile}
-		b.Cleanup(func() { syscall.Kill(sb.Pid(), syscall.SIGUSR1); time.Sleep(200 * time.Millisecond) })
 	}
 	sb.Start(b)
+	if profile != "" {
+		// Registered after Start, so that it runs before the process is
+		// stopped; Pid is 0 after that, and kill(0) would signal this
+		// process group instead.
+		b.Cleanup(func() {
+			if pid := sb.Pid(); pid > 0 {
+				syscall.Kill(pid, syscall.SIGUSR1)
+				time.Sleep(200 * time.Millisecond)
+			}
+		})
+	}
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		if r, err := http.Get("http://" + httpAddr + "/readyz"); err == nil && r.StatusCode == 200 {
 			r.Body.Close()

@@ -97,7 +97,7 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *servic
 			return nil, err
 		}
 	}
-	if s.store, err = store.Open(ctx, cfg.Store, cfg.DataDir, log.With("component", "store")); err != nil {
+	if s.store, err = store.Open(ctx, cfg.StoreDSN(), cfg.DataDir, log.With("component", "store")); err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
 	if err := s.loadOverlay(ctx); err != nil {

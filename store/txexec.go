@@ -1,0 +1,207 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+)
+
+// txExec runs the prepared statements of one write transaction: Accept,
+// Failed and the delivery records are written through it.
+type txExec interface {
+	exec(st *sql.Stmt, args ...any) (sql.Result, error)
+	// queryString scans the first column of the first row into dest.
+	queryString(st *sql.Stmt, dest *string, args ...any) error
+}
+
+// sqlTx is a txExec on a *sql.Tx (PostgreSQL, and write on SQLite).
+type sqlTx struct {
+	ctx context.Context
+	tx  *sql.Tx
+}
+
+func (t sqlTx) exec(st *sql.Stmt, args ...any) (sql.Result, error) {
+	return t.tx.StmtContext(t.ctx, st).ExecContext(t.ctx, args...)
+}
+
+func (t sqlTx) queryString(st *sql.Stmt, dest *string, args ...any) error {
+	return t.tx.StmtContext(t.ctx, st).QueryRowContext(t.ctx, args...).Scan(dest)
+}
+
+// rawTx is a txExec on the SQLite writer's driver connection, inside
+// sql.Conn.Raw. A *sql.Tx costs a goroutine per transaction (and
+// modernc.org/sqlite one per statement under a cancelable context), and
+// database/sql wraps every statement; on the hot path of a relayed
+// message that was more than the statements themselves.
+type rawTx struct {
+	s  *Store
+	dc *rawConn
+}
+
+// rawConn is the writer's driver connection with its statements, by
+// query, prepared on first use.
+type rawConn struct {
+	conn  any // the driver.Conn
+	stmts map[string]driver.Stmt
+}
+
+// rawStmts is keyed by the driver connection: database/sql may replace
+// the writer's connection after an error.
+type rawStmts struct {
+	mu   sync.Mutex
+	conn *rawConn
+}
+
+func (t rawTx) stmt(st *sql.Stmt) (driver.Stmt, error) {
+	q, ok := t.s.queries[st]
+	if !ok {
+		return nil, errors.New("store: statement not prepared for the writer")
+	}
+	return t.prepared(q)
+}
+
+func (t rawTx) prepared(q string) (driver.Stmt, error) {
+	if ds, ok := t.dc.stmts[q]; ok {
+		return ds, nil
+	}
+	ds, err := t.dc.conn.(driver.ConnPrepareContext).PrepareContext(context.Background(), q)
+	if err != nil {
+		return nil, err
+	}
+	t.dc.stmts[q] = ds
+	return ds, nil
+}
+
+// run runs a statement without arguments or rows: BEGIN, COMMIT, ROLLBACK.
+func (t rawTx) run(q string) error {
+	ds, err := t.prepared(q)
+	if err == nil {
+		_, err = ds.(driver.StmtExecContext).ExecContext(context.Background(), nil)
+	}
+	return err
+}
+
+func named(args []any) []driver.NamedValue {
+	nv := make([]driver.NamedValue, len(args))
+	for i, a := range args {
+		nv[i] = driver.NamedValue{Ordinal: i + 1, Value: a}
+	}
+	return nv
+}
+
+// The statements run with a context that is never canceled: see
+// stmtContext.
+func (t rawTx) exec(st *sql.Stmt, args ...any) (sql.Result, error) {
+	ds, err := t.stmt(st)
+	if err != nil {
+		return nil, err
+	}
+	return ds.(driver.StmtExecContext).ExecContext(context.Background(), named(args))
+}
+
+func (t rawTx) queryString(st *sql.Stmt, dest *string, args ...any) error {
+	ds, err := t.stmt(st)
+	if err != nil {
+		return err
+	}
+	rows, err := ds.(driver.StmtQueryContext).QueryContext(context.Background(), named(args))
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	vals := make([]driver.Value, len(rows.Columns()))
+	if err := rows.Next(vals); errors.Is(err, io.EOF) {
+		return sql.ErrNoRows
+	} else if err != nil {
+		return err
+	}
+	switch v := vals[0].(type) {
+	case string:
+		*dest = v
+	case []byte:
+		*dest = string(v)
+	default:
+		return fmt.Errorf("store: scan %T into string", v)
+	}
+	return nil
+}
+
+// writeExec runs fn in a write transaction, together with the delivery
+// records waiting for one, and commits it: on SQLite as BEGIN IMMEDIATE
+// and COMMIT on the writer's driver connection, otherwise as write does.
+func (s *Store) writeExec(ctx context.Context, fn func(txExec) error) (err error) {
+	if s.dialect != sqlite {
+		return s.write(ctx, func(tx *sql.Tx) error { return fn(sqlTx{ctx, tx}) })
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	// Waiting for the only writer connection may be canceled; the
+	// transaction, once begun, runs to its end (see stmtContext).
+	conn, err := s.w.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	recs := s.delivered.take()
+	defer func() { s.settle(recs, err == nil) }()
+	return conn.Raw(func(dc any) error {
+		t := rawTx{s: s, dc: s.raw.forConn(dc)}
+		if err := t.run("BEGIN IMMEDIATE"); err != nil {
+			return err
+		}
+		err := s.writeDelivered(t, recs)
+		if err != nil {
+			err = fmt.Errorf("record deliveries: %w", err)
+		} else {
+			err = fn(t)
+		}
+		if err == nil {
+			if err = t.run("COMMIT"); err == nil {
+				return nil
+			}
+		}
+		// SQLite may have rolled back already (on SQLITE_FULL, say); then
+		// ROLLBACK fails harmlessly.
+		t.run("ROLLBACK")
+		return err
+	})
+}
+
+// forConn returns the statements of driver connection dc, forgetting
+// those of a connection replaced since.
+func (r *rawStmts) forConn(dc any) *rawConn {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.conn == nil || r.conn.conn != dc {
+		r.conn = &rawConn{conn: dc, stmts: map[string]driver.Stmt{}}
+	}
+	return r.conn
+}
+
+// close closes the driver statements; called at Close, with no write in
+// progress.
+func (r *rawStmts) close(w *sql.DB) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.conn == nil {
+		return
+	}
+	conn, err := w.Conn(context.Background())
+	if err == nil {
+		conn.Raw(func(dc any) error {
+			if dc == r.conn.conn {
+				for _, ds := range r.conn.stmts {
+					ds.Close()
+				}
+			}
+			return nil
+		})
+		conn.Close()
+	}
+	r.conn = nil
+}
