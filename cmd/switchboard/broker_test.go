@@ -23,7 +23,7 @@ func TestBrokerKeepsDevicesOutUntilOpened(t *testing.T) {
 	}
 	defer srv.Close()
 	connect := func(id string) error {
-		c := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://"+listen).SetClientID(id).SetConnectTimeout(5*time.Second))
+		c := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + listen).SetClientID(id).SetConnectTimeout(5 * time.Second))
 		tok := c.Connect()
 		if !tok.WaitTimeout(10 * time.Second) {
 			return fmt.Errorf("connect of %s timed out", id)
