@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net/http"
@@ -147,12 +148,13 @@ func startRelayAt(b *testing.B, httpAddr, networks, link string) *relay {
 	}
 	conf := testenv.WriteFile(b, dir, "switchboard.yaml", fmt.Sprintf(`
 data_dir: %s/data
+sqlite_synchronous: %s
 http: { listen: "%s" }
 log: { level: info }
 networks:%s
 links:
   bench: %s
-`, dir, httpAddr, networks, link))
+`, dir, cmp.Or(os.Getenv("SWITCHBOARD_BENCH_SYNC"), "full"), httpAddr, networks, link))
 	sb := &testenv.Process{Name: bin, Args: []string{"run", "--config", conf}, Dir: dir, Ready: httpAddr}
 	profile := os.Getenv("SWITCHBOARD_CPUPROFILE")
 	if profile != "" {
@@ -226,7 +228,7 @@ func (r *relay) run(rate int, send func(text string)) {
 	idle := processCPU(b, r.sb) - idle0
 
 	sent := make(map[int]time.Time, b.N)
-	cpu0 := processCPU(b, r.sb)
+	cpu0, switches0 := processCPU(b, r.sb), contextSwitches(r.sb)
 	b.ResetTimer()
 	tick := time.NewTicker(time.Second / time.Duration(rate))
 	defer tick.Stop()
@@ -237,7 +239,7 @@ func (r *relay) run(rate int, send func(text string)) {
 	}
 	r.waitFor(b.N)
 	b.StopTimer()
-	cpu := processCPU(b, r.sb) - cpu0
+	cpu, switches := processCPU(b, r.sb)-cpu0, contextSwitches(r.sb)-switches0
 
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -259,7 +261,30 @@ func (r *relay) run(rate int, send func(text string)) {
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
 	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/msg")
+	b.ReportMetric(float64(switches)/float64(b.N), "ctxsw/msg")
 	b.ReportMetric(float64(idle.Milliseconds())/2, "idle-cpu-ms/s")
+}
+
+// contextSwitches counts the times the process's threads gave up or lost
+// the CPU so far (threads that ended are not counted): each is a thread
+// going to sleep and being woken, which is most of the cost of handing
+// work between goroutines.
+func contextSwitches(p *testenv.Process) int {
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/status", p.Pid()))
+	n := 0
+	for _, t := range tasks {
+		status, err := os.ReadFile(t)
+		if err != nil {
+			continue // the thread ended meanwhile
+		}
+		for _, line := range strings.Split(string(status), "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.HasSuffix(k, "voluntary_ctxt_switches") {
+				c, _ := strconv.Atoi(strings.TrimSpace(v))
+				n += c
+			}
+		}
+	}
+	return n
 }
 
 // processCPU is the user+system CPU time a process has used so far.
