@@ -1,11 +1,13 @@
 package bridge
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"time"
 )
@@ -378,6 +380,9 @@ func (r *Router) deliverWithRetry(ctx context.Context, log *slog.Logger, q *queu
 			if r.Observer != nil {
 				r.Observer.Failed(item.Target, item.Event.Kind())
 			}
+			if item.Event.Head().To != nil {
+				r.tellSender(item, err)
+			}
 			return true
 		case ctx.Err() != nil:
 			return false
@@ -391,6 +396,32 @@ func (r *Router) deliverWithRetry(ctx context.Context, log *slog.Logger, q *queu
 			return false
 		}
 	}
+}
+
+// tellSender lets the author of a direct message that failed for good
+// know, through the bot of their own network: a message that silently
+// went nowhere would look delivered.
+func (r *Router) tellSender(item Queued, failure error) {
+	h := item.Event.Head()
+	r.mu.Lock()
+	bot, ok := r.networks[h.Origin.Network].(BotSender)
+	ctx := r.ctx
+	r.mu.Unlock()
+	if !ok || h.Sender.ID == "" || ctx == nil {
+		return
+	}
+	to := cmp.Or(h.To.Name, h.To.ID)
+	reason := strings.TrimPrefix(failure.Error(), ErrPermanent.Error()+": ")
+	text := fmt.Sprintf("Your message to %s (%s) was not delivered: %s.", to, h.To.Network, reason)
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		if err := bot.SendAsBot(ctx, "", h.Sender.ID, text); err != nil {
+			r.log.Warn("cannot tell the sender of a failed direct message", "network", h.Origin.Network, "event", h.ID, "err", err)
+		}
+	}()
 }
 
 // settle records a delivery's outcome, retrying the store until it works:

@@ -441,6 +441,48 @@ func TestDirectMessages(t *testing.T) {
 	f.waitDepth(t, 0)
 }
 
+// botDirect also speaks as the bot, recording what it says to whom.
+type botDirect struct {
+	directPlain
+	said chan string
+}
+
+func (b botDirect) SendAsBot(_ context.Context, room, user, text string) error {
+	b.said <- room + "|" + user + "|" + text
+	return nil
+}
+
+// The author of a direct message that fails for good hears of it from the
+// bot of their own network.
+func TestFailedDirectMessageIsReportedToItsSender(t *testing.T) {
+	irc := botDirect{directPlain{newPlain()}, make(chan string, 4)}
+	mqtt := newPlain()
+	mqtt.setFail(func(*bridge.Delivery) error { return bridge.Permanent(errors.New("refused")) })
+	f := newFixture(t, t.TempDir(), map[string]bridge.MessageSender{"irc": irc, "mqtt": mqtt, "matrix": rich{newPlain()}})
+	alice := bridge.Sender{Network: "matrix", ID: "@alice:hs", Name: "alice"}
+	answer := msg("irc", "", "bob", "irc-dm", "hi alice")
+	answer.To = &alice
+	accept(t, f.router, answer)
+	select {
+	case got := <-irc.said:
+		want := "|bob|Your message to alice (matrix) was not delivered: matrix has no direct messages."
+		if got != want {
+			t.Errorf("the bot told %q, want %q", got, want)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the sender was never told")
+	}
+	// A message to a room that fails for good is in the failed list, not
+	// announced to its author.
+	accept(t, f.router, msg("irc", "#lobby", "bob", "", "to the room"))
+	f.waitDepth(t, 0)
+	select {
+	case got := <-irc.said:
+		t.Errorf("the bot also said %q", got)
+	case <-time.After(100 * time.Millisecond):
+	}
+}
+
 // Links replaced at runtime take effect with the next event, and a room in
 // relay mode gets its deliveries marked for the bot.
 func TestRuntimeLinksAndRelayRooms(t *testing.T) {

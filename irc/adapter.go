@@ -636,6 +636,19 @@ func (a *Adapter) Send(ctx context.Context, d *bridge.Delivery) (string, error) 
 	}
 	body := renderBody(m)
 	key := string(m.ID) + "\x00" + info.cm.fold(target)
+	id, err := a.sendMessage(ctx, d, key, target, direct, m, body)
+	if direct && noSuchNick(err) {
+		// Retrying would hand the message to whoever takes the nick next.
+		a.forgetProgress(key)
+		a.log.Info("direct message to a nick that is not online", "nick", target, "err", err)
+		return "", bridge.Permanent(fmt.Errorf("%s is not online", target))
+	}
+	return id, err
+}
+
+// sendMessage sends through the sender's puppet when there is one, else
+// through the bot.
+func (a *Adapter) sendMessage(ctx context.Context, d *bridge.Delivery, key, target string, direct bool, m *bridge.Message, body string) (string, error) {
 	if a.mode == "puppet" && !d.Relay {
 		p, err := a.puppetFor(ctx, m.Sender)
 		if err != nil {

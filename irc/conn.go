@@ -600,8 +600,21 @@ func (k *conn) failEchoHead(e ircmsg.Message) bool {
 	p := k.echoes[0]
 	k.echoes = k.echoes[1:]
 	k.mu.Unlock()
-	p.resolve(lineResult{err: fmt.Errorf("irc: server refused the line: %s %s", e.Command, lastParam(e))})
+	p.resolve(lineResult{err: &refusal{code: e.Command, text: lastParam(e)}})
 	return true
+}
+
+// refusal is the server's numeric (or FAIL) answer to a line it did not
+// pass on.
+type refusal struct{ code, text string }
+
+func (r *refusal) Error() string { return "irc: server refused the line: " + r.code + " " + r.text }
+
+// noSuchNick reports whether err says the target of a line is not online
+// (ERR_NOSUCHNICK).
+func noSuchNick(err error) bool {
+	var r *refusal
+	return errors.As(err, &r) && r.code == "401"
 }
 
 func lastParam(e ircmsg.Message) string {
@@ -899,7 +912,7 @@ func labelResult(b *ircevent.Batch) lineResult {
 			_, id := b.GetTag("msgid")
 			res = &lineResult{msgid: id}
 		case c == "FAIL" || len(c) == 3 && (c[0] == '4' || c[0] == '5'):
-			res = &lineResult{err: fmt.Errorf("irc: server refused the line: %s %s", c, lastParam(b.Message))}
+			res = &lineResult{err: &refusal{code: c, text: lastParam(b.Message)}}
 		}
 		for _, it := range b.Items {
 			walk(it)

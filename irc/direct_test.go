@@ -131,6 +131,23 @@ func TestDirectMessages(t *testing.T) {
 		alice.WaitText(waitFor, "alice", "bridge", "<sensor-2> no room for me")
 	})
 
+	// Retrying would deliver to whoever takes the nick next.
+	t.Run("to a nick that is not online", func(t *testing.T) {
+		for _, mode := range []string{"puppet", "relay"} {
+			a.mode = mode
+			ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+			_, err := a.Send(ctx, delivery(direct("devices", "sensor-1", "sensor-1", "nobody-here", "hello?"), ""))
+			cancel()
+			if !errors.Is(err, bridge.ErrPermanent) || !strings.Contains(err.Error(), "nobody-here is not online") {
+				t.Errorf("%s: %v, want a permanent error saying nobody-here is not online", mode, err)
+			}
+		}
+		a.mode = "puppet"
+		// The connections are fine afterwards.
+		a.send(t, direct("devices", "sensor-1", "sensor-1", "alice", "still here"), "")
+		alice.WaitText(waitFor, "alice", puppetNick, "still here")
+	})
+
 	t.Run("to an account", func(t *testing.T) {
 		// No services here to log alice in: tell the adapter she is.
 		a.mu.Lock()
