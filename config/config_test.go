@@ -260,6 +260,24 @@ func TestBadConfigs(t *testing.T) {
 			},
 		},
 		{
+			name: "ice servers",
+			yaml: strings.Replace(valid, "links:", `  web:
+    type: webrtc
+    ice_servers:
+      - urls: ["stun:stun.example.org:3478>; rel=x"]
+      - urls: ["turn:turn.example.org:3478"]
+        username: "user\"name"
+        credential: "line\nbreak"
+      - urls: ["turn:turn.example.org:3478"]
+links:`, 1),
+			want: []string{
+				`networks.web.ice_servers[0].urls[0]: "stun:stun.example.org:3478>; rel=x" has no host, or contains whitespace or <>"`,
+				`networks.web.ice_servers[1].username: must not contain control characters, " or \`,
+				`networks.web.ice_servers[1].credential: must not contain control characters, " or \`,
+				`networks.web.ice_servers[2]: a TURN server needs username and credential`,
+			},
+		},
+		{
 			name: "sqlite_synchronous",
 			yaml: valid + "sqlite_synchronous: off\n",
 			want: []string{`sqlite_synchronous: want one of full, normal, got "off"`},

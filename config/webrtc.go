@@ -93,12 +93,19 @@ func (c *WebRTC) validate(errs *errorList, path string, _ *Network) {
 				errs.add(fmt.Sprintf("%s.urls[%d]", p, j), "want a stun:, stuns:, turn: or turns: URL, got %q", u)
 				continue
 			}
-			if rest == "" || strings.ContainsAny(rest, " \t\r\n\x00") {
-				errs.add(fmt.Sprintf("%s.urls[%d]", p, j), "%q has no host or contains whitespace", u)
+			if rest == "" || strings.ContainsAny(rest, " \t\r\n\x00<>\"") {
+				errs.add(fmt.Sprintf("%s.urls[%d]", p, j), "%q has no host, or contains whitespace or <>\"", u)
 			}
 		}
 		if turn && (s.Username == "" || s.Credential == "") {
 			errs.add(p, "a TURN server needs username and credential")
+		}
+		// Both are handed to browsers in quoted Link header parameters.
+		if !linkQuotable(s.Username) {
+			errs.add(join(p, "username"), "must not contain control characters, \" or \\")
+		}
+		if !linkQuotable(s.Credential) {
+			errs.add(join(p, "credential"), "must not contain control characters, \" or \\")
 		}
 	}
 	if c.UDPPort < 0 || c.UDPPort > 65535 {
@@ -163,4 +170,10 @@ func (c *Config) validateWebRTCCount(errs *errorList) {
 	for _, name := range names[min(1, len(names)):] {
 		errs.add(join("networks", name), "a second webrtc network (%s is one): at most one is allowed, as it serves the HTTP paths /webrtc/ and /", names[0])
 	}
+}
+
+// linkQuotable reports whether s can stand in a quoted string of an HTTP
+// header as it is.
+func linkQuotable(s string) bool {
+	return !strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f || r == '"' || r == '\\' })
 }

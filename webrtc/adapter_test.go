@@ -158,6 +158,43 @@ func TestEchoAndEvents(t *testing.T) {
 	alice.Wait(t, wait, "bob's leave", func(f testenv.WebRTCFrame) bool { return f.Type == "leave" && f.Sender.Name == "bob" })
 }
 
+// Before its offer a client asks which ICE servers to gather with; TURN
+// credentials go only to those with the room's token.
+func TestOptionsOfferICEServers(t *testing.T) {
+	cfg := testConfig()
+	cfg.ICEServers = []config.ICEServer{
+		{URLs: []string{"stun:stun.example.org:3478"}},
+		{URLs: []string{"turn:turn.example.org:3478?transport=udp", "turns:turn.example.org:5349"}, Username: "page-user", Credential: "pa;ss,word"},
+	}
+	s := startServer(t, cfg, "lobby", "secret")
+	options := func(room, token string) *http.Response {
+		resp, _ := testenv.HTTP(t, http.MethodOptions, s.url+"/webrtc/"+room, token, nil)
+		return resp
+	}
+	want := []string{
+		`<stun:stun.example.org:3478>; rel="ice-server"`,
+		`<turn:turn.example.org:3478?transport=udp>; rel="ice-server"; username="page-user"; credential="pa;ss,word"; credential-type="password"`,
+		`<turns:turn.example.org:5349>; rel="ice-server"; username="page-user"; credential="pa;ss,word"; credential-type="password"`,
+	}
+	for _, c := range []struct{ room, token string }{{"lobby", ""}, {"secret", "s3cr3t"}} {
+		resp := options(c.room, c.token)
+		if got := resp.Header.Values("Link"); resp.StatusCode != 204 || strings.Join(got, "\n") != strings.Join(want, "\n") {
+			t.Errorf("OPTIONS %s: %d, Link %q", c.room, resp.StatusCode, got)
+		}
+		if resp.Header.Get("Accept-Post") != "application/sdp" {
+			t.Errorf("OPTIONS %s: Accept-Post %q", c.room, resp.Header.Get("Accept-Post"))
+		}
+	}
+	for _, tok := range []string{"", "wrong"} {
+		if resp := options("secret", tok); resp.StatusCode != 401 || len(resp.Header.Values("Link")) != 0 {
+			t.Errorf("OPTIONS secret with token %q: %d, Link %q", tok, resp.StatusCode, resp.Header.Values("Link"))
+		}
+	}
+	if resp := options("nowhere", ""); resp.StatusCode != 404 || len(resp.Header.Values("Link")) != 0 {
+		t.Errorf("OPTIONS of an unlinked room: %d, Link %q", resp.StatusCode, resp.Header.Values("Link"))
+	}
+}
+
 func TestSignalingRefusals(t *testing.T) {
 	s := startServer(t, testConfig(), "lobby", "secret")
 	post := func(room, token, ctype, body string) (int, string) {

@@ -34,11 +34,7 @@ const csp = "default-src 'none'; script-src 'self'; style-src 'self'; connect-sr
 func (a *Adapter) RegisterHTTP(mux *http.ServeMux) {
 	mux.HandleFunc("POST /webrtc/{room}", a.postOffer)
 	mux.HandleFunc("DELETE /webrtc/{room}/{session}", a.deleteSession)
-	mux.HandleFunc("OPTIONS /webrtc/{room}", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Allow", "OPTIONS, POST")
-		w.Header().Set("Accept-Post", "application/sdp")
-		w.WriteHeader(http.StatusNoContent)
-	})
+	mux.HandleFunc("OPTIONS /webrtc/{room}", a.options)
 	static, _ := fs.Sub(staticFiles, "static")
 	files := http.FileServerFS(static)
 	mux.HandleFunc("GET /{$}", a.page)
@@ -236,6 +232,42 @@ func (a *Adapter) deleteSession(w http.ResponseWriter, r *http.Request) {
 	}
 	p.close("left")
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// options answers a client's question before its offer with the ICE
+// servers to gather with (RFC 9725 Link headers): behind a firewall that
+// lets no UDP out, a browser reaches Switchboard only through the TURN
+// server. TURN credentials go only to peers the room lets in.
+func (a *Adapter) options(w http.ResponseWriter, r *http.Request) {
+	roomName := r.PathValue("room")
+	if a.lookupRoom(w, roomName) == nil || !a.authorized(w, r, roomName) {
+		return
+	}
+	h := w.Header()
+	h.Set("Allow", "OPTIONS, POST")
+	h.Set("Accept-Post", "application/sdp")
+	h.Set("Cache-Control", "no-store")
+	for _, l := range iceLinks(a.cfg.ICEServers) {
+		h.Add("Link", l)
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// iceLinks renders ICE servers as Link header values. The config checks
+// that URLs and credentials hold nothing that would end a quoted string
+// or the header.
+func iceLinks(servers []config.ICEServer) []string {
+	var links []string
+	for _, s := range servers {
+		for _, u := range s.URLs {
+			l := "<" + u + `>; rel="ice-server"`
+			if s.Username != "" {
+				l += `; username="` + s.Username + `"; credential="` + s.Credential + `"; credential-type="password"`
+			}
+			links = append(links, l)
+		}
+	}
+	return links
 }
 
 func (a *Adapter) iceServers() []webrtc.ICEServer {

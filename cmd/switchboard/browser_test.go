@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,7 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
+	"github.com/pion/turn/v5"
 
 	"github.com/switchboard-chat/switchboard/config"
 	"github.com/switchboard-chat/switchboard/internal/testenv"
@@ -77,6 +80,7 @@ func browserScenario(t *testing.T) {
 	irc := testenv.InspIRCd(t)
 	listen := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	base := "http://" + listen
+	turnAddr := startTURN(t, "page-user", "turn-pass")
 	cfg, err := config.Parse([]byte(fmt.Sprintf(`
 data_dir: %s
 http: { listen: %q }
@@ -91,9 +95,13 @@ networks:
     type: webrtc
     loopback_candidates: true
     interfaces: [lo]
+    ice_servers:
+      - urls: [ "turn:%s?transport=udp" ]
+        username: page-user
+        credential: turn-pass
 links:
   lobby: [ "libera:%s", "web:lobby" ]
-`, t.TempDir(), listen, irc.Addr, room)))
+`, t.TempDir(), listen, irc.Addr, turnAddr, room)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,6 +137,23 @@ links:
 		}
 		t.Logf("screenshot: %s", path)
 	}
+	// The offers the page posts, to see which candidates it gathered.
+	offers := make(chan string, 8)
+	err = chromedp.Listen(ctx, func(ev any) {
+		if e, ok := ev.(*network.EventRequestWillBeSent); ok && e.Request.Method == "POST" && strings.Contains(e.Request.URL, "/webrtc/") {
+			var sdp strings.Builder
+			for _, entry := range e.Request.PostDataEntries {
+				sdp.Write(entry.Bytes)
+			}
+			select {
+			case offers <- sdp.String():
+			default:
+			}
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	// Join as alice through the page's form.
 	do("loading the page", chromedp.Navigate(base+"/chat/lobby"), chromedp.WaitVisible(chromedp.ID("name")))
 	if v, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById("room").value`)); err != nil || v != "lobby" {
@@ -140,6 +165,17 @@ links:
 		chromedp.Click(chromedp.ID("join-button")),
 		chromedp.WaitVisible(chromedp.ID("text")),
 	)
+
+	// The page gathered with the TURN server Switchboard named: its offer
+	// carries a relayed candidate.
+	select {
+	case offer := <-offers:
+		if !strings.Contains(offer, "typ relay") {
+			t.Errorf("the page's offer has no relayed candidate from the configured TURN server:\n%s", offer)
+		}
+	case <-ctx.Done():
+		t.Error("no offer posted")
+	}
 
 	// What alice types reaches IRC from her puppet, and shows as her own.
 	do("sending",
@@ -211,4 +247,32 @@ func waitMessage(t *testing.T, ctx context.Context, text string) shownMessage {
 		t.Fatalf("the page shows no message %q: %v\n%s", text, err, html)
 	}
 	return m
+}
+
+// startTURN runs a TURN server on 127.0.0.1 that lets user in, and
+// returns its address.
+func startTURN(t *testing.T, user, password string) string {
+	t.Helper()
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := turn.NewServer(turn.ServerConfig{
+		Realm: "switchboard.test",
+		AuthHandler: func(ra *turn.RequestAttributes) (string, []byte, bool) {
+			if ra.Username != user {
+				return "", nil, false
+			}
+			return user, turn.GenerateAuthKey(user, ra.Realm, password), true
+		},
+		PacketConnConfigs: []turn.PacketConnConfig{{
+			PacketConn:            pc,
+			RelayAddressGenerator: &turn.RelayAddressGeneratorStatic{RelayAddress: net.IPv4(127, 0, 0, 1), Address: "127.0.0.1"},
+		}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	return pc.LocalAddr().String()
 }

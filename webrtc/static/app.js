@@ -35,11 +35,42 @@
     connect();
   });
 
+  // iceServers asks Switchboard which STUN/TURN servers to gather with
+  // (Link headers, RFC 9725); none when it does not say.
+  async function iceServers() {
+    const headers = {};
+    if (state.token) headers.Authorization = "Bearer " + state.token;
+    try {
+      const resp = await fetch("/webrtc/" + encodeURIComponent(state.room), { method: "OPTIONS", headers });
+      return resp.ok ? parseIceLinks(resp.headers.get("Link") || "") : [];
+    } catch (err) {
+      return [];
+    }
+  }
+
+  // parseIceLinks reads the rel="ice-server" entries of a Link header
+  // (several headers arrive joined by commas).
+  function parseIceLinks(header) {
+    const servers = [];
+    const param = /;\s*([A-Za-z-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^;,\s]*))/g;
+    for (const link of header.matchAll(/<([^>]*)>((?:\s*;\s*[A-Za-z-]+\s*=\s*(?:"(?:[^"\\]|\\.)*"|[^;,\s]*))*)/g)) {
+      const p = {};
+      for (const m of link[2].matchAll(param)) p[m[1].toLowerCase()] = m[2] !== undefined ? m[2].replace(/\\(.)/g, "$1") : m[3];
+      if (p.rel !== "ice-server") continue;
+      const server = { urls: link[1] };
+      if (p.username !== undefined) { server.username = p.username; server.credential = p.credential || ""; }
+      servers.push(server);
+    }
+    return servers;
+  }
+
   async function connect() {
     clearTimeout(state.timer); state.timer = null;
     if (state.leaving) return;
     status("connecting…");
-    const pc = new RTCPeerConnection();
+    const ice = await iceServers();
+    if (state.leaving) return;
+    const pc = new RTCPeerConnection({ iceServers: ice });
     const dc = pc.createDataChannel("chat");
     state.pc = pc; state.dc = dc; state.location = null;
     // Events of a connection that was replaced since are ignored.
