@@ -41,6 +41,7 @@ type Adapter struct {
 	template string
 	log      *slog.Logger
 	ghosts   *ghosts
+	fetch    *fetcher
 	as       *appservice.AppService
 	botID    id.UserID
 	hsURL    string
@@ -118,6 +119,7 @@ func New(name string, n *config.Network, log *slog.Logger) (*Adapter, error) {
 		template:   n.Puppets.Template,
 		log:        log,
 		ghosts:     newGhosts(c.GhostLocalpart, c.Domain),
+		fetch:      newFetcher(c.Media),
 		as:         as,
 		botID:      id.NewUserID(c.Bot, c.Domain),
 		hsURL:      strings.TrimRight(c.Homeserver, "/"),

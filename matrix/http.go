@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
-	"errors"
 	"io"
 	"net/http"
 	"strings"
@@ -188,57 +187,15 @@ func (a *Adapter) putTransaction(w http.ResponseWriter, r *http.Request) {
 // when, in RFC 3339.
 const txnPrefix = "txn:"
 
-// txnRetention is how long a transaction done is remembered. A homeserver
-// sends a transaction again only until it is acknowledged, within
-// minutes; past that the record guards nothing the router's own dedupe
-// (by the events' remote ids) does not.
-const txnRetention = 7 * 24 * time.Hour
-
 func (a *Adapter) rememberTxn(ctx context.Context, txnID string, at time.Time) error {
 	_, err := a.state.PutIfAbsent(ctx, txnPrefix+txnID, at.UTC().Format(time.RFC3339))
 	return err
 }
 
-// pruneTxns forgets the transactions done before cutoff and returns how
-// many.
-func (a *Adapter) pruneTxns(ctx context.Context, cutoff time.Time) (int, error) {
-	n := 0
-	var derr error
-	err := a.state.Scan(ctx, txnPrefix, func(key, value string) bool {
-		at, err := time.Parse(time.RFC3339, value)
-		if err == nil && !at.Before(cutoff) {
-			return true
-		}
-		// A value that is no time was not written by rememberTxn: it
-		// guards nothing either.
-		if derr = a.state.Delete(ctx, key); derr != nil {
-			return false
-		}
-		n++
-		return true
-	})
-	return n, errors.Join(err, derr)
-}
-
-// pruneLoop prunes the transaction records at start and then hourly,
-// until Stop.
-func (a *Adapter) pruneLoop(ctx context.Context) {
-	tick := time.NewTicker(time.Hour)
-	defer tick.Stop()
-	for {
-		n, err := a.pruneTxns(ctx, time.Now().Add(-txnRetention))
-		switch {
-		case err != nil && ctx.Err() == nil:
-			a.log.Warn("matrix: pruning old transaction records", "err", err)
-		case n > 0:
-			a.log.Debug("matrix: old transaction records pruned", "count", n)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-	}
+// txnTime reads when a transaction was done, for pruning.
+func txnTime(v string) (time.Time, bool) {
+	t, err := time.Parse(time.RFC3339, v)
+	return t, err == nil
 }
 
 // getUser answers the homeserver's question whether a user in our

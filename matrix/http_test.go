@@ -106,10 +106,10 @@ func TestPruneTransactions(t *testing.T) {
 	ctx := t.Context()
 	a, state := unitAdapter(t)
 	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
-	cutoff := now.Add(-txnRetention)
+	cutoff := now.Add(-retention)
 	ages := map[string]time.Duration{
-		"old-1": 30 * 24 * time.Hour, "old-2": txnRetention + time.Second,
-		"edge": txnRetention, "new-1": 6 * 24 * time.Hour, "new-2": 0,
+		"old-1": 30 * 24 * time.Hour, "old-2": retention + time.Second,
+		"edge": retention, "new-1": 6 * 24 * time.Hour, "new-2": 0,
 	}
 	for id, age := range ages {
 		if err := a.rememberTxn(ctx, id, now.Add(-age)); err != nil {
@@ -119,7 +119,7 @@ func TestPruneTransactions(t *testing.T) {
 	if err := state.Put(ctx, "portal:#sb_lobby:localhost", "!r:localhost"); err != nil {
 		t.Fatal(err)
 	}
-	n, err := a.pruneTxns(ctx, cutoff)
+	n, err := a.prune(ctx, cutoff)
 	if err != nil || n != 2 {
 		t.Errorf("pruned %d, %v; want the 2 older than the cutoff", n, err)
 	}
@@ -128,7 +128,7 @@ func TestPruneTransactions(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if old := age > txnRetention; ok == old {
+		if old := age > retention; ok == old {
 			t.Errorf("%s (%v old): kept %v", id, age, ok)
 		}
 	}
@@ -141,7 +141,7 @@ func TestPruneTransactions(t *testing.T) {
 func TestPruneAtStart(t *testing.T) {
 	a, state := unitAdapter(t)
 	ctx := t.Context()
-	if err := a.rememberTxn(ctx, "ancient", time.Now().Add(-2*txnRetention)); err != nil {
+	if err := a.rememberTxn(ctx, "ancient", time.Now().Add(-2*retention)); err != nil {
 		t.Fatal(err)
 	}
 	if err := a.rememberTxn(ctx, "recent", time.Now()); err != nil {
