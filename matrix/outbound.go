@@ -214,7 +214,11 @@ func (a *Adapter) content(m *bridge.Message, s bridge.Sender, relay bool) *event
 			name = att.URL
 		}
 		if !strings.Contains(text, att.URL) {
-			text = strings.TrimSpace(text + "\n" + name + ": " + att.URL)
+			line := att.URL
+			if name != att.URL {
+				line = name + ": " + att.URL
+			}
+			text = strings.TrimSpace(text + "\n" + line)
 			if html != "" {
 				html += "<br>" + sanitizeHTML(`<a href="`+escapeAttr(att.URL)+`">`+escapeText(name)+`</a>`)
 			}
