@@ -109,6 +109,10 @@ type State interface {
 	// PutIfAbsent sets key unless it is set; true the first time.
 	PutIfAbsent(ctx context.Context, key, value string) (bool, error)
 	Delete(ctx context.Context, key string) error
+	// Scan calls fn with every key starting with prefix and its value, in
+	// key order, until fn returns false. fn may change the state, the
+	// keys shown included.
+	Scan(ctx context.Context, prefix string, fn func(key, value string) bool) error
 }
 
 // Stateful is implemented by adapters that keep State. The service hands

@@ -15,10 +15,17 @@ const (
 	// defaultMatrixTemplate is a ghost's display name: Matrix display
 	// names hold anything, so the network can be shown plainly.
 	defaultMatrixTemplate = "{name} ({network})"
+	// DefaultMatrixMediaMaxSize is media.max_size when not set: 50 MiB.
+	DefaultMatrixMediaMaxSize = 50 << 20
+	// maxMatrixMediaMaxSize bounds media.max_size: a file is held in
+	// memory while it is uploaded.
+	maxMatrixMediaMaxSize = 1 << 30
 )
 
-func (c *Matrix) setDefaults(_ string, n *Network, _ func(string) bool) {
+func (c *Matrix) setDefaults(_ string, n *Network, given func(string) bool) {
 	setDefault(&n.Puppets.Template, defaultMatrixTemplate)
+	setDefault(&c.Media.Upload, true, given("media.upload"))
+	setDefault(&c.Media.MaxSize, DefaultMatrixMediaMaxSize, given("media.max_size"))
 	setDefault(&c.Bot, defaultMatrixBot)
 	setDefault(&c.GhostLocalpart, defaultMatrixGhost)
 	setDefault(&c.ID, defaultMatrixID)
@@ -59,6 +66,9 @@ func (c *Matrix) validate(errs *errorList, path string, _ *Network) {
 		if err := checkHTTPURL(c.URL, "http://127.0.0.1:8080"); err != nil {
 			errs.add(join(path, "url"), "%v", err)
 		}
+	}
+	if c.Media.MaxSize <= 0 || c.Media.MaxSize > maxMatrixMediaMaxSize {
+		errs.add(join(path, "media.max_size"), "want 1-%d bytes, got %d", maxMatrixMediaMaxSize, c.Media.MaxSize)
 	}
 }
 

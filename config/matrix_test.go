@@ -27,6 +27,9 @@ func TestMatrixDefaultsAndRedaction(t *testing.T) {
 	if m.Bot != "switchboard" || m.GhostLocalpart != "sb_{network}_{id}" || m.ID != "switchboard" || n.Puppets.Template != "{name} ({network})" || n.Mode != "puppet" {
 		t.Errorf("defaults: %+v %+v", n, m)
 	}
+	if m.Media != (MatrixMedia{Upload: true, MaxSize: 50 << 20}) {
+		t.Errorf("media defaults: %+v", m.Media)
+	}
 	for _, s := range []string{c.String(), n.String(), m.String()} {
 		if strings.Contains(s, "as-secret") || strings.Contains(s, "hs-secret") {
 			t.Errorf("secret shown: %s", s)
@@ -44,6 +47,10 @@ func TestMatrixBadConfigs(t *testing.T) {
 		{"ghost without id", `networks: {x: {type: matrix, homeserver: "http://h", domain: e.org, as_token: a, hs_token: h, ghost_localpart: "sb_{network}"}}`, "networks.x.ghost_localpart: must contain {network} and {id}"},
 		{"ghost without separator", `networks: {x: {type: matrix, homeserver: "http://h", domain: e.org, as_token: a, hs_token: h, ghost_localpart: "sb_{network}{id}"}}`, "networks.x.ghost_localpart: must have _ or /"},
 		{"bad room", `{networks: {x: {type: matrix, homeserver: "http://h", domain: e.org, as_token: a, hs_token: h}}, links: {l: ["x:lobby"]}}`, `links.l[0]: invalid matrix room "lobby"`},
+		{"zero max_size", `networks: {x: {type: matrix, homeserver: "http://h", domain: e.org, as_token: a, hs_token: h, media: {max_size: 0}}}`, "networks.x.media.max_size: want 1-1073741824 bytes, got 0"},
+		{"huge max_size", `networks: {x: {type: matrix, homeserver: "http://h", domain: e.org, as_token: a, hs_token: h, media: {max_size: 2000000000}}}`, "networks.x.media.max_size: want 1-"},
+		{"max_size not a number", `networks: {x: {type: matrix, homeserver: "http://h", domain: e.org, as_token: a, hs_token: h, media: {max_size: 50MiB}}}`, "networks.x.media.max_size: want an integer"},
+		{"unknown media key", `networks: {x: {type: matrix, homeserver: "http://h", domain: e.org, as_token: a, hs_token: h, media: {uplod: true}}}`, "networks.x.media.uplod: unknown key"},
 		{"bad url", `networks: {x: {type: matrix, homeserver: "http://h", domain: e.org, as_token: a, hs_token: h, url: "nope"}}`, "networks.x.url:"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -52,5 +59,19 @@ func TestMatrixBadConfigs(t *testing.T) {
 				t.Errorf("got %v, want %q", err, c.want)
 			}
 		})
+	}
+}
+
+func TestMatrixMediaGiven(t *testing.T) {
+	c, err := parse([]byte(`
+networks:
+  mx: {type: matrix, homeserver: "http://h", domain: e.org, as_token: a, hs_token: h,
+       media: {upload: false, max_size: 1024, private_addresses: true}}
+`), envOf(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Networks["mx"].Matrix.Media; got != (MatrixMedia{Upload: false, MaxSize: 1024, PrivateAddresses: true}) {
+		t.Errorf("media %+v: an explicit false or size was not kept", got)
 	}
 }

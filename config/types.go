@@ -157,4 +157,23 @@ type Matrix struct {
 	ID string `yaml:"id"`
 	// URL is how the homeserver reaches the appservice API.
 	URL string `yaml:"url"`
+	// Media says what becomes of attachments bridged into Matrix.
+	Media MatrixMedia `yaml:"media"`
+}
+
+// MatrixMedia is how attachments from other networks (files offered by
+// URL) reach Matrix.
+type MatrixMedia struct {
+	// Upload fetches each attachment and posts it as Matrix media (an
+	// image, video, audio or file event); off, or when the fetch fails,
+	// the attachment is a link in the text.
+	Upload bool `yaml:"upload"`
+	// MaxSize is the largest file fetched, in bytes; a larger one stays a
+	// link. It is held in memory while it is uploaded.
+	MaxSize int64 `yaml:"max_size"`
+	// PrivateAddresses lets fetches reach loopback, private, link-local
+	// and other internal addresses. Off, such URLs stay links: they come
+	// from remote users, and the bridge must not fetch its own network's
+	// insides for them.
+	PrivateAddresses bool `yaml:"private_addresses"`
 }

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -40,6 +41,7 @@ type Adapter struct {
 	template string
 	log      *slog.Logger
 	ghosts   *ghosts
+	fetch    *fetcher
 	as       *appservice.AppService
 	botID    id.UserID
 	hsURL    string
@@ -117,6 +119,7 @@ func New(name string, n *config.Network, log *slog.Logger) (*Adapter, error) {
 		template:   n.Puppets.Template,
 		log:        log,
 		ghosts:     newGhosts(c.GhostLocalpart, c.Domain),
+		fetch:      newFetcher(c.Media),
 		as:         as,
 		botID:      id.NewUserID(c.Bot, c.Domain),
 		hsURL:      strings.TrimRight(c.Homeserver, "/"),
@@ -176,7 +179,13 @@ func (a *Adapter) Start(ctx context.Context, in bridge.Inbound) error {
 		a.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 		go a.srv.Serve(ln)
 	}
-	go a.maintain()
+	var wg sync.WaitGroup
+	wg.Go(a.maintain)
+	wg.Go(func() { a.pruneLoop(a.ctx) })
+	go func() {
+		wg.Wait()
+		close(a.done)
+	}()
 	return nil
 }
 
@@ -232,7 +241,6 @@ func (a *Adapter) poke() {
 // maintain checks the homeserver and joins the wanted rooms, backing off
 // while it is unreachable.
 func (a *Adapter) maintain() {
-	defer close(a.done)
 	backoff := 500 * time.Millisecond
 	for {
 		ok := a.sync(a.ctx)
@@ -444,6 +452,25 @@ func (s *memState) Delete(_ context.Context, k string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.m, k)
+	return nil
+}
+
+func (s *memState) Scan(_ context.Context, prefix string, fn func(k, v string) bool) error {
+	s.mu.Lock()
+	var keys []string
+	for k := range s.m {
+		if strings.HasPrefix(k, prefix) {
+			keys = append(keys, k)
+		}
+	}
+	s.mu.Unlock()
+	slices.Sort(keys)
+	for _, k := range keys {
+		// Read again: fn may have changed it.
+		if v, ok, _ := s.Get(context.Background(), k); ok && !fn(k, v) {
+			return nil
+		}
+	}
 	return nil
 }
 

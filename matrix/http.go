@@ -143,7 +143,7 @@ func (a *Adapter) putTransaction(w http.ResponseWriter, r *http.Request) {
 	}
 	a.txnMu.Lock()
 	defer a.txnMu.Unlock()
-	if _, seen, err := a.state.Get(ctx, "txn:"+txnID); err != nil {
+	if _, seen, err := a.state.Get(ctx, txnPrefix+txnID); err != nil {
 		writeError(w, http.StatusInternalServerError, "M_UNKNOWN", "state: "+err.Error())
 		return
 	} else if seen {
@@ -176,11 +176,26 @@ func (a *Adapter) putTransaction(w http.ResponseWriter, r *http.Request) {
 			a.log.Debug("matrix ephemeral event not accepted", "err", err)
 		}
 	}
-	if _, err := a.state.PutIfAbsent(ctx, "txn:"+txnID, time.Now().UTC().Format(time.RFC3339)); err != nil {
+	if err := a.rememberTxn(ctx, txnID, time.Now()); err != nil {
 		writeError(w, http.StatusInternalServerError, "M_UNKNOWN", "state: "+err.Error())
 		return
 	}
 	writeJSON(http.StatusOK, struct{}{}, w)
+}
+
+// txnPrefix starts the State keys of transactions done; the value is
+// when, in RFC 3339.
+const txnPrefix = "txn:"
+
+func (a *Adapter) rememberTxn(ctx context.Context, txnID string, at time.Time) error {
+	_, err := a.state.PutIfAbsent(ctx, txnPrefix+txnID, at.UTC().Format(time.RFC3339))
+	return err
+}
+
+// txnTime reads when a transaction was done, for pruning.
+func txnTime(v string) (time.Time, bool) {
+	t, err := time.Parse(time.RFC3339, v)
+	return t, err == nil
 }
 
 // getUser answers the homeserver's question whether a user in our

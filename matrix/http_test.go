@@ -6,7 +6,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchboard-chat/switchboard/adapters"
+	"github.com/switchboard-chat/switchboard/adapters/adapterstest"
 	"github.com/switchboard-chat/switchboard/bridge"
+	"github.com/switchboard-chat/switchboard/config"
+	"github.com/switchboard-chat/switchboard/internal/testenv"
+	"github.com/switchboard-chat/switchboard/store"
 )
 
 func TestTokenChecked(t *testing.T) {
@@ -72,5 +77,101 @@ func TestTransactionsPersistentlyDeduplicated(t *testing.T) {
 		if m.Text == "once" {
 			t.Errorf("the replayed transaction was bridged again")
 		}
+	}
+}
+
+// unitAdapter is an adapter with a store's state and no homeserver (its
+// URL refuses connections): for what needs no Matrix traffic.
+func unitAdapter(t *testing.T) (*Adapter, adapters.State) {
+	t.Helper()
+	c := config.Matrix{
+		Homeserver: "http://127.0.0.1:1", Domain: "localhost",
+		ASToken: "as-token-unit-abcdefghijklmnop", HSToken: "hs-token-unit-abcdefghijklmnop",
+		Bot: "switchboard", GhostLocalpart: "sb_{network}_{id}", ID: "switchboard",
+	}
+	a, err := New("matrix", &config.Network{Type: "matrix", Mode: "puppet", Matrix: &c}, testenv.NewLog(t).Logger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(t.Context(), "sqlite", t.TempDir(), testenv.NewLog(t).Logger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	a.UseState(st.State("matrix"))
+	return a, st.State("matrix")
+}
+
+func TestPruneTransactions(t *testing.T) {
+	ctx := t.Context()
+	a, state := unitAdapter(t)
+	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	cutoff := now.Add(-retention)
+	ages := map[string]time.Duration{
+		"old-1": 30 * 24 * time.Hour, "old-2": retention + time.Second,
+		"edge": retention, "new-1": 6 * 24 * time.Hour, "new-2": 0,
+	}
+	for id, age := range ages {
+		if err := a.rememberTxn(ctx, id, now.Add(-age)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := state.Put(ctx, "portal:#sb_lobby:localhost", "!r:localhost"); err != nil {
+		t.Fatal(err)
+	}
+	n, err := a.prune(ctx, cutoff)
+	if err != nil || n != 2 {
+		t.Errorf("pruned %d, %v; want the 2 older than the cutoff", n, err)
+	}
+	for id, age := range ages {
+		_, ok, err := state.Get(ctx, txnPrefix+id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if old := age > retention; ok == old {
+			t.Errorf("%s (%v old): kept %v", id, age, ok)
+		}
+	}
+	if _, ok, _ := state.Get(ctx, "portal:#sb_lobby:localhost"); !ok {
+		t.Error("a record other than a transaction was pruned")
+	}
+}
+
+// The adapter prunes as it starts, with no homeserver needed.
+func TestPruneAtStart(t *testing.T) {
+	a, state := unitAdapter(t)
+	ctx := t.Context()
+	if err := a.rememberTxn(ctx, "ancient", time.Now().Add(-2*retention)); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.rememberTxn(ctx, "recent", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Start(ctx, adapterstest.NewRecorder()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := contextWithTimeout(10 * time.Second)
+		defer cancel()
+		if err := a.Stop(ctx); err != nil {
+			t.Errorf("stop: %v", err)
+		}
+	})
+	deadline := time.Now().Add(waitFor)
+	for {
+		_, ok, err := state.Get(ctx, txnPrefix+"ancient")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the old transaction record was not pruned at start")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if _, ok, _ := state.Get(ctx, txnPrefix+"recent"); !ok {
+		t.Error("a recent transaction record was pruned")
 	}
 }

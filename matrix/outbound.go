@@ -201,8 +201,8 @@ func (a *Adapter) send(ctx context.Context, intent *appservice.IntentAPI, rid id
 
 // content renders a message for Matrix: the body as plain text, HTML
 // (sanitized, or the escaped text when relaying) as formatted_body, and
-// attachments as links. Relaying (relay mode, or relay for this
-// delivery), the sender's name comes first.
+// attachments (those not posted as media) as links. Relaying (relay
+// mode, or relay for this delivery), the sender's name comes first.
 func (a *Adapter) content(m *bridge.Message, s bridge.Sender, relay bool) *event.MessageEventContent {
 	text, html := bridge.CleanText(m.Text), ""
 	if m.HTML != "" {
@@ -214,7 +214,11 @@ func (a *Adapter) content(m *bridge.Message, s bridge.Sender, relay bool) *event
 			name = att.URL
 		}
 		if !strings.Contains(text, att.URL) {
-			text = strings.TrimSpace(text + "\n" + name + ": " + att.URL)
+			line := att.URL
+			if name != att.URL {
+				line = name + ": " + att.URL
+			}
+			text = strings.TrimSpace(text + "\n" + line)
 			if html != "" {
 				html += "<br>" + sanitizeHTML(`<a href="`+escapeAttr(att.URL)+`">`+escapeText(name)+`</a>`)
 			}
@@ -281,6 +285,12 @@ func (a *Adapter) SendReply(ctx context.Context, d *bridge.Delivery) (string, er
 	return a.sendMessage(ctx, d, m, d.Reply)
 }
 
+// sendMessage posts a message as its text (an m.text, m.emote or
+// m.notice) and then one media event per attachment uploaded, each with a
+// transaction id of its own, so that a retry after a partial send posts
+// only what is missing. The first event posted stands for the message:
+// replies, edits and deletes from other networks point at it, so a delete
+// redacts it alone and the other parts stay.
 func (a *Adapter) sendMessage(ctx context.Context, d *bridge.Delivery, m *bridge.Message, reply *bridge.Quote) (string, error) {
 	intent, err := a.intentFor(ctx, m.Sender, d.Relay)
 	if err != nil {
@@ -290,21 +300,63 @@ func (a *Adapter) sendMessage(ctx context.Context, d *bridge.Delivery, m *bridge
 	if err != nil {
 		return "", err
 	}
-	c := a.content(m, m.Sender, d.Relay)
+	ms, err := a.uploadMedia(ctx, intent, m)
+	if err != nil {
+		return "", err
+	}
+	text := textPart(m, ms)
+	if blank(text) && len(ms) > 0 && (a.relay || d.Relay) {
+		// Media from the bot say nothing of who sent them: the text does.
+		names := make([]string, len(ms))
+		for i, md := range ms {
+			names[i] = md.name
+		}
+		text.Text = strings.Join(names, ", ")
+	}
+	quote := reply != nil && reply.RemoteID == "" && reply.Text != ""
+	type part struct {
+		c   *event.MessageEventContent
+		txn string
+	}
+	var parts []part
+	if len(ms) == 0 || !blank(text) || quote {
+		parts = append(parts, part{a.content(text, m.Sender, d.Relay), txnID(m, rid, "message")})
+	}
+	for _, md := range ms {
+		parts = append(parts, part{md.content(), txnID(m, rid, "media:"+strconv.Itoa(md.index))})
+	}
 	if reply != nil {
-		if reply.RemoteID != "" {
-			c.RelatesTo = &event.RelatesTo{InReplyTo: &event.InReplyTo{EventID: id.EventID(reply.RemoteID)}}
-		} else if reply.Text != "" {
-			// The room never saw the original: quote it.
-			quote := "> <" + reply.SenderName + "> " + strings.ReplaceAll(reply.Text, "\n", "\n> ")
-			c.Body = quote + "\n\n" + c.Body
-			if c.FormattedBody != "" {
-				c.FormattedBody = "<blockquote>" + escapeText("<"+reply.SenderName+"> "+reply.Text) + "</blockquote>" + c.FormattedBody
-			}
+		addReply(parts[0].c, reply)
+	}
+	var first id.EventID
+	for i, p := range parts {
+		evid, err := a.send(ctx, intent, rid, event.EventMessage, p.c, p.txn)
+		if err != nil {
+			return "", err
+		}
+		if i == 0 {
+			first = evid
 		}
 	}
-	evid, err := a.send(ctx, intent, rid, event.EventMessage, c, txnID(m, rid, "message"))
-	return string(evid), err
+	return string(first), nil
+}
+
+// addReply makes c a reply: a native one when the room saw the original,
+// else with the original quoted (only ever on a text part).
+func addReply(c *event.MessageEventContent, reply *bridge.Quote) {
+	if reply.RemoteID != "" {
+		c.RelatesTo = &event.RelatesTo{InReplyTo: &event.InReplyTo{EventID: id.EventID(reply.RemoteID)}}
+		return
+	}
+	if reply.Text == "" {
+		return
+	}
+	// The room never saw the original: quote it.
+	quote := "> <" + reply.SenderName + "> " + strings.ReplaceAll(reply.Text, "\n", "\n> ")
+	c.Body = strings.TrimSuffix(quote+"\n\n"+c.Body, "\n\n")
+	if c.FormattedBody != "" {
+		c.FormattedBody = "<blockquote>" + escapeText("<"+reply.SenderName+"> "+reply.Text) + "</blockquote>" + c.FormattedBody
+	}
 }
 
 // SendEdit replaces an earlier message's text.

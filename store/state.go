@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"unicode/utf8"
 )
 
 // State is one network's durable key-value state (adapters.State): what an
@@ -73,4 +74,64 @@ func (st *State) Delete(ctx context.Context, key string) error {
 		return fmt.Errorf("store: state %s/%s: %w", st.network, key, err)
 	}
 	return nil
+}
+
+// scanPage is how many rows Scan reads before it hands them to fn.
+const scanPage = 256
+
+// Scan calls fn with every key that starts with prefix and its value, in
+// key order, until fn returns false. The rows are read a page at a time
+// and handed over after the page is closed, so fn may write to the state
+// (delete what it is shown, say) without holding a read open meanwhile.
+func (st *State) Scan(ctx context.Context, prefix string, fn func(key, value string) bool) error {
+	// substr, not LIKE (case-insensitive on SQLite, with wildcards to
+	// escape) nor a key range (PostgreSQL may collate by locale, where
+	// the keys starting with prefix need not be one range).
+	const match = `SELECT key, value FROM adapter_state WHERE network = ? AND substr(key, 1, ?) = ?`
+	n := utf8.RuneCountInString(prefix)
+	var (
+		last  string
+		first = true
+	)
+	for {
+		var (
+			rows *sql.Rows
+			err  error
+		)
+		if first {
+			rows, err = st.s.r.QueryContext(ctx, st.s.q(match+` ORDER BY key LIMIT ?`), st.network, n, prefix, scanPage)
+		} else {
+			rows, err = st.s.r.QueryContext(ctx, st.s.q(match+` AND key > ? ORDER BY key LIMIT ?`), st.network, n, prefix, last, scanPage)
+		}
+		if err != nil {
+			return fmt.Errorf("store: state %s/%s*: %w", st.network, prefix, err)
+		}
+		page, err := readPairs(rows)
+		if err != nil {
+			return fmt.Errorf("store: state %s/%s*: %w", st.network, prefix, err)
+		}
+		for _, p := range page {
+			if !fn(p[0], p[1]) {
+				return nil
+			}
+		}
+		if len(page) < scanPage {
+			return nil
+		}
+		first, last = false, page[len(page)-1][0]
+	}
+}
+
+// readPairs reads and closes rows of two text columns.
+func readPairs(rows *sql.Rows) ([][2]string, error) {
+	defer rows.Close()
+	var out [][2]string
+	for rows.Next() {
+		var p [2]string
+		if err := rows.Scan(&p[0], &p[1]); err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, rows.Err()
 }

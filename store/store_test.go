@@ -68,6 +68,7 @@ func testStore(t *testing.T, newDB newDBFunc) {
 		{"Reopen", testReopen},
 		{"DeliveredBecomesDurable", testDeliveredBecomesDurable},
 		{"AdapterState", testAdapterState},
+		{"StateScan", testStateScan},
 		{"NewerSchema", testNewerSchema},
 		{"ConcurrentOpen", testConcurrentOpen},
 		{"Concurrent", testConcurrent},
@@ -538,6 +539,69 @@ func testAdapterState(t *testing.T, newDB newDBFunc) {
 	}
 	if _, ok, _ := mx.Get(ctx, "portal:lobby"); ok {
 		t.Error("deleted key still set")
+	}
+}
+
+func testStateScan(t *testing.T, newDB newDBFunc) {
+	ctx := t.Context()
+	s := newStore(t, newDB)
+	mx, irc := s.State("matrix"), s.State("libera")
+	// More than a page, so that paging is crossed; keys around the prefix
+	// (an upper-case twin, a "%" and "_" that LIKE would take as
+	// wildcards, a multi-byte character) must not match.
+	var want []string
+	for i := range scanPage + 3 {
+		k := fmt.Sprintf("txn:%04d", i)
+		want = append(want, k)
+		if err := mx.Put(ctx, k, "v"+k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, k := range []string{"TXN:1", "txn", "txa:1", "tx%:1", "tx_:1", "portal:é", "ghost:x"} {
+		if err := mx.Put(ctx, k, "other"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := irc.Put(ctx, "txn:other-network", "x"); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	// Deleting what it is shown, as a prune does.
+	err := mx.Scan(ctx, "txn:", func(k, v string) bool {
+		if v != "v"+k {
+			t.Errorf("%s = %q", k, v)
+		}
+		got = append(got, k)
+		if err := mx.Delete(ctx, k); err != nil {
+			t.Error(err)
+		}
+		return true
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("scan txn: got %d keys %v..., want %d", len(got), got[:min(3, len(got))], len(want))
+	}
+	if _, ok, _ := mx.Get(ctx, "txn:0000"); ok {
+		t.Error("a key deleted during the scan is still set")
+	}
+	if _, ok, _ := irc.Get(ctx, "txn:other-network"); !ok {
+		t.Error("the scan reached another network's state")
+	}
+	got = nil
+	if err := mx.Scan(ctx, "portal:é", func(k, _ string) bool { got = append(got, k); return true }); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, []string{"portal:é"}) {
+		t.Errorf("multi-byte prefix: %v", got)
+	}
+	got = nil
+	if err := mx.Scan(ctx, "", func(k, _ string) bool { got = append(got, k); return len(got) < 2 }); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 {
+		t.Errorf("stopping after 2: %v", got)
 	}
 }
 

@@ -5,8 +5,10 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -356,4 +358,61 @@ func TestMatrixPortalAlias(t *testing.T) {
 		c, ok := messageText(ev)
 		return ok && ev.RoomID == portal && c.Body == "and back"
 	})
+}
+
+// Test 7: a file an XMPP user shares (an OOB URL, as HTTP upload sends
+// it) reaches Matrix as an image on the homeserver and IRC as the link.
+func TestMatrixMediaFromXMPP(t *testing.T) {
+	w := newMWorld(t)
+	pic := []byte("\x89PNG\r\n\x1a\n" + strings.Repeat("pixels ", 40))
+	var fetches atomic.Int32
+	files := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		fetches.Add(1)
+		rw.Header().Set("Content-Type", "image/png")
+		rw.Write(pic)
+	}))
+	t.Cleanup(files.Close)
+	cfg := w.config(t, "")
+	// The file server is on 127.0.0.1, as everything in these tests.
+	cfg.Networks["mx"].Matrix.Media.PrivateAddresses = true
+	runSwitchboard(t, cfg)
+	bob := w.human(t, "bob")
+	carol := w.person(t, "carol")
+
+	u := files.URL + "/upload/4f2a/photo.png"
+	if _, err := carol.Say(w.room, u, `<x xmlns="jabber:x:oob"><url>`+u+`</url></x>`); err != nil {
+		t.Fatal(err)
+	}
+	bob.WaitText(patience, room, "carol[jabber]", u)
+	ev := w.waitMatrix(t, "carol's picture", func(ev *event.Event) bool {
+		c, ok := messageText(ev)
+		return ok && c.MsgType == event.MsgImage
+	})
+	c, _ := messageText(ev)
+	if c.Body != "photo.png" || c.Info == nil || c.Info.MimeType != "image/png" || c.Info.Size != len(pic) {
+		t.Errorf("image event %+v", c)
+	}
+	if !strings.HasPrefix(ev.Sender.Localpart(), "sb_jabber_") {
+		t.Errorf("sender %s is not carol's ghost", ev.Sender)
+	}
+	uri, err := c.URL.Parse()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), patience)
+	defer cancel()
+	got, err := w.alice.DownloadBytes(ctx, uri)
+	if err != nil || !bytes.Equal(got, pic) {
+		t.Errorf("download from the homeserver: %d bytes, %v; want the %d shared", len(got), err, len(pic))
+	}
+	// The URL was the whole message: Matrix shows the image alone (a
+	// text part would have come before it).
+	for _, e := range w.alice.Events() {
+		if c, ok := messageText(e); ok && strings.Contains(c.Body, u) {
+			t.Errorf("Matrix shows the URL too: %q", c.Body)
+		}
+	}
+	if n := fetches.Load(); n != 1 {
+		t.Errorf("the file was fetched %d times", n)
+	}
 }
