@@ -3,6 +3,7 @@
 package bridge
 
 import (
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -90,6 +91,30 @@ type Attachment struct {
 	Name string `json:"name,omitempty"`
 	Mime string `json:"mime,omitempty"`
 	Size int64  `json:"size,omitempty"`
+}
+
+// Line is the attachment as text for networks without attachments:
+// "name: URL", or the URL alone.
+func (a Attachment) Line() string {
+	if a.Name != "" && a.Name != a.URL {
+		return a.Name + ": " + a.URL
+	}
+	return a.URL
+}
+
+// WithAttachmentLines appends to body a line for each attachment whose
+// URL it does not show yet.
+func WithAttachmentLines(body string, atts []Attachment) string {
+	for _, at := range atts {
+		if at.URL == "" || strings.Contains(body, at.URL) {
+			continue
+		}
+		if body != "" {
+			body += "\n"
+		}
+		body += at.Line()
+	}
+	return body
 }
 
 // Message is a chat line. Text is always set; HTML, when set, is the same

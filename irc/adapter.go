@@ -755,20 +755,7 @@ func renderBody(m *bridge.Message) string {
 			body = b
 		}
 	}
-	for _, at := range m.Attachments {
-		if at.URL == "" || strings.Contains(body, at.URL) {
-			continue
-		}
-		line := at.URL
-		if at.Name != "" && at.Name != at.URL {
-			line = at.Name + ": " + at.URL
-		}
-		if body != "" {
-			body += "\n"
-		}
-		body += line
-	}
-	return body
+	return bridge.WithAttachmentLines(body, m.Attachments)
 }
 
 // maxRelayName bounds the "<name> " prefix, which every line repeats.

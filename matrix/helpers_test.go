@@ -1,7 +1,6 @@
 package matrix
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -184,15 +183,7 @@ func bodyContains(rid id.RoomID, text string) func(*event.Event) bool {
 func putTxn(t *testing.T, s *server, token, txnID string, events ...map[string]any) int {
 	t.Helper()
 	body, _ := json.Marshal(map[string]any{"events": events})
-	req, _ := http.NewRequest(http.MethodPut, "http://"+s.asAddr+"/_matrix/app/v1/transactions/"+txnID, bytes.NewReader(body))
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
+	resp, _ := testenv.HTTP(t, http.MethodPut, "http://"+s.asAddr+"/_matrix/app/v1/transactions/"+txnID, token, body)
 	return resp.StatusCode
 }
 

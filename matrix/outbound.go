@@ -214,11 +214,7 @@ func (a *Adapter) content(m *bridge.Message, s bridge.Sender, relay bool) *event
 			name = att.URL
 		}
 		if !strings.Contains(text, att.URL) {
-			line := att.URL
-			if name != att.URL {
-				line = name + ": " + att.URL
-			}
-			text = strings.TrimSpace(text + "\n" + line)
+			text = strings.TrimSpace(text + "\n" + att.Line())
 			if html != "" {
 				html += "<br>" + sanitizeHTML(`<a href="`+escapeAttr(att.URL)+`">`+escapeText(name)+`</a>`)
 			}

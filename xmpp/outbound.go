@@ -166,20 +166,7 @@ func bodyText(text, html string, atts []bridge.Attachment) string {
 			body = s
 		}
 	}
-	for _, at := range atts {
-		if at.URL == "" || strings.Contains(body, at.URL) {
-			continue
-		}
-		line := at.URL
-		if at.Name != "" && at.Name != at.URL {
-			line = at.Name + ": " + at.URL
-		}
-		if body != "" {
-			body += "\n"
-		}
-		body += line
-	}
-	return bridge.CleanText(body)
+	return bridge.CleanText(bridge.WithAttachmentLines(body, atts))
 }
 
 func (sp speaker) say(s bridge.Sender, emote bool, text string) string {

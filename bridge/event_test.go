@@ -1,0 +1,25 @@
+package bridge_test
+
+import (
+	"testing"
+
+	"github.com/switchboard-chat/switchboard/bridge"
+)
+
+func TestWithAttachmentLines(t *testing.T) {
+	atts := []bridge.Attachment{
+		{URL: "https://files.example/a.png", Name: "a.png"},
+		{URL: "https://files.example/b.pdf"},
+		{URL: "https://files.example/c.txt", Name: "https://files.example/c.txt"},
+		{URL: "https://files.example/shown.jpg", Name: "shown.jpg"},
+		{Name: "no url"},
+	}
+	got := bridge.WithAttachmentLines("look: https://files.example/shown.jpg", atts)
+	want := "look: https://files.example/shown.jpg\na.png: https://files.example/a.png\nhttps://files.example/b.pdf\nhttps://files.example/c.txt"
+	if got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+	if got := bridge.WithAttachmentLines("", atts[:1]); got != "a.png: https://files.example/a.png" {
+		t.Errorf("attachment alone: %q", got)
+	}
+}
