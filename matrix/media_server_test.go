@@ -249,6 +249,17 @@ func TestOutboundMedia(t *testing.T) {
 	if n := files.requests("/up/cat.png"); n != 1 {
 		t.Errorf("cat.png fetched %d times", n)
 	}
+
+	// Deleting the text-and-file message takes both of its events.
+	del := &bridge.Delete{Header: header(carol)}
+	deliver(t, func(ctx context.Context) (string, error) {
+		return "", a.SendDelete(ctx, &bridge.Delivery{Room: string(rid), Event: del, Target: id2})
+	})
+	for _, gone := range []*event.Event{text, file} {
+		waitEvent(t, alice, "the redaction of "+string(gone.ID), func(e *event.Event) bool {
+			return e.Type == event.EventRedaction && (e.Redacts == gone.ID || e.Content.AsRedaction().Redacts == gone.ID)
+		})
+	}
 }
 
 // By default nothing on an internal address is fetched.

@@ -285,8 +285,8 @@ func (a *Adapter) SendReply(ctx context.Context, d *bridge.Delivery) (string, er
 // m.notice) and then one media event per attachment uploaded, each with a
 // transaction id of its own, so that a retry after a partial send posts
 // only what is missing. The first event posted stands for the message:
-// replies, edits and deletes from other networks point at it, so a delete
-// redacts it alone and the other parts stay.
+// replies, edits and deletes from other networks point at it; the others
+// are listed under it in State, for a delete to redact them too.
 func (a *Adapter) sendMessage(ctx context.Context, d *bridge.Delivery, m *bridge.Message, reply *bridge.Quote) (string, error) {
 	intent, err := a.intentFor(ctx, m.Sender, d.Relay)
 	if err != nil {
@@ -324,18 +324,27 @@ func (a *Adapter) sendMessage(ctx context.Context, d *bridge.Delivery, m *bridge
 	if reply != nil {
 		addReply(parts[0].c, reply)
 	}
-	var first id.EventID
+	ids := make([]string, len(parts))
 	for i, p := range parts {
 		evid, err := a.send(ctx, intent, rid, event.EventMessage, p.c, p.txn)
 		if err != nil {
 			return "", err
 		}
-		if i == 0 {
-			first = evid
+		ids[i] = string(evid)
+	}
+	// The bridge maps the message to its first event; a delete of it
+	// takes the others along (see SendDelete).
+	if len(ids) > 1 {
+		if err := a.state.Put(ctx, partsPrefix+ids[0], strings.Join(ids[1:], " ")); err != nil {
+			return "", err
 		}
 	}
-	return string(first), nil
+	return ids[0], nil
 }
+
+// partsPrefix starts the State keys that list the further events of a
+// message posted as several (text and media).
+const partsPrefix = "parts:"
 
 // addReply makes c a reply: a native one when the room saw the original,
 // else with the original quoted (only ever on a text part).
@@ -404,7 +413,19 @@ func (a *Adapter) SendDelete(ctx context.Context, d *bridge.Delivery) error {
 	if err != nil {
 		return err
 	}
-	return a.redact(ctx, intent, rid, id.EventID(d.Target), txnID(del, rid, "delete"))
+	if err := a.redact(ctx, intent, rid, id.EventID(d.Target), txnID(del, rid, "delete")); err != nil {
+		return err
+	}
+	more, _, err := a.state.Get(ctx, partsPrefix+d.Target)
+	if err != nil {
+		return err
+	}
+	for i, part := range strings.Fields(more) {
+		if err := a.redact(ctx, intent, rid, id.EventID(part), txnID(del, rid, "delete:"+strconv.Itoa(i+1))); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (a *Adapter) redact(ctx context.Context, intent *appservice.IntentAPI, rid id.RoomID, target id.EventID, txn string) error {
