@@ -105,7 +105,7 @@ links:
 	if err != nil {
 		t.Fatal(err)
 	}
-	runSwitchboard(t, cfg)
+	stopSwitchboard := runSwitchboard(t, cfg)
 	bob := irc.Client(t, "bob")
 	bob.Join(room)
 
@@ -215,10 +215,62 @@ links:
 	bob.Say(room, "see you around")
 	waitMessage(t, ctx, "see you around")
 
+	// Editing her first message: the send box takes its text, and what
+	// she sends replaces it, on the page and (as a correction) on IRC.
+	do("editing", tool("hello from the browser", "Edit"))
+	if v, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById("text").value + "|" + document.getElementById("replying-text").textContent`)); err != nil || v != "hello from the browser|Editing your message" {
+		t.Errorf("send box while editing: %q, %v", v, err)
+	}
+	do("sending the edit",
+		chromedp.Evaluate[chromedp.Void](`document.getElementById("text").value = ""`),
+		chromedp.SendKeys(chromedp.ID("text"), "hello from the browser, corrected"),
+		chromedp.Click(chromedp.ID("send-button")),
+	)
+	waitShown(t, ctx, "hello from the browser, corrected", "edited")
+	bob.WaitMessage(patience, func(l testenv.IRCLine) bool {
+		return l.Nick() == "alice[web]" && strings.Contains(l.Text(), "hello from the browser, corrected")
+	})
+
+	// Deleting asks once more on the button, then the message is gone.
+	do("deleting", tool("nice to meet you", "Delete"), tool("nice to meet you", "Delete?"))
+	waitShown(t, ctx, "(deleted)", "deleted")
+
+	// Switchboard restarts: the page reconnects by itself and the chat
+	// goes on both ways.
+	stopSwitchboard()
+	runSwitchboard(t, cfg)
+	waitShown(t, ctx, "Reconnected to lobby", "note")
+	bob.Say(room, "still there?")
+	waitMessage(t, ctx, "still there?")
+	do("sending after the restart",
+		chromedp.SendKeys(chromedp.ID("text"), "yes, back"),
+		chromedp.Click(chromedp.ID("send-button")),
+	)
+	bob.WaitText(patience, room, "alice[web]", "yes, back")
+
 	// Screenshots: the join form, then a desktop window and a phone.
 	shoot("desktop.png")
 	do("phone viewport", chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2), chromedp.EmulateMobile))
 	shoot("phone.png")
+}
+
+// tool clicks the tool button labelled label of the message showing text
+// (the tools show on hover or focus; a click works either way).
+func tool(text, label string) chromedp.Action[chromedp.Void] {
+	return chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`(() => {
+		const li = [...document.querySelectorAll("#messages li.msg")].find((li) => li.querySelector(".body").textContent === %q);
+		[...li.querySelectorAll(".tools button")].find((b) => b.textContent === %q).click();
+	})()`, text, label))
+}
+
+// waitShown waits for a list item of the page with this text and class.
+func waitShown(t *testing.T, ctx context.Context, text, class string) {
+	t.Helper()
+	_, err := chromedp.Run(ctx, chromedp.Poll[bool](fmt.Sprintf(`[...document.querySelectorAll("#messages li.%s")].some((li) => li.textContent.includes(%q))`, class, text), chromedp.WithPollingTimeout(patience)))
+	if err != nil {
+		html, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById("messages").outerHTML`))
+		t.Fatalf("the page never showed %q as %s: %v\n%s", text, class, err, html)
+	}
 }
 
 // shownMessage is a message as the page shows it.

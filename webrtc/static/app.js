@@ -5,7 +5,7 @@
   const $ = (id) => document.getElementById(id);
   const store = window.localStorage;
   const state = { pc: null, dc: null, location: null, token: "", room: "", name: "", id: "", me: null, network: "",
-    backoff: 1000, timer: null, leaving: false, joined: false, replyTo: null, items: new Map() };
+    backoff: 1000, timer: null, leaving: false, joined: false, replyTo: null, editing: null, items: new Map() };
 
   if (!store.getItem("sb-id")) {
     const a = new Uint8Array(8); crypto.getRandomValues(a);
@@ -155,16 +155,39 @@
     e.preventDefault();
     const text = $("text").value;
     if (!text.trim()) return;
-    const frame = { type: "message", text };
-    if (state.replyTo) frame.reply_to = state.replyTo;
+    let frame = { type: "message", text };
+    if (state.editing) frame = { type: "edit", target: state.editing, text };
+    else if (state.replyTo) frame.reply_to = state.replyTo;
     if (send(frame)) { $("text").value = ""; setReply(null); }
   });
-  $("cancel-reply").addEventListener("click", () => setReply(null));
+  $("cancel-reply").addEventListener("click", () => { if (state.editing) $("text").value = ""; setReply(null); });
+  $("text").addEventListener("keydown", (e) => {
+    if (e.key === "Escape" && (state.replyTo || state.editing)) {
+      if (state.editing) $("text").value = "";
+      setReply(null);
+    } else if (e.key === "ArrowUp" && !$("text").value) {
+      // As in most chat apps: up in an empty box edits one's last message.
+      const mine = [...state.items.entries()].filter(([, it]) => it.own && !it.deleted).pop();
+      if (mine) { e.preventDefault(); setEdit(mine[0]); }
+    }
+  });
 
-  function setReply(id) {
-    state.replyTo = id;
+  // setReply and setEdit choose what the send box does next: a reply to
+  // a message, or a new text for one's own; the bar above it says which.
+  function setReply(id) { setMode(id, null); }
+  function setEdit(id) { setMode(null, id); }
+  function setMode(replyTo, editing) {
+    state.replyTo = replyTo; state.editing = editing;
+    const id = replyTo || editing, it = id && state.items.get(id);
     $("replying").hidden = !id;
-    if (id) { const it = state.items.get(id); $("replying-text").textContent = "Replying to " + (it ? it.name + ": " + it.text.slice(0, 60) : "a message"); $("text").focus(); }
+    if (!id) return;
+    if (editing) {
+      $("replying-text").textContent = "Editing your message";
+      $("text").value = it ? it.text : "";
+    } else {
+      $("replying-text").textContent = "Replying to " + (it ? it.name + ": " + it.text.slice(0, 60) : "a message");
+    }
+    $("text").focus();
   }
 
   function el(tag, cls, text) { const e = document.createElement(tag); if (cls) e.className = cls; if (text != null) e.textContent = text; return e; }
@@ -221,8 +244,9 @@
         return;
       }
       case "delete": {
+        if (state.editing === f.target || state.replyTo === f.target) setReply(null);
         const it = state.items.get(f.target);
-        if (it) { it.body.textContent = "(deleted)"; it.li.classList.add("deleted"); }
+        if (it) { it.deleted = true; it.body.textContent = "(deleted)"; it.li.classList.add("deleted"); }
         return;
       }
       case "reaction": {
@@ -285,13 +309,23 @@
     tools.append(reply, like);
     if (mine) {
       const edit = el("button", "", "Edit"); edit.type = "button";
-      edit.onclick = () => { const t = prompt("Edit message", state.items.get(f.id).text); if (t && t.trim()) send({ type: "edit", target: f.id, text: t }); };
+      edit.onclick = () => setEdit(f.id);
+      // Deleting asks once more, on the button itself, for a few seconds.
       const del = el("button", "", "Delete"); del.type = "button";
-      del.onclick = () => { if (confirm("Delete this message?")) send({ type: "delete", target: f.id }); };
+      let armed = null;
+      del.onclick = () => {
+        if (!armed) {
+          del.textContent = "Delete?"; del.classList.add("confirm");
+          armed = setTimeout(() => { armed = null; del.textContent = "Delete"; del.classList.remove("confirm"); }, 4000);
+          return;
+        }
+        clearTimeout(armed); armed = null;
+        send({ type: "delete", target: f.id });
+      };
       tools.append(edit, del);
     }
     li.appendChild(tools);
-    state.items.set(f.id, { li, body, react, text: f.text || "", name: who, reactions: new Map(), mine: new Set() });
+    state.items.set(f.id, { li, body, react, text: f.text || "", name: who, own: mine, reactions: new Map(), mine: new Set() });
     append(li, mine);
   }
 })();
