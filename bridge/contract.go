@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 )
 
 // RoomAddr names a room on one network: "libera:#lobby" is
@@ -193,6 +194,25 @@ type Store interface {
 	// OutboxDepth counts queued deliveries.
 	OutboxDepth(ctx context.Context) (int, error)
 	Close() error
+}
+
+// FailedStore is implemented by stores whose failed list can be read,
+// and its entries queued again or discarded, by an operator.
+type FailedStore interface {
+	// FailedDeliveries returns up to limit failed deliveries, newest first.
+	FailedDeliveries(ctx context.Context, limit int) ([]FailedDelivery, error)
+	// Requeue moves a failed delivery back into the outbox, behind what
+	// waits for its room, and returns it; ErrNotFound if there is none.
+	Requeue(ctx context.Context, seq int64) (Queued, error)
+	// Discard forgets a failed delivery; ErrNotFound if there is none.
+	Discard(ctx context.Context, seq int64) error
+}
+
+// FailedDelivery is a delivery that failed for good, and why.
+type FailedDelivery struct {
+	Queued
+	Reason   string
+	FailedAt time.Time
 }
 
 // ErrNotFound is returned by Store lookups that find nothing.

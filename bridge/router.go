@@ -206,6 +206,30 @@ func (r *Router) Accept(ctx context.Context, ev Event) error {
 	return nil
 }
 
+// ErrNoFailedList says the store keeps no failed list to work on.
+var ErrNoFailedList = errors.New("the store cannot list, retry or discard failed deliveries")
+
+// Retry queues a delivery that failed for good again, behind what waits
+// for its room, and returns it as queued.
+func (r *Router) Retry(ctx context.Context, seq int64) (Queued, error) {
+	fs, ok := r.store.(FailedStore)
+	if !ok {
+		return Queued{}, ErrNoFailedList
+	}
+	// As in Accept: each queue receives its entries in commit order.
+	r.acceptMu.Lock()
+	defer r.acceptMu.Unlock()
+	item, err := fs.Requeue(ctx, seq)
+	if err != nil {
+		return Queued{}, err
+	}
+	r.mu.Lock()
+	r.queueLocked(item.Target).push(item)
+	r.mu.Unlock()
+	r.log.Info("failed delivery queued again", "seq", seq, "new_seq", item.Seq, "room", item.Target.String())
+	return item, nil
+}
+
 // resolve turns the remote ids an adapter filled into event ids, and
 // refuses edits and deletes of someone else's message.
 func (r *Router) resolve(ctx context.Context, from RoomAddr, ev Event) (bool, error) {

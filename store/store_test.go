@@ -65,6 +65,7 @@ func testStore(t *testing.T, newDB newDBFunc) {
 		{"RemoteIDs", testRemoteIDs},
 		{"DeliveredTwice", testDeliveredTwice},
 		{"Failed", testFailed},
+		{"FailedRetryDiscard", testFailedRetryDiscard},
 		{"Reopen", testReopen},
 		{"DeliveredBecomesDurable", testDeliveredBecomesDurable},
 		{"AdapterState", testAdapterState},
@@ -427,6 +428,60 @@ func testFailed(t *testing.T, newDB newDBFunc) {
 	}
 	if seq != q.Seq || link != "lobby" || network != mqtt.Network || room != mqtt.Room || id != string(ev.ID) || why != "message too long" {
 		t.Fatalf("failed row: %d %q %q %q %q %q", seq, link, network, room, id, why)
+	}
+}
+
+// An operator lists what failed, queues one again and drops another.
+func testFailedRetryDiscard(t *testing.T, newDB newDBFunc) {
+	ctx := t.Context()
+	s := newStore(t, newDB)
+	first, second := message(lobby, "", "first"), message(lobby, "", "second")
+	accept(t, s, first, mqtt)
+	accept(t, s, second, mqtt)
+	qs := pending(t, s, mqtt)
+	for i, why := range []string{"room gone", "not allowed"} {
+		if err := s.Failed(ctx, qs[i], why); err != nil {
+			t.Fatal(err)
+		}
+	}
+	accept(t, s, message(lobby, "", "third"), mqtt)
+	list, err := s.FailedDeliveries(ctx, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 2 || list[0].Seq != qs[1].Seq || list[1].Seq != qs[0].Seq || list[1].Reason != "room gone" ||
+		list[1].Target != mqtt || list[1].Link != "lobby" || list[1].Event.(*bridge.Message).Text != "first" || list[1].FailedAt.IsZero() {
+		t.Fatalf("failed list %+v", list)
+	}
+	if one, err := s.FailedDeliveries(ctx, 1); err != nil || len(one) != 1 || one[0].Seq != qs[1].Seq {
+		t.Errorf("limit 1: %+v, %v", one, err)
+	}
+
+	// Queued again: behind what waits for the room, with the event whole.
+	q, err := s.Requeue(ctx, qs[0].Seq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waiting := pending(t, s, mqtt)
+	if len(waiting) != 2 || waiting[0].Event.(*bridge.Message).Text != "third" || waiting[1].Seq != q.Seq ||
+		waiting[1].Event.(*bridge.Message).Text != "first" || q.Target != mqtt || q.Link != "lobby" || q.Seq <= waiting[0].Seq {
+		t.Fatalf("after requeue: pending %+v, requeued %+v", waiting, q)
+	}
+	if _, err := s.Requeue(ctx, qs[0].Seq); !errors.Is(err, bridge.ErrNotFound) {
+		t.Errorf("second requeue: %v, want not found", err)
+	}
+
+	if err := s.Discard(ctx, qs[1].Seq); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Discard(ctx, qs[1].Seq); !errors.Is(err, bridge.ErrNotFound) {
+		t.Errorf("second discard: %v, want not found", err)
+	}
+	if list, err := s.FailedDeliveries(ctx, 10); err != nil || len(list) != 0 {
+		t.Errorf("failed list after retry and discard: %+v, %v", list, err)
+	}
+	if n := depth(t, s); n != 2 {
+		t.Errorf("outbox depth %d, want 2", n)
 	}
 }
 

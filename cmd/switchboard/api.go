@@ -22,6 +22,7 @@ func (s *service) apiRoutes(mux *http.ServeMux) {
 	mux.Handle("DELETE /api/links/{name}", s.authorized(s.deleteLink))
 	mux.Handle("POST /api/links/{name}/rooms", s.authorized(s.addRoom))
 	mux.Handle("DELETE /api/links/{name}/rooms/{room...}", s.authorized(s.removeRoom))
+	s.failedRoutes(mux)
 }
 
 // authorized checks the bearer token in constant time: both sides are

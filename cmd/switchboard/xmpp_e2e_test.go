@@ -72,6 +72,24 @@ func (w *xworld) person(t *testing.T, user string) *testenv.XMPPClient {
 	return c
 }
 
+// puppetJID is the JID of the IRC user nick's puppet, from the presence
+// it shows viewer once nick spoke in the room.
+func (w *xworld) puppetJID(t *testing.T, viewer *testenv.XMPPClient, irc *testenv.IRCClient, nick string) jid.JID {
+	t.Helper()
+	irc.Say(room, "I'm here")
+	presence, err := viewer.WaitFor(patience, func(s testenv.XMPPStanza) bool {
+		return s.Kind() == "presence" && s.From() == w.room.String()+"/"+nick+" (libera)"
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, err := jid.Parse(presence.Child("http://jabber.org/protocol/muc#user", "x").Child("", "item").AttrValue("jid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return j
+}
+
 func groupchatFrom(room jid.JID, nick, body string) func(testenv.XMPPStanza) bool {
 	return func(s testenv.XMPPStanza) bool {
 		return s.Type() == "groupchat" && s.From() == room.String()+"/"+nick && s.Body() == body
@@ -250,17 +268,7 @@ func TestXMPPDirectChatWithIRCUser(t *testing.T) {
 	runSwitchboard(t, w.config(t, "puppet"))
 	bob := w.human(t, "bob")
 	alice := w.person(t, "alice")
-	bob.Say(room, "I'm here")
-	presence, err := alice.WaitFor(patience, func(s testenv.XMPPStanza) bool {
-		return s.Kind() == "presence" && s.From() == w.room.String()+"/bob (libera)"
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	bobJID, err := jid.Parse(presence.Child("http://jabber.org/protocol/muc#user", "x").Child("", "item").AttrValue("jid"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	bobJID := w.puppetJID(t, alice, bob, "bob")
 	if _, err := alice.Chat(bobJID.Bare(), "psst, bob"); err != nil {
 		t.Fatal(err)
 	}
