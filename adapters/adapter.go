@@ -127,3 +127,12 @@ type Stateful interface {
 type HTTPServer interface {
 	RegisterHTTP(mux *http.ServeMux)
 }
+
+// PublicURLUser is implemented by adapters that offer files to other
+// networks as links through Switchboard's HTTP listener (Matrix media the
+// homeserver would not serve to strangers). The service hands over
+// http.public_url, without a trailing slash, before Start, only when it
+// is set; the adapter needs nothing else of the config for it.
+type PublicURLUser interface {
+	UsePublicURL(base string)
+}

@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -111,6 +112,9 @@ func (c *Config) applyDefaults(given func(path string) bool) {
 	setDefault(&c.SQLiteSynchronous, defaultSQLiteSync)
 	setDefault(&c.HTTP.Listen, defaultHTTPListen)
 	setDefault(&c.HTTP.ReadyGrace, defaultReadyGrace, given("http.ready_grace"))
+	// Links are the base plus "/media/...": one spelling, however the
+	// file wrote it.
+	c.HTTP.PublicURL = strings.TrimRight(c.HTTP.PublicURL, "/")
 	if c.Broker != nil {
 		setDefault(&c.Broker.Listen, defaultBrokerListen)
 	}

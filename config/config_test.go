@@ -987,3 +987,28 @@ func TestSQLiteSynchronous(t *testing.T) {
 		t.Errorf("store DSN %q", c.StoreDSN())
 	}
 }
+
+func TestPublicURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"":                                 "",
+		"https://bridge.example.org":       "https://bridge.example.org",
+		"https://bridge.example.org/":      "https://bridge.example.org",
+		"http://127.0.0.1:8080/sb//":       "http://127.0.0.1:8080/sb",
+		"https://example.org/switchboard/": "https://example.org/switchboard",
+	} {
+		c, err := parse([]byte(valid+"\nhttp: {public_url: \""+in+"\"}\n"), envOf(nil))
+		if err != nil {
+			t.Errorf("public_url %q: %v", in, err)
+			continue
+		}
+		if c.HTTP.PublicURL != want {
+			t.Errorf("public_url %q became %q, want %q", in, c.HTTP.PublicURL, want)
+		}
+	}
+	for _, bad := range []string{"bridge.example.org", "ftp://bridge.example.org", "https://", "https://user:pw@bridge.example.org", "https://bridge.example.org/?x=1", "https://bridge.example.org/#top", "/media"} {
+		_, err := parse([]byte(valid+"\nhttp: {public_url: \""+bad+"\"}\n"), envOf(nil))
+		if err == nil || !strings.Contains(err.Error(), "http.public_url: ") {
+			t.Errorf("public_url %q: want an error naming http.public_url, got %v", bad, err)
+		}
+	}
+}

@@ -34,6 +34,10 @@ type HTTP struct {
 	// APIToken is the bearer token of the provisioning API (/api/links);
 	// empty turns the API off.
 	APIToken string `yaml:"api_token" secret:"true"`
+	// PublicURL is where people on other networks reach this listener
+	// (https://bridge.example.org); set, Matrix media are offered to
+	// them as links through it instead of the homeserver's.
+	PublicURL string `yaml:"public_url"`
 }
 
 type Log struct {

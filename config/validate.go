@@ -49,6 +49,9 @@ func (c *Config) validate(errs *errorList) {
 	if t := c.HTTP.APIToken; t != "" && len(t) < minAPIToken {
 		errs.add("http.api_token", "too short: want at least %d characters", minAPIToken)
 	}
+	if err := checkPublicURL(c.HTTP.PublicURL); err != nil {
+		errs.add("http.public_url", "%v", err)
+	}
 	c.validateAdmins(errs)
 	if c.Broker != nil {
 		if err := checkHostPort(c.Broker.Listen, false, true); err != nil {
@@ -140,6 +143,21 @@ func (c *Config) validateLinks(errs *errorList) {
 			delete(accepted, name)
 		}
 	}
+}
+
+// checkPublicURL checks http.public_url: optional, else an absolute http
+// or https URL that links can be appended to (so no query or fragment).
+func checkPublicURL(s string) error {
+	if s == "" {
+		return nil
+	}
+	if err := checkHTTPURL(s, "https://bridge.example.org"); err != nil {
+		return err
+	}
+	if u, _ := url.Parse(s); u.RawQuery != "" || u.ForceQuery || u.Fragment != "" {
+		return fmt.Errorf("%q has a query or fragment; want a base URL like https://bridge.example.org", s)
+	}
+	return nil
 }
 
 // minAPIToken keeps a guessable token out: the API can relink rooms.

@@ -45,6 +45,10 @@ type Adapter struct {
 	as       *appservice.AppService
 	botID    id.UserID
 	hsURL    string
+	// publicURL is http.public_url (set before Start, then read only);
+	// mediaClient fetches the files its links stand for.
+	publicURL   string
+	mediaClient *http.Client
 
 	state adapters.State
 
@@ -62,6 +66,8 @@ type Adapter struct {
 	done    chan struct{}
 	srv     *http.Server
 	stopped bool
+	// linkKey signs media links (loaded in Start when publicURL is set).
+	linkKey []byte
 
 	// txnMu runs transactions one at a time, in the order they come.
 	txnMu sync.Mutex
@@ -80,6 +86,7 @@ var (
 	_ adapters.Connected     = (*Adapter)(nil)
 	_ adapters.Stateful      = (*Adapter)(nil)
 	_ adapters.HTTPServer    = (*Adapter)(nil)
+	_ adapters.PublicURLUser = (*Adapter)(nil)
 	_ bridge.Replier         = (*Adapter)(nil)
 	_ bridge.Editor          = (*Adapter)(nil)
 	_ bridge.Deleter         = (*Adapter)(nil)
@@ -113,24 +120,25 @@ func New(name string, n *config.Network, log *slog.Logger) (*Adapter, error) {
 	as.HTTPClient.Timeout = 30 * time.Second
 	as.Log = zerolog.New(zerologWriter{log}).Level(zerolog.WarnLevel)
 	a := &Adapter{
-		name:       name,
-		cfg:        c,
-		relay:      n.Mode == "relay",
-		template:   n.Puppets.Template,
-		log:        log,
-		ghosts:     newGhosts(c.GhostLocalpart, c.Domain),
-		fetch:      newFetcher(c.Media),
-		as:         as,
-		botID:      id.NewUserID(c.Bot, c.Domain),
-		hsURL:      strings.TrimRight(c.Homeserver, "/"),
-		state:      newMemState(),
-		rooms:      map[string]id.RoomID{},
-		left:       map[string]bool{},
-		byID:       map[id.RoomID]string{},
-		names:      map[id.UserID]string{},
-		typing:     map[id.RoomID]map[id.UserID]bool{},
-		ghostNames: map[id.UserID]string{},
-		kick:       make(chan struct{}, 1),
+		name:        name,
+		cfg:         c,
+		relay:       n.Mode == "relay",
+		template:    n.Puppets.Template,
+		log:         log,
+		ghosts:      newGhosts(c.GhostLocalpart, c.Domain),
+		fetch:       newFetcher(c.Media),
+		mediaClient: newMediaClient(),
+		as:          as,
+		botID:       id.NewUserID(c.Bot, c.Domain),
+		hsURL:       strings.TrimRight(c.Homeserver, "/"),
+		state:       newMemState(),
+		rooms:       map[string]id.RoomID{},
+		left:        map[string]bool{},
+		byID:        map[id.RoomID]string{},
+		names:       map[id.UserID]string{},
+		typing:      map[id.RoomID]map[id.UserID]bool{},
+		ghostNames:  map[id.UserID]string{},
+		kick:        make(chan struct{}, 1),
 	}
 	return a, nil
 }
@@ -143,11 +151,10 @@ func (a *Adapter) Network() string { return a.name }
 func (a *Adapter) UseState(s adapters.State) { a.state = s }
 
 // RegisterHTTP serves the appservice API on Switchboard's listener, unless
-// the network has a listener of its own.
+// the network has a listener of its own, and media links (always: they
+// point at Switchboard's listener, http.public_url).
 func (a *Adapter) RegisterHTTP(mux *http.ServeMux) {
-	if a.cfg.Listen == "" {
-		register(mux, a)
-	}
+	register(mux, a, a.cfg.Listen == "")
 }
 
 // Connected reports whether the homeserver answered the last check and
@@ -161,6 +168,9 @@ func (a *Adapter) DirectMessages() {}
 // Start serves the own listener when configured and keeps the bot joined
 // to the linked rooms in the background.
 func (a *Adapter) Start(ctx context.Context, in bridge.Inbound) error {
+	if err := a.loadLinkKey(ctx); err != nil {
+		return err
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.in != nil {
@@ -175,7 +185,7 @@ func (a *Adapter) Start(ctx context.Context, in bridge.Inbound) error {
 			return fmt.Errorf("matrix: listen %s: %w", a.cfg.Listen, err)
 		}
 		mux := http.NewServeMux()
-		register(mux, a)
+		register(mux, a, true)
 		a.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 		go a.srv.Serve(ln)
 	}

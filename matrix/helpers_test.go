@@ -38,6 +38,8 @@ type server struct {
 	cfg     config.Matrix
 	network *config.Network
 	state   adapters.State
+	// publicURL, when set, is handed to every adapter (http.public_url).
+	publicURL string
 }
 
 var serverSeq atomic.Int32
@@ -94,6 +96,9 @@ func newAdapter(t *testing.T, s *server) *Adapter {
 		t.Fatal(err)
 	}
 	a.UseState(s.state)
+	if s.publicURL != "" {
+		a.UsePublicURL(s.publicURL)
+	}
 	a.RegisterHTTP(s.mux)
 	return a
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -30,10 +31,13 @@ var (
 
 type dispatcher struct {
 	mu       sync.Mutex
-	adapters []*Adapter
+	adapters []*Adapter // serving the appservice API
+	media    []*Adapter // serving media links
 }
 
-func register(mux *http.ServeMux, a *Adapter) {
+// register serves a's media links on mux, and its appservice API when
+// appservice is set.
+func register(mux *http.ServeMux, a *Adapter, appservice bool) {
 	dispatchMu.Lock()
 	defer dispatchMu.Unlock()
 	d := dispatchers[mux]
@@ -46,9 +50,14 @@ func register(mux *http.ServeMux, a *Adapter) {
 		mux.HandleFunc("POST /_matrix/app/v1/ping", d.serve(func(*Adapter, http.ResponseWriter, *http.Request) {
 			writeJSON(http.StatusOK, struct{}{}, nil)
 		}))
+		// GET patterns take HEAD too; other methods get a 405.
+		mux.HandleFunc("GET "+mediaPath+"{network}/{sig}/{server}/{mediaID}/{filename}", d.serveMedia)
 	}
 	d.mu.Lock()
-	d.adapters = append(d.adapters, a)
+	if appservice {
+		d.adapters = append(d.adapters, a)
+	}
+	d.media = append(d.media, a)
 	d.mu.Unlock()
 }
 
@@ -57,14 +66,28 @@ func unregister(a *Adapter) {
 	defer dispatchMu.Unlock()
 	for _, d := range dispatchers {
 		d.mu.Lock()
-		for i, x := range d.adapters {
-			if x == a {
-				d.adapters = append(d.adapters[:i], d.adapters[i+1:]...)
-				break
-			}
-		}
+		d.adapters = slices.DeleteFunc(d.adapters, func(x *Adapter) bool { return x == a })
+		d.media = slices.DeleteFunc(d.media, func(x *Adapter) bool { return x == a })
 		d.mu.Unlock()
 	}
+}
+
+// serveMedia hands a media link to the network it names; the signature
+// check is the network's.
+func (d *dispatcher) serveMedia(w http.ResponseWriter, r *http.Request) {
+	d.mu.Lock()
+	var match *Adapter
+	for _, a := range d.media {
+		if a.name == r.PathValue("network") {
+			match = a
+		}
+	}
+	d.mu.Unlock()
+	if match == nil {
+		http.NotFound(w, r)
+		return
+	}
+	match.serveMedia(w, r)
 }
 
 // hsToken returns the token a request presents: the Authorization header

@@ -340,10 +340,11 @@ func (a *Adapter) convertMessage(ctx context.Context, evt *event.Event, room str
 	case event.MsgNotice:
 		m.Notice = true
 	case event.MsgImage, event.MsgFile, event.MsgVideo, event.MsgAudio:
-		att := bridge.Attachment{URL: a.mediaURL(c.URL), Name: c.FileName, Mime: "", Size: 0}
+		att := bridge.Attachment{Name: c.FileName}
 		if att.Name == "" {
 			att.Name = c.Body
 		}
+		att.URL = a.mediaURL(c.URL, att.Name)
 		if c.Info != nil {
 			att.Mime, att.Size = c.Info.MimeType, int64(c.Info.Size)
 		}
@@ -375,11 +376,18 @@ func messageText(c *event.MessageEventContent) (string, string) {
 	return text, html
 }
 
-// mediaURL turns an mxc:// URI into the homeserver's download URL.
-func (a *Adapter) mediaURL(mxc id.ContentURIString) string {
+// mediaURL turns an mxc:// URI into the URL offered to other networks:
+// a link through Switchboard when http.public_url is set, else the
+// homeserver's download URL (which works only if the homeserver is
+// public and serves media unauthenticated). name is the file's, for the
+// link to end in.
+func (a *Adapter) mediaURL(mxc id.ContentURIString, name string) string {
 	u, err := mxc.Parse()
 	if err != nil || u.IsEmpty() {
 		return ""
+	}
+	if link := a.publicLink(u, name); link != "" {
+		return link
 	}
 	return a.hsURL + "/_matrix/media/v3/download/" + url.PathEscape(u.Homeserver) + "/" + url.PathEscape(u.FileID)
 }

@@ -240,10 +240,13 @@ func fileName(att bridge.Attachment) string {
 	return "file"
 }
 
-// ownMedia reads a download URL of this homeserver (what inbound media
-// become, see mediaURL) back into its mxc URI: such a file is there
-// already.
+// ownMedia reads a download URL of this homeserver or a media link of
+// this adapter (what inbound media become, see mediaURL) back into its
+// mxc URI: such a file is there already.
 func (a *Adapter) ownMedia(rawURL string) (id.ContentURIString, bool) {
+	if u, ok := a.ownLink(rawURL); ok {
+		return u.CUString(), true
+	}
 	rest, ok := strings.CutPrefix(rawURL, a.hsURL+"/_matrix/media/v3/download/")
 	if !ok {
 		return "", false

@@ -149,7 +149,7 @@ func TestFileNameAndOwnMedia(t *testing.T) {
 	}
 	a := &Adapter{hsURL: "http://127.0.0.1:8008"}
 	mxc := "mxc://example.org/AbC123"
-	url := a.mediaURL("mxc://example.org/AbC123")
+	url := a.mediaURL("mxc://example.org/AbC123", "a.png")
 	if got, ok := a.ownMedia(url); !ok || string(got) != mxc {
 		t.Errorf("ownMedia(mediaURL(%s)) = %q, %v", mxc, got, ok)
 	}

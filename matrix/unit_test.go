@@ -88,7 +88,7 @@ func TestSanitizeHTML(t *testing.T) {
 func TestTokenCheck(t *testing.T) {
 	a := &Adapter{cfg: config.Matrix{HSToken: "right"}}
 	mux := http.NewServeMux()
-	register(mux, a)
+	register(mux, a, true)
 	defer unregister(a)
 	for _, c := range []struct {
 		header, query string

@@ -416,3 +416,46 @@ func TestMatrixMediaFromXMPP(t *testing.T) {
 		t.Errorf("the file was fetched %d times", n)
 	}
 }
+
+// Test 8: with http.public_url, a Matrix user's image reaches IRC as a
+// link through Switchboard, and the link downloads the uploaded file
+// (the homeserver itself serves it only to logged-in users).
+func TestMatrixMediaToIRCThroughPublicURL(t *testing.T) {
+	w := newMWorld(t)
+	cfg := w.config(t, "")
+	// The trailing slash is how people write it; links have one slash.
+	cfg.HTTP.PublicURL = "http://" + w.httpAddr + "/"
+	runSwitchboard(t, cfg)
+	bob := w.human(t, "bob")
+
+	pic := []byte("\x89PNG\r\n\x1a\n" + strings.Repeat(fmt.Sprint(time.Now().UnixNano()), 20))
+	ctx, cancel := context.WithTimeout(context.Background(), patience)
+	defer cancel()
+	up, err := w.alice.UploadBytesWithName(ctx, pic, "image/png", "sunset.png")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.alice.Send(w.roomID, &event.MessageEventContent{
+		MsgType: event.MsgImage, Body: "sunset.png", URL: up.ContentURI.CUString(),
+		Info: &event.FileInfo{MimeType: "image/png", Size: len(pic)},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	prefix := "http://" + w.httpAddr + "/media/matrix/mx/"
+	line := bob.WaitMessage(patience, func(l testenv.IRCLine) bool {
+		return strings.EqualFold(l.Target(), room) && strings.Contains(l.Text(), prefix)
+	})
+	var link string
+	for _, f := range strings.Fields(line.Text()) {
+		if strings.HasPrefix(f, prefix) {
+			link = f
+		}
+	}
+	if !strings.HasSuffix(link, "/sunset.png") {
+		t.Errorf("IRC link %q does not end in the file's name", link)
+	}
+	resp, body := testenv.HTTP(t, http.MethodGet, link, "", nil)
+	if resp.StatusCode != http.StatusOK || !bytes.Equal(body, pic) || resp.Header.Get("Content-Type") != "image/png" {
+		t.Errorf("GET %s: %d %q, %d bytes; want the %d uploaded", link, resp.StatusCode, resp.Header.Get("Content-Type"), len(body), len(pic))
+	}
+}

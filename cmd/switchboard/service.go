@@ -149,6 +149,9 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *servic
 		if st, ok := a.(adapters.Stateful); ok {
 			st.UseState(s.store.State(name))
 		}
+		if pu, ok := a.(adapters.PublicURLUser); ok && cfg.HTTP.PublicURL != "" {
+			pu.UsePublicURL(cfg.HTTP.PublicURL)
+		}
 		if hs, ok := a.(adapters.HTTPServer); ok {
 			hs.RegisterHTTP(s.mux)
 		}

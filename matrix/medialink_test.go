@@ -1,0 +1,109 @@
+package matrix
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"net/url"
+	"strings"
+	"testing"
+
+	"maunium.net/go/mautrix/id"
+)
+
+func TestLinkSignature(t *testing.T) {
+	key := make([]byte, linkKeySize)
+	rand.Read(key)
+	sig := signLink(key, "matrix", "example.org", "AbC123")
+	if !verifyLink(key, "matrix", "example.org", "AbC123", sig) {
+		t.Fatal("a link's own signature does not verify")
+	}
+	other := make([]byte, linkKeySize)
+	rand.Read(other)
+	flipped := []byte(sig)
+	flipped[3] ^= 1
+	for name, c := range map[string][5]string{
+		"network":             {"matrix2", "example.org", "AbC123", sig},
+		"server":              {"matrix", "example.com", "AbC123", sig},
+		"media id":            {"matrix", "example.org", "AbC124", sig},
+		"parts shifted":       {"matrix", "example.orgA", "bC123", sig},
+		"signature":           {"matrix", "example.org", "AbC123", string(flipped)},
+		"signature cut":       {"matrix", "example.org", "AbC123", sig[:len(sig)-2]},
+		"signature missing":   {"matrix", "example.org", "AbC123", ""},
+		"signature not b64":   {"matrix", "example.org", "AbC123", "!!!!"},
+		"other key's":         {"matrix", "example.org", "AbC123", signLink(other, "matrix", "example.org", "AbC123")},
+		"whole HMAC (longer)": {"matrix", "example.org", "AbC123", sig + sig},
+	} {
+		if verifyLink(key, c[0], c[1], c[2], c[3]) {
+			t.Errorf("tampered %s: verifies", name)
+		}
+	}
+	if verifyLink(nil, "matrix", "example.org", "AbC123", sig) {
+		t.Error("verifies without a key")
+	}
+}
+
+func TestPublicLink(t *testing.T) {
+	a := &Adapter{name: "matrix", hsURL: "http://127.0.0.1:8008", state: newMemState()}
+	u := id.ContentURI{Homeserver: "example.org", FileID: "AbC123"}
+	if got := a.mediaURL(u.CUString(), "x.png"); got != "http://127.0.0.1:8008/_matrix/media/v3/download/example.org/AbC123" {
+		t.Errorf("without public_url: %s", got)
+	}
+	a.UsePublicURL("https://bridge.example.org/")
+	ctx := context.Background()
+	if err := a.loadLinkKey(ctx); err != nil {
+		t.Fatal(err)
+	}
+	link := a.mediaURL(u.CUString(), "my cat/ü?.png")
+	prefix := "https://bridge.example.org/media/matrix/matrix/"
+	suffix := "/example.org/AbC123/" + url.PathEscape("my cat/ü?.png")
+	if !strings.HasPrefix(link, prefix) || !strings.HasSuffix(link, suffix) {
+		t.Fatalf("link %s, want %s<sig>%s", link, prefix, suffix)
+	}
+	if got, ok := a.ownMedia(link); !ok || got != u.CUString() {
+		t.Errorf("ownMedia(%s) = %s, %v", link, got, ok)
+	}
+	if _, ok := a.ownMedia(strings.Replace(link, "AbC123", "AbC124", 1)); ok {
+		t.Error("ownMedia takes a link with another media id")
+	}
+	for _, name := range []string{"", ".", ".."} {
+		if l := a.mediaURL(u.CUString(), name); !strings.HasSuffix(l, "/AbC123/file") {
+			t.Errorf("name %q: link %s", name, l)
+		}
+	}
+	// The key is kept in State: another adapter on it (a restart) signs
+	// the same links.
+	b := &Adapter{name: "matrix", state: a.state}
+	b.UsePublicURL("https://bridge.example.org")
+	if err := b.loadLinkKey(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := b.mediaURL(u.CUString(), "my cat/ü?.png"); got != link {
+		t.Errorf("after a restart: %s, before %s", got, link)
+	}
+	if len(a.linkKey) != linkKeySize || bytes.Equal(a.linkKey, make([]byte, linkKeySize)) {
+		t.Errorf("key %x", a.linkKey)
+	}
+}
+
+func TestContentDisposition(t *testing.T) {
+	for _, c := range []struct{ typ, name, want string }{
+		{"image/png", "cat.png", `inline; filename=cat.png`},
+		{"IMAGE/JPEG", "a b.jpg", `inline; filename="a b.jpg"`},
+		{"video/mp4", "v.mp4", `inline; filename=v.mp4`},
+		{"audio/ogg; codecs=opus", "v.ogg", `inline; filename=v.ogg`},
+		{"image/svg+xml", "x.svg", `attachment; filename=x.svg`},
+		{"text/html; charset=utf-8", "page.html", `attachment; filename=page.html`},
+		{"application/octet-stream", "x.bin", `attachment; filename=x.bin`},
+		{"application/xhtml+xml", "x.xhtml", `attachment; filename=x.xhtml`},
+		{"not a type", "x", `attachment; filename=x`},
+		{"", "x", `attachment; filename=x`},
+		{"text/plain", `quote" and \ slash`, `attachment; filename="quote\" and \\ slash"`},
+		{"text/plain", "grüße.txt", `attachment; filename*=utf-8''gr%C3%BC%C3%9Fe.txt`},
+		{"image/png", "", `inline`},
+	} {
+		if got := contentDisposition(c.typ, c.name); got != c.want {
+			t.Errorf("contentDisposition(%q, %q) = %s, want %s", c.typ, c.name, got, c.want)
+		}
+	}
+}
