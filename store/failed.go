@@ -100,3 +100,31 @@ func (s *Store) Discard(ctx context.Context, seq int64) error {
 	}
 	return err
 }
+
+// RoomFailed is how many deliveries to one room failed for good.
+type RoomFailed struct {
+	Room  bridge.RoomAddr
+	Count int
+}
+
+// FailedRooms counts the failed list per room, sorted by room.
+func (s *Store) FailedRooms(ctx context.Context) ([]RoomFailed, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT target_network, target_room, COUNT(*) FROM failed
+		GROUP BY target_network, target_room ORDER BY target_network, target_room`)
+	if err != nil {
+		return nil, fmt.Errorf("store: failed rooms: %w", err)
+	}
+	defer rows.Close()
+	var out []RoomFailed
+	for rows.Next() {
+		var f RoomFailed
+		if err := rows.Scan(&f.Room.Network, &f.Room.Room, &f.Count); err != nil {
+			return nil, fmt.Errorf("store: failed rooms: %w", err)
+		}
+		out = append(out, f)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: failed rooms: %w", err)
+	}
+	return out, nil
+}

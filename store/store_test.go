@@ -445,6 +445,9 @@ func testFailedRetryDiscard(t *testing.T, newDB newDBFunc) {
 		}
 	}
 	accept(t, s, message(lobby, "", "third"), mqtt)
+	if rooms, err := s.FailedRooms(ctx); err != nil || len(rooms) != 1 || rooms[0].Room != mqtt || rooms[0].Count != 2 {
+		t.Errorf("failed rooms %+v, %v; want %v with 2", rooms, err, mqtt)
+	}
 	list, err := s.FailedDeliveries(ctx, 10)
 	if err != nil {
 		t.Fatal(err)
@@ -479,6 +482,9 @@ func testFailedRetryDiscard(t *testing.T, newDB newDBFunc) {
 	}
 	if list, err := s.FailedDeliveries(ctx, 10); err != nil || len(list) != 0 {
 		t.Errorf("failed list after retry and discard: %+v, %v", list, err)
+	}
+	if rooms, err := s.FailedRooms(ctx); err != nil || len(rooms) != 0 {
+		t.Errorf("failed rooms after retry and discard: %+v, %v", rooms, err)
 	}
 	if n := depth(t, s); n != 2 {
 		t.Errorf("outbox depth %d, want 2", n)

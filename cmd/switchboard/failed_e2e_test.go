@@ -51,6 +51,17 @@ func TestFailedDirectMessageToldListedAndRetried(t *testing.T) {
 		t.Fatalf("failed list %s", body)
 	}
 	seq := list.Failed[0].Seq
+	// The operator sees it counted in the status, the page and the metrics.
+	failedRoom := list.Failed[0].Room
+	network, roomName, _ := strings.Cut(failedRoom, ":")
+	series := fmt.Sprintf(`switchboard_failed_deliveries{network=%q,room=%q}`, network, roomName)
+	waitMetrics(t, svc, map[string]float64{series: 1})
+	if st := getStatus(t, svc); st.Outbox.Failed != 1 || !hasFailedRoom(st.Outbox.Rooms, failedRoom, 1) {
+		t.Errorf("/api/status outbox %+v, want 1 failed for %s", st.Outbox, failedRoom)
+	}
+	if _, page := httpGet(t, base+"/status"); !strings.Contains(page, "1 failed") {
+		t.Errorf("/status does not show the failed delivery:\n%s", page)
+	}
 	if code, _ := apiCall(t, "GET", base+"/api/failed", "wrong-token-0123456789", nil); code != http.StatusUnauthorized {
 		t.Errorf("GET /api/failed with a wrong token: %d", code)
 	}
@@ -70,6 +81,12 @@ func TestFailedDirectMessageToldListedAndRetried(t *testing.T) {
 	if err := json.Unmarshal(body, &list); code != http.StatusOK || err != nil || len(list.Failed) != 0 {
 		t.Errorf("failed list after the retry: %d %s", code, body)
 	}
+	if st := getStatus(t, svc); st.Outbox.Failed != 0 || hasFailedRoom(st.Outbox.Rooms, failedRoom, 1) {
+		t.Errorf("/api/status outbox after the retry %+v", st.Outbox)
+	}
+	if _, metrics := httpGet(t, base+"/metrics"); strings.Contains(metrics, series) {
+		t.Errorf("%s still reported after the retry", series)
+	}
 	for _, c := range []struct{ method, path string }{{"POST", "/retry"}, {"DELETE", ""}} {
 		if code, _ := apiCall(t, c.method, fmt.Sprintf("%s/api/failed/%d%s", base, seq, c.path), apiToken, nil); code != http.StatusNotFound {
 			t.Errorf("%s of a delivery no longer failed: %d, want 404", c.method, code)
@@ -78,4 +95,13 @@ func TestFailedDirectMessageToldListedAndRetried(t *testing.T) {
 	if code, _ := apiCall(t, "GET", base+"/api/failed?limit=0", apiToken, nil); code != http.StatusBadRequest {
 		t.Errorf("limit=0: %d, want 400", code)
 	}
+}
+
+func hasFailedRoom(rooms []roomStatus, room string, n int) bool {
+	for _, r := range rooms {
+		if r.Room == room && r.Failed == n {
+			return true
+		}
+	}
+	return false
 }

@@ -40,7 +40,7 @@ type netMetrics struct {
 // newMetrics registers the service's collectors. up tells whether a
 // network is connected, rooms lists the outbox by room; both are asked at
 // scrape time.
-func newMetrics(networks []string, up func(network string) bool, rooms outboxRooms, nets func() map[string]adapters.Adapter) *metrics {
+func newMetrics(networks []string, up func(network string) bool, rooms outboxReader, nets func() map[string]adapters.Adapter) *metrics {
 	m := &metrics{
 		reg: prometheus.NewRegistry(),
 		received: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -152,11 +152,11 @@ func (m *metrics) Stored(op string, took time.Duration, err error) {
 // is not in the answer and so drops out of the scrape: no series is left
 // behind for every room that ever waited.
 type outboxCollector struct {
-	rooms            outboxRooms
-	depth, age, read *prometheus.Desc
+	rooms                    outboxReader
+	depth, age, failed, read *prometheus.Desc
 }
 
-func newOutboxCollector(rooms outboxRooms) *outboxCollector {
+func newOutboxCollector(rooms outboxReader) *outboxCollector {
 	return &outboxCollector{
 		rooms: rooms,
 		depth: prometheus.NewDesc("switchboard_outbox_depth",
@@ -164,6 +164,9 @@ func newOutboxCollector(rooms outboxRooms) *outboxCollector {
 			[]string{"network", "room"}, nil),
 		age: prometheus.NewDesc("switchboard_outbox_oldest_age_seconds",
 			"How long the delivery waiting longest for a room has been in the outbox.",
+			[]string{"network", "room"}, nil),
+		failed: prometheus.NewDesc("switchboard_failed_deliveries",
+			"Deliveries to a room on the failed list, waiting for an operator (GET /api/failed; rooms with none have no series).",
 			[]string{"network", "room"}, nil),
 		read: prometheus.NewDesc("switchboard_store_up",
 			"Whether the outbox could be read at this scrape (1) or not (0).", nil, nil),
@@ -174,13 +177,14 @@ func newOutboxCollector(rooms outboxRooms) *outboxCollector {
 func (c *outboxCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.depth
 	ch <- c.age
+	ch <- c.failed
 	ch <- c.read
 }
 
 // Collect implements prometheus.Collector. A store that cannot be read
 // shows as switchboard_store_up 0, without failing the rest of the scrape.
 func (c *outboxCollector) Collect(ch chan<- prometheus.Metric) {
-	qs, err := queryRooms(context.Background(), c.rooms)
+	qs, fs, err := queryRooms(context.Background(), c.rooms)
 	if err != nil {
 		ch <- prometheus.MustNewConstMetric(c.read, prometheus.GaugeValue, 0)
 		return
@@ -190,6 +194,9 @@ func (c *outboxCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, q := range qs {
 		ch <- prometheus.MustNewConstMetric(c.depth, prometheus.GaugeValue, float64(q.Depth), q.Room.Network, q.Room.Room)
 		ch <- prometheus.MustNewConstMetric(c.age, prometheus.GaugeValue, queueAge(q, now).Seconds(), q.Room.Network, q.Room.Room)
+	}
+	for _, f := range fs {
+		ch <- prometheus.MustNewConstMetric(c.failed, prometheus.GaugeValue, float64(f.Count), f.Room.Network, f.Room.Room)
 	}
 }
 

@@ -10,12 +10,17 @@ import (
 	"github.com/switchboard-chat/switchboard/store"
 )
 
+// noOutbox has nothing waiting and nothing failed.
+type noOutbox struct{}
+
+func (noOutbox) OutboxRooms(context.Context) ([]store.RoomQueue, error)  { return nil, nil }
+func (noOutbox) FailedRooms(context.Context) ([]store.RoomFailed, error) { return nil, nil }
+
 // BenchmarkMetricsPerEvent is what the metrics add to relaying one event:
 // the observer calls the router makes on accept and on delivery. Compare
 // with BenchmarkRouter in bridge/ (the whole relay path, without them).
 func BenchmarkMetricsPerEvent(b *testing.B) {
-	m := newMetrics([]string{"libera", "devices"}, func(string) bool { return true },
-		func(context.Context) ([]store.RoomQueue, error) { return nil, nil }, func() map[string]adapters.Adapter { return nil })
+	m := newMetrics([]string{"libera", "devices"}, func(string) bool { return true }, noOutbox{}, func() map[string]adapters.Adapter { return nil })
 	from := bridge.RoomAddr{Network: "devices", Room: "sb/room"}
 	to := bridge.RoomAddr{Network: "libera", Room: "#room"}
 	accepted := time.Now()

@@ -31,13 +31,17 @@ type ops struct {
 	mu      sync.Mutex
 	nets    []*netState // sorted by name
 	links   []link
-	rooms   outboxRooms // nil until the store is open
+	rooms   outboxReader // nil until the store is open
 	metrics *metrics
 	done    chan struct{}
 }
 
-// outboxRooms lists the rooms with deliveries waiting (Store.OutboxRooms).
-type outboxRooms func(context.Context) ([]store.RoomQueue, error)
+// outboxReader reads, per room, the deliveries waiting and those that
+// failed for good (the store).
+type outboxReader interface {
+	OutboxRooms(context.Context) ([]store.RoomQueue, error)
+	FailedRooms(context.Context) ([]store.RoomFailed, error)
+}
 
 // link is a configured link and its rooms, in order.
 type link struct {
@@ -82,7 +86,7 @@ func (o *ops) setLinks(links map[string][]bridge.RoomAddr) {
 	o.mu.Unlock()
 }
 
-func (o *ops) setStore(rooms outboxRooms, m *metrics) {
+func (o *ops) setStore(rooms outboxReader, m *metrics) {
 	o.mu.Lock()
 	o.rooms, o.metrics = rooms, m
 	o.mu.Unlock()
@@ -177,12 +181,15 @@ type roomStatus struct {
 	// many seconds ago; both absent when nothing waits.
 	Oldest *time.Time `json:"oldest_queued_at,omitempty"`
 	Age    *float64   `json:"oldest_age_seconds,omitempty"`
+	// Failed counts its deliveries on the failed list.
+	Failed int `json:"failed"`
 }
 
 type outboxStatus struct {
-	Depth int `json:"depth"` // all rooms together
-	// Rooms are the rooms with deliveries waiting, including any no link
-	// has any more and people's direct messages.
+	Depth  int `json:"depth"`  // all rooms together
+	Failed int `json:"failed"` // deliveries on the failed list (GET /api/failed)
+	// Rooms are the rooms with deliveries waiting or failed, including
+	// any no link has any more and people's direct messages.
 	Rooms []roomStatus `json:"rooms"`
 	Error string       `json:"error,omitempty"`
 }
@@ -213,16 +220,27 @@ func (o *ops) status(ctx context.Context) status {
 	if rooms == nil {
 		st.Outbox.Error = "store not open"
 		st.Problems = append(st.Problems, "store: not open")
-	} else if qs, err := queryRooms(ctx, rooms); err != nil {
+	} else if qs, fs, err := queryRooms(ctx, rooms); err != nil {
 		st.Outbox.Error = err.Error()
 		st.Problems = append(st.Problems, "store: "+err.Error())
 	} else {
 		for _, q := range qs {
-			rs := newRoomStatus(q, now)
-			queues[q.Room] = rs
-			st.Outbox.Rooms = append(st.Outbox.Rooms, rs)
+			queues[q.Room] = newRoomStatus(q, now)
 			st.Outbox.Depth += q.Depth
 		}
+		for _, f := range fs {
+			rs, ok := queues[f.Room]
+			if !ok {
+				rs = roomStatus{Room: f.Room.String()}
+			}
+			rs.Failed = f.Count
+			queues[f.Room] = rs
+			st.Outbox.Failed += f.Count
+		}
+		for _, rs := range queues {
+			st.Outbox.Rooms = append(st.Outbox.Rooms, rs)
+		}
+		sort.Slice(st.Outbox.Rooms, func(i, j int) bool { return st.Outbox.Rooms[i].Room < st.Outbox.Rooms[j].Room })
 	}
 	for _, l := range links {
 		ls := linkStatus{Name: l.name, Rooms: []roomStatus{}}
@@ -242,10 +260,15 @@ func (o *ops) status(ctx context.Context) status {
 
 // queryRooms asks the store, without letting a stuck database hold up a
 // status page or a scrape for long.
-func queryRooms(ctx context.Context, rooms outboxRooms) ([]store.RoomQueue, error) {
+func queryRooms(ctx context.Context, rooms outboxReader) ([]store.RoomQueue, []store.RoomFailed, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	return rooms(ctx)
+	qs, err := rooms.OutboxRooms(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	fs, err := rooms.FailedRooms(ctx)
+	return qs, fs, err
 }
 
 func newRoomStatus(q store.RoomQueue, now time.Time) roomStatus {

@@ -123,8 +123,8 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *servic
 		names = append(names, name)
 	}
 	sort.Strings(names)
-	m := newMetrics(names, s.ops.isUp, s.store.OutboxRooms, s.ops.adapters)
-	s.ops.setStore(s.store.OutboxRooms, m)
+	m := newMetrics(names, s.ops.isUp, s.store, s.ops.adapters)
+	s.ops.setStore(s.store, m)
 	s.router = bridge.NewRouter(s.store, links, log.With("component", "router"))
 	s.router.Observer = m
 	if err := s.router.Start(ctx); err != nil {
