@@ -398,6 +398,9 @@ func (c *commands) serviceStatus(ctx context.Context) []string {
 		nets[i] = fmt.Sprintf("%s %s for %v", n.Name, n.State, time.Duration(n.For)*time.Second)
 	}
 	outbox := fmt.Sprintf("Outbox: %d waiting.", st.Outbox.Depth)
+	if st.Outbox.Failed > 0 {
+		outbox = fmt.Sprintf("Outbox: %d waiting, %d failed (see GET /api/failed).", st.Outbox.Depth, st.Outbox.Failed)
+	}
 	if st.Outbox.Error != "" {
 		outbox = "Outbox: unknown (" + st.Outbox.Error + ")."
 	}

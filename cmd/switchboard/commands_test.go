@@ -132,7 +132,7 @@ func newCmdWorld(t *testing.T) *cmdWorld {
 	status := func(context.Context) status {
 		return status{
 			Networks: []networkStatus{{Name: "devices", State: "up", For: 60}, {Name: "libera", State: "down", For: 5}},
-			Outbox:   outboxStatus{Depth: 7},
+			Outbox:   outboxStatus{Depth: 7, Failed: 2},
 		}
 	}
 	w.c = newCommands(w.next, w.links, status, admins, slog.New(slog.NewTextHandler(io.Discard, nil)))
@@ -314,7 +314,7 @@ func TestCommandDirect(t *testing.T) {
 	w.say(t, directMsg(ircAdmin, "!sb unlink libera:#a devices:chat/a"))
 	wantReply(t, w.replies("libera"), `Unlinked devices:chat/a from link "lobby"`)
 	w.say(t, directMsg(ircAdmin, "!sb status libera:#a"))
-	wantReply(t, w.replies("libera"), `Room libera:#a is in link "lobby"`, "libera:#a (relay on)", "Outbox: 7 waiting")
+	wantReply(t, w.replies("libera"), `Room libera:#a is in link "lobby"`, "libera:#a (relay on)", "Outbox: 7 waiting, 2 failed")
 	if want := []string{"link libera:#a matrix:!x:hs", "relay libera:#a true", "unlink devices:chat/a"}; !slices.Equal(w.links.calls, want) {
 		t.Errorf("calls = %q, want %q", w.links.calls, want)
 	}
@@ -409,7 +409,7 @@ func TestCommandStatus(t *testing.T) {
 	w := newCmdWorld(t)
 	w.say(t, roomMsg(roomA, ircAdmin, "!sb status"))
 	wantReply(t, w.replies("libera"), `Room libera:#a is in link "lobby": libera:#a (relay off), devices:chat/a (relay on)`,
-		"devices up for 1m0s", "libera down for 5s", "Outbox: 7 waiting")
+		"devices up for 1m0s", "libera down for 5s", "Outbox: 7 waiting, 2 failed (see GET /api/failed).")
 	w.say(t, roomMsg(roomB, ircAdmin, "!sb status"))
 	wantReply(t, w.replies("libera"), "Room libera:#b is not linked")
 	w.say(t, directMsg(ircAdmin, "!sb status"))
