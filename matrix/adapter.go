@@ -74,9 +74,14 @@ type Adapter struct {
 	// joinMu orders the bot's joins and leaves: a join under way when
 	// Leave comes must not take the bot back in after it.
 	joinMu sync.Mutex
-	// ghostMu guards ghostNames, the display names already set.
-	ghostMu    sync.Mutex
-	ghostNames map[id.UserID]string
+	// ghostMu guards ghostNames, the display names already set, and
+	// ghostAvatars, the avatar hashes already set (see avatar.go).
+	ghostMu       sync.Mutex
+	ghostNames    map[id.UserID]string
+	ghostAvatars  map[id.UserID]string
+	avatarRetryAt map[id.UserID]time.Time
+	// avatars is the shared avatar store (set before Start, or nil).
+	avatars adapters.AvatarStore
 
 	connected atomic.Bool
 }
@@ -96,6 +101,7 @@ var (
 	_ bridge.DirectMessenger = (*Adapter)(nil)
 	_ bridge.BotSender       = (*Adapter)(nil)
 	_ adapters.Leaver        = (*Adapter)(nil)
+	_ adapters.AvatarUser    = (*Adapter)(nil)
 )
 
 // New builds the adapter for a configured matrix network.
@@ -120,25 +126,27 @@ func New(name string, n *config.Network, log *slog.Logger) (*Adapter, error) {
 	as.HTTPClient.Timeout = 30 * time.Second
 	as.Log = zerolog.New(zerologWriter{log}).Level(zerolog.WarnLevel)
 	a := &Adapter{
-		name:        name,
-		cfg:         c,
-		relay:       n.Mode == "relay",
-		template:    n.Puppets.Template,
-		log:         log,
-		ghosts:      newGhosts(c.GhostLocalpart, c.Domain),
-		fetch:       newFetcher(c.Media),
-		mediaClient: newMediaClient(),
-		as:          as,
-		botID:       id.NewUserID(c.Bot, c.Domain),
-		hsURL:       strings.TrimRight(c.Homeserver, "/"),
-		state:       newMemState(),
-		rooms:       map[string]id.RoomID{},
-		left:        map[string]bool{},
-		byID:        map[id.RoomID]string{},
-		names:       map[id.UserID]string{},
-		typing:      map[id.RoomID]map[id.UserID]bool{},
-		ghostNames:  map[id.UserID]string{},
-		kick:        make(chan struct{}, 1),
+		name:          name,
+		cfg:           c,
+		relay:         n.Mode == "relay",
+		template:      n.Puppets.Template,
+		log:           log,
+		ghosts:        newGhosts(c.GhostLocalpart, c.Domain),
+		fetch:         newFetcher(c.Media),
+		mediaClient:   newMediaClient(),
+		as:            as,
+		botID:         id.NewUserID(c.Bot, c.Domain),
+		hsURL:         strings.TrimRight(c.Homeserver, "/"),
+		state:         newMemState(),
+		rooms:         map[string]id.RoomID{},
+		left:          map[string]bool{},
+		byID:          map[id.RoomID]string{},
+		names:         map[id.UserID]string{},
+		typing:        map[id.RoomID]map[id.UserID]bool{},
+		ghostNames:    map[id.UserID]string{},
+		ghostAvatars:  map[id.UserID]string{},
+		avatarRetryAt: map[id.UserID]time.Time{},
+		kick:          make(chan struct{}, 1),
 	}
 	return a, nil
 }

@@ -40,6 +40,9 @@ type server struct {
 	state   adapters.State
 	// publicURL, when set, is handed to every adapter (http.public_url).
 	publicURL string
+	// avatars, when set, is handed to every adapter (the shared avatar
+	// store).
+	avatars adapters.AvatarStore
 }
 
 var serverSeq atomic.Int32
@@ -96,6 +99,9 @@ func newAdapter(t *testing.T, s *server) *Adapter {
 		t.Fatal(err)
 	}
 	a.UseState(s.state)
+	if s.avatars != nil {
+		a.UseAvatars(s.avatars)
+	}
 	if s.publicURL != "" {
 		a.UsePublicURL(s.publicURL)
 	}

@@ -151,24 +151,34 @@ func (a *Adapter) intentFor(ctx context.Context, s bridge.Sender, relay bool) (*
 	if _, err := retry(ctx, func() (struct{}, error) { return struct{}{}, intent.EnsureRegistered(ctx) }); err != nil {
 		return nil, fmt.Errorf("matrix: register ghost %s: %w", intent.UserID, err)
 	}
+	if err := a.nameGhost(ctx, intent, local, s); err != nil {
+		return nil, err
+	}
+	a.syncAvatar(ctx, intent, local, s)
+	return intent, nil
+}
+
+// nameGhost gives the ghost intent (of sender s, localpart local) the
+// sender's display name, unless it has it already.
+func (a *Adapter) nameGhost(ctx context.Context, intent *appservice.IntentAPI, local string, s bridge.Sender) error {
 	name := mapping.Render(a.template, s)
 	a.ghostMu.Lock()
 	current, known := a.ghostNames[intent.UserID]
 	a.ghostMu.Unlock()
 	if known && current == name {
-		return intent, nil
+		return nil
 	}
 	rec, _ := json.Marshal(bridge.Sender{Network: s.Network, ID: s.ID, Name: s.Name})
 	if err := a.state.Put(ctx, "ghost:"+local, string(rec)); err != nil {
-		return nil, err
+		return err
 	}
 	if _, err := retry(ctx, func() (struct{}, error) { return struct{}{}, intent.SetDisplayName(ctx, name) }); err != nil {
-		return nil, fmt.Errorf("matrix: name ghost %s: %w", intent.UserID, err)
+		return fmt.Errorf("matrix: name ghost %s: %w", intent.UserID, err)
 	}
 	a.ghostMu.Lock()
 	a.ghostNames[intent.UserID] = name
 	a.ghostMu.Unlock()
-	return intent, nil
+	return nil
 }
 
 // joined makes sure intent is in the room (the bot invites it when the

@@ -135,11 +135,24 @@ type Adapter struct {
 	archive map[string]*archiveQuery // by query id
 	dropped map[string]uint64
 	ready   atomic.Bool
+	// iqLimits raises the size bound for answers to our own IQs that
+	// carry more than max_stanza allows (vCards), by IQ id.
+	iqLimits map[string]int
+
+	// avatars, when set (before Start), receives occupants' vCard
+	// avatars; see avatar.go.
+	avatars    adapters.AvatarStore
+	avatarSeen map[string]string // by sender key: the hash last dealt with
+	avatarBusy map[string]bool   // by sender key: a fetch under way
+	avatarSem  chan struct{}
 
 	// testDropReflection, when set, makes the read loop ignore the
 	// reflections it returns true for (tests: a reflection lost with the
 	// connection). Called with mu held.
 	testDropReflection func(*stanza) bool
+	// testVCardFetch, when set, is told of every vCard request before
+	// it is sent (tests: whom the adapter asks).
+	testVCardFetch func(occupant jid.JID)
 	// testDropPresence, when set, makes the read loop ignore the room
 	// presences it returns true for (tests: a room slow to answer a
 	// join). Called with mu held.
@@ -173,6 +186,7 @@ var (
 	_ bridge.DirectMessenger = (*Adapter)(nil)
 	_ bridge.BotSender       = (*Adapter)(nil)
 	_ adapters.Leaver        = (*Adapter)(nil)
+	_ adapters.AvatarUser    = (*Adapter)(nil)
 )
 
 // New builds the adapter for a configured XMPP network.
@@ -209,6 +223,10 @@ func New(name string, n *config.Network, log *slog.Logger) (adapters.Adapter, er
 		iqs:        map[string]chan *stanza{},
 		archive:    map[string]*archiveQuery{},
 		dropped:    map[string]uint64{},
+		iqLimits:   map[string]int{},
+		avatarSeen: map[string]string{},
+		avatarBusy: map[string]bool{},
+		avatarSem:  make(chan struct{}, avatarParallel),
 	}
 	switch {
 	case c.Component != nil && c.JID != "":
@@ -710,15 +728,25 @@ func (a *Adapter) presence(from, to jid.JID, typ string) *element {
 
 // iq sends a request and waits for its answer.
 func (a *Adapter) iq(ctx context.Context, c *session, from, to jid.JID, typ string, payload *element, timeout time.Duration) (*stanza, error) {
+	return a.iqLimit(ctx, c, from, to, typ, payload, timeout, 0)
+}
+
+// iqLimit is iq for a request whose answer may be up to limit bytes,
+// over max_stanza (0: max_stanza holds).
+func (a *Adapter) iqLimit(ctx context.Context, c *session, from, to jid.JID, typ string, payload *element, timeout time.Duration, limit int) (*stanza, error) {
 	e := a.stanzaBase("iq", from, to, typ).add(payload)
 	id := e.get("id")
 	ch := make(chan *stanza, 1)
 	a.mu.Lock()
 	a.iqs[id] = ch
+	if limit > 0 {
+		a.iqLimits[id] = limit
+	}
 	a.mu.Unlock()
 	defer func() {
 		a.mu.Lock()
 		delete(a.iqs, id)
+		delete(a.iqLimits, id)
 		a.mu.Unlock()
 	}()
 	if err := a.write(c, e); err != nil {

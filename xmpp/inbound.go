@@ -25,10 +25,12 @@ func (a *Adapter) handler(c *session) func(xmlstream.TokenReadEncoder, *xml.Star
 		if a.skip(start) {
 			return nil // the session reads past the rest of it
 		}
-		e, err := readElement(r, *start, a.maxStanza)
+		limit := a.stanzaLimit(start)
+		e, err := readElement(r, *start, limit)
 		switch {
 		case errors.Is(err, errTooLarge):
-			a.drop(DropOversize, "kind", start.Name.Local, "from", attrOf(start, "from"), "limit", a.maxStanza)
+			a.drop(DropOversize, "kind", start.Name.Local, "from", attrOf(start, "from"), "limit", limit)
+			a.failIQ(start, "policy-violation")
 			return nil
 		case errors.Is(err, errTooDeep):
 			a.drop(DropMalformed, "kind", start.Name.Local, "from", attrOf(start, "from"), "detail", err.Error())
@@ -43,6 +45,35 @@ func (a *Adapter) handler(c *session) func(xmlstream.TokenReadEncoder, *xml.Star
 		}
 		a.dispatch(c, st)
 		return nil
+	}
+}
+
+// stanzaLimit is max_stanza, or more for the answer to an IQ of ours
+// that asked for more (see iqLimit).
+func (a *Adapter) stanzaLimit(start *xml.StartElement) int {
+	if start.Name.Local != "iq" {
+		return a.maxStanza
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return max(a.maxStanza, a.iqLimits[attrOf(start, "id")])
+}
+
+// failIQ answers whoever waits for an IQ that had to be dropped with an
+// error of condition, so that they need not wait for their timeout.
+func (a *Adapter) failIQ(start *xml.StartElement, condition string) {
+	typ := attrOf(start, "type")
+	if start.Name.Local != "iq" || typ != "result" && typ != "error" {
+		return
+	}
+	a.mu.Lock()
+	ch := a.iqs[attrOf(start, "id")]
+	a.mu.Unlock()
+	if ch != nil {
+		select {
+		case ch <- &stanza{kind: "iq", typ: "error", id: attrOf(start, "id"), err: &stanzaError{typ: "cancel", condition: condition}}:
+		default:
+		}
 	}
 }
 
@@ -208,6 +239,7 @@ func (a *Adapter) onRoomPresence(c *session, r *room, st *stanza) {
 		o.occupantID = st.occupantID
 	}
 	_, known := r.occupants[nick]
+	var photoOf *bridge.Sender // whose avatar to look at
 	switch {
 	case unavailable && st.muc.has(statusNickChange) && st.muc.item.nick != "":
 		newNick := st.muc.item.nick
@@ -237,6 +269,12 @@ func (a *Adapter) onRoomPresence(c *session, r *room, st *stanza) {
 		changed := known && (show != o.show || status != o.status)
 		o.show, o.status = show, status
 		r.occupants[nick] = o
+		if !o.own && st.hasPhoto {
+			// Also before the bot's own presence: the occupants already
+			// in the room come first.
+			s := a.occupantSender(r, o)
+			photoOf = &s
+		}
 		if !o.own && r.joined {
 			s := a.occupantSender(r, o)
 			if !known {
@@ -248,6 +286,9 @@ func (a *Adapter) onRoomPresence(c *session, r *room, st *stanza) {
 	}
 	a.mu.Unlock()
 	a.emit(events...)
+	if photoOf != nil {
+		a.wantAvatar(c, r, nick, *photoOf, st.photo)
+	}
 }
 
 // botPresenceLocked handles the bot's own presence in a room; it reports

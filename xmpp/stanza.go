@@ -298,6 +298,8 @@ type stanza struct {
 	// presence
 	show, status string
 	muc          *mucUser
+	photo        string // XEP-0153 avatar hash ("" for none), when hasPhoto
+	hasPhoto     bool
 
 	// iq
 	payload *element
@@ -562,6 +564,7 @@ func parsePresence(s *stanza, ns string) {
 		m.destroy = x.child(nsMUCUser, "destroy") != nil
 		s.muc = m
 	}
+	s.photo, s.hasPhoto = parsePhoto(e)
 }
 
 // stanzaIDBy is the stanza-id that by (a room, or our own server) gave

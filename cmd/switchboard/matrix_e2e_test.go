@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -16,6 +17,7 @@ import (
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 
+	"github.com/switchboard-chat/switchboard/bridge"
 	"github.com/switchboard-chat/switchboard/config"
 	"github.com/switchboard-chat/switchboard/internal/testenv"
 	"github.com/switchboard-chat/switchboard/matrix"
@@ -457,5 +459,57 @@ func TestMatrixMediaToIRCThroughPublicURL(t *testing.T) {
 	resp, body := testenv.HTTP(t, http.MethodGet, link, "", nil)
 	if resp.StatusCode != http.StatusOK || !bytes.Equal(body, pic) || resp.Header.Get("Content-Type") != "image/png" {
 		t.Errorf("GET %s: %d %q, %d bytes; want the %d uploaded", link, resp.StatusCode, resp.Header.Get("Content-Type"), len(body), len(pic))
+	}
+}
+
+// An XMPP user's vCard avatar becomes her Matrix ghost's avatar, under
+// her usual name.
+func TestMatrixGhostAvatarFromXMPPVCard(t *testing.T) {
+	w := newMWorld(t)
+	svc, _ := runService(t, w.config(t, ""))
+	pic := testenv.PNG()
+	carol := w.xmpp.Client(t, "carol", xmppUsers["carol"])
+	if err := carol.PublishVCard("image/png", pic); err != nil {
+		t.Fatal(err)
+	}
+	if err := carol.JoinWithAvatar(w.room, "carol", testenv.SHA1Hex(pic)); err != nil {
+		t.Fatal(err)
+	}
+	// The picture is fetched in the background after her presence; what
+	// she says before it is stored goes out under the old picture.
+	stored := newAvatarStore(svc.store.State(avatarNamespace), slog.New(slog.DiscardHandler))
+	sender := bridge.Sender{Network: "jabber", ID: "carol@" + w.xmpp.Domain}
+	deadline := time.Now().Add(patience)
+	for {
+		if h, ok, _ := stored.Avatar(t.Context(), sender); ok && h.Hash != "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("carol's avatar never reached the store")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if _, err := carol.Say(w.room, "hi with my face"); err != nil {
+		t.Fatal(err)
+	}
+	ev := w.waitMatrix(t, "carol's message", func(ev *event.Event) bool {
+		c, ok := messageText(ev)
+		return ok && c.Body == "hi with my face"
+	})
+	if !strings.HasPrefix(ev.Sender.Localpart(), "sb_jabber_") {
+		t.Fatalf("sender %s is not carol's ghost", ev.Sender)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), patience)
+	defer cancel()
+	res, err := w.alice.GetAvatarURL(ctx, ev.Sender)
+	if err != nil || res.IsEmpty() {
+		t.Fatalf("carol's ghost has no avatar: %v %v", res, err)
+	}
+	got, err := w.alice.DownloadBytes(ctx, res)
+	if err != nil || !bytes.Equal(got, pic) {
+		t.Fatalf("ghost avatar %s downloads as %d bytes (%v); want her %d-byte picture", res, len(got), err, len(pic))
+	}
+	if name := w.alice.DisplayName(ev.Sender); name != "carol (jabber)" {
+		t.Errorf("ghost display name %q, want carol (jabber)", name)
 	}
 }

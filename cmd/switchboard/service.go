@@ -139,6 +139,9 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *servic
 	// but !sb commands on to the router.
 	cmds := newCommands(s.router, s, s.ops.status, admins, log.With("component", "commands"))
 	s.onReload = cmds.reload
+	// One avatar store for all networks: one reads avatars, another shows
+	// them.
+	avatars := newAvatarStore(s.store.State(avatarNamespace), log.With("component", "avatars"))
 	for _, name := range names {
 		a, err := adapters.New(name, cfg.Networks[name], log)
 		if err != nil {
@@ -148,6 +151,9 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *servic
 		s.ops.addNetwork(name, cfg.Networks[name].Type, a)
 		if st, ok := a.(adapters.Stateful); ok {
 			st.UseState(s.store.State(name))
+		}
+		if au, ok := a.(adapters.AvatarUser); ok {
+			au.UseAvatars(avatars)
 		}
 		if pu, ok := a.(adapters.PublicURLUser); ok && cfg.HTTP.PublicURL != "" {
 			pu.UsePublicURL(cfg.HTTP.PublicURL)

@@ -129,7 +129,8 @@ component_interfaces = { "127.0.0.1" }
 s2s_ports = { }
 http_ports = { }
 https_ports = { }
-modules_enabled = { "roster", "saslauth", "disco", "ping", "time", "version" }
+-- vcard: users publish vcard-temp cards, whose photos are their avatars.
+modules_enabled = { "roster", "saslauth", "disco", "ping", "time", "version", "vcard" }
 modules_disabled = { "s2s", "offline", "posix" }
 authentication = "internal_plain"
 storage = "internal"
