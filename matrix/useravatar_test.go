@@ -3,6 +3,12 @@ package matrix
 import (
 	"bytes"
 	"context"
+	"net/http"
+	"net/http/httptest"
+	"path"
+	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -109,4 +115,73 @@ func TestUserAvatars(t *testing.T) {
 	bob.Join(string(rid))
 	bobSender := speak(bob, "hi, no face")
 	storedAvatar(t, avatars, bobSender, nil)
+}
+
+// TestFetchAvatar checks what a downloaded avatar becomes, against a
+// stand-in homeserver on 127.0.0.1.
+func TestFetchAvatar(t *testing.T) {
+	a, _ := unitAdapter(t)
+	pic := testenv.PNG()
+	huge := append(testenv.PNG(), make([]byte, adapters.MaxAvatarSize)...)
+	var paths []string
+	var pathsMu sync.Mutex
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		pathsMu.Lock()
+		paths = append(paths, r.URL.Path)
+		pathsMu.Unlock()
+		if r.Header.Get("Authorization") != "Bearer "+a.cfg.ASToken {
+			http.Error(w, `{"errcode":"M_MISSING_TOKEN"}`, http.StatusUnauthorized)
+			return
+		}
+		old := strings.HasPrefix(r.URL.Path, "/_matrix/media/v3/download/")
+		switch path.Base(r.URL.Path) {
+		case "pic":
+			w.Write(pic)
+		case "oldonly":
+			if !old {
+				http.Error(w, `{"errcode":"M_UNRECOGNIZED"}`, http.StatusNotFound)
+				return
+			}
+			w.Write(pic)
+		case "gone":
+			http.Error(w, `{"errcode":"M_NOT_FOUND"}`, http.StatusNotFound)
+		case "huge":
+			w.Write(huge)
+		case "html":
+			w.Header().Set("Content-Type", "image/png")
+			w.Write([]byte("<html><script>alert(1)</script></html>"))
+		default:
+			http.Error(w, "down", http.StatusBadGateway)
+		}
+	}))
+	defer hs.Close()
+	a.hsURL = hs.URL
+	cases := []struct {
+		mxc      id.ContentURIString
+		wantData []byte
+		wantErr  bool
+	}{
+		{"mxc://localhost/pic", pic, false},
+		{"mxc://localhost/oldonly", pic, false}, // homeserver without authenticated media
+		{"", nil, false},                        // removed
+		{"https://example.org/a.png", nil, false},
+		{"mxc://localhost/gone", nil, false},
+		{"mxc://localhost/huge", nil, false},
+		{"mxc://localhost/html", nil, false},
+		{"mxc://localhost/broken", nil, true}, // worth trying again
+	}
+	for _, c := range cases {
+		mime, data, err := a.fetchAvatar(t.Context(), c.mxc)
+		if (err != nil) != c.wantErr || !bytes.Equal(data, c.wantData) {
+			t.Errorf("%q: %s, %d bytes, err %v; want %d bytes, error %v", c.mxc, mime, len(data), err, len(c.wantData), c.wantErr)
+		}
+		if data != nil && mime != "image/png" {
+			t.Errorf("%q: type %q", c.mxc, mime)
+		}
+	}
+	pathsMu.Lock()
+	defer pathsMu.Unlock()
+	if !slices.Contains(paths, "/_matrix/client/v1/media/download/localhost/pic") {
+		t.Errorf("the authenticated endpoint was not used: %v", paths)
+	}
 }

@@ -149,3 +149,18 @@ func TestPuppetAvatars(t *testing.T) {
 		t.Fatalf("vCard of the component: %s; want item-not-found", st.Raw)
 	}
 }
+
+// TestVCardPhotoRoundTrip: the card a puppet answers with is one the
+// adapter (and so any XEP-0054 client) reads back byte for byte.
+func TestVCardPhotoRoundTrip(t *testing.T) {
+	pic := testenv.PNG()
+	card := el(nsVCard, "vCard").add(vcardPhotoElement("image/png", pic))
+	parsed, err := parseStanza(el("jabber:component:accept", "iq", "type", "result", "id", "1").add(card))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mime, data, err := vcardPhoto(parsed.payload)
+	if err != nil || mime != "image/png" || !bytes.Equal(data, pic) {
+		t.Fatalf("read back: %s, %d bytes, %v; want image/png, %d bytes", mime, len(data), err, len(pic))
+	}
+}
