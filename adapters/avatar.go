@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/sha1"
 	"encoding/hex"
+	"net/http"
+	"strings"
 
 	"github.com/switchboard-chat/switchboard/bridge"
 )
@@ -52,4 +54,12 @@ func AvatarHash(data []byte) string {
 	}
 	sum := sha1.Sum(data)
 	return hex.EncodeToString(sum[:])
+}
+
+// ImageType is the media type data's bytes show, and whether it is an
+// image. Avatars are typed by what they are, never by what the sending
+// network declares, which anyone can set.
+func ImageType(data []byte) (string, bool) {
+	mime, _, _ := strings.Cut(http.DetectContentType(data), ";")
+	return mime, strings.HasPrefix(mime, "image/")
 }

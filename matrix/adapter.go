@@ -82,6 +82,10 @@ type Adapter struct {
 	avatarRetryAt map[id.UserID]time.Time
 	// avatars is the shared avatar store (set before Start, or nil).
 	avatars adapters.AvatarStore
+	// userAvatars (guarded by mu) and avatarWG are Matrix users' avatars
+	// on their way to the store (see useravatar.go).
+	userAvatars userAvatars
+	avatarWG    sync.WaitGroup
 
 	connected atomic.Bool
 }
@@ -146,6 +150,7 @@ func New(name string, n *config.Network, log *slog.Logger) (*Adapter, error) {
 		ghostNames:    map[id.UserID]string{},
 		ghostAvatars:  map[id.UserID]string{},
 		avatarRetryAt: map[id.UserID]time.Time{},
+		userAvatars:   newUserAvatars(),
 		kick:          make(chan struct{}, 1),
 	}
 	return a, nil
@@ -223,10 +228,18 @@ func (a *Adapter) Stop(ctx context.Context) error {
 	if srv != nil {
 		err = srv.Shutdown(ctx)
 	}
-	select {
-	case <-done:
-	case <-ctx.Done():
-		return ctx.Err()
+	// Avatar downloads end with a.ctx; none starts once stopped is set.
+	avatars := make(chan struct{})
+	go func() {
+		a.avatarWG.Wait()
+		close(avatars)
+	}()
+	for _, ch := range []chan struct{}{done, avatars} {
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 	a.connected.Store(false)
 	return err

@@ -87,6 +87,9 @@ func (a *Adapter) handleEvent(ctx context.Context, in bridge.Inbound, evt *event
 		h.Origin.Room = ""
 	}
 	bridge.Clean(ev)
+	// Started first, so that the picture is likely there by the time
+	// another network shows the sender.
+	a.wantUserAvatar(ctx, evt, ev.Head().Sender)
 	if err := in.Accept(ctx, ev); err != nil {
 		return err
 	}

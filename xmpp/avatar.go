@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"net/http"
 	"strings"
 	"time"
 
@@ -93,8 +92,8 @@ func vcardPhoto(v *element) (mime string, data []byte, err error) {
 	if err != nil {
 		return "", nil, fmt.Errorf("vCard photo: %w", err)
 	}
-	mime, _, _ = strings.Cut(http.DetectContentType(data), ";")
-	if !strings.HasPrefix(mime, "image/") {
+	mime, ok := adapters.ImageType(data)
+	if !ok {
 		return "", nil, errNotImage
 	}
 	return mime, data, nil

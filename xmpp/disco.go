@@ -11,7 +11,7 @@ import (
 var features = []string{
 	nsDiscoInfo, nsDiscoItems, nsPing, nsVersion,
 	nsSID, nsCorrect, nsReply, nsFallback, nsReactions, nsRetract, nsRetract0,
-	nsChatStates, nsOOB, nsStyling, nsReceipts,
+	nsChatStates, nsOOB, nsStyling, nsReceipts, nsVCard,
 }
 
 // onIQ answers requests to the component, its puppets or the bot, and
@@ -37,6 +37,7 @@ func (a *Adapter) onIQ(c *session, st *stanza) {
 	setAttr(reply, "id", st.id)
 	p := st.payload
 	var puppetName string
+	var puppetSender bridge.Sender
 	isPuppet := false
 	if a.component && st.to.Localpart() != "" {
 		network, id, err := senderOfJID(st.to.Localpart())
@@ -45,6 +46,7 @@ func (a *Adapter) onIQ(c *session, st *stanza) {
 			return
 		}
 		isPuppet, puppetName = true, id
+		puppetSender = bridge.Sender{Network: network, ID: id}
 		a.mu.Lock()
 		if pp := a.puppets[senderKey(bridge.Sender{Network: network, ID: id})]; pp != nil && pp.sender.Name != "" {
 			puppetName = pp.sender.Name
@@ -73,6 +75,14 @@ func (a *Adapter) onIQ(c *session, st *stanza) {
 			q.add(el(nsDiscoInfo, "feature", "var", f))
 		}
 		reply.add(q)
+	case st.typ == "get" && p.name.Space == nsVCard && p.name.Local == "vCard":
+		// Puppets only: the bot's card (client mode) is its server's.
+		if !isPuppet {
+			a.answerError(c, st, "cancel", "item-not-found")
+			return
+		}
+		a.answerVCard(c, st, reply, puppetSender, puppetName)
+		return
 	case st.typ == "get" && p.name.Space == nsDiscoItems && p.name.Local == "query":
 		reply.add(el(nsDiscoItems, "query"))
 	case st.typ == "get" && p.name.Space == nsVersion && p.name.Local == "query":

@@ -200,6 +200,7 @@ type membership struct {
 	joined  bool
 	joining chan struct{}
 	err     error
+	photo   photoAd // what its presence there advertised (puppetavatar.go)
 }
 
 func senderKey(s bridge.Sender) string { return s.Network + "\x00" + s.ID }
@@ -288,7 +289,10 @@ func (a *Adapter) joinPuppet(ctx context.Context, c *session, r *room, p *puppet
 	m.joining = ch
 	base := p.nickBase
 	extra := presenceShow(p.show, p.status)
+	s := p.sender
 	a.mu.Unlock()
+	x, ad := a.photoUpdate(ctx, s)
+	extra = withPhoto(extra, x)
 
 	var err error
 	for attempt := range maxNickAttempts {
@@ -323,6 +327,9 @@ func (a *Adapter) joinPuppet(ctx context.Context, c *session, r *room, p *puppet
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	m.joining, m.err = nil, err
+	if err == nil {
+		m.photo = ad
+	}
 	close(ch)
 	if errors.Is(err, errLeft) && p.rooms[r.key] == m {
 		delete(p.rooms, r.key)

@@ -95,6 +95,7 @@ func (a *Adapter) speakerFor(ctx context.Context, c *session, r *room, s bridge.
 		a.log.Warn("xmpp: puppet cannot join; relaying", "room", r.addr, "puppet", p.jid.String(), "err", err)
 		return bot, nil
 	}
+	a.refreshPhoto(ctx, c, r, p)
 	return speaker{jid: p.jid, puppet: p}, nil
 }
 
@@ -650,6 +651,7 @@ func (a *Adapter) renamePuppet(ctx context.Context, c *session, r *room, p *pupp
 	if !joined {
 		return nil
 	}
+	x, ad := a.photoUpdate(ctx, s)
 	for attempt := range maxNickAttempts {
 		nick := nickAlternative(base, s, attempt)
 		a.mu.Lock()
@@ -663,8 +665,14 @@ func (a *Adapter) renamePuppet(ctx context.Context, c *session, r *room, p *pupp
 		}
 		r.puppetNicks[nick] = p
 		a.mu.Unlock()
-		_, err := a.occupy(ctx, c, p.jid, r, nick, presenceShow(p.show, p.status)...)
+		a.mu.Lock()
+		extra := withPhoto(presenceShow(p.show, p.status), x)
+		a.mu.Unlock()
+		_, err := a.occupy(ctx, c, p.jid, r, nick, extra...)
 		if err == nil {
+			a.mu.Lock()
+			m.photo = ad
+			a.mu.Unlock()
 			return nil
 		}
 		a.mu.Lock()
@@ -756,7 +764,16 @@ func (a *Adapter) SendPresence(ctx context.Context, d *bridge.Delivery) error {
 	if pr.Status == "offline" {
 		return a.leavePuppet(c, r, p, p.status)
 	}
+	x, ad := a.photoUpdate(ctx, pr.Sender)
+	a.mu.Lock()
 	e := a.presence(p.jid, r.occupantJID(m.nick), "")
-	e.add(presenceShow(p.show, p.status)...)
-	return a.write(c, e)
+	e.add(withPhoto(presenceShow(p.show, p.status), x)...)
+	a.mu.Unlock()
+	if err := a.write(c, e); err != nil {
+		return err
+	}
+	a.mu.Lock()
+	m.photo = ad
+	a.mu.Unlock()
+	return nil
 }

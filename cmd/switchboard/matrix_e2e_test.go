@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -511,5 +512,60 @@ func TestMatrixGhostAvatarFromXMPPVCard(t *testing.T) {
 	}
 	if name := w.alice.DisplayName(ev.Sender); name != "carol (jabber)" {
 		t.Errorf("ghost display name %q, want carol (jabber)", name)
+	}
+}
+
+// A Matrix user's avatar becomes her XMPP puppet's: the puppet's vCard,
+// fetched through the room, holds exactly her picture, and its presence
+// advertises the picture's hash.
+func TestMatrixAvatarOnXMPPPuppet(t *testing.T) {
+	w := newMWorld(t)
+	runSwitchboard(t, w.config(t, ""))
+	carol := w.person(t, "carol")
+	ctx, cancel := context.WithTimeout(context.Background(), patience)
+	defer cancel()
+	pic := testenv.PNG()
+	up, err := w.alice.UploadBytes(ctx, pic, "image/png")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.alice.SetAvatarURL(ctx, up.ContentURI); err != nil {
+		t.Fatal(err)
+	}
+	w.waitMatrix(t, "alice's membership with her avatar", func(ev *event.Event) bool {
+		return ev.RoomID == w.roomID && ev.Type == event.StateMember && ev.GetStateKey() == string(w.alice.UserID) &&
+			ev.Content.AsMember().AvatarURL == up.ContentURI.CUString()
+	})
+	w.alice.Text(w.roomID, "hi with my face")
+	carol.WaitMessage(patience, groupchatFrom(w.room, "alice (mx)", "hi with my face"))
+
+	// The picture is downloaded in the background: the card may lag the
+	// message a little.
+	occupant, err := w.room.WithResource("alice (mx)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []byte
+	deadline := time.Now().Add(patience)
+	for !bytes.Equal(got, pic) {
+		if time.Now().After(deadline) {
+			t.Fatalf("alice's puppet vCard photo is %d bytes, never her %d-byte picture", len(got), len(pic))
+		}
+		time.Sleep(50 * time.Millisecond)
+		st, err := carol.IQ(occupant, "get", `<vCard xmlns="vcard-temp"/>`)
+		if err != nil || st.Type() != "result" {
+			t.Fatalf("vCard request to %s: %v %s", occupant, err, st.Raw)
+		}
+		got, _ = base64.StdEncoding.DecodeString(st.Child("vcard-temp", "vCard").Child("vcard-temp", "PHOTO").Child("vcard-temp", "BINVAL").TextOrEmpty())
+	}
+
+	// By her next message at the latest, her puppet's presence says so.
+	w.alice.Text(w.roomID, "see me?")
+	carol.WaitMessage(patience, groupchatFrom(w.room, "alice (mx)", "see me?"))
+	if _, err := carol.WaitFor(patience, func(s testenv.XMPPStanza) bool {
+		x := s.Child("vcard-temp:x:update", "x").Child("vcard-temp:x:update", "photo")
+		return s.Kind() == "presence" && s.From() == occupant.String() && x.TextOrEmpty() == testenv.SHA1Hex(pic)
+	}); err != nil {
+		t.Fatalf("no presence of alice's puppet with her picture's hash: %v", err)
 	}
 }
