@@ -35,6 +35,9 @@ func init() {
 
 // Adapter is one matrix network.
 type Adapter struct {
+	// unsure: sends whose answer was lost (see unsure.go).
+	unsure unsure
+
 	name     string
 	cfg      config.Matrix
 	relay    bool

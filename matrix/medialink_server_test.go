@@ -29,6 +29,10 @@ type hsProxy struct {
 	noV1        bool
 	hangUp      bool
 	missingAuth bool // a media request came without the as_token
+	// loseSends: the next sends reach Dendrite under another transaction
+	// id (as if it had forgotten theirs in a restart) and their answers
+	// are lost.
+	loseSends int
 }
 
 func newHSProxy(t *testing.T, s *server) *hsProxy {
@@ -56,6 +60,19 @@ func newHSProxy(t *testing.T, s *server) *hsProxy {
 				writeError(w, http.StatusNotFound, "M_UNRECOGNIZED", "Unrecognized request")
 				return
 			}
+		}
+		p.mu.Lock()
+		lose := r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/send/") && p.loseSends > 0
+		if lose {
+			p.loseSends--
+		}
+		p.mu.Unlock()
+		if lose {
+			r.URL.Path += "-forgotten"
+			rp.ServeHTTP(httptest.NewRecorder(), r)
+			conn, _, _ := w.(http.Hijacker).Hijack()
+			conn.Close()
+			return
 		}
 		rp.ServeHTTP(w, r)
 	}))

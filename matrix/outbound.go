@@ -194,8 +194,16 @@ func (a *Adapter) send(ctx context.Context, intent *appservice.IntentAPI, rid id
 	if err := a.joined(ctx, intent, rid); err != nil {
 		return "", fmt.Errorf("matrix: %s joins %s: %w", intent.UserID, rid, err)
 	}
+	if a.unsure.has(txn) {
+		if evid, ok := a.findSent(ctx, intent, rid, txn); ok {
+			a.log.Info("matrix: event of a send whose answer was lost found in the room; not sending it again", "room", rid, "event", evid)
+			a.unsure.forget(txn)
+			return evid, nil
+		}
+	}
+	body := marked(content, txn)
 	post := func() (*mautrix.RespSendEvent, error) {
-		return intent.Client.SendMessageEvent(ctx, rid, typ, content, mautrix.ReqSendEvent{TransactionID: txn})
+		return intent.Client.SendMessageEvent(ctx, rid, typ, body, mautrix.ReqSendEvent{TransactionID: txn})
 	}
 	resp, err := retry(ctx, post)
 	if isForbidden(err) {
@@ -204,8 +212,12 @@ func (a *Adapter) send(ctx context.Context, intent *appservice.IntentAPI, rid id
 		}
 	}
 	if err != nil {
+		if answerLost(err) {
+			a.unsure.add(txn)
+		}
 		return "", fmt.Errorf("matrix: send to %s: %w", rid, err)
 	}
+	a.unsure.forget(txn)
 	return resp.EventID, nil
 }
 
