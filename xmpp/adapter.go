@@ -23,6 +23,7 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"encoding/hex"
+	"encoding/xml"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -691,13 +692,24 @@ func (a *Adapter) write(c *session, e *element) error {
 	if c.ctx.Err() != nil {
 		return errDisconnected
 	}
-	ctx, cancel := context.WithTimeout(c.ctx, a.t.write)
-	defer cancel()
-	if err := c.s.Send(ctx, e.reader()); err != nil {
+	if err := sendBounded(c.s, e.reader(), a.t.write); err != nil {
 		c.kill()
 		return fmt.Errorf("%w: %v", errDisconnected, err)
 	}
 	return nil
+}
+
+// sendBounded sends a stanza within d. Not with a context that has a
+// deadline: mellium watches such a context in a goroutine that may see it
+// end only after Send has returned (a select between two ready channels
+// picks either), and then sets a write deadline in the past that fails
+// the next write. A deadline on the connection bounds the write instead;
+// a session that ends closes the connection, which ends the write too.
+func sendBounded(s *xmpp.Session, r xml.TokenReader, d time.Duration) error {
+	if err := s.Conn().SetWriteDeadline(time.Now().Add(d)); err != nil {
+		return err
+	}
+	return s.Send(context.Background(), r)
 }
 
 // writeAsync sends a stanza from the read loop, which must not wait for

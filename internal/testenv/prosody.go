@@ -495,9 +495,13 @@ func (c *XMPPClient) NewID() string {
 // SendRaw sends XML text (one stanza, namespaces as a client writes them:
 // the stanza itself in no namespace).
 func (c *XMPPClient) SendRaw(text string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	return c.Session.Send(ctx, xml.NewDecoder(strings.NewReader(text)))
+	// A deadline on the connection, not on a context: mellium's watcher
+	// of a context that ends after Send returned can fail the next write
+	// (see sendBounded in the xmpp package).
+	if err := c.Session.Conn().SetWriteDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		return err
+	}
+	return c.Session.Send(context.Background(), xml.NewDecoder(strings.NewReader(text)))
 }
 
 // Send sends a stanza of kind ("message", "presence", "iq") with the
