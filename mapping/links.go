@@ -4,6 +4,8 @@ package mapping
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -148,10 +150,5 @@ func (l *Links) Rooms(network string) []string {
 func (l *Links) Names() []string {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
-	names := make([]string, 0, len(l.links))
-	for n := range l.links {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
+	return slices.Sorted(maps.Keys(l.links))
 }

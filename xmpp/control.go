@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"mellium.im/xmpp/jid"
 
@@ -192,18 +191,8 @@ func (a *Adapter) onBotDirect(c *session, r *room, st *stanza) {
 	if !ok {
 		return
 	}
-	remote := st.id
-	if remote == "" {
-		remote = st.originID
-	}
-	h := bridge.Header{
-		ID:     bridge.NewEventID(),
-		Origin: bridge.Origin{Network: a.name, RemoteID: remote},
-		Sender: sender,
-		Time:   time.Now().UTC(),
-		// To this network: bridge.ToBot tells it from a puppet's DM.
-		To: &bridge.Sender{Network: a.name, ID: a.botJID().String()},
-	}
+	// To this network: bridge.ToBot tells it from a puppet's DM.
+	h := a.directHeader(st, sender, bridge.Sender{Network: a.name, ID: a.botJID().String()})
 	a.emit(a.messageEvent(h, st, nil))
 	if st.wantReceipt && st.id != "" {
 		rc := a.stanzaBase("message", st.to, st.from, "")

@@ -631,6 +631,22 @@ func (a *Adapter) onMessageError(c *session, r *room, st *stanza) {
 	om.finish("", err)
 }
 
+// directHeader is the header of a one-to-one message from sender to to.
+// A chat has no stanza-id from a room: the sender's id is its remote id.
+func (a *Adapter) directHeader(st *stanza, sender, to bridge.Sender) bridge.Header {
+	remote := st.id
+	if remote == "" {
+		remote = st.originID
+	}
+	return bridge.Header{
+		ID:     bridge.NewEventID(),
+		Origin: bridge.Origin{Network: a.name, RemoteID: remote},
+		Sender: sender,
+		Time:   time.Now().UTC(),
+		To:     &to,
+	}
+}
+
 // onDirect handles one-to-one messages: to a puppet, they are direct
 // messages to the foreign sender it stands for; to the bot, messages to
 // Switchboard itself.
@@ -656,17 +672,7 @@ func (a *Adapter) onDirect(c *session, r *room, st *stanza) {
 		name = from
 	}
 	sender := bridge.Sender{Network: a.name, ID: from, Name: bridge.CleanText(name)}
-	remote := st.id
-	if remote == "" {
-		remote = st.originID
-	}
-	h := bridge.Header{
-		ID:     bridge.NewEventID(),
-		Origin: bridge.Origin{Network: a.name, RemoteID: remote},
-		Sender: sender,
-		Time:   time.Now().UTC(),
-		To:     &bridge.Sender{Network: network, ID: id},
-	}
+	h := a.directHeader(st, sender, bridge.Sender{Network: network, ID: id})
 	var ev bridge.Event
 	switch {
 	case st.retract != "" || st.retractOld != "":

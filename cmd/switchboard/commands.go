@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -243,12 +244,7 @@ func (c *commands) parseRoom(s string) (bridge.RoomAddr, string) {
 func (c *commands) networkNames() []string {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	names := make([]string, 0, len(c.nets))
-	for name := range c.nets {
-		names = append(names, name)
-	}
-	slices.Sort(names)
-	return names
+	return slices.Sorted(maps.Keys(c.nets))
 }
 
 // oneRoom parses the single room argument of link and unlink.
