@@ -64,7 +64,7 @@ func rebind(q string) string {
 
 // sqliteDefaults are the connection settings of the writer unless the DSN
 // sets them. synchronous=FULL makes a commit durable before Accept returns
-// and the adapter acknowledges the source.
+// and the adapter acknowledges the source (done by walSync; see there).
 var sqliteDefaults = map[string]string{
 	"_busy_timeout": "10000",
 	"_synchronous":  "FULL",
@@ -74,7 +74,7 @@ var sqliteDefaults = map[string]string{
 // reader connections for dsn ("sqlite" or "" for the default file in
 // dataDir, "sqlite?PARAMS" for it with parameters, "sqlite://PATH" or
 // "file:URI").
-func sqliteDSNs(dsn, dataDir string) (writer, reader, file string, err error) {
+func sqliteDSNs(dsn, dataDir string) (writer, reader, file string, ownSync bool, err error) {
 	var base, query string
 	if rest, ok := strings.CutPrefix(dsn, "sqlite?"); ok {
 		dsn, query = "sqlite", rest
@@ -82,29 +82,29 @@ func sqliteDSNs(dsn, dataDir string) (writer, reader, file string, err error) {
 	switch {
 	case dsn == "" || dsn == "sqlite":
 		if dataDir == "" {
-			return "", "", "", fmt.Errorf("sqlite store needs a data directory")
+			return "", "", "", false, fmt.Errorf("sqlite store needs a data directory")
 		}
 		file = filepath.Join(dataDir, "switchboard.db")
 	case strings.HasPrefix(dsn, "sqlite://"):
 		rest := strings.TrimPrefix(dsn, "sqlite://")
 		rest, query, _ = strings.Cut(rest, "?")
 		if file, err = url.PathUnescape(rest); err != nil {
-			return "", "", "", fmt.Errorf("sqlite dsn path: %w", err)
+			return "", "", "", false, fmt.Errorf("sqlite dsn path: %w", err)
 		}
 		if file == "" {
-			return "", "", "", fmt.Errorf("sqlite dsn %q names no file", dsn)
+			return "", "", "", false, fmt.Errorf("sqlite dsn %q names no file", dsn)
 		}
 	case strings.HasPrefix(dsn, "file:"):
 		base, query, _ = strings.Cut(dsn, "?")
 	default:
-		return "", "", "", fmt.Errorf("unknown database %q: want \"sqlite\", sqlite:///path, file:path or postgres://...", dsn)
+		return "", "", "", false, fmt.Errorf("unknown database %q: want \"sqlite\", sqlite:///path, file:path or postgres://...", dsn)
 	}
 	if file != "" {
 		if file, err = filepath.Abs(file); err != nil {
-			return "", "", "", err
+			return "", "", "", false, err
 		}
 		if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
-			return "", "", "", fmt.Errorf("create data directory: %w", err)
+			return "", "", "", false, fmt.Errorf("create data directory: %w", err)
 		}
 		// A file: URI with an escaped path, since the driver cuts a plain
 		// name at the first '?'.
@@ -114,7 +114,7 @@ func sqliteDSNs(dsn, dataDir string) (writer, reader, file string, err error) {
 	}
 	params, err := url.ParseQuery(query)
 	if err != nil {
-		return "", "", "", fmt.Errorf("sqlite dsn parameters: %w", err)
+		return "", "", "", false, fmt.Errorf("sqlite dsn parameters: %w", err)
 	}
 	for k, v := range sqliteDefaults {
 		if !params.Has(k) {
@@ -125,6 +125,12 @@ func sqliteDSNs(dsn, dataDir string) (writer, reader, file string, err error) {
 
 	w := cloneValues(params)
 	w.Set("_journal_mode", "WAL")
+	if sync := w.Get("_synchronous"); strings.EqualFold(sync, "FULL") || sync == "2" {
+		// FULL as SQLite does it costs an extra device write per commit;
+		// walSync makes each commit as durable with less.
+		w.Set("_synchronous", "NORMAL")
+		ownSync = true
+	}
 	// BEGIN IMMEDIATE takes the write lock up front; a deferred transaction
 	// that reads first and writes later can fail with SQLITE_BUSY instead of
 	// waiting when another connection (another process) writes meanwhile.
@@ -132,7 +138,7 @@ func sqliteDSNs(dsn, dataDir string) (writer, reader, file string, err error) {
 
 	r := cloneValues(params)
 	r.Set("_query_only", "1")
-	return base + "?" + w.Encode(), base + "?" + r.Encode(), file, nil
+	return base + "?" + w.Encode(), base + "?" + r.Encode(), file, ownSync, nil
 }
 
 func cloneValues(v url.Values) url.Values {

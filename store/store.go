@@ -37,6 +37,7 @@ type Store struct {
 	queries   map[*sql.Stmt]string // the SQL of the statements on w
 	raw       rawStmts
 	delivered delivered
+	wal       *walSync // nil unless the store syncs SQLite's log itself
 
 	closeOnce sync.Once
 	closeErr  error
@@ -61,6 +62,7 @@ func Open(ctx context.Context, dsn, dataDir string, log *slog.Logger) (*Store, e
 	s := &Store{log: log}
 	s.delivered.init()
 	var err error
+	ownSync := false
 	switch {
 	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
 		s.dialect = postgres
@@ -73,7 +75,8 @@ func Open(ctx context.Context, dsn, dataDir string, log *slog.Logger) (*Store, e
 		s.w.SetConnMaxIdleTime(5 * time.Minute)
 		s.r = s.w
 	default:
-		wdsn, rdsn, file, err := sqliteDSNs(dsn, dataDir)
+		var wdsn, rdsn, file string
+		wdsn, rdsn, file, ownSync, err = sqliteDSNs(dsn, dataDir)
 		if err != nil {
 			return nil, fmt.Errorf("store: %w", err)
 		}
@@ -96,6 +99,10 @@ func Open(ctx context.Context, dsn, dataDir string, log *slog.Logger) (*Store, e
 	if err := s.connect(ctx); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("store: connect %s: %w", s.dialect, err)
+	}
+	if err := s.startWALSync(ctx, ownSync); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("store: %w", err)
 	}
 	if err := s.migrate(ctx); err != nil {
 		s.Close()
@@ -151,6 +158,9 @@ func (s *Store) Close() error {
 			errR = s.r.Close()
 		}
 		s.closeErr = errors.Join(s.w.Close(), errR)
+		if s.wal != nil {
+			s.wal.close()
+		}
 	})
 	return s.closeErr
 }
@@ -260,7 +270,10 @@ func (s *Store) write(ctx context.Context, fn func(*sql.Tx) error) (err error) {
 		tx.Rollback() // the records go back to wait for the next write
 		return err
 	}
-	return tx.Commit()
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	return s.durable(s.countCommit())
 }
 
 // stmtContext is the context the statements of a write transaction run

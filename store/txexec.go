@@ -146,10 +146,10 @@ func (s *Store) writeExec(ctx context.Context, fn func(txExec) error) (err error
 	if err != nil {
 		return err
 	}
-	defer conn.Close()
 	recs := s.delivered.take()
 	defer func() { s.settle(recs, err == nil) }()
-	return conn.Raw(func(dc any) error {
+	var commit uint64
+	err = conn.Raw(func(dc any) error {
 		t := rawTx{s: s, dc: s.raw.forConn(dc)}
 		if err := t.run("BEGIN IMMEDIATE"); err != nil {
 			return err
@@ -162,6 +162,7 @@ func (s *Store) writeExec(ctx context.Context, fn func(txExec) error) (err error
 		}
 		if err == nil {
 			if err = t.run("COMMIT"); err == nil {
+				commit = s.countCommit()
 				return nil
 			}
 		}
@@ -170,6 +171,13 @@ func (s *Store) writeExec(ctx context.Context, fn func(txExec) error) (err error
 		t.run("ROLLBACK")
 		return err
 	})
+	// The writer is free for the next transaction while this one's
+	// commit is synced: a sync in progress may then cover both.
+	conn.Close()
+	if err != nil {
+		return err
+	}
+	return s.durable(commit)
 }
 
 // forConn returns the statements of driver connection dc, forgetting

@@ -156,9 +156,15 @@ links:
   bench: %s
 `, dir, cmp.Or(os.Getenv("SWITCHBOARD_BENCH_SYNC"), "full"), httpAddr, networks, link))
 	sb := &testenv.Process{Name: bin, Args: []string{"run", "--config", conf}, Dir: dir, Ready: httpAddr}
+	if wrap := strings.Fields(os.Getenv("SWITCHBOARD_BENCH_WRAP")); len(wrap) > 0 {
+		sb.Name, sb.Args = wrap[0], append(append(wrap[1:], bin), sb.Args...)
+	}
+	// SWITCHBOARD_BENCH_ENV adds variables to switchboard's environment
+	// only, e.g. "GOMAXPROCS=1 GOGC=200".
+	sb.Env = strings.Fields(os.Getenv("SWITCHBOARD_BENCH_ENV"))
 	profile := os.Getenv("SWITCHBOARD_CPUPROFILE")
 	if profile != "" {
-		sb.Env = []string{"SWITCHBOARD_CPUPROFILE=" + profile}
+		sb.Env = append(sb.Env, "SWITCHBOARD_CPUPROFILE="+profile)
 	}
 	sb.Start(b)
 	if profile != "" {

@@ -1,0 +1,83 @@
+package store
+
+import (
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"testing"
+)
+
+// Every commit waits for a sync that began after it; commits made while
+// a sync runs share the next one.
+func TestWALSyncGroupsCommits(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "db-wal")
+	if err := os.WriteFile(path, []byte("log"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	w := newWALSync(path)
+	defer w.close()
+	const writers, commits = 8, 50
+	var wg sync.WaitGroup
+	for range writers {
+		wg.Go(func() {
+			for range commits {
+				n := w.committed()
+				if err := w.wait(n); err != nil {
+					t.Error(err)
+					return
+				}
+				w.mu.Lock()
+				durable := w.durable
+				w.mu.Unlock()
+				if durable < n {
+					t.Errorf("wait(%d) returned with %d durable", n, durable)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if w.durable != writers*commits || w.syncs == 0 || w.syncs > writers*commits {
+		t.Errorf("%d of %d commits durable after %d syncs", w.durable, writers*commits, w.syncs)
+	}
+	t.Logf("%d commits, %d syncs", writers*commits, w.syncs)
+}
+
+// A log deleted and created anew (SQLite does so when the last connection
+// closes and the next opens) is found and synced instead.
+func TestWALSyncFollowsANewLog(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "db-wal")
+	if err := os.WriteFile(path, []byte("old"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	w := newWALSync(path)
+	defer w.close()
+	if err := w.wait(w.committed()); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte("new"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.wait(w.committed()); err != nil {
+		t.Fatal(err)
+	}
+	var synced, current syscall.Stat_t
+	if err := syscall.Fstat(int(w.f.Fd()), &synced); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Stat(path, &current); err != nil {
+		t.Fatal(err)
+	}
+	if synced.Ino != current.Ino || w.syncs != 2 {
+		t.Errorf("synced inode %d, the log is %d; %d syncs", synced.Ino, current.Ino, w.syncs)
+	}
+	// With no log at all the commit cannot be made durable, and says so.
+	os.Remove(path)
+	if err := w.wait(w.committed()); err == nil {
+		t.Error("a commit was declared durable with its log gone")
+	}
+}
