@@ -113,6 +113,7 @@ func matrixRegistration(args []string, stdout, stderr io.Writer) int {
 func run(path string, stderr io.Writer) int {
 	ctx, stopSignals := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stopSignals()
+	go governProcs(ctx)
 	return runUntil(ctx, path, stderr)
 }
 
