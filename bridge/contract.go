@@ -165,6 +165,20 @@ type Queued struct {
 	Event  Event
 }
 
+// EarlyStore is a Store that can hand out an event's deliveries once its
+// transaction is committed, before the commit has reached the disk. The
+// router then sends them on while the disk syncs, and returns to the
+// adapter, which acknowledges the source, only once durable has returned.
+// Nothing is lost that way: a source is still acknowledged only for what
+// is on disk, and an event sent on before a power failure is at worst
+// sent again, as after any crash between a delivery and its record.
+type EarlyStore interface {
+	Store
+	// AcceptCommitted is Accept that returns once the transaction is
+	// committed; durable returns once it is on disk.
+	AcceptCommitted(ctx context.Context, link string, ev Event, targets []RoomAddr) (queued []Queued, accepted bool, durable func() error, err error)
+}
+
 // Store keeps events, the outbox and the per-room id maps durably.
 type Store interface {
 	// Accept records an inbound event (and the remote id its origin room

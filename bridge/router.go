@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -182,9 +183,22 @@ func (r *Router) Accept(ctx context.Context, ev Event) error {
 	// Held from commit to hand-over, so that each queue receives its
 	// entries in commit order.
 	r.acceptMu.Lock()
-	defer r.acceptMu.Unlock()
 	began := time.Now()
-	queued, accepted, err := r.store.Accept(ctx, link, ev, targets)
+	queued, accepted, durable, err := r.commit(ctx, link, ev, targets)
+	if err == nil && accepted {
+		r.mu.Lock()
+		for _, item := range queued {
+			r.queueLocked(item.Target).push(item)
+		}
+		r.mu.Unlock()
+	}
+	r.acceptMu.Unlock()
+	if err == nil && durable != nil {
+		// The deliveries just queued go out first, while this goroutine
+		// waits for the disk; other commits meanwhile share its sync.
+		runtime.Gosched()
+		err = durable()
+	}
 	if r.Observer != nil {
 		r.Observer.Stored("accept", time.Since(began), err)
 	}
@@ -195,15 +209,20 @@ func (r *Router) Accept(ctx context.Context, ev Event) error {
 		r.log.Debug("duplicate event dropped", "room", from.String(), "remote_id", h.Origin.RemoteID)
 		return nil
 	}
-	r.mu.Lock()
-	for _, item := range queued {
-		r.queueLocked(item.Target).push(item)
-	}
-	r.mu.Unlock()
 	if r.Observer != nil {
 		r.Observer.Accepted(from, ev.Kind())
 	}
 	return nil
+}
+
+// commit is the store's Accept, returning before the disk sync where the
+// store can (see EarlyStore).
+func (r *Router) commit(ctx context.Context, link string, ev Event, targets []RoomAddr) ([]Queued, bool, func() error, error) {
+	if es, ok := r.store.(EarlyStore); ok {
+		return es.AcceptCommitted(ctx, link, ev, targets)
+	}
+	queued, accepted, err := r.store.Accept(ctx, link, ev, targets)
+	return queued, accepted, nil, err
 }
 
 // ErrNoFailedList says the store keeps no failed list to work on.

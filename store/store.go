@@ -291,17 +291,29 @@ func (s *Store) stmtContext(ctx context.Context) context.Context {
 
 // Accept implements bridge.Store.
 func (s *Store) Accept(ctx context.Context, link string, ev bridge.Event, targets []bridge.RoomAddr) ([]bridge.Queued, bool, error) {
+	queued, accepted, durable, err := s.AcceptCommitted(ctx, link, ev, targets)
+	if err == nil {
+		err = durable()
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	return queued, accepted, nil
+}
+
+// AcceptCommitted implements bridge.EarlyStore.
+func (s *Store) AcceptCommitted(ctx context.Context, link string, ev bridge.Event, targets []bridge.RoomAddr) ([]bridge.Queued, bool, func() error, error) {
 	h := ev.Head()
 	if h.ID == "" {
-		return nil, false, fmt.Errorf("store: accept %s event without id", ev.Kind())
+		return nil, false, nil, fmt.Errorf("store: accept %s event without id", ev.Kind())
 	}
 	payload, err := bridge.Encode(ev)
 	if err != nil {
-		return nil, false, fmt.Errorf("store: accept %s: encode: %w", h.ID, err)
+		return nil, false, nil, fmt.Errorf("store: accept %s: encode: %w", h.ID, err)
 	}
 	targets = distinct(targets)
 	var queued []bridge.Queued
-	err = s.writeExec(ctx, func(tx txExec) error {
+	commit, err := s.writeCommit(ctx, func(tx txExec) error {
 		queued = queued[:0]
 		if s.dialect == postgres && len(targets) > 0 {
 			// PostgreSQL hands out seqs at insert but they become visible
@@ -355,13 +367,21 @@ func (s *Store) Accept(ctx context.Context, link string, ev bridge.Event, target
 		}
 		return nil
 	})
+	durable := func() error {
+		if err := s.durable(commit); err != nil {
+			return fmt.Errorf("store: accept %s: %w", h.ID, err)
+		}
+		return nil
+	}
 	if errors.Is(err, errDuplicate) {
-		return nil, false, nil
+		// The first copy may not be on disk yet.
+		commit = s.lastCommit()
+		return nil, false, durable, nil
 	}
 	if err != nil {
-		return nil, false, fmt.Errorf("store: accept %s: %w", h.ID, err)
+		return nil, false, nil, fmt.Errorf("store: accept %s: %w", h.ID, err)
 	}
-	return queued, true, nil
+	return queued, true, durable, nil
 }
 
 func distinct(rooms []bridge.RoomAddr) []bridge.RoomAddr {

@@ -131,24 +131,34 @@ func (t rawTx) queryString(st *sql.Stmt, dest *string, args ...any) error {
 }
 
 // writeExec runs fn in a write transaction, together with the delivery
-// records waiting for one, and commits it: on SQLite as BEGIN IMMEDIATE
-// and COMMIT on the writer's driver connection, otherwise as write does.
-func (s *Store) writeExec(ctx context.Context, fn func(txExec) error) (err error) {
+// records waiting for one, and commits it durably: on SQLite as BEGIN
+// IMMEDIATE and COMMIT on the writer's driver connection, otherwise as
+// write does.
+func (s *Store) writeExec(ctx context.Context, fn func(txExec) error) error {
+	commit, err := s.writeCommit(ctx, fn)
+	if err != nil {
+		return err
+	}
+	return s.durable(commit)
+}
+
+// writeCommit is writeExec up to the commit, returning the commit's
+// number for durable.
+func (s *Store) writeCommit(ctx context.Context, fn func(txExec) error) (commit uint64, err error) {
 	if s.dialect != sqlite {
-		return s.write(ctx, func(tx *sql.Tx) error { return fn(sqlTx{ctx, tx}) })
+		return 0, s.write(ctx, func(tx *sql.Tx) error { return fn(sqlTx{ctx, tx}) })
 	}
 	if err := ctx.Err(); err != nil {
-		return err
+		return 0, err
 	}
 	// Waiting for the only writer connection may be canceled; the
 	// transaction, once begun, runs to its end (see stmtContext).
 	conn, err := s.w.Conn(ctx)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	recs := s.delivered.take()
 	defer func() { s.settle(recs, err == nil) }()
-	var commit uint64
 	err = conn.Raw(func(dc any) error {
 		t := rawTx{s: s, dc: s.raw.forConn(dc)}
 		if err := t.run("BEGIN IMMEDIATE"); err != nil {
@@ -174,10 +184,7 @@ func (s *Store) writeExec(ctx context.Context, fn func(txExec) error) (err error
 	// The writer is free for the next transaction while this one's
 	// commit is synced: a sync in progress may then cover both.
 	conn.Close()
-	if err != nil {
-		return err
-	}
-	return s.durable(commit)
+	return commit, err
 }
 
 // forConn returns the statements of driver connection dc, forgetting

@@ -139,6 +139,16 @@ func (s *Store) durable(n uint64) error {
 	return s.wal.wait(n)
 }
 
+// lastCommit is the number of the latest commit, for durable.
+func (s *Store) lastCommit() uint64 {
+	if s.wal == nil {
+		return 0
+	}
+	s.wal.mu.Lock()
+	defer s.wal.mu.Unlock()
+	return s.wal.written
+}
+
 // countCommit counts a commit for durable; 0 when there is nothing to wait for.
 func (s *Store) countCommit() uint64 {
 	if s.wal == nil {

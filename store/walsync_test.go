@@ -6,6 +6,8 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+
+	"github.com/switchboard-chat/switchboard/bridge"
 )
 
 // Every commit waits for a sync that began after it; commits made while
@@ -79,5 +81,36 @@ func TestWALSyncFollowsANewLog(t *testing.T) {
 	os.Remove(path)
 	if err := w.wait(w.committed()); err == nil {
 		t.Error("a commit was declared durable with its log gone")
+	}
+}
+
+// AcceptCommitted hands out the deliveries once committed; durable
+// returns once the log is synced past the commit. A duplicate waits for
+// the commits before it.
+func TestAcceptCommittedThenDurable(t *testing.T) {
+	s := openStore(t, "sqlite", t.TempDir())
+	ctx := t.Context()
+	queued, accepted, durable, err := s.AcceptCommitted(ctx, "lobby", message(lobby, "r1", "hi"), []bridge.RoomAddr{mqtt})
+	if err != nil || !accepted || len(queued) != 1 {
+		t.Fatalf("AcceptCommitted: %v %v %v", queued, accepted, err)
+	}
+	if pending, err := s.Pending(ctx, mqtt, 0, 10); err != nil || len(pending) != 1 {
+		t.Fatalf("before the sync, pending for %v: %v %v", mqtt, pending, err)
+	}
+	s.wal.mu.Lock()
+	written, synced := s.wal.written, s.wal.durable
+	s.wal.mu.Unlock()
+	if synced >= written {
+		t.Fatalf("commit %d already durable (%d) before durable was called", written, synced)
+	}
+	if err := durable(); err != nil {
+		t.Fatal(err)
+	}
+	if s.wal.durable < written {
+		t.Fatalf("durable returned with %d of %d commits synced", s.wal.durable, written)
+	}
+	_, accepted, durable, err = s.AcceptCommitted(ctx, "lobby", message(lobby, "r1", "hi"), []bridge.RoomAddr{mqtt})
+	if err != nil || accepted || durable() != nil {
+		t.Fatalf("duplicate: accepted %v, %v", accepted, err)
 	}
 }

@@ -10,13 +10,15 @@ import (
 // timerSlack is how late Linux may fire switchboard's timers, so that it
 // can wake the process for several at once. The default, 50 µs, makes the
 // Go runtime's monitor thread wake every 20–70 µs while any goroutine is
-// busy (it sleeps 20 µs between checks for a while after each wakeup
-// from idle), several times per relayed message; on a virtual machine
-// each wakeup costs tens of µs of CPU. With 1 ms it wakes about once per
-// message, and a relayed message costs a fifth less CPU (see the relay
-// benchmarks). Nothing in a chat bridge needs its timers to the
-// millisecond.
-const timerSlack = time.Millisecond
+// busy (it sleeps 20 µs between checks for a while after each wakeup from
+// idle), several times per relayed message; on a virtual machine each
+// wakeup costs tens of µs of CPU. With 5 ms it wakes about once per
+// message: a relayed message costs a third less CPU, and 1 ms would save
+// a tenth less than that (see the relay benchmarks). Nothing in a chat
+// bridge needs its timers to within a few milliseconds: the shortest are
+// the 20 ms before delivery records are flushed and pion's 200 ms between
+// ICE checks.
+const timerSlack = 5 * time.Millisecond
 
 const (
 	prSetTimerSlack = 29 // PR_SET_TIMERSLACK
