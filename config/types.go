@@ -8,9 +8,10 @@ import "time"
 type Config struct {
 	DataDir string `yaml:"data_dir"`
 	Store   string `yaml:"store" secret:"url"` // "sqlite" or a postgres:// URL
-	// SQLiteSynchronous is the SQLite store's synchronous setting: "full"
-	// (a commit survives power loss) or "normal" (it survives a crash of
-	// Switchboard but not of the machine).
+	// SQLiteSynchronous is the SQLite store's durability: "full" (a
+	// commit is synced to disk before the source is acknowledged, and
+	// survives power loss) or "normal" (it survives a crash of Switchboard
+	// but not of the machine).
 	SQLiteSynchronous string              `yaml:"sqlite_synchronous"`
 	HTTP              HTTP                `yaml:"http"`
 	Broker            *Broker             `yaml:"broker"` // the embedded MQTT broker; nil: none

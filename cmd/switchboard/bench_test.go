@@ -3,6 +3,7 @@ package main
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -178,16 +179,35 @@ links:
 			}
 		})
 	}
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if r, err := http.Get("http://" + httpAddr + "/readyz"); err == nil && r.StatusCode == 200 {
-			r.Body.Close()
-			break
-		}
+	// Ready, and every network up: /readyz tolerates a network that is
+	// still connecting, and an IRC line sent before the bot has joined
+	// its channel never reaches it.
+	for deadline := time.Now().Add(30 * time.Second); !allUp(httpAddr); time.Sleep(50 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			b.Fatal("switchboard not ready")
 		}
 	}
 	return &relay{b: b, sb: sb, received: map[int]time.Time{}, got: make(chan struct{}, 1)}
+}
+
+// allUp tells whether switchboard at httpAddr is ready with every network
+// up.
+func allUp(httpAddr string) bool {
+	r, err := http.Get("http://" + httpAddr + "/api/status")
+	if err != nil {
+		return false
+	}
+	defer r.Body.Close()
+	var st status
+	if err := json.NewDecoder(r.Body).Decode(&st); err != nil || !st.Ready {
+		return false
+	}
+	for _, n := range st.Networks {
+		if n.State != "up" {
+			return false
+		}
+	}
+	return len(st.Networks) > 0
 }
 
 // saw records the arrival of a message "m<seq> …".
