@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -118,6 +119,17 @@ for i in $(seq 50); do
   if grep -q '^go_sched_gomaxprocs_threads 1$' metrics.txt; then break; fi
   sleep 0.1
 done
+# A flood of messages widens it.
+seq 5000 | mosquitto_pub -h 127.0.0.1 -p 1883 -q 1 -l -t switchboard/lobby/in/flood &
+flood=$!
+for i in $(seq 100); do
+  exec 3<>/dev/tcp/127.0.0.1/8080
+  printf 'GET /metrics HTTP/1.0\r\n\r\n' >&3
+  cat <&3 > busy.txt
+  if ! grep -q '^go_sched_gomaxprocs_threads 1$' busy.txt; then break; fi
+  sleep 0.1
+done
+kill $flood || true
 exec 3<>/dev/tcp/127.0.0.1/8080
 printf 'GET /healthz HTTP/1.0\r\n\r\n' >&3
 cat <&3 > healthz.txt
@@ -155,6 +167,11 @@ wait $pid
 	// are more CPUs.
 	if metrics, _ := os.ReadFile(filepath.Join(dir, "metrics.txt")); !strings.Contains(string(metrics), "\ngo_sched_gomaxprocs_threads 1\n") {
 		t.Errorf("idle GOMAXPROCS is not 1:\n%s", metrics)
+	}
+	if runtime.NumCPU() > 1 {
+		if busy, _ := os.ReadFile(filepath.Join(dir, "busy.txt")); strings.Contains(string(busy), "\ngo_sched_gomaxprocs_threads 1\n") {
+			t.Errorf("GOMAXPROCS stayed 1 under a flood of messages")
+		}
 	}
 	db, err := sql.Open("sqlite", filepath.Join(dir, "data", "switchboard.db"))
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"runtime"
+	rtmetrics "runtime/metrics"
 	"time"
 )
 
@@ -14,16 +15,23 @@ import (
 // idle, each hand-off wakes another thread to take the work, which then
 // finds little to do and sleeps again. On a virtual machine a thread's
 // wakeup costs tens of µs of CPU, and one P relays a message for about a
-// fifth less CPU (see the relay benchmarks). One P carries well over a
-// thousand messages a second; above a share of one CPU the process gets
-// them all back within a sample.
+// fifth less CPU (see the relay benchmarks).
+//
+// One P stops being enough in two ways: the process needs more than a
+// share of one CPU, or goroutines wait to run, most of all while the P is
+// held by a goroutine in a blocking system call (an fdatasync, say) until
+// the runtime hands it over. Either widens the scheduler within a sample;
+// it narrows again after procsNarrowAfter quiet samples in a row.
 const (
 	procsSample = 250 * time.Millisecond
 	// The CPUs' worth of time used during a sample above which the
-	// process widens, and below which, for procsNarrowAfter samples in a
-	// row, it goes back to one P.
+	// process widens, and below which it may go back to one P.
 	procsWidenAbove  = 0.6
 	procsNarrowBelow = 0.3
+	// Goroutines that waited longer than procsLongWait to run, in one
+	// sample, that make the process widen.
+	procsLongWait    = time.Millisecond
+	procsLongWaits   = 5
 	procsNarrowAfter = 8
 )
 
@@ -32,17 +40,19 @@ type procsGovernor struct {
 	widest int       // the Ps to run when busy
 	set    func(int) // sets GOMAXPROCS
 	procs  int       // the Ps now
-	quiet  int       // samples in a row below procsNarrowBelow while wide
+	quiet  int       // quiet samples in a row while wide
 }
 
-// sample takes the CPU time the process used during one period.
-func (g *procsGovernor) sample(used, period time.Duration) {
+// sample takes the CPU time the process used during one period, and how
+// many times a goroutine waited longer than procsLongWait to run.
+func (g *procsGovernor) sample(used, period time.Duration, longWaits uint64) {
 	load := used.Seconds() / period.Seconds()
+	busy := load > procsWidenAbove || longWaits >= procsLongWaits
 	switch {
-	case g.procs == 1 && load > procsWidenAbove:
+	case g.procs == 1 && busy:
 		g.procs = g.widest
 		g.set(g.procs)
-	case g.procs > 1 && load < procsNarrowBelow:
+	case g.procs > 1 && load < procsNarrowBelow && longWaits == 0:
 		if g.quiet++; g.quiet >= procsNarrowAfter {
 			g.procs, g.quiet = 1, 0
 			g.set(1)
@@ -50,6 +60,29 @@ func (g *procsGovernor) sample(used, period time.Duration) {
 	default:
 		g.quiet = 0
 	}
+}
+
+// waits counts, from the runtime's histogram of how long runnable
+// goroutines waited for a P, the waits longer than procsLongWait so far.
+type waits struct{ sample []rtmetrics.Sample }
+
+func newWaits() *waits {
+	return &waits{sample: []rtmetrics.Sample{{Name: "/sched/latencies:seconds"}}}
+}
+
+func (w *waits) long() uint64 {
+	rtmetrics.Read(w.sample)
+	if w.sample[0].Value.Kind() != rtmetrics.KindFloat64Histogram {
+		return 0
+	}
+	h := w.sample[0].Value.Float64Histogram()
+	var n uint64
+	for i, c := range h.Counts {
+		if h.Buckets[i] >= procsLongWait.Seconds() { // the bucket's lower bound
+			n += c
+		}
+	}
+	return n
 }
 
 // governProcs runs the governor until ctx ends, then restores the
@@ -68,6 +101,8 @@ func governProcs(ctx context.Context) {
 	g := &procsGovernor{widest: widest, procs: 1, set: func(n int) { runtime.GOMAXPROCS(n) }}
 	runtime.GOMAXPROCS(1)
 	defer runtime.SetDefaultGOMAXPROCS()
+	w := newWaits()
+	longBefore := w.long()
 	tick := time.NewTicker(procsSample)
 	defer tick.Stop()
 	last := time.Now()
@@ -77,8 +112,9 @@ func governProcs(ctx context.Context) {
 			return
 		case now := <-tick.C:
 			cpu, _ := ownCPUTime()
-			g.sample(cpu-before, now.Sub(last))
-			before, last = cpu, now
+			long := w.long()
+			g.sample(cpu-before, now.Sub(last), long-longBefore)
+			before, last, longBefore = cpu, now, long
 		}
 	}
 }
