@@ -175,7 +175,7 @@ type Queued struct {
 type EarlyStore interface {
 	Store
 	// AcceptCommitted is Accept that returns once the transaction is
-	// committed; durable returns once it is on disk.
+	// committed; durable returns once it is on disk (nil: it is already).
 	AcceptCommitted(ctx context.Context, link string, ev Event, targets []RoomAddr) (queued []Queued, accepted bool, durable func() error, err error)
 }
 

@@ -194,9 +194,12 @@ func (r *Router) Accept(ctx context.Context, ev Event) error {
 	}
 	r.acceptMu.Unlock()
 	if err == nil && durable != nil {
-		// The deliveries just queued go out first, while this goroutine
-		// waits for the disk; other commits meanwhile share its sync.
-		runtime.Gosched()
+		if runtime.GOMAXPROCS(0) == 1 {
+			// The deliveries just queued go out first, rather than
+			// after the sync this goroutine holds the only P in. (With
+			// more Ps, another takes them.)
+			runtime.Gosched()
+		}
 		err = durable()
 	}
 	if r.Observer != nil {

@@ -292,7 +292,7 @@ func (s *Store) stmtContext(ctx context.Context) context.Context {
 // Accept implements bridge.Store.
 func (s *Store) Accept(ctx context.Context, link string, ev bridge.Event, targets []bridge.RoomAddr) ([]bridge.Queued, bool, error) {
 	queued, accepted, durable, err := s.AcceptCommitted(ctx, link, ev, targets)
-	if err == nil {
+	if err == nil && durable != nil {
 		err = durable()
 	}
 	if err != nil {
@@ -301,7 +301,8 @@ func (s *Store) Accept(ctx context.Context, link string, ev bridge.Event, target
 	return queued, accepted, nil
 }
 
-// AcceptCommitted implements bridge.EarlyStore.
+// AcceptCommitted implements bridge.EarlyStore; durable is nil when the
+// commit needs no sync of its own (PostgreSQL, SQLite NORMAL).
 func (s *Store) AcceptCommitted(ctx context.Context, link string, ev bridge.Event, targets []bridge.RoomAddr) ([]bridge.Queued, bool, func() error, error) {
 	h := ev.Head()
 	if h.ID == "" {
@@ -367,11 +368,14 @@ func (s *Store) AcceptCommitted(ctx context.Context, link string, ev bridge.Even
 		}
 		return nil
 	})
-	durable := func() error {
-		if err := s.durable(commit); err != nil {
-			return fmt.Errorf("store: accept %s: %w", h.ID, err)
+	var durable func() error
+	if s.wal != nil {
+		durable = func() error {
+			if err := s.durable(commit); err != nil {
+				return fmt.Errorf("store: accept %s: %w", h.ID, err)
+			}
+			return nil
 		}
-		return nil
 	}
 	if errors.Is(err, errDuplicate) {
 		// The first copy may not be on disk yet.

@@ -110,7 +110,7 @@ func TestAcceptCommittedThenDurable(t *testing.T) {
 		t.Fatalf("durable returned with %d of %d commits synced", s.wal.durable, written)
 	}
 	_, accepted, durable, err = s.AcceptCommitted(ctx, "lobby", message(lobby, "r1", "hi"), []bridge.RoomAddr{mqtt})
-	if err != nil || accepted || durable() != nil {
+	if err != nil || accepted || durable == nil || durable() != nil {
 		t.Fatalf("duplicate: accepted %v, %v", accepted, err)
 	}
 }
