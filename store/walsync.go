@@ -6,7 +6,6 @@ import (
 	"os"
 	"strings"
 	"sync"
-	"syscall"
 )
 
 // walSync makes SQLite's write-ahead log durable after each commit, in
@@ -84,15 +83,11 @@ func (w *walSync) sync() error {
 			}
 			w.f = f
 		}
-		if err := syscall.Fdatasync(int(w.f.Fd())); err != nil {
+		if err := datasync(w.f); err != nil {
 			return err
 		}
-		var st syscall.Stat_t
-		if err := syscall.Fstat(int(w.f.Fd()), &st); err != nil {
+		if gone, err := unlinked(w.f, w.path); err != nil || !gone {
 			return err
-		}
-		if st.Nlink > 0 {
-			return nil
 		}
 		w.f.Close()
 		w.f = nil
