@@ -3,6 +3,7 @@ package matrix
 import (
 	"bytes"
 	"context"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -10,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
@@ -33,6 +35,9 @@ type hsProxy struct {
 	// id (as if it had forgotten theirs in a restart) and their answers
 	// are lost.
 	loseSends int
+	// fileLate: such a send reaches Dendrite this long after its answer
+	// was lost, as from a homeserver slow to file the event in the room.
+	fileLate time.Duration
 }
 
 func newHSProxy(t *testing.T, s *server) *hsProxy {
@@ -66,10 +71,21 @@ func newHSProxy(t *testing.T, s *server) *hsProxy {
 		if lose {
 			p.loseSends--
 		}
+		late := p.fileLate
 		p.mu.Unlock()
 		if lose {
-			r.URL.Path += "-forgotten"
-			rp.ServeHTTP(httptest.NewRecorder(), r)
+			body, _ := io.ReadAll(r.Body)
+			forgotten := r.Clone(context.Background())
+			forgotten.URL.Path += "-forgotten"
+			file := func() {
+				forgotten.Body = io.NopCloser(bytes.NewReader(body))
+				rp.ServeHTTP(httptest.NewRecorder(), forgotten)
+			}
+			if late > 0 {
+				time.AfterFunc(late, file)
+			} else {
+				file()
+			}
 			conn, _, _ := w.(http.Hijacker).Hijack()
 			conn.Close()
 			return

@@ -194,12 +194,10 @@ func (a *Adapter) send(ctx context.Context, intent *appservice.IntentAPI, rid id
 	if err := a.joined(ctx, intent, rid); err != nil {
 		return "", fmt.Errorf("matrix: %s joins %s: %w", intent.UserID, rid, err)
 	}
-	if a.unsure.has(txn) {
-		if evid, ok := a.findSent(ctx, intent, rid, txn); ok {
-			a.log.Info("matrix: event of a send whose answer was lost found in the room; not sending it again", "room", rid, "event", evid)
-			a.unsure.forget(txn)
-			return evid, nil
-		}
+	if evid, ok := a.sentBefore(ctx, intent, rid, txn); ok {
+		a.log.Info("matrix: event of a send whose answer was lost found in the room; not sending it again", "room", rid, "event", evid)
+		a.unsure.forget(txn)
+		return evid, nil
 	}
 	body := marked(content, txn)
 	post := func() (*mautrix.RespSendEvent, error) {

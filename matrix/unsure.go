@@ -30,6 +30,13 @@ const unsureFor = 15 * time.Minute
 // lookBack is how many of the room's latest events are searched.
 const lookBack = 100
 
+// settle is how long after a lost answer the event it may have created
+// can still be missing from the room's history: a homeserver files an
+// event there asynchronously (Dendrite's sync API consumes the room
+// server's output from a queue). A retry within that time that does not
+// find the event looks again once it has passed.
+const settle = 2 * time.Second
+
 // unsure holds the transaction ids of sends whose outcome is unknown.
 type unsure struct {
 	mu   sync.Mutex
@@ -51,11 +58,12 @@ func (u *unsure) add(txn string) {
 	u.txns[txn] = now
 }
 
-func (u *unsure) has(txn string) bool {
+// lostAt tells when the answer to txn's send was lost, if it was.
+func (u *unsure) lostAt(txn string) (time.Time, bool) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	at, ok := u.txns[txn]
-	return ok && time.Since(at) <= unsureFor
+	return at, ok && time.Since(at) <= unsureFor
 }
 
 func (u *unsure) forget(txn string) {
@@ -74,6 +82,28 @@ func answerLost(err error) bool {
 // marked adds the transaction id to an event's content.
 func marked(content any, txn string) any {
 	return &event.Content{Raw: map[string]any{txnMarker: txn}, Parsed: content}
+}
+
+// sentBefore looks for the event of a send to rid whose answer was lost,
+// if one was: see settle.
+func (a *Adapter) sentBefore(ctx context.Context, intent *appservice.IntentAPI, rid id.RoomID, txn string) (id.EventID, bool) {
+	lost, ok := a.unsure.lostAt(txn)
+	if !ok {
+		return "", false
+	}
+	if evid, ok := a.findSent(ctx, intent, rid, txn); ok {
+		return evid, true
+	}
+	wait := settle - time.Since(lost)
+	if wait <= 0 {
+		return "", false
+	}
+	select {
+	case <-ctx.Done():
+		return "", false
+	case <-time.After(wait):
+	}
+	return a.findSent(ctx, intent, rid, txn)
 }
 
 // findSent looks for the event intent posted with transaction id txn

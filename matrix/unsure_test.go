@@ -3,13 +3,15 @@ package matrix
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/switchboard-chat/switchboard/bridge"
 )
 
 // The homeserver creates the event but its answer is lost, and it has
 // forgotten the transaction id by the retry (Dendrite restarted): the
-// retry finds the event in the room instead of posting it twice.
+// retry finds the event in the room instead of posting it twice, also
+// when the event shows there only some time after the loss.
 func TestLostSendAnswerNotRepeated(t *testing.T) {
 	s := newServer(t)
 	proxy := newHSProxy(t, s)
@@ -25,6 +27,8 @@ func TestLostSendAnswerNotRepeated(t *testing.T) {
 	d := &bridge.Delivery{Room: string(rid), Event: &bridge.Message{Header: header(carol), Text: "only once"}}
 	proxy.mu.Lock()
 	proxy.loseSends = 1
+	// The event shows in the room only after the retry's first look.
+	proxy.fileLate = settle / 4
 	proxy.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 	_, err := a.Send(ctx, d)
@@ -33,6 +37,7 @@ func TestLostSendAnswerNotRepeated(t *testing.T) {
 		t.Fatal("a send whose answer was lost reported success")
 	}
 	id := deliver(t, func(ctx context.Context) (string, error) { return a.Send(ctx, d) })
+	time.Sleep(settle / 4) // whatever was filed late is in the room before the marker
 	deliver(t, func(ctx context.Context) (string, error) {
 		return a.Send(ctx, &bridge.Delivery{Room: string(rid), Event: &bridge.Message{Header: header(carol), Text: "marker"}})
 	})
