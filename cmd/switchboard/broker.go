@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -57,6 +58,30 @@ func startBroker(listen, dataDir string, bridgeClients []string, log *slog.Logge
 		return nil, nil, fmt.Errorf("broker: %w", err)
 	}
 	return srv, gate.openUp, nil
+}
+
+// brokerCloseTimeout bounds how long stopping waits for the broker.
+const brokerCloseTimeout = 5 * time.Second
+
+// closeBroker closes the embedded broker, giving up after
+// brokerCloseTimeout or when ctx ends, so that stopping never hangs on
+// it: mochi v2.7.9's Close can deadlock when a client's disconnect races
+// it (Clients.GetByListener takes the clients' read lock twice, and a
+// disconnect waiting for the write lock in between blocks both for good).
+// What the broker holds is in its bolt store already.
+func closeBroker(ctx context.Context, srv *mochi.Server, log *slog.Logger) {
+	done := make(chan struct{})
+	go func() {
+		srv.Close()
+		close(done)
+	}()
+	ctx, cancel := context.WithTimeout(ctx, brokerCloseTimeout)
+	defer cancel()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		log.Warn("the embedded broker did not stop in time; going on without it", "err", ctx.Err())
+	}
 }
 
 // deviceGate keeps devices off the embedded broker until the bridge's own

@@ -236,7 +236,7 @@ func (s *service) stop(ctx context.Context) {
 		s.http.Shutdown(ctx)
 	}
 	if s.broker != nil {
-		s.broker.Close()
+		closeBroker(ctx, s.broker, s.log)
 	}
 	if s.store != nil {
 		s.store.Close()
