@@ -158,9 +158,7 @@ func (s *Store) Close() error {
 			errR = s.r.Close()
 		}
 		s.closeErr = errors.Join(s.w.Close(), errR)
-		if s.wal != nil {
-			s.wal.close()
-		}
+		s.wal.close()
 	})
 	return s.closeErr
 }
@@ -273,7 +271,7 @@ func (s *Store) write(ctx context.Context, fn func(*sql.Tx) error) (err error) {
 	if err := tx.Commit(); err != nil {
 		return err
 	}
-	return s.durable(s.countCommit())
+	return s.wal.wait(s.wal.committed())
 }
 
 // stmtContext is the context the statements of a write transaction run
@@ -371,7 +369,7 @@ func (s *Store) AcceptCommitted(ctx context.Context, link string, ev bridge.Even
 	var durable func() error
 	if s.wal != nil {
 		durable = func() error {
-			if err := s.durable(commit); err != nil {
+			if err := s.wal.wait(commit); err != nil {
 				return fmt.Errorf("store: accept %s: %w", h.ID, err)
 			}
 			return nil
@@ -379,7 +377,7 @@ func (s *Store) AcceptCommitted(ctx context.Context, link string, ev bridge.Even
 	}
 	if errors.Is(err, errDuplicate) {
 		// The first copy may not be on disk yet.
-		commit = s.lastCommit()
+		commit = s.wal.last()
 		return nil, false, durable, nil
 	}
 	if err != nil {

@@ -139,11 +139,11 @@ func (s *Store) writeExec(ctx context.Context, fn func(txExec) error) error {
 	if err != nil {
 		return err
 	}
-	return s.durable(commit)
+	return s.wal.wait(commit)
 }
 
 // writeCommit is writeExec up to the commit, returning the commit's
-// number for durable.
+// number for s.wal.wait.
 func (s *Store) writeCommit(ctx context.Context, fn func(txExec) error) (commit uint64, err error) {
 	if s.dialect != sqlite {
 		return 0, s.write(ctx, func(tx *sql.Tx) error { return fn(sqlTx{ctx, tx}) })
@@ -172,7 +172,7 @@ func (s *Store) writeCommit(ctx context.Context, fn func(txExec) error) (commit 
 		}
 		if err == nil {
 			if err = t.run("COMMIT"); err == nil {
-				commit = s.countCommit()
+				commit = s.wal.committed()
 				return nil
 			}
 		}

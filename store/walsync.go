@@ -36,16 +36,36 @@ func newWALSync(path string) *walSync {
 	return w
 }
 
+// The methods below work on a nil *walSync, which stands for a store
+// that needs no sync of its own (PostgreSQL, SQLite NORMAL or in memory):
+// there is nothing to count and nothing to wait for.
+
 // committed counts a commit just made and returns its number, for wait.
 func (w *walSync) committed() uint64 {
+	if w == nil {
+		return 0
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.written++
 	return w.written
 }
 
+// last is the number of the latest commit, for wait.
+func (w *walSync) last() uint64 {
+	if w == nil {
+		return 0
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.written
+}
+
 // wait returns once commit n is on disk.
 func (w *walSync) wait(n uint64) error {
+	if w == nil {
+		return nil
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for w.durable < n {
@@ -96,6 +116,9 @@ func (w *walSync) sync() error {
 }
 
 func (w *walSync) close() {
+	if w == nil {
+		return
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.f != nil {
@@ -124,30 +147,4 @@ func (s *Store) startWALSync(ctx context.Context, ownSync bool) error {
 	}
 	s.wal = newWALSync(file + "-wal")
 	return nil
-}
-
-// durable waits until commit n, counted by s.wal, is on disk.
-func (s *Store) durable(n uint64) error {
-	if s.wal == nil {
-		return nil
-	}
-	return s.wal.wait(n)
-}
-
-// lastCommit is the number of the latest commit, for durable.
-func (s *Store) lastCommit() uint64 {
-	if s.wal == nil {
-		return 0
-	}
-	s.wal.mu.Lock()
-	defer s.wal.mu.Unlock()
-	return s.wal.written
-}
-
-// countCommit counts a commit for durable; 0 when there is nothing to wait for.
-func (s *Store) countCommit() uint64 {
-	if s.wal == nil {
-		return 0
-	}
-	return s.wal.committed()
 }
