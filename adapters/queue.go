@@ -70,8 +70,18 @@ func (q *AcceptQueue) Len() int {
 	return len(q.items)
 }
 
-// Run hands the queued events to in, one at a time, until ctx ends.
+// Run hands the queued events to in, one at a time, until ctx ends. The
+// networks it serves acknowledge nothing, so nothing here waits for the
+// disk: where in can tell, an event is done once committed, and the store
+// makes it durable within its sync window.
 func (q *AcceptQueue) Run(ctx context.Context, in bridge.Inbound) {
+	accept := in.Accept
+	if c, ok := in.(bridge.Committer); ok {
+		accept = func(ctx context.Context, ev bridge.Event) error {
+			_, err := c.Commit(ctx, ev)
+			return err
+		}
+	}
 	for {
 		ev, ok := q.pop()
 		if !ok {
@@ -84,7 +94,7 @@ func (q *AcceptQueue) Run(ctx context.Context, in bridge.Inbound) {
 		}
 		delay := 100 * time.Millisecond
 		for attempt := 1; ; attempt++ {
-			err := in.Accept(ctx, ev)
+			err := accept(ctx, ev)
 			if err == nil {
 				break
 			}

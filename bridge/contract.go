@@ -34,6 +34,23 @@ type Inbound interface {
 	Online(network string)
 }
 
+// Committer is an Inbound that can also return before the event is on
+// disk. Commit returns once the event is committed, and its deliveries are
+// on their way; durable returns once the commit is on disk too (or with
+// the error of a sync that failed: calling it again tries again). An
+// adapter that acknowledges its source in order (an MQTT PUBACK) can take
+// its next event meanwhile and acknowledge this one when durable returns;
+// one with nothing to acknowledge (IRC) need not call durable at all, and
+// the store makes the commit durable within its sync window. Either way
+// one disk sync then serves many events.
+type Committer interface {
+	Commit(ctx context.Context, ev Event) (durable func() error, err error)
+}
+
+// Committed is what Commit returns as durable when there is nothing to
+// wait for.
+func Committed() error { return nil }
+
 // Delivery is one event on its way to one room, or, for a direct event
 // (Event.Head().To set), to one person.
 type Delivery struct {

@@ -145,13 +145,32 @@ func signal(c chan struct{}) {
 
 // Accept implements Inbound.
 func (r *Router) Accept(ctx context.Context, ev Event) error {
+	durable, err := r.commitEvent(ctx, ev)
+	if err != nil || durable == nil {
+		return err
+	}
+	return durable()
+}
+
+// Commit implements Committer.
+func (r *Router) Commit(ctx context.Context, ev Event) (durable func() error, err error) {
+	durable, err = r.commitEvent(ctx, ev)
+	if err == nil && durable == nil {
+		durable = Committed
+	}
+	return durable, err
+}
+
+// commitEvent is Commit with a nil durable when there is nothing to wait
+// for.
+func (r *Router) commitEvent(ctx context.Context, ev Event) (durable func() error, err error) {
 	from := Addr(ev)
 	link, rooms, ok := r.links.LinkOf(from)
 	if to := ev.Head().To; to != nil {
 		// A direct event goes to its one recipient, whatever the links.
 		if to.Network == "" || to.ID == "" {
 			r.log.Warn("direct event without a recipient dropped", "from", from.Network)
-			return nil
+			return nil, nil
 		}
 		// Each side of a conversation is keyed by the remote person, so that
 		// the ids of what they sent and were sent resolve in one place.
@@ -161,7 +180,7 @@ func (r *Router) Accept(ctx context.Context, ev Event) error {
 	}
 	if !ok {
 		r.log.Debug("event from unlinked room dropped", "room", from.String(), "kind", ev.Kind())
-		return nil
+		return nil, nil
 	}
 	Clean(ev)
 	h := ev.Head()
@@ -172,7 +191,7 @@ func (r *Router) Accept(ctx context.Context, ev Event) error {
 		h.Time = time.Now().UTC()
 	}
 	if ok, err := r.resolve(ctx, from, ev); err != nil || !ok {
-		return err
+		return nil, err
 	}
 	targets := make([]RoomAddr, 0, len(rooms)-1)
 	for _, room := range rooms {
@@ -193,29 +212,36 @@ func (r *Router) Accept(ctx context.Context, ev Event) error {
 		r.mu.Unlock()
 	}
 	r.acceptMu.Unlock()
-	if err == nil && durable != nil {
-		if runtime.GOMAXPROCS(0) == 1 {
-			// The deliveries just queued go out first, rather than
-			// after the sync this goroutine holds the only P in. (With
-			// more Ps, another takes them.)
-			runtime.Gosched()
-		}
-		err = durable()
-	}
 	if r.Observer != nil {
 		r.Observer.Stored("accept", time.Since(began), err)
 	}
+	if err == nil && accepted && runtime.GOMAXPROCS(0) == 1 {
+		// The deliveries just queued go out first, before the caller's
+		// next step and the store's disk sync would hold the only P.
+		// (With more Ps, another takes them.)
+		runtime.Gosched()
+	}
 	if err != nil {
-		return fmt.Errorf("commit %s from %s: %w", ev.Kind(), from, err)
+		return nil, fmt.Errorf("commit %s from %s: %w", ev.Kind(), from, err)
+	}
+	if durable != nil {
+		synced := durable
+		durable = func() error {
+			if err := synced(); err != nil {
+				return fmt.Errorf("commit %s from %s: %w", ev.Kind(), from, err)
+			}
+			return nil
+		}
 	}
 	if !accepted {
+		// A duplicate still waits: the first copy may not be on disk yet.
 		r.log.Debug("duplicate event dropped", "room", from.String(), "remote_id", h.Origin.RemoteID)
-		return nil
+		return durable, nil
 	}
 	if r.Observer != nil {
 		r.Observer.Accepted(from, ev.Kind())
 	}
-	return nil
+	return durable, nil
 }
 
 // commit is the store's Accept, returning before the disk sync where the

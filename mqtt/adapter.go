@@ -95,8 +95,23 @@ type Adapter struct {
 	maxQoS0 int
 	wake    chan struct{}
 
+	// acks holds messages accepted and not yet acknowledged, in the order
+	// they came; ackInOrder sends their PUBACKs once they are on disk.
+	acks  chan pendingAck
 	acked atomic.Uint64 // acknowledgements sent, for tests
 }
+
+// pendingAck is a message waiting for its acknowledgement.
+type pendingAck struct {
+	r received
+	// durable returns once the message's commit is on disk; nil for a
+	// message dropped on purpose, acknowledged as soon as its turn comes.
+	durable func() error
+}
+
+// maxUnacked bounds the messages accepted ahead of their acknowledgement;
+// brokers keep far fewer in flight to one client.
+const maxUnacked = 1024
 
 type received struct {
 	msg paho.Message
@@ -144,6 +159,7 @@ func New(name string, n *config.Network, log *slog.Logger) (adapters.Adapter, er
 		left:       map[string]bool{},
 		dropped:    map[string]uint64{},
 		wake:       make(chan struct{}, 1),
+		acks:       make(chan pendingAck, maxUnacked),
 		maxQoS0:    defaultMaxQueuedQoS0,
 	}
 	if a.clientID == "" {
@@ -217,8 +233,9 @@ func (a *Adapter) Start(ctx context.Context, in bridge.Inbound) error {
 	a.in = in
 	// The adapter outlives the Start call; only Stop ends it.
 	a.ctx, a.cancel = context.WithCancel(context.WithoutCancel(ctx))
-	a.wg.Add(2)
+	a.wg.Add(3)
 	go a.deliverInbound(a.ctx)
+	go a.ackInOrder(a.ctx)
 	go a.run(a.ctx)
 	return nil
 }
@@ -497,10 +514,12 @@ func (a *Adapter) next(ctx context.Context) (received, bool) {
 }
 
 // deliverInbound hands messages to the router one at a time, in the order
-// the broker sent them, and acknowledges each after it is committed (so
-// PUBACKs also go out in order, as MQTT 3.1.1 §4.6 asks).
+// the broker sent them, and queues each for its acknowledgement once
+// committed: the next is taken while the disk syncs, so that one sync
+// serves many messages.
 func (a *Adapter) deliverInbound(ctx context.Context) {
 	defer a.wg.Done()
+	defer close(a.acks)
 	for {
 		r, ok := a.next(ctx)
 		if !ok {
@@ -524,30 +543,74 @@ func (a *Adapter) handle(ctx context.Context, r received) {
 	if reason != "" {
 		// Dropping is deliberate: acknowledge so the broker stops resending.
 		a.drop(m, reason, detail)
-		a.ack(m)
+		a.queueAck(ctx, pendingAck{r: r})
 		return
 	}
+	a.retry(ctx, r, "accept", func(ctx context.Context) error {
+		durable, err := a.commit(ctx, ev)
+		if err == nil {
+			a.queueAck(ctx, pendingAck{r, durable})
+		}
+		return err
+	})
+}
+
+// commit hands ev to the router, returning once it is committed where
+// the router can tell (see bridge.Committer).
+func (a *Adapter) commit(ctx context.Context, ev bridge.Event) (durable func() error, err error) {
+	if c, ok := a.in.(bridge.Committer); ok {
+		return c.Commit(ctx, ev)
+	}
+	return bridge.Committed, a.in.Accept(ctx, ev)
+}
+
+// retry runs step until it succeeds, the adapter stops or the message's
+// connection closes (the broker then resends it), with backoff.
+func (a *Adapter) retry(ctx context.Context, r received, what string, step func(context.Context) error) bool {
 	backoff := a.timeouts.acceptRetryMin
 	for attempt := 1; ; attempt++ {
-		actx, cancel := context.WithTimeout(ctx, a.timeouts.accept)
-		err := a.in.Accept(actx, ev)
+		sctx, cancel := context.WithTimeout(ctx, a.timeouts.accept)
+		err := step(sctx)
 		cancel()
 		if err == nil {
-			a.ack(m)
-			return
+			return true
 		}
 		if ctx.Err() != nil {
-			return // stopped: unacknowledged, so the broker keeps it for the next session
+			return false // stopped: unacknowledged, so the broker keeps it for the next session
 		}
 		if a.stale(r) {
-			a.log.Info("mqtt: connection changed while retrying; the broker resends the message", "topic", m.Topic())
-			return
+			a.log.Info("mqtt: connection changed while retrying; the broker resends the message", "topic", r.msg.Topic())
+			return false
 		}
-		a.log.Warn("mqtt: accept failed, retrying", "topic", m.Topic(), "attempt", attempt, "retry_in", backoff, "err", err)
+		a.log.Warn("mqtt: "+what+" failed, retrying", "topic", r.msg.Topic(), "attempt", attempt, "retry_in", backoff, "err", err)
 		if !sleep(ctx, backoff) {
-			return
+			return false
 		}
 		backoff = min(2*backoff, a.timeouts.acceptRetryMax)
+	}
+}
+
+func (a *Adapter) queueAck(ctx context.Context, p pendingAck) {
+	select {
+	case a.acks <- p:
+	case <-ctx.Done(): // unacknowledged: the broker resends it
+	}
+}
+
+// ackInOrder acknowledges the accepted messages once their commits are on
+// disk, in the order they came (MQTT 3.1.1 §4.6 asks PUBACKs in order).
+// At Stop it goes on until deliverInbound ends, so that what was
+// committed is acknowledged before the DISCONNECT.
+func (a *Adapter) ackInOrder(ctx context.Context) {
+	defer a.wg.Done()
+	for p := range a.acks {
+		// At Stop each still gets one wait for its sync.
+		if p.durable != nil && !a.retry(ctx, p.r, "sync", func(context.Context) error { return p.durable() }) {
+			continue
+		}
+		if !a.stale(p.r) {
+			a.ack(p.r.msg)
+		}
 	}
 }
 

@@ -95,6 +95,80 @@ func (f *fakeInbound) waitOnline(t *testing.T) {
 	}
 }
 
+type testInbound interface {
+	bridge.Inbound
+	waitOnline(t *testing.T)
+}
+
+// committer is a fakeInbound that commits ahead of the disk sync, as the
+// router does: each commit's durable fails until synced is closed.
+type committer struct {
+	*fakeInbound
+	synced chan struct{}
+}
+
+func (c *committer) Commit(ctx context.Context, ev bridge.Event) (func() error, error) {
+	if err := c.Accept(ctx, ev); err != nil {
+		return nil, err
+	}
+	return func() error {
+		select {
+		case <-c.synced:
+			return nil
+		case <-time.After(50 * time.Millisecond):
+			return errors.New("disk sync failed")
+		}
+	}, nil
+}
+
+// Messages are committed one after another without waiting for the
+// disk, and each is acknowledged once its commit is on disk: until then
+// the broker keeps them all.
+func TestAckAfterTheDiskSyncs(t *testing.T) {
+	for _, synced := range []bool{true, false} {
+		t.Run(fmt.Sprintf("synced=%v", synced), func(t *testing.T) {
+			b := testenv.Mosquitto(t)
+			id := testenv.UniqueClientID("sb")
+			in := &committer{newFakeInbound(), make(chan struct{})}
+			a, _ := startAdapter(t, b, in, setup{clientID: id})
+			dev := b.Client(t, "")
+			for i := range 3 {
+				testenv.MQTTPublish(t, dev, room+"/in/dev1", 1, false, fmt.Sprintf("m%d", i))
+			}
+			for i := range 3 {
+				if m := in.next(t); m.Text != fmt.Sprintf("m%d", i) {
+					t.Fatalf("commit %d: %q", i, m.Text)
+				}
+			}
+			time.Sleep(200 * time.Millisecond)
+			if n := a.acked.Load(); n != 0 {
+				t.Fatalf("%d acks before the disk synced", n)
+			}
+			if synced {
+				close(in.synced)
+				eventually(t, "acks", func() bool { return a.acked.Load() == 3 })
+			}
+			stop(t, a)
+
+			// Acknowledged messages are gone from the session; the others
+			// come again, in order.
+			again := newFakeInbound()
+			startAdapter(t, b, again, setup{clientID: id})
+			testenv.MQTTPublish(t, dev, room+"/in/dev1", 1, false, "marker")
+			want := []string{"m0", "m1", "m2", "marker"}
+			if synced {
+				want = want[3:]
+			}
+			for _, w := range want {
+				if m := again.next(t); m.Text != w {
+					t.Fatalf("after restart got %q, want %q", m.Text, w)
+				}
+			}
+			again.quiet(t, 300*time.Millisecond)
+		})
+	}
+}
+
 type setup struct {
 	clientID   string
 	maxPayload int
@@ -123,7 +197,7 @@ func newAdapter(t *testing.T, brokerURL string, s setup) (*Adapter, *testenv.Log
 }
 
 // startAdapter starts an adapter, joins room and waits until it is online.
-func startAdapter(t *testing.T, b *testenv.MQTTBroker, in *fakeInbound, s setup) (*Adapter, *testenv.Log) {
+func startAdapter(t *testing.T, b *testenv.MQTTBroker, in testInbound, s setup) (*Adapter, *testenv.Log) {
 	t.Helper()
 	if s.clientID == "" {
 		s.clientID = testenv.UniqueClientID("sb")

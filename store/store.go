@@ -147,6 +147,8 @@ func (s *Store) Close() error {
 			cancel()
 		}
 		s.delivered.take() // stops the flush timer
+		// No sync may begin once SQLite's close below has deleted the log.
+		s.wal.close()
 		s.raw.close(s.w)
 		for _, st := range s.st.all() {
 			if st != nil {
@@ -158,7 +160,6 @@ func (s *Store) Close() error {
 			errR = s.r.Close()
 		}
 		s.closeErr = errors.Join(s.w.Close(), errR)
-		s.wal.close()
 	})
 	return s.closeErr
 }

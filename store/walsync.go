@@ -3,9 +3,11 @@ package store
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"strings"
 	"sync"
+	"time"
 )
 
 // walSync makes SQLite's write-ahead log durable after each commit, in
@@ -15,23 +17,42 @@ import (
 // (or a journal commit) per transaction. fdatasync skips it, as
 // PostgreSQL's default wal_sync_method does. The writer runs with
 // synchronous=NORMAL (the log and the database are still synced around
-// checkpoints) and each write returns only once an fdatasync that began
-// after its commit has ended. One fdatasync serves every commit made
-// before it began, so concurrent writers share it (group commit).
+// checkpoints).
+//
+// Syncs run in the background, one at a time, and each covers every
+// commit made before it began (group commit). A commit after a quiet
+// spell is synced at once; under load a sync begins at most every
+// syncWindow, so that one device round trip serves the commits of that
+// window rather than each paying its own. A caller that acknowledges its
+// source waits for its commit (wait); one that has nothing to acknowledge
+// need not, and its commit is on disk within the window all the same.
 type walSync struct {
-	path string // the log file
+	path   string // the log file
+	window time.Duration
+	log    *slog.Logger
 
-	mu      sync.Mutex
-	done    *sync.Cond
-	f       *os.File
-	written uint64 // commits made so far
-	durable uint64 // commits known to be on disk
-	syncs   uint64 // fdatasyncs done
-	syncing bool
+	mu        sync.Mutex
+	done      *sync.Cond
+	f         *os.File
+	written   uint64 // commits made so far
+	durable   uint64 // commits known to be on disk
+	syncs     uint64 // fdatasyncs done
+	failed    uint64 // syncs that failed
+	err       error  // the last failure
+	due       bool   // a sync is scheduled or running
+	syncing   bool
+	lastStart time.Time
+	closed    bool
 }
 
-func newWALSync(path string) *walSync {
-	w := &walSync{path: path}
+// syncWindow is the least time between the starts of two syncs. It bounds
+// how long a commit nobody waits for stays off the disk (beyond the sync
+// itself), and how much longer a waiter waits under load; 20 ms is the
+// delay of the delivery records (flushDelay) too.
+const syncWindow = 20 * time.Millisecond
+
+func newWALSync(path string, window time.Duration, log *slog.Logger) *walSync {
+	w := &walSync{path: path, window: window, log: log}
 	w.done = sync.NewCond(&w.mu)
 	return w
 }
@@ -40,7 +61,8 @@ func newWALSync(path string) *walSync {
 // that needs no sync of its own (PostgreSQL, SQLite NORMAL or in memory):
 // there is nothing to count and nothing to wait for.
 
-// committed counts a commit just made and returns its number, for wait.
+// committed counts a commit just made, schedules its sync and returns its
+// number, for wait.
 func (w *walSync) committed() uint64 {
 	if w == nil {
 		return 0
@@ -48,6 +70,7 @@ func (w *walSync) committed() uint64 {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.written++
+	w.scheduleLocked()
 	return w.written
 }
 
@@ -61,30 +84,70 @@ func (w *walSync) last() uint64 {
 	return w.written
 }
 
-// wait returns once commit n is on disk.
+// scheduleLocked starts a sync at once, or at the end of the window that
+// began with the last one.
+func (w *walSync) scheduleLocked() {
+	if w.due || w.closed {
+		return
+	}
+	w.due = true
+	if wait := time.Until(w.lastStart.Add(w.window)); wait > 0 {
+		time.AfterFunc(wait, w.flush)
+	} else {
+		go w.flush()
+	}
+}
+
+// flush syncs every commit made so far.
+func (w *walSync) flush() {
+	w.mu.Lock()
+	if w.closed {
+		w.due = false
+		w.mu.Unlock()
+		return
+	}
+	upTo := w.written
+	w.syncing = true
+	w.lastStart = time.Now()
+	w.mu.Unlock()
+
+	err := w.sync()
+
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.syncing, w.due = false, false
+	if err != nil {
+		w.failed++
+		w.err = fmt.Errorf("sync %s: %w", w.path, err)
+		w.log.Error("store: the log could not be synced; its commits are not durable yet", "err", w.err, "commits", upTo-w.durable)
+	} else {
+		w.durable = max(w.durable, upTo)
+		w.syncs++
+		if w.durable < w.written {
+			w.scheduleLocked() // commits made during the sync
+		}
+	}
+	w.done.Broadcast()
+}
+
+// wait returns once commit n is on disk, or with the error of a sync that
+// failed meanwhile; waiting again then tries another.
 func (w *walSync) wait(n uint64) error {
 	if w == nil {
 		return nil
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	failed := w.failed
 	for w.durable < n {
-		if w.syncing {
-			w.done.Wait()
-			continue
+		switch {
+		case w.failed != failed:
+			return w.err
+		case w.closed:
+			return fmt.Errorf("sync %s: the store is closed", w.path)
 		}
-		w.syncing = true
-		upTo := w.written
-		w.mu.Unlock()
-		err := w.sync()
-		w.mu.Lock()
-		w.syncing = false
-		w.done.Broadcast()
-		if err != nil {
-			return fmt.Errorf("sync %s: %w", w.path, err)
-		}
-		w.durable = max(w.durable, upTo)
-		w.syncs++
+		w.scheduleLocked()
+		w.done.Wait()
 	}
 	return nil
 }
@@ -115,12 +178,19 @@ func (w *walSync) sync() error {
 	return fmt.Errorf("the log was replaced three times during a sync")
 }
 
+// close ends the syncs, after the one in progress. SQLite's own close
+// checkpoints the log into the database and syncs both.
 func (w *walSync) close() {
 	if w == nil {
 		return
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	w.closed = true
+	for w.syncing {
+		w.done.Wait()
+	}
+	w.done.Broadcast()
 	if w.f != nil {
 		w.f.Close()
 		w.f = nil
@@ -145,6 +215,6 @@ func (s *Store) startWALSync(ctx context.Context, ownSync bool) error {
 	if !strings.EqualFold(mode, "wal") || file == "" {
 		return nil // in memory: nothing to make durable
 	}
-	s.wal = newWALSync(file + "-wal")
+	s.wal = newWALSync(file+"-wal", syncWindow, s.log)
 	return nil
 }

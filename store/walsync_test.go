@@ -1,11 +1,13 @@
 package store
 
 import (
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/switchboard-chat/switchboard/bridge"
 )
@@ -17,7 +19,7 @@ func TestWALSyncGroupsCommits(t *testing.T) {
 	if err := os.WriteFile(path, []byte("log"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	w := newWALSync(path)
+	w := newWALSync(path, 0, testLog(t))
 	defer w.close()
 	const writers, commits = 8, 50
 	var wg sync.WaitGroup
@@ -53,7 +55,7 @@ func TestWALSyncFollowsANewLog(t *testing.T) {
 	if err := os.WriteFile(path, []byte("old"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	w := newWALSync(path)
+	w := newWALSync(path, 0, testLog(t))
 	defer w.close()
 	if err := w.wait(w.committed()); err != nil {
 		t.Fatal(err)
@@ -77,11 +79,74 @@ func TestWALSyncFollowsANewLog(t *testing.T) {
 	if synced.Ino != current.Ino || w.syncs != 2 {
 		t.Errorf("synced inode %d, the log is %d; %d syncs", synced.Ino, current.Ino, w.syncs)
 	}
-	// With no log at all the commit cannot be made durable, and says so.
+	// With no log at all the commit cannot be made durable, and says so;
+	// waiting again tries again.
 	os.Remove(path)
-	if err := w.wait(w.committed()); err == nil {
+	n := w.committed()
+	if err := w.wait(n); err == nil {
 		t.Error("a commit was declared durable with its log gone")
 	}
+	if err := os.WriteFile(path, []byte("back"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.wait(n); err != nil || w.durable < n {
+		t.Errorf("with the log back: %v, %d of %d durable", err, w.durable, n)
+	}
+}
+
+// Under load a sync begins at most once a window: commits made within it
+// share one, and a commit nobody waits for is on disk all the same.
+func TestWALSyncWindow(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "db-wal")
+	if err := os.WriteFile(path, []byte("log"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	const window = 300 * time.Millisecond
+	w := newWALSync(path, window, testLog(t))
+	defer w.close()
+	// The first commit after a quiet spell is synced at once.
+	began := time.Now()
+	if err := w.wait(w.committed()); err != nil {
+		t.Fatal(err)
+	}
+	if waited := time.Since(began); waited >= window {
+		t.Errorf("the first commit waited %v for its sync", waited)
+	}
+	// Ten more in the window: one more sync, at the window's end, and
+	// none before.
+	var last uint64
+	for range 10 {
+		last = w.committed()
+		time.Sleep(time.Millisecond)
+	}
+	w.mu.Lock()
+	early := w.durable
+	w.mu.Unlock()
+	if early >= last && time.Since(began) < window {
+		t.Errorf("commit %d synced before the window ended", last)
+	}
+	// Nobody waits: the commits reach the disk by themselves.
+	for deadline := time.Now().Add(window + 5*time.Second); ; time.Sleep(10 * time.Millisecond) {
+		w.mu.Lock()
+		durable, syncs := w.durable, w.syncs
+		w.mu.Unlock()
+		if durable == last {
+			if syncs != 2 {
+				t.Errorf("11 commits took %d syncs, want 2", syncs)
+			}
+			if synced := time.Since(began); synced < window {
+				t.Errorf("the second sync began %v after the first, inside the %v window", synced, window)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d commits durable %v after the window", durable, last, window+5*time.Second)
+		}
+	}
+}
+
+func testLog(t *testing.T) *slog.Logger {
+	return slog.New(slog.NewTextHandler(t.Output(), nil))
 }
 
 // AcceptCommitted hands out the deliveries once committed; durable
@@ -90,6 +155,10 @@ func TestWALSyncFollowsANewLog(t *testing.T) {
 func TestAcceptCommittedThenDurable(t *testing.T) {
 	s := openStore(t, "sqlite", t.TempDir())
 	ctx := t.Context()
+	// A sync just began: the next is due after the window.
+	s.wal.mu.Lock()
+	s.wal.window, s.wal.lastStart = time.Second, time.Now()
+	s.wal.mu.Unlock()
 	queued, accepted, durable, err := s.AcceptCommitted(ctx, "lobby", message(lobby, "r1", "hi"), []bridge.RoomAddr{mqtt})
 	if err != nil || !accepted || len(queued) != 1 {
 		t.Fatalf("AcceptCommitted: %v %v %v", queued, accepted, err)

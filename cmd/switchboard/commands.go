@@ -97,18 +97,35 @@ func (c *commands) Online(network string) { c.next.Online(network) }
 // passed on; a failed reply is logged, not returned, since the adapter
 // would then deliver the command again.
 func (c *commands) Accept(ctx context.Context, ev bridge.Event) error {
+	if c.handled(ctx, ev) {
+		return nil
+	}
+	return c.next.Accept(ctx, ev)
+}
+
+// Commit implements bridge.Committer, as Accept does bridge.Inbound.
+func (c *commands) Commit(ctx context.Context, ev bridge.Event) (func() error, error) {
+	if c.handled(ctx, ev) {
+		return bridge.Committed, nil
+	}
+	if next, ok := c.next.(bridge.Committer); ok {
+		return next.Commit(ctx, ev)
+	}
+	return bridge.Committed, c.next.Accept(ctx, ev)
+}
+
+// handled runs ev if it is a command, answers it if it is for the bot,
+// and tells whether it was either: then it goes no further.
+func (c *commands) handled(ctx context.Context, ev bridge.Event) bool {
 	m, ok := ev.(*bridge.Message)
 	if !ok {
-		if bridge.ToBot(ev) {
-			// A reaction to, edit of or typing at the bot: there is no one
-			// to bridge it to.
-			return nil
-		}
-		return c.next.Accept(ctx, ev)
+		// A reaction to, edit of or typing at the bot: there is no one to
+		// bridge it to.
+		return bridge.ToBot(ev)
 	}
 	args, isCommand := commandArgs(m)
 	if !isCommand && !bridge.ToBot(ev) {
-		return c.next.Accept(ctx, ev)
+		return false
 	}
 	ctx, cancel := context.WithTimeout(ctx, commandTimeout)
 	defer cancel()
@@ -118,7 +135,7 @@ func (c *commands) Accept(ctx context.Context, ev bridge.Event) error {
 	case !m.Notice: // never answer a notice: two bots would answer each other
 		c.reply(ctx, m, botHint)
 	}
-	return nil
+	return true
 }
 
 const botHint = `I am the Switchboard bridge bot and do not relay direct messages. Admins: say "!sb help".`
