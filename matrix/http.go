@@ -16,6 +16,8 @@ import (
 	"maunium.net/go/mautrix/appservice"
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
+
+	"github.com/switchboard-chat/switchboard/bridge"
 )
 
 // maxTransaction bounds a transaction's body.
@@ -183,8 +185,9 @@ func (a *Adapter) putTransaction(w http.ResponseWriter, r *http.Request) {
 	// end all the same (they are then deduplicated when sent again).
 	hctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
+	txnIn := &committing{Inbound: in}
 	for _, evt := range txn.Events {
-		if err := a.handleEvent(hctx, in, evt, event.UnknownEventType); err != nil {
+		if err := a.handleEvent(hctx, txnIn, evt, event.UnknownEventType); err != nil {
 			a.log.Warn("matrix transaction not accepted; the homeserver will send it again", "txn", txnID, "event", evt.ID, "err", err)
 			writeError(w, http.StatusInternalServerError, "M_UNKNOWN", "not accepted, try again")
 			return
@@ -195,15 +198,51 @@ func (a *Adapter) putTransaction(w http.ResponseWriter, r *http.Request) {
 		eph = txn.MSC2409EphemeralEvents
 	}
 	for _, evt := range eph {
-		if err := a.handleEvent(hctx, in, evt, event.EphemeralEventType); err != nil {
+		if err := a.handleEvent(hctx, txnIn, evt, event.EphemeralEventType); err != nil {
 			a.log.Debug("matrix ephemeral event not accepted", "err", err)
 		}
+	}
+	if err := txnIn.durable(); err != nil {
+		a.log.Warn("matrix transaction not on disk; the homeserver will send it again", "txn", txnID, "err", err)
+		writeError(w, http.StatusInternalServerError, "M_UNKNOWN", "not accepted, try again")
+		return
 	}
 	if err := a.rememberTxn(ctx, txnID, time.Now()); err != nil {
 		writeError(w, http.StatusInternalServerError, "M_UNKNOWN", "state: "+err.Error())
 		return
 	}
 	writeJSON(http.StatusOK, struct{}{}, w)
+}
+
+// committing is the Inbound of one transaction's events: each is
+// committed without waiting for the disk, and durable then waits for them
+// all, so that the transaction's events share one sync (see
+// bridge.Committer).
+type committing struct {
+	bridge.Inbound
+	waits []func() error
+}
+
+func (c *committing) Accept(ctx context.Context, ev bridge.Event) error {
+	committer, ok := c.Inbound.(bridge.Committer)
+	if !ok {
+		return c.Inbound.Accept(ctx, ev)
+	}
+	durable, err := committer.Commit(ctx, ev)
+	if err == nil {
+		c.waits = append(c.waits, durable)
+	}
+	return err
+}
+
+// durable returns once every event committed is on disk.
+func (c *committing) durable() error {
+	for _, wait := range c.waits {
+		if err := wait(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // txnPrefix starts the State keys of transactions done; the value is

@@ -80,6 +80,41 @@ func TestTransactionsPersistentlyDeduplicated(t *testing.T) {
 	}
 }
 
+// A transaction's events are all committed before it waits for the disk,
+// and it is acknowledged (and remembered) only once they are on it.
+func TestTransactionWaitsForTheDisk(t *testing.T) {
+	s := newServer(t)
+	alice := s.Client(t, "alice")
+	rid := alice.NewRoom(true, "")
+	_, rec := startAdapter(t, s, string(rid))
+	var committedFirst []int
+	rec.Durable = func() error {
+		committedFirst = append(committedFirst, len(rec.Messages()))
+		return errors.New("disk failed")
+	}
+	txn := []map[string]any{
+		textEvent(rid, alice.UserID, "$d1", "one"),
+		textEvent(rid, alice.UserID, "$d2", "two"),
+		textEvent(rid, alice.UserID, "$d3", "three"),
+	}
+	if code := putTxn(t, s, s.cfg.HSToken, "d-1", txn...); code < 500 {
+		t.Fatalf("not on disk but the transaction got %d", code)
+	}
+	if len(committedFirst) == 0 || committedFirst[0] != 3 {
+		t.Errorf("the disk was waited for with %v of 3 events committed", committedFirst)
+	}
+	if _, ok, _ := s.state.Get(t.Context(), "txn:d-1"); ok {
+		t.Error("a transaction not on disk was remembered as done")
+	}
+	rec.Durable = nil
+	if code := putTxn(t, s, s.cfg.HSToken, "d-1", txn...); code != http.StatusOK {
+		t.Fatalf("retry: %d", code)
+	}
+	if _, ok, _ := s.state.Get(t.Context(), "txn:d-1"); !ok {
+		t.Error("the transaction was not remembered")
+	}
+}
+
 // unitAdapter is an adapter with a store's state and no homeserver (its
 // URL refuses connections): for what needs no Matrix traffic.
 func unitAdapter(t *testing.T) (*Adapter, adapters.State) {

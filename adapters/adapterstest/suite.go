@@ -373,6 +373,8 @@ type Recorder struct {
 	online  int
 	// Fail, when set, is returned by Accept instead of recording.
 	Fail func(bridge.Event) error
+	// Durable, when set, is what Commit returns as its wait for the disk.
+	Durable func() error
 }
 
 // NewRecorder returns an empty recorder.
@@ -390,6 +392,19 @@ func (r *Recorder) Accept(ctx context.Context, ev bridge.Event) error {
 	close(r.changed)
 	r.changed = make(chan struct{})
 	return nil
+}
+
+// Commit implements bridge.Committer: it records as Accept does.
+func (r *Recorder) Commit(ctx context.Context, ev bridge.Event) (func() error, error) {
+	if err := r.Accept(ctx, ev); err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.Durable != nil {
+		return r.Durable, nil
+	}
+	return bridge.Committed, nil
 }
 
 func (r *Recorder) Online(string) {
