@@ -47,8 +47,9 @@ type walSync struct {
 
 // syncWindow is the least time between the starts of two syncs. It bounds
 // how long a commit nobody waits for stays off the disk (beyond the sync
-// itself), and how much longer a waiter waits under load; 20 ms is the
-// delay of the delivery records (flushDelay) too.
+// itself and the process's timer slack), and how much longer a waiter
+// waits under load; 20 ms is the delay of the delivery records
+// (flushDelay) too.
 const syncWindow = 20 * time.Millisecond
 
 func newWALSync(path string, window time.Duration, log *slog.Logger) *walSync {

@@ -9,16 +9,20 @@ import (
 
 // timerSlack is how late Linux may fire switchboard's timers, so that it
 // can wake the process for several at once. The default, 50 µs, makes the
-// Go runtime's monitor thread wake every 20–70 µs while any goroutine is
-// busy (it sleeps 20 µs between checks for a while after each wakeup from
-// idle), several times per relayed message; on a virtual machine each
-// wakeup costs tens of µs of CPU. With 5 ms it wakes about once per
-// message: a relayed message costs a third less CPU, and 1 ms would save
-// a tenth less than that (see the relay benchmarks). Nothing in a chat
-// bridge needs its timers to within a few milliseconds: the shortest are
-// the 20 ms before delivery records are flushed and pion's 200 ms between
-// ICE checks.
-const timerSlack = 5 * time.Millisecond
+// Go runtime's monitor thread (sysmon) wake every 20–70 µs while any
+// goroutine is busy (it sleeps 20 µs between checks for a while after
+// each wakeup from idle), several times per relayed message; on a virtual
+// machine each wakeup costs tens of µs of CPU. With 1 ms a relayed
+// message cost about 220 µs less CPU, 5 ms saved another 60 µs, and 20 ms,
+// with which one monitor wakeup serves several messages under load,
+// another 55 µs and a context switch per message (the relay benchmarks,
+// alternating runs). Nothing in a chat bridge needs its timers to within
+// 20 ms: the shortest are the store's 20 ms sync window and delivery
+// record delay, which only bound how long work waits to be batched, and
+// pion's 200 ms between ICE checks. The price: with one P, a goroutine
+// blocked in a system call (an fdatasync on a slow disk) holds it until
+// the monitor next looks, up to about 40 ms rather than 10.
+const timerSlack = 20 * time.Millisecond
 
 const (
 	prSetTimerSlack = 29 // PR_SET_TIMERSLACK
