@@ -268,6 +268,9 @@ func (a *Adapter) options(c *conn) *paho.ClientOptions {
 			a.log.Warn("mqtt: connection lost, reconnecting", "broker", a.broker.Redacted(), "err", err)
 			lost()
 		})
+	if bufferedReads(a.broker) {
+		o.SetCustomOpenConnectionFn(dialBuffered)
+	}
 	if a.username != "" {
 		o.SetUsername(a.username)
 	}
