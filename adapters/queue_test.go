@@ -78,11 +78,11 @@ type committer struct {
 	accepted int
 }
 
-func (c *committer) Commit(ctx context.Context, ev bridge.Event) (func() error, error) {
+func (c *committer) Commit(ctx context.Context, ev bridge.Event) (func(bool) error, error) {
 	if err := c.flaky.Accept(ctx, ev); err != nil {
 		return nil, err
 	}
-	return func() error { select {} }, nil
+	return func(bool) error { select {} }, nil
 }
 
 func (c *committer) Accept(context.Context, bridge.Event) error {

@@ -42,14 +42,17 @@ type Inbound interface {
 // its next event meanwhile and acknowledge this one when durable returns;
 // one with nothing to acknowledge (IRC) need not call durable at all, and
 // the store makes the commit durable within its sync window. Either way
-// one disk sync then serves many events.
+// one disk sync then serves many events. With now, durable has the disk
+// synced at once, for a caller that holds its source until then (a Matrix
+// transaction); without, the store may wait for the end of its sync
+// window for more commits to share the sync.
 type Committer interface {
-	Commit(ctx context.Context, ev Event) (durable func() error, err error)
+	Commit(ctx context.Context, ev Event) (durable func(now bool) error, err error)
 }
 
 // Committed is what Commit returns as durable when there is nothing to
 // wait for.
-func Committed() error { return nil }
+func Committed(bool) error { return nil }
 
 // Delivery is one event on its way to one room, or, for a direct event
 // (Event.Head().To set), to one person.
@@ -193,7 +196,10 @@ type EarlyStore interface {
 	Store
 	// AcceptCommitted is Accept that returns once the transaction is
 	// committed; durable returns once it is on disk (nil: it is already).
-	AcceptCommitted(ctx context.Context, link string, ev Event, targets []RoomAddr) (queued []Queued, accepted bool, durable func() error, err error)
+	// With now, the store syncs at once, for a caller that holds its
+	// source until then; without, it may wait for more commits to share
+	// the sync, for a caller that goes on meanwhile.
+	AcceptCommitted(ctx context.Context, link string, ev Event, targets []RoomAddr) (queued []Queued, accepted bool, durable func(now bool) error, err error)
 }
 
 // Store keeps events, the outbox and the per-room id maps durably.

@@ -149,11 +149,11 @@ func (r *Router) Accept(ctx context.Context, ev Event) error {
 	if err != nil || durable == nil {
 		return err
 	}
-	return durable()
+	return durable(true)
 }
 
 // Commit implements Committer.
-func (r *Router) Commit(ctx context.Context, ev Event) (durable func() error, err error) {
+func (r *Router) Commit(ctx context.Context, ev Event) (durable func(now bool) error, err error) {
 	durable, err = r.commitEvent(ctx, ev)
 	if err == nil && durable == nil {
 		durable = Committed
@@ -163,7 +163,7 @@ func (r *Router) Commit(ctx context.Context, ev Event) (durable func() error, er
 
 // commitEvent is Commit with a nil durable when there is nothing to wait
 // for.
-func (r *Router) commitEvent(ctx context.Context, ev Event) (durable func() error, err error) {
+func (r *Router) commitEvent(ctx context.Context, ev Event) (durable func(now bool) error, err error) {
 	from := Addr(ev)
 	link, rooms, ok := r.links.LinkOf(from)
 	if to := ev.Head().To; to != nil {
@@ -226,8 +226,8 @@ func (r *Router) commitEvent(ctx context.Context, ev Event) (durable func() erro
 	}
 	if durable != nil {
 		synced := durable
-		durable = func() error {
-			if err := synced(); err != nil {
+		durable = func(now bool) error {
+			if err := synced(now); err != nil {
 				return fmt.Errorf("commit %s from %s: %w", ev.Kind(), from, err)
 			}
 			return nil
@@ -246,7 +246,7 @@ func (r *Router) commitEvent(ctx context.Context, ev Event) (durable func() erro
 
 // commit is the store's Accept, returning before the disk sync where the
 // store can (see EarlyStore).
-func (r *Router) commit(ctx context.Context, link string, ev Event, targets []RoomAddr) ([]Queued, bool, func() error, error) {
+func (r *Router) commit(ctx context.Context, link string, ev Event, targets []RoomAddr) ([]Queued, bool, func(now bool) error, error) {
 	if es, ok := r.store.(EarlyStore); ok {
 		return es.AcceptCommitted(ctx, link, ev, targets)
 	}

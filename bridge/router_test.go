@@ -538,11 +538,11 @@ type slowDisk struct {
 	fail    error
 }
 
-func (s slowDisk) AcceptCommitted(ctx context.Context, link string, ev bridge.Event, targets []bridge.RoomAddr) ([]bridge.Queued, bool, func() error, error) {
+func (s slowDisk) AcceptCommitted(ctx context.Context, link string, ev bridge.Event, targets []bridge.RoomAddr) ([]bridge.Queued, bool, func(bool) error, error) {
 	queued, accepted, durable, err := s.Store.AcceptCommitted(ctx, link, ev, targets)
-	return queued, accepted, func() error {
+	return queued, accepted, func(now bool) error {
 		<-s.release
-		if err := durable(); err != nil {
+		if err := durable(now); err != nil {
 			return err
 		}
 		return s.fail

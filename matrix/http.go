@@ -220,7 +220,7 @@ func (a *Adapter) putTransaction(w http.ResponseWriter, r *http.Request) {
 // bridge.Committer).
 type committing struct {
 	bridge.Inbound
-	waits []func() error
+	waits []func(now bool) error
 }
 
 func (c *committing) Accept(ctx context.Context, ev bridge.Event) error {
@@ -235,10 +235,11 @@ func (c *committing) Accept(ctx context.Context, ev bridge.Event) error {
 	return err
 }
 
-// durable returns once every event committed is on disk.
+// durable returns once every event committed is on disk, syncing at
+// once: the homeserver waits.
 func (c *committing) durable() error {
 	for _, wait := range c.waits {
-		if err := wait(); err != nil {
+		if err := wait(true); err != nil {
 			return err
 		}
 	}

@@ -3,6 +3,7 @@ package matrix
 import (
 	"errors"
 	"net/http"
+	"slices"
 	"testing"
 	"time"
 
@@ -88,8 +89,10 @@ func TestTransactionWaitsForTheDisk(t *testing.T) {
 	rid := alice.NewRoom(true, "")
 	_, rec := startAdapter(t, s, string(rid))
 	var committedFirst []int
-	rec.Durable = func() error {
+	var waitedNow []bool
+	rec.Durable = func(now bool) error {
 		committedFirst = append(committedFirst, len(rec.Messages()))
+		waitedNow = append(waitedNow, now)
 		return errors.New("disk failed")
 	}
 	txn := []map[string]any{
@@ -102,6 +105,10 @@ func TestTransactionWaitsForTheDisk(t *testing.T) {
 	}
 	if len(committedFirst) == 0 || committedFirst[0] != 3 {
 		t.Errorf("the disk was waited for with %v of 3 events committed", committedFirst)
+	}
+	// The homeserver waits: no sync window to wait for.
+	if slices.Contains(waitedNow, false) {
+		t.Errorf("waits for the disk, at once or not: %v", waitedNow)
 	}
 	if _, ok, _ := s.state.Get(t.Context(), "txn:d-1"); ok {
 		t.Error("a transaction not on disk was remembered as done")

@@ -106,7 +106,7 @@ type pendingAck struct {
 	r received
 	// durable returns once the message's commit is on disk; nil for a
 	// message dropped on purpose, acknowledged as soon as its turn comes.
-	durable func() error
+	durable func(now bool) error
 }
 
 // maxUnacked bounds the messages accepted ahead of their acknowledgement;
@@ -560,7 +560,7 @@ func (a *Adapter) handle(ctx context.Context, r received) {
 
 // commit hands ev to the router, returning once it is committed where
 // the router can tell (see bridge.Committer).
-func (a *Adapter) commit(ctx context.Context, ev bridge.Event) (durable func() error, err error) {
+func (a *Adapter) commit(ctx context.Context, ev bridge.Event) (durable func(now bool) error, err error) {
 	if c, ok := a.in.(bridge.Committer); ok {
 		return c.Commit(ctx, ev)
 	}
@@ -608,7 +608,7 @@ func (a *Adapter) ackInOrder(ctx context.Context) {
 	defer a.wg.Done()
 	for p := range a.acks {
 		// At Stop each still gets one wait for its sync.
-		if p.durable != nil && !a.retry(ctx, p.r, "sync", func(context.Context) error { return p.durable() }) {
+		if p.durable != nil && !a.retry(ctx, p.r, "sync", func(context.Context) error { return p.durable(false) }) {
 			continue
 		}
 		if !a.stale(p.r) {

@@ -107,11 +107,14 @@ type committer struct {
 	synced chan struct{}
 }
 
-func (c *committer) Commit(ctx context.Context, ev bridge.Event) (func() error, error) {
+func (c *committer) Commit(ctx context.Context, ev bridge.Event) (func(bool) error, error) {
 	if err := c.Accept(ctx, ev); err != nil {
 		return nil, err
 	}
-	return func() error {
+	return func(now bool) error {
+		if now {
+			return errors.New("the acknowledgements wait for a shared sync")
+		}
 		select {
 		case <-c.synced:
 			return nil

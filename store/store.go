@@ -292,7 +292,7 @@ func (s *Store) stmtContext(ctx context.Context) context.Context {
 func (s *Store) Accept(ctx context.Context, link string, ev bridge.Event, targets []bridge.RoomAddr) ([]bridge.Queued, bool, error) {
 	queued, accepted, durable, err := s.AcceptCommitted(ctx, link, ev, targets)
 	if err == nil && durable != nil {
-		err = durable()
+		err = durable(true)
 	}
 	if err != nil {
 		return nil, false, err
@@ -302,7 +302,7 @@ func (s *Store) Accept(ctx context.Context, link string, ev bridge.Event, target
 
 // AcceptCommitted implements bridge.EarlyStore; durable is nil when the
 // commit needs no sync of its own (PostgreSQL, SQLite NORMAL).
-func (s *Store) AcceptCommitted(ctx context.Context, link string, ev bridge.Event, targets []bridge.RoomAddr) ([]bridge.Queued, bool, func() error, error) {
+func (s *Store) AcceptCommitted(ctx context.Context, link string, ev bridge.Event, targets []bridge.RoomAddr) ([]bridge.Queued, bool, func(now bool) error, error) {
 	h := ev.Head()
 	if h.ID == "" {
 		return nil, false, nil, fmt.Errorf("store: accept %s event without id", ev.Kind())
@@ -367,10 +367,10 @@ func (s *Store) AcceptCommitted(ctx context.Context, link string, ev bridge.Even
 		}
 		return nil
 	})
-	var durable func() error
+	var durable func(now bool) error
 	if s.wal != nil {
-		durable = func() error {
-			if err := s.wal.wait(commit); err != nil {
+		durable = func(now bool) error {
+			if err := s.wal.waitFor(commit, now); err != nil {
 				return fmt.Errorf("store: accept %s: %w", h.ID, err)
 			}
 			return nil

@@ -23,9 +23,13 @@ import (
 // commit made before it began (group commit). A commit after a quiet
 // spell is synced at once; under load a sync begins at most every
 // syncWindow, so that one device round trip serves the commits of that
-// window rather than each paying its own. A caller that acknowledges its
-// source waits for its commit (wait); one that has nothing to acknowledge
-// need not, and its commit is on disk within the window all the same.
+// window rather than each paying its own. A caller that goes on with its
+// next commits meanwhile (MQTT, which acknowledges in order later) waits
+// for that (waitBatched); one that has nothing to acknowledge need not
+// wait at all, and its commit is on disk within the window all the same.
+// A caller that holds everything until its commit is on disk (a blocking
+// Accept, the store's own writes) gets a sync at once (wait): it would
+// otherwise wait a window for each commit.
 type walSync struct {
 	path   string // the log file
 	window time.Duration
@@ -34,12 +38,13 @@ type walSync struct {
 	mu        sync.Mutex
 	done      *sync.Cond
 	f         *os.File
-	written   uint64 // commits made so far
-	durable   uint64 // commits known to be on disk
-	syncs     uint64 // fdatasyncs done
-	failed    uint64 // syncs that failed
-	err       error  // the last failure
-	due       bool   // a sync is scheduled or running
+	written   uint64      // commits made so far
+	durable   uint64      // commits known to be on disk
+	syncs     uint64      // fdatasyncs done
+	failed    uint64      // syncs that failed
+	err       error       // the last failure
+	due       bool        // a sync is scheduled or running
+	timer     *time.Timer // the scheduled sync's, until it starts
 	syncing   bool
 	lastStart time.Time
 	closed    bool
@@ -85,38 +90,39 @@ func (w *walSync) last() uint64 {
 	return w.written
 }
 
-// scheduleLocked starts a sync at once, or at the end of the window that
-// began with the last one.
+// scheduleLocked has a sync start at once, or at the end of the window
+// that began with the last one.
 func (w *walSync) scheduleLocked() {
 	if w.due || w.closed {
 		return
 	}
 	w.due = true
-	if wait := time.Until(w.lastStart.Add(w.window)); wait > 0 {
-		time.AfterFunc(wait, w.flush)
-	} else {
-		go w.flush()
-	}
+	w.timer = time.AfterFunc(max(time.Until(w.lastStart.Add(w.window)), 0), w.flush)
 }
 
-// flush syncs every commit made so far.
+// flush is the scheduled sync.
 func (w *walSync) flush() {
 	w.mu.Lock()
+	defer w.mu.Unlock()
 	if w.closed {
-		w.due = false
-		w.mu.Unlock()
+		w.due, w.timer = false, nil
 		return
 	}
+	w.syncLocked()
+}
+
+// syncLocked syncs every commit made so far, in this goroutine, with mu
+// held on entry and on return but not during the sync.
+func (w *walSync) syncLocked() {
 	upTo := w.written
-	w.syncing = true
+	w.due, w.syncing, w.timer = true, true, nil
 	w.lastStart = time.Now()
 	w.mu.Unlock()
 
 	err := w.sync()
 
 	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.syncing, w.due = false, false
+	w.due, w.syncing = false, false
 	if err != nil {
 		w.failed++
 		w.err = fmt.Errorf("sync %s: %w", w.path, err)
@@ -132,8 +138,15 @@ func (w *walSync) flush() {
 }
 
 // wait returns once commit n is on disk, or with the error of a sync that
-// failed meanwhile; waiting again then tries another.
-func (w *walSync) wait(n uint64) error {
+// failed meanwhile (waiting again then tries another). Unless one is in
+// progress, it syncs at once, itself.
+func (w *walSync) wait(n uint64) error { return w.waitFor(n, true) }
+
+// waitBatched is wait for a caller that goes on meanwhile: the sync may
+// wait for the end of its window, for more commits to share it.
+func (w *walSync) waitBatched(n uint64) error { return w.waitFor(n, false) }
+
+func (w *walSync) waitFor(n uint64, now bool) error {
 	if w == nil {
 		return nil
 	}
@@ -146,9 +159,13 @@ func (w *walSync) wait(n uint64) error {
 			return w.err
 		case w.closed:
 			return fmt.Errorf("sync %s: the store is closed", w.path)
+		case now && !w.syncing && (w.timer == nil || w.timer.Stop()):
+			// A scheduled sync that had not started yet is this one.
+			w.syncLocked()
+		default:
+			w.scheduleLocked()
+			w.done.Wait()
 		}
-		w.scheduleLocked()
-		w.done.Wait()
 	}
 	return nil
 }
@@ -190,6 +207,10 @@ func (w *walSync) close() {
 	w.closed = true
 	for w.syncing {
 		w.done.Wait()
+	}
+	if w.timer != nil {
+		w.timer.Stop()
+		w.timer = nil
 	}
 	w.done.Broadcast()
 	if w.f != nil {

@@ -145,6 +145,35 @@ func TestWALSyncWindow(t *testing.T) {
 	}
 }
 
+// A writer that holds everything until its commit is on disk gets its
+// sync at once, window or not; one that goes on meanwhile waits for the
+// window, so that later commits share the sync.
+func TestWALSyncNow(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "db-wal")
+	if err := os.WriteFile(path, []byte("log"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	const window = time.Second
+	w := newWALSync(path, window, testLog(t))
+	defer w.close()
+	began := time.Now()
+	for range 4 {
+		if err := w.wait(w.committed()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if took := time.Since(began); took >= window/2 || w.syncs != 4 {
+		t.Errorf("four commits one after another took %v and %d syncs", took, w.syncs)
+	}
+	began = time.Now()
+	if err := w.waitBatched(w.committed()); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(began); took < window/2 {
+		t.Errorf("a batched wait took %v, inside the %v window", took, window)
+	}
+}
+
 func testLog(t *testing.T) *slog.Logger {
 	return slog.New(slog.NewTextHandler(t.Output(), nil))
 }
@@ -172,14 +201,14 @@ func TestAcceptCommittedThenDurable(t *testing.T) {
 	if synced >= written {
 		t.Fatalf("commit %d already durable (%d) before durable was called", written, synced)
 	}
-	if err := durable(); err != nil {
+	if err := durable(false); err != nil {
 		t.Fatal(err)
 	}
 	if s.wal.durable < written {
 		t.Fatalf("durable returned with %d of %d commits synced", s.wal.durable, written)
 	}
 	_, accepted, durable, err = s.AcceptCommitted(ctx, "lobby", message(lobby, "r1", "hi"), []bridge.RoomAddr{mqtt})
-	if err != nil || accepted || durable == nil || durable() != nil {
+	if err != nil || accepted || durable == nil || durable(true) != nil {
 		t.Fatalf("duplicate: accepted %v, %v", accepted, err)
 	}
 }

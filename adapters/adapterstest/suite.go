@@ -374,7 +374,7 @@ type Recorder struct {
 	// Fail, when set, is returned by Accept instead of recording.
 	Fail func(bridge.Event) error
 	// Durable, when set, is what Commit returns as its wait for the disk.
-	Durable func() error
+	Durable func(now bool) error
 }
 
 // NewRecorder returns an empty recorder.
@@ -395,7 +395,7 @@ func (r *Recorder) Accept(ctx context.Context, ev bridge.Event) error {
 }
 
 // Commit implements bridge.Committer: it records as Accept does.
-func (r *Recorder) Commit(ctx context.Context, ev bridge.Event) (func() error, error) {
+func (r *Recorder) Commit(ctx context.Context, ev bridge.Event) (func(now bool) error, error) {
 	if err := r.Accept(ctx, ev); err != nil {
 		return nil, err
 	}

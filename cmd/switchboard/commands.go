@@ -104,7 +104,7 @@ func (c *commands) Accept(ctx context.Context, ev bridge.Event) error {
 }
 
 // Commit implements bridge.Committer, as Accept does bridge.Inbound.
-func (c *commands) Commit(ctx context.Context, ev bridge.Event) (func() error, error) {
+func (c *commands) Commit(ctx context.Context, ev bridge.Event) (func(now bool) error, error) {
 	if c.handled(ctx, ev) {
 		return bridge.Committed, nil
 	}
