@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -102,6 +103,11 @@ func (w *walSync) scheduleLocked() {
 
 // flush is the scheduled sync.
 func (w *walSync) flush() {
+	if runtime.GOMAXPROCS(0) == 1 {
+		// The sync holds the only P: what is ready to run (a delivery
+		// just queued) goes first.
+		runtime.Gosched()
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.closed {

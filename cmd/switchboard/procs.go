@@ -29,9 +29,13 @@ const (
 	procsWidenAbove  = 0.6
 	procsNarrowBelow = 0.3
 	// Goroutines that waited longer than procsLongWait to run, in one
-	// sample, that make the process widen.
+	// sample, that make the process widen. Not a handful: a few come and
+	// go without one P being short (a background fdatasync holds it for
+	// a millisecond; the host's scheduling), and 5 made the relay
+	// benchmarks widen at random, with a context switch per message more
+	// and up to twice the p99; one P that is not enough makes dozens.
 	procsLongWait    = time.Millisecond
-	procsLongWaits   = 5
+	procsLongWaits   = 20
 	procsNarrowAfter = 8
 )
 
