@@ -75,13 +75,6 @@ func (q *AcceptQueue) Len() int {
 // disk: where in can tell, an event is done once committed, and the store
 // makes it durable within its sync window.
 func (q *AcceptQueue) Run(ctx context.Context, in bridge.Inbound) {
-	accept := in.Accept
-	if c, ok := in.(bridge.Committer); ok {
-		accept = func(ctx context.Context, ev bridge.Event) error {
-			_, err := c.Commit(ctx, ev)
-			return err
-		}
-	}
 	for {
 		ev, ok := q.pop()
 		if !ok {
@@ -94,7 +87,7 @@ func (q *AcceptQueue) Run(ctx context.Context, in bridge.Inbound) {
 		}
 		delay := 100 * time.Millisecond
 		for attempt := 1; ; attempt++ {
-			err := accept(ctx, ev)
+			_, err := bridge.Commit(ctx, in, ev)
 			if err == nil {
 				break
 			}

@@ -54,6 +54,16 @@ type Committer interface {
 // wait for.
 func Committed(bool) error { return nil }
 
+// Commit hands ev to in: through Commit where in is a Committer, else
+// through Accept, which returns once the event is on disk (durable is
+// then Committed).
+func Commit(ctx context.Context, in Inbound, ev Event) (durable func(now bool) error, err error) {
+	if c, ok := in.(Committer); ok {
+		return c.Commit(ctx, ev)
+	}
+	return Committed, in.Accept(ctx, ev)
+}
+
 // Delivery is one event on its way to one room, or, for a direct event
 // (Event.Head().To set), to one person.
 type Delivery struct {

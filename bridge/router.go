@@ -145,8 +145,8 @@ func signal(c chan struct{}) {
 
 // Accept implements Inbound.
 func (r *Router) Accept(ctx context.Context, ev Event) error {
-	durable, err := r.commitEvent(ctx, ev)
-	if err != nil || durable == nil {
+	durable, err := r.Commit(ctx, ev)
+	if err != nil {
 		return err
 	}
 	return durable(true)
@@ -154,23 +154,13 @@ func (r *Router) Accept(ctx context.Context, ev Event) error {
 
 // Commit implements Committer.
 func (r *Router) Commit(ctx context.Context, ev Event) (durable func(now bool) error, err error) {
-	durable, err = r.commitEvent(ctx, ev)
-	if err == nil && durable == nil {
-		durable = Committed
-	}
-	return durable, err
-}
-
-// commitEvent is Commit with a nil durable when there is nothing to wait
-// for.
-func (r *Router) commitEvent(ctx context.Context, ev Event) (durable func(now bool) error, err error) {
 	from := Addr(ev)
 	link, rooms, ok := r.links.LinkOf(from)
 	if to := ev.Head().To; to != nil {
 		// A direct event goes to its one recipient, whatever the links.
 		if to.Network == "" || to.ID == "" {
 			r.log.Warn("direct event without a recipient dropped", "from", from.Network)
-			return nil, nil
+			return Committed, nil
 		}
 		// Each side of a conversation is keyed by the remote person, so that
 		// the ids of what they sent and were sent resolve in one place.
@@ -180,7 +170,7 @@ func (r *Router) commitEvent(ctx context.Context, ev Event) (durable func(now bo
 	}
 	if !ok {
 		r.log.Debug("event from unlinked room dropped", "room", from.String(), "kind", ev.Kind())
-		return nil, nil
+		return Committed, nil
 	}
 	Clean(ev)
 	h := ev.Head()
@@ -190,8 +180,10 @@ func (r *Router) commitEvent(ctx context.Context, ev Event) (durable func(now bo
 	if h.Time.IsZero() {
 		h.Time = time.Now().UTC()
 	}
-	if ok, err := r.resolve(ctx, from, ev); err != nil || !ok {
+	if ok, err := r.resolve(ctx, from, ev); err != nil {
 		return nil, err
+	} else if !ok {
+		return Committed, nil
 	}
 	targets := make([]RoomAddr, 0, len(rooms)-1)
 	for _, room := range rooms {
@@ -224,7 +216,9 @@ func (r *Router) commitEvent(ctx context.Context, ev Event) (durable func(now bo
 	if err != nil {
 		return nil, fmt.Errorf("commit %s from %s: %w", ev.Kind(), from, err)
 	}
-	if durable != nil {
+	if durable == nil {
+		durable = Committed
+	} else {
 		synced := durable
 		durable = func(now bool) error {
 			if err := synced(now); err != nil {

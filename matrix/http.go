@@ -224,11 +224,7 @@ type committing struct {
 }
 
 func (c *committing) Accept(ctx context.Context, ev bridge.Event) error {
-	committer, ok := c.Inbound.(bridge.Committer)
-	if !ok {
-		return c.Inbound.Accept(ctx, ev)
-	}
-	durable, err := committer.Commit(ctx, ev)
+	durable, err := bridge.Commit(ctx, c.Inbound, ev)
 	if err == nil {
 		c.waits = append(c.waits, durable)
 	}

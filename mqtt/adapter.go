@@ -550,21 +550,12 @@ func (a *Adapter) handle(ctx context.Context, r received) {
 		return
 	}
 	a.retry(ctx, r, "accept", func(ctx context.Context) error {
-		durable, err := a.commit(ctx, ev)
+		durable, err := bridge.Commit(ctx, a.in, ev)
 		if err == nil {
 			a.queueAck(ctx, pendingAck{r, durable})
 		}
 		return err
 	})
-}
-
-// commit hands ev to the router, returning once it is committed where
-// the router can tell (see bridge.Committer).
-func (a *Adapter) commit(ctx context.Context, ev bridge.Event) (durable func(now bool) error, err error) {
-	if c, ok := a.in.(bridge.Committer); ok {
-		return c.Commit(ctx, ev)
-	}
-	return bridge.Committed, a.in.Accept(ctx, ev)
 }
 
 // retry runs step until it succeeds, the adapter stops or the message's

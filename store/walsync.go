@@ -26,7 +26,7 @@ import (
 // syncWindow, so that one device round trip serves the commits of that
 // window rather than each paying its own. A caller that goes on with its
 // next commits meanwhile (MQTT, which acknowledges in order later) waits
-// for that (waitBatched); one that has nothing to acknowledge need not
+// for that (waitFor without now); one that has nothing to acknowledge need not
 // wait at all, and its commit is on disk within the window all the same.
 // A caller that holds everything until its commit is on disk (a blocking
 // Accept, the store's own writes) gets a sync at once (wait): it would
@@ -44,7 +44,6 @@ type walSync struct {
 	syncs     uint64      // fdatasyncs done
 	failed    uint64      // syncs that failed
 	err       error       // the last failure
-	due       bool        // a sync is scheduled or running
 	timer     *time.Timer // the scheduled sync's, until it starts
 	syncing   bool
 	lastStart time.Time
@@ -94,10 +93,9 @@ func (w *walSync) last() uint64 {
 // scheduleLocked has a sync start at once, or at the end of the window
 // that began with the last one.
 func (w *walSync) scheduleLocked() {
-	if w.due || w.closed {
+	if w.timer != nil || w.syncing || w.closed {
 		return
 	}
-	w.due = true
 	w.timer = time.AfterFunc(max(time.Until(w.lastStart.Add(w.window)), 0), w.flush)
 }
 
@@ -111,7 +109,7 @@ func (w *walSync) flush() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.closed {
-		w.due, w.timer = false, nil
+		w.timer = nil
 		return
 	}
 	w.syncLocked()
@@ -121,14 +119,14 @@ func (w *walSync) flush() {
 // held on entry and on return but not during the sync.
 func (w *walSync) syncLocked() {
 	upTo := w.written
-	w.due, w.syncing, w.timer = true, true, nil
+	w.syncing, w.timer = true, nil
 	w.lastStart = time.Now()
 	w.mu.Unlock()
 
 	err := w.sync()
 
 	w.mu.Lock()
-	w.due, w.syncing = false, false
+	w.syncing = false
 	if err != nil {
 		w.failed++
 		w.err = fmt.Errorf("sync %s: %w", w.path, err)
@@ -148,10 +146,9 @@ func (w *walSync) syncLocked() {
 // progress, it syncs at once, itself.
 func (w *walSync) wait(n uint64) error { return w.waitFor(n, true) }
 
-// waitBatched is wait for a caller that goes on meanwhile: the sync may
-// wait for the end of its window, for more commits to share it.
-func (w *walSync) waitBatched(n uint64) error { return w.waitFor(n, false) }
-
+// waitFor is wait, or with now false, for a caller that goes on
+// meanwhile: the sync may wait for the end of its window, for more
+// commits to share it.
 func (w *walSync) waitFor(n uint64, now bool) error {
 	if w == nil {
 		return nil

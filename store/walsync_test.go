@@ -166,7 +166,7 @@ func TestWALSyncNow(t *testing.T) {
 		t.Errorf("four commits one after another took %v and %d syncs", took, w.syncs)
 	}
 	began = time.Now()
-	if err := w.waitBatched(w.committed()); err != nil {
+	if err := w.waitFor(w.committed(), false); err != nil {
 		t.Fatal(err)
 	}
 	if took := time.Since(began); took < window/2 {

@@ -108,10 +108,7 @@ func (c *commands) Commit(ctx context.Context, ev bridge.Event) (func(now bool) 
 	if c.handled(ctx, ev) {
 		return bridge.Committed, nil
 	}
-	if next, ok := c.next.(bridge.Committer); ok {
-		return next.Commit(ctx, ev)
-	}
-	return bridge.Committed, c.next.Accept(ctx, ev)
+	return bridge.Commit(ctx, c.next, ev)
 }
 
 // handled runs ev if it is a command, answers it if it is for the bot,
