@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/switchboard-chat/switchboard/bridge"
@@ -38,6 +39,8 @@ type Store struct {
 	raw       rawStmts
 	delivered delivered
 	wal       *walSync // nil unless the store syncs SQLite's log itself
+	batch     batch
+	pending   atomic.Bool // the batch holds writes not committed
 
 	closeOnce sync.Once
 	closeErr  error
@@ -167,14 +170,14 @@ func (s *Store) Close() error {
 // statements are prepared once, at Open: modernc.org/sqlite has no
 // statement cache, and parsing took a third of the time of a delivery.
 type statements struct {
-	insertEvent, insertRemote, insertOutbox, lockTargets,
+	insertEvent, insertRemote, insertOutbox, insertOutboxAt, lockTargets,
 	writerEventByRemote, deleteOutbox, moveFailed,
 	eventByRemote, remoteID, event, pending, pendingTargets, outboxDepth, outboxRooms *sql.Stmt
 }
 
 func (st *statements) all() []*sql.Stmt {
 	return []*sql.Stmt{
-		st.insertEvent, st.insertRemote, st.insertOutbox, st.lockTargets,
+		st.insertEvent, st.insertRemote, st.insertOutbox, st.insertOutboxAt, st.lockTargets,
 		st.writerEventByRemote, st.deleteOutbox, st.moveFailed,
 		st.eventByRemote, st.remoteID, st.event, st.pending, st.pendingTargets, st.outboxDepth, st.outboxRooms,
 	}
@@ -206,6 +209,7 @@ func (s *Store) prepare(ctx context.Context) error {
 		p(&s.st.insertOutbox, s.w, `INSERT INTO outbox (link, target_network, target_room, event_id, queued_at) VALUES (?, ?, ?, ?, ?) RETURNING seq`)
 	} else {
 		p(&s.st.insertOutbox, s.w, `INSERT INTO outbox (link, target_network, target_room, event_id, queued_at) VALUES (?, ?, ?, ?, ?)`)
+		p(&s.st.insertOutboxAt, s.w, `INSERT INTO outbox (seq, link, target_network, target_room, event_id, queued_at) VALUES (?, ?, ?, ?, ?, ?)`)
 	}
 	if s.dialect == postgres {
 		// Sorted, so that two transactions take their locks in the same
@@ -252,12 +256,37 @@ var errDuplicate = errors.New("duplicate")
 // write runs fn in a write transaction, together with the delivery
 // records waiting for one, and commits it.
 func (s *Store) write(ctx context.Context, fn func(*sql.Tx) error) (err error) {
-	recs := s.delivered.take()
-	defer func() { s.settle(recs, err == nil) }()
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	tx, err := s.w.BeginTx(s.stmtContext(ctx), nil)
+	if s.dialect == sqlite {
+		// The batch first, on the same connection: a transaction of its
+		// own cannot begin while the batch's is open.
+		conn, err := s.w.Conn(ctx)
+		if err != nil {
+			return err
+		}
+		err = conn.Raw(func(dc any) error {
+			return s.commit(rawTx{s: s, dc: s.raw.forConn(dc)})
+		})
+		if err == nil {
+			err = s.writeTx(ctx, conn.BeginTx, fn)
+		}
+		conn.Close()
+		if err != nil {
+			return err
+		}
+		return s.wal.wait(s.wal.committed())
+	}
+	return s.writeTx(ctx, s.w.BeginTx, fn)
+}
+
+// writeTx runs fn, and the delivery records waiting, in a transaction
+// from begin.
+func (s *Store) writeTx(ctx context.Context, begin func(context.Context, *sql.TxOptions) (*sql.Tx, error), fn func(*sql.Tx) error) (err error) {
+	recs := s.delivered.take()
+	defer func() { s.settle(recs, err == nil) }()
+	tx, err := begin(s.stmtContext(ctx), nil)
 	if err != nil {
 		return err
 	}
@@ -269,10 +298,7 @@ func (s *Store) write(ctx context.Context, fn func(*sql.Tx) error) (err error) {
 		tx.Rollback() // the records go back to wait for the next write
 		return err
 	}
-	if err := tx.Commit(); err != nil {
-		return err
-	}
-	return s.wal.wait(s.wal.committed())
+	return tx.Commit()
 }
 
 // stmtContext is the context the statements of a write transaction run
@@ -312,9 +338,10 @@ func (s *Store) AcceptCommitted(ctx context.Context, link string, ev bridge.Even
 		return nil, false, nil, fmt.Errorf("store: accept %s: encode: %w", h.ID, err)
 	}
 	targets = distinct(targets)
-	var queued []bridge.Queued
+	now := time.Now().UnixMicro()
+	queued := make([]bridge.Queued, 0, len(targets))
+	redo := false // the batch this was written in was rolled back
 	commit, err := s.writeCommit(ctx, func(tx txExec) error {
-		queued = queued[:0]
 		if s.dialect == postgres && len(targets) > 0 {
 			// PostgreSQL hands out seqs at insert but they become visible
 			// at commit, so without this a later seq for a room could be
@@ -326,7 +353,6 @@ func (s *Store) AcceptCommitted(ctx context.Context, link string, ev bridge.Even
 				return fmt.Errorf("lock targets: %w", err)
 			}
 		}
-		now := time.Now().UnixMicro()
 		res, err := tx.exec(s.st.insertEvent, string(h.ID), string(ev.Kind()), link,
 			h.Origin.Network, h.Origin.Room, h.Origin.RemoteID, h.Sender.Network, h.Sender.ID,
 			string(payload), now)
@@ -349,9 +375,15 @@ func (s *Store) AcceptCommitted(ctx context.Context, link string, ev bridge.Even
 				return errDuplicate
 			}
 		}
-		for _, t := range targets {
+		for i, t := range targets {
 			q := bridge.Queued{Link: link, Target: t, Event: ev}
-			if s.dialect == sqlite {
+			if redo {
+				// The seqs the router holds stay valid.
+				if _, err := tx.exec(s.st.insertOutboxAt, queued[i].Seq, link, t.Network, t.Room, string(h.ID), now); err != nil {
+					return fmt.Errorf("queue for %s again: %w", t, err)
+				}
+				continue
+			} else if s.dialect == sqlite {
 				// The seq is the rowid; an Exec costs less than a query's rows.
 				res, err := tx.exec(s.st.insertOutbox, link, t.Network, t.Room, string(h.ID), now)
 				if err == nil {
@@ -365,6 +397,7 @@ func (s *Store) AcceptCommitted(ctx context.Context, link string, ev bridge.Even
 			}
 			queued = append(queued, q)
 		}
+		redo = true
 		return nil
 	})
 	var durable func(now bool) error
@@ -445,6 +478,9 @@ func (s *Store) Pending(ctx context.Context, target bridge.RoomAddr, after int64
 	if limit <= 0 {
 		return nil, fmt.Errorf("store: pending for %s: limit %d is not positive", target, limit)
 	}
+	if err := s.visible(ctx); err != nil {
+		return nil, fmt.Errorf("store: pending for %s: %w", target, err)
+	}
 	defer s.delivered.beginRead()()
 	var out []bridge.Queued
 	// Entries delivered but not yet recorded are skipped; read on until
@@ -512,6 +548,9 @@ func (s *Store) Failed(ctx context.Context, q bridge.Queued, reason string) erro
 
 // Event implements bridge.Store.
 func (s *Store) Event(ctx context.Context, id bridge.EventID) (bridge.Event, error) {
+	if err := s.visible(ctx); err != nil {
+		return nil, fmt.Errorf("store: event %s: %w", id, err)
+	}
 	var kind, payload string
 	err := s.st.event.QueryRowContext(ctx, string(id)).Scan(&kind, &payload)
 	if err != nil {
@@ -526,6 +565,9 @@ func (s *Store) Event(ctx context.Context, id bridge.EventID) (bridge.Event, err
 
 // EventByRemote implements bridge.Store.
 func (s *Store) EventByRemote(ctx context.Context, room bridge.RoomAddr, remoteID string) (bridge.EventID, error) {
+	if err := s.visible(ctx); err != nil {
+		return "", fmt.Errorf("store: event of %s in %s: %w", remoteID, room, err)
+	}
 	defer s.delivered.beginRead()()
 	if id, ok := s.delivered.eventByRemote(room, remoteID); ok {
 		return id, nil
@@ -540,6 +582,9 @@ func (s *Store) EventByRemote(ctx context.Context, room bridge.RoomAddr, remoteI
 
 // RemoteID implements bridge.Store.
 func (s *Store) RemoteID(ctx context.Context, room bridge.RoomAddr, id bridge.EventID) (string, error) {
+	if err := s.visible(ctx); err != nil {
+		return "", fmt.Errorf("store: remote id of %s in %s: %w", id, room, err)
+	}
 	defer s.delivered.beginRead()()
 	if remote, ok := s.delivered.remoteID(room, id); ok {
 		return remote, nil
@@ -554,6 +599,9 @@ func (s *Store) RemoteID(ctx context.Context, room bridge.RoomAddr, id bridge.Ev
 
 // OutboxDepth implements bridge.Store.
 func (s *Store) OutboxDepth(ctx context.Context) (int, error) {
+	if err := s.visible(ctx); err != nil {
+		return 0, fmt.Errorf("store: outbox depth: %w", err)
+	}
 	defer s.delivered.beginRead()()
 	var n int
 	if err := s.st.outboxDepth.QueryRowContext(ctx).Scan(&n); err != nil {
@@ -575,6 +623,9 @@ type RoomQueue struct {
 // grouped query: cheap enough to run at every metrics scrape. For a moment
 // after a delivery, Oldest may still be that of the delivered entry.
 func (s *Store) OutboxRooms(ctx context.Context) ([]RoomQueue, error) {
+	if err := s.visible(ctx); err != nil {
+		return nil, fmt.Errorf("store: outbox rooms: %w", err)
+	}
 	epoch, end := s.delivered.beginReadAt()
 	defer end()
 	rows, err := s.st.outboxRooms.QueryContext(ctx)

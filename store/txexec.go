@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"time"
 )
 
 // txExec runs the prepared statements of one write transaction: Accept,
@@ -131,9 +132,9 @@ func (t rawTx) queryString(st *sql.Stmt, dest *string, args ...any) error {
 }
 
 // writeExec runs fn in a write transaction, together with the delivery
-// records waiting for one, and commits it durably: on SQLite as BEGIN
-// IMMEDIATE and COMMIT on the writer's driver connection, otherwise as
-// write does.
+// records waiting for one, and returns once it is committed durably: on
+// SQLite in the writer's open batch on its driver connection, otherwise
+// as write does.
 func (s *Store) writeExec(ctx context.Context, fn func(txExec) error) error {
 	commit, err := s.writeCommit(ctx, fn)
 	if err != nil {
@@ -142,8 +143,10 @@ func (s *Store) writeExec(ctx context.Context, fn func(txExec) error) error {
 	return s.wal.wait(commit)
 }
 
-// writeCommit is writeExec up to the commit, returning the commit's
-// number for s.wal.wait.
+// writeCommit is writeExec up to the commit, returning the write's number
+// for s.wal.wait. On SQLite the write joins the open batch, which the
+// next sync commits, unless the store syncs nothing itself: then it is
+// committed at once.
 func (s *Store) writeCommit(ctx context.Context, fn func(txExec) error) (commit uint64, err error) {
 	if s.dialect != sqlite {
 		return 0, s.write(ctx, func(tx *sql.Tx) error { return fn(sqlTx{ctx, tx}) })
@@ -157,34 +160,35 @@ func (s *Store) writeCommit(ctx context.Context, fn func(txExec) error) (commit 
 	if err != nil {
 		return 0, err
 	}
-	recs := s.delivered.take()
-	defer func() { s.settle(recs, err == nil) }()
 	err = conn.Raw(func(dc any) error {
 		t := rawTx{s: s, dc: s.raw.forConn(dc)}
-		if err := t.run("BEGIN IMMEDIATE"); err != nil {
+		if err := s.join(t, s.delivered.take(), fn); err != nil {
 			return err
 		}
-		err := s.writeDelivered(t, recs)
-		if err != nil {
-			err = fmt.Errorf("record deliveries: %w", err)
-		} else {
-			err = fn(t)
-		}
-		if err == nil {
-			if err = t.run("COMMIT"); err == nil {
-				commit = s.wal.committed()
-				return nil
+		if s.wal == nil {
+			// The batch holds this write alone, and its caller hears that
+			// it failed: it is not to be redone.
+			if err := s.commit(t); err != nil {
+				s.discard()
+				return err
 			}
+			return nil
 		}
-		// SQLite may have rolled back already (on SQLITE_FULL, say); then
-		// ROLLBACK fails harmlessly.
-		t.run("ROLLBACK")
-		return err
+		commit = s.wal.committed()
+		return nil
 	})
-	// The writer is free for the next transaction while this one's
-	// commit is synced: a sync in progress may then cover both.
+	// The writer is free for the next write while this one waits for its
+	// sync: the same transaction and sync may then cover both.
 	conn.Close()
 	return commit, err
+}
+
+// commitBatch commits the writer's open batch, for walSync before it
+// syncs the log.
+func (s *Store) commitBatch() error {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	return s.visible(ctx)
 }
 
 // forConn returns the statements of driver connection dc, forgetting

@@ -31,10 +31,16 @@ import (
 // A caller that holds everything until its commit is on disk (a blocking
 // Accept, the store's own writes) gets a sync at once (wait): it would
 // otherwise wait a window for each commit.
+//
+// The store's writes within a window also share one transaction (see
+// batch), which commit, run at the start of each sync, commits; "commit"
+// below means a write, committed by then.
 type walSync struct {
 	path   string // the log file
 	window time.Duration
 	log    *slog.Logger
+	// commit, if set, commits the writes made so far before a sync.
+	commit func() error
 
 	mu        sync.Mutex
 	done      *sync.Cond
@@ -123,14 +129,22 @@ func (w *walSync) syncLocked() {
 	w.lastStart = time.Now()
 	w.mu.Unlock()
 
-	err := w.sync()
+	var err error
+	if w.commit != nil {
+		if err = w.commit(); err != nil {
+			err = fmt.Errorf("commit: %w", err)
+		}
+	}
+	if err == nil {
+		err = w.sync()
+	}
 
 	w.mu.Lock()
 	w.syncing = false
 	if err != nil {
 		w.failed++
 		w.err = fmt.Errorf("sync %s: %w", w.path, err)
-		w.log.Error("store: the log could not be synced; its commits are not durable yet", "err", w.err, "commits", upTo-w.durable)
+		w.log.Error("store: the log could not be committed or synced; its writes are not durable yet", "err", w.err, "commits", upTo-w.durable)
 	} else {
 		w.durable = max(w.durable, upTo)
 		w.syncs++
@@ -241,5 +255,6 @@ func (s *Store) startWALSync(ctx context.Context, ownSync bool) error {
 		return nil // in memory: nothing to make durable
 	}
 	s.wal = newWALSync(file+"-wal", syncWindow, s.log)
+	s.wal.commit = s.commitBatch
 	return nil
 }
