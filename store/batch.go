@@ -26,19 +26,23 @@ import (
 // has that one connection, so holding it is the lock.
 type batch struct {
 	open   bool                 // BEGIN done, no COMMIT or ROLLBACK yet
+	on     *rawConn             // the connection it is open on
 	writes []func(txExec) error // the writes it holds, to redo
-	recs   []deliveryRecord     // the delivery records it holds
+	recs   []deliveryRecord     // the delivery records its writes hold
 }
 
 // begin opens the transaction, redoing the writes of one rolled back.
 func (s *Store) begin(t rawTx) error {
-	if s.batch.open {
+	if s.batch.open && s.batch.on == t.dc {
 		return nil
 	}
+	// Not open, or open on a connection that database/sql has replaced
+	// since: the transaction ended with it.
+	s.batch.open = false
 	if err := t.run("BEGIN IMMEDIATE"); err != nil {
 		return err
 	}
-	s.batch.open = true
+	s.batch.open, s.batch.on = true, t.dc
 	s.pending.Store(true)
 	for _, w := range s.batch.writes {
 		if err := w(t); err != nil {
@@ -51,37 +55,37 @@ func (s *Store) begin(t rawTx) error {
 
 // join runs one write, with the delivery records waiting, in the open
 // transaction. A failed write rolls the transaction back; the others are
-// redone in the next.
+// redone in the next, each with the records it took along, so that the
+// same statements run in the same order on the same data.
 func (s *Store) join(t rawTx, recs []deliveryRecord, fn func(txExec) error) error {
-	if err := s.begin(t); err != nil {
+	w := func(tx txExec) error {
+		if err := s.writeDelivered(tx, recs); err != nil {
+			return fmt.Errorf("record deliveries: %w", err)
+		}
+		return fn(tx)
+	}
+	err := s.begin(t)
+	if err == nil {
+		if err = w(t); err != nil {
+			s.rollback(t)
+		}
+	}
+	if err != nil {
 		s.settle(recs, false)
 		return err
 	}
-	err := s.writeDelivered(t, recs)
-	if err != nil {
-		err = fmt.Errorf("record deliveries: %w", err)
-	} else {
-		err = fn(t)
-	}
-	if err != nil {
-		s.rollback(t)
-		s.settle(recs, false)
-		return err
-	}
-	s.batch.writes = append(s.batch.writes, fn)
+	s.batch.writes = append(s.batch.writes, w)
 	s.batch.recs = append(s.batch.recs, recs...)
 	return nil
 }
 
 // rollback ends the open transaction without its writes, which stay to
-// be redone; its delivery records wait for the next transaction.
+// be redone.
 func (s *Store) rollback(t rawTx) {
 	// SQLite may have rolled back already (on SQLITE_FULL, say); then
 	// ROLLBACK fails harmlessly.
 	t.run("ROLLBACK")
 	s.batch.open = false
-	s.settle(s.batch.recs, false)
-	s.batch.recs = nil
 	s.pending.Store(len(s.batch.writes) > 0)
 }
 
@@ -100,18 +104,19 @@ func (s *Store) commit(t rawTx) error {
 		return err
 	}
 	s.batch.open = false
-	s.discard()
-	recs := s.batch.recs
-	s.batch.recs = nil
-	s.settle(recs, true)
+	s.forget(true)
 	return nil
 }
 
-// discard forgets the writes of a batch rolled back.
-func (s *Store) discard() {
+// forget empties the batch, once committed, or rolled back for good: its
+// delivery records then wait for the next write.
+func (s *Store) forget(committed bool) {
 	clear(s.batch.writes)
 	s.batch.writes = s.batch.writes[:0]
+	recs := s.batch.recs
+	s.batch.recs = nil
 	s.pending.Store(false)
+	s.settle(recs, committed)
 }
 
 // visible commits the writes made so far, so that a read sees them. It

@@ -169,7 +169,7 @@ func (s *Store) writeCommit(ctx context.Context, fn func(txExec) error) (commit 
 			// The batch holds this write alone, and its caller hears that
 			// it failed: it is not to be redone.
 			if err := s.commit(t); err != nil {
-				s.discard()
+				s.forget(false)
 				return err
 			}
 			return nil

@@ -34,8 +34,16 @@ const (
 	// a millisecond; the host's scheduling), and 5 made the relay
 	// benchmarks widen at random, with a context switch per message more
 	// and up to twice the p99; one P that is not enough makes dozens.
-	procsLongWait    = time.Millisecond
-	procsLongWaits   = 20
+	procsLongWait  = time.Millisecond
+	procsLongWaits = 20
+	// Goroutines that waited longer than procsStall, in one sample, that
+	// make the process widen: a P held that long is a system call that
+	// blocks (the runtime hands the P over only when its monitor next
+	// looks, up to tens of ms later with the timer slack), not the host's
+	// noise, and a flood of messages then stalls with the CPU half idle.
+	// (The runtime times one goroutine in 8: 3 stand for about two dozen.)
+	procsStall       = 5 * time.Millisecond
+	procsStalls      = 3
 	procsNarrowAfter = 8
 )
 
@@ -48,10 +56,12 @@ type procsGovernor struct {
 }
 
 // sample takes the CPU time the process used during one period, and how
-// many times a goroutine waited longer than procsLongWait to run.
-func (g *procsGovernor) sample(used, period time.Duration, longWaits uint64) {
+// many times a goroutine waited longer than procsLongWait, and than
+// procsStall, to run.
+func (g *procsGovernor) sample(used, period time.Duration, w waitCounts) {
 	load := used.Seconds() / period.Seconds()
-	busy := load > procsWidenAbove || longWaits >= procsLongWaits
+	longWaits := w.long
+	busy := load > procsWidenAbove || w.long >= procsLongWaits || w.stalls >= procsStalls
 	switch {
 	case g.procs == 1 && busy:
 		g.procs = g.widest
@@ -66,24 +76,36 @@ func (g *procsGovernor) sample(used, period time.Duration, longWaits uint64) {
 	}
 }
 
-// waits counts, from the runtime's histogram of how long runnable
-// goroutines waited for a P, the waits longer than procsLongWait so far.
+// waitCounts are the waits for a P longer than procsLongWait, and than
+// procsStall.
+type waitCounts struct{ long, stalls uint64 }
+
+func (c waitCounts) since(before waitCounts) waitCounts {
+	return waitCounts{c.long - before.long, c.stalls - before.stalls}
+}
+
+// waits counts them, so far, from the runtime's histogram of how long
+// runnable goroutines waited for a P.
 type waits struct{ sample []rtmetrics.Sample }
 
 func newWaits() *waits {
 	return &waits{sample: []rtmetrics.Sample{{Name: "/sched/latencies:seconds"}}}
 }
 
-func (w *waits) long() uint64 {
+func (w *waits) counts() waitCounts {
 	rtmetrics.Read(w.sample)
 	if w.sample[0].Value.Kind() != rtmetrics.KindFloat64Histogram {
-		return 0
+		return waitCounts{}
 	}
 	h := w.sample[0].Value.Float64Histogram()
-	var n uint64
+	var n waitCounts
 	for i, c := range h.Counts {
-		if h.Buckets[i] >= procsLongWait.Seconds() { // the bucket's lower bound
-			n += c
+		switch lower := h.Buckets[i]; {
+		case lower >= procsStall.Seconds():
+			n.stalls += c
+			n.long += c
+		case lower >= procsLongWait.Seconds():
+			n.long += c
 		}
 	}
 	return n
@@ -106,7 +128,7 @@ func governProcs(ctx context.Context) {
 	runtime.GOMAXPROCS(1)
 	defer runtime.SetDefaultGOMAXPROCS()
 	w := newWaits()
-	longBefore := w.long()
+	waitsBefore := w.counts()
 	tick := time.NewTicker(procsSample)
 	defer tick.Stop()
 	last := time.Now()
@@ -116,9 +138,9 @@ func governProcs(ctx context.Context) {
 			return
 		case now := <-tick.C:
 			cpu, _ := ownCPUTime()
-			long := w.long()
-			g.sample(cpu-before, now.Sub(last), long-longBefore)
-			before, last, longBefore = cpu, now, long
+			counts := w.counts()
+			g.sample(cpu-before, now.Sub(last), counts.since(waitsBefore))
+			before, last, waitsBefore = cpu, now, counts
 		}
 	}
 }

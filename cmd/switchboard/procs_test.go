@@ -14,7 +14,7 @@ func TestProcsGovernor(t *testing.T) {
 	var set []int
 	g := &procsGovernor{widest: 4, procs: 1, set: func(n int) { set = append(set, n) }}
 	load := func(l float64, longWaits uint64) {
-		g.sample(time.Duration(l*float64(procsSample)), procsSample, longWaits)
+		g.sample(time.Duration(l*float64(procsSample)), procsSample, waitCounts{long: longWaits})
 	}
 
 	load(0.1, 0)
@@ -49,9 +49,20 @@ func TestProcsGovernor(t *testing.T) {
 	if g.procs != 4 {
 		t.Fatalf("%d long waits kept %d Ps", procsLongWaits, g.procs)
 	}
+	// A few goroutines kept from running for long (a P held by a system
+	// call that blocks) widen it too, fewer do not.
+	g.procs = 1
+	g.sample(procsSample/10, procsSample, waitCounts{long: procsStalls - 1, stalls: procsStalls - 1})
+	if g.procs != 1 {
+		t.Fatalf("%d stalls widened to %d Ps", procsStalls-1, g.procs)
+	}
+	g.sample(procsSample/10, procsSample, waitCounts{long: procsStalls, stalls: procsStalls})
+	if g.procs != 4 {
+		t.Fatalf("%d stalls kept %d Ps", procsStalls, g.procs)
+	}
 	// Sample periods need not be exact: the load is time used per time.
 	g.procs = 1
-	g.sample(600*time.Millisecond, 500*time.Millisecond, 0)
+	g.sample(600*time.Millisecond, 500*time.Millisecond, waitCounts{})
 	if g.procs != 4 {
 		t.Errorf("1.2 CPUs of load kept %d Ps", g.procs)
 	}
@@ -62,7 +73,7 @@ func TestProcsGovernor(t *testing.T) {
 func TestLongWaitsCounted(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
 	w := newWaits()
-	before := w.long()
+	before := w.counts()
 	// The runtime times one goroutine in 8; 100 make missing all of them
 	// a one in a million chance.
 	for range 100 {
@@ -72,7 +83,7 @@ func TestLongWaitsCounted(t *testing.T) {
 		} // holds the P: the goroutine above waits
 		<-ran
 	}
-	if n := w.long() - before; n == 0 {
+	if n := w.counts().since(before).long; n == 0 {
 		t.Errorf("no wait over %v counted", procsLongWait)
 	}
 }
