@@ -549,7 +549,7 @@ func (a *Adapter) handle(ctx context.Context, r received) {
 		a.queueAck(ctx, pendingAck{r: r})
 		return
 	}
-	a.retry(ctx, r, "accept", func(ctx context.Context) error {
+	a.retry(ctx, r, "accept", a.timeouts.accept, func(ctx context.Context) error {
 		durable, err := bridge.Commit(ctx, a.in, ev)
 		if err == nil {
 			a.queueAck(ctx, pendingAck{r, durable})
@@ -559,13 +559,19 @@ func (a *Adapter) handle(ctx context.Context, r received) {
 }
 
 // retry runs step until it succeeds, the adapter stops or the message's
-// connection closes (the broker then resends it), with backoff.
-func (a *Adapter) retry(ctx context.Context, r received, what string, step func(context.Context) error) bool {
+// connection closes (the broker then resends it), with backoff. Each
+// attempt gets timeout, if not 0.
+func (a *Adapter) retry(ctx context.Context, r received, what string, timeout time.Duration, step func(context.Context) error) bool {
 	backoff := a.timeouts.acceptRetryMin
 	for attempt := 1; ; attempt++ {
-		sctx, cancel := context.WithTimeout(ctx, a.timeouts.accept)
-		err := step(sctx)
-		cancel()
+		var err error
+		if timeout > 0 {
+			sctx, cancel := context.WithTimeout(ctx, timeout)
+			err = step(sctx)
+			cancel()
+		} else {
+			err = step(ctx)
+		}
 		if err == nil {
 			return true
 		}
@@ -599,7 +605,9 @@ func (a *Adapter) ackInOrder(ctx context.Context) {
 	defer a.wg.Done()
 	for p := range a.acks {
 		// At Stop each still gets one wait for its sync.
-		if p.durable != nil && !a.retry(ctx, p.r, "sync", func(context.Context) error { return p.durable(false) }) {
+		// The wait takes no context (it ends with the sync); a timer per
+		// message would cost for nothing.
+		if p.durable != nil && !a.retry(ctx, p.r, "sync", 0, func(context.Context) error { return p.durable(false) }) {
 			continue
 		}
 		if !a.stale(p.r) {

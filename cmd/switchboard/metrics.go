@@ -27,6 +27,7 @@ type metrics struct {
 	retries, failures   *prometheus.CounterVec
 	latency             *prometheus.HistogramVec
 	store               *prometheus.HistogramVec
+	storeOps            map[string]prometheus.Observer // store's children by op, filled at start
 
 	nets map[string]*netMetrics // read-only after newMetrics
 }
@@ -70,6 +71,10 @@ func newMetrics(networks []string, up func(network string) bool, rooms outboxRea
 			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1},
 		}, []string{"op"}),
 		nets: map[string]*netMetrics{},
+	}
+	m.storeOps = map[string]prometheus.Observer{}
+	for _, op := range []string{"accept", "delivered", "failed"} {
+		m.storeOps[op] = m.store.WithLabelValues(op)
 	}
 	m.reg.MustRegister(m.received, m.delivered, m.retries, m.failures, m.latency,
 		collectors.NewGoCollector(),
@@ -144,7 +149,11 @@ func (m *metrics) Stored(op string, took time.Duration, err error) {
 	if err != nil {
 		return // a failed write's time says little; the error is logged
 	}
-	m.store.WithLabelValues(op).Observe(took.Seconds())
+	o, ok := m.storeOps[op]
+	if !ok {
+		o = m.store.WithLabelValues(op)
+	}
+	o.Observe(took.Seconds())
 }
 
 // outboxCollector reports the outbox per target room, read at scrape time
