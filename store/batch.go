@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 )
 
@@ -130,6 +131,11 @@ func (s *Store) visible(ctx context.Context) error {
 		return err
 	}
 	defer conn.Close()
+	return s.commitOn(conn)
+}
+
+// commitOn commits the batch on conn, the writer's connection.
+func (s *Store) commitOn(conn *sql.Conn) error {
 	return conn.Raw(func(dc any) error {
 		return s.commit(rawTx{s: s, dc: s.raw.forConn(dc)})
 	})

@@ -266,10 +266,7 @@ func (s *Store) write(ctx context.Context, fn func(*sql.Tx) error) (err error) {
 		if err != nil {
 			return err
 		}
-		err = conn.Raw(func(dc any) error {
-			return s.commit(rawTx{s: s, dc: s.raw.forConn(dc)})
-		})
-		if err == nil {
+		if err = s.commitOn(conn); err == nil {
 			err = s.writeTx(ctx, conn.BeginTx, fn)
 		}
 		conn.Close()
@@ -340,7 +337,7 @@ func (s *Store) AcceptCommitted(ctx context.Context, link string, ev bridge.Even
 	targets = distinct(targets)
 	now := time.Now().UnixMicro()
 	queued := make([]bridge.Queued, 0, len(targets))
-	redo := false // the batch this was written in was rolled back
+	redo := false // once written, a later run redoes a batch rolled back
 	commit, err := s.writeCommit(ctx, func(tx txExec) error {
 		if s.dialect == postgres && len(targets) > 0 {
 			// PostgreSQL hands out seqs at insert but they become visible
