@@ -604,9 +604,8 @@ func (a *Adapter) queueAck(ctx context.Context, p pendingAck) {
 func (a *Adapter) ackInOrder(ctx context.Context) {
 	defer a.wg.Done()
 	for p := range a.acks {
-		// At Stop each still gets one wait for its sync.
-		// The wait takes no context (it ends with the sync); a timer per
-		// message would cost for nothing.
+		// At Stop each still gets one wait for its sync. The wait takes no
+		// context (it ends with the sync), so it gets no per-attempt timeout.
 		if p.durable != nil && !a.retry(ctx, p.r, "sync", 0, func(context.Context) error { return p.durable(false) }) {
 			continue
 		}
