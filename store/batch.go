@@ -3,7 +3,10 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
+	"maps"
+	"slices"
 )
 
 // batch is the write transaction that the SQLite writer leaves open
@@ -30,6 +33,20 @@ type batch struct {
 	on     *rawConn             // the connection it is open on
 	writes []func(txExec) error // the writes it holds, to redo
 	recs   []deliveryRecord     // the delivery records its writes hold
+
+	// The outbox entries its accepts queued, written only at commit
+	// (writeOutbox): most are delivered within the sync window, and an
+	// entry delivered before then is neither inserted nor deleted. That
+	// was two of a relayed message's five statements.
+	outbox  map[int64]outboxEntry
+	top     int64 // the highest seq in outbox since the last writeOutbox
+	seq     int64 // the last seq handed out, by this process
+	seqRead bool  // seq is at least the table's, read in this transaction
+}
+
+type outboxEntry struct {
+	link, network, room, eventID string
+	queuedAt                     int64
 }
 
 // begin opens the transaction, redoing the writes of one rolled back.
@@ -43,7 +60,7 @@ func (s *Store) begin(t rawTx) error {
 	if err := t.run("BEGIN IMMEDIATE"); err != nil {
 		return err
 	}
-	s.batch.open, s.batch.on = true, t.dc
+	s.batch.open, s.batch.on, s.batch.seqRead = true, t.dc, false
 	s.pending.Store(true)
 	for _, w := range s.batch.writes {
 		if err := w(t); err != nil {
@@ -87,6 +104,8 @@ func (s *Store) rollback(t rawTx) {
 	// ROLLBACK fails harmlessly.
 	t.run("ROLLBACK")
 	s.batch.open = false
+	clear(s.batch.outbox) // the redo queues them again
+	s.batch.top = 0
 	s.pending.Store(len(s.batch.writes) > 0)
 }
 
@@ -100,12 +119,88 @@ func (s *Store) commit(t rawTx) error {
 	if err := s.join(t, s.delivered.take(), func(txExec) error { return nil }); err != nil {
 		return err
 	}
+	if err := s.writeOutbox(t); err != nil {
+		s.rollback(t)
+		return err
+	}
 	if err := t.run("COMMIT"); err != nil {
 		s.rollback(t)
 		return err
 	}
 	s.batch.open = false
 	s.forget(true)
+	return nil
+}
+
+// queueOutbox queues an outbox entry in the open transaction under seq,
+// or under a new seq when seq is 0, and returns the seq.
+//
+// The seqs are handed out here, not by the INSERT, but as AUTOINCREMENT
+// would: above any the table has had, which sqlite_sequence keeps
+// (writeOutbox keeps it up to date). The table is read once per
+// transaction, which holds the write lock: another process (the CLI's
+// failed-list commands) may have queued entries between two.
+func (s *Store) queueOutbox(t rawTx, seq int64, e outboxEntry) (int64, error) {
+	b := &s.batch
+	if seq == 0 {
+		if !b.seqRead {
+			var last int64
+			err := t.queryInt(`SELECT seq FROM sqlite_sequence WHERE name = 'outbox'`, &last)
+			if err != nil && !errors.Is(err, sql.ErrNoRows) {
+				return 0, fmt.Errorf("read the last seq: %w", err)
+			}
+			b.seq, b.seqRead = max(b.seq, last), true
+		}
+		b.seq++
+		seq = b.seq
+	}
+	if b.outbox == nil {
+		b.outbox = map[int64]outboxEntry{}
+	}
+	b.outbox[seq] = e
+	b.top = max(b.top, seq)
+	return seq, nil
+}
+
+// unqueue drops seq's outbox entry if it is still only queued, and tells
+// whether it was.
+func (s *Store) unqueue(seq int64) bool {
+	if _, ok := s.batch.outbox[seq]; ok {
+		delete(s.batch.outbox, seq)
+		return true
+	}
+	return false
+}
+
+// writeOutbox writes the queued outbox entries, and the highest seq
+// handed out to sqlite_sequence, where the entries that carried it may
+// have been delivered and never written.
+func (s *Store) writeOutbox(t rawTx) error {
+	b := &s.batch
+	if b.top == 0 {
+		return nil
+	}
+	for _, seq := range slices.Sorted(maps.Keys(b.outbox)) {
+		e := b.outbox[seq]
+		if _, err := t.exec(s.st.insertOutboxAt, seq, e.link, e.network, e.room, e.eventID, e.queuedAt); err != nil {
+			return fmt.Errorf("queue seq %d for %s:%s: %w", seq, e.network, e.room, err)
+		}
+	}
+	if _, written := b.outbox[b.top]; !written {
+		res, err := t.exec(s.st.raiseSeq, b.top)
+		var n int64
+		if err == nil {
+			n, err = res.RowsAffected()
+		}
+		if err == nil && n == 0 {
+			_, err = t.exec(s.st.insertSeq, b.top)
+		}
+		if err != nil {
+			return fmt.Errorf("keep the last seq: %w", err)
+		}
+	}
+	clear(b.outbox)
+	b.top = 0
 	return nil
 }
 

@@ -153,8 +153,8 @@ func TestFailedCommitIsRedone(t *testing.T) {
 		if _, err := tx.(rawTx).execSQL(`PRAGMA defer_foreign_keys = ON`); err != nil {
 			return err
 		}
-		_, err := tx.(rawTx).execSQL(`INSERT INTO outbox (link, target_network, target_room, event_id, queued_at)
-			VALUES ('lobby', 'mqtt', 'x', 'no such event', 0)`)
+		_, err := tx.(rawTx).execSQL(`INSERT INTO outbox (seq, link, target_network, target_room, event_id, queued_at)
+			VALUES (1000, 'lobby', 'mqtt', 'x', 'no such event', 0)`)
 		return err
 	})
 	if err != nil {
@@ -178,6 +178,52 @@ func TestFailedCommitIsRedone(t *testing.T) {
 	}
 	if next.Seq <= q.Seq {
 		t.Errorf("seq %d handed out again after %d", next.Seq, q.Seq)
+	}
+}
+
+// An entry delivered within its sync window is never written to the
+// outbox; its seq is not handed out again all the same, and an entry the
+// transaction still holds can fail and be requeued.
+func TestDeliveredInTheWindowIsNeverWritten(t *testing.T) {
+	s, other := batchStore(t)
+	first, _ := acceptUnsynced(t, s, message(lobby, "irc-1", "one"))
+	second, _ := acceptUnsynced(t, s, message(lobby, "irc-2", "two"))
+	if err := s.Delivered(t.Context(), second, "mqtt-2"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Failed(t.Context(), first, "room gone"); err != nil {
+		t.Fatal(err)
+	}
+	if got := outboxSeqs(t, other); len(got) != 0 {
+		t.Errorf("outbox on disk %v, want none: one delivered, one failed", got)
+	}
+	failed, err := s.FailedDeliveries(t.Context(), 10)
+	if err != nil || len(failed) != 1 || failed[0].Seq != first.Seq || failed[0].Reason != "room gone" {
+		t.Fatalf("failed list %+v, %v", failed, err)
+	}
+	if id, err := s.EventByRemote(t.Context(), mqtt, "mqtt-2"); err != nil || id != second.Event.Head().ID {
+		t.Errorf("the delivered copy resolves to %q, %v", id, err)
+	}
+	if pending, err := s.Pending(t.Context(), mqtt, 0, 10); err != nil || len(pending) != 0 {
+		t.Errorf("pending %v, %v", pending, err)
+	}
+
+	// The highest seq so far was never written; the database still
+	// knows it, whoever queues next.
+	requeued, err := s.Requeue(t.Context(), first.Seq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	third, durable := acceptUnsynced(t, s, message(lobby, "irc-3", "three"))
+	if err := durable(true); err != nil {
+		t.Fatal(err)
+	}
+	if requeued.Seq <= second.Seq || third.Seq <= requeued.Seq {
+		t.Errorf("seqs %d, %d, then %d (requeued) and %d: a seq handed out again or out of order",
+			first.Seq, second.Seq, requeued.Seq, third.Seq)
+	}
+	if got, want := outboxSeqs(t, other), []int64{requeued.Seq, third.Seq}; !slices.Equal(got, want) {
+		t.Errorf("outbox on disk %v, want %v", got, want)
 	}
 }
 

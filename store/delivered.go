@@ -192,8 +192,11 @@ func (s *Store) settle(recs []deliveryRecord, committed bool) {
 // remote id is kept.
 func (s *Store) writeDelivered(tx txExec, recs []deliveryRecord) error {
 	for _, r := range recs {
-		if _, err := tx.exec(s.st.deleteOutbox, r.q.Seq); err != nil {
-			return fmt.Errorf("delete from outbox: %w", err)
+		// An entry still queued in the batch was never written.
+		if !s.unqueue(r.q.Seq) {
+			if _, err := tx.exec(s.st.deleteOutbox, r.q.Seq); err != nil {
+				return fmt.Errorf("delete from outbox: %w", err)
+			}
 		}
 		if r.remoteID == "" {
 			continue

@@ -170,14 +170,14 @@ func (s *Store) Close() error {
 // statements are prepared once, at Open: modernc.org/sqlite has no
 // statement cache, and parsing took a third of the time of a delivery.
 type statements struct {
-	insertEvent, insertRemote, insertOutbox, insertOutboxAt, lockTargets,
+	insertEvent, insertRemote, insertOutbox, insertOutboxAt, raiseSeq, insertSeq, lockTargets,
 	writerEventByRemote, deleteOutbox, moveFailed,
 	eventByRemote, remoteID, event, pending, pendingTargets, outboxDepth, outboxRooms *sql.Stmt
 }
 
 func (st *statements) all() []*sql.Stmt {
 	return []*sql.Stmt{
-		st.insertEvent, st.insertRemote, st.insertOutbox, st.insertOutboxAt, st.lockTargets,
+		st.insertEvent, st.insertRemote, st.insertOutbox, st.insertOutboxAt, st.raiseSeq, st.insertSeq, st.lockTargets,
 		st.writerEventByRemote, st.deleteOutbox, st.moveFailed,
 		st.eventByRemote, st.remoteID, st.event, st.pending, st.pendingTargets, st.outboxDepth, st.outboxRooms,
 	}
@@ -208,8 +208,10 @@ func (s *Store) prepare(ctx context.Context) error {
 	if s.dialect == postgres {
 		p(&s.st.insertOutbox, s.w, `INSERT INTO outbox (link, target_network, target_room, event_id, queued_at) VALUES (?, ?, ?, ?, ?) RETURNING seq`)
 	} else {
-		p(&s.st.insertOutbox, s.w, `INSERT INTO outbox (link, target_network, target_room, event_id, queued_at) VALUES (?, ?, ?, ?, ?)`)
+		// The seqs are handed out by queueOutbox.
 		p(&s.st.insertOutboxAt, s.w, `INSERT INTO outbox (seq, link, target_network, target_room, event_id, queued_at) VALUES (?, ?, ?, ?, ?, ?)`)
+		p(&s.st.raiseSeq, s.w, `UPDATE sqlite_sequence SET seq = max(seq, ?) WHERE name = 'outbox'`)
+		p(&s.st.insertSeq, s.w, `INSERT INTO sqlite_sequence (name, seq) VALUES ('outbox', ?)`)
 	}
 	if s.dialect == postgres {
 		// Sorted, so that two transactions take their locks in the same
@@ -374,25 +376,22 @@ func (s *Store) AcceptCommitted(ctx context.Context, link string, ev bridge.Even
 		}
 		for i, t := range targets {
 			q := bridge.Queued{Link: link, Target: t, Event: ev}
-			if redo {
-				// The seqs the router holds stay valid.
-				if _, err := tx.exec(s.st.insertOutboxAt, queued[i].Seq, link, t.Network, t.Room, string(h.ID), now); err != nil {
-					return fmt.Errorf("queue for %s again: %w", t, err)
+			if s.dialect == sqlite {
+				var seq int64
+				if redo {
+					seq = queued[i].Seq // the seqs the router holds stay valid
 				}
-				continue
-			} else if s.dialect == sqlite {
-				// The seq is the rowid; an Exec costs less than a query's rows.
-				res, err := tx.exec(s.st.insertOutbox, link, t.Network, t.Room, string(h.ID), now)
-				if err == nil {
-					q.Seq, err = res.LastInsertId()
-				}
+				seq, err := s.queueOutbox(tx.(rawTx), seq, outboxEntry{link, t.Network, t.Room, string(h.ID), now})
 				if err != nil {
 					return fmt.Errorf("queue for %s: %w", t, err)
 				}
+				q.Seq = seq
 			} else if err := tx.(sqlTx).tx.StmtContext(ctx, s.st.insertOutbox).QueryRowContext(ctx, link, t.Network, t.Room, string(h.ID), now).Scan(&q.Seq); err != nil {
 				return fmt.Errorf("queue for %s: %w", t, err)
 			}
-			queued = append(queued, q)
+			if !redo {
+				queued = append(queued, q)
+			}
 		}
 		redo = true
 		return nil
@@ -529,6 +528,12 @@ func (s *Store) pendingPage(ctx context.Context, target bridge.RoomAddr, after *
 // Failed implements bridge.Store. Calling it again changes nothing.
 func (s *Store) Failed(ctx context.Context, q bridge.Queued, reason string) error {
 	err := s.writeExec(ctx, func(tx txExec) error {
+		if t, ok := tx.(rawTx); ok {
+			// moveFailed reads the entry from the table.
+			if err := s.writeOutbox(t); err != nil {
+				return err
+			}
+		}
 		if _, err := tx.exec(s.st.moveFailed, reason, time.Now().UnixMicro(), q.Seq); err != nil {
 			return fmt.Errorf("insert into failed: %w", err)
 		}

@@ -109,18 +109,11 @@ func (t rawTx) queryString(st *sql.Stmt, dest *string, args ...any) error {
 	if err != nil {
 		return err
 	}
-	rows, err := ds.(driver.StmtQueryContext).QueryContext(context.Background(), named(args))
+	v, err := firstValue(ds, args)
 	if err != nil {
 		return err
 	}
-	defer rows.Close()
-	vals := make([]driver.Value, len(rows.Columns()))
-	if err := rows.Next(vals); errors.Is(err, io.EOF) {
-		return sql.ErrNoRows
-	} else if err != nil {
-		return err
-	}
-	switch v := vals[0].(type) {
+	switch v := v.(type) {
 	case string:
 		*dest = v
 	case []byte:
@@ -129,6 +122,41 @@ func (t rawTx) queryString(st *sql.Stmt, dest *string, args ...any) error {
 		return fmt.Errorf("store: scan %T into string", v)
 	}
 	return nil
+}
+
+// queryInt is queryString for an integer, and for a query not prepared
+// at Open.
+func (t rawTx) queryInt(q string, dest *int64, args ...any) error {
+	ds, err := t.prepared(q)
+	if err != nil {
+		return err
+	}
+	v, err := firstValue(ds, args)
+	if err != nil {
+		return err
+	}
+	n, ok := v.(int64)
+	if !ok {
+		return fmt.Errorf("store: scan %T into int64", v)
+	}
+	*dest = n
+	return nil
+}
+
+// firstValue runs a query and returns the first column of its first row.
+func firstValue(ds driver.Stmt, args []any) (driver.Value, error) {
+	rows, err := ds.(driver.StmtQueryContext).QueryContext(context.Background(), named(args))
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	vals := make([]driver.Value, len(rows.Columns()))
+	if err := rows.Next(vals); errors.Is(err, io.EOF) {
+		return nil, sql.ErrNoRows
+	} else if err != nil {
+		return nil, err
+	}
+	return vals[0], nil
 }
 
 // writeExec runs fn in a write transaction, together with the delivery
