@@ -165,7 +165,7 @@ links:
 	sb.Env = strings.Fields(os.Getenv("SWITCHBOARD_BENCH_ENV"))
 	profile := os.Getenv("SWITCHBOARD_CPUPROFILE")
 	if profile != "" {
-		sb.Env = append(sb.Env, "SWITCHBOARD_CPUPROFILE="+profile)
+		sb.Env = append(sb.Env, "SWITCHBOARD_CPUPROFILE="+profile, "SWITCHBOARD_CPUPROFILE_HZ="+os.Getenv("SWITCHBOARD_CPUPROFILE_HZ"))
 	}
 	sb.Start(b)
 	if profile != "" {
