@@ -584,7 +584,7 @@ func (a *Adapter) Join(ctx context.Context, room string) error {
 }
 
 func parseRoom(room string) (jid.JID, error) {
-	j, err := jid.Parse(room)
+	j, err := parseJID(room)
 	if err != nil || j.Localpart() == "" || j.Resourcepart() != "" {
 		return jid.JID{}, bridge.Permanent(fmt.Errorf("xmpp: %q is not a MUC room JID (room@service)", room))
 	}

@@ -231,7 +231,7 @@ func (a *Adapter) onRoomPresence(c *session, r *room, st *stanza) {
 	}
 	o.own = o.own || own
 	if st.muc != nil && st.muc.item.jid != "" {
-		if j, err := jid.Parse(st.muc.item.jid); err == nil {
+		if j, err := parseJID(st.muc.item.jid); err == nil {
 			o.jid = j.Bare().String()
 		}
 	}
@@ -383,7 +383,7 @@ func (a *Adapter) ownOccupantLocked(r *room, nick string, st *stanza) bool {
 		return true
 	}
 	if st.muc != nil && st.muc.item.jid != "" {
-		if j, err := jid.Parse(st.muc.item.jid); err == nil {
+		if j, err := parseJID(st.muc.item.jid); err == nil {
 			if a.component && j.Domainpart() == a.domain {
 				return true
 			}

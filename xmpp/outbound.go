@@ -190,6 +190,9 @@ const reflectionReserve = 2048
 // an oversized one, and the reflection would be dropped.
 func (a *Adapter) fit(e *element) error {
 	limit := a.maxStanza - reflectionReserve
+	if e.sizeBound() <= limit {
+		return nil
+	}
 	body := e.child("", "body")
 	for range 12 {
 		size := e.encodedSize()

@@ -1,0 +1,41 @@
+package xmpp
+
+import (
+	"sync"
+
+	"mellium.im/xmpp/jid"
+)
+
+// maxCachedJIDs bounds parsedJIDs: a peer sending ever new addresses only
+// empties it now and then.
+const maxCachedJIDs = 4096
+
+// parsedJIDs keeps the JIDs parsed lately. The same few (a room, its
+// occupants, our puppets and bot) come and go in every stanza, and
+// parsing one runs each part through PRECIS and IDNA: that was a tenth
+// of handling a groupchat message.
+var parsedJIDs = struct {
+	sync.Mutex
+	m map[string]jid.JID
+}{m: map[string]jid.JID{}}
+
+// parseJID is jid.Parse, remembering what it parsed.
+func parseJID(s string) (jid.JID, error) {
+	parsedJIDs.Lock()
+	j, ok := parsedJIDs.m[s]
+	parsedJIDs.Unlock()
+	if ok {
+		return j, nil
+	}
+	j, err := jid.Parse(s)
+	if err != nil {
+		return jid.JID{}, err
+	}
+	parsedJIDs.Lock()
+	if len(parsedJIDs.m) >= maxCachedJIDs {
+		clear(parsedJIDs.m)
+	}
+	parsedJIDs.m[s] = j
+	parsedJIDs.Unlock()
+	return j, nil
+}
