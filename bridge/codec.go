@@ -6,7 +6,14 @@ import (
 )
 
 // Encode serializes an event for the store. Decode with its Kind.
-func Encode(ev Event) ([]byte, error) { return json.Marshal(ev) }
+func Encode(ev Event) ([]byte, error) {
+	if m, ok := ev.(*Message); ok {
+		if b, ok := appendMessage(make([]byte, 0, 320+len(m.Text)+len(m.HTML)), m); ok {
+			return b, nil
+		}
+	}
+	return json.Marshal(ev)
+}
 
 // New returns an empty event of the given kind.
 func New(k Kind) (Event, error) {
