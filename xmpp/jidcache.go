@@ -6,9 +6,13 @@ import (
 	"mellium.im/xmpp/jid"
 )
 
-// maxCachedJIDs bounds parsedJIDs: a peer sending ever new addresses only
-// empties it now and then.
-const maxCachedJIDs = 4096
+// maxCachedJIDs and maxCachedJIDLen bound parsedJIDs: a peer sending
+// ever new addresses only empties it now and then, and long ones are
+// not kept.
+const (
+	maxCachedJIDs   = 4096
+	maxCachedJIDLen = 256
+)
 
 // parsedJIDs keeps the JIDs parsed lately. The same few (a room, its
 // occupants, our puppets and bot) come and go in every stanza, and
@@ -28,8 +32,8 @@ func parseJID(s string) (jid.JID, error) {
 		return j, nil
 	}
 	j, err := jid.Parse(s)
-	if err != nil {
-		return jid.JID{}, err
+	if err != nil || len(s) > maxCachedJIDLen {
+		return j, err
 	}
 	parsedJIDs.Lock()
 	if len(parsedJIDs.m) >= maxCachedJIDs {

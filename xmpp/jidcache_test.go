@@ -24,6 +24,16 @@ func TestParseJIDRemembers(t *testing.T) {
 			t.Error("an invalid JID parses")
 		}
 	}
+	long := strings.Repeat("a", 300) + "@localhost"
+	if j, err := parseJID(long); err != nil || j.Localpart() != long[:300] {
+		t.Errorf("parseJID(a long JID) = %v, %v", j, err)
+	}
+	parsedJIDs.Lock()
+	_, kept := parsedJIDs.m[long]
+	parsedJIDs.Unlock()
+	if kept {
+		t.Error("a JID over maxCachedJIDLen is kept")
+	}
 	for i := range maxCachedJIDs + 10 {
 		parseJID(fmt.Sprintf("u%d@localhost", i))
 	}

@@ -168,11 +168,11 @@ func (e *element) encodedSize() int {
 
 // sizeBound is at least encodedSize, without encoding: a character
 // escapes to at most six bytes (&quot;), and a name in a namespace costs
-// at most its namespace twice more (a declaration, and a prefix for an
-// attribute). Nearly every stanza is far below the limit, and encoding
+// at most its namespace escaped in a declaration and once more as a
+// prefix. Nearly every stanza is far below the limit, and encoding
 // one only to measure it was a fifth of sending it.
 func (e *element) sizeBound() int {
-	name := func(n xml.Name) int { return len(n.Local) + 3*len(n.Space) + 32 }
+	name := func(n xml.Name) int { return len(n.Local) + 8*len(n.Space) + 32 }
 	n := 2*name(e.name) + 6*len(e.text) + 8
 	for _, a := range e.attr {
 		n += name(a.Name) + 6*len(a.Value) + 8
