@@ -95,10 +95,10 @@ func (a *Adapter) skip(start *xml.StartElement) bool {
 		return false
 	}
 	to := attrOf(start, "to")
-	if to == "" || to == a.domain || !strings.Contains(to, "@") {
-		return false
-	}
 	typ := attrOf(start, "type")
+	if to == "" || !strings.Contains(to, "@") {
+		return a.botsCopyOfOwn(start, to, typ)
+	}
 	switch start.Name.Local {
 	case "message":
 		if typ != "groupchat" {
@@ -126,6 +126,23 @@ func (a *Adapter) skip(start *xml.StartElement) bool {
 	// A puppet's own presences (and its own reflected messages) are read,
 	// under its nick or one it is changing to.
 	return (m == nil || m.nick != nick) && r.puppetNicks[nick] != p
+}
+
+// botsCopyOfOwn tells whether a stanza is the bot's copy of a message
+// one of our puppets sent to a room: the puppet's own copy (its
+// reflection) confirms the send and is read instead.
+func (a *Adapter) botsCopyOfOwn(start *xml.StartElement, to, typ string) bool {
+	if start.Name.Local != "message" || typ != "groupchat" || to != a.domain && !strings.HasPrefix(to, a.domain+"/") {
+		return false
+	}
+	room, nick, ok := strings.Cut(attrOf(start, "from"), "/")
+	if !ok {
+		return false
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	r := a.rooms[room]
+	return r != nil && nick != r.nick && r.puppetNicks[nick] != nil
 }
 
 // dispatch handles one stanza.
@@ -444,11 +461,9 @@ func (a *Adapter) onGroupchat(c *session, r *room, st *stanza) {
 	}
 	if own {
 		a.reflectedLocked(r, st, remote)
-		if toBot {
-			r.ids.seen(sid, st.id, st.originID)
-			if sid != "" {
-				r.ids.authors.put(sid, nick)
-			}
+		r.ids.seen(sid, st.id, st.originID)
+		if sid != "" {
+			r.ids.authors.put(sid, nick)
 		}
 		a.mu.Unlock()
 		return

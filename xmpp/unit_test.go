@@ -316,3 +316,53 @@ r</body><reply xmlns="urn:xmpp:reply:0" id="x"/><fallback xmlns="urn:xmpp:fallba
 		_ = htmlToStyling(html)
 	})
 }
+
+// sizeBound, which lets fit skip encoding a stanza, is never below the
+// stanza's encoded size, whatever its text escapes to.
+func TestSizeBoundCoversTheEncoding(t *testing.T) {
+	hostile := "\"&<>'\t\r\n\x00\xff" + `"'"&&`
+	for _, text := range []string{"", "hi", hostile, strings.Repeat(`"`, 500), strings.Repeat("\xff", 300)} {
+		e := el("jabber:component:accept", "message", "to", "room@conference.localhost", "from", hostile+"@sb.localhost/"+text, "type", "groupchat", "id", text)
+		e.attr = append(e.attr, xml.Attr{Name: xml.Name{Space: "http://www.w3.org/XML/1998/namespace", Local: "lang"}, Value: text},
+			xml.Attr{Name: xml.Name{Space: "urn:example:" + text, Local: "x"}, Value: text})
+		body := el("", "body")
+		body.text = text
+		e.add(body, el(nsSID, "origin-id", "id", text), el("urn:example:"+hostile, "deep").add(el("", "deeper", "a", text)))
+		for _, e := range append([]*element{e}, e.kids...) {
+			if bound, size := e.sizeBound(), e.encodedSize(); bound < size {
+				t.Errorf("text %q: bound %d below the encoded size %d:\n%s", text, bound, size, e)
+			}
+		}
+	}
+}
+
+// The bot's copy of a message one of our puppets sent is left unread
+// (the puppet's reflection is read instead); everything else the bot
+// gets is read.
+func TestBotsCopyOfOwnIsSkipped(t *testing.T) {
+	const lobby = "lobby@conference.localhost"
+	a := &Adapter{component: true, domain: "sb.localhost", rooms: map[string]*room{
+		lobby: {nick: "switchboard", puppetNicks: map[string]*puppet{"alice[irc]": {}}},
+	}}
+	start := func(kind, typ, from, to string) *xml.StartElement {
+		return &xml.StartElement{Name: xml.Name{Local: kind}, Attr: []xml.Attr{
+			{Name: xml.Name{Local: "type"}, Value: typ}, {Name: xml.Name{Local: "from"}, Value: from}, {Name: xml.Name{Local: "to"}, Value: to}}}
+	}
+	for _, c := range []struct {
+		st   *xml.StartElement
+		skip bool
+	}{
+		{start("message", "groupchat", lobby+"/alice[irc]", "sb.localhost"), true},
+		{start("message", "groupchat", lobby+"/alice[irc]", "sb.localhost/bot"), true},
+		{start("message", "groupchat", lobby+"/bob", "sb.localhost"), false},         // a real occupant
+		{start("message", "groupchat", lobby+"/switchboard", "sb.localhost"), false}, // the bot's own reflection
+		{start("message", "chat", lobby+"/alice[irc]", "sb.localhost"), false},
+		{start("presence", "", lobby+"/alice[irc]", "sb.localhost"), false},
+		{start("message", "groupchat", "other@conference.localhost/alice[irc]", "sb.localhost"), false},
+		{start("message", "groupchat", lobby+"/alice[irc]", "sb.localhost.evil"), false},
+	} {
+		if got := a.skip(c.st); got != c.skip {
+			t.Errorf("skip(%v) = %v, want %v", c.st.Attr, got, c.skip)
+		}
+	}
+}
