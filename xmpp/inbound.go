@@ -89,60 +89,48 @@ func attrOf(start *xml.StartElement, local string) string {
 // skip tells from a stanza's start which ones are not worth reading: in
 // a room with many puppets, every message and presence reaches each of
 // them, and only the bot's copy matters (a puppet's own presences and
-// errors aside).
+// errors aside); and the bot's copy of a message one of our puppets sent
+// is not needed either, as the puppet's own copy (its reflection)
+// confirms the send.
 func (a *Adapter) skip(start *xml.StartElement) bool {
 	if !a.component {
 		return false
 	}
-	to := attrOf(start, "to")
-	typ := attrOf(start, "type")
-	if to == "" || !strings.Contains(to, "@") {
-		return a.botsCopyOfOwn(start, to, typ)
-	}
+	to, typ := attrOf(start, "to"), attrOf(start, "type")
+	toBot := to == a.domain || strings.HasPrefix(to, a.domain+"/")
 	switch start.Name.Local {
 	case "message":
 		if typ != "groupchat" {
 			return false
 		}
 	case "presence":
-		if typ == "error" {
+		if typ == "error" || toBot {
 			return false
 		}
 	default:
 		return false
 	}
 	room, nick, ok := strings.Cut(attrOf(start, "from"), "/")
-	if !ok {
+	if !ok || !toBot && !strings.Contains(to, "@") {
 		return false
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	p := a.byJID[to]
 	r := a.rooms[room]
-	if p == nil || r == nil {
+	if r == nil {
+		return false
+	}
+	if toBot {
+		return nick != r.nick && r.puppetNicks[nick] != nil
+	}
+	p := a.byJID[to]
+	if p == nil {
 		return false
 	}
 	m := p.rooms[r.key]
 	// A puppet's own presences (and its own reflected messages) are read,
 	// under its nick or one it is changing to.
 	return (m == nil || m.nick != nick) && r.puppetNicks[nick] != p
-}
-
-// botsCopyOfOwn tells whether a stanza is the bot's copy of a message
-// one of our puppets sent to a room: the puppet's own copy (its
-// reflection) confirms the send and is read instead.
-func (a *Adapter) botsCopyOfOwn(start *xml.StartElement, to, typ string) bool {
-	if start.Name.Local != "message" || typ != "groupchat" || to != a.domain && !strings.HasPrefix(to, a.domain+"/") {
-		return false
-	}
-	room, nick, ok := strings.Cut(attrOf(start, "from"), "/")
-	if !ok {
-		return false
-	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	r := a.rooms[room]
-	return r != nil && nick != r.nick && r.puppetNicks[nick] != nil
 }
 
 // dispatch handles one stanza.
