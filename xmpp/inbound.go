@@ -121,7 +121,13 @@ func (a *Adapter) skip(start *xml.StartElement) bool {
 		return false
 	}
 	if toBot {
-		return nick != r.nick && r.puppetNicks[nick] != nil
+		// Only a nick a puppet holds in the room: one it is still
+		// joining with may yet turn out to be someone else's.
+		if p := r.puppetNicks[nick]; p != nil && nick != r.nick {
+			m := p.rooms[r.key]
+			return m != nil && m.joined && m.nick == nick
+		}
+		return false
 	}
 	p := a.byJID[to]
 	if p == nil {

@@ -341,8 +341,10 @@ func TestSizeBoundCoversTheEncoding(t *testing.T) {
 // gets is read.
 func TestBotsCopyOfOwnIsSkipped(t *testing.T) {
 	const lobby = "lobby@conference.localhost"
+	alice := &puppet{rooms: map[string]*membership{lobby: {nick: "alice[irc]", joined: true}}}
+	carol := &puppet{rooms: map[string]*membership{lobby: {nick: "carol"}}} // still joining
 	a := &Adapter{component: true, domain: "sb.localhost", rooms: map[string]*room{
-		lobby: {nick: "switchboard", puppetNicks: map[string]*puppet{"alice[irc]": {}}},
+		lobby: {key: lobby, nick: "switchboard", puppetNicks: map[string]*puppet{"alice[irc]": alice, "carol": carol}},
 	}}
 	start := func(kind, typ, from, to string) *xml.StartElement {
 		return &xml.StartElement{Name: xml.Name{Local: kind}, Attr: []xml.Attr{
@@ -355,6 +357,7 @@ func TestBotsCopyOfOwnIsSkipped(t *testing.T) {
 		{start("message", "groupchat", lobby+"/alice[irc]", "sb.localhost"), true},
 		{start("message", "groupchat", lobby+"/alice[irc]", "sb.localhost/bot"), true},
 		{start("message", "groupchat", lobby+"/bob", "sb.localhost"), false},         // a real occupant
+		{start("message", "groupchat", lobby+"/carol", "sb.localhost"), false},       // may be a real occupant yet
 		{start("message", "groupchat", lobby+"/switchboard", "sb.localhost"), false}, // the bot's own reflection
 		{start("message", "chat", lobby+"/alice[irc]", "sb.localhost"), false},
 		{start("presence", "", lobby+"/alice[irc]", "sb.localhost"), false},
