@@ -3,6 +3,7 @@ package bridge
 import (
 	"bytes"
 	"encoding/json"
+	"reflect"
 	"testing"
 	"time"
 )
@@ -66,4 +67,48 @@ func BenchmarkEncodeMessage(b *testing.B) {
 			json.Marshal(m)
 		}
 	})
+}
+
+// Every field of a Message, down to its attachments, set: a field added
+// to the event model and not to appendMessage fails here.
+func TestEncodeMessageKnowsEveryField(t *testing.T) {
+	var m Message
+	fill(reflect.ValueOf(&m).Elem())
+	want, err := json.Marshal(&m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := Encode(&m); err != nil || !bytes.Equal(got, want) {
+		t.Errorf("Encode:\n%s, %v\njson.Marshal:\n%s", got, err, want)
+	}
+}
+
+// fill sets every exported field of v to a value that is not its zero.
+func fill(v reflect.Value) {
+	switch v.Kind() {
+	case reflect.String:
+		v.SetString("x")
+	case reflect.Bool:
+		v.SetBool(true)
+	case reflect.Int, reflect.Int64:
+		v.SetInt(7)
+	case reflect.Pointer:
+		v.Set(reflect.New(v.Type().Elem()))
+		fill(v.Elem())
+	case reflect.Slice:
+		v.Set(reflect.MakeSlice(v.Type(), 1, 1))
+		fill(v.Index(0))
+	case reflect.Struct:
+		if v.Type() == reflect.TypeFor[time.Time]() {
+			v.Set(reflect.ValueOf(time.Date(2026, 11, 21, 16, 30, 0, 123, time.UTC)))
+			return
+		}
+		for i := range v.NumField() {
+			if v.Type().Field(i).IsExported() {
+				fill(v.Field(i))
+			}
+		}
+	default:
+		panic("fill: add " + v.Kind().String())
+	}
 }
