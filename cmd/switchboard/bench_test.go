@@ -59,6 +59,15 @@ func BenchmarkRelayIRCToXMPP(b *testing.B) {
 	if err := alice.Join(muc, "alice"); err != nil {
 		b.Fatal(err)
 	}
+	r.watchRoom(alice, nil)
+	bob := irc.Client(b, "bob")
+	bob.Join("#bench")
+	r.run(200, func(text string) { bob.Say("#bench", text) })
+}
+
+// watchRoom hands r.saw, and also unless nil, the body of every groupchat
+// message alice receives.
+func (r *relay) watchRoom(alice *testenv.XMPPClient, also func(body string)) {
 	go func() {
 		for i := 0; ; i++ {
 			// Every stanza alice receives is kept; look at each once.
@@ -67,13 +76,13 @@ func BenchmarkRelayIRCToXMPP(b *testing.B) {
 				return
 			}
 			if s.Kind() == "message" && s.Type() == "groupchat" {
+				if also != nil {
+					also(s.Body())
+				}
 				r.saw(s.Body())
 			}
 		}
 	}()
-	bob := irc.Client(b, "bob")
-	bob.Join("#bench")
-	r.run(200, func(text string) { bob.Say("#bench", text) })
 }
 
 // matrixBench starts IRC, Dendrite with the appservice registered, a

@@ -59,23 +59,14 @@ channel = "bench"
 		b.Fatal(err)
 	}
 	warm := make(chan struct{}, 1)
-	go func() {
-		for i := 0; ; i++ {
-			_, s, err := alice.WaitIndex(i, time.Hour, func(testenv.XMPPStanza) bool { return true })
-			if err != nil {
-				return
-			}
-			if s.Kind() == "message" && s.Type() == "groupchat" {
-				if strings.HasPrefix(s.Body(), "ping") {
-					select {
-					case warm <- struct{}{}:
-					default:
-					}
-				}
-				r.saw(s.Body())
+	r.watchRoom(alice, func(body string) {
+		if strings.HasPrefix(body, "ping") {
+			select {
+			case warm <- struct{}{}:
+			default:
 			}
 		}
-	}()
+	})
 	bob := irc.Client(b, "bob")
 	bob.Join("#bench")
 	// matterbridge joins its rooms some time after it starts, and has no
