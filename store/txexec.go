@@ -106,57 +106,45 @@ func (t rawTx) exec(st *sql.Stmt, args ...any) (sql.Result, error) {
 
 func (t rawTx) queryString(st *sql.Stmt, dest *string, args ...any) error {
 	ds, err := t.stmt(st)
-	if err != nil {
-		return err
+	if err == nil {
+		*dest, err = first[string](ds, args)
 	}
-	v, err := firstValue(ds, args)
-	if err != nil {
-		return err
-	}
-	switch v := v.(type) {
-	case string:
-		*dest = v
-	case []byte:
-		*dest = string(v)
-	default:
-		return fmt.Errorf("store: scan %T into string", v)
-	}
-	return nil
+	return err
 }
 
 // queryInt is queryString for an integer, and for a query not prepared
 // at Open.
 func (t rawTx) queryInt(q string, dest *int64, args ...any) error {
 	ds, err := t.prepared(q)
-	if err != nil {
-		return err
+	if err == nil {
+		*dest, err = first[int64](ds, args)
 	}
-	v, err := firstValue(ds, args)
-	if err != nil {
-		return err
-	}
-	n, ok := v.(int64)
-	if !ok {
-		return fmt.Errorf("store: scan %T into int64", v)
-	}
-	*dest = n
-	return nil
+	return err
 }
 
-// firstValue runs a query and returns the first column of its first row.
-func firstValue(ds driver.Stmt, args []any) (driver.Value, error) {
+// first runs a query and returns the first column of its first row.
+func first[T string | int64](ds driver.Stmt, args []any) (T, error) {
+	var zero T
 	rows, err := ds.(driver.StmtQueryContext).QueryContext(context.Background(), named(args))
 	if err != nil {
-		return nil, err
+		return zero, err
 	}
 	defer rows.Close()
 	vals := make([]driver.Value, len(rows.Columns()))
 	if err := rows.Next(vals); errors.Is(err, io.EOF) {
-		return nil, sql.ErrNoRows
+		return zero, sql.ErrNoRows
 	} else if err != nil {
-		return nil, err
+		return zero, err
 	}
-	return vals[0], nil
+	v := vals[0]
+	if b, ok := v.([]byte); ok {
+		v = string(b)
+	}
+	got, ok := v.(T)
+	if !ok {
+		return zero, fmt.Errorf("store: scan %T into %T", vals[0], zero)
+	}
+	return got, nil
 }
 
 // writeExec runs fn in a write transaction, together with the delivery
