@@ -3,11 +3,11 @@ package bridge_test
 import (
 	"context"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/switchboard-chat/switchboard/bridge"
+	"github.com/switchboard-chat/switchboard/internal/testenv"
 )
 
 // counter is a network that takes everything at once.
@@ -39,7 +39,7 @@ func benchmarkRouter(b *testing.B, f *fixture) {
 	ctx := context.Background()
 	b.ReportAllocs()
 	b.ResetTimer()
-	cpu := cpuTime()
+	cpu := testenv.CPUTime()
 	for i := 0; i < b.N; i++ {
 		if err := f.router.Accept(ctx, msg("irc", "#ops", "alice", "", "benchmark line")); err != nil {
 			b.Fatal(err)
@@ -48,12 +48,5 @@ func benchmarkRouter(b *testing.B, f *fixture) {
 	for sink.n.Load() < int64(b.N) {
 		time.Sleep(time.Millisecond)
 	}
-	b.ReportMetric(float64((cpuTime()-cpu).Microseconds())/float64(b.N), "cpu-µs/op")
-}
-
-// cpuTime is the CPU time this process has used, user and system.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	b.ReportMetric(float64((testenv.CPUTime()-cpu).Microseconds())/float64(b.N), "cpu-µs/op")
 }

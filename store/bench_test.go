@@ -31,6 +31,7 @@ func benchAcceptDeliver(b *testing.B, s *Store) {
 	targets := []bridge.RoomAddr{mqtt, mx}
 	b.ReportAllocs()
 	n := 0
+	cpu := testenv.CPUTime()
 	for b.Loop() {
 		n++
 		ev := message(lobby, fmt.Sprint("irc-", n), "hello, bench")
@@ -47,6 +48,7 @@ func benchAcceptDeliver(b *testing.B, s *Store) {
 			}
 		}
 	}
+	b.ReportMetric(float64((testenv.CPUTime()-cpu).Microseconds())/float64(n), "cpu-µs/op")
 }
 
 // BenchmarkRelayWrites measures the store's part in relaying a message as
@@ -60,6 +62,7 @@ func BenchmarkRelayWrites(b *testing.B) {
 	targets := []bridge.RoomAddr{lobby}
 	b.ReportAllocs()
 	n := 0
+	cpu := testenv.CPUTime()
 	for b.Loop() {
 		n++
 		ev := message(mqtt, fmt.Sprint("mqtt-", n), "hello, bench")
@@ -76,4 +79,5 @@ func BenchmarkRelayWrites(b *testing.B) {
 			}
 		}
 	}
+	b.ReportMetric(float64((testenv.CPUTime()-cpu).Microseconds())/float64(n), "cpu-µs/op")
 }

@@ -193,3 +193,12 @@ func (p *Process) Pid() int {
 	}
 	return p.cmd.Process.Pid
 }
+
+// CPUTime is the CPU time this process has used, user and system: what a
+// benchmark reports per operation where wall time would count waiting
+// for the disk or the network.
+func CPUTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
