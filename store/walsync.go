@@ -42,18 +42,26 @@ type walSync struct {
 	// commit, if set, commits the writes made so far before a sync.
 	commit func() error
 
+	// kick wakes the goroutine that runs the scheduled syncs (run). One
+	// goroutine for all of them, not one per timer: a sync runs deep in
+	// SQLite, and a new goroutine's stack grew to that depth by copying,
+	// several times per sync.
+	kick chan struct{}
+
 	mu        sync.Mutex
 	done      *sync.Cond
 	f         *os.File
-	written   uint64      // commits made so far
-	durable   uint64      // commits known to be on disk
-	syncs     uint64      // fdatasyncs done
-	failed    uint64      // syncs that failed
-	err       error       // the last failure
-	timer     *time.Timer // the scheduled sync's, until it starts
+	written   uint64    // commits made so far
+	durable   uint64    // commits known to be on disk
+	syncs     uint64    // fdatasyncs done
+	failed    uint64    // syncs that failed
+	err       error     // the last failure
+	scheduled bool      // a sync is to start at due
+	due       time.Time // when the scheduled sync starts
 	syncing   bool
 	lastStart time.Time
 	closed    bool
+	stopped   chan struct{} // closed when run has returned
 }
 
 // syncWindow is the least time between the starts of two syncs. It bounds
@@ -64,8 +72,9 @@ type walSync struct {
 const syncWindow = 20 * time.Millisecond
 
 func newWALSync(path string, window time.Duration, log *slog.Logger) *walSync {
-	w := &walSync{path: path, window: window, log: log}
+	w := &walSync{path: path, window: window, log: log, kick: make(chan struct{}, 1), stopped: make(chan struct{})}
 	w.done = sync.NewCond(&w.mu)
+	go w.run()
 	return w
 }
 
@@ -99,24 +108,51 @@ func (w *walSync) last() uint64 {
 // scheduleLocked has a sync start at once, or at the end of the window
 // that began with the last one.
 func (w *walSync) scheduleLocked() {
-	if w.timer != nil || w.syncing || w.closed {
+	if w.scheduled || w.syncing || w.closed {
 		return
 	}
-	w.timer = time.AfterFunc(max(time.Until(w.lastStart.Add(w.window)), 0), w.flush)
+	w.scheduled, w.due = true, w.lastStart.Add(w.window)
+	select {
+	case w.kick <- struct{}{}:
+	default: // run is awake already, and looks at due before it sleeps
+	}
 }
 
-// flush is the scheduled sync.
-func (w *walSync) flush() {
+// run starts the scheduled syncs, each when it is due, until close.
+func (w *walSync) run() {
+	defer close(w.stopped)
+	timer := time.NewTimer(0)
+	<-timer.C
+	for {
+		select {
+		case <-w.kick:
+		case <-timer.C:
+		}
+		w.mu.Lock()
+		if w.closed {
+			w.mu.Unlock()
+			return
+		}
+		if wait := time.Until(w.due); w.scheduled && wait > 0 {
+			timer.Reset(wait)
+		} else if w.scheduled {
+			w.flushLocked()
+		}
+		w.mu.Unlock()
+	}
+}
+
+// flushLocked is the scheduled sync, with mu held.
+func (w *walSync) flushLocked() {
 	if runtime.GOMAXPROCS(0) == 1 {
 		// The sync holds the only P: what is ready to run (a delivery
 		// just queued) goes first.
+		w.mu.Unlock()
 		runtime.Gosched()
-	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.closed {
-		w.timer = nil
-		return
+		w.mu.Lock()
+		if !w.scheduled || w.syncing || w.closed {
+			return // a waiter took it meanwhile
+		}
 	}
 	w.syncLocked()
 }
@@ -125,7 +161,7 @@ func (w *walSync) flush() {
 // held on entry and on return but not during the sync.
 func (w *walSync) syncLocked() {
 	upTo := w.written
-	w.syncing, w.timer = true, nil
+	w.syncing, w.scheduled = true, false
 	w.lastStart = time.Now()
 	w.mu.Unlock()
 
@@ -176,7 +212,7 @@ func (w *walSync) waitFor(n uint64, now bool) error {
 			return w.err
 		case w.closed:
 			return fmt.Errorf("sync %s: the store is closed", w.path)
-		case now && !w.syncing && (w.timer == nil || w.timer.Stop()):
+		case now && !w.syncing:
 			// A scheduled sync that had not started yet is this one.
 			w.syncLocked()
 		default:
@@ -220,20 +256,22 @@ func (w *walSync) close() {
 		return
 	}
 	w.mu.Lock()
-	defer w.mu.Unlock()
 	w.closed = true
 	for w.syncing {
 		w.done.Wait()
 	}
-	if w.timer != nil {
-		w.timer.Stop()
-		w.timer = nil
+	w.scheduled = false
+	select {
+	case w.kick <- struct{}{}:
+	default: // run has a kick waiting already
 	}
 	w.done.Broadcast()
 	if w.f != nil {
 		w.f.Close()
 		w.f = nil
 	}
+	w.mu.Unlock()
+	<-w.stopped
 }
 
 // startWALSync sets up s.wal when the writer should sync the log itself:
