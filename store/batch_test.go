@@ -234,3 +234,58 @@ func (t rawTx) execSQL(q string) (driver.Result, error) {
 	}
 	return ds.(driver.StmtExecContext).ExecContext(context.Background(), nil)
 }
+
+// A seq is never handed out twice: not after a restart, though the
+// entries that carried the last ones were delivered and never written,
+// nor after another process queued some meanwhile.
+func TestSeqsAreNeverHandedOutAgain(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "seqs.db")
+	open := func() *Store {
+		s, err := Open(t.Context(), "sqlite://"+file, "", testLog(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	s := open()
+	var last int64
+	for i := range 3 {
+		q, durable := acceptUnsynced(t, s, message(lobby, fmt.Sprint("irc-", i), "hello"))
+		if err := s.Delivered(t.Context(), q, ""); err != nil {
+			t.Fatal(err)
+		}
+		if err := durable(true); err != nil {
+			t.Fatal(err)
+		}
+		last = q.Seq
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s = open()
+	defer s.Close()
+	after, _ := acceptUnsynced(t, s, message(lobby, "irc-3", "after the restart"))
+	if after.Seq <= last {
+		t.Fatalf("seq %d after a restart, %d before it", after.Seq, last)
+	}
+	if err := s.Failed(t.Context(), after, "gone"); err != nil {
+		t.Fatal(err)
+	}
+	// The CLI's requeue, from a process of its own.
+	cli := open()
+	requeued, err := cli.Requeue(t.Context(), after.Seq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cli.Close(); err != nil {
+		t.Fatal(err)
+	}
+	next, durable := acceptUnsynced(t, s, message(lobby, "irc-4", "after the requeue"))
+	if err := durable(true); err != nil {
+		t.Fatal(err)
+	}
+	if requeued.Seq <= after.Seq || next.Seq <= requeued.Seq {
+		t.Errorf("seqs %d, then %d (requeued by another process) and %d", after.Seq, requeued.Seq, next.Seq)
+	}
+}
