@@ -37,8 +37,11 @@ type avatarStore struct {
 	log   *slog.Logger
 
 	mu     sync.Mutex
-	hashes map[string]avatarHash // by avatarKey
+	hashes map[senderKey]avatarHash
 }
+
+// senderKey keys the hash cache: cheaper per message than avatarKey.
+type senderKey struct{ network, id string }
 
 type avatarHash struct {
 	hash  string
@@ -48,7 +51,7 @@ type avatarHash struct {
 var _ adapters.AvatarStore = (*avatarStore)(nil)
 
 func newAvatarStore(state adapters.State, log *slog.Logger) *avatarStore {
-	return &avatarStore{state: state, log: log, hashes: map[string]avatarHash{}}
+	return &avatarStore{state: state, log: log, hashes: map[senderKey]avatarHash{}}
 }
 
 // avatarKey is a sender's key: a hash, since ids may be long and hold
@@ -58,7 +61,8 @@ func avatarKey(s bridge.Sender) string {
 	return "avatar:" + hex.EncodeToString(sum[:16])
 }
 
-func (st *avatarStore) remember(key string, h avatarHash) {
+func (st *avatarStore) remember(s bridge.Sender, h avatarHash) {
+	key := senderKey{s.Network, s.ID}
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if _, ok := st.hashes[key]; !ok && len(st.hashes) >= maxAvatarHashes {
@@ -85,15 +89,14 @@ func (st *avatarStore) PutAvatar(ctx context.Context, s bridge.Sender, mime stri
 	if err := st.state.Put(ctx, key, string(raw)); err != nil {
 		return fmt.Errorf("avatars: %w", err)
 	}
-	st.remember(key, avatarHash{hash: rec.Hash, known: true})
+	st.remember(s, avatarHash{hash: rec.Hash, known: true})
 	return nil
 }
 
 // AvatarHash is the hash of s's avatar, from memory when it can be.
 func (st *avatarStore) AvatarHash(ctx context.Context, s bridge.Sender) (string, bool, error) {
-	key := avatarKey(s)
 	st.mu.Lock()
-	h, cached := st.hashes[key]
+	h, cached := st.hashes[senderKey{s.Network, s.ID}]
 	st.mu.Unlock()
 	if cached {
 		return h.hash, h.known, nil
@@ -113,13 +116,13 @@ func (st *avatarStore) Avatar(ctx context.Context, s bridge.Sender) (adapters.Av
 		return adapters.Avatar{}, false, fmt.Errorf("avatars: %w", err)
 	}
 	if !ok {
-		st.remember(key, avatarHash{})
+		st.remember(s, avatarHash{})
 		return adapters.Avatar{}, false, nil
 	}
 	var rec avatarRecord
 	if err := json.Unmarshal([]byte(raw), &rec); err != nil {
 		return adapters.Avatar{}, false, fmt.Errorf("avatars: stored avatar of %s: %w", s.ID, err)
 	}
-	st.remember(key, avatarHash{hash: rec.Hash, known: true})
+	st.remember(s, avatarHash{hash: rec.Hash, known: true})
 	return adapters.Avatar{Hash: rec.Hash, Mime: rec.Mime, Data: rec.Data}, true, nil
 }
