@@ -42,22 +42,22 @@ type walSync struct {
 	// commit, if set, commits the writes made so far before a sync.
 	commit func() error
 
-	// kick wakes the goroutine that runs the scheduled syncs (run). One
-	// goroutine for all of them, not one per timer: a sync runs deep in
-	// SQLite, and a new goroutine's stack grew to that depth by copying,
+	// timer starts the scheduled sync, in the one goroutine that runs
+	// them all (run): a sync runs deep in SQLite, and a goroutine per
+	// sync (time.AfterFunc) grew its stack to that depth by copying,
 	// several times per sync.
-	kick chan struct{}
+	timer *time.Timer
+	stop  chan struct{} // closed by close, for run to return
 
 	mu        sync.Mutex
 	done      *sync.Cond
 	f         *os.File
-	written   uint64    // commits made so far
-	durable   uint64    // commits known to be on disk
-	syncs     uint64    // fdatasyncs done
-	failed    uint64    // syncs that failed
-	err       error     // the last failure
-	scheduled bool      // a sync is to start at due
-	due       time.Time // when the scheduled sync starts
+	written   uint64 // commits made so far
+	durable   uint64 // commits known to be on disk
+	syncs     uint64 // fdatasyncs done
+	failed    uint64 // syncs that failed
+	err       error  // the last failure
+	scheduled bool   // timer is to start a sync
 	syncing   bool
 	lastStart time.Time
 	closed    bool
@@ -72,7 +72,8 @@ type walSync struct {
 const syncWindow = 20 * time.Millisecond
 
 func newWALSync(path string, window time.Duration, log *slog.Logger) *walSync {
-	w := &walSync{path: path, window: window, log: log, kick: make(chan struct{}, 1), stopped: make(chan struct{})}
+	w := &walSync{path: path, window: window, log: log, timer: time.NewTimer(time.Hour), stop: make(chan struct{}), stopped: make(chan struct{})}
+	w.timer.Stop()
 	w.done = sync.NewCond(&w.mu)
 	go w.run()
 	return w
@@ -111,31 +112,22 @@ func (w *walSync) scheduleLocked() {
 	if w.scheduled || w.syncing || w.closed {
 		return
 	}
-	w.scheduled, w.due = true, w.lastStart.Add(w.window)
-	select {
-	case w.kick <- struct{}{}:
-	default: // run is awake already, and looks at due before it sleeps
-	}
+	w.scheduled = true
+	w.timer.Reset(max(time.Until(w.lastStart.Add(w.window)), 0))
 }
 
-// run starts the scheduled syncs, each when it is due, until close.
+// run starts the scheduled syncs until close. A sync a waiter took over
+// (wait) leaves the timer to fire for nothing.
 func (w *walSync) run() {
 	defer close(w.stopped)
-	timer := time.NewTimer(0)
-	<-timer.C
 	for {
 		select {
-		case <-w.kick:
-		case <-timer.C:
+		case <-w.stop:
+			return
+		case <-w.timer.C:
 		}
 		w.mu.Lock()
-		if w.closed {
-			w.mu.Unlock()
-			return
-		}
-		if wait := time.Until(w.due); w.scheduled && wait > 0 {
-			timer.Reset(wait)
-		} else if w.scheduled {
+		if w.scheduled && !w.closed {
 			w.flushLocked()
 		}
 		w.mu.Unlock()
@@ -256,15 +248,18 @@ func (w *walSync) close() {
 		return
 	}
 	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		<-w.stopped
+		return
+	}
 	w.closed = true
 	for w.syncing {
 		w.done.Wait()
 	}
 	w.scheduled = false
-	select {
-	case w.kick <- struct{}{}:
-	default: // run has a kick waiting already
-	}
+	w.timer.Stop()
+	close(w.stop)
 	w.done.Broadcast()
 	if w.f != nil {
 		w.f.Close()
