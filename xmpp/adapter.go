@@ -387,7 +387,8 @@ func (a *Adapter) connect() (*session, error) {
 	ctx = context.WithoutCancel(ctx)
 	var s *xmpp.Session
 	if a.component {
-		s, err = component.NewSession(ctx, jid.MustParse(a.domain), []byte(a.cfg.Component.Secret), raw)
+		// The copies skip drops are dropped unread (stanzaFilter).
+		s, err = component.NewSession(ctx, jid.MustParse(a.domain), []byte(a.cfg.Component.Secret), newStanzaFilter(raw, a.skip))
 	} else {
 		var features []xmpp.StreamFeature
 		var state xmpp.SessionState

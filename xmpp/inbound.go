@@ -23,6 +23,7 @@ func (a *Adapter) handler(c *session) func(xmlstream.TokenReadEncoder, *xml.Star
 	return func(r xmlstream.TokenReadEncoder, start *xml.StartElement) error {
 		defer a.recoverStanza()
 		if a.skip(start) {
+			// One the stream filter passed, as it could not read it.
 			return nil // the session reads past the rest of it
 		}
 		limit := a.stanzaLimit(start)

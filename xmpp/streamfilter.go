@@ -1,0 +1,346 @@
+package xmpp
+
+import (
+	"bytes"
+	"encoding/xml"
+	"net"
+	"strconv"
+	"strings"
+)
+
+// stanzaFilter drops, from the bytes of a component's stream, the
+// stanzas skip would drop, before the session's XML decoder reads them.
+// In a room with n of our puppets every message reaches the component
+// n+1 times; decoding a copy only to drop it cost more than everything
+// else done with the one kept.
+//
+// It scans bytes, tracking tags, quotes, CDATA sections, comments and
+// processing instructions only as far as to find where each top-level
+// element ends; a stanza's start tag it parses in full, to decide. It
+// decides on a stanza only once the decoder has read all it passed
+// before, and so the handler has dispatched those stanzas: skip decides
+// on the state they leave (a puppet's nick, say), as it would have from
+// the handler. What
+// it cannot follow (a DTD, a start tag past maxStartTag) turns it off:
+// from there everything passes, for the decoder to judge as before. A
+// stanza it cannot parse the start of passes too.
+type stanzaFilter struct {
+	net.Conn
+	drop func(*xml.StartElement) bool
+
+	in    []byte // read from the connection
+	rest  []byte // of in, not scanned yet
+	err   error  // the connection's, once rest is scanned
+	out   []byte // passed on; out[read:] is not yet returned by Read
+	read  int
+	tag   []byte // a top-level start tag so far, from its '<'
+	st    scanState
+	quote byte   // the quote an attribute value in a tag is in
+	prev  byte   // the byte before, within a tag or a delimiter match
+	match int    // bytes of a closing delimiter ("-->", "]]>", "?>") seen
+	bang  []byte // the bytes after "<!", until known to open a comment or CDATA
+	depth int    // open elements, the stream's root included
+	skip  bool   // the top-level element being scanned is dropped
+	off   bool
+}
+
+type scanState uint8
+
+const (
+	scanText     scanState = iota
+	scanLT                 // after '<'
+	scanStartTag           // in a start tag, outside quotes
+	scanQuoted             // in an attribute value
+	scanEndTag
+	scanBang // after "<!"
+	scanComment
+	scanCDATA
+	scanPI
+)
+
+// maxStartTag bounds a top-level start tag held back to be parsed.
+const maxStartTag = 16 << 10
+
+func newStanzaFilter(conn net.Conn, drop func(*xml.StartElement) bool) *stanzaFilter {
+	return &stanzaFilter{Conn: conn, drop: drop, in: make([]byte, 4096)}
+}
+
+func (f *stanzaFilter) Read(p []byte) (int, error) {
+	for f.read == len(f.out) {
+		f.out, f.read = f.out[:0], 0
+		if len(f.rest) == 0 {
+			if f.err != nil {
+				return 0, f.err
+			}
+			n, err := f.Conn.Read(f.in)
+			f.rest, f.err = f.in[:n], err
+		}
+		f.rest = f.scan(f.rest)
+	}
+	n := copy(p, f.out[f.read:])
+	f.read += n
+	return n, nil
+}
+
+// scan runs the bytes read through the filter, appending what passes to
+// f.out, up to the next stanza when something passes before it; it
+// returns the bytes it did not scan.
+func (f *stanzaFilter) scan(b []byte) []byte {
+	if f.off {
+		f.out = append(f.out, b...)
+		return nil
+	}
+	start := 0 // b[start:i] passes, unless in a dropped element
+	flush := func(i int) {
+		if !f.skip {
+			f.out = append(f.out, b[start:i]...)
+		}
+		start = i
+	}
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		if f.depth == 1 && (f.st == scanStartTag || f.st == scanQuoted) {
+			// A stanza's start tag, held until it ends.
+			if len(f.tag) >= maxStartTag {
+				f.turnOff(b[i:])
+				return nil
+			}
+			f.tag = append(f.tag, c)
+			start = i + 1
+		}
+		switch f.st {
+		case scanText:
+			if c != '<' {
+				next := bytes.IndexByte(b[i:], '<')
+				if next < 0 {
+					next = len(b) - i
+				}
+				i += next - 1 // text passes, or goes, with its element
+				continue
+			}
+			if f.depth == 1 { // a stanza, or the stream's end
+				flush(i)
+				if len(f.out) > 0 {
+					return b[i:] // for after the decoder has read what passed
+				}
+				start = i + 1
+				f.tag = append(f.tag[:0], '<')
+			}
+			f.st = scanLT
+		case scanLT:
+			switch c {
+			case '/':
+				f.st = scanEndTag
+			case '!':
+				f.st, f.bang = scanBang, f.bang[:0]
+			case '?':
+				f.st, f.match = scanPI, 0
+			default:
+				f.st, f.prev = scanStartTag, 0
+			}
+			if f.depth == 1 {
+				if c == '/' || c == '!' || c == '?' {
+					// Not a stanza: pass it on as it comes.
+					f.out = append(f.out, f.tag...)
+					f.tag = f.tag[:0]
+					start = i
+				} else {
+					f.tag = append(f.tag, c)
+					start = i + 1
+				}
+			}
+		case scanStartTag:
+			switch {
+			case c == '"' || c == '\'':
+				f.st, f.quote = scanQuoted, c
+			case c == '>':
+				selfClosing := f.prev == '/'
+				if f.depth == 1 {
+					f.skip = f.drop != nil && f.dropTag(f.tag)
+					if !f.skip {
+						f.out = append(f.out, f.tag...)
+					}
+					f.tag = f.tag[:0]
+					if selfClosing {
+						f.skip = false
+					}
+				}
+				if !selfClosing {
+					f.depth++
+				}
+				f.st = scanText
+			}
+			f.prev = c
+		case scanQuoted:
+			if c == f.quote {
+				f.st, f.prev = scanStartTag, c
+			}
+		case scanEndTag:
+			if c == '>' {
+				f.depth--
+				f.st = scanText
+				if f.depth == 1 {
+					flush(i + 1)
+					f.skip = false
+				}
+			}
+		case scanBang:
+			f.bang = append(f.bang, c)
+			switch {
+			case string(f.bang) == "--":
+				f.st, f.match = scanComment, 0
+			case string(f.bang) == "[CDATA[":
+				f.st, f.match = scanCDATA, 0
+			case !strings.HasPrefix("--", string(f.bang)) && !strings.HasPrefix("[CDATA[", string(f.bang)):
+				// A DTD, which no XMPP stream has: leave it to the decoder.
+				flush(i + 1)
+				f.turnOff(b[i+1:])
+				return nil
+			}
+		case scanComment:
+			f.match = delimiter(f.match, c, "-->")
+			if f.match == 3 {
+				f.st = scanText
+			}
+		case scanCDATA:
+			f.match = delimiter(f.match, c, "]]>")
+			if f.match == 3 {
+				f.st = scanText
+			}
+		case scanPI:
+			f.match = delimiter(f.match, c, "?>")
+			if f.match == 2 {
+				f.st = scanText
+			}
+		}
+	}
+	flush(len(b)) // a top-level start tag not yet ended waits in f.tag
+	return nil
+}
+
+// delimiter advances the count of the bytes of d matched so far by c.
+func delimiter(matched int, c byte, d string) int {
+	if c == d[matched] {
+		return matched + 1
+	}
+	// Only "]]]>" and "--->" can restart a match within itself.
+	if matched > 0 && c == d[0] {
+		if d[0] == d[1] && matched == 2 {
+			return 2
+		}
+		return 1
+	}
+	return 0
+}
+
+// turnOff passes everything from here on: held bytes first, then rest.
+func (f *stanzaFilter) turnOff(rest []byte) {
+	f.off = true
+	if !f.skip {
+		f.out = append(f.out, f.tag...)
+	}
+	f.tag = nil
+	f.out = append(f.out, rest...)
+}
+
+// dropTag parses a top-level start tag and asks drop about it. A tag it
+// cannot parse is not dropped.
+func (f *stanzaFilter) dropTag(tag []byte) bool {
+	start, ok := parseStartTag(tag)
+	return ok && f.drop(&start)
+}
+
+// parseStartTag parses `<name attr='value' ...>` or `.../>`, keeping the
+// attributes without a prefix; ok is false for anything else.
+func parseStartTag(tag []byte) (xml.StartElement, bool) {
+	s := string(tag[1 : len(tag)-1])
+	s = strings.TrimSuffix(s, "/")
+	name, rest, _ := strings.Cut(s, " ")
+	if i := strings.IndexAny(name, "\t\r\n"); i >= 0 {
+		name, rest = name[:i], name[i:]+" "+rest
+	}
+	if name == "" || strings.ContainsRune(name, ':') {
+		return xml.StartElement{}, false
+	}
+	start := xml.StartElement{Name: xml.Name{Local: name}}
+	for {
+		rest = strings.TrimLeft(rest, " \t\r\n")
+		if rest == "" {
+			return start, true
+		}
+		attr, after, ok := strings.Cut(rest, "=")
+		if !ok {
+			return xml.StartElement{}, false
+		}
+		attr = strings.TrimRight(attr, " \t\r\n")
+		after = strings.TrimLeft(after, " \t\r\n")
+		if after == "" || after[0] != '"' && after[0] != '\'' {
+			return xml.StartElement{}, false
+		}
+		end := strings.IndexByte(after[1:], after[0])
+		if end < 0 || attr == "" || strings.ContainsAny(attr, " \t\r\n<>'\"") {
+			return xml.StartElement{}, false
+		}
+		value, ok := unescapeAttr(after[1 : 1+end])
+		rest = after[2+end:]
+		if !ok {
+			return xml.StartElement{}, false
+		}
+		if !strings.ContainsRune(attr, ':') && attr != "xmlns" {
+			start.Attr = append(start.Attr, xml.Attr{Name: xml.Name{Local: attr}, Value: value})
+		}
+	}
+}
+
+// unescapeAttr resolves the entity and character references of an
+// attribute value; ok is false for a bare '&' or '<', or an entity XML
+// does not predefine.
+func unescapeAttr(v string) (string, bool) {
+	if strings.IndexByte(v, '<') >= 0 {
+		return "", false
+	}
+	if strings.IndexByte(v, '&') < 0 {
+		return v, true
+	}
+	var b strings.Builder
+	for v != "" {
+		amp := strings.IndexByte(v, '&')
+		if amp < 0 {
+			b.WriteString(v)
+			break
+		}
+		b.WriteString(v[:amp])
+		semi := strings.IndexByte(v[amp:], ';')
+		if semi < 0 {
+			return "", false
+		}
+		ref := v[amp+1 : amp+semi]
+		switch ref {
+		case "amp":
+			b.WriteByte('&')
+		case "lt":
+			b.WriteByte('<')
+		case "gt":
+			b.WriteByte('>')
+		case "apos":
+			b.WriteByte('\'')
+		case "quot":
+			b.WriteByte('"')
+		default:
+			if !strings.HasPrefix(ref, "#") {
+				return "", false
+			}
+			base, digits := 10, ref[1:]
+			if strings.HasPrefix(digits, "x") {
+				base, digits = 16, digits[1:]
+			}
+			r, err := strconv.ParseUint(digits, base, 32)
+			if err != nil || digits == "" || digits[0] == '+' || digits[0] == '-' {
+				return "", false
+			}
+			b.WriteRune(rune(r))
+		}
+		v = v[amp+semi+1:]
+	}
+	return b.String(), true
+}
