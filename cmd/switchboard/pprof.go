@@ -20,6 +20,12 @@ func init() {
 	if path == "" {
 		return
 	}
+	if len(os.Args) > 1 && os.Args[1] == "run" {
+		// Before the profiler starts: its interval timer outlives the
+		// re-exec, and a SIGPROF before the new image's handlers are in
+		// place killed the process.
+		widenTimerSlack()
+	}
 	if hz, err := strconv.Atoi(os.Getenv("SWITCHBOARD_CPUPROFILE_HZ")); err == nil && hz > 0 {
 		runtime.SetCPUProfileRate(hz)
 	}
