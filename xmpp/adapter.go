@@ -166,7 +166,8 @@ type session struct {
 	gen    uint64
 	ctx    context.Context // ends with the session
 	cancel context.CancelFunc
-	me     jid.JID // the bot: the component's domain, or the bound JID
+	me     jid.JID       // the bot: the component's domain, or the bound JID
+	filter *stanzaFilter // a component's; nil for an account
 }
 
 func (c *session) kill() {
@@ -386,9 +387,11 @@ func (a *Adapter) connect() (*session, error) {
 	defer unwatch()
 	ctx = context.WithoutCancel(ctx)
 	var s *xmpp.Session
+	var filter *stanzaFilter
 	if a.component {
 		// The copies skip drops are dropped unread (stanzaFilter).
-		s, err = component.NewSession(ctx, jid.MustParse(a.domain), []byte(a.cfg.Component.Secret), newStanzaFilter(raw, a.skip))
+		filter = newStanzaFilter(raw, a.skip)
+		s, err = component.NewSession(ctx, jid.MustParse(a.domain), []byte(a.cfg.Component.Secret), filter)
 	} else {
 		var features []xmpp.StreamFeature
 		var state xmpp.SessionState
@@ -412,7 +415,7 @@ func (a *Adapter) connect() (*session, error) {
 		return nil, fmt.Errorf("stream negotiation: %w", cmp.Or(err, bounded.Err()))
 	}
 	raw.SetDeadline(time.Time{})
-	c := &session{s: s, me: s.LocalAddr()}
+	c := &session{s: s, me: s.LocalAddr(), filter: filter}
 	if a.component {
 		c.me = jid.MustParse(a.domain)
 	}

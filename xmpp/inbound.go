@@ -22,8 +22,7 @@ const clockSkew = 10 * time.Second
 func (a *Adapter) handler(c *session) func(xmlstream.TokenReadEncoder, *xml.StartElement) error {
 	return func(r xmlstream.TokenReadEncoder, start *xml.StartElement) error {
 		defer a.recoverStanza()
-		if a.skip(start) {
-			// One the stream filter passed, as it could not read it.
+		if !c.filter.checked() && a.skip(start) {
 			return nil // the session reads past the rest of it
 		}
 		limit := a.stanzaLimit(start)

@@ -41,6 +41,8 @@ type stanzaFilter struct {
 	bang  []byte // the bytes after "<!", until known to open a comment or CDATA
 	depth int    // open elements, the stream's root included
 	skip  bool   // the top-level element being scanned is dropped
+	asked bool   // drop was asked about the last top-level element passed
+	start xml.StartElement
 	off   bool
 }
 
@@ -156,7 +158,10 @@ func (f *stanzaFilter) scan(b []byte) []byte {
 			case c == '>':
 				selfClosing := f.prev == '/'
 				if f.depth == 1 {
-					f.skip = f.drop != nil && f.dropTag(f.tag)
+					f.skip, f.asked = false, false
+					if start, ok := f.parseStartTag(f.tag); ok && f.drop != nil {
+						f.skip, f.asked = f.drop(start), true
+					}
 					if !f.skip {
 						f.out = append(f.out, f.tag...)
 					}
@@ -243,16 +248,16 @@ func (f *stanzaFilter) turnOff(rest []byte) {
 	f.out = append(f.out, rest...)
 }
 
-// dropTag parses a top-level start tag and asks drop about it. A tag it
-// cannot parse is not dropped.
-func (f *stanzaFilter) dropTag(tag []byte) bool {
-	start, ok := parseStartTag(tag)
-	return ok && f.drop(&start)
+// checked tells whether the stanza the decoder is reading, the last one
+// passed, was looked at by drop, and so need not be again.
+func (f *stanzaFilter) checked() bool {
+	return f != nil && f.asked && !f.off
 }
 
 // parseStartTag parses `<name attr='value' ...>` or `.../>`, keeping the
-// attributes without a prefix; ok is false for anything else.
-func parseStartTag(tag []byte) (xml.StartElement, bool) {
+// attributes without a prefix, into f.start; ok is false for anything
+// else.
+func (f *stanzaFilter) parseStartTag(tag []byte) (*xml.StartElement, bool) {
 	s := string(tag[1 : len(tag)-1])
 	s = strings.TrimSuffix(s, "/")
 	name, rest, _ := strings.Cut(s, " ")
@@ -260,9 +265,10 @@ func parseStartTag(tag []byte) (xml.StartElement, bool) {
 		name, rest = name[:i], name[i:]+" "+rest
 	}
 	if name == "" || strings.ContainsRune(name, ':') {
-		return xml.StartElement{}, false
+		return nil, false
 	}
-	start := xml.StartElement{Name: xml.Name{Local: name}}
+	start := &f.start
+	start.Name.Local, start.Attr = name, start.Attr[:0]
 	for {
 		rest = strings.TrimLeft(rest, " \t\r\n")
 		if rest == "" {
@@ -270,21 +276,21 @@ func parseStartTag(tag []byte) (xml.StartElement, bool) {
 		}
 		attr, after, ok := strings.Cut(rest, "=")
 		if !ok {
-			return xml.StartElement{}, false
+			return nil, false
 		}
 		attr = strings.TrimRight(attr, " \t\r\n")
 		after = strings.TrimLeft(after, " \t\r\n")
 		if after == "" || after[0] != '"' && after[0] != '\'' {
-			return xml.StartElement{}, false
+			return nil, false
 		}
 		end := strings.IndexByte(after[1:], after[0])
 		if end < 0 || attr == "" || strings.ContainsAny(attr, " \t\r\n<>'\"") {
-			return xml.StartElement{}, false
+			return nil, false
 		}
 		value, ok := unescapeAttr(after[1 : 1+end])
 		rest = after[2+end:]
 		if !ok {
-			return xml.StartElement{}, false
+			return nil, false
 		}
 		if !strings.ContainsRune(attr, ':') && attr != "xmlns" {
 			start.Attr = append(start.Attr, xml.Attr{Name: xml.Name{Local: attr}, Value: value})
