@@ -20,10 +20,10 @@ import (
 // decides on a stanza only once the decoder has read all it passed
 // before, and so the handler has dispatched those stanzas: skip decides
 // on the state they leave (a puppet's nick, say), as it would have from
-// the handler. What
-// it cannot follow (a DTD, a start tag past maxStartTag) turns it off:
-// from there everything passes, for the decoder to judge as before. A
-// stanza it cannot parse the start of passes too.
+// the handler. What it cannot follow (a DTD, a start tag past
+// maxStartTag) turns it off: from there everything passes, for the
+// decoder to judge as before. A stanza it cannot parse the start of
+// passes too.
 type stanzaFilter struct {
 	net.Conn
 	drop func(*xml.StartElement) bool
@@ -71,8 +71,9 @@ func (f *stanzaFilter) Read(p []byte) (int, error) {
 	for f.read == len(f.out) {
 		f.out, f.read = f.out[:0], 0
 		if len(f.rest) == 0 {
-			if f.err != nil {
-				return 0, f.err
+			if err := f.err; err != nil {
+				f.err = nil // a timeout ends nothing: reading may go on
+				return 0, err
 			}
 			n, err := f.Conn.Read(f.in)
 			f.rest, f.err = f.in[:n], err
