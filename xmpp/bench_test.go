@@ -73,3 +73,41 @@ func BenchmarkPuppetJoin500(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkRoomMessage100Puppets has a person in a room with 100 of our
+// puppets say something, and reports the CPU it cost this process (the
+// adapter, and the person's own client) per message. The room sends the
+// component a copy for each puppet and one for the bot; only the bot's is
+// read.
+//
+//	go test -run XXX -bench RoomMessage100Puppets -benchtime 300x ./xmpp
+func BenchmarkRoomMessage100Puppets(b *testing.B) {
+	const n = 100
+	srv := testenv.ProsodyWith(b, testenv.XMPPServerConfig{Users: testUsers})
+	room := newRoomName(srv, "bench")
+	a, _ := newTestAdapter(b, srv, setup{max: 2 * n})
+	rec := start(b, a, room)
+	alice := joinHuman(b, srv, "alice", room, "Alice")
+	ctx := context.Background()
+	for k := range n {
+		s := bridge.Sender{Network: "libera", ID: fmt.Sprintf("user%03d", k), Name: fmt.Sprintf("user%03d", k)}
+		ev := &bridge.Join{Header: bridge.Header{ID: bridge.NewEventID(), Sender: s}}
+		if err := a.SendMembership(ctx, &bridge.Delivery{Room: room, Event: ev}); err != nil {
+			b.Fatalf("join %d: %v", k, err)
+		}
+	}
+	alice.say("settle")
+	rec.WaitMessage(b, func(m *bridge.Message) bool { return m.Text == "settle" })
+	cpu := testenv.CPUTime()
+	i := 0
+	for b.Loop() {
+		i++
+		text := fmt.Sprint("m", i)
+		alice.say(text)
+		rec.WaitMessage(b, func(m *bridge.Message) bool { return m.Text == text })
+	}
+	b.ReportMetric(float64((testenv.CPUTime()-cpu).Microseconds())/float64(i), "cpu-µs/msg")
+	if got := len(rec.Messages()); got != i+1 {
+		b.Errorf("%d messages read, want %d: one per message said", got, i+1)
+	}
+}

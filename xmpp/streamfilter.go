@@ -102,14 +102,37 @@ func (f *stanzaFilter) scan(b []byte) []byte {
 	}
 	for i := 0; i < len(b); i++ {
 		c := b[i]
-		if f.depth == 1 && (f.st == scanStartTag || f.st == scanQuoted) {
-			// A stanza's start tag, held until it ends.
-			if len(f.tag) >= maxStartTag {
-				f.turnOff(b[i:])
-				return nil
+		if f.st == scanStartTag || f.st == scanQuoted {
+			// On to the next byte that matters in a tag, at once.
+			var next int
+			if f.st == scanQuoted {
+				next = bytes.IndexByte(b[i:], f.quote)
+			} else {
+				next = bytes.IndexAny(b[i:], `"'>`)
 			}
-			f.tag = append(f.tag, c)
-			start = i + 1
+			end := len(b)
+			if next >= 0 {
+				end = i + next + 1
+			}
+			if f.depth == 1 { // a stanza's start tag, held until it ends
+				if len(f.tag)+end-i > maxStartTag {
+					f.turnOff(b[i:])
+					return nil
+				}
+				f.tag = append(f.tag, b[i:end]...)
+				start = end
+			}
+			if next < 0 {
+				if f.st == scanStartTag {
+					f.prev = b[len(b)-1]
+				}
+				break
+			}
+			if next > 0 && f.st == scanStartTag {
+				f.prev = b[i+next-1]
+			}
+			i += next
+			c = b[i]
 		}
 		switch f.st {
 		case scanText:
