@@ -34,14 +34,7 @@ func BenchmarkPuppetJoin500(b *testing.B) {
 		runtime.ReadMemStats(&before)
 		b.ResetTimer()
 		t0 := time.Now()
-		ctx := context.Background()
-		for k := range n {
-			s := bridge.Sender{Network: "libera", ID: fmt.Sprintf("user%03d", k), Name: fmt.Sprintf("user%03d", k)}
-			ev := &bridge.Join{Header: bridge.Header{ID: bridge.NewEventID(), Sender: s}}
-			if err := a.SendMembership(ctx, &bridge.Delivery{Room: room, Event: ev}); err != nil {
-				b.Fatalf("join %d: %v", k, err)
-			}
-		}
+		joinPuppets(b, a, room, n)
 		elapsed := time.Since(t0)
 		b.StopTimer()
 		// The last one is visible to a human in the room.
@@ -88,14 +81,7 @@ func BenchmarkRoomMessage100Puppets(b *testing.B) {
 	a, _ := newTestAdapter(b, srv, setup{max: 2 * n})
 	rec := start(b, a, room)
 	alice := joinHuman(b, srv, "alice", room, "Alice")
-	ctx := context.Background()
-	for k := range n {
-		s := bridge.Sender{Network: "libera", ID: fmt.Sprintf("user%03d", k), Name: fmt.Sprintf("user%03d", k)}
-		ev := &bridge.Join{Header: bridge.Header{ID: bridge.NewEventID(), Sender: s}}
-		if err := a.SendMembership(ctx, &bridge.Delivery{Room: room, Event: ev}); err != nil {
-			b.Fatalf("join %d: %v", k, err)
-		}
-	}
+	joinPuppets(b, a, room, n)
 	alice.say("settle")
 	rec.WaitMessage(b, func(m *bridge.Message) bool { return m.Text == "settle" })
 	cpu := testenv.CPUTime()
@@ -109,5 +95,18 @@ func BenchmarkRoomMessage100Puppets(b *testing.B) {
 	b.ReportMetric(float64((testenv.CPUTime()-cpu).Microseconds())/float64(i), "cpu-µs/msg")
 	if got := len(rec.Messages()); got != i+1 {
 		b.Errorf("%d messages read, want %d: one per message said", got, i+1)
+	}
+}
+
+// joinPuppets joins puppets user000 to user(n-1) to room, one after the
+// other as the router's per-room queue would.
+func joinPuppets(b *testing.B, a *Adapter, room string, n int) {
+	b.Helper()
+	for k := range n {
+		s := bridge.Sender{Network: "libera", ID: fmt.Sprintf("user%03d", k), Name: fmt.Sprintf("user%03d", k)}
+		ev := &bridge.Join{Header: bridge.Header{ID: bridge.NewEventID(), Sender: s}}
+		if err := a.SendMembership(context.Background(), &bridge.Delivery{Room: room, Event: ev}); err != nil {
+			b.Fatalf("join %d: %v", k, err)
+		}
 	}
 }
