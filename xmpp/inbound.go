@@ -91,7 +91,8 @@ func attrOf(start *xml.StartElement, local string) string {
 // them, and only the bot's copy matters (a puppet's own presences and
 // errors aside); and the bot's copy of a message one of our puppets sent
 // is not needed either, as the puppet's own copy (its reflection)
-// confirms the send.
+// confirms the send. The component's stream filter asks it first, so
+// that what it drops is never decoded.
 func (a *Adapter) skip(start *xml.StartElement) bool {
 	if !a.component {
 		return false
