@@ -155,7 +155,7 @@ func (s *Store) queueOutbox(t rawTx, seq int64, e outboxEntry) (int64, error) {
 	if seq == 0 {
 		if !b.seqRead {
 			var last int64
-			err := t.queryInt(`SELECT seq FROM sqlite_sequence WHERE name = 'outbox'`, &last)
+			err := t.queryInt(s.st.lastSeq, &last)
 			if err != nil && !errors.Is(err, sql.ErrNoRows) {
 				return 0, fmt.Errorf("read the last seq: %w", err)
 			}

@@ -239,15 +239,8 @@ func (t rawTx) execSQL(q string) (driver.Result, error) {
 // entries that carried the last ones were delivered and never written,
 // nor after another process queued some meanwhile.
 func TestSeqsAreNeverHandedOutAgain(t *testing.T) {
-	file := filepath.Join(t.TempDir(), "seqs.db")
-	open := func() *Store {
-		s, err := Open(t.Context(), "sqlite://"+file, "", testLog(t))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}
-	s := open()
+	dsn := "sqlite://" + filepath.Join(t.TempDir(), "seqs.db")
+	s := openStore(t, dsn, "")
 	var last int64
 	for i := range 3 {
 		q, durable := acceptUnsynced(t, s, message(lobby, fmt.Sprint("irc-", i), "hello"))
@@ -263,8 +256,7 @@ func TestSeqsAreNeverHandedOutAgain(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	s = open()
-	defer s.Close()
+	s = openStore(t, dsn, "")
 	after, _ := acceptUnsynced(t, s, message(lobby, "irc-3", "after the restart"))
 	if after.Seq <= last {
 		t.Fatalf("seq %d after a restart, %d before it", after.Seq, last)
@@ -273,7 +265,7 @@ func TestSeqsAreNeverHandedOutAgain(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The CLI's requeue, from a process of its own.
-	cli := open()
+	cli := openStore(t, dsn, "")
 	requeued, err := cli.Requeue(t.Context(), after.Seq)
 	if err != nil {
 		t.Fatal(err)

@@ -170,14 +170,14 @@ func (s *Store) Close() error {
 // statements are prepared once, at Open: modernc.org/sqlite has no
 // statement cache, and parsing took a third of the time of a delivery.
 type statements struct {
-	insertEvent, insertRemote, insertOutbox, insertOutboxAt, raiseSeq, insertSeq, lockTargets,
+	insertEvent, insertRemote, insertOutbox, insertOutboxAt, lastSeq, raiseSeq, insertSeq, lockTargets,
 	writerEventByRemote, deleteOutbox, moveFailed,
 	eventByRemote, remoteID, event, pending, pendingTargets, outboxDepth, outboxRooms *sql.Stmt
 }
 
 func (st *statements) all() []*sql.Stmt {
 	return []*sql.Stmt{
-		st.insertEvent, st.insertRemote, st.insertOutbox, st.insertOutboxAt, st.raiseSeq, st.insertSeq, st.lockTargets,
+		st.insertEvent, st.insertRemote, st.insertOutbox, st.insertOutboxAt, st.lastSeq, st.raiseSeq, st.insertSeq, st.lockTargets,
 		st.writerEventByRemote, st.deleteOutbox, st.moveFailed,
 		st.eventByRemote, st.remoteID, st.event, st.pending, st.pendingTargets, st.outboxDepth, st.outboxRooms,
 	}
@@ -210,6 +210,7 @@ func (s *Store) prepare(ctx context.Context) error {
 	} else {
 		// The seqs are handed out by queueOutbox.
 		p(&s.st.insertOutboxAt, s.w, `INSERT INTO outbox (seq, link, target_network, target_room, event_id, queued_at) VALUES (?, ?, ?, ?, ?, ?)`)
+		p(&s.st.lastSeq, s.w, `SELECT seq FROM sqlite_sequence WHERE name = 'outbox'`)
 		p(&s.st.raiseSeq, s.w, `UPDATE sqlite_sequence SET seq = max(seq, ?) WHERE name = 'outbox'`)
 		p(&s.st.insertSeq, s.w, `INSERT INTO sqlite_sequence (name, seq) VALUES ('outbox', ?)`)
 	}

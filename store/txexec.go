@@ -112,10 +112,9 @@ func (t rawTx) queryString(st *sql.Stmt, dest *string, args ...any) error {
 	return err
 }
 
-// queryInt is queryString for an integer, and for a query not prepared
-// at Open.
-func (t rawTx) queryInt(q string, dest *int64, args ...any) error {
-	ds, err := t.prepared(q)
+// queryInt is queryString for an integer.
+func (t rawTx) queryInt(st *sql.Stmt, dest *int64, args ...any) error {
+	ds, err := t.stmt(st)
 	if err == nil {
 		*dest, err = first[int64](ds, args)
 	}

@@ -7,8 +7,8 @@ import (
 )
 
 // maxCachedJIDs and maxCachedJIDLen bound parsedJIDs: a peer sending
-// ever new addresses only empties it now and then, and long ones are
-// not kept.
+// ever new addresses only pushes out the oldest, and long ones are not
+// kept.
 const (
 	maxCachedJIDs   = 4096
 	maxCachedJIDLen = 256
@@ -20,13 +20,13 @@ const (
 // of handling a groupchat message.
 var parsedJIDs = struct {
 	sync.Mutex
-	m map[string]jid.JID
-}{m: map[string]jid.JID{}}
+	*lru[string, jid.JID]
+}{lru: newLRU[string, jid.JID](maxCachedJIDs)}
 
 // parseJID is jid.Parse, remembering what it parsed.
 func parseJID(s string) (jid.JID, error) {
 	parsedJIDs.Lock()
-	j, ok := parsedJIDs.m[s]
+	j, ok := parsedJIDs.get(s)
 	parsedJIDs.Unlock()
 	if ok {
 		return j, nil
@@ -36,10 +36,7 @@ func parseJID(s string) (jid.JID, error) {
 		return j, err
 	}
 	parsedJIDs.Lock()
-	if len(parsedJIDs.m) >= maxCachedJIDs {
-		clear(parsedJIDs.m)
-	}
-	parsedJIDs.m[s] = j
+	parsedJIDs.put(s, j)
 	parsedJIDs.Unlock()
 	return j, nil
 }

@@ -28,7 +28,7 @@ func TestParseJIDRemembers(t *testing.T) {
 		t.Errorf("parseJID(a long JID) = %v, %v", j, err)
 	}
 	parsedJIDs.Lock()
-	_, kept := parsedJIDs.m[long]
+	_, kept := parsedJIDs.get(long)
 	parsedJIDs.Unlock()
 	if kept {
 		t.Error("a JID over maxCachedJIDLen is kept")
@@ -37,7 +37,7 @@ func TestParseJIDRemembers(t *testing.T) {
 		parseJID(fmt.Sprintf("u%d@localhost", i))
 	}
 	parsedJIDs.Lock()
-	n := len(parsedJIDs.m)
+	n := parsedJIDs.len()
 	parsedJIDs.Unlock()
 	if n > maxCachedJIDs {
 		t.Errorf("%d JIDs kept, over the bound of %d", n, maxCachedJIDs)
