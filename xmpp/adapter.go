@@ -418,6 +418,7 @@ func (a *Adapter) connect() (*session, error) {
 	c := &session{s: s, me: s.LocalAddr(), filter: filter}
 	if a.component {
 		c.me = jid.MustParse(a.domain)
+		filter.handle = a.handleRaw(c)
 	}
 	c.ctx, c.cancel = context.WithCancel(a.ctx)
 	return c, nil

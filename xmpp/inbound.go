@@ -3,6 +3,7 @@ package xmpp
 import (
 	"encoding/xml"
 	"errors"
+	"slices"
 	"strings"
 	"time"
 
@@ -38,13 +39,40 @@ func (a *Adapter) handler(c *session) func(xmlstream.TokenReadEncoder, *xml.Star
 		case err != nil:
 			return nil // the stream itself failed; Serve reports it
 		}
-		st, err := parseStanza(e)
-		if err != nil {
-			a.drop(DropMalformed, "kind", start.Name.Local, "detail", err.Error())
-			return nil
-		}
-		a.dispatch(c, st)
+		a.dispatchElement(c, e)
 		return nil
+	}
+}
+
+// dispatchElement handles one stanza read whole.
+func (a *Adapter) dispatchElement(c *session, e *element) {
+	st, err := parseStanza(e)
+	if err != nil {
+		a.drop(DropMalformed, "kind", e.name.Local, "detail", err.Error())
+		return
+	}
+	a.dispatch(c, st)
+}
+
+// handleRaw is handler for the messages and presences the stream filter
+// reads whole, in their place in the stream: those parseFast reads, it
+// dispatches, and tells the filter it took them.
+func (a *Adapter) handleRaw(c *session) func(raw []byte) bool {
+	space, local := c.s.In().XMLNS, c.s.LocalAddr().Bare().String()
+	return func(raw []byte) (taken bool) {
+		defer a.recoverStanza()
+		e, ok := parseFast(raw, space, a.maxStanza)
+		if !ok {
+			return false
+		}
+		taken = true
+		// As mellium does before the handler sees a stanza.
+		if i := slices.IndexFunc(e.attr, func(at xml.Attr) bool { return at.Name.Local == "from" }); i >= 0 &&
+			e.attr[i].Value == local && (space == "" || e.name.Space == space) {
+			e.attr[i].Value = ""
+		}
+		a.dispatchElement(c, e)
+		return true
 	}
 }
 

@@ -44,7 +44,18 @@ type stanzaFilter struct {
 	asked bool   // drop was asked about the last top-level element passed
 	start xml.StartElement
 	off   bool
+
+	// handle, if set, is offered each message and presence kept, whole,
+	// in place of the decoder (parseFast), in stream order; it tells
+	// whether it took it. held is such a stanza so far.
+	handle  func(raw []byte) bool
+	held    []byte
+	holding bool
 }
+
+// maxHeld bounds a stanza held for handle; a longer one goes on to the
+// decoder as it comes.
+const maxHeld = 64 << 10
 
 type scanState uint8
 
@@ -95,9 +106,7 @@ func (f *stanzaFilter) scan(b []byte) []byte {
 	}
 	start := 0 // b[start:i] passes, unless in a dropped element
 	flush := func(i int) {
-		if !f.skip {
-			f.out = append(f.out, b[start:i]...)
-		}
+		f.pass(b[start:i])
 		start = i
 	}
 	for i := 0; i < len(b); i++ {
@@ -186,12 +195,13 @@ func (f *stanzaFilter) scan(b []byte) []byte {
 					if start, ok := f.parseStartTag(f.tag); ok && f.drop != nil {
 						f.skip, f.asked = f.drop(start), true
 					}
-					if !f.skip {
-						f.out = append(f.out, f.tag...)
-					}
+					name := f.start.Name.Local
+					f.holding = f.asked && !f.skip && f.handle != nil && (name == "message" || name == "presence")
+					f.pass(f.tag)
 					f.tag = f.tag[:0]
 					if selfClosing {
 						f.skip = false
+						f.offer()
 					}
 				}
 				if !selfClosing {
@@ -211,6 +221,7 @@ func (f *stanzaFilter) scan(b []byte) []byte {
 				if f.depth == 1 {
 					flush(i + 1)
 					f.skip = false
+					f.offer()
 				}
 			}
 		case scanBang:
@@ -265,11 +276,41 @@ func delimiter(matched int, c byte, d string) int {
 // turnOff passes everything from here on: held bytes first, then rest.
 func (f *stanzaFilter) turnOff(rest []byte) {
 	f.off = true
-	if !f.skip {
-		f.out = append(f.out, f.tag...)
-	}
+	f.pass(f.tag)
+	f.release()
 	f.tag = nil
 	f.out = append(f.out, rest...)
+}
+
+// pass passes b on, unless it is part of an element dropped or held.
+func (f *stanzaFilter) pass(b []byte) {
+	switch {
+	case f.skip:
+	case f.holding:
+		f.held = append(f.held, b...)
+		if len(f.held) > maxHeld {
+			f.release()
+		}
+	default:
+		f.out = append(f.out, b...)
+	}
+}
+
+// release passes on the stanza held so far, and what follows of it.
+func (f *stanzaFilter) release() {
+	if f.holding {
+		f.out = append(f.out, f.held...)
+		f.held, f.holding = f.held[:0], false
+	}
+}
+
+// offer hands the stanza just held whole to handle, or passes it on if
+// handle does not take it.
+func (f *stanzaFilter) offer() {
+	if f.holding && f.handle(f.held) {
+		f.held, f.holding = f.held[:0], false
+	}
+	f.release()
 }
 
 // checked tells whether the stanza the decoder is reading, the last one

@@ -52,39 +52,81 @@ func filtered(t testing.TB, stream string, chunk int) string {
 // top-level elements dropToPuppet drops cut out, as encoding/xml finds
 // them. ok is false for a stream encoding/xml rejects.
 func withoutDropped(stream string) (string, bool) {
+	out, _, ok := cutStream(stream, nil)
+	return out, ok
+}
+
+// cutStream is withoutDropped where the filter also offers the messages
+// and presences it keeps to take: offered are those, whole, in order, and
+// out is without those take took.
+func cutStream(stream string, take func(raw string) bool) (out string, offered []string, ok bool) {
 	d := xml.NewDecoder(strings.NewReader(stream))
-	var out strings.Builder
+	var b strings.Builder
 	var open []xml.Name
 	kept, cut := int64(0), -1 // cut: depth of the element being cut out
+	var offer int64 = -1      // where the element being offered began
 	for {
 		before := d.InputOffset()
 		tok, err := d.RawToken()
 		if errors.Is(err, io.EOF) {
-			out.WriteString(stream[kept:])
-			return out.String(), len(open) == 0
+			b.WriteString(stream[kept:])
+			return b.String(), offered, len(open) == 0
 		}
 		if err != nil {
-			return "", false
+			return "", nil, false
 		}
 		switch tok := tok.(type) {
 		case xml.StartElement:
 			if len(open) == 1 && tok.Name.Space == "" && dropToPuppet(&tok) {
-				out.WriteString(stream[kept:before])
+				b.WriteString(stream[kept:before])
 				cut = 1
+			} else if _, parsed := new(stanzaFilter).parseStartTag([]byte(stream[before:d.InputOffset()])); len(open) == 1 && take != nil && parsed &&
+				tok.Name.Space == "" && (tok.Name.Local == "message" || tok.Name.Local == "presence") {
+				offer = before
 			}
 			open = append(open, tok.Name)
 		case xml.EndElement:
 			if len(open) == 0 || open[len(open)-1] != tok.Name {
-				return "", false
+				return "", nil, false
 			}
 			open = open[:len(open)-1]
 			if len(open) == cut {
 				kept, cut = d.InputOffset(), -1
 			}
+			if len(open) == 1 && offer >= 0 {
+				raw := stream[offer:d.InputOffset()]
+				offered = append(offered, raw)
+				if take(raw) {
+					b.WriteString(stream[kept:offer])
+					kept = d.InputOffset()
+				}
+				offer = -1
+			}
 		case xml.Directive:
-			return "", false // no DTDs in XMPP: the filter passes them whole
+			return "", nil, false // no DTDs in XMPP: the filter passes them whole
 		}
 	}
+}
+
+// takeEven stands in for the adapter's handleRaw: it takes the stanzas of
+// even length.
+func takeEven(raw string) bool { return len(raw)%2 == 0 }
+
+// filteredTaking is filtered with the filter's handle set to take; it
+// returns the stanzas offered to take too.
+func filteredTaking(t testing.TB, stream string, chunk int, take func(string) bool) (string, []string) {
+	t.Helper()
+	f := newStanzaFilter(&chunkConn{data: []byte(stream), chunk: chunk}, dropToPuppet)
+	var offered []string
+	f.handle = func(raw []byte) bool {
+		offered = append(offered, string(raw))
+		return take(string(raw))
+	}
+	out, err := io.ReadAll(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(out), offered
 }
 
 func TestStanzaFilterDropsWholeStanzas(t *testing.T) {
@@ -130,6 +172,11 @@ func FuzzStanzaFilter(f *testing.F) {
 		}
 		if got := filtered(t, stream, int(chunk%16)+1); got != want {
 			t.Errorf("got\n%q\nwant\n%q", got, want)
+		}
+		want, wantOffered, _ := cutStream(stream, takeEven)
+		got, offered := filteredTaking(t, stream, int(chunk%16)+1, takeEven)
+		if got != want || !slices.Equal(offered, wantOffered) {
+			t.Errorf("taking: got\n%q\nwant\n%q\noffered\n%q\nwant\n%q", got, want, offered, wantOffered)
 		}
 	})
 }
@@ -213,5 +260,61 @@ func TestStanzaFilterDecidesAfterWhatCameBefore(t *testing.T) {
 	}
 	if want := []string{"stream", "presence", "message", "body"}; !slices.Equal(got, want) {
 		t.Errorf("elements read %v, want %v", got, want)
+	}
+}
+
+// Kept messages and presences are offered whole to handle, in order; what
+// it takes is not passed, what it leaves is, and so is everything else.
+func TestStanzaFilterOffersKeptStanzas(t *testing.T) {
+	taken := `<message to='bot@bridge.localhost' type='groupchat'><body>a &gt; b</body></message>`
+	left := `<presence from='room@muc/x' to='bot@bridge.localhost'><x xmlns='y'/></presence>`
+	dropped := `<message to='p@bridge.localhost'><body>x</body></message>`
+	iq := `<iq type='get' id='1'><ping xmlns='urn:xmpp:ping'/></iq>`
+	self := `<presence to='bot@bridge.localhost' type='unavailable'/>`
+	stream := filterProlog + taken + dropped + left + " " + iq + self + taken + filterEnd
+	take := func(raw string) bool { return raw != left }
+	want := filterProlog + left + " " + iq + filterEnd
+	for _, chunk := range []int{1, 2, 5, 64, 4096} {
+		got, offered := filteredTaking(t, stream, chunk, take)
+		if got != want {
+			t.Errorf("%d-byte reads: passed\n%s\nwant\n%s", chunk, got, want)
+		}
+		if w := []string{taken, left, self, taken}; !slices.Equal(offered, w) {
+			t.Errorf("%d-byte reads: offered\n%q\nwant\n%q", chunk, offered, w)
+		}
+	}
+	// A stanza longer than the filter holds goes to the decoder as it comes.
+	long := `<message to='bot@bridge.localhost'><body>` + strings.Repeat("x", maxHeld) + `</body></message>`
+	stream = filterProlog + long + taken + filterEnd
+	got, offered := filteredTaking(t, stream, 4096, take)
+	if want := filterProlog + long + filterEnd; got != want || !slices.Equal(offered, []string{taken}) {
+		t.Errorf("after a long stanza: passed %.100q…, offered %q", got, offered)
+	}
+}
+
+// A stanza is offered only once the decoder has read everything passed
+// before it, so that the handler has dispatched those first.
+func TestStanzaFilterOffersAfterWhatCameBefore(t *testing.T) {
+	stream := filterProlog + `<iq type='result' id='1'/><message to='bot@bridge.localhost'><body>hi</body></message>` + filterEnd
+	f := newStanzaFilter(&chunkConn{data: []byte(stream), chunk: len(stream)}, dropToPuppet)
+	iqRead := false
+	f.handle = func(raw []byte) bool {
+		if !iqRead {
+			t.Errorf("offered %s before the decoder read the iq", raw)
+		}
+		return true
+	}
+	d := xml.NewDecoder(f)
+	for {
+		tok, err := d.Token()
+		if err != nil {
+			break
+		}
+		if end, ok := tok.(xml.EndElement); ok && end.Name.Local == "iq" {
+			iqRead = true
+		}
+	}
+	if !iqRead {
+		t.Error("the iq never reached the decoder")
 	}
 }

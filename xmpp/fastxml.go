@@ -1,0 +1,250 @@
+package xmpp
+
+import (
+	"bytes"
+	"encoding/xml"
+	"strings"
+	"unicode/utf8"
+)
+
+// parseFast parses raw, the bytes of one stanza as the stream filter cut
+// them, into the element readElement makes of the decoder's tokens for
+// them, where space is the stream's default namespace. Decoding with
+// encoding/xml, and mellium's layers over it, was the largest part of
+// handling a message; servers write stanzas in a small part of XML, which
+// this reads at a fraction of the cost.
+//
+// ok is false for anything outside that part, which the decoder is left
+// to read as before: comments, CDATA, processing instructions, character
+// references, namespace prefixes but xml:, a carriage return, duplicate
+// attributes, whitespace within attribute values, anything encoding/xml
+// could read differently or reject, and a stanza over limit (by
+// readElement's count) or deeper than maxDepth. FuzzParseFast holds it to
+// readElement's result for every input it accepts.
+func parseFast(raw []byte, space string, limit int) (e *element, ok bool) {
+	p := fastParser{b: raw}
+	e, ok = p.element(space, 1)
+	if !ok || p.i != len(raw) || p.size > limit {
+		return nil, false
+	}
+	return e, true
+}
+
+type fastParser struct {
+	b    []byte
+	i    int
+	size int // what readElement counts (tokenSize) for the tokens so far
+	// attr is the scratch for a start tag's attributes, the namespace
+	// declarations among them, as the decoder hands them to readElement.
+	attr []xml.Attr
+}
+
+func (p *fastParser) element(space string, depth int) (*element, bool) {
+	if depth >= maxDepth || !p.skipByte('<') {
+		return nil, false
+	}
+	name, ok := p.name()
+	if !ok {
+		return nil, false
+	}
+	p.attr = p.attr[:0]
+	empty := false
+	for {
+		ws := p.spaces()
+		if p.i >= len(p.b) {
+			return nil, false
+		}
+		if c := p.b[p.i]; c == '>' || c == '/' {
+			p.i++
+			empty = c == '/'
+			if empty && !p.skipByte('>') {
+				return nil, false
+			}
+			break
+		}
+		if !ws {
+			return nil, false
+		}
+		at, ok := p.attribute()
+		if !ok {
+			return nil, false
+		}
+		for _, seen := range p.attr {
+			if seen.Name == at.Name {
+				return nil, false
+			}
+		}
+		if at.Name == (xml.Name{Local: "xmlns"}) {
+			space = at.Value
+		}
+		p.attr = append(p.attr, at)
+	}
+	p.size += 2 + len(name)
+	for _, at := range p.attr {
+		p.size += 4 + len(at.Name.Local) + len(at.Name.Space) + len(at.Value)
+	}
+	e := &element{name: xml.Name{Space: space, Local: name}, attr: copyAttrs(p.attr)}
+	if empty {
+		p.size += 3 + len(name)
+		return e, true
+	}
+	var text []string
+	for {
+		lt := bytes.IndexByte(p.b[p.i:], '<')
+		if lt < 0 {
+			return nil, false
+		}
+		if lt > 0 {
+			t, ok := unescapeText(p.b[p.i:p.i+lt], false)
+			if !ok {
+				return nil, false
+			}
+			text = append(text, t)
+			p.size += len(t)
+			p.i += lt
+		}
+		if p.i+1 >= len(p.b) {
+			return nil, false
+		}
+		switch p.b[p.i+1] {
+		case '/':
+			p.i += 2
+			end, ok := p.name()
+			p.spaces()
+			if !ok || end != name || !p.skipByte('>') {
+				return nil, false
+			}
+			p.size += 3 + len(name)
+			e.text = strings.Join(text, "")
+			return e, true
+		case '!', '?':
+			return nil, false
+		}
+		kid, ok := p.element(space, depth+1)
+		if !ok {
+			return nil, false
+		}
+		e.kids = append(e.kids, kid)
+	}
+}
+
+// attribute reads name='value', with the name as the decoder hands it on:
+// xml:lang in the XML namespace, an unprefixed name in none.
+func (p *fastParser) attribute() (xml.Attr, bool) {
+	local, ok := p.name()
+	if !ok {
+		return xml.Attr{}, false
+	}
+	var at xml.Attr
+	if local == "xml" && p.skipByte(':') {
+		if local, ok = p.name(); !ok {
+			return xml.Attr{}, false
+		}
+		at.Name.Space = nsXML
+	}
+	at.Name.Local = local
+	p.spaces()
+	if !p.skipByte('=') {
+		return xml.Attr{}, false
+	}
+	p.spaces()
+	if p.i >= len(p.b) || p.b[p.i] != '\'' && p.b[p.i] != '"' {
+		return xml.Attr{}, false
+	}
+	quote := p.b[p.i]
+	end := bytes.IndexByte(p.b[p.i+1:], quote)
+	if end < 0 {
+		return xml.Attr{}, false
+	}
+	at.Value, ok = unescapeText(p.b[p.i+1:p.i+1+end], true)
+	p.i += end + 2
+	return at, ok
+}
+
+// name reads an ASCII name without a prefix.
+func (p *fastParser) name() (string, bool) {
+	start := p.i
+	for ; p.i < len(p.b); p.i++ {
+		c := p.b[p.i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || c == '_' ||
+			p.i > start && ('0' <= c && c <= '9' || c == '.' || c == '-')) {
+			break
+		}
+	}
+	return string(p.b[start:p.i]), p.i > start
+}
+
+// spaces skips spaces, tabs and newlines, and tells whether there were any.
+func (p *fastParser) spaces() bool {
+	start := p.i
+	for p.i < len(p.b) && (p.b[p.i] == ' ' || p.b[p.i] == '\t' || p.b[p.i] == '\n') {
+		p.i++
+	}
+	return p.i > start
+}
+
+func (p *fastParser) skipByte(c byte) bool {
+	if p.i < len(p.b) && p.b[p.i] == c {
+		p.i++
+		return true
+	}
+	return false
+}
+
+var predefinedEntities = []struct{ ref, text string }{
+	{"&lt;", "<"}, {"&gt;", ">"}, {"&amp;", "&"}, {"&apos;", "'"}, {"&quot;", `"`},
+}
+
+// unescapeText resolves the predefined entities of character data or an
+// attribute value (attr), checking every character as the decoder does.
+func unescapeText(raw []byte, attr bool) (string, bool) {
+	plain := true
+	for i := 0; i < len(raw); {
+		c := raw[i]
+		switch {
+		case c == '&':
+			plain = false
+			i++
+			continue
+		case c >= utf8.RuneSelf:
+			r, n := utf8.DecodeRune(raw[i:])
+			if r == utf8.RuneError && n == 1 || !(r >= 0x80 && r <= 0xD7FF || r >= 0xE000 && r <= 0xFFFD || r >= 0x10000) {
+				return "", false
+			}
+			i += n
+			continue
+		case c == '<' || c < 0x20 && (attr || c != '\t' && c != '\n'):
+			return "", false
+		case c == '>' && !attr && i >= 2 && raw[i-1] == ']' && raw[i-2] == ']':
+			return "", false
+		}
+		i++
+	}
+	if plain {
+		return string(raw), true
+	}
+	var b strings.Builder
+	b.Grow(len(raw))
+	for len(raw) > 0 {
+		amp := bytes.IndexByte(raw, '&')
+		if amp < 0 {
+			b.Write(raw)
+			break
+		}
+		b.Write(raw[:amp])
+		raw = raw[amp:]
+		known := false
+		for _, e := range predefinedEntities {
+			if bytes.HasPrefix(raw, []byte(e.ref)) {
+				b.WriteString(e.text)
+				raw = raw[len(e.ref):]
+				known = true
+				break
+			}
+		}
+		if !known {
+			return "", false
+		}
+	}
+	return b.String(), true
+}
