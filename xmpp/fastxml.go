@@ -171,7 +171,32 @@ func (p *fastParser) name() (string, bool) {
 			break
 		}
 	}
-	return string(p.b[start:p.i]), p.i > start
+	return intern(p.b[start:p.i]), p.i > start
+}
+
+// interned are the names and values that recur in every stanza, so that
+// reading them allocates nothing.
+var interned = map[string]string{}
+
+func init() {
+	for _, s := range []string{
+		"message", "presence", "iq", "body", "subject", "thread", "x", "item", "status", "error", "text",
+		"id", "to", "from", "type", "by", "xmlns", "lang", "code", "role", "affiliation", "jid", "nick",
+		"stamp", "origin-id", "stanza-id", "occupant-id", "delay", "replace", "reply", "active", "composing",
+		"groupchat", "chat", "normal", "unavailable", "result", "en",
+		"participant", "visitor", "moderator", "none", "member", "admin", "owner",
+		nsMUC, nsMUCUser, nsDelay, nsSID, nsCorrect, nsReply, nsFallback, nsReactions, nsChatStates,
+		nsHints, nsStanzas, nsOccupantID, nsReceipts, nsStyling, "jabber:component:accept", "jabber:client",
+	} {
+		interned[s] = s
+	}
+}
+
+func intern(b []byte) string {
+	if s, ok := interned[string(b)]; ok {
+		return s
+	}
+	return string(b)
 }
 
 // spaces skips spaces, tabs and newlines, and tells whether there were any.
@@ -221,7 +246,7 @@ func unescapeText(raw []byte, attr bool) (string, bool) {
 		i++
 	}
 	if plain {
-		return string(raw), true
+		return intern(raw), true
 	}
 	var b strings.Builder
 	b.Grow(len(raw))
