@@ -24,7 +24,7 @@ func batchStore(t *testing.T) (*Store, *sql.DB) {
 		t.Fatal("the default SQLite store does not sync its log itself")
 	}
 	s.wal.mu.Lock()
-	s.wal.window, s.wal.lastStart = time.Hour, time.Now()
+	s.wal.window, s.wal.lazy, s.wal.lastStart = time.Hour, time.Hour, time.Now()
 	s.wal.mu.Unlock()
 	other, err := sql.Open("sqlite", "file:"+file+"?_query_only=1")
 	if err != nil {

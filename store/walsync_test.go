@@ -19,7 +19,7 @@ func TestWALSyncGroupsCommits(t *testing.T) {
 	if err := os.WriteFile(path, []byte("log"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	w := newWALSync(path, 0, testLog(t))
+	w := newWALSync(path, 0, 0, testLog(t))
 	defer w.close()
 	const writers, commits = 8, 50
 	var wg sync.WaitGroup
@@ -55,7 +55,7 @@ func TestWALSyncFollowsANewLog(t *testing.T) {
 	if err := os.WriteFile(path, []byte("old"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	w := newWALSync(path, 0, testLog(t))
+	w := newWALSync(path, 0, 0, testLog(t))
 	defer w.close()
 	if err := w.wait(w.committed()); err != nil {
 		t.Fatal(err)
@@ -102,7 +102,7 @@ func TestWALSyncWindow(t *testing.T) {
 		t.Fatal(err)
 	}
 	const window = 300 * time.Millisecond
-	w := newWALSync(path, window, testLog(t))
+	w := newWALSync(path, window, window, testLog(t))
 	defer w.close()
 	// The first commit after a quiet spell is synced at once.
 	began := time.Now()
@@ -154,7 +154,7 @@ func TestWALSyncNow(t *testing.T) {
 		t.Fatal(err)
 	}
 	const window = time.Second
-	w := newWALSync(path, window, testLog(t))
+	w := newWALSync(path, window, window, testLog(t))
 	defer w.close()
 	began := time.Now()
 	for range 4 {
@@ -174,6 +174,50 @@ func TestWALSyncNow(t *testing.T) {
 	}
 }
 
+// While nobody waits, commits share a sync of the lazy window; a caller
+// that begins to wait brings it forward to the end of the short one.
+func TestWALSyncLazyUntilSomeoneWaits(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "db-wal")
+	if err := os.WriteFile(path, []byte("log"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	const window, lazy = 200 * time.Millisecond, 30 * time.Second
+	w := newWALSync(path, window, lazy, testLog(t))
+	defer w.close()
+	// The first commit after a quiet spell is synced at once, waited for
+	// or not.
+	first := w.committed()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		w.mu.Lock()
+		durable := w.durable
+		w.mu.Unlock()
+		if durable >= first {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the first commit was not synced at once")
+		}
+	}
+	began := time.Now()
+	last := w.committed()
+	time.Sleep(2 * window)
+	w.mu.Lock()
+	durable := w.durable
+	w.mu.Unlock()
+	if durable >= last {
+		t.Fatalf("a commit nobody waits for was synced within %v, before its lazy window", 2*window)
+	}
+	if err := w.waitFor(last, false); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(began); took > 2*window+5*time.Second {
+		t.Errorf("a waiter waited %v after the commit, with a %v window", took, window)
+	}
+	if w.syncs != 2 {
+		t.Errorf("%d syncs, want 2", w.syncs)
+	}
+}
+
 func testLog(t *testing.T) *slog.Logger {
 	return slog.New(slog.NewTextHandler(t.Output(), nil))
 }
@@ -186,7 +230,7 @@ func TestAcceptCommittedThenDurable(t *testing.T) {
 	ctx := t.Context()
 	// A sync just began: the next is due after the window.
 	s.wal.mu.Lock()
-	s.wal.window, s.wal.lastStart = time.Second, time.Now()
+	s.wal.window, s.wal.lazy, s.wal.lastStart = time.Second, time.Second, time.Now()
 	s.wal.mu.Unlock()
 	queued, accepted, durable, err := s.AcceptCommitted(ctx, "lobby", message(lobby, "r1", "hi"), []bridge.RoomAddr{mqtt})
 	if err != nil || !accepted || len(queued) != 1 {
