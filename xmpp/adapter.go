@@ -23,7 +23,6 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"encoding/hex"
-	"encoding/xml"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -697,7 +696,7 @@ func (a *Adapter) write(c *session, e *element) error {
 	if c.ctx.Err() != nil {
 		return errDisconnected
 	}
-	if err := sendBounded(c.s, e.reader(), a.t.write); err != nil {
+	if err := sendBounded(c.s, e, a.t.write); err != nil {
 		c.kill()
 		return fmt.Errorf("%w: %v", errDisconnected, err)
 	}
@@ -710,12 +709,38 @@ func (a *Adapter) write(c *session, e *element) error {
 // picks either), and then sets a write deadline in the past that fails
 // the next write. A deadline on the connection bounds the write instead;
 // a session that ends closes the connection, which ends the write too.
-func sendBounded(s *xmpp.Session, r xml.TokenReader, d time.Duration) error {
-	if err := s.Conn().SetWriteDeadline(time.Now().Add(d)); err != nil {
+//
+// The stanza is written as appendXML writes it, straight to the
+// connection, with the session's output held (every writer flushes
+// before letting go of it): mellium's encoder, its token copying and the
+// goroutine it starts per write cost more than the write itself.
+func sendBounded(s *xmpp.Session, e *element, d time.Duration) error {
+	buf := writeBufs.Get().(*[]byte)
+	raw, ok := e.appendXML((*buf)[:0], s.Out().XMLNS)
+	if cap(raw) <= 64<<10 { // a rare large stanza's buffer is not kept
+		*buf = raw[:0]
+		defer writeBufs.Put(buf)
+	}
+	if !ok {
+		if err := s.Conn().SetWriteDeadline(time.Now().Add(d)); err != nil {
+			return err
+		}
+		return s.Send(context.Background(), e.reader())
+	}
+	w := s.TokenWriter()
+	defer w.Close()
+	if err := w.Flush(); err != nil {
+		return err // the output stream is closed
+	}
+	conn := s.Conn()
+	if err := conn.SetWriteDeadline(time.Now().Add(d)); err != nil {
 		return err
 	}
-	return s.Send(context.Background(), r)
+	_, err := conn.Write(raw)
+	return err
 }
+
+var writeBufs = sync.Pool{New: func() any { return new([]byte) }}
 
 // writeAsync sends a stanza from the read loop, which must not wait for
 // the output stream.

@@ -2,6 +2,7 @@ package xmpp
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/xml"
 	"strings"
 	"unicode/utf8"
@@ -272,4 +273,80 @@ func unescapeText(raw []byte, attr bool) (string, bool) {
 		}
 	}
 	return b.String(), true
+}
+
+// appendXML appends e as XML to b, as mellium's encoder writes a stanza
+// of a stream in space (a stanza without a namespace is put in it), and
+// tells whether it could: e must have an id, and attributes only without
+// a namespace or in XML's (xml:lang). Text and attribute values are
+// escaped as encoding/xml escapes them, characters XML cannot carry
+// replaced, so nothing from a message can become markup.
+func (e *element) appendXML(b []byte, space string) ([]byte, bool) {
+	if e.attrValue("id") == "" {
+		return b, false
+	}
+	return e.appendXMLIn(b, cmp.Or(e.name.Space, space), true)
+}
+
+func (e *element) appendXMLIn(b []byte, space string, top bool) ([]byte, bool) {
+	b = append(b, '<')
+	b = append(b, e.name.Local...)
+	if top || e.name.Space != "" {
+		if !top {
+			space = e.name.Space
+		}
+		b = append(b, ` xmlns="`...)
+		b = appendEscaped(b, space)
+		b = append(b, '"')
+	}
+	for _, at := range e.attr {
+		b = append(b, ' ')
+		switch at.Name.Space {
+		case "":
+		case nsXML:
+			b = append(b, "xml:"...)
+		default:
+			return b, false
+		}
+		if at.Name.Local == "xmlns" || at.Name.Local == "" {
+			return b, false
+		}
+		b = append(b, at.Name.Local...)
+		b = append(b, `="`...)
+		b = appendEscaped(b, at.Value)
+		b = append(b, '"')
+	}
+	b = append(b, '>')
+	b = appendEscaped(b, e.text)
+	for _, k := range e.kids {
+		var ok bool
+		if b, ok = k.appendXMLIn(b, space, false); !ok {
+			return b, false
+		}
+	}
+	b = append(b, "</"...)
+	b = append(b, e.name.Local...)
+	return append(b, '>'), true
+}
+
+func (e *element) attrValue(local string) string {
+	for _, at := range e.attr {
+		if at.Name == (xml.Name{Local: local}) {
+			return at.Value
+		}
+	}
+	return ""
+}
+
+// appendEscaped appends s escaped with xml.EscapeText, at once when it
+// has nothing to escape.
+func appendEscaped(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= utf8.RuneSelf || c == '&' || c == '<' || c == '>' || c == '"' || c == '\'' {
+			w := bytes.NewBuffer(b)
+			xml.EscapeText(w, []byte(s))
+			return w.Bytes()
+		}
+	}
+	return append(b, s...)
 }

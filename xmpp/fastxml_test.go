@@ -135,3 +135,46 @@ func dumpElement(e *element) string {
 }
 
 const streamNS = "jabber:component:accept"
+
+// What appendXML writes reads back as what mellium's encoder writes for
+// the same element: the same names, namespaces, attributes and text, with
+// anything in the text or attributes kept as text.
+func FuzzAppendXML(f *testing.F) {
+	f.Add("hello", "a@b/c", "en")
+	f.Add("<b>&amp;</b>\r\n\x00'\"]]>\xff\U0001F44D", "x'\"<>&\t\n", "")
+	f.Fuzz(func(t *testing.T, text, to, lang string) {
+		e := el("", "message", "type", "groupchat", "to", to, "id", "m1")
+		if lang != "" {
+			e.attr = append(e.attr, xml.Attr{Name: xml.Name{Space: nsXML, Local: "lang"}, Value: lang})
+		}
+		e.add(el("", "body").withText(text), originID("m1"),
+			el(nsReply, "reply", "to", to, "id", text).add(el("", "inner").withText(text)))
+		raw, ok := e.appendXML(nil, streamNS)
+		if !ok {
+			t.Fatalf("appendXML did not write %s", dumpElement(e))
+		}
+		got, ok := decodedElement(raw, streamNS, 1<<20)
+		if !ok {
+			t.Fatalf("appendXML wrote %q, which does not read back", raw)
+		}
+		var ref bytes.Buffer
+		enc := xml.NewEncoder(&ref)
+		toks := e.tokens()
+		start := toks[0].(xml.StartElement)
+		start.Name.Space = streamNS // as mellium's stanzaEncoder does
+		toks[0], toks[len(toks)-1] = start, start.End()
+		for _, tok := range toks {
+			if err := enc.EncodeToken(tok); err != nil {
+				t.Fatal(err)
+			}
+		}
+		enc.Flush()
+		want, ok := decodedElement(ref.Bytes(), streamNS, 1<<20)
+		if !ok {
+			t.Fatalf("encoding/xml wrote %q, which does not read back", ref.Bytes())
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("appendXML wrote %q, reading %s; encoding/xml %q, reading %s", raw, dumpElement(got), ref.Bytes(), dumpElement(want))
+		}
+	})
+}
