@@ -175,27 +175,73 @@ func (p *fastParser) name() (string, bool) {
 	return intern(p.b[start:p.i]), p.i > start
 }
 
-// interned are the names and values that recur in every stanza, so that
-// reading them allocates nothing.
-var interned = map[string]string{}
-
-func init() {
-	for _, s := range []string{
-		"message", "presence", "iq", "body", "subject", "thread", "x", "item", "status", "error", "text",
-		"id", "to", "from", "type", "by", "xmlns", "lang", "code", "role", "affiliation", "jid", "nick",
-		"stamp", "origin-id", "stanza-id", "occupant-id", "delay", "replace", "reply", "active", "composing",
-		"groupchat", "chat", "normal", "unavailable", "result", "en",
-		"participant", "visitor", "moderator", "none", "member", "admin", "owner",
-		nsMUC, nsMUCUser, nsDelay, nsSID, nsCorrect, nsReply, nsFallback, nsReactions, nsChatStates,
-		nsHints, nsStanzas, nsOccupantID, nsReceipts, nsStyling, "jabber:component:accept", "jabber:client",
-	} {
-		interned[s] = s
-	}
-}
-
+// intern returns the names and values that recur in every stanza
+// without allocating; a switch, which compares by length first, costs
+// less than hashing for a map.
 func intern(b []byte) string {
-	if s, ok := interned[string(b)]; ok {
-		return s
+	switch string(b) {
+	case "message":
+		return "message"
+	case "presence":
+		return "presence"
+	case "body":
+		return "body"
+	case "x":
+		return "x"
+	case "item":
+		return "item"
+	case "status":
+		return "status"
+	case "id":
+		return "id"
+	case "to":
+		return "to"
+	case "from":
+		return "from"
+	case "type":
+		return "type"
+	case "by":
+		return "by"
+	case "xmlns":
+		return "xmlns"
+	case "lang":
+		return "lang"
+	case "code":
+		return "code"
+	case "role":
+		return "role"
+	case "affiliation":
+		return "affiliation"
+	case "jid":
+		return "jid"
+	case "origin-id":
+		return "origin-id"
+	case "stanza-id":
+		return "stanza-id"
+	case "occupant-id":
+		return "occupant-id"
+	case "delay":
+		return "delay"
+	case "stamp":
+		return "stamp"
+	case "groupchat":
+		return "groupchat"
+	case "unavailable":
+		return "unavailable"
+	case "en":
+		return "en"
+	case "participant":
+		return "participant"
+	case "none":
+		return "none"
+	case nsSID:
+		return nsSID
+	case nsOccupantID:
+		return nsOccupantID
+	case nsMUCUser:
+		return nsMUCUser
+	case nsDelay:
+		return nsDelay
 	}
 	return string(b)
 }
