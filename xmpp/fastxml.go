@@ -322,7 +322,8 @@ func unescapeText(raw []byte, attr bool) (string, bool) {
 }
 
 // appendXML appends e as XML to b, as mellium's encoder writes a stanza
-// of a stream in space (a stanza without a namespace is put in it), and
+// of a stream in space (a stanza without a namespace is put in it, an
+// empty from left out), and
 // tells whether it could: e must have an id, and attributes only without
 // a namespace or in XML's (xml:lang). Text and attribute values are
 // escaped as encoding/xml escapes them, characters XML cannot carry
@@ -346,6 +347,9 @@ func (e *element) appendXMLIn(b []byte, space string, top bool) ([]byte, bool) {
 		b = append(b, '"')
 	}
 	for _, at := range e.attr {
+		if top && at.Name == (xml.Name{Local: "from"}) && at.Value == "" {
+			continue // as mellium leaves it out
+		}
 		b = append(b, ' ')
 		switch at.Name.Space {
 		case "":
