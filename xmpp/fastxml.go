@@ -18,10 +18,10 @@ import (
 // ok is false for anything outside that part, which the decoder is left
 // to read as before: comments, CDATA, processing instructions, character
 // references, namespace prefixes but xml:, a carriage return, duplicate
-// attributes, whitespace within attribute values, anything encoding/xml
-// could read differently or reject, and a stanza over limit (by
-// readElement's count) or deeper than maxDepth. FuzzParseFast holds it to
-// readElement's result for every input it accepts.
+// attributes, a tab or newline within an attribute value, anything
+// encoding/xml could read differently or reject, and a stanza over limit
+// (by readElement's count) or deeper than maxDepth. FuzzParseFast holds
+// it to readElement's result for every input it accepts.
 func parseFast(raw []byte, space string, limit int) (e *element, ok bool) {
 	p := fastParser{b: raw}
 	e, ok = p.element(space, 1)
