@@ -29,11 +29,12 @@ import (
 // acknowledges in order later) waits for that (waitFor without now). One
 // that has nothing to acknowledge (IRC, XMPP) need not wait at all: while
 // nobody waits, a sync begins at most every lazySyncWindow, and its
-// commit is on disk within that. A commit and a sync cost about 300 µs of
-// CPU whatever they carry, which at 200 messages a second was half the
-// store's share of relaying one. A caller that holds everything until its
-// commit is on disk (a blocking Accept, the store's own writes) gets a
-// sync at once (wait): it would otherwise wait a window for each commit.
+// commit is on disk within that. A commit and a sync cost about 300 µs
+// of CPU, largely whatever they carry, which at 200 messages a second
+// was half the store's share of relaying one. A caller that holds
+// everything until its commit is on disk (a blocking Accept, the store's
+// own writes) gets a sync at once (wait): it would otherwise wait a
+// window for each commit.
 //
 // The store's writes within a window also share one transaction (see
 // batch), which commit, run at the start of each sync, commits; "commit"
