@@ -48,5 +48,5 @@ func benchmarkRouter(b *testing.B, f *fixture) {
 	for sink.n.Load() < int64(b.N) {
 		time.Sleep(time.Millisecond)
 	}
-	b.ReportMetric(float64((testenv.CPUTime()-cpu).Microseconds())/float64(b.N), "cpu-µs/op")
+	testenv.ReportCPU(b, cpu, b.N, "cpu-µs/op")
 }

@@ -721,10 +721,10 @@ func sendBounded(s *xmpp.Session, e *element, d time.Duration) error {
 		*buf = raw[:0]
 		defer writeBufs.Put(buf)
 	}
+	if err := s.Conn().SetWriteDeadline(time.Now().Add(d)); err != nil {
+		return err
+	}
 	if !ok {
-		if err := s.Conn().SetWriteDeadline(time.Now().Add(d)); err != nil {
-			return err
-		}
 		return s.Send(context.Background(), e.reader())
 	}
 	w := s.TokenWriter()
@@ -732,11 +732,7 @@ func sendBounded(s *xmpp.Session, e *element, d time.Duration) error {
 	if err := w.Flush(); err != nil {
 		return err // the output stream is closed
 	}
-	conn := s.Conn()
-	if err := conn.SetWriteDeadline(time.Now().Add(d)); err != nil {
-		return err
-	}
-	_, err := conn.Write(raw)
+	_, err := s.Conn().Write(raw)
 	return err
 }
 

@@ -263,12 +263,9 @@ func (p *fastParser) skipByte(c byte) bool {
 	return false
 }
 
-var predefinedEntities = []struct{ ref, text string }{
-	{"&lt;", "<"}, {"&gt;", ">"}, {"&amp;", "&"}, {"&apos;", "'"}, {"&quot;", `"`},
-}
-
 // unescapeText resolves the predefined entities of character data or an
-// attribute value (attr), checking every character as the decoder does.
+// attribute value (attr), checking every character as the decoder does;
+// a character reference it leaves to the decoder.
 func unescapeText(raw []byte, attr bool) (string, bool) {
 	plain := true
 	for i := 0; i < len(raw); {
@@ -295,30 +292,10 @@ func unescapeText(raw []byte, attr bool) (string, bool) {
 	if plain {
 		return intern(raw), true
 	}
-	var b strings.Builder
-	b.Grow(len(raw))
-	for len(raw) > 0 {
-		amp := bytes.IndexByte(raw, '&')
-		if amp < 0 {
-			b.Write(raw)
-			break
-		}
-		b.Write(raw[:amp])
-		raw = raw[amp:]
-		known := false
-		for _, e := range predefinedEntities {
-			if bytes.HasPrefix(raw, []byte(e.ref)) {
-				b.WriteString(e.text)
-				raw = raw[len(e.ref):]
-				known = true
-				break
-			}
-		}
-		if !known {
-			return "", false
-		}
+	if bytes.Contains(raw, []byte("&#")) {
+		return "", false // character references are the decoder's
 	}
-	return b.String(), true
+	return unescapeAttr(string(raw))
 }
 
 // appendXML appends e as XML to b, as mellium's encoder writes a stanza
@@ -329,7 +306,7 @@ func unescapeText(raw []byte, attr bool) (string, bool) {
 // escaped as encoding/xml escapes them, characters XML cannot carry
 // replaced, so nothing from a message can become markup.
 func (e *element) appendXML(b []byte, space string) ([]byte, bool) {
-	if e.attrValue("id") == "" {
+	if e.get("id") == "" {
 		return b, false
 	}
 	return e.appendXMLIn(b, cmp.Or(e.name.Space, space), true)
@@ -377,15 +354,6 @@ func (e *element) appendXMLIn(b []byte, space string, top bool) ([]byte, bool) {
 	b = append(b, "</"...)
 	b = append(b, e.name.Local...)
 	return append(b, '>'), true
-}
-
-func (e *element) attrValue(local string) string {
-	for _, at := range e.attr {
-		if at.Name == (xml.Name{Local: local}) {
-			return at.Value
-		}
-	}
-	return ""
 }
 
 // appendEscaped appends s escaped with xml.EscapeText, at once when it

@@ -49,7 +49,7 @@ func TestParseFastReadsWhatServersSend(t *testing.T) {
 		}
 		want, _ := decodedElement([]byte(raw), streamNS, 1<<16)
 		if !reflect.DeepEqual(got, want) {
-			t.Errorf("parseFast(%q) = %s, the decoder reads %s", raw, dumpElement(got), dumpElement(want))
+			t.Errorf("parseFast(%q) = %s, the decoder reads %s", raw, got, want)
 		}
 	}
 }
@@ -76,7 +76,7 @@ func TestParseFastLeavesTheRest(t *testing.T) {
 		`<message><body>` + strings.Repeat("x", 100) + `</body></message>`, // over the limit below
 	} {
 		if e, ok := parseFast([]byte(raw), streamNS, 80); ok {
-			t.Errorf("parseFast(%q) = %s; want it left to the decoder", raw, dumpElement(e))
+			t.Errorf("parseFast(%q) = %s; want it left to the decoder", raw, e)
 		}
 	}
 }
@@ -92,10 +92,10 @@ func FuzzParseFast(f *testing.F) {
 		}
 		want, ok := decodedElement(raw, streamNS, limit)
 		if !ok {
-			t.Fatalf("parseFast(%q) = %s; the decoder rejects it", raw, dumpElement(got))
+			t.Fatalf("parseFast(%q) = %s; the decoder rejects it", raw, got)
 		}
 		if !reflect.DeepEqual(got, want) {
-			t.Fatalf("parseFast(%q) = %s, the decoder reads %s", raw, dumpElement(got), dumpElement(want))
+			t.Fatalf("parseFast(%q) = %s, the decoder reads %s", raw, got, want)
 		}
 	})
 }
@@ -119,22 +119,6 @@ func BenchmarkParseStanza(b *testing.B) {
 
 const reflectionStanza = `<message xml:lang='en' from='bench@conference.localhost/bob (libera)' type='groupchat' id='sb-01a1ff1f-99e9-7547-aa76-66d1d91c714a' to='p@bridge.localhost'><body>m198 reading</body><origin-id id='sb-01a1ff1f-99e9-7547-aa76-66d1d91c714a' xmlns='urn:xmpp:sid:0'/><occupant-id xmlns='urn:xmpp:occupant-id:0' id='V7Cvc3ERRLGdBbEhSKxQgjzwiUf4HBa3Mi5BuHQPpwY='/><stanza-id by='bench@conference.localhost' xmlns='urn:xmpp:sid:0' id='6eMHgw_bW70PiA8QrfCsPyRg'/></message>`
 
-func dumpElement(e *element) string {
-	if e == nil {
-		return "nil"
-	}
-	var b strings.Builder
-	b.WriteString("{" + e.name.Space + " " + e.name.Local)
-	for _, a := range e.attr {
-		b.WriteString(" " + a.Name.Space + ":" + a.Name.Local + "=" + a.Value)
-	}
-	b.WriteString(" text=" + e.text)
-	for _, k := range e.kids {
-		b.WriteString(" " + dumpElement(k))
-	}
-	return b.String() + "}"
-}
-
 const streamNS = "jabber:component:accept"
 
 // What appendXML writes reads back as what mellium's encoder writes for
@@ -153,7 +137,7 @@ func FuzzAppendXML(f *testing.F) {
 			el(nsReply, "reply", "to", to, "id", text).add(el("", "inner").withText(text)))
 		raw, ok := e.appendXML(nil, streamNS)
 		if !ok {
-			t.Fatalf("appendXML did not write %s", dumpElement(e))
+			t.Fatalf("appendXML did not write %s", e)
 		}
 		got, ok := decodedElement(raw, streamNS, 1<<20)
 		if !ok {
@@ -177,7 +161,7 @@ func FuzzAppendXML(f *testing.F) {
 			t.Fatalf("encoding/xml wrote %q, which does not read back", ref.Bytes())
 		}
 		if !reflect.DeepEqual(got, want) {
-			t.Fatalf("appendXML wrote %q, reading %s; encoding/xml %q, reading %s", raw, dumpElement(got), ref.Bytes(), dumpElement(want))
+			t.Fatalf("appendXML wrote %q, reading %s; encoding/xml %q, reading %s", raw, got, ref.Bytes(), want)
 		}
 	})
 }

@@ -40,12 +40,8 @@ func (c *chunkConn) Read(p []byte) (int, error) {
 
 func filtered(t testing.TB, stream string, chunk int) string {
 	t.Helper()
-	f := newStanzaFilter(&chunkConn{data: []byte(stream), chunk: chunk}, dropToPuppet)
-	out, err := io.ReadAll(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(out)
+	out, _ := filteredTaking(t, stream, chunk, nil)
+	return out
 }
 
 // withoutDropped is what the filter should pass: the stream with the
@@ -112,15 +108,17 @@ func cutStream(stream string, take func(raw string) bool) (out string, offered [
 // even length.
 func takeEven(raw string) bool { return len(raw)%2 == 0 }
 
-// filteredTaking is filtered with the filter's handle set to take; it
-// returns the stanzas offered to take too.
+// filteredTaking is filtered with the filter's handle set to take, if
+// not nil; it returns the stanzas offered to take too.
 func filteredTaking(t testing.TB, stream string, chunk int, take func(string) bool) (string, []string) {
 	t.Helper()
 	f := newStanzaFilter(&chunkConn{data: []byte(stream), chunk: chunk}, dropToPuppet)
 	var offered []string
-	f.handle = func(raw []byte) bool {
-		offered = append(offered, string(raw))
-		return take(string(raw))
+	if take != nil {
+		f.handle = func(raw []byte) bool {
+			offered = append(offered, string(raw))
+			return take(string(raw))
+		}
 	}
 	out, err := io.ReadAll(f)
 	if err != nil {

@@ -202,3 +202,9 @@ func CPUTime() time.Duration {
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// ReportCPU reports, as unit, the CPU time this process used since start
+// (a CPUTime), per each of n operations.
+func ReportCPU(b *testing.B, start time.Duration, n int, unit string) {
+	b.ReportMetric(float64((CPUTime()-start).Microseconds())/float64(n), unit)
+}
