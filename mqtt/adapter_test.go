@@ -152,6 +152,7 @@ func TestAckAfterTheDiskSyncs(t *testing.T) {
 				eventually(t, "acks", func() bool { return a.acked.Load() == 3 })
 			}
 			stop(t, a)
+			b.WaitClientGone(t, id)
 
 			// Acknowledged messages are gone from the session; the others
 			// come again, in order.
@@ -490,6 +491,7 @@ func TestAcceptRetryAcksOnce(t *testing.T) {
 
 	// The broker got that ack: the session has nothing to resend.
 	stop(t, a)
+	b.WaitClientGone(t, id)
 	in2 := newFakeInbound()
 	startAdapter(t, b, in2, setup{clientID: id})
 	testenv.MQTTPublish(t, dev, room+"/in/dev1", 1, false, "marker")
@@ -504,6 +506,7 @@ func TestPersistentSession(t *testing.T) {
 	id := testenv.UniqueClientID("sb")
 	a, _ := startAdapter(t, b, newFakeInbound(), setup{clientID: id})
 	stop(t, a)
+	b.WaitClientGone(t, id)
 	if a.Connected() {
 		t.Error("Connected() after Stop")
 	}
@@ -537,6 +540,7 @@ func TestStoppedAdapterDoesNotAck(t *testing.T) {
 	testenv.MQTTPublish(t, dev, room+"/in/dev1", 1, false, "keep me")
 	eventually(t, "an Accept attempt", func() bool { return failing.Calls() >= 2 })
 	stop(t, a)
+	b.WaitClientGone(t, id)
 	if n := a.acked.Load(); n != 0 {
 		t.Fatalf("%d acks from a failing Accept", n)
 	}

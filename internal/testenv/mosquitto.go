@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -105,6 +106,32 @@ func (b *MQTTBroker) Connect(t testing.TB, o *paho.ClientOptions) paho.Client {
 	}
 	t.Cleanup(func() { c.Disconnect(250) })
 	return c
+}
+
+// WaitClientGone waits until the broker has ended every connection it
+// took from client id. A client that stops and connects again with the
+// same id at once may reach the broker before the end of its old
+// connection does; the broker then closes the old one, and drops what it
+// had not read of it yet (its last PUBACKs, its DISCONNECT).
+func (b *MQTTBroker) WaitClientGone(t testing.TB, id string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		log := b.Output()
+		connected := strings.Count(log, " as "+id+" (")
+		gone := 0
+		for _, end := range []string{" disconnected.", " closed its connection.", " has exceeded timeout", " already connected, closing old connection."} {
+			gone += strings.Count(log, "Client "+id+end)
+		}
+		gone += strings.Count(log, "Socket error on client "+id+",")
+		if gone >= connected {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("mosquitto still has %d connection(s) of client %s", connected-gone, id)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // MQTTPublish publishes and, for QoS 1 and 2, waits until the broker has

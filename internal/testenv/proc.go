@@ -87,6 +87,12 @@ func (p *Process) Start(t testing.TB) {
 	}
 }
 
+// Output is what the process has written to its log so far.
+func (p *Process) Output() string {
+	out, _ := os.ReadFile(p.logPath)
+	return string(out)
+}
+
 func (p *Process) launch() error {
 	logf, err := os.OpenFile(p.logPath, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
 	if err != nil {
