@@ -7,24 +7,31 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+
+	"github.com/switchboard-chat/switchboard/bridge"
 )
 
 // batch is the write transaction that the SQLite writer leaves open
-// between syncs. A commit is most of the cost of a small write (its
-// pages go to the log frame by frame, two system calls each, and every
-// transaction takes and drops the file locks); relaying a message wrote
-// the same eight pages each time. Writes made within one sync window
-// share one transaction, committed just before the sync that makes
-// them durable (walSync.commit), or at once when a read or a write of
-// another kind needs to see them.
+// between syncs, and the accepted events it is to write. A commit is most
+// of the cost of a small write (its pages go to the log frame by frame,
+// two system calls each, and every transaction takes and drops the file
+// locks); relaying a message wrote the same eight pages each time. Writes
+// made within one sync window share one transaction, committed just
+// before the sync that makes them durable (walSync.commit), or at once
+// when a read or a write of another kind needs to see them.
+//
+// An Accept runs no statement at all: its rows wait here (staged) and go
+// into the transaction at its commit, with the others of its window, and
+// its duplicates are found in memory (see seen). Statements run once per
+// message each found SQLite's pages and code out of the CPU's caches; run
+// together, they find them warm.
 //
 // A write joins the open transaction and is kept for as long as it is
 // open. Should the transaction be rolled back (a write in it failed, or
 // its COMMIT did), the writes that had succeeded are done again, in
-// order, in the next one: each was already reported to its caller, and
-// an accepted event's deliveries may be on their way. An accept is redone
-// with the seqs it was given the first time, so nothing the router holds
-// changes.
+// order, in the next one, and the staged rows it held are staged again:
+// each was already reported to its caller, and an accepted event's
+// deliveries may be on their way, under the seqs they were given.
 //
 // Only code that holds the writer's connection touches a batch: the pool
 // has that one connection, so holding it is the lock.
@@ -34,18 +41,25 @@ type batch struct {
 	writes []func(txExec) error // the writes it holds, to redo
 	recs   []deliveryRecord     // the delivery records its writes hold
 
-	// The outbox entries its accepts queued, written only at commit
-	// (writeOutbox): most are delivered within the sync window, and an
-	// entry delivered before then is neither inserted nor deleted. That
-	// was two of a relayed message's five statements.
-	outbox  map[int64]outboxEntry
-	top     int64 // the highest seq in outbox since the last writeOutbox
-	seq     int64 // the last seq handed out, by this process
-	seqRead bool  // seq is at least the table's, read in this transaction
-	// The value this process last raised sqlite_sequence to, committed
-	// or in the open transaction: the seqs up to it are this process's
-	// to hand out. Raising it a block ahead spares most commits that
-	// write, a page and a statement.
+	// The accepted events' rows, and their outbox entries, not yet in the
+	// transaction; and those in it, staged again should it roll back. An
+	// outbox entry delivered before it is written is never written (two
+	// of a relayed message's five statements, as most are delivered within
+	// the sync window).
+	rows       []acceptRow
+	rowsInTx   []acceptRow
+	outbox     map[int64]outboxEntry
+	outboxInTx map[int64]outboxEntry
+	// The event ids and origin remote ids of the accepted events not
+	// committed yet, for duplicates.
+	ids     map[string]struct{}
+	remotes map[remoteKey]struct{}
+
+	seq int64 // the last seq handed out, by this process
+	// The value this process last raised sqlite_sequence to: the seqs up
+	// to it are this process's to hand out, and nobody else's (another
+	// process's AUTOINCREMENT goes above it). Raising it a block ahead
+	// spares the statements at all other times.
 	reserved int64
 }
 
@@ -56,6 +70,20 @@ const seqBlock = 1024
 type outboxEntry struct {
 	link, network, room, eventID string
 	queuedAt                     int64
+}
+
+// acceptRow is an accepted event's row and, if it has one, its origin
+// room's remote id.
+type acceptRow struct {
+	id, kind, link                   string
+	origin                           remoteKey
+	senderNetwork, senderID, payload string
+	createdAt                        int64
+}
+
+// holds tells whether the batch has anything to commit.
+func (b *batch) holds() bool {
+	return b.open || len(b.writes) > 0 || len(b.rows) > 0 || len(b.outbox) > 0
 }
 
 // begin opens the transaction, redoing the writes of one rolled back.
@@ -69,7 +97,7 @@ func (s *Store) begin(t rawTx) error {
 	if err := t.run("BEGIN IMMEDIATE"); err != nil {
 		return err
 	}
-	s.batch.open, s.batch.on, s.batch.seqRead = true, t.dc, false
+	s.batch.open, s.batch.on = true, t.dc
 	s.pending.Store(true)
 	for _, w := range s.batch.writes {
 		if err := w(t); err != nil {
@@ -81,11 +109,15 @@ func (s *Store) begin(t rawTx) error {
 }
 
 // join runs one write, with the delivery records waiting, in the open
-// transaction. A failed write rolls the transaction back; the others are
-// redone in the next, each with the records it took along, so that the
-// same statements run in the same order on the same data.
+// transaction, after the staged rows (the records and the write may
+// refer to their events). A failed write rolls the transaction back; the
+// others are redone in the next, each with the records it took along, so
+// that the same statements run in the same order on the same data.
 func (s *Store) join(t rawTx, recs []deliveryRecord, fn func(txExec) error) error {
 	w := func(tx txExec) error {
+		if err := s.writeRows(tx.(rawTx)); err != nil {
+			return err
+		}
 		if err := s.writeDelivered(tx, recs); err != nil {
 			return fmt.Errorf("record deliveries: %w", err)
 		}
@@ -107,29 +139,31 @@ func (s *Store) join(t rawTx, recs []deliveryRecord, fn func(txExec) error) erro
 }
 
 // rollback ends the open transaction without its writes, which stay to
-// be redone.
+// be redone, and stages again the rows it held.
 func (s *Store) rollback(t rawTx) {
 	// SQLite may have rolled back already (on SQLITE_FULL, say); then
 	// ROLLBACK fails harmlessly.
 	t.run("ROLLBACK")
-	s.batch.open = false
-	clear(s.batch.outbox) // the redo queues them again
-	s.batch.top, s.batch.reserved = 0, 0
-	s.pending.Store(len(s.batch.writes) > 0)
+	b := &s.batch
+	b.open = false
+	b.rows = append(b.rowsInTx, b.rows...)
+	b.rowsInTx = nil
+	for seq, e := range b.outboxInTx {
+		b.outbox[seq] = e
+	}
+	clear(b.outboxInTx)
+	s.pending.Store(b.holds())
 }
 
 // commit commits what the batch holds, redoing it first if it was rolled
 // back, with the delivery records waiting.
 func (s *Store) commit(t rawTx) error {
-	if !s.batch.open && len(s.batch.writes) == 0 {
+	recs := s.delivered.take()
+	if !s.batch.holds() && len(recs) == 0 {
 		s.pending.Store(false)
 		return nil
 	}
-	if err := s.join(t, s.delivered.take(), func(txExec) error { return nil }); err != nil {
-		return err
-	}
-	if err := s.writeOutbox(t); err != nil {
-		s.rollback(t)
+	if err := s.join(t, recs, func(tx txExec) error { return s.writeOutbox(tx.(rawTx)) }); err != nil {
 		return err
 	}
 	if err := t.run("COMMIT"); err != nil {
@@ -141,41 +175,108 @@ func (s *Store) commit(t rawTx) error {
 	return nil
 }
 
-// queueOutbox queues an outbox entry in the open transaction under seq,
-// or under a new seq when seq is 0, and returns the seq.
-//
-// The seqs are handed out here, not by the INSERT, but as AUTOINCREMENT
-// would: above any the table has had, which sqlite_sequence keeps
-// (writeOutbox keeps it up to date). The table is read once per
-// transaction, which holds the write lock: another process (the CLI's
-// failed-list commands) may have queued entries between two, above this
-// process's reservation.
-func (s *Store) queueOutbox(t rawTx, seq int64, e outboxEntry) (int64, error) {
+// stage stages an accepted event's row and its outbox entries, under the
+// seqs given, or under new seqs where they are 0, and returns the seqs.
+func (s *Store) stage(t rawTx, row acceptRow, entries []outboxEntry) ([]int64, error) {
 	b := &s.batch
-	if seq == 0 {
-		if !b.seqRead {
-			var last int64
-			err := t.queryInt(s.st.lastSeq, &last)
-			if err != nil && !errors.Is(err, sql.ErrNoRows) {
-				return 0, fmt.Errorf("read the last seq: %w", err)
-			}
-			if last != b.reserved {
-				b.seq, b.reserved = max(b.seq, last), 0
-			}
-			b.seqRead = true
+	if b.seq+int64(len(entries)) > b.reserved {
+		if err := s.join(t, nil, s.reserveSeqs(len(entries))); err != nil {
+			return nil, fmt.Errorf("reserve seqs: %w", err)
 		}
-		b.seq++
-		seq = b.seq
 	}
 	if b.outbox == nil {
-		b.outbox = map[int64]outboxEntry{}
+		b.outbox, b.outboxInTx = map[int64]outboxEntry{}, map[int64]outboxEntry{}
+		b.ids, b.remotes = map[string]struct{}{}, map[remoteKey]struct{}{}
 	}
-	b.outbox[seq] = e
-	b.top = max(b.top, seq)
-	return seq, nil
+	b.rows = append(b.rows, row)
+	b.ids[row.id] = struct{}{}
+	s.remember(s.seen.eventKey(row.id))
+	if row.origin.remoteID != "" {
+		b.remotes[row.origin] = struct{}{}
+		s.remember(s.seen.remoteKey(row.origin))
+	}
+	seqs := make([]int64, len(entries))
+	for i, e := range entries {
+		b.seq++
+		seqs[i] = b.seq
+		b.outbox[b.seq] = e
+	}
+	s.pending.Store(true)
+	return seqs, nil
 }
 
-// unqueue drops seq's outbox entry if it is still only queued, and tells
+// reserveSeqs is the write that raises sqlite_sequence a block past the
+// seqs about to be handed out, above any seq the table has had, as
+// AUTOINCREMENT would hand them out.
+func (s *Store) reserveSeqs(n int) func(txExec) error {
+	to := int64(0)
+	return func(tx txExec) error {
+		t := tx.(rawTx)
+		b := &s.batch
+		var last int64
+		if err := t.queryInt(s.st.lastSeq, &last); err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("read the last seq: %w", err)
+		}
+		if to == 0 { // not when redone: the seqs may be handed out
+			b.seq = max(b.seq, last)
+			to = b.seq + int64(n) + seqBlock
+		}
+		res, err := t.exec(s.st.raiseSeq, to)
+		var rows int64
+		if err == nil {
+			rows, err = res.RowsAffected()
+		}
+		if err == nil && rows == 0 {
+			_, err = t.exec(s.st.insertSeq, to)
+		}
+		if err != nil {
+			return fmt.Errorf("keep the last seq: %w", err)
+		}
+		b.reserved = to
+		return nil
+	}
+}
+
+// known tells whether an event with this id, or from this origin remote
+// id, was accepted before, or the remote id is that of a delivery into
+// its room: in the batch, in the delivery records, or, should the filter
+// of stored ids not rule it out, in the database.
+func (s *Store) known(t rawTx, id string, origin remoteKey) (bool, error) {
+	b := &s.batch
+	if _, ok := b.ids[id]; ok {
+		return true, nil
+	}
+	if s.seen.mayHave(s.seen.eventKey(id)) {
+		var got string
+		switch err := t.queryString(s.st.writerEvent, &got, id); {
+		case err == nil:
+			return true, nil
+		case !errors.Is(err, sql.ErrNoRows):
+			return false, fmt.Errorf("look up event: %w", err)
+		}
+	}
+	if origin.remoteID == "" {
+		return false, nil
+	}
+	if _, ok := b.remotes[origin]; ok {
+		return true, nil
+	}
+	if _, ok := s.delivered.eventByRemote(bridge.RoomAddr{Network: origin.network, Room: origin.room}, origin.remoteID); ok {
+		return true, nil
+	}
+	if s.seen.mayHave(s.seen.remoteKey(origin)) {
+		var got string
+		switch err := t.queryString(s.st.writerEventByRemote, &got, origin.network, origin.room, origin.remoteID); {
+		case err == nil:
+			return true, nil
+		case !errors.Is(err, sql.ErrNoRows):
+			return false, fmt.Errorf("look up remote id: %w", err)
+		}
+	}
+	return false, nil
+}
+
+// unqueue drops seq's outbox entry if it is still only staged, and tells
 // whether it was.
 func (s *Store) unqueue(seq int64) bool {
 	if _, ok := s.batch.outbox[seq]; ok {
@@ -185,12 +286,39 @@ func (s *Store) unqueue(seq int64) bool {
 	return false
 }
 
-// writeOutbox writes the queued outbox entries, and raises
-// sqlite_sequence past the highest seq handed out, where the entries that
-// carried it may have been delivered and never written.
+// writeRows writes the staged rows into the open transaction.
+func (s *Store) writeRows(t rawTx) error {
+	b := &s.batch
+	for _, r := range b.rows {
+		res, err := t.exec(s.st.insertEvent, r.id, r.kind, r.link, r.origin.network, r.origin.room, r.origin.remoteID,
+			r.senderNetwork, r.senderID, r.payload, r.createdAt)
+		if err != nil {
+			return fmt.Errorf("insert event %s: %w", r.id, err)
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			// Only another process writing this file can have stored it
+			// meanwhile.
+			s.log.Warn("store: event stored already by another writer", "event", r.id)
+		}
+		if r.origin.remoteID == "" {
+			continue
+		}
+		if _, err := t.exec(s.st.insertRemote, r.origin.network, r.origin.room, r.origin.remoteID, r.id); err != nil {
+			return fmt.Errorf("insert remote id of %s: %w", r.id, err)
+		}
+	}
+	b.rowsInTx = append(b.rowsInTx, b.rows...)
+	b.rows = b.rows[:0:0]
+	return nil
+}
+
+// writeOutbox writes the staged outbox entries into the open transaction,
+// in order.
 func (s *Store) writeOutbox(t rawTx) error {
 	b := &s.batch
-	if b.top == 0 {
+	if len(b.outbox) == 0 {
 		return nil
 	}
 	for _, seq := range slices.Sorted(maps.Keys(b.outbox)) {
@@ -199,33 +327,28 @@ func (s *Store) writeOutbox(t rawTx) error {
 			return fmt.Errorf("queue seq %d for %s:%s: %w", seq, e.network, e.room, err)
 		}
 	}
-	if b.top > b.reserved {
-		to := b.top + seqBlock
-		res, err := t.exec(s.st.raiseSeq, to)
-		var n int64
-		if err == nil {
-			n, err = res.RowsAffected()
-		}
-		if err == nil && n == 0 {
-			_, err = t.exec(s.st.insertSeq, to)
-		}
-		if err != nil {
-			return fmt.Errorf("keep the last seq: %w", err)
-		}
-		b.reserved = to
-	}
+	maps.Copy(b.outboxInTx, b.outbox)
 	clear(b.outbox)
-	b.top = 0
 	return nil
 }
 
 // forget empties the batch, once committed, or rolled back for good: its
-// delivery records then wait for the next write.
+// delivery records then wait for the next write, and the seqs reserved
+// in it are reserved again.
 func (s *Store) forget(committed bool) {
-	clear(s.batch.writes)
-	s.batch.writes = s.batch.writes[:0]
-	recs := s.batch.recs
-	s.batch.recs = nil
+	b := &s.batch
+	clear(b.writes)
+	b.writes = b.writes[:0]
+	recs := b.recs
+	b.recs = nil
+	b.rows, b.rowsInTx = nil, nil
+	clear(b.outbox)
+	clear(b.outboxInTx)
+	clear(b.ids)
+	clear(b.remotes)
+	if !committed {
+		b.reserved = 0
+	}
 	s.pending.Store(false)
 	s.settle(recs, committed)
 }

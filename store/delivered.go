@@ -15,8 +15,9 @@ const flushDelay = 20 * time.Millisecond
 
 // delivered holds delivery records not yet committed. Recording a delivery
 // in a transaction of its own doubled the cost of relaying a message (a
-// commit is a WAL write and an fsync); instead, records join the next write
-// transaction, usually the next Accept, or are flushed after flushDelay.
+// commit is a WAL write and an fsync); instead, records join the next
+// commit of the batch, due within the sync window, or, where the store
+// syncs nothing itself, the next write, or are flushed after flushDelay.
 // Until then reads answer from here, so the outbox never hands out a
 // delivered entry again and replies and edits resolve. A crash in that
 // window delivers those entries once more; it loses nothing.
@@ -122,8 +123,8 @@ func (s *Store) Delivered(ctx context.Context, q bridge.Queued, remoteID string)
 	}
 	d := &s.delivered
 	d.mu.Lock()
-	defer d.mu.Unlock()
 	if _, ok := d.seqs[q.Seq]; ok {
+		d.mu.Unlock()
 		return nil
 	}
 	d.seqs[q.Seq] = q.Target
@@ -135,14 +136,30 @@ func (s *Store) Delivered(ctx context.Context, q bridge.Queued, remoteID string)
 			d.remote[rk] = id
 		}
 		d.byEvent[eventKey{q.Target.Network, q.Target.Room, id}] = remoteID
+		if s.dialect == sqlite {
+			// An echo of this delivery is a duplicate.
+			s.remember(s.seen.remoteKey(rk))
+		}
 	}
-	if d.timer == nil {
+	if s.wal == nil && d.timer == nil {
 		d.timer = time.AfterFunc(flushDelay, s.flushDelivered)
+	}
+	d.mu.Unlock()
+	if s.wal != nil {
+		s.flushDelivered()
 	}
 	return nil
 }
 
+// flushDelivered has the records waiting committed soon: by the next
+// sync, which commits the batch and takes them along, or, where no sync
+// comes, in a write of their own.
 func (s *Store) flushDelivered() {
+	if s.wal != nil {
+		s.pending.Store(true)
+		s.wal.committed()
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	// Into the open batch: its sync is due within the window anyway.

@@ -41,6 +41,7 @@ type Store struct {
 	wal       *walSync // nil unless the store syncs SQLite's log itself
 	batch     batch
 	pending   atomic.Bool // the batch holds writes not committed
+	seen      seen        // SQLite: the ids stored, for Accept's duplicates
 
 	closeOnce sync.Once
 	closeErr  error
@@ -84,6 +85,7 @@ func Open(ctx context.Context, dsn, dataDir string, log *slog.Logger) (*Store, e
 			return nil, fmt.Errorf("store: %w", err)
 		}
 		s.dialect = sqlite
+		s.seen.init()
 		if s.w, err = sql.Open("sqlite", wdsn); err != nil {
 			return nil, fmt.Errorf("store: open sqlite %s: %w", file, err)
 		}
@@ -114,6 +116,9 @@ func Open(ctx context.Context, dsn, dataDir string, log *slog.Logger) (*Store, e
 	if err := s.prepare(ctx); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("store: %w", err)
+	}
+	if s.dialect == sqlite {
+		s.loadSeen()
 	}
 	return s, nil
 }
@@ -150,6 +155,7 @@ func (s *Store) Close() error {
 			cancel()
 		}
 		s.delivered.take() // stops the flush timer
+		s.seen.close()
 		// No sync may begin once SQLite's close below has deleted the log.
 		s.wal.close()
 		s.raw.close(s.w)
@@ -171,14 +177,14 @@ func (s *Store) Close() error {
 // statement cache, and parsing took a third of the time of a delivery.
 type statements struct {
 	insertEvent, insertRemote, insertOutbox, insertOutboxAt, lastSeq, raiseSeq, insertSeq, lockTargets,
-	writerEventByRemote, deleteOutbox, moveFailed,
+	writerEvent, writerEventByRemote, deleteOutbox, moveFailed,
 	eventByRemote, remoteID, event, pending, pendingTargets, outboxDepth, outboxRooms *sql.Stmt
 }
 
 func (st *statements) all() []*sql.Stmt {
 	return []*sql.Stmt{
 		st.insertEvent, st.insertRemote, st.insertOutbox, st.insertOutboxAt, st.lastSeq, st.raiseSeq, st.insertSeq, st.lockTargets,
-		st.writerEventByRemote, st.deleteOutbox, st.moveFailed,
+		st.writerEvent, st.writerEventByRemote, st.deleteOutbox, st.moveFailed,
 		st.eventByRemote, st.remoteID, st.event, st.pending, st.pendingTargets, st.outboxDepth, st.outboxRooms,
 	}
 }
@@ -208,7 +214,7 @@ func (s *Store) prepare(ctx context.Context) error {
 	if s.dialect == postgres {
 		p(&s.st.insertOutbox, s.w, `INSERT INTO outbox (link, target_network, target_room, event_id, queued_at) VALUES (?, ?, ?, ?, ?) RETURNING seq`)
 	} else {
-		// The seqs are handed out by queueOutbox.
+		// The seqs are handed out by stage.
 		p(&s.st.insertOutboxAt, s.w, `INSERT INTO outbox (seq, link, target_network, target_room, event_id, queued_at) VALUES (?, ?, ?, ?, ?, ?)`)
 		p(&s.st.lastSeq, s.w, `SELECT seq FROM sqlite_sequence WHERE name = 'outbox'`)
 		p(&s.st.raiseSeq, s.w, `UPDATE sqlite_sequence SET seq = max(seq, ?) WHERE name = 'outbox'`)
@@ -222,6 +228,9 @@ func (s *Store) prepare(ctx context.Context) error {
 	}
 	const eventByRemote = `SELECT event_id FROM remote_ids WHERE network = ? AND room = ? AND remote_id = ?`
 	p(&s.st.writerEventByRemote, s.w, eventByRemote)
+	if s.dialect == sqlite {
+		p(&s.st.writerEvent, s.w, `SELECT id FROM events WHERE id = ?`)
+	}
 	p(&s.st.deleteOutbox, s.w, `DELETE FROM outbox WHERE seq = ?`)
 	p(&s.st.moveFailed, s.w, `INSERT INTO failed (seq, link, target_network, target_room, event_id, reason, failed_at)
 		SELECT seq, link, target_network, target_room, event_id, ?, ? FROM outbox WHERE seq = ?`)
@@ -339,21 +348,51 @@ func (s *Store) AcceptCommitted(ctx context.Context, link string, ev bridge.Even
 	}
 	targets = distinct(targets)
 	now := time.Now().UnixMicro()
+	if s.dialect == sqlite {
+		row := acceptRow{
+			id: string(h.ID), kind: string(ev.Kind()), link: link,
+			origin:        remoteKey{h.Origin.Network, h.Origin.Room, h.Origin.RemoteID},
+			senderNetwork: h.Sender.Network, senderID: h.Sender.ID, payload: string(payload), createdAt: now,
+		}
+		entries := make([]outboxEntry, len(targets))
+		for i, t := range targets {
+			entries[i] = outboxEntry{link, t.Network, t.Room, row.id, now}
+		}
+		seqs, commit, err := s.acceptStaged(ctx, row, entries)
+		var durable func(now bool) error
+		if s.wal != nil && err == nil {
+			durable = func(now bool) error {
+				if err := s.wal.waitFor(commit, now); err != nil {
+					return fmt.Errorf("store: accept %s: %w", h.ID, err)
+				}
+				return nil
+			}
+		}
+		if err != nil {
+			return nil, false, nil, fmt.Errorf("store: accept %s: %w", h.ID, err)
+		}
+		if seqs == nil {
+			return nil, false, durable, nil // the first copy may not be on disk yet
+		}
+		queued := make([]bridge.Queued, len(targets))
+		for i, t := range targets {
+			queued[i] = bridge.Queued{Seq: seqs[i], Link: link, Target: t, Event: ev}
+		}
+		return queued, true, durable, nil
+	}
 	queued := make([]bridge.Queued, 0, len(targets))
-	redo := false // once written, a later run redoes a batch rolled back
-	commit, err := s.writeCommit(ctx, func(tx txExec) error {
-		if s.dialect == postgres && len(targets) > 0 {
-			// PostgreSQL hands out seqs at insert but they become visible
-			// at commit, so without this a later seq for a room could be
-			// read, and delivered, before an earlier one. Holding a lock
-			// per target room from before the insert until commit makes
-			// each room's seqs visible in order. (SQLite writers are
-			// serialized anyway.)
-			if _, err := tx.exec(s.st.lockTargets, lockKeys(targets)); err != nil {
+	err = s.write(ctx, func(tx *sql.Tx) error {
+		// PostgreSQL hands out seqs at insert but they become visible at
+		// commit, so without this a later seq for a room could be read,
+		// and delivered, before an earlier one. Holding a lock per target
+		// room from before the insert until commit makes each room's seqs
+		// visible in order. (SQLite writers are serialized anyway.)
+		if len(targets) > 0 {
+			if _, err := tx.StmtContext(ctx, s.st.lockTargets).ExecContext(ctx, lockKeys(targets)); err != nil {
 				return fmt.Errorf("lock targets: %w", err)
 			}
 		}
-		res, err := tx.exec(s.st.insertEvent, string(h.ID), string(ev.Kind()), link,
+		res, err := tx.StmtContext(ctx, s.st.insertEvent).ExecContext(ctx, string(h.ID), string(ev.Kind()), link,
 			h.Origin.Network, h.Origin.Room, h.Origin.RemoteID, h.Sender.Network, h.Sender.ID,
 			string(payload), now)
 		if err != nil {
@@ -365,7 +404,7 @@ func (s *Store) AcceptCommitted(ctx context.Context, link string, ev bridge.Even
 			return errDuplicate // the same event accepted again
 		}
 		if h.Origin.RemoteID != "" {
-			res, err := tx.exec(s.st.insertRemote, h.Origin.Network, h.Origin.Room, h.Origin.RemoteID, string(h.ID))
+			res, err := tx.StmtContext(ctx, s.st.insertRemote).ExecContext(ctx, h.Origin.Network, h.Origin.Room, h.Origin.RemoteID, string(h.ID))
 			if err != nil {
 				return fmt.Errorf("insert remote id: %w", err)
 			}
@@ -375,46 +414,60 @@ func (s *Store) AcceptCommitted(ctx context.Context, link string, ev bridge.Even
 				return errDuplicate
 			}
 		}
-		for i, t := range targets {
+		queued = queued[:0]
+		for _, t := range targets {
 			q := bridge.Queued{Link: link, Target: t, Event: ev}
-			if s.dialect == sqlite {
-				var seq int64
-				if redo {
-					seq = queued[i].Seq // the seqs the router holds stay valid
-				}
-				seq, err := s.queueOutbox(tx.(rawTx), seq, outboxEntry{link, t.Network, t.Room, string(h.ID), now})
-				if err != nil {
-					return fmt.Errorf("queue for %s: %w", t, err)
-				}
-				q.Seq = seq
-			} else if err := tx.(sqlTx).tx.StmtContext(ctx, s.st.insertOutbox).QueryRowContext(ctx, link, t.Network, t.Room, string(h.ID), now).Scan(&q.Seq); err != nil {
+			if err := tx.StmtContext(ctx, s.st.insertOutbox).QueryRowContext(ctx, link, t.Network, t.Room, string(h.ID), now).Scan(&q.Seq); err != nil {
 				return fmt.Errorf("queue for %s: %w", t, err)
 			}
-			if !redo {
-				queued = append(queued, q)
-			}
+			queued = append(queued, q)
 		}
-		redo = true
 		return nil
 	})
-	var durable func(now bool) error
-	if s.wal != nil {
-		durable = func(now bool) error {
-			if err := s.wal.waitFor(commit, now); err != nil {
-				return fmt.Errorf("store: accept %s: %w", h.ID, err)
-			}
-			return nil
-		}
-	}
 	if errors.Is(err, errDuplicate) {
-		// The first copy may not be on disk yet.
-		commit = s.wal.last()
-		return nil, false, durable, nil
+		return nil, false, nil, nil
 	}
 	if err != nil {
 		return nil, false, nil, fmt.Errorf("store: accept %s: %w", h.ID, err)
 	}
-	return queued, true, durable, nil
+	return queued, true, nil, nil
+}
+
+// acceptStaged stages an event on SQLite, unless it is a duplicate, and
+// returns its seqs (nil for a duplicate) and the number of the commit to
+// wait for.
+func (s *Store) acceptStaged(ctx context.Context, row acceptRow, entries []outboxEntry) (seqs []int64, commit uint64, err error) {
+	if err := ctx.Err(); err != nil {
+		return nil, 0, err
+	}
+	conn, err := s.w.Conn(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer conn.Close()
+	err = conn.Raw(func(dc any) error {
+		t := rawTx{s: s, dc: s.raw.forConn(dc)}
+		if known, err := s.known(t, row.id, row.origin); err != nil || known {
+			commit = s.wal.last()
+			return err
+		}
+		if seqs, err = s.stage(t, row, entries); err != nil {
+			return err
+		}
+		if s.wal == nil {
+			// Nothing syncs later: commit now. The batch holds this
+			// accept alone, and its caller hears that it failed.
+			if err := s.commit(t); err != nil {
+				s.forget(false)
+				seqs = nil
+				return err
+			}
+			return nil
+		}
+		commit = s.wal.committed()
+		return nil
+	})
+	return seqs, commit, err
 }
 
 func distinct(rooms []bridge.RoomAddr) []bridge.RoomAddr {

@@ -521,6 +521,13 @@ func testReopen(t *testing.T, newDB newDBFunc) {
 		if id, err := s.EventByRemote(ctx, mx, "mx-1"); err != nil || id != evs[0].Head().ID {
 			t.Fatalf("EventByRemote after reopen = %q, %v", id, err)
 		}
+		// What was stored before is still known: the same event, its
+		// origin's remote id, and our delivery's coming back.
+		for _, ev := range []bridge.Event{evs[0], message(lobby, evs[0].Head().Origin.RemoteID, "again"), message(mx, "mx-1", "echo")} {
+			if _, ok, err := s.Accept(ctx, "lobby", ev, []bridge.RoomAddr{mqtt}); err != nil || ok {
+				t.Fatalf("after reopen, accept of %s from %s: %v, %v; want a duplicate", ev.Head().Origin.RemoteID, ev.Head().Origin.Room, ok, err)
+			}
+		}
 		var versions, max int
 		if err := s.r.QueryRowContext(ctx, `SELECT COUNT(*), MAX(version) FROM schema_version`).Scan(&versions, &max); err != nil {
 			t.Fatal(err)

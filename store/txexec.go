@@ -203,7 +203,14 @@ func (s *Store) writeCommit(ctx context.Context, fn func(txExec) error) (commit 
 func (s *Store) commitBatch() error {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	return s.visible(ctx)
+	// Not visible: a delivery record may have come after the last commit
+	// cleared pending, and it is this commit's to take along.
+	conn, err := s.w.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	return s.commitOn(conn)
 }
 
 // forConn returns the statements of driver connection dc, forgetting
