@@ -156,7 +156,7 @@ func (s *Store) Delivered(ctx context.Context, q bridge.Queued, remoteID string)
 // comes, in a write of their own.
 func (s *Store) flushDelivered() {
 	if s.wal != nil {
-		s.pending.Store(true)
+		// Reads answer from the records meanwhile: nothing for visible.
 		s.wal.committed()
 		return
 	}
