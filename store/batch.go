@@ -33,8 +33,7 @@ import (
 // each was already reported to its caller, and an accepted event's
 // deliveries may be on their way, under the seqs they were given.
 //
-// Only code that holds the writer's connection touches a batch: the pool
-// has that one connection, so holding it is the lock.
+// Only code that holds s.wmu touches a batch (see lockWriter).
 type batch struct {
 	open   bool                 // BEGIN done, no COMMIT or ROLLBACK yet
 	on     *rawConn             // the connection it is open on
@@ -79,6 +78,17 @@ type acceptRow struct {
 	origin                           remoteKey
 	senderNetwork, senderID, payload string
 	createdAt                        int64
+}
+
+// rowKeys are an acceptRow's keys in the filter of stored ids.
+type rowKeys struct{ event, origin seenKey }
+
+func (s *Store) rowKeys(row acceptRow) rowKeys {
+	k := rowKeys{event: s.seen.eventKey(row.id)}
+	if row.origin.remoteID != "" {
+		k.origin = s.seen.remoteKey(row.origin)
+	}
+	return k
 }
 
 // holds tells whether the batch has anything to commit.
@@ -175,25 +185,34 @@ func (s *Store) commit(t rawTx) error {
 	return nil
 }
 
-// stage stages an accepted event's row and its outbox entries, under the
-// seqs given, or under new seqs where they are 0, and returns the seqs.
-func (s *Store) stage(t rawTx, row acceptRow, entries []outboxEntry) ([]int64, error) {
-	b := &s.batch
-	if b.seq+int64(len(entries)) > b.reserved {
-		if err := s.join(t, nil, s.reserveSeqs(len(entries))); err != nil {
-			return nil, fmt.Errorf("reserve seqs: %w", err)
-		}
+// reservedFor tells whether the seqs reserved cover n more.
+func (b *batch) reservedFor(n int) bool { return b.seq+int64(n) <= b.reserved }
+
+// reserve reserves seqs for n more entries, unless they are already.
+func (s *Store) reserve(t rawTx, n int) error {
+	if s.batch.reservedFor(n) {
+		return nil
 	}
+	if err := s.join(t, nil, s.reserveSeqs(n)); err != nil {
+		return fmt.Errorf("reserve seqs: %w", err)
+	}
+	return nil
+}
+
+// stageRow stages an accepted event's row and its outbox entries, under
+// new seqs, reserved already, and returns the seqs.
+func (s *Store) stageRow(row acceptRow, keys rowKeys, entries []outboxEntry) []int64 {
+	b := &s.batch
 	if b.outbox == nil {
 		b.outbox, b.outboxInTx = map[int64]outboxEntry{}, map[int64]outboxEntry{}
 		b.ids, b.remotes = map[string]struct{}{}, map[remoteKey]struct{}{}
 	}
 	b.rows = append(b.rows, row)
 	b.ids[row.id] = struct{}{}
-	s.remember(s.seen.eventKey(row.id))
+	s.remember(keys.event)
 	if row.origin.remoteID != "" {
 		b.remotes[row.origin] = struct{}{}
-		s.remember(s.seen.remoteKey(row.origin))
+		s.remember(keys.origin)
 	}
 	seqs := make([]int64, len(entries))
 	for i, e := range entries {
@@ -202,7 +221,7 @@ func (s *Store) stage(t rawTx, row acceptRow, entries []outboxEntry) ([]int64, e
 		b.outbox[b.seq] = e
 	}
 	s.pending.Store(true)
-	return seqs, nil
+	return seqs
 }
 
 // reserveSeqs is the write that raises sqlite_sequence a block past the
@@ -239,23 +258,25 @@ func (s *Store) reserveSeqs(n int) func(txExec) error {
 
 // known tells whether an event with this id, or from this origin remote
 // id, was accepted before, or the remote id is that of a delivery into
-// its room: in the batch, in the delivery records, or, should the filter
-// of stored ids not rule it out, in the database.
-func (s *Store) known(t rawTx, id string, origin remoteKey) (bool, error) {
+// its room: in the batch, in the delivery records, or in the database.
+// The filter of stored ids holds the keys of all three, so a key it
+// rules out is in none: most accepts end there.
+func (s *Store) known(t rawTx, row acceptRow, keys rowKeys) (bool, error) {
 	b := &s.batch
-	if _, ok := b.ids[id]; ok {
-		return true, nil
-	}
-	if s.seen.mayHave(s.seen.eventKey(id)) {
+	if s.seen.mayHave(keys.event) {
+		if _, ok := b.ids[row.id]; ok {
+			return true, nil
+		}
 		var got string
-		switch err := t.queryString(s.st.writerEvent, &got, id); {
+		switch err := t.queryString(s.st.writerEvent, &got, row.id); {
 		case err == nil:
 			return true, nil
 		case !errors.Is(err, sql.ErrNoRows):
 			return false, fmt.Errorf("look up event: %w", err)
 		}
 	}
-	if origin.remoteID == "" {
+	origin := row.origin
+	if origin.remoteID == "" || !s.seen.mayHave(keys.origin) {
 		return false, nil
 	}
 	if _, ok := b.remotes[origin]; ok {
@@ -264,14 +285,12 @@ func (s *Store) known(t rawTx, id string, origin remoteKey) (bool, error) {
 	if _, ok := s.delivered.eventByRemote(bridge.RoomAddr{Network: origin.network, Room: origin.room}, origin.remoteID); ok {
 		return true, nil
 	}
-	if s.seen.mayHave(s.seen.remoteKey(origin)) {
-		var got string
-		switch err := t.queryString(s.st.writerEventByRemote, &got, origin.network, origin.room, origin.remoteID); {
-		case err == nil:
-			return true, nil
-		case !errors.Is(err, sql.ErrNoRows):
-			return false, fmt.Errorf("look up remote id: %w", err)
-		}
+	var got string
+	switch err := t.queryString(s.st.writerEventByRemote, &got, origin.network, origin.room, origin.remoteID); {
+	case err == nil:
+		return true, nil
+	case !errors.Is(err, sql.ErrNoRows):
+		return false, fmt.Errorf("look up remote id: %w", err)
 	}
 	return false, nil
 }
@@ -359,17 +378,5 @@ func (s *Store) visible(ctx context.Context) error {
 	if !s.pending.Load() {
 		return nil
 	}
-	conn, err := s.w.Conn(ctx)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	return s.commitOn(conn)
-}
-
-// commitOn commits the batch on conn, the writer's connection.
-func (s *Store) commitOn(conn *sql.Conn) error {
-	return conn.Raw(func(dc any) error {
-		return s.commit(rawTx{s: s, dc: s.raw.forConn(dc)})
-	})
+	return s.onWriter(ctx, s.commit)
 }

@@ -83,8 +83,8 @@ func (f *seen) mayHave(k seenKey) bool {
 }
 
 // remember records a key about to be written, in the filter that
-// answers and in the one being loaded. The caller holds the store's
-// writer, or the delivery records' lock: see startGrowing.
+// answers and in the one being loaded. The caller holds the batch
+// (s.wmu), or the delivery records' lock: see startGrowing.
 func (s *Store) remember(k seenKey) {
 	f := &s.seen
 	if next := f.next.Load(); next != nil {
@@ -124,22 +124,18 @@ func (s *Store) loadSeen() {
 				if !into.full() {
 					return
 				}
-				var err error
-				if into, err = s.startGrowing(f.ctx, 2*int(into.n.Load())); err != nil {
-					if f.ctx.Err() == nil {
-						s.log.Warn("store: could not grow the filter of stored ids; duplicates are looked up more often", "err", err)
-					}
-					f.cur.Load().limit.Store(2 * f.cur.Load().n.Load()) // not to try again at every key
-					return
-				}
+				into = s.startGrowing(2 * int(into.n.Load()))
 			}
 			began := time.Now()
 			n, err := s.scanKeys(f.ctx, into)
 			if err != nil {
 				if f.ctx.Err() == nil {
-					s.log.Warn("store: could not load the stored ids; every accept looks up duplicates", "err", err)
+					s.log.Warn("store: could not load the stored ids; accepts look up duplicates in the database", "err", err)
 				}
-				f.next.Store(nil)
+				if f.next.Swap(nil) != nil {
+					into = f.cur.Load()
+					into.limit.Store(2 * into.n.Load()) // not to try again at every key
+				}
 				return
 			}
 			if into != f.cur.Load() {
@@ -154,15 +150,12 @@ func (s *Store) loadSeen() {
 
 // startGrowing makes a filter of capacity the one being loaded. Every key
 // written but not committed is put in it at once: a scan would miss it.
-func (s *Store) startGrowing(ctx context.Context, capacity int) (*bloom, error) {
+func (s *Store) startGrowing(capacity int) *bloom {
 	next := newBloom(capacity)
-	conn, err := s.w.Conn(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer conn.Close()
-	// Holding the writer stops staging; holding the delivery records'
+	// Holding the batch stops staging; holding the delivery records'
 	// lock stops Delivered. Each adds to next from now on.
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
 	d := &s.delivered
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -176,7 +169,7 @@ func (s *Store) startGrowing(ctx context.Context, capacity int) (*bloom, error) 
 	for k := range d.remote {
 		next.add(s.seen.remoteKey(k))
 	}
-	return next, nil
+	return next
 }
 
 // scanKeys adds every stored event id and remote id to into.

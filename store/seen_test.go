@@ -120,10 +120,7 @@ func TestSeenGrows(t *testing.T) {
 
 	// Staged when a new filter begins, committed before it is loaded.
 	staged, durable := acceptUnsynced(t, s, message(lobby, "irc-staged", "hello"))
-	next, err := s.startGrowing(t.Context(), 1000)
-	if err != nil {
-		t.Fatal(err)
-	}
+	next := s.startGrowing(1000)
 	if err := durable(true); err != nil {
 		t.Fatal(err)
 	}

@@ -39,6 +39,7 @@ type Store struct {
 	raw       rawStmts
 	delivered delivered
 	wal       *walSync // nil unless the store syncs SQLite's log itself
+	wmu       sync.Mutex // holds batch: see lockWriter
 	batch     batch
 	pending   atomic.Bool // the batch holds writes not committed
 	seen      seen        // SQLite: the ids stored, for Accept's duplicates
@@ -274,14 +275,14 @@ func (s *Store) write(ctx context.Context, fn func(*sql.Tx) error) (err error) {
 	if s.dialect == sqlite {
 		// The batch first, on the same connection: a transaction of its
 		// own cannot begin while the batch's is open.
-		conn, err := s.w.Conn(ctx)
+		conn, unlock, err := s.lockWriter(ctx)
 		if err != nil {
 			return err
 		}
-		if err = s.commitOn(conn); err == nil {
+		if err = s.onConn(conn, s.commit); err == nil {
 			err = s.writeTx(ctx, conn.BeginTx, fn)
 		}
-		conn.Close()
+		unlock()
 		if err != nil {
 			return err
 		}
@@ -440,20 +441,30 @@ func (s *Store) acceptStaged(ctx context.Context, row acceptRow, entries []outbo
 	if err := ctx.Err(); err != nil {
 		return nil, 0, err
 	}
+	keys := s.rowKeys(row)
+	s.wmu.Lock()
+	if s.wal != nil && s.batch.reservedFor(len(entries)) && !s.seen.mayHave(keys.event) &&
+		(row.origin.remoteID == "" || !s.seen.mayHave(keys.origin)) {
+		// Most accepts: nothing to ask the database, no connection needed.
+		seqs = s.stageRow(row, keys, entries)
+		s.wmu.Unlock()
+		return seqs, s.wal.committed(), nil
+	}
 	conn, err := s.w.Conn(ctx)
 	if err != nil {
+		s.wmu.Unlock()
 		return nil, 0, err
 	}
-	defer conn.Close()
-	err = conn.Raw(func(dc any) error {
-		t := rawTx{s: s, dc: s.raw.forConn(dc)}
-		if known, err := s.known(t, row.id, row.origin); err != nil || known {
+	defer func() { conn.Close(); s.wmu.Unlock() }()
+	err = s.onConn(conn, func(t rawTx) error {
+		if known, err := s.known(t, row, keys); err != nil || known {
 			commit = s.wal.last()
 			return err
 		}
-		if seqs, err = s.stage(t, row, entries); err != nil {
+		if err := s.reserve(t, len(entries)); err != nil {
 			return err
 		}
+		seqs = s.stageRow(row, keys, entries)
 		if s.wal == nil {
 			// Nothing syncs later: commit now. The batch holds this
 			// accept alone, and its caller hears that it failed.

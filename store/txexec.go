@@ -170,13 +170,11 @@ func (s *Store) writeCommit(ctx context.Context, fn func(txExec) error) (commit 
 		return 0, err
 	}
 	// Waiting for the only writer connection may be canceled; the
-	// transaction, once begun, runs to its end (see stmtContext).
-	conn, err := s.w.Conn(ctx)
-	if err != nil {
-		return 0, err
-	}
-	err = conn.Raw(func(dc any) error {
-		t := rawTx{s: s, dc: s.raw.forConn(dc)}
+	// transaction, once begun, runs to its end (see stmtContext). The
+	// writer is free for the next write as soon as this one has joined the
+	// batch, while it waits for its sync: the same transaction and sync
+	// may then cover both.
+	err = s.onWriter(ctx, func(t rawTx) error {
 		if err := s.join(t, s.delivered.take(), fn); err != nil {
 			return err
 		}
@@ -192,10 +190,35 @@ func (s *Store) writeCommit(ctx context.Context, fn func(txExec) error) (commit 
 		commit = s.wal.committed()
 		return nil
 	})
-	// The writer is free for the next write while this one waits for its
-	// sync: the same transaction and sync may then cover both.
-	conn.Close()
 	return commit, err
+}
+
+// lockWriter takes the batch (s.wmu) and the writer's connection, in that
+// order, which every holder of both keeps: an Accept holds the batch
+// alone as long as it needs no statement. Call unlock when done.
+func (s *Store) lockWriter(ctx context.Context) (conn *sql.Conn, unlock func(), err error) {
+	s.wmu.Lock()
+	conn, err = s.w.Conn(ctx)
+	if err != nil {
+		s.wmu.Unlock()
+		return nil, nil, err
+	}
+	return conn, func() { conn.Close(); s.wmu.Unlock() }, nil
+}
+
+// onWriter runs fn with the batch and the writer's driver connection.
+func (s *Store) onWriter(ctx context.Context, fn func(rawTx) error) error {
+	conn, unlock, err := s.lockWriter(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	return s.onConn(conn, fn)
+}
+
+// onConn runs fn on conn, the writer's connection, with the batch held.
+func (s *Store) onConn(conn *sql.Conn, fn func(rawTx) error) error {
+	return conn.Raw(func(dc any) error { return fn(rawTx{s: s, dc: s.raw.forConn(dc)}) })
 }
 
 // commitBatch commits the writer's open batch, for walSync before it
@@ -205,12 +228,7 @@ func (s *Store) commitBatch() error {
 	defer cancel()
 	// Not visible: a delivery record may have come after the last commit
 	// cleared pending, and it is this commit's to take along.
-	conn, err := s.w.Conn(ctx)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	return s.commitOn(conn)
+	return s.onWriter(ctx, s.commit)
 }
 
 // forConn returns the statements of driver connection dc, forgetting
