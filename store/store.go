@@ -38,7 +38,7 @@ type Store struct {
 	queries   map[*sql.Stmt]string // the SQL of the statements on w
 	raw       rawStmts
 	delivered delivered
-	wal       *walSync // nil unless the store syncs SQLite's log itself
+	wal       *walSync   // nil unless the store syncs SQLite's log itself
 	wmu       sync.Mutex // holds batch: see lockWriter
 	batch     batch
 	pending   atomic.Bool // the batch holds writes not committed
