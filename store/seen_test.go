@@ -29,14 +29,14 @@ func TestBloomHoldsEveryKey(t *testing.T) {
 	if !b.add(f.eventKey("one too many")) {
 		t.Error("not full beyond its capacity")
 	}
-	false := 0
+	fp := 0
 	const tries = 100000
 	for i := range tries {
 		if b.has(f.remoteKey(remoteKey{"irc", "#lobby", fmt.Sprint("event-", i)})) {
-			false++
+			fp++
 		}
 	}
-	if rate := float64(false) / tries; rate > 0.02 {
+	if rate := float64(fp) / tries; rate > 0.02 {
 		t.Errorf("%.2f%% false positives at capacity, want about 1%%", 100*rate)
 	}
 }

@@ -215,7 +215,7 @@ func (s *Store) prepare(ctx context.Context) error {
 	if s.dialect == postgres {
 		p(&s.st.insertOutbox, s.w, `INSERT INTO outbox (link, target_network, target_room, event_id, queued_at) VALUES (?, ?, ?, ?, ?) RETURNING seq`)
 	} else {
-		// The seqs are handed out by stage.
+		// The seqs are handed out by stageRow.
 		p(&s.st.insertOutboxAt, s.w, `INSERT INTO outbox (seq, link, target_network, target_room, event_id, queued_at) VALUES (?, ?, ?, ?, ?, ?)`)
 		p(&s.st.lastSeq, s.w, `SELECT seq FROM sqlite_sequence WHERE name = 'outbox'`)
 		p(&s.st.raiseSeq, s.w, `UPDATE sqlite_sequence SET seq = max(seq, ?) WHERE name = 'outbox'`)

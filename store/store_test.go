@@ -27,6 +27,12 @@ func TestSQLite(t *testing.T) {
 	testStore(t, func(t *testing.T) (string, string) { return "sqlite", t.TempDir() })
 }
 
+// TestSQLiteNormal runs the suite on an SQLite store that syncs nothing
+// itself (sqlite_synchronous: normal), where each write commits at once.
+func TestSQLiteNormal(t *testing.T) {
+	testStore(t, func(t *testing.T) (string, string) { return "sqlite?_synchronous=NORMAL", t.TempDir() })
+}
+
 func TestPostgres(t *testing.T) {
 	testStore(t, postgresDBs(t))
 }
