@@ -14,7 +14,8 @@ import (
 // Built with -tags pprof, switchboard writes a CPU profile of its whole run
 // to $SWITCHBOARD_CPUPROFILE, for measuring where relaying spends its time;
 // $SWITCHBOARD_CPUPROFILE_HZ samples more often than the default 100 Hz
-// (the runtime then warns that the rate was set early: harmless).
+// (the runtime then warns that the rate was set early: harmless), and
+// $SWITCHBOARD_MEMPROFILE, with it, gets the allocations profile too.
 func init() {
 	path := os.Getenv("SWITCHBOARD_CPUPROFILE")
 	if path == "" {
@@ -36,11 +37,21 @@ func init() {
 	if err := pprof.StartCPUProfile(f); err != nil {
 		panic(err)
 	}
+	mem := os.Getenv("SWITCHBOARD_MEMPROFILE")
+	if mem != "" {
+		runtime.MemProfileRate = 4096
+	}
 	stop := make(chan os.Signal, 1)
 	signal.Notify(stop, syscall.SIGUSR1)
 	go func() {
 		<-stop
 		pprof.StopCPUProfile()
 		f.Close()
+		if mem != "" {
+			if m, err := os.Create(mem); err == nil {
+				pprof.Lookup("allocs").WriteTo(m, 0)
+				m.Close()
+			}
+		}
 	}()
 }
