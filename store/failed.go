@@ -75,7 +75,7 @@ func (s *Store) Requeue(ctx context.Context, seq int64) (bridge.Queued, error) {
 		if s.dialect == sqlite {
 			// The router skips what comes after in a room under a lower
 			// seq: the seqs this process hands out go on above this one,
-			// from a block reserved above it. (The writer is held.)
+			// from a block reserved above it. (write holds s.wmu.)
 			s.batch.seq, s.batch.reserved = max(s.batch.seq, q.Seq), 0
 		}
 		_, err = tx.ExecContext(ctx, s.q(`DELETE FROM failed WHERE seq = ?`), seq)
