@@ -49,10 +49,6 @@ type batch struct {
 	rowsInTx   []acceptRow
 	outbox     map[int64]outboxEntry
 	outboxInTx map[int64]outboxEntry
-	// The event ids and origin remote ids of the accepted events not
-	// committed yet, for duplicates.
-	ids     map[string]struct{}
-	remotes map[remoteKey]struct{}
 
 	seq int64 // the last seq handed out, by this process
 	// The value this process last raised sqlite_sequence to: the seqs up
@@ -89,6 +85,11 @@ func (s *Store) rowKeys(row acceptRow) rowKeys {
 		k.origin = s.seen.remoteKey(row.origin)
 	}
 	return k
+}
+
+// uncommitted tells whether an accepted row not committed yet matches.
+func (b *batch) uncommitted(match func(acceptRow) bool) bool {
+	return slices.ContainsFunc(b.rowsInTx, match) || slices.ContainsFunc(b.rows, match)
 }
 
 // holds tells whether the batch has anything to commit.
@@ -205,13 +206,10 @@ func (s *Store) stageRow(row acceptRow, keys rowKeys, entries []outboxEntry) []i
 	b := &s.batch
 	if b.outbox == nil {
 		b.outbox, b.outboxInTx = map[int64]outboxEntry{}, map[int64]outboxEntry{}
-		b.ids, b.remotes = map[string]struct{}{}, map[remoteKey]struct{}{}
 	}
 	b.rows = append(b.rows, row)
-	b.ids[row.id] = struct{}{}
 	s.remember(keys.event)
 	if row.origin.remoteID != "" {
-		b.remotes[row.origin] = struct{}{}
 		s.remember(keys.origin)
 	}
 	seqs := make([]int64, len(entries))
@@ -232,11 +230,11 @@ func (s *Store) reserveSeqs(n int) func(txExec) error {
 	return func(tx txExec) error {
 		t := tx.(rawTx)
 		b := &s.batch
-		var last int64
-		if err := t.queryInt(s.st.lastSeq, &last); err != nil && !errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("read the last seq: %w", err)
-		}
 		if to == 0 { // not when redone: the seqs may be handed out
+			var last int64
+			if err := t.queryInt(s.st.lastSeq, &last); err != nil && !errors.Is(err, sql.ErrNoRows) {
+				return fmt.Errorf("read the last seq: %w", err)
+			}
 			b.seq = max(b.seq, last)
 			to = b.seq + int64(n) + seqBlock
 		}
@@ -264,7 +262,7 @@ func (s *Store) reserveSeqs(n int) func(txExec) error {
 func (s *Store) known(t rawTx, row acceptRow, keys rowKeys) (bool, error) {
 	b := &s.batch
 	if s.seen.mayHave(keys.event) {
-		if _, ok := b.ids[row.id]; ok {
+		if b.uncommitted(func(r acceptRow) bool { return r.id == row.id }) {
 			return true, nil
 		}
 		var got string
@@ -279,7 +277,7 @@ func (s *Store) known(t rawTx, row acceptRow, keys rowKeys) (bool, error) {
 	if origin.remoteID == "" || !s.seen.mayHave(keys.origin) {
 		return false, nil
 	}
-	if _, ok := b.remotes[origin]; ok {
+	if b.uncommitted(func(r acceptRow) bool { return r.origin == origin }) {
 		return true, nil
 	}
 	if _, ok := s.delivered.eventByRemote(bridge.RoomAddr{Network: origin.network, Room: origin.room}, origin.remoteID); ok {
@@ -363,8 +361,6 @@ func (s *Store) forget(committed bool) {
 	b.rows, b.rowsInTx = nil, nil
 	clear(b.outbox)
 	clear(b.outboxInTx)
-	clear(b.ids)
-	clear(b.remotes)
 	if !committed {
 		b.reserved = 0
 	}

@@ -160,11 +160,14 @@ func (s *Store) startGrowing(capacity int) *bloom {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	s.seen.next.Store(next)
-	for id := range s.batch.ids {
-		next.add(s.seen.eventKey(id))
-	}
-	for k := range s.batch.remotes {
-		next.add(s.seen.remoteKey(k))
+	for _, rows := range [][]acceptRow{s.batch.rowsInTx, s.batch.rows} {
+		for _, r := range rows {
+			k := s.rowKeys(r)
+			next.add(k.event)
+			if r.origin.remoteID != "" {
+				next.add(k.origin)
+			}
+		}
 	}
 	for k := range d.remote {
 		next.add(s.seen.remoteKey(k))

@@ -450,12 +450,11 @@ func (s *Store) acceptStaged(ctx context.Context, row acceptRow, entries []outbo
 		s.wmu.Unlock()
 		return seqs, s.wal.committed(), nil
 	}
-	conn, err := s.w.Conn(ctx)
+	conn, unlock, err := s.writerConn(ctx)
 	if err != nil {
-		s.wmu.Unlock()
 		return nil, 0, err
 	}
-	defer func() { conn.Close(); s.wmu.Unlock() }()
+	defer unlock()
 	err = s.onConn(conn, func(t rawTx) error {
 		if known, err := s.known(t, row, keys); err != nil || known {
 			commit = s.wal.last()

@@ -198,6 +198,12 @@ func (s *Store) writeCommit(ctx context.Context, fn func(txExec) error) (commit 
 // alone as long as it needs no statement. Call unlock when done.
 func (s *Store) lockWriter(ctx context.Context) (conn *sql.Conn, unlock func(), err error) {
 	s.wmu.Lock()
+	return s.writerConn(ctx)
+}
+
+// writerConn is lockWriter for a caller that holds s.wmu already; unlock
+// releases both, and on an error s.wmu is released.
+func (s *Store) writerConn(ctx context.Context) (conn *sql.Conn, unlock func(), err error) {
 	conn, err = s.w.Conn(ctx)
 	if err != nil {
 		s.wmu.Unlock()
