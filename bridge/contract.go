@@ -264,3 +264,18 @@ type FailedDelivery struct {
 
 // ErrNotFound is returned by Store lookups that find nothing.
 var ErrNotFound = errors.New("not found")
+
+// ErrContentRemoved is returned by TextStore.FullText for an event whose
+// text the store's retention has removed: the event is still known (its
+// ids, sender and the short quote that replies need), its words are not.
+var ErrContentRemoved = errors.New("content removed by retention")
+
+// TextStore is implemented by stores that can hand back the whole text
+// of a message or edit, for the long-text links networks with short
+// lines send in place of a long message.
+type TextStore interface {
+	// FullText returns the text of a message or edit event: ErrNotFound
+	// for an unknown event or one that carries no text, and
+	// ErrContentRemoved once retention has removed it.
+	FullText(ctx context.Context, id EventID) (string, error)
+}

@@ -723,3 +723,18 @@ func notFound(err error) error {
 	}
 	return err
 }
+
+// FullText implements bridge.TextStore.
+func (s *Store) FullText(ctx context.Context, id bridge.EventID) (string, error) {
+	ev, err := s.Event(ctx, id)
+	if err != nil {
+		return "", err
+	}
+	switch ev := ev.(type) {
+	case *bridge.Message:
+		return ev.Text, nil
+	case *bridge.Edit:
+		return ev.Text, nil
+	}
+	return "", fmt.Errorf("store: text of %s: a %T has none: %w", id, ev, bridge.ErrNotFound)
+}
