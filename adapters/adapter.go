@@ -47,6 +47,13 @@ type DropCounter interface {
 	Dropped() map[string]uint64
 }
 
+// BrokerDropCounter is implemented by adapters whose server reports the
+// messages it dropped itself (an MQTT broker whose queue for a client was
+// full): the server's own count, and whether it has reported one yet.
+type BrokerDropCounter interface {
+	BrokerDropped() (n uint64, ok bool)
+}
+
 // PuppetCounter is implemented by adapters with puppets: how many are
 // connected (IRC) or joined (XMPP) now, for metrics.
 type PuppetCounter interface {

@@ -83,6 +83,7 @@ type Adapter struct {
 	stopped    bool
 	wg         sync.WaitGroup // our goroutines, including paho callbacks in progress
 	dropped    map[string]uint64
+	drops      brokerDrops
 
 	// gen counts connections. A QoS 1 message received on an earlier
 	// connection can no longer be acknowledged (paho drops acks for a dead
@@ -340,6 +341,7 @@ func (a *Adapter) serve(ctx context.Context, c *conn) {
 	a.subscribed.Store(true)
 	a.log.Info("mqtt: connected", "broker", a.broker.Redacted(), "client_id", a.clientID)
 	a.in.Online(a.name)
+	a.watchBrokerDrops(ctx, c.client)
 	select {
 	case <-c.lost:
 	case <-ctx.Done():
@@ -722,16 +724,17 @@ func sleep(ctx context.Context, d time.Duration) bool {
 }
 
 var (
-	_ adapters.Adapter       = (*Adapter)(nil)
-	_ adapters.Connected     = (*Adapter)(nil)
-	_ adapters.Leaver        = (*Adapter)(nil)
-	_ bridge.BotSender       = (*Adapter)(nil)
-	_ bridge.Replier         = (*Adapter)(nil)
-	_ bridge.Editor          = (*Adapter)(nil)
-	_ bridge.Deleter         = (*Adapter)(nil)
-	_ bridge.Reactor         = (*Adapter)(nil)
-	_ bridge.MemberRelayer   = (*Adapter)(nil)
-	_ bridge.TopicSetter     = (*Adapter)(nil)
-	_ bridge.TypingRelayer   = (*Adapter)(nil)
-	_ bridge.PresenceRelayer = (*Adapter)(nil)
+	_ adapters.Adapter           = (*Adapter)(nil)
+	_ adapters.Connected         = (*Adapter)(nil)
+	_ adapters.BrokerDropCounter = (*Adapter)(nil)
+	_ adapters.Leaver            = (*Adapter)(nil)
+	_ bridge.BotSender           = (*Adapter)(nil)
+	_ bridge.Replier             = (*Adapter)(nil)
+	_ bridge.Editor              = (*Adapter)(nil)
+	_ bridge.Deleter             = (*Adapter)(nil)
+	_ bridge.Reactor             = (*Adapter)(nil)
+	_ bridge.MemberRelayer       = (*Adapter)(nil)
+	_ bridge.TopicSetter         = (*Adapter)(nil)
+	_ bridge.TypingRelayer       = (*Adapter)(nil)
+	_ bridge.PresenceRelayer     = (*Adapter)(nil)
 )

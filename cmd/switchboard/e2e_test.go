@@ -83,7 +83,13 @@ func runSwitchboard(t *testing.T, cfg *config.Config) (stop func()) {
 // runService is runSwitchboard that also returns the service.
 func runService(t *testing.T, cfg *config.Config) (svc *service, stop func()) {
 	t.Helper()
-	log := testenv.NewLog(t).Logger()
+	return runServiceLogging(t, cfg, testenv.NewLog(t))
+}
+
+// runServiceLogging is runService logging to l.
+func runServiceLogging(t *testing.T, cfg *config.Config, l *testenv.Log) (svc *service, stop func()) {
+	t.Helper()
+	log := l.Logger()
 	ctx, cancel := context.WithTimeout(context.Background(), patience)
 	defer cancel()
 	svc, err := start(ctx, cfg, log)

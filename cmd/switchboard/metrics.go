@@ -110,8 +110,8 @@ func newMetrics(networks []string, up func(network string) bool, rooms outboxRea
 // adapterCollector reports what adapters count themselves, asked at
 // scrape time: inbound drops by reason, and puppets.
 type adapterCollector struct {
-	nets             func() map[string]adapters.Adapter
-	dropped, puppets *prometheus.Desc
+	nets                          func() map[string]adapters.Adapter
+	dropped, brokerDrops, puppets *prometheus.Desc
 }
 
 func newAdapterCollector(nets func() map[string]adapters.Adapter) *adapterCollector {
@@ -120,6 +120,9 @@ func newAdapterCollector(nets func() map[string]adapters.Adapter) *adapterCollec
 		dropped: prometheus.NewDesc("switchboard_inbound_dropped_total",
 			"Inbound messages a network's adapter dropped on purpose, by reason (malformed, oversize, rate-limited, ...).",
 			[]string{"network", "reason"}, nil),
+		brokerDrops: prometheus.NewDesc("switchboard_broker_dropped_total",
+			"Messages the network's MQTT broker reports it dropped since it started (Mosquitto's $SYS/broker/publish/messages/dropped), for all its clients.",
+			[]string{"network"}, nil),
 		puppets: prometheus.NewDesc("switchboard_puppets",
 			"Puppets connected (IRC) or present (XMPP) on a network now.",
 			[]string{"network"}, nil),
@@ -128,6 +131,7 @@ func newAdapterCollector(nets func() map[string]adapters.Adapter) *adapterCollec
 
 func (c *adapterCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.dropped
+	ch <- c.brokerDrops
 	ch <- c.puppets
 }
 
@@ -136,6 +140,11 @@ func (c *adapterCollector) Collect(ch chan<- prometheus.Metric) {
 		if d, ok := a.(adapters.DropCounter); ok {
 			for reason, n := range d.Dropped() {
 				ch <- prometheus.MustNewConstMetric(c.dropped, prometheus.CounterValue, float64(n), name, reason)
+			}
+		}
+		if d, ok := a.(adapters.BrokerDropCounter); ok {
+			if n, ok := d.BrokerDropped(); ok {
+				ch <- prometheus.MustNewConstMetric(c.brokerDrops, prometheus.CounterValue, float64(n), name)
 			}
 		}
 		if p, ok := a.(adapters.PuppetCounter); ok {

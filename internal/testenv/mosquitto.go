@@ -28,6 +28,15 @@ type MQTTBroker struct {
 // which publish many messages to an offline client lose none.
 func Mosquitto(t testing.TB) *MQTTBroker {
 	t.Helper()
+	return MosquittoWith(t, "max_queued_messages 10000\n")
+}
+
+// MosquittoWith starts a broker with these lines of mosquitto.conf for its
+// limits. With none it is configured as Debian's is: persistence on and
+// every limit at Mosquitto's default (max_inflight_messages 20,
+// max_queued_messages 1000 per client, a $SYS tree every 10 s).
+func MosquittoWith(t testing.TB, limits string) *MQTTBroker {
+	t.Helper()
 	bin, err := exec.LookPath("mosquitto")
 	if err != nil {
 		// Debian installs it in /usr/sbin, which is not always on PATH.
@@ -40,15 +49,14 @@ func Mosquitto(t testing.TB) *MQTTBroker {
 allow_anonymous true
 persistence true
 persistence_location %s/
-max_queued_messages 10000
-set_tcp_nodelay true
+%sset_tcp_nodelay true
 log_dest stdout
 log_type error
 log_type warning
 log_type notice
 log_type information
 connection_messages true
-`, port, dir)
+`, port, dir, limits)
 	if os.Geteuid() == 0 {
 		// Started as root, mosquitto would switch to the "mosquitto" user,
 		// which cannot write to the test's temp dir.
