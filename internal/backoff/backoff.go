@@ -118,7 +118,13 @@ func (b *Backoff) Next() time.Duration {
 // Wait waits Next, or until wake fires (nil: never); false when ctx ended
 // first.
 func (b *Backoff) Wait(ctx context.Context, wake <-chan struct{}) bool {
-	return sleep(ctx, b.clock(), b.Next(), wake)
+	return b.Sleep(ctx, b.Next(), wake)
+}
+
+// Sleep is the package's Sleep on b's clock: for a caller that takes Next
+// itself, to log it.
+func (b *Backoff) Sleep(ctx context.Context, d time.Duration, wake <-chan struct{}) bool {
+	return sleep(ctx, b.clock(), d, wake)
 }
 
 // Sleep waits d, or until wake fires (nil: never); false when ctx ended
