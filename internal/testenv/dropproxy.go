@@ -32,6 +32,12 @@ func IRCWelcome(fromServer []byte) bool {
 	return bytes.Contains(fromServer, []byte(" 001 "))
 }
 
+// XMPPComponentAccepted is a DropProxy condition: the server accepted a
+// component's handshake (XEP-0114), which is sent in the clear.
+func XMPPComponentAccepted(fromServer []byte) bool {
+	return bytes.Contains(fromServer, []byte("<handshake"))
+}
+
 // NewDropProxy listens on a free loopback port and relays to upstream,
 // until the test ends.
 func NewDropProxy(t testing.TB, upstream string, drop func(fromServer []byte) bool) *DropProxy {
