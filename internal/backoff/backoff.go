@@ -24,11 +24,12 @@ type Clock interface {
 	After(d time.Duration) (<-chan time.Time, func())
 }
 
-type realClock struct{}
+// RealClock is the system's time.
+type RealClock struct{}
 
-func (realClock) Now() time.Time { return time.Now() }
+func (RealClock) Now() time.Time { return time.Now() }
 
-func (realClock) After(d time.Duration) (<-chan time.Time, func()) {
+func (RealClock) After(d time.Duration) (<-chan time.Time, func()) {
 	t := time.NewTimer(d)
 	return t.C, func() { t.Stop() }
 }
@@ -60,7 +61,7 @@ func New(min, max time.Duration) *Backoff {
 
 func (b *Backoff) clock() Clock {
 	if b.Clock == nil {
-		return realClock{}
+		return RealClock{}
 	}
 	return b.Clock
 }
@@ -130,7 +131,7 @@ func (b *Backoff) Sleep(ctx context.Context, d time.Duration, wake <-chan struct
 // Sleep waits d, or until wake fires (nil: never); false when ctx ended
 // first.
 func Sleep(ctx context.Context, d time.Duration, wake <-chan struct{}) bool {
-	return sleep(ctx, realClock{}, d, wake)
+	return sleep(ctx, RealClock{}, d, wake)
 }
 
 func sleep(ctx context.Context, c Clock, d time.Duration, wake <-chan struct{}) bool {

@@ -2,57 +2,11 @@ package backoff
 
 import (
 	"context"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/switchboard-chat/switchboard/internal/testenv"
 )
-
-// fakeClock moves only when told to.
-type fakeClock struct {
-	mu     sync.Mutex
-	now    time.Time
-	timers []fakeTimer
-	armed  chan time.Duration // a timer was set, for how long
-}
-
-type fakeTimer struct {
-	at time.Time
-	ch chan time.Time
-}
-
-func newFakeClock() *fakeClock {
-	return &fakeClock{now: time.Unix(1_700_000_000, 0), armed: make(chan time.Duration, 100)}
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) After(d time.Duration) (<-chan time.Time, func()) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	ch := make(chan time.Time, 1)
-	c.timers = append(c.timers, fakeTimer{c.now.Add(d), ch})
-	c.armed <- d
-	return ch, func() {}
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-	keep := c.timers[:0]
-	for _, t := range c.timers {
-		if !t.at.After(c.now) {
-			t.ch <- c.now
-		} else {
-			keep = append(keep, t)
-		}
-	}
-	c.timers = keep
-}
 
 func fixed(r float64) func() float64 { return func() float64 { return r } }
 
@@ -125,7 +79,7 @@ func TestJitterBounds(t *testing.T) {
 }
 
 func TestShortConnectionKeepsBackingOff(t *testing.T) {
-	c := newFakeClock()
+	c := testenv.NewFakeClock()
 	b := &Backoff{Min: time.Second, Max: time.Minute, Stable: 30 * time.Second, Clock: c, Rand: fixed(0.999999999)}
 	var got []time.Duration
 	for range 6 {
@@ -141,7 +95,7 @@ func TestShortConnectionKeepsBackingOff(t *testing.T) {
 }
 
 func TestResetAfterHealthyPeriod(t *testing.T) {
-	c := newFakeClock()
+	c := testenv.NewFakeClock()
 	b := &Backoff{Min: time.Second, Max: time.Minute, Stable: 30 * time.Second, Clock: c, Rand: fixed(0.999999999)}
 	waits(b, 5)
 	b.Connected()
@@ -173,11 +127,11 @@ func TestResetAfterHealthyPeriod(t *testing.T) {
 }
 
 func TestWait(t *testing.T) {
-	c := newFakeClock()
+	c := testenv.NewFakeClock()
 	b := &Backoff{Min: time.Second, Max: time.Minute, Clock: c, Rand: fixed(0)}
 	done := make(chan bool, 1)
 	go func() { done <- b.Wait(context.Background(), nil) }()
-	if d := <-c.armed; d != time.Second {
+	if d := <-c.Armed; d != time.Second {
 		t.Fatalf("armed %v, want 1s", d)
 	}
 	c.Advance(999 * time.Millisecond)
@@ -194,7 +148,7 @@ func TestWait(t *testing.T) {
 	// wake ends the wait early, and counts as a wait.
 	wake := make(chan struct{}, 1)
 	go func() { done <- b.Wait(context.Background(), wake) }()
-	<-c.armed
+	<-c.Armed
 	wake <- struct{}{}
 	if !<-done {
 		t.Fatal("Wait false after wake")

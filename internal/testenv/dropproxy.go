@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // DropProxy is a fault injector in front of a real server: it accepts a
@@ -119,6 +120,20 @@ func (p *DropProxy) relay(client net.Conn, upstream string, drop func([]byte) bo
 		if err != nil {
 			return
 		}
+	}
+}
+
+// ExpectDropped lets a client that was just started reconnect for d,
+// then checks that the server accepted, and the proxy dropped, between lo
+// and hi of its connections: enough to show it reconnects, few enough to
+// show it backs off.
+func (p *DropProxy) ExpectDropped(t testing.TB, d time.Duration, lo, hi int) {
+	t.Helper()
+	time.Sleep(d)
+	got := p.Dropped()
+	t.Logf("connections accepted and dropped in %v: %d", d, got)
+	if got < lo || got > hi {
+		t.Errorf("%d connections accepted and dropped in %v, want %d to %d", got, d, lo, hi)
 	}
 }
 
