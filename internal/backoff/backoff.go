@@ -40,6 +40,7 @@ func (RealClock) After(d time.Duration) (<-chan time.Time, func()) {
 // random enough that many clients dropped together do not come back in
 // lockstep. It is safe for concurrent use.
 type Backoff struct {
+	// Min and Max must be positive; Max below Min means every wait is Max.
 	Min, Max time.Duration
 	// Stable is how long a connection must last before the next wait
 	// starts from Min again (DefaultStable if 0).
