@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/switchboard-chat/switchboard/bridge"
+	"github.com/switchboard-chat/switchboard/internal/backoff"
 )
 
 // AcceptQueue hands an adapter's inbound events to the router in order,
@@ -85,7 +86,7 @@ func (q *AcceptQueue) Run(ctx context.Context, in bridge.Inbound) {
 			}
 			continue
 		}
-		delay := 100 * time.Millisecond
+		b := backoff.New(100*time.Millisecond, 30*time.Second)
 		for attempt := 1; ; attempt++ {
 			_, err := bridge.Commit(ctx, in, ev)
 			if err == nil {
@@ -104,14 +105,9 @@ func (q *AcceptQueue) Run(ctx context.Context, in bridge.Inbound) {
 			if attempt == 1 || attempt%10 == 0 {
 				q.log.Warn("cannot accept inbound event; retrying", "kind", ev.Kind(), "attempt", attempt, "err", err, "queued", q.Len())
 			}
-			t := time.NewTimer(delay)
-			select {
-			case <-ctx.Done():
-				t.Stop()
+			if !b.Wait(ctx, nil) {
 				return
-			case <-t.C:
 			}
-			delay = min(delay*2, 30*time.Second)
 		}
 	}
 }

@@ -6,11 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"runtime"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/switchboard-chat/switchboard/internal/backoff"
 )
 
 // Router carries every event from its room to every other room of the
@@ -362,7 +363,7 @@ func (r *Router) run(ctx context.Context, q *queue) {
 				return
 			}
 			log.Error("read outbox", "err", err)
-			if !sleep(ctx, r.MaxBackoff, nil) {
+			if !backoff.Sleep(ctx, r.MaxBackoff, nil) {
 				return
 			}
 			continue
@@ -427,6 +428,7 @@ func (r *Router) next(ctx context.Context, q *queue, last int64) ([]Queued, erro
 // deliverWithRetry delivers one entry, retrying until it is delivered,
 // fails for good, or ctx ends (false).
 func (r *Router) deliverWithRetry(ctx context.Context, log *slog.Logger, q *queue, item Queued) bool {
+	b := r.backoff()
 	for attempt := 0; ; attempt++ {
 		remoteID, err := r.deliver(ctx, item)
 		switch {
@@ -456,9 +458,10 @@ func (r *Router) deliverWithRetry(ctx context.Context, log *slog.Logger, q *queu
 		if r.Observer != nil {
 			r.Observer.Retried(item.Target, item.Event.Kind())
 		}
-		wait := r.backoff(attempt)
+		wait := b.Next()
 		log.Warn("delivery failed, will retry", "event", item.Event.Head().ID, "attempt", attempt+1, "in", wait, "err", err)
-		if !sleep(ctx, wait, q.online) {
+		// A network that reconnects is tried again at once.
+		if !b.Sleep(ctx, wait, q.online) {
 			return false
 		}
 	}
@@ -493,7 +496,8 @@ func (r *Router) tellSender(item Queued, failure error) {
 // settle records a delivery's outcome, retrying the store until it works:
 // forgetting it would deliver the event again.
 func (r *Router) settle(ctx context.Context, log *slog.Logger, op string, record func() error) bool {
-	for attempt := 0; ; attempt++ {
+	b := r.backoff()
+	for {
 		began := time.Now()
 		err := record()
 		if r.Observer != nil {
@@ -506,32 +510,14 @@ func (r *Router) settle(ctx context.Context, log *slog.Logger, op string, record
 			return false
 		}
 		log.Error("record delivery", "err", err)
-		if !sleep(ctx, r.backoff(attempt), nil) {
+		if !b.Wait(ctx, nil) {
 			return false
 		}
 	}
 }
 
-func (r *Router) backoff(attempt int) time.Duration {
-	d := r.MinBackoff << min(attempt, 16)
-	if d > r.MaxBackoff || d <= 0 {
-		d = r.MaxBackoff
-	}
-	return d/2 + rand.N(d/2+1)
-}
-
-// sleep waits for d, or until wake fires; false when ctx ended.
-func sleep(ctx context.Context, d time.Duration, wake <-chan struct{}) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-	case <-wake:
-	}
-	return true
-}
+// backoff paces the retries of one delivery or store write.
+func (r *Router) backoff() *backoff.Backoff { return backoff.New(r.MinBackoff, r.MaxBackoff) }
 
 // errNoNetwork is retried: the network may be added (or reconnect) later.
 var errNoNetwork = errors.New("network not running")

@@ -4,22 +4,16 @@ import (
 	"context"
 	"sync"
 	"time"
+
+	"github.com/switchboard-chat/switchboard/internal/backoff"
 )
 
-// clock is time as the flood limiter sees it, so tests can drive it.
-type clock interface {
-	Now() time.Time
-	// After is time.After, with a stop function.
-	After(d time.Duration) (<-chan time.Time, func())
-}
-
-type realClock struct{}
-
-func (realClock) Now() time.Time { return time.Now() }
-func (realClock) After(d time.Duration) (<-chan time.Time, func()) {
-	t := time.NewTimer(d)
-	return t.C, func() { t.Stop() }
-}
+// clock is time as the flood limiter and the reconnect backoff see it, so
+// tests can drive it.
+type (
+	clock     = backoff.Clock
+	realClock = backoff.RealClock
+)
 
 // bucket is a token bucket: burst lines at once, then one line per
 // interval. It is kept as the theoretical arrival time of the next line

@@ -2,70 +2,19 @@ package irc
 
 import (
 	"context"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/switchboard-chat/switchboard/bridge"
+	"github.com/switchboard-chat/switchboard/internal/testenv"
 )
 
 type testMessage struct{ bridge.Message }
 
 func attachment(url, name string) bridge.Attachment { return bridge.Attachment{URL: url, Name: name} }
 
-// fakeClock is a clock that moves only when told to.
-type fakeClock struct {
-	mu     sync.Mutex
-	now    time.Time
-	timers []fakeTimer
-	armed  chan struct{} // a timer was set
-}
-
-type fakeTimer struct {
-	at time.Time
-	ch chan time.Time
-}
-
-func newFakeClock() *fakeClock {
-	return &fakeClock{now: time.Unix(1_700_000_000, 0), armed: make(chan struct{}, 100)}
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) After(d time.Duration) (<-chan time.Time, func()) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	ch := make(chan time.Time, 1)
-	if d <= 0 {
-		ch <- c.now
-		return ch, func() {}
-	}
-	c.timers = append(c.timers, fakeTimer{c.now.Add(d), ch})
-	c.armed <- struct{}{}
-	return ch, func() {}
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-	keep := c.timers[:0]
-	for _, t := range c.timers {
-		if !t.at.After(c.now) {
-			t.ch <- c.now
-		} else {
-			keep = append(keep, t)
-		}
-	}
-	c.timers = keep
-}
-
 func TestBucketReserve(t *testing.T) {
-	c := newFakeClock()
+	c := testenv.NewFakeClock()
 	b := newBucket(5, time.Second, c)
 	now := c.Now()
 	for i := 0; i < 5; i++ {
@@ -96,7 +45,7 @@ func TestBucketReserve(t *testing.T) {
 }
 
 func TestBucketUnreserve(t *testing.T) {
-	c := newFakeClock()
+	c := testenv.NewFakeClock()
 	b := newBucket(1, time.Second, c)
 	now := c.Now()
 	b.reserve(now)
@@ -110,7 +59,7 @@ func TestBucketUnreserve(t *testing.T) {
 }
 
 func TestBucketWait(t *testing.T) {
-	c := newFakeClock()
+	c := testenv.NewFakeClock()
 	b := newBucket(2, time.Second, c)
 	ctx := context.Background()
 	for i := 0; i < 2; i++ {
@@ -120,7 +69,7 @@ func TestBucketWait(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() { done <- b.wait(ctx) }()
-	<-c.armed // the goroutine is waiting for its token
+	<-c.Armed // the goroutine is waiting for its token
 	select {
 	case <-done:
 		t.Fatal("third line did not wait")
@@ -139,13 +88,13 @@ func TestBucketWait(t *testing.T) {
 }
 
 func TestBucketWaitCanceled(t *testing.T) {
-	c := newFakeClock()
+	c := testenv.NewFakeClock()
 	b := newBucket(1, time.Second, c)
 	b.wait(context.Background())
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- b.wait(ctx) }()
-	<-c.armed
+	<-c.Armed
 	cancel()
 	if err := <-done; err != context.Canceled {
 		t.Fatalf("got %v, want context.Canceled", err)

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"strings"
 	"sync"
@@ -18,6 +17,7 @@ import (
 	"github.com/ergochat/irc-go/ircmsg"
 
 	"github.com/switchboard-chat/switchboard/config"
+	"github.com/switchboard-chat/switchboard/internal/backoff"
 )
 
 var (
@@ -33,8 +33,7 @@ const (
 	keepAlive       = 2 * time.Minute
 	confirmTimeout  = 30 * time.Second
 	joinTimeout     = 30 * time.Second
-	stableAfter     = 30 * time.Second // a connection this old resets the backoff
-	backoffBase     = time.Second
+	backoffBase     = time.Second // the first reconnect's wait, doubling up to reconnect_max
 	maxNickAttempts = 30
 )
 
@@ -104,6 +103,9 @@ type conn struct {
 	cfg    connConfig
 	irc    *ircevent.Connection
 	bucket *bucket
+	// backoff paces reconnects; it starts over only once a registered
+	// connection stayed up for backoff.DefaultStable.
+	backoff *backoff.Backoff
 
 	sem     chan struct{} // one delivery at a time, so lines of two messages never interleave
 	orderMu sync.Mutex    // queueing a line and writing it, so queue order is wire order
@@ -126,8 +128,7 @@ type conn struct {
 	nickWant    string
 	nickAttempt int
 	nickShort   bool // the server found a nick erroneous: try RFC-length ones
-	attempt     int
-	upSince     time.Time
+	attempt     int  // dials so far; the first does not wait
 	hooked      bool
 	quitting    bool
 	single      bool // no reconnect loop: finished once disconnected
@@ -140,6 +141,7 @@ func newConn(cfg connConfig) *conn {
 	k := &conn{
 		cfg:      cfg,
 		bucket:   newBucket(cfg.flood.Burst, cfg.flood.Interval, cfg.clock),
+		backoff:  &backoff.Backoff{Min: backoffBase, Max: cfg.reconnectMax, Clock: cfg.clock},
 		sem:      make(chan struct{}, 1),
 		finished: make(chan struct{}),
 		dead:     make(chan struct{}),
@@ -239,26 +241,16 @@ func (k *conn) channelCount() int {
 	return len(k.chans)
 }
 
-func (k *conn) backoff(attempt int) time.Duration {
-	if attempt <= 0 {
-		return 0
-	}
-	d := backoffBase << min(attempt-1, 16)
-	if max := k.cfg.reconnectMax; max > 0 && d > max {
-		d = max
-	}
-	// ±20% so that many bridges restarted together do not reconnect in
-	// lockstep.
-	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
-}
-
 // dial is ircevent's DialContext: it waits out the reconnect backoff, then
 // connects (with TLS when configured) with our own deadline, since the
 // context ircevent passes expires before a long backoff would.
 func (k *conn) dial(_ context.Context, network, addr string) (net.Conn, error) {
 	k.mu.Lock()
 	ctx := k.dialCtx
-	delay := k.backoff(k.attempt)
+	var delay time.Duration
+	if k.attempt > 0 {
+		delay = k.backoff.Next()
+	}
 	k.attempt++
 	hook := !k.hooked
 	k.hooked = true
@@ -281,12 +273,7 @@ func (k *conn) dial(_ context.Context, network, addr string) (net.Conn, error) {
 	k.irc.SetNick(k.cfg.nick)
 	if delay > 0 {
 		k.cfg.log.Info("reconnecting after backoff", "delay", delay.Round(time.Millisecond))
-		ch, stop := k.cfg.clock.After(delay)
-		select {
-		case <-ch:
-			stop()
-		case <-ctx.Done():
-			stop()
+		if !k.backoff.Sleep(ctx, delay, nil) {
 			return nil, ctx.Err()
 		}
 	}
@@ -458,7 +445,7 @@ func (k *conn) markUp() bool {
 		return false
 	}
 	k.up = true
-	k.upSince = k.cfg.clock.Now()
+	k.backoff.Connected()
 	k.caps = capSet{echo: echo, labels: labels && batch, tags: tags}
 	return true
 }
@@ -471,9 +458,6 @@ func (k *conn) onDisconnect(ircmsg.Message) {
 	case <-k.dead:
 	default:
 		close(k.dead)
-	}
-	if k.cfg.clock.Now().Sub(k.upSince) >= stableAfter {
-		k.attempt = 0
 	}
 	pend := append(k.echoes, k.writes...)
 	k.echoes, k.writes = nil, nil

@@ -25,6 +25,7 @@ import (
 	"github.com/switchboard-chat/switchboard/adapters"
 	"github.com/switchboard-chat/switchboard/bridge"
 	"github.com/switchboard-chat/switchboard/config"
+	"github.com/switchboard-chat/switchboard/internal/backoff"
 )
 
 func init() {
@@ -273,28 +274,25 @@ func (a *Adapter) poke() {
 }
 
 // maintain checks the homeserver and joins the wanted rooms, backing off
-// while it is unreachable.
+// while it is unreachable. A homeserver that answers once and fails again
+// soon after is not hammered: the backoff starts over only after it kept
+// answering for a while.
 func (a *Adapter) maintain() {
-	backoff := 500 * time.Millisecond
+	b := backoff.New(500*time.Millisecond, 30*time.Second)
 	for {
 		ok := a.sync(a.ctx)
 		was := a.connected.Swap(ok)
 		if ok && !was {
 			a.log.Info("matrix homeserver reachable, bot in every linked room")
 			a.in.Online(a.name)
+			b.Connected()
 		}
 		wait := 5 * time.Second
 		if !ok {
-			wait = backoff
-			backoff = min(backoff*2, 30*time.Second)
-		} else {
-			backoff = 500 * time.Millisecond
+			wait = b.Next()
 		}
-		select {
-		case <-a.ctx.Done():
+		if !backoff.Sleep(a.ctx, wait, a.kick) {
 			return
-		case <-a.kick:
-		case <-time.After(wait):
 		}
 	}
 }

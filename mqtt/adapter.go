@@ -28,6 +28,7 @@ import (
 	"github.com/switchboard-chat/switchboard/adapters"
 	"github.com/switchboard-chat/switchboard/bridge"
 	"github.com/switchboard-chat/switchboard/config"
+	"github.com/switchboard-chat/switchboard/internal/backoff"
 )
 
 func init() { adapters.Register("mqtt", New) }
@@ -282,11 +283,20 @@ func (a *Adapter) options(c *conn) *paho.ClientOptions {
 }
 
 // run connects, serves the connection until it drops, and connects again,
-// with backoff between failed attempts, until Stop.
+// with backoff between attempts, until Stop. A broker that accepts the
+// connection and drops it soon after is not connected to again at once:
+// the backoff starts over only after a connection stayed up.
 func (a *Adapter) run(ctx context.Context) {
 	defer a.wg.Done()
-	backoff := a.timeouts.connectRetryMin
-	for ctx.Err() == nil {
+	b := backoff.New(a.timeouts.connectRetryMin, a.timeouts.connectRetryMax)
+	for first := true; ctx.Err() == nil; first = false {
+		if !first {
+			d := b.Next()
+			a.log.Info("mqtt: connecting again after backoff", "broker", a.broker.Redacted(), "delay", d.Round(time.Millisecond))
+			if !b.Sleep(ctx, d, nil) {
+				return
+			}
+		}
 		c := &conn{gen: a.gen.Add(1), lost: make(chan struct{})}
 		c.client = paho.NewClient(a.options(c))
 		a.mu.Lock()
@@ -303,14 +313,10 @@ func (a *Adapter) run(ctx context.Context) {
 			return
 		}
 		if err := tok.Error(); err != nil {
-			a.log.Warn("mqtt: cannot connect", "broker", a.broker.Redacted(), "err", err, "retry_in", backoff)
-			if !sleep(ctx, backoff) {
-				return
-			}
-			backoff = min(2*backoff, a.timeouts.connectRetryMax)
+			a.log.Warn("mqtt: cannot connect", "broker", a.broker.Redacted(), "err", err)
 			continue
 		}
-		backoff = a.timeouts.connectRetryMin
+		b.Connected()
 		a.serve(ctx, c)
 	}
 }
@@ -564,7 +570,7 @@ func (a *Adapter) handle(ctx context.Context, r received) {
 // connection closes (the broker then resends it), with backoff. Each
 // attempt gets timeout, if not 0.
 func (a *Adapter) retry(ctx context.Context, r received, what string, timeout time.Duration, step func(context.Context) error) bool {
-	backoff := a.timeouts.acceptRetryMin
+	b := backoff.New(a.timeouts.acceptRetryMin, a.timeouts.acceptRetryMax)
 	for attempt := 1; ; attempt++ {
 		var err error
 		if timeout > 0 {
@@ -584,11 +590,11 @@ func (a *Adapter) retry(ctx context.Context, r received, what string, timeout ti
 			a.log.Info("mqtt: connection changed while retrying; the broker resends the message", "topic", r.msg.Topic())
 			return false
 		}
-		a.log.Warn("mqtt: "+what+" failed, retrying", "topic", r.msg.Topic(), "attempt", attempt, "retry_in", backoff, "err", err)
-		if !sleep(ctx, backoff) {
+		d := b.Next()
+		a.log.Warn("mqtt: "+what+" failed, retrying", "topic", r.msg.Topic(), "attempt", attempt, "retry_in", d, "err", err)
+		if !b.Sleep(ctx, d, nil) {
 			return false
 		}
-		backoff = min(2*backoff, a.timeouts.acceptRetryMax)
 	}
 }
 
@@ -710,17 +716,6 @@ func (a *Adapter) Stop(ctx context.Context) error {
 	}
 	a.log.Info("mqtt: disconnected", "broker", a.broker.Redacted())
 	return err
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }
 
 var (

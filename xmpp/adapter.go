@@ -41,6 +41,7 @@ import (
 	"github.com/switchboard-chat/switchboard/adapters"
 	"github.com/switchboard-chat/switchboard/bridge"
 	"github.com/switchboard-chat/switchboard/config"
+	"github.com/switchboard-chat/switchboard/internal/backoff"
 )
 
 func init() { adapters.Register("xmpp", New) }
@@ -337,29 +338,32 @@ func (a *Adapter) Start(ctx context.Context, in bridge.Inbound) error {
 }
 
 // run connects, serves the stream until it ends and connects again, with
-// backoff, until Stop.
+// backoff, until Stop. A server that accepts the stream and ends it soon
+// after is not connected to again at once: the backoff starts over only
+// after a stream stayed up.
 func (a *Adapter) run() {
-	backoff := a.t.minBackoff
+	b := backoff.New(a.t.minBackoff, a.t.maxBackoff)
 	for a.ctx.Err() == nil {
 		c, err := a.connect()
 		if err != nil {
 			if a.ctx.Err() != nil {
 				return
 			}
-			a.log.Warn("xmpp: cannot connect", "server", a.cfg.Server, "err", err, "retry_in", backoff)
-			if !sleep(a.ctx, backoff) {
+			d := b.Next()
+			a.log.Warn("xmpp: cannot connect", "server", a.cfg.Server, "err", err, "retry_in", d)
+			if !b.Sleep(a.ctx, d, nil) {
 				return
 			}
-			backoff = min(2*backoff, a.t.maxBackoff)
 			continue
 		}
-		backoff = a.t.minBackoff
+		b.Connected()
 		err = a.serve(c)
 		if a.ctx.Err() != nil {
 			return
 		}
-		a.log.Warn("xmpp: disconnected; reconnecting", "server", a.cfg.Server, "err", err)
-		if !sleep(a.ctx, a.t.minBackoff) {
+		d := b.Next()
+		a.log.Warn("xmpp: disconnected; reconnecting", "server", a.cfg.Server, "err", err, "retry_in", d)
+		if !b.Sleep(a.ctx, d, nil) {
 			return
 		}
 	}
@@ -808,17 +812,6 @@ func newID() string {
 	var b [12]byte
 	rand.Read(b[:])
 	return hex.EncodeToString(b[:])
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }
 
 // recoverStanza keeps a panic in stanza handling from taking the process

@@ -8,6 +8,7 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"github.com/switchboard-chat/switchboard/bridge"
+	"github.com/switchboard-chat/switchboard/internal/backoff"
 	"github.com/switchboard-chat/switchboard/mapping"
 )
 
@@ -490,7 +491,7 @@ func (a *Adapter) rejoinLater(c *session, r *room) {
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()
-		if sleep(c.ctx, a.t.rejoin) {
+		if backoff.Sleep(c.ctx, a.t.rejoin, nil) {
 			a.rejoin(c, r)
 		}
 	}()
