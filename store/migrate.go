@@ -117,6 +117,19 @@ var migrations = []migration{
 			`ALTER TABLE outbox ALTER COLUMN queued_at DROP DEFAULT`,
 		},
 	},
+	{
+		version: 4,
+		name:    "retention",
+		// pruned_at is when retention removed the event's contents (unix
+		// microseconds), NULL while it has them. The partial index holds
+		// only the events not pruned yet, in the order retention takes
+		// them; failed_at serves the failed list's age limit.
+		up: []string{
+			`ALTER TABLE events ADD COLUMN pruned_at BIGINT`,
+			`CREATE INDEX events_unpruned ON events (created_at, id) WHERE pruned_at IS NULL`,
+			`CREATE INDEX failed_at ON failed (failed_at)`,
+		},
+	},
 }
 
 const outboxQueuedAtFromEvents = `UPDATE outbox SET queued_at = (SELECT created_at FROM events WHERE events.id = outbox.event_id)`
@@ -182,7 +195,7 @@ func (s *Store) migrate(ctx context.Context) error {
 			s.log.Info("applied database migration", "version", m.version, "name", m.name, "dialect", s.dialect)
 		}
 	}
-	return nil
+	return s.incrementalVacuum(ctx)
 }
 
 func (s *Store) lockMigrations(ctx context.Context, tx *sql.Tx) error {

@@ -1,0 +1,350 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/switchboard-chat/switchboard/bridge"
+)
+
+// Retention says how long the store keeps what it does not need for
+// delivery. A zero age keeps that part for ever.
+type Retention struct {
+	// Messages is the age after which an event's contents are removed
+	// (bridge.WithoutContent): what people said, but not the ids, the
+	// remote-id maps, the sender and the short quote that later replies,
+	// edits and deletions need. An event still in the outbox or in the
+	// failed list keeps its contents until it has left them.
+	Messages time.Duration
+	// Failed is the age after which a failed delivery is dropped from
+	// the failed list; its event's contents may then go too.
+	Failed time.Duration
+}
+
+// On returns whether r removes anything.
+func (r Retention) On() bool { return r.Messages > 0 || r.Failed > 0 }
+
+// PruneStats is what one Prune did.
+type PruneStats struct {
+	Failed  int // failed deliveries dropped
+	Events  int // events whose contents were removed
+	Batches int // write transactions, each holding the writer briefly
+	// Longest is the longest batch: the longest an accept may have
+	// waited for the writer because of pruning.
+	Longest time.Duration
+	Took    time.Duration
+}
+
+// pruneBatch is how many rows one pruning transaction changes: small, so
+// that the writer, which every accept needs, is never held for long.
+// vacuumPages is the same for the pages incremental_vacuum gives back.
+const (
+	pruneBatch  = 256
+	vacuumPages = 256
+)
+
+// Prune applies r as of now: it drops the failed deliveries older than
+// r.Failed, then removes the contents of the events older than
+// r.Messages that no delivery waits for, a batch at a time, and pauses
+// after each batch for as long as it took, so that accepts keep going
+// meanwhile. On SQLite, where the writer overwrites what it removes
+// (secure_delete), it then gives the freed pages back to the file system
+// and checkpoints and truncates the log, so that the removed contents
+// are in neither file. On PostgreSQL autovacuum reclaims the old row
+// versions.
+func (s *Store) Prune(ctx context.Context, r Retention, now time.Time) (PruneStats, error) {
+	start := time.Now()
+	var st PruneStats
+	err := s.pruneFailed(ctx, r, now, &st)
+	if err == nil {
+		err = s.pruneEvents(ctx, r, now, &st)
+	}
+	if err == nil && s.dialect == sqlite && st.Failed+st.Events > 0 {
+		err = s.reclaim(ctx, &st)
+	}
+	st.Took = time.Since(start)
+	if err != nil {
+		return st, fmt.Errorf("store: prune: %w", err)
+	}
+	return st, nil
+}
+
+// pruneStep runs one batch in a write transaction of its own, then
+// leaves the writer to others for as long.
+func (s *Store) pruneStep(ctx context.Context, st *PruneStats, fn func(*sql.Tx) error) error {
+	t0 := time.Now()
+	if err := s.write(ctx, fn); err != nil {
+		return err
+	}
+	took := time.Since(t0)
+	st.Batches++
+	st.Longest = max(st.Longest, took)
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(took):
+		return nil
+	}
+}
+
+func (s *Store) pruneFailed(ctx context.Context, r Retention, now time.Time, st *PruneStats) error {
+	if r.Failed <= 0 {
+		return nil
+	}
+	cutoff := now.Add(-r.Failed).UnixMicro()
+	query := s.q(`DELETE FROM failed WHERE seq IN
+		(SELECT seq FROM failed WHERE failed_at < ? ORDER BY failed_at LIMIT ?)`)
+	for {
+		var n int64
+		err := s.pruneStep(ctx, st, func(tx *sql.Tx) error {
+			res, err := tx.ExecContext(ctx, query, cutoff, pruneBatch)
+			if err == nil {
+				n, err = res.RowsAffected()
+			}
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("failed list: %w", err)
+		}
+		st.Failed += int(n)
+		if n < pruneBatch {
+			return nil
+		}
+	}
+}
+
+// pruneEvents removes the contents of old events, oldest first. The
+// outbox and the failed list are read once per batch (NOT IN a
+// subquery, computed once per statement): they hold few entries, and an
+// index on their event ids would cost every delivery.
+func (s *Store) pruneEvents(ctx context.Context, r Retention, now time.Time, st *PruneStats) error {
+	if r.Messages <= 0 {
+		return nil
+	}
+	cutoff := now.Add(-r.Messages).UnixMicro()
+	sel := s.q(`SELECT id, kind, payload, created_at FROM events
+		WHERE pruned_at IS NULL AND created_at < ? AND (created_at, id) > (?, ?)
+			AND id NOT IN (SELECT event_id FROM outbox) AND id NOT IN (SELECT event_id FROM failed)
+		ORDER BY created_at, id LIMIT ?`)
+	upd := s.q(`UPDATE events SET payload = ?, pruned_at = ? WHERE id = ? AND pruned_at IS NULL`)
+	// The cursor: the events passed over (in the outbox) are not read
+	// again in this pass.
+	afterAt, afterID := int64(-1), ""
+	for {
+		n := 0
+		err := s.pruneStep(ctx, st, func(tx *sql.Tx) error {
+			type change struct{ id, payload string }
+			var changes []change
+			rows, err := tx.QueryContext(ctx, sel, cutoff, afterAt, afterID, pruneBatch)
+			if err != nil {
+				return err
+			}
+			n = 0
+			for rows.Next() {
+				var id, kind, payload string
+				if err := rows.Scan(&id, &kind, &payload, &afterAt); err != nil {
+					rows.Close()
+					return err
+				}
+				afterID = id
+				n++
+				ev, err := bridge.Decode(bridge.Kind(kind), []byte(payload))
+				if err != nil {
+					// Left as it is: what cannot be read cannot be
+					// shortened to a quote either.
+					s.log.Warn("retention: event left as it is", "event", id, "err", err)
+					continue
+				}
+				kept, err := bridge.Encode(bridge.WithoutContent(ev))
+				if err != nil {
+					rows.Close()
+					return fmt.Errorf("event %s: %w", id, err)
+				}
+				changes = append(changes, change{id, string(kept)})
+			}
+			if err := rows.Close(); err != nil {
+				return err
+			}
+			if err := rows.Err(); err != nil {
+				return err
+			}
+			at := time.Now().UnixMicro()
+			for _, c := range changes {
+				if _, err := tx.ExecContext(ctx, upd, c.payload, at, c.id); err != nil {
+					return fmt.Errorf("event %s: %w", c.id, err)
+				}
+			}
+			st.Events += len(changes)
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("events: %w", err)
+		}
+		if n < pruneBatch {
+			return nil
+		}
+	}
+}
+
+// reclaim gives the pages freed on SQLite back to the file system, a
+// batch at a time, then checkpoints the log into the database and
+// truncates it: the pages the removals changed were written to the log
+// in full, and older copies of them may be in it still.
+func (s *Store) reclaim(ctx context.Context, st *PruneStats) error {
+	for {
+		var free int64
+		err := s.pruneStep(ctx, st, func(tx *sql.Tx) error {
+			if _, err := tx.ExecContext(ctx, fmt.Sprintf(`PRAGMA incremental_vacuum(%d)`, vacuumPages)); err != nil {
+				return err
+			}
+			return tx.QueryRowContext(ctx, `PRAGMA freelist_count`).Scan(&free)
+		})
+		if err != nil {
+			return fmt.Errorf("incremental vacuum: %w", err)
+		}
+		if free == 0 {
+			break
+		}
+	}
+	return s.checkpoint(ctx)
+}
+
+// checkpoint copies SQLite's log into the database and truncates it, on
+// the writer's connection once the open batch is committed. It waits for
+// readers still using the log (up to the busy timeout).
+func (s *Store) checkpoint(ctx context.Context) error {
+	return s.onIdleWriter(ctx, func(conn *sql.Conn) error {
+		var busy, frames, done int
+		if err := conn.QueryRowContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`).Scan(&busy, &frames, &done); err != nil {
+			return fmt.Errorf("checkpoint: %w", err)
+		}
+		if busy != 0 {
+			return errors.New("checkpoint: the log is in use; it is truncated at the next prune")
+		}
+		return nil
+	})
+}
+
+// onIdleWriter runs fn on the writer's connection with no transaction
+// open on it (the batch committed first), for what SQLite cannot run in
+// one: VACUUM, checkpoints. Accepts wait meanwhile.
+func (s *Store) onIdleWriter(ctx context.Context, fn func(*sql.Conn) error) error {
+	conn, unlock, err := s.lockWriter(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if err := s.onConn(conn, s.commit); err != nil {
+		return err
+	}
+	return fn(conn)
+}
+
+// incrementalVacuum switches an SQLite file made by an older build,
+// without auto_vacuum, to auto_vacuum=INCREMENTAL, for retention to give
+// space back: one full VACUUM, at the first start after the upgrade.
+// (New files get it from the writer's DSN.) A VACUUM that fails, short of
+// disk space for the copy it writes, leaves the store working as before
+// and is tried again at the next start.
+func (s *Store) incrementalVacuum(ctx context.Context) error {
+	if s.dialect != sqlite {
+		return nil
+	}
+	const incremental = 2
+	var mode int
+	if err := s.w.QueryRowContext(ctx, `PRAGMA auto_vacuum`).Scan(&mode); err != nil {
+		return fmt.Errorf("read auto_vacuum: %w", err)
+	}
+	if mode == incremental {
+		return nil
+	}
+	s.log.Info("switching the database to incremental vacuum: one full VACUUM, which may take a while", "file", s.file)
+	start := time.Now()
+	err := s.onIdleWriter(ctx, func(conn *sql.Conn) error {
+		if _, err := conn.ExecContext(ctx, `PRAGMA auto_vacuum = INCREMENTAL`); err != nil {
+			return err
+		}
+		if _, err := conn.ExecContext(ctx, `VACUUM`); err != nil {
+			return err
+		}
+		return conn.QueryRowContext(ctx, `PRAGMA auto_vacuum`).Scan(&mode)
+	})
+	if err == nil && mode != incremental {
+		err = fmt.Errorf("auto_vacuum is %d after VACUUM", mode)
+	}
+	if err == nil {
+		err = s.checkpoint(ctx)
+	}
+	if err != nil {
+		s.log.Error("the database could not be switched to incremental vacuum; retention removes contents but cannot shrink the file until it is", "err", err)
+		return nil
+	}
+	s.log.Info("applied database migration", "name", "incremental vacuum", "dialect", s.dialect, "took", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// RunRetention prunes by r at once and then every interval, until ctx
+// ends.
+func (s *Store) RunRetention(ctx context.Context, r Retention, every time.Duration) {
+	if !r.On() {
+		return
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		st, err := s.Prune(ctx, r, time.Now())
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil:
+			s.log.Error("retention", "err", err)
+		case st.Events+st.Failed > 0:
+			s.log.Info("retention: removed old contents", "events", st.Events, "failed_dropped", st.Failed,
+				"batches", st.Batches, "longest_batch", st.Longest.Round(time.Microsecond), "took", st.Took.Round(time.Millisecond))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Size is the space the store takes: on SQLite the database file and its
+// log, on PostgreSQL the database.
+func (s *Store) Size(ctx context.Context) (int64, error) {
+	if s.dialect == postgres {
+		var n int64
+		if err := s.r.QueryRowContext(ctx, `SELECT pg_database_size(current_database())`).Scan(&n); err != nil {
+			return 0, fmt.Errorf("store: size: %w", err)
+		}
+		return n, nil
+	}
+	if s.file == "" { // in memory
+		var pages, size int64
+		err := s.r.QueryRowContext(ctx, `PRAGMA page_count`).Scan(&pages)
+		if err == nil {
+			err = s.r.QueryRowContext(ctx, `PRAGMA page_size`).Scan(&size)
+		}
+		if err != nil {
+			return 0, fmt.Errorf("store: size: %w", err)
+		}
+		return pages * size, nil
+	}
+	var n int64
+	for _, f := range []string{s.file, s.file + "-wal"} {
+		fi, err := os.Stat(f)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return 0, fmt.Errorf("store: size: %w", err)
+		}
+		n += fi.Size()
+	}
+	return n, nil
+}
