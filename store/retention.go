@@ -20,21 +20,26 @@ type Retention struct {
 	// edits and deletions need. An event still in the outbox or in the
 	// failed list keeps its contents until it has left them.
 	Messages time.Duration
+	// IDs is the age after which a pruned event is deleted with its
+	// remote-id maps: a reply to it then arrives as a plain message, and
+	// an edit or deletion of it is not bridged. It is at least Messages.
+	IDs time.Duration
 	// Failed is the age after which a failed delivery is dropped from
 	// the failed list; its event's contents may then go too.
 	Failed time.Duration
 }
 
 // On returns whether r removes anything.
-func (r Retention) On() bool { return r.Messages > 0 || r.Failed > 0 }
+func (r Retention) On() bool { return r.Messages > 0 || r.IDs > 0 || r.Failed > 0 }
 
 // PruneStats is what one Prune did.
 type PruneStats struct {
 	Failed  int // failed deliveries dropped
 	Events  int // events whose contents were removed
+	Deleted int // events deleted, with their remote-id maps
 	Batches int // write transactions, each holding the writer briefly
-	// Longest is the longest batch: the longest an accept may have
-	// waited for the writer because of pruning.
+	// Longest is the longest a batch held the writer, up to its commit:
+	// about the longest an accept may have waited because of pruning.
 	Longest time.Duration
 	Took    time.Duration
 }
@@ -63,7 +68,10 @@ func (s *Store) Prune(ctx context.Context, r Retention, now time.Time) (PruneSta
 	if err == nil {
 		err = s.pruneEvents(ctx, r, now, &st)
 	}
-	if err == nil && s.dialect == sqlite && st.Failed+st.Events > 0 {
+	if err == nil {
+		err = s.deleteEvents(ctx, r, now, &st)
+	}
+	if err == nil && s.dialect == sqlite && st.Failed+st.Events+st.Deleted > 0 {
 		err = s.reclaim(ctx, &st)
 	}
 	st.Took = time.Since(start)
@@ -77,12 +85,18 @@ func (s *Store) Prune(ctx context.Context, r Retention, now time.Time) (PruneSta
 // leaves the writer to others for as long.
 func (s *Store) pruneStep(ctx context.Context, st *PruneStats, fn func(*sql.Tx) error) error {
 	t0 := time.Now()
-	if err := s.write(ctx, fn); err != nil {
+	var held time.Duration
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		err := fn(tx)
+		held = time.Since(t0) // the commit and the sync come after, the writer free
+		return err
+	})
+	if err != nil {
 		return err
 	}
 	took := time.Since(t0)
 	st.Batches++
-	st.Longest = max(st.Longest, took)
+	st.Longest = max(st.Longest, held)
 	select {
 	case <-ctx.Done():
 		return ctx.Err()
@@ -131,6 +145,14 @@ func (s *Store) pruneEvents(ctx context.Context, r Retention, now time.Time, st 
 			AND id NOT IN (SELECT event_id FROM outbox) AND id NOT IN (SELECT event_id FROM failed)
 		ORDER BY created_at, id LIMIT ?`)
 	upd := s.q(`UPDATE events SET payload = ?, pruned_at = ? WHERE id = ? AND pruned_at IS NULL`)
+	if s.dialect == sqlite {
+		// The shortened row moves to the end of the table, so that the
+		// pages it leaves empty are freed (SQLite merges a page only once
+		// it is less than a third full) and the kept rows are packed.
+		// Nothing refers to an event by its rowid.
+		upd = `UPDATE events SET payload = ?, pruned_at = ?, rowid = (SELECT MAX(rowid) + 1 FROM events)
+			WHERE id = ? AND pruned_at IS NULL`
+	}
 	// The cursor: the events passed over (in the outbox) are not read
 	// again in this pass.
 	afterAt, afterID := int64(-1), ""
@@ -184,6 +206,38 @@ func (s *Store) pruneEvents(ctx context.Context, r Retention, now time.Time, st 
 		if err != nil {
 			return fmt.Errorf("events: %w", err)
 		}
+		if n < pruneBatch {
+			return nil
+		}
+	}
+}
+
+// deleteEvents deletes the pruned events older than r.IDs, with their
+// remote-id maps (ON DELETE CASCADE).
+func (s *Store) deleteEvents(ctx context.Context, r Retention, now time.Time, st *PruneStats) error {
+	if r.IDs <= 0 {
+		return nil
+	}
+	cutoff := now.Add(-r.IDs).UnixMicro()
+	// An event in the outbox or the failed list is never pruned; checked
+	// all the same, as a deletion would fail on their foreign keys.
+	query := s.q(`DELETE FROM events WHERE id IN (SELECT id FROM events
+		WHERE pruned_at IS NOT NULL AND created_at < ?
+			AND id NOT IN (SELECT event_id FROM outbox) AND id NOT IN (SELECT event_id FROM failed)
+		ORDER BY created_at, id LIMIT ?)`)
+	for {
+		var n int64
+		err := s.pruneStep(ctx, st, func(tx *sql.Tx) error {
+			res, err := tx.ExecContext(ctx, query, cutoff, pruneBatch)
+			if err == nil {
+				n, err = res.RowsAffected()
+			}
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("delete events: %w", err)
+		}
+		st.Deleted += int(n)
 		if n < pruneBatch {
 			return nil
 		}
@@ -302,8 +356,8 @@ func (s *Store) RunRetention(ctx context.Context, r Retention, every time.Durati
 			return
 		case err != nil:
 			s.log.Error("retention", "err", err)
-		case st.Events+st.Failed > 0:
-			s.log.Info("retention: removed old contents", "events", st.Events, "failed_dropped", st.Failed,
+		case st.Events+st.Deleted+st.Failed > 0:
+			s.log.Info("retention: removed old contents", "events", st.Events, "deleted", st.Deleted, "failed_dropped", st.Failed,
 				"batches", st.Batches, "longest_batch", st.Longest.Round(time.Microsecond), "took", st.Took.Round(time.Millisecond))
 		}
 		select {

@@ -2,9 +2,16 @@ package store
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
+	"database/sql"
 	"errors"
+	"fmt"
 	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -179,5 +186,178 @@ func testRetention(t *testing.T, newDB newDBFunc) {
 				t.Errorf("the %s message's text is still in the database file or its log", name)
 			}
 		}
+	}
+}
+
+// A store made before retention, without auto_vacuum, is switched to
+// incremental vacuum at its first open, keeping what it holds, and its
+// retention then shrinks the file.
+func TestSQLiteUpgradeIncrementalVacuum(t *testing.T) {
+	ctx := t.Context()
+	dir := t.TempDir()
+	file := filepath.Join(dir, "switchboard.db")
+	old, err := sql.Open("sqlite", "file:"+file+"?_journal_mode=WAL")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stmts := []string{`CREATE TABLE schema_version (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)`}
+	for _, m := range migrations[:3] {
+		stmts = append(stmts, m.statements(sqlite)...)
+		stmts = append(stmts, fmt.Sprintf(`INSERT INTO schema_version VALUES (%d, '%s', 0)`, m.version, m.name))
+	}
+	created := time.Now().Add(-48 * time.Hour).UnixMicro()
+	mark := marker()
+	for i := range 2000 {
+		ev := message(lobby, fmt.Sprint("irc-", i), oldText(mark)+strings.Repeat(" padding", 40))
+		payload, err := bridge.Encode(ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stmts = append(stmts, fmt.Sprintf(`INSERT INTO events VALUES ('%s', 'message', 'lobby', 'libera', '#lobby', 'irc-%d', 'libera', 'alice', '%s', %d)`,
+			ev.ID, i, payload, created))
+	}
+	for _, stmt := range stmts {
+		if _, err := old.ExecContext(ctx, stmt); err != nil {
+			t.Fatalf("%s: %v", stmt, err)
+		}
+	}
+	var mode int
+	if err := old.QueryRowContext(ctx, `PRAGMA auto_vacuum`).Scan(&mode); err != nil || mode != 0 {
+		t.Fatalf("the old store's auto_vacuum: %d, %v; want 0 (none)", mode, err)
+	}
+	old.Close()
+
+	s := openStore(t, "sqlite", dir)
+	if err := s.w.QueryRowContext(ctx, `PRAGMA auto_vacuum`).Scan(&mode); err != nil || mode != 2 {
+		t.Fatalf("auto_vacuum after the upgrade: %d, %v; want 2 (incremental)", mode, err)
+	}
+	var n int
+	if err := s.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM events`).Scan(&n); err != nil || n != 2000 {
+		t.Fatalf("events after the upgrade: %d, %v; want 2000", n, err)
+	}
+	before, err := s.Size(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := s.Prune(ctx, Retention{Messages: 24 * time.Hour}, time.Now())
+	if err != nil || st.Events != 2000 {
+		t.Fatalf("prune: %+v, %v; want 2000 events", st, err)
+	}
+	after, err := s.Size(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("2000 messages of %d bytes: %d bytes before pruning, %d after (%d a message kept); %+v",
+		len(oldText(mark))+320, before, after, after/2000, st)
+	if after > before*6/10 {
+		t.Fatalf("the file shrank from %d to %d bytes only", before, after)
+	}
+	if fileHolds(t, s, mark) {
+		t.Fatal("the pruned text is still in the files")
+	}
+}
+
+// Under a steady stream of messages, accepted and delivered, with
+// retention pruning often, the SQLite file stops growing.
+func TestSQLiteRetentionPlateau(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs for 16 s")
+	}
+	ctx := t.Context()
+	s := openStore(t, "sqlite", t.TempDir())
+	keep := Retention{Messages: time.Second, IDs: 2 * time.Second, Failed: time.Second}
+
+	pruneCtx, stopPrune := context.WithCancel(ctx)
+	var (
+		mu     sync.Mutex
+		passes []PruneStats
+		done   = make(chan struct{})
+	)
+	go func() {
+		defer close(done)
+		for pruneCtx.Err() == nil {
+			st, err := s.Prune(pruneCtx, keep, time.Now())
+			if err != nil && pruneCtx.Err() == nil {
+				t.Errorf("prune: %v", err)
+			}
+			mu.Lock()
+			passes = append(passes, st)
+			mu.Unlock()
+			select {
+			case <-pruneCtx.Done():
+			case <-time.After(250 * time.Millisecond):
+			}
+		}
+	}()
+
+	const (
+		run    = 16 * time.Second
+		sample = 500 * time.Millisecond
+		rate   = 200 // messages a second
+	)
+	targets := []bridge.RoomAddr{mqtt, mx}
+	text := strings.Repeat("a steady stream of chat ", 12) // 288 bytes
+	var (
+		sizes      []int64 // database file, each sample
+		total      []int64 // file and log
+		n          int
+		slowAccept time.Duration
+	)
+	start := time.Now()
+	next := start.Add(sample)
+	for time.Since(start) < run {
+		n++
+		ev := message(lobby, fmt.Sprint("irc-", n), fmt.Sprint(n, " ", text))
+		t0 := time.Now()
+		if _, ok, err := s.Accept(ctx, "lobby", ev, targets); err != nil || !ok {
+			t.Fatalf("accept: %v, %v", ok, err)
+		}
+		slowAccept = max(slowAccept, time.Since(t0))
+		for _, room := range targets {
+			qs, err := s.Pending(ctx, room, 0, 1)
+			if err != nil || len(qs) != 1 {
+				t.Fatalf("pending: %v, %v", qs, err)
+			}
+			if err := s.Delivered(ctx, qs[0], fmt.Sprint(room.Network, "-", n)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if time.Now().After(next) {
+			fi, err := os.Stat(s.file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			all, err := s.Size(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sizes, total = append(sizes, fi.Size()), append(total, all)
+			next = next.Add(sample)
+		}
+		time.Sleep(time.Until(start.Add(time.Duration(n) * time.Second / rate)))
+	}
+	stopPrune()
+	<-done
+
+	mu.Lock()
+	var pruned, deleted, batches int
+	var longest time.Duration
+	for _, p := range passes {
+		pruned, deleted, batches = pruned+p.Events, deleted+p.Deleted, batches+p.Batches
+		longest = max(longest, p.Longest)
+	}
+	mu.Unlock()
+	t.Logf("%d messages; %d pruned, %d deleted, in %d batches (longest %v); slowest accept %v", n, pruned, deleted, batches, longest, slowAccept)
+	t.Logf("database file, every %v: %v", sample, sizes)
+	t.Logf("file and log, every %v: %v", sample, total)
+	if deleted == 0 {
+		t.Fatal("nothing deleted")
+	}
+	// After the first 8 s, a message lives 2 s at most: the file has all
+	// it will need, and reuses the pages retention frees.
+	half := len(sizes) / 2
+	peak := slices.Max(sizes[:half])
+	if last := slices.Max(sizes[half:]); last > peak+peak/10 {
+		t.Fatalf("the file grew from %d bytes in the first half to %d in the second", peak, last)
 	}
 }
