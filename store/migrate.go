@@ -130,6 +130,10 @@ var migrations = []migration{
 			`CREATE INDEX events_unpruned ON events (created_at, id) WHERE pruned_at IS NULL`,
 			`CREATE INDEX events_pruned ON events (created_at, id) WHERE pruned_at IS NOT NULL`,
 			`CREATE INDEX failed_at ON failed (failed_at)`,
+			// Deleting an event looks for it in the failed list (its
+			// foreign key). The outbox gets no such index: it would cost
+			// every delivery.
+			`CREATE INDEX failed_event ON failed (event_id)`,
 		},
 	},
 }

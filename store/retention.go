@@ -42,13 +42,21 @@ type PruneStats struct {
 	// about the longest an accept may have waited because of pruning.
 	Longest time.Duration
 	Took    time.Duration
+
+	batch int // the next batch's size
 }
 
-// pruneBatch is how many rows one pruning transaction changes: small, so
-// that the writer, which every accept needs, is never held for long.
-// vacuumPages is the same for the pages incremental_vacuum gives back.
+// A pruning transaction changes up to batch rows: few enough that it
+// holds the writer, which every accept needs, for about pruneHold; each
+// batch is sized by how long the last one took. (Deleting an event
+// looks for it in the outbox, which has no index on event ids: a long
+// outbox makes each deletion slower.) vacuumPages is the same for the
+// pages incremental_vacuum gives back.
 const (
-	pruneBatch  = 256
+	minBatch    = 8
+	firstBatch  = 256
+	maxBatch    = 2048
+	pruneHold   = 10 * time.Millisecond
 	vacuumPages = 256
 )
 
@@ -63,7 +71,7 @@ const (
 // versions.
 func (s *Store) Prune(ctx context.Context, r Retention, now time.Time) (PruneStats, error) {
 	start := time.Now()
-	var st PruneStats
+	st := PruneStats{batch: firstBatch}
 	err := s.pruneFailed(ctx, r, now, &st)
 	if err == nil {
 		err = s.pruneEvents(ctx, r, now, &st)
@@ -83,25 +91,34 @@ func (s *Store) Prune(ctx context.Context, r Retention, now time.Time) (PruneSta
 
 // pruneStep runs one batch in a write transaction of its own, then
 // leaves the writer to others for as long.
-func (s *Store) pruneStep(ctx context.Context, st *PruneStats, fn func(*sql.Tx) error) error {
+// fn gets the batch's size, and tells whether it found that many rows
+// (more may be waiting).
+func (s *Store) pruneStep(ctx context.Context, st *PruneStats, fn func(tx *sql.Tx, limit int) (full bool, err error)) (full bool, err error) {
 	t0 := time.Now()
 	var held time.Duration
-	err := s.write(ctx, func(tx *sql.Tx) error {
-		err := fn(tx)
+	err = s.write(ctx, func(tx *sql.Tx) error {
+		var err error
+		full, err = fn(tx, st.batch)
 		held = time.Since(t0) // the commit and the sync come after, the writer free
 		return err
 	})
 	if err != nil {
-		return err
+		return false, err
 	}
 	took := time.Since(t0)
 	st.Batches++
 	st.Longest = max(st.Longest, held)
+	switch {
+	case held > pruneHold:
+		st.batch = max(minBatch, st.batch/2)
+	case held < pruneHold/4:
+		st.batch = min(maxBatch, st.batch*2)
+	}
 	select {
 	case <-ctx.Done():
-		return ctx.Err()
+		return false, ctx.Err()
 	case <-time.After(took):
-		return nil
+		return full, nil
 	}
 }
 
@@ -113,19 +130,15 @@ func (s *Store) pruneFailed(ctx context.Context, r Retention, now time.Time, st 
 	query := s.q(`DELETE FROM failed WHERE seq IN
 		(SELECT seq FROM failed WHERE failed_at < ? ORDER BY failed_at LIMIT ?)`)
 	for {
-		var n int64
-		err := s.pruneStep(ctx, st, func(tx *sql.Tx) error {
-			res, err := tx.ExecContext(ctx, query, cutoff, pruneBatch)
-			if err == nil {
-				n, err = res.RowsAffected()
-			}
-			return err
+		full, err := s.pruneStep(ctx, st, func(tx *sql.Tx, limit int) (bool, error) {
+			n, err := execCount(ctx, tx, query, cutoff, limit)
+			st.Failed += n
+			return n == limit, err
 		})
 		if err != nil {
 			return fmt.Errorf("failed list: %w", err)
 		}
-		st.Failed += int(n)
-		if n < pruneBatch {
+		if !full {
 			return nil
 		}
 	}
@@ -157,20 +170,19 @@ func (s *Store) pruneEvents(ctx context.Context, r Retention, now time.Time, st 
 	// again in this pass.
 	afterAt, afterID := int64(-1), ""
 	for {
-		n := 0
-		err := s.pruneStep(ctx, st, func(tx *sql.Tx) error {
+		full, err := s.pruneStep(ctx, st, func(tx *sql.Tx, limit int) (bool, error) {
 			type change struct{ id, payload string }
 			var changes []change
-			rows, err := tx.QueryContext(ctx, sel, cutoff, afterAt, afterID, pruneBatch)
+			rows, err := tx.QueryContext(ctx, sel, cutoff, afterAt, afterID, limit)
 			if err != nil {
-				return err
+				return false, err
 			}
-			n = 0
+			n := 0
 			for rows.Next() {
 				var id, kind, payload string
 				if err := rows.Scan(&id, &kind, &payload, &afterAt); err != nil {
 					rows.Close()
-					return err
+					return false, err
 				}
 				afterID = id
 				n++
@@ -184,29 +196,29 @@ func (s *Store) pruneEvents(ctx context.Context, r Retention, now time.Time, st 
 				kept, err := bridge.Encode(bridge.WithoutContent(ev))
 				if err != nil {
 					rows.Close()
-					return fmt.Errorf("event %s: %w", id, err)
+					return false, fmt.Errorf("event %s: %w", id, err)
 				}
 				changes = append(changes, change{id, string(kept)})
 			}
 			if err := rows.Close(); err != nil {
-				return err
+				return false, err
 			}
 			if err := rows.Err(); err != nil {
-				return err
+				return false, err
 			}
 			at := time.Now().UnixMicro()
 			for _, c := range changes {
 				if _, err := tx.ExecContext(ctx, upd, c.payload, at, c.id); err != nil {
-					return fmt.Errorf("event %s: %w", c.id, err)
+					return false, fmt.Errorf("event %s: %w", c.id, err)
 				}
 			}
 			st.Events += len(changes)
-			return nil
+			return n == limit, nil
 		})
 		if err != nil {
 			return fmt.Errorf("events: %w", err)
 		}
-		if n < pruneBatch {
+		if !full {
 			return nil
 		}
 	}
@@ -226,22 +238,29 @@ func (s *Store) deleteEvents(ctx context.Context, r Retention, now time.Time, st
 			AND id NOT IN (SELECT event_id FROM outbox) AND id NOT IN (SELECT event_id FROM failed)
 		ORDER BY created_at, id LIMIT ?)`)
 	for {
-		var n int64
-		err := s.pruneStep(ctx, st, func(tx *sql.Tx) error {
-			res, err := tx.ExecContext(ctx, query, cutoff, pruneBatch)
-			if err == nil {
-				n, err = res.RowsAffected()
-			}
-			return err
+		full, err := s.pruneStep(ctx, st, func(tx *sql.Tx, limit int) (bool, error) {
+			n, err := execCount(ctx, tx, query, cutoff, limit)
+			st.Deleted += n
+			return n == limit, err
 		})
 		if err != nil {
 			return fmt.Errorf("delete events: %w", err)
 		}
-		st.Deleted += int(n)
-		if n < pruneBatch {
+		if !full {
 			return nil
 		}
 	}
+}
+
+// execCount runs a statement and returns the rows it changed. (Only
+// committed rows count: the transaction may still fail.)
+func execCount(ctx context.Context, tx *sql.Tx, query string, args ...any) (int, error) {
+	res, err := tx.ExecContext(ctx, query, args...)
+	if err != nil {
+		return 0, err
+	}
+	n, err := res.RowsAffected()
+	return int(n), err
 }
 
 // reclaim gives the pages freed on SQLite back to the file system, a
@@ -250,17 +269,18 @@ func (s *Store) deleteEvents(ctx context.Context, r Retention, now time.Time, st
 // in full, and older copies of them may be in it still.
 func (s *Store) reclaim(ctx context.Context, st *PruneStats) error {
 	for {
-		var free int64
-		err := s.pruneStep(ctx, st, func(tx *sql.Tx) error {
+		more, err := s.pruneStep(ctx, st, func(tx *sql.Tx, _ int) (bool, error) {
 			if _, err := tx.ExecContext(ctx, fmt.Sprintf(`PRAGMA incremental_vacuum(%d)`, vacuumPages)); err != nil {
-				return err
+				return false, err
 			}
-			return tx.QueryRowContext(ctx, `PRAGMA freelist_count`).Scan(&free)
+			var free int64
+			err := tx.QueryRowContext(ctx, `PRAGMA freelist_count`).Scan(&free)
+			return free > 0, err
 		})
 		if err != nil {
 			return fmt.Errorf("incremental vacuum: %w", err)
 		}
-		if free == 0 {
+		if !more {
 			break
 		}
 	}
