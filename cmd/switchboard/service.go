@@ -41,8 +41,8 @@ type service struct {
 	http   *http.Server
 	// stopRetention ends the store's pruning and waits for it.
 	stopRetention func()
-	mux    *http.ServeMux
-	ops    *ops
+	mux           *http.ServeMux
+	ops           *ops
 
 	// Links: the file's, with runtime changes laid over (see links.go).
 	linkMu  sync.Mutex // serializes link changes and reloads
