@@ -7,11 +7,13 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -187,6 +189,28 @@ func testRetention(t *testing.T, newDB newDBFunc) {
 			}
 		}
 	}
+
+	// After retention.ids the rest goes, with the id maps.
+	keep.IDs = 90 * time.Minute
+	if st, err = s.Prune(ctx, keep, time.Now().Add(2*time.Hour)); err != nil || st.Deleted != 3 {
+		t.Fatalf("prune of the ids: %+v, %v; want the three messages deleted", st, err)
+	}
+	if _, err := s.Event(ctx, delivered.ID); !errors.Is(err, bridge.ErrNotFound) {
+		t.Fatalf("deleted event: %v, want ErrNotFound", err)
+	}
+	if _, err := fullText(t, s, delivered.ID); !errors.Is(err, bridge.ErrNotFound) {
+		t.Fatalf("full text of a deleted event: %v, want ErrNotFound", err)
+	}
+	if _, err := s.EventByRemote(ctx, lobby, "irc-1"); !errors.Is(err, bridge.ErrNotFound) {
+		t.Fatalf("origin remote id of a deleted event: %v, want ErrNotFound", err)
+	}
+	if _, err := s.RemoteID(ctx, mx, delivered.ID); !errors.Is(err, bridge.ErrNotFound) {
+		t.Fatalf("remote id of a deleted event: %v, want ErrNotFound", err)
+	}
+	var n int
+	if err := s.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM remote_ids`).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("remote ids left: %d, %v", n, err)
+	}
 }
 
 // A store made before retention, without auto_vacuum, is switched to
@@ -361,5 +385,105 @@ func TestSQLiteRetentionPlateau(t *testing.T) {
 	peak := slices.Max(sizes[:half])
 	if last := slices.Max(sizes[half:]); last > peak*3/2 {
 		t.Fatalf("the file grew from %d bytes in the first half to %d in the second", peak, last)
+	}
+}
+
+// links is one link of the three test rooms, for the router.
+type links struct{}
+
+func (links) LinkOf(room bridge.RoomAddr) (string, []bridge.RoomAddr, bool) {
+	return "lobby", []bridge.RoomAddr{lobby, mqtt, mx}, true
+}
+
+// network records what the router hands it; with replies, it takes
+// replies natively.
+type network struct {
+	name string
+	got  chan *bridge.Delivery
+	n    atomic.Int64
+}
+
+func (n *network) Send(_ context.Context, d *bridge.Delivery) (string, error) {
+	n.got <- d
+	return fmt.Sprint(n.name, "-", n.n.Add(1)), nil
+}
+
+type replier struct{ *network }
+
+func (r replier) SendReply(ctx context.Context, d *bridge.Delivery) (string, error) {
+	return r.Send(ctx, d)
+}
+
+// A reply to a message whose contents retention removed still reaches
+// each room as a reply to it: with its remote id where the network has
+// replies, with the kept quote where it has not.
+func TestReplyToPrunedMessage(t *testing.T) {
+	for name, newDB := range map[string]newDBFunc{
+		"sqlite":   func(t *testing.T) (string, string) { return "sqlite", t.TempDir() },
+		"postgres": postgresDBs(t),
+	} {
+		t.Run(name, func(t *testing.T) {
+			ctx := t.Context()
+			s := newStore(t, newDB)
+			r := bridge.NewRouter(s, links{}, slog.New(slog.NewTextHandler(t.Output(), nil)))
+			native := &network{name: "mq", got: make(chan *bridge.Delivery, 10)}
+			plain := &network{name: "mx", got: make(chan *bridge.Delivery, 10)}
+			r.AddNetwork(mqtt.Network, replier{native})
+			r.AddNetwork(mx.Network, plain)
+			if err := r.Start(ctx); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(r.Stop)
+			next := func(n *network) *bridge.Delivery {
+				t.Helper()
+				select {
+				case d := <-n.got:
+					return d
+				case <-time.After(10 * time.Second):
+					t.Fatalf("nothing delivered to %s", n.name)
+					return nil
+				}
+			}
+
+			mark := marker()
+			orig := message(lobby, "irc-1", oldText(mark))
+			if err := r.Accept(ctx, orig); err != nil {
+				t.Fatal(err)
+			}
+			next(native)
+			next(plain)
+			deadline := time.Now().Add(10 * time.Second)
+			for { // the deliveries' records, then the prune
+				st, err := s.Prune(ctx, Retention{Messages: time.Hour}, time.Now().Add(2*time.Hour))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if st.Events == 1 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatal("the message was not pruned")
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+
+			reply := message(lobby, "irc-2", "I agree")
+			reply.ReplyTo = bridge.Ref{Remote: "irc-1"}
+			if err := r.Accept(ctx, reply); err != nil {
+				t.Fatal(err)
+			}
+			quote := bridge.Excerpt(orig.Text, 40)
+			d := next(native)
+			if d.Reply == nil || d.Reply.RemoteID != "mq-1" || d.Reply.Text != quote || d.Reply.SenderName != orig.Sender.Name {
+				t.Fatalf("native reply %+v, want to mq-1 quoting %q", d.Reply, quote)
+			}
+			d = next(plain)
+			if want := "> " + orig.Sender.Name + ": " + quote + "\nI agree"; d.Event.(*bridge.Message).Text != want {
+				t.Fatalf("fallback reply %q, want %q", d.Event.(*bridge.Message).Text, want)
+			}
+			if strings.Contains(quote, mark) {
+				t.Fatal("the quote holds the removed words")
+			}
+		})
 	}
 }
