@@ -484,6 +484,18 @@ func TestReplyToPrunedMessage(t *testing.T) {
 			if strings.Contains(quote, mark) {
 				t.Fatal("the quote holds the removed words")
 			}
+
+			// Its author may still edit it: the sender it was kept with
+			// is checked.
+			edit := &bridge.Edit{Header: header(lobby, "irc-3"), Target: bridge.Ref{Remote: "irc-1"}, Text: "fixed"}
+			if err := r.Accept(ctx, edit); err != nil {
+				t.Fatal(err)
+			}
+			for _, n := range []*network{native, plain} {
+				if d := next(n); d.Event.(*bridge.Message).Text != "* fixed" {
+					t.Fatalf("edit reached %s as %+v, want the fallback \"* fixed\"", n.name, d.Event)
+				}
+			}
 		})
 	}
 }
