@@ -97,6 +97,10 @@ func testRetention(t *testing.T, newDB newDBFunc) {
 		}
 	}
 
+	if n, err := s.Size(ctx); err != nil || n < 8192 {
+		t.Fatalf("store size %d, %v; want the file's or the database's", n, err)
+	}
+
 	keep := Retention{Messages: time.Hour, Failed: 30 * 24 * time.Hour}
 	st, err := s.Prune(ctx, keep, time.Now().Add(2*time.Hour))
 	if err != nil {
