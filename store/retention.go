@@ -79,8 +79,12 @@ func (s *Store) Prune(ctx context.Context, r Retention, now time.Time) (PruneSta
 	if err == nil {
 		err = s.deleteEvents(ctx, r, now, &st)
 	}
-	if err == nil && s.dialect == sqlite && st.Failed+st.Events+st.Deleted > 0 {
-		err = s.reclaim(ctx, &st)
+	if err == nil && s.dialect == sqlite && (st.Failed+st.Events+st.Deleted > 0 || s.reclaimDue.Load()) {
+		// Until it succeeds, every pass tries again.
+		s.reclaimDue.Store(true)
+		if err = s.reclaim(ctx, &st); err == nil {
+			s.reclaimDue.Store(false)
+		}
 	}
 	st.Took = time.Since(start)
 	if err != nil {
@@ -90,20 +94,20 @@ func (s *Store) Prune(ctx context.Context, r Retention, now time.Time) (PruneSta
 }
 
 // pruneStep runs one batch in a write transaction of its own, then
-// leaves the writer to others for as long.
-// fn gets the batch's size, and tells whether it found that many rows
-// (more may be waiting).
-func (s *Store) pruneStep(ctx context.Context, st *PruneStats, fn func(tx *sql.Tx, limit int) (full bool, err error)) (full bool, err error) {
+// leaves the writer to others for as long. fn gets the batch's size and
+// returns how many rows it changed: as many means more may be waiting.
+func (s *Store) pruneStep(ctx context.Context, st *PruneStats, fn func(tx *sql.Tx, limit int) (int, error)) (n int, full bool, err error) {
 	t0 := time.Now()
+	limit := st.batch
 	var held time.Duration
 	err = s.write(ctx, func(tx *sql.Tx) error {
 		var err error
-		full, err = fn(tx, st.batch)
+		n, err = fn(tx, limit)
 		held = time.Since(t0) // the commit and the sync come after, the writer free
 		return err
 	})
 	if err != nil {
-		return false, err
+		return 0, false, err
 	}
 	took := time.Since(t0)
 	st.Batches++
@@ -116,9 +120,9 @@ func (s *Store) pruneStep(ctx context.Context, st *PruneStats, fn func(tx *sql.T
 	}
 	select {
 	case <-ctx.Done():
-		return false, ctx.Err()
+		return n, false, ctx.Err()
 	case <-time.After(took):
-		return full, nil
+		return n, n >= limit, nil
 	}
 }
 
@@ -130,11 +134,10 @@ func (s *Store) pruneFailed(ctx context.Context, r Retention, now time.Time, st 
 	query := s.q(`DELETE FROM failed WHERE seq IN
 		(SELECT seq FROM failed WHERE failed_at < ? ORDER BY failed_at LIMIT ?)`)
 	for {
-		full, err := s.pruneStep(ctx, st, func(tx *sql.Tx, limit int) (bool, error) {
-			n, err := execCount(ctx, tx, query, cutoff, limit)
-			st.Failed += n
-			return n == limit, err
+		n, full, err := s.pruneStep(ctx, st, func(tx *sql.Tx, limit int) (int, error) {
+			return execCount(ctx, tx, query, cutoff, limit)
 		})
+		st.Failed += n
 		if err != nil {
 			return fmt.Errorf("failed list: %w", err)
 		}
@@ -170,19 +173,20 @@ func (s *Store) pruneEvents(ctx context.Context, r Retention, now time.Time, st 
 	// again in this pass.
 	afterAt, afterID := int64(-1), ""
 	for {
-		full, err := s.pruneStep(ctx, st, func(tx *sql.Tx, limit int) (bool, error) {
+		changed := 0
+		_, full, err := s.pruneStep(ctx, st, func(tx *sql.Tx, limit int) (int, error) {
 			type change struct{ id, payload string }
 			var changes []change
 			rows, err := tx.QueryContext(ctx, sel, cutoff, afterAt, afterID, limit)
 			if err != nil {
-				return false, err
+				return 0, err
 			}
 			n := 0
 			for rows.Next() {
 				var id, kind, payload string
 				if err := rows.Scan(&id, &kind, &payload, &afterAt); err != nil {
 					rows.Close()
-					return false, err
+					return 0, err
 				}
 				afterID = id
 				n++
@@ -196,28 +200,29 @@ func (s *Store) pruneEvents(ctx context.Context, r Retention, now time.Time, st 
 				kept, err := bridge.Encode(bridge.WithoutContent(ev))
 				if err != nil {
 					rows.Close()
-					return false, fmt.Errorf("event %s: %w", id, err)
+					return 0, fmt.Errorf("event %s: %w", id, err)
 				}
 				changes = append(changes, change{id, string(kept)})
 			}
 			if err := rows.Close(); err != nil {
-				return false, err
+				return 0, err
 			}
 			if err := rows.Err(); err != nil {
-				return false, err
+				return 0, err
 			}
 			at := time.Now().UnixMicro()
 			for _, c := range changes {
 				if _, err := tx.ExecContext(ctx, upd, c.payload, at, c.id); err != nil {
-					return false, fmt.Errorf("event %s: %w", c.id, err)
+					return 0, fmt.Errorf("event %s: %w", c.id, err)
 				}
 			}
-			st.Events += len(changes)
-			return n == limit, nil
+			changed = len(changes)
+			return n, nil
 		})
 		if err != nil {
 			return fmt.Errorf("events: %w", err)
 		}
+		st.Events += changed
 		if !full {
 			return nil
 		}
@@ -238,11 +243,10 @@ func (s *Store) deleteEvents(ctx context.Context, r Retention, now time.Time, st
 			AND id NOT IN (SELECT event_id FROM outbox) AND id NOT IN (SELECT event_id FROM failed)
 		ORDER BY created_at, id LIMIT ?)`)
 	for {
-		full, err := s.pruneStep(ctx, st, func(tx *sql.Tx, limit int) (bool, error) {
-			n, err := execCount(ctx, tx, query, cutoff, limit)
-			st.Deleted += n
-			return n == limit, err
+		n, full, err := s.pruneStep(ctx, st, func(tx *sql.Tx, limit int) (int, error) {
+			return execCount(ctx, tx, query, cutoff, limit)
 		})
+		st.Deleted += n
 		if err != nil {
 			return fmt.Errorf("delete events: %w", err)
 		}
@@ -252,8 +256,7 @@ func (s *Store) deleteEvents(ctx context.Context, r Retention, now time.Time, st
 	}
 }
 
-// execCount runs a statement and returns the rows it changed. (Only
-// committed rows count: the transaction may still fail.)
+// execCount runs a statement and returns the rows it changed.
 func execCount(ctx context.Context, tx *sql.Tx, query string, args ...any) (int, error) {
 	res, err := tx.ExecContext(ctx, query, args...)
 	if err != nil {
@@ -269,18 +272,18 @@ func execCount(ctx context.Context, tx *sql.Tx, query string, args ...any) (int,
 // in full, and older copies of them may be in it still.
 func (s *Store) reclaim(ctx context.Context, st *PruneStats) error {
 	for {
-		more, err := s.pruneStep(ctx, st, func(tx *sql.Tx, _ int) (bool, error) {
+		free, _, err := s.pruneStep(ctx, st, func(tx *sql.Tx, _ int) (int, error) {
 			if _, err := tx.ExecContext(ctx, fmt.Sprintf(`PRAGMA incremental_vacuum(%d)`, vacuumPages)); err != nil {
-				return false, err
+				return 0, err
 			}
-			var free int64
+			var free int
 			err := tx.QueryRowContext(ctx, `PRAGMA freelist_count`).Scan(&free)
-			return free > 0, err
+			return free, err
 		})
 		if err != nil {
 			return fmt.Errorf("incremental vacuum: %w", err)
 		}
-		if !more {
+		if free == 0 {
 			break
 		}
 	}

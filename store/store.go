@@ -44,6 +44,8 @@ type Store struct {
 	pending   atomic.Bool // the batch holds writes not committed
 	seen      seen        // SQLite: the ids stored, for Accept's duplicates
 	file      string      // SQLite: the database file; "" in memory
+	// reclaimDue: retention's last reclaim failed (see Prune).
+	reclaimDue atomic.Bool
 
 	closeOnce sync.Once
 	closeErr  error
