@@ -291,20 +291,37 @@ func (s *Store) reclaim(ctx context.Context, st *PruneStats) error {
 }
 
 // checkpoint copies SQLite's log into the database and truncates it, on
-// the writer's connection once the open batch is committed. It waits for
-// readers still using the log (up to the busy timeout).
+// the writer's connection once the open batch is committed. Readers still
+// using the log are waited for only briefly, accepts waiting meanwhile: a
+// long read (the filter of stored ids loading at start) makes it fail,
+// to be tried again soon (RunRetention).
 func (s *Store) checkpoint(ctx context.Context) error {
 	return s.onIdleWriter(ctx, func(conn *sql.Conn) error {
+		var timeout int
+		if err := conn.QueryRowContext(ctx, `PRAGMA busy_timeout`).Scan(&timeout); err != nil {
+			return err
+		}
+		if _, err := conn.ExecContext(ctx, fmt.Sprintf(`PRAGMA busy_timeout = %d`, checkpointWait.Milliseconds())); err != nil {
+			return err
+		}
+		defer conn.ExecContext(context.WithoutCancel(ctx), fmt.Sprintf(`PRAGMA busy_timeout = %d`, timeout))
 		var busy, frames, done int
 		if err := conn.QueryRowContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`).Scan(&busy, &frames, &done); err != nil {
 			return fmt.Errorf("checkpoint: %w", err)
 		}
 		if busy != 0 {
-			return errors.New("checkpoint: the log is in use; it is truncated at the next prune")
+			return errors.New("checkpoint: readers are using the log; it is truncated at the next try")
 		}
 		return nil
 	})
 }
+
+// checkpointWait is how long a checkpoint waits for readers, and
+// reclaimRetry how soon retention tries again when one could not finish.
+const (
+	checkpointWait = 200 * time.Millisecond
+	reclaimRetry   = time.Minute
+)
 
 // onIdleWriter runs fn on the writer's connection with no transaction
 // open on it (the batch committed first), for what SQLite cannot run in
@@ -383,10 +400,14 @@ func (s *Store) RunRetention(ctx context.Context, r Retention, every time.Durati
 			s.log.Info("retention: removed old contents", "events", st.Events, "deleted", st.Deleted, "failed_dropped", st.Failed,
 				"batches", st.Batches, "longest_batch", st.Longest.Round(time.Microsecond), "took", st.Took.Round(time.Millisecond))
 		}
+		wait := t.C
+		if s.reclaimDue.Load() {
+			wait = time.After(min(every, reclaimRetry))
+		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-wait:
 		}
 	}
 }
