@@ -342,7 +342,7 @@ func (s *Store) onIdleWriter(ctx context.Context, fn func(*sql.Conn) error) erro
 // without auto_vacuum, to auto_vacuum=INCREMENTAL, for retention to give
 // space back: one full VACUUM, at the first start after the upgrade.
 // (New files get it from the writer's DSN.) A VACUUM that fails, short of
-// disk space for the copy it writes, leaves the store working as before
+// disk space for the copies it writes, leaves the store working as before
 // and is tried again at the next start.
 func (s *Store) incrementalVacuum(ctx context.Context) error {
 	if s.dialect != sqlite {
