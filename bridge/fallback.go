@@ -11,9 +11,14 @@ import (
 const excerptRunes = 40
 
 // Excerpt shortens text to its first line and about n characters, cut at
-// a word boundary, with "…" when anything was cut.
+// a word boundary, with "…" when anything was cut. An excerpt is its own
+// excerpt: retention keeps a message's quote as its text (WithoutContent),
+// and the quote of it must still read the same.
 func Excerpt(text string, n int) string {
 	text = strings.TrimSpace(text)
+	if short, ok := strings.CutSuffix(text, "…"); ok && !strings.ContainsAny(short, "\r\n") && utf8.RuneCountInString(short) <= n {
+		return text
+	}
 	cut := false
 	if i := strings.IndexAny(text, "\r\n"); i >= 0 {
 		text, cut = strings.TrimSpace(text[:i]), true

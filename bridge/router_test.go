@@ -358,6 +358,11 @@ func TestExcerpt(t *testing.T) {
 		if got := bridge.Excerpt(c.in, 40); got != c.want {
 			t.Errorf("Excerpt(%q) = %q, want %q", c.in, got, c.want)
 		}
+		// Retention keeps the excerpt as a message's text: a reply quotes
+		// it unchanged.
+		if got := bridge.Excerpt(c.want, 40); got != c.want {
+			t.Errorf("Excerpt(%q) = %q, want it unchanged", c.want, got)
+		}
 	}
 }
 

@@ -29,6 +29,9 @@ const (
 	defaultPuppetMax      = 50
 	defaultPuppetIdle     = 30 * time.Minute
 	defaultReadyGrace     = 30 * time.Second
+	defaultRetainMessages = 90 * 24 * time.Hour
+	defaultRetainIDs      = 365 * 24 * time.Hour
+	defaultRetainFailed   = 30 * 24 * time.Hour
 	defaultLogLevel       = "info"
 	defaultLogFormat      = "text"
 )
@@ -110,6 +113,10 @@ func (c *Config) applyDefaults(given func(path string) bool) {
 	setDefault(&c.DataDir, defaultDataDir)
 	setDefault(&c.Store, defaultStore)
 	setDefault(&c.SQLiteSynchronous, defaultSQLiteSync)
+	setDefault(&c.Retention.Messages, defaultRetainMessages, given("retention.messages"))
+	// Who keeps the contents for ever keeps the ids too, unless told.
+	setDefault(&c.Retention.IDs, defaultRetainIDs, given("retention.ids"), c.Retention.Messages == 0)
+	setDefault(&c.Retention.Failed, defaultRetainFailed, given("retention.failed"))
 	setDefault(&c.HTTP.Listen, defaultHTTPListen)
 	setDefault(&c.HTTP.ReadyGrace, defaultReadyGrace, given("http.ready_grace"))
 	// Links are the base plus "/media/...": one spelling, however the

@@ -184,9 +184,9 @@ func TestBadConfigs(t *testing.T) {
 			name: "wrong scalar types",
 			yaml: strings.Replace(valid, "nick: switchboard", "nick: switchboard\n    tls: maybe\n    max_line_bytes: lots\n    reconnect_max: 5\n    flood: {interval: 1 second}", 1),
 			want: []string{
-				`networks.libera.flood.interval: want a duration such as 30s, 5m or 1h30m, got "1 second"`,
+				`networks.libera.flood.interval: want a duration such as 30s, 5m, 1h30m or 90d, got "1 second"`,
 				`networks.libera.max_line_bytes: want an integer, got "lots"`,
-				`networks.libera.reconnect_max: want a duration such as 30s, 5m or 1h30m, got "5"`,
+				`networks.libera.reconnect_max: want a duration such as 30s, 5m, 1h30m or 90d, got "5"`,
 				`networks.libera.tls: want true or false, got "maybe"`,
 			},
 		},
@@ -1009,6 +1009,41 @@ func TestPublicURL(t *testing.T) {
 		_, err := parse([]byte(valid+"\nhttp: {public_url: \""+bad+"\"}\n"), envOf(nil))
 		if err == nil || !strings.Contains(err.Error(), "http.public_url: ") {
 			t.Errorf("public_url %q: want an error naming http.public_url, got %v", bad, err)
+		}
+	}
+}
+
+func TestRetention(t *testing.T) {
+	day := 24 * time.Hour
+	for _, c := range []struct {
+		yaml string
+		want Retention
+	}{
+		{"", Retention{Messages: 90 * day, IDs: 365 * day, Failed: 30 * day}},
+		{"retention: {messages: 7d, failed: 12h}", Retention{Messages: 7 * day, IDs: 365 * day, Failed: 12 * time.Hour}},
+		// Keeping the contents keeps the ids, unless told otherwise.
+		{"retention: {messages: 0}", Retention{Failed: 30 * day}},
+		{"retention: {messages: 2s, ids: 3s, failed: 0}", Retention{Messages: 2 * time.Second, IDs: 3 * time.Second}},
+	} {
+		got, err := parse([]byte(valid+c.yaml+"\n"), envOf(nil))
+		if err != nil {
+			t.Errorf("%q: %v", c.yaml, err)
+			continue
+		}
+		if got.Retention != c.want {
+			t.Errorf("%q: %+v, want %+v", c.yaml, got.Retention, c.want)
+		}
+	}
+	for yaml, want := range map[string]string{
+		"retention: {messages: -1h}":          "retention.messages: must not be negative, got -1h0m0s",
+		"retention: {messages: 90}":           "retention.messages: want a duration such as 30s, 5m, 1h30m or 90d, got \"90\"",
+		"retention: {failed: 1.5d}":           "retention.failed: want a duration such as 30s, 5m, 1h30m or 90d, got \"1.5d\"",
+		"retention: {messages: 0, ids: 30d}":  "retention.ids: needs retention.messages: an event's contents go before its ids",
+		"retention: {messages: 30d, ids: 7d}": "retention.ids: must be at least retention.messages (720h0m0s), got 168h0m0s",
+	} {
+		_, err := parse([]byte(valid+yaml+"\n"), envOf(nil))
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: %v, want %q", yaml, err, want)
 		}
 	}
 }

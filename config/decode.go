@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"reflect"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -245,7 +246,7 @@ func (d *decoder) scalar(n *yaml.Node, v reflect.Value, path string) {
 			v.SetInt(0)
 			return
 		}
-		dur, err := time.ParseDuration(n.Value)
+		dur, err := parseDuration(n.Value)
 		if err != nil {
 			d.fail(path, "want %s%s", scalarWant(v.Type()), d.got(n))
 			return
@@ -264,7 +265,7 @@ func (d *decoder) scalar(n *yaml.Node, v reflect.Value, path string) {
 func scalarWant(t reflect.Type) string {
 	switch {
 	case t == durationType:
-		return "a duration such as 30s, 5m or 1h30m"
+		return "a duration such as 30s, 5m, 1h30m or 90d"
 	case t.Kind() == reflect.Bool:
 		return "true or false"
 	case t.Kind() >= reflect.Int && t.Kind() <= reflect.Uint64:
@@ -309,4 +310,17 @@ func fieldsOf(t reflect.Type) map[string]int {
 	}
 	fieldCache.Store(t, m)
 	return m
+}
+
+// parseDuration is time.ParseDuration that also takes a whole number of
+// days, such as 90d, for the ages of retention.
+func parseDuration(s string) (time.Duration, error) {
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.ParseUint(days, 10, 16)
+		if err != nil {
+			return 0, fmt.Errorf("invalid duration %q", s)
+		}
+		return time.Duration(n) * 24 * time.Hour, nil
+	}
+	return time.ParseDuration(s)
 }

@@ -13,6 +13,7 @@ type Config struct {
 	// survives power loss) or "normal" (it survives a crash of Switchboard
 	// but not of the machine).
 	SQLiteSynchronous string              `yaml:"sqlite_synchronous"`
+	Retention         Retention           `yaml:"retention"`
 	HTTP              HTTP                `yaml:"http"`
 	Broker            *Broker             `yaml:"broker"` // the embedded MQTT broker; nil: none
 	Networks          map[string]*Network `yaml:"networks"`
@@ -39,6 +40,21 @@ type HTTP struct {
 	// (https://bridge.example.org); set, Matrix media are offered to
 	// them as links through it instead of the homeserver's.
 	PublicURL string `yaml:"public_url"`
+}
+
+// Retention says how long the store keeps what it no longer needs to
+// deliver. A zero age keeps that part for ever.
+type Retention struct {
+	// Messages is the age after which what people said is removed from
+	// the store: the text but a short quote, formatting, attachments.
+	Messages time.Duration `yaml:"messages"`
+	// IDs is the age after which the rest of an event goes too: its ids,
+	// the remote-id maps and the quote, which replies, edits and deletions
+	// of it need. At least Messages.
+	IDs time.Duration `yaml:"ids"`
+	// Failed is the age after which a delivery that failed for good is
+	// dropped from the failed list.
+	Failed time.Duration `yaml:"failed"`
 }
 
 type Log struct {

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/switchboard-chat/switchboard/bridge"
 	"github.com/switchboard-chat/switchboard/mapping"
@@ -40,6 +41,7 @@ func (c *Config) validate(errs *errorList) {
 	} else if c.SQLiteSynchronous != defaultSQLiteSync && c.Store != "sqlite" {
 		errs.add("sqlite_synchronous", "only applies to the sqlite store")
 	}
+	c.Retention.validate(errs)
 	if err := checkHostPort(c.HTTP.Listen, false, true); err != nil {
 		errs.add("http.listen", "%v", err)
 	}
@@ -252,4 +254,21 @@ func checkPort(port string, allowZero bool) error {
 		return fmt.Errorf("invalid port %q (want 1-65535)", port)
 	}
 	return nil
+}
+
+func (r Retention) validate(errs *errorList) {
+	for _, f := range []struct {
+		key string
+		age time.Duration
+	}{{"retention.messages", r.Messages}, {"retention.ids", r.IDs}, {"retention.failed", r.Failed}} {
+		if f.age < 0 {
+			errs.add(f.key, "must not be negative, got %v", f.age)
+		}
+	}
+	switch {
+	case r.IDs > 0 && r.Messages == 0:
+		errs.add("retention.ids", "needs retention.messages: an event's contents go before its ids")
+	case r.IDs > 0 && r.IDs < r.Messages:
+		errs.add("retention.ids", "must be at least retention.messages (%v), got %v", r.Messages, r.IDs)
+	}
 }

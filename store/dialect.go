@@ -131,6 +131,12 @@ func sqliteDSNs(dsn, dataDir string) (writer, reader, file string, ownSync bool,
 		w.Set("_synchronous", "NORMAL")
 		ownSync = true
 	}
+	// Retention's removals overwrite what they remove, and give the space
+	// back to the file system (see retention.go). auto_vacuum takes
+	// effect only on a new file; an older one is switched by a VACUUM
+	// at Open (incrementalVacuum).
+	w.Set("_auto_vacuum", "INCREMENTAL")
+	w.Add("_pragma", "secure_delete(1)")
 	// BEGIN IMMEDIATE takes the write lock up front; a deferred transaction
 	// that reads first and writes later can fail with SQLITE_BUSY instead of
 	// waiting when another connection (another process) writes meanwhile.

@@ -117,6 +117,25 @@ var migrations = []migration{
 			`ALTER TABLE outbox ALTER COLUMN queued_at DROP DEFAULT`,
 		},
 	},
+	{
+		version: 4,
+		name:    "retention",
+		// pruned_at is when retention removed the event's contents (unix
+		// microseconds), NULL while it has them. The partial indexes hold
+		// the events not pruned yet and those pruned, each in the order
+		// retention takes them (neither costs an accept more than the one
+		// index insert); failed_at serves the failed list's age limit.
+		up: []string{
+			`ALTER TABLE events ADD COLUMN pruned_at BIGINT`,
+			`CREATE INDEX events_unpruned ON events (created_at, id) WHERE pruned_at IS NULL`,
+			`CREATE INDEX events_pruned ON events (created_at, id) WHERE pruned_at IS NOT NULL`,
+			`CREATE INDEX failed_at ON failed (failed_at)`,
+			// Deleting an event looks for it in the failed list (its
+			// foreign key). The outbox gets no such index: it would cost
+			// every delivery.
+			`CREATE INDEX failed_event ON failed (event_id)`,
+		},
+	},
 }
 
 const outboxQueuedAtFromEvents = `UPDATE outbox SET queued_at = (SELECT created_at FROM events WHERE events.id = outbox.event_id)`
@@ -182,7 +201,7 @@ func (s *Store) migrate(ctx context.Context) error {
 			s.log.Info("applied database migration", "version", m.version, "name", m.name, "dialect", s.dialect)
 		}
 	}
-	return nil
+	return s.incrementalVacuum(ctx)
 }
 
 func (s *Store) lockMigrations(ctx context.Context, tx *sql.Tx) error {

@@ -24,8 +24,9 @@ import (
 // the CPU's caches, while the same statements run together at the commit
 // find them warm.
 //
-// Nothing is ever deleted from either table, so a scan begun after the
-// filter began taking the keys written finds every key written before.
+// Only retention deletes from either table, and only keys of events long
+// past, so a scan begun after the filter began taking the keys written
+// finds every key written before that is still stored.
 type seen struct {
 	cur  atomic.Pointer[bloom] // answers; holds every key once ready
 	next atomic.Pointer[bloom] // a larger one being loaded, also written

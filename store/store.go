@@ -43,6 +43,9 @@ type Store struct {
 	batch     batch
 	pending   atomic.Bool // the batch holds writes not committed
 	seen      seen        // SQLite: the ids stored, for Accept's duplicates
+	file      string      // SQLite: the database file; "" in memory
+	// reclaimDue: retention's last reclaim failed (see Prune).
+	reclaimDue atomic.Bool
 
 	closeOnce sync.Once
 	closeErr  error
@@ -726,9 +729,27 @@ func notFound(err error) error {
 
 // FullText implements bridge.TextStore.
 func (s *Store) FullText(ctx context.Context, id bridge.EventID) (string, error) {
-	ev, err := s.Event(ctx, id)
+	if err := s.visible(ctx); err != nil {
+		return "", fmt.Errorf("store: text of %s: %w", id, err)
+	}
+	var (
+		kind, payload string
+		pruned        bool
+	)
+	err := s.r.QueryRowContext(ctx, s.q(`SELECT kind, payload, pruned_at IS NOT NULL FROM events WHERE id = ?`), string(id)).
+		Scan(&kind, &payload, &pruned)
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("store: text of %s: %w", id, notFound(err))
+	}
+	if kind != string(bridge.KindMessage) && kind != string(bridge.KindEdit) {
+		return "", fmt.Errorf("store: text of %s: a %s has none: %w", id, kind, bridge.ErrNotFound)
+	}
+	if pruned {
+		return "", fmt.Errorf("store: text of %s: %w", id, bridge.ErrContentRemoved)
+	}
+	ev, err := bridge.Decode(bridge.Kind(kind), []byte(payload))
+	if err != nil {
+		return "", fmt.Errorf("store: text of %s: %w", id, err)
 	}
 	switch ev := ev.(type) {
 	case *bridge.Message:

@@ -82,6 +82,7 @@ func testStore(t *testing.T, newDB newDBFunc) {
 		{"Errors", testErrors},
 		{"OutboxRooms", testOutboxRooms},
 		{"QueuedAtMigration", testQueuedAtMigration},
+		{"Retention", testRetention},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newDB) })
 	}

@@ -292,7 +292,16 @@ func (w *walSync) close() {
 
 // startWALSync sets up s.wal when the writer should sync the log itself:
 // the database is a file in WAL mode and its DSN asked for FULL.
+// It also notes the SQLite file's name (Size).
 func (s *Store) startWALSync(ctx context.Context, ownSync bool) error {
+	if s.dialect != sqlite {
+		return nil
+	}
+	var seq int
+	var name string
+	if err := s.w.QueryRowContext(ctx, `PRAGMA database_list`).Scan(&seq, &name, &s.file); err != nil {
+		return fmt.Errorf("read database file: %w", err)
+	}
 	if !ownSync {
 		return nil
 	}
@@ -300,15 +309,10 @@ func (s *Store) startWALSync(ctx context.Context, ownSync bool) error {
 	if err := s.w.QueryRowContext(ctx, `PRAGMA journal_mode`).Scan(&mode); err != nil {
 		return fmt.Errorf("read journal mode: %w", err)
 	}
-	var seq int
-	var name, file string
-	if err := s.w.QueryRowContext(ctx, `PRAGMA database_list`).Scan(&seq, &name, &file); err != nil {
-		return fmt.Errorf("read database file: %w", err)
-	}
-	if !strings.EqualFold(mode, "wal") || file == "" {
+	if !strings.EqualFold(mode, "wal") || s.file == "" {
 		return nil // in memory: nothing to make durable
 	}
-	s.wal = newWALSync(file+"-wal", syncWindow, lazySyncWindow, s.log)
+	s.wal = newWALSync(s.file+"-wal", syncWindow, lazySyncWindow, s.log)
 	s.wal.commit = s.commitBatch
 	return nil
 }

@@ -170,8 +170,8 @@ func (m *metrics) Stored(op string, took time.Duration, err error) {
 // is not in the answer and so drops out of the scrape: no series is left
 // behind for every room that ever waited.
 type outboxCollector struct {
-	rooms                    outboxReader
-	depth, age, failed, read *prometheus.Desc
+	rooms                          outboxReader
+	depth, age, failed, read, size *prometheus.Desc
 }
 
 func newOutboxCollector(rooms outboxReader) *outboxCollector {
@@ -188,6 +188,8 @@ func newOutboxCollector(rooms outboxReader) *outboxCollector {
 			[]string{"network", "room"}, nil),
 		read: prometheus.NewDesc("switchboard_store_up",
 			"Whether the outbox could be read at this scrape (1) or not (0).", nil, nil),
+		size: prometheus.NewDesc("switchboard_store_size_bytes",
+			"Space the store takes: the SQLite file and its log, or the PostgreSQL database.", nil, nil),
 	}
 }
 
@@ -197,6 +199,7 @@ func (c *outboxCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.age
 	ch <- c.failed
 	ch <- c.read
+	ch <- c.size
 }
 
 // Collect implements prometheus.Collector. A store that cannot be read
@@ -215,6 +218,9 @@ func (c *outboxCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for _, f := range fs {
 		ch <- prometheus.MustNewConstMetric(c.failed, prometheus.GaugeValue, float64(f.Count), f.Room.Network, f.Room.Room)
+	}
+	if n, err := c.rooms.Size(context.Background()); err == nil {
+		ch <- prometheus.MustNewConstMetric(c.size, prometheus.GaugeValue, float64(n))
 	}
 }
 

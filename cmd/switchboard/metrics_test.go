@@ -15,6 +15,7 @@ type noOutbox struct{}
 
 func (noOutbox) OutboxRooms(context.Context) ([]store.RoomQueue, error)  { return nil, nil }
 func (noOutbox) FailedRooms(context.Context) ([]store.RoomFailed, error) { return nil, nil }
+func (noOutbox) Size(context.Context) (int64, error)                     { return 0, nil }
 
 // BenchmarkMetricsPerEvent is what the metrics add to relaying one event:
 // the observer calls the router makes on accept and on delivery. Compare

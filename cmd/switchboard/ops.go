@@ -41,6 +41,8 @@ type ops struct {
 type outboxReader interface {
 	OutboxRooms(context.Context) ([]store.RoomQueue, error)
 	FailedRooms(context.Context) ([]store.RoomFailed, error)
+	// Size is the space the store takes on disk, in bytes.
+	Size(context.Context) (int64, error)
 }
 
 // link is a configured link and its rooms, in order.
@@ -154,6 +156,13 @@ type status struct {
 	Networks []networkStatus `json:"networks"`
 	Links    []linkStatus    `json:"links"`
 	Outbox   outboxStatus    `json:"outbox"`
+	Store    storeStatus     `json:"store"`
+}
+
+type storeStatus struct {
+	// SizeBytes is the space the store takes: SQLite's file and its log,
+	// or the PostgreSQL database; absent when it could not be read.
+	SizeBytes *int64 `json:"size_bytes,omitempty"`
 }
 
 type networkStatus struct {
@@ -241,6 +250,9 @@ func (o *ops) status(ctx context.Context) status {
 			st.Outbox.Rooms = append(st.Outbox.Rooms, rs)
 		}
 		sort.Slice(st.Outbox.Rooms, func(i, j int) bool { return st.Outbox.Rooms[i].Room < st.Outbox.Rooms[j].Room })
+		if n, err := rooms.Size(ctx); err == nil {
+			st.Store.SizeBytes = &n
+		}
 	}
 	for _, l := range links {
 		ls := linkStatus{Name: l.name, Rooms: []roomStatus{}}

@@ -129,7 +129,13 @@ func TestMetricsAfterBridgedMessage(t *testing.T) {
 			t.Errorf("no series %s in\n%s", series, body)
 		}
 	}
+	if n, ok := metric(body, `switchboard_store_size_bytes`); !ok || n < 4096 {
+		t.Errorf("switchboard_store_size_bytes %v (%v), want the SQLite file's size", n, ok)
+	}
 	st := getStatus(t, svc)
+	if st.Store.SizeBytes == nil || *st.Store.SizeBytes < 4096 {
+		t.Errorf("status store %+v, want the SQLite file's size", st.Store)
+	}
 	if len(st.Networks) != 2 || st.Networks[0].Name != "devices" || st.Networks[0].State != "up" ||
 		st.Networks[1].Name != "libera" || st.Networks[1].State != "up" || st.Networks[1].Type != "irc" {
 		t.Errorf("networks %+v, want devices and libera up", st.Networks)

@@ -20,6 +20,7 @@ func (s *service) reload(ctx context.Context, next *config.Config) error {
 	if restart := restartOnly(cur, next); len(restart) > 0 {
 		s.log.Warn("reload: these settings take effect at the next restart", "keys", restart)
 		merged.DataDir, merged.Store, merged.HTTP.Listen, merged.HTTP.ReadyGrace = cur.DataDir, cur.Store, cur.HTTP.Listen, cur.HTTP.ReadyGrace
+		merged.Retention = cur.Retention
 		merged.Broker, merged.Networks, merged.Log = cur.Broker, cur.Networks, cur.Log
 	}
 	links, err := effectiveLinks(&merged, s.overlay)
@@ -48,6 +49,7 @@ func restartOnly(cur, next *config.Config) []string {
 	}
 	diff("data_dir", cur.DataDir, next.DataDir)
 	diff("store", cur.Store, next.Store)
+	diff("retention", cur.Retention, next.Retention)
 	diff("http.listen", cur.HTTP.Listen, next.HTTP.Listen)
 	diff("http.ready_grace", cur.HTTP.ReadyGrace, next.HTTP.ReadyGrace)
 	diff("broker", cur.Broker, next.Broker)

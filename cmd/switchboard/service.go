@@ -39,8 +39,10 @@ type service struct {
 	router *bridge.Router
 	nets   map[string]adapters.Adapter
 	http   *http.Server
-	mux    *http.ServeMux
-	ops    *ops
+	// stopRetention ends the store's pruning and waits for it.
+	stopRetention func()
+	mux           *http.ServeMux
+	ops           *ops
 
 	// Links: the file's, with runtime changes laid over (see links.go).
 	linkMu  sync.Mutex // serializes link changes and reloads
@@ -131,6 +133,7 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *servic
 		return nil, err
 	}
 	go s.ops.watch()
+	s.startRetention()
 	admins, err := mapping.ParseAdmins(cfg.Admins)
 	if err != nil {
 		return nil, err
@@ -238,9 +241,29 @@ func (s *service) stop(ctx context.Context) {
 	if s.broker != nil {
 		closeBroker(ctx, s.broker, s.log)
 	}
+	if s.stopRetention != nil {
+		s.stopRetention()
+	}
 	if s.store != nil {
 		s.store.Close()
 	}
+}
+
+// retentionEvery is how often the store prunes what retention removes,
+// besides at start. (A variable for tests.)
+var retentionEvery = time.Hour
+
+// startRetention has the store prune by the config's retention, in the
+// background, until stop.
+func (s *service) startRetention() {
+	r := s.cfg.Retention
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.store.RunRetention(ctx, store.Retention{Messages: r.Messages, IDs: r.IDs, Failed: r.Failed}, retentionEvery)
+	}()
+	s.stopRetention = func() { cancel(); <-done }
 }
 
 func (s *service) routes() *http.ServeMux {
