@@ -111,7 +111,9 @@ func TestParsePayload(t *testing.T) {
 		{"hello", Payload{Text: "hello"}, nil},
 		{"hello\r\n", Payload{Text: "hello"}, nil},
 		{"  spaced  ", Payload{Text: "  spaced  "}, nil},
-		{"{not json}", Payload{Text: "{not json}"}, nil},
+		{"not json}", Payload{Text: "not json}"}, nil},
+		{"x {\"text\": \"y\"}", Payload{Text: "x {\"text\": \"y\"}"}, nil},
+		{":-{ sad", Payload{Text: ":-{ sad"}, nil},
 		{`"a json string"`, Payload{Text: `"a json string"`}, nil},
 		{`[1,2]`, Payload{Text: `[1,2]`}, nil},
 		{"42", Payload{Text: "42"}, nil},
@@ -125,6 +127,13 @@ func TestParsePayload(t *testing.T) {
 		{`{"text":"hi","via":"switchboard"}`, Payload{}, ErrLoop},
 		{`{"type":"delete","via":"switchboard"}`, Payload{}, ErrLoop},
 		{"", Payload{}, ErrMalformed},
+		// Starting with "{" is JSON: what does not parse is dropped.
+		{"{not json}", Payload{}, ErrMalformed},
+		{`{"text": "J1 unterminated`, Payload{}, ErrMalformed},
+		{" \r\n\t{\"text\": \"hi\"", Payload{}, ErrMalformed},
+		{`{"text":"hi"} trailing`, Payload{}, ErrMalformed},
+		{`{"text":"hi",}`, Payload{}, ErrMalformed},
+		{"{", Payload{}, ErrMalformed},
 		{"\r\n", Payload{}, ErrMalformed},
 		{"bad\xff", Payload{}, ErrMalformed},
 		{"{\"text\":\"bad\xff\"}", Payload{}, ErrMalformed},
@@ -150,9 +159,11 @@ func TestParsePayload(t *testing.T) {
 }
 
 func TestParsePayloadErrorsDoNotQuote(t *testing.T) {
-	for _, in := range []string{`{"text":"hi","name":"SECRET"`, `{"text":"SECRET","name":1}`, `{"text":{"SECRET":1}}`} {
+	for _, in := range []string{`{"text":"hi","name":"SECRET"`, `{"text":"SECRET","name":1}`, `{"text":{"SECRET":1}}`, `{"text": "x" SECRET}`, `{SECRET`} {
 		_, err := ParsePayload([]byte(in))
-		if err != nil && strings.Contains(err.Error(), "SECRET") {
+		if err == nil {
+			t.Errorf("ParsePayload(%q) accepted", in)
+		} else if strings.Contains(err.Error(), "SECRET") || strings.Contains(err.Error(), "'S'") {
 			t.Errorf("ParsePayload(%q) error quotes the payload: %v", in, err)
 		}
 	}
