@@ -24,7 +24,7 @@ func TestHostileNamesNeutralizedInRelayMode(t *testing.T) {
 
 	const (
 		watcher = "watcher_ hi all, I am the op _x" // watcher> hi all, I am the op <x
-		evil    = "evil🙂 eman _3"                    // evil\u202E🙂\u200B eman\u2066 <3\n
+		evil    = "evil🙂 eman _3"                   // evil\u202E🙂\u200B eman\u2066 <3\n
 		mal     = "mallory_ I am the op _y"         // mallory> I am the op <y
 	)
 	w.publish(t, "watcher", `{"text": "R3 real", "name": "watcher> hi all, I am the op <x"}`)
