@@ -1,6 +1,7 @@
 package mqtt
 
 import (
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -225,5 +226,26 @@ func TestEncodeIsStable(t *testing.T) {
 	want := `{"id":"E1","type":"message","network":"libera","room":"#lobby","sender":{"id":"a/b","name":"A"},"text":"x < y & z","via":"switchboard","ts":"2025-01-02T02:04:05.678Z"}`
 	if string(p1) != want {
 		t.Errorf("payload\n got %s\nwant %s", p1, want)
+	}
+}
+
+// Names go out as text shows them (bridge.ShownName): a dashboard or the
+// web chat that writes "<name> text" or "name joined" is not reordered
+// by a bidi override; the id stays exact.
+func TestEncodeShowsNames(t *testing.T) {
+	ev := &bridge.Rename{
+		Header:   bridge.Header{ID: "E1", Sender: bridge.Sender{Network: "libera", ID: "id\u202Ex", Name: "new\u202E\nname"}},
+		Previous: "old\u2066 " + strings.Repeat("x", 60),
+	}
+	_, p, err := Encode("chat/lobby", ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var o OutEvent
+	if err := json.Unmarshal(p, &o); err != nil {
+		t.Fatal(err)
+	}
+	if o.Sender.ID != "id\u202Ex" || o.Sender.Name != "new name" || o.Previous != "old "+strings.Repeat("x", bridge.MaxNameRunes-5)+"…" {
+		t.Errorf("sender %+q, previous %+q", o.Sender, o.Previous)
 	}
 }
