@@ -21,6 +21,8 @@ var (
 	// QuoteDelims end the name in a fallback quote, "> name: text". A
 	// colon alone is no delimiter there: Matrix ids have one.
 	QuoteDelims = Delims{"<", ">", ": "}
+	// NoticeDelims close the name in a notice's "to name (network)".
+	NoticeDelims = Delims{"(", ")"}
 )
 
 // nameStandIn takes the place of a delimiter's first character: visible,

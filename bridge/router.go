@@ -475,7 +475,7 @@ func (r *Router) tellSender(item Queued, failure error) {
 	if !ok || h.Sender.ID == "" || ctx == nil {
 		return
 	}
-	to := h.To.Shown(nil)
+	to := h.To.Shown(NoticeDelims)
 	reason := strings.TrimPrefix(failure.Error(), ErrPermanent.Error()+": ")
 	text := fmt.Sprintf("Your message to %s (%s) was not delivered: %s.", to, h.To.Network, reason)
 	r.wg.Add(1)

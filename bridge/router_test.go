@@ -473,6 +473,20 @@ func TestFailedDirectMessageIsReportedToItsSender(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("the sender was never told")
 	}
+	// The recipient's name cannot rewrite the notice.
+	mallory := bridge.Sender{Network: "matrix", ID: "@m:hs", Name: "carol (irc) was delivered.\n\u202Eyes"}
+	again := msg("irc", "", "bob", "irc-dm-2", "hi mallory")
+	again.To = &mallory
+	accept(t, f.router, again)
+	select {
+	case got := <-irc.said:
+		want := "|bob|Your message to carol _irc_ was delivered. yes (matrix) was not delivered: matrix has no direct messages."
+		if got != want {
+			t.Errorf("the bot told %q, want %q", got, want)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the sender was never told")
+	}
 	// A message to a room that fails for good is in the failed list, not
 	// announced to its author.
 	accept(t, f.router, msg("irc", "#lobby", "bob", "", "to the room"))
