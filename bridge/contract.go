@@ -107,7 +107,7 @@ func ToBot(ev Event) bool {
 // Quote is what a reply refers to, as seen in the receiving room.
 type Quote struct {
 	RemoteID   string // "" when the receiving room never saw the original
-	SenderName string
+	SenderName string // Sender.Shown(nil): put it into text with ShownName and the format's delimiters
 	Text       string // shortened
 }
 

@@ -48,10 +48,11 @@ func Excerpt(text string, n int) string {
 // quoted message on a line of its own, then the reply.
 func replyFallback(m *Message, q *Quote) *Message {
 	out := *m
-	quote := "> " + q.SenderName + ": " + q.Text
+	name := ShownName(q.SenderName, QuoteDelims)
+	quote := "> " + name + ": " + q.Text
 	out.Text = quote + "\n" + m.Text
 	if m.HTML != "" {
-		out.HTML = "<blockquote>" + html.EscapeString(q.SenderName+": "+q.Text) + "</blockquote>" + m.HTML
+		out.HTML = "<blockquote>" + html.EscapeString(name+": "+q.Text) + "</blockquote>" + m.HTML
 	}
 	return &out
 }

@@ -1,7 +1,6 @@
 package bridge
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -479,7 +478,7 @@ func (r *Router) tellSender(item Queued, failure error) {
 	if !ok || h.Sender.ID == "" || ctx == nil {
 		return
 	}
-	to := cmp.Or(h.To.Name, h.To.ID)
+	to := h.To.Shown(NoticeDelims)
 	reason := strings.TrimPrefix(failure.Error(), ErrPermanent.Error()+": ")
 	text := fmt.Sprintf("Your message to %s (%s) was not delivered: %s.", to, h.To.Network, reason)
 	r.wg.Add(1)
@@ -651,10 +650,7 @@ func (r *Router) quote(ctx context.Context, room RoomAddr, id EventID) (*Quote, 
 	if err != nil {
 		return nil, err
 	}
-	q := &Quote{RemoteID: remote, SenderName: ev.Head().Sender.Name}
-	if q.SenderName == "" {
-		q.SenderName = ev.Head().Sender.ID
-	}
+	q := &Quote{RemoteID: remote, SenderName: ev.Head().Sender.Shown(nil)}
 	switch m := ev.(type) {
 	case *Message:
 		q.Text = Excerpt(m.Text, excerptRunes)

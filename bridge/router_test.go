@@ -465,19 +465,23 @@ func TestFailedDirectMessageIsReportedToItsSender(t *testing.T) {
 	mqtt := newPlain()
 	mqtt.setFail(func(*bridge.Delivery) error { return bridge.Permanent(errors.New("refused")) })
 	f := newFixture(t, t.TempDir(), map[string]bridge.MessageSender{"irc": irc, "mqtt": mqtt, "matrix": rich{newPlain()}})
-	alice := bridge.Sender{Network: "matrix", ID: "@alice:hs", Name: "alice"}
-	answer := msg("irc", "", "bob", "irc-dm", "hi alice")
-	answer.To = &alice
-	accept(t, f.router, answer)
-	select {
-	case got := <-irc.said:
-		want := "|bob|Your message to alice (matrix) was not delivered: matrix has no direct messages."
-		if got != want {
-			t.Errorf("the bot told %q, want %q", got, want)
+	told := func(to bridge.Sender, remote, want string) {
+		t.Helper()
+		answer := msg("irc", "", "bob", remote, "hi")
+		answer.To = &to
+		accept(t, f.router, answer)
+		select {
+		case got := <-irc.said:
+			if want = "|bob|Your message to " + want + " (matrix) was not delivered: matrix has no direct messages."; got != want {
+				t.Errorf("the bot told %q, want %q", got, want)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("the sender was never told")
 		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("the sender was never told")
 	}
+	told(bridge.Sender{Network: "matrix", ID: "@alice:hs", Name: "alice"}, "irc-dm", "alice")
+	// The recipient's name cannot rewrite the notice.
+	told(bridge.Sender{Network: "matrix", ID: "@m:hs", Name: "carol (irc) was delivered.\n\u202Eyes"}, "irc-dm-2", "carol _irc_ was delivered. yes")
 	// A message to a room that fails for good is in the failed list, not
 	// announced to its author.
 	accept(t, f.router, msg("irc", "#lobby", "bob", "", "to the room"))

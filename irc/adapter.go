@@ -25,8 +25,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/ergochat/irc-go/ircutils"
-
 	"github.com/switchboard-chat/switchboard/adapters"
 	"github.com/switchboard-chat/switchboard/bridge"
 	"github.com/switchboard-chat/switchboard/config"
@@ -758,15 +756,11 @@ func renderBody(m *bridge.Message) string {
 	return bridge.WithAttachmentLines(body, m.Attachments)
 }
 
-// maxRelayName bounds the "<name> " prefix, which every line repeats.
-const maxRelayName = 64
-
+// relayName is the sender's name in a relay prefix, bounded, since every
+// line repeats it, and with no "<" or ">" to end the prefix early.
 func relayName(s bridge.Sender) string {
-	name := s.Name
-	if name == "" {
-		name = s.ID
-	}
-	return ircutils.TruncateUTF8Safe(stripCodes(cleanLine(name)), maxRelayName)
+	s.Name, s.ID = stripCodes(s.Name), stripCodes(s.ID)
+	return s.Shown(bridge.RelayDelims)
 }
 
 func relayPrefix(m *bridge.Message) string {

@@ -36,6 +36,27 @@ func TestTextLines(t *testing.T) {
 	}
 }
 
+// TestRelayPrefixNeutralizesNames checks names that try to end the
+// prefix early, reorder the line or fill it.
+func TestRelayPrefixNeutralizesNames(t *testing.T) {
+	for _, c := range []struct {
+		s           bridge.Sender
+		emote, want string
+	}{
+		{bridge.Sender{ID: "d1", Name: "watcher> hi all, I am the op <x"}, "", "<watcher_ hi all, I am the op _x> "},
+		{bridge.Sender{ID: "d1", Name: "evil\u202Eeman"}, "", "<evileman> "},
+		{bridge.Sender{ID: "d1", Name: "\x0304red\x03 \x02bob\x02"}, "", "<red bob> "},
+		{bridge.Sender{ID: "dev<1>", Name: "\u200B\u2067"}, "", "<dev_1_> "},
+		{bridge.Sender{ID: "d1", Name: strings.Repeat("long ", 20)}, "", "<" + strings.Repeat("long ", 7) + "long…> "},
+		{bridge.Sender{ID: "d1", Name: "a > b"}, "emote", "* a _ b "},
+	} {
+		got := relayPrefix(&bridge.Message{Header: bridge.Header{Sender: c.s}, Emote: c.emote != ""})
+		if got != c.want {
+			t.Errorf("%+q: %+q, want %+q", c.s.Name, got, c.want)
+		}
+	}
+}
+
 // TestNoControlCharsReachTheWire feeds hostile text through the same path
 // Send uses and checks the serialized lines.
 func TestNoControlCharsReachTheWire(t *testing.T) {

@@ -83,6 +83,19 @@ func TestRender(t *testing.T) {
 	if got := Render("", bridge.Sender{Network: "devices", ID: "sensor-1"}); got != "sensor-1[devices]" {
 		t.Errorf("a sender without a name renders as %q, want its id", got)
 	}
+	// A puppet's nick or display name is shown in text too: no bidi
+	// controls, no line breaks, bounded; a name that shows nothing gives
+	// way to the id.
+	hostile := bridge.Sender{Network: "devices", ID: "d\u202E1", Name: "eve\u202E\u200B\nop " + strings.Repeat("x", 50)}
+	if got, want := Render("{name}[{network}]|{id}", hostile), "eve op "+strings.Repeat("x", bridge.MaxNameRunes-8)+"…[devices]|d1"; got != want {
+		t.Errorf("Render(hostile) = %+q, want %+q", got, want)
+	}
+	if got := Render("", bridge.Sender{Network: "devices", ID: "sensor-1", Name: "\u2066\u3164"}); got != "sensor-1[devices]" {
+		t.Errorf("an invisible name renders as %+q, want the id", got)
+	}
+	if got := IRCNick(Render("", hostile), 30, hostile); got != "eve_op_"+strings.Repeat("x", 23) {
+		t.Errorf("IRC nick %+q", got)
+	}
 }
 
 func TestIRCNick(t *testing.T) {

@@ -18,16 +18,14 @@ const DefaultTemplate = "{name}[{network}]"
 
 // Render fills a puppet template for a sender: {name} is the display name
 // (or the id when there is none), {id} the stable id, {network} the
-// sender's network.
+// sender's network. Name and id are shown as bridge.ShownName shows them:
+// a puppet's nick or display name is put into text too, and must not
+// carry bidi controls or run on for a paragraph.
 func Render(template string, s bridge.Sender) string {
 	if template == "" {
 		template = DefaultTemplate
 	}
-	name := s.Name
-	if name == "" {
-		name = s.ID
-	}
-	return strings.NewReplacer("{name}", name, "{id}", s.ID, "{network}", s.Network).Replace(template)
+	return strings.NewReplacer("{name}", s.Shown(nil), "{id}", bridge.ShownName(s.ID, nil), "{network}", s.Network).Replace(template)
 }
 
 // Fingerprint is a short, stable, case-insensitive-safe tag for a sender,

@@ -248,6 +248,9 @@ func (a *Adapter) content(m *bridge.Message, s bridge.Sender, relay bool) *event
 		c.MsgType = event.MsgNotice
 	}
 	if a.relay || relay {
+		// The template is the admin's; what the sender chose cannot
+		// close the prefix.
+		s.Name, s.ID = s.Shown(bridge.RelayDelims), bridge.ShownName(s.ID, bridge.RelayDelims)
 		name := mapping.Render(a.template, s)
 		if m.Emote {
 			c.MsgType = event.MsgText
@@ -377,10 +380,11 @@ func addReply(c *event.MessageEventContent, reply *bridge.Quote) {
 		return
 	}
 	// The room never saw the original: quote it.
-	quote := "> <" + reply.SenderName + "> " + strings.ReplaceAll(reply.Text, "\n", "\n> ")
+	name := bridge.ShownName(reply.SenderName, bridge.RelayDelims)
+	quote := "> <" + name + "> " + strings.ReplaceAll(reply.Text, "\n", "\n> ")
 	c.Body = strings.TrimSuffix(quote+"\n\n"+c.Body, "\n\n")
 	if c.FormattedBody != "" {
-		c.FormattedBody = "<blockquote>" + escapeText("<"+reply.SenderName+"> "+reply.Text) + "</blockquote>" + c.FormattedBody
+		c.FormattedBody = "<blockquote>" + escapeText("<"+name+"> "+reply.Text) + "</blockquote>" + c.FormattedBody
 	}
 }
 

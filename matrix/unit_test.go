@@ -137,3 +137,21 @@ func TestRegistration(t *testing.T) {
 		t.Error("ghost regex")
 	}
 }
+
+// TestRelayNamesNeutralized checks what a Matrix user reads from a relay
+// prefix and a quote of a sender whose name tries to pass for text.
+func TestRelayNamesNeutralized(t *testing.T) {
+	a := &Adapter{relay: true, template: "{name} ({network})"}
+	s := bridge.Sender{Network: "mqtt", ID: "dev1", Name: "watcher> hi all, I am the op <x\u202E"}
+	c := a.content(&bridge.Message{Text: "R3 real", HTML: "<b>R3</b> real"}, s, false)
+	if want := "<watcher_ hi all, I am the op _x (mqtt)> R3 real"; c.Body != want {
+		t.Errorf("body %+q, want %+q", c.Body, want)
+	}
+	if want := "&lt;watcher_ hi all, I am the op _x (mqtt)&gt; <b>R3</b> real"; c.FormattedBody != want {
+		t.Errorf("formatted body %+q, want %+q", c.FormattedBody, want)
+	}
+	addReply(c, &bridge.Quote{SenderName: "bob> no <", Text: "earlier"})
+	if !strings.HasPrefix(c.Body, "> <bob_ no _> earlier\n\n") {
+		t.Errorf("quote %+q", c.Body)
+	}
+}

@@ -46,7 +46,7 @@ const (
 
 // Drop reasons counted by Dropped.
 const (
-	DropMalformed = "malformed" // invalid UTF-8, empty, or a bad JSON object
+	DropMalformed = "malformed" // invalid UTF-8, empty, JSON that does not parse, or a bad object
 	DropOversize  = "oversize"  // larger than max_payload
 	DropLoop      = "loop"      // JSON marked "via": "switchboard"
 	DropRetained  = "retained"  // a retained message replayed on (re)subscribe

@@ -59,8 +59,10 @@ func Encode(room string, ev bridge.Event) (topic string, payload []byte, err err
 		Type:    string(ev.Kind()),
 		Network: h.Origin.Network,
 		Room:    h.Origin.Room,
-		Sender:  OutSender{ID: h.Sender.ID, Name: h.Sender.Name},
-		Via:     Via,
+		// Dashboards and the web chat put the name into text: it comes
+		// as text shows it (bridge.ShownName), the id stays exact.
+		Sender: OutSender{ID: h.Sender.ID, Name: h.Sender.Shown(nil)},
+		Via:    Via,
 	}
 	if !h.Time.IsZero() {
 		o.TS = h.Time.UTC().Format(tsLayout)
@@ -81,7 +83,7 @@ func Encode(room string, ev bridge.Event) (topic string, payload []byte, err err
 	case *bridge.Leave:
 		o.Reason = e.Reason
 	case *bridge.Rename:
-		o.Previous = e.Previous
+		o.Previous = bridge.ShownName(e.Previous, nil)
 	case *bridge.Topic:
 		o.Topic = &e.Topic
 	case *bridge.Typing:
@@ -93,7 +95,7 @@ func Encode(room string, ev bridge.Event) (topic string, payload []byte, err err
 	}
 	// The router cleans what it accepts; this keeps a direct caller from
 	// putting NUL or stray CR into a dashboard.
-	o.Text, o.HTML, o.Sender.Name = bridge.CleanText(o.Text), bridge.CleanText(o.HTML), bridge.CleanText(o.Sender.Name)
+	o.Text, o.HTML = bridge.CleanText(o.Text), bridge.CleanText(o.HTML)
 	payload, err = marshal(o)
 	if err != nil {
 		return "", nil, err

@@ -33,27 +33,30 @@ func malformed(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrMalformed, fmt.Sprintf(format, args...))
 }
 
-// ParsePayload reads a device's payload. A payload that parses as a JSON
-// object must be a well-formed message object:
+// ParsePayload reads a device's payload. A payload whose first character
+// other than white space is "{" is JSON and must be a well-formed message
+// object:
 //
 //	{"text": "...", "name": "...", "reply_to": "<event id>", "id": "<device message id>"}
 //
 // with a non-empty "text" string and, when present, string values for the
 // others ("id" may also be an integer, as device counters often are).
-// Unknown keys are ignored so devices can send more than we read. Anything
-// else that is valid UTF-8 is the message text itself, without trailing
-// line breaks. Error messages never quote the payload: they end up in logs.
+// Unknown keys are ignored so devices can send more than we read. A
+// payload that starts with "{" and does not parse is malformed, not text:
+// a truncated or mistyped object would otherwise reach the rooms as
+// source code. Anything else that is valid UTF-8 is the message text
+// itself, without trailing line breaks. Error messages never quote the
+// payload: they end up in logs.
 func ParsePayload(b []byte) (Payload, error) {
 	if !utf8.Valid(b) {
 		return Payload{}, malformed("invalid UTF-8")
 	}
 	if trimmed := bytes.TrimSpace(b); len(trimmed) > 0 && trimmed[0] == '{' {
 		var obj map[string]json.RawMessage
-		// Only a payload that is a JSON object is read as one; text that
-		// merely starts with '{' stays text.
-		if json.Unmarshal(trimmed, &obj) == nil {
-			return parseObject(obj)
+		if err := json.Unmarshal(trimmed, &obj); err != nil {
+			return Payload{}, malformed("not a JSON object: %s", jsonProblem(err))
 		}
+		return parseObject(obj)
 	}
 	text := strings.TrimRight(string(b), "\r\n")
 	if strings.TrimSpace(text) == "" {
@@ -121,4 +124,17 @@ func idField(raw json.RawMessage) (string, error) {
 		}
 	}
 	return "", malformed(`"id" is neither a string nor an integer`)
+}
+
+// jsonProblem says what is wrong with a payload's JSON without quoting
+// it (encoding/json's messages quote a character of it).
+func jsonProblem(err error) string {
+	var syntax *json.SyntaxError
+	switch {
+	case !errors.As(err, &syntax):
+		return "not an object"
+	case syntax.Error() == "unexpected end of JSON input":
+		return "it ends before the object does"
+	}
+	return fmt.Sprintf("syntax error at byte %d", syntax.Offset)
 }

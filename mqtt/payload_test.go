@@ -1,6 +1,7 @@
 package mqtt
 
 import (
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -111,7 +112,9 @@ func TestParsePayload(t *testing.T) {
 		{"hello", Payload{Text: "hello"}, nil},
 		{"hello\r\n", Payload{Text: "hello"}, nil},
 		{"  spaced  ", Payload{Text: "  spaced  "}, nil},
-		{"{not json}", Payload{Text: "{not json}"}, nil},
+		{"not json}", Payload{Text: "not json}"}, nil},
+		{"x {\"text\": \"y\"}", Payload{Text: "x {\"text\": \"y\"}"}, nil},
+		{":-{ sad", Payload{Text: ":-{ sad"}, nil},
 		{`"a json string"`, Payload{Text: `"a json string"`}, nil},
 		{`[1,2]`, Payload{Text: `[1,2]`}, nil},
 		{"42", Payload{Text: "42"}, nil},
@@ -125,6 +128,13 @@ func TestParsePayload(t *testing.T) {
 		{`{"text":"hi","via":"switchboard"}`, Payload{}, ErrLoop},
 		{`{"type":"delete","via":"switchboard"}`, Payload{}, ErrLoop},
 		{"", Payload{}, ErrMalformed},
+		// Starting with "{" is JSON: what does not parse is dropped.
+		{"{not json}", Payload{}, ErrMalformed},
+		{`{"text": "J1 unterminated`, Payload{}, ErrMalformed},
+		{" \r\n\t{\"text\": \"hi\"", Payload{}, ErrMalformed},
+		{`{"text":"hi"} trailing`, Payload{}, ErrMalformed},
+		{`{"text":"hi",}`, Payload{}, ErrMalformed},
+		{"{", Payload{}, ErrMalformed},
 		{"\r\n", Payload{}, ErrMalformed},
 		{"bad\xff", Payload{}, ErrMalformed},
 		{"{\"text\":\"bad\xff\"}", Payload{}, ErrMalformed},
@@ -150,9 +160,11 @@ func TestParsePayload(t *testing.T) {
 }
 
 func TestParsePayloadErrorsDoNotQuote(t *testing.T) {
-	for _, in := range []string{`{"text":"hi","name":"SECRET"`, `{"text":"SECRET","name":1}`, `{"text":{"SECRET":1}}`} {
+	for _, in := range []string{`{"text":"hi","name":"SECRET"`, `{"text":"SECRET","name":1}`, `{"text":{"SECRET":1}}`, `{"text": "x" SECRET}`, `{SECRET`} {
 		_, err := ParsePayload([]byte(in))
-		if err != nil && strings.Contains(err.Error(), "SECRET") {
+		if err == nil {
+			t.Errorf("ParsePayload(%q) accepted", in)
+		} else if strings.Contains(err.Error(), "SECRET") || strings.Contains(err.Error(), "'S'") {
 			t.Errorf("ParsePayload(%q) error quotes the payload: %v", in, err)
 		}
 	}
@@ -214,5 +226,26 @@ func TestEncodeIsStable(t *testing.T) {
 	want := `{"id":"E1","type":"message","network":"libera","room":"#lobby","sender":{"id":"a/b","name":"A"},"text":"x < y & z","via":"switchboard","ts":"2025-01-02T02:04:05.678Z"}`
 	if string(p1) != want {
 		t.Errorf("payload\n got %s\nwant %s", p1, want)
+	}
+}
+
+// Names go out as text shows them (bridge.ShownName): a dashboard or the
+// web chat that writes "<name> text" or "name joined" is not reordered
+// by a bidi override; the id stays exact.
+func TestEncodeShowsNames(t *testing.T) {
+	ev := &bridge.Rename{
+		Header:   bridge.Header{ID: "E1", Sender: bridge.Sender{Network: "libera", ID: "id\u202Ex", Name: "new\u202E\nname"}},
+		Previous: "old\u2066 " + strings.Repeat("x", 60),
+	}
+	_, p, err := Encode("chat/lobby", ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var o OutEvent
+	if err := json.Unmarshal(p, &o); err != nil {
+		t.Fatal(err)
+	}
+	if o.Sender.ID != "id\u202Ex" || o.Sender.Name != "new name" || o.Previous != "old "+strings.Repeat("x", bridge.MaxNameRunes-5)+"…" {
+		t.Errorf("sender %+q, previous %+q", o.Sender, o.Previous)
 	}
 }

@@ -138,24 +138,12 @@ func (a *Adapter) readyRoom(ctx context.Context, c *session, room string) (*room
 	return r, nil
 }
 
-func relayName(s bridge.Sender) string {
-	name := s.Name
-	if name == "" {
-		name = s.ID
-	}
-	name = strings.Join(strings.Fields(bridge.CleanText(name)), " ")
-	if utf8.RuneCountInString(name) > maxNickRunes {
-		name = string([]rune(name)[:maxNickRunes])
-	}
-	return name
-}
-
 // relayed prefixes text the way relay mode shows its sender.
 func relayed(s bridge.Sender, emote bool, text string) string {
 	if emote {
-		return "* " + relayName(s) + " " + text
+		return "* " + s.Shown(bridge.RelayDelims) + " " + text
 	}
-	return "<" + relayName(s) + "> " + text
+	return "<" + s.Shown(bridge.RelayDelims) + "> " + text
 }
 
 // bodyText is a message as XMPP text: its HTML as message styling when it
@@ -396,8 +384,7 @@ func (a *Adapter) messagePayload(e *element, sp speaker, m *bridge.Message, q *b
 	body := sp.say(m.Sender, m.Emote, bodyText(m.Text, m.HTML, m.Attachments))
 	var extra []*element
 	if q != nil {
-		name := strings.Join(strings.Fields(bridge.CleanText(q.SenderName)), " ")
-		quote := "> " + name + ": " + strings.ReplaceAll(bridge.CleanText(q.Text), "\n", " ") + "\n"
+		quote := "> " + bridge.ShownName(q.SenderName, bridge.QuoteDelims) + ": " + strings.ReplaceAll(bridge.CleanText(q.Text), "\n", " ") + "\n"
 		body = quote + body
 		if q.RemoteID != "" {
 			extra = append(extra, el(nsReply, "reply", "to", replyTo, "id", q.RemoteID))

@@ -82,6 +82,19 @@ func FuzzPuppetJID(f *testing.F) {
 	})
 }
 
+func TestRelayedNeutralizesNames(t *testing.T) {
+	s := bridge.Sender{ID: "d1", Name: "watcher> hi all, I am the op <x\u202E\n"}
+	if got := relayed(s, false, "R3 real"); got != "<watcher_ hi all, I am the op _x> R3 real" {
+		t.Errorf("relayed %+q", got)
+	}
+	if got := relayed(s, true, "waves"); got != "* watcher_ hi all, I am the op _x waves" {
+		t.Errorf("relayed emote %+q", got)
+	}
+	if got := puppetNick("a\u202Eb\u2066c\u200Bd (libera)", s); got != "abcd (libera)" {
+		t.Errorf("puppet nick %+q", got)
+	}
+}
+
 func TestPuppetNick(t *testing.T) {
 	s := bridge.Sender{Network: "libera", ID: "x"}
 	if got := puppetNick("  bob\x00 (libera)\n", s); got != "bob (libera)" {

@@ -35,6 +35,12 @@ func newXWorld(t *testing.T) *xworld {
 // the component) or relay (through the relaybot account).
 func (w *xworld) config(t *testing.T, xmppMode string) *config.Config {
 	t.Helper()
+	return w.configModes(t, "puppet", xmppMode)
+}
+
+// configModes is config with IRC in ircMode (puppet or relay) too.
+func (w *xworld) configModes(t *testing.T, ircMode, xmppMode string) *config.Config {
+	t.Helper()
 	network := fmt.Sprintf(`{ type: xmpp, mode: puppet, server: %q, component: { domain: %q, secret: %q } }`,
 		w.xmpp.ComponentAddr, w.xmpp.Component, w.xmpp.ComponentSecret)
 	if xmppMode == "relay" {
@@ -49,13 +55,14 @@ networks:
     type: irc
     server: %s
     nick: switchboard
+    mode: %s
     flood: { burst: 50, interval: 10ms }
     reconnect_max: 2s
   devices: { type: mqtt, broker: %q, client_id: switchboard-e2e }
   jabber: %s
 links:
   lobby: [ "libera:%s", "devices:%s", "jabber:%s" ]
-`, w.dir, w.irc.Addr, w.mqtt.URL, network, room, root, w.room)))
+`, w.dir, w.irc.Addr, ircMode, w.mqtt.URL, network, room, root, w.room)))
 	if err != nil {
 		t.Fatal(err)
 	}
