@@ -91,6 +91,11 @@ type IRC struct {
 	Flood                 Flood  `yaml:"flood"`
 	// MaxLineBytes caps a line's length when the server does not say (512).
 	MaxLineBytes int `yaml:"max_line_bytes"`
+	// MaxMessageLines is how many lines one message may take in a
+	// channel (5): a longer one is sent as its first lines and a line
+	// with the link to the whole text, so it holds up the room no longer
+	// than flood control needs for a few lines.
+	MaxMessageLines int `yaml:"max_message_lines"`
 	// ReconnectMax caps the reconnect backoff.
 	ReconnectMax time.Duration `yaml:"reconnect_max"`
 }

@@ -86,6 +86,10 @@ type Adapter struct {
 	botCaps    []string
 	puppetCaps []string
 
+	// textLinks makes the links to the whole of a long message (set
+	// before Start, then read only); nil without http.public_url.
+	textLinks adapters.TextLinks
+
 	in     bridge.Inbound
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -125,6 +129,7 @@ var (
 	_ bridge.BotSender       = (*Adapter)(nil)
 	_ bridge.MemberRelayer   = (*Adapter)(nil)
 	_ bridge.DirectMessenger = (*Adapter)(nil)
+	_ adapters.TextLinkUser  = (*Adapter)(nil)
 )
 
 // New builds the adapter for a configured IRC network.
@@ -167,6 +172,9 @@ func New(name string, n *config.Network, log *slog.Logger) (adapters.Adapter, er
 	}
 	if c.ReconnectMax <= 0 {
 		c.ReconnectMax = defaultReconnectMax
+	}
+	if c.MaxMessageLines <= 0 {
+		c.MaxMessageLines = config.DefaultIRCMaxMessageLines
 	}
 	if strings.ContainsAny(c.Password, "\r\n\x00") {
 		return nil, fmt.Errorf("networks.%s.password: contains a line break or NUL", name)
@@ -661,7 +669,7 @@ func (a *Adapter) sendMessage(ctx context.Context, d *bridge.Delivery, key, targ
 			}
 		}
 	}
-	return a.sendVia(ctx, a.bot, key, target, m, body, relayPrefix(m))
+	return a.sendVia(ctx, a.bot, key, target, m, body, relayPrefix(m), true)
 }
 
 // SendAsBot sends text from the bot as NOTICEs, one for each line, to a
@@ -686,7 +694,9 @@ func (a *Adapter) SendAsBot(ctx context.Context, room, user, text string) error 
 	key := string(m.ID) + "\x00" + a.serverInfo().cm.fold(target)
 	// No retry ever resends this text: forget what a failed attempt sent.
 	defer a.forgetProgress(key)
-	_, err = a.sendVia(ctx, bot, key, target, m, text, "")
+	// Never cut: a command's answer (!sb help) is meant to be read whole,
+	// and it has no stored text to link to.
+	_, err = a.sendVia(ctx, bot, key, target, m, text, "", false)
 	return err
 }
 
@@ -743,7 +753,7 @@ func (a *Adapter) sendPuppet(ctx context.Context, p *puppet, key, target string,
 		a.log.Warn("puppet cannot join; relaying", "puppet", p.k.nick(), "channel", target, "err", err)
 		return "", true, nil
 	}
-	id, err = a.sendVia(ctx, p.k, key, target, m, body, "")
+	id, err = a.sendVia(ctx, p.k, key, target, m, body, "", true)
 	return id, false, err
 }
 
@@ -778,8 +788,10 @@ func relayPrefix(m *bridge.Message) string {
 
 // sendVia sends the message's lines over k and waits for them to be
 // confirmed. Lines go out back to back (flood control permitting); a line
-// confirmed in an earlier attempt is not sent again.
-func (a *Adapter) sendVia(ctx context.Context, k *conn, key, target string, m *bridge.Message, body, prefix string) (string, error) {
+// confirmed in an earlier attempt is not sent again. With cut, a message
+// longer than max_message_lines is cut short (see cutMessage) when its
+// lines are first made, so a retry resends the same cut lines.
+func (a *Adapter) sendVia(ctx context.Context, k *conn, key, target string, m *bridge.Message, body, prefix string, cut bool) (string, error) {
 	command := "PRIVMSG"
 	if m.Notice && !m.Emote {
 		command = "NOTICE"
@@ -798,6 +810,9 @@ func (a *Adapter) sendVia(ctx context.Context, k *conn, key, target string, m *b
 		var pieces []string
 		for _, l := range splitText(body, prefix, budget) {
 			pieces = append(pieces, strings.TrimPrefix(l, prefix))
+		}
+		if cut {
+			pieces = a.cutMessage(pieces, m.ID)
 		}
 		return &progress{pieces: pieces, done: make([]bool, len(pieces)), ids: make([]string, len(pieces))}
 	})
