@@ -126,4 +126,6 @@ func TestLongMessageCut(t *testing.T) {
 
 type fakeLinks struct{}
 
-func (fakeLinks) TextLink(id bridge.EventID) string { return "https://bridge.example/text/" + string(id) }
+func (fakeLinks) TextLink(id bridge.EventID) string {
+	return "https://bridge.example/text/" + string(id)
+}
