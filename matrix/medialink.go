@@ -106,10 +106,9 @@ func (a *Adapter) ownLink(rawURL string) (id.ContentURI, bool) {
 // the homeserver with the as_token and streamed through.
 func (a *Adapter) serveMedia(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
-	// The chat page and the API share this origin: whatever a Matrix
-	// user uploaded (HTML, SVG) must never run here as a page.
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Content-Security-Policy", "sandbox; default-src 'none'")
+	// Whatever a Matrix user uploaded (HTML, SVG) must never run here
+	// as a page.
+	linksign.Protect(h)
 	server, mediaID := r.PathValue("server"), r.PathValue("mediaID")
 	// Checked before anything is fetched: without the key nobody makes
 	// Switchboard fetch what it did not offer.

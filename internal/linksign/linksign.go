@@ -13,6 +13,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"net/http"
 )
 
 const (
@@ -74,4 +75,13 @@ func (k Key) Sign(parts ...string) string {
 func (k Key) Verify(sig string, parts ...string) bool {
 	got, err := base64.RawURLEncoding.DecodeString(sig)
 	return err == nil && len(k) > 0 && hmac.Equal(got, k.mac(parts))
+}
+
+// Protect sets the headers every answer to a link carries. Switchboard's
+// chat page and API share the origin of the links: whatever a link
+// serves (a Matrix upload's HTML or SVG, a message's text) must never
+// run there as a page or be sniffed into one.
+func Protect(h http.Header) {
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Content-Security-Policy", "sandbox; default-src 'none'")
 }
