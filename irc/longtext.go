@@ -1,8 +1,6 @@
 package irc
 
 import (
-	"strconv"
-
 	"github.com/switchboard-chat/switchboard/adapters"
 	"github.com/switchboard-chat/switchboard/bridge"
 )
@@ -29,12 +27,7 @@ func cutLines(pieces []string, max int, link string) []string {
 		return pieces
 	}
 	keep := max - 1
-	marker := "… (message cut: " + strconv.Itoa(len(pieces)-keep) + " more lines)"
-	if link != "" {
-		// The link last, alone after a space: clients that link URLs
-		// would take a closing parenthesis after it for part of it.
-		marker += " " + link
-	}
+	marker := bridge.CutMarker(len(pieces)-keep, "lines", link)
 	return append(pieces[:keep:keep], marker)
 }
 
