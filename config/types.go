@@ -137,6 +137,10 @@ type XMPP struct {
 	// MaxStanza drops inbound stanzas larger than this many bytes and
 	// bounds the ones sent.
 	MaxStanza int `yaml:"max_stanza"`
+	// MaxMessageBytes, when set, cuts a message's text longer than this
+	// many bytes to its beginning and a link to the whole (0: no limit
+	// but max_stanza).
+	MaxMessageBytes int `yaml:"max_message_bytes"`
 }
 
 // XMPPComponent is the external component's address and shared secret.

@@ -11,6 +11,7 @@ import (
 
 	"mellium.im/xmpp/jid"
 
+	"github.com/switchboard-chat/switchboard/adapters"
 	"github.com/switchboard-chat/switchboard/bridge"
 	"github.com/switchboard-chat/switchboard/mapping"
 )
@@ -156,6 +157,22 @@ func relayed(s bridge.Sender, emote bool, text string) string {
 		return "* " + relayName(s) + " " + text
 	}
 	return "<" + relayName(s) + "> " + text
+}
+
+// UseTextLinks implements adapters.TextLinkUser.
+func (a *Adapter) UseTextLinks(l adapters.TextLinks) { a.textLinks = l }
+
+// cut keeps the text of event id within max_message_bytes, when that is
+// set: its beginning and a link to the whole (see bridge.CutText).
+func (a *Adapter) cut(text string, id bridge.EventID) string {
+	if a.cfg.MaxMessageBytes <= 0 || len(text) <= a.cfg.MaxMessageBytes {
+		return text
+	}
+	link := ""
+	if a.textLinks != nil {
+		link = a.textLinks.TextLink(id)
+	}
+	return bridge.CutText(text, a.cfg.MaxMessageBytes, link)
 }
 
 // bodyText is a message as XMPP text: its HTML as message styling when it
@@ -393,7 +410,7 @@ func (a *Adapter) sendMessage(ctx context.Context, d *bridge.Delivery, m *bridge
 
 // messagePayload adds a message's body and extensions to e.
 func (a *Adapter) messagePayload(e *element, sp speaker, m *bridge.Message, q *bridge.Quote, replyTo string) {
-	body := sp.say(m.Sender, m.Emote, bodyText(m.Text, m.HTML, m.Attachments))
+	body := sp.say(m.Sender, m.Emote, a.cut(bodyText(m.Text, m.HTML, m.Attachments), m.ID))
 	var extra []*element
 	if q != nil {
 		name := strings.Join(strings.Fields(bridge.CleanText(q.SenderName)), " ")
@@ -465,7 +482,7 @@ func (a *Adapter) SendEdit(ctx context.Context, d *bridge.Delivery) (string, err
 	if err != nil {
 		return "", err
 	}
-	text := bodyText(ed.Text, ed.HTML, nil)
+	text := a.cut(bodyText(ed.Text, ed.HTML, nil), ed.ID)
 	if d.Room == "" {
 		return a.sendDirect(ctx, c, ed, func(sp speaker, e *element) {
 			e.add(el("", "body").withText(sp.say(ed.Sender, false, text)),
