@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"sync"
 	"testing"
+
+	"github.com/switchboard-chat/switchboard/internal/testenv"
+	"github.com/switchboard-chat/switchboard/store"
 )
 
 func newKey() Key {
@@ -46,32 +48,14 @@ func TestSignature(t *testing.T) {
 	}
 }
 
-// memState is a KeyStore in memory.
-type memState struct {
-	mu sync.Mutex
-	m  map[string]string
-}
-
-func (s *memState) Get(_ context.Context, k string) (string, bool, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	v, ok := s.m[k]
-	return v, ok, nil
-}
-
-func (s *memState) PutIfAbsent(_ context.Context, k, v string) (bool, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, ok := s.m[k]; ok {
-		return false, nil
-	}
-	s.m[k] = v
-	return true, nil
-}
-
 func TestLoadKeepsTheKey(t *testing.T) {
 	ctx := context.Background()
-	st := &memState{m: map[string]string{}}
+	db, err := store.Open(ctx, "sqlite", t.TempDir(), testenv.NewLog(t).Logger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	st := db.State("net")
 	a, err := Load(ctx, st, "k")
 	if err != nil {
 		t.Fatal(err)
@@ -88,7 +72,9 @@ func TestLoadKeepsTheKey(t *testing.T) {
 	if c, _ := Load(ctx, st, "other"); bytes.Equal(a, c) {
 		t.Error("two names share a key")
 	}
-	st.m["bad"] = "c2hvcnQ="
+	if err := st.Put(ctx, "bad", "c2hvcnQ="); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := Load(ctx, st, "bad"); err == nil {
 		t.Error("a stored value that is no key loads")
 	}
