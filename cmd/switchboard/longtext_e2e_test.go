@@ -79,6 +79,7 @@ func TestLongMessageGoesOutCutWithALink(t *testing.T) {
 		t.Fatalf("last line %q: want the cut marker and a link under %s", last, prefix)
 	}
 	link := last[i:]
+	t.Logf("64 KiB as 5 lines, the last %q", last)
 
 	resp, body := testenv.HTTP(t, http.MethodGet, link, "", nil)
 	if resp.StatusCode != http.StatusOK || string(body) != text {
