@@ -31,9 +31,11 @@ func cutLines(pieces []string, max int, link string) []string {
 	return append(pieces[:keep:keep], marker)
 }
 
-// cutMessage applies cutLines to the lines of message id.
-func (a *Adapter) cutMessage(pieces []string, id bridge.EventID) []string {
-	if len(pieces) <= a.cfg.MaxMessageLines {
+// cutMessage applies cutLines to the text lines of message id, leaving
+// room for its attachments' lines (but never less than cutLines needs).
+func (a *Adapter) cutMessage(pieces []string, attachments int, id bridge.EventID) []string {
+	limit := a.cfg.MaxMessageLines - attachments
+	if len(pieces) <= limit {
 		return pieces
 	}
 	link := ""
@@ -41,5 +43,5 @@ func (a *Adapter) cutMessage(pieces []string, id bridge.EventID) []string {
 		// Cleaned like any text: nothing in it may end the line.
 		link = cleanLine(a.textLinks.TextLink(id))
 	}
-	return cutLines(pieces, a.cfg.MaxMessageLines, link)
+	return cutLines(pieces, limit, link)
 }

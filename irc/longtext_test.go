@@ -111,6 +111,12 @@ func TestLongMessageCut(t *testing.T) {
 	m2 := message("d", "s", "s", "1\n2\n3\n4")
 	a.send(t, m2, "#lobby")
 	alice.WaitText(waitFor, "#lobby", "s[d]", "… (message cut: 2 more lines)")
+	// Attachments' lines are never cut: the whole text's link would not
+	// show them.
+	m3 := message("d", "s", "s", "a\nb\nc\nd")
+	m3.Attachments = []bridge.Attachment{attachment("https://f/x.png", "x.png")}
+	a.send(t, m3, "#lobby")
+	alice.WaitText(waitFor, "#lobby", "s[d]", "x.png: https://f/x.png")
 	alice.Say("#lobby", "marker")
 	a.rec.wait(t, "marker", func(ev bridge.Event) bool { return textOfEvent(ev) == "marker" })
 
@@ -118,7 +124,8 @@ func TestLongMessageCut(t *testing.T) {
 	for _, l := range alice.Messages(from("s[d]")) {
 		got = append(got, l.Text())
 	}
-	want := []string{"first line", link, "second \x0304red\x03 line", "1", "2", "… (message cut: 2 more lines)"}
+	want := []string{"first line", link, "second \x0304red\x03 line", "1", "2", "… (message cut: 2 more lines)",
+		"a", "… (message cut: 3 more lines)", "x.png: https://f/x.png"}
 	if strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Errorf("alice saw %q, want %q", got, want)
 	}

@@ -28,12 +28,15 @@ func TestMaxMessageBytes(t *testing.T) {
 
 	text := strings.Repeat("grüße 日本語 word ", 200*1024/25)
 	m := message(foreign("libera", "Bob", "bob"), text)
+	// The attachment's line comes after the cut text, whole.
+	att := bridge.Attachment{URL: "https://files.example/x.png", Name: "x.png"}
+	m.Attachments = []bridge.Attachment{att}
 	send(t, a, room, m)
 	link := "https://bridge.example/text/sig/" + string(m.ID)
-	st := alice.waitMessage(func(s testenv.XMPPStanza) bool { return strings.HasSuffix(s.Body(), link) })
-	body := st.Body()
-	head, _, ok := strings.Cut(body, " … (message cut: ")
-	if !ok || len(body) > 1000 || !strings.HasPrefix(text, head) || body != bridge.CutText(text, 1000, link) {
+	st := alice.waitMessage(func(s testenv.XMPPStanza) bool { return strings.HasSuffix(s.Body(), att.Line()) })
+	body, ok := strings.CutSuffix(st.Body(), "\n"+att.Line())
+	head, _, cut := strings.Cut(body, " … (message cut: ")
+	if !ok || !cut || len(body) > 1000 || !strings.HasPrefix(text, head) || body != bridge.CutText(text, 1000, link) {
 		t.Errorf("body of %d bytes: %.80q … %.120q", len(body), body, body[max(0, len(body)-120):])
 	}
 
