@@ -117,13 +117,7 @@ func TestLongMessageCut(t *testing.T) {
 	m3.Attachments = []bridge.Attachment{attachment("https://f/x.png", "x.png")}
 	a.send(t, m3, "#lobby")
 	alice.WaitText(waitFor, "#lobby", "s[d]", "x.png: https://f/x.png")
-	alice.Say("#lobby", "marker")
-	a.rec.wait(t, "marker", func(ev bridge.Event) bool { return textOfEvent(ev) == "marker" })
-
-	var got []string
-	for _, l := range alice.Messages(from("s[d]")) {
-		got = append(got, l.Text())
-	}
+	got := textsFrom(t, a, alice, "s[d]")
 	want := []string{"first line", link, "second \x0304red\x03 line", "1", "2", "… (message cut: 2 more lines)",
 		"a", "… (message cut: 3 more lines)", "x.png: https://f/x.png"}
 	if strings.Join(got, "|") != strings.Join(want, "|") {
