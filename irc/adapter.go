@@ -757,9 +757,9 @@ func (a *Adapter) sendPuppet(ctx context.Context, p *puppet, key, target string,
 }
 
 // ircText is what a message says on IRC, "\n" between lines: its text,
-// which a long message has cut short, and the lines of its attachments,
-// which are sent whole after it: the link to the whole text links to
-// the text only.
+// which is cut short when long, and the lines of its attachments, which
+// are sent whole after it (the link to the whole text shows the text
+// only).
 type ircText struct {
 	text, attachments string
 	cut               bool // the text may be cut (see cutMessage)
