@@ -143,3 +143,19 @@ type HTTPServer interface {
 type PublicURLUser interface {
 	UsePublicURL(base string)
 }
+
+// TextLinks makes links to the whole text of a message, served by
+// Switchboard under http.public_url.
+type TextLinks interface {
+	// TextLink returns the link to the text of event id (a message or an
+	// edit).
+	TextLink(id bridge.EventID) string
+}
+
+// TextLinkUser is implemented by adapters that send a long message as
+// its beginning and a link to the whole text. The service hands the links
+// over before Start, only when http.public_url is set; without them the
+// adapter cuts the message with a marker.
+type TextLinkUser interface {
+	UseTextLinks(TextLinks)
+}

@@ -216,11 +216,12 @@ func TestBadConfigs(t *testing.T) {
 		},
 		{
 			name: "explicit zeros",
-			yaml: strings.Replace(strings.Replace(valid, "nick: switchboard", "nick: switchboard\n    flood: {burst: 0}\n    puppets: {idle: 0}\n    max_line_bytes: 0\n    reconnect_max: 0", 1), "broker: tcp://127.0.0.1:1883", "broker: tcp://127.0.0.1:1883\n    max_payload: 0", 1),
+			yaml: strings.Replace(strings.Replace(valid, "nick: switchboard", "nick: switchboard\n    flood: {burst: 0}\n    puppets: {idle: 0}\n    max_line_bytes: 0\n    max_message_lines: 0\n    reconnect_max: 0", 1), "broker: tcp://127.0.0.1:1883", "broker: tcp://127.0.0.1:1883\n    max_payload: 0", 1),
 			want: []string{
 				`networks.devices.max_payload: must be positive, got 0`,
 				`networks.libera.flood.burst: must be at least 1, got 0`,
 				`networks.libera.max_line_bytes: must be at least 64, got 0`,
+				`networks.libera.max_message_lines: must be at least 2, got 0`,
 				`networks.libera.puppets.idle: must be positive, got 0s`,
 				`networks.libera.reconnect_max: must be positive, got 0s`,
 			},
@@ -394,7 +395,7 @@ func TestGoodConfigDefaults(t *testing.T) {
 	wantIRC := IRC{
 		Server: "irc.example.org:6697", Nick: "switchboard", Username: "switchboard",
 		Realname: "Switchboard bridge", Flood: Flood{Burst: 5, Interval: time.Second},
-		MaxLineBytes: 512, ReconnectMax: 2 * time.Minute,
+		MaxLineBytes: 512, MaxMessageLines: 5, ReconnectMax: 2 * time.Minute,
 	}
 	if irc.IRC == nil || *irc.IRC != wantIRC || irc.MQTT != nil {
 		t.Errorf("irc section: %+v, mqtt %v", irc.IRC, irc.MQTT)

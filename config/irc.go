@@ -13,6 +13,9 @@ const (
 	defaultIRCReconnectMax = 2 * time.Minute
 	defaultFloodBurst      = 5
 	defaultFloodInterval   = time.Second
+	// DefaultIRCMaxMessageLines is max_message_lines when not given; the
+	// IRC adapter applies it to a config that did not go through Load.
+	DefaultIRCMaxMessageLines = 5
 	// maxIRCChannelBytes is RFC 2812's limit; servers may allow more, but
 	// a longer name would not be portable across networks.
 	maxIRCChannelBytes = 50
@@ -24,6 +27,7 @@ func (c *IRC) setDefaults(_ string, n *Network, given func(string) bool) {
 	setDefault(&c.Realname, defaultIRCRealname)
 	setDefault(&c.MaxLineBytes, defaultIRCMaxLineBytes, given("max_line_bytes"))
 	setDefault(&c.ReconnectMax, defaultIRCReconnectMax, given("reconnect_max"))
+	setDefault(&c.MaxMessageLines, DefaultIRCMaxMessageLines, given("max_message_lines"))
 	setDefault(&c.Flood.Burst, defaultFloodBurst, given("flood.burst"))
 	setDefault(&c.Flood.Interval, defaultFloodInterval, given("flood.interval"))
 }
@@ -67,6 +71,10 @@ func (c *IRC) validate(errs *errorList, path string, n *Network) {
 	if c.MaxLineBytes < 64 {
 		// Below this the prefix and command leave no room for text.
 		errs.add(join(path, "max_line_bytes"), "must be at least 64, got %d", c.MaxLineBytes)
+	}
+	if c.MaxMessageLines < 2 {
+		// One line for the text, one for the link to the whole.
+		errs.add(join(path, "max_message_lines"), "must be at least 2, got %d", c.MaxMessageLines)
 	}
 	if c.ReconnectMax <= 0 {
 		errs.add(join(path, "reconnect_max"), "must be positive, got %v", c.ReconnectMax)

@@ -107,6 +107,11 @@ type IRC struct {
 	Flood                 Flood  `yaml:"flood"`
 	// MaxLineBytes caps a line's length when the server does not say (512).
 	MaxLineBytes int `yaml:"max_line_bytes"`
+	// MaxMessageLines is how many lines one message may take in a
+	// channel (5): a longer one is sent as its first lines and a line
+	// with the link to the whole text, so it holds up the room no longer
+	// than flood control needs for a few lines.
+	MaxMessageLines int `yaml:"max_message_lines"`
 	// ReconnectMax caps the reconnect backoff.
 	ReconnectMax time.Duration `yaml:"reconnect_max"`
 }
@@ -148,6 +153,10 @@ type XMPP struct {
 	// MaxStanza drops inbound stanzas larger than this many bytes and
 	// bounds the ones sent.
 	MaxStanza int `yaml:"max_stanza"`
+	// MaxMessageBytes, when set, cuts a message's text longer than this
+	// many bytes to its beginning and a link to the whole (0: no limit
+	// but max_stanza).
+	MaxMessageBytes int `yaml:"max_message_bytes"`
 }
 
 // XMPPComponent is the external component's address and shared secret.

@@ -19,6 +19,9 @@ const (
 	defaultXMPPTemplate = "{name} ({network})"
 	// minXMPPMaxStanza leaves room for a stanza's envelope and some text.
 	minXMPPMaxStanza = 4096
+	// minXMPPMaxMessage leaves room for the cut marker, a link and some
+	// text.
+	minXMPPMaxMessage = 256
 )
 
 func (c *XMPP) setDefaults(_ string, n *Network, given func(string) bool) {
@@ -74,6 +77,9 @@ func (c *XMPP) validate(errs *errorList, path string, n *Network) {
 	}
 	if c.MaxStanza < minXMPPMaxStanza {
 		errs.add(join(path, "max_stanza"), "must be at least %d, got %d", minXMPPMaxStanza, c.MaxStanza)
+	}
+	if c.MaxMessageBytes != 0 && c.MaxMessageBytes < minXMPPMaxMessage {
+		errs.add(join(path, "max_message_bytes"), "must be 0 (no limit) or at least %d, got %d", minXMPPMaxMessage, c.MaxMessageBytes)
 	}
 }
 

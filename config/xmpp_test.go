@@ -58,8 +58,8 @@ func TestXMPPBadConfigs(t *testing.T) {
 			[]string{`networks.x.mode: puppet needs a component; with jid use mode: relay`}},
 		{"insecure with component", `networks: {x: {type: xmpp, server: "h:1", insecure_plaintext: true, component: {domain: d.example, secret: s}}}`,
 			[]string{`networks.x.insecure_plaintext: only applies to jid`}},
-		{"bad server, nick and size", `networks: {x: {type: xmpp, server: "h", nick: "a\u0007b", max_stanza: 100, component: {domain: d.example, secret: s}}}`,
-			[]string{`networks.x.server: "h" is not host:port`, `networks.x.nick: "a\ab" contains a control character`, `networks.x.max_stanza: must be at least 4096, got 100`}},
+		{"bad server, nick and size", `networks: {x: {type: xmpp, server: "h", nick: "a\u0007b", max_stanza: 100, max_message_bytes: 100, component: {domain: d.example, secret: s}}}`,
+			[]string{`networks.x.server: "h" is not host:port`, `networks.x.nick: "a\ab" contains a control character`, `networks.x.max_stanza: must be at least 4096, got 100`, `networks.x.max_message_bytes: must be 0 (no limit) or at least 256, got 100`}},
 		{"room not a bare JID", `networks: {x: {type: xmpp, server: "h:1", component: {domain: d.example, secret: s}}}
 links: {l: ["x:room@muc.example/nick", "x:nolocal.example"]}`,
 			[]string{`links.l[0]: invalid xmpp room "room@muc.example/nick": a MUC room is a bare JID name@domain, without /resource`,

@@ -84,6 +84,10 @@ type Adapter struct {
 	botCaps    []string
 	puppetCaps []string
 
+	// textLinks makes the links to the whole of a long message (set
+	// before Start, then read only); nil without http.public_url.
+	textLinks adapters.TextLinks
+
 	in     bridge.Inbound
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -123,6 +127,7 @@ var (
 	_ bridge.BotSender       = (*Adapter)(nil)
 	_ bridge.MemberRelayer   = (*Adapter)(nil)
 	_ bridge.DirectMessenger = (*Adapter)(nil)
+	_ adapters.TextLinkUser  = (*Adapter)(nil)
 )
 
 // New builds the adapter for a configured IRC network.
@@ -165,6 +170,9 @@ func New(name string, n *config.Network, log *slog.Logger) (adapters.Adapter, er
 	}
 	if c.ReconnectMax <= 0 {
 		c.ReconnectMax = defaultReconnectMax
+	}
+	if c.MaxMessageLines <= 0 {
+		c.MaxMessageLines = config.DefaultIRCMaxMessageLines
 	}
 	if strings.ContainsAny(c.Password, "\r\n\x00") {
 		return nil, fmt.Errorf("networks.%s.password: contains a line break or NUL", name)
@@ -632,9 +640,8 @@ func (a *Adapter) Send(ctx context.Context, d *bridge.Delivery) (string, error) 
 			return "", err
 		}
 	}
-	body := renderBody(m)
 	key := string(m.ID) + "\x00" + info.cm.fold(target)
-	id, err := a.sendMessage(ctx, d, key, target, direct, m, body)
+	id, err := a.sendMessage(ctx, d, key, target, direct, m, renderBody(m))
 	if direct && noSuchNick(err) {
 		// Retrying would hand the message to whoever takes the nick next.
 		a.forgetProgress(key)
@@ -646,20 +653,20 @@ func (a *Adapter) Send(ctx context.Context, d *bridge.Delivery) (string, error) 
 
 // sendMessage sends through the sender's puppet when there is one, else
 // through the bot.
-func (a *Adapter) sendMessage(ctx context.Context, d *bridge.Delivery, key, target string, direct bool, m *bridge.Message, body string) (string, error) {
+func (a *Adapter) sendMessage(ctx context.Context, d *bridge.Delivery, key, target string, direct bool, m *bridge.Message, b ircText) (string, error) {
 	if a.mode == "puppet" && !d.Relay {
 		p, err := a.puppetFor(ctx, m.Sender)
 		if err != nil {
 			return "", err
 		}
 		if p != nil {
-			id, relay, err := a.sendPuppet(ctx, p, key, target, direct, m, body)
+			id, relay, err := a.sendPuppet(ctx, p, key, target, direct, m, b)
 			if !relay {
 				return id, err
 			}
 		}
 	}
-	return a.sendVia(ctx, a.bot, key, target, m, body, relayPrefix(m))
+	return a.sendVia(ctx, a.bot, key, target, m, b, relayPrefix(m))
 }
 
 // SendAsBot sends text from the bot as NOTICEs, one for each line, to a
@@ -684,7 +691,9 @@ func (a *Adapter) SendAsBot(ctx context.Context, room, user, text string) error 
 	key := string(m.ID) + "\x00" + a.serverInfo().cm.fold(target)
 	// No retry ever resends this text: forget what a failed attempt sent.
 	defer a.forgetProgress(key)
-	_, err = a.sendVia(ctx, bot, key, target, m, text, "")
+	// Never cut: a command's answer (!sb help) is meant to be read whole,
+	// and it has no stored text to link to.
+	_, err = a.sendVia(ctx, bot, key, target, m, ircText{text: text}, "")
 	return err
 }
 
@@ -726,7 +735,7 @@ func (a *Adapter) directNick(to bridge.Sender) string {
 
 // sendPuppet sends through a puppet; relay says the bot should send
 // instead.
-func (a *Adapter) sendPuppet(ctx context.Context, p *puppet, key, target string, direct bool, m *bridge.Message, body string) (id string, relay bool, err error) {
+func (a *Adapter) sendPuppet(ctx context.Context, p *puppet, key, target string, direct bool, m *bridge.Message, b ircText) (id string, relay bool, err error) {
 	defer a.releasePuppet(p)
 	if direct {
 		a.mu.Lock()
@@ -741,19 +750,30 @@ func (a *Adapter) sendPuppet(ctx context.Context, p *puppet, key, target string,
 		a.log.Warn("puppet cannot join; relaying", "puppet", p.k.nick(), "channel", target, "err", err)
 		return "", true, nil
 	}
-	id, err = a.sendVia(ctx, p.k, key, target, m, body, "")
+	id, err = a.sendVia(ctx, p.k, key, target, m, b, "")
 	return id, false, err
 }
 
-// renderBody is the message as IRC text, "\n" between lines.
-func renderBody(m *bridge.Message) string {
-	body := m.Text
+// ircText is what a message says on IRC, "\n" between lines: its text,
+// which is cut short when long, and the lines of its attachments, which
+// are sent whole after it (the link to the whole text shows the text
+// only).
+type ircText struct {
+	text, attachments string
+	cut               bool // the text may be cut (see cutMessage)
+}
+
+// renderBody is the message as IRC text.
+func renderBody(m *bridge.Message) ircText {
+	text := m.Text
 	if m.HTML != "" {
 		if b := htmlToIRC(m.HTML); visible(b) {
-			body = b
+			text = b
 		}
 	}
-	return bridge.WithAttachmentLines(body, m.Attachments)
+	// The attachments whose URL the text does not show already.
+	atts := strings.TrimPrefix(bridge.WithAttachmentLines(text, m.Attachments), text)
+	return ircText{text: text, attachments: strings.TrimPrefix(atts, "\n"), cut: true}
 }
 
 // relayName is the sender's name in a relay prefix, bounded, since every
@@ -772,8 +792,10 @@ func relayPrefix(m *bridge.Message) string {
 
 // sendVia sends the message's lines over k and waits for them to be
 // confirmed. Lines go out back to back (flood control permitting); a line
-// confirmed in an earlier attempt is not sent again.
-func (a *Adapter) sendVia(ctx context.Context, k *conn, key, target string, m *bridge.Message, body, prefix string) (string, error) {
+// confirmed in an earlier attempt is not sent again. A text that may be
+// cut and is longer than max_message_lines is cut short (see cutMessage)
+// when its lines are first made, so a retry resends the same lines.
+func (a *Adapter) sendVia(ctx context.Context, k *conn, key, target string, m *bridge.Message, b ircText, prefix string) (string, error) {
 	command := "PRIVMSG"
 	if m.Notice && !m.Emote {
 		command = "NOTICE"
@@ -789,10 +811,19 @@ func (a *Adapter) sendVia(ctx context.Context, k *conn, key, target string, m *b
 	info := a.serverInfo()
 	budget := lineBudget(info.lineLen, k.nick(), k.getUserHost(), info.userLen, command, target, action)
 	pr := a.progressFor(key, func() *progress {
-		var pieces []string
-		for _, l := range splitText(body, prefix, budget) {
-			pieces = append(pieces, strings.TrimPrefix(l, prefix))
+		lines := func(s string) []string {
+			var out []string
+			for _, l := range splitText(s, prefix, budget) {
+				out = append(out, strings.TrimPrefix(l, prefix))
+			}
+			return out
 		}
+		atts := lines(b.attachments)
+		text := lines(b.text)
+		if b.cut {
+			text = a.cutMessage(text, len(atts), m.ID)
+		}
+		pieces := append(text, atts...)
 		return &progress{pieces: pieces, done: make([]bool, len(pieces)), ids: make([]string, len(pieces))}
 	})
 	// The lines to send now: the ones not confirmed yet, re-split if this

@@ -615,13 +615,7 @@ func TestPartialDeliveryNotRepeated(t *testing.T) {
 	alice.Wait(waitFor, func(l testenv.IRCLine) bool { return l.Command == "MODE" && l.Text() == "-c" })
 	a.send(t, m, "#lobby") // the router's retry
 	alice.WaitText(waitFor, "#lobby", "s[d]", "second \x0304red\x03 line")
-	alice.Say("#lobby", "marker")
-	a.rec.wait(t, "marker", func(ev bridge.Event) bool { return textOfEvent(ev) == "marker" })
-
-	var got []string
-	for _, l := range alice.Messages(from("s[d]")) {
-		got = append(got, l.Text())
-	}
+	got := textsFrom(t, a, alice, "s[d]")
 	want := []string{"first line", "third line", "second \x0304red\x03 line"}
 	if strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Errorf("alice saw %q, want %q", got, want)

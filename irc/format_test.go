@@ -111,19 +111,26 @@ func TestFormatRoundTrip(t *testing.T) {
 }
 
 func TestRenderBody(t *testing.T) {
+	renderBody := func(m *testMessage) string {
+		b := renderBody(&m.Message)
+		if b.attachments == "" {
+			return b.text
+		}
+		return b.text + "\n" + b.attachments
+	}
 	m := &testMessage{}
 	m.Text = "plain *fallback*"
 	m.HTML = "<b>rich</b>"
-	if got := renderBody(&m.Message); got != "\x02rich" {
+	if got := renderBody(m); got != "\x02rich" {
 		t.Errorf("HTML preferred: %q", got)
 	}
 	m.HTML = "<img src=x>"
-	if got := renderBody(&m.Message); got != "plain *fallback*" {
+	if got := renderBody(m); got != "plain *fallback*" {
 		t.Errorf("empty HTML falls back to text: %q", got)
 	}
 	m.HTML = ""
 	m.Attachments = append(m.Attachments, attachment("https://f/x.png", "x.png"), attachment("https://f/y", ""))
-	if got := renderBody(&m.Message); got != "plain *fallback*\nx.png: https://f/x.png\nhttps://f/y" {
+	if got := renderBody(m); got != "plain *fallback*\nx.png: https://f/x.png\nhttps://f/y" {
 		t.Errorf("attachments: %q", got)
 	}
 	if !strings.Contains(relayPrefix(&m.Message), "<") {

@@ -222,3 +222,17 @@ func body(raw string) string {
 func from(nick string) func(testenv.IRCLine) bool {
 	return func(l testenv.IRCLine) bool { return strings.EqualFold(l.Nick(), nick) }
 }
+
+// textsFrom returns the texts alice saw from nick, once a line she says
+// after them has reached the adapter: the server sent her everything
+// before it by then.
+func textsFrom(t testing.TB, a testAdapter, alice *testenv.IRCClient, nick string) []string {
+	t.Helper()
+	alice.Say("#lobby", "marker")
+	a.rec.wait(t, "marker", func(ev bridge.Event) bool { return textOfEvent(ev) == "marker" })
+	var got []string
+	for _, l := range alice.Messages(from(nick)) {
+		got = append(got, l.Text())
+	}
+	return got
+}

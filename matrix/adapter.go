@@ -26,6 +26,7 @@ import (
 	"github.com/switchboard-chat/switchboard/bridge"
 	"github.com/switchboard-chat/switchboard/config"
 	"github.com/switchboard-chat/switchboard/internal/backoff"
+	"github.com/switchboard-chat/switchboard/internal/linksign"
 )
 
 func init() {
@@ -71,7 +72,7 @@ type Adapter struct {
 	srv     *http.Server
 	stopped bool
 	// linkKey signs media links (loaded in Start when publicURL is set).
-	linkKey []byte
+	linkKey linksign.Key
 
 	// txnMu runs transactions one at a time, in the order they come.
 	txnMu sync.Mutex

@@ -2,12 +2,7 @@ package matrix
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"mime"
@@ -18,6 +13,8 @@ import (
 	"time"
 
 	"maunium.net/go/mautrix/id"
+
+	"github.com/switchboard-chat/switchboard/internal/linksign"
 )
 
 // Matrix media are offered to other networks as links through
@@ -34,10 +31,6 @@ const (
 	// linkKeyState is the State key of the HMAC key, kept so that links
 	// survive restarts.
 	linkKeyState = "linkkey"
-	linkKeySize  = 32
-	// linkSigSize is how much of the HMAC a link carries: 128 bits is
-	// beyond guessing and keeps links short.
-	linkSigSize = 16
 	// mediaHeaderTimeout bounds the wait for the homeserver's answer,
 	// mediaTimeout the whole transfer (a large video to a slow reader).
 	mediaHeaderTimeout = 30 * time.Second
@@ -50,25 +43,14 @@ const (
 // (http.public_url, without a trailing slash).
 func (a *Adapter) UsePublicURL(base string) { a.publicURL = strings.TrimRight(base, "/") }
 
-// loadLinkKey reads the link key from State, made on first use. Every
-// instance that shares the State agrees on it: a racing second one loses
-// PutIfAbsent and reads the winner's.
+// loadLinkKey reads the link key from State, made on first use.
 func (a *Adapter) loadLinkKey(ctx context.Context) error {
 	if a.publicURL == "" {
 		return nil
 	}
-	fresh := make([]byte, linkKeySize)
-	rand.Read(fresh)
-	if _, err := a.state.PutIfAbsent(ctx, linkKeyState, base64.StdEncoding.EncodeToString(fresh)); err != nil {
-		return fmt.Errorf("media link key: %w", err)
-	}
-	v, ok, err := a.state.Get(ctx, linkKeyState)
-	if err != nil || !ok {
-		return fmt.Errorf("media link key: not stored (%v)", err)
-	}
-	key, err := base64.StdEncoding.DecodeString(v)
-	if err != nil || len(key) != linkKeySize {
-		return errors.New("media link key: stored value is not a key")
+	key, err := linksign.Load(ctx, a.state, linkKeyState)
+	if err != nil {
+		return fmt.Errorf("media %w", err)
 	}
 	a.mu.Lock()
 	a.linkKey = key
@@ -76,30 +58,10 @@ func (a *Adapter) loadLinkKey(ctx context.Context) error {
 	return nil
 }
 
-func (a *Adapter) currentLinkKey() []byte {
+func (a *Adapter) currentLinkKey() linksign.Key {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.linkKey
-}
-
-// linkSig signs what a link names. Each part goes in with its length, so
-// that no two (network, server, id) give the same input.
-func linkSig(key []byte, network, server, mediaID string) []byte {
-	m := hmac.New(sha256.New, key)
-	for _, s := range []string{network, server, mediaID} {
-		fmt.Fprintf(m, "%d:%s", len(s), s)
-	}
-	return m.Sum(nil)[:linkSigSize]
-}
-
-func signLink(key []byte, network, server, mediaID string) string {
-	return base64.RawURLEncoding.EncodeToString(linkSig(key, network, server, mediaID))
-}
-
-// verifyLink checks a link's signature in constant time.
-func verifyLink(key []byte, network, server, mediaID, sig string) bool {
-	got, err := base64.RawURLEncoding.DecodeString(sig)
-	return err == nil && len(key) > 0 && hmac.Equal(got, linkSig(key, network, server, mediaID))
 }
 
 // publicLink is the link to a Matrix file through Switchboard, or "" when
@@ -114,7 +76,7 @@ func (a *Adapter) publicLink(u id.ContentURI, name string) string {
 	if name == "" || name == "." || name == ".." {
 		name = "file"
 	}
-	return a.publicURL + mediaPath + url.PathEscape(a.name) + "/" + signLink(key, a.name, u.Homeserver, u.FileID) +
+	return a.publicURL + mediaPath + url.PathEscape(a.name) + "/" + key.Sign(a.name, u.Homeserver, u.FileID) +
 		"/" + url.PathEscape(u.Homeserver) + "/" + url.PathEscape(u.FileID) + "/" + url.PathEscape(name)
 }
 
@@ -134,7 +96,7 @@ func (a *Adapter) ownLink(rawURL string) (id.ContentURI, bool) {
 	}
 	server, err1 := url.PathUnescape(parts[1])
 	fileID, err2 := url.PathUnescape(parts[2])
-	if err1 != nil || err2 != nil || !verifyLink(key, a.name, server, fileID, parts[0]) {
+	if err1 != nil || err2 != nil || !key.Verify(parts[0], a.name, server, fileID) {
 		return id.ContentURI{}, false
 	}
 	return id.ContentURI{Homeserver: server, FileID: fileID}, true
@@ -144,14 +106,13 @@ func (a *Adapter) ownLink(rawURL string) (id.ContentURI, bool) {
 // the homeserver with the as_token and streamed through.
 func (a *Adapter) serveMedia(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
-	// The chat page and the API share this origin: whatever a Matrix
-	// user uploaded (HTML, SVG) must never run here as a page.
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Content-Security-Policy", "sandbox; default-src 'none'")
+	// Whatever a Matrix user uploaded (HTML, SVG) must never run here
+	// as a page.
+	linksign.Protect(h)
 	server, mediaID := r.PathValue("server"), r.PathValue("mediaID")
 	// Checked before anything is fetched: without the key nobody makes
 	// Switchboard fetch what it did not offer.
-	if !verifyLink(a.currentLinkKey(), a.name, server, mediaID, r.PathValue("sig")) {
+	if !a.currentLinkKey().Verify(r.PathValue("sig"), a.name, server, mediaID) {
 		http.NotFound(w, r)
 		return
 	}

@@ -108,11 +108,14 @@ type Adapter struct {
 	maxPuppets int
 	idle       time.Duration
 	maxStanza  int
-	domain     string  // the component's domain
-	account    jid.JID // the client account (relay bot)
-	botSender  bridge.Sender
-	log        *slog.Logger
-	t          timing
+	// textLinks makes the links to the whole of a cut message (set
+	// before Start, then read only); nil without http.public_url.
+	textLinks adapters.TextLinks
+	domain    string  // the component's domain
+	account   jid.JID // the client account (relay bot)
+	botSender bridge.Sender
+	log       *slog.Logger
+	t         timing
 
 	in     bridge.Inbound
 	ctx    context.Context
@@ -189,6 +192,7 @@ var (
 	_ bridge.BotSender       = (*Adapter)(nil)
 	_ adapters.Leaver        = (*Adapter)(nil)
 	_ adapters.AvatarUser    = (*Adapter)(nil)
+	_ adapters.TextLinkUser  = (*Adapter)(nil)
 )
 
 // New builds the adapter for a configured XMPP network.

@@ -11,6 +11,7 @@ import (
 
 	"mellium.im/xmpp/jid"
 
+	"github.com/switchboard-chat/switchboard/adapters"
 	"github.com/switchboard-chat/switchboard/bridge"
 	"github.com/switchboard-chat/switchboard/mapping"
 )
@@ -146,16 +147,35 @@ func relayed(s bridge.Sender, emote bool, text string) string {
 	return "<" + s.Shown(bridge.RelayDelims) + "> " + text
 }
 
-// bodyText is a message as XMPP text: its HTML as message styling when it
-// has any, attachments' URLs on lines of their own.
-func bodyText(text, html string, atts []bridge.Attachment) string {
+// UseTextLinks implements adapters.TextLinkUser.
+func (a *Adapter) UseTextLinks(l adapters.TextLinks) { a.textLinks = l }
+
+// cut keeps the text of event id within max_message_bytes, when that is
+// set: its beginning and a link to the whole (see bridge.CutText).
+// Attachments' lines come after it, never cut: the link to the whole
+// text would not show them.
+func (a *Adapter) cut(text string, id bridge.EventID) string {
+	if a.cfg.MaxMessageBytes <= 0 || len(text) <= a.cfg.MaxMessageBytes {
+		return text
+	}
+	link := ""
+	if a.textLinks != nil {
+		link = a.textLinks.TextLink(id)
+	}
+	return bridge.CutText(text, a.cfg.MaxMessageBytes, link)
+}
+
+// bodyText is the text of event id as XMPP text: its HTML as message
+// styling when it has any, cut to max_message_bytes, attachments' URLs on
+// lines of their own.
+func (a *Adapter) bodyText(id bridge.EventID, text, html string, atts []bridge.Attachment) string {
 	body := text
 	if html != "" {
 		if s := htmlToStyling(html); strings.TrimSpace(s) != "" {
 			body = s
 		}
 	}
-	return bridge.CleanText(bridge.WithAttachmentLines(body, atts))
+	return bridge.CleanText(bridge.WithAttachmentLines(a.cut(body, id), atts))
 }
 
 func (sp speaker) say(s bridge.Sender, emote bool, text string) string {
@@ -381,7 +401,7 @@ func (a *Adapter) sendMessage(ctx context.Context, d *bridge.Delivery, m *bridge
 
 // messagePayload adds a message's body and extensions to e.
 func (a *Adapter) messagePayload(e *element, sp speaker, m *bridge.Message, q *bridge.Quote, replyTo string) {
-	body := sp.say(m.Sender, m.Emote, bodyText(m.Text, m.HTML, m.Attachments))
+	body := sp.say(m.Sender, m.Emote, a.bodyText(m.ID, m.Text, m.HTML, m.Attachments))
 	var extra []*element
 	if q != nil {
 		quote := "> " + bridge.ShownName(q.SenderName, bridge.QuoteDelims) + ": " + strings.ReplaceAll(bridge.CleanText(q.Text), "\n", " ") + "\n"
@@ -452,7 +472,7 @@ func (a *Adapter) SendEdit(ctx context.Context, d *bridge.Delivery) (string, err
 	if err != nil {
 		return "", err
 	}
-	text := bodyText(ed.Text, ed.HTML, nil)
+	text := a.bodyText(ed.ID, ed.Text, ed.HTML, nil)
 	if d.Room == "" {
 		return a.sendDirect(ctx, c, ed, func(sp speaker, e *element) {
 			e.add(el("", "body").withText(sp.say(ed.Sender, false, text)),

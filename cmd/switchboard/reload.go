@@ -21,6 +21,7 @@ func (s *service) reload(ctx context.Context, next *config.Config) error {
 		s.log.Warn("reload: these settings take effect at the next restart", "keys", restart)
 		merged.DataDir, merged.Store, merged.HTTP.Listen, merged.HTTP.ReadyGrace = cur.DataDir, cur.Store, cur.HTTP.Listen, cur.HTTP.ReadyGrace
 		merged.Retention = cur.Retention
+		merged.HTTP.PublicURL = cur.HTTP.PublicURL
 		merged.Broker, merged.Networks, merged.Log = cur.Broker, cur.Networks, cur.Log
 	}
 	links, err := effectiveLinks(&merged, s.overlay)
@@ -52,6 +53,8 @@ func restartOnly(cur, next *config.Config) []string {
 	diff("retention", cur.Retention, next.Retention)
 	diff("http.listen", cur.HTTP.Listen, next.HTTP.Listen)
 	diff("http.ready_grace", cur.HTTP.ReadyGrace, next.HTTP.ReadyGrace)
+	// The adapters and the text links were handed it at start.
+	diff("http.public_url", cur.HTTP.PublicURL, next.HTTP.PublicURL)
 	diff("broker", cur.Broker, next.Broker)
 	diff("networks", cur.Networks, next.Networks)
 	diff("log", cur.Log, next.Log)

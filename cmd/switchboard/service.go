@@ -145,6 +145,15 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *servic
 	// One avatar store for all networks: one reads avatars, another shows
 	// them.
 	avatars := newAvatarStore(s.store.State(avatarNamespace), log.With("component", "avatars"))
+	// Long messages link to their whole text, served here, when there is
+	// a public URL to link to.
+	var texts *textLinks
+	if cfg.HTTP.PublicURL != "" {
+		if texts, err = newTextLinks(ctx, cfg.HTTP.PublicURL, s.store.State(stateNamespace), s.store, log.With("component", "textlinks")); err != nil {
+			return nil, err
+		}
+		texts.routes(s.mux)
+	}
 	for _, name := range names {
 		a, err := adapters.New(name, cfg.Networks[name], log)
 		if err != nil {
@@ -160,6 +169,9 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *servic
 		}
 		if pu, ok := a.(adapters.PublicURLUser); ok && cfg.HTTP.PublicURL != "" {
 			pu.UsePublicURL(cfg.HTTP.PublicURL)
+		}
+		if tu, ok := a.(adapters.TextLinkUser); ok && texts != nil {
+			tu.UseTextLinks(texts)
 		}
 		if hs, ok := a.(adapters.HTTPServer); ok {
 			hs.RegisterHTTP(s.mux)
