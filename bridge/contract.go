@@ -270,6 +270,13 @@ var ErrNotFound = errors.New("not found")
 // ids, sender and the short quote that replies need), its words are not.
 var ErrContentRemoved = errors.New("content removed by retention")
 
+// ContentRemover is implemented by stores that can forget what a message
+// said at once, when its author deletes it (the ids and the short quote
+// stay, as after retention).
+type ContentRemover interface {
+	RemoveContent(ctx context.Context, id EventID) error
+}
+
 // TextStore is implemented by stores that can hand back the whole text
 // of a message or edit, for the long-text links networks with short
 // lines send in place of a long message.

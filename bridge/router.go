@@ -235,7 +235,29 @@ func (r *Router) Commit(ctx context.Context, ev Event) (durable func(now bool) e
 	if r.Observer != nil {
 		r.Observer.Accepted(from, ev.Kind())
 	}
+	if d, ok := ev.(*Delete); ok {
+		r.removeContent(d.Target.Event)
+	}
 	return durable, nil
+}
+
+// removeContent has the store forget what a message its author deleted
+// said, off the accept path: it is a write of its own.
+func (r *Router) removeContent(id EventID) {
+	cr, ok := r.store.(ContentRemover)
+	r.mu.Lock()
+	ctx := r.ctx
+	r.mu.Unlock()
+	if !ok || id == "" || ctx == nil {
+		return
+	}
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		if err := cr.RemoveContent(ctx, id); err != nil && ctx.Err() == nil {
+			r.log.Warn("could not remove a deleted message's contents from the store; retention will", "event", id, "err", err)
+		}
+	}()
 }
 
 // commit is the store's Accept, returning before the disk sync where the

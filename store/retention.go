@@ -160,15 +160,7 @@ func (s *Store) pruneEvents(ctx context.Context, r Retention, now time.Time, st 
 		WHERE pruned_at IS NULL AND created_at < ? AND (created_at, id) > (?, ?)
 			AND id NOT IN (SELECT event_id FROM outbox) AND id NOT IN (SELECT event_id FROM failed)
 		ORDER BY created_at, id LIMIT ?`)
-	upd := s.q(`UPDATE events SET payload = ?, pruned_at = ? WHERE id = ? AND pruned_at IS NULL`)
-	if s.dialect == sqlite {
-		// The shortened row moves to the end of the table, so that the
-		// pages it leaves empty are freed (SQLite merges a page only once
-		// it is less than a third full) and the kept rows are packed.
-		// Nothing refers to an event by its rowid.
-		upd = `UPDATE events SET payload = ?, pruned_at = ?, rowid = (SELECT MAX(rowid) + 1 FROM events)
-			WHERE id = ? AND pruned_at IS NULL`
-	}
+	upd := s.pruneUpdate()
 	// The cursor: the events passed over (in the outbox) are not read
 	// again in this pass.
 	afterAt, afterID := int64(-1), ""
@@ -227,6 +219,56 @@ func (s *Store) pruneEvents(ctx context.Context, r Retention, now time.Time, st 
 			return nil
 		}
 	}
+}
+
+// pruneUpdate is the statement that replaces an event's payload with
+// what remains of it (payload, pruned_at, id).
+func (s *Store) pruneUpdate() string {
+	if s.dialect == sqlite {
+		// The shortened row moves to the end of the table, so that the
+		// pages it leaves empty are freed (SQLite merges a page only once
+		// it is less than a third full) and the kept rows are packed.
+		// Nothing refers to an event by its rowid.
+		return `UPDATE events SET payload = ?, pruned_at = ?, rowid = (SELECT MAX(rowid) + 1 FROM events)
+			WHERE id = ? AND pruned_at IS NULL`
+	}
+	return s.q(`UPDATE events SET payload = ?, pruned_at = ? WHERE id = ? AND pruned_at IS NULL`)
+}
+
+// RemoveContent implements bridge.ContentRemover: the contents of a
+// message its author deleted are removed at once, as retention would
+// remove them. An event a delivery still waits for (or that is on the
+// failed list) keeps them until retention takes them. On SQLite the
+// words stay in the freed pages of the log until the next retention
+// pass checkpoints it.
+func (s *Store) RemoveContent(ctx context.Context, id bridge.EventID) error {
+	sel := s.q(`SELECT kind, payload FROM events WHERE id = ? AND pruned_at IS NULL
+		AND id NOT IN (SELECT event_id FROM outbox WHERE event_id = ?)
+		AND id NOT IN (SELECT event_id FROM failed WHERE event_id = ?)`)
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		var kind, payload string
+		err := tx.QueryRowContext(ctx, sel, string(id), string(id), string(id)).Scan(&kind, &payload)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil // unknown, removed already, or still waited for
+		}
+		if err != nil {
+			return err
+		}
+		ev, err := bridge.Decode(bridge.Kind(kind), []byte(payload))
+		if err != nil {
+			return err
+		}
+		kept, err := bridge.Encode(bridge.WithoutContent(ev))
+		if err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, s.pruneUpdate(), string(kept), time.Now().UnixMicro(), string(id))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("store: remove the contents of %s: %w", id, err)
+	}
+	return nil
 }
 
 // deleteEvents deletes the pruned events older than r.IDs, with their

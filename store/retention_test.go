@@ -541,3 +541,61 @@ func TestSQLiteCheckpointWaitsBriefly(t *testing.T) {
 		t.Fatal("the pruned text is still in the files")
 	}
 }
+
+// A message its author deleted loses its words in the store at once, as
+// retention would take them, unless a delivery still waits for it.
+func TestDeletedMessageForgotten(t *testing.T) {
+	for name, newDB := range map[string]newDBFunc{
+		"sqlite":   func(t *testing.T) (string, string) { return "sqlite", t.TempDir() },
+		"postgres": postgresDBs(t),
+	} {
+		t.Run(name, func(t *testing.T) {
+			ctx := t.Context()
+			s := newStore(t, newDB)
+			r := bridge.NewRouter(s, links{}, slog.New(slog.NewTextHandler(t.Output(), nil)))
+			a := &network{name: "mq", got: make(chan *bridge.Delivery, 10)}
+			b := &network{name: "mx", got: make(chan *bridge.Delivery, 10)}
+			r.AddNetwork(mqtt.Network, a)
+			r.AddNetwork(mx.Network, b)
+			if err := r.Start(ctx); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(r.Stop)
+
+			orig := message(lobby, "irc-1", oldText(marker()))
+			if err := r.Accept(ctx, orig); err != nil {
+				t.Fatal(err)
+			}
+			<-a.got
+			<-b.got
+			del := &bridge.Delete{Header: header(lobby, "irc-2"), Target: bridge.Ref{Remote: "irc-1"}}
+			if err := r.Accept(ctx, del); err != nil {
+				t.Fatal(err)
+			}
+			deadline := time.Now().Add(10 * time.Second)
+			for {
+				_, err := fullText(t, s, orig.ID)
+				if errors.Is(err, bridge.ErrContentRemoved) {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("full text of a deleted message: %v, want ErrContentRemoved", err)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			if ev, err := s.Event(ctx, orig.ID); err != nil || ev.(*bridge.Message).Text != bridge.Excerpt(orig.Text, 40) {
+				t.Fatalf("the deleted message keeps %+v (%v), want its quote", ev, err)
+			}
+
+			// Still waited for by a room: kept until it is delivered.
+			waiting := message(lobby, "irc-3", oldText(marker()))
+			accept(t, s, waiting, mqtt)
+			if err := s.RemoveContent(ctx, waiting.ID); err != nil {
+				t.Fatal(err)
+			}
+			if got, err := fullText(t, s, waiting.ID); err != nil || got != waiting.Text {
+				t.Fatalf("full text of a message still in the outbox: %q, %v", got, err)
+			}
+		})
+	}
+}

@@ -134,3 +134,62 @@ func otherLast(s string) string {
 	}
 	return s[:len(s)-1] + "0"
 }
+
+// A long message's link answers 410 Gone once retention has removed the
+// text. (That a deletion by its author removes it at once is checked in
+// the store's tests: devices and IRC users cannot delete.)
+func TestLongMessageLinkGoneWithItsText(t *testing.T) {
+	every := retentionEvery
+	retentionEvery = 100 * time.Millisecond
+	t.Cleanup(func() { retentionEvery = every })
+	w := newWorld(t)
+	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	cfg, err := config.Parse([]byte(w.yaml("puppet", addr, "retention: { messages: 4s, ids: 1h }")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.HTTP.PublicURL = "http://" + addr
+	runSwitchboard(t, cfg)
+	alice := w.human(t, "alice")
+
+	link := func(device, text string) string {
+		t.Helper()
+		w.publish(t, device, text)
+		deadline := time.Now().Add(patience)
+		for {
+			if lines := messages(alice, device+"[devices]"); len(lines) == 5 {
+				i := strings.Index(lines[4], "http://"+addr+"/text/")
+				if i < 0 {
+					t.Fatalf("last line %q: no link", lines[4])
+				}
+				return lines[4][i:]
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s's long message did not arrive cut", device)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	gone := func(link string, within time.Duration) {
+		t.Helper()
+		deadline := time.Now().Add(within)
+		for {
+			resp, _ := testenv.HTTP(t, http.MethodGet, link, "", nil)
+			if resp.StatusCode == http.StatusGone {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("GET %s: %d, want 410 Gone", link, resp.StatusCode)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+
+	text := longText(4000)
+	// Past retention.messages.
+	kept := link("sensor-1", text)
+	if resp, _ := testenv.HTTP(t, http.MethodGet, kept, "", nil); resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %d, want 200 while the text is kept", kept, resp.StatusCode)
+	}
+	gone(kept, patience)
+}
