@@ -418,90 +418,102 @@ func (r replier) SendReply(ctx context.Context, d *bridge.Delivery) (string, err
 	return r.Send(ctx, d)
 }
 
-// A reply to a message whose contents retention removed still reaches
-// each room as a reply to it: with its remote id where the network has
-// replies, with the kept quote where it has not.
-func TestReplyToPrunedMessage(t *testing.T) {
+// onBothStores runs test on SQLite and on PostgreSQL.
+func onBothStores(t *testing.T, test func(t *testing.T, newDB newDBFunc)) {
 	for name, newDB := range map[string]newDBFunc{
 		"sqlite":   func(t *testing.T) (string, string) { return "sqlite", t.TempDir() },
 		"postgres": postgresDBs(t),
 	} {
-		t.Run(name, func(t *testing.T) {
-			ctx := t.Context()
-			s := newStore(t, newDB)
-			r := bridge.NewRouter(s, links{}, slog.New(slog.NewTextHandler(t.Output(), nil)))
-			native := &network{name: "mq", got: make(chan *bridge.Delivery, 10)}
-			plain := &network{name: "mx", got: make(chan *bridge.Delivery, 10)}
-			r.AddNetwork(mqtt.Network, replier{native})
-			r.AddNetwork(mx.Network, plain)
-			if err := r.Start(ctx); err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(r.Stop)
-			next := func(n *network) *bridge.Delivery {
-				t.Helper()
-				select {
-				case d := <-n.got:
-					return d
-				case <-time.After(10 * time.Second):
-					t.Fatalf("nothing delivered to %s", n.name)
-					return nil
-				}
-			}
-
-			mark := marker()
-			orig := message(lobby, "irc-1", oldText(mark))
-			if err := r.Accept(ctx, orig); err != nil {
-				t.Fatal(err)
-			}
-			next(native)
-			next(plain)
-			deadline := time.Now().Add(10 * time.Second)
-			for { // the deliveries' records, then the prune
-				st, err := s.Prune(ctx, Retention{Messages: time.Hour}, time.Now().Add(2*time.Hour))
-				if err != nil {
-					t.Fatal(err)
-				}
-				if st.Events == 1 {
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatal("the message was not pruned")
-				}
-				time.Sleep(20 * time.Millisecond)
-			}
-
-			reply := message(lobby, "irc-2", "I agree")
-			reply.ReplyTo = bridge.Ref{Remote: "irc-1"}
-			if err := r.Accept(ctx, reply); err != nil {
-				t.Fatal(err)
-			}
-			quote := bridge.Excerpt(orig.Text, 40)
-			d := next(native)
-			if d.Reply == nil || d.Reply.RemoteID != "mq-1" || d.Reply.Text != quote || d.Reply.SenderName != orig.Sender.Name {
-				t.Fatalf("native reply %+v, want to mq-1 quoting %q", d.Reply, quote)
-			}
-			d = next(plain)
-			if want := "> " + orig.Sender.Name + ": " + quote + "\nI agree"; d.Event.(*bridge.Message).Text != want {
-				t.Fatalf("fallback reply %q, want %q", d.Event.(*bridge.Message).Text, want)
-			}
-			if strings.Contains(quote, mark) {
-				t.Fatal("the quote holds the removed words")
-			}
-
-			// Its author may still edit it: the sender it was kept with
-			// is checked.
-			edit := &bridge.Edit{Header: header(lobby, "irc-3"), Target: bridge.Ref{Remote: "irc-1"}, Text: "fixed"}
-			if err := r.Accept(ctx, edit); err != nil {
-				t.Fatal(err)
-			}
-			for _, n := range []*network{native, plain} {
-				if d := next(n); d.Event.(*bridge.Message).Text != "* fixed" {
-					t.Fatalf("edit reached %s as %+v, want the fallback \"* fixed\"", n.name, d.Event)
-				}
-			}
-		})
+		t.Run(name, func(t *testing.T) { test(t, newDB) })
 	}
+}
+
+// routed is a store with a router in front of it, delivering to mqtt, a
+// network with native replies, and to mx, one without.
+func routed(t *testing.T, newDB newDBFunc) (s *Store, r *bridge.Router, native, plain *network) {
+	s = newStore(t, newDB)
+	r = bridge.NewRouter(s, links{}, slog.New(slog.NewTextHandler(t.Output(), nil)))
+	native = &network{name: "mq", got: make(chan *bridge.Delivery, 10)}
+	plain = &network{name: "mx", got: make(chan *bridge.Delivery, 10)}
+	r.AddNetwork(mqtt.Network, replier{native})
+	r.AddNetwork(mx.Network, plain)
+	if err := r.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Stop)
+	return s, r, native, plain
+}
+
+// A reply to a message whose contents retention removed still reaches
+// each room as a reply to it: with its remote id where the network has
+// replies, with the kept quote where it has not.
+func TestReplyToPrunedMessage(t *testing.T) {
+	onBothStores(t, func(t *testing.T, newDB newDBFunc) {
+		ctx := t.Context()
+		s, r, native, plain := routed(t, newDB)
+		next := func(n *network) *bridge.Delivery {
+			t.Helper()
+			select {
+			case d := <-n.got:
+				return d
+			case <-time.After(10 * time.Second):
+				t.Fatalf("nothing delivered to %s", n.name)
+				return nil
+			}
+		}
+
+		mark := marker()
+		orig := message(lobby, "irc-1", oldText(mark))
+		if err := r.Accept(ctx, orig); err != nil {
+			t.Fatal(err)
+		}
+		next(native)
+		next(plain)
+		deadline := time.Now().Add(10 * time.Second)
+		for { // the deliveries' records, then the prune
+			st, err := s.Prune(ctx, Retention{Messages: time.Hour}, time.Now().Add(2*time.Hour))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.Events == 1 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the message was not pruned")
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+
+		reply := message(lobby, "irc-2", "I agree")
+		reply.ReplyTo = bridge.Ref{Remote: "irc-1"}
+		if err := r.Accept(ctx, reply); err != nil {
+			t.Fatal(err)
+		}
+		quote := bridge.Excerpt(orig.Text, 40)
+		d := next(native)
+		if d.Reply == nil || d.Reply.RemoteID != "mq-1" || d.Reply.Text != quote || d.Reply.SenderName != orig.Sender.Name {
+			t.Fatalf("native reply %+v, want to mq-1 quoting %q", d.Reply, quote)
+		}
+		d = next(plain)
+		if want := "> " + orig.Sender.Name + ": " + quote + "\nI agree"; d.Event.(*bridge.Message).Text != want {
+			t.Fatalf("fallback reply %q, want %q", d.Event.(*bridge.Message).Text, want)
+		}
+		if strings.Contains(quote, mark) {
+			t.Fatal("the quote holds the removed words")
+		}
+
+		// Its author may still edit it: the sender it was kept with
+		// is checked.
+		edit := &bridge.Edit{Header: header(lobby, "irc-3"), Target: bridge.Ref{Remote: "irc-1"}, Text: "fixed"}
+		if err := r.Accept(ctx, edit); err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range []*network{native, plain} {
+			if d := next(n); d.Event.(*bridge.Message).Text != "* fixed" {
+				t.Fatalf("edit reached %s as %+v, want the fallback \"* fixed\"", n.name, d.Event)
+			}
+		}
+	})
 }
 
 // A reader holding the log keeps the checkpoint from truncating it:
@@ -545,57 +557,43 @@ func TestSQLiteCheckpointWaitsBriefly(t *testing.T) {
 // A message its author deleted loses its words in the store at once, as
 // retention would take them, unless a delivery still waits for it.
 func TestDeletedMessageForgotten(t *testing.T) {
-	for name, newDB := range map[string]newDBFunc{
-		"sqlite":   func(t *testing.T) (string, string) { return "sqlite", t.TempDir() },
-		"postgres": postgresDBs(t),
-	} {
-		t.Run(name, func(t *testing.T) {
-			ctx := t.Context()
-			s := newStore(t, newDB)
-			r := bridge.NewRouter(s, links{}, slog.New(slog.NewTextHandler(t.Output(), nil)))
-			a := &network{name: "mq", got: make(chan *bridge.Delivery, 10)}
-			b := &network{name: "mx", got: make(chan *bridge.Delivery, 10)}
-			r.AddNetwork(mqtt.Network, a)
-			r.AddNetwork(mx.Network, b)
-			if err := r.Start(ctx); err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(r.Stop)
+	onBothStores(t, func(t *testing.T, newDB newDBFunc) {
+		ctx := t.Context()
+		s, r, a, b := routed(t, newDB)
 
-			orig := message(lobby, "irc-1", oldText(marker()))
-			if err := r.Accept(ctx, orig); err != nil {
-				t.Fatal(err)
+		orig := message(lobby, "irc-1", oldText(marker()))
+		if err := r.Accept(ctx, orig); err != nil {
+			t.Fatal(err)
+		}
+		<-a.got
+		<-b.got
+		del := &bridge.Delete{Header: header(lobby, "irc-2"), Target: bridge.Ref{Remote: "irc-1"}}
+		if err := r.Accept(ctx, del); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			_, err := fullText(t, s, orig.ID)
+			if errors.Is(err, bridge.ErrContentRemoved) {
+				break
 			}
-			<-a.got
-			<-b.got
-			del := &bridge.Delete{Header: header(lobby, "irc-2"), Target: bridge.Ref{Remote: "irc-1"}}
-			if err := r.Accept(ctx, del); err != nil {
-				t.Fatal(err)
+			if time.Now().After(deadline) {
+				t.Fatalf("full text of a deleted message: %v, want ErrContentRemoved", err)
 			}
-			deadline := time.Now().Add(10 * time.Second)
-			for {
-				_, err := fullText(t, s, orig.ID)
-				if errors.Is(err, bridge.ErrContentRemoved) {
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("full text of a deleted message: %v, want ErrContentRemoved", err)
-				}
-				time.Sleep(20 * time.Millisecond)
-			}
-			if ev, err := s.Event(ctx, orig.ID); err != nil || ev.(*bridge.Message).Text != bridge.Excerpt(orig.Text, 40) {
-				t.Fatalf("the deleted message keeps %+v (%v), want its quote", ev, err)
-			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if ev, err := s.Event(ctx, orig.ID); err != nil || ev.(*bridge.Message).Text != bridge.Excerpt(orig.Text, 40) {
+			t.Fatalf("the deleted message keeps %+v (%v), want its quote", ev, err)
+		}
 
-			// Still waited for by a room: kept until it is delivered.
-			waiting := message(lobby, "irc-3", oldText(marker()))
-			accept(t, s, waiting, mqtt)
-			if err := s.RemoveContent(ctx, waiting.ID); err != nil {
-				t.Fatal(err)
-			}
-			if got, err := fullText(t, s, waiting.ID); err != nil || got != waiting.Text {
-				t.Fatalf("full text of a message still in the outbox: %q, %v", got, err)
-			}
-		})
-	}
+		// Still waited for by a room: kept until it is delivered.
+		waiting := message(lobby, "irc-3", oldText(marker()))
+		accept(t, s, waiting, mqtt)
+		if err := s.RemoveContent(ctx, waiting.ID); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := fullText(t, s, waiting.ID); err != nil || got != waiting.Text {
+			t.Fatalf("full text of a message still in the outbox: %q, %v", got, err)
+		}
+	})
 }
