@@ -1,30 +1,44 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/switchboard-chat/switchboard/config"
 	"github.com/switchboard-chat/switchboard/internal/testenv"
 )
 
 // Until the bridge has subscribed, the embedded broker turns devices away
-// with "server unavailable" (they retry, as after a broker restart)
-// instead of accepting messages nobody would receive.
+// (disconnected; they retry, as after a broker restart)
+// instead of accepting messages nobody would receive; the bridge's own
+// client, known by its credentials, gets in.
 func TestBrokerKeepsDevicesOutUntilOpened(t *testing.T) {
 	listen := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
-	srv, open, err := startBroker(listen, t.TempDir(), []string{"switchboard-local"}, slog.New(slog.DiscardHandler))
+	m, bridge, err := brokerCredentials(&config.MQTT{Broker: "tcp://" + listen, ClientID: "switchboard-local"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer closeBroker(context.Background(), srv, slog.New(slog.DiscardHandler))
-	connect := func(id string) error {
-		c := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + listen).SetClientID(id).SetConnectTimeout(5 * time.Second))
+	if m.Username == "" || m.Password == "" || bridge.pass != m.Password {
+		t.Fatalf("no credentials for the bridge's client: %+v", m)
+	}
+	b, err := startBroker(listen, t.TempDir(), []brokerCredential{bridge}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeBroker(context.Background(), b, slog.New(slog.DiscardHandler))
+	connect := func(id, user, pass string) error {
+		o := paho.NewClientOptions().AddBroker("tcp://" + listen).SetClientID(id).SetConnectTimeout(5 * time.Second)
+		o.SetUsername(user).SetPassword(pass)
+		c := paho.NewClient(o)
 		tok := c.Connect()
 		if !tok.WaitTimeout(10 * time.Second) {
 			return fmt.Errorf("connect of %s timed out", id)
@@ -34,33 +48,108 @@ func TestBrokerKeepsDevicesOutUntilOpened(t *testing.T) {
 		}
 		return tok.Error()
 	}
-	err = connect("device-1")
-	if err == nil || !strings.Contains(strings.ToLower(err.Error()), "unavailable") {
-		t.Fatalf("device before the bridge subscribed: %v, want server unavailable", err)
+	// nats-server queues CONNACK "not authorized" and closes the
+	// connection; the client sees either.
+	err = connect("device-1", "", "")
+	if err == nil || strings.Contains(err.Error(), "timed out") {
+		t.Fatalf("device before the bridge subscribed: %v, want refused", err)
 	}
-	if err := connect("switchboard-local"); err != nil {
+	// The client id alone does not get a device in early.
+	if err := connect("switchboard-local", "switchboard", "guess"); err == nil {
+		t.Fatal("a device with the bridge's client id and a wrong password got in")
+	}
+	if err := connect("switchboard-local", m.Username, m.Password); err != nil {
 		t.Fatalf("the bridge's own client was refused: %v", err)
 	}
-	open()
-	if err := connect("device-1"); err != nil {
+	b.open()
+	if err := connect("device-1", "", ""); err != nil {
 		t.Fatalf("device after opening: %v", err)
+	}
+	// Open, the broker checks no credentials (as before).
+	if err := connect("device-2", "any", "thing"); err != nil {
+		t.Fatalf("device with credentials after opening: %v", err)
 	}
 }
 
-// A broker whose Close blocks (mochi can deadlock there, see closeBroker)
-// does not hold up stopping.
-func TestBrokerCloseNeverHangs(t *testing.T) {
-	listen := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
-	srv, _, err := startBroker(listen, t.TempDir(), nil, slog.New(slog.DiscardHandler))
+// Credentials in the broker URL are what paho sends, so they are what
+// the gate knows the bridge by; configured ones are kept.
+func TestBrokerCredentials(t *testing.T) {
+	m, c, err := brokerCredentials(&config.MQTT{Broker: "tcp://u:p@127.0.0.1:1883"})
+	if err != nil || c != (brokerCredential{"u", "p"}) || m.Username != "" {
+		t.Errorf("URL credentials: %+v %+v %v", m, c, err)
+	}
+	m, c, err = brokerCredentials(&config.MQTT{Broker: "tcp://127.0.0.1:1883", Username: "me", Password: "pw"})
+	if err != nil || c != (brokerCredential{"me", "pw"}) || m.Username != "me" {
+		t.Errorf("configured credentials: %+v %+v %v", m, c, err)
+	}
+	orig := &config.MQTT{Broker: "tcp://127.0.0.1:1883"}
+	m1, c1, _ := brokerCredentials(orig)
+	_, c2, _ := brokerCredentials(orig)
+	if orig.Username != "" || orig.Password != "" {
+		t.Errorf("the config was changed: %+v", orig)
+	}
+	if len(c1.pass) < 32 || c1 == c2 || m1.Password != c1.pass {
+		t.Errorf("generated credentials %+v, %+v", c1, c2)
+	}
+}
+
+// A second Switchboard on the same data_dir fails at once, saying why.
+func TestBrokerDataDirInUse(t *testing.T) {
+	dir := t.TempDir()
+	log := slog.New(slog.DiscardHandler)
+	b, err := startBroker(fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)), dir, nil, log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv.Clients.Lock() // as a disconnect racing Close would hold it
-	defer srv.Clients.Unlock()
+	defer closeBroker(context.Background(), b, log)
+	began := time.Now()
+	_, err = startBroker(fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)), dir, nil, log)
+	if err == nil || !strings.Contains(err.Error(), "in use by another Switchboard") {
+		t.Fatalf("second broker on the same data_dir: %v", err)
+	}
+	if took := time.Since(began); took > 2*time.Second {
+		t.Errorf("refusing took %v", took)
+	}
+}
+
+// Upgrading from mochi's store: its broker.db is named in a warning at
+// the first start and left alone; later starts say nothing of it.
+func TestBrokerLeavesMochiStore(t *testing.T) {
+	dir := t.TempDir()
+	old := filepath.Join(dir, "broker.db")
+	if err := os.WriteFile(old, []byte("bolt"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []int{1, 0} {
+		var logs bytes.Buffer
+		b, err := startBroker(fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)), dir, nil, slog.New(slog.NewTextHandler(&logs, nil)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		closeBroker(context.Background(), b, slog.New(slog.DiscardHandler))
+		if n := strings.Count(logs.String(), "(mochi)"); n != want {
+			t.Errorf("start %d: broker.db named %d times, want %d:\n%s", i+1, n, want, logs.String())
+		}
+		if i == 0 && !strings.Contains(logs.String(), "level=WARN") {
+			t.Errorf("no warning:\n%s", logs.String())
+		}
+		if strings.Contains(logs.String(), "level=ERROR") {
+			t.Errorf("start %d logged an error:\n%s", i+1, logs.String())
+		}
+	}
+	if b, err := os.ReadFile(old); err != nil || string(b) != "bolt" {
+		t.Errorf("broker.db changed: %q, %v", b, err)
+	}
+}
+
+// Stopping never waits for a broker that does not stop.
+func TestBrokerCloseNeverHangs(t *testing.T) {
+	stuck := make(chan struct{})
+	defer close(stuck)
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
 	began := time.Now()
-	closeBroker(ctx, srv, slog.New(slog.DiscardHandler))
+	closeWithin(ctx, func() { <-stuck }, slog.New(slog.DiscardHandler))
 	if took := time.Since(began); took > 5*time.Second {
 		t.Errorf("closing a stuck broker took %v", took)
 	}
