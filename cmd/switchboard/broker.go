@@ -40,7 +40,8 @@ const brokerDir = "broker"
 // the PUBACK, as Switchboard's own store syncs its commits before
 // acknowledging (sqlite_synchronous: full): what a device was told is
 // stored survives a power loss, not just a crash of the process.
-const brokerSyncAlways = true
+// (A variable for BenchmarkBrokerSync.)
+var brokerSyncAlways = true
 
 // brokerCredential is what the bridge's own MQTT client presents to the
 // embedded broker; it alone is let in before the broker opens to devices.
@@ -257,8 +258,9 @@ func closeWithin(ctx context.Context, close func(), log *slog.Logger) {
 // clients have subscribed their rooms. A broker drops what is published
 // to a topic nobody subscribes to, and on a fresh data_dir the bridge has
 // no session yet to queue it in: a device that got in first would have
-// its first messages acknowledged and lost. A device turned away gets
-// CONNACK "not authorized" and retries, as after any broker restart.
+// its first messages acknowledged and lost. A device turned away is
+// disconnected (nats-server queues a CONNACK "not authorized" first) and
+// retries, as after any broker restart.
 type deviceGate struct {
 	bridge []brokerCredential
 	log    *slog.Logger
@@ -293,8 +295,8 @@ func (g *deviceGate) openUp() {
 
 // natsLog routes nats-server's log to slog. Its notices (banner, JetStream
 // settings) are debug lines here; its warnings and errors stay so, but for
-// the authentication errors of devices the gate turns away, which are the
-// gate doing its job.
+// the store's recovery after a crash and the authentication errors of
+// devices the gate turns away, which is the gate doing its job.
 type natsLog struct {
 	log   *slog.Logger
 	mu    sync.Mutex
@@ -302,7 +304,18 @@ type natsLog struct {
 }
 
 func (l *natsLog) Noticef(format string, v ...any) { l.log.Debug(fmt.Sprintf(format, v...)) }
-func (l *natsLog) Warnf(format string, v ...any)   { l.log.Warn(fmt.Sprintf(format, v...)) }
+func (l *natsLog) Warnf(format string, v ...any) {
+	msg := fmt.Sprintf(format, v...)
+	if _, rest, ok := strings.Cut(msg, "] "); ok && strings.HasPrefix(msg, "Filestore [") &&
+		(strings.HasPrefix(rest, "Stream state ") || strings.HasPrefix(rest, "Recovering stream state from index")) {
+		// After a crash a stream's index file is behind its message files,
+		// and JetStream rebuilds it from the messages: what it is built to
+		// do. Trouble with the messages themselves stays a warning.
+		l.log.Info(msg)
+		return
+	}
+	l.log.Warn(msg)
+}
 func (l *natsLog) Debugf(format string, v ...any)  { l.log.Debug(fmt.Sprintf(format, v...)) }
 func (l *natsLog) Tracef(format string, v ...any)  { l.log.Debug(fmt.Sprintf(format, v...)) }
 

@@ -175,3 +175,73 @@ func TestOnBroker(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkBrokerSync measures what syncing every stored message costs:
+// one device publishes at QoS 1 through the embedded broker to a
+// persistent QoS 1 subscriber, one message at a time (a device waiting
+// for each PUBACK) and 256 in flight, with JetStream syncing each write
+// (as shipped) and syncing every 2 minutes (nats-server's default).
+//
+//	go test -run XXX -bench BrokerSync -benchtime 2000x ./cmd/switchboard/
+func BenchmarkBrokerSync(b *testing.B) {
+	for _, always := range []bool{true, false} {
+		for _, inflight := range []int{1, 256} {
+			b.Run(fmt.Sprintf("sync_always=%v/inflight=%d", always, inflight), func(b *testing.B) {
+				defer func(v bool) { brokerSyncAlways = v }(brokerSyncAlways)
+				brokerSyncAlways = always
+				benchmarkBroker(b, inflight)
+			})
+		}
+	}
+}
+
+func benchmarkBroker(b *testing.B, inflight int) {
+	listen := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(b))
+	log := slog.New(slog.DiscardHandler)
+	bk, err := startBroker(listen, b.TempDir(), nil, log)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer closeBroker(context.Background(), bk, log)
+	bk.open()
+	got := make(chan struct{}, b.N)
+	o := paho.NewClientOptions().AddBroker("tcp://" + listen).SetClientID("sub").SetCleanSession(false).
+		SetDefaultPublishHandler(func(paho.Client, paho.Message) { got <- struct{}{} })
+	sub := paho.NewClient(o)
+	if tok := sub.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		b.Fatal(tok.Error())
+	}
+	defer sub.Disconnect(0)
+	if tok := sub.Subscribe("bench/#", 1, nil); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		b.Fatal(tok.Error())
+	}
+	pub := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + listen).SetClientID("pub"))
+	if tok := pub.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		b.Fatal(tok.Error())
+	}
+	defer pub.Disconnect(0)
+	window := make(chan paho.Token, inflight)
+	cpu0, _ := ownCPUTime()
+	b.ResetTimer()
+	go func() {
+		for i := 0; i < b.N; i++ {
+			window <- pub.Publish("bench/in", 1, false, fmt.Sprintf("message %d", i))
+		}
+		close(window)
+	}()
+	for tok := range window {
+		if !tok.WaitTimeout(30*time.Second) || tok.Error() != nil {
+			b.Fatalf("publish: %v", tok.Error())
+		}
+	}
+	for i := 0; i < b.N; i++ {
+		select {
+		case <-got:
+		case <-time.After(30 * time.Second):
+			b.Fatalf("%d of %d delivered", i, b.N)
+		}
+	}
+	b.StopTimer()
+	cpu1, _ := ownCPUTime()
+	b.ReportMetric(float64((cpu1-cpu0).Microseconds())/float64(b.N), "cpu-µs/msg")
+}
