@@ -83,7 +83,7 @@ type embeddedBroker struct {
 	srv  *server.Server
 	addr string
 	self brokerCredential // Switchboard's in-process NATS connection
-	lock *os.File // held while the broker runs: one Switchboard per data_dir
+	lock *os.File         // held while the broker runs: one Switchboard per data_dir
 	open func()
 }
 
@@ -316,8 +316,8 @@ func (l *natsLog) Warnf(format string, v ...any) {
 	}
 	l.log.Warn(msg)
 }
-func (l *natsLog) Debugf(format string, v ...any)  { l.log.Debug(fmt.Sprintf(format, v...)) }
-func (l *natsLog) Tracef(format string, v ...any)  { l.log.Debug(fmt.Sprintf(format, v...)) }
+func (l *natsLog) Debugf(format string, v ...any) { l.log.Debug(fmt.Sprintf(format, v...)) }
+func (l *natsLog) Tracef(format string, v ...any) { l.log.Debug(fmt.Sprintf(format, v...)) }
 
 func (l *natsLog) Errorf(format string, v ...any) {
 	msg := fmt.Sprintf(format, v...)

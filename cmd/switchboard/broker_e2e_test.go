@@ -3,9 +3,9 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"os/exec"
 	"path/filepath"
 	"strconv"
-	"os/exec"
 	"strings"
 	"sync"
 	"sync/atomic"
