@@ -157,6 +157,20 @@ links:
 
 	// Each life: a late device 5 s after the start, then the stop.
 	life := 1
+	// How soon after each restart a new device gets in.
+	var letIn []time.Duration
+	probe := func(started time.Time) {
+		for time.Since(started) < brokerLateJoin {
+			c := paho.NewClient(paho.NewClientOptions().AddBroker(url).SetClientID(testenv.UniqueClientID("probe")).
+				SetProtocolVersion(4).SetConnectTimeout(time.Second))
+			if tok := c.Connect(); tok.WaitTimeout(time.Second) && tok.Error() == nil {
+				letIn = append(letIn, time.Since(started))
+				c.Disconnect(0)
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
 	lateJoin := func() {
 		time.Sleep(time.Until(started.Add(brokerLateJoin)))
 		c := paho.NewClient(paho.NewClientOptions().AddBroker(url).SetClientID(testenv.UniqueClientID("late")).
@@ -190,8 +204,8 @@ links:
 			}
 		}
 		started = time.Now()
-		t.Logf("start %d at %s", life+1, started.Format("15:04:05.000"))
 		sb.Start(t)
+		probe(started)
 		life++
 	}
 	// The last life runs as long as the others, then the devices stop.
@@ -270,6 +284,9 @@ links:
 		}
 	}
 	res.cpu = cpu
+	if len(letIn) > 0 {
+		t.Logf("after each restart, a new device was let in after %v", letIn)
+	}
 	if res.acked < brokerDevices*brokerRate*int(brokerLife/time.Second)*(len(stops)+1)/2 {
 		t.Errorf("only %d messages acknowledged to the devices over %d lives", res.acked, len(stops)+1)
 	}
