@@ -83,9 +83,27 @@ type embeddedBroker struct {
 	srv  *server.Server
 	addr string
 	self brokerCredential // Switchboard's in-process NATS connection
-	lock *os.File         // held while the broker runs: one Switchboard per data_dir
+	nc   *nats.Conn       // that connection, for the JetStream API
+	log  *slog.Logger
+	lock *os.File // held while the broker runs: one Switchboard per data_dir
 	open func()
+
+	balanceMu sync.Mutex    // one balance at a time
+	closed    chan struct{} // closed by close
 }
+
+// The stream nats-server's MQTT sessions keep QoS 1 and 2 messages in
+// (its mqttStreamName), and the in-flight limit of one session over all
+// its subscriptions (MQTTOpts.MaxAckPending). nats-server also gives
+// every new QoS 1 subscription that many, and refuses a subscription that
+// would take a session's sum past 65,535: 256 (not its default 1,024)
+// lets a client, such as Switchboard's for its rooms, have about 250
+// subscriptions instead of 63, and is still far more than Switchboard
+// keeps in flight (it acknowledges within a sync, 20 ms).
+const (
+	mqttMsgsStream    = "$MQTT_msgs"
+	mqttSessionWindow = 256
+)
 
 // startBroker runs the embedded MQTT broker on listen with its store in
 // dataDir/broker. Devices are turned away until the returned broker's open
@@ -147,8 +165,9 @@ func startBroker(listen, dataDir string, bridge []brokerCredential, log *slog.Lo
 		SyncAlways:                 brokerSyncAlways,
 		CustomClientAuthentication: gate,
 		MQTT: server.MQTTOpts{
-			Host: host,
-			Port: port,
+			Host:          host,
+			Port:          port,
+			MaxAckPending: mqttSessionWindow,
 		},
 	}
 	srv, err := server.NewServer(opts)
@@ -175,8 +194,16 @@ func startBroker(listen, dataDir string, bridge []brokerCredential, log *slog.Lo
 	}
 	// nats-server writes the port it got for ":0" into the options.
 	addr := net.JoinHostPort(host, strconv.Itoa(opts.MQTT.Port))
-	b := &embeddedBroker{srv: srv, addr: addr, lock: lock, open: gate.openUp, self: self}
+	b := &embeddedBroker{srv: srv, addr: addr, lock: lock, open: gate.openUp, self: self, log: log, closed: make(chan struct{})}
+	if err := b.connect(); err != nil {
+		b.close()
+		return nil, fmt.Errorf("broker: %w", err)
+	}
 	if err := b.redeliverPending(); err != nil {
+		b.close()
+		return nil, fmt.Errorf("broker: %w", err)
+	}
+	if err := b.balanceWindows(); err != nil {
 		b.close()
 		return nil, fmt.Errorf("broker: %w", err)
 	}
@@ -192,28 +219,156 @@ func startBroker(listen, dataDir string, bridge []brokerCredential, log *slog.Lo
 // order. A message acknowledged in the last 100 ms before a crash (the
 // consumer store writes its state at most ten times a second) comes again.
 func (b *embeddedBroker) redeliverPending() error {
+	names, err := b.consumers()
+	if err != nil {
+		return err
+	}
+	for _, name := range names {
+		var resp server.JSApiConsumerResetResponse
+		if err := b.api(fmt.Sprintf("$JS.API.CONSUMER.RESET.%s.%s", mqttMsgsStream, name), nil, &resp.ApiResponse, &resp); err != nil {
+			return fmt.Errorf("reset consumer %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// connect opens Switchboard's in-process connection to the broker.
+func (b *embeddedBroker) connect() error {
 	nc, err := nats.Connect("", nats.InProcessServer(b.srv), nats.UserInfo(b.self.user, b.self.pass),
 		nats.Name("switchboard"), nats.NoReconnect())
 	if err != nil {
 		return fmt.Errorf("in-process connection: %w", err)
 	}
-	defer nc.Close()
-	const stream = "$MQTT_msgs" // nats-server's mqttStreamName
-	js, err := nc.JetStream()
+	b.nc = nc
+	return nil
+}
+
+// api makes a JetStream API request and decodes its answer into resp,
+// whose ApiResponse is base.
+func (b *embeddedBroker) api(subject string, req any, base *server.ApiResponse, resp any) error {
+	var data []byte
+	if req != nil {
+		var err error
+		if data, err = json.Marshal(req); err != nil {
+			return err
+		}
+	}
+	msg, err := b.nc.Request(subject, data, 10*time.Second)
 	if err != nil {
 		return err
 	}
-	for name := range js.ConsumerNames(stream) {
-		msg, err := nc.Request(fmt.Sprintf("$JS.API.CONSUMER.RESET.%s.%s", stream, name), nil, 10*time.Second)
+	if err := json.Unmarshal(msg.Data, resp); err != nil {
+		return err
+	}
+	if base.Error != nil {
+		return base.Error
+	}
+	return nil
+}
+
+// consumers lists the MQTT sessions' consumers of QoS 1 and 2 messages,
+// one per subscription of a session.
+func (b *embeddedBroker) consumers() ([]string, error) {
+	var names []string
+	for offset := 0; ; {
+		var resp server.JSApiConsumerNamesResponse
+		err := b.api("$JS.API.CONSUMER.NAMES."+mqttMsgsStream, server.JSApiConsumersRequest{ApiPagedRequest: server.ApiPagedRequest{Offset: offset}}, &resp.ApiResponse, &resp)
+		if server.IsNatsErr(err, server.JSStreamNotFoundErr) {
+			return nil, nil // no MQTT client has connected yet
+		}
 		if err != nil {
-			return fmt.Errorf("reset consumer %s: %w", name, err)
+			return nil, fmt.Errorf("list consumers: %w", err)
 		}
-		var resp server.JSApiConsumerResetResponse
-		if err := json.Unmarshal(msg.Data, &resp); err != nil {
-			return fmt.Errorf("reset consumer %s: %w", name, err)
+		names = append(names, resp.Consumers...)
+		offset += len(resp.Consumers)
+		if len(resp.Consumers) == 0 || offset >= resp.Total {
+			return names, nil
 		}
-		if resp.Error != nil {
-			return fmt.Errorf("reset consumer %s: %v", name, resp.Error)
+	}
+}
+
+// balanceWindows shares each MQTT session's in-flight window among its
+// subscriptions. nats-server lets each subscription's consumer have up to
+// mqttSessionWindow messages unacknowledged, but a session as a whole
+// too, and what a consumer pushes past the session's window it holds
+// back for the ack wait (30 s): with a backlog in several rooms of one of
+// Switchboard's networks (after a restart), messages would come 30 s
+// late and after newer ones of their room. With the windows of a
+// session's consumers summing to the session's, none is held back. It
+// runs at start, and again whenever a consumer comes or goes.
+func (b *embeddedBroker) balanceWindows() error {
+	if err := b.balance(); err != nil {
+		return err
+	}
+	// A client subscribing to many topics at once makes as many
+	// consumers: one balance serves them all.
+	kick := make(chan struct{}, 1)
+	for _, event := range []string{"CREATED", "DELETED"} {
+		_, err := b.nc.Subscribe("$JS.EVENT.ADVISORY.CONSUMER."+event+"."+mqttMsgsStream+".*", func(*nats.Msg) {
+			select {
+			case kick <- struct{}{}:
+			default:
+			}
+		})
+		if err != nil {
+			return err
+		}
+	}
+	go func() {
+		for {
+			select {
+			case <-kick:
+			case <-b.closed:
+				return
+			}
+			select {
+			case <-time.After(20 * time.Millisecond):
+			case <-b.closed:
+				return
+			}
+			if err := b.balance(); err != nil && !b.nc.IsClosed() {
+				b.log.Error("sharing a session's in-flight window among its subscriptions", "err", err)
+			}
+		}
+	}()
+	return nil
+}
+
+func (b *embeddedBroker) balance() error {
+	b.balanceMu.Lock()
+	defer b.balanceMu.Unlock()
+	names, err := b.consumers()
+	if err != nil {
+		return err
+	}
+	// nats-server names a session's consumers <session hash>_<nuid>.
+	sessions := map[string][]string{}
+	for _, name := range names {
+		if i := strings.LastIndexByte(name, '_'); i > 0 {
+			sessions[name[:i]] = append(sessions[name[:i]], name)
+		}
+	}
+	for _, cons := range sessions {
+		want := max(1, mqttSessionWindow/len(cons))
+		for _, name := range cons {
+			var info server.JSApiConsumerInfoResponse
+			if err := b.api(fmt.Sprintf("$JS.API.CONSUMER.INFO.%s.%s", mqttMsgsStream, name), nil, &info.ApiResponse, &info); err != nil {
+				if server.IsNatsErr(err, server.JSConsumerNotFoundErr) {
+					continue // gone meanwhile; its advisory balances again
+				}
+				return fmt.Errorf("consumer %s: %w", name, err)
+			}
+			if info.ConsumerInfo == nil || info.Config.MaxAckPending == want {
+				continue
+			}
+			cfg := info.Config
+			cfg.MaxAckPending = want
+			var resp server.JSApiConsumerCreateResponse
+			req := server.CreateConsumerRequest{Stream: mqttMsgsStream, Config: *cfg, Action: server.ActionUpdate}
+			err := b.api(fmt.Sprintf("$JS.API.CONSUMER.CREATE.%s.%s", mqttMsgsStream, name), req, &resp.ApiResponse, &resp)
+			if err != nil && !server.IsNatsErr(err, server.JSConsumerNotFoundErr) {
+				return fmt.Errorf("consumer %s: %w", name, err)
+			}
 		}
 	}
 	return nil
@@ -224,6 +379,10 @@ func (b *embeddedBroker) Addr() string { return b.addr }
 
 // close shuts the broker down; JetStream writes its state on the way.
 func (b *embeddedBroker) close() {
+	close(b.closed)
+	if b.nc != nil {
+		b.nc.Close()
+	}
 	b.srv.Shutdown()
 	b.srv.WaitForShutdown()
 	b.lock.Close()

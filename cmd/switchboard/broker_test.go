@@ -7,7 +7,9 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -244,4 +246,111 @@ func benchmarkBroker(b *testing.B, inflight int) {
 	b.StopTimer()
 	cpu1, _ := ownCPUTime()
 	b.ReportMetric(float64((cpu1-cpu0).Microseconds())/float64(b.N), "cpu-µs/msg")
+}
+
+// A session subscribed to several topics gets a backlog longer than the
+// broker's in-flight window across them (as Switchboard's client, one
+// subscription a room, after a restart) at once and in order: nats-server
+// would hold back what goes past the session's window for its 30 s ack
+// wait (see balanceWindows).
+func TestBrokerBacklogOverSeveralSubscriptions(t *testing.T) {
+	listen := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	log := slog.New(slog.DiscardHandler)
+	b, err := startBroker(listen, t.TempDir(), nil, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeBroker(context.Background(), b, log)
+	b.open()
+	rooms := []string{"a", "b", "c"}
+	const each = 700 // 2,100 in all, far past the window
+	var mu sync.Mutex
+	got := map[string][]int{}
+	o := paho.NewClientOptions().AddBroker("tcp://" + listen).SetClientID("bridge").SetCleanSession(false).SetOrderMatters(true).
+		SetDefaultPublishHandler(func(_ paho.Client, m paho.Message) {
+			n, _ := strconv.Atoi(string(m.Payload()))
+			mu.Lock()
+			got[m.Topic()] = append(got[m.Topic()], n)
+			mu.Unlock()
+		})
+	connect := func(o *paho.ClientOptions) paho.Client {
+		c := paho.NewClient(o)
+		if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+			t.Fatalf("connect: %v", tok.Error())
+		}
+		return c
+	}
+	sub := connect(o)
+	for _, r := range rooms {
+		if tok := sub.Subscribe(r+"/in", 1, nil); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+			t.Fatalf("subscribe: %v", tok.Error())
+		}
+	}
+	sub.Disconnect(100)
+	pub := connect(paho.NewClientOptions().AddBroker("tcp://" + listen).SetClientID("device"))
+	defer pub.Disconnect(0)
+	var last paho.Token
+	for i := 1; i <= each; i++ {
+		for _, r := range rooms {
+			last = pub.Publish(r+"/in", 1, false, strconv.Itoa(i))
+		}
+	}
+	if !last.WaitTimeout(30*time.Second) || last.Error() != nil {
+		t.Fatalf("publish: %v", last.Error())
+	}
+	began := time.Now()
+	sub = connect(o)
+	defer sub.Disconnect(0)
+	for {
+		mu.Lock()
+		n := 0
+		for _, r := range rooms {
+			n += len(got[r+"/in"])
+		}
+		mu.Unlock()
+		if n >= each*len(rooms) {
+			break
+		}
+		if time.Since(began) > 10*time.Second {
+			t.Fatalf("%d of %d delivered after %v", n, each*len(rooms), time.Since(began))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, r := range rooms {
+		for i, n := range got[r+"/in"] {
+			if n != i+1 {
+				t.Fatalf("%s: message %d came as number %d", r, n, i+1)
+			}
+		}
+	}
+	t.Logf("%d messages over %d subscriptions in %v", each*len(rooms), len(rooms), time.Since(began))
+}
+
+// One client (Switchboard's, one subscription R/in/+ a room) can
+// subscribe to 250 topics at QoS 1 on the embedded broker.
+func TestBrokerManySubscriptions(t *testing.T) {
+	listen := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	log := slog.New(slog.DiscardHandler)
+	b, err := startBroker(listen, t.TempDir(), nil, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeBroker(context.Background(), b, log)
+	b.open()
+	c := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + listen).SetClientID("bridge").SetCleanSession(false))
+	if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("connect: %v", tok.Error())
+	}
+	defer c.Disconnect(0)
+	for i := range 250 {
+		tok := c.Subscribe(fmt.Sprintf("room%d/in/+", i), 1, nil)
+		if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+			t.Fatalf("subscription %d: %v", i+1, tok.Error())
+		}
+		if q := tok.(*paho.SubscribeToken).Result()[fmt.Sprintf("room%d/in/+", i)]; q != 1 {
+			t.Fatalf("subscription %d granted %#x", i+1, q)
+		}
+	}
 }
