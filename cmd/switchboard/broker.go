@@ -80,16 +80,14 @@ func randomCredential(user string) (brokerCredential, error) {
 
 // embeddedBroker is a running embedded broker.
 type embeddedBroker struct {
-	srv  *server.Server
-	addr string
-	self brokerCredential // Switchboard's in-process NATS connection
-	nc   *nats.Conn       // that connection, for the JetStream API
-	log  *slog.Logger
-	lock *os.File // held while the broker runs: one Switchboard per data_dir
-	open func()
-
-	balanceMu sync.Mutex    // one balance at a time
-	closed    chan struct{} // closed by close
+	srv    *server.Server
+	addr   string
+	self   brokerCredential // Switchboard's in-process NATS connection
+	nc     *nats.Conn       // that connection, for the JetStream API
+	log    *slog.Logger
+	lock   *os.File // held while the broker runs: one Switchboard per data_dir
+	open   func()
+	closed chan struct{} // closed by close
 }
 
 // The stream nats-server's MQTT sessions keep QoS 1 and 2 messages in
@@ -224,8 +222,7 @@ func (b *embeddedBroker) redeliverPending() error {
 		return err
 	}
 	for _, name := range names {
-		var resp server.JSApiConsumerResetResponse
-		if err := b.api(fmt.Sprintf("$JS.API.CONSUMER.RESET.%s.%s", mqttMsgsStream, name), nil, &resp.ApiResponse, &resp); err != nil {
+		if err := b.api(fmt.Sprintf("$JS.API.CONSUMER.RESET.%s.%s", mqttMsgsStream, name), nil, nil); err != nil {
 			return fmt.Errorf("reset consumer %s: %w", name, err)
 		}
 	}
@@ -243,9 +240,9 @@ func (b *embeddedBroker) connect() error {
 	return nil
 }
 
-// api makes a JetStream API request and decodes its answer into resp,
-// whose ApiResponse is base.
-func (b *embeddedBroker) api(subject string, req any, base *server.ApiResponse, resp any) error {
+// api makes a JetStream API request and decodes its answer into resp
+// (if not nil); an error answer is the error.
+func (b *embeddedBroker) api(subject string, req, resp any) error {
 	var data []byte
 	if req != nil {
 		var err error
@@ -257,13 +254,17 @@ func (b *embeddedBroker) api(subject string, req any, base *server.ApiResponse, 
 	if err != nil {
 		return err
 	}
-	if err := json.Unmarshal(msg.Data, resp); err != nil {
+	var base server.ApiResponse
+	if err := json.Unmarshal(msg.Data, &base); err != nil {
 		return err
 	}
 	if base.Error != nil {
 		return base.Error
 	}
-	return nil
+	if resp == nil {
+		return nil
+	}
+	return json.Unmarshal(msg.Data, resp)
 }
 
 // consumers lists the MQTT sessions' consumers of QoS 1 and 2 messages,
@@ -272,7 +273,7 @@ func (b *embeddedBroker) consumers() ([]string, error) {
 	var names []string
 	for offset := 0; ; {
 		var resp server.JSApiConsumerNamesResponse
-		err := b.api("$JS.API.CONSUMER.NAMES."+mqttMsgsStream, server.JSApiConsumersRequest{ApiPagedRequest: server.ApiPagedRequest{Offset: offset}}, &resp.ApiResponse, &resp)
+		err := b.api("$JS.API.CONSUMER.NAMES."+mqttMsgsStream, server.JSApiConsumersRequest{ApiPagedRequest: server.ApiPagedRequest{Offset: offset}}, &resp)
 		if server.IsNatsErr(err, server.JSStreamNotFoundErr) {
 			return nil, nil // no MQTT client has connected yet
 		}
@@ -297,14 +298,19 @@ func (b *embeddedBroker) consumers() ([]string, error) {
 // session's consumers summing to the session's, none is held back. It
 // runs at start, and again whenever a consumer comes or goes.
 func (b *embeddedBroker) balanceWindows() error {
-	if err := b.balance(); err != nil {
+	if err := b.balance(nil); err != nil {
 		return err
 	}
 	// A client subscribing to many topics at once makes as many
-	// consumers: one balance serves them all.
+	// consumers: one balance of its session serves them all.
+	var mu sync.Mutex
+	changed := map[string]bool{}
 	kick := make(chan struct{}, 1)
 	for _, event := range []string{"CREATED", "DELETED"} {
-		_, err := b.nc.Subscribe("$JS.EVENT.ADVISORY.CONSUMER."+event+"."+mqttMsgsStream+".*", func(*nats.Msg) {
+		_, err := b.nc.Subscribe("$JS.EVENT.ADVISORY.CONSUMER."+event+"."+mqttMsgsStream+".*", func(m *nats.Msg) {
+			mu.Lock()
+			changed[sessionOf(m.Subject[strings.LastIndexByte(m.Subject, '.')+1:])] = true
+			mu.Unlock()
 			select {
 			case kick <- struct{}{}:
 			default:
@@ -326,7 +332,11 @@ func (b *embeddedBroker) balanceWindows() error {
 			case <-b.closed:
 				return
 			}
-			if err := b.balance(); err != nil && !b.nc.IsClosed() {
+			mu.Lock()
+			sessions := changed
+			changed = map[string]bool{}
+			mu.Unlock()
+			if err := b.balance(sessions); err != nil && !b.nc.IsClosed() {
 				b.log.Error("sharing a session's in-flight window among its subscriptions", "err", err)
 			}
 		}
@@ -334,25 +344,29 @@ func (b *embeddedBroker) balanceWindows() error {
 	return nil
 }
 
-func (b *embeddedBroker) balance() error {
-	b.balanceMu.Lock()
-	defer b.balanceMu.Unlock()
+// sessionOf is the session a consumer belongs to: nats-server names a
+// session's consumers <session hash>_<nuid>.
+func sessionOf(consumer string) string {
+	return consumer[:max(0, strings.LastIndexByte(consumer, '_'))]
+}
+
+// balance balances the given sessions' windows, or all with nil.
+func (b *embeddedBroker) balance(only map[string]bool) error {
 	names, err := b.consumers()
 	if err != nil {
 		return err
 	}
-	// nats-server names a session's consumers <session hash>_<nuid>.
 	sessions := map[string][]string{}
 	for _, name := range names {
-		if i := strings.LastIndexByte(name, '_'); i > 0 {
-			sessions[name[:i]] = append(sessions[name[:i]], name)
+		if sess := sessionOf(name); sess != "" && (only == nil || only[sess]) {
+			sessions[sess] = append(sessions[sess], name)
 		}
 	}
 	for _, cons := range sessions {
 		want := max(1, mqttSessionWindow/len(cons))
 		for _, name := range cons {
 			var info server.JSApiConsumerInfoResponse
-			if err := b.api(fmt.Sprintf("$JS.API.CONSUMER.INFO.%s.%s", mqttMsgsStream, name), nil, &info.ApiResponse, &info); err != nil {
+			if err := b.api(fmt.Sprintf("$JS.API.CONSUMER.INFO.%s.%s", mqttMsgsStream, name), nil, &info); err != nil {
 				if server.IsNatsErr(err, server.JSConsumerNotFoundErr) {
 					continue // gone meanwhile; its advisory balances again
 				}
@@ -363,9 +377,8 @@ func (b *embeddedBroker) balance() error {
 			}
 			cfg := info.Config
 			cfg.MaxAckPending = want
-			var resp server.JSApiConsumerCreateResponse
 			req := server.CreateConsumerRequest{Stream: mqttMsgsStream, Config: *cfg, Action: server.ActionUpdate}
-			err := b.api(fmt.Sprintf("$JS.API.CONSUMER.CREATE.%s.%s", mqttMsgsStream, name), req, &resp.ApiResponse, &resp)
+			err := b.api(fmt.Sprintf("$JS.API.CONSUMER.CREATE.%s.%s", mqttMsgsStream, name), req, nil)
 			if err != nil && !server.IsNatsErr(err, server.JSConsumerNotFoundErr) {
 				return fmt.Errorf("consumer %s: %w", name, err)
 			}
