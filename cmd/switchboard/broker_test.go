@@ -354,3 +354,22 @@ func TestBrokerManySubscriptions(t *testing.T) {
 		}
 	}
 }
+
+// broker.listen with port 0 listens on a free port, and says which.
+func TestBrokerListensOnPortZero(t *testing.T) {
+	log := slog.New(slog.DiscardHandler)
+	b, err := startBroker("127.0.0.1:0", t.TempDir(), nil, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeBroker(context.Background(), b, log)
+	b.open()
+	if strings.HasSuffix(b.Addr(), ":0") {
+		t.Fatalf("Addr %s", b.Addr())
+	}
+	c := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + b.Addr()).SetClientID("device"))
+	if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("connect to %s: %v", b.Addr(), tok.Error())
+	}
+	c.Disconnect(0)
+}
