@@ -62,7 +62,8 @@ type Log struct {
 	Format string `yaml:"format"` // text or json
 }
 
-// Broker is the embedded MQTT broker (mochi-mqtt).
+// Broker is the embedded MQTT broker (nats-server's MQTT listener on
+// JetStream, its store in data_dir/broker).
 type Broker struct {
 	Listen string `yaml:"listen"`
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -156,10 +155,7 @@ func startRelay(b *testing.B, networks, link string) *relay {
 // startRelayAt is startRelay with switchboard's HTTP listener on httpAddr.
 func startRelayAt(b *testing.B, httpAddr, networks, link string) *relay {
 	dir := b.TempDir()
-	bin := filepath.Join(dir, "switchboard")
-	if out, err := exec.Command("go", "build", "-tags", "pprof", "-o", bin, ".").CombinedOutput(); err != nil {
-		b.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildSwitchboard(b, dir, "pprof")
 	conf := testenv.WriteFile(b, dir, "switchboard.yaml", fmt.Sprintf(`
 data_dir: %s/data
 sqlite_synchronous: %s
@@ -335,7 +331,7 @@ func contextSwitches(p *testenv.Process) int {
 }
 
 // processCPU is the user+system CPU time a process has used so far.
-func processCPU(b *testing.B, p *testenv.Process) time.Duration {
+func processCPU(b testing.TB, p *testenv.Process) time.Duration {
 	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.Pid()))
 	if err != nil {
 		b.Fatal(err)

@@ -92,11 +92,7 @@ func TestDefaultsServeEmbeddedBroker(t *testing.T) {
 	testenv.Need(t, "ip")
 	testenv.Need(t, "mosquitto_pub")
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "switchboard")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	buildSwitchboard(t, dir)
 	// Inside the namespace: start it, wait for the broker, publish at QoS
 	// 1 (mosquitto_pub waits for the broker's ack), ask /healthz, stop it
 	// with SIGTERM.

@@ -15,8 +15,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	mochi "github.com/mochi-mqtt/server/v2"
-
 	"github.com/switchboard-chat/switchboard/adapters"
 	"github.com/switchboard-chat/switchboard/bridge"
 	"github.com/switchboard-chat/switchboard/config"
@@ -34,7 +32,7 @@ import (
 type service struct {
 	cfg    *config.Config
 	log    *slog.Logger
-	broker *mochi.Server
+	broker *embeddedBroker
 	store  *store.Store
 	router *bridge.Router
 	nets   map[string]adapters.Adapter
@@ -91,11 +89,13 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *servic
 	s.HTTPAddr = httpLn.Addr().String()
 	s.mux = s.routes()
 	s.http = &http.Server{Handler: s.mux, ReadHeaderTimeout: 10 * time.Second}
-	var openBroker func()
-	var brokerClients map[string]string
+	var brokerNets map[string]*config.MQTT
 	if cfg.Broker != nil {
-		brokerClients = clientsOn(cfg, cfg.Broker.Listen)
-		if s.broker, openBroker, err = startBroker(cfg.Broker.Listen, cfg.DataDir, slices.Sorted(maps.Values(brokerClients)), log); err != nil {
+		var creds []brokerCredential
+		if brokerNets, creds, err = bridgeOn(cfg, cfg.Broker.Listen); err != nil {
+			return nil, err
+		}
+		if s.broker, err = startBroker(cfg.Broker.Listen, cfg.DataDir, creds, log); err != nil {
 			return nil, err
 		}
 	}
@@ -155,7 +155,13 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *servic
 		texts.routes(s.mux)
 	}
 	for _, name := range names {
-		a, err := adapters.New(name, cfg.Networks[name], log)
+		ncfg := cfg.Networks[name]
+		if m, ok := brokerNets[name]; ok {
+			c := *ncfg
+			c.MQTT = m // with the credentials the embedded broker knows it by
+			ncfg = &c
+		}
+		a, err := adapters.New(name, ncfg, log)
 		if err != nil {
 			return nil, err
 		}
@@ -192,33 +198,39 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *servic
 			log.Error("http server", "err", err)
 		}
 	}()
-	if openBroker != nil {
-		go s.openBrokerWhenSubscribed(brokerClients, openBroker)
+	if s.broker != nil {
+		go s.openBrokerWhenSubscribed(slices.Collect(maps.Keys(brokerNets)), s.broker.open)
 	}
 	log.Info("switchboard running", "http", s.HTTPAddr, "networks", len(s.nets), "links", len(links.Names()))
 	return s, nil
 }
 
-// clientsOn maps the MQTT networks whose broker is the embedded one on
-// listen to their client ids.
-func clientsOn(cfg *config.Config, listen string) map[string]string {
-	ids := map[string]string{}
+// bridgeOn finds the MQTT networks whose broker is the embedded one on
+// listen, and gives each the credentials it is let in by before devices
+// are (see brokerCredentials).
+func bridgeOn(cfg *config.Config, listen string) (map[string]*config.MQTT, []brokerCredential, error) {
+	nets := map[string]*config.MQTT{}
+	var creds []brokerCredential
 	for name, n := range cfg.Networks {
 		if n.MQTT != nil && onBroker(n.MQTT.Broker, listen) {
-			ids[name] = n.MQTT.ClientID
+			m, c, err := brokerCredentials(n.MQTT)
+			if err != nil {
+				return nil, nil, err
+			}
+			nets[name], creds = m, append(creds, c)
 		}
 	}
-	return ids
+	return nets, creds, nil
 }
 
 // openBrokerWhenSubscribed lets devices onto the embedded broker once the
 // bridge's networks on it have subscribed every room they joined in start.
-func (s *service) openBrokerWhenSubscribed(networks map[string]string, open func()) {
+func (s *service) openBrokerWhenSubscribed(networks []string, open func()) {
 	t := time.NewTicker(20 * time.Millisecond)
 	defer t.Stop()
 	for {
 		ready := true
-		for name := range networks {
+		for _, name := range networks {
 			if c, ok := s.nets[name].(adapters.Connected); ok && !c.Connected() {
 				ready = false
 			}
