@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"strings"
 	"testing"
 
 	"github.com/switchboard-chat/switchboard/internal/testenv"
@@ -24,12 +25,17 @@ func TestSignature(t *testing.T) {
 	}
 	flipped := []byte(sig)
 	flipped[3] ^= 1
+	// The last character of 16 bytes in base64 carries 2 bits; setting
+	// one of its 4 unused ones spells the same bytes another way.
+	respelled := []byte(sig)
+	respelled[len(sig)-1] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"[strings.IndexByte("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_", sig[len(sig)-1])|1]
 	for name, c := range map[string][4]string{
 		"network":             {"matrix2", "example.org", "AbC123", sig},
 		"server":              {"matrix", "example.com", "AbC123", sig},
 		"media id":            {"matrix", "example.org", "AbC124", sig},
 		"parts shifted":       {"matrix", "example.orgA", "bC123", sig},
 		"signature":           {"matrix", "example.org", "AbC123", string(flipped)},
+		"signature respelled": {"matrix", "example.org", "AbC123", string(respelled)},
 		"signature cut":       {"matrix", "example.org", "AbC123", sig[:len(sig)-2]},
 		"signature missing":   {"matrix", "example.org", "AbC123", ""},
 		"signature not b64":   {"matrix", "example.org", "AbC123", "!!!!"},
