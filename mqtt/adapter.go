@@ -441,16 +441,31 @@ func (a *Adapter) unsubscribe(ctx context.Context, c paho.Client, rooms ...strin
 	}
 	ctx, cancel := context.WithTimeout(ctx, a.timeouts.subscribe)
 	defer cancel()
-	tok := c.Unsubscribe(filters...)
-	select {
-	case <-tok.Done():
-	case <-ctx.Done():
-		return fmt.Errorf("mqtt: unsubscribe: %w", ctx.Err())
-	}
-	if err := tok.Error(); err != nil {
+	if _, err := await(ctx, func() paho.Token { return c.Unsubscribe(filters...) }); err != nil {
 		return fmt.Errorf("mqtt: unsubscribe: %w", err)
 	}
 	return nil
+}
+
+// await makes a paho call and waits for its token, giving up when ctx
+// ends. The call runs on a goroutine of its own: paho may block in it for
+// up to the write timeout, handing its packet to a connection that has
+// just died, and that must not hold up a reconnect or Stop.
+func await(ctx context.Context, call func() paho.Token) (paho.Token, error) {
+	made := make(chan paho.Token, 1)
+	go func() { made <- call() }()
+	var tok paho.Token
+	select {
+	case tok = <-made:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	select {
+	case <-tok.Done():
+		return tok, tok.Error()
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }
 
 func (a *Adapter) subscribe(ctx context.Context, c paho.Client, rooms ...string) error {
@@ -464,13 +479,8 @@ func (a *Adapter) subscribe(ctx context.Context, c paho.Client, rooms ...string)
 	ctx, cancel := context.WithTimeout(ctx, a.timeouts.subscribe)
 	defer cancel()
 	// A nil callback leaves routing to the default handler.
-	tok := c.SubscribeMultiple(filters, nil)
-	select {
-	case <-tok.Done():
-	case <-ctx.Done():
-		return fmt.Errorf("mqtt: subscribe: %w", ctx.Err())
-	}
-	if err := tok.Error(); err != nil {
+	tok, err := await(ctx, func() paho.Token { return c.SubscribeMultiple(filters, nil) })
+	if err != nil {
 		return fmt.Errorf("mqtt: subscribe: %w", err)
 	}
 	if st, ok := tok.(*paho.SubscribeToken); ok {

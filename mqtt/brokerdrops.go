@@ -42,13 +42,10 @@ func (a *Adapter) BrokerDropped() (uint64, bool) {
 func (a *Adapter) watchBrokerDrops(ctx context.Context, c paho.Client) {
 	ctx, cancel := context.WithTimeout(ctx, a.timeouts.subscribe)
 	defer cancel()
-	tok := c.Subscribe(droppedTopic, 0, func(_ paho.Client, m paho.Message) { a.brokerDropped(m.Payload()) })
-	select {
-	case <-tok.Done():
-	case <-ctx.Done():
-		return
-	}
-	if err := tok.Error(); err != nil {
+	_, err := await(ctx, func() paho.Token {
+		return c.Subscribe(droppedTopic, 0, func(_ paho.Client, m paho.Message) { a.brokerDropped(m.Payload()) })
+	})
+	if err != nil {
 		a.log.Debug("mqtt: the broker's dropped count is not available", "err", err)
 	}
 }
