@@ -120,6 +120,11 @@ func TestIgnoredSendersNotBridged(t *testing.T) {
 	if v, _ := metric(metrics, devices); v != 1 {
 		t.Errorf("%s = %v, want 1", devices, v)
 	}
+	for _, n := range getStatus(t, svc).Networks {
+		if want := map[string]uint64{"libera": 6, "devices": 1}[n.Name]; n.Dropped["ignored"] != want {
+			t.Errorf("/api/status: %s dropped %v, want %d ignored", n.Name, n.Dropped, want)
+		}
+	}
 	// The operator's log names the room and the sender, never the text.
 	logged := log.String()
 	if !strings.Contains(logged, `msg="event from an ignored sender dropped" component=router room=libera:#room sender=NewsBot mask=NewsBot!`) ||

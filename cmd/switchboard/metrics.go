@@ -60,6 +60,28 @@ func (m *metrics) Dropped(network, reason string) {
 	d.n[network][reason]++
 }
 
+// droppedCounts is every inbound drop so far, by network and reason: the
+// adapters' own and the router's, one count however many parts counted.
+func droppedCounts(nets map[string]adapters.Adapter, router *routerDrops) map[string]map[string]uint64 {
+	dropped := map[string]map[string]uint64{}
+	if router != nil {
+		router.add(dropped)
+	}
+	for name, a := range nets {
+		d, ok := a.(adapters.DropCounter)
+		if !ok {
+			continue
+		}
+		for reason, n := range d.Dropped() {
+			if dropped[name] == nil {
+				dropped[name] = map[string]uint64{}
+			}
+			dropped[name][reason] += n
+		}
+	}
+	return dropped
+}
+
 // add adds the router's counts to the adapters'.
 func (d *routerDrops) add(to map[string]map[string]uint64) {
 	d.mu.Lock()
@@ -180,20 +202,8 @@ func (c *adapterCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *adapterCollector) Collect(ch chan<- prometheus.Metric) {
-	// One series per network and reason, however many parts counted it.
-	dropped := map[string]map[string]uint64{}
-	if c.routerDrops != nil {
-		c.routerDrops.add(dropped)
-	}
-	for name, a := range c.nets() {
-		if d, ok := a.(adapters.DropCounter); ok {
-			if dropped[name] == nil {
-				dropped[name] = map[string]uint64{}
-			}
-			for reason, n := range d.Dropped() {
-				dropped[name][reason] += n
-			}
-		}
+	nets := c.nets()
+	for name, a := range nets {
 		if d, ok := a.(adapters.BrokerDropCounter); ok {
 			if n, ok := d.BrokerDropped(); ok {
 				ch <- prometheus.MustNewConstMetric(c.brokerDrops, prometheus.CounterValue, float64(n), name)
@@ -203,7 +213,7 @@ func (c *adapterCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(c.puppets, prometheus.GaugeValue, float64(p.Puppets()), name)
 		}
 	}
-	for name, reasons := range dropped {
+	for name, reasons := range droppedCounts(nets, c.routerDrops) {
 		for reason, n := range reasons {
 			ch <- prometheus.MustNewConstMetric(c.dropped, prometheus.CounterValue, float64(n), name, reason)
 		}
