@@ -145,8 +145,9 @@ func TestIgnoredSendersNotBridged(t *testing.T) {
 	}
 	w.publish(t, "sensor-9", "let in")
 	alice.WaitText(patience, room, "sensor-9[devices]", "let in")
-	// NewsBot stays ignored: that list is the network's.
+	// NewsBot stays ignored, leaving included: that list is the network's.
 	newsbot.Say(room, "still ignored")
+	newsbot.Part(room, "bye")
 	alice.Say(room, "second marker")
 	for {
 		m := sub.Next(t, patience)
