@@ -149,6 +149,7 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *servic
 	// but !sb commands on to the router.
 	cmds := newCommands(s.router, s, s.ops.status, admins, log.With("component", "commands"))
 	s.onReload = cmds.reload
+	cmds.ignore = s.ignores
 	// One avatar store for all networks: one reads avatars, another shows
 	// them.
 	avatars := newAvatarStore(s.store.State(avatarNamespace), log.With("component", "avatars"))
