@@ -19,10 +19,21 @@ var IRCServices = []string{"ChanServ", "NickServ", "MemoServ", "OperServ", "BotS
 // text with * or ? a glob (as the admins' masks), anything else an exact
 // identity. See Pattern.Match for what it is compared with.
 type Pattern struct {
-	src  string
-	re   *regexp.Regexp // for "/re/"
-	glob bool
+	src   string
+	lower string         // src with ASCII letters lowered, for identities compared without case
+	re    *regexp.Regexp // for "/re/"
+	glob  bool
+	part  ircPart // on IRC, what a glob or exact pattern is compared with
 }
+
+// ircPart is a part of an IRC sender's nick!user@host.
+type ircPart int
+
+const (
+	ircMask ircPart = iota
+	ircUserHost
+	ircNick
+)
 
 // ParsePattern parses one ignore pattern. Its errors are for people and
 // do not repeat the pattern.
@@ -44,7 +55,14 @@ func ParsePattern(s string) (Pattern, error) {
 		}
 		return Pattern{src: s, re: re}, nil
 	}
-	return Pattern{src: s, glob: strings.ContainsAny(s, "*?")}, nil
+	p := Pattern{src: s, lower: asciiLower(s), glob: strings.ContainsAny(s, "*?"), part: ircNick}
+	switch {
+	case strings.Contains(s, "!"):
+		p.part = ircMask
+	case strings.Contains(s, "@"):
+		p.part = ircUserHost
+	}
+	return p, nil
 }
 
 // String returns the pattern as written.
@@ -64,28 +82,60 @@ func (p Pattern) String() string { return p.src }
 //   - anything else (Matrix user ids, MQTT device ids, WebRTC names): the
 //     sender id, case-sensitively.
 func (p Pattern) Match(sender bridge.Sender, networkType string) bool {
-	subject, fold := sender.ID, false
+	return p.match(identityOf(sender, networkType))
+}
+
+// identity is a sender as patterns see it, worked out once for a list.
+type identity struct {
+	raw  string // for regular expressions
+	cmp  string // raw, lowered when fold: for globs and exact patterns
+	fold bool
+	// On IRC, the parts of cmp.
+	irc            bool
+	nick, userHost string
+}
+
+func identityOf(s bridge.Sender, networkType string) identity {
+	id := identity{raw: s.ID}
 	switch networkType {
 	case "irc":
-		subject, fold = ircSubject(sender), true
-		if p.re == nil {
-			subject = ircPart(subject, p.src)
-		}
+		id.raw, id.fold, id.irc = ircSubject(s), true, true
 	case "xmpp":
-		fold = true
+		id.fold = true
 	}
-	switch {
-	case subject == "":
+	id.cmp = id.raw
+	if id.fold {
+		id.cmp = asciiLower(id.raw)
+	}
+	if id.irc {
+		id.nick, id.userHost, _ = strings.Cut(id.cmp, "!")
+	}
+	return id
+}
+
+func (p Pattern) match(id identity) bool {
+	if id.raw == "" {
 		return false
-	case p.re != nil:
-		return p.re.MatchString(subject)
-	case p.glob:
-		return glob(p.src, subject, fold)
-	case fold:
-		return asciiLower(p.src) == asciiLower(subject)
-	default:
-		return p.src == subject
 	}
+	if p.re != nil {
+		return p.re.MatchString(id.raw)
+	}
+	subject, pattern := id.cmp, p.src
+	if id.fold {
+		pattern = p.lower
+	}
+	if id.irc {
+		switch p.part {
+		case ircNick:
+			subject = id.nick
+		case ircUserHost:
+			subject = id.userHost
+		}
+	}
+	if p.glob {
+		return glob(pattern, subject, false) // both lowered already if folding
+	}
+	return pattern == subject
 }
 
 // ircSubject is an IRC sender's nick!user@host. Where the server left
@@ -99,20 +149,6 @@ func ircSubject(s bridge.Sender) string {
 		return ""
 	}
 	return s.Name + "!*@*"
-}
-
-// ircPart is the part of mask that a glob or exact pattern is compared
-// with: all of it, the user@host, or the nick.
-func ircPart(mask, pattern string) string {
-	nick, userHost, _ := strings.Cut(mask, "!")
-	switch {
-	case strings.Contains(pattern, "!"):
-		return mask
-	case strings.Contains(pattern, "@"):
-		return userHost
-	default:
-		return nick
-	}
 }
 
 // IgnoreList is a parsed ignore list.
@@ -135,8 +171,12 @@ func ParseIgnore(patterns []string) (IgnoreList, error) {
 
 // Match returns the first pattern that matches sender.
 func (l IgnoreList) Match(sender bridge.Sender, networkType string) (Pattern, bool) {
+	if len(l) == 0 {
+		return Pattern{}, false
+	}
+	id := identityOf(sender, networkType)
 	for _, p := range l {
-		if p.Match(sender, networkType) {
+		if p.match(id) {
 			return p, true
 		}
 	}

@@ -119,3 +119,22 @@ func TestIgnores(t *testing.T) {
 		t.Error("a failed Replace changed the lists")
 	}
 }
+
+// BenchmarkIgnored is the router's cost per event of an IRC network with
+// the services, a glob and a regular expression, for a sender none match
+// (every pattern is tried).
+func BenchmarkIgnored(b *testing.B) {
+	ig, err := NewIgnores(map[string]NetworkIgnore{
+		"libera": {Type: "irc", Patterns: append(IRCServices, "*bot*", "/^guest[0-9]+!/")},
+	}, map[string][]string{"lobby": {"*!*@*.spam.example"}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	s := bridge.Sender{Network: "libera", ID: "alice", Name: "alice", Mask: "alice!~alice@host.example.org"}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, ok := ig.Ignored("lobby", s); ok {
+			b.Fatal("ignored")
+		}
+	}
+}
