@@ -28,6 +28,9 @@ type Router struct {
 	// Observer, when set (before Start), is told of every accept, delivery,
 	// retry and permanent failure.
 	Observer Observer
+	// Ignore, when set (before Start), names the senders whose events are
+	// dropped instead of bridged.
+	Ignore Ignorer
 
 	acceptMu sync.Mutex
 	mu       sync.Mutex
@@ -170,6 +173,9 @@ func (r *Router) Commit(ctx context.Context, ev Event) (durable func(now bool) e
 	}
 	if !ok {
 		r.log.Debug("event from unlinked room dropped", "room", from.String(), "kind", ev.Kind())
+		return Committed, nil
+	}
+	if r.ignored(link, from, ev) {
 		return Committed, nil
 	}
 	Clean(ev)

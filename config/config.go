@@ -202,3 +202,26 @@ func sortedKeys[V any](m map[string]V) []string {
 	sort.Strings(keys)
 	return keys
 }
+
+// IgnoreLists returns every network's ignore list, with the patterns its
+// type adds by default (IRC services), and every link's.
+func (c *Config) IgnoreLists() (networks map[string]mapping.NetworkIgnore, links map[string][]string) {
+	networks = make(map[string]mapping.NetworkIgnore, len(c.Networks))
+	for name, n := range c.Networks {
+		if n == nil {
+			continue
+		}
+		patterns := slices.Clone(n.Ignore)
+		if n.Type == "irc" && n.IRC != nil && n.IRC.IgnoreServices {
+			patterns = append(slices.Clone(mapping.IRCServices), patterns...)
+		}
+		networks[name] = mapping.NetworkIgnore{Type: n.Type, Patterns: patterns}
+	}
+	links = make(map[string][]string, len(c.LinkOptions))
+	for name, o := range c.LinkOptions {
+		if o != nil && len(o.Ignore) > 0 {
+			links[name] = slices.Clone(o.Ignore)
+		}
+	}
+	return networks, links
+}

@@ -15,6 +15,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/switchboard-chat/switchboard/bridge"
+	"github.com/switchboard-chat/switchboard/mapping"
 )
 
 const examplePath = "../switchboard.example.yaml"
@@ -58,6 +59,34 @@ func TestBadConfigs(t *testing.T) {
 		env  map[string]string
 		want []string // each must be one line of the error
 	}{
+		{
+			name: "bad ignore patterns",
+			yaml: strings.Replace(valid, "nick: switchboard", `nick: switchboard
+    ignore: ["*bot*", "", "/a(b/", "//"]`, 1),
+			want: []string{
+				`networks.libera.ignore[1]: empty pattern`,
+				"networks.libera.ignore[2]: bad regular expression: error parsing regexp: missing closing ): `a(b`",
+				`networks.libera.ignore[3]: empty regular expression`,
+			},
+		},
+		{
+			name: "bad link options",
+			yaml: valid + `link_options:
+  lobby: { ignore: ["ok", "/[/"] }
+  lobyy: { ignore: ["x"] }
+  other: { ignroe: ["x"] }
+`,
+			want: []string{
+				"link_options.lobby.ignore[1]: bad regular expression: error parsing regexp: missing closing ]: `[`",
+				`link_options.lobyy: no link "lobyy" in links`,
+				`link_options.other.ignroe: unknown key`,
+			},
+		},
+		{
+			name: "ignore_services on a network without services",
+			yaml: strings.Replace(valid, "broker: tcp://127.0.0.1:1883", "broker: tcp://127.0.0.1:1883\n    ignore_services: false", 1),
+			want: []string{`networks.devices.ignore_services: unknown key for a network of type mqtt`},
+		},
 		{
 			name: "unknown network type",
 			yaml: "networks: {x: {type: foo, server: a:1}}",
@@ -395,7 +424,7 @@ func TestGoodConfigDefaults(t *testing.T) {
 	wantIRC := IRC{
 		Server: "irc.example.org:6697", Nick: "switchboard", Username: "switchboard",
 		Realname: "Switchboard bridge", Flood: Flood{Burst: 5, Interval: time.Second},
-		MaxLineBytes: 512, MaxMessageLines: 5, ReconnectMax: 2 * time.Minute,
+		MaxLineBytes: 512, MaxMessageLines: 5, ReconnectMax: 2 * time.Minute, IgnoreServices: true,
 	}
 	if irc.IRC == nil || *irc.IRC != wantIRC || irc.MQTT != nil {
 		t.Errorf("irc section: %+v, mqtt %v", irc.IRC, irc.MQTT)
@@ -903,7 +932,7 @@ func exampleKeys(t *testing.T) (keys map[string]bool, undocumented []string) {
 			default:
 				p := join(pattern, k.Value)
 				keys[p] = true
-				walk(v, p, f, p == "links", check)
+				walk(v, p, f, p == "links" || p == "link_options", check)
 			}
 		}
 	}
@@ -923,6 +952,33 @@ func TestExampleDocumentsEveryKey(t *testing.T) {
 	}
 	if len(exampleWant()) < 30 {
 		t.Errorf("only %d keys found by reflection; is the walk broken?", len(exampleWant()))
+	}
+}
+
+func TestIgnoreLists(t *testing.T) {
+	c, err := parse([]byte(strings.Replace(valid, "nick: switchboard", "nick: switchboard\n    ignore: [\"*bot*\"]", 1)+
+		"link_options: {lobby: {ignore: [\"sensor-*\"]}}\n"), envOf(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nets, links := c.IgnoreLists()
+	want := map[string]mapping.NetworkIgnore{
+		"libera":  {Type: "irc", Patterns: append(slices.Clone(mapping.IRCServices), "*bot*")},
+		"devices": {Type: "mqtt"},
+	}
+	if !reflect.DeepEqual(nets, want) {
+		t.Errorf("networks' lists %v, want %v", nets, want)
+	}
+	if !reflect.DeepEqual(links, map[string][]string{"lobby": {"sensor-*"}}) {
+		t.Errorf("links' lists %v", links)
+	}
+	// The services' defaults go with a switch, the list staying.
+	c, err = parse([]byte(strings.Replace(valid, "nick: switchboard", "nick: switchboard\n    ignore: [\"*bot*\"]\n    ignore_services: false", 1)), envOf(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if nets, _ := c.IgnoreLists(); !slices.Equal(nets["libera"].Patterns, []string{"*bot*"}) {
+		t.Errorf("with ignore_services: false, libera ignores %q", nets["libera"].Patterns)
 	}
 }
 

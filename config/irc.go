@@ -30,6 +30,7 @@ func (c *IRC) setDefaults(_ string, n *Network, given func(string) bool) {
 	setDefault(&c.MaxMessageLines, DefaultIRCMaxMessageLines, given("max_message_lines"))
 	setDefault(&c.Flood.Burst, defaultFloodBurst, given("flood.burst"))
 	setDefault(&c.Flood.Interval, defaultFloodInterval, given("flood.interval"))
+	setDefault(&c.IgnoreServices, true, given("ignore_services"))
 }
 
 func (c *IRC) validate(errs *errorList, path string, n *Network) {

@@ -21,12 +21,22 @@ type Config struct {
 	// It is not called Links because that is the method returning them
 	// parsed.
 	LinkRooms map[string][]string `yaml:"links"`
+	// LinkOptions holds settings of the links named in LinkRooms, kept
+	// apart so that a link stays a plain list of rooms.
+	LinkOptions map[string]*LinkOptions `yaml:"link_options,omitempty"`
 	// Admins may use the !sb chat commands: "network:identity", where
 	// network is a network's name or type and identity a sender id (a
 	// Matrix user id, a bare JID, an MQTT device id) or, on IRC, a
 	// nick!user@host mask with * and ? wildcards.
 	Admins []string `yaml:"admins,omitempty"`
 	Log    Log      `yaml:"log"`
+}
+
+// LinkOptions are one link's settings.
+type LinkOptions struct {
+	// Ignore lists senders, of any network, whose events are never
+	// bridged in this link; see mapping.Pattern.
+	Ignore []string `yaml:"ignore,omitempty"`
 }
 
 type HTTP struct {
@@ -76,6 +86,9 @@ type Network struct {
 	// "relay" (one bot posts "<name> text").
 	Mode    string  `yaml:"mode"`
 	Puppets Puppets `yaml:"puppets"`
+	// Ignore lists the senders of this network whose events are never
+	// bridged (other bots, services, bridges): see mapping.Pattern.
+	Ignore []string `yaml:"ignore,omitempty"`
 
 	IRC    *IRC    `yaml:"-"`
 	MQTT   *MQTT   `yaml:"-"`
@@ -115,6 +128,10 @@ type IRC struct {
 	MaxMessageLines int `yaml:"max_message_lines"`
 	// ReconnectMax caps the reconnect backoff.
 	ReconnectMax time.Duration `yaml:"reconnect_max"`
+	// IgnoreServices ignores the usual services' nicks
+	// (mapping.IRCServices) besides the network's ignore list; on unless
+	// set to false.
+	IgnoreServices bool `yaml:"ignore_services"`
 }
 
 type SASL struct {

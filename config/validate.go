@@ -71,6 +71,7 @@ func (c *Config) validate(errs *errorList) {
 	}
 	c.validateWebRTCCount(errs)
 	c.validateLinks(errs)
+	c.validateLinkOptions(errs)
 }
 
 func validateNetwork(errs *errorList, name string, n *Network) {
@@ -105,8 +106,32 @@ func validateNetwork(errs *errorList, name string, n *Network) {
 	if p.Idle <= 0 {
 		errs.add(join(path, "puppets.idle"), "must be positive, got %v", p.Idle)
 	}
+	validateIgnore(errs, join(path, "ignore"), n.Ignore)
 	if sec != nil {
 		sec.validate(errs, path, n)
+	}
+}
+
+// validateIgnore checks every pattern of an ignore list the way the
+// bridge will read it.
+func validateIgnore(errs *errorList, path string, patterns []string) {
+	for i, p := range patterns {
+		if _, err := mapping.ParsePattern(p); err != nil {
+			errs.add(fmt.Sprintf("%s[%d]", path, i), "%v", err)
+		}
+	}
+}
+
+// validateLinkOptions checks link_options: each names a link of the file.
+func (c *Config) validateLinkOptions(errs *errorList) {
+	for _, name := range sortedKeys(c.LinkOptions) {
+		path := join("link_options", name)
+		if _, ok := c.LinkRooms[name]; !ok {
+			errs.add(path, "no link %q in links", name)
+		}
+		if o := c.LinkOptions[name]; o != nil {
+			validateIgnore(errs, join(path, "ignore"), o.Ignore)
+		}
 	}
 }
 

@@ -34,6 +34,7 @@ type fakeServer struct {
 	saslUser  string
 	saslPass  string
 	taken     map[string]bool // nicks in use
+	afterJoin []string        // lines sent after each JOIN's echo
 
 	mu    sync.Mutex
 	lines []string
@@ -154,6 +155,9 @@ func (s *fakeServer) serve(c net.Conn) {
 			for _, ch := range strings.Split(p(0), ",") {
 				w(":%s!u@fake.host JOIN %s", nick, ch)
 			}
+			for _, l := range s.afterJoin {
+				w("%s", l)
+			}
 		case "QUIT":
 			w("ERROR :Closing link")
 			return
@@ -233,6 +237,29 @@ func TestTLSPassSASL(t *testing.T) {
 	}
 	if a.serverInfo().cm != caseASCII || a.serverInfo().nickLen != 20 {
 		t.Errorf("ISUPPORT not read: %+v", a.serverInfo())
+	}
+}
+
+// A server's notice in a channel is never bridged (services are, unless
+// ignored by the router); a user's line after it is.
+func TestServerNoticeNotBridged(t *testing.T) {
+	srv := newFakeServer(t, false)
+	srv.afterJoin = []string{
+		":irc.fake.example NOTICE #lobby :*** server notice",
+		":carol!c@fake.host PRIVMSG #lobby :after the notice",
+	}
+	srv.start()
+	n := fakeNetwork(srv.ln.Addr().String(), false, false)
+	n.IRC.SASL = nil
+	_, rec, _ := startFake(t, n)
+	rec.wait(t, "carol's line", func(ev bridge.Event) bool {
+		m, ok := ev.(*bridge.Message)
+		return ok && m.Text == "after the notice"
+	})
+	for _, ev := range rec.all() {
+		if m, ok := ev.(*bridge.Message); ok && m.Text != "after the notice" {
+			t.Errorf("bridged %q from %+v", m.Text, m.Sender)
+		}
 	}
 }
 

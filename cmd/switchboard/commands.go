@@ -46,6 +46,11 @@ type commands struct {
 	log    *slog.Logger
 
 	admins atomic.Pointer[mapping.Admins] // swapped whole on reload
+	// ignore, when set (before the adapters start), names the senders
+	// whose events go straight on to the router, which drops them: an
+	// ignored bot is neither obeyed nor answered, so two bots never talk
+	// to each other through the hint.
+	ignore bridge.Ignorer
 
 	mu   sync.RWMutex // adapters are added while earlier ones already run
 	nets map[string]commandNet
@@ -114,6 +119,9 @@ func (c *commands) Commit(ctx context.Context, ev bridge.Event) (func(now bool) 
 // handled runs ev if it is a command, answers it if it is for the bot,
 // and tells whether it was either: then it goes no further.
 func (c *commands) handled(ctx context.Context, ev bridge.Event) bool {
+	if c.ignored(ev) {
+		return false
+	}
 	m, ok := ev.(*bridge.Message)
 	if !ok {
 		// A reaction to, edit of or typing at the bot: there is no one to
@@ -133,6 +141,20 @@ func (c *commands) handled(ctx context.Context, ev bridge.Event) bool {
 		c.reply(ctx, m, botHint)
 	}
 	return true
+}
+
+// ignored reports whether ev's sender is on an ignore list that applies
+// to it, as the router will find.
+func (c *commands) ignored(ev bridge.Event) bool {
+	if c.ignore == nil {
+		return false
+	}
+	link := ""
+	if ev.Head().To == nil {
+		link, _, _ = c.links.LinkOf(bridge.Addr(ev))
+	}
+	_, ok := c.ignore.Ignored(link, ev.Head().Sender)
+	return ok
 }
 
 const botHint = `I am the Switchboard bridge bot and do not relay direct messages. Admins: say "!sb help".`

@@ -485,3 +485,32 @@ func TestCommandAdminsReload(t *testing.T) {
 	w.say(t, roomMsg(roomX, bridge.Sender{Network: "matrix", ID: "@new:hs"}, "!sb relay off"))
 	wantReply(t, w.replies("matrix"), "Relay mode off for matrix:!x:hs")
 }
+
+// An ignored sender is neither obeyed nor answered, in a room or by
+// direct message: what they say goes on to the router, which drops it.
+func TestCommandsIgnoreIgnoredSenders(t *testing.T) {
+	w := newCmdWorld(t)
+	ig, err := mapping.NewIgnores(map[string]mapping.NetworkIgnore{"libera": {Type: "irc", Patterns: []string{"op!*@ops.example.org"}}},
+		map[string][]string{"lobby": {"*!*@evil.example"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.c.ignore = ig
+	w.say(t, directMsg(ircAdmin, "hi bot"))
+	w.say(t, directMsg(ircAdmin, "!sb status"))
+	w.say(t, roomMsg(roomA, ircAdmin, "!sb relay on"))
+	w.say(t, roomMsg(roomA, ircUser, "!sb status")) // the link's list
+	if got := w.replies("libera"); len(got) != 0 {
+		t.Errorf("an ignored sender got replies: %q", got)
+	}
+	if len(w.links.calls) != 0 {
+		t.Errorf("an ignored admin's command ran: %q", w.links.calls)
+	}
+	if len(w.next.accepted) != 4 {
+		t.Errorf("%d events passed on to the router, want all 4", len(w.next.accepted))
+	}
+	// The link's list does not apply outside the link: ircUser is answered
+	// by direct message.
+	w.say(t, directMsg(ircUser, "hi bot"))
+	wantReply(t, w.replies("libera"), `"!sb help"`)
+}

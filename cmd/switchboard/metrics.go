@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -30,6 +31,69 @@ type metrics struct {
 	storeOps            map[string]prometheus.Observer // store's children by op, filled at start
 
 	nets map[string]*netMetrics // read-only after newMetrics
+
+	drops routerDrops
+}
+
+// routerDrops counts the inbound events the router dropped on purpose, by
+// network and reason. They are reported under the adapters' own metric,
+// switchboard_inbound_dropped_total: to an operator a drop is a drop,
+// whichever part of Switchboard made it.
+type routerDrops struct {
+	mu sync.Mutex
+	n  map[string]map[string]uint64 // network: reason: count
+}
+
+var _ bridge.DropObserver = (*metrics)(nil)
+
+// Dropped implements bridge.DropObserver.
+func (m *metrics) Dropped(network, reason string) {
+	d := &m.drops
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.n == nil {
+		d.n = map[string]map[string]uint64{}
+	}
+	if d.n[network] == nil {
+		d.n[network] = map[string]uint64{}
+	}
+	d.n[network][reason]++
+}
+
+// droppedCounts is every inbound drop so far, by network and reason: the
+// adapters' own and the router's, one count however many parts counted.
+func droppedCounts(nets map[string]adapters.Adapter, router *routerDrops) map[string]map[string]uint64 {
+	dropped := map[string]map[string]uint64{}
+	if router != nil {
+		router.add(dropped)
+	}
+	for name, a := range nets {
+		d, ok := a.(adapters.DropCounter)
+		if !ok {
+			continue
+		}
+		for reason, n := range d.Dropped() {
+			if dropped[name] == nil {
+				dropped[name] = map[string]uint64{}
+			}
+			dropped[name][reason] += n
+		}
+	}
+	return dropped
+}
+
+// add adds the router's counts to the adapters'.
+func (d *routerDrops) add(to map[string]map[string]uint64) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for network, reasons := range d.n {
+		if to[network] == nil {
+			to[network] = map[string]uint64{}
+		}
+		for reason, n := range reasons {
+			to[network][reason] += n
+		}
+	}
 }
 
 type netMetrics struct {
@@ -103,7 +167,7 @@ func newMetrics(networks []string, up func(network string) bool, rooms outboxRea
 			return 0
 		}))
 	}
-	m.reg.MustRegister(newOutboxCollector(rooms), newAdapterCollector(nets), m.store)
+	m.reg.MustRegister(newOutboxCollector(rooms), newAdapterCollector(nets, &m.drops), m.store)
 	return m
 }
 
@@ -111,14 +175,16 @@ func newMetrics(networks []string, up func(network string) bool, rooms outboxRea
 // scrape time: inbound drops by reason, and puppets.
 type adapterCollector struct {
 	nets                          func() map[string]adapters.Adapter
+	routerDrops                   *routerDrops // nil: none
 	dropped, brokerDrops, puppets *prometheus.Desc
 }
 
-func newAdapterCollector(nets func() map[string]adapters.Adapter) *adapterCollector {
+func newAdapterCollector(nets func() map[string]adapters.Adapter, drops *routerDrops) *adapterCollector {
 	return &adapterCollector{
-		nets: nets,
+		nets:        nets,
+		routerDrops: drops,
 		dropped: prometheus.NewDesc("switchboard_inbound_dropped_total",
-			"Inbound messages a network's adapter dropped on purpose, by reason (malformed, oversize, rate-limited, ...).",
+			"Inbound messages dropped on purpose, by the network's adapter or the router, by reason (malformed, oversize, ignored, ...).",
 			[]string{"network", "reason"}, nil),
 		brokerDrops: prometheus.NewDesc("switchboard_broker_dropped_total",
 			"Messages the network's MQTT broker reports it dropped since it started (Mosquitto's $SYS/broker/publish/messages/dropped), for all its clients.",
@@ -136,12 +202,8 @@ func (c *adapterCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *adapterCollector) Collect(ch chan<- prometheus.Metric) {
-	for name, a := range c.nets() {
-		if d, ok := a.(adapters.DropCounter); ok {
-			for reason, n := range d.Dropped() {
-				ch <- prometheus.MustNewConstMetric(c.dropped, prometheus.CounterValue, float64(n), name, reason)
-			}
-		}
+	nets := c.nets()
+	for name, a := range nets {
 		if d, ok := a.(adapters.BrokerDropCounter); ok {
 			if n, ok := d.BrokerDropped(); ok {
 				ch <- prometheus.MustNewConstMetric(c.brokerDrops, prometheus.CounterValue, float64(n), name)
@@ -149,6 +211,11 @@ func (c *adapterCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		if p, ok := a.(adapters.PuppetCounter); ok {
 			ch <- prometheus.MustNewConstMetric(c.puppets, prometheus.GaugeValue, float64(p.Puppets()), name)
+		}
+	}
+	for name, reasons := range droppedCounts(nets, c.routerDrops) {
+		for reason, n := range reasons {
+			ch <- prometheus.MustNewConstMetric(c.dropped, prometheus.CounterValue, float64(n), name, reason)
 		}
 	}
 }

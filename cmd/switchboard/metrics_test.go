@@ -33,3 +33,49 @@ func BenchmarkMetricsPerEvent(b *testing.B) {
 		m.Stored("delivered", 10*time.Microsecond, nil)
 	}
 }
+
+// dropper is an adapter that counts drops of its own.
+type dropper struct {
+	adapters.Adapter
+	dropped map[string]uint64
+}
+
+func (d dropper) Dropped() map[string]uint64 { return d.dropped }
+
+// The router's drops and an adapter's are one series per network and
+// reason, summed where both counted the same reason.
+func TestInboundDropsOfRouterAndAdapterAdded(t *testing.T) {
+	nets := map[string]adapters.Adapter{"devices": dropper{dropped: map[string]uint64{"ignored": 2, "malformed": 1}}}
+	m := newMetrics([]string{"libera", "devices"}, func(string) bool { return true }, noOutbox{}, func() map[string]adapters.Adapter { return nets })
+	var obs bridge.Observer = m
+	d := obs.(bridge.DropObserver)
+	d.Dropped("devices", bridge.DropIgnored)
+	d.Dropped("devices", bridge.DropIgnored)
+	d.Dropped("libera", bridge.DropIgnored)
+	families, err := m.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, f := range families {
+		if f.GetName() != "switchboard_inbound_dropped_total" {
+			continue
+		}
+		for _, s := range f.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range s.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			got[labels["network"]+"/"+labels["reason"]] += s.GetCounter().GetValue()
+		}
+	}
+	want := map[string]float64{"devices/ignored": 4, "devices/malformed": 1, "libera/ignored": 1}
+	if len(got) != len(want) {
+		t.Errorf("series %v, want %v", got, want)
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s = %v, want %v (all: %v)", k, got[k], v, got)
+		}
+	}
+}

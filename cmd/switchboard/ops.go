@@ -175,6 +175,10 @@ type networkStatus struct {
 	// LastError is the latest warning or error logged for the network,
 	// whether or not it is up now; absent if there was none.
 	LastError *lastError `json:"last_error,omitempty"`
+	// Dropped counts the network's inbound events dropped on purpose
+	// since the start, by reason, as switchboard_inbound_dropped_total;
+	// absent when none were.
+	Dropped map[string]uint64 `json:"dropped,omitempty"`
 }
 
 type linkStatus struct {
@@ -209,6 +213,11 @@ func (o *ops) status(ctx context.Context) status {
 	now := time.Now()
 	st := status{Version: version, Commit: commit, Time: now.UTC(), Problems: []string{}, Networks: []networkStatus{}, Links: []linkStatus{}}
 	st.Outbox.Rooms = []roomStatus{}
+	var routerDrops *routerDrops
+	if m := o.storeMetrics(); m != nil {
+		routerDrops = &m.drops
+	}
+	dropped := droppedCounts(o.adapters(), routerDrops)
 	o.mu.Lock()
 	rooms, links := o.rooms, o.links
 	for _, n := range o.nets {
@@ -221,6 +230,9 @@ func (o *ops) status(ctx context.Context) status {
 		if le, ok := o.errs.get(n.name); ok {
 			le.Time = le.Time.UTC()
 			ns.LastError = &le
+		}
+		if len(dropped[n.name]) > 0 {
+			ns.Dropped = dropped[n.name]
 		}
 		st.Networks = append(st.Networks, ns)
 	}
@@ -344,6 +356,13 @@ var statusPage = template.Must(template.New("status").Funcs(template.FuncMap{
 }).Parse(statusHTML))
 
 // adapters lists the networks' adapters, for collectors.
+// storeMetrics is the metrics setStore was given; nil before.
+func (o *ops) storeMetrics() *metrics {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.metrics
+}
+
 func (o *ops) adapters() map[string]adapters.Adapter {
 	o.mu.Lock()
 	defer o.mu.Unlock()

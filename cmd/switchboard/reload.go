@@ -8,8 +8,9 @@ import (
 	"github.com/switchboard-chat/switchboard/config"
 )
 
-// reload applies a re-read config file (SIGHUP). Links, admins and the API
-// token change at once; rooms that stay linked keep their connections.
+// reload applies a re-read config file (SIGHUP). Links, their options
+// (link_options), admins and the API token change at once; rooms that
+// stay linked keep their connections.
 // What needs a restart (networks, store, listeners, data_dir) keeps its
 // running value and is logged. An error leaves everything as it was.
 func (s *service) reload(ctx context.Context, next *config.Config) error {
@@ -27,6 +28,13 @@ func (s *service) reload(ctx context.Context, next *config.Config) error {
 	links, err := effectiveLinks(&merged, s.overlay)
 	if err != nil {
 		return fmt.Errorf("config rejected, keeping the running one: %w", err)
+	}
+	if s.ignores != nil {
+		// The networks' lists are part of networks: at a restart, as the
+		// rest of them.
+		if err := s.ignores.Replace(merged.IgnoreLists()); err != nil {
+			return fmt.Errorf("config rejected, keeping the running one: %w", err)
+		}
 	}
 	s.cfg = &merged
 	s.apiToken.Store(&merged.HTTP.APIToken)

@@ -46,6 +46,9 @@ type service struct {
 	linkMu  sync.Mutex // serializes link changes and reloads
 	links   *mapping.Links
 	overlay linkOverlay
+	// ignores are the networks' and links' ignore lists; a reload swaps
+	// them.
+	ignores *mapping.Ignores
 	state   adapters.State
 	// onReload is told of each config a reload puts in place (the chat
 	// commands take their admins from it).
@@ -129,6 +132,10 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *servic
 	s.ops.setStore(s.store, m)
 	s.router = bridge.NewRouter(s.store, links, log.With("component", "router"))
 	s.router.Observer = m
+	if s.ignores, err = mapping.NewIgnores(cfg.IgnoreLists()); err != nil {
+		return nil, err
+	}
+	s.router.Ignore = s.ignores
 	if err := s.router.Start(ctx); err != nil {
 		return nil, err
 	}
@@ -142,6 +149,7 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *servic
 	// but !sb commands on to the router.
 	cmds := newCommands(s.router, s, s.ops.status, admins, log.With("component", "commands"))
 	s.onReload = cmds.reload
+	cmds.ignore = s.ignores
 	// One avatar store for all networks: one reads avatars, another shows
 	// them.
 	avatars := newAvatarStore(s.store.State(avatarNamespace), log.With("component", "avatars"))
