@@ -31,6 +31,8 @@ type Router struct {
 
 	acceptMu sync.Mutex
 	mu       sync.Mutex
+	blockMu  sync.Mutex
+	blocks   map[BlockKey]*blockState
 	networks map[string]MessageSender
 	queues   map[RoomAddr]*queue
 	ctx      context.Context
@@ -76,6 +78,7 @@ func NewRouter(store Store, links Links, log *slog.Logger) *Router {
 		MaxBackoff: 30 * time.Second,
 		networks:   map[string]MessageSender{},
 		queues:     map[RoomAddr]*queue{},
+		blocks:     map[BlockKey]*blockState{},
 	}
 }
 
@@ -92,6 +95,9 @@ func (r *Router) AddNetwork(name string, s MessageSender) {
 
 // Start resumes delivery of everything the outbox holds.
 func (r *Router) Start(ctx context.Context) error {
+	if err := r.loadBlocks(ctx); err != nil {
+		return err
+	}
 	targets, err := r.store.PendingTargets(ctx)
 	if err != nil {
 		return fmt.Errorf("read outbox: %w", err)
@@ -558,6 +564,11 @@ func (r *Router) deliver(ctx context.Context, item Queued) (string, error) {
 		// bring them back.
 		if _, _, ok := r.links.LinkOf(item.Target); !ok {
 			return "", Permanent(fmt.Errorf("%s is no longer linked", item.Target))
+		}
+	}
+	if keepsOut(item.Event) {
+		if b, tell, ok := r.blocked(item.Target, item.Event); ok {
+			return r.refuseBlocked(item, b, tell)
 		}
 	}
 	d := &Delivery{Link: item.Link, Room: item.Target.Room, Event: item.Event}

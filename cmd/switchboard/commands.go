@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -92,6 +93,25 @@ func (c *commands) network(name string) (commandNet, bool) {
 
 // Online implements bridge.Inbound.
 func (c *commands) Online(network string) { c.next.Online(network) }
+
+// errNoBlocks: what the commands pass adapters' reports to keeps no blocks.
+var errNoBlocks = errors.New("blocks are not kept here")
+
+// Block implements bridge.Blocker, for the router behind.
+func (c *commands) Block(ctx context.Context, b bridge.Block) error {
+	if bl, ok := c.next.(bridge.Blocker); ok {
+		return bl.Block(ctx, b)
+	}
+	return errNoBlocks
+}
+
+// Unblock implements bridge.Blocker, for the router behind.
+func (c *commands) Unblock(ctx context.Context, key bridge.BlockKey) (bool, error) {
+	if bl, ok := c.next.(bridge.Blocker); ok {
+		return bl.Unblock(ctx, key)
+	}
+	return false, errNoBlocks
+}
 
 // Accept implements bridge.Inbound. A command is handled here and never
 // passed on; a failed reply is logged, not returned, since the adapter
@@ -447,3 +467,5 @@ func (c *commands) reply(ctx context.Context, m *bridge.Message, lines ...string
 		}
 	}
 }
+
+var _ bridge.Blocker = (*commands)(nil)
