@@ -222,25 +222,9 @@ var ErrBlocked = errors.New("sender blocked from the room")
 // own network, in the room they spoke in.
 func (r *Router) tellBlocked(item Queued, b Block) {
 	h := item.Event.Head()
-	r.mu.Lock()
-	bot, ok := r.networks[h.Origin.Network].(BotSender)
-	ctx := r.ctx
-	r.mu.Unlock()
-	if !ok || ctx == nil {
-		return
-	}
 	room := h.Origin.Room
 	if h.To != nil {
 		room = ""
 	}
-	text := fmt.Sprintf("%s: your messages no longer reach %s (%s): %s.", h.Sender.Shown(NoticeDelims), b.Room.Room, b.Room.Network, b.Reason)
-	r.wg.Add(1)
-	go func() {
-		defer r.wg.Done()
-		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		defer cancel()
-		if err := bot.SendAsBot(ctx, room, h.Sender.ID, text); err != nil {
-			r.log.Warn("cannot tell a blocked sender", "network", h.Origin.Network, "sender", h.Sender.ID, "err", err)
-		}
-	}()
+	r.tell(h, room, fmt.Sprintf("%s: your messages no longer reach %s (%s): %s.", h.Sender.Shown(NoticeDelims), b.Room.Room, b.Room.Network, b.Reason))
 }

@@ -499,6 +499,14 @@ func (r *Router) deliverWithRetry(ctx context.Context, log *slog.Logger, q *queu
 // went nowhere would look delivered.
 func (r *Router) tellSender(item Queued, failure error) {
 	h := item.Event.Head()
+	to := h.To.Shown(NoticeDelims)
+	reason := strings.TrimPrefix(failure.Error(), ErrPermanent.Error()+": ")
+	r.tell(h, "", fmt.Sprintf("Your message to %s (%s) was not delivered: %s.", to, h.To.Network, reason))
+}
+
+// tell has the bot of the sender's own network say text to them, in room
+// ("" for a direct message), in the background.
+func (r *Router) tell(h *Header, room, text string) {
 	r.mu.Lock()
 	bot, ok := r.networks[h.Origin.Network].(BotSender)
 	ctx := r.ctx
@@ -506,16 +514,14 @@ func (r *Router) tellSender(item Queued, failure error) {
 	if !ok || h.Sender.ID == "" || ctx == nil {
 		return
 	}
-	to := h.To.Shown(NoticeDelims)
-	reason := strings.TrimPrefix(failure.Error(), ErrPermanent.Error()+": ")
-	text := fmt.Sprintf("Your message to %s (%s) was not delivered: %s.", to, h.To.Network, reason)
+	network, sender, event := h.Origin.Network, h.Sender.ID, h.ID
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
 		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
-		if err := bot.SendAsBot(ctx, "", h.Sender.ID, text); err != nil {
-			r.log.Warn("cannot tell the sender of a failed direct message", "network", h.Origin.Network, "event", h.ID, "err", err)
+		if err := bot.SendAsBot(ctx, room, sender, text); err != nil {
+			r.log.Warn("cannot tell a sender why their message went nowhere", "network", network, "sender", sender, "event", event, "err", err)
 		}
 	}()
 }
