@@ -158,3 +158,51 @@ func TestChannelOperatorBlocksSender(t *testing.T) {
 		}
 	}
 }
+
+// command has c say a chat command in the MUC and returns the bot's
+// answer that contains want.
+func (w *xworld) command(t *testing.T, c *testenv.XMPPClient, text, want string) {
+	t.Helper()
+	from := c.Len()
+	if _, err := c.Say(w.room, text); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.WaitFrom(from, patience, func(s testenv.XMPPStanza) bool {
+		return s.Type() == "groupchat" && strings.HasPrefix(s.From(), w.room.String()+"/") && strings.Contains(s.Body(), want)
+	}); err != nil {
+		t.Fatalf("%q: no answer with %q: %v", text, want, err)
+	}
+}
+
+// Operators on XMPP: the MUC's owner (who made the room, so Prosody
+// makes her owner and moderator) may block a sender there; an ordinary
+// participant may not. The block is of that room alone: the device still
+// reaches IRC.
+func TestMUCOwnerBlocksSender(t *testing.T) {
+	w := newXWorld(t)
+	alice := w.person(t, "alice") // first in: the room's owner
+	cfg := w.config(t, "puppet")
+	cfg.HTTP.APIToken = apiToken
+	svc, _ := runService(t, cfg)
+	carol := w.person(t, "carol")
+	bob := w.human(t, "bob")
+
+	w.command(t, carol, "!sb block devices:sensor-1", "only Switchboard admins and this room's operators")
+	w.command(t, alice, "!sb block devices:sensor-1", "Blocked devices:sensor-1 from jabber:"+w.room.String())
+	if st := getStatus(t, svc); len(st.Blocks) != 1 || st.Blocks[0].Reason != "blocked from "+w.room.String()+" on jabber by alice" {
+		t.Fatalf("/api/status blocks %+v", st.Blocks)
+	}
+	from := alice.Len()
+	w.publish(t, "sensor-1", "kept out of the MUC")
+	w.publish(t, "sensor-2", "let into the MUC")
+	bob.WaitText(patience, room, "sensor-1[devices]", "kept out of the MUC")
+	alice.WaitMessage(patience, groupchatFrom(w.room, "sensor-2 (devices)", "let into the MUC"))
+	waitFor(t, "sensor-1's message on the failed list", func() bool {
+		return len(failedFrom(t, "http://"+svc.HTTPAddr, "devices:sensor-1")) == 1
+	})
+	for _, s := range alice.Stanzas()[from:] {
+		if strings.Contains(s.Body(), "kept out of the MUC") {
+			t.Errorf("the MUC got sensor-1's message: %s", s.From())
+		}
+	}
+}
