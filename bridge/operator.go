@@ -1,5 +1,7 @@
 package bridge
 
+import "context"
+
 // Room operators: the people a room's own network lets run it. Adapters
 // tell who they are in two ways, both from state the network
 // authenticates, never from a name alone:
@@ -20,5 +22,5 @@ type PuppetResolver interface {
 	// PuppetSender returns the sender whose puppet is named name in room
 	// (a room of the adapter's network), and false if no puppet of the
 	// adapter's has that name there now.
-	PuppetSender(room, name string) (SenderRef, bool)
+	PuppetSender(ctx context.Context, room, name string) (SenderRef, bool)
 }

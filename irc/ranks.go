@@ -1,6 +1,7 @@
 package irc
 
 import (
+	"context"
 	"strings"
 
 	"github.com/ergochat/irc-go/ircmsg"
@@ -115,7 +116,7 @@ func (i serverInfo) namesPrefixes(tok string) (prefixes, rest string) {
 
 // PuppetSender implements bridge.PuppetResolver: the sender a puppet
 // with that nick in the channel speaks for.
-func (a *Adapter) PuppetSender(channel, name string) (bridge.SenderRef, bool) {
+func (a *Adapter) PuppetSender(_ context.Context, channel, name string) (bridge.SenderRef, bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	r := a.roomLocked(channel)

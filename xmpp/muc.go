@@ -509,7 +509,7 @@ func (a *Adapter) rejoinLater(c *session, r *room) {
 
 // PuppetSender implements bridge.PuppetResolver: the sender whose puppet
 // has the occupant nick name in the room.
-func (a *Adapter) PuppetSender(room, name string) (bridge.SenderRef, bool) {
+func (a *Adapter) PuppetSender(_ context.Context, room, name string) (bridge.SenderRef, bool) {
 	j, err := parseRoom(room)
 	if err != nil {
 		return bridge.SenderRef{}, false

@@ -27,7 +27,7 @@ func (c *commands) blockKeeper() (blockKeeper, bool) {
 
 // blockArgs parses the one sender argument of block and unblock (after
 // the room, by direct message).
-func (c *commands) blockArgs(req request, args []string, verb string) (bridge.RoomAddr, bridge.SenderRef, string) {
+func (c *commands) blockArgs(ctx context.Context, req request, args []string, verb string) (bridge.RoomAddr, bridge.SenderRef, string) {
 	usage := fmt.Sprintf("!sb %s <sender>", verb)
 	if req.direct {
 		usage = fmt.Sprintf("!sb %s <network:room> <sender>", verb)
@@ -39,7 +39,7 @@ func (c *commands) blockArgs(req request, args []string, verb string) (bridge.Ro
 	if len(args) != 1 {
 		return here, bridge.SenderRef{}, fmt.Sprintf(`Usage: "%s", the sender as network:id (e.g. devices:sensor-1) or by their puppet's name in the room. Say "!sb help" for the commands.`, usage)
 	}
-	s, msg := c.resolveSender(here, args[0])
+	s, msg := c.resolveSender(ctx, here, args[0])
 	return here, s, msg
 }
 
@@ -48,7 +48,7 @@ func (c *commands) blockArgs(req request, args []string, verb string) (bridge.Ro
 // adapter of the room's network can tell (bridge.PuppetResolver). A
 // sender of the room's own network is not for Switchboard to keep out:
 // the room's own ban does that.
-func (c *commands) resolveSender(room bridge.RoomAddr, name string) (bridge.SenderRef, string) {
+func (c *commands) resolveSender(ctx context.Context, room bridge.RoomAddr, name string) (bridge.SenderRef, string) {
 	var s bridge.SenderRef
 	if netName, id, ok := strings.Cut(name, ":"); ok && id != "" {
 		if _, known := c.network(netName); known {
@@ -59,7 +59,7 @@ func (c *commands) resolveSender(room bridge.RoomAddr, name string) (bridge.Send
 		n, _ := c.network(room.Network)
 		found := false
 		if n.puppets != nil {
-			s, found = n.puppets.PuppetSender(room.Room, name)
+			s, found = n.puppets.PuppetSender(ctx, room.Room, name)
 		}
 		if !found {
 			return s, fmt.Sprintf(`No one bridged into %s is named %q. Name a sender as network:id (networks: %s), e.g. devices:sensor-1, or by their puppet's name in the room.`, room, name, strings.Join(c.networkNames(), ", "))
@@ -85,7 +85,7 @@ func (c *commands) cmdBlock(ctx context.Context, req request, args []string) []s
 	if !ok {
 		return []string{"Blocks are not kept here."}
 	}
-	here, s, msg := c.blockArgs(req, args, "block")
+	here, s, msg := c.blockArgs(ctx, req, args, "block")
 	if msg != "" {
 		return []string{msg}
 	}
@@ -112,7 +112,7 @@ func (c *commands) cmdUnblock(ctx context.Context, req request, args []string) [
 	if !ok {
 		return []string{"Blocks are not kept here."}
 	}
-	here, s, msg := c.blockArgs(req, args, "unblock")
+	here, s, msg := c.blockArgs(ctx, req, args, "unblock")
 	if msg != "" {
 		return []string{msg}
 	}

@@ -51,7 +51,7 @@ type cmdFakePuppets struct {
 	names map[string]bridge.SenderRef // "room|name"
 }
 
-func (p cmdFakePuppets) PuppetSender(room, name string) (bridge.SenderRef, bool) {
+func (p cmdFakePuppets) PuppetSender(_ context.Context, room, name string) (bridge.SenderRef, bool) {
 	s, ok := p.names[room+"|"+name]
 	return s, ok
 }

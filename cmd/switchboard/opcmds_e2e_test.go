@@ -1,10 +1,14 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
+
+	"maunium.net/go/mautrix/event"
+	"maunium.net/go/mautrix/id"
 
 	"github.com/switchboard-chat/switchboard/internal/testenv"
 )
@@ -203,6 +207,69 @@ func TestMUCOwnerBlocksSender(t *testing.T) {
 	for _, s := range alice.Stanzas()[from:] {
 		if strings.Contains(s.Body(), "kept out of the MUC") {
 			t.Errorf("the MUC got sensor-1's message: %s", s.From())
+		}
+	}
+}
+
+// command has c say a chat command in the Matrix room and waits for
+// the bot's answer that contains want.
+func (w *mworld) command(t *testing.T, c *testenv.MatrixClient, text, want string) {
+	t.Helper()
+	from := len(c.Events())
+	c.Text(w.roomID, text)
+	ctx, cancel := context.WithTimeout(context.Background(), patience)
+	defer cancel()
+	bot := id.NewUserID(w.mx.Bot, w.mx.Domain)
+	if _, _, err := c.WaitFor(ctx, from, func(ev *event.Event) bool {
+		m, ok := messageText(ev)
+		return ok && ev.RoomID == w.roomID && ev.Sender == bot && strings.Contains(m.Body, want)
+	}); err != nil {
+		t.Fatalf("%s said %q: no answer with %q: %v", c.UserID, text, want, err)
+	}
+}
+
+// Operators on Matrix: the room's creator (power level 100) may block; a
+// user at the default level may not until the creator raises them to the
+// room's kick level, and then may lift the block.
+func TestMatrixPowerLevelOperatorBlocksSender(t *testing.T) {
+	w := newMWorld(t)
+	dave := w.hs.Client(t, "dave")
+	dave.Join(string(w.roomID))
+	svc, _ := runService(t, w.config(t, ""))
+	mxRoom := "mx:" + string(w.roomID)
+
+	w.command(t, dave, "!sb block devices:sensor-1", "only Switchboard admins and this room's operators")
+	w.command(t, w.alice, "!sb block devices:sensor-1", "Blocked devices:sensor-1 from "+mxRoom)
+	from := len(w.alice.Events())
+	w.publish(t, "sensor-1", "kept out of matrix")
+	w.publish(t, "sensor-2", "let into matrix")
+	w.waitMatrix(t, "sensor-2's message", func(ev *event.Event) bool {
+		m, ok := messageText(ev)
+		return ok && m.Body == "let into matrix"
+	})
+	waitFor(t, "the block in /api/status", func() bool { return len(getStatus(t, svc).Blocks) == 1 })
+
+	// alice raises dave to the kick level; the homeserver pushes the new
+	// power levels.
+	ctx, cancel := context.WithTimeout(context.Background(), patience)
+	defer cancel()
+	var pl event.PowerLevelsEventContent
+	if err := w.alice.StateEvent(ctx, w.roomID, event.StatePowerLevels, "", &pl); err != nil {
+		t.Fatal(err)
+	}
+	pl.SetUserLevel(dave.UserID, pl.Kick())
+	if _, err := w.alice.SendStateEvent(ctx, w.roomID, event.StatePowerLevels, "", &pl); err != nil {
+		t.Fatal(err)
+	}
+	w.command(t, dave, "!sb unblock devices:sensor-1", "Unblocked devices:sensor-1 in "+mxRoom)
+	w.publish(t, "sensor-1", "unblocked into matrix")
+	w.waitMatrix(t, "sensor-1's message after the unblock", func(ev *event.Event) bool {
+		m, ok := messageText(ev)
+		return ok && m.Body == "unblocked into matrix"
+	})
+	for _, ev := range w.alice.Events()[from:] {
+		if m, ok := messageText(ev); ok && strings.Contains(m.Body, "kept out of matrix") {
+			t.Errorf("the Matrix room got sensor-1's blocked message from %s", ev.Sender)
 		}
 	}
 }
