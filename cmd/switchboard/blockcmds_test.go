@@ -126,7 +126,11 @@ func TestOperatorCommandsRefused(t *testing.T) {
 		// puppets, never an operator of the room.
 		{opMsg(roomA, bridge.Sender{Network: "matrix", ID: "@x:hs"}, "!sb block devices:sensor-1"), "only Switchboard admins and this room's operators"},
 		// Operators act in their room only, never by direct message.
-		{func() *bridge.Message { m := directMsg(ircOp, "!sb block libera:#a devices:sensor-1"); m.Operator = true; return m }(), "only Switchboard admins and this room's operators"},
+		{func() *bridge.Message {
+			m := directMsg(ircOp, "!sb block libera:#a devices:sensor-1")
+			m.Operator = true
+			return m
+		}(), "only Switchboard admins and this room's operators"},
 		// The admins' own commands.
 		{opMsg(roomA, ircOp, "!sb link libera:#b"), "the rest is for Switchboard admins"},
 		{opMsg(roomA, ircOp, "!sb status"), "the rest is for Switchboard admins"},
