@@ -80,8 +80,10 @@ type Header struct {
 	// authenticates it and the adapter's own state of the room shows (an
 	// IRC channel operator, an XMPP MUC moderator or owner, a Matrix user
 	// at the room's kick power level). It says nothing about any other
-	// room. See RoomOperators.
-	Operator bool `json:"operator,omitempty"`
+	// room (see operator.go). Never encoded: it is about the moment of
+	// the event, for the chat commands, which never reach the router,
+	// and no JSON from outside can claim it.
+	Operator bool `json:"-"`
 }
 
 // Head gives access to the common fields of any event.
