@@ -36,10 +36,12 @@ func (c *commands) blockArgs(ctx context.Context, req request, args []string, ve
 	if msg != "" {
 		return here, bridge.SenderRef{}, msg
 	}
-	if len(args) != 1 {
+	if len(args) == 0 {
 		return here, bridge.SenderRef{}, fmt.Sprintf(`Usage: "%s", the sender as network:id (e.g. devices:sensor-1) or by their puppet's name in the room. Say "!sb help" for the commands.`, usage)
 	}
-	s, msg := c.resolveSender(ctx, here, args[0])
+	// The rest of the line: a puppet's name may have spaces in it (an
+	// XMPP occupant nick "sensor-1 (devices)").
+	s, msg := c.resolveSender(ctx, here, strings.Join(args, " "))
 	return here, s, msg
 }
 

@@ -153,7 +153,7 @@ func TestBlockSenderNames(t *testing.T) {
 	w, k := newBlockWorld(t)
 	for _, c := range []struct{ text, want string }{
 		{"!sb block", `Usage: "!sb block <sender>"`},
-		{"!sb block a b", `Usage: "!sb block <sender>"`},
+		{"!sb block a  b", `No one bridged into libera:#a is named "a b"`},
 		{"!sb block somebody", `No one bridged into libera:#a is named "somebody"`},
 		// A name of another room's puppet is not one here.
 		{"!sb block nowhere:x", `No one bridged into libera:#a is named "nowhere:x"`},

@@ -204,6 +204,9 @@ func TestMUCOwnerBlocksSender(t *testing.T) {
 	waitFor(t, "sensor-1's message on the failed list", func() bool {
 		return len(failedFrom(t, "http://"+svc.HTTPAddr, "devices:sensor-1")) == 1
 	})
+	// A puppet by its occupant nick, spaces and all.
+	w.command(t, alice, "!sb block sensor-2 (devices)", "Blocked devices:sensor-2 from jabber:"+w.room.String())
+	w.command(t, alice, "!sb unblock devices:sensor-2", "Unblocked devices:sensor-2")
 	for _, s := range alice.Stanzas()[from:] {
 		if strings.Contains(s.Body(), "kept out of the MUC") {
 			t.Errorf("the MUC got sensor-1's message: %s", s.From())
@@ -248,6 +251,10 @@ func TestMatrixPowerLevelOperatorBlocksSender(t *testing.T) {
 		return ok && m.Body == "let into matrix"
 	})
 	waitFor(t, "the block in /api/status", func() bool { return len(getStatus(t, svc).Blocks) == 1 })
+	// A puppet by its ghost's MXID.
+	w.command(t, w.alice, "!sb block @sb_devices_sensor-2:localhost", "Blocked devices:sensor-2 from "+mxRoom)
+	w.command(t, w.alice, "!sb unblock devices:sensor-2", "Unblocked devices:sensor-2")
+	w.command(t, w.alice, "!sb block @sb_devices_nobody:localhost", `No one bridged into `+mxRoom+` is named "@sb_devices_nobody:localhost"`)
 
 	// alice raises dave to the kick level; the homeserver pushes the new
 	// power levels.
