@@ -130,7 +130,7 @@ func TestOperatorCommandsRefused(t *testing.T) {
 			m := directMsg(ircOp, "!sb block libera:#a devices:sensor-1")
 			m.Operator = true
 			return m
-		}(), "only Switchboard admins and this room's operators"},
+		}(), "only Switchboard admins may use !sb commands by direct message"},
 		// The admins' own commands.
 		{opMsg(roomA, ircOp, "!sb link libera:#b"), "the rest is for Switchboard admins"},
 		{opMsg(roomA, ircOp, "!sb status"), "the rest is for Switchboard admins"},

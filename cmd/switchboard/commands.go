@@ -199,7 +199,11 @@ func (c *commands) run(ctx context.Context, m *bridge.Message, rest string) {
 	req.admin = c.isAdmin(m.Head())
 	if !req.admin && !isOperator(m.Head()) {
 		c.log.Info("chat command refused: neither an admin nor an operator of the room", "network", m.Sender.Network, "room", m.Origin.Room, "sender", m.Sender.ID, "mask", m.Sender.Mask)
-		c.reply(ctx, m, "Sorry, only Switchboard admins and this room's operators may use !sb commands.")
+		if req.direct {
+			c.reply(ctx, m, "Sorry, only Switchboard admins may use !sb commands by direct message; a room's operators may use some in their room.")
+		} else {
+			c.reply(ctx, m, "Sorry, only Switchboard admins and this room's operators may use !sb commands.")
+		}
 		return
 	}
 	if strings.IndexFunc(rest, isControl) >= 0 {
