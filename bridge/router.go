@@ -468,7 +468,7 @@ func (r *Router) deliverWithRetry(ctx context.Context, log *slog.Logger, q *queu
 			}
 			return true
 		case errors.Is(err, ErrPermanent):
-			log.Error("delivery failed for good", "event", item.Event.Head().ID, "err", err)
+			log.Error("delivery failed for good", "event", item.Event.Head().ID, "sender", item.Event.Head().Sender.Ref().String(), "err", err)
 			if !r.settle(ctx, log, "failed", func() error { return r.store.Failed(ctx, item, err.Error()) }) {
 				return false
 			}
