@@ -75,6 +75,15 @@ type Header struct {
 	// to To alone, not to a link; the router sets Origin.Room to
 	// DirectRoom(Sender).Room.
 	To *Sender `json:"to,omitempty"`
+	// Operator is set by the adapter alone, when the sender is an
+	// operator of Origin.Room at the time of the event, as the network
+	// authenticates it and the adapter's own state of the room shows (an
+	// IRC channel operator, an XMPP MUC moderator or owner, a Matrix user
+	// at the room's kick power level). It says nothing about any other
+	// room (see operator.go). Never encoded: it is about the moment of
+	// the event, for the chat commands, which never reach the router,
+	// and no JSON from outside can claim it.
+	Operator bool `json:"-"`
 }
 
 // Head gives access to the common fields of any event.

@@ -34,6 +34,8 @@ type Router struct {
 
 	acceptMu sync.Mutex
 	mu       sync.Mutex
+	blockMu  sync.Mutex
+	blocks   map[BlockKey]*blockState
 	networks map[string]MessageSender
 	queues   map[RoomAddr]*queue
 	ctx      context.Context
@@ -79,6 +81,7 @@ func NewRouter(store Store, links Links, log *slog.Logger) *Router {
 		MaxBackoff: 30 * time.Second,
 		networks:   map[string]MessageSender{},
 		queues:     map[RoomAddr]*queue{},
+		blocks:     map[BlockKey]*blockState{},
 	}
 }
 
@@ -95,6 +98,9 @@ func (r *Router) AddNetwork(name string, s MessageSender) {
 
 // Start resumes delivery of everything the outbox holds.
 func (r *Router) Start(ctx context.Context) error {
+	if err := r.loadBlocks(ctx); err != nil {
+		return err
+	}
 	targets, err := r.store.PendingTargets(ctx)
 	if err != nil {
 		return fmt.Errorf("read outbox: %w", err)
@@ -468,7 +474,7 @@ func (r *Router) deliverWithRetry(ctx context.Context, log *slog.Logger, q *queu
 			}
 			return true
 		case errors.Is(err, ErrPermanent):
-			log.Error("delivery failed for good", "event", item.Event.Head().ID, "err", err)
+			log.Error("delivery failed for good", "event", item.Event.Head().ID, "sender", item.Event.Head().Sender.Ref().String(), "err", err)
 			if !r.settle(ctx, log, "failed", func() error { return r.store.Failed(ctx, item, err.Error()) }) {
 				return false
 			}
@@ -499,6 +505,14 @@ func (r *Router) deliverWithRetry(ctx context.Context, log *slog.Logger, q *queu
 // went nowhere would look delivered.
 func (r *Router) tellSender(item Queued, failure error) {
 	h := item.Event.Head()
+	to := h.To.Shown(NoticeDelims)
+	reason := strings.TrimPrefix(failure.Error(), ErrPermanent.Error()+": ")
+	r.tell(h, "", fmt.Sprintf("Your message to %s (%s) was not delivered: %s.", to, h.To.Network, reason))
+}
+
+// tell has the bot of the sender's own network say text to them, in room
+// ("" for a direct message), in the background.
+func (r *Router) tell(h *Header, room, text string) {
 	r.mu.Lock()
 	bot, ok := r.networks[h.Origin.Network].(BotSender)
 	ctx := r.ctx
@@ -506,16 +520,14 @@ func (r *Router) tellSender(item Queued, failure error) {
 	if !ok || h.Sender.ID == "" || ctx == nil {
 		return
 	}
-	to := h.To.Shown(NoticeDelims)
-	reason := strings.TrimPrefix(failure.Error(), ErrPermanent.Error()+": ")
-	text := fmt.Sprintf("Your message to %s (%s) was not delivered: %s.", to, h.To.Network, reason)
+	network, sender, event := h.Origin.Network, h.Sender.ID, h.ID
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
 		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
-		if err := bot.SendAsBot(ctx, "", h.Sender.ID, text); err != nil {
-			r.log.Warn("cannot tell the sender of a failed direct message", "network", h.Origin.Network, "event", h.ID, "err", err)
+		if err := bot.SendAsBot(ctx, room, sender, text); err != nil {
+			r.log.Warn("cannot tell a sender why their message went nowhere", "network", network, "sender", sender, "event", event, "err", err)
 		}
 	}()
 }
@@ -564,6 +576,11 @@ func (r *Router) deliver(ctx context.Context, item Queued) (string, error) {
 		// bring them back.
 		if _, _, ok := r.links.LinkOf(item.Target); !ok {
 			return "", Permanent(fmt.Errorf("%s is no longer linked", item.Target))
+		}
+	}
+	if keepsOut(item.Event) {
+		if b, tell, ok := r.blocked(item.Target, item.Event); ok {
+			return r.refuseBlocked(item, b, tell)
 		}
 	}
 	d := &Delivery{Link: item.Link, Room: item.Target.Room, Event: item.Event}

@@ -117,7 +117,10 @@ type serverInfo struct {
 	userLen   int
 	lineLen   int
 	chanTypes string
-	prefixes  string // membership prefix symbols, "@+"
+	prefixes  string // membership prefix symbols, "@+", highest first
+	// prefixModes are the mode letters of prefixes, in the same order.
+	prefixModes string
+	chanModes   string // ISUPPORT CHANMODES, "A,B,C,D"
 }
 
 var (
@@ -213,7 +216,7 @@ func New(name string, n *config.Network, log *slog.Logger) (adapters.Adapter, er
 }
 
 func defaultServerInfo(lineLen int) serverInfo {
-	return serverInfo{cm: caseRFC1459, nickLen: 9, chanLen: 200, userLen: 10, lineLen: lineLen, chanTypes: "#&", prefixes: "~&@%+"}
+	return serverInfo{cm: caseRFC1459, nickLen: 9, chanLen: 200, userLen: 10, lineLen: lineLen, chanTypes: "#&", prefixes: "~&@%+", prefixModes: "qaohv", chanModes: defaultChanModes}
 }
 
 // Network is the network's name in the config.
@@ -327,8 +330,11 @@ func (a *Adapter) botUp(k *conn) {
 	}
 	if p := is["PREFIX"]; strings.HasPrefix(p, "(") {
 		if i := strings.IndexByte(p, ')'); i > 0 {
-			info.prefixes = p[i+1:]
+			info.prefixModes, info.prefixes = p[1:i], p[i+1:]
 		}
+	}
+	if v := is["CHANMODES"]; v != "" {
+		info.chanModes = v
 	}
 	a.info = info
 	a.cm.Store(uint32(info.cm))

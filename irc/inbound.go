@@ -17,8 +17,9 @@ type room struct {
 }
 
 type member struct {
-	nick    string
-	account string
+	nick     string
+	account  string
+	prefixes string // channel membership prefixes held ("@", "~@+"); see ranks.go
 }
 
 // addInboundCallbacks turns the bot's traffic into bridge events. They
@@ -36,6 +37,7 @@ func (a *Adapter) addInboundCallbacks(k *conn) {
 	k.irc.AddCallback("ACCOUNT", a.onAccount)
 	k.irc.AddCallback("353", a.onNames)
 	k.irc.AddCallback("366", a.onEndOfNames)
+	k.irc.AddCallback("MODE", a.onMode)
 }
 
 // roomLocked finds a bridged channel; a.mu must be held.
@@ -157,6 +159,7 @@ func (a *Adapter) onMessage(e ircmsg.Message, notice bool) {
 		return
 	}
 	m.Header = a.header(e, r.name, nick, a.accountLocked(r, nick))
+	m.Operator = a.operatorLocked(r, nick)
 	a.mu.Unlock()
 	a.emit(m)
 }
@@ -401,7 +404,7 @@ func (a *Adapter) onNick(e ircmsg.Message) {
 			continue
 		}
 		delete(r.members, fo)
-		r.members[fn] = &member{nick: nick, account: m.account}
+		r.members[fn] = &member{nick: nick, account: m.account, prefixes: m.prefixes}
 		if !own {
 			evs = append(evs, &bridge.Rename{Header: a.header(e, r.name, nick, m.account), Previous: old})
 		}
@@ -478,12 +481,12 @@ func (a *Adapter) onNames(e ircmsg.Message) {
 		r.names = map[string]*member{}
 	}
 	for _, tok := range strings.Fields(e.Params[3]) {
-		tok = strings.TrimLeft(tok, a.info.prefixes)
+		prefixes, tok := a.info.namesPrefixes(tok)
 		if i := strings.IndexByte(tok, '!'); i >= 0 {
 			tok = tok[:i]
 		}
 		if tok != "" {
-			r.names[a.info.cm.fold(tok)] = &member{nick: tok}
+			r.names[a.info.cm.fold(tok)] = &member{nick: tok, prefixes: prefixes}
 		}
 	}
 }

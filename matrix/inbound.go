@@ -333,6 +333,9 @@ func (a *Adapter) convertMessage(ctx context.Context, evt *event.Event, room str
 		return &bridge.Edit{Header: h, Target: bridge.Ref{Remote: string(rel.EventID)}, Text: text, HTML: html}
 	}
 	m := &bridge.Message{Header: h}
+	if room != "" {
+		m.Operator = a.roomOperator(ctx, evt.RoomID, evt.Sender)
+	}
 	if rel := c.RelatesTo; rel != nil && rel.InReplyTo != nil && rel.InReplyTo.EventID != "" {
 		m.ReplyTo = bridge.Ref{Remote: string(rel.InReplyTo.EventID)}
 		c.Body = stripReplyFallback(c.Body)

@@ -278,6 +278,9 @@ func (a *Adapter) onRoomPresence(c *session, r *room, st *stanza) {
 	if st.occupantID != "" {
 		o.occupantID = st.occupantID
 	}
+	if st.muc != nil && st.muc.item.role != "" {
+		o.role, o.affiliation = st.muc.item.role, st.muc.item.affiliation
+	}
 	_, known := r.occupants[nick]
 	var photoOf *bridge.Sender // whose avatar to look at
 	switch {
@@ -526,6 +529,7 @@ func (a *Adapter) onGroupchat(c *session, r *room, st *stanza) {
 	}
 	var events []bridge.Event
 	h := a.roomHeader(r, sender, remote)
+	h.Operator = o.operator()
 	if !st.delay.IsZero() {
 		h.Time = st.delay.UTC()
 	}

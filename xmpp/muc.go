@@ -51,6 +51,16 @@ type occupant struct {
 	status     string
 	typing     bool
 	own        bool
+	// role and affiliation as the room's latest presence of the occupant
+	// gave them (XEP-0045), for operator().
+	role, affiliation string
+}
+
+// operator reports whether the occupant runs the room, for the room
+// operators' chat commands: a moderator (the role owners and admins get
+// on entering, and others may be given), or the room's owner or admin.
+func (o *occupant) operator() bool {
+	return o.role == "moderator" || o.affiliation == "owner" || o.affiliation == "admin"
 }
 
 func newRoom(addr string, j jid.JID) *room {
@@ -496,3 +506,22 @@ func (a *Adapter) rejoinLater(c *session, r *room) {
 		}
 	}()
 }
+
+// PuppetSender implements bridge.PuppetResolver: the sender whose puppet
+// has the occupant nick name in the room.
+func (a *Adapter) PuppetSender(_ context.Context, room, name string) (bridge.SenderRef, bool) {
+	j, err := parseRoom(room)
+	if err != nil {
+		return bridge.SenderRef{}, false
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if r := a.rooms[j.String()]; r != nil {
+		if p := r.puppetNicks[name]; p != nil {
+			return p.sender.Ref(), true
+		}
+	}
+	return bridge.SenderRef{}, false
+}
+
+var _ bridge.PuppetResolver = (*Adapter)(nil)

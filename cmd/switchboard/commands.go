@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -37,7 +38,8 @@ type linkControl interface {
 const commandTimeout = 30 * time.Second
 
 // commands sits between the adapters and the router and answers the !sb
-// chat commands of admins. Commands and their replies never reach the
+// chat commands of admins, and those of room operators in their own room
+// (operatorCommands). Commands and their replies never reach the
 // router, so they are never bridged; everything else passes through.
 type commands struct {
 	next   bridge.Inbound
@@ -58,8 +60,9 @@ type commands struct {
 
 // commandNet is what the commands know of one network.
 type commandNet struct {
-	typ string
-	bot bridge.BotSender // nil: the adapter cannot speak as the bot
+	typ     string
+	bot     bridge.BotSender      // nil: the adapter cannot speak as the bot
+	puppets bridge.PuppetResolver // nil: the adapter has no puppets to name
 }
 
 func newCommands(next bridge.Inbound, links linkControl, status func(context.Context) status, admins *mapping.Admins, log *slog.Logger) *commands {
@@ -72,8 +75,9 @@ func newCommands(next bridge.Inbound, links linkControl, status func(context.Con
 // rules) and its bot, if the adapter has one, the way replies go there.
 func (c *commands) addNetwork(name, typ string, adapter any) {
 	bot, _ := adapter.(bridge.BotSender)
+	puppets, _ := adapter.(bridge.PuppetResolver)
 	c.mu.Lock()
-	c.nets[name] = commandNet{typ: typ, bot: bot}
+	c.nets[name] = commandNet{typ: typ, bot: bot, puppets: puppets}
 	c.mu.Unlock()
 }
 
@@ -97,6 +101,25 @@ func (c *commands) network(name string) (commandNet, bool) {
 
 // Online implements bridge.Inbound.
 func (c *commands) Online(network string) { c.next.Online(network) }
+
+// errNoBlocks: what the commands pass adapters' reports to keeps no blocks.
+var errNoBlocks = errors.New("blocks are not kept here")
+
+// Block implements bridge.Blocker, for the router behind.
+func (c *commands) Block(ctx context.Context, b bridge.Block) error {
+	if bl, ok := c.next.(bridge.Blocker); ok {
+		return bl.Block(ctx, b)
+	}
+	return errNoBlocks
+}
+
+// Unblock implements bridge.Blocker, for the router behind.
+func (c *commands) Unblock(ctx context.Context, key bridge.BlockKey) (bool, error) {
+	if bl, ok := c.next.(bridge.Blocker); ok {
+		return bl.Unblock(ctx, key)
+	}
+	return false, errNoBlocks
+}
 
 // Accept implements bridge.Inbound. A command is handled here and never
 // passed on; a failed reply is logged, not returned, since the adapter
@@ -182,7 +205,12 @@ type request struct {
 	msg    *bridge.Message
 	direct bool            // by direct message to the bot
 	here   bridge.RoomAddr // the room it was given in; zero when direct
+	admin  bool            // else a room operator of here
 }
+
+// operatorCommands are the commands a room's operators may give in that
+// room; admins may give every command, in any room.
+var operatorCommands = map[string]bool{"help": true, "block": true, "unblock": true, "blocks": true, "relay": true}
 
 // run checks the sender and dispatches.
 func (c *commands) run(ctx context.Context, m *bridge.Message, rest string) {
@@ -190,9 +218,14 @@ func (c *commands) run(ctx context.Context, m *bridge.Message, rest string) {
 	if !req.direct {
 		req.here = bridge.Addr(m)
 	}
-	if !c.isAdmin(m.Head()) {
-		c.log.Info("chat command refused: not an admin", "network", m.Sender.Network, "sender", m.Sender.ID, "mask", m.Sender.Mask)
-		c.reply(ctx, m, "Sorry, only Switchboard admins may use !sb commands.")
+	req.admin = c.isAdmin(m.Head())
+	if !req.admin && !isOperator(m.Head()) {
+		c.log.Info("chat command refused: neither an admin nor an operator of the room", "network", m.Sender.Network, "room", m.Origin.Room, "sender", m.Sender.ID, "mask", m.Sender.Mask)
+		if req.direct {
+			c.reply(ctx, m, "Sorry, only Switchboard admins may use !sb commands by direct message; a room's operators may use some in their room.")
+		} else {
+			c.reply(ctx, m, "Sorry, only Switchboard admins and this room's operators may use !sb commands.")
+		}
 		return
 	}
 	if strings.IndexFunc(rest, isControl) >= 0 {
@@ -201,15 +234,26 @@ func (c *commands) run(ctx context.Context, m *bridge.Message, rest string) {
 	}
 	args := strings.Fields(rest)
 	if len(args) == 0 {
-		c.reply(ctx, m, helpLines(req.direct)...)
+		c.reply(ctx, m, helpLines(req)...)
 		return
 	}
-	c.log.Info("chat command", "network", m.Sender.Network, "sender", m.Sender.ID, "command", args[0], "direct", req.direct)
+	word, args := strings.ToLower(args[0]), args[1:]
+	if !req.admin && !operatorCommands[word] {
+		c.log.Info("chat command refused: for admins only", "network", m.Sender.Network, "room", m.Origin.Room, "sender", m.Sender.ID, "command", word)
+		c.reply(ctx, m, `Sorry, room operators may use only "!sb block", "!sb unblock", "!sb blocks", "!sb relay" and "!sb help"; the rest is for Switchboard admins.`)
+		return
+	}
+	c.log.Info("chat command", "network", m.Sender.Network, "room", m.Origin.Room, "sender", m.Sender.ID, "command", word, "direct", req.direct, "admin", req.admin)
 	var lines []string
-	word, args := args[0], args[1:]
-	switch strings.ToLower(word) {
+	switch word {
 	case "help":
-		lines = helpLines(req.direct)
+		lines = helpLines(req)
+	case "block":
+		lines = c.cmdBlock(ctx, req, args)
+	case "unblock":
+		lines = c.cmdUnblock(ctx, req, args)
+	case "blocks":
+		lines = c.cmdBlocks(req, args)
 	case "status":
 		lines = c.cmdStatus(ctx, req, args)
 	case "link":
@@ -239,15 +283,25 @@ func (c *commands) isAdmin(h *bridge.Header) bool {
 	return ok && c.admins.Load().IsAdmin(h.Sender, n.typ)
 }
 
-func helpLines(direct bool) []string {
-	lines := []string{
-		`Switchboard commands (admins only): "!sb status" shows this room's link and the networks; "!sb link <network:room>" adds that room to this room's link; "!sb unlink <network:room>" takes a room out of it; "!sb relay on|off" makes the bot post "<name> text" here instead of puppets; "!sb help".`,
-		`By direct message to the bot, name the room first: "!sb status [<network:room>]", "!sb link <network:room> <network:room>", "!sb unlink <network:room> <network:room>", "!sb relay <network:room> on|off".`,
+// isOperator reports whether the sender of h operates the room h was said
+// in, as its adapter reported (Header.Operator): never by direct message,
+// and, as for admins, only someone of the room's own network.
+func isOperator(h *bridge.Header) bool {
+	return h.Operator && h.To == nil && h.Origin.Room != "" && h.Sender.Network == h.Origin.Network
+}
+
+const (
+	helpOperator = `Room operators' commands, in their room: "!sb block <sender>" keeps a sender of another network out of this room (name them as network:id, e.g. devices:sensor-1, or by their puppet's name here); "!sb unblock <sender>" lets them in again; "!sb blocks" lists who is kept out of this room and why; "!sb relay on|off" makes the bot post "<name> text" here instead of puppets; "!sb help".`
+	helpAdmin    = `Switchboard admins' commands, in any linked room, besides the room operators' ones: "!sb status" shows this room's link and the networks; "!sb link <network:room>" adds that room to this room's link; "!sb unlink <network:room>" takes a room out of it.`
+	helpDirect   = `By direct message to the bot (admins only), name the room first: "!sb status [<network:room>]", "!sb link <network:room> <network:room>", "!sb unlink <network:room> <network:room>", "!sb relay <network:room> on|off", "!sb block <network:room> <sender>", "!sb unblock <network:room> <sender>", "!sb blocks <network:room>".`
+)
+
+// helpLines are the commands the sender of req may use.
+func helpLines(req request) []string {
+	if !req.admin {
+		return []string{helpOperator}
 	}
-	if direct {
-		lines[0] = strings.Replace(lines[0], "(admins only)", "(admins only, in a linked room)", 1)
-	}
-	return lines
+	return []string{helpOperator, helpAdmin, helpDirect}
 }
 
 // target picks the room a command is about: the room it was said in, or,
@@ -469,3 +523,5 @@ func (c *commands) reply(ctx context.Context, m *bridge.Message, lines ...string
 		}
 	}
 }
+
+var _ bridge.Blocker = (*commands)(nil)

@@ -445,7 +445,7 @@ func TestCommandReplyFailureStillAccepted(t *testing.T) {
 func TestCommandGarbage(t *testing.T) {
 	w := newCmdWorld(t)
 	for _, c := range []struct{ text, want string }{
-		{"!sb", "Switchboard commands"},
+		{"!sb", "Switchboard admins' commands"},
 		{"!sb link", `Usage: "!sb link <network:room>"`},
 		{"!sb link nocolon", `Bad room address "nocolon": want network:room`},
 		{"!sb link :#x", "empty network name"},

@@ -342,3 +342,31 @@ func (m *metrics) Failed(to bridge.RoomAddr, _ bridge.Kind) {
 	}
 	m.failures.WithLabelValues(to.Network).Inc()
 }
+
+// blocksCollector reports how many senders are kept out of each room,
+// asked of the router at scrape time; a room without blocks has no
+// series.
+type blocksCollector struct {
+	blocks func(bridge.RoomAddr) []bridge.Block
+	desc   *prometheus.Desc
+}
+
+func newBlocksCollector(blocks func(bridge.RoomAddr) []bridge.Block) *blocksCollector {
+	return &blocksCollector{blocks: blocks, desc: prometheus.NewDesc("switchboard_blocks",
+		"Senders kept out of a room now: by a ban or kick of their puppet, or an operator's \"!sb block\" (rooms with none have no series).",
+		[]string{"network", "room"}, nil)}
+}
+
+// Describe implements prometheus.Collector.
+func (c *blocksCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+// Collect implements prometheus.Collector.
+func (c *blocksCollector) Collect(ch chan<- prometheus.Metric) {
+	counts := map[bridge.RoomAddr]int{}
+	for _, b := range c.blocks(bridge.RoomAddr{}) {
+		counts[b.Room]++
+	}
+	for room, n := range counts {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(n), room.Network, room.Room)
+	}
+}

@@ -31,7 +31,8 @@ type ops struct {
 	mu      sync.Mutex
 	nets    []*netState // sorted by name
 	links   []link
-	rooms   outboxReader // nil until the store is open
+	rooms   outboxReader                         // nil until the store is open
+	blocks  func(bridge.RoomAddr) []bridge.Block // the router's; nil until it runs
 	metrics *metrics
 	done    chan struct{}
 }
@@ -85,6 +86,14 @@ func (o *ops) setLinks(links map[string][]bridge.RoomAddr) {
 	sort.Slice(ls, func(i, j int) bool { return ls[i].name < ls[j].name })
 	o.mu.Lock()
 	o.links = ls
+	o.mu.Unlock()
+}
+
+// setBlocks gives the router's blocks (bridge.Router.Blocks) to the
+// status.
+func (o *ops) setBlocks(blocks func(bridge.RoomAddr) []bridge.Block) {
+	o.mu.Lock()
+	o.blocks = blocks
 	o.mu.Unlock()
 }
 
@@ -157,6 +166,23 @@ type status struct {
 	Links    []linkStatus    `json:"links"`
 	Outbox   outboxStatus    `json:"outbox"`
 	Store    storeStatus     `json:"store"`
+	// Blocks are the senders kept out of rooms (bans, kicks, operators'
+	// "!sb block"), by room, oldest first within one.
+	Blocks []blockStatus `json:"blocks"`
+}
+
+// blockStatus is a bridge.Block, its room and sender written out.
+type blockStatus struct {
+	Room   string    `json:"room"`   // network:room
+	Sender string    `json:"sender"` // network:id
+	Source string    `json:"source"` // ban, kick or operator
+	Reason string    `json:"reason"`
+	By     string    `json:"by,omitempty"`
+	Since  time.Time `json:"since"`
+}
+
+func newBlockStatus(b bridge.Block) blockStatus {
+	return blockStatus{Room: b.Room.String(), Sender: b.Sender.String(), Source: string(b.Source), Reason: b.Reason, By: b.By, Since: b.Since.UTC()}
 }
 
 type storeStatus struct {
@@ -211,7 +237,7 @@ type outboxStatus struct {
 func (o *ops) status(ctx context.Context) status {
 	o.poll()
 	now := time.Now()
-	st := status{Version: version, Commit: commit, Time: now.UTC(), Problems: []string{}, Networks: []networkStatus{}, Links: []linkStatus{}}
+	st := status{Version: version, Commit: commit, Time: now.UTC(), Problems: []string{}, Networks: []networkStatus{}, Links: []linkStatus{}, Blocks: []blockStatus{}}
 	st.Outbox.Rooms = []roomStatus{}
 	var routerDrops *routerDrops
 	if m := o.storeMetrics(); m != nil {
@@ -219,7 +245,7 @@ func (o *ops) status(ctx context.Context) status {
 	}
 	dropped := droppedCounts(o.adapters(), routerDrops)
 	o.mu.Lock()
-	rooms, links := o.rooms, o.links
+	rooms, links, blocks := o.rooms, o.links, o.blocks
 	for _, n := range o.nets {
 		ns := networkStatus{Name: n.name, Type: n.typ, State: "down", Since: n.since.UTC(), For: now.Sub(n.since).Round(time.Second).Seconds()}
 		if n.up {
@@ -276,6 +302,12 @@ func (o *ops) status(ctx context.Context) status {
 			ls.Rooms = append(ls.Rooms, rs)
 		}
 		st.Links = append(st.Links, ls)
+	}
+	if blocks != nil {
+		for _, b := range blocks(bridge.RoomAddr{}) {
+			st.Blocks = append(st.Blocks, newBlockStatus(b))
+		}
+		sort.SliceStable(st.Blocks, func(i, j int) bool { return st.Blocks[i].Room < st.Blocks[j].Room })
 	}
 	sort.Strings(st.Problems)
 	st.Ready = len(st.Problems) == 0

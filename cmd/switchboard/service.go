@@ -139,6 +139,8 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *servic
 	if err := s.router.Start(ctx); err != nil {
 		return nil, err
 	}
+	m.reg.MustRegister(newBlocksCollector(s.router.Blocks))
+	s.ops.setBlocks(s.router.Blocks)
 	go s.ops.watch()
 	s.startRetention()
 	admins, err := mapping.ParseAdmins(cfg.Admins)

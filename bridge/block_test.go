@@ -1,0 +1,94 @@
+package bridge_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/switchboard-chat/switchboard/bridge"
+)
+
+// A blocked sender's messages to one room go to the failed list with the
+// block's reason, in every mode; the sender hears of it once, from the
+// bot of their own network, in the room they spoke in; other rooms and
+// other senders are untouched; lifting the block lets the next message
+// through; and a block outlives a restart.
+func TestBlockedSenderKeptOutOfOneRoom(t *testing.T) {
+	dir := t.TempDir()
+	irc := botDirect{directPlain{newPlain()}, make(chan string, 8)}
+	mqtt, matrix := newPlain(), rich{newPlain()}
+	nets := map[string]bridge.MessageSender{"irc": irc, "mqtt": mqtt, "matrix": matrix}
+	f := newFixture(t, dir, nets)
+	ctx := context.Background()
+	room := bridge.RoomAddr{Network: "mqtt", Room: "chat/lobby"}
+	key := bridge.BlockKey{Room: room, Sender: bridge.SenderRef{Network: "irc", ID: "spammer"}, Source: bridge.BlockBan}
+	if err := f.router.Block(ctx, bridge.Block{Room: room, Sender: key.Sender, Source: key.Source, Reason: "banned from chat/lobby on mqtt", By: "op"}); err != nil {
+		t.Fatal(err)
+	}
+
+	accept(t, f.router, msg("irc", "#lobby", "spammer", "s1", "buy now"))
+	accept(t, f.router, msg("irc", "#lobby", "spammer", "s2", "buy more"))
+	accept(t, f.router, msg("irc", "#lobby", "alice", "a1", "hello"))
+	if got := texts(mqtt.waitRoom(t, "chat/lobby", 1)); strings.Join(got, "|") != "hello" {
+		t.Errorf("the blocked room got %q, want only alice's hello", got)
+	}
+	if got := texts(matrix.waitRoom(t, "!lobby", 3)); strings.Join(got, "|") != "buy now|buy more|hello" {
+		t.Errorf("another room got %q, want everything", got)
+	}
+	f.waitDepth(t, 0)
+	failed, err := f.store.FailedDeliveries(ctx, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(failed) != 2 || failed[0].Target != room || !strings.Contains(failed[0].Reason, "banned from chat/lobby on mqtt") {
+		t.Fatalf("failed list %+v, want spammer's two messages to %s with the reason", failed, room)
+	}
+	select {
+	case got := <-irc.said:
+		if want := "#lobby|spammer|spammer: your messages no longer reach chat/lobby (mqtt): banned from chat/lobby on mqtt."; got != want {
+			t.Errorf("the bot told %q, want %q", got, want)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the blocked sender was never told")
+	}
+	select {
+	case got := <-irc.said:
+		t.Errorf("told twice: %q", got)
+	case <-time.After(100 * time.Millisecond):
+	}
+	if bs := f.router.Blocks(room); len(bs) != 1 || bs[0].By != "op" || bs[0].Since.IsZero() {
+		t.Errorf("blocks of the room: %+v", bs)
+	}
+
+	// Kept across a restart.
+	f.stop()
+	mqtt2 := newPlain()
+	nets["mqtt"] = mqtt2
+	f = newFixture(t, dir, nets)
+	accept(t, f.router, msg("irc", "#lobby", "spammer", "s3", "still here"))
+	accept(t, f.router, msg("irc", "#lobby", "alice", "a2", "after"))
+	if got := texts(mqtt2.waitRoom(t, "chat/lobby", 1)); strings.Join(got, "|") != "after" {
+		t.Errorf("after a restart the blocked room got %q, want only alice's", got)
+	}
+
+	// Lifted: the next message flows.
+	if ok, err := f.router.Unblock(ctx, key); !ok || err != nil {
+		t.Fatalf("unblock: %v %v", ok, err)
+	}
+	if ok, _ := f.router.Unblock(ctx, key); ok {
+		t.Error("unblocked twice")
+	}
+	accept(t, f.router, msg("irc", "#lobby", "spammer", "s4", "sorry"))
+	if got := texts(mqtt2.waitRoom(t, "chat/lobby", 2)); strings.Join(got, "|") != "after|sorry" {
+		t.Errorf("after the block was lifted the room got %q", got)
+	}
+	f.stop()
+	f = newFixture(t, dir, nets)
+	if bs := f.router.Blocks(bridge.RoomAddr{}); len(bs) != 0 {
+		t.Errorf("a lifted block came back after a restart: %+v", bs)
+	}
+	if err := f.router.Block(ctx, bridge.Block{Room: room}); err == nil {
+		t.Error("a block without sender or source was taken")
+	}
+}
