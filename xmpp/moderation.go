@@ -122,4 +122,3 @@ func (a *Adapter) moderationNS(ctx context.Context, c *session, r *room) (string
 	a.mu.Unlock()
 	return ns, nil
 }
-
