@@ -336,6 +336,9 @@ func (r *Router) resolve(ctx context.Context, from RoomAddr, ev Event) (bool, er
 		case !own:
 			r.log.Warn("refused to bridge a change to someone else's message",
 				"kind", ev.Kind(), "room", from.String(), "by", by.ID, "author", of.ID)
+			if ro, ok := r.Observer.(RefusalObserver); ok {
+				ro.Refused(from, ev.Kind())
+			}
 			return false, nil
 		}
 	}

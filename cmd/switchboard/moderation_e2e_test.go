@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -19,7 +20,8 @@ import (
 // the bridge's component is a moderator; an ordinary Matrix user's
 // redaction of someone else's message changes nothing elsewhere; and an
 // XMPP moderator's moderation of an IRC user's message redacts its
-// Matrix copy.
+// Matrix copy, and of a Matrix user's own message, once the bot has the
+// power to redact it (until then the failed list says why).
 func TestModeratorDeletesCrossTheBridge(t *testing.T) {
 	w := newMWorldOn(t, newXWorldWith(t, testenv.XMPPServerConfig{MUCModules: []string{"muc_moderation"}}))
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -47,7 +49,7 @@ func TestModeratorDeletesCrossTheBridge(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	runSwitchboard(t, w.config(t, ""))
+	svc, _ := runService(t, w.config(t, ""))
 	sub := w.mqtt.Subscribe(t, root+"/out/#", 1)
 	bob := w.human(t, "bob")
 
@@ -105,6 +107,9 @@ func TestModeratorDeletesCrossTheBridge(t *testing.T) {
 			t.Errorf("dave, no moderator, had carol's first message moderated: %v", s)
 		}
 	}
+	if _, metrics := httpGet(t, "http://"+w.httpAddr+"/metrics"); !strings.Contains(metrics, `switchboard_events_refused_total{network="mx",type="delete"} 1`) {
+		t.Errorf("dave's refused redaction is not counted:\n%s", metrics)
+	}
 	if ev := nextEvent(t, sub, "delete"); ev.Target != spam[1].bridged || ev.Sender.ID != string(mod.UserID) {
 		t.Errorf("MQTT delete %+v, want mod's deletion of %s", ev, spam[1].bridged)
 	}
@@ -122,14 +127,58 @@ func TestModeratorDeletesCrossTheBridge(t *testing.T) {
 		</apply-to>`, sid)); err != nil || res.Type() != "result" {
 		t.Fatalf("carol's moderation: %v %v", res, err)
 	}
-	w.waitMatrix(t, "the redaction of bob's message", func(ev *event.Event) bool {
+	w.waitMatrix(t, "the redaction of bob's message", redactionOf(ghostMsg))
+
+	// alice's own message, moderated in the MUC: only the bot can redact
+	// it, and it may not yet. The operator sees why on the failed list,
+	// and once alice gives the bot the power, a retry redacts it.
+	mine := w.alice.Text(w.roomID, "matrix spam")
+	sid = carol.WaitMessage(patience, groupchatFrom(w.room, "alice (mx)", "matrix spam")).StanzaID(w.room.String())
+	if res, err := carol.IQ(w.room, "set", fmt.Sprintf(`<apply-to xmlns='urn:xmpp:fasten:0' id=%q>
+		<moderate xmlns='urn:xmpp:message-moderate:0'><retract xmlns='urn:xmpp:message-retract:0'/></moderate>
+		</apply-to>`, sid)); err != nil || res.Type() != "result" {
+		t.Fatalf("carol's moderation: %v %v", res, err)
+	}
+	var seq int64
+	for deadline := time.Now().Add(patience); seq == 0; time.Sleep(50 * time.Millisecond) {
+		failed, err := svc.store.FailedDeliveries(ctx, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range failed {
+			if f.Target.Network == "mx" && f.Event.Kind() == "delete" {
+				seq = f.Seq
+				if !strings.Contains(f.Reason, "may not redact") {
+					t.Errorf("failed list reason %q, want it to say the bot may not redact", f.Reason)
+				}
+			}
+		}
+		if seq == 0 && time.Now().After(deadline) {
+			t.Fatal("the moderation of alice's message never reached the failed list")
+		}
+	}
+	if err := w.alice.StateEvent(ctx, w.roomID, event.StatePowerLevels, "", &pl); err != nil {
+		t.Fatal(err)
+	}
+	pl.SetUserLevel(id.NewUserID(w.mx.Bot, w.mx.Domain), pl.Redact())
+	if _, err := w.alice.SendStateEvent(ctx, w.roomID, event.StatePowerLevels, "", &pl); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.router.Retry(ctx, seq); err != nil {
+		t.Fatal(err)
+	}
+	w.waitMatrix(t, "the redaction of alice's message", redactionOf(mine))
+}
+
+func redactionOf(target id.EventID) func(*event.Event) bool {
+	return func(ev *event.Event) bool {
 		if ev.Type != event.EventRedaction {
 			return false
 		}
-		if ev.Redacts == ghostMsg {
+		if ev.Redacts == target {
 			return true
 		}
 		_ = ev.Content.ParseRaw(ev.Type)
-		return ev.Content.AsRedaction().Redacts == ghostMsg
-	})
+		return ev.Content.AsRedaction().Redacts == target
+	}
 }
