@@ -452,8 +452,11 @@ func (a *Adapter) handleTyping(ctx context.Context, in bridge.Inbound, evt *even
 func (a *Adapter) mayRedactOthers(ctx context.Context, rid id.RoomID, user id.UserID) (bool, error) {
 	var pl event.PowerLevelsEventContent
 	if err := a.as.BotClient().StateEvent(ctx, rid, event.StatePowerLevels, "", &pl); err != nil {
-		if errors.Is(err, mautrix.MNotFound) {
-			return false, nil // no power levels event: taken as no moderators
+		if errors.Is(err, mautrix.MNotFound) || errors.Is(err, mautrix.MForbidden) {
+			// No power levels event, or none the bot may read: nobody
+			// counts as a moderator (retrying would not change that).
+			a.log.Warn("matrix: cannot read a room's power levels; the redaction counts as its sender's own", "room", rid, "sender", user, "err", err)
+			return false, nil
 		}
 		return false, fmt.Errorf("matrix: read the power levels of %s: %w", rid, err)
 	}

@@ -449,7 +449,7 @@ func (a *Adapter) SendDelete(ctx context.Context, d *bridge.Delivery) error {
 		if del.Moderator && errors.Is(err, mautrix.MForbidden) {
 			// Retrying cannot help; the failed list tells the operator
 			// to give the bot the power (and retry it from there).
-			return bridge.Permanent(fmt.Errorf("matrix: the bot may not redact others' messages in %s (a moderator's delete from %s): %w", d.Room, del.Origin.Network, err))
+			return bridge.Permanent(fmt.Errorf("matrix: the bot may not redact others' messages in %s (a moderator's delete by %s on %s): %w", d.Room, del.Sender.ID, del.Origin.Network, err))
 		}
 		return err
 	}

@@ -65,7 +65,7 @@ func (a *Adapter) moderate(ctx context.Context, c *session, d *bridge.Delivery, 
 	case nsModerate0:
 		req = el(nsFasten, "apply-to", "id", d.Target).add(el(nsModerate0, "moderate").add(el(nsRetract0, "retract"), reason))
 	default:
-		return bridge.Permanent(fmt.Errorf("xmpp: %s does not support moderation (XEP-0425); a moderator's delete from %s cannot be carried out", r.addr, del.Origin.Network))
+		return bridge.Permanent(fmt.Errorf("xmpp: %s does not support moderation (XEP-0425); a moderator's delete by %s on %s cannot be carried out", r.addr, del.Sender.ID, del.Origin.Network))
 	}
 	st, err := a.iq(ctx, c, c.me, r.jid, "set", req, a.t.join)
 	if err != nil {
@@ -82,7 +82,7 @@ func (a *Adapter) moderate(ctx context.Context, c *session, d *bridge.Delivery, 
 	case "item-not-found":
 		return nil // gone already, or never archived: nothing to retract
 	case "forbidden", "not-allowed":
-		return bridge.Permanent(fmt.Errorf("xmpp: not a moderator of %s, so a moderator's delete from %s cannot be carried out: %w", r.addr, del.Origin.Network, serr))
+		return bridge.Permanent(fmt.Errorf("xmpp: not a moderator of %s, so a moderator's delete by %s on %s cannot be carried out: %w", r.addr, del.Sender.ID, del.Origin.Network, serr))
 	}
 	if serr.typ == "wait" {
 		return fmt.Errorf("xmpp: moderate in %s: %w", r.addr, serr)
