@@ -80,7 +80,10 @@ func (a *Adapter) moderate(ctx context.Context, c *session, d *bridge.Delivery, 
 	}
 	switch serr.condition {
 	case "item-not-found":
-		return nil // gone already, or never archived: nothing to retract
+		// Gone already, or never archived (a MUC without MAM): nothing
+		// to retract.
+		a.log.Info("xmpp: the room does not know the message to moderate", "room", r.addr, "target", d.Target, "by", del.Sender.ID)
+		return nil
 	case "forbidden", "not-allowed":
 		return bridge.Permanent(fmt.Errorf("xmpp: not a moderator of %s, so a moderator's delete by %s on %s cannot be carried out: %w", r.addr, del.Sender.ID, del.Origin.Network, serr))
 	}
