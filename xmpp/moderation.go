@@ -57,14 +57,8 @@ func (a *Adapter) moderate(ctx context.Context, c *session, d *bridge.Delivery, 
 	if err != nil {
 		return err
 	}
-	reason := el(ns, "reason").withText(bridge.CleanText("deleted by " + del.Sender.Shown(nil) + " on " + del.Origin.Network))
-	var req *element
-	switch ns {
-	case nsModerate:
-		req = el(nsModerate, "moderate", "id", d.Target).add(el(nsRetract, "retract"), reason)
-	case nsModerate0:
-		req = el(nsFasten, "apply-to", "id", d.Target).add(el(nsModerate0, "moderate").add(el(nsRetract0, "retract"), reason))
-	default:
+	req := moderationRequest(ns, d.Target, "deleted by "+del.Sender.Shown(nil)+" on "+del.Origin.Network)
+	if req == nil {
 		return bridge.Permanent(fmt.Errorf("xmpp: %s does not support moderation (XEP-0425); a moderator's delete by %s on %s cannot be carried out", r.addr, del.Sender.ID, del.Origin.Network))
 	}
 	st, err := a.iq(ctx, c, c.me, r.jid, "set", req, a.t.join)
@@ -91,6 +85,19 @@ func (a *Adapter) moderate(ctx context.Context, c *session, d *bridge.Delivery, 
 		return fmt.Errorf("xmpp: moderate in %s: %w", r.addr, serr)
 	}
 	return bridge.Permanent(fmt.Errorf("xmpp: moderate in %s: %w", r.addr, serr))
+}
+
+// moderationRequest is the payload of the IQ that retracts the message
+// with stanza-id target as a moderator, in namespace ns (nil for none).
+func moderationRequest(ns, target, reason string) *element {
+	r := el(ns, "reason").withText(bridge.CleanText(reason))
+	switch ns {
+	case nsModerate:
+		return el(nsModerate, "moderate", "id", target).add(el(nsRetract, "retract"), r)
+	case nsModerate0:
+		return el(nsFasten, "apply-to", "id", target).add(el(nsModerate0, "moderate").add(el(nsRetract0, "retract"), r))
+	}
+	return nil
 }
 
 // moderationNS is the XEP-0425 namespace the room announces (the

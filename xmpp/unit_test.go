@@ -413,3 +413,21 @@ func TestParseModeration(t *testing.T) {
 		t.Errorf("moderation without retraction: %+v, %v", st.moderation, err)
 	}
 }
+
+// The moderation requests, in both forms, as XEP-0425 (0.3.0) and
+// mod_muc_moderation read them.
+func TestModerationRequest(t *testing.T) {
+	for ns, want := range map[string]string{
+		nsModerate: `<moderate xmlns="urn:xmpp:message-moderate:1" id="S1"><retract xmlns="urn:xmpp:message-retract:1"></retract>` +
+			`<reason xmlns="urn:xmpp:message-moderate:1">spam &lt;b&gt;</reason></moderate>`,
+		nsModerate0: `<apply-to xmlns="urn:xmpp:fasten:0" id="S1"><moderate xmlns="urn:xmpp:message-moderate:0">` +
+			`<retract xmlns="urn:xmpp:message-retract:0"></retract><reason xmlns="urn:xmpp:message-moderate:0">spam &lt;b&gt;</reason></moderate></apply-to>`,
+	} {
+		if got := moderationRequest(ns, "S1", "spam <b>").String(); got != want {
+			t.Errorf("%s:\n got %s\nwant %s", ns, got, want)
+		}
+	}
+	if moderationRequest("", "S1", "x") != nil {
+		t.Error("a request without a namespace")
+	}
+}
