@@ -158,10 +158,19 @@ type Edit struct {
 	HTML   string `json:"html,omitempty"`
 }
 
-// Delete retracts an earlier message by the same sender.
+// Delete retracts an earlier message: the sender's own, or, with
+// Moderator, anyone's.
 type Delete struct {
 	Header
 	Target Ref `json:"target"`
+	// Moderator says the sender deleted it as a moderator of the origin
+	// room. Only the adapter of that room can know, and sets it once it
+	// has checked the sender's power there (a Matrix power level, the
+	// MUC's own word for a XEP-0425 moderation); the router then lets the
+	// delete through whoever wrote the message, and clears the flag when
+	// the sender deleted their own. Receiving adapters remove someone
+	// else's message as a moderator would where they can.
+	Moderator bool `json:"moderator,omitempty"`
 }
 
 // Reaction adds (or, with Remove, takes back) an emoji or short key on an

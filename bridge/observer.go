@@ -21,3 +21,11 @@ type Observer interface {
 	// outbox entries; "delivered"; "failed") took this long.
 	Stored(op string, took time.Duration, err error)
 }
+
+// RefusalObserver is an Observer that is also told of the events the
+// router refused: an edit or delete of someone else's message, by a
+// sender who is not a moderator of the room (a moderator's delete
+// passes). The event is not committed; its room and sender are logged.
+type RefusalObserver interface {
+	Refused(from RoomAddr, kind Kind)
+}

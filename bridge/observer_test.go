@@ -32,8 +32,9 @@ func (c *counting) Delivered(to bridge.RoomAddr, k bridge.Kind, at time.Time) {
 	c.mu.Unlock()
 	c.add("delivered", to, k)
 }
-func (c *counting) Retried(to bridge.RoomAddr, k bridge.Kind) { c.add("retried", to, k) }
-func (c *counting) Failed(to bridge.RoomAddr, k bridge.Kind)  { c.add("failed", to, k) }
+func (c *counting) Retried(to bridge.RoomAddr, k bridge.Kind)   { c.add("retried", to, k) }
+func (c *counting) Failed(to bridge.RoomAddr, k bridge.Kind)    { c.add("failed", to, k) }
+func (c *counting) Refused(from bridge.RoomAddr, k bridge.Kind) { c.add("refused", from, k) }
 func (c *counting) Stored(op string, took time.Duration, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -86,7 +87,8 @@ func TestObserverSeesAcceptDeliverRetryFail(t *testing.T) {
 	defer r.Stop()
 	accept(t, r, msg("irc", "#ops", "alice", "", "poison"))
 	accept(t, r, msg("irc", "#ops", "alice", "", "flaky"))
-	accept(t, r, msg("irc", "#ops", "alice", "", "fine"))
+	accept(t, r, msg("irc", "#ops", "alice", "fine-1", "fine"))
+	accept(t, r, &bridge.Delete{Header: msg("irc", "#ops", "mallory", "", "").Header, Target: bridge.Ref{Remote: "fine-1"}})
 	mqtt.waitRoom(t, "chat/ops", 2)
 	deadline := time.Now().Add(10 * time.Second)
 	for obs.get("delivered mqtt/message") < 2 && time.Now().Before(deadline) {
@@ -99,6 +101,7 @@ func TestObserverSeesAcceptDeliverRetryFail(t *testing.T) {
 		"failed mqtt/message":    1,
 		"stored accept":          3,
 		"stored failed":          1,
+		"refused irc/delete":     1,
 	}
 	for key, n := range want {
 		if got := obs.get(key); got != n {

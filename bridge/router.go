@@ -253,8 +253,8 @@ func (r *Router) Commit(ctx context.Context, ev Event) (durable func(now bool) e
 	return durable, nil
 }
 
-// removeContent has the store forget what a message its author deleted
-// said, off the accept path: it is a write of its own.
+// removeContent has the store forget what a deleted message (by its
+// author or a moderator) said, off the accept path: it is a write of its own.
 func (r *Router) removeContent(id EventID) {
 	cr, ok := r.store.(ContentRemover)
 	r.mu.Lock()
@@ -307,7 +307,8 @@ func (r *Router) Retry(ctx context.Context, seq int64) (Queued, error) {
 }
 
 // resolve turns the remote ids an adapter filled into event ids, and
-// refuses edits and deletes of someone else's message.
+// refuses edits and deletes of someone else's message, but for a
+// moderator's delete.
 func (r *Router) resolve(ctx context.Context, from RoomAddr, ev Event) (bool, error) {
 	if m, ok := ev.(*Message); ok {
 		ref, err := r.resolveRef(ctx, from, m.ReplyTo)
@@ -336,9 +337,20 @@ func (r *Router) resolve(ctx context.Context, from RoomAddr, ev Event) (bool, er
 			return false, fmt.Errorf("load %s: %w", ref.Event, err)
 		}
 		by, of := ev.Head().Sender, orig.Head().Sender
-		if by.Network != of.Network || by.ID != of.ID {
+		own := by.Network == of.Network && by.ID == of.ID
+		d, isDelete := ev.(*Delete)
+		switch {
+		case own && isDelete:
+			d.Moderator = false // an author's deletion, whatever their power
+		case isDelete && d.Moderator:
+			r.log.Info("a moderator deleted someone else's message",
+				"room", from.String(), "by", by.ID, "author", of.ID, "event", ref.Event)
+		case !own:
 			r.log.Warn("refused to bridge a change to someone else's message",
 				"kind", ev.Kind(), "room", from.String(), "by", by.ID, "author", of.ID)
+			if ro, ok := r.Observer.(RefusalObserver); ok {
+				ro.Refused(from, ev.Kind())
+			}
 			return false, nil
 		}
 	}

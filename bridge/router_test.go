@@ -332,6 +332,38 @@ func TestChangesToSomeoneElsesMessageRefused(t *testing.T) {
 	}
 }
 
+// A moderator's delete of someone else's message goes through, flagged;
+// an author's delete loses the flag; anyone else's stays refused.
+func TestModeratorDeletes(t *testing.T) {
+	irc, mqtt, matrix := newPlain(), newPlain(), rich{newPlain()}
+	f := newFixture(t, t.TempDir(), map[string]bridge.MessageSender{"irc": irc, "mqtt": mqtt, "matrix": matrix})
+	accept(t, f.router, msg("irc", "#lobby", "alice", "a", "alice's words"))
+	accept(t, f.router, msg("irc", "#lobby", "mod", "m", "the moderator's words"))
+	matrix.waitRoom(t, "!lobby", 2)
+
+	refused := &bridge.Delete{Header: msg("irc", "#lobby", "mallory", "x1", "").Header, Target: bridge.Ref{Remote: "a"}}
+	accept(t, f.router, refused)
+	moderated := &bridge.Delete{Header: msg("irc", "#lobby", "mod", "x2", "").Header, Target: bridge.Ref{Remote: "a"}, Moderator: true}
+	accept(t, f.router, moderated)
+	own := &bridge.Delete{Header: msg("irc", "#lobby", "mod", "x3", "").Header, Target: bridge.Ref{Remote: "m"}, Moderator: true}
+	accept(t, f.router, own)
+
+	got := matrix.waitRoom(t, "!lobby", 4)[2:]
+	for i, want := range []struct {
+		target    string
+		moderator bool
+	}{{"!lobby-1", true}, {"!lobby-2", false}} {
+		d, ok := got[i].Event.(*bridge.Delete)
+		if !ok || got[i].Target != want.target || d.Moderator != want.moderator || d.Sender.ID != "mod" {
+			t.Errorf("delivery %d: %T %+v of %q, want mod's delete of %s with Moderator %v", i, got[i].Event, got[i].Event, got[i].Target, want.target, want.moderator)
+		}
+	}
+	time.Sleep(50 * time.Millisecond)
+	if n := len(matrix.room("!lobby")); n != 4 {
+		t.Errorf("matrix got %d deliveries, want 4: mallory's delete must not pass", n)
+	}
+}
+
 func TestPermanentFailureDoesNotBlock(t *testing.T) {
 	irc, mqtt := newPlain(), newPlain()
 	mqtt.setFail(func(d *bridge.Delivery) error {

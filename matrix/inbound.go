@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/url"
 	"strings"
 	"time"
@@ -255,7 +256,15 @@ func (a *Adapter) convert(ctx context.Context, evt *event.Event, room string) (b
 				return &bridge.Reaction{Header: h, Target: bridge.Ref{Remote: rec.Target}, Key: rec.Key, Remove: true}, nil
 			}
 		}
-		return &bridge.Delete{Header: h, Target: bridge.Ref{Remote: string(target)}}, nil
+		del := &bridge.Delete{Header: h, Target: bridge.Ref{Remote: string(target)}}
+		if room != "" {
+			mod, err := a.mayRedactOthers(ctx, evt.RoomID, evt.Sender)
+			if err != nil {
+				return nil, err // the transaction is pushed again
+			}
+			del.Moderator = mod
+		}
+		return del, nil
 	case event.EventReaction:
 		rel := evt.Content.AsReaction().RelatesTo
 		if rel.Type != event.RelAnnotation || rel.EventID == "" || rel.Key == "" {
@@ -436,4 +445,23 @@ func (a *Adapter) handleTyping(ctx context.Context, in bridge.Inbound, evt *even
 		}
 	}
 	return nil
+}
+
+// mayRedactOthers reports whether user's power level in the room reaches
+// its redact level, read from the homeserver at the time: a redaction
+// pushed to us says nothing of the sender's power, and a deletion the
+// bridge carries to other networks on a moderator's word must rest on
+// the room's own rules.
+func (a *Adapter) mayRedactOthers(ctx context.Context, rid id.RoomID, user id.UserID) (bool, error) {
+	var pl event.PowerLevelsEventContent
+	if err := a.as.BotClient().StateEvent(ctx, rid, event.StatePowerLevels, "", &pl); err != nil {
+		if errors.Is(err, mautrix.MNotFound) || errors.Is(err, mautrix.MForbidden) {
+			// No power levels event, or none the bot may read: nobody
+			// counts as a moderator (retrying would not change that).
+			a.log.Warn("matrix: cannot read a room's power levels; the redaction counts as its sender's own", "room", rid, "sender", user, "err", err)
+			return false, nil
+		}
+		return false, fmt.Errorf("matrix: read the power levels of %s: %w", rid, err)
+	}
+	return pl.GetUserLevel(user) >= pl.Redact(), nil
 }

@@ -429,15 +429,28 @@ func (a *Adapter) SendDelete(ctx context.Context, d *bridge.Delivery) error {
 	if !ok || d.Target == "" {
 		return nil // nothing here to delete
 	}
-	intent, err := a.intentFor(ctx, del.Sender, d.Relay)
-	if err != nil {
-		return err
-	}
-	rid, err := a.target(ctx, d, intent)
-	if err != nil {
-		return err
+	var intent *appservice.IntentAPI
+	var rid id.RoomID
+	var err error
+	if del.Moderator && d.Room != "" {
+		intent, rid, err = a.moderatorIntent(ctx, d)
+		if intent == nil || err != nil {
+			return err
+		}
+	} else {
+		if intent, err = a.intentFor(ctx, del.Sender, d.Relay); err != nil {
+			return err
+		}
+		if rid, err = a.target(ctx, d, intent); err != nil {
+			return err
+		}
 	}
 	if err := a.redact(ctx, intent, rid, id.EventID(d.Target), txnID(del, rid, "delete")); err != nil {
+		if del.Moderator && errors.Is(err, mautrix.MForbidden) {
+			// Retrying cannot help; the failed list tells the operator
+			// to give the bot the power (and retry it from there).
+			return bridge.Permanent(fmt.Errorf("matrix: the bot may not redact others' messages in %s (a moderator's delete by %s on %s): %w", d.Room, del.Sender.ID, del.Origin.Network, err))
+		}
 		return err
 	}
 	more, _, err := a.state.Get(ctx, partsPrefix+d.Target)
@@ -450,6 +463,32 @@ func (a *Adapter) SendDelete(ctx context.Context, d *bridge.Delivery) error {
 		}
 	}
 	return nil
+}
+
+// moderatorIntent is who redacts a message for a moderator of another
+// network: the ghost or bot that posted it (anyone may redact their own
+// event, whatever the room's power levels), or else, for a Matrix user's
+// own message, the bot, which needs the room's redact level. A nil intent
+// means there is nothing to redact.
+func (a *Adapter) moderatorIntent(ctx context.Context, d *bridge.Delivery) (*appservice.IntentAPI, id.RoomID, error) {
+	rid, err := a.linkedRoom(d.Room)
+	if err != nil {
+		return nil, "", err
+	}
+	bot := a.as.BotIntent()
+	evt, err := retry(ctx, func() (*event.Event, error) {
+		return bot.Client.GetEvent(ctx, rid, id.EventID(d.Target))
+	})
+	if errors.Is(err, mautrix.MNotFound) {
+		return nil, "", nil // gone already
+	}
+	if err != nil {
+		return nil, "", fmt.Errorf("matrix: look up %s: %w", d.Target, err)
+	}
+	if evt.Sender != a.botID && a.ghosts.isGhost(string(evt.Sender)) {
+		return a.as.Intent(evt.Sender), rid, nil
+	}
+	return bot, rid, bot.EnsureRegistered(ctx)
 }
 
 func (a *Adapter) redact(ctx context.Context, intent *appservice.IntentAPI, rid id.RoomID, target id.EventID, txn string) error {

@@ -554,8 +554,9 @@ func TestSQLiteCheckpointWaitsBriefly(t *testing.T) {
 	}
 }
 
-// A message its author deleted loses its words in the store at once, as
-// retention would take them, unless a delivery still waits for it.
+// A message its author or a moderator deleted loses its words in the
+// store at once, as retention would take them, unless a delivery still
+// waits for it.
 func TestDeletedMessageForgotten(t *testing.T) {
 	onBothStores(t, func(t *testing.T, newDB newDBFunc) {
 		ctx := t.Context()
@@ -584,6 +585,38 @@ func TestDeletedMessageForgotten(t *testing.T) {
 		}
 		if ev, err := s.Event(ctx, orig.ID); err != nil || ev.(*bridge.Message).Text != bridge.Excerpt(orig.Text, 40) {
 			t.Fatalf("the deleted message keeps %+v (%v), want its quote", ev, err)
+		}
+
+		// A moderator's delete of someone else's message forgets it too;
+		// anyone else's attempt changes nothing.
+		other := message(lobby, "irc-4", oldText(marker()))
+		if err := r.Accept(ctx, other); err != nil {
+			t.Fatal(err)
+		}
+		<-a.got
+		<-b.got
+		forged := &bridge.Delete{Header: header(lobby, "irc-5"), Target: bridge.Ref{Remote: "irc-4"}}
+		forged.Sender.ID = "mallory"
+		moderated := &bridge.Delete{Header: header(lobby, "irc-6"), Target: bridge.Ref{Remote: "irc-4"}, Moderator: true}
+		moderated.Sender.ID = "op"
+		if err := r.Accept(ctx, forged); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(100 * time.Millisecond)
+		if got, err := fullText(t, s, other.ID); err != nil || got != other.Text {
+			t.Fatalf("after a forged delete the message says %q (%v), want it whole", got, err)
+		}
+		if err := r.Accept(ctx, moderated); err != nil {
+			t.Fatal(err)
+		}
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			_, err := fullText(t, s, other.ID)
+			if errors.Is(err, bridge.ErrContentRemoved) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("full text of a moderated message: %v, want ErrContentRemoved", err)
+			}
 		}
 
 		// Still waited for by a room: kept until it is delivered.

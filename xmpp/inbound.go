@@ -474,11 +474,13 @@ func (a *Adapter) onGroupchat(c *session, r *room, st *stanza) {
 	if remote == "" {
 		remote = st.id // a room without stable ids: the client's own
 	}
-	a.mu.Lock()
 	if nick == "" {
-		a.mu.Unlock()
+		if st.moderation != nil && a.isBot(c, st.to) {
+			a.onModerated(r, st, remote)
+		}
 		return
 	}
+	a.mu.Lock()
 	toBot := a.isBot(c, st.to)
 	own := a.ownOccupantLocked(r, nick, st)
 	if own && a.testDropReflection != nil && a.testDropReflection(st) {

@@ -40,6 +40,10 @@ type room struct {
 	puppetNicks map[string]*puppet   // nicks our puppets hold or are joining with
 	ownIDs      map[string]bool      // XEP-0421 occupant ids of our own occupants
 	ids         *roomIDs
+
+	// The XEP-0425 namespace the room announced ("": none), once asked.
+	moderation      string
+	moderationKnown bool
 }
 
 // occupant is someone in a room.
@@ -75,6 +79,7 @@ func (r *room) reset() {
 	r.occupants = map[string]*occupant{}
 	r.puppetNicks = map[string]*puppet{}
 	r.ownIDs = map[string]bool{}
+	r.moderationKnown = false // a new session may find the room changed
 }
 
 func (r *room) occupantJID(nick string) jid.JID {

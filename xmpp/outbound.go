@@ -503,7 +503,8 @@ func (a *Adapter) SendEdit(ctx context.Context, d *bridge.Delivery) (string, err
 const retractFallback = "This person attempted to retract a previous message, but it's unsupported by your client."
 
 // SendDelete retracts one of our messages (XEP-0424, with the older
-// fastening form for clients that only know it).
+// fastening form for clients that only know it), or, for a moderator's
+// delete, anyone's, as a moderator (XEP-0425).
 func (a *Adapter) SendDelete(ctx context.Context, d *bridge.Delivery) error {
 	del, ok := d.Event.(*bridge.Delete)
 	if !ok {
@@ -523,6 +524,12 @@ func (a *Adapter) SendDelete(ctx context.Context, d *bridge.Delivery) error {
 	if d.Room == "" {
 		_, err := a.sendDirect(ctx, c, del, func(_ speaker, e *element) { payload(e, d.Target) })
 		return err
+	}
+	if del.Moderator {
+		if d.Target == "" {
+			return nil // the room never saw it
+		}
+		return a.moderate(ctx, c, d, del)
 	}
 	r, err := a.readyRoom(ctx, c, d.Room)
 	if err != nil {

@@ -28,6 +28,8 @@ const (
 	nsRetract    = "urn:xmpp:message-retract:1"
 	nsRetract0   = "urn:xmpp:message-retract:0"
 	nsFasten     = "urn:xmpp:fasten:0"
+	nsModerate   = "urn:xmpp:message-moderate:1"
+	nsModerate0  = "urn:xmpp:message-moderate:0"
 	nsChatStates = "http://jabber.org/protocol/chatstates"
 	nsOOB        = "jabber:x:oob"
 	nsHints      = "urn:xmpp:hints"
@@ -305,6 +307,7 @@ type stanza struct {
 	reactions   *reactionSet
 	retract     string // XEP-0424 v1: the id of the retracted message
 	retractOld  string // XEP-0424 v0 (through XEP-0422 fastening)
+	moderation  *moderation
 	fallbacks   []fallback
 	chatState   string
 	oob         []bridge.Attachment
@@ -323,6 +326,16 @@ type stanza struct {
 }
 
 type stanzaID struct{ id, by string }
+
+// moderation is a room's announcement that a moderator retracted a
+// message (XEP-0425): the current form (a retraction carrying
+// <moderated/>) or the older one, fastened, that Prosody's
+// mod_muc_moderation sends.
+type moderation struct {
+	target     string // the stanza-id of the retracted message
+	by         string // the moderator's occupant JID, when the room says
+	occupantID string // the moderator's XEP-0421 id, when the room says
+}
 
 type replyRef struct{ to, id string }
 
@@ -497,10 +510,16 @@ func parseMessage(s *stanza, ns string) {
 		case nsRetract:
 			if k.name.Local == "retract" {
 				s.retract = k.get("id")
+				if m := k.child(nsModerate, "moderated"); m != nil {
+					s.moderation = moderatedBy(s.retract, m)
+				}
 			}
 		case nsFasten:
 			if k.name.Local == "apply-to" && k.child(nsRetract0, "retract") != nil {
 				s.retractOld = k.get("id")
+			}
+			if m := k.child(nsModerate0, "moderated"); k.name.Local == "apply-to" && m != nil && m.child(nsRetract0, "retract") != nil {
+				s.moderation = moderatedBy(k.get("id"), m)
 			}
 		case nsFallback:
 			if k.name.Local == "fallback" {
@@ -523,6 +542,17 @@ func parseMessage(s *stanza, ns string) {
 			}
 		}
 	}
+}
+
+func moderatedBy(target string, m *element) *moderation {
+	if target == "" {
+		return nil
+	}
+	mod := &moderation{target: target, by: m.get("by")}
+	if o := m.child(nsOccupantID, "occupant-id"); o != nil {
+		mod.occupantID = o.get("id")
+	}
+	return mod
 }
 
 func (e *element) textOr(def string) string {

@@ -382,3 +382,52 @@ func TestBotsCopyOfOwnIsSkipped(t *testing.T) {
 		}
 	}
 }
+
+// Both forms of a room's moderation announcement (XEP-0425): the current
+// one and the fastened one of Prosody's mod_muc_moderation.
+func TestParseModeration(t *testing.T) {
+	for _, c := range []struct{ name, xml string }{
+		{"current", `<message from="r@muc" type="groupchat" id="m1">
+			<retract xmlns="urn:xmpp:message-retract:1" id="S1">
+				<moderated xmlns="urn:xmpp:message-moderate:1" by="r@muc/Mod"><occupant-id xmlns="urn:xmpp:occupant-id:0" id="occ"/></moderated>
+				<reason>spam</reason>
+			</retract></message>`},
+		{"fastened", `<message from="r@muc" type="groupchat" id="m1">
+			<apply-to xmlns="urn:xmpp:fasten:0" id="S1">
+				<moderated xmlns="urn:xmpp:message-moderate:0" by="r@muc/Mod"><retract xmlns="urn:xmpp:message-retract:0"/><reason>spam</reason></moderated>
+			</apply-to></message>`},
+	} {
+		st, err := parse(c.xml, 1<<16)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m := st.moderation; m == nil || m.target != "S1" || m.by != "r@muc/Mod" {
+			t.Errorf("%s: moderation %+v", c.name, m)
+		}
+	}
+	// A moderation without a retraction (some other moderator action) is
+	// not one.
+	st, err := parse(`<message from="r@muc" type="groupchat"><apply-to xmlns="urn:xmpp:fasten:0" id="S1">
+		<moderated xmlns="urn:xmpp:message-moderate:0" by="r@muc/Mod"/></apply-to></message>`, 1<<16)
+	if err != nil || st.moderation != nil {
+		t.Errorf("moderation without retraction: %+v, %v", st.moderation, err)
+	}
+}
+
+// The moderation requests, in both forms, as XEP-0425 (0.3.0) and
+// mod_muc_moderation read them.
+func TestModerationRequest(t *testing.T) {
+	for ns, want := range map[string]string{
+		nsModerate: `<moderate xmlns="urn:xmpp:message-moderate:1" id="S1"><retract xmlns="urn:xmpp:message-retract:1"></retract>` +
+			`<reason xmlns="urn:xmpp:message-moderate:1">spam &lt;b&gt;</reason></moderate>`,
+		nsModerate0: `<apply-to xmlns="urn:xmpp:fasten:0" id="S1"><moderate xmlns="urn:xmpp:message-moderate:0">` +
+			`<retract xmlns="urn:xmpp:message-retract:0"></retract><reason xmlns="urn:xmpp:message-moderate:0">spam &lt;b&gt;</reason></moderate></apply-to>`,
+	} {
+		if got := moderationRequest(ns, "S1", "spam <b>").String(); got != want {
+			t.Errorf("%s:\n got %s\nwant %s", ns, got, want)
+		}
+	}
+	if moderationRequest("", "S1", "x") != nil {
+		t.Error("a request without a namespace")
+	}
+}

@@ -36,8 +36,11 @@ type mworld struct {
 	roomID   id.RoomID
 }
 
-func newMWorld(t *testing.T) *mworld {
-	w := &mworld{xworld: newXWorld(t), httpAddr: fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))}
+func newMWorld(t *testing.T) *mworld { return newMWorldOn(t, newXWorld(t)) }
+
+// newMWorldOn is newMWorld around a given IRC, MQTT and XMPP world.
+func newMWorldOn(t *testing.T, xw *xworld) *mworld {
+	w := &mworld{xworld: xw, httpAddr: fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))}
 	w.mx = config.Matrix{
 		Homeserver:     "http://placeholder",
 		Domain:         "localhost",

@@ -26,6 +26,7 @@ type metrics struct {
 
 	received, delivered *prometheus.CounterVec
 	retries, failures   *prometheus.CounterVec
+	refused             *prometheus.CounterVec
 	latency             *prometheus.HistogramVec
 	store               *prometheus.HistogramVec
 	storeOps            map[string]prometheus.Observer // store's children by op, filled at start
@@ -124,6 +125,10 @@ func newMetrics(networks []string, up func(network string) bool, rooms outboxRea
 			Name: "switchboard_delivery_failures_total",
 			Help: "Deliveries to a network that failed for good and left the outbox.",
 		}, []string{"network"}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchboard_events_refused_total",
+			Help: "Edits and deletes of someone else's message from a network that were not bridged: their sender was neither the author nor a moderator of the room.",
+		}, []string{"network", "type"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "switchboard_relay_latency_seconds",
 			Help:    "Time from an event's acceptance to its delivery to a network.",
@@ -140,7 +145,7 @@ func newMetrics(networks []string, up func(network string) bool, rooms outboxRea
 	for _, op := range []string{"accept", "delivered", "failed"} {
 		m.storeOps[op] = m.store.WithLabelValues(op)
 	}
-	m.reg.MustRegister(m.received, m.delivered, m.retries, m.failures, m.latency,
+	m.reg.MustRegister(m.received, m.delivered, m.retries, m.failures, m.refused, m.latency,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, name := range networks {
@@ -218,6 +223,12 @@ func (c *adapterCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(c.dropped, prometheus.CounterValue, float64(n), name, reason)
 		}
 	}
+}
+
+// Refused implements bridge.RefusalObserver. Refusals are rare: the
+// child is looked up each time.
+func (m *metrics) Refused(from bridge.RoomAddr, kind bridge.Kind) {
+	m.refused.WithLabelValues(from.Network, string(kind)).Inc()
 }
 
 // Stored implements bridge.Observer.

@@ -26,8 +26,13 @@ type xworld struct {
 	room jid.JID
 }
 
-func newXWorld(t *testing.T) *xworld {
-	srv := testenv.ProsodyWith(t, testenv.XMPPServerConfig{Users: xmppUsers})
+func newXWorld(t *testing.T) *xworld { return newXWorldWith(t, testenv.XMPPServerConfig{}) }
+
+// newXWorldWith is newXWorld with Prosody tuned (its users are always
+// xmppUsers).
+func newXWorldWith(t *testing.T, c testenv.XMPPServerConfig) *xworld {
+	c.Users = xmppUsers
+	srv := testenv.ProsodyWith(t, c)
 	return &xworld{world: newWorld(t), xmpp: srv, room: srv.Room("lobby")}
 }
 

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -60,6 +61,42 @@ type XMPPServerConfig struct {
 	// Global and MUC are appended verbatim to the global section and to
 	// the MUC component's section.
 	Global, MUCExtra string
+	// MUCModules are loaded on the MUC service besides muc_mam, from
+	// Prosody's own modules or Debian's prosody-modules (for instance
+	// "muc_moderation"); a test needing one that is not installed is
+	// skipped (fails on CI).
+	MUCModules []string
+}
+
+// prosodyModuleDirs are where Prosody's and prosody-modules' modules may
+// be, as mod_NAME.lua or mod_NAME/mod_NAME.lua; Debian installs both
+// into the first, which is Prosody's default plugin path.
+var prosodyModuleDirs = []string{"/usr/lib/prosody/modules", "/usr/share/prosody-modules", "/usr/local/lib/prosody/modules"}
+
+// prosodyModules finds each module and returns the directories to add to
+// plugin_paths for them.
+func prosodyModules(t testing.TB, names []string) []string {
+	t.Helper()
+	var paths []string
+	for _, name := range names {
+		found := ""
+		for _, dir := range prosodyModuleDirs {
+			for _, f := range []string{"mod_" + name + ".lua", filepath.Join("mod_"+name, "mod_"+name+".lua")} {
+				if _, err := os.Stat(filepath.Join(dir, f)); err == nil && found == "" {
+					found = dir
+				}
+			}
+		}
+		switch {
+		case found == "" && os.Getenv("CI") != "":
+			t.Fatalf("prosody module %s not installed (.ci/run should install prosody-modules)", name)
+		case found == "":
+			t.Skipf("prosody module %s not installed", name)
+		case found != prosodyModuleDirs[0] && !slices.Contains(paths, found):
+			paths = append(paths, found)
+		}
+	}
+	return paths
 }
 
 // Prosody starts Debian's Prosody 0.12 on free loopback ports and stops it
@@ -91,6 +128,9 @@ func ProsodyWith(t testing.TB, c XMPPServerConfig) *XMPPServer {
 		Dir:             dir,
 		prosodyctl:      ctl,
 	}
+	if paths := prosodyModules(t, c.MUCModules); len(paths) > 0 {
+		c.Global += "\nplugin_paths = { " + luaStrings(paths) + " }\n"
+	}
 	s.Config = WriteFile(t, dir, "prosody.cfg.lua", s.config(c2s, comp, c))
 	for user, pass := range c.Users {
 		s.Register(t, user, pass)
@@ -106,6 +146,10 @@ func ProsodyWith(t testing.TB, c XMPPServerConfig) *XMPPServer {
 }
 
 func (s *XMPPServer) config(c2s, comp int, c XMPPServerConfig) string {
+	muc := ""
+	if len(c.MUCModules) > 0 {
+		muc = ", " + luaStrings(c.MUCModules)
+	}
 	level := "info"
 	if c.Debug {
 		level = "debug"
@@ -145,14 +189,23 @@ muc_log_all_rooms = true
 VirtualHost %[7]q
 
 Component %[8]q "muc"
-	modules_enabled = { "muc_mam" }
+	modules_enabled = { "muc_mam"%[13]s }
 	restrict_room_creation = false
 %[9]s
 
 Component %[10]q
 	component_secret = %[11]q
 `, filepath.Join(s.Dir, "prosody.pid"), filepath.Join(s.Dir, "data"), level, c2s, comp,
-		c.Global, s.Domain, s.MUC, c.MUCExtra, s.Component, s.ComponentSecret, filepath.Join(s.Dir, "certs"))
+		c.Global, s.Domain, s.MUC, c.MUCExtra, s.Component, s.ComponentSecret, filepath.Join(s.Dir, "certs"), muc)
+}
+
+// luaStrings is a list of Lua string literals.
+func luaStrings(ss []string) string {
+	q := make([]string, len(ss))
+	for i, s := range ss {
+		q[i] = strconv.Quote(s)
+	}
+	return strings.Join(q, ", ")
 }
 
 func (s *XMPPServer) waitComponentPort(t testing.TB) {
