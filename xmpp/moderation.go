@@ -45,9 +45,9 @@ func (a *Adapter) onModerated(r *room, st *stanza, remote string) {
 
 // moderate retracts someone else's message in a room as its moderator,
 // for a moderator of a linked room. The room decides whether the bot
-// may: where it is not a moderator, or the room knows no XEP-0425, the
-// delivery fails for good, so that the operator sees it on the failed
-// list.
+// may: where it is not a moderator, the delivery fails for good, so that
+// the operator sees it on the failed list (and can retry it once the bot
+// is one); a room that knows no XEP-0425 gets nothing, as IRC does.
 func (a *Adapter) moderate(ctx context.Context, c *session, d *bridge.Delivery, del *bridge.Delete) error {
 	r, err := a.readyRoom(ctx, c, d.Room)
 	if err != nil {
@@ -59,7 +59,11 @@ func (a *Adapter) moderate(ctx context.Context, c *session, d *bridge.Delivery, 
 	}
 	req := moderationRequest(ns, d.Target, "deleted by "+del.Sender.Shown(nil)+" on "+del.Origin.Network)
 	if req == nil {
-		return bridge.Permanent(fmt.Errorf("xmpp: %s does not support moderation (XEP-0425); a moderator's delete by %s on %s cannot be carried out", r.addr, del.Sender.ID, del.Origin.Network))
+		// As on IRC, a room with no way to delete gets nothing: there is
+		// nothing an operator could change, and the failed list would
+		// fill with every moderator's delete.
+		a.log.Info("xmpp: the room knows no moderation (XEP-0425); a moderator's delete is not carried out", "room", r.addr, "by", del.Sender.ID, "network", del.Origin.Network)
+		return nil
 	}
 	st, err := a.iq(ctx, c, c.me, r.jid, "set", req, a.t.join)
 	if err != nil {
