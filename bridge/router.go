@@ -31,6 +31,7 @@ type Router struct {
 	// retry and permanent failure.
 	Observer Observer
 
+	limits   limiter
 	acceptMu sync.Mutex
 	mu       sync.Mutex
 	networks map[string]MessageSender
@@ -41,7 +42,7 @@ type Router struct {
 }
 
 type queue struct {
-	addr   RoomAddr
+	addr RoomAddr
 	more chan struct{} // new entries were committed
 
 	// online is closed when the network reconnects, waking every lane
@@ -177,6 +178,9 @@ func (r *Router) Commit(ctx context.Context, ev Event) (durable func(now bool) e
 	if !ok {
 		r.log.Debug("event from unlinked room dropped", "room", from.String(), "kind", ev.Kind())
 		return Committed, nil
+	}
+	if r.rateLimited(from, ev) {
+		return Committed, nil // before anything is written
 	}
 	Clean(ev)
 	h := ev.Head()
@@ -466,25 +470,10 @@ func (r *Router) deliverWithRetry(ctx context.Context, log *slog.Logger, q *queu
 // went nowhere would look delivered.
 func (r *Router) tellSender(item Queued, failure error) {
 	h := item.Event.Head()
-	r.mu.Lock()
-	bot, ok := r.networks[h.Origin.Network].(BotSender)
-	ctx := r.ctx
-	r.mu.Unlock()
-	if !ok || h.Sender.ID == "" || ctx == nil {
-		return
-	}
 	to := h.To.Shown(NoticeDelims)
 	reason := strings.TrimPrefix(failure.Error(), ErrPermanent.Error()+": ")
 	text := fmt.Sprintf("Your message to %s (%s) was not delivered: %s.", to, h.To.Network, reason)
-	r.wg.Add(1)
-	go func() {
-		defer r.wg.Done()
-		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		defer cancel()
-		if err := bot.SendAsBot(ctx, "", h.Sender.ID, text); err != nil {
-			r.log.Warn("cannot tell the sender of a failed direct message", "network", h.Origin.Network, "event", h.ID, "err", err)
-		}
-	}()
+	r.tellBot(h.Origin.Network, "", h.Sender.ID, text)
 }
 
 // settle records a delivery's outcome, retrying the store until it works:

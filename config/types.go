@@ -76,12 +76,11 @@ type Network struct {
 	// "relay" (one bot posts "<name> text").
 	Mode    string  `yaml:"mode"`
 	Puppets Puppets `yaml:"puppets"`
-
-	IRC    *IRC    `yaml:"-"`
-	MQTT   *MQTT   `yaml:"-"`
-	XMPP   *XMPP   `yaml:"-"`
-	Matrix *Matrix `yaml:"-"`
-	WebRTC *WebRTC `yaml:"-"`
+	IRC     *IRC    `yaml:"-"`
+	MQTT    *MQTT   `yaml:"-"`
+	XMPP    *XMPP   `yaml:"-"`
+	Matrix  *Matrix `yaml:"-"`
+	WebRTC  *WebRTC `yaml:"-"`
 }
 
 // Puppets says how foreign senders appear on this network.
@@ -115,6 +114,8 @@ type IRC struct {
 	MaxMessageLines int `yaml:"max_message_lines"`
 	// ReconnectMax caps the reconnect backoff.
 	ReconnectMax time.Duration `yaml:"reconnect_max"`
+	// Rate limits each sender per room (see Rate).
+	Rate Rate `yaml:"rate"`
 }
 
 type SASL struct {
@@ -135,6 +136,8 @@ type MQTT struct {
 	Password string `yaml:"password" secret:"true"`
 	// MaxPayload drops inbound payloads larger than this many bytes.
 	MaxPayload int `yaml:"max_payload"`
+	// Rate limits each sender per room (see Rate).
+	Rate Rate `yaml:"rate"`
 }
 
 // XMPP is a connection to an XMPP server: as an external component
@@ -158,6 +161,8 @@ type XMPP struct {
 	// many bytes to its beginning and a link to the whole (0: no limit
 	// but max_stanza).
 	MaxMessageBytes int `yaml:"max_message_bytes"`
+	// Rate limits each sender per room (see Rate).
+	Rate Rate `yaml:"rate"`
 }
 
 // XMPPComponent is the external component's address and shared secret.
@@ -190,6 +195,8 @@ type Matrix struct {
 	URL string `yaml:"url"`
 	// Media says what becomes of attachments bridged into Matrix.
 	Media MatrixMedia `yaml:"media"`
+	// Rate limits each sender per room (see Rate).
+	Rate Rate `yaml:"rate"`
 }
 
 // MatrixMedia is how attachments from other networks (files offered by

@@ -105,6 +105,9 @@ func validateNetwork(errs *errorList, name string, n *Network) {
 	if p.Idle <= 0 {
 		errs.add(join(path, "puppets.idle"), "must be positive, got %v", p.Idle)
 	}
+	if r := n.SenderRate(); r != nil {
+		r.validate(errs, path)
+	}
 	if sec != nil {
 		sec.validate(errs, path, n)
 	}

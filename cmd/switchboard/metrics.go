@@ -30,6 +30,8 @@ type metrics struct {
 	storeOps            map[string]prometheus.Observer // store's children by op, filled at start
 
 	nets map[string]*netMetrics // read-only after newMetrics
+
+	adapters *adapterCollector
 }
 
 type netMetrics struct {
@@ -103,14 +105,18 @@ func newMetrics(networks []string, up func(network string) bool, rooms outboxRea
 			return 0
 		}))
 	}
-	m.reg.MustRegister(newOutboxCollector(rooms), newAdapterCollector(nets), m.store)
+	m.adapters = newAdapterCollector(nets)
+	m.reg.MustRegister(newOutboxCollector(rooms), m.adapters, m.store)
 	return m
 }
 
 // adapterCollector reports what adapters count themselves, asked at
 // scrape time: inbound drops by reason, and puppets.
 type adapterCollector struct {
-	nets                          func() map[string]adapters.Adapter
+	nets func() map[string]adapters.Adapter
+	// routerDrops counts what the router drops on purpose (over a
+	// sender's rate limit), by network and reason; set before serving.
+	routerDrops                   func() map[string]map[string]uint64
 	dropped, brokerDrops, puppets *prometheus.Desc
 }
 
@@ -118,7 +124,7 @@ func newAdapterCollector(nets func() map[string]adapters.Adapter) *adapterCollec
 	return &adapterCollector{
 		nets: nets,
 		dropped: prometheus.NewDesc("switchboard_inbound_dropped_total",
-			"Inbound messages a network's adapter dropped on purpose, by reason (malformed, oversize, rate-limited, ...).",
+			"Inbound messages dropped on purpose, by their network and reason (malformed, oversize, rate_limited: over the sender's rate limit, ...).",
 			[]string{"network", "reason"}, nil),
 		brokerDrops: prometheus.NewDesc("switchboard_broker_dropped_total",
 			"Messages the network's MQTT broker reports it dropped since it started (Mosquitto's $SYS/broker/publish/messages/dropped), for all its clients.",
@@ -136,10 +142,18 @@ func (c *adapterCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *adapterCollector) Collect(ch chan<- prometheus.Metric) {
+	// One series per network and reason, whoever dropped.
+	drops := map[string]map[string]uint64{}
+	if c.routerDrops != nil {
+		drops = c.routerDrops()
+	}
 	for name, a := range c.nets() {
 		if d, ok := a.(adapters.DropCounter); ok {
 			for reason, n := range d.Dropped() {
-				ch <- prometheus.MustNewConstMetric(c.dropped, prometheus.CounterValue, float64(n), name, reason)
+				if drops[name] == nil {
+					drops[name] = map[string]uint64{}
+				}
+				drops[name][reason] += n
 			}
 		}
 		if d, ok := a.(adapters.BrokerDropCounter); ok {
@@ -149,6 +163,11 @@ func (c *adapterCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		if p, ok := a.(adapters.PuppetCounter); ok {
 			ch <- prometheus.MustNewConstMetric(c.puppets, prometheus.GaugeValue, float64(p.Puppets()), name)
+		}
+	}
+	for name, byReason := range drops {
+		for reason, n := range byReason {
+			ch <- prometheus.MustNewConstMetric(c.dropped, prometheus.CounterValue, float64(n), name, reason)
 		}
 	}
 }

@@ -129,6 +129,7 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *servic
 	s.ops.setStore(s.store, m)
 	s.router = bridge.NewRouter(s.store, links, log.With("component", "router"))
 	s.router.Observer = m
+	m.adapters.routerDrops = s.router.Dropped
 	if err := s.router.Start(ctx); err != nil {
 		return nil, err
 	}
@@ -183,6 +184,9 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *servic
 			hs.RegisterHTTP(s.mux)
 		}
 		s.router.AddNetwork(name, a)
+		if r := ncfg.SenderRate(); r != nil {
+			s.router.SetRate(name, bridge.RateLimit{PerSecond: r.PerSecond, Burst: r.Burst})
+		}
 		cmds.addNetwork(name, cfg.Networks[name].Type, a)
 		if err := a.Start(ctx, cmds); err != nil {
 			return nil, fmt.Errorf("networks.%s: %w", name, err)
