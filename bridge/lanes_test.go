@@ -299,7 +299,7 @@ func TestRateLimitPerSenderPerRoom(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	said := mqtt.told()
-	if len(said) != 1 || !strings.HasPrefix(said[0], "chat/ops|spammer|You are sending faster") {
+	if len(said) != 1 || !strings.HasPrefix(said[0], "chat/ops|spammer|spammer: You are sending faster") {
 		t.Errorf("the bot said %q, want one notice to spammer in chat/ops", said)
 	}
 	// The same sender in another room has a bucket of their own; another

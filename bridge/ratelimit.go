@@ -170,8 +170,8 @@ func (r *Router) rateLimited(from RoomAddr, ev Event) bool {
 }
 
 // tellBot has the bot of network tell user text: privately where the
-// network has direct messages, else in room (an MQTT device reads its
-// room's notices; "" for none).
+// network has direct messages, else in room, addressed to user (an MQTT
+// device reads its room's notices; room "" for none).
 func (r *Router) tellBot(network, room, user, text string) {
 	r.mu.Lock()
 	net := r.networks[network]
@@ -183,6 +183,9 @@ func (r *Router) tellBot(network, room, user, text string) {
 	}
 	if _, dm := net.(DirectMessenger); dm {
 		room = ""
+	}
+	if room != "" {
+		text = user + ": " + text
 	}
 	r.wg.Add(1)
 	go func() {
