@@ -59,7 +59,7 @@ links:
 	// messages received from the network (the flooder's and the other's).
 	body := waitMetrics(t, svc, map[string]float64{
 		`switchboard_inbound_dropped_total{network="devices",reason="rate_limited"}`: 1,
-		`switchboard_events_received_total{network="devices",type="message"}`:       2,
+		`switchboard_events_received_total{network="devices",type="message"}`:        2,
 	})
 	dropped, _ := metric(body, `switchboard_inbound_dropped_total{network="devices",reason="rate_limited"}`)
 	received, _ := metric(body, `switchboard_events_received_total{network="devices",type="message"}`)
