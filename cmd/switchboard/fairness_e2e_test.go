@@ -72,6 +72,13 @@ links:
 		t.Errorf("%d of the flood accepted and %v dropped, want %d in all and 20 to %d accepted", accepted, dropped, n, limit)
 	}
 
+	// /api/status says it too.
+	for _, ns := range getStatus(t, svc).Networks {
+		if ns.Name == "devices" && ns.Dropped["rate_limited"] != uint64(dropped) {
+			t.Errorf("/api/status: devices dropped %v, want rate_limited: %v", ns.Dropped, dropped)
+		}
+	}
+
 	// The flooder was told once, in the room's notices.
 	m := notices.Next(t, patience)
 	var ev mqtt.OutEvent

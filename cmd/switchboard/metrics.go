@@ -141,8 +141,9 @@ func (c *adapterCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.puppets
 }
 
-func (c *adapterCollector) Collect(ch chan<- prometheus.Metric) {
-	// One series per network and reason, whoever dropped.
+// drops counts the inbound messages dropped on purpose, by network and
+// reason, whoever dropped them (the adapter or the router).
+func (c *adapterCollector) drops() map[string]map[string]uint64 {
 	drops := map[string]map[string]uint64{}
 	if c.routerDrops != nil {
 		drops = c.routerDrops()
@@ -156,6 +157,13 @@ func (c *adapterCollector) Collect(ch chan<- prometheus.Metric) {
 				drops[name][reason] += n
 			}
 		}
+	}
+	return drops
+}
+
+func (c *adapterCollector) Collect(ch chan<- prometheus.Metric) {
+	drops := c.drops()
+	for name, a := range c.nets() {
 		if d, ok := a.(adapters.BrokerDropCounter); ok {
 			if n, ok := d.BrokerDropped(); ok {
 				ch <- prometheus.MustNewConstMetric(c.brokerDrops, prometheus.CounterValue, float64(n), name)

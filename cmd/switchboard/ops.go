@@ -175,6 +175,9 @@ type networkStatus struct {
 	// LastError is the latest warning or error logged for the network,
 	// whether or not it is up now; absent if there was none.
 	LastError *lastError `json:"last_error,omitempty"`
+	// Dropped counts its inbound messages dropped on purpose since the
+	// start, by reason (rate_limited, malformed, ...); absent if none.
+	Dropped map[string]uint64 `json:"dropped,omitempty"`
 }
 
 type linkStatus struct {
@@ -210,6 +213,13 @@ func (o *ops) status(ctx context.Context) status {
 	st := status{Version: version, Commit: commit, Time: now.UTC(), Problems: []string{}, Networks: []networkStatus{}, Links: []linkStatus{}}
 	st.Outbox.Rooms = []roomStatus{}
 	o.mu.Lock()
+	m := o.metrics
+	o.mu.Unlock()
+	var drops map[string]map[string]uint64
+	if m != nil {
+		drops = m.adapters.drops() // asks o for the adapters
+	}
+	o.mu.Lock()
 	rooms, links := o.rooms, o.links
 	for _, n := range o.nets {
 		ns := networkStatus{Name: n.name, Type: n.typ, State: "down", Since: n.since.UTC(), For: now.Sub(n.since).Round(time.Second).Seconds()}
@@ -222,6 +232,7 @@ func (o *ops) status(ctx context.Context) status {
 			le.Time = le.Time.UTC()
 			ns.LastError = &le
 		}
+		ns.Dropped = drops[n.name]
 		st.Networks = append(st.Networks, ns)
 	}
 	o.mu.Unlock()
