@@ -284,7 +284,8 @@ func (r *Router) commit(ctx context.Context, link string, ev Event, targets []Ro
 var ErrNoFailedList = errors.New("the store cannot list, retry or discard failed deliveries")
 
 // Retry queues a delivery that failed for good again, behind what waits
-// for its room, and returns it as queued.
+// for its room (in its sender's lane, it goes out after what its sender
+// sent before), and returns it as queued.
 func (r *Router) Retry(ctx context.Context, seq int64) (Queued, error) {
 	fs, ok := r.store.(FailedStore)
 	if !ok {
