@@ -219,12 +219,13 @@ func (r *Router) refuseBlocked(item Queued, b Block, tell bool) (string, error) 
 var ErrBlocked = errors.New("sender blocked from the room")
 
 // tellBlocked lets a blocked sender know, once, through the bot of their
-// own network, in the room they spoke in.
+// own network (privately where it has direct messages, else in the room
+// they spoke in).
 func (r *Router) tellBlocked(item Queued, b Block) {
 	h := item.Event.Head()
 	room := h.Origin.Room
 	if h.To != nil {
 		room = ""
 	}
-	r.tell(h, room, fmt.Sprintf("%s: your messages no longer reach %s (%s): %s.", h.Sender.Shown(NoticeDelims), b.Room.Room, b.Room.Network, b.Reason))
+	r.tellBot(h.Origin.Network, room, h.Sender.ID, fmt.Sprintf("Your messages no longer reach %s (%s): %s.", b.Room.Room, b.Room.Network, b.Reason))
 }

@@ -46,7 +46,7 @@ func TestBlockedSenderKeptOutOfOneRoom(t *testing.T) {
 	}
 	select {
 	case got := <-irc.said:
-		if want := "#lobby|spammer|spammer: your messages no longer reach chat/lobby (mqtt): banned from chat/lobby on mqtt."; got != want {
+		if want := "|spammer|Your messages no longer reach chat/lobby (mqtt): banned from chat/lobby on mqtt."; got != want {
 			t.Errorf("the bot told %q, want %q", got, want)
 		}
 	case <-time.After(5 * time.Second):

@@ -4,8 +4,8 @@ import "time"
 
 // Observer is told what the router does, for metrics. Its methods are
 // called on the router's delivery paths and must be cheap and must not
-// block. The router never calls them concurrently for one target room, but
-// does for different rooms.
+// block. The router calls them concurrently, also for one target room
+// (its sender lanes deliver at once).
 type Observer interface {
 	// Accepted: an event from room from was committed with its outbox
 	// entries (duplicates and dropped events are not reported).

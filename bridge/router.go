@@ -16,8 +16,10 @@ import (
 // Router carries every event from its room to every other room of the
 // room's link: it commits the event and one outbox entry per target room
 // before the source is acknowledged, then one worker per target room
-// delivers that room's entries in order, retrying with backoff. A target
-// that fails delays only its own room.
+// delivers that room's entries, in order per sender (see lanes.go),
+// retrying with backoff. A target that fails delays only its own room, and
+// a sender whose deliveries wait (a flood, a long paste at the target's
+// flood rate) delays only their own.
 type Router struct {
 	store Store
 	links Links
@@ -32,6 +34,7 @@ type Router struct {
 	// dropped instead of bridged.
 	Ignore Ignorer
 
+	limits   limiter
 	acceptMu sync.Mutex
 	mu       sync.Mutex
 	blockMu  sync.Mutex
@@ -44,9 +47,13 @@ type Router struct {
 }
 
 type queue struct {
-	addr   RoomAddr
-	more   chan struct{} // new entries were committed
-	online chan struct{} // the network reconnected
+	addr RoomAddr
+	more chan struct{} // new entries were committed
+
+	// online is closed when the network reconnects, waking every lane
+	// that waits to retry, and replaced.
+	onlineMu sync.Mutex
+	online   chan struct{}
 
 	// Entries committed while the worker keeps up are handed over here, so
 	// that it need not read back what was just written. After a backlog
@@ -140,7 +147,7 @@ func (r *Router) Online(network string) {
 func (r *Router) wakeLocked(network string) {
 	for addr, q := range r.queues {
 		if addr.Network == network {
-			signal(q.online)
+			q.reconnected()
 		}
 	}
 }
@@ -183,6 +190,9 @@ func (r *Router) Commit(ctx context.Context, ev Event) (durable func(now bool) e
 	}
 	if r.ignored(link, from, ev) {
 		return Committed, nil
+	}
+	if r.rateLimited(from, ev) {
+		return Committed, nil // before anything is written
 	}
 	Clean(ev)
 	h := ev.Head()
@@ -286,7 +296,8 @@ func (r *Router) commit(ctx context.Context, link string, ev Event, targets []Ro
 var ErrNoFailedList = errors.New("the store cannot list, retry or discard failed deliveries")
 
 // Retry queues a delivery that failed for good again, behind what waits
-// for its room, and returns it as queued.
+// for its room (in its sender's lane, it goes out after what its sender
+// sent before), and returns it as queued.
 func (r *Router) Retry(ctx context.Context, seq int64) (Queued, error) {
 	fs, ok := r.store.(FailedStore)
 	if !ok {
@@ -384,7 +395,7 @@ func (r *Router) queueLocked(addr RoomAddr) *queue {
 	if ok {
 		return q
 	}
-	q = &queue{addr: addr, more: make(chan struct{}, 1), online: make(chan struct{}, 1), spilled: true}
+	q = &queue{addr: addr, more: make(chan struct{}, 1), online: make(chan struct{}), spilled: true}
 	r.queues[addr] = q
 	if r.ctx != nil {
 		r.wg.Add(1)
@@ -396,42 +407,6 @@ func (r *Router) queueLocked(addr RoomAddr) *queue {
 
 // batchSize is how many queued entries a worker reads at once.
 const batchSize = 64
-
-func (r *Router) run(ctx context.Context, q *queue) {
-	defer r.wg.Done()
-	log := r.log.With("room", q.addr.String())
-	var last int64 // the highest seq handled
-	for {
-		batch, err := r.next(ctx, q, last)
-		if err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			log.Error("read outbox", "err", err)
-			if !backoff.Sleep(ctx, r.MaxBackoff, nil) {
-				return
-			}
-			continue
-		}
-		if len(batch) == 0 {
-			select {
-			case <-ctx.Done():
-				return
-			case <-q.more:
-			}
-			continue
-		}
-		for _, item := range batch {
-			if item.Seq <= last {
-				continue // read from the store and handed over as well
-			}
-			if !r.deliverWithRetry(ctx, log, q, item) {
-				return
-			}
-			last = item.Seq
-		}
-	}
-}
 
 // next returns the entries after seq last: those handed over in memory,
 // or, after a backlog, the next ones in the store.
@@ -475,6 +450,9 @@ func (r *Router) next(ctx context.Context, q *queue, last int64) ([]Queued, erro
 func (r *Router) deliverWithRetry(ctx context.Context, log *slog.Logger, q *queue, item Queued) bool {
 	b := r.backoff()
 	for attempt := 0; ; attempt++ {
+		// Taken before the attempt: a reconnect during it still wakes
+		// the wait after it.
+		online := q.onlineWake()
 		remoteID, err := r.deliver(ctx, item)
 		switch {
 		case err == nil:
@@ -506,7 +484,7 @@ func (r *Router) deliverWithRetry(ctx context.Context, log *slog.Logger, q *queu
 		wait := b.Next()
 		log.Warn("delivery failed, will retry", "event", item.Event.Head().ID, "attempt", attempt+1, "in", wait, "err", err)
 		// A network that reconnects is tried again at once.
-		if !b.Sleep(ctx, wait, q.online) {
+		if !b.Sleep(ctx, wait, online) {
 			return false
 		}
 	}
@@ -519,29 +497,8 @@ func (r *Router) tellSender(item Queued, failure error) {
 	h := item.Event.Head()
 	to := h.To.Shown(NoticeDelims)
 	reason := strings.TrimPrefix(failure.Error(), ErrPermanent.Error()+": ")
-	r.tell(h, "", fmt.Sprintf("Your message to %s (%s) was not delivered: %s.", to, h.To.Network, reason))
-}
-
-// tell has the bot of the sender's own network say text to them, in room
-// ("" for a direct message), in the background.
-func (r *Router) tell(h *Header, room, text string) {
-	r.mu.Lock()
-	bot, ok := r.networks[h.Origin.Network].(BotSender)
-	ctx := r.ctx
-	r.mu.Unlock()
-	if !ok || h.Sender.ID == "" || ctx == nil {
-		return
-	}
-	network, sender, event := h.Origin.Network, h.Sender.ID, h.ID
-	r.wg.Add(1)
-	go func() {
-		defer r.wg.Done()
-		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		defer cancel()
-		if err := bot.SendAsBot(ctx, room, sender, text); err != nil {
-			r.log.Warn("cannot tell a sender why their message went nowhere", "network", network, "sender", sender, "event", event, "err", err)
-		}
-	}()
+	text := fmt.Sprintf("Your message to %s (%s) was not delivered: %s.", to, h.To.Network, reason)
+	r.tellBot(h.Origin.Network, "", h.Sender.ID, text)
 }
 
 // settle records a delivery's outcome, retrying the store until it works:

@@ -140,6 +140,9 @@ func (c *Config) applyDefaults(given func(path string) bool) {
 		if sec := n.section(); sec != nil {
 			sec.setDefaults(name, n, netGiven)
 		}
+		if r := n.SenderRate(); r != nil {
+			r.setDefaults(n.Type, netGiven)
+		}
 	}
 }
 

@@ -129,6 +129,20 @@ func TestBadConfigs(t *testing.T) {
 			want: []string{`networks.libera.client_id: unknown key for a network of type irc`},
 		},
 		{
+			name: "bad rates",
+			yaml: `
+networks:
+  a: {type: irc, server: "h:1", nick: x, rate: {per_second: -1}}
+  b: {type: mqtt, broker: "tcp://h:1", rate: {per_second: 2, burst: 0}}
+  c: {type: matrix, homeserver: "http://h:1", domain: h, as_token: a, hs_token: b, rate: {per_second: .inf}}
+`,
+			want: []string{
+				`networks.a.rate.per_second: must be a number of at least 0 (0: no limit), got -1`,
+				`networks.b.rate.burst: must be at least 1, got 0`,
+				`networks.c.rate.per_second: must be a number of at least 0 (0: no limit), got +Inf`,
+			},
+		},
+		{
 			name: "unknown top-level key",
 			yaml: valid + "datadir: /tmp\n",
 			want: []string{`datadir: unknown key`},
@@ -425,6 +439,7 @@ func TestGoodConfigDefaults(t *testing.T) {
 		Server: "irc.example.org:6697", Nick: "switchboard", Username: "switchboard",
 		Realname: "Switchboard bridge", Flood: Flood{Burst: 5, Interval: time.Second},
 		MaxLineBytes: 512, MaxMessageLines: 5, ReconnectMax: 2 * time.Minute, IgnoreServices: true,
+		Rate: Rate{PerSecond: 1, Burst: 10},
 	}
 	if irc.IRC == nil || *irc.IRC != wantIRC || irc.MQTT != nil {
 		t.Errorf("irc section: %+v, mqtt %v", irc.IRC, irc.MQTT)
@@ -433,6 +448,7 @@ func TestGoodConfigDefaults(t *testing.T) {
 	if mq.Mode != "puppet" || mq.Puppets != (Puppets{Max: 50, Idle: 30 * time.Minute}) {
 		t.Errorf("mqtt common defaults: %+v", mq)
 	}
+	// No limit on devices unless asked for.
 	wantMQTT := MQTT{Broker: "tcp://127.0.0.1:1883", ClientID: "switchboard-devices", MaxPayload: 65536}
 	if mq.MQTT == nil || *mq.MQTT != wantMQTT || mq.IRC != nil {
 		t.Errorf("mqtt section: %+v, irc %v", mq.MQTT, mq.IRC)
@@ -475,10 +491,12 @@ networks:
     puppets: {template: "{id}|x", max: 3, idle: 1h}
     flood: {burst: 1, interval: 0}
     reconnect_max:
+    rate: {per_second: 0}
   dev:
     type: mqtt
     broker: ws://h:80/mqtt
     client_id: ${EMPTY:-}
+    rate: {per_second: 20}
 links:
   solo: ["oftc:&local"]
 `, func(t *testing.T, c *Config) {
@@ -495,6 +513,14 @@ links:
 			}
 			if id := c.Networks["dev"].MQTT.ClientID; id != "switchboard-dev" {
 				t.Errorf("client_id %q", id)
+			}
+			// Limits: off where written 0; opt-in on MQTT gets the
+			// default burst.
+			if r := n.IRC.Rate; r != (Rate{}) {
+				t.Errorf("oftc rate: %+v", r)
+			}
+			if r := c.Networks["dev"].MQTT.Rate; r != (Rate{PerSecond: 20, Burst: 10}) {
+				t.Errorf("dev rate: %+v", r)
 			}
 		}},
 		{"merge keys share settings", `

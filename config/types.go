@@ -132,6 +132,8 @@ type IRC struct {
 	// (mapping.IRCServices) besides the network's ignore list; on unless
 	// set to false.
 	IgnoreServices bool `yaml:"ignore_services"`
+	// Rate limits each sender per room (see Rate).
+	Rate Rate `yaml:"rate"`
 }
 
 type SASL struct {
@@ -152,6 +154,8 @@ type MQTT struct {
 	Password string `yaml:"password" secret:"true"`
 	// MaxPayload drops inbound payloads larger than this many bytes.
 	MaxPayload int `yaml:"max_payload"`
+	// Rate limits each sender per room (see Rate).
+	Rate Rate `yaml:"rate"`
 }
 
 // XMPP is a connection to an XMPP server: as an external component
@@ -175,6 +179,8 @@ type XMPP struct {
 	// many bytes to its beginning and a link to the whole (0: no limit
 	// but max_stanza).
 	MaxMessageBytes int `yaml:"max_message_bytes"`
+	// Rate limits each sender per room (see Rate).
+	Rate Rate `yaml:"rate"`
 }
 
 // XMPPComponent is the external component's address and shared secret.
@@ -207,6 +213,8 @@ type Matrix struct {
 	URL string `yaml:"url"`
 	// Media says what becomes of attachments bridged into Matrix.
 	Media MatrixMedia `yaml:"media"`
+	// Rate limits each sender per room (see Rate).
+	Rate Rate `yaml:"rate"`
 }
 
 // MatrixMedia is how attachments from other networks (files offered by

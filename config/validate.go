@@ -107,6 +107,9 @@ func validateNetwork(errs *errorList, name string, n *Network) {
 		errs.add(join(path, "puppets.idle"), "must be positive, got %v", p.Idle)
 	}
 	validateIgnore(errs, join(path, "ignore"), n.Ignore)
+	if r := n.SenderRate(); r != nil {
+		r.validate(errs, path)
+	}
 	if sec != nil {
 		sec.validate(errs, path, n)
 	}

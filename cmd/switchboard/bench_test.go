@@ -34,6 +34,9 @@ import (
 // the target's connection), the CPU time the switchboard process spent per
 // message, and its CPU use while idle. Run with -benchtime=2000x or so.
 // SWITCHBOARD_CPUPROFILE=file writes the process's CPU profile.
+//
+// Each sends from one sender, so the senders' networks have no inbound
+// rate limit (rate: per_second 0): they measure the relay, not the limit.
 
 func BenchmarkRelayMQTTToIRC(b *testing.B) {
 	irc, broker := testenv.InspIRCd(b), testenv.Mosquitto(b)
@@ -51,7 +54,7 @@ func BenchmarkRelayIRCToXMPP(b *testing.B) {
 	irc, xmpp := testenv.InspIRCd(b), testenv.ProsodyWith(b, testenv.XMPPServerConfig{Users: map[string]string{"alice": "pw"}})
 	muc := xmpp.Room("bench")
 	r := startRelay(b, fmt.Sprintf(`
-  libera: { type: irc, server: "%s", nick: switchboard }
+  libera: { type: irc, server: "%s", nick: switchboard, rate: { per_second: 0 } }
   jabber: { type: xmpp, server: "%s", component: { domain: "%s", secret: "%s" } }`,
 		irc.Addr, xmpp.ComponentAddr, xmpp.Component, xmpp.ComponentSecret), fmt.Sprintf(`[ "libera:#bench", "jabber:%s" ]`, muc))
 	alice := xmpp.Client(b, "alice", "pw")
@@ -101,8 +104,8 @@ func matrixBench(b *testing.B) (*relay, *testenv.IRCServer, *testenv.MatrixClien
 	alice := hs.Client(b, "alice")
 	roomID := alice.NewRoom(true, "")
 	r := startRelayAt(b, httpAddr, fmt.Sprintf(`
-  libera: { type: irc, server: "%s", nick: switchboard, flood: { burst: 1000, interval: 0 } }
-  mx: { type: matrix, homeserver: %q, domain: %q, as_token: %q, hs_token: %q, url: %q }`,
+  libera: { type: irc, server: "%s", nick: switchboard, flood: { burst: 1000, interval: 0 }, rate: { per_second: 0 } }
+  mx: { type: matrix, homeserver: %q, domain: %q, as_token: %q, hs_token: %q, url: %q, rate: { per_second: 0 } }`,
 		irc.Addr, hs.URL, mx.Domain, mx.ASToken, mx.HSToken, mx.URL), fmt.Sprintf(`[ "libera:#bench", "mx:%s" ]`, roomID))
 	return r, irc, alice, roomID
 }

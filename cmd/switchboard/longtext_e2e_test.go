@@ -60,6 +60,11 @@ func TestLongMessageGoesOutCutWithALink(t *testing.T) {
 		t.Logf("the next device's message arrived after %v", took.Round(time.Millisecond))
 	}
 
+	// sensor-2's message may overtake the long one (another sender's
+	// lane): the long one's last line, the marker, comes after.
+	alice.WaitMessage(patience, func(l testenv.IRCLine) bool {
+		return strings.EqualFold(l.Nick(), "sensor-1[devices]") && strings.HasPrefix(l.Text(), "… (message cut: ")
+	})
 	lines := messages(alice, "sensor-1[devices]")
 	if len(lines) != 5 {
 		t.Fatalf("64 KiB arrived as %d lines, want 5: %.200q", len(lines), lines)

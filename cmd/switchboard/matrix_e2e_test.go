@@ -73,7 +73,8 @@ func (w *mworld) config(t *testing.T, matrixRoom string) *config.Config {
 data_dir: %s
 http: { listen: %q }
 networks:
-  libera: { type: irc, server: %q, nick: switchboard, flood: { burst: 50, interval: 10ms }, reconnect_max: 2s }
+  # rate 0: the restart test streams 20 lines from one person.
+  libera: { type: irc, server: %q, nick: switchboard, flood: { burst: 50, interval: 10ms }, rate: { per_second: 0 }, reconnect_max: 2s }
   devices: { type: mqtt, broker: %q, client_id: switchboard-e2e }
   jabber: { type: xmpp, server: %q, component: { domain: %q, secret: %q } }
   mx:

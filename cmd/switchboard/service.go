@@ -193,6 +193,9 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *servic
 			hs.RegisterHTTP(s.mux)
 		}
 		s.router.AddNetwork(name, a)
+		if r := ncfg.SenderRate(); r != nil {
+			s.router.SetRate(name, bridge.RateLimit{PerSecond: r.PerSecond, Burst: r.Burst})
+		}
 		cmds.addNetwork(name, cfg.Networks[name].Type, a)
 		if err := a.Start(ctx, cmds); err != nil {
 			return nil, fmt.Errorf("networks.%s: %w", name, err)
