@@ -228,3 +228,13 @@ func (r *Router) tellBlocked(item Queued, b Block) {
 	}
 	r.tell(h, room, fmt.Sprintf("%s: your messages no longer reach %s (%s): %s.", h.Sender.Shown(NoticeDelims), b.Room.Room, b.Room.Network, b.Reason))
 }
+
+// BlockLister is implemented by the router, behind the Inbound adapters
+// are given, next to Blocker: the blocks of one room (of every room if
+// room is zero), for an adapter that must tell which of them a lifted
+// ban ends.
+type BlockLister interface {
+	Blocks(room RoomAddr) []Block
+}
+
+var _ BlockLister = (*Router)(nil)

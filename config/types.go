@@ -76,6 +76,11 @@ type Network struct {
 	// "relay" (one bot posts "<name> text").
 	Mode    string  `yaml:"mode"`
 	Puppets Puppets `yaml:"puppets"`
+	// KickBlocks keeps a sender whose puppet a room kicked out of that
+	// room until an operator lets them in ("!sb unblock"); by default a
+	// kicked puppet comes back with the sender's next message. Bans
+	// always hold. IRC, XMPP and Matrix only.
+	KickBlocks bool `yaml:"kick_blocks"`
 
 	IRC    *IRC    `yaml:"-"`
 	MQTT   *MQTT   `yaml:"-"`

@@ -73,6 +73,9 @@ func (c *Config) validate(errs *errorList) {
 	c.validateLinks(errs)
 }
 
+// kickTypes are the network types whose rooms can kick a puppet.
+var kickTypes = []string{"irc", "xmpp", "matrix"}
+
 func validateNetwork(errs *errorList, name string, n *Network) {
 	path := join("networks", name)
 	if !networkNameRE.MatchString(name) {
@@ -93,6 +96,9 @@ func validateNetwork(errs *errorList, name string, n *Network) {
 	}
 	if !slices.Contains(modes, n.Mode) {
 		errs.add(join(path, "mode"), "want puppet or relay, got %q", n.Mode)
+	}
+	if n.KickBlocks && !slices.Contains(kickTypes, n.Type) {
+		errs.add(join(path, "kick_blocks"), "only %s rooms kick, not %s", strings.Join(kickTypes, ", "), n.Type)
 	}
 	p := n.Puppets
 	if t := p.Template; t != "" && !strings.Contains(t, "{name}") && !strings.Contains(t, "{id}") {

@@ -76,6 +76,7 @@ type Adapter struct {
 	name       string
 	cfg        config.IRC
 	mode       string
+	kickBlocks bool
 	template   string
 	maxPuppets int
 	idle       time.Duration
@@ -89,6 +90,7 @@ type Adapter struct {
 	textLinks adapters.TextLinks
 
 	in     bridge.Inbound
+	mod    *adapters.Moderation
 	ctx    context.Context
 	cancel context.CancelFunc
 	bot    *conn
@@ -118,6 +120,9 @@ type serverInfo struct {
 	lineLen   int
 	chanTypes string
 	prefixes  string // membership prefix symbols, "@+"
+	// The channel modes with a parameter: always (lists, keys, member
+	// prefixes), and only when set (limits).
+	alwaysParam, setParam string
 }
 
 var (
@@ -181,6 +186,7 @@ func New(name string, n *config.Network, log *slog.Logger) (adapters.Adapter, er
 		name:       name,
 		cfg:        c,
 		mode:       n.Mode,
+		kickBlocks: n.KickBlocks,
 		template:   n.Puppets.Template,
 		maxPuppets: n.Puppets.Max,
 		idle:       n.Puppets.Idle,
@@ -213,7 +219,10 @@ func New(name string, n *config.Network, log *slog.Logger) (adapters.Adapter, er
 }
 
 func defaultServerInfo(lineLen int) serverInfo {
-	return serverInfo{cm: caseRFC1459, nickLen: 9, chanLen: 200, userLen: 10, lineLen: lineLen, chanTypes: "#&", prefixes: "~&@%+"}
+	return serverInfo{
+		cm: caseRFC1459, nickLen: 9, chanLen: 200, userLen: 10, lineLen: lineLen, chanTypes: "#&", prefixes: "~&@%+",
+		alwaysParam: "beIkqaohv", setParam: "l",
+	}
 }
 
 // Network is the network's name in the config.
@@ -272,6 +281,7 @@ func (a *Adapter) Start(ctx context.Context, in bridge.Inbound) error {
 	// The adapter lives until Stop, not until the caller's context ends.
 	a.ctx, a.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	a.queue = adapters.NewAcceptQueue(a.log)
+	a.mod = adapters.NewModeration(a.name, a.kickBlocks, in, a.log)
 
 	botID := bridge.Sender{Network: a.name, ID: a.cfg.Nick}
 	cc := a.connConfig("bot", a.cfg.Nick)
@@ -293,7 +303,8 @@ func (a *Adapter) Start(ctx context.Context, in bridge.Inbound) error {
 	a.bot = newConn(cc)
 	a.addInboundCallbacks(a.bot)
 
-	a.wg.Add(3)
+	a.wg.Add(4)
+	go func() { defer a.wg.Done(); a.mod.Run(a.ctx) }()
 	go func() { defer a.wg.Done(); a.bot.run(a.ctx) }()
 	go func() { defer a.wg.Done(); a.queue.Run(a.ctx, in) }()
 	go func() { defer a.wg.Done(); a.janitor(a.ctx) }()
@@ -330,6 +341,7 @@ func (a *Adapter) botUp(k *conn) {
 			info.prefixes = p[i+1:]
 		}
 	}
+	parseChanModes(&info, is["CHANMODES"], is["PREFIX"])
 	a.info = info
 	a.cm.Store(uint32(info.cm))
 	// Folded keys depend on the casemapping, which may differ from the
@@ -745,12 +757,22 @@ func (a *Adapter) sendPuppet(ctx context.Context, p *puppet, key, target string,
 		if ctx.Err() != nil || errors.Is(err, errNotConnected) || errors.Is(err, errDisconnected) {
 			return "", false, err
 		}
+		if ban := a.puppetRefused(ctx, p, target, err); ban != nil {
+			// Never the bot instead: that would bypass the ban.
+			return "", false, ban
+		}
 		// Banned, invite-only, registered-only...: the bot may still
 		// speak there.
 		a.log.Warn("puppet cannot join; relaying", "puppet", p.k.nick(), "channel", target, "err", err)
 		return "", true, nil
 	}
 	id, err = a.sendVia(ctx, p.k, key, target, m, b, "")
+	if !direct {
+		if ban := a.puppetRefused(ctx, p, target, err); ban != nil {
+			a.forgetProgress(key)
+			return "", false, ban
+		}
+	}
 	return id, false, err
 }
 

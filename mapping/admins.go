@@ -85,12 +85,16 @@ func validMask(m string) bool {
 	return ok && user != "" && host != "" && !strings.ContainsAny(m, " \t\r\n\x00*?")
 }
 
-// globFold matches s against pattern, where * stands for any run of
-// characters and ? for one, ignoring ASCII case as IRC servers do for
-// masks. Nothing else is special: IRC nicks may contain [ ] and \, so
-// path.Match's syntax does not fit. It runs in O(len(pattern)*len(s)).
-func globFold(pattern, s string) bool {
-	p, t := []rune(asciiLower(pattern)), []rune(asciiLower(s))
+// globFold matches s against pattern as Glob does, ignoring ASCII case
+// as IRC servers do for masks.
+func globFold(pattern, s string) bool { return Glob(asciiLower(pattern), asciiLower(s)) }
+
+// Glob matches s against pattern, where * stands for any run of
+// characters and ? for one. Nothing else is special: IRC nicks may
+// contain [ ] and \, so path.Match's syntax does not fit. It runs in
+// O(len(pattern)*len(s)).
+func Glob(pattern, s string) bool {
+	p, t := []rune(pattern), []rune(s)
 	pi, ti := 0, 0
 	star, mark := -1, 0 // the last * seen, and where in t it started matching
 	for ti < len(t) {

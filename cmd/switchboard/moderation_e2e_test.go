@@ -1,0 +1,138 @@
+package main
+
+import (
+	"encoding/json"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/switchboard-chat/switchboard/bridge"
+	"github.com/switchboard-chat/switchboard/internal/testenv"
+	"github.com/switchboard-chat/switchboard/mqtt"
+)
+
+// failedList is GET /api/failed.
+func failedList(t *testing.T, svc *service) []apiFailed {
+	t.Helper()
+	var list struct {
+		Failed []apiFailed `json:"failed"`
+	}
+	code, body := apiCall(t, "GET", "http://"+svc.HTTPAddr+"/api/failed", apiToken, nil)
+	if err := json.Unmarshal(body, &list); code != http.StatusOK || err != nil {
+		t.Fatalf("GET /api/failed: %d %s %v", code, body, err)
+	}
+	return list.Failed
+}
+
+// waitFailed waits until the failed list holds n deliveries.
+func waitFailed(t *testing.T, svc *service, n int) []apiFailed {
+	t.Helper()
+	deadline := time.Now().Add(patience)
+	for {
+		list := failedList(t, svc)
+		if len(list) >= n || time.Now().After(deadline) {
+			if len(list) != n {
+				t.Fatalf("failed list has %d deliveries, want %d: %+v", len(list), n, list)
+			}
+			return list
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// waitBlocks waits until the router keeps n blocks: what the adapters
+// reported has been taken in.
+func waitBlocks(t *testing.T, svc *service, n int) []bridge.Block {
+	t.Helper()
+	deadline := time.Now().Add(patience)
+	for {
+		b := svc.router.Blocks(bridge.RoomAddr{})
+		if len(b) == n {
+			return b
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d blocks, want %d: %+v", len(b), n, b)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Test 1 of issue 17: a channel operator bans and kicks the puppet of
+// the MQTT device spammer. Nothing of spammer's reaches the channel
+// while the ban stands, neither from the puppet nor from the bot: their
+// messages are on the failed list with the reason, and spammer is told
+// once, on MQTT. After -b its next message arrives from its puppet.
+func TestIRCBanKeepsSenderOut(t *testing.T) {
+	w := newWorld(t)
+	// The first in a fresh channel is its operator.
+	op := w.human(t, "op")
+	if _, err := op.Wait(patience, func(l testenv.IRCLine) bool { return l.Command == "366" }); err != nil {
+		t.Fatal(err)
+	}
+	svc, _ := runService(t, w.config(t, "puppet"))
+	notices := w.mqtt.Subscribe(t, root+"/out/switchboard/#", 1)
+	const puppet = "spammer[devices]"
+
+	w.publish(t, "spammer", "hello")
+	op.WaitText(patience, room, puppet, "hello")
+	const mask = "spammer[devices]!*@*"
+	op.Send("MODE", room, "+b", mask)
+	op.Send("KICK", room, puppet, "enough")
+	if _, err := op.Wait(patience, func(l testenv.IRCLine) bool {
+		return l.Command == "KICK" && strings.EqualFold(l.Params[1], puppet)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	banned := len(op.Lines())
+
+	w.publish(t, "spammer", "buy now")
+	w.publish(t, "spammer", "buy now!!")
+	// Another device's line, after spammer's in the room's queue: once it
+	// is there, spammer's had their turn.
+	w.publish(t, "sensor", "canary")
+	op.WaitText(patience, room, "sensor[devices]", "canary")
+
+	for _, l := range op.Lines()[banned:] {
+		if strings.Contains(l.Text(), "buy now") {
+			t.Errorf("a banned sender's message reached the channel: %s", l.Raw)
+		}
+		if l.Command == "JOIN" && strings.EqualFold(l.Nick(), puppet) {
+			t.Errorf("the banned puppet tried to come back: %s", l.Raw)
+		}
+	}
+	failed := waitFailed(t, svc, 2)
+	for _, f := range failed {
+		if f.Room != "libera:"+room || f.Sender != "devices:spammer" || !strings.Contains(f.Reason, "banned from #room on libera") {
+			t.Errorf("failed delivery %+v: want spammer's, to libera:%s, banned", f, room)
+		}
+	}
+	if texts := []string{failed[0].Text, failed[1].Text}; !slices.Contains(texts, "buy now") || !slices.Contains(texts, "buy now!!") {
+		t.Errorf("failed texts %q, %q", failed[0].Text, failed[1].Text)
+	}
+	// spammer is told once.
+	m := notices.Next(t, patience)
+	var ev mqtt.OutEvent
+	if err := json.Unmarshal(m.Payload, &ev); err != nil {
+		t.Fatal(err)
+	}
+	if m.Topic != root+"/out/switchboard/switchboard" || ev.Type != "notice" ||
+		!strings.Contains(ev.Text, "spammer") || !strings.Contains(ev.Text, "banned from #room on libera") {
+		t.Errorf("notice on %s: %s", m.Topic, m.Payload)
+	}
+	notices.Quiet(t, time.Second)
+	blocks := waitBlocks(t, svc, 1)
+	if b := blocks[0]; b.Source != bridge.BlockBan || b.By != "op" || b.Sender != (bridge.SenderRef{Network: "devices", ID: "spammer"}) {
+		t.Errorf("block %+v", b)
+	}
+
+	// The ban is lifted: spammer's puppet comes back with the next message.
+	op.Send("MODE", room, "-b", mask)
+	waitBlocks(t, svc, 0)
+	w.publish(t, "spammer", "sorry")
+	op.WaitText(patience, room, puppet, "sorry")
+	if n := len(failedList(t, svc)); n != 2 {
+		t.Errorf("%d failed deliveries after the ban was lifted, want 2", n)
+	}
+}
