@@ -130,6 +130,9 @@ func Refusal(network, room string) error {
 // and its lifting must reach the bridge in the order they were made.
 // Run must be running.
 func (m *Moderation) Post(report func(context.Context) error) {
+	if m == nil {
+		return
+	}
 	m.mu.Lock()
 	m.todo = append(m.todo, report)
 	m.mu.Unlock()

@@ -229,7 +229,7 @@ func (a *Adapter) puppetKicked(ch, nick, by string) {
 		if r == nil {
 			return
 		}
-		a.log.Info("channel kicked a puppet", "channel", r.name, "puppet", nick, "sender", p.sender.String(), "by", by, "blocks", a.mod.KickBlocks)
+		a.log.Info("channel kicked a puppet", "channel", r.name, "puppet", nick, "sender", p.sender.String(), "by", by, "blocks", a.kickBlocks)
 		sender := p.sender
 		a.mod.Post(func(ctx context.Context) error {
 			_, err := a.mod.Kicked(ctx, r.name, sender, by)

@@ -358,6 +358,7 @@ type mucUser struct {
 
 type mucItem struct {
 	affiliation, role, jid, nick, reason string
+	actor                                string // the nick of who made the change
 }
 
 func (m *mucUser) has(code int) bool {
@@ -576,6 +577,9 @@ func parsePresence(s *stanza, ns string) {
 				jid:         it.get("jid"),
 				nick:        it.get("nick"),
 				reason:      it.child(nsMUCUser, "reason").textOr(""),
+			}
+			if ac := it.child(nsMUCUser, "actor"); ac != nil {
+				m.item.actor = ac.get("nick")
 			}
 		}
 		m.destroy = x.child(nsMUCUser, "destroy") != nil

@@ -2,11 +2,14 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"mellium.im/xmpp/jid"
 
 	"github.com/switchboard-chat/switchboard/bridge"
 	"github.com/switchboard-chat/switchboard/internal/testenv"
@@ -135,4 +138,70 @@ func TestIRCBanKeepsSenderOut(t *testing.T) {
 	if n := len(failedList(t, svc)); n != 2 {
 		t.Errorf("%d failed deliveries after the ban was lifted, want 2", n)
 	}
+}
+
+// setAffiliation has a MUC owner set the affiliation of j in the room.
+func setAffiliation(t *testing.T, owner *testenv.XMPPClient, room, j jid.JID, affiliation string) {
+	t.Helper()
+	res, err := owner.IQ(room, "set", fmt.Sprintf(`<query xmlns="http://jabber.org/protocol/muc#admin"><item affiliation=%q jid=%q/></query>`,
+		affiliation, j.Bare().String()))
+	if err != nil || res.Type() != "result" {
+		t.Fatalf("set affiliation %s of %s: %v %s", affiliation, j, err, res.Raw)
+	}
+}
+
+// Test 2 of issue 17: a MUC owner makes the puppet of the IRC user troll
+// an outcast. Nothing of troll's reaches the MUC, not through the bot
+// either; troll is told once, on IRC. Setting the affiliation back to
+// none lets troll's next message in, from the puppet.
+func TestXMPPOutcastKeepsSenderOut(t *testing.T) {
+	w := newXWorld(t)
+	// The first in a room is its owner.
+	alice := w.person(t, "alice")
+	cfg := w.config(t, "puppet")
+	cfg.HTTP.APIToken = apiToken
+	svc, _ := runService(t, cfg)
+	troll := w.human(t, "troll")
+	bob := w.human(t, "bob")
+	trollJID := w.puppetJID(t, alice, troll, "troll")
+	alice.WaitMessage(patience, groupchatFrom(w.room, "troll (libera)", "I'm here"))
+
+	setAffiliation(t, alice, w.room, trollJID, "outcast")
+	blocks := waitBlocks(t, svc, 1)
+	if b := blocks[0]; b.Source != bridge.BlockBan || b.Sender != (bridge.SenderRef{Network: "libera", ID: "troll"}) ||
+		b.Room != (bridge.RoomAddr{Network: "jabber", Room: w.room.String()}) {
+		t.Errorf("block %+v", b)
+	}
+	banned := alice.Len()
+	troll.Say(room, "you all stink")
+	troll.Say(room, "really")
+	bob.Say(room, "canary")
+	alice.WaitMessage(patience, groupchatFrom(w.room, "bob (libera)", "canary"))
+	for _, s := range alice.Stanzas()[banned:] {
+		if strings.Contains(s.Body(), "stink") || strings.Contains(s.Body(), "really") {
+			t.Errorf("a banned sender's message reached the MUC: %s", s.Raw)
+		}
+	}
+	reason := "banned from " + w.room.String() + " on jabber"
+	failed := waitFailed(t, svc, 2)
+	for _, f := range failed {
+		if f.Sender != "libera:troll" || f.Room != "jabber:"+w.room.String() || !strings.Contains(f.Reason, reason) {
+			t.Errorf("failed delivery %+v", f)
+		}
+	}
+	told := troll.WaitMessage(patience, func(l testenv.IRCLine) bool {
+		return l.Command == "NOTICE" && strings.Contains(l.Text(), reason)
+	})
+	if !strings.EqualFold(told.Nick(), "switchboard") {
+		t.Errorf("told by %s", told.Raw)
+	}
+	time.Sleep(500 * time.Millisecond)
+	if n := len(troll.Messages(func(l testenv.IRCLine) bool { return strings.Contains(l.Text(), reason) })); n != 1 {
+		t.Errorf("troll was told %d times, want once", n)
+	}
+
+	setAffiliation(t, alice, w.room, trollJID, "none")
+	waitBlocks(t, svc, 0)
+	troll.Say(room, "sorry")
+	alice.WaitMessage(patience, groupchatFrom(w.room, "troll (libera)", "sorry"))
 }
