@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -9,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"maunium.net/go/mautrix"
+	"maunium.net/go/mautrix/event"
 	"mellium.im/xmpp/jid"
 
 	"github.com/switchboard-chat/switchboard/bridge"
@@ -204,4 +207,64 @@ func TestXMPPOutcastKeepsSenderOut(t *testing.T) {
 	waitBlocks(t, svc, 0)
 	troll.Say(room, "sorry")
 	alice.WaitMessage(patience, groupchatFrom(w.room, "troll (libera)", "sorry"))
+}
+
+// Test 3 of issue 17: a Matrix room admin bans the ghost of the IRC user
+// troll. Nothing of troll's reaches the Matrix room while the ban
+// stands, and the failed list says why; the unban lets troll's next
+// message in, from the ghost.
+func TestMatrixBanKeepsSenderOut(t *testing.T) {
+	w := newMWorld(t)
+	cfg := w.config(t, "")
+	cfg.HTTP.APIToken = apiToken
+	svc, _ := runService(t, cfg)
+	troll := w.human(t, "troll")
+	bob := w.human(t, "bob")
+	troll.Say(room, "I'm here")
+	first := w.waitMatrix(t, "troll's message", func(ev *event.Event) bool {
+		c, ok := messageText(ev)
+		return ok && c.Body == "I'm here"
+	})
+	ghost := first.Sender
+
+	ctx, cancel := context.WithTimeout(context.Background(), patience)
+	defer cancel()
+	if _, err := w.alice.BanUser(ctx, w.roomID, &mautrix.ReqBanUser{UserID: ghost, Reason: "trolling"}); err != nil {
+		t.Fatal(err)
+	}
+	blocks := waitBlocks(t, svc, 1)
+	if b := blocks[0]; b.Source != bridge.BlockBan || b.Sender != (bridge.SenderRef{Network: "libera", ID: "troll"}) ||
+		b.Room != (bridge.RoomAddr{Network: "mx", Room: string(w.roomID)}) || b.By != string(w.alice.UserID) {
+		t.Errorf("block %+v", b)
+	}
+	banned := len(w.alice.Events())
+	troll.Say(room, "you all stink")
+	bob.Say(room, "canary")
+	w.waitMatrix(t, "bob's canary", func(ev *event.Event) bool {
+		c, ok := messageText(ev)
+		return ok && c.Body == "canary"
+	})
+	for _, ev := range w.alice.Events()[banned:] {
+		if c, ok := messageText(ev); ok && strings.Contains(c.Body, "stink") {
+			t.Errorf("a banned sender's message reached the Matrix room from %s: %q", ev.Sender, c.Body)
+		}
+	}
+	failed := waitFailed(t, svc, 1)
+	if f := failed[0]; f.Sender != "libera:troll" || f.Room != "mx:"+string(w.roomID) || f.Text != "you all stink" ||
+		!strings.Contains(f.Reason, "banned from "+string(w.roomID)+" on mx") {
+		t.Errorf("failed delivery %+v", f)
+	}
+
+	if _, err := w.alice.UnbanUser(ctx, w.roomID, &mautrix.ReqUnbanUser{UserID: ghost}); err != nil {
+		t.Fatal(err)
+	}
+	waitBlocks(t, svc, 0)
+	troll.Say(room, "sorry")
+	ev := w.waitMatrix(t, "troll's message after the unban", func(ev *event.Event) bool {
+		c, ok := messageText(ev)
+		return ok && c.Body == "sorry"
+	})
+	if ev.Sender != ghost {
+		t.Errorf("sent by %s, want the ghost %s", ev.Sender, ghost)
+	}
 }
