@@ -40,19 +40,19 @@ type Adapter struct {
 	// unsure: sends whose answer was lost (see unsure.go).
 	unsure unsure
 
-	name     string
-	cfg      config.Matrix
-	relay    bool
+	name  string
+	cfg   config.Matrix
+	relay bool
 	// kickBlocks: a kicked ghost keeps its sender out (kick_blocks).
 	kickBlocks bool
 	mod        *adapters.Moderation
-	template string
-	log      *slog.Logger
-	ghosts   *ghosts
-	fetch    *fetcher
-	as       *appservice.AppService
-	botID    id.UserID
-	hsURL    string
+	template   string
+	log        *slog.Logger
+	ghosts     *ghosts
+	fetch      *fetcher
+	as         *appservice.AppService
+	botID      id.UserID
+	hsURL      string
 	// publicURL is http.public_url (set before Start, then read only);
 	// mediaClient fetches the files its links stand for.
 	publicURL   string
