@@ -2,6 +2,7 @@ package bridge_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -90,5 +91,61 @@ func TestBlockedSenderKeptOutOfOneRoom(t *testing.T) {
 	}
 	if err := f.router.Block(ctx, bridge.Block{Room: room}); err == nil {
 		t.Error("a block without sender or source was taken")
+	}
+}
+
+// An adapter that finds out about a ban only when it delivers (the
+// puppet's join is refused) reports the block and fails the delivery
+// with ErrBlocked: the message is on the failed list, the sender is told
+// once, and their next message is kept out by the router itself.
+func TestBlockFoundByAdapterToldOnce(t *testing.T) {
+	irc := botDirect{directPlain{newPlain()}, make(chan string, 8)}
+	mqtt := newPlain()
+	f := newFixture(t, t.TempDir(), map[string]bridge.MessageSender{"irc": irc, "mqtt": mqtt, "matrix": rich{newPlain()}})
+	ctx := context.Background()
+	room := bridge.RoomAddr{Network: "mqtt", Room: "chat/lobby"}
+	reason := "banned from chat/lobby on mqtt"
+	mqtt.setFail(func(d *bridge.Delivery) error {
+		if d.Event.Head().Sender.ID != "spammer" {
+			return nil
+		}
+		b := bridge.Block{Room: room, Sender: d.Event.Head().Sender.Ref(), Source: bridge.BlockBan, Reason: reason}
+		if err := f.router.Block(ctx, b); err != nil {
+			return err
+		}
+		return bridge.Permanent(fmt.Errorf("%w: %s", bridge.ErrBlocked, reason))
+	})
+	accept(t, f.router, msg("irc", "#lobby", "spammer", "s1", "buy now"))
+	accept(t, f.router, msg("irc", "#lobby", "spammer", "s2", "buy more"))
+	accept(t, f.router, msg("irc", "#lobby", "alice", "a1", "hello"))
+	if got := texts(mqtt.waitRoom(t, "chat/lobby", 1)); strings.Join(got, "|") != "hello" {
+		t.Errorf("the room got %q, want only alice's hello", got)
+	}
+	f.waitDepth(t, 0)
+	failed, err := f.store.FailedDeliveries(ctx, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(failed) != 2 || !strings.Contains(failed[0].Reason, reason) || !strings.Contains(failed[1].Reason, reason) {
+		t.Fatalf("failed list %+v", failed)
+	}
+	select {
+	case got := <-irc.said:
+		if !strings.Contains(got, reason) {
+			t.Errorf("the bot told %q", got)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the blocked sender was never told")
+	}
+	select {
+	case got := <-irc.said:
+		t.Errorf("told twice: %q", got)
+	case <-time.After(100 * time.Millisecond):
+	}
+	mqtt.mu.Lock()
+	calls := mqtt.calls
+	mqtt.mu.Unlock()
+	if calls != 2 {
+		t.Errorf("the adapter was asked %d times, want 2: spammer's second message is the router's to refuse", calls)
 	}
 }
