@@ -268,3 +268,50 @@ func TestMatrixBanKeepsSenderOut(t *testing.T) {
 		t.Errorf("sent by %s, want the ghost %s", ev.Sender, ghost)
 	}
 }
+
+// A kick alone lets the puppet back with its sender's next message; with
+// kick_blocks the sender stays out until an operator lets them in.
+func TestIRCKickBlocksOnlyWhenConfigured(t *testing.T) {
+	for _, kickBlocks := range []bool{false, true} {
+		t.Run(fmt.Sprintf("kick_blocks=%v", kickBlocks), func(t *testing.T) {
+			w := newWorld(t)
+			op := w.human(t, "op")
+			cfg := w.config(t, "puppet")
+			cfg.Networks["libera"].KickBlocks = kickBlocks
+			svc, _ := runService(t, cfg)
+			const puppet = "spammer[devices]"
+			w.publish(t, "spammer", "hello")
+			op.WaitText(patience, room, puppet, "hello")
+			op.Send("KICK", room, puppet, "calm down")
+			w.publish(t, "spammer", "back again")
+			w.publish(t, "sensor", "canary")
+			op.WaitText(patience, room, "sensor[devices]", "canary")
+			if !kickBlocks {
+				op.WaitText(patience, room, puppet, "back again")
+				if n := len(failedList(t, svc)); n != 0 {
+					t.Errorf("%d failed deliveries after a kick", n)
+				}
+				return
+			}
+			failed := waitFailed(t, svc, 1)
+			if f := failed[0]; f.Text != "back again" || !strings.Contains(f.Reason, "kicked from #room on libera") {
+				t.Errorf("failed delivery %+v", f)
+			}
+			for _, text := range messages(op, "") {
+				if strings.Contains(text, "back again") {
+					t.Errorf("a kicked sender's message reached the channel: %q", text)
+				}
+			}
+			blocks := waitBlocks(t, svc, 1)
+			if b := blocks[0]; b.Source != bridge.BlockKick || b.By != "op" {
+				t.Errorf("block %+v", b)
+			}
+			// An operator lets spammer in again.
+			if ok, err := svc.router.Unblock(context.Background(), blocks[0].Key()); !ok || err != nil {
+				t.Fatalf("unblock: %v %v", ok, err)
+			}
+			w.publish(t, "spammer", "sorry")
+			op.WaitText(patience, room, puppet, "sorry")
+		})
+	}
+}
