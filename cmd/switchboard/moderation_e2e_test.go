@@ -315,3 +315,43 @@ func TestIRCKickBlocksOnlyWhenConfigured(t *testing.T) {
 		})
 	}
 }
+
+// A ban set before the sender's puppet ever existed: its JOIN is refused
+// (474), and the message goes to the failed list rather than through the
+// bot; the sender is told once. The -b lets the next message in.
+func TestIRCBanFoundByRefusedJoin(t *testing.T) {
+	w := newWorld(t)
+	op := w.human(t, "op")
+	svc, _ := runService(t, w.config(t, "puppet"))
+	notices := w.mqtt.Subscribe(t, root+"/out/switchboard/#", 1)
+	const mask = "newbie[devices]!*@*"
+	op.Send("MODE", room, "+b", mask)
+	if _, err := op.Wait(patience, func(l testenv.IRCLine) bool { return l.Command == "MODE" && l.Text() == mask }); err != nil {
+		t.Fatal(err)
+	}
+	w.publish(t, "newbie", "first words")
+	w.publish(t, "newbie", "second words")
+	w.publish(t, "sensor", "canary")
+	op.WaitText(patience, room, "sensor[devices]", "canary")
+	for _, text := range messages(op, "") {
+		if strings.Contains(text, "words") {
+			t.Errorf("a banned sender's message reached the channel: %q", text)
+		}
+	}
+	failed := waitFailed(t, svc, 2)
+	for _, f := range failed {
+		if f.Sender != "devices:newbie" || !strings.Contains(f.Reason, "banned from #room on libera") {
+			t.Errorf("failed delivery %+v", f)
+		}
+	}
+	m := notices.Next(t, patience)
+	if !strings.Contains(string(m.Payload), "banned from #room on libera") {
+		t.Errorf("notice %s", m.Payload)
+	}
+	notices.Quiet(t, time.Second)
+
+	op.Send("MODE", room, "-b", mask)
+	waitBlocks(t, svc, 0)
+	w.publish(t, "newbie", "hello at last")
+	op.WaitText(patience, room, "newbie[devices]", "hello at last")
+}
