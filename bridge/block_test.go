@@ -37,11 +37,7 @@ func TestBlockedSenderKeptOutOfOneRoom(t *testing.T) {
 	if got := texts(matrix.waitRoom(t, "!lobby", 3)); strings.Join(got, "|") != "buy now|buy more|hello" {
 		t.Errorf("another room got %q, want everything", got)
 	}
-	f.waitDepth(t, 0)
-	failed, err := f.store.FailedDeliveries(ctx, 10)
-	if err != nil {
-		t.Fatal(err)
-	}
+	failed := settledFailed(t, f)
 	if len(failed) != 2 || failed[0].Target != room || !strings.Contains(failed[0].Reason, "banned from chat/lobby on mqtt") {
 		t.Fatalf("failed list %+v, want spammer's two messages to %s with the reason", failed, room)
 	}
@@ -121,11 +117,7 @@ func TestBlockFoundByAdapterToldOnce(t *testing.T) {
 	if got := texts(mqtt.waitRoom(t, "chat/lobby", 1)); strings.Join(got, "|") != "hello" {
 		t.Errorf("the room got %q, want only alice's hello", got)
 	}
-	f.waitDepth(t, 0)
-	failed, err := f.store.FailedDeliveries(ctx, 10)
-	if err != nil {
-		t.Fatal(err)
-	}
+	failed := settledFailed(t, f)
 	if len(failed) != 2 || !strings.Contains(failed[0].Reason, reason) || !strings.Contains(failed[1].Reason, reason) {
 		t.Fatalf("failed list %+v", failed)
 	}
@@ -148,4 +140,15 @@ func TestBlockFoundByAdapterToldOnce(t *testing.T) {
 	if calls != 2 {
 		t.Errorf("the adapter was asked %d times, want 2: spammer's second message is the router's to refuse", calls)
 	}
+}
+
+// settledFailed is the failed list once the outbox is empty.
+func settledFailed(t *testing.T, f *fixture) []bridge.FailedDelivery {
+	t.Helper()
+	f.waitDepth(t, 0)
+	failed, err := f.store.FailedDeliveries(context.Background(), 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return failed
 }
