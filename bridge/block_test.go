@@ -41,18 +41,8 @@ func TestBlockedSenderKeptOutOfOneRoom(t *testing.T) {
 	if len(failed) != 2 || failed[0].Target != room || !strings.Contains(failed[0].Reason, "banned from chat/lobby on mqtt") {
 		t.Fatalf("failed list %+v, want spammer's two messages to %s with the reason", failed, room)
 	}
-	select {
-	case got := <-irc.said:
-		if want := "#lobby|spammer|spammer: your messages no longer reach chat/lobby (mqtt): banned from chat/lobby on mqtt."; got != want {
-			t.Errorf("the bot told %q, want %q", got, want)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("the blocked sender was never told")
-	}
-	select {
-	case got := <-irc.said:
-		t.Errorf("told twice: %q", got)
-	case <-time.After(100 * time.Millisecond):
+	if got, want := toldOnce(t, irc.said), "#lobby|spammer|spammer: your messages no longer reach chat/lobby (mqtt): banned from chat/lobby on mqtt."; got != want {
+		t.Errorf("the bot told %q, want %q", got, want)
 	}
 	if bs := f.router.Blocks(room); len(bs) != 1 || bs[0].By != "op" || bs[0].Since.IsZero() {
 		t.Errorf("blocks of the room: %+v", bs)
@@ -121,18 +111,8 @@ func TestBlockFoundByAdapterToldOnce(t *testing.T) {
 	if len(failed) != 2 || !strings.Contains(failed[0].Reason, reason) || !strings.Contains(failed[1].Reason, reason) {
 		t.Fatalf("failed list %+v", failed)
 	}
-	select {
-	case got := <-irc.said:
-		if !strings.Contains(got, reason) {
-			t.Errorf("the bot told %q", got)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("the blocked sender was never told")
-	}
-	select {
-	case got := <-irc.said:
-		t.Errorf("told twice: %q", got)
-	case <-time.After(100 * time.Millisecond):
+	if got := toldOnce(t, irc.said); !strings.Contains(got, reason) {
+		t.Errorf("the bot told %q", got)
 	}
 	mqtt.mu.Lock()
 	calls := mqtt.calls
@@ -151,4 +131,22 @@ func settledFailed(t *testing.T, f *fixture) []bridge.FailedDelivery {
 		t.Fatal(err)
 	}
 	return failed
+}
+
+// toldOnce is what the bot told the blocked sender, who must be told
+// exactly once.
+func toldOnce(t *testing.T, said <-chan string) string {
+	t.Helper()
+	var got string
+	select {
+	case got = <-said:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the blocked sender was never told")
+	}
+	select {
+	case again := <-said:
+		t.Errorf("told twice: %q", again)
+	case <-time.After(100 * time.Millisecond):
+	}
+	return got
 }
