@@ -229,3 +229,13 @@ func (r *Router) tellBlocked(item Queued, b Block) {
 	}
 	r.tellBot(h.Origin.Network, room, h.Sender.ID, fmt.Sprintf("Your messages no longer reach %s (%s): %s.", b.Room.Room, b.Room.Network, b.Reason))
 }
+
+// BlockLister is implemented by the router, behind the Inbound adapters
+// are given, next to Blocker: the blocks of one room (of every room if
+// room is zero), for an adapter that must tell which of them a lifted
+// ban ends.
+type BlockLister interface {
+	Blocks(room RoomAddr) []Block
+}
+
+var _ BlockLister = (*Router)(nil)

@@ -2,6 +2,7 @@ package bridge_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -36,26 +37,12 @@ func TestBlockedSenderKeptOutOfOneRoom(t *testing.T) {
 	if got := texts(matrix.waitRoom(t, "!lobby", 3)); strings.Join(got, "|") != "buy now|buy more|hello" {
 		t.Errorf("another room got %q, want everything", got)
 	}
-	f.waitDepth(t, 0)
-	failed, err := f.store.FailedDeliveries(ctx, 10)
-	if err != nil {
-		t.Fatal(err)
-	}
+	failed := settledFailed(t, f)
 	if len(failed) != 2 || failed[0].Target != room || !strings.Contains(failed[0].Reason, "banned from chat/lobby on mqtt") {
 		t.Fatalf("failed list %+v, want spammer's two messages to %s with the reason", failed, room)
 	}
-	select {
-	case got := <-irc.said:
-		if want := "|spammer|Your messages no longer reach chat/lobby (mqtt): banned from chat/lobby on mqtt."; got != want {
-			t.Errorf("the bot told %q, want %q", got, want)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("the blocked sender was never told")
-	}
-	select {
-	case got := <-irc.said:
-		t.Errorf("told twice: %q", got)
-	case <-time.After(100 * time.Millisecond):
+	if got, want := toldOnce(t, irc.said), "|spammer|Your messages no longer reach chat/lobby (mqtt): banned from chat/lobby on mqtt."; got != want {
+		t.Errorf("the bot told %q, want %q", got, want)
 	}
 	if bs := f.router.Blocks(room); len(bs) != 1 || bs[0].By != "op" || bs[0].Since.IsZero() {
 		t.Errorf("blocks of the room: %+v", bs)
@@ -91,4 +78,75 @@ func TestBlockedSenderKeptOutOfOneRoom(t *testing.T) {
 	if err := f.router.Block(ctx, bridge.Block{Room: room}); err == nil {
 		t.Error("a block without sender or source was taken")
 	}
+}
+
+// An adapter that finds out about a ban only when it delivers (the
+// puppet's join is refused) reports the block and fails the delivery
+// with ErrBlocked: the message is on the failed list, the sender is told
+// once, and their next message is kept out by the router itself.
+func TestBlockFoundByAdapterToldOnce(t *testing.T) {
+	irc := botDirect{directPlain{newPlain()}, make(chan string, 8)}
+	mqtt := newPlain()
+	f := newFixture(t, t.TempDir(), map[string]bridge.MessageSender{"irc": irc, "mqtt": mqtt, "matrix": rich{newPlain()}})
+	ctx := context.Background()
+	room := bridge.RoomAddr{Network: "mqtt", Room: "chat/lobby"}
+	reason := "banned from chat/lobby on mqtt"
+	mqtt.setFail(func(d *bridge.Delivery) error {
+		if d.Event.Head().Sender.ID != "spammer" {
+			return nil
+		}
+		b := bridge.Block{Room: room, Sender: d.Event.Head().Sender.Ref(), Source: bridge.BlockBan, Reason: reason}
+		if err := f.router.Block(ctx, b); err != nil {
+			return err
+		}
+		return bridge.Permanent(fmt.Errorf("%w: %s", bridge.ErrBlocked, reason))
+	})
+	accept(t, f.router, msg("irc", "#lobby", "spammer", "s1", "buy now"))
+	accept(t, f.router, msg("irc", "#lobby", "spammer", "s2", "buy more"))
+	accept(t, f.router, msg("irc", "#lobby", "alice", "a1", "hello"))
+	if got := texts(mqtt.waitRoom(t, "chat/lobby", 1)); strings.Join(got, "|") != "hello" {
+		t.Errorf("the room got %q, want only alice's hello", got)
+	}
+	failed := settledFailed(t, f)
+	if len(failed) != 2 || !strings.Contains(failed[0].Reason, reason) || !strings.Contains(failed[1].Reason, reason) {
+		t.Fatalf("failed list %+v", failed)
+	}
+	if got := toldOnce(t, irc.said); !strings.Contains(got, reason) {
+		t.Errorf("the bot told %q", got)
+	}
+	mqtt.mu.Lock()
+	calls := mqtt.calls
+	mqtt.mu.Unlock()
+	if calls != 2 {
+		t.Errorf("the adapter was asked %d times, want 2: spammer's second message is the router's to refuse", calls)
+	}
+}
+
+// settledFailed is the failed list once the outbox is empty.
+func settledFailed(t *testing.T, f *fixture) []bridge.FailedDelivery {
+	t.Helper()
+	f.waitDepth(t, 0)
+	failed, err := f.store.FailedDeliveries(context.Background(), 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return failed
+}
+
+// toldOnce is what the bot told the blocked sender, who must be told
+// exactly once.
+func toldOnce(t *testing.T, said <-chan string) string {
+	t.Helper()
+	var got string
+	select {
+	case got = <-said:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the blocked sender was never told")
+	}
+	select {
+	case again := <-said:
+		t.Errorf("told twice: %q", again)
+	case <-time.After(100 * time.Millisecond):
+	}
+	return got
 }

@@ -473,6 +473,13 @@ func (r *Router) deliverWithRetry(ctx context.Context, log *slog.Logger, q *queu
 			}
 			if item.Event.Head().To != nil {
 				r.tellSender(item, err)
+			} else if errors.Is(err, ErrBlocked) {
+				// The room's network refused the sender (their puppet
+				// found itself banned) and the adapter reported the block:
+				// they are told now, as they would be by the router.
+				if b, tell, ok := r.blocked(item.Target, item.Event); ok && tell {
+					r.tellBlocked(item, b)
+				}
 			}
 			return true
 		case ctx.Err() != nil:

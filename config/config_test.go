@@ -93,6 +93,16 @@ func TestBadConfigs(t *testing.T) {
 			want: []string{`networks.x.type: unknown network type "foo" (known: irc, matrix, mqtt, webrtc, xmpp)`},
 		},
 		{
+			name: "kick_blocks where nothing kicks",
+			yaml: "networks: {d: {type: mqtt, broker: tcp://127.0.0.1:1883, kick_blocks: true}}",
+			want: []string{`networks.d.kick_blocks: only irc, xmpp, matrix rooms kick, not mqtt`},
+		},
+		{
+			name: "kick_blocks not a bool",
+			yaml: "networks: {l: {type: irc, server: a:1, nick: sb, kick_blocks: often}}",
+			want: []string{`networks.l.kick_blocks: want true or false, got "often"`},
+		},
+		{
 			name: "missing network type",
 			yaml: "networks: {x: {mode: relay}, y: }",
 			want: []string{

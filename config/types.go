@@ -89,6 +89,11 @@ type Network struct {
 	// Ignore lists the senders of this network whose events are never
 	// bridged (other bots, services, bridges): see mapping.Pattern.
 	Ignore []string `yaml:"ignore,omitempty"`
+	// KickBlocks keeps a sender whose puppet a room kicked out of that
+	// room until an operator lets them in ("!sb unblock"); by default a
+	// kicked puppet comes back with the sender's next message. Bans
+	// always hold. IRC, XMPP and Matrix only.
+	KickBlocks bool `yaml:"kick_blocks"`
 
 	IRC    *IRC    `yaml:"-"`
 	MQTT   *MQTT   `yaml:"-"`

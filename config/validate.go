@@ -74,6 +74,9 @@ func (c *Config) validate(errs *errorList) {
 	c.validateLinkOptions(errs)
 }
 
+// kickTypes are the network types whose rooms can kick a puppet.
+var kickTypes = []string{"irc", "xmpp", "matrix"}
+
 func validateNetwork(errs *errorList, name string, n *Network) {
 	path := join("networks", name)
 	if !networkNameRE.MatchString(name) {
@@ -94,6 +97,9 @@ func validateNetwork(errs *errorList, name string, n *Network) {
 	}
 	if !slices.Contains(modes, n.Mode) {
 		errs.add(join(path, "mode"), "want puppet or relay, got %q", n.Mode)
+	}
+	if n.KickBlocks && !slices.Contains(kickTypes, n.Type) {
+		errs.add(join(path, "kick_blocks"), "only %s rooms kick, not %s", strings.Join(kickTypes, ", "), n.Type)
 	}
 	p := n.Puppets
 	if t := p.Template; t != "" && !strings.Contains(t, "{name}") && !strings.Contains(t, "{id}") {

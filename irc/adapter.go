@@ -76,6 +76,7 @@ type Adapter struct {
 	name       string
 	cfg        config.IRC
 	mode       string
+	kickBlocks bool
 	template   string
 	maxPuppets int
 	idle       time.Duration
@@ -89,6 +90,7 @@ type Adapter struct {
 	textLinks adapters.TextLinks
 
 	in     bridge.Inbound
+	mod    *adapters.Moderation
 	ctx    context.Context
 	cancel context.CancelFunc
 	bot    *conn
@@ -184,6 +186,7 @@ func New(name string, n *config.Network, log *slog.Logger) (adapters.Adapter, er
 		name:       name,
 		cfg:        c,
 		mode:       n.Mode,
+		kickBlocks: n.KickBlocks,
 		template:   n.Puppets.Template,
 		maxPuppets: n.Puppets.Max,
 		idle:       n.Puppets.Idle,
@@ -275,6 +278,7 @@ func (a *Adapter) Start(ctx context.Context, in bridge.Inbound) error {
 	// The adapter lives until Stop, not until the caller's context ends.
 	a.ctx, a.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	a.queue = adapters.NewAcceptQueue(a.log)
+	a.mod = adapters.NewModeration(a.name, a.kickBlocks, in, a.log)
 
 	botID := bridge.Sender{Network: a.name, ID: a.cfg.Nick}
 	cc := a.connConfig("bot", a.cfg.Nick)
@@ -296,7 +300,8 @@ func (a *Adapter) Start(ctx context.Context, in bridge.Inbound) error {
 	a.bot = newConn(cc)
 	a.addInboundCallbacks(a.bot)
 
-	a.wg.Add(3)
+	a.wg.Add(4)
+	go func() { defer a.wg.Done(); a.mod.Run(a.ctx) }()
 	go func() { defer a.wg.Done(); a.bot.run(a.ctx) }()
 	go func() { defer a.wg.Done(); a.queue.Run(a.ctx, in) }()
 	go func() { defer a.wg.Done(); a.janitor(a.ctx) }()
@@ -751,12 +756,22 @@ func (a *Adapter) sendPuppet(ctx context.Context, p *puppet, key, target string,
 		if ctx.Err() != nil || errors.Is(err, errNotConnected) || errors.Is(err, errDisconnected) {
 			return "", false, err
 		}
+		if ban := a.puppetRefused(ctx, p, target, err); ban != nil {
+			// Never the bot instead: that would bypass the ban.
+			return "", false, ban
+		}
 		// Banned, invite-only, registered-only...: the bot may still
 		// speak there.
 		a.log.Warn("puppet cannot join; relaying", "puppet", p.k.nick(), "channel", target, "err", err)
 		return "", true, nil
 	}
 	id, err = a.sendVia(ctx, p.k, key, target, m, b, "")
+	if !direct {
+		if ban := a.puppetRefused(ctx, p, target, err); ban != nil {
+			a.forgetProgress(key)
+			return "", false, ban
+		}
+	}
 	return id, false, err
 }
 

@@ -590,9 +590,17 @@ func (k *conn) failEchoHead(e ircmsg.Message) bool {
 
 // refusal is the server's numeric (or FAIL) answer to a line it did not
 // pass on.
-type refusal struct{ code, text string }
+type refusal struct {
+	code, text string
+	join       bool // a JOIN's, not a line's
+}
 
-func (r *refusal) Error() string { return "irc: server refused the line: " + r.code + " " + r.text }
+func (r *refusal) Error() string {
+	if r.join {
+		return r.code + " " + r.text
+	}
+	return "irc: server refused the line: " + r.code + " " + r.text
+}
 
 // noSuchNick reports whether err says the target of a line is not online
 // (ERR_NOSUCHNICK).
@@ -639,7 +647,7 @@ func (k *conn) onJoinError(e ircmsg.Message) {
 	delete(k.joins, f)
 	k.mu.Unlock()
 	if op != nil {
-		op.err = fmt.Errorf("irc: cannot join %s: %s %s", e.Params[1], e.Command, lastParam(e))
+		op.err = fmt.Errorf("irc: cannot join %s: %w", e.Params[1], &refusal{code: e.Command, text: lastParam(e), join: true})
 		close(op.done)
 		return
 	}

@@ -14,6 +14,9 @@ type room struct {
 	name    string             // as configured
 	members map[string]*member // by folded nick
 	names   map[string]*member // a NAMES reply being read
+	// bans are the folded masks that ban our puppets' senders, as far as
+	// this run saw them set; an empty list is a ban of unknown mask.
+	bans map[bridge.SenderRef][]string
 }
 
 type member struct {
@@ -31,13 +34,13 @@ func (a *Adapter) addInboundCallbacks(k *conn) {
 	k.irc.AddCallback("JOIN", a.onJoin)
 	k.irc.AddCallback("PART", a.onPart)
 	k.irc.AddCallback("KICK", a.onKick)
+	k.irc.AddCallback("MODE", a.onMode)
 	k.irc.AddCallback("QUIT", a.onQuit)
 	k.irc.AddCallback("NICK", a.onNick)
 	k.irc.AddCallback("TOPIC", a.onTopic)
 	k.irc.AddCallback("ACCOUNT", a.onAccount)
 	k.irc.AddCallback("353", a.onNames)
 	k.irc.AddCallback("366", a.onEndOfNames)
-	k.irc.AddCallback("MODE", a.onMode)
 }
 
 // roomLocked finds a bridged channel; a.mu must be held.
@@ -269,6 +272,9 @@ func (a *Adapter) onKick(e ircmsg.Message) {
 	reason := "kicked by " + e.Nick()
 	if len(e.Params) >= 3 && e.Params[2] != "" {
 		reason += ": " + stripCodes(e.Params[2])
+	}
+	if !a.bot.isMe(e.Params[1]) && a.isOwn(e.Params[1]) {
+		a.puppetKicked(e.Params[0], e.Params[1], e.Nick())
 	}
 	a.leave(e, e.Params[0], e.Params[1], reason)
 }

@@ -64,10 +64,17 @@ func (a *Adapter) operatorLocked(r *room, nick string) bool {
 	return m != nil && a.info.isOperatorPrefix(m.prefixes)
 }
 
-// onMode follows changes of members' prefixes in bridged channels
+// onMode follows a bridged channel's MODE changes: its members' prefixes
+// and its bans.
+func (a *Adapter) onMode(e ircmsg.Message) {
+	a.followPrefixes(e)
+	a.followBans(e)
+}
+
+// followPrefixes follows changes of members' prefixes in bridged channels
 // ("MODE #chan +o-v alice bob"). Other modes are skipped over, with their
 // parameters.
-func (a *Adapter) onMode(e ircmsg.Message) {
+func (a *Adapter) followPrefixes(e ircmsg.Message) {
 	if len(e.Params) < 2 {
 		return
 	}
@@ -77,33 +84,19 @@ func (a *Adapter) onMode(e ircmsg.Message) {
 	if r == nil {
 		return
 	}
-	info, args, adding := a.info, e.Params[2:], true
-	modes := e.Params[1]
-	for j := 0; j < len(modes); j++ {
-		switch mode := modes[j]; {
-		case mode == '+':
-			adding = true
-		case mode == '-':
-			adding = false
-		case info.prefixMode(mode) != 0:
-			if len(args) == 0 {
-				return
-			}
-			nick := args[0]
-			args = args[1:]
-			m := r.members[info.cm.fold(nick)]
-			if m == nil {
-				continue
-			}
-			sym := string(info.prefixMode(mode))
-			m.prefixes = strings.ReplaceAll(m.prefixes, sym, "")
-			if adding {
-				m.prefixes += sym
-			}
-		case info.takesParam(mode, adding):
-			if len(args) > 0 {
-				args = args[1:]
-			}
+	info := a.info
+	for _, c := range parseModes(e.Params[1:], info) {
+		sym := info.prefixMode(c.mode)
+		if sym == 0 || c.param == "" {
+			continue
+		}
+		m := r.members[info.cm.fold(c.param)]
+		if m == nil {
+			continue
+		}
+		m.prefixes = strings.ReplaceAll(m.prefixes, string(sym), "")
+		if c.add {
+			m.prefixes += string(sym)
 		}
 	}
 }

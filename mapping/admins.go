@@ -61,7 +61,7 @@ func matchIdentity(identity string, s bridge.Sender, networkType string) bool {
 	case "irc":
 		// A nick alone proves nothing on IRC (anyone can take a free one),
 		// so only the full nick!user@host is matched, never the id.
-		return validMask(s.Mask) && glob(identity, s.Mask, true)
+		return validMask(s.Mask) && Glob(identity, s.Mask, true)
 	case "xmpp":
 		// Only a real (bare) JID identifies a person; an occupant JID
 		// room@service/nick is just a nick in a room. JIDs compare
@@ -85,12 +85,12 @@ func validMask(m string) bool {
 	return ok && user != "" && host != "" && !strings.ContainsAny(m, " \t\r\n\x00*?")
 }
 
-// glob matches s against pattern, where * stands for any run of
+// Glob matches s against pattern, where * stands for any run of
 // characters and ? for one, ignoring ASCII case if fold (as IRC servers do
 // for masks). Nothing else is special: IRC nicks may contain [ ] and \,
 // so path.Match's syntax does not fit. It runs in
 // O(len(pattern)*len(s)).
-func glob(pattern, s string, fold bool) bool {
+func Glob(pattern, s string, fold bool) bool {
 	if fold {
 		pattern, s = asciiLower(pattern), asciiLower(s)
 	}

@@ -95,8 +95,8 @@ func TestGlobFold(t *testing.T) {
 		{"n?k!*@*.example", "nék!u@x.example", true}, // ? is one character, not one byte
 		{"kelvin", "\u212aelvin", false},
 	} {
-		if got := glob(c.p, c.s, true); got != c.want {
-			t.Errorf("glob(%q, %q, true) = %v, want %v", c.p, c.s, got, c.want)
+		if got := Glob(c.p, c.s, true); got != c.want {
+			t.Errorf("Glob(%q, %q, true) = %v, want %v", c.p, c.s, got, c.want)
 		}
 	}
 }

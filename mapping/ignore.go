@@ -133,7 +133,7 @@ func (p Pattern) match(id identity) bool {
 		}
 	}
 	if p.glob {
-		return glob(pattern, subject, false) // both lowered already if folding
+		return Glob(pattern, subject, false) // both lowered already if folding
 	}
 	return pattern == subject
 }

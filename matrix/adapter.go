@@ -40,16 +40,19 @@ type Adapter struct {
 	// unsure: sends whose answer was lost (see unsure.go).
 	unsure unsure
 
-	name     string
-	cfg      config.Matrix
-	relay    bool
-	template string
-	log      *slog.Logger
-	ghosts   *ghosts
-	fetch    *fetcher
-	as       *appservice.AppService
-	botID    id.UserID
-	hsURL    string
+	name  string
+	cfg   config.Matrix
+	relay bool
+	// kickBlocks: a kicked ghost keeps its sender out (kick_blocks).
+	kickBlocks bool
+	mod        *adapters.Moderation
+	template   string
+	log        *slog.Logger
+	ghosts     *ghosts
+	fetch      *fetcher
+	as         *appservice.AppService
+	botID      id.UserID
+	hsURL      string
 	// publicURL is http.public_url (set before Start, then read only);
 	// mediaClient fetches the files its links stand for.
 	publicURL   string
@@ -138,6 +141,7 @@ func New(name string, n *config.Network, log *slog.Logger) (*Adapter, error) {
 		name:          name,
 		cfg:           c,
 		relay:         n.Mode == "relay",
+		kickBlocks:    n.KickBlocks,
 		template:      n.Puppets.Template,
 		log:           log,
 		ghosts:        newGhosts(c.GhostLocalpart, c.Domain),
@@ -195,6 +199,7 @@ func (a *Adapter) Start(ctx context.Context, in bridge.Inbound) error {
 		return errors.New("matrix: started twice")
 	}
 	a.in = in
+	a.mod = adapters.NewModeration(a.name, a.kickBlocks, in, a.log)
 	a.ctx, a.cancel = context.WithCancel(context.Background())
 	a.done = make(chan struct{})
 	if a.cfg.Listen != "" {

@@ -59,6 +59,9 @@ func (a *Adapter) handleEvent(ctx context.Context, in bridge.Inbound, evt *event
 		if err := a.handleInvite(ctx, evt); err != nil {
 			return err
 		}
+		if err := a.ghostMembership(ctx, evt); err != nil {
+			return err
+		}
 	}
 	if a.isOurs(evt.Sender) {
 		return nil

@@ -192,6 +192,9 @@ func (a *Adapter) joined(ctx context.Context, intent *appservice.IntentAPI, rid 
 // (the ghost was kicked) is corrected once.
 func (a *Adapter) send(ctx context.Context, intent *appservice.IntentAPI, rid id.RoomID, typ event.Type, content any, txn string) (id.EventID, error) {
 	if err := a.joined(ctx, intent, rid); err != nil {
+		if ban := a.ghostRefused(ctx, intent.UserID, rid, err); ban != nil {
+			return "", ban
+		}
 		return "", fmt.Errorf("matrix: %s joins %s: %w", intent.UserID, rid, err)
 	}
 	if evid, ok := a.sentBefore(ctx, intent, rid, txn); ok {

@@ -104,6 +104,7 @@ type Adapter struct {
 	cfg        config.XMPP
 	component  bool
 	relay      bool // the bot speaks for everyone
+	kickBlocks bool
 	template   string
 	maxPuppets int
 	idle       time.Duration
@@ -122,6 +123,7 @@ type Adapter struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	queue  *adapters.AcceptQueue
+	mod    *adapters.Moderation
 
 	mu      sync.Mutex
 	started bool
@@ -215,6 +217,7 @@ func New(name string, n *config.Network, log *slog.Logger) (adapters.Adapter, er
 		name:       name,
 		cfg:        c,
 		template:   n.Puppets.Template,
+		kickBlocks: n.KickBlocks,
 		maxPuppets: n.Puppets.Max,
 		idle:       n.Puppets.Idle,
 		maxStanza:  c.MaxStanza,
@@ -325,7 +328,9 @@ func (a *Adapter) Start(ctx context.Context, in bridge.Inbound) error {
 	a.in = in
 	a.ctx, a.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	a.queue = adapters.NewAcceptQueue(a.log)
-	a.wg.Add(3)
+	a.mod = adapters.NewModeration(a.name, a.kickBlocks, in, a.log)
+	a.wg.Add(4)
+	go func() { defer a.wg.Done(); a.mod.Run(a.ctx) }()
 	go func() { defer a.wg.Done(); a.queue.Run(a.ctx, in) }()
 	go func() { defer a.wg.Done(); a.run() }()
 	go func() { defer a.wg.Done(); a.janitor() }()

@@ -197,7 +197,9 @@ func (a *Adapter) dispatch(c *session, st *stanza) {
 			a.onGroupchat(c, r, st)
 		case r != nil && st.from.Resourcepart() == "":
 			// From the room itself (status changes, invitations): nothing
-			// to bridge.
+			// to bridge, but an affiliation change may ban or let in one
+			// of our puppets.
+			a.onRoomAffiliation(c, r, st)
 		default:
 			a.onDirect(c, r, st)
 		}
@@ -400,6 +402,7 @@ func (a *Adapter) puppetPresenceLocked(c *session, r *room, st *stanza) {
 				delete(r.puppetNicks, m.nick)
 			}
 		}
+		a.puppetRemovedLocked(r, p, st)
 	default:
 		if m == nil {
 			m = &membership{}

@@ -93,6 +93,10 @@ func (a *Adapter) speakerFor(ctx context.Context, c *session, r *room, s bridge.
 		if errors.Is(err, errLeft) {
 			return speaker{}, bridge.Permanent(fmt.Errorf("xmpp: %s: %w", r.addr, err))
 		}
+		if ban := a.puppetRefused(ctx, r, p, err); ban != nil {
+			// Never the bot instead: that would bypass the ban.
+			return speaker{}, ban
+		}
 		a.log.Warn("xmpp: puppet cannot join; relaying", "room", r.addr, "puppet", p.jid.String(), "err", err)
 		return bot, nil
 	}

@@ -371,6 +371,7 @@ type mucUser struct {
 
 type mucItem struct {
 	affiliation, role, jid, nick, reason string
+	actor                                string // the nick of who made the change
 }
 
 func (m *mucUser) has(code int) bool {
@@ -606,6 +607,9 @@ func parsePresence(s *stanza, ns string) {
 				jid:         it.get("jid"),
 				nick:        it.get("nick"),
 				reason:      it.child(nsMUCUser, "reason").textOr(""),
+			}
+			if ac := it.child(nsMUCUser, "actor"); ac != nil {
+				m.item.actor = ac.get("nick")
 			}
 		}
 		m.destroy = x.child(nsMUCUser, "destroy") != nil

@@ -524,4 +524,15 @@ func (c *commands) reply(ctx context.Context, m *bridge.Message, lines ...string
 	}
 }
 
-var _ bridge.Blocker = (*commands)(nil)
+// Blocks implements bridge.BlockLister, for the router behind.
+func (c *commands) Blocks(room bridge.RoomAddr) []bridge.Block {
+	if bl, ok := c.next.(bridge.BlockLister); ok {
+		return bl.Blocks(room)
+	}
+	return nil
+}
+
+var (
+	_ bridge.Blocker     = (*commands)(nil)
+	_ bridge.BlockLister = (*commands)(nil)
+)
