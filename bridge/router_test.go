@@ -339,7 +339,12 @@ func TestModeratorDeletes(t *testing.T) {
 	f := newFixture(t, t.TempDir(), map[string]bridge.MessageSender{"irc": irc, "mqtt": mqtt, "matrix": matrix})
 	accept(t, f.router, msg("irc", "#lobby", "alice", "a", "alice's words"))
 	accept(t, f.router, msg("irc", "#lobby", "mod", "m", "the moderator's words"))
-	matrix.waitRoom(t, "!lobby", 2)
+	// The two senders' lanes deliver in either order: each message's
+	// remote id is where it landed.
+	remote := map[string]string{}
+	for i, d := range matrix.waitRoom(t, "!lobby", 2) {
+		remote[d.Event.Head().Sender.ID] = fmt.Sprintf("!lobby-%d", i+1)
+	}
 
 	refused := &bridge.Delete{Header: msg("irc", "#lobby", "mallory", "x1", "").Header, Target: bridge.Ref{Remote: "a"}}
 	accept(t, f.router, refused)
@@ -348,11 +353,12 @@ func TestModeratorDeletes(t *testing.T) {
 	own := &bridge.Delete{Header: msg("irc", "#lobby", "mod", "x3", "").Header, Target: bridge.Ref{Remote: "m"}, Moderator: true}
 	accept(t, f.router, own)
 
+	// Both deletes are mod's, in one lane: in order.
 	got := matrix.waitRoom(t, "!lobby", 4)[2:]
 	for i, want := range []struct {
 		target    string
 		moderator bool
-	}{{"!lobby-1", true}, {"!lobby-2", false}} {
+	}{{remote["alice"], true}, {remote["mod"], false}} {
 		d, ok := got[i].Event.(*bridge.Delete)
 		if !ok || got[i].Target != want.target || d.Moderator != want.moderator || d.Sender.ID != "mod" {
 			t.Errorf("delivery %d: %T %+v of %q, want mod's delete of %s with Moderator %v", i, got[i].Event, got[i].Event, got[i].Target, want.target, want.moderator)
