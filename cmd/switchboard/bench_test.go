@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -96,17 +97,24 @@ func matrixBench(b *testing.B) (*relay, *testenv.IRCServer, *testenv.MatrixClien
 	mx := config.Matrix{Homeserver: "http://placeholder", Domain: "localhost", ASToken: "as-token-bench-0123456789abcdef",
 		HSToken: "hs-token-bench-0123456789abcdef", Bot: "switchboard", GhostLocalpart: "sb_{network}_{id}", ID: "switchboard",
 		URL: "http://" + httpAddr}
+	// Both ways through counting proxies: what Switchboard asks of
+	// Dendrite, and the transactions Dendrite pushes to it, per message.
+	push := testenv.NewCountingProxy(b, mx.URL)
+	mx.URL = push.URL
 	reg, err := yaml.Marshal(matrix.Registration(&mx, ""))
 	if err != nil {
 		b.Fatal(err)
 	}
 	hs := testenv.Dendrite(b, reg)
+	asks := testenv.NewCountingProxy(b, hs.URL)
 	alice := hs.Client(b, "alice")
 	roomID := alice.NewRoom(true, "")
 	r := startRelayAt(b, httpAddr, fmt.Sprintf(`
   libera: { type: irc, server: "%s", nick: switchboard, flood: { burst: 1000, interval: 0 }, rate: { per_second: 0 } }
   mx: { type: matrix, homeserver: %q, domain: %q, as_token: %q, hs_token: %q, url: %q, rate: { per_second: 0 } }`,
-		irc.Addr, hs.URL, mx.Domain, mx.ASToken, mx.HSToken, mx.URL), fmt.Sprintf(`[ "libera:#bench", "mx:%s" ]`, roomID))
+		irc.Addr, asks.URL, mx.Domain, mx.ASToken, mx.HSToken, mx.URL), fmt.Sprintf(`[ "libera:#bench", "mx:%s" ]`, roomID))
+	r.counted = map[string]*testenv.CountingProxy{"hs-req": asks, "as-push": push}
+	r.homeserver = hs.Process
 	return r, irc, alice, roomID
 }
 
@@ -143,6 +151,12 @@ type relay struct {
 	mu       sync.Mutex
 	received map[int]time.Time
 	got      chan struct{}
+
+	// counted are proxies whose requests are reported per message, by
+	// metric name.
+	counted map[string]*testenv.CountingProxy
+	// homeserver, when set, has its CPU per message reported too.
+	homeserver *testenv.Process
 
 	// measureDisorder counts messages that overtook an earlier one,
 	// where that is the relay's known behaviour rather than a failure.
@@ -266,7 +280,15 @@ func (r *relay) run(rate int, send func(text string)) {
 	idle := processCPU(b, r.sb) - idle0
 
 	sent := make(map[int]time.Time, b.N)
+	counts0 := map[string]map[string]int{}
+	for name, p := range r.counted {
+		counts0[name] = p.Counts()
+	}
 	cpu0, switches0 := processCPU(b, r.sb), contextSwitches(r.sb)
+	var hsCPU0 time.Duration
+	if r.homeserver != nil {
+		hsCPU0 = processCPU(b, r.homeserver)
+	}
 	b.ResetTimer()
 	tick := time.NewTicker(time.Second / time.Duration(rate))
 	defer tick.Stop()
@@ -278,6 +300,9 @@ func (r *relay) run(rate int, send func(text string)) {
 	r.waitFor(b.N)
 	b.StopTimer()
 	cpu, switches := processCPU(b, r.sb)-cpu0, contextSwitches(r.sb)-switches0
+	if r.homeserver != nil {
+		b.ReportMetric(float64((processCPU(b, r.homeserver)-hsCPU0).Microseconds())/float64(b.N), "hs-cpu-µs/msg")
+	}
 
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -309,6 +334,11 @@ func (r *relay) run(rate int, send func(text string)) {
 	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/msg")
 	b.ReportMetric(float64(switches)/float64(b.N), "ctxsw/msg")
 	b.ReportMetric(float64(idle.Milliseconds())/2, "idle-cpu-ms/s")
+	for _, name := range slices.Sorted(maps.Keys(r.counted)) {
+		list, per := r.counted[name].Since(counts0[name], b.N)
+		b.ReportMetric(per, name+"/msg")
+		b.Logf("%s per message:\n%s", name, list)
+	}
 }
 
 // contextSwitches counts the times the process's threads gave up or lost
