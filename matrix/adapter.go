@@ -82,9 +82,11 @@ type Adapter struct {
 	// joinMu orders the bot's joins and leaves: a join under way when
 	// Leave comes must not take the bot back in after it.
 	joinMu sync.Mutex
-	// ghostMu guards ghostNames, the display names already set, and
-	// ghostAvatars, the avatar hashes already set (see avatar.go).
+	// ghostMu guards ghostNames, the display names already set,
+	// ghostAvatars, the avatar hashes already set (see avatar.go), and
+	// quieted, the users whose notifications are off (see quiet.go).
 	ghostMu       sync.Mutex
+	quieted       map[id.UserID]bool
 	ghostNames    map[id.UserID]string
 	ghostAvatars  map[id.UserID]string
 	avatarRetryAt map[id.UserID]time.Time
@@ -157,6 +159,7 @@ func New(name string, n *config.Network, log *slog.Logger) (*Adapter, error) {
 		names:         map[id.UserID]string{},
 		typing:        map[id.RoomID]map[id.UserID]bool{},
 		ghostNames:    map[id.UserID]string{},
+		quieted:       map[id.UserID]bool{},
 		ghostAvatars:  map[id.UserID]string{},
 		avatarRetryAt: map[id.UserID]time.Time{},
 		userAvatars:   newUserAvatars(),
@@ -321,6 +324,7 @@ func (a *Adapter) sync(ctx context.Context) bool {
 		}
 		return false
 	}
+	a.quiet(ctx, bot)
 	a.mu.Lock()
 	wanted := append([]string(nil), a.wanted...)
 	a.mu.Unlock()

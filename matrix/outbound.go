@@ -151,6 +151,7 @@ func (a *Adapter) intentFor(ctx context.Context, s bridge.Sender, relay bool) (*
 	if _, err := retry(ctx, func() (struct{}, error) { return struct{}{}, intent.EnsureRegistered(ctx) }); err != nil {
 		return nil, fmt.Errorf("matrix: register ghost %s: %w", intent.UserID, err)
 	}
+	a.quiet(ctx, intent)
 	if err := a.nameGhost(ctx, intent, local, s); err != nil {
 		return nil, err
 	}
