@@ -166,6 +166,20 @@ func (a *Adapter) putTransaction(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "M_NOT_JSON", "cannot read the body")
 		return
 	}
+	var txn appservice.Transaction
+	if err := json.Unmarshal(body, &txn); err != nil {
+		writeError(w, http.StatusBadRequest, "M_BAD_JSON", "cannot parse the transaction")
+		return
+	}
+	if a.onlyEchoes(&txn) {
+		// The usual transaction while relaying to Matrix: the homeserver
+		// pushes each message a ghost or the bot posted back. Handling
+		// it changes nothing, so doing it again is harmless: it is
+		// acknowledged without a trip to State (a read, and a write
+		// synced to disk to remember it).
+		writeJSON(http.StatusOK, struct{}{}, w)
+		return
+	}
 	a.txnMu.Lock()
 	defer a.txnMu.Unlock()
 	if _, seen, err := a.state.Get(ctx, txnPrefix+txnID); err != nil {
@@ -174,11 +188,6 @@ func (a *Adapter) putTransaction(w http.ResponseWriter, r *http.Request) {
 	} else if seen {
 		a.log.Debug("matrix transaction seen before", "txn", txnID)
 		writeJSON(http.StatusOK, struct{}{}, w)
-		return
-	}
-	var txn appservice.Transaction
-	if err := json.Unmarshal(body, &txn); err != nil {
-		writeError(w, http.StatusBadRequest, "M_BAD_JSON", "cannot parse the transaction")
 		return
 	}
 	// The homeserver's request may time out; the events are handled to the
@@ -212,6 +221,21 @@ func (a *Adapter) putTransaction(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(http.StatusOK, struct{}{}, w)
+}
+
+// onlyEchoes tells whether a transaction holds nothing but Switchboard's
+// own users' messages (no state events, which update the membership
+// cache, and no ephemeral events), which handleEvent drops.
+func (a *Adapter) onlyEchoes(txn *appservice.Transaction) bool {
+	if len(txn.EphemeralEvents) > 0 || len(txn.MSC2409EphemeralEvents) > 0 || len(txn.Events) == 0 {
+		return false
+	}
+	for _, evt := range txn.Events {
+		if evt == nil || evt.StateKey != nil || !a.isOurs(evt.Sender) {
+			return false
+		}
+	}
+	return true
 }
 
 // committing is the Inbound of one transaction's events: each is
