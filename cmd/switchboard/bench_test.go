@@ -118,8 +118,28 @@ func matrixBench(b *testing.B) (*relay, *testenv.IRCServer, *testenv.MatrixClien
 	return r, irc, alice, roomID
 }
 
-func BenchmarkRelayIRCToMatrix(b *testing.B) {
-	r, irc, alice, _ := matrixBench(b)
+func BenchmarkRelayIRCToMatrix(b *testing.B) { relayIRCToMatrix(b, 0) }
+
+// BenchmarkRelayIRCToMatrixGhosts is BenchmarkRelayIRCToMatrix with 10
+// more IRC users in the channel, each a ghost in the Matrix room: every
+// one of the homeserver's users in a room costs it some work per message.
+func BenchmarkRelayIRCToMatrixGhosts(b *testing.B) { relayIRCToMatrix(b, 10) }
+
+func relayIRCToMatrix(b *testing.B, idle int) {
+	r, irc, alice, roomID := matrixBench(b)
+	for i := range idle {
+		c := irc.Client(b, fmt.Sprintf("idle%d", i))
+		c.Join("#bench")
+		ghost := fmt.Sprintf("@sb_libera_idle%d:localhost", i)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		_, _, err := alice.WaitFor(ctx, 0, func(ev *event.Event) bool {
+			return ev.RoomID == roomID && ev.Type == event.StateMember && ev.GetStateKey() == ghost
+		})
+		cancel()
+		if err != nil {
+			b.Fatalf("%s never joined: %v", ghost, err)
+		}
+	}
 	go func() {
 		for i := 0; ; i++ {
 			ev, _, err := alice.WaitFor(context.Background(), i, func(*event.Event) bool { return true })
