@@ -288,6 +288,7 @@ func (a *Adapter) poke() {
 // answering for a while.
 func (a *Adapter) maintain() {
 	b := backoff.New(500*time.Millisecond, 30*time.Second)
+	quietened := false
 	for {
 		ok := a.sync(a.ctx)
 		was := a.connected.Swap(ok)
@@ -295,6 +296,10 @@ func (a *Adapter) maintain() {
 			a.log.Info("matrix homeserver reachable, bot in every linked room")
 			a.in.Online(a.name)
 			b.Connected()
+		}
+		if ok && !quietened {
+			a.quietGhosts(a.ctx)
+			quietened = true
 		}
 		wait := 5 * time.Second
 		if !ok {

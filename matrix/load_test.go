@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/url"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -86,6 +87,51 @@ func TestGhostMessageLoad(t *testing.T) {
 	for _, u := range []id.UserID{a.botID, id.NewUserID(a.ghosts.localpart(dave), s.cfg.Domain)} {
 		if ids := notifications(s.cfg.ASToken, u); len(ids) > 0 {
 			t.Errorf("the homeserver filed %d notifications for %s", len(ids), u)
+		}
+	}
+}
+
+// A ghost made before ghosts were quieted, which only sits in its room,
+// is quieted when Switchboard starts.
+func TestGhostsMadeBeforeQuietedAtStart(t *testing.T) {
+	s := newServer(t)
+	alice := s.Client(t, "alice")
+	rid, a1, _ := roomWithBot(t, s, alice)
+	carol := foreign("carol", "Carol")
+	m := &bridge.Message{Header: header(carol), Text: "hello"}
+	deliver(t, func(ctx context.Context) (string, error) {
+		return a1.Send(ctx, &bridge.Delivery{Room: string(rid), Event: m})
+	})
+	ghost := id.NewUserID(a1.ghosts.localpart(carol), s.cfg.Domain)
+	rule := s.URL + "/_matrix/client/v3/pushrules/global/override/.m.rule.master?user_id=" + url.QueryEscape(string(ghost))
+	master := func() bool {
+		resp, body := testenv.HTTP(t, "GET", rule, s.cfg.ASToken, nil)
+		var r struct{ Enabled bool }
+		if resp.StatusCode != 200 || json.Unmarshal(body, &r) != nil {
+			t.Fatalf("%s's master rule: %d %s", ghost, resp.StatusCode, body)
+		}
+		return r.Enabled
+	}
+	if !master() {
+		t.Fatalf("%s's notifications are on after it spoke", ghost)
+	}
+	ctx, cancel := contextWithTimeout(10 * time.Second)
+	defer cancel()
+	a1.Stop(ctx)
+	// As before the change: notifications on, nothing remembered.
+	if resp, body := testenv.HTTP(t, "PUT", strings.Replace(rule, "?", "/enabled?", 1), s.cfg.ASToken, []byte(`{"enabled":false}`)); resp.StatusCode != 200 {
+		t.Fatalf("turning %s's notifications back on: %d %s", ghost, resp.StatusCode, body)
+	}
+	if err := s.state.Delete(ctx, quietPrefix+string(ghost)); err != nil {
+		t.Fatal(err)
+	}
+	if master() {
+		t.Fatal("the master rule is still on")
+	}
+	startAdapter(t, s, string(rid))
+	for deadline := time.Now().Add(waitFor); !master(); time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s's notifications still on after a start", ghost)
 		}
 	}
 }

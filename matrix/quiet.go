@@ -2,6 +2,7 @@ package matrix
 
 import (
 	"context"
+	"strings"
 
 	"maunium.net/go/mautrix/appservice"
 	"maunium.net/go/mautrix/id"
@@ -58,6 +59,30 @@ func (a *Adapter) quiet(ctx context.Context, intent *appservice.IntentAPI) {
 	}
 	if err := a.state.Put(ctx, key, "1"); err != nil {
 		a.log.Warn("matrix: cannot remember a user's notifications are off", "user", u, "err", err)
+	}
+}
+
+// quietGhosts quiets every ghost made before (their records are in
+// State): a ghost that only sits in a room, made before Switchboard
+// quieted ghosts, would otherwise cost the homeserver a notification per
+// message until it next speaks. Once asked, a ghost is not asked again.
+func (a *Adapter) quietGhosts(ctx context.Context) {
+	var locals []string
+	err := a.state.Scan(ctx, "ghost:", func(key, _ string) bool {
+		locals = append(locals, strings.TrimPrefix(key, "ghost:"))
+		return true
+	})
+	if err != nil {
+		a.log.Warn("matrix: cannot list the ghosts to turn their notifications off", "err", err)
+		return
+	}
+	for _, local := range locals {
+		if ctx.Err() != nil {
+			return
+		}
+		if intent := a.as.Intent(id.NewUserID(local, a.cfg.Domain)); intent != nil {
+			a.quiet(ctx, intent)
+		}
 	}
 }
 
