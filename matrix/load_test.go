@@ -28,18 +28,12 @@ func TestGhostMessageLoad(t *testing.T) {
 	alice := s.Client(t, "alice")
 	rid, a, _ := roomWithBot(t, s, alice)
 	carol, dave := foreign("carol", "Carol"), foreign("dave", "Dave")
-	say := func(who bridge.Sender, text string) {
-		m := &bridge.Message{Header: header(who), Text: text}
-		deliver(t, func(ctx context.Context) (string, error) {
-			return a.Send(ctx, &bridge.Delivery{Room: string(rid), Event: m})
-		})
-	}
-	say(carol, "carol here")
-	say(dave, "dave here")
+	say(t, a, rid, carol, "carol here")
+	say(t, a, rid, dave, "dave here")
 	before := proxy.Counts()
 	const n = 10
 	for i := range n {
-		say([]bridge.Sender{carol, dave}[i%2], fmt.Sprintf("message %d", i))
+		say(t, a, rid, []bridge.Sender{carol, dave}[i%2], fmt.Sprintf("message %d", i))
 	}
 	list, per := proxy.Since(before, n)
 	if sends := proxy.Counts()["PUT /_matrix/client/v3/rooms/*/send/m.room.message/*"] - before["PUT /_matrix/client/v3/rooms/*/send/m.room.message/*"]; per != 1 || sends != n {
@@ -91,6 +85,15 @@ func TestGhostMessageLoad(t *testing.T) {
 	}
 }
 
+// say delivers a message from who to the room, as the router would.
+func say(t *testing.T, a *Adapter, rid id.RoomID, who bridge.Sender, text string) {
+	t.Helper()
+	m := &bridge.Message{Header: header(who), Text: text}
+	deliver(t, func(ctx context.Context) (string, error) {
+		return a.Send(ctx, &bridge.Delivery{Room: string(rid), Event: m})
+	})
+}
+
 // A ghost made before ghosts were quieted, which only sits in its room,
 // is quieted when Switchboard starts.
 func TestGhostsMadeBeforeQuietedAtStart(t *testing.T) {
@@ -98,10 +101,7 @@ func TestGhostsMadeBeforeQuietedAtStart(t *testing.T) {
 	alice := s.Client(t, "alice")
 	rid, a1, _ := roomWithBot(t, s, alice)
 	carol := foreign("carol", "Carol")
-	m := &bridge.Message{Header: header(carol), Text: "hello"}
-	deliver(t, func(ctx context.Context) (string, error) {
-		return a1.Send(ctx, &bridge.Delivery{Room: string(rid), Event: m})
-	})
+	say(t, a1, rid, carol, "hello")
 	ghost := id.NewUserID(a1.ghosts.localpart(carol), s.cfg.Domain)
 	rule := s.URL + "/_matrix/client/v3/pushrules/global/override/.m.rule.master?user_id=" + url.QueryEscape(string(ghost))
 	master := func() bool {
