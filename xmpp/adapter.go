@@ -388,6 +388,7 @@ func (a *Adapter) connect() (*session, error) {
 	if err != nil {
 		return nil, err
 	}
+	raw = quickACK(raw)
 	// mellium bounds negotiation by its context from a goroutine that can
 	// still fire after negotiation returned and our cancel ran: it sets a
 	// past deadline and clears it, failing whatever the session writes in

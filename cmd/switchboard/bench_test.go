@@ -68,6 +68,47 @@ func BenchmarkRelayIRCToXMPP(b *testing.B) {
 	r.run(200, func(text string) { bob.Say("#bench", text) })
 }
 
+// BenchmarkRelayXMPPToIRCPuppet and BenchmarkRelayXMPPToIRCBot relay the
+// same XMPP groupchat traffic to IRC at 200 msg/s, once from the sender's
+// own IRC puppet and once from the bot (relay mode): a puppet should be
+// as fast as the bot. SWITCHBOARD_BENCH_PROSODY adds lines to Prosody's
+// global config, e.g. "network_settings = { nagle = false }": Prosody
+// sends with Nagle's algorithm by default, and a stanza then waits for
+// the ACK of the one before, which Linux may delay by 40 ms since
+// switchboard sends nothing back on its component stream.
+func BenchmarkRelayXMPPToIRCPuppet(b *testing.B) { benchXMPPToIRC(b, "puppet") }
+func BenchmarkRelayXMPPToIRCBot(b *testing.B)    { benchXMPPToIRC(b, "relay") }
+
+func benchXMPPToIRC(b *testing.B, mode string) {
+	irc, xmpp := testenv.InspIRCd(b), testenv.ProsodyWith(b, testenv.XMPPServerConfig{Users: map[string]string{"alice": "pw"}, Global: os.Getenv("SWITCHBOARD_BENCH_PROSODY")})
+	muc := xmpp.Room("bench")
+	// The same flood control for the bot and the puppet: enough for the
+	// offered rate, so that it measures the relay.
+	r := startRelay(b, fmt.Sprintf(`
+  libera: { type: irc, server: "%s", nick: switchboard, mode: %s, flood: { burst: 1000, interval: 0 }, rate: { per_second: 0 } }
+  jabber: { type: xmpp, server: "%s", component: { domain: "%s", secret: "%s" }, rate: { per_second: 0 } }`,
+		irc.Addr, mode, xmpp.ComponentAddr, xmpp.Component, xmpp.ComponentSecret), fmt.Sprintf(`[ "libera:#bench", "jabber:%s" ]`, muc))
+	bob := irc.Client(b, "bob")
+	bob.Conn.AddCallback("PRIVMSG", func(m ircmsg.Message) {
+		// "<alice> m1 reading" from the bot.
+		text := m.Params[1]
+		if _, rest, ok := strings.Cut(text, "> "); ok && strings.HasPrefix(text, "<") {
+			text = rest
+		}
+		r.saw(text)
+	})
+	bob.Join("#bench")
+	alice := xmpp.Client(b, "alice", "pw")
+	if err := alice.Join(muc, "alice"); err != nil {
+		b.Fatal(err)
+	}
+	r.run(200, func(text string) {
+		if _, err := alice.Say(muc, text); err != nil {
+			b.Fatal(err)
+		}
+	})
+}
+
 // watchRoom hands r.saw, and also unless nil, the body of every groupchat
 // message alice receives.
 func (r *relay) watchRoom(alice *testenv.XMPPClient, also func(body string)) {
@@ -350,6 +391,7 @@ func (r *relay) run(rate int, send func(text string)) {
 	}
 	slices.Sort(lat)
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(lat[len(lat)*9/10].Microseconds())/1000, "p90-ms")
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
 	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/msg")
 	b.ReportMetric(float64(switches)/float64(b.N), "ctxsw/msg")
