@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"sync"
 	"testing"
 	"time"
 
+	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 
@@ -101,6 +103,37 @@ func TestRoomsInParallelUnderRateLimit(t *testing.T) {
 		}
 		if fmt.Sprint(got) != fmt.Sprint(want) {
 			t.Errorf("room %d got\n%q\nwant\n%q", r, got, want)
+		}
+	}
+}
+
+// How long a 429 asks to wait: Retry-After (seconds) or else the body's
+// retry_after_ms, a second when neither says, five minutes at most.
+func TestRateLimitedWait(t *testing.T) {
+	limited := func(header string, body map[string]any) error {
+		resp := &http.Response{StatusCode: http.StatusTooManyRequests, Header: http.Header{}}
+		if header != "" {
+			resp.Header.Set("Retry-After", header)
+		}
+		return mautrix.HTTPError{Response: resp, RespError: &mautrix.RespError{ErrCode: "M_LIMIT_EXCEEDED", ExtraData: body}}
+	}
+	for _, c := range []struct {
+		name string
+		err  error
+		wait time.Duration
+		ok   bool
+	}{
+		{"header", limited("2", nil), 2 * time.Second, true},
+		{"body", limited("", map[string]any{"retry_after_ms": 1500.0}), 1500 * time.Millisecond, true},
+		{"neither", limited("", nil), time.Second, true},
+		{"too long", limited("86400", nil), 5 * time.Minute, true},
+		{"forbidden", mautrix.HTTPError{Response: &http.Response{StatusCode: http.StatusForbidden}, RespError: &mautrix.RespError{ErrCode: "M_FORBIDDEN"}}, 0, false},
+		{"other error", errors.New("connection refused"), 0, false},
+		{"none", nil, 0, false},
+	} {
+		wait, ok := rateLimited(c.err)
+		if wait != c.wait || ok != c.ok {
+			t.Errorf("%s: rateLimited = %v, %v; want %v, %v", c.name, wait, ok, c.wait, c.ok)
 		}
 	}
 }
