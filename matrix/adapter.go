@@ -138,6 +138,7 @@ func New(name string, n *config.Network, log *slog.Logger) (*Adapter, error) {
 	// the router's outbox the rest.
 	as.DefaultHTTPRetries = 0
 	as.HTTPClient.Timeout = 30 * time.Second
+	limitRequests(as.HTTPClient, maxInFlight)
 	as.Log = zerolog.New(zerologWriter{log}).Level(zerolog.WarnLevel)
 	a := &Adapter{
 		name:          name,

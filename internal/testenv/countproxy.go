@@ -20,8 +20,12 @@ import (
 type CountingProxy struct {
 	URL string // http://127.0.0.1:PORT, for clients
 
-	mu     sync.Mutex
-	counts map[string]int
+	mu       sync.Mutex
+	counts   map[string]int
+	limit    map[string]int // requests still to answer 429, by key
+	limited  int            // requests answered 429
+	inFlight int
+	maxIn    int
 }
 
 // NewCountingProxy listens on a free loopback port and forwards to
@@ -36,14 +40,35 @@ func NewCountingProxy(t testing.TB, upstream string) *CountingProxy {
 	if err != nil {
 		t.Fatalf("counting proxy: %v", err)
 	}
-	p := &CountingProxy{URL: "http://" + l.Addr().String(), counts: map[string]int{}}
+	p := &CountingProxy{URL: "http://" + l.Addr().String(), counts: map[string]int{}, limit: map[string]int{}}
 	rp := httputil.NewSingleHostReverseProxy(target)
 	rp.Transport = &http.Transport{MaxIdleConnsPerHost: 64}
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		key := r.Method + " " + pathShape(r.URL.Path)
 		p.mu.Lock()
 		p.counts[key]++
+		refuse := p.limit[key] > 0
+		if refuse {
+			p.limit[key]--
+			p.limited++
+		}
+		p.inFlight++
+		p.maxIn = max(p.maxIn, p.inFlight)
 		p.mu.Unlock()
+		defer func() {
+			p.mu.Lock()
+			p.inFlight--
+			p.mu.Unlock()
+		}()
+		if refuse {
+			// As Synapse and Dendrite refuse: the header and the
+			// body's retry_after_ms say the same.
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("Retry-After", "1")
+			w.WriteHeader(http.StatusTooManyRequests)
+			fmt.Fprint(w, `{"errcode":"M_LIMIT_EXCEEDED","error":"Too many requests","retry_after_ms":1000}`)
+			return
+		}
 		rp.ServeHTTP(w, r)
 	})}
 	go srv.Serve(l)
@@ -102,4 +127,28 @@ func (p *CountingProxy) Since(before map[string]int, n int) (string, float64) {
 		}
 	}
 	return b.String(), float64(total) / float64(n)
+}
+
+// RateLimit makes the proxy answer the next n requests of kind key (as
+// Counts names them, e.g. "PUT /_matrix/client/v3/rooms/*/send/m.room.message/*")
+// with 429 M_LIMIT_EXCEEDED and Retry-After: 1, without passing them on:
+// a homeserver rate limiting for a while.
+func (p *CountingProxy) RateLimit(key string, n int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.limit[key] += n
+}
+
+// Limited is how many requests the proxy answered 429 so far.
+func (p *CountingProxy) Limited() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.limited
+}
+
+// MaxInFlight is the most requests the proxy had under way at once.
+func (p *CountingProxy) MaxInFlight() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.maxIn
 }
