@@ -1,144 +1,46 @@
 package mqtt
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
 
 	"github.com/switchboard-chat/switchboard/bridge"
+	"github.com/switchboard-chat/switchboard/wire"
 )
 
-// OutEvent is the JSON published to R/out/<origin network>/<sender id> for
-// every bridged event. Its encoding depends only on the event, so a retried
-// delivery publishes the same bytes and consumers can dedupe by ID.
-type OutEvent struct {
-	ID      string    `json:"id"`
-	Type    string    `json:"type"`
-	Network string    `json:"network"`
-	Room    string    `json:"room"`
-	Sender  OutSender `json:"sender"`
-	Text    string    `json:"text,omitempty"`
-	HTML    string    `json:"html,omitempty"`
-	Emote   bool      `json:"emote,omitempty"`
-	Notice  bool      `json:"notice,omitempty"`
-	ReplyTo string    `json:"reply_to,omitempty"`
-	EditOf  string    `json:"edit_of,omitempty"` // edits
-	Target  string    `json:"target,omitempty"`  // deletes and reactions
-	Key     string    `json:"key,omitempty"`
-	Remove  bool      `json:"remove,omitempty"`
-	Reason  string    `json:"reason,omitempty"`
-	// Previous is the old name of a rename.
-	Previous string `json:"previous,omitempty"`
-	// Topic and Active are pointers because their zero values mean
-	// something ("topic cleared", "stopped typing") for their kinds.
-	Topic       *string             `json:"topic,omitempty"`
-	Active      *bool               `json:"active,omitempty"`
-	Status      string              `json:"status,omitempty"`
-	Message     string              `json:"message,omitempty"`
-	Attachments []bridge.Attachment `json:"attachments,omitempty"`
-	Via         string              `json:"via"`
-	TS          string              `json:"ts,omitempty"`
-}
+// OutEvent is the JSON published to R/out/<origin network>/<sender id>
+// for every bridged event (wire.Event, shared with the web chat page).
+// Its encoding depends only on the event, so a retried delivery
+// publishes the same bytes and consumers can dedupe by ID.
+type (
+	OutEvent  = wire.Event
+	OutSender = wire.Sender
+)
 
-// OutSender is the sender of an OutEvent as its own network knows them.
-type OutSender struct {
-	ID   string `json:"id"`
-	Name string `json:"name,omitempty"`
-}
-
-const tsLayout = "2006-01-02T15:04:05.000Z07:00"
+// Switchboard's own messages go to R/out/switchboard/switchboard.
+const (
+	NoticeType = wire.NoticeType
+	BotID      = wire.BotID
+	BotName    = wire.BotName
+)
 
 // Encode builds the JSON and topic for delivering ev to room.
 func Encode(room string, ev bridge.Event) (topic string, payload []byte, err error) {
-	h := ev.Head()
-	o := OutEvent{
-		ID:      string(h.ID),
-		Type:    string(ev.Kind()),
-		Network: h.Origin.Network,
-		Room:    h.Origin.Room,
-		// Dashboards and the web chat put the name into text: it comes
-		// as text shows it (bridge.ShownName), the id stays exact.
-		Sender: OutSender{ID: h.Sender.ID, Name: h.Sender.Shown(nil)},
-		Via:    Via,
-	}
-	if !h.Time.IsZero() {
-		o.TS = h.Time.UTC().Format(tsLayout)
-	}
-	switch e := ev.(type) {
-	case *bridge.Message:
-		o.Text, o.HTML, o.Emote, o.Notice = e.Text, e.HTML, e.Emote, e.Notice
-		o.ReplyTo = string(e.ReplyTo.Event)
-		o.Attachments = e.Attachments
-	case *bridge.Edit:
-		o.Text, o.HTML = e.Text, e.HTML
-		o.EditOf = string(e.Target.Event)
-	case *bridge.Delete:
-		o.Target = string(e.Target.Event)
-	case *bridge.Reaction:
-		o.Target, o.Key, o.Remove = string(e.Target.Event), e.Key, e.Remove
-	case *bridge.Join:
-	case *bridge.Leave:
-		o.Reason = e.Reason
-	case *bridge.Rename:
-		o.Previous = bridge.ShownName(e.Previous, nil)
-	case *bridge.Topic:
-		o.Topic = &e.Topic
-	case *bridge.Typing:
-		o.Active = &e.Active
-	case *bridge.Presence:
-		o.Status, o.Message = e.Status, e.Message
-	default:
-		return "", nil, fmt.Errorf("unknown event type %T", ev)
-	}
-	// The router cleans what it accepts; this keeps a direct caller from
-	// putting NUL or stray CR into a dashboard.
-	o.Text, o.HTML = bridge.CleanText(o.Text), bridge.CleanText(o.HTML)
-	payload, err = marshal(o)
+	payload, err = wire.Encode(ev)
 	if err != nil {
 		return "", nil, err
 	}
+	h := ev.Head()
 	return outTopic(room, h.Origin.Network, h.Sender.ID), payload, nil
 }
 
-// Switchboard's own messages (answers to chat commands) are OutEvents of
-// type "notice" from this sender, published to R/out/switchboard/switchboard.
-const (
-	NoticeType = "notice"
-	BotID      = "switchboard"
-	BotName    = "Switchboard"
-)
-
 // EncodeNotice builds the JSON and topic of a message from Switchboard
-// itself to room. It is no bridged event: its id is fresh, and devices
-// and pages show it apart from the chat.
+// itself to room.
 func EncodeNotice(room, text string, now time.Time) (topic string, payload []byte, err error) {
-	o := OutEvent{
-		ID:      string(bridge.NewEventID()),
-		Type:    NoticeType,
-		Network: BotID,
-		Room:    room,
-		Sender:  OutSender{ID: BotID, Name: BotName},
-		Text:    bridge.CleanText(text),
-		Notice:  true,
-		Via:     Via,
-		TS:      now.UTC().Format(tsLayout),
-	}
-	payload, err = marshal(o)
+	payload, err = wire.EncodeNotice(room, text, now)
 	return outTopic(room, BotID, BotID), payload, err
-}
-
-// marshal is JSON as consumers read it raw: HTML in "html" stays legible.
-func marshal(o OutEvent) ([]byte, error) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(o); err != nil {
-		return nil, err
-	}
-	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
 
 // SendAsBot publishes a notice from Switchboard to the room's out topic

@@ -7,11 +7,12 @@ import (
 	"fmt"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/switchboard-chat/switchboard/wire"
 )
 
-// Via marks payloads published by Switchboard. An inbound payload carrying
-// it is another bridge's (or our own) output looping back.
-const Via = "switchboard"
+// Via marks payloads published by Switchboard (wire.Via).
+const Via = wire.Via
 
 // Payload is what a device published, after parsing.
 type Payload struct {

@@ -22,7 +22,7 @@ import (
 	"github.com/switchboard-chat/switchboard/adapters"
 	"github.com/switchboard-chat/switchboard/bridge"
 	"github.com/switchboard-chat/switchboard/config"
-	"github.com/switchboard-chat/switchboard/mqtt"
+	"github.com/switchboard-chat/switchboard/wire"
 )
 
 var (
@@ -225,7 +225,7 @@ func (a *Adapter) Leave(_ context.Context, name string) error {
 
 // SendAsBot shows a notice from Switchboard to the room's peers or, when
 // room is "", to the peer(s) with id user. It has the shape of an event
-// frame, with type "notice" (see mqtt.EncodeNotice).
+// frame, with type "notice" (see wire.EncodeNotice).
 func (a *Adapter) SendAsBot(_ context.Context, room, user, text string) error {
 	a.mu.Lock()
 	var peers []*peer
@@ -249,7 +249,7 @@ func (a *Adapter) SendAsBot(_ context.Context, room, user, text string) error {
 		// shows it in.
 		frame, ok := by[p.room.name]
 		if !ok {
-			_, f, err := mqtt.EncodeNotice(p.room.name, text, time.Now())
+			f, err := wire.EncodeNotice(p.room.name, text, time.Now())
 			if err != nil {
 				return bridge.Permanent(fmt.Errorf("webrtc: encode notice: %w", err))
 			}
@@ -363,7 +363,7 @@ func (a *Adapter) deliver(d *bridge.Delivery) (string, error) {
 	if d == nil || d.Event == nil {
 		return "", bridge.Permanent(errors.New("webrtc: empty delivery"))
 	}
-	frame, err := encodeEvent(d.Room, d.Event)
+	frame, err := wire.Encode(d.Event)
 	if err != nil {
 		return "", bridge.Permanent(fmt.Errorf("webrtc: encode %s event: %w", d.Event.Kind(), err))
 	}

@@ -3,9 +3,6 @@ package webrtc
 import (
 	"bytes"
 	"encoding/json"
-
-	"github.com/switchboard-chat/switchboard/bridge"
-	"github.com/switchboard-chat/switchboard/mqtt"
 )
 
 // The frames a peer sends. Unknown fields are ignored.
@@ -22,7 +19,7 @@ type inFrame struct {
 }
 
 // Frames Switchboard sends besides events (which have the shape of
-// mqtt.OutEvent).
+// wire.Event).
 type welcomeFrame struct {
 	Type    string     `json:"type"` // "welcome"
 	ID      string     `json:"id"`
@@ -65,13 +62,6 @@ const (
 	codeUnavailable  = "unavailable"
 	codeRoomClosed   = "room_closed"
 )
-
-// encodeEvent renders an event as peers see it: the JSON of MQTT's out
-// events, so one client library reads both.
-func encodeEvent(room string, ev bridge.Event) ([]byte, error) {
-	_, payload, err := mqtt.Encode(room, ev)
-	return payload, err
-}
 
 func encodeFrame(v any) []byte {
 	var buf bytes.Buffer

@@ -16,6 +16,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/switchboard-chat/switchboard/bridge"
+	"github.com/switchboard-chat/switchboard/wire"
 )
 
 const (
@@ -122,7 +123,7 @@ func (p *peer) close(reason string) {
 		if err := a.in.Accept(actx, ev); err != nil {
 			a.log.Warn("leave not accepted", "room", p.room.name, "id", p.sender.ID, "err", err)
 		}
-		if frame, err := encodeEvent(p.room.name, ev); err == nil {
+		if frame, err := wire.Encode(ev); err == nil {
 			for _, o := range others {
 				o.sendRaw(frame)
 			}
@@ -270,7 +271,7 @@ func (p *peer) handle(m webrtc.DataChannelMessage) {
 func (p *peer) shareLocally(ev bridge.Event) {
 	a := p.a
 	// After Accept the router has resolved the refs to event ids.
-	frame, err := encodeEvent(p.room.name, ev)
+	frame, err := wire.Encode(ev)
 	if err != nil {
 		return
 	}
@@ -358,7 +359,7 @@ func (p *peer) sayHello(f inFrame) {
 	if err := a.in.Accept(ctx, ev); err != nil {
 		a.log.Warn("join not accepted", "room", p.room.name, "err", err)
 	}
-	if frame, err := encodeEvent(p.room.name, ev); err == nil {
+	if frame, err := wire.Encode(ev); err == nil {
 		for _, o := range others {
 			if o != p {
 				o.sendRaw(frame)
