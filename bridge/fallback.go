@@ -12,7 +12,7 @@ const excerptRunes = 40
 
 // Excerpt shortens text to its first line and about n characters, cut at
 // a word boundary, with "…" when anything was cut. An excerpt is its own
-// excerpt: retention keeps a message's quote as its text (WithoutContent),
+// excerpt: retention keeps a message's quote as its text (RemoveContent),
 // and the quote of it must still read the same.
 func Excerpt(text string, n int) string {
 	text = strings.TrimSpace(text)

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"strings"
 
-	"github.com/ergochat/irc-go/ircmsg"
-
 	"github.com/switchboard-chat/switchboard/adapters"
 	"github.com/switchboard-chat/switchboard/bridge"
 	"github.com/switchboard-chat/switchboard/mapping"
@@ -113,21 +111,10 @@ func (a *Adapter) puppetViews() []puppetView {
 	return out
 }
 
-// followBans follows the bans of bridged channels (read loop: it only
+// followBans follows the bans of a bridged channel (read loop: it only
 // queues the reports).
-func (a *Adapter) followBans(e ircmsg.Message) {
-	if len(e.Params) < 2 {
-		return
-	}
-	a.mu.Lock()
-	r := a.roomLocked(e.Params[0])
-	info := a.info
-	a.mu.Unlock()
-	if r == nil {
-		return
-	}
-	by := e.Nick()
-	for _, c := range parseModes(e.Params[1:], info) {
+func (a *Adapter) followBans(r *room, changes []modeChange, by string) {
+	for _, c := range changes {
 		if c.mode != 'b' || c.param == "" {
 			continue
 		}

@@ -64,28 +64,30 @@ func (a *Adapter) operatorLocked(r *room, nick string) bool {
 	return m != nil && a.info.isOperatorPrefix(m.prefixes)
 }
 
-// onMode follows a bridged channel's MODE changes: its members' prefixes
-// and its bans.
+// onMode follows a bridged channel's MODE changes, read once: its
+// members' prefixes and its bans.
 func (a *Adapter) onMode(e ircmsg.Message) {
-	a.followPrefixes(e)
-	a.followBans(e)
-}
-
-// followPrefixes follows changes of members' prefixes in bridged channels
-// ("MODE #chan +o-v alice bob"). Other modes are skipped over, with their
-// parameters.
-func (a *Adapter) followPrefixes(e ircmsg.Message) {
 	if len(e.Params) < 2 {
 		return
 	}
 	a.mu.Lock()
-	defer a.mu.Unlock()
 	r := a.roomLocked(e.Params[0])
+	info := a.info
+	a.mu.Unlock()
 	if r == nil {
 		return
 	}
-	info := a.info
-	for _, c := range parseModes(e.Params[1:], info) {
+	changes := parseModes(e.Params[1:], info)
+	a.followPrefixes(r, info, changes)
+	a.followBans(r, changes, e.Nick())
+}
+
+// followPrefixes follows changes of members' prefixes ("MODE #chan +o-v
+// alice bob").
+func (a *Adapter) followPrefixes(r *room, info serverInfo, changes []modeChange) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, c := range changes {
 		sym := info.prefixMode(c.mode)
 		if sym == 0 || c.param == "" {
 			continue

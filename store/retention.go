@@ -15,7 +15,7 @@ import (
 // delivery. A zero age keeps that part for ever.
 type Retention struct {
 	// Messages is the age after which an event's contents are removed
-	// (bridge.WithoutContent): what people said, but not the ids, the
+	// (bridge.RemoveContent): what people said, but not the ids, the
 	// remote-id maps, the sender and the short quote that later replies,
 	// edits and deletions need. An event still in the outbox or in the
 	// failed list keeps its contents until it has left them.
@@ -189,7 +189,8 @@ func (s *Store) pruneEvents(ctx context.Context, r Retention, now time.Time, st 
 					s.log.Warn("retention: event left as it is", "event", id, "err", err)
 					continue
 				}
-				kept, err := bridge.Encode(bridge.WithoutContent(ev))
+				bridge.RemoveContent(ev)
+				kept, err := bridge.Encode(ev)
 				if err != nil {
 					rows.Close()
 					return 0, fmt.Errorf("event %s: %w", id, err)
@@ -258,7 +259,8 @@ func (s *Store) RemoveContent(ctx context.Context, id bridge.EventID) error {
 		if err != nil {
 			return err
 		}
-		kept, err := bridge.Encode(bridge.WithoutContent(ev))
+		bridge.RemoveContent(ev)
+		kept, err := bridge.Encode(ev)
 		if err != nil {
 			return err
 		}

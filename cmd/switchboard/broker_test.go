@@ -197,15 +197,23 @@ func BenchmarkBrokerSync(b *testing.B) {
 	}
 }
 
-func benchmarkBroker(b *testing.B, inflight int) {
-	listen := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(b))
+// openBroker starts an embedded broker on a free port, open to
+// everyone, closes it when the test ends, and returns its address.
+func openBroker(tb testing.TB) string {
+	tb.Helper()
+	listen := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(tb))
 	log := slog.New(slog.DiscardHandler)
-	bk, err := startBroker(listen, b.TempDir(), nil, log)
+	b, err := startBroker(listen, tb.TempDir(), nil, log)
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
-	defer closeBroker(context.Background(), bk, log)
-	bk.open()
+	tb.Cleanup(func() { closeBroker(context.Background(), b, log) })
+	b.open()
+	return listen
+}
+
+func benchmarkBroker(b *testing.B, inflight int) {
+	listen := openBroker(b)
 	got := make(chan struct{}, b.N)
 	o := paho.NewClientOptions().AddBroker("tcp://" + listen).SetClientID("sub").SetCleanSession(false).
 		SetDefaultPublishHandler(func(paho.Client, paho.Message) { got <- struct{}{} })
@@ -254,14 +262,7 @@ func benchmarkBroker(b *testing.B, inflight int) {
 // would hold back what goes past the session's window for its 30 s ack
 // wait (see balanceWindows).
 func TestBrokerBacklogOverSeveralSubscriptions(t *testing.T) {
-	listen := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
-	log := slog.New(slog.DiscardHandler)
-	b, err := startBroker(listen, t.TempDir(), nil, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer closeBroker(context.Background(), b, log)
-	b.open()
+	listen := openBroker(t)
 	rooms := []string{"a", "b", "c"}
 	const each = 700 // 2,100 in all, far past the window
 	var mu sync.Mutex
@@ -331,14 +332,7 @@ func TestBrokerBacklogOverSeveralSubscriptions(t *testing.T) {
 // One client (Switchboard's, one subscription R/in/+ a room) can
 // subscribe to 250 topics at QoS 1 on the embedded broker.
 func TestBrokerManySubscriptions(t *testing.T) {
-	listen := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
-	log := slog.New(slog.DiscardHandler)
-	b, err := startBroker(listen, t.TempDir(), nil, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer closeBroker(context.Background(), b, log)
-	b.open()
+	listen := openBroker(t)
 	c := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + listen).SetClientID("bridge").SetCleanSession(false))
 	if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 		t.Fatalf("connect: %v", tok.Error())
