@@ -119,7 +119,8 @@ done
 # QoS 1 message before it hands it on, which paces a QoS 1 flood to the
 # disk's speed, and Switchboard, waiting for the disk, has no need of more
 # Ps.
-seq 20000 | mosquitto_pub -h 127.0.0.1 -p 1883 -q 0 -l -t switchboard/lobby/in/flood &
+# It is kept up until the scheduler widens (or the polls below give up).
+(while true; do seq 20000 | mosquitto_pub -h 127.0.0.1 -p 1883 -q 0 -l -t switchboard/lobby/in/flood; done) &
 flood=$!
 for i in $(seq 100); do
   exec 3<>/dev/tcp/127.0.0.1/8080
