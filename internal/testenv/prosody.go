@@ -25,10 +25,12 @@ import (
 	"mellium.im/xmpp/jid"
 )
 
-// XMPPServer is a Prosody started for a test: one virtual host with
-// users, a MUC service with MAM (so groupchat messages carry a stanza-id)
-// and an external component (XEP-0114).
+// XMPPServer is a Prosody or an ejabberd started for a test: one
+// virtual host with users, a MUC service with MAM (so groupchat messages
+// carry a stanza-id) and an external component (XEP-0114).
 type XMPPServer struct {
+	// Software is "prosody" or "ejabberd", to name subtests by.
+	Software string
 	// Domain is the virtual host users live on ("localhost").
 	Domain string
 	// MUC is the MUC service's domain ("conference.localhost").
@@ -48,7 +50,8 @@ type XMPPServer struct {
 	Dir    string
 	Config string
 
-	prosodyctl string
+	// register creates an account: prosodyctl, or in-band registration.
+	register func(t testing.TB, user, password string)
 }
 
 // XMPPServerConfig tunes the generated Prosody config. The zero value is
@@ -126,7 +129,15 @@ func ProsodyWith(t testing.TB, c XMPPServerConfig) *XMPPServer {
 		C2SAddr:         fmt.Sprintf("127.0.0.1:%d", c2s),
 		ComponentAddr:   fmt.Sprintf("127.0.0.1:%d", comp),
 		Dir:             dir,
-		prosodyctl:      ctl,
+		Software:        "prosody",
+	}
+	s.register = func(t testing.TB, user, password string) {
+		t.Helper()
+		cmd := exec.Command(ctl, "--config", s.Config, "register", user, s.Domain, password)
+		cmd.Dir = s.Dir
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("prosodyctl register %s: %v\n%s", user, err, out)
+		}
 	}
 	if paths := prosodyModules(t, c.MUCModules); len(paths) > 0 {
 		c.Global += "\nplugin_paths = { " + luaStrings(paths) + " }\n"
@@ -218,20 +229,16 @@ func (s *XMPPServer) waitComponentPort(t testing.TB) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("prosody: component port %s not listening: %v", s.ComponentAddr, err)
+			t.Fatalf("%s: component port %s not listening: %v", s.Software, s.ComponentAddr, err)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 }
 
-// Register creates a user account (prosodyctl register).
+// Register creates a user account.
 func (s *XMPPServer) Register(t testing.TB, user, password string) {
 	t.Helper()
-	cmd := exec.Command(s.prosodyctl, "--config", s.Config, "register", user, s.Domain, password)
-	cmd.Dir = s.Dir
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("prosodyctl register %s: %v\n%s", user, err, out)
-	}
+	s.register(t, user, password)
 }
 
 // Restart stops the server and starts it again on the same ports; every
