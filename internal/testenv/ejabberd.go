@@ -54,9 +54,14 @@ func EjabberdWith(t testing.TB, c XMPPServerConfig) *XMPPServer {
 	}
 	s.register = s.registerInBand
 	snippet := Snippet(t, "ejabberd.yml", map[string]string{
-		"bridge.example.org":          s.Component,
-		"port: 5347":                  "port: " + strconv.Itoa(comp),
+		"bridge.example.org":         s.Component,
+		"port: 5347":                 "port: " + strconv.Itoa(comp),
 		"CHANGE-ME-component-secret": s.ComponentSecret,
+		// Test rooms are persistent: ejabberd 23.01 drops a join that
+		// reaches a temporary room while it is being destroyed (the
+		// last occupant just left, as between two subtests), where a
+		// bridged room always holds the bridge.
+		"      mam: true\n": "      mam: true\n      persistent: true\n",
 	})
 	include := WriteFile(t, dir, "switchboard.yml", snippet)
 	s.Config = WriteFile(t, dir, "ejabberd.yml", ejabberdConfig(s.Domain, c2s, include, c.Debug))
@@ -203,3 +208,10 @@ func (s *XMPPServer) registerInBand(t testing.TB, user, password string) {
 	}
 	fmt.Fprint(conn, "</stream:stream>")
 }
+
+// XMPPServers are the XMPP servers tests run their shared cases
+// against, by Software name.
+var XMPPServers = []struct {
+	Name  string
+	Start func(testing.TB, XMPPServerConfig) *XMPPServer
+}{{"prosody", ProsodyWith}, {"ejabberd", EjabberdWith}}

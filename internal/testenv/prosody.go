@@ -142,7 +142,7 @@ func ProsodyWith(t testing.TB, c XMPPServerConfig) *XMPPServer {
 	if paths := prosodyModules(t, c.MUCModules); len(paths) > 0 {
 		c.Global += "\nplugin_paths = { " + luaStrings(paths) + " }\n"
 	}
-	s.Config = WriteFile(t, dir, "prosody.cfg.lua", s.config(c2s, comp, c))
+	s.Config = WriteFile(t, dir, "prosody.cfg.lua", s.config(t, c2s, comp, c))
 	for user, pass := range c.Users {
 		s.Register(t, user, pass)
 	}
@@ -156,11 +156,14 @@ func ProsodyWith(t testing.TB, c XMPPServerConfig) *XMPPServer {
 	return s
 }
 
-func (s *XMPPServer) config(c2s, comp int, c XMPPServerConfig) string {
-	muc := ""
-	if len(c.MUCModules) > 0 {
-		muc = ", " + luaStrings(c.MUCModules)
-	}
+func (s *XMPPServer) config(t testing.TB, c2s, comp int, c XMPPServerConfig) string {
+	t.Helper()
+	snippet := Snippet(t, "prosody.cfg.lua", map[string]string{
+		"bridge.example.org":              s.Component,
+		"conference.example.org":          s.MUC,
+		"CHANGE-ME-component-secret":      s.ComponentSecret,
+		`modules_enabled = { "muc_mam" }`: "modules_enabled = { " + luaStrings(append([]string{"muc_mam"}, c.MUCModules...)) + " }",
+	})
 	level := "info"
 	if c.Debug {
 		level = "debug"
@@ -171,7 +174,7 @@ func (s *XMPPServer) config(c2s, comp int, c XMPPServerConfig) string {
 run_as_root = true
 pidfile = %[1]q
 data_path = %[2]q
-certificates = %[12]q
+certificates = %[10]q
 log = { { levels = { min = %[3]q }, to = "console" } }
 interfaces = { "127.0.0.1" }
 local_interfaces = { "127.0.0.1" }
@@ -199,15 +202,13 @@ muc_log_all_rooms = true
 
 VirtualHost %[7]q
 
-Component %[8]q "muc"
-	modules_enabled = { "muc_mam"%[13]s }
+-- The setup guide's snippet (docs/snippets/prosody.cfg.lua); it ends in
+-- the MUC component's section, which the test's lines extend.
+%[8]s
 	restrict_room_creation = false
 %[9]s
-
-Component %[10]q
-	component_secret = %[11]q
 `, filepath.Join(s.Dir, "prosody.pid"), filepath.Join(s.Dir, "data"), level, c2s, comp,
-		c.Global, s.Domain, s.MUC, c.MUCExtra, s.Component, s.ComponentSecret, filepath.Join(s.Dir, "certs"), muc)
+		c.Global, s.Domain, snippet, c.MUCExtra, filepath.Join(s.Dir, "certs"))
 }
 
 // luaStrings is a list of Lua string literals.
