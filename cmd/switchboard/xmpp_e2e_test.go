@@ -31,8 +31,13 @@ func newXWorld(t *testing.T) *xworld { return newXWorldWith(t, testenv.XMPPServe
 // newXWorldWith is newXWorld with Prosody tuned (its users are always
 // xmppUsers).
 func newXWorldWith(t *testing.T, c testenv.XMPPServerConfig) *xworld {
+	return newXWorldOn(t, testenv.ProsodyWith, c)
+}
+
+// newXWorldOn is newXWorldWith on another XMPP server (testenv.XMPPServers).
+func newXWorldOn(t *testing.T, server func(testing.TB, testenv.XMPPServerConfig) *testenv.XMPPServer, c testenv.XMPPServerConfig) *xworld {
 	c.Users = xmppUsers
-	srv := testenv.ProsodyWith(t, c)
+	srv := server(t, c)
 	return &xworld{world: newWorld(t), xmpp: srv, room: srv.Room("lobby")}
 }
 
