@@ -3,17 +3,21 @@ package main
 import (
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
 	"mellium.im/xmpp/jid"
 
+	"github.com/switchboard-chat/switchboard/config"
 	"github.com/switchboard-chat/switchboard/internal/testenv"
 )
 
 // TestEjabberdMUCLinkedWithIRC links a MUC on ejabberd, set up as the
 // guide says (docs/snippets/ejabberd.yml: the component listener, mod_muc
-// with mod_mam), with an IRC channel through the component, and checks
+// with mod_mam), with an IRC channel through the component, Switchboard
+// configured as the guide says too (docs/snippets/switchboard-xmpp.yaml),
+// and checks
 // what people on both sides see: the room's history stays out of IRC,
 // messages cross both ways, and corrections and replies, which name
 // messages by id and by the room's stanza-id, reach IRC.
@@ -27,7 +31,7 @@ func TestEjabberdMUCLinkedWithIRC(t *testing.T) {
 	}
 	alice.WaitMessage(patience, groupchatFrom(w.room, "alice", "old news 2"))
 	bob := w.human(t, "bob")
-	runSwitchboard(t, w.config(t, "puppet"))
+	runSwitchboard(t, w.guideConfig(t))
 	carol := w.person(t, "carol")
 
 	// XMPP to IRC, from alice's puppet; nothing said before Switchboard
@@ -88,4 +92,26 @@ func TestEjabberdMUCLinkedWithIRC(t *testing.T) {
 			t.Errorf("the room's history was bridged: %q", text)
 		}
 	}
+}
+
+// guideConfig is the setup guide's Switchboard config
+// (docs/snippets/switchboard-xmpp.yaml) with this world's servers, rooms
+// and data directory, the secret from the environment as the guide has it.
+func (w *xworld) guideConfig(t *testing.T) *config.Config {
+	t.Helper()
+	t.Setenv("JABBER_COMPONENT_SECRET", w.xmpp.ComponentSecret)
+	text := testenv.Snippet(t, "switchboard-xmpp.yaml", map[string]string{
+		"data_dir: /var/lib/switchboard": "data_dir: " + strconv.Quote(w.dir) + "\nhttp: { listen: \"127.0.0.1:0\" }",
+		"irc.example.org:6697":           w.irc.Addr,
+		"tls: true":                      "tls: false",
+		"127.0.0.1:5347":                 w.xmpp.ComponentAddr,
+		"bridge.example.org":             w.xmpp.Component,
+		`"libera:#lobby"`:                strconv.Quote("libera:" + room),
+		"lobby@conference.example.org":   w.room.String(),
+	})
+	cfg, err := config.Parse([]byte(text))
+	if err != nil {
+		t.Fatalf("the guide's config: %v\n%s", err, text)
+	}
+	return cfg
 }

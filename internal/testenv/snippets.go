@@ -16,11 +16,7 @@ import (
 // silently kept.
 func Snippet(t testing.TB, name string, vars map[string]string) string {
 	t.Helper()
-	_, here, _, ok := runtime.Caller(0)
-	if !ok {
-		t.Fatal("snippet: no source path")
-	}
-	data, err := os.ReadFile(filepath.Join(filepath.Dir(here), "..", "..", "docs", "snippets", name))
+	data, err := os.ReadFile(filepath.Join(docsDir(t), "snippets", name))
 	if err != nil {
 		t.Fatalf("snippet: %v", err)
 	}
@@ -32,4 +28,15 @@ func Snippet(t testing.TB, name string, vars map[string]string) string {
 		s = strings.ReplaceAll(s, from, to)
 	}
 	return s
+}
+
+// docsDir is the repository's docs directory, found from this source
+// file's path so that any package's tests can read it.
+func docsDir(t testing.TB) string {
+	t.Helper()
+	_, here, _, ok := runtime.Caller(0)
+	if !ok {
+		t.Fatal("docs: no source path")
+	}
+	return filepath.Join(filepath.Dir(here), "..", "..", "docs")
 }
