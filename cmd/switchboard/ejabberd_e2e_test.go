@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
-	"strings"
 	"testing"
 
 	"mellium.im/xmpp/jid"
@@ -17,19 +16,12 @@ import (
 // guide says (docs/snippets/ejabberd.yml: the component listener, mod_muc
 // with mod_mam), with an IRC channel through the component, Switchboard
 // configured as the guide says too (docs/snippets/switchboard-xmpp.yaml),
-// and checks
-// what people on both sides see: the room's history stays out of IRC,
+// and checks what people on both sides see: the room's history stays out of IRC,
 // messages cross both ways, and corrections and replies, which name
 // messages by id and by the room's stanza-id, reach IRC.
 func TestEjabberdMUCLinkedWithIRC(t *testing.T) {
 	w := newXWorldOn(t, testenv.EjabberdWith, testenv.XMPPServerConfig{})
-	alice := w.person(t, "alice")
-	for i := range 3 {
-		if _, err := alice.Say(w.room, fmt.Sprintf("old news %d", i)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	alice.WaitMessage(patience, groupchatFrom(w.room, "alice", "old news 2"))
+	alice := w.oldNews(t)
 	bob := w.human(t, "bob")
 	runSwitchboard(t, w.guideConfig(t))
 	carol := w.person(t, "carol")
@@ -87,11 +79,7 @@ func TestEjabberdMUCLinkedWithIRC(t *testing.T) {
 	if got := messages(bob, "carol[jabber]"); !slices.Equal(got, want) {
 		t.Errorf("IRC shows carol's replies as %q, want %q", got, want)
 	}
-	for _, text := range messages(bob, "") {
-		if strings.HasPrefix(text, "old news") {
-			t.Errorf("the room's history was bridged: %q", text)
-		}
-	}
+	noOldNews(t, bob)
 }
 
 // guideConfig is the setup guide's Switchboard config

@@ -32,26 +32,8 @@ func EjabberdWith(t testing.TB, c XMPPServerConfig) *XMPPServer {
 	}
 	erl := Need(t, "erl")
 	libs := ejabberdLibs(t)
-	dir := t.TempDir()
-	for _, sub := range []string{"spool", "log"} {
-		if err := os.Mkdir(filepath.Join(dir, sub), 0o750); err != nil {
-			t.Fatal(err)
-		}
-	}
-	c2s, comp := FreePort(t), FreePort(t)
-	for comp == c2s {
-		comp = FreePort(t)
-	}
-	s := &XMPPServer{
-		Software:        "ejabberd",
-		Domain:          "localhost",
-		MUC:             "conference.localhost",
-		Component:       "bridge.localhost",
-		ComponentSecret: "component-secret-" + strconv.Itoa(os.Getpid()),
-		C2SAddr:         fmt.Sprintf("127.0.0.1:%d", c2s),
-		ComponentAddr:   fmt.Sprintf("127.0.0.1:%d", comp),
-		Dir:             dir,
-	}
+	s, c2s, comp := newXMPPServer(t, "ejabberd", "spool", "log")
+	dir := s.Dir
 	s.register = s.registerInBand
 	snippet := Snippet(t, "ejabberd.yml", map[string]string{
 		"bridge.example.org":         s.Component,

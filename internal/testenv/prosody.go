@@ -111,26 +111,8 @@ func ProsodyWith(t testing.TB, c XMPPServerConfig) *XMPPServer {
 	t.Helper()
 	bin := Need(t, "/usr/bin/prosody")
 	ctl := Need(t, "/usr/bin/prosodyctl")
-	dir := t.TempDir()
-	for _, sub := range []string{"data", "certs"} {
-		if err := os.Mkdir(filepath.Join(dir, sub), 0o750); err != nil {
-			t.Fatal(err)
-		}
-	}
-	c2s, comp := FreePort(t), FreePort(t)
-	for comp == c2s {
-		comp = FreePort(t)
-	}
-	s := &XMPPServer{
-		Domain:          "localhost",
-		MUC:             "conference.localhost",
-		Component:       "bridge.localhost",
-		ComponentSecret: "component-secret-" + strconv.Itoa(os.Getpid()),
-		C2SAddr:         fmt.Sprintf("127.0.0.1:%d", c2s),
-		ComponentAddr:   fmt.Sprintf("127.0.0.1:%d", comp),
-		Dir:             dir,
-		Software:        "prosody",
-	}
+	s, c2s, comp := newXMPPServer(t, "prosody", "data", "certs")
+	dir := s.Dir
 	s.register = func(t testing.TB, user, password string) {
 		t.Helper()
 		cmd := exec.Command(ctl, "--config", s.Config, "register", user, s.Domain, password)
@@ -154,6 +136,33 @@ func ProsodyWith(t testing.TB, c XMPPServerConfig) *XMPPServer {
 		t.Fatalf("prosody: %v", err)
 	}
 	return s
+}
+
+// newXMPPServer is the XMPPServer a helper starts software as: the
+// domains every test expects, two free loopback ports (client and
+// component), a temp dir with subdirs.
+func newXMPPServer(t testing.TB, software string, subdirs ...string) (s *XMPPServer, c2s, comp int) {
+	t.Helper()
+	dir := t.TempDir()
+	for _, sub := range subdirs {
+		if err := os.Mkdir(filepath.Join(dir, sub), 0o750); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c2s, comp = FreePort(t), FreePort(t)
+	for comp == c2s {
+		comp = FreePort(t)
+	}
+	return &XMPPServer{
+		Software:        software,
+		Domain:          "localhost",
+		MUC:             "conference.localhost",
+		Component:       "bridge.localhost",
+		ComponentSecret: "component-secret-" + strconv.Itoa(os.Getpid()),
+		C2SAddr:         fmt.Sprintf("127.0.0.1:%d", c2s),
+		ComponentAddr:   fmt.Sprintf("127.0.0.1:%d", comp),
+		Dir:             dir,
+	}, c2s, comp
 }
 
 func (s *XMPPServer) config(t testing.TB, c2s, comp int, c XMPPServerConfig) string {
