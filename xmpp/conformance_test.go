@@ -13,27 +13,33 @@ import (
 	"github.com/switchboard-chat/switchboard/internal/testenv"
 )
 
+// TestConformance runs the adapters' shared cases on each XMPP server.
 func TestConformance(t *testing.T) {
-	for _, mode := range []string{"puppet", "relay"} {
-		t.Run(mode, func(t *testing.T) {
-			srv := newServer(t)
-			room := "conformance@" + srv.MUC
-			humans := 0
-			adapterstest.Run(t, adapterstest.Harness{
-				Network: "jabber",
-				Room:    room,
-				New: func(t *testing.T) adapters.Adapter {
-					a, _ := newTestAdapter(t, srv, setup{mode: mode})
-					return a
-				},
-				Human: func(t *testing.T) adapterstest.Human {
-					humans++
-					return &confHuman{h: joinHuman(t, srv, "human", room, fmt.Sprintf("Human%d", humans))}
-				},
-				Restart: func(t *testing.T) { srv.Restart(t) },
+	for _, server := range testenv.XMPPServers {
+		for _, mode := range []string{"puppet", "relay"} {
+			t.Run(server.Name+"/"+mode, func(t *testing.T) {
+				conformance(t, server.Start(t, testenv.XMPPServerConfig{Users: testUsers}), mode)
 			})
-		})
+		}
 	}
+}
+
+func conformance(t *testing.T, srv *testenv.XMPPServer, mode string) {
+	room := "conformance@" + srv.MUC
+	humans := 0
+	adapterstest.Run(t, adapterstest.Harness{
+		Network: "jabber",
+		Room:    room,
+		New: func(t *testing.T) adapters.Adapter {
+			a, _ := newTestAdapter(t, srv, setup{mode: mode})
+			return a
+		},
+		Human: func(t *testing.T) adapterstest.Human {
+			humans++
+			return &confHuman{h: joinHuman(t, srv, "human", room, fmt.Sprintf("Human%d", humans))}
+		},
+		Restart: func(t *testing.T) { srv.Restart(t) },
+	})
 }
 
 // confHuman is a person in the conformance room: each WaitFor returns a

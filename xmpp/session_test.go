@@ -166,10 +166,18 @@ func TestStartTLSRequired(t *testing.T) {
 	}
 }
 
-// TestComponentSecretNotLogged: a wrong secret fails the handshake, and
-// neither secret shows in the log.
+// TestComponentSecretNotLogged: a wrong secret fails the handshake, on
+// each server, with the server's refusal in the log (what the setup guide
+// tells to look for), and neither secret shows in the log.
 func TestComponentSecretNotLogged(t *testing.T) {
-	srv := newServer(t)
+	for _, server := range testenv.XMPPServers {
+		t.Run(server.Name, func(t *testing.T) {
+			componentSecretNotLogged(t, server.Start(t, testenv.XMPPServerConfig{Users: testUsers}))
+		})
+	}
+}
+
+func componentSecretNotLogged(t *testing.T, srv *testenv.XMPPServer) {
 	n := netConfig(srv, setup{})
 	n.XMPP.Component.Secret = "wrong-secret-value"
 	log := testenv.NewLog(t)
@@ -194,6 +202,9 @@ func TestComponentSecretNotLogged(t *testing.T) {
 		if strings.Contains(log.String(), s) {
 			t.Errorf("secret %q in the log", s)
 		}
+	}
+	if !strings.Contains(log.String(), "not-authorized") {
+		t.Errorf("the server's refusal (not-authorized) is not in the log:\n%s", log.String())
 	}
 }
 

@@ -31,8 +31,13 @@ func newXWorld(t *testing.T) *xworld { return newXWorldWith(t, testenv.XMPPServe
 // newXWorldWith is newXWorld with Prosody tuned (its users are always
 // xmppUsers).
 func newXWorldWith(t *testing.T, c testenv.XMPPServerConfig) *xworld {
+	return newXWorldOn(t, testenv.ProsodyWith, c)
+}
+
+// newXWorldOn is newXWorldWith on another XMPP server (testenv.XMPPServers).
+func newXWorldOn(t *testing.T, server func(testing.TB, testenv.XMPPServerConfig) *testenv.XMPPServer, c testenv.XMPPServerConfig) *xworld {
 	c.Users = xmppUsers
-	srv := testenv.ProsodyWith(t, c)
+	srv := server(t, c)
 	return &xworld{world: newWorld(t), xmpp: srv, room: srv.Room("lobby")}
 }
 
@@ -159,6 +164,20 @@ func TestXMPPMUCLinkedWithIRCAndMQTT(t *testing.T) {
 // Test 2: what was said in the MUC before Switchboard joined stays there.
 func TestXMPPHistoryNotRebridged(t *testing.T) {
 	w := newXWorld(t)
+	alice := w.oldNews(t)
+	bob := w.human(t, "bob")
+	runSwitchboard(t, w.config(t, "puppet"))
+	if _, err := alice.Say(w.room, "new"); err != nil {
+		t.Fatal(err)
+	}
+	bob.WaitText(patience, room, "alice[jabber]", "new")
+	noOldNews(t, bob)
+}
+
+// oldNews has alice join the MUC and say three "old news" messages there
+// before Switchboard is started.
+func (w *xworld) oldNews(t *testing.T) *testenv.XMPPClient {
+	t.Helper()
 	alice := w.person(t, "alice")
 	for i := range 3 {
 		if _, err := alice.Say(w.room, fmt.Sprintf("old news %d", i)); err != nil {
@@ -166,13 +185,13 @@ func TestXMPPHistoryNotRebridged(t *testing.T) {
 		}
 	}
 	alice.WaitMessage(patience, groupchatFrom(w.room, "alice", "old news 2"))
-	bob := w.human(t, "bob")
-	runSwitchboard(t, w.config(t, "puppet"))
-	if _, err := alice.Say(w.room, "new"); err != nil {
-		t.Fatal(err)
-	}
-	bob.WaitText(patience, room, "alice[jabber]", "new")
-	for _, text := range messages(bob, "") {
+	return alice
+}
+
+// noOldNews fails the test if the IRC user saw any of oldNews.
+func noOldNews(t *testing.T, irc *testenv.IRCClient) {
+	t.Helper()
+	for _, text := range messages(irc, "") {
 		if strings.HasPrefix(text, "old news") {
 			t.Errorf("history was bridged: %q", text)
 		}

@@ -25,10 +25,12 @@ import (
 	"mellium.im/xmpp/jid"
 )
 
-// XMPPServer is a Prosody started for a test: one virtual host with
-// users, a MUC service with MAM (so groupchat messages carry a stanza-id)
-// and an external component (XEP-0114).
+// XMPPServer is a Prosody or an ejabberd started for a test: one
+// virtual host with users, a MUC service with MAM (so groupchat messages
+// carry a stanza-id) and an external component (XEP-0114).
 type XMPPServer struct {
+	// Software is "prosody" or "ejabberd", to name subtests by.
+	Software string
 	// Domain is the virtual host users live on ("localhost").
 	Domain string
 	// MUC is the MUC service's domain ("conference.localhost").
@@ -48,7 +50,8 @@ type XMPPServer struct {
 	Dir    string
 	Config string
 
-	prosodyctl string
+	// register creates an account: prosodyctl, or in-band registration.
+	register func(t testing.TB, user, password string)
 }
 
 // XMPPServerConfig tunes the generated Prosody config. The zero value is
@@ -108,30 +111,20 @@ func ProsodyWith(t testing.TB, c XMPPServerConfig) *XMPPServer {
 	t.Helper()
 	bin := Need(t, "/usr/bin/prosody")
 	ctl := Need(t, "/usr/bin/prosodyctl")
-	dir := t.TempDir()
-	for _, sub := range []string{"data", "certs"} {
-		if err := os.Mkdir(filepath.Join(dir, sub), 0o750); err != nil {
-			t.Fatal(err)
+	s, c2s, comp := newXMPPServer(t, "prosody", "data", "certs")
+	dir := s.Dir
+	s.register = func(t testing.TB, user, password string) {
+		t.Helper()
+		cmd := exec.Command(ctl, "--config", s.Config, "register", user, s.Domain, password)
+		cmd.Dir = s.Dir
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("prosodyctl register %s: %v\n%s", user, err, out)
 		}
-	}
-	c2s, comp := FreePort(t), FreePort(t)
-	for comp == c2s {
-		comp = FreePort(t)
-	}
-	s := &XMPPServer{
-		Domain:          "localhost",
-		MUC:             "conference.localhost",
-		Component:       "bridge.localhost",
-		ComponentSecret: "component-secret-" + strconv.Itoa(os.Getpid()),
-		C2SAddr:         fmt.Sprintf("127.0.0.1:%d", c2s),
-		ComponentAddr:   fmt.Sprintf("127.0.0.1:%d", comp),
-		Dir:             dir,
-		prosodyctl:      ctl,
 	}
 	if paths := prosodyModules(t, c.MUCModules); len(paths) > 0 {
 		c.Global += "\nplugin_paths = { " + luaStrings(paths) + " }\n"
 	}
-	s.Config = WriteFile(t, dir, "prosody.cfg.lua", s.config(c2s, comp, c))
+	s.Config = WriteFile(t, dir, "prosody.cfg.lua", s.config(t, c2s, comp, c))
 	for user, pass := range c.Users {
 		s.Register(t, user, pass)
 	}
@@ -145,11 +138,41 @@ func ProsodyWith(t testing.TB, c XMPPServerConfig) *XMPPServer {
 	return s
 }
 
-func (s *XMPPServer) config(c2s, comp int, c XMPPServerConfig) string {
-	muc := ""
-	if len(c.MUCModules) > 0 {
-		muc = ", " + luaStrings(c.MUCModules)
+// newXMPPServer is the XMPPServer a helper starts software as: the
+// domains every test expects, two free loopback ports (client and
+// component), a temp dir with subdirs.
+func newXMPPServer(t testing.TB, software string, subdirs ...string) (s *XMPPServer, c2s, comp int) {
+	t.Helper()
+	dir := t.TempDir()
+	for _, sub := range subdirs {
+		if err := os.Mkdir(filepath.Join(dir, sub), 0o750); err != nil {
+			t.Fatal(err)
+		}
 	}
+	c2s, comp = FreePort(t), FreePort(t)
+	for comp == c2s {
+		comp = FreePort(t)
+	}
+	return &XMPPServer{
+		Software:        software,
+		Domain:          "localhost",
+		MUC:             "conference.localhost",
+		Component:       "bridge.localhost",
+		ComponentSecret: "component-secret-" + strconv.Itoa(os.Getpid()),
+		C2SAddr:         fmt.Sprintf("127.0.0.1:%d", c2s),
+		ComponentAddr:   fmt.Sprintf("127.0.0.1:%d", comp),
+		Dir:             dir,
+	}, c2s, comp
+}
+
+func (s *XMPPServer) config(t testing.TB, c2s, comp int, c XMPPServerConfig) string {
+	t.Helper()
+	snippet := Snippet(t, "prosody.cfg.lua", map[string]string{
+		"bridge.example.org":              s.Component,
+		"conference.example.org":          s.MUC,
+		"CHANGE-ME-component-secret":      s.ComponentSecret,
+		`modules_enabled = { "muc_mam" }`: "modules_enabled = { " + luaStrings(append([]string{"muc_mam"}, c.MUCModules...)) + " }",
+	})
 	level := "info"
 	if c.Debug {
 		level = "debug"
@@ -160,7 +183,7 @@ func (s *XMPPServer) config(c2s, comp int, c XMPPServerConfig) string {
 run_as_root = true
 pidfile = %[1]q
 data_path = %[2]q
-certificates = %[12]q
+certificates = %[10]q
 log = { { levels = { min = %[3]q }, to = "console" } }
 interfaces = { "127.0.0.1" }
 local_interfaces = { "127.0.0.1" }
@@ -188,15 +211,13 @@ muc_log_all_rooms = true
 
 VirtualHost %[7]q
 
-Component %[8]q "muc"
-	modules_enabled = { "muc_mam"%[13]s }
+-- The setup guide's snippet (docs/snippets/prosody.cfg.lua); it ends in
+-- the MUC component's section, which the test's lines extend.
+%[8]s
 	restrict_room_creation = false
 %[9]s
-
-Component %[10]q
-	component_secret = %[11]q
 `, filepath.Join(s.Dir, "prosody.pid"), filepath.Join(s.Dir, "data"), level, c2s, comp,
-		c.Global, s.Domain, s.MUC, c.MUCExtra, s.Component, s.ComponentSecret, filepath.Join(s.Dir, "certs"), muc)
+		c.Global, s.Domain, snippet, c.MUCExtra, filepath.Join(s.Dir, "certs"))
 }
 
 // luaStrings is a list of Lua string literals.
@@ -218,20 +239,16 @@ func (s *XMPPServer) waitComponentPort(t testing.TB) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("prosody: component port %s not listening: %v", s.ComponentAddr, err)
+			t.Fatalf("%s: component port %s not listening: %v", s.Software, s.ComponentAddr, err)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 }
 
-// Register creates a user account (prosodyctl register).
+// Register creates a user account.
 func (s *XMPPServer) Register(t testing.TB, user, password string) {
 	t.Helper()
-	cmd := exec.Command(s.prosodyctl, "--config", s.Config, "register", user, s.Domain, password)
-	cmd.Dir = s.Dir
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("prosodyctl register %s: %v\n%s", user, err, out)
-	}
+	s.register(t, user, password)
 }
 
 // Restart stops the server and starts it again on the same ports; every

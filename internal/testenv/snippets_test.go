@@ -1,0 +1,52 @@
+package testenv
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestGuidesShowTheirSnippets: each setup guide shows, as a code block
+// of its own, every server config snippet the tests start servers with,
+// unchanged; so the guide is what the tests ran.
+func TestGuidesShowTheirSnippets(t *testing.T) {
+	docs := docsDir(t)
+	guides := map[string][]string{
+		"xmpp.md": {"prosody.cfg.lua", "ejabberd.yml", "switchboard-xmpp.yaml"},
+	}
+	for guide, snippets := range guides {
+		data, err := os.ReadFile(filepath.Join(docs, guide))
+		if err != nil {
+			t.Fatal(err)
+		}
+		blocks := codeBlocks(string(data))
+		for _, name := range snippets {
+			snippet, err := os.ReadFile(filepath.Join(docs, "snippets", name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !blocks[string(snippet)] {
+				t.Errorf("docs/%s does not show docs/snippets/%s as a code block, unchanged", guide, name)
+			}
+		}
+	}
+}
+
+// codeBlocks are the contents of a Markdown text's ``` fenced blocks.
+func codeBlocks(md string) map[string]bool {
+	out := map[string]bool{}
+	var block *strings.Builder
+	for _, line := range strings.SplitAfter(md, "\n") {
+		switch {
+		case strings.HasPrefix(line, "```") && block == nil:
+			block = &strings.Builder{}
+		case strings.HasPrefix(line, "```"):
+			out[block.String()] = true
+			block = nil
+		case block != nil:
+			block.WriteString(line)
+		}
+	}
+	return out
+}
