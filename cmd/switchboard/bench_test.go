@@ -147,9 +147,9 @@ func (r *relay) watchRoom(alice *testenv.XMPPClient, also func(body string)) {
 }
 
 // matrixBench starts IRC, Dendrite with the appservice registered, a
-// Matrix user alice in a room, and switchboard linking that room with
-// #bench.
-func matrixBench(b *testing.B) (*relay, *testenv.IRCServer, *testenv.MatrixClient, id.RoomID) {
+// Matrix user alice in rooms public rooms, and switchboard linking the
+// first with #bench, the others with #bench1, #bench2...
+func matrixBench(b *testing.B, rooms int) (*relay, *testenv.IRCServer, *testenv.MatrixClient, []id.RoomID) {
 	irc := testenv.InspIRCd(b)
 	httpAddr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(b))
 	mx := config.Matrix{Homeserver: "http://placeholder", Domain: "localhost", ASToken: "as-token-bench-0123456789abcdef",
@@ -166,60 +166,119 @@ func matrixBench(b *testing.B) (*relay, *testenv.IRCServer, *testenv.MatrixClien
 	hs := testenv.Dendrite(b, reg)
 	asks := testenv.NewCountingProxy(b, hs.URL)
 	alice := hs.Client(b, "alice")
-	roomID := alice.NewRoom(true, "")
+	roomIDs := make([]id.RoomID, rooms)
+	links := make([]string, rooms)
+	for i := range rooms {
+		roomIDs[i] = alice.NewRoom(true, "")
+		links[i] = fmt.Sprintf(`[ "libera:%s", "mx:%s" ]`, benchName("#bench", i), roomIDs[i])
+	}
 	r := startRelayAt(b, httpAddr, fmt.Sprintf(`
   libera: { type: irc, server: "%s", nick: switchboard, flood: { burst: 1000, interval: 0 }, rate: { per_second: 0 } }
   mx: { type: matrix, homeserver: %q, domain: %q, as_token: %q, hs_token: %q, url: %q, rate: { per_second: 0 } }`,
-		irc.Addr, asks.URL, mx.Domain, mx.ASToken, mx.HSToken, mx.URL), fmt.Sprintf(`[ "libera:#bench", "mx:%s" ]`, roomID))
+		irc.Addr, asks.URL, mx.Domain, mx.ASToken, mx.HSToken, mx.URL), links...)
 	r.counted = map[string]*testenv.CountingProxy{"hs-req": asks, "as-push": push}
 	r.homeserver = hs.Process
-	return r, irc, alice, roomID
+	return r, irc, alice, roomIDs
 }
 
-func BenchmarkRelayIRCToMatrix(b *testing.B) { relayIRCToMatrix(b, 0) }
+// matrixRates are the rates (msg/s) the IRC ↔ Matrix benchmarks offer,
+// as sub-benchmarks rate=20 and rate=50: issue 18 found Switchboard fine
+// at the first and falling behind at the second.
+var matrixRates = []int{20, 50}
 
-// BenchmarkRelayIRCToMatrixGhosts is BenchmarkRelayIRCToMatrix with 10
-// more IRC users in the channel, each a ghost in the Matrix room: every
-// one of the homeserver's users in a room costs it some work per message.
-func BenchmarkRelayIRCToMatrixGhosts(b *testing.B) { relayIRCToMatrix(b, 10) }
+// atMatrixRates runs f as a sub-benchmark for each of matrixRates.
+func atMatrixRates(b *testing.B, f func(b *testing.B, rate int)) {
+	for _, rate := range matrixRates {
+		b.Run(fmt.Sprintf("rate=%d", rate), func(b *testing.B) { f(b, rate) })
+	}
+}
 
-func relayIRCToMatrix(b *testing.B, idle int) {
-	r, irc, alice, roomID := matrixBench(b)
+func BenchmarkRelayIRCToMatrix(b *testing.B) {
+	atMatrixRates(b, func(b *testing.B, rate int) { relayIRCToMatrix(b, 0, rate) })
+}
+
+// BenchmarkRelayIRCToMatrixGhosts is BenchmarkRelayIRCToMatrix at 50
+// msg/s with 10 more IRC users in the channel, each a ghost in the Matrix
+// room: every one of the homeserver's users in a room costs it some work
+// per message.
+func BenchmarkRelayIRCToMatrixGhosts(b *testing.B) { relayIRCToMatrix(b, 10, 50) }
+
+func relayIRCToMatrix(b *testing.B, idle, rate int) {
+	r, irc, alice, roomIDs := matrixBench(b, 1)
 	for i := range idle {
 		c := irc.Client(b, fmt.Sprintf("idle%d", i))
 		c.Join("#bench")
 		ghost := fmt.Sprintf("@sb_libera_idle%d:localhost", i)
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		_, _, err := alice.WaitFor(ctx, 0, func(ev *event.Event) bool {
-			return ev.RoomID == roomID && ev.Type == event.StateMember && ev.GetStateKey() == ghost
+			return ev.RoomID == roomIDs[0] && ev.Type == event.StateMember && ev.GetStateKey() == ghost
 		})
 		cancel()
 		if err != nil {
 			b.Fatalf("%s never joined: %v", ghost, err)
 		}
 	}
+	r.watchMatrix(alice, roomIDs, nil)
+	bob := irc.Client(b, "bob")
+	bob.Join("#bench")
+	r.run(rate, func(text string) { bob.Say("#bench", text) })
+}
+
+// BenchmarkRelayIRCToMatrixRooms links 10 IRC channels with 10 Matrix
+// rooms, and one IRC user sends 10 msg/s into each channel at once
+// (100 msg/s in all, in turn): the rooms' deliveries go out in parallel.
+// Order is asserted per room.
+func BenchmarkRelayIRCToMatrixRooms(b *testing.B) {
+	const rooms, perRoom = 10, 10
+	r, irc, alice, roomIDs := matrixBench(b, rooms)
+	r.roomOf = func(seq int) int { return (seq%rooms + rooms) % rooms }
+	r.watchMatrix(alice, roomIDs, nil)
+	bob := irc.Client(b, "bob")
+	for i := range rooms {
+		bob.Join(benchName("#bench", i))
+	}
+	// Bob's ghost joins each room with its first message there: not
+	// measured.
+	for i := 1; i < rooms; i++ {
+		bob.Say(benchName("#bench", i), fmt.Sprintf("m%d warm-up", i-rooms))
+		r.waitAll(i-rooms, i-rooms)
+	}
+	r.run(rooms*perRoom, func(text string) {
+		var seq int
+		fmt.Sscanf(text, "m%d", &seq)
+		bob.Say(benchName("#bench", r.roomOf(seq)), text)
+	})
+}
+
+// watchMatrix hands r.sawIn the body of every message alice sees in
+// rooms (by index), and also, unless nil, to also.
+func (r *relay) watchMatrix(alice *testenv.MatrixClient, rooms []id.RoomID, also func(body string)) {
 	go func() {
 		for i := 0; ; i++ {
 			ev, _, err := alice.WaitFor(context.Background(), i, func(*event.Event) bool { return true })
 			if err != nil {
 				return
 			}
-			if c, ok := messageText(ev); ok {
-				r.saw(c.Body)
+			c, ok := messageText(ev)
+			if !ok {
+				continue
 			}
+			if also != nil {
+				also(c.Body)
+			}
+			r.sawIn(slices.Index(rooms, ev.RoomID), c.Body)
 		}
 	}()
-	bob := irc.Client(b, "bob")
-	bob.Join("#bench")
-	r.run(50, func(text string) { bob.Say("#bench", text) })
 }
 
 func BenchmarkRelayMatrixToIRC(b *testing.B) {
-	r, irc, alice, roomID := matrixBench(b)
-	bob := irc.Client(b, "bob")
-	bob.Conn.AddCallback("PRIVMSG", func(m ircmsg.Message) { r.saw(m.Params[1]) })
-	bob.Join("#bench")
-	r.run(50, func(text string) { alice.Text(roomID, text) })
+	atMatrixRates(b, func(b *testing.B, rate int) {
+		r, irc, alice, roomIDs := matrixBench(b, 1)
+		bob := irc.Client(b, "bob")
+		bob.Conn.AddCallback("PRIVMSG", func(m ircmsg.Message) { r.saw(m.Params[1]) })
+		bob.Join("#bench")
+		r.run(rate, func(text string) { alice.Text(roomIDs[0], text) })
+	})
 }
 
 type relay struct {

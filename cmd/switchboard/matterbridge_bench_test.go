@@ -7,6 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ergochat/irc-go/ircmsg"
+	"maunium.net/go/mautrix/id"
+
 	"github.com/switchboard-chat/switchboard/internal/testenv"
 )
 
@@ -119,4 +122,77 @@ func waitRelaying(b *testing.B, warm <-chan struct{}, send func(text string)) {
 			}
 		}
 	}
+}
+
+// BenchmarkMatterbridgeIRCToMatrix is BenchmarkRelayIRCToMatrix's
+// traffic, matterbridge logged in to Dendrite as a Matrix user.
+func BenchmarkMatterbridgeIRCToMatrix(b *testing.B) {
+	atMatrixRates(b, func(b *testing.B, rate int) {
+		r, bob, alice, _ := matterbridgeMatrix(b)
+		warm := make(chan struct{}, 1)
+		r.watchMatrix(alice, nil, func(body string) { pinged(warm, body) })
+		send := func(text string) { bob.Say("#bench", text) }
+		waitRelaying(b, warm, send)
+		r.run(rate, send)
+	})
+}
+
+// BenchmarkMatterbridgeMatrixToIRC is BenchmarkRelayMatrixToIRC's.
+func BenchmarkMatterbridgeMatrixToIRC(b *testing.B) {
+	atMatrixRates(b, func(b *testing.B, rate int) {
+		r, bob, alice, room := matterbridgeMatrix(b)
+		warm := make(chan struct{}, 1)
+		bob.Conn.AddCallback("PRIVMSG", func(m ircmsg.Message) {
+			pinged(warm, m.Params[1])
+			r.saw(m.Params[1])
+		})
+		send := func(text string) { alice.Text(room, text) }
+		waitRelaying(b, warm, send)
+		r.run(rate, send)
+	})
+}
+
+// matterbridgeMatrix starts InspIRCd, Dendrite, alice in a public room
+// and matterbridge (a Matrix user of its own) linking it with #bench,
+// where bob is; Dendrite's CPU and matterbridge's requests to it are
+// measured as for switchboard.
+func matterbridgeMatrix(b *testing.B) (*relay, *testenv.IRCClient, *testenv.MatrixClient, id.RoomID) {
+	bin := matterbridgeBin(b)
+	irc, hs := testenv.InspIRCd(b), testenv.Dendrite(b, nil)
+	asks := testenv.NewCountingProxy(b, hs.URL)
+	hs.Register(b, "mbbot", "mbbot-password")
+	alice := hs.Client(b, "alice")
+	room := alice.NewRoom(true, "")
+	// Its IRC side sends a line every MessageDelay ms (1,300 by default)
+	// and drops what is beyond MessageQueue (30): both out of the way, as
+	// switchboard's flood control is in its benchmarks.
+	r := startMatterbridge(b, bin, fmt.Sprintf(`
+[irc.libera]
+Server = "%s"
+Nick = "mbbot"
+RemoteNickFormat = ""
+MessageDelay = 1
+MessageQueue = 100000
+
+[matrix.mx]
+Server = "%s"
+Login = "mbbot"
+Password = "mbbot-password"
+RemoteNickFormat = ""
+
+[[gateway]]
+name = "bench"
+enable = true
+[[gateway.inout]]
+account = "irc.libera"
+channel = "#bench"
+[[gateway.inout]]
+account = "matrix.mx"
+channel = "%s"
+`, irc.Addr, asks.URL, room))
+	r.counted = map[string]*testenv.CountingProxy{"hs-req": asks}
+	r.homeserver = hs.Process
+	bob := irc.Client(b, "bob")
+	bob.Join("#bench")
+	return r, bob, alice, room
 }
