@@ -28,12 +28,14 @@ import (
 )
 
 // The relay benchmarks run the switchboard binary against real servers,
-// send b.N messages at a steady rate (200 msg/s; 50 msg/s with Matrix)
-// from one person on one network, and time
-// when a person on another network sees each one. They report the relay
+// send b.N messages at a steady rate (200 msg/s; 20 and 50 msg/s with
+// Matrix) or in bursts from one person on one network, and time when a
+// person on another network sees each one. They report the relay
 // latency (send to delivery, through the durable commit, the outbox and
-// the target's connection), the CPU time the switchboard process spent per
-// message, and its CPU use while idle. Run with -benchtime=2000x or so.
+// the target's connection), the rates messages were sent and delivered,
+// the CPU time the switchboard process spent per message, and its CPU
+// use while idle; a lost message fails them, and so does one that
+// overtook an earlier one in its room. Run with -benchtime=2000x or so.
 // SWITCHBOARD_CPUPROFILE=file writes the process's CPU profile.
 //
 // Each sends from one sender, so the senders' networks have no inbound
@@ -147,7 +149,7 @@ func (r *relay) watchRoom(alice *testenv.XMPPClient, also func(body string)) {
 }
 
 // matrixBench starts IRC, Dendrite with the appservice registered, a
-// Matrix user alice in rooms public rooms, and switchboard linking the
+// Matrix user alice in that many public rooms, and switchboard linking the
 // first with #bench, the others with #bench1, #bench2...
 func matrixBench(b *testing.B, rooms int) (*relay, *testenv.IRCServer, *testenv.MatrixClient, []id.RoomID) {
 	irc := testenv.InspIRCd(b)
