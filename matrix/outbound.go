@@ -67,11 +67,32 @@ func rateLimited(err error) (time.Duration, bool) {
 		}
 	}
 	if herr.Response != nil {
-		if s, err := strconv.Atoi(herr.Response.Header.Get("Retry-After")); err == nil && s > 0 {
-			wait = time.Duration(s) * time.Second
+		if d, ok := retryAfter(herr.Response.Header.Get("Retry-After"), time.Now()); ok {
+			wait = d
 		}
 	}
 	return min(wait, 5*time.Minute), true
+}
+
+// retryAfter reads a Retry-After header, in seconds or as an HTTP date
+// (RFC 9110 allows both). A date that is not after now (the clocks
+// differ) counts as not given, rather than as a retry at once that a
+// homeserver still limiting would answer with another 429 right away.
+func retryAfter(v string, now time.Time) (time.Duration, bool) {
+	if v == "" {
+		return 0, false
+	}
+	if s, err := strconv.Atoi(v); err == nil {
+		if s <= 0 {
+			return 0, false
+		}
+		return time.Duration(s) * time.Second, true
+	}
+	at, err := http.ParseTime(v)
+	if err != nil || !at.After(now) {
+		return 0, false
+	}
+	return at.Sub(now), true
 }
 
 // target resolves where a delivery goes: a linked room, or for a direct

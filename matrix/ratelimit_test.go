@@ -107,8 +107,9 @@ func TestRoomsInParallelUnderRateLimit(t *testing.T) {
 	}
 }
 
-// How long a 429 asks to wait: Retry-After (seconds) or else the body's
-// retry_after_ms, a second when neither says, five minutes at most.
+// How long a 429 asks to wait: Retry-After (seconds or an HTTP date) or
+// else the body's retry_after_ms, a second when neither says, five
+// minutes at most.
 func TestRateLimitedWait(t *testing.T) {
 	limited := func(header string, body map[string]any) error {
 		resp := &http.Response{StatusCode: http.StatusTooManyRequests, Header: http.Header{}}
@@ -124,6 +125,8 @@ func TestRateLimitedWait(t *testing.T) {
 		ok   bool
 	}{
 		{"header", limited("2", nil), 2 * time.Second, true},
+		{"header over body", limited("3", map[string]any{"retry_after_ms": 1500.0}), 3 * time.Second, true},
+		{"header not a number", limited("soon", map[string]any{"retry_after_ms": 1500.0}), 1500 * time.Millisecond, true},
 		{"body", limited("", map[string]any{"retry_after_ms": 1500.0}), 1500 * time.Millisecond, true},
 		{"neither", limited("", nil), time.Second, true},
 		{"too long", limited("86400", nil), 5 * time.Minute, true},
@@ -135,5 +138,39 @@ func TestRateLimitedWait(t *testing.T) {
 		if wait != c.wait || ok != c.ok {
 			t.Errorf("%s: rateLimited = %v, %v; want %v, %v", c.name, wait, ok, c.wait, c.ok)
 		}
+	}
+}
+
+// Retry-After as an HTTP date: the wait is until then; a date already
+// past, or anything else unreadable, is as if the header were absent.
+func TestRetryAfterDate(t *testing.T) {
+	now := time.Date(2026, 12, 4, 23, 30, 0, 0, time.UTC)
+	for _, c := range []struct {
+		header string
+		wait   time.Duration
+		ok     bool
+	}{
+		{"Fri, 04 Dec 2026 23:30:07 GMT", 7 * time.Second, true}, // IMF-fixdate
+		{"Friday, 04-Dec-26 23:31:00 GMT", time.Minute, true},    // RFC 850
+		{"Fri Dec  4 23:30:02 2026", 2 * time.Second, true},      // asctime
+		{"Fri, 04 Dec 2026 23:29:00 GMT", 0, false},              // past
+		{"Fri, 04 Dec 2026 23:30:00 GMT", 0, false},              // now
+		{"2026-12-04T23:30:07Z", 0, false},                       // not an HTTP date
+		{"", 0, false},
+		{"0", 0, false},
+		{"-5", 0, false},
+	} {
+		wait, ok := retryAfter(c.header, now)
+		if wait != c.wait || ok != c.ok {
+			t.Errorf("retryAfter(%q) = %v, %v; want %v, %v", c.header, wait, ok, c.wait, c.ok)
+		}
+	}
+	// Through rateLimited, with the real clock: a date a minute ahead
+	// waits about a minute, not the body's 1.5 s.
+	resp := &http.Response{StatusCode: http.StatusTooManyRequests, Header: http.Header{}}
+	resp.Header.Set("Retry-After", time.Now().Add(time.Minute).UTC().Format(http.TimeFormat))
+	wait, ok := rateLimited(mautrix.HTTPError{Response: resp, RespError: &mautrix.RespError{ErrCode: "M_LIMIT_EXCEEDED", ExtraData: map[string]any{"retry_after_ms": 1500.0}}})
+	if !ok || wait < 58*time.Second || wait > time.Minute {
+		t.Errorf("rateLimited with Retry-After a minute ahead = %v, %v", wait, ok)
 	}
 }
