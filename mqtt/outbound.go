@@ -105,7 +105,7 @@ func (a *Adapter) SendPresence(ctx context.Context, d *bridge.Delivery) error {
 
 // ErrNotConnected is returned by deliveries while the broker connection is
 // down; the router's outbox retries them.
-var ErrNotConnected = errors.New("mqtt: not connected to the broker")
+var ErrNotConnected = fmt.Errorf("mqtt: %w to the broker", bridge.ErrNotConnected)
 
 const maxTopicBytes = 65535
 

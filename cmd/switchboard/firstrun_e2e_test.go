@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -28,6 +29,7 @@ const firstRunBinEnv = "SWITCHBOARD_FIRSTRUN_BIN"
 // SIGTERM, log no WARN or ERROR line, nor anything that is not a log
 // line: nothing that would scare someone trying Switchboard out. A device
 // with a persistent session publishes and subscribes across the restart,
+// someone on the web page chats with it and is still there at each stop,
 // and the page and health checks are fetched, as on a first try.
 //
 // The default ports are fixed, so, as root, it runs in a network namespace
@@ -103,28 +105,42 @@ links:
 func firstRuns(t *testing.T, bin string, args []string, httpAddr, brokerAddr string) {
 	dir := t.TempDir()
 	sb := &testenv.Process{Name: bin, Args: append([]string{"run"}, args...), Dir: dir, Ready: httpAddr}
-	// A device with a persistent session, which connects while
-	// Switchboard starts (the broker turns it away until it opens) and
-	// reconnects across the restart.
-	opts := paho.NewClientOptions().AddBroker("tcp://"+brokerAddr).SetClientID("sensor-1").
+	var received syncText
+	// A device with a persistent session, and a subscription to what
+	// Switchboard publishes. It connects once Switchboard
+	// answers (the broker may still turn it away for a moment: it
+	// retries), stays connected while Switchboard stops, and reconnects
+	// to its session after the restart.
+	dev := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + brokerAddr).SetClientID("sensor-1").
 		SetProtocolVersion(4).SetCleanSession(false).
-		SetConnectTimeout(5*time.Second).SetWriteTimeout(5*time.Second).
+		SetConnectTimeout(5 * time.Second).SetWriteTimeout(5 * time.Second).
 		SetAutoReconnect(true).SetConnectRetry(true).
-		SetConnectRetryInterval(100*time.Millisecond).SetMaxReconnectInterval(250*time.Millisecond).
-		SetOnConnectHandler(func(c paho.Client) { c.Subscribe("switchboard/lobby/out/#", 1, nil) })
+		SetConnectRetryInterval(100 * time.Millisecond).SetMaxReconnectInterval(250 * time.Millisecond).
+		SetOnConnectHandler(func(c paho.Client) { c.Subscribe("switchboard/lobby/out/#", 1, nil) }).
+		SetDefaultPublishHandler(func(_ paho.Client, m paho.Message) { received.add(string(m.Payload())) }))
+	defer dev.Disconnect(0)
 	var runs []string // the log of each run
 	for i, text := range []string{"hello on the first start", "hello after the restart"} {
 		before := len(sb.Output())
 		if i == 0 {
 			sb.Start(t)
+			if tok := dev.Connect(); !tok.WaitTimeout(30*time.Second) || tok.Error() != nil {
+				t.Fatalf("device: connect: %v", tok.Error())
+			}
 		} else {
 			sb.Restart()
+			waitFor(t, "the device to reconnect", dev.IsConnectionOpen)
 		}
-		dev := paho.NewClient(opts)
-		if tok := dev.Connect(); !tok.WaitTimeout(30*time.Second) || tok.Error() != nil {
-			t.Fatalf("run %d: device: connect: %v", i+1, tok.Error())
-		}
+		// Someone on the web page chats with the device, and is still
+		// there when Switchboard stops: their leaving is bridged to MQTT
+		// once it is back.
+		web := testenv.MustDialWebRTC(t, "http://"+httpAddr, "lobby", "", "alice", "web-alice")
 		testenv.MQTTPublish(t, dev, "switchboard/lobby/in/sensor-1", 1, false, text)
+		web.Wait(t, patience, "the device's message", func(f testenv.WebRTCFrame) bool { return f.Text == text })
+		if err := web.Say("re: " + text); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the device to get alice's message", func() bool { return strings.Contains(received.String(), "re: "+text) })
 		waitFor(t, "/readyz to answer 200", func() bool {
 			resp, _ := testenv.HTTP(t, "GET", "http://"+httpAddr+"/readyz", "", nil)
 			return resp.StatusCode == 200
@@ -134,7 +150,6 @@ func firstRuns(t *testing.T, bin string, args []string, httpAddr, brokerAddr str
 		}
 		// A few of the scheduler governor's samples, the store's syncs.
 		time.Sleep(time.Second)
-		dev.Disconnect(250)
 		sb.Stop()
 		runs = append(runs, sb.Output()[before:])
 	}
@@ -163,4 +178,22 @@ func firstRuns(t *testing.T, bin string, args []string, httpAddr, brokerAddr str
 	if err != nil || n != 2 {
 		t.Errorf("messages of the device stored over both runs: %d (%v), want 2", n, err)
 	}
+}
+
+// syncText is text that several goroutines add to.
+type syncText struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncText) add(text string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.b.WriteString(text + "\n")
+}
+
+func (s *syncText) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
