@@ -25,10 +25,10 @@ const usage = `usage:
                                       print the appservice registration YAML
                                       for a matrix network's homeserver
   switchboard version                 print version and commit
-                                      (built with -buildvcs=true)
 
 environment:
-  SWITCHBOARD_RUNTIME_TUNING=off      no timer slack, no scheduler narrowing
+  SWITCHBOARD_RUNTIME_TUNING=off      run without the timer slack and the
+                                      scheduler governor (for debugging)
 `
 
 func main() {

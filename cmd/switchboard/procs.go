@@ -52,7 +52,9 @@ const (
 // `switchboard run` makes: the timer slack (timerslack_linux.go) and the
 // governor of the scheduler's width below. For debugging: to tell whether
 // a latency, or the CPU a message costs, comes from them. "on", or unset,
-// keeps them.
+// keeps them. Measured (IRC→XMPP at 200 msg/s, a loaded 2-core VM), they
+// cut CPU per message from 410–470 µs to 250–270 and context switches
+// from 14–16 to 3.4–4.1, for a p90 of 7 ms rather than 3 (README).
 const tuningEnv = "SWITCHBOARD_RUNTIME_TUNING"
 
 // runtimeTuning reports whether to tune the runtime, or an error naming
