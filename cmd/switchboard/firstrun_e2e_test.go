@@ -107,10 +107,10 @@ func firstRuns(t *testing.T, bin string, args []string, httpAddr, brokerAddr str
 	sb := &testenv.Process{Name: bin, Args: append([]string{"run"}, args...), Dir: dir, Ready: httpAddr}
 	var received syncText
 	// A device with a persistent session, and a subscription to what
-	// Switchboard publishes. It connects once Switchboard
-	// answers (the broker may still turn it away for a moment: it
-	// retries), stays connected while Switchboard stops, and reconnects
-	// to its session after the restart.
+	// Switchboard publishes. It connects once Switchboard answers (the
+	// broker may still turn it away for a moment: it retries), stays
+	// connected while Switchboard stops, and reconnects to its session
+	// after the restart.
 	dev := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + brokerAddr).SetClientID("sensor-1").
 		SetProtocolVersion(4).SetCleanSession(false).
 		SetConnectTimeout(5 * time.Second).SetWriteTimeout(5 * time.Second).
@@ -130,6 +130,10 @@ func firstRuns(t *testing.T, bin string, args []string, httpAddr, brokerAddr str
 		} else {
 			sb.Restart()
 			waitFor(t, "the device to reconnect", dev.IsConnectionOpen)
+			// Alice's leaving at the stop waited in the outbox for MQTT.
+			waitFor(t, "the device to see alice leave at the stop", func() bool {
+				return strings.Contains(received.String(), `"switchboard stopped"`)
+			})
 		}
 		// Someone on the web page chats with the device, and is still
 		// there when Switchboard stops: their leaving is bridged to MQTT
@@ -147,6 +151,11 @@ func firstRuns(t *testing.T, bin string, args []string, httpAddr, brokerAddr str
 		})
 		if resp, page := testenv.HTTP(t, "GET", "http://"+httpAddr+"/", "", nil); resp.StatusCode != 200 || !strings.Contains(string(page), "<title>Switchboard</title>") {
 			t.Errorf("run %d: GET / answered %d %q", i+1, resp.StatusCode, page)
+		}
+		for _, path := range []string{"/healthz", "/status", "/api/status", "/metrics"} {
+			if resp, body := testenv.HTTP(t, "GET", "http://"+httpAddr+path, "", nil); resp.StatusCode != 200 {
+				t.Errorf("run %d: GET %s answered %d %q", i+1, path, resp.StatusCode, body)
+			}
 		}
 		// A few of the scheduler governor's samples, the store's syncs.
 		time.Sleep(time.Second)
