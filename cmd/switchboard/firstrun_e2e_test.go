@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"fmt"
 	"os"
 	"os/exec"
@@ -176,16 +175,8 @@ func firstRuns(t *testing.T, bin string, args []string, httpAddr, brokerAddr str
 			}
 		}
 	}
-	db, err := sql.Open("sqlite", filepath.Join(dir, "data", "switchboard.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	var n int
-	err = db.QueryRow(`SELECT COUNT(*) FROM events WHERE kind = 'message' AND origin_network = 'local'
-		AND origin_room = 'switchboard/lobby' AND sender_id = 'sensor-1'`).Scan(&n)
-	if err != nil || n != 2 {
-		t.Errorf("messages of the device stored over both runs: %d (%v), want 2", n, err)
+	if n := storedMessages(t, filepath.Join(dir, "data"), "local", "switchboard/lobby", "sensor-1", "hello"); n != 2 {
+		t.Errorf("messages of the device stored over both runs: %d, want 2", n)
 	}
 }
 
