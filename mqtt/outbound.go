@@ -104,7 +104,8 @@ func (a *Adapter) SendPresence(ctx context.Context, d *bridge.Delivery) error {
 }
 
 // ErrNotConnected is returned by deliveries while the broker connection is
-// down; the router's outbox retries them.
+// down; the router's outbox retries them (and, as it is a
+// bridge.ErrNotConnected, without a warning each time).
 var ErrNotConnected = fmt.Errorf("mqtt: %w to the broker", bridge.ErrNotConnected)
 
 const maxTopicBytes = 65535
