@@ -175,6 +175,16 @@ var ErrPermanent = errors.New("permanent delivery failure")
 // Permanent wraps err so that errors.Is(err, ErrPermanent) holds.
 func Permanent(err error) error { return fmt.Errorf("%w: %w", ErrPermanent, err) }
 
+// ErrNotConnected marks a delivery error that says only that the target
+// network's connection is down, or not up yet: at start the outbox is
+// read before the adapters have connected, and at a stop events still
+// come in after some have disconnected. The outbox retries such a
+// delivery like any other, and at once when the network is back (Online),
+// but the router logs it at debug level: the adapter reports its
+// connection itself (its log, /readyz, /status), and a warning for each
+// waiting event would only repeat that, or alarm at a normal start.
+var ErrNotConnected = errors.New("not connected")
+
 // Links tells which rooms are linked. mapping.Links implements it.
 type Links interface {
 	// LinkOf returns the link a room belongs to and every room of that link.

@@ -489,7 +489,11 @@ func (r *Router) deliverWithRetry(ctx context.Context, log *slog.Logger, q *queu
 			r.Observer.Retried(item.Target, item.Event.Kind())
 		}
 		wait := b.Next()
-		log.Warn("delivery failed, will retry", "event", item.Event.Head().ID, "attempt", attempt+1, "in", wait, "err", err)
+		level := slog.LevelWarn
+		if errors.Is(err, ErrNotConnected) {
+			level = slog.LevelDebug // see ErrNotConnected
+		}
+		log.Log(ctx, level, "delivery failed, will retry", "event", item.Event.Head().ID, "attempt", attempt+1, "in", wait, "err", err)
 		// A network that reconnects is tried again at once.
 		if !b.Sleep(ctx, wait, online) {
 			return false

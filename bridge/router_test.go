@@ -1,6 +1,7 @@
 package bridge_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -101,6 +102,12 @@ func newFixture(t testing.TB, dir string, nets map[string]bridge.MessageSender) 
 
 func newFixtureDSN(t testing.TB, dsn, dir string, nets map[string]bridge.MessageSender) *fixture {
 	t.Helper()
+	return newFixtureLog(t, dsn, dir, nets, quiet)
+}
+
+// newFixtureLog is newFixtureDSN with the router logging to log.
+func newFixtureLog(t testing.TB, dsn, dir string, nets map[string]bridge.MessageSender, log *slog.Logger) *fixture {
+	t.Helper()
 	ctx := context.Background()
 	st, err := store.Open(ctx, dsn, dir, quiet)
 	if err != nil {
@@ -113,7 +120,7 @@ func newFixtureDSN(t testing.TB, dsn, dir string, nets map[string]bridge.Message
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := bridge.NewRouter(st, links, quiet)
+	r := bridge.NewRouter(st, links, log)
 	r.MinBackoff, r.MaxBackoff = 5*time.Millisecond, 50*time.Millisecond
 	for name, n := range nets {
 		r.AddNetwork(name, n)
@@ -251,6 +258,33 @@ func TestDownNetworkBlocksOnlyItself(t *testing.T) {
 	matrix.setFail(nil)
 	f.router.Online("matrix")
 	matrix.waitRoom(t, "!lobby", 10)
+}
+
+// A delivery that failed only because its network is not connected (as
+// at start, before the adapter has connected) is retried like any other
+// but logged at debug level, for the adapter reports its connection
+// itself; any other failure is a warning.
+func TestNotConnectedIsNoWarning(t *testing.T) {
+	var logs bytes.Buffer // written under the handler's lock, read after Stop
+	irc, mqtt := newPlain(), newPlain()
+	down := fmt.Errorf("mqtt: %w to the broker", bridge.ErrNotConnected)
+	failures := 0
+	mqtt.setFail(func(d *bridge.Delivery) error {
+		if failures++; failures <= 3 {
+			return down
+		} else if failures == 4 {
+			return errors.New("broker refused the publish")
+		}
+		return nil
+	})
+	f := newFixtureLog(t, "sqlite", t.TempDir(), map[string]bridge.MessageSender{"irc": irc, "mqtt": mqtt},
+		slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	accept(t, f.router, msg("irc", "#ops", "alice", "", "hello"))
+	mqtt.waitRoom(t, "chat/ops", 1)
+	f.stop()
+	if n := strings.Count(logs.String(), "delivery failed, will retry"); n != 1 || !strings.Contains(logs.String(), "broker refused") {
+		t.Errorf("%d warnings of retries, want 1, of the refusal only:\n%s", n, logs.String())
+	}
 }
 
 func TestOutboxSurvivesRestart(t *testing.T) {

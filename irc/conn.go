@@ -16,12 +16,13 @@ import (
 	"github.com/ergochat/irc-go/ircevent"
 	"github.com/ergochat/irc-go/ircmsg"
 
+	"github.com/switchboard-chat/switchboard/bridge"
 	"github.com/switchboard-chat/switchboard/config"
 	"github.com/switchboard-chat/switchboard/internal/backoff"
 )
 
 var (
-	errNotConnected = errors.New("irc: not connected")
+	errNotConnected = fmt.Errorf("irc: %w", bridge.ErrNotConnected)
 	errDisconnected = errors.New("irc: connection lost before the server confirmed the line")
 	errNoConfirm    = errors.New("irc: server did not confirm the line in time")
 	errJoinTimeout  = errors.New("irc: server did not confirm the join in time")

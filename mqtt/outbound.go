@@ -104,8 +104,9 @@ func (a *Adapter) SendPresence(ctx context.Context, d *bridge.Delivery) error {
 }
 
 // ErrNotConnected is returned by deliveries while the broker connection is
-// down; the router's outbox retries them.
-var ErrNotConnected = errors.New("mqtt: not connected to the broker")
+// down; the router's outbox retries them (and, as it is a
+// bridge.ErrNotConnected, without a warning each time).
+var ErrNotConnected = fmt.Errorf("mqtt: %w to the broker", bridge.ErrNotConnected)
 
 const maxTopicBytes = 65535
 

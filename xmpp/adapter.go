@@ -93,7 +93,7 @@ var defaultTiming = timing{
 }
 
 var (
-	errNotConnected = errors.New("xmpp: not connected")
+	errNotConnected = fmt.Errorf("xmpp: %w", bridge.ErrNotConnected)
 	errDisconnected = errors.New("xmpp: disconnected")
 	errTimeout      = errors.New("xmpp: no answer in time")
 )

@@ -173,17 +173,27 @@ wait $pid
 			t.Errorf("GOMAXPROCS stayed 1 under a flood of messages")
 		}
 	}
-	db, err := sql.Open("sqlite", filepath.Join(dir, "data", "switchboard.db"))
+	if n := storedMessages(t, filepath.Join(dir, "data"), "local", "switchboard/lobby", "x", "hello from x"); n != 1 {
+		t.Errorf("stored events matching the published message: %d\nswitchboard log:\n%s", n, logs)
+	}
+}
+
+// storedMessages counts the messages in the SQLite store in dataDir that
+// sender sent in room of network, with text in them.
+func storedMessages(t *testing.T, dataDir, network, room, sender, text string) int {
+	t.Helper()
+	db, err := sql.Open("sqlite", filepath.Join(dataDir, "switchboard.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
 	var n int
-	err = db.QueryRow(`SELECT COUNT(*) FROM events WHERE kind = 'message' AND origin_network = 'local'
-		AND origin_room = 'switchboard/lobby' AND sender_id = 'x' AND payload LIKE '%hello from x%'`).Scan(&n)
-	if err != nil || n != 1 {
-		t.Errorf("stored events matching the published message: %d, %v\nswitchboard log:\n%s", n, err, logs)
+	err = db.QueryRow(`SELECT COUNT(*) FROM events WHERE kind = 'message' AND origin_network = ?
+		AND origin_room = ? AND sender_id = ? AND instr(payload, ?) > 0`, network, room, sender, text).Scan(&n)
+	if err != nil {
+		t.Fatalf("counting stored messages: %v", err)
 	}
+	return n
 }
 
 // A port already in use is a clear error naming the key that moves it.

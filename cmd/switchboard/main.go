@@ -18,12 +18,6 @@ import (
 	"github.com/switchboard-chat/switchboard/matrix"
 )
 
-// Set at build time: -ldflags "-X main.version=… -X main.commit=…".
-var (
-	version = "dev"
-	commit  = "unknown"
-)
-
 const usage = `usage:
   switchboard run [--config FILE]     run (with no config: embedded defaults)
   switchboard check --config FILE     validate a config file
@@ -31,11 +25,17 @@ const usage = `usage:
                                       print the appservice registration YAML
                                       for a matrix network's homeserver
   switchboard version                 print version and commit
+
+environment:
+  SWITCHBOARD_RUNTIME_TUNING=off      run without the timer slack and the
+                                      scheduler governor (for debugging)
 `
 
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == "run" {
-		widenTimerSlack()
+		if tune, err := runtimeTuning(); tune && err == nil {
+			widenTimerSlack()
+		}
 	}
 	os.Exit(cli(os.Args[1:], os.Stdout, os.Stderr))
 }
@@ -47,7 +47,7 @@ func cli(args []string, stdout, stderr io.Writer) int {
 	}
 	switch args[0] {
 	case "version":
-		fmt.Fprintf(stdout, "switchboard %s (commit %s)\n", version, commit)
+		fmt.Fprintln(stdout, versionLine())
 		return 0
 	case "check":
 		fs := flag.NewFlagSet("check", flag.ContinueOnError)
@@ -73,7 +73,12 @@ func cli(args []string, stdout, stderr io.Writer) int {
 		if err := fs.Parse(args[1:]); err != nil {
 			return 2
 		}
-		return run(*path, stderr)
+		tune, err := runtimeTuning()
+		if err != nil {
+			fmt.Fprintln(stderr, err)
+			return 2
+		}
+		return run(*path, tune, stderr)
 	case "matrix-registration":
 		return matrixRegistration(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
@@ -110,10 +115,14 @@ func matrixRegistration(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func run(path string, stderr io.Writer) int {
+// run runs Switchboard until SIGINT or SIGTERM; tune governs the
+// scheduler's width (procs.go).
+func run(path string, tune bool, stderr io.Writer) int {
 	ctx, stopSignals := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stopSignals()
-	go governProcs(ctx)
+	if tune {
+		go governProcs(ctx)
+	}
 	return runUntil(ctx, path, stderr)
 }
 

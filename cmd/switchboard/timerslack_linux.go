@@ -34,7 +34,8 @@ const (
 // slack of the thread that creates it, and the runtime starts its monitor
 // before main runs, so setting it here would miss that thread; a new
 // program image starts all its threads from this one. It returns, changing
-// nothing, if the slack is already that wide or cannot be changed.
+// nothing, if the slack is already that wide or cannot be changed. main
+// does not call it when SWITCHBOARD_RUNTIME_TUNING=off (see tuningEnv).
 func widenTimerSlack() {
 	runtime.LockOSThread() // prctl and execve act on this thread only
 	defer runtime.UnlockOSThread()
