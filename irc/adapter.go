@@ -766,7 +766,7 @@ func (a *Adapter) directNick(to bridge.Sender) string {
 // sendPuppet sends through a puppet and returns the wait for the
 // confirmation; relay says the bot should send instead. The puppet is
 // held until the confirmation came.
-func (a *Adapter) sendPuppet(ctx context.Context, p *puppet, key, target string, direct bool, m *bridge.Message, b ircText) (confirm bridge.Confirm, relay bool) {
+func (a *Adapter) sendPuppet(ctx context.Context, p *puppet, key, target string, direct bool, m *bridge.Message, b ircText) (bridge.Confirm, bool) {
 	if direct {
 		a.mu.Lock()
 		p.direct = true
@@ -785,10 +785,10 @@ func (a *Adapter) sendPuppet(ctx context.Context, p *puppet, key, target string,
 		a.log.Warn("puppet cannot join; relaying", "puppet", p.k.nick(), "channel", target, "err", err)
 		return nil, true
 	}
-	confirm = a.startVia(ctx, p.k, key, target, m, b, "")
+	sent := a.startVia(ctx, p.k, key, target, m, b, "")
 	return func(ctx context.Context) (string, error) {
 		defer a.releasePuppet(p)
-		id, err := confirm(ctx)
+		id, err := sent(ctx)
 		if !direct {
 			if ban := a.puppetRefused(ctx, p, target, err); ban != nil {
 				a.forgetProgress(key)
