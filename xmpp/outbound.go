@@ -48,7 +48,9 @@ func (o *outMsg) finish(remote string, err error) {
 
 // msgID is the message id (and origin-id) of what the bridge event ev
 // becomes here: the same on every retry.
-func msgID(ev bridge.EventID) string { return "sb-" + string(ev) }
+func msgID(ev bridge.EventID) string { return msgIDPrefix + string(ev) }
+
+const msgIDPrefix = "sb-"
 
 func attr(name, value string) xml.Attr { return xml.Attr{Name: xml.Name{Local: name}, Value: value} }
 
