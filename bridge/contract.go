@@ -134,6 +134,31 @@ type MessageSender interface {
 	Send(ctx context.Context, d *Delivery) (remoteID string, err error)
 }
 
+// Pipeliner is implemented by adapters whose network confirms a message
+// some time after it was written: an IRC server's echo or labeled
+// response, an XMPP room's reflection, an MQTT PUBACK. The router then
+// writes a sender's next messages while the earlier ones await their
+// confirmation, instead of waiting a round trip for each (see
+// deliverPipelined).
+type Pipeliner interface {
+	// SendPipelined is Send in two steps: it returns once the message is
+	// written (or queued for writing in the order of the calls), and
+	// confirm waits for the network's confirmation and returns what Send
+	// would have. An error from either is handled as Send's. The router
+	// calls it for room messages that are not replies, for one room from
+	// one goroutine at a time in delivery order, and calls each confirm
+	// once, in the same order.
+	SendPipelined(ctx context.Context, d *Delivery) (confirm Confirm, err error)
+}
+
+// Confirm waits for the network's confirmation of a delivery.
+type Confirm func(ctx context.Context) (remoteID string, err error)
+
+// Settled is the Confirm of a delivery whose outcome is known already.
+func Settled(remoteID string, err error) Confirm {
+	return func(context.Context) (string, error) { return remoteID, err }
+}
+
 // The optional capabilities. An adapter implements the ones its network can
 // express natively; for the rest the router sends a fallback message, or
 // nothing where no fallback makes sense (deletes, typing, presence).

@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 )
@@ -29,6 +30,9 @@ const (
 	// than this (only without an inbound rate limit, or after an outage)
 	// holds up later senders until it is shorter again.
 	laneWindow = 1024
+	// pipelineDepth bounds the messages of one lane written to a network
+	// that confirms asynchronously and not confirmed yet (see pipeline).
+	pipelineDepth = 64
 )
 
 type laneKey struct{ network, sender string }
@@ -54,8 +58,18 @@ func refersTo(ev Event) EventID {
 
 type lane struct {
 	key   laneKey
-	items []Queued // in seq order; items[0] is in flight while busy
-	busy  bool
+	items []Queued // in seq order; the first inFlight are being delivered
+	// inFlight counts the entries handed to the lane's worker and not
+	// settled yet.
+	inFlight int
+	// worker: a worker delivers from the lane (it is busy).
+	worker bool
+	// pipe feeds the lane's pipeline worker (see pipeline) while it takes
+	// more; nil otherwise.
+	pipe chan Queued
+	// retry: the lane's last pipeline failed; its next entry goes alone,
+	// with deliverWithRetry's backoff, before it pipelines again.
+	retry bool
 }
 
 type held struct {
@@ -63,17 +77,23 @@ type held struct {
 	seq  int64
 }
 
+// laneDone is what a lane's worker reports: an entry settled (seq), and
+// or else the worker's end.
 type laneDone struct {
 	lane *lane
-	ok   bool // false: ctx ended
+	seq  int64 // the entry settled; 0 for none
+	end  bool  // the worker is done; its unsettled entries are the lane's again
+	// failed: the worker was a pipeline that ended on a failure.
+	failed bool
+	ok     bool // false: ctx ended
 }
 
 // lanes is one room's scheduler state, owned by its run goroutine.
 type lanes struct {
 	byKey   map[laneKey]*lane
-	ready   []*lane             // round robin: lanes with entries, not busy
+	ready   []*lane             // round robin: lanes with entries and no worker
 	held    int                 // entries in all lanes
-	busy    int                 // lanes delivering
+	busy    int                 // lanes with a worker
 	owner   map[EventID]held    // events held: their lane and seq
 	waiting map[EventID][]*lane // lanes whose next entry refers to a held event
 }
@@ -92,13 +112,43 @@ func (ls *lanes) add(item Queued) {
 	l.items = append(l.items, item)
 	ls.held++
 	ls.owner[item.Event.Head().ID] = held{l, item.Seq}
-	if len(l.items) == 1 && !l.busy {
+	switch {
+	case l.pipe != nil:
+		ls.feed(l)
+	case len(l.items) == 1 && !l.worker:
 		ls.ready = append(ls.ready, l)
 	}
 }
 
-// take returns the next lane to deliver from, marking it busy, or nil.
-func (ls *lanes) take() *lane {
+// feed hands the pipeline worker of l the lane's next entries while they
+// are messages it can pipeline and fewer than pipelineDepth are in
+// flight; with nothing in flight and nothing more to hand over, it closes
+// the pipe, and the worker ends.
+func (ls *lanes) feed(l *lane) {
+	for l.inFlight < pipelineDepth && l.inFlight < len(l.items) && pipelined(l.items[l.inFlight]) {
+		l.pipe <- l.items[l.inFlight] // never blocks: it holds pipelineDepth
+		l.inFlight++
+	}
+	if l.inFlight == 0 {
+		close(l.pipe)
+		l.pipe = nil
+	}
+}
+
+// worker says how the lane taken next is delivered.
+type worker struct {
+	lane *lane
+	// one is the entry a single worker delivers; a pipeline worker reads
+	// its entries from pipe.
+	one  Queued
+	pipe <-chan Queued
+}
+
+// take starts a worker on the next lane to deliver from: a pipeline when
+// the room's network pipelines (pipelines) and the lane's next entry is a
+// message it can pipeline, else a worker for that one entry. ok is false
+// when no lane is ready or laneWorkers lanes are busy.
+func (ls *lanes) take(pipelines bool) (w worker, ok bool) {
 	for ls.busy < laneWorkers && len(ls.ready) > 0 {
 		l := ls.ready[0]
 		ls.ready = ls.ready[1:]
@@ -112,32 +162,62 @@ func (ls *lanes) take() *lane {
 				continue
 			}
 		}
-		l.busy = true
+		l.worker = true
 		ls.busy++
-		return l
+		if pipelines && !l.retry && pipelined(next) {
+			l.pipe = make(chan Queued, pipelineDepth)
+			ls.feed(l)
+			return worker{lane: l, pipe: l.pipe}, true
+		}
+		l.inFlight = 1
+		return worker{lane: l, one: next}, true
 	}
-	return nil
+	return worker{}, false
 }
 
-// done settles the lane's entry in flight.
-func (ls *lanes) done(l *lane) {
-	item := l.items[0]
-	l.items[0] = Queued{}
-	l.items = l.items[1:]
-	l.busy = false
-	ls.busy--
-	ls.held--
-	id := item.Event.Head().ID
-	if ls.owner[id].lane == l {
-		delete(ls.owner, id)
+// done takes in what a lane's worker reports.
+func (ls *lanes) done(d laneDone) {
+	l := d.lane
+	if d.seq != 0 {
+		ls.settled(l, d.seq)
 	}
-	ls.ready = append(ls.ready, ls.waiting[id]...)
-	delete(ls.waiting, id)
+	if !d.end {
+		if l.pipe != nil {
+			ls.feed(l)
+		}
+		return
+	}
+	// What the worker did not settle is the lane's next again: a failed
+	// pipeline leaves the entry that failed, and those after it that
+	// were not confirmed, in their order.
+	l.worker, l.inFlight, l.retry = false, 0, d.failed
+	if l.pipe != nil {
+		close(l.pipe)
+		l.pipe = nil
+	}
+	ls.busy--
 	if len(l.items) == 0 {
 		delete(ls.byKey, l.key) // an idle sender costs nothing
 		return
 	}
 	ls.ready = append(ls.ready, l)
+}
+
+// settled removes the entry seq, one of those in flight, from the lane.
+func (ls *lanes) settled(l *lane, seq int64) {
+	i := slices.IndexFunc(l.items[:l.inFlight], func(q Queued) bool { return q.Seq == seq })
+	if i < 0 {
+		return
+	}
+	id := l.items[i].Event.Head().ID
+	l.items = slices.Delete(l.items, i, i+1)
+	l.inFlight--
+	ls.held--
+	if ls.owner[id].lane == l {
+		delete(ls.owner, id)
+	}
+	ls.ready = append(ls.ready, ls.waiting[id]...)
+	delete(ls.waiting, id)
 }
 
 // run delivers one room's queue: it reads the entries in seq order into
@@ -154,14 +234,26 @@ func (r *Router) run(ctx context.Context, q *queue) {
 		workers  sync.WaitGroup
 		readWait <-chan time.Time // after a failed read
 	)
+	report := func(d laneDone) {
+		select {
+		case done <- d:
+		case <-ctx.Done():
+		}
+	}
 	defer workers.Wait()
 	for {
-		for l := ls.take(); l != nil; l = ls.take() {
+		_, pipelines := r.network(q.addr.Network).(Pipeliner)
+		for w, ok := ls.take(pipelines); ok; w, ok = ls.take(pipelines) {
 			workers.Add(1)
-			go func(l *lane, item Queued) {
+			go func() {
 				defer workers.Done()
-				done <- laneDone{l, r.deliverWithRetry(ctx, log, q, item)}
-			}(l, l.items[0])
+				if w.pipe != nil {
+					r.pipeline(ctx, log, w.lane, w.pipe, report)
+					return
+				}
+				ok := r.deliverWithRetry(ctx, log, q, w.one)
+				report(laneDone{lane: w.lane, seq: w.one.Seq, end: true, ok: ok})
+			}()
 		}
 		var more chan struct{}
 		if ls.held < laneWindow && readWait == nil {
@@ -193,7 +285,7 @@ func (r *Router) run(ctx context.Context, q *queue) {
 			if !d.ok {
 				return
 			}
-			ls.done(d.lane)
+			ls.done(d)
 		case <-more:
 		case <-readWait:
 			readWait = nil

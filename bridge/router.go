@@ -454,39 +454,12 @@ func (r *Router) deliverWithRetry(ctx context.Context, log *slog.Logger, q *queu
 		// the wait after it.
 		online := q.onlineWake()
 		remoteID, err := r.deliver(ctx, item)
-		switch {
-		case err == nil:
-			if !r.settle(ctx, log, "delivered", func() error { return r.store.Delivered(ctx, item, remoteID) }) {
-				return false
-			}
-			if r.Observer != nil {
-				r.Observer.Delivered(item.Target, item.Event.Kind(), item.Event.Head().Time)
-			}
-			return true
-		case errors.Is(err, ErrPermanent):
-			log.Error("delivery failed for good", "event", item.Event.Head().ID, "sender", item.Event.Head().Sender.Ref().String(), "err", err)
-			if !r.settle(ctx, log, "failed", func() error { return r.store.Failed(ctx, item, err.Error()) }) {
-				return false
-			}
-			if r.Observer != nil {
-				r.Observer.Failed(item.Target, item.Event.Kind())
-			}
-			if item.Event.Head().To != nil {
-				r.tellSender(item, err)
-			} else if errors.Is(err, ErrBlocked) {
-				// The room's network refused the sender (their puppet
-				// found itself banned) and the adapter reported the block:
-				// they are told now, as they would be by the router.
-				if b, tell, ok := r.blocked(item.Target, item.Event); ok && tell {
-					r.tellBlocked(item, b)
-				}
-			}
-			return true
-		case ctx.Err() != nil:
+		settled, ok := r.record(ctx, log, item, remoteID, err)
+		if !ok {
 			return false
 		}
-		if r.Observer != nil {
-			r.Observer.Retried(item.Target, item.Event.Kind())
+		if settled {
+			return true
 		}
 		wait := b.Next()
 		level := slog.LevelWarn
@@ -498,6 +471,115 @@ func (r *Router) deliverWithRetry(ctx context.Context, log *slog.Logger, q *queu
 		if !b.Sleep(ctx, wait, online) {
 			return false
 		}
+	}
+}
+
+// record settles the outcome of one attempt to deliver item: delivered
+// (err nil) or failed for good are recorded in the store (settled); any
+// other error is to be retried. ok is false when ctx ended.
+func (r *Router) record(ctx context.Context, log *slog.Logger, item Queued, remoteID string, err error) (settled, ok bool) {
+	switch {
+	case err == nil:
+		if !r.settle(ctx, log, "delivered", func() error { return r.store.Delivered(ctx, item, remoteID) }) {
+			return false, false
+		}
+		if r.Observer != nil {
+			r.Observer.Delivered(item.Target, item.Event.Kind(), item.Event.Head().Time)
+		}
+		return true, true
+	case errors.Is(err, ErrPermanent):
+		log.Error("delivery failed for good", "event", item.Event.Head().ID, "sender", item.Event.Head().Sender.Ref().String(), "err", err)
+		if !r.settle(ctx, log, "failed", func() error { return r.store.Failed(ctx, item, err.Error()) }) {
+			return false, false
+		}
+		if r.Observer != nil {
+			r.Observer.Failed(item.Target, item.Event.Kind())
+		}
+		if item.Event.Head().To != nil {
+			r.tellSender(item, err)
+		} else if errors.Is(err, ErrBlocked) {
+			// The room's network refused the sender (their puppet
+			// found itself banned) and the adapter reported the block:
+			// they are told now, as they would be by the router.
+			if b, tell, ok := r.blocked(item.Target, item.Event); ok && tell {
+				r.tellBlocked(item, b)
+			}
+		}
+		return true, true
+	case ctx.Err() != nil:
+		return false, false
+	}
+	if r.Observer != nil {
+		r.Observer.Retried(item.Target, item.Event.Kind())
+	}
+	return false, true
+}
+
+// pipeline delivers the messages of one lane that feed hands it, to a
+// room whose network confirms asynchronously: each is written while the
+// ones before it await their confirmation, and reported settled when its
+// confirmation arrives. It ends when feed is closed and everything
+// written is settled, or after a failure: it then writes nothing more,
+// settles what is confirmed of what it wrote, and reports its end as
+// failed; the lane delivers the rest one at a time with
+// deliverWithRetry's backoff, in order, so a retry resends only what was
+// not confirmed. A message confirmed after one that failed (refused by
+// the room, or lost with the connection while the next got through)
+// stays delivered: it is in the room, and is not sent twice.
+func (r *Router) pipeline(ctx context.Context, log *slog.Logger, l *lane, feed <-chan Queued, report func(laneDone)) {
+	type flight struct {
+		item    Queued
+		confirm Confirm
+	}
+	flights := make(chan flight, pipelineDepth)
+	failed := make(chan struct{})
+	settler := make(chan struct{})
+	go func() {
+		defer close(settler)
+		fail := false
+		for f := range flights {
+			remoteID, err := f.confirm(ctx)
+			settled, ok := r.record(ctx, log, f.item, remoteID, err)
+			switch {
+			case !ok:
+				return // ctx ended
+			case settled:
+				report(laneDone{lane: l, seq: f.item.Seq, ok: true})
+			case !fail:
+				fail = true
+				close(failed)
+				log.Warn("delivery failed, will retry one at a time", "event", f.item.Event.Head().ID, "err", err)
+			}
+		}
+	}()
+	write := func() {
+		defer close(flights)
+		for {
+			select {
+			case item, open := <-feed:
+				if !open {
+					return
+				}
+				select {
+				case <-failed:
+					return
+				default:
+				}
+				flights <- flight{item, r.start(ctx, item)}
+			case <-failed:
+				return
+			case <-ctx.Done():
+				return
+			}
+		}
+	}
+	write()
+	<-settler
+	select {
+	case <-failed:
+		report(laneDone{lane: l, end: true, failed: true, ok: ctx.Err() == nil})
+	default:
+		report(laneDone{lane: l, end: true, ok: ctx.Err() == nil})
 	}
 }
 
@@ -541,26 +623,32 @@ func (r *Router) backoff() *backoff.Backoff { return backoff.New(r.MinBackoff, r
 // errNoNetwork is retried: the network may be added (or reconnect) later.
 var errNoNetwork = errors.New("network not running")
 
-// deliver hands one entry to its network in the form the network
-// understands, with the references resolved to that room's ids.
+// deliver hands one entry to its network and waits until it is
+// delivered.
 func (r *Router) deliver(ctx context.Context, item Queued) (string, error) {
-	r.mu.Lock()
-	net := r.networks[item.Target.Network]
-	r.mu.Unlock()
+	return r.start(ctx, item)(ctx)
+}
+
+// start hands one entry to its network in the form the network
+// understands, with the references resolved to that room's ids. A
+// message a Pipeliner takes returns once written, with the confirmation
+// to wait for; everything else returns once delivered.
+func (r *Router) start(ctx context.Context, item Queued) Confirm {
+	net := r.network(item.Target.Network)
 	if net == nil {
-		return "", fmt.Errorf("%s: %w", item.Target.Network, errNoNetwork)
+		return Settled("", fmt.Errorf("%s: %w", item.Target.Network, errNoNetwork))
 	}
 	if item.Event.Head().To == nil {
 		// Taken out of its link (API, chat command, reload) while this
 		// waited: adapters have left the room, and delivering would only
 		// bring them back.
 		if _, _, ok := r.links.LinkOf(item.Target); !ok {
-			return "", Permanent(fmt.Errorf("%s is no longer linked", item.Target))
+			return Settled("", Permanent(fmt.Errorf("%s is no longer linked", item.Target)))
 		}
 	}
 	if keepsOut(item.Event) {
 		if b, tell, ok := r.blocked(item.Target, item.Event); ok {
-			return r.refuseBlocked(item, b, tell)
+			return Settled(r.refuseBlocked(item, b, tell))
 		}
 	}
 	d := &Delivery{Link: item.Link, Room: item.Target.Room, Event: item.Event}
@@ -569,10 +657,37 @@ func (r *Router) deliver(ctx context.Context, item Queued) (string, error) {
 	}
 	if item.Event.Head().To != nil {
 		if _, ok := net.(DirectMessenger); !ok {
-			return "", Permanent(fmt.Errorf("%s has no direct messages", item.Target.Network))
+			return Settled("", Permanent(fmt.Errorf("%s has no direct messages", item.Target.Network)))
 		}
 		d.Room = ""
 	}
+	if pl, ok := net.(Pipeliner); ok && pipelined(item) {
+		confirm, err := pl.SendPipelined(ctx, d)
+		if err != nil {
+			return Settled("", err)
+		}
+		return confirm
+	}
+	return Settled(r.send(ctx, net, item, d))
+}
+
+func (r *Router) network(name string) MessageSender {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.networks[name]
+}
+
+// pipelined tells whether item is delivered through SendPipelined where
+// its network offers it: a room message that is not a reply (a reply
+// needs the remote id of what it quotes, which may still be on its way).
+func pipelined(item Queued) bool {
+	m, ok := item.Event.(*Message)
+	return ok && m.To == nil && m.ReplyTo.Event == ""
+}
+
+// send delivers d, built from item, through the capability of net that
+// fits the event, or its fallback.
+func (r *Router) send(ctx context.Context, net MessageSender, item Queued, d *Delivery) (string, error) {
 	switch e := item.Event.(type) {
 	case *Message:
 		if e.ReplyTo.Event != "" {

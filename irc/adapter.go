@@ -618,66 +618,85 @@ func (*Adapter) DirectMessages() {}
 // one), else through the bot as "<name> text". It returns once the server
 // confirmed every line.
 func (a *Adapter) Send(ctx context.Context, d *bridge.Delivery) (string, error) {
+	return a.startSend(ctx, d)(ctx)
+}
+
+// SendPipelined implements bridge.Pipeliner: a message's lines are
+// confirmed by the server's labeled responses or echoes, which the
+// connection's read loop takes while the next messages go out.
+func (a *Adapter) SendPipelined(ctx context.Context, d *bridge.Delivery) (bridge.Confirm, error) {
+	return a.startSend(ctx, d), nil
+}
+
+// startSend writes a message's lines and returns the wait for their
+// confirmation.
+func (a *Adapter) startSend(ctx context.Context, d *bridge.Delivery) bridge.Confirm {
 	m, ok := d.Event.(*bridge.Message)
 	if !ok {
-		return "", bridge.Permanent(fmt.Errorf("irc: cannot send %s events", d.Event.Kind()))
+		return bridge.Settled("", bridge.Permanent(fmt.Errorf("irc: cannot send %s events", d.Event.Kind())))
 	}
 	info := a.serverInfo()
 	target, direct := d.Room, d.Room == "" && m.To != nil
 	if direct {
 		if m.To.Network != a.name {
-			return "", bridge.Permanent(fmt.Errorf("irc: direct message for network %q", m.To.Network))
+			return bridge.Settled("", bridge.Permanent(fmt.Errorf("irc: direct message for network %q", m.To.Network)))
 		}
 		// Checked as strictly as our own nicks: a target with a channel
 		// prefix, a comma or a space would reach others than the one person.
 		target = a.directNick(*m.To)
 		if err := validNick(target); err != nil {
-			return "", bridge.Permanent(err)
+			return bridge.Settled("", bridge.Permanent(err))
 		}
 	} else if err := validChannel(d.Room, info.chanTypes, info.chanLen); err != nil {
-		return "", bridge.Permanent(err)
+		return bridge.Settled("", bridge.Permanent(err))
 	}
 	a.mu.Lock()
 	started, stopped, bot := a.started, a.stopped, a.bot
 	a.mu.Unlock()
 	if !started || stopped {
-		return "", errors.New("irc: adapter not running")
+		return bridge.Settled("", errors.New("irc: adapter not running"))
 	}
 	if !bot.isUp() {
-		return "", errNotConnected
+		return bridge.Settled("", errNotConnected)
 	}
 	if !direct {
 		if err := a.Join(ctx, d.Room); err != nil && !bot.inChannel(d.Room) {
-			return "", err
+			return bridge.Settled("", err)
 		}
 	}
 	key := string(m.ID) + "\x00" + info.cm.fold(target)
-	id, err := a.sendMessage(ctx, d, key, target, direct, m, renderBody(m))
-	if direct && noSuchNick(err) {
-		// Retrying would hand the message to whoever takes the nick next.
-		a.forgetProgress(key)
-		a.log.Info("direct message to a nick that is not online", "nick", target, "err", err)
-		return "", bridge.Permanent(fmt.Errorf("%s is not online", target))
+	confirm := a.sendMessage(ctx, d, key, target, direct, m, renderBody(m))
+	if !direct {
+		return confirm
 	}
-	return id, err
+	return func(ctx context.Context) (string, error) {
+		id, err := confirm(ctx)
+		if noSuchNick(err) {
+			// Retrying would hand the message to whoever takes the nick next.
+			a.forgetProgress(key)
+			a.log.Info("direct message to a nick that is not online", "nick", target, "err", err)
+			return "", bridge.Permanent(fmt.Errorf("%s is not online", target))
+		}
+		return id, err
+	}
 }
 
 // sendMessage sends through the sender's puppet when there is one, else
-// through the bot.
-func (a *Adapter) sendMessage(ctx context.Context, d *bridge.Delivery, key, target string, direct bool, m *bridge.Message, b ircText) (string, error) {
+// through the bot, and returns the wait for the confirmation.
+func (a *Adapter) sendMessage(ctx context.Context, d *bridge.Delivery, key, target string, direct bool, m *bridge.Message, b ircText) bridge.Confirm {
 	if a.mode == "puppet" && !d.Relay {
 		p, err := a.puppetFor(ctx, m.Sender)
 		if err != nil {
-			return "", err
+			return bridge.Settled("", err)
 		}
 		if p != nil {
-			id, relay, err := a.sendPuppet(ctx, p, key, target, direct, m, b)
+			confirm, relay := a.sendPuppet(ctx, p, key, target, direct, m, b)
 			if !relay {
-				return id, err
+				return confirm
 			}
 		}
 	}
-	return a.sendVia(ctx, a.bot, key, target, m, b, relayPrefix(m))
+	return a.startVia(ctx, a.bot, key, target, m, b, relayPrefix(m))
 }
 
 // SendAsBot sends text from the bot as NOTICEs, one for each line, to a
@@ -744,35 +763,40 @@ func (a *Adapter) directNick(to bridge.Sender) string {
 	return to.ID
 }
 
-// sendPuppet sends through a puppet; relay says the bot should send
-// instead.
-func (a *Adapter) sendPuppet(ctx context.Context, p *puppet, key, target string, direct bool, m *bridge.Message, b ircText) (id string, relay bool, err error) {
-	defer a.releasePuppet(p)
+// sendPuppet sends through a puppet and returns the wait for the
+// confirmation; relay says the bot should send instead. The puppet is
+// held until the confirmation came.
+func (a *Adapter) sendPuppet(ctx context.Context, p *puppet, key, target string, direct bool, m *bridge.Message, b ircText) (bridge.Confirm, bool) {
 	if direct {
 		a.mu.Lock()
 		p.direct = true
 		a.mu.Unlock()
 	} else if err := p.k.join(ctx, target); err != nil {
+		defer a.releasePuppet(p)
 		if ctx.Err() != nil || errors.Is(err, errNotConnected) || errors.Is(err, errDisconnected) {
-			return "", false, err
+			return bridge.Settled("", err), false
 		}
 		if ban := a.puppetRefused(ctx, p, target, err); ban != nil {
 			// Never the bot instead: that would bypass the ban.
-			return "", false, ban
+			return bridge.Settled("", ban), false
 		}
 		// Banned, invite-only, registered-only...: the bot may still
 		// speak there.
 		a.log.Warn("puppet cannot join; relaying", "puppet", p.k.nick(), "channel", target, "err", err)
-		return "", true, nil
+		return nil, true
 	}
-	id, err = a.sendVia(ctx, p.k, key, target, m, b, "")
-	if !direct {
-		if ban := a.puppetRefused(ctx, p, target, err); ban != nil {
-			a.forgetProgress(key)
-			return "", false, ban
+	sent := a.startVia(ctx, p.k, key, target, m, b, "")
+	return func(ctx context.Context) (string, error) {
+		defer a.releasePuppet(p)
+		id, err := sent(ctx)
+		if !direct {
+			if ban := a.puppetRefused(ctx, p, target, err); ban != nil {
+				a.forgetProgress(key)
+				return "", ban
+			}
 		}
-	}
-	return id, false, err
+		return id, err
+	}, false
 }
 
 // ircText is what a message says on IRC, "\n" between lines: its text,
@@ -812,22 +836,37 @@ func relayPrefix(m *bridge.Message) string {
 }
 
 // sendVia sends the message's lines over k and waits for them to be
-// confirmed. Lines go out back to back (flood control permitting); a line
-// confirmed in an earlier attempt is not sent again. A text that may be
-// cut and is longer than max_message_lines is cut short (see cutMessage)
-// when its lines are first made, so a retry resends the same lines.
+// confirmed.
 func (a *Adapter) sendVia(ctx context.Context, k *conn, key, target string, m *bridge.Message, b ircText, prefix string) (string, error) {
+	return a.startVia(ctx, k, key, target, m, b, prefix)(ctx)
+}
+
+// sentLine is a line sent for a piece of a message, and where its
+// confirmation arrives.
+type sentLine struct {
+	idx  int // the piece
+	ch   <-chan lineResult
+	dead <-chan struct{}
+}
+
+// startVia sends the message's lines over k and returns the wait for
+// their confirmation. Lines go out back to back (flood control
+// permitting), with the connection held for them alone; a line confirmed
+// in an earlier attempt is not sent again. A text that may be cut and is
+// longer than max_message_lines is cut short (see cutMessage) when its
+// lines are first made, so a retry resends the same lines.
+func (a *Adapter) startVia(ctx context.Context, k *conn, key, target string, m *bridge.Message, b ircText, prefix string) bridge.Confirm {
 	command := "PRIVMSG"
 	if m.Notice && !m.Emote {
 		command = "NOTICE"
 	}
 	action := m.Emote && prefix == ""
 	if err := k.acquire(ctx); err != nil {
-		return "", err
+		return bridge.Settled("", err)
 	}
-	defer k.release()
 	if !k.isUp() {
-		return "", errNotConnected
+		k.release()
+		return bridge.Settled("", errNotConnected)
 	}
 	info := a.serverInfo()
 	budget := lineBudget(info.lineLen, k.nick(), k.getUserHost(), info.userLen, command, target, action)
@@ -864,12 +903,7 @@ func (a *Adapter) sendVia(ctx context.Context, k *conn, key, target string, m *b
 		}
 	}
 	a.mu.Unlock()
-	type sent struct {
-		idx  int
-		ch   <-chan lineResult
-		dead <-chan struct{}
-	}
-	var out []sent
+	var out []sentLine
 	var sendErr error
 	for _, it := range todo {
 		text := it.text
@@ -881,8 +915,18 @@ func (a *Adapter) sendVia(ctx context.Context, k *conn, key, target string, m *b
 			sendErr = err
 			break
 		}
-		out = append(out, sent{it.idx, rc, dead})
+		out = append(out, sentLine{it.idx, rc, dead})
 	}
+	k.release()
+	return func(ctx context.Context) (string, error) {
+		return a.settleLines(ctx, k, key, target, pr, out, sendErr)
+	}
+}
+
+// settleLines waits for the confirmations of the lines startVia sent
+// and records which pieces of the message are done, for a retry to send
+// only the others; sendErr is the error that ended the sending early.
+func (a *Adapter) settleLines(ctx context.Context, k *conn, key, target string, pr *progress, out []sentLine, sendErr error) (string, error) {
 	// A piece re-split into several lines is done only when all are.
 	failed := map[int]bool{}
 	ids := map[int]string{}

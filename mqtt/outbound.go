@@ -111,61 +111,87 @@ var ErrNotConnected = fmt.Errorf("mqtt: %w to the broker", bridge.ErrNotConnecte
 const maxTopicBytes = 65535
 
 // publish sends one event at QoS 1 and returns once the broker has
-// acknowledged it. The remote id is the bridge event id: it is what
-// consumers see as "id" and what devices put in "reply_to".
+// acknowledged it.
 func (a *Adapter) publish(ctx context.Context, d *bridge.Delivery) (string, error) {
+	return a.startPublish(ctx, d)(ctx)
+}
+
+// SendPipelined implements bridge.Pipeliner: the broker's PUBACK confirms
+// a message, while the next ones go out.
+func (a *Adapter) SendPipelined(ctx context.Context, d *bridge.Delivery) (bridge.Confirm, error) {
+	return a.startPublish(ctx, d), nil
+}
+
+// startPublish sends one event at QoS 1 and returns the wait for the
+// broker's acknowledgement. The remote id is the bridge event id: it is
+// what consumers see as "id" and what devices put in "reply_to".
+func (a *Adapter) startPublish(ctx context.Context, d *bridge.Delivery) bridge.Confirm {
 	if d == nil || d.Event == nil {
-		return "", bridge.Permanent(errors.New("mqtt: empty delivery"))
+		return bridge.Settled("", bridge.Permanent(errors.New("mqtt: empty delivery")))
 	}
 	if err := ValidRoom(d.Room); err != nil {
-		return "", bridge.Permanent(fmt.Errorf("mqtt: room %q: %w", d.Room, err))
+		return bridge.Settled("", bridge.Permanent(fmt.Errorf("mqtt: room %q: %w", d.Room, err)))
 	}
 	topic, payload, err := Encode(d.Room, d.Event)
 	if err != nil {
-		return "", bridge.Permanent(fmt.Errorf("mqtt: encode %s event: %w", d.Event.Kind(), err))
+		return bridge.Settled("", bridge.Permanent(fmt.Errorf("mqtt: encode %s event: %w", d.Event.Kind(), err)))
 	}
-	if err := a.publishRaw(ctx, topic, payload); err != nil {
-		return "", err
+	acked := a.startRaw(topic, payload)
+	id := string(d.Event.Head().ID)
+	return func(ctx context.Context) (string, error) {
+		if err := acked(ctx); err != nil {
+			return "", err
+		}
+		return id, nil
 	}
-	return string(d.Event.Head().ID), nil
 }
 
 // publishRaw publishes a payload at QoS 1 and returns once the broker has
 // acknowledged it.
 func (a *Adapter) publishRaw(ctx context.Context, topic string, payload []byte) error {
+	return a.startRaw(topic, payload)(ctx)
+}
+
+// startRaw publishes a payload at QoS 1 and returns the wait for the
+// broker's acknowledgement, bounded by the publish timeout when ctx has
+// no deadline.
+func (a *Adapter) startRaw(topic string, payload []byte) func(ctx context.Context) error {
 	if len(topic) > maxTopicBytes {
 		// paho would truncate the length prefix and corrupt the stream.
-		return bridge.Permanent(fmt.Errorf("mqtt: topic of %d bytes exceeds the MQTT limit", len(topic)))
+		err := bridge.Permanent(fmt.Errorf("mqtt: topic of %d bytes exceeds the MQTT limit", len(topic)))
+		return func(context.Context) error { return err }
 	}
 	// Publishing while paho is reconnecting would only park the message in
 	// paho's memory store; the outbox is the durable queue, so refuse and
 	// let it retry.
 	c := a.liveConn()
 	if c == nil {
-		return ErrNotConnected
-	}
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, a.timeouts.publish)
-		defer cancel()
+		return func(context.Context) error { return ErrNotConnected }
 	}
 	tok := c.client.Publish(topic, qos, false, payload)
-	select {
-	case <-tok.Done():
-	case <-c.lost:
-		// A PUBACK that arrived just before the loss still counts.
+	return func(ctx context.Context) error {
+		if _, ok := ctx.Deadline(); !ok {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, a.timeouts.publish)
+			defer cancel()
+		}
 		select {
 		case <-tok.Done():
-		default:
-			return fmt.Errorf("mqtt: publish to %s: %w", topic, ErrNotConnected)
+		case <-c.lost:
+			// A PUBACK that arrived just before the loss still counts.
+			select {
+			case <-tok.Done():
+			default:
+				return fmt.Errorf("mqtt: publish to %s: %w", topic, ErrNotConnected)
+			}
+		case <-ctx.Done():
+			return fmt.Errorf("mqtt: publish to %s: no acknowledgement: %w", topic, ctx.Err())
 		}
-	case <-ctx.Done():
-		return fmt.Errorf("mqtt: publish to %s: no acknowledgement: %w", topic, ctx.Err())
+		if err := tok.Error(); err != nil {
+			return fmt.Errorf("mqtt: publish to %s: %w", topic, err)
+		}
+		return nil
 	}
-	if err := tok.Error(); err != nil {
-		return fmt.Errorf("mqtt: publish to %s: %w", topic, err)
-	}
-	return nil
 }
 
 // timeouts are fields so tests can shorten them.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"strings"
 	"time"
 
 	"mellium.im/xmpp/jid"
@@ -32,6 +33,20 @@ type archiveQuery struct {
 	room  jid.JID
 	id    string // the message id / origin-id we look for
 	found string // its stanza-id
+	read  *archiveRead
+}
+
+// archiveRead is what one session read of a room's archive while looking
+// for messages an earlier session sent: after a connection drops in the
+// middle of a burst, every message that was awaiting its reflection is
+// looked up, and each search goes on from where the one before stopped
+// instead of reading the archive from the start again.
+type archiveRead struct {
+	gen      uint64            // the session that read it
+	start    time.Time         // where the searches start
+	ours     map[string]string // our message ids seen → their stanza-ids
+	after    string            // the RSM cursor of the last page read
+	complete bool              // the last page read was the archive's last
 }
 
 // archived looks in a room's archive (XEP-0313) for the message id that
@@ -41,10 +56,26 @@ type archiveQuery struct {
 // instead of being sent again. When the room keeps no archive the bot may
 // read (no muc_mam, a members-only room: the query fails) or the search
 // runs past archivePages, it is "" too: the caller sends again, as it
-// would without the search, and the room may then show it twice.
+// would without the search, and the room may then show it twice. An
+// archive read to its end by this session answers later searches for
+// messages of earlier sessions without a query: what those sent is all in
+// it by then.
 func (a *Adapter) archived(ctx context.Context, c *session, r *room, id string, first time.Time) (string, error) {
+	start := first.Add(-archiveMargin)
+	a.mu.Lock()
+	read := r.archiveRead
+	if read == nil || read.gen != c.gen || start.Before(read.start) {
+		read = &archiveRead{gen: c.gen, start: start, ours: map[string]string{}}
+		r.archiveRead = read
+	}
+	sid, ok := read.ours[id]
+	complete, after := read.complete, read.after
+	a.mu.Unlock()
+	if ok || complete {
+		return sid, nil
+	}
 	qid := newID()
-	q := &archiveQuery{room: r.jid, id: id}
+	q := &archiveQuery{room: r.jid, id: id, read: read}
 	a.mu.Lock()
 	a.archive[qid] = q
 	a.mu.Unlock()
@@ -53,8 +84,7 @@ func (a *Adapter) archived(ctx context.Context, c *session, r *room, id string, 
 		delete(a.archive, qid)
 		a.mu.Unlock()
 	}()
-	start := first.Add(-archiveMargin).UTC().Format("2006-01-02T15:04:05Z")
-	after := ""
+	since := read.start.UTC().Format("2006-01-02T15:04:05Z")
 	for range archivePages {
 		set := el(nsRSM, "set").add(el(nsRSM, "max").withText(strconv.Itoa(archivePage)))
 		if after != "" {
@@ -63,7 +93,7 @@ func (a *Adapter) archived(ctx context.Context, c *session, r *room, id string, 
 		query := el(nsMAM, "query", "queryid", qid).add(
 			el(nsData, "x", "type", "submit").add(
 				el(nsData, "field", "var", "FORM_TYPE", "type", "hidden").add(el(nsData, "value").withText(nsMAM)),
-				el(nsData, "field", "var", "start").add(el(nsData, "value").withText(start))),
+				el(nsData, "field", "var", "start").add(el(nsData, "value").withText(since))),
 			set)
 		st, err := a.iq(ctx, c, c.me, r.jid, "set", query, a.t.join)
 		if err != nil {
@@ -73,17 +103,23 @@ func (a *Adapter) archived(ctx context.Context, c *session, r *room, id string, 
 			a.log.Warn("xmpp: cannot search the room archive; sending again", "room", r.addr, "id", id, "err", st.err)
 			return "", nil
 		}
+		fin := st.payload
+		last := ""
+		if fin != nil {
+			last = fin.child(nsRSM, "set").child(nsRSM, "last").textOr("")
+		}
 		a.mu.Lock()
 		sid := q.found
+		if last != "" {
+			read.after = last
+		}
+		read.complete = fin == nil || fin.get("complete") == "true"
+		complete := read.complete
 		a.mu.Unlock()
-		fin := st.payload
-		if sid != "" || fin == nil || fin.get("complete") == "true" {
+		if sid != "" || complete || last == "" {
 			return sid, nil
 		}
-		after = fin.child(nsRSM, "set").child(nsRSM, "last").textOr("")
-		if after == "" {
-			return "", nil
-		}
+		after = last
 	}
 	a.log.Warn("xmpp: room archive too long to search; sending again", "room", r.addr, "id", id)
 	return "", nil
@@ -95,7 +131,7 @@ func (a *Adapter) onArchived(st *stanza, res *element) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	q := a.archive[res.get("queryid")]
-	if q == nil || q.found != "" || !st.from.Equal(q.room) {
+	if q == nil || !st.from.Equal(q.room) {
 		return
 	}
 	fwd := res.child(nsForward, "forwarded")
@@ -106,8 +142,18 @@ func (a *Adapter) onArchived(st *stanza, res *element) {
 		if k.name.Local != "message" {
 			continue
 		}
-		if m, err := parseStanza(k); err == nil && (m.id == q.id || m.originID == q.id) {
-			q.found = res.get("id")
+		m, err := parseStanza(k)
+		if err != nil {
+			continue
+		}
+		sid := res.get("id")
+		for _, mid := range []string{m.id, m.originID} {
+			if strings.HasPrefix(mid, msgIDPrefix) {
+				q.read.ours[mid] = sid
+			}
+		}
+		if q.found == "" && (m.id == q.id || m.originID == q.id) {
+			q.found = sid
 		}
 	}
 }

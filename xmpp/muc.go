@@ -41,6 +41,9 @@ type room struct {
 	ownIDs      map[string]bool      // XEP-0421 occupant ids of our own occupants
 	ids         *roomIDs
 
+	// What this session read of the room's archive (see archived).
+	archiveRead *archiveRead
+
 	// The XEP-0425 namespace the room announced ("": none), once asked.
 	moderation      string
 	moderationKnown bool

@@ -48,7 +48,9 @@ func (o *outMsg) finish(remote string, err error) {
 
 // msgID is the message id (and origin-id) of what the bridge event ev
 // becomes here: the same on every retry.
-func msgID(ev bridge.EventID) string { return "sb-" + string(ev) }
+func msgID(ev bridge.EventID) string { return msgIDPrefix + string(ev) }
+
+const msgIDPrefix = "sb-"
 
 func attr(name, value string) xml.Attr { return xml.Attr{Name: xml.Name{Local: name}, Value: value} }
 
@@ -241,27 +243,36 @@ func originID(id string) *element { return el(nsSID, "origin-id", "id", id) }
 
 // sendGroupchat sends a message to a room and waits until the room
 // reflects it, returning the stanza-id the room gave it (the message id
-// when the room gives none). A retry of a message already sent on this
-// session waits for that one instead of sending it again; a retry of one
-// an earlier session sent without seeing it come back first looks for it
-// in the room's archive (see archived).
+// when the room gives none).
 func (a *Adapter) sendGroupchat(ctx context.Context, c *session, r *room, sp speaker, id string, e *element) (string, error) {
+	return a.startGroupchat(ctx, c, r, sp, id, e)(ctx)
+}
+
+// startGroupchat sends a message to a room and returns the wait for its
+// reflection. A retry of a message already sent on this session waits
+// for that one instead of sending it again; a retry of one an earlier
+// session sent without seeing it come back first looks for it in the
+// room's archive (see archived).
+func (a *Adapter) startGroupchat(ctx context.Context, c *session, r *room, sp speaker, id string, e *element) bridge.Confirm {
 	if err := a.fit(e); err != nil {
-		return "", err
+		return bridge.Settled("", err)
 	}
 	key := r.key + "\x00" + id
 	now := time.Now()
 	om := &outMsg{gen: c.gen, from: sp.jid.String(), done: make(chan struct{}), at: now, sentAt: now}
+	await := func(om *outMsg) bridge.Confirm {
+		return func(ctx context.Context) (string, error) { return a.awaitOut(ctx, c, om) }
+	}
 	lookup := false
 	a.mu.Lock()
 	if prev := a.sent[key]; prev != nil {
 		if prev.finished() && prev.err == nil {
 			a.mu.Unlock()
-			return prev.remoteID, nil
+			return bridge.Settled(prev.remoteID, nil)
 		}
 		if !prev.finished() && prev.gen == c.gen {
 			a.mu.Unlock()
-			return a.awaitOut(ctx, c, prev)
+			return await(prev)
 		}
 		if lookup = prev.maybeInRoom(); lookup {
 			om.sentAt = prev.sentAt
@@ -284,20 +295,20 @@ func (a *Adapter) sendGroupchat(ctx context.Context, c *session, r *room, sp spe
 		}
 		a.mu.Unlock()
 		if err != nil {
-			return "", om.err
+			return bridge.Settled("", om.err)
 		}
 		if sid != "" {
 			a.log.Info("xmpp: message found in the room archive; not sent again", "room", r.addr, "id", id, "stanza_id", sid)
-			return sid, nil
+			return bridge.Settled(sid, nil)
 		}
 	}
 	if err := a.write(c, e); err != nil {
 		a.mu.Lock()
 		om.finish("", err)
 		a.mu.Unlock()
-		return "", err
+		return bridge.Settled("", err)
 	}
-	return a.awaitOut(ctx, c, om)
+	return await(om)
 }
 
 func (a *Adapter) awaitOut(ctx context.Context, c *session, om *outMsg) (string, error) {
@@ -358,7 +369,18 @@ func (a *Adapter) Send(ctx context.Context, d *bridge.Delivery) (string, error) 
 	if !ok {
 		return "", bridge.Permanent(fmt.Errorf("xmpp: cannot send %s events", d.Event.Kind()))
 	}
-	return a.sendMessage(ctx, d, m, nil)
+	return a.sendMessage(ctx, d, m, nil)(ctx)
+}
+
+// SendPipelined implements bridge.Pipeliner: a groupchat message is
+// confirmed by the room's reflection of it, which the inbound stream
+// delivers while the next messages go out.
+func (a *Adapter) SendPipelined(ctx context.Context, d *bridge.Delivery) (bridge.Confirm, error) {
+	m, ok := d.Event.(*bridge.Message)
+	if !ok {
+		return nil, bridge.Permanent(fmt.Errorf("xmpp: cannot send %s events", d.Event.Kind()))
+	}
+	return a.sendMessage(ctx, d, m, nil), nil
 }
 
 // SendReply delivers a reply as an XEP-0461 reply with an XEP-0428
@@ -368,26 +390,27 @@ func (a *Adapter) SendReply(ctx context.Context, d *bridge.Delivery) (string, er
 	if !ok {
 		return "", bridge.Permanent(fmt.Errorf("xmpp: cannot reply with %s events", d.Event.Kind()))
 	}
-	return a.sendMessage(ctx, d, m, d.Reply)
+	return a.sendMessage(ctx, d, m, d.Reply)(ctx)
 }
 
-func (a *Adapter) sendMessage(ctx context.Context, d *bridge.Delivery, m *bridge.Message, q *bridge.Quote) (string, error) {
+// sendMessage sends a message and returns the wait for its confirmation.
+func (a *Adapter) sendMessage(ctx context.Context, d *bridge.Delivery, m *bridge.Message, q *bridge.Quote) bridge.Confirm {
 	c, err := a.current()
 	if err != nil {
-		return "", err
+		return bridge.Settled("", err)
 	}
 	if d.Room == "" {
-		return a.sendDirect(ctx, c, m, func(sp speaker, e *element) {
+		return bridge.Settled(a.sendDirect(ctx, c, m, func(sp speaker, e *element) {
 			a.messagePayload(e, sp, m, q, "")
-		})
+		}))
 	}
 	r, err := a.readyRoom(ctx, c, d.Room)
 	if err != nil {
-		return "", err
+		return bridge.Settled("", err)
 	}
 	sp, err := a.speakerFor(ctx, c, r, m.Sender, d.Relay)
 	if err != nil {
-		return "", err
+		return bridge.Settled("", err)
 	}
 	id := msgID(m.ID)
 	e := a.groupchat(sp, r, id)
@@ -400,7 +423,7 @@ func (a *Adapter) sendMessage(ctx context.Context, d *bridge.Delivery, m *bridge
 		a.mu.Unlock()
 	}
 	a.messagePayload(e, sp, m, q, replyTo)
-	return a.sendGroupchat(ctx, c, r, sp, id, e)
+	return a.startGroupchat(ctx, c, r, sp, id, e)
 }
 
 // messagePayload adds a message's body and extensions to e.

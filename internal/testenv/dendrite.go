@@ -28,7 +28,7 @@ import (
 const DendriteVersion = "v0.15.2"
 
 // MatrixServer is a Dendrite started for a test: one server name, no
-// federation, SQLite in a temp dir, an appservice registration, and a
+// federation, SQLite in a temp dir (or PostgreSQL, see postgres), an appservice registration, and a
 // shared registration secret for making users.
 type MatrixServer struct {
 	// Domain is the server name ("localhost").
@@ -44,6 +44,11 @@ type MatrixServer struct {
 
 	secret string
 	port   int
+	// postgres is the DSN of the PostgreSQL database every component
+	// shares, with SWITCHBOARD_DENDRITE_DB=postgres (as production
+	// Dendrites run; the default, SQLite, serializes the homeserver's
+	// writes and caps a benchmark at what it takes); "" for SQLite.
+	postgres string
 }
 
 // dendriteBin finds the Dendrite binaries: $SWITCHBOARD_DENDRITE_BIN, else
@@ -104,6 +109,9 @@ func Dendrite(t testing.TB, registrationYAML []byte) *MatrixServer {
 	if registrationYAML != nil {
 		appservices = append(appservices, WriteFile(t, dir, "appservice.yaml", string(registrationYAML)))
 	}
+	if os.Getenv("SWITCHBOARD_DENDRITE_DB") == "postgres" {
+		s.postgres = Postgres(t)
+	}
 	s.Config = WriteFile(t, dir, "dendrite.yaml", s.config(key, appservices))
 	p := &Process{
 		Name:  filepath.Join(bin, "dendrite"),
@@ -122,7 +130,15 @@ func Dendrite(t testing.TB, registrationYAML []byte) *MatrixServer {
 
 func (s *MatrixServer) config(key string, appservices []string) string {
 	db := func(name string) string {
+		if s.postgres != "" {
+			return "\n  database: {}\n" // the global one
+		}
 		return fmt.Sprintf("\n  database:\n    connection_string: %q\n", "file:"+filepath.Join(s.Dir, name+".db"))
+	}
+	global, accounts := "", fmt.Sprintf("\n  account_database:\n    connection_string: %q", "file:"+filepath.Join(s.Dir, "userapi.db"))
+	if s.postgres != "" {
+		global = fmt.Sprintf("\n  database:\n    connection_string: %q\n    max_open_conns: 50\n    max_idle_conns: 10", s.postgres)
+		accounts = ""
 	}
 	asFiles, _ := json.Marshal(appservices)
 	if appservices == nil {
@@ -133,7 +149,7 @@ func (s *MatrixServer) config(key string, appservices []string) string {
 	return fmt.Sprintf(`# Generated for a Switchboard test.
 version: 2
 global:
-  server_name: %[1]s
+  server_name: %[1]s%[15]s
   private_key: %[2]q
   key_validity_period: 168h0m0s
   cache:
@@ -179,9 +195,7 @@ room_server:%[12]s
 sync_api:%[13]s  search:
     enabled: false
 user_api:
-  bcrypt_cost: 4
-  account_database:
-    connection_string: %[14]q
+  bcrypt_cost: 4%[14]s
 tracing:
   enabled: false
 logging:
@@ -190,7 +204,7 @@ logging:
 `, s.Domain, key, filepath.Join(s.Dir, "jetstream"), asFiles, s.secret,
 		db("federationapi"), db("keyserver"), db("mediaapi"), filepath.Join(s.Dir, "media"),
 		db("mscs"), db("relayapi"), db("roomserver"), db("syncapi"),
-		"file:"+filepath.Join(s.Dir, "userapi.db"))
+		accounts, global)
 }
 
 // waitReady waits until the client API answers /versions.
