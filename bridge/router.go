@@ -462,16 +462,22 @@ func (r *Router) deliverWithRetry(ctx context.Context, log *slog.Logger, q *queu
 			return true
 		}
 		wait := b.Next()
-		level := slog.LevelWarn
-		if errors.Is(err, ErrNotConnected) {
-			level = slog.LevelDebug // see ErrNotConnected
-		}
-		log.Log(ctx, level, "delivery failed, will retry", "event", item.Event.Head().ID, "attempt", attempt+1, "in", wait, "err", err)
+		log.Log(ctx, retryLevel(err), "delivery failed, will retry", "event", item.Event.Head().ID, "attempt", attempt+1, "in", wait, "err", err)
 		// A network that reconnects is tried again at once.
 		if !b.Sleep(ctx, wait, online) {
 			return false
 		}
 	}
+}
+
+// retryLevel is the level a failed delivery that will be retried is
+// logged at: a network that is not connected says so itself (see
+// ErrNotConnected).
+func retryLevel(err error) slog.Level {
+	if errors.Is(err, ErrNotConnected) {
+		return slog.LevelDebug
+	}
+	return slog.LevelWarn
 }
 
 // record settles the outcome of one attempt to deliver item: delivered
@@ -548,7 +554,7 @@ func (r *Router) pipeline(ctx context.Context, log *slog.Logger, l *lane, feed <
 			case !fail:
 				fail = true
 				close(failed)
-				log.Warn("delivery failed, will retry one at a time", "event", f.item.Event.Head().ID, "err", err)
+				log.Log(ctx, retryLevel(err), "delivery failed, will retry one at a time", "event", f.item.Event.Head().ID, "err", err)
 			}
 		}
 	}()
