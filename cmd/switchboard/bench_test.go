@@ -67,6 +67,29 @@ func BenchmarkBurstIRCToXMPP(b *testing.B) {
 	r.burst(send)
 }
 
+// BenchmarkBurstXMPPDirect is the ceiling BenchmarkBurstIRCToXMPP is
+// measured against: the same burst sent straight into the MUC by an XMPP
+// client, as fast as it writes, seen by alice. A relayed burst can reach
+// the room no faster than Prosody takes one from a client. Its
+// cpu-µs/msg is Prosody's.
+func BenchmarkBurstXMPPDirect(b *testing.B) {
+	xmpp := testenv.ProsodyWith(b, testenv.XMPPServerConfig{Users: map[string]string{"alice": "pw", "bob": "pw"}})
+	muc := xmpp.Room("bench")
+	alice, bob := xmpp.Client(b, "alice", "pw"), xmpp.Client(b, "bob", "pw")
+	for nick, c := range map[string]*testenv.XMPPClient{"alice": alice, "bob": bob} {
+		if err := c.Join(muc, nick); err != nil {
+			b.Fatal(err)
+		}
+	}
+	r := newRelay(b, xmpp.Process)
+	r.watchRoom(alice, nil)
+	r.burst(func(text string) {
+		if _, err := bob.Say(muc, text); err != nil {
+			b.Fatal(err)
+		}
+	})
+}
+
 // ircToXMPP starts switchboard between InspIRCd's #bench and a Prosody
 // MUC (as a component), with alice in the MUC watching, and returns how
 // bob sends to #bench.
