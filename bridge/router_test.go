@@ -605,8 +605,18 @@ func TestWaitingDeliveriesToUnlinkedRoomFail(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	irc.setFail(nil)
+	// The room's server stays down: only failing for good, with the
+	// link gone, takes the entry out of the outbox. (Letting the server
+	// up here would race an attempt that checked the link before it was
+	// replaced.)
 	f.waitDepth(t, 0)
+	failed, err := f.store.FailedDeliveries(context.Background(), 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(failed) != 1 || !strings.Contains(failed[0].Reason, "no longer linked") {
+		t.Errorf("failed list %+v, want the delivery, no longer linked", failed)
+	}
 	if got := irc.room("#ops"); len(got) != 0 {
 		t.Errorf("a room taken out of its link got %q", texts(got))
 	}
