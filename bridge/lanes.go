@@ -248,7 +248,7 @@ func (r *Router) run(ctx context.Context, q *queue) {
 			go func() {
 				defer workers.Done()
 				if w.pipe != nil {
-					r.pipeline(ctx, log, w.lane, w.pipe, report)
+					r.pipeline(ctx, log, q, w.lane, w.pipe, report)
 					return
 				}
 				ok := r.deliverWithRetry(ctx, log, q, w.one)

@@ -326,3 +326,31 @@ func TestRateLimitPerSenderPerRoom(t *testing.T) {
 		t.Errorf("dropped %d, want still 7", n)
 	}
 }
+
+// A reaction to a message the room shows but whose send has not been
+// answered yet (its id not recorded) waits for the answer instead of
+// being dropped as about an unknown message.
+func TestReferenceToAMessageOnItsWayWaitsForItsID(t *testing.T) {
+	irc, mqtt := rich{newPlain()}, newLanesNet()
+	f := newFixture(t, t.TempDir(), map[string]bridge.MessageSender{"irc": irc, "mqtt": mqtt})
+	mqtt.hold("bob")
+	accept(t, f.router, msg("irc", "#ops", "bob", "b1", "hello"))
+	for mqtt.attemptsOf("hello") == 0 {
+		time.Sleep(5 * time.Millisecond) // the room has it; its id is not back
+	}
+	reacted := make(chan struct{})
+	go func() {
+		defer close(reacted)
+		accept(t, f.router, &bridge.Reaction{
+			Header: bridge.Header{Origin: bridge.Origin{Network: "mqtt", Room: "chat/ops"}, Sender: bridge.Sender{Network: "mqtt", ID: "fan"}},
+			Target: bridge.Ref{Remote: "r1"}, Key: "👍",
+		})
+	}()
+	time.Sleep(50 * time.Millisecond)
+	mqtt.release("bob")
+	<-reacted
+	got := irc.waitRoom(t, "#ops", 1)
+	if r, ok := got[0].Event.(*bridge.Reaction); !ok || got[0].Target != "b1" || r.Key != "👍" {
+		t.Errorf("#ops got %s with target %q, want the reaction on b1", got[0].Event.Kind(), got[0].Target)
+	}
+}

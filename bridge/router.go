@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/switchboard-chat/switchboard/internal/backoff"
@@ -62,6 +63,32 @@ type queue struct {
 	mu      sync.Mutex
 	mem     []Queued // in seq order
 	spilled bool     // entries may be in the store only
+
+	// begun and ended count the deliveries to the room sent on their way
+	// to its network, and recorded (or failed, to be retried); settled is
+	// closed, and replaced, each time one ends (see settledRef).
+	begun, ended atomic.Int64
+	settledMu    sync.Mutex
+	settled      chan struct{}
+}
+
+// begin counts a delivery on its way; end counts it recorded (or
+// failed, to be retried).
+func (q *queue) begin() { q.begun.Add(1) }
+
+func (q *queue) end() {
+	q.ended.Add(1)
+	q.settledMu.Lock()
+	close(q.settled)
+	q.settled = make(chan struct{})
+	q.settledMu.Unlock()
+}
+
+// settledWake is closed when a delivery to the room is next recorded.
+func (q *queue) settledWake() <-chan struct{} {
+	q.settledMu.Lock()
+	defer q.settledMu.Unlock()
+	return q.settled
 }
 
 // memQueue bounds the entries a queue holds in memory.
@@ -322,7 +349,7 @@ func (r *Router) Retry(ctx context.Context, seq int64) (Queued, error) {
 // moderator's delete.
 func (r *Router) resolve(ctx context.Context, from RoomAddr, ev Event) (bool, error) {
 	if m, ok := ev.(*Message); ok {
-		ref, err := r.resolveRef(ctx, from, m.ReplyTo)
+		ref, err := r.settledRef(ctx, from, m.ReplyTo)
 		if err != nil {
 			return false, err
 		}
@@ -333,7 +360,7 @@ func (r *Router) resolve(ctx context.Context, from RoomAddr, ev Event) (bool, er
 	if !ok {
 		return true, nil
 	}
-	ref, err := r.resolveRef(ctx, from, target)
+	ref, err := r.settledRef(ctx, from, target)
 	if err != nil {
 		return false, err
 	}
@@ -368,6 +395,52 @@ func (r *Router) resolve(ctx context.Context, from RoomAddr, ev Event) (bool, er
 	return true, nil
 }
 
+// settleWait bounds how long an event that refers to a message the room
+// does not know yet waits for the deliveries to it that are on their way.
+const settleWait = 10 * time.Second
+
+// settledRef is resolveRef that, for a remote id the room does not know
+// yet, waits until the deliveries to the room that were on their way
+// when it was asked are recorded, and looks again: a room shows a
+// delivered message a moment before its network answers the send with
+// the id it gave it, and an edit, reply or redaction of it in that moment
+// (an anti-spam bot is quick) would otherwise find nothing to refer to.
+// It waits for as many deliveries to end as were on their way, which in
+// a busy room may be later ones: it never waits for a room's traffic to
+// stop.
+func (r *Router) settledRef(ctx context.Context, from RoomAddr, ref Ref) (Ref, error) {
+	r.mu.Lock()
+	q := r.queues[from]
+	r.mu.Unlock()
+	if q == nil || ref.Remote == "" || ref.Event != "" {
+		return r.resolveRef(ctx, from, ref)
+	}
+	until := q.begun.Load() // as many ends as there were beginnings by now
+	deadline := time.Now().Add(settleWait)
+	for {
+		// Both before the lookup: no wakeup, and no end that made the id
+		// known, is missed.
+		wake, settled := q.settledWake(), q.ended.Load() >= until
+		got, err := r.resolveRef(ctx, from, ref)
+		if err != nil || got.Event != "" || settled {
+			return got, err
+		}
+		left := time.Until(deadline)
+		if left <= 0 {
+			return got, nil
+		}
+		t := time.NewTimer(left)
+		select {
+		case <-wake:
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return Ref{}, ctx.Err()
+		}
+		t.Stop()
+	}
+}
+
 func (r *Router) resolveRef(ctx context.Context, from RoomAddr, ref Ref) (Ref, error) {
 	switch {
 	case ref.IsZero():
@@ -395,7 +468,7 @@ func (r *Router) queueLocked(addr RoomAddr) *queue {
 	if ok {
 		return q
 	}
-	q = &queue{addr: addr, more: make(chan struct{}, 1), online: make(chan struct{}), spilled: true}
+	q = &queue{addr: addr, more: make(chan struct{}, 1), online: make(chan struct{}), spilled: true, settled: make(chan struct{})}
 	r.queues[addr] = q
 	if r.ctx != nil {
 		r.wg.Add(1)
@@ -453,8 +526,10 @@ func (r *Router) deliverWithRetry(ctx context.Context, log *slog.Logger, q *queu
 		// Taken before the attempt: a reconnect during it still wakes
 		// the wait after it.
 		online := q.onlineWake()
+		q.begin()
 		remoteID, err := r.deliver(ctx, item)
 		settled, ok := r.record(ctx, log, item, remoteID, err)
+		q.end()
 		if !ok {
 			return false
 		}
@@ -532,7 +607,7 @@ func (r *Router) record(ctx context.Context, log *slog.Logger, item Queued, remo
 // not confirmed. A message confirmed after one that failed (refused by
 // the room, or lost with the connection while the next got through)
 // stays delivered: it is in the room, and is not sent twice.
-func (r *Router) pipeline(ctx context.Context, log *slog.Logger, l *lane, feed <-chan Queued, report func(laneDone)) {
+func (r *Router) pipeline(ctx context.Context, log *slog.Logger, q *queue, l *lane, feed <-chan Queued, report func(laneDone)) {
 	type flight struct {
 		item    Queued
 		confirm Confirm
@@ -546,6 +621,7 @@ func (r *Router) pipeline(ctx context.Context, log *slog.Logger, l *lane, feed <
 		for f := range flights {
 			remoteID, err := f.confirm(ctx)
 			settled, ok := r.record(ctx, log, f.item, remoteID, err)
+			q.end()
 			switch {
 			case !ok:
 				return // ctx ended
@@ -571,6 +647,7 @@ func (r *Router) pipeline(ctx context.Context, log *slog.Logger, l *lane, feed <
 					return
 				default:
 				}
+				q.begin()
 				flights <- flight{item, r.start(ctx, item)}
 			case <-failed:
 				return
