@@ -19,6 +19,7 @@ import (
 	"github.com/switchboard-chat/switchboard/bridge"
 	"github.com/switchboard-chat/switchboard/config"
 	"github.com/switchboard-chat/switchboard/internal/backoff"
+	"github.com/switchboard-chat/switchboard/internal/quickack"
 )
 
 var (
@@ -285,6 +286,7 @@ func (k *conn) dial(_ context.Context, network, addr string) (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	c = quickack.Wrap(c)
 	if k.cfg.useTLS {
 		host, _, _ := net.SplitHostPort(addr)
 		tc := tls.Client(c, &tls.Config{

@@ -42,6 +42,7 @@ import (
 	"github.com/switchboard-chat/switchboard/bridge"
 	"github.com/switchboard-chat/switchboard/config"
 	"github.com/switchboard-chat/switchboard/internal/backoff"
+	"github.com/switchboard-chat/switchboard/internal/quickack"
 )
 
 func init() { adapters.Register("xmpp", New) }
@@ -388,7 +389,7 @@ func (a *Adapter) connect() (*session, error) {
 	if err != nil {
 		return nil, err
 	}
-	raw = quickACK(raw)
+	raw = quickack.Wrap(raw)
 	// mellium bounds negotiation by its context from a goroutine that can
 	// still fire after negotiation returned and our cancel ran: it sets a
 	// past deadline and clears it, failing whatever the session writes in

@@ -90,6 +90,20 @@ func BenchmarkBurstXMPPDirect(b *testing.B) {
 	})
 }
 
+// BenchmarkBurstIRCDirect is BenchmarkBurstXMPPDirect's twin for the
+// other end: the burst from bob to a second IRC user in #bench, through
+// InspIRCd alone. Its cpu-µs/msg is InspIRCd's.
+func BenchmarkBurstIRCDirect(b *testing.B) {
+	irc := testenv.InspIRCd(b)
+	r := newRelay(b, irc.Process)
+	carol := irc.Client(b, "carol")
+	carol.Conn.AddCallback("PRIVMSG", func(m ircmsg.Message) { r.saw(m.Params[1]) })
+	carol.Join("#bench")
+	bob := irc.Client(b, "bob")
+	bob.Join("#bench")
+	r.burst(func(text string) { bob.Say("#bench", text) })
+}
+
 // ircToXMPP starts switchboard between InspIRCd's #bench and a Prosody
 // MUC (as a component), with alice in the MUC watching, and returns how
 // bob sends to #bench.

@@ -1,18 +1,21 @@
-package xmpp
+// Package quickack has the connections Switchboard reads chat servers on
+// acknowledge what they read at once.
+package quickack
 
 import (
 	"net"
 	"syscall"
 )
 
-// quickACK wraps a TCP connection so that what it reads is acknowledged
-// at once. Prosody (and other servers) send with Nagle's algorithm by
+// Wrap wraps a TCP connection so that what it reads is acknowledged at
+// once. Prosody (and other servers) send with Nagle's algorithm by
 // default: a stanza waits until the one before is acknowledged. We send
 // nothing back on a component stream for most stanzas, so Linux delayed
 // those ACKs by its 40 ms minimum, and at a steady 200 stanzas a second
 // every eighth or so waited 40 ms and the ones behind it came in a clump
-// (p90 37 ms against 2.5 ms; BenchmarkRelayXMPPToIRCPuppet/Bot).
-func quickACK(c net.Conn) net.Conn {
+// (p90 37 ms against 2.5 ms; BenchmarkRelayXMPPToIRCPuppet/Bot). An IRC
+// bot that only listens is in the same place.
+func Wrap(c net.Conn) net.Conn {
 	tc, ok := c.(*net.TCPConn)
 	if !ok {
 		return c
