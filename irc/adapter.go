@@ -15,6 +15,7 @@ package irc
 
 import (
 	"context"
+	_ "embed"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -31,16 +32,28 @@ import (
 	"github.com/switchboard-chat/switchboard/mapping"
 )
 
-func init() { adapters.Register("irc", New) }
+//go:embed example.yaml
+var example string
 
-// Defaults for zero config fields, the same the config loader applies.
+func init() {
+	adapters.Register(adapters.Type{
+		NetworkType: config.NetworkType{
+			Name:    "irc",
+			Config:  func() config.Section { return new(Config) },
+			Example: example,
+			Rooms:   "IRC rooms are channels (#name or &name, at most 50 bytes, no space, comma or BEL).",
+			Kicks:   true,
+		},
+		New: New,
+	})
+}
+
+// Defaults for zero fields of a network built in code (tests) rather
+// than loaded, the ones Config.SetDefaults applies.
 const (
-	defaultMode         = "puppet"
-	defaultMaxPuppets   = 50
-	defaultIdle         = 30 * time.Minute
-	defaultBurst        = 5
-	defaultRealname     = "Switchboard bridge"
-	defaultReconnectMax = 2 * time.Minute
+	defaultMode       = "puppet"
+	defaultMaxPuppets = 50
+	defaultIdle       = 30 * time.Minute
 	// puppetPause is how long puppet mode falls back to relaying after a
 	// puppet could not connect (the server may limit connections per
 	// host): better relayed than stuck in the outbox.
@@ -74,7 +87,7 @@ var puppetCaps = []string{"message-tags", "echo-message", "labeled-response", "b
 // Adapter is the IRC network adapter.
 type Adapter struct {
 	name       string
-	cfg        config.IRC
+	cfg        Config
 	mode       string
 	kickBlocks bool
 	template   string
@@ -137,13 +150,17 @@ var (
 
 // New builds the adapter for a configured IRC network.
 func New(name string, n *config.Network, log *slog.Logger) (adapters.Adapter, error) {
-	if n == nil || n.IRC == nil {
+	var cfg *Config
+	if n != nil {
+		cfg, _ = n.Section.(*Config)
+	}
+	if cfg == nil {
 		return nil, fmt.Errorf("networks.%s: no irc settings", name)
 	}
 	if log == nil {
 		log = slog.Default()
 	}
-	c := *n.IRC
+	c := *cfg
 	if c.SASL != nil {
 		s := *c.SASL
 		c.SASL = &s
@@ -177,7 +194,7 @@ func New(name string, n *config.Network, log *slog.Logger) (adapters.Adapter, er
 		c.ReconnectMax = defaultReconnectMax
 	}
 	if c.MaxMessageLines <= 0 {
-		c.MaxMessageLines = config.DefaultIRCMaxMessageLines
+		c.MaxMessageLines = defaultMaxMessageLines
 	}
 	if strings.ContainsAny(c.Password, "\r\n\x00") {
 		return nil, fmt.Errorf("networks.%s.password: contains a line break or NUL", name)

@@ -15,8 +15,6 @@ import (
 
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
-
-	"github.com/switchboard-chat/switchboard/config"
 )
 
 // maxOfferBytes bounds an SDP offer; a browser's is a few kilobytes.
@@ -91,7 +89,7 @@ func (a *Adapter) authorized(w http.ResponseWriter, r *http.Request, roomName st
 }
 
 func (a *Adapter) lookupRoom(w http.ResponseWriter, name string) *room {
-	if config.CheckWebRTCRoom(name) == nil {
+	if CheckRoom(name) == nil {
 		a.mu.Lock()
 		r := a.rooms[name]
 		a.mu.Unlock()
@@ -256,7 +254,7 @@ func (a *Adapter) options(w http.ResponseWriter, r *http.Request) {
 // iceLinks renders ICE servers as Link header values. The config checks
 // that URLs and credentials hold nothing that would end a quoted string
 // or the header.
-func iceLinks(servers []config.ICEServer) []string {
+func iceLinks(servers []ICEServer) []string {
 	var links []string
 	for _, s := range servers {
 		for _, u := range s.URLs {

@@ -22,6 +22,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/tls"
+	_ "embed"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -44,7 +45,21 @@ import (
 	"github.com/switchboard-chat/switchboard/internal/backoff"
 )
 
-func init() { adapters.Register("xmpp", New) }
+//go:embed example.yaml
+var example string
+
+func init() {
+	adapters.Register(adapters.Type{
+		NetworkType: config.NetworkType{
+			Name:    "xmpp",
+			Config:  func() config.Section { return new(Config) },
+			Example: example,
+			Rooms:   "XMPP rooms are MUC JIDs (room@conference.example.org, no /nick).",
+			Kicks:   true,
+		},
+		New: New,
+	})
+}
 
 // Defaults for zero config fields, the same the config loader applies.
 const (
@@ -101,7 +116,7 @@ var (
 // Adapter is the XMPP network adapter.
 type Adapter struct {
 	name       string
-	cfg        config.XMPP
+	cfg        Config
 	component  bool
 	relay      bool // the bot speaks for everyone
 	kickBlocks bool
@@ -199,13 +214,17 @@ var (
 
 // New builds the adapter for a configured XMPP network.
 func New(name string, n *config.Network, log *slog.Logger) (adapters.Adapter, error) {
-	if n == nil || n.XMPP == nil {
+	var cfg *Config
+	if n != nil {
+		cfg, _ = n.Section.(*Config)
+	}
+	if cfg == nil {
 		return nil, fmt.Errorf("networks.%s: no xmpp settings", name)
 	}
 	if log == nil {
 		log = slog.Default()
 	}
-	c := *n.XMPP
+	c := *cfg
 	if c.Component != nil {
 		comp := *c.Component
 		c.Component = &comp

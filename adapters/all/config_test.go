@@ -1,4 +1,4 @@
-package config
+package all_test
 
 import (
 	"bytes"
@@ -15,10 +15,16 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/switchboard-chat/switchboard/bridge"
+	"github.com/switchboard-chat/switchboard/config"
+	"github.com/switchboard-chat/switchboard/irc"
 	"github.com/switchboard-chat/switchboard/mapping"
+	"github.com/switchboard-chat/switchboard/matrix"
+	"github.com/switchboard-chat/switchboard/mqtt"
+	"github.com/switchboard-chat/switchboard/webrtc"
+	"github.com/switchboard-chat/switchboard/xmpp"
 )
 
-const examplePath = "../switchboard.example.yaml"
+const examplePath = "../../switchboard.example.yaml"
 
 // exampleEnv is what the example's required ${...} references need.
 var exampleEnv = map[string]string{
@@ -29,13 +35,6 @@ var exampleEnv = map[string]string{
 	"MATRIX_HS_TOKEN":         "hs-token",
 	"WEB_OPS_TOKEN":           "ops-token",
 	"TURN_CREDENTIAL":         "turn-credential",
-}
-
-func envOf(m map[string]string) func(string) (string, bool) {
-	return func(k string) (string, bool) {
-		v, ok := m[k]
-		return v, ok
-	}
 }
 
 // valid is a small correct config; bad cases change one thing in it.
@@ -95,7 +94,7 @@ func TestBadConfigs(t *testing.T) {
 		{
 			name: "kick_blocks where nothing kicks",
 			yaml: "networks: {d: {type: mqtt, broker: tcp://127.0.0.1:1883, kick_blocks: true}}",
-			want: []string{`networks.d.kick_blocks: only irc, xmpp, matrix rooms kick, not mqtt`},
+			want: []string{`networks.d.kick_blocks: only irc, matrix, xmpp rooms kick, not mqtt`},
 		},
 		{
 			name: "kick_blocks not a bool",
@@ -378,7 +377,7 @@ links:`, 1),
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, err := parse([]byte(tt.yaml), envOf(tt.env))
+			c, err := config.ParseEnv([]byte(tt.yaml), tt.env)
 			if err == nil {
 				t.Fatalf("no error; config:\n%s", c)
 			}
@@ -409,7 +408,7 @@ links:
   big: [` + strings.Join(rooms, ", ") + `]
   lobby: ["x:#a", "nowhere:#b"]
 `
-	_, err := parse([]byte(in), envOf(nil))
+	_, err := config.ParseEnv([]byte(in), nil)
 	want := strings.Join([]string{
 		`links.big[2]: invalid irc room "r2": an IRC channel starts with # or &`,
 		`links.big[10]: invalid irc room "r10": an IRC channel starts with # or &`,
@@ -421,14 +420,14 @@ links:
 	if err == nil || err.Error() != want {
 		t.Fatalf("got\n%v\nwant\n%s", err, want)
 	}
-	var fe *FieldError
+	var fe *config.FieldError
 	if !errors.As(err, &fe) || fe.Path != "links.big[2]" {
 		t.Errorf("errors.As: %#v", fe)
 	}
 }
 
 func TestGoodConfigDefaults(t *testing.T) {
-	c, err := parse([]byte(valid), envOf(nil))
+	c, err := config.ParseEnv([]byte(valid), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -438,30 +437,30 @@ func TestGoodConfigDefaults(t *testing.T) {
 	if c.Broker != nil {
 		t.Errorf("broker without a broker section: %+v", c.Broker)
 	}
-	if c.Log != (Log{Level: "info", Format: "text"}) {
+	if c.Log != (config.Log{Level: "info", Format: "text"}) {
 		t.Errorf("log: %+v", c.Log)
 	}
-	irc := c.Networks["libera"]
-	if irc.Mode != "puppet" || irc.Puppets != (Puppets{Template: "{name}[{network}]", Max: 50, Idle: 30 * time.Minute}) {
-		t.Errorf("irc common defaults: %+v", irc)
+	libera := c.Networks["libera"]
+	if libera.Mode != "puppet" || libera.Puppets != (config.Puppets{Template: "{name}[{network}]", Max: 50, Idle: 30 * time.Minute}) {
+		t.Errorf("irc common defaults: %+v", libera)
 	}
-	wantIRC := IRC{
+	wantIRC := irc.Config{
 		Server: "irc.example.org:6697", Nick: "switchboard", Username: "switchboard",
-		Realname: "Switchboard bridge", Flood: Flood{Burst: 5, Interval: time.Second},
+		Realname: "Switchboard bridge", Flood: irc.Flood{Burst: 5, Interval: time.Second},
 		MaxLineBytes: 512, MaxMessageLines: 5, ReconnectMax: 2 * time.Minute, IgnoreServices: true,
-		Rate: Rate{PerSecond: 1, Burst: 10},
+		Rate: config.Rate{PerSecond: 1, Burst: 10},
 	}
-	if irc.IRC == nil || *irc.IRC != wantIRC || irc.MQTT != nil {
-		t.Errorf("irc section: %+v, mqtt %v", irc.IRC, irc.MQTT)
+	if got, ok := libera.Section.(*irc.Config); !ok || *got != wantIRC {
+		t.Errorf("irc section: %#v", libera.Section)
 	}
 	mq := c.Networks["devices"]
-	if mq.Mode != "puppet" || mq.Puppets != (Puppets{Max: 50, Idle: 30 * time.Minute}) {
+	if mq.Mode != "puppet" || mq.Puppets != (config.Puppets{Max: 50, Idle: 30 * time.Minute}) {
 		t.Errorf("mqtt common defaults: %+v", mq)
 	}
 	// No limit on devices unless asked for.
-	wantMQTT := MQTT{Broker: "tcp://127.0.0.1:1883", ClientID: "switchboard-devices", MaxPayload: 65536}
-	if mq.MQTT == nil || *mq.MQTT != wantMQTT || mq.IRC != nil {
-		t.Errorf("mqtt section: %+v, irc %v", mq.MQTT, mq.IRC)
+	wantMQTT := mqtt.Config{Broker: "tcp://127.0.0.1:1883", ClientID: "switchboard-devices", MaxPayload: 65536}
+	if got, ok := mq.Section.(*mqtt.Config); !ok || *got != wantMQTT {
+		t.Errorf("mqtt section: %#v", mq.Section)
 	}
 	links, err := c.Links()
 	if err != nil {
@@ -477,9 +476,9 @@ func TestGoodConfigs(t *testing.T) {
 	tests := []struct {
 		name  string
 		yaml  string
-		check func(t *testing.T, c *Config)
+		check func(t *testing.T, c *config.Config)
 	}{
-		{"empty file", "", func(t *testing.T, c *Config) {
+		{"empty file", "", func(t *testing.T, c *config.Config) {
 			if c.DataDir != "./data" || len(c.Networks) != 0 {
 				t.Errorf("%+v", c)
 			}
@@ -509,27 +508,27 @@ networks:
     rate: {per_second: 20}
 links:
   solo: ["oftc:&local"]
-`, func(t *testing.T, c *Config) {
+`, func(t *testing.T, c *config.Config) {
 			n := c.Networks["oftc"]
 			if c.Broker == nil || c.Broker.Listen != "127.0.0.1:1883" {
 				t.Errorf("broker: %+v", c.Broker)
 			}
-			if n.Mode != "relay" || n.IRC.Username != "ident" || !n.IRC.TLS || n.Puppets.Template != "{id}|x" || n.Puppets.Max != 3 {
-				t.Errorf("%+v %+v", n, n.IRC)
+			if n.Mode != "relay" || n.Section.(*irc.Config).Username != "ident" || !n.Section.(*irc.Config).TLS || n.Puppets.Template != "{id}|x" || n.Puppets.Max != 3 {
+				t.Errorf("%+v %+v", n, n.Section.(*irc.Config))
 			}
 			// An explicit 0 is kept; a null or empty value is left out.
-			if n.IRC.Flood != (Flood{Burst: 1, Interval: 0}) || n.IRC.ReconnectMax != 2*time.Minute {
-				t.Errorf("flood: %+v, reconnect_max %v", n.IRC.Flood, n.IRC.ReconnectMax)
+			if n.Section.(*irc.Config).Flood != (irc.Flood{Burst: 1, Interval: 0}) || n.Section.(*irc.Config).ReconnectMax != 2*time.Minute {
+				t.Errorf("flood: %+v, reconnect_max %v", n.Section.(*irc.Config).Flood, n.Section.(*irc.Config).ReconnectMax)
 			}
-			if id := c.Networks["dev"].MQTT.ClientID; id != "switchboard-dev" {
+			if id := c.Networks["dev"].Section.(*mqtt.Config).ClientID; id != "switchboard-dev" {
 				t.Errorf("client_id %q", id)
 			}
 			// Limits: off where written 0; opt-in on MQTT gets the
 			// default burst.
-			if r := n.IRC.Rate; r != (Rate{}) {
+			if r := n.Section.(*irc.Config).Rate; r != (config.Rate{}) {
 				t.Errorf("oftc rate: %+v", r)
 			}
-			if r := c.Networks["dev"].MQTT.Rate; r != (Rate{PerSecond: 20, Burst: 10}) {
+			if r := c.Networks["dev"].Section.(*mqtt.Config).Rate; r != (config.Rate{PerSecond: 20, Burst: 10}) {
 				t.Errorf("dev rate: %+v", r)
 			}
 		}},
@@ -537,16 +536,16 @@ links:
 networks:
   a: &irc {type: irc, server: "h:1", nick: bot, flood: {burst: 2}}
   b: {<<: *irc, server: "other:2"}
-`, func(t *testing.T, c *Config) {
+`, func(t *testing.T, c *config.Config) {
 			b := c.Networks["b"]
-			if b.Type != "irc" || b.IRC.Server != "other:2" || b.IRC.Nick != "bot" || b.IRC.Flood.Burst != 2 {
-				t.Errorf("%+v %+v", b, b.IRC)
+			if b.Type != "irc" || b.Section.(*irc.Config).Server != "other:2" || b.Section.(*irc.Config).Nick != "bot" || b.Section.(*irc.Config).Flood.Burst != 2 {
+				t.Errorf("%+v %+v", b, b.Section.(*irc.Config))
 			}
 		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, err := parse([]byte(tt.yaml), envOf(nil))
+			c, err := config.ParseEnv([]byte(tt.yaml), nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -585,24 +584,24 @@ networks:
 links:
   lobby: ["libera:#${NICK}"]
 `
-	c, err := parse([]byte(in), envOf(env))
+	c, err := config.ParseEnv([]byte(in), env)
 	if err != nil {
 		t.Fatal(err)
 	}
-	irc := c.Networks["libera"].IRC
+	libera := c.Networks["libera"].Section.(*irc.Config)
 	checks := []struct{ got, want any }{
-		{irc.Server, "irc.example.org:6697"},
-		{irc.TLS, true},
-		{irc.Nick, "bot"},
-		{irc.Realname, "Default Name"},
-		{irc.Username, "ident"},
-		{irc.Password, "null"},
-		{irc.SASL.User, "${NICK}"},
-		{irc.SASL.Password, env["TRICKY"]},
-		{irc.Flood.Burst, 7},
+		{libera.Server, "irc.example.org:6697"},
+		{libera.TLS, true},
+		{libera.Nick, "bot"},
+		{libera.Realname, "Default Name"},
+		{libera.Username, "ident"},
+		{libera.Password, "null"},
+		{libera.SASL.User, "${NICK}"},
+		{libera.SASL.Password, env["TRICKY"]},
+		{libera.Flood.Burst, 7},
 		{c.Networks["libera"].Puppets.Template, "{name}@bot"},
-		{c.Networks["devices"].MQTT.Broker, "tcp://localhost:1883"},
-		{c.Networks["devices"].MQTT.Password, ""},
+		{c.Networks["devices"].Section.(*mqtt.Config).Broker, "tcp://localhost:1883"},
+		{c.Networks["devices"].Section.(*mqtt.Config).Password, ""},
 		{c.LinkRooms["lobby"][0], "libera:#bot"},
 	}
 	for i, ch := range checks {
@@ -617,11 +616,11 @@ links:
 
 func TestEnvFromProcess(t *testing.T) {
 	t.Setenv("SWITCHBOARD_TEST_NICK", "envbot")
-	c, err := Parse([]byte(strings.Replace(valid, "nick: switchboard", "nick: ${SWITCHBOARD_TEST_NICK}", 1)))
+	c, err := config.Parse([]byte(strings.Replace(valid, "nick: switchboard", "nick: ${SWITCHBOARD_TEST_NICK}", 1)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := c.Networks["libera"].IRC.Nick; got != "envbot" {
+	if got := c.Networks["libera"].Section.(*irc.Config).Nick; got != "envbot" {
 		t.Errorf("nick %q", got)
 	}
 }
@@ -641,7 +640,7 @@ networks:
     max_payload: ${SECRET}
   other: {type: mqtt, broker: "tcp://u:${SECRET}@h:1883 x"}
 `
-	_, err := parse([]byte(bad), envOf(env))
+	_, err := config.ParseEnv([]byte(bad), env)
 	if err == nil {
 		t.Fatal("no error")
 	}
@@ -660,7 +659,7 @@ networks:
   libera: {type: irc, server: "h:1", nick: bot, password: "${SECRET}", sasl: {user: me, password: "${SECRET}"}}
   devices: {type: mqtt, broker: "tcp://u:${SECRET}@h:1883", username: u, password: "${SECRET}"}
 `
-	c, err := parse([]byte(good), envOf(env))
+	c, err := config.ParseEnv([]byte(good), env)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -668,14 +667,14 @@ networks:
 	jl := slog.New(slog.NewJSONHandler(&logJSON, nil))
 	tl := slog.New(slog.NewTextHandler(&logText, nil))
 	for _, l := range []*slog.Logger{jl, tl} {
-		l.Info("cfg", "config", c, "value", *c, "network", c.Networks["libera"], "irc", c.Networks["libera"].IRC,
-			"ircv", *c.Networks["libera"].IRC, "sasl", c.Networks["libera"].IRC.SASL, "mqtt", c.Networks["devices"].MQTT)
+		l.Info("cfg", "config", c, "value", *c, "network", c.Networks["libera"], "irc", c.Networks["libera"].Section.(*irc.Config),
+			"ircv", *c.Networks["libera"].Section.(*irc.Config), "sasl", c.Networks["libera"].Section.(*irc.Config).SASL, "mqtt", c.Networks["devices"].Section.(*mqtt.Config))
 	}
 	outputs := map[string]string{
 		"String":  c.String(),
 		"%v":      fmt.Sprintf("%v %+v", c, *c),
 		"network": fmt.Sprintf("%v %+v %v", c.Networks["libera"], *c.Networks["devices"], c.Networks["devices"]),
-		"section": fmt.Sprintf("%v %+v %v %v", c.Networks["libera"].IRC, *c.Networks["libera"].IRC, c.Networks["libera"].IRC.SASL, c.Networks["devices"].MQTT),
+		"section": fmt.Sprintf("%v %+v %v %v", c.Networks["libera"].Section.(*irc.Config), *c.Networks["libera"].Section.(*irc.Config), c.Networks["libera"].Section.(*irc.Config).SASL, c.Networks["devices"].Section.(*mqtt.Config)),
 		"json":    logJSON.String(),
 		"text":    logText.String(),
 	}
@@ -688,7 +687,7 @@ networks:
 		t.Errorf("String does not show redacted values:\n%s", c)
 	}
 	// Printing must not redact the config itself.
-	if c.Networks["libera"].IRC.SASL.Password != secret || c.Networks["devices"].MQTT.Broker != "tcp://u:"+secret+"@h:1883" {
+	if c.Networks["libera"].Section.(*irc.Config).SASL.Password != secret || c.Networks["devices"].Section.(*mqtt.Config).Broker != "tcp://u:"+secret+"@h:1883" {
 		t.Error("redaction changed the original")
 	}
 }
@@ -716,27 +715,27 @@ func TestSecretFieldsTagged(t *testing.T) {
 			check(f.Type)
 		}
 	}
-	check(reflect.TypeFor[Config]())
+	check(reflect.TypeFor[config.Config]())
 	for _, typ := range sectionTypes() {
 		check(typ)
 	}
 }
 
 func TestStringRoundTrips(t *testing.T) {
-	c, err := Load(examplePathWithEnv(t))
+	c, err := config.Load(examplePathWithEnv(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.Networks["libera"].IRC.SASL.Password = "" // would come back as xxxxx
-	c.Networks["libera"].IRC.SASL = nil
+	c.Networks["libera"].Section.(*irc.Config).SASL.Password = "" // would come back as xxxxx
+	c.Networks["libera"].Section.(*irc.Config).SASL = nil
 	// Redacted secrets come back as the redaction text.
-	c.Networks["jabber"].XMPP.Component.Secret = redactedText
-	c.Networks["jabber-relay"].XMPP.Password = redactedText
-	c.Networks["matrix"].Matrix.ASToken = redactedText
-	c.Networks["matrix"].Matrix.HSToken = redactedText
-	c.Networks["web"].WebRTC.Tokens["ops"] = redactedText
-	c.Networks["web"].WebRTC.ICEServers[1].Credential = redactedText
-	back, err := parse([]byte(c.String()), envOf(nil))
+	c.Networks["jabber"].Section.(*xmpp.Config).Component.Secret = "xxxxx"
+	c.Networks["jabber-relay"].Section.(*xmpp.Config).Password = "xxxxx"
+	c.Networks["matrix"].Section.(*matrix.Config).ASToken = "xxxxx"
+	c.Networks["matrix"].Section.(*matrix.Config).HSToken = "xxxxx"
+	c.Networks["web"].Section.(*webrtc.Config).Tokens["ops"] = "xxxxx"
+	c.Networks["web"].Section.(*webrtc.Config).ICEServers[1].Credential = "xxxxx"
+	back, err := config.ParseEnv([]byte(c.String()), nil)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, c)
 	}
@@ -749,7 +748,7 @@ func TestStringRoundTrips(t *testing.T) {
 }
 
 func TestDefault(t *testing.T) {
-	c := Default()
+	c := config.Default()
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -757,14 +756,14 @@ func TestDefault(t *testing.T) {
 		t.Errorf("%+v", c)
 	}
 	n := c.Networks["local"]
-	if len(c.Networks) != 2 || n.Type != "mqtt" || n.MQTT.Broker != "tcp://127.0.0.1:1883" || n.MQTT.ClientID != "switchboard-local" || n.MQTT.MaxPayload != 65536 || n.Mode != "puppet" {
-		t.Errorf("local network: %+v %+v", n, n.MQTT)
+	if len(c.Networks) != 2 || n.Type != "mqtt" || n.Section.(*mqtt.Config).Broker != "tcp://127.0.0.1:1883" || n.Section.(*mqtt.Config).ClientID != "switchboard-local" || n.Section.(*mqtt.Config).MaxPayload != 65536 || n.Mode != "puppet" {
+		t.Errorf("local network: %+v %+v", n, n.Section.(*mqtt.Config))
 	}
 	links, err := c.Links()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if w := c.Networks["web"]; w == nil || w.Type != "webrtc" || !w.WebRTC.LoopbackCandidates || w.WebRTC.MaxMessage != 16384 {
+	if w := c.Networks["web"]; w == nil || w.Type != "webrtc" || !w.Section.(*webrtc.Config).LoopbackCandidates || w.Section.(*webrtc.Config).MaxMessage != 16384 {
 		t.Errorf("web network: %+v", w)
 	}
 	want := map[string][]bridge.RoomAddr{"lobby": {{Network: "local", Room: "switchboard/lobby"}, {Network: "web", Room: "lobby"}}}
@@ -772,20 +771,20 @@ func TestDefault(t *testing.T) {
 		t.Errorf("links %v", links)
 	}
 	// Each call is a fresh value that callers may change.
-	c.Networks["local"].MQTT.Broker = "changed"
+	c.Networks["local"].Section.(*mqtt.Config).Broker = "changed"
 	c.LinkRooms["lobby"][0] = "changed"
-	if d := Default(); d.Networks["local"].MQTT.Broker == "changed" || d.LinkRooms["lobby"][0] == "changed" {
+	if d := config.Default(); d.Networks["local"].Section.(*mqtt.Config).Broker == "changed" || d.LinkRooms["lobby"][0] == "changed" {
 		t.Error("Default shares state between calls")
 	}
 	// The defaults written as a file parse to the same thing.
-	back, err := parse([]byte(Default().String()), envOf(nil))
-	if err != nil || !reflect.DeepEqual(back, Default()) {
-		t.Errorf("Default as YAML: %v\n%s", err, Default())
+	back, err := config.ParseEnv([]byte(config.Default().String()), nil)
+	if err != nil || !reflect.DeepEqual(back, config.Default()) {
+		t.Errorf("Default as YAML: %v\n%s", err, config.Default())
 	}
 }
 
 func TestValidateAfterChange(t *testing.T) {
-	c := Default()
+	c := config.Default()
 	c.LinkRooms["lobby"] = append(c.LinkRooms["lobby"], "local:switchboard/#")
 	err := c.Validate()
 	if err == nil || err.Error() != `links.lobby[2]: invalid mqtt room "switchboard/#": an MQTT topic root contains no + or # wildcard` {
@@ -794,16 +793,16 @@ func TestValidateAfterChange(t *testing.T) {
 }
 
 func TestLinksReportsBadAddresses(t *testing.T) {
-	c := &Config{LinkRooms: map[string][]string{"a": {"x:#a", "nocolon"}, "b": {"y:z"}}}
+	c := &config.Config{LinkRooms: map[string][]string{"a": {"x:#a", "nocolon"}, "b": {"y:z"}}}
 	if _, err := c.Links(); err == nil || err.Error() != `links.a[1]: room address "nocolon": want network:room` {
 		t.Errorf("Links: %v", err)
 	}
 }
 
 func TestNetworkUnmarshalYAML(t *testing.T) {
-	var n Network
+	var n config.Network
 	err := yaml.Unmarshal([]byte("{type: mqtt, broker: 'tcp://h:1', max_payload: 10}"), &n)
-	if err != nil || n.Type != "mqtt" || n.MQTT == nil || n.MQTT.MaxPayload != 10 {
+	if err != nil || n.Type != "mqtt" || n.Section.(*mqtt.Config) == nil || n.Section.(*mqtt.Config).MaxPayload != 10 {
 		t.Errorf("%v %+v", err, n)
 	}
 	err = yaml.Unmarshal([]byte("{type: mqtt, brokr: x, nick: y}"), &n)
@@ -818,22 +817,11 @@ func TestLoad(t *testing.T) {
 	if err := os.WriteFile(path, []byte(valid), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Load(path); err != nil {
+	if _, err := config.Load(path); err != nil {
 		t.Error(err)
 	}
-	if _, err := Load(path + ".missing"); !errors.Is(err, os.ErrNotExist) {
+	if _, err := config.Load(path + ".missing"); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("missing file: %v", err)
-	}
-}
-
-func TestSectionKeysDisjoint(t *testing.T) {
-	common := fieldsOf(reflect.TypeFor[networkCommon]())
-	for typ, get := range networkTypes {
-		for k := range fieldsOf(reflect.TypeOf(get(&Network{})).Elem()) {
-			if _, ok := common[k]; ok {
-				t.Errorf("%s key %q is also a key of every network", typ, k)
-			}
-		}
 	}
 }
 
@@ -847,7 +835,7 @@ func examplePathWithEnv(t *testing.T) string {
 }
 
 func TestExampleIsValid(t *testing.T) {
-	c, err := Load(examplePathWithEnv(t))
+	c, err := config.Load(examplePathWithEnv(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -856,7 +844,7 @@ func TestExampleIsValid(t *testing.T) {
 			t.Errorf("network %s: %+v", name, n)
 		}
 	}
-	if got := c.Networks["libera"].IRC.SASL.Password; got != exampleEnv["LIBERA_SASL_PASSWORD"] {
+	if got := c.Networks["libera"].Section.(*irc.Config).SASL.Password; got != exampleEnv["LIBERA_SASL_PASSWORD"] {
 		t.Errorf("sasl password %q", got)
 	}
 	if _, err := c.Links(); err != nil || len(c.LinkRooms["lobby"]) != 2 {
@@ -867,10 +855,18 @@ func TestExampleIsValid(t *testing.T) {
 // sectionTypes lists each network type's section struct.
 func sectionTypes() map[string]reflect.Type {
 	m := map[string]reflect.Type{}
-	for typ, get := range networkTypes {
-		m[typ] = reflect.TypeOf(get(&Network{})).Elem()
+	for _, t := range config.Types() {
+		m[t.Name] = reflect.TypeOf(t.Config()).Elem()
 	}
 	return m
+}
+
+// join appends a map key to a path.
+func join(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
 }
 
 // structKeys lists the key paths a struct accepts, from its yaml tags; a
@@ -899,7 +895,7 @@ func structKeys(typ reflect.Type, prefix string) []string {
 			path += ".*"
 			ft = ft.Elem()
 		}
-		if ft == reflect.TypeFor[*Network]() || ft == reflect.TypeFor[Network]() {
+		if ft == reflect.TypeFor[*config.Network]() || ft == reflect.TypeFor[config.Network]() {
 			continue // its keys depend on the type; see exampleWant
 		}
 		keys = append(keys, structKeys(ft, path+".")...)
@@ -911,8 +907,8 @@ func structKeys(typ reflect.Type, prefix string) []string {
 // appear as networks.<type>.key: the common ones under any type, a
 // section's under a network of that type.
 func exampleWant() []string {
-	want := structKeys(reflect.TypeFor[Config](), "")
-	for _, k := range structKeys(reflect.TypeFor[networkCommon](), "") {
+	want := structKeys(reflect.TypeFor[config.Config](), "")
+	for _, k := range structKeys(reflect.TypeFor[config.Network](), "") {
 		want = append(want, "networks.<any>."+k)
 	}
 	for typ, st := range sectionTypes() {
@@ -992,8 +988,8 @@ func TestExampleDocumentsEveryKey(t *testing.T) {
 }
 
 func TestIgnoreLists(t *testing.T) {
-	c, err := parse([]byte(strings.Replace(valid, "nick: switchboard", "nick: switchboard\n    ignore: [\"*bot*\"]", 1)+
-		"link_options: {lobby: {ignore: [\"sensor-*\"]}}\n"), envOf(nil))
+	c, err := config.ParseEnv([]byte(strings.Replace(valid, "nick: switchboard", "nick: switchboard\n    ignore: [\"*bot*\"]", 1)+
+		"link_options: {lobby: {ignore: [\"sensor-*\"]}}\n"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1009,7 +1005,7 @@ func TestIgnoreLists(t *testing.T) {
 		t.Errorf("links' lists %v", links)
 	}
 	// The services' defaults go with a switch, the list staying.
-	c, err = parse([]byte(strings.Replace(valid, "nick: switchboard", "nick: switchboard\n    ignore: [\"*bot*\"]\n    ignore_services: false", 1)), envOf(nil))
+	c, err = config.ParseEnv([]byte(strings.Replace(valid, "nick: switchboard", "nick: switchboard\n    ignore: [\"*bot*\"]\n    ignore_services: false", 1)), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1019,7 +1015,7 @@ func TestIgnoreLists(t *testing.T) {
 }
 
 func TestAdminsAndAPIToken(t *testing.T) {
-	c := Default()
+	c := config.Default()
 	c.Admins = []string{"web:ops", "matrix:@ops:example.org", "nocolon", "libera:*!*@x", "local:"}
 	c.HTTP.APIToken = "short"
 	err := c.Validate()
@@ -1046,7 +1042,7 @@ func TestAdminsAndAPIToken(t *testing.T) {
 }
 
 func TestCheckLinks(t *testing.T) {
-	c := Default()
+	c := config.Default()
 	err := c.CheckLinks(map[string][]string{"new": {"web:ok", "nowhere:x", "local:bad/#"}, "bad name": {"web:y"}})
 	if err == nil {
 		t.Fatal("no error")
@@ -1065,14 +1061,14 @@ func TestCheckLinks(t *testing.T) {
 }
 
 func TestSQLiteSynchronous(t *testing.T) {
-	c, err := parse([]byte(valid+"sqlite_synchronous: normal\n"), envOf(nil))
+	c, err := config.ParseEnv([]byte(valid+"sqlite_synchronous: normal\n"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c.SQLiteSynchronous != "normal" || c.StoreDSN() != "sqlite?_synchronous=NORMAL" {
 		t.Errorf("sqlite_synchronous %q, store DSN %q", c.SQLiteSynchronous, c.StoreDSN())
 	}
-	c, err = parse([]byte(valid+"store: postgres://sb@db/sb\n"), envOf(nil))
+	c, err = config.ParseEnv([]byte(valid+"store: postgres://sb@db/sb\n"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1089,7 +1085,7 @@ func TestPublicURL(t *testing.T) {
 		"http://127.0.0.1:8080/sb//":       "http://127.0.0.1:8080/sb",
 		"https://example.org/switchboard/": "https://example.org/switchboard",
 	} {
-		c, err := parse([]byte(valid+"\nhttp: {public_url: \""+in+"\"}\n"), envOf(nil))
+		c, err := config.ParseEnv([]byte(valid+"\nhttp: {public_url: \""+in+"\"}\n"), nil)
 		if err != nil {
 			t.Errorf("public_url %q: %v", in, err)
 			continue
@@ -1099,7 +1095,7 @@ func TestPublicURL(t *testing.T) {
 		}
 	}
 	for _, bad := range []string{"bridge.example.org", "ftp://bridge.example.org", "https://", "https://user:pw@bridge.example.org", "https://bridge.example.org/?x=1", "https://bridge.example.org/#top", "/media"} {
-		_, err := parse([]byte(valid+"\nhttp: {public_url: \""+bad+"\"}\n"), envOf(nil))
+		_, err := config.ParseEnv([]byte(valid+"\nhttp: {public_url: \""+bad+"\"}\n"), nil)
 		if err == nil || !strings.Contains(err.Error(), "http.public_url: ") {
 			t.Errorf("public_url %q: want an error naming http.public_url, got %v", bad, err)
 		}
@@ -1110,15 +1106,15 @@ func TestRetention(t *testing.T) {
 	day := 24 * time.Hour
 	for _, c := range []struct {
 		yaml string
-		want Retention
+		want config.Retention
 	}{
-		{"", Retention{Messages: 90 * day, IDs: 365 * day, Failed: 30 * day}},
-		{"retention: {messages: 7d, failed: 12h}", Retention{Messages: 7 * day, IDs: 365 * day, Failed: 12 * time.Hour}},
+		{"", config.Retention{Messages: 90 * day, IDs: 365 * day, Failed: 30 * day}},
+		{"retention: {messages: 7d, failed: 12h}", config.Retention{Messages: 7 * day, IDs: 365 * day, Failed: 12 * time.Hour}},
 		// Keeping the contents keeps the ids, unless told otherwise.
-		{"retention: {messages: 0}", Retention{Failed: 30 * day}},
-		{"retention: {messages: 2s, ids: 3s, failed: 0}", Retention{Messages: 2 * time.Second, IDs: 3 * time.Second}},
+		{"retention: {messages: 0}", config.Retention{Failed: 30 * day}},
+		{"retention: {messages: 2s, ids: 3s, failed: 0}", config.Retention{Messages: 2 * time.Second, IDs: 3 * time.Second}},
 	} {
-		got, err := parse([]byte(valid+c.yaml+"\n"), envOf(nil))
+		got, err := config.ParseEnv([]byte(valid+c.yaml+"\n"), nil)
 		if err != nil {
 			t.Errorf("%q: %v", c.yaml, err)
 			continue
@@ -1134,7 +1130,7 @@ func TestRetention(t *testing.T) {
 		"retention: {messages: 0, ids: 30d}":  "retention.ids: needs retention.messages: an event's contents go before its ids",
 		"retention: {messages: 30d, ids: 7d}": "retention.ids: must be at least retention.messages (720h0m0s), got 168h0m0s",
 	} {
-		_, err := parse([]byte(valid+yaml+"\n"), envOf(nil))
+		_, err := config.ParseEnv([]byte(valid+yaml+"\n"), nil)
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%q: %v, want %q", yaml, err, want)
 		}
