@@ -108,7 +108,11 @@ func validateNetwork(errs *errorList, name string, n *Network) {
 		errs.add(join(path, "mode"), "want puppet or relay, got %q", n.Mode)
 	}
 	if n.KickBlocks && known && !typ.Kicks {
-		errs.add(join(path, "kick_blocks"), "only %s rooms kick, not %s", strings.Join(kickTypes(), ", "), n.Type)
+		if kt := kickTypes(); len(kt) > 0 {
+			errs.add(join(path, "kick_blocks"), "only %s rooms kick, not %s", strings.Join(kt, ", "), n.Type)
+		} else {
+			errs.add(join(path, "kick_blocks"), "%s rooms do not kick", n.Type)
+		}
 	}
 	p := n.Puppets
 	if t := p.Template; t != "" && !strings.Contains(t, "{name}") && !strings.Contains(t, "{id}") {
