@@ -24,16 +24,21 @@ const (
 	defaultSQLiteSync     = "full"
 	defaultHTTPListen     = "127.0.0.1:8080"
 	defaultBrokerListen   = "127.0.0.1:1883"
-	defaultMode           = "puppet"
-	defaultPuppetTemplate = mapping.DefaultTemplate
-	defaultPuppetMax      = 50
-	defaultPuppetIdle     = 30 * time.Minute
 	defaultReadyGrace     = 30 * time.Second
 	defaultRetainMessages = 90 * 24 * time.Hour
 	defaultRetainIDs      = 365 * 24 * time.Hour
 	defaultRetainFailed   = 30 * 24 * time.Hour
 	defaultLogLevel       = "info"
 	defaultLogFormat      = "text"
+)
+
+// The defaults of the keys every network has, for adapters that build a
+// network's settings from a Network made in code (tests) rather than
+// loaded.
+const (
+	DefaultMode       = "puppet"
+	DefaultPuppetMax  = 50
+	DefaultPuppetIdle = 30 * time.Minute
 )
 
 // Load reads and parses a configuration file; see Parse. Errors about the
@@ -146,10 +151,10 @@ func (c *Config) applyDefaults(given func(path string) bool) {
 		}
 		path := join("networks", name)
 		netGiven := func(key string) bool { return given(join(path, key)) }
-		SetDefault(&n.Mode, defaultMode)
+		SetDefault(&n.Mode, DefaultMode)
 		// Max 0 means the default even when written (see Puppets).
-		SetDefault(&n.Puppets.Max, defaultPuppetMax)
-		SetDefault(&n.Puppets.Idle, defaultPuppetIdle, netGiven("puppets.idle"))
+		SetDefault(&n.Puppets.Max, DefaultPuppetMax)
+		SetDefault(&n.Puppets.Idle, DefaultPuppetIdle, netGiven("puppets.idle"))
 		if sec := n.section(); sec != nil {
 			sec.SetDefaults(name, n, netGiven)
 		}

@@ -48,12 +48,7 @@ func init() {
 	})
 }
 
-// Defaults for zero fields of a network built in code (tests) rather
-// than loaded, the ones Config.SetDefaults applies.
 const (
-	defaultMode       = "puppet"
-	defaultMaxPuppets = 50
-	defaultIdle       = 30 * time.Minute
 	// puppetPause is how long puppet mode falls back to relaying after a
 	// puppet could not connect (the server may limit connections per
 	// host): better relayed than stuck in the outbox.
@@ -218,7 +213,7 @@ func New(name string, n *config.Network, log *slog.Logger) (adapters.Adapter, er
 		info:       defaultServerInfo(c.MaxLineBytes),
 	}
 	if a.mode == "" {
-		a.mode = defaultMode
+		a.mode = config.DefaultMode
 	}
 	if a.mode != "puppet" && a.mode != "relay" {
 		return nil, fmt.Errorf("networks.%s.mode: %q is neither puppet nor relay", name, a.mode)
@@ -227,10 +222,10 @@ func New(name string, n *config.Network, log *slog.Logger) (adapters.Adapter, er
 		a.template = mapping.DefaultTemplate
 	}
 	if a.maxPuppets <= 0 {
-		a.maxPuppets = defaultMaxPuppets
+		a.maxPuppets = config.DefaultPuppetMax
 	}
 	if a.idle <= 0 {
-		a.idle = defaultIdle
+		a.idle = config.DefaultPuppetIdle
 	}
 	return a, nil
 }

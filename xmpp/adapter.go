@@ -61,13 +61,12 @@ func init() {
 	})
 }
 
-// Defaults for zero config fields, the same the config loader applies.
+// Defaults for zero fields of a network built in code (tests) rather
+// than loaded, the ones Config.SetDefaults applies.
 const (
-	defaultNick       = "switchboard"
-	defaultMaxStanza  = 256 * 1024
-	defaultTemplate   = "{name} ({network})"
-	defaultMaxPuppets = 50
-	defaultIdle       = 30 * time.Minute
+	defaultNick      = "switchboard"
+	defaultMaxStanza = 256 * 1024
+	defaultTemplate  = "{name} ({network})"
 	// maxNickAttempts bounds the nicks tried for one occupant.
 	maxNickAttempts = 6
 	// maxSent bounds the sent messages remembered for idempotent retries.
@@ -298,10 +297,10 @@ func New(name string, n *config.Network, log *slog.Logger) (adapters.Adapter, er
 		a.template = defaultTemplate
 	}
 	if a.maxPuppets <= 0 {
-		a.maxPuppets = defaultMaxPuppets
+		a.maxPuppets = config.DefaultPuppetMax
 	}
 	if a.idle <= 0 {
-		a.idle = defaultIdle
+		a.idle = config.DefaultPuppetIdle
 	}
 	if a.maxStanza <= 0 {
 		a.maxStanza = defaultMaxStanza
