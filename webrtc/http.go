@@ -15,6 +15,7 @@ import (
 
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
+	"golang.org/x/time/rate"
 )
 
 // maxOfferBytes bounds an SDP offer; a browser's is a few kilobytes.
@@ -143,7 +144,7 @@ func (a *Adapter) postOffer(w http.ResponseWriter, r *http.Request) {
 	api := a.api
 	rm.pending++
 	p := &peer{a: a, room: rm, session: newSessionID(), done: make(chan struct{})}
-	p.bucket = bucket{perSecond: float64(a.cfg.Rate.PerSecond), burst: float64(a.cfg.Rate.Burst), tokens: float64(a.cfg.Rate.Burst)}
+	p.bucket = rate.NewLimiter(rate.Limit(a.cfg.Rate.PerSecond), a.cfg.Rate.Burst)
 	a.sessions[p.session] = p
 	a.wg.Add(1)
 	a.mu.Unlock()
