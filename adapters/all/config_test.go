@@ -21,6 +21,7 @@ import (
 
 	"github.com/switchboard-chat/switchboard/bridge"
 	"github.com/switchboard-chat/switchboard/config"
+	"github.com/switchboard-chat/switchboard/config/configtest"
 	"github.com/switchboard-chat/switchboard/irc"
 	"github.com/switchboard-chat/switchboard/mapping"
 	"github.com/switchboard-chat/switchboard/matrix"
@@ -57,145 +58,140 @@ links:
 `
 
 func TestBadConfigs(t *testing.T) {
-	tests := []struct {
-		name string
-		yaml string
-		env  map[string]string
-		want []string // each must be one line of the error
-	}{
+	configtest.RunBad(t, []configtest.BadConfig{
 		{
-			name: "bad ignore patterns",
-			yaml: strings.Replace(valid, "nick: switchboard", `nick: switchboard
+			Name: "bad ignore patterns",
+			YAML: strings.Replace(valid, "nick: switchboard", `nick: switchboard
     ignore: ["*bot*", "", "/a(b/", "//"]`, 1),
-			want: []string{
+			Want: []string{
 				`networks.libera.ignore[1]: empty pattern`,
 				"networks.libera.ignore[2]: bad regular expression: error parsing regexp: missing closing ): `a(b`",
 				`networks.libera.ignore[3]: empty regular expression`,
 			},
 		},
 		{
-			name: "bad link options",
-			yaml: valid + `link_options:
+			Name: "bad link options",
+			YAML: valid + `link_options:
   lobby: { ignore: ["ok", "/[/"] }
   lobyy: { ignore: ["x"] }
   other: { ignroe: ["x"] }
 `,
-			want: []string{
+			Want: []string{
 				"link_options.lobby.ignore[1]: bad regular expression: error parsing regexp: missing closing ]: `[`",
 				`link_options.lobyy: no link "lobyy" in links`,
 				`link_options.other.ignroe: unknown key`,
 			},
 		},
 		{
-			name: "ignore_services on a network without services",
-			yaml: strings.Replace(valid, "broker: tcp://127.0.0.1:1883", "broker: tcp://127.0.0.1:1883\n    ignore_services: false", 1),
-			want: []string{`networks.devices.ignore_services: unknown key for a network of type mqtt`},
+			Name: "ignore_services on a network without services",
+			YAML: strings.Replace(valid, "broker: tcp://127.0.0.1:1883", "broker: tcp://127.0.0.1:1883\n    ignore_services: false", 1),
+			Want: []string{`networks.devices.ignore_services: unknown key for a network of type mqtt`},
 		},
 		{
-			name: "unknown network type",
-			yaml: "networks: {x: {type: foo, server: a:1}}",
-			want: []string{`networks.x.type: unknown network type "foo" (known: irc, matrix, mqtt, webrtc, xmpp)`},
+			Name: "unknown network type",
+			YAML: "networks: {x: {type: foo, server: a:1}}",
+			Want: []string{`networks.x.type: unknown network type "foo" (known: irc, matrix, mqtt, webrtc, xmpp)`},
 		},
 		{
-			name: "kick_blocks where nothing kicks",
-			yaml: "networks: {d: {type: mqtt, broker: tcp://127.0.0.1:1883, kick_blocks: true}}",
-			want: []string{`networks.d.kick_blocks: only irc, matrix, xmpp rooms kick, not mqtt`},
+			Name: "kick_blocks where nothing kicks",
+			YAML: "networks: {d: {type: mqtt, broker: tcp://127.0.0.1:1883, kick_blocks: true}}",
+			Want: []string{`networks.d.kick_blocks: only irc, matrix, xmpp rooms kick, not mqtt`},
 		},
 		{
-			name: "kick_blocks not a bool",
-			yaml: "networks: {l: {type: irc, server: a:1, nick: sb, kick_blocks: often}}",
-			want: []string{`networks.l.kick_blocks: want true or false, got "often"`},
+			Name: "kick_blocks not a bool",
+			YAML: "networks: {l: {type: irc, server: a:1, nick: sb, kick_blocks: often}}",
+			Want: []string{`networks.l.kick_blocks: want true or false, got "often"`},
 		},
 		{
-			name: "missing network type",
-			yaml: "networks: {x: {mode: relay}, y: }",
-			want: []string{
+			Name: "missing network type",
+			YAML: "networks: {x: {mode: relay}, y: }",
+			Want: []string{
 				`networks.x.type: required (known: irc, matrix, mqtt, webrtc, xmpp)`,
 				`networks.y.type: required (known: irc, matrix, mqtt, webrtc, xmpp)`,
 			},
 		},
 		{
-			name: "link names unknown network",
-			yaml: strings.Replace(valid, `"devices:chat/lobby"`, `"libera2:#x"`, 1),
-			want: []string{`links.lobby[1]: unknown network "libera2"`},
+			Name: "link names unknown network",
+			YAML: strings.Replace(valid, `"devices:chat/lobby"`, `"libera2:#x"`, 1),
+			Want: []string{`links.lobby[1]: unknown network "libera2"`},
 		},
 		{
-			name: "malformed room address",
-			yaml: strings.Replace(valid, `"libera:#lobby"`, `"libera"`, 1),
-			want: []string{`links.lobby[0]: room address "libera": want network:room`},
+			Name: "malformed room address",
+			YAML: strings.Replace(valid, `"libera:#lobby"`, `"libera"`, 1),
+			Want: []string{`links.lobby[0]: room address "libera": want network:room`},
 		},
 		{
-			name: "empty network in room address",
-			yaml: strings.Replace(valid, `"libera:#lobby"`, `":#lobby"`, 1),
-			want: []string{`links.lobby[0]: room address ":#lobby": empty network name`},
+			Name: "empty network in room address",
+			YAML: strings.Replace(valid, `"libera:#lobby"`, `":#lobby"`, 1),
+			Want: []string{`links.lobby[0]: room address ":#lobby": empty network name`},
 		},
 		{
-			name: "unknown key in network",
-			yaml: strings.Replace(valid, "server:", "sevrer:", 1),
-			want: []string{
+			Name: "unknown key in network",
+			YAML: strings.Replace(valid, "server:", "sevrer:", 1),
+			Want: []string{
 				`networks.libera.sevrer: unknown key for a network of type irc`,
 				`networks.libera.server: required (want host:port)`,
 			},
 		},
 		{
-			name: "key of another network type",
-			yaml: strings.Replace(valid, "nick: switchboard", "nick: switchboard\n    client_id: x", 1),
-			want: []string{`networks.libera.client_id: unknown key for a network of type irc`},
+			Name: "key of another network type",
+			YAML: strings.Replace(valid, "nick: switchboard", "nick: switchboard\n    client_id: x", 1),
+			Want: []string{`networks.libera.client_id: unknown key for a network of type irc`},
 		},
 		{
-			name: "bad rates",
-			yaml: `
+			Name: "bad rates",
+			YAML: `
 networks:
   a: {type: irc, server: "h:1", nick: x, rate: {per_second: -1}}
   b: {type: mqtt, broker: "tcp://h:1", rate: {per_second: 2, burst: 0}}
   c: {type: matrix, homeserver: "http://h:1", domain: h, as_token: a, hs_token: b, rate: {per_second: .inf}}
 `,
-			want: []string{
+			Want: []string{
 				`networks.a.rate.per_second: must be a number of at least 0 (0: no limit), got -1`,
 				`networks.b.rate.burst: must be at least 1, got 0`,
 				`networks.c.rate.per_second: must be a number of at least 0 (0: no limit), got +Inf`,
 			},
 		},
 		{
-			name: "unknown top-level key",
-			yaml: valid + "datadir: /tmp\n",
-			want: []string{`datadir: unknown key`},
+			Name: "unknown top-level key",
+			YAML: valid + "datadir: /tmp\n",
+			Want: []string{`datadir: unknown key`},
 		},
 		{
-			name: "unknown nested keys",
-			yaml: valid + "http: {lisen: ':1'}\n",
-			want: []string{`http.lisen: unknown key`},
+			Name: "unknown nested keys",
+			YAML: valid + "http: {lisen: ':1'}\n",
+			Want: []string{`http.lisen: unknown key`},
 		},
 		{
-			name: "unknown key in a nested network section",
-			yaml: strings.Replace(valid, "nick: switchboard", "nick: switchboard\n    flood: {brust: 3}\n    puppets: {maxx: 3}", 1),
-			want: []string{
+			Name: "unknown key in a nested network section",
+			YAML: strings.Replace(valid, "nick: switchboard", "nick: switchboard\n    flood: {brust: 3}\n    puppets: {maxx: 3}", 1),
+			Want: []string{
 				`networks.libera.flood.brust: unknown key`,
 				`networks.libera.puppets.maxx: unknown key`,
 			},
 		},
 		{
-			name: "bad port",
-			yaml: valid + "http: {listen: '127.0.0.1:99999'}\nbroker: {listen: 'localhost:x'}\n",
-			want: []string{
+			Name: "bad port",
+			YAML: valid + "http: {listen: '127.0.0.1:99999'}\nbroker: {listen: 'localhost:x'}\n",
+			Want: []string{
 				`broker.listen: invalid port "x" (want 1-65535)`,
 				`http.listen: invalid port "99999" (want 1-65535)`,
 			},
 		},
 		{
-			name: "env var unset",
-			yaml: strings.Replace(valid, "nick: switchboard", "nick: switchboard\n    sasl: {user: me, password: '${NOPE}'}", 1),
-			want: []string{`networks.libera.sasl.password: environment variable NOPE is not set (use ${NOPE:-default} for an optional value)`},
+			Name: "env var unset",
+			YAML: strings.Replace(valid, "nick: switchboard", "nick: switchboard\n    sasl: {user: me, password: '${NOPE}'}", 1),
+			Want: []string{`networks.libera.sasl.password: environment variable NOPE is not set (use ${NOPE:-default} for an optional value)`},
 		},
 		{
-			name: "env reference malformed",
-			yaml: strings.Replace(valid, "nick: switchboard", "nick: ${BOT", 1),
-			want: []string{`networks.libera.nick: unterminated ${ (write $${ for a literal ${)`},
+			Name: "env reference malformed",
+			YAML: strings.Replace(valid, "nick: switchboard", "nick: ${BOT", 1),
+			Want: []string{`networks.libera.nick: unterminated ${ (write $${ for a literal ${)`},
 		},
 		{
-			name: "wrong scalar types",
-			yaml: strings.Replace(valid, "nick: switchboard", "nick: switchboard\n    tls: maybe\n    max_line_bytes: lots\n    reconnect_max: 5\n    flood: {interval: 1 second}", 1),
-			want: []string{
+			Name: "wrong scalar types",
+			YAML: strings.Replace(valid, "nick: switchboard", "nick: switchboard\n    tls: maybe\n    max_line_bytes: lots\n    reconnect_max: 5\n    flood: {interval: 1 second}", 1),
+			Want: []string{
 				`networks.libera.flood.interval: want a duration such as 30s, 5m, 1h30m or 90d, got "1 second"`,
 				`networks.libera.max_line_bytes: want an integer, got "lots"`,
 				`networks.libera.reconnect_max: want a duration such as 30s, 5m, 1h30m or 90d, got "5"`,
@@ -203,22 +199,22 @@ networks:
 			},
 		},
 		{
-			name: "wrong node kinds",
-			yaml: "http: 8080\nlinks: {x: '#a'}\n",
-			want: []string{
+			Name: "wrong node kinds",
+			YAML: "http: 8080\nlinks: {x: '#a'}\n",
+			Want: []string{
 				`http: want a mapping, got a scalar`,
 				`links.x: want a list, got a scalar`,
 			},
 		},
 		{
-			name: "duplicate key",
-			yaml: strings.Replace(valid, "nick: switchboard", "nick: switchboard\n    nick: other", 1),
-			want: []string{`networks.libera.nick: duplicate key`},
+			Name: "duplicate key",
+			YAML: strings.Replace(valid, "nick: switchboard", "nick: switchboard\n    nick: other", 1),
+			Want: []string{`networks.libera.nick: duplicate key`},
 		},
 		{
-			name: "mode, puppets and flood out of range",
-			yaml: strings.Replace(valid, "nick: switchboard", "nick: switchboard\n    mode: mirror\n    puppets: {max: -1, template: bot}\n    flood: {burst: -2, interval: -1s}", 1),
-			want: []string{
+			Name: "mode, puppets and flood out of range",
+			YAML: strings.Replace(valid, "nick: switchboard", "nick: switchboard\n    mode: mirror\n    puppets: {max: -1, template: bot}\n    flood: {burst: -2, interval: -1s}", 1),
+			Want: []string{
 				`networks.libera.flood.burst: must be at least 1, got -2`,
 				`networks.libera.flood.interval: must not be negative, got -1s`,
 				`networks.libera.mode: want puppet or relay, got "mirror"`,
@@ -227,9 +223,9 @@ networks:
 			},
 		},
 		{
-			name: "explicit zeros",
-			yaml: strings.Replace(strings.Replace(valid, "nick: switchboard", "nick: switchboard\n    flood: {burst: 0}\n    puppets: {idle: 0}\n    max_line_bytes: 0\n    max_message_lines: 0\n    reconnect_max: 0", 1), "broker: tcp://127.0.0.1:1883", "broker: tcp://127.0.0.1:1883\n    max_payload: 0", 1),
-			want: []string{
+			Name: "explicit zeros",
+			YAML: strings.Replace(strings.Replace(valid, "nick: switchboard", "nick: switchboard\n    flood: {burst: 0}\n    puppets: {idle: 0}\n    max_line_bytes: 0\n    max_message_lines: 0\n    reconnect_max: 0", 1), "broker: tcp://127.0.0.1:1883", "broker: tcp://127.0.0.1:1883\n    max_payload: 0", 1),
+			Want: []string{
 				`networks.devices.max_payload: must be positive, got 0`,
 				`networks.libera.flood.burst: must be at least 1, got 0`,
 				`networks.libera.max_line_bytes: must be at least 64, got 0`,
@@ -239,14 +235,14 @@ networks:
 			},
 		},
 		{
-			name: "network name",
-			yaml: "networks: {Libera: {type: mqtt, broker: 'tcp://h:1'}}",
-			want: []string{`networks.Libera: invalid network name "Libera" (want lowercase letters, digits, _ and -)`},
+			Name: "network name",
+			YAML: "networks: {Libera: {type: mqtt, broker: 'tcp://h:1'}}",
+			Want: []string{`networks.Libera: invalid network name "Libera" (want lowercase letters, digits, _ and -)`},
 		},
 		{
-			name: "store, data_dir and log",
-			yaml: valid + "store: mysql://root@db/x\ndata_dir: ' '\nlog: {level: loud, format: xml}\n",
-			want: []string{
+			Name: "store, data_dir and log",
+			YAML: valid + "store: mysql://root@db/x\ndata_dir: ' '\nlog: {level: loud, format: xml}\n",
+			Want: []string{
 				`data_dir: required`,
 				`log.format: want one of text, json, got "xml"`,
 				`log.level: want one of debug, info, warn, error, got "loud"`,
@@ -254,64 +250,50 @@ networks:
 			},
 		},
 		{
-			name: "sqlite_synchronous",
-			yaml: valid + "sqlite_synchronous: off\n",
-			want: []string{`sqlite_synchronous: want one of full, normal, got "off"`},
+			Name: "sqlite_synchronous",
+			YAML: valid + "sqlite_synchronous: off\n",
+			Want: []string{`sqlite_synchronous: want one of full, normal, got "off"`},
 		},
 		{
-			name: "sqlite_synchronous with postgres",
-			yaml: valid + "store: postgres://sb@db/sb\nsqlite_synchronous: normal\n",
-			want: []string{`sqlite_synchronous: only applies to the sqlite store`},
+			Name: "sqlite_synchronous with postgres",
+			YAML: valid + "store: postgres://sb@db/sb\nsqlite_synchronous: normal\n",
+			Want: []string{`sqlite_synchronous: only applies to the sqlite store`},
 		},
 		{
-			name: "room listed twice",
-			yaml: strings.Replace(valid, `"devices:chat/lobby"`, `"libera:#lobby"`, 1),
-			want: []string{`links.lobby[1]: room libera:#lobby listed twice`},
+			Name: "room listed twice",
+			YAML: strings.Replace(valid, `"devices:chat/lobby"`, `"libera:#lobby"`, 1),
+			Want: []string{`links.lobby[1]: room libera:#lobby listed twice`},
 		},
 		{
-			name: "room in two links and an empty link",
-			yaml: valid + "  x: [\"devices:chat/lobby\"]\n  y: []\n  z: [\"libera:#new\", \"libera:#lobby\"]\n",
-			want: []string{
+			Name: "room in two links and an empty link",
+			YAML: valid + "  x: [\"devices:chat/lobby\"]\n  y: []\n  z: [\"libera:#new\", \"libera:#lobby\"]\n",
+			Want: []string{
 				`links.x[0]: room devices:chat/lobby is already in link "lobby"`,
 				`links.y: a link needs at least one room`,
 				`links.z[1]: room libera:#lobby is already in link "lobby"`,
 			},
 		},
 		{
-			name: "link name",
-			yaml: valid + "  \"a.b\": [\"libera:#other\"]\n",
-			want: []string{`links.a.b: invalid link name "a.b" (want letters, digits, _ and -)`},
+			Name: "link name",
+			YAML: valid + "  \"a.b\": [\"libera:#other\"]\n",
+			Want: []string{`links.a.b: invalid link name "a.b" (want letters, digits, _ and -)`},
 		},
 		{
-			name: "two documents",
-			yaml: valid + "---\ndata_dir: x\n",
-			want: []string{`config holds more than one YAML document`},
+			Name: "two documents",
+			YAML: valid + "---\ndata_dir: x\n",
+			Want: []string{`config holds more than one YAML document`},
 		},
 		{
-			name: "yaml syntax",
-			yaml: "networks: [",
-			want: []string{`yaml: line 1: did not find expected node content`},
+			Name: "yaml syntax",
+			YAML: "networks: [",
+			Want: []string{`yaml: line 1: did not find expected node content`},
 		},
 		{
-			name: "top level not a mapping",
-			yaml: "- a\n",
-			want: []string{`want a mapping, got a list`},
+			Name: "top level not a mapping",
+			YAML: "- a\n",
+			Want: []string{`want a mapping, got a list`},
 		},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			c, err := config.ParseEnv([]byte(tt.yaml), tt.env)
-			if err == nil {
-				t.Fatalf("no error; config:\n%s", c)
-			}
-			lines := strings.Split(err.Error(), "\n")
-			for _, w := range tt.want {
-				if !slices.Contains(lines, w) {
-					t.Errorf("error lacks line\n\t%s\ngot:\n\t%s", w, strings.Join(lines, "\n\t"))
-				}
-			}
-		})
-	}
+	})
 }
 
 // TestErrorsCollected checks that every problem is reported at once, in
