@@ -76,9 +76,7 @@ func cleanLine(s string) string {
 	return strings.Join(textLines(s), " ")
 }
 
-var (
-	errBadChannel = errors.New("invalid channel name")
-)
+var errBadChannel = errors.New("invalid channel name")
 
 // validChannel checks a channel name before it goes into a JOIN or
 // PRIVMSG: it must start with one of the server's channel prefixes and
