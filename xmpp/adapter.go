@@ -258,24 +258,23 @@ func New(name string, n *config.Network, log *slog.Logger) (adapters.Adapter, er
 	switch {
 	case c.Component != nil && c.JID != "":
 		return nil, fmt.Errorf("networks.%s: component and jid are exclusive", name)
+	// The rules are those of Config.Validate, for a network built in code.
 	case c.Component != nil:
-		d, err := jid.Parse(c.Component.Domain)
-		if err != nil || d.Localpart() != "" || d.Resourcepart() != "" {
-			return nil, fmt.Errorf("networks.%s.component.domain: %q is not a domain", name, c.Component.Domain)
+		if err := checkXMPPDomain(c.Component.Domain); err != nil {
+			return nil, fmt.Errorf("networks.%s.component.domain: %w", name, err)
 		}
 		if c.Component.Secret == "" {
 			return nil, fmt.Errorf("networks.%s.component.secret: not set", name)
 		}
-		a.component, a.domain = true, d.String()
+		a.component, a.domain = true, jid.MustParse(c.Component.Domain).String()
 	case c.JID != "":
-		j, err := jid.Parse(c.JID)
-		if err != nil || j.Localpart() == "" {
-			return nil, fmt.Errorf("networks.%s.jid: want name@domain", name)
+		if err := checkBareJID(c.JID, "an account"); err != nil {
+			return nil, fmt.Errorf("networks.%s.jid: %w", name, err)
 		}
 		if c.Password == "" {
 			return nil, fmt.Errorf("networks.%s.password: not set", name)
 		}
-		a.account = j.Bare()
+		a.account = jid.MustParse(c.JID)
 	default:
 		return nil, fmt.Errorf("networks.%s: set component or jid", name)
 	}
@@ -290,8 +289,8 @@ func New(name string, n *config.Network, log *slog.Logger) (adapters.Adapter, er
 	if a.cfg.Nick == "" {
 		a.cfg.Nick = defaultNick
 	}
-	if !validNick(a.cfg.Nick) {
-		return nil, fmt.Errorf("networks.%s.nick: %q is not a valid MUC nick", name, a.cfg.Nick)
+	if err := checkMUCNick(a.cfg.Nick); err != nil {
+		return nil, fmt.Errorf("networks.%s.nick: %w", name, err)
 	}
 	if a.template == "" {
 		a.template = defaultTemplate
