@@ -19,7 +19,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"strconv"
 	"strings"
 	"sync"
@@ -160,8 +159,8 @@ func New(name string, n *config.Network, log *slog.Logger) (adapters.Adapter, er
 		s := *c.SASL
 		c.SASL = &s
 	}
-	if _, _, err := net.SplitHostPort(c.Server); err != nil {
-		return nil, fmt.Errorf("networks.%s.server: want host:port: %w", name, err)
+	if err := config.CheckHostPort(c.Server, true, false); err != nil {
+		return nil, fmt.Errorf("networks.%s.server: %w", name, err)
 	}
 	if err := validNick(c.Nick); err != nil {
 		return nil, fmt.Errorf("networks.%s.nick: %w", name, err)

@@ -228,8 +228,8 @@ func New(name string, n *config.Network, log *slog.Logger) (adapters.Adapter, er
 		comp := *c.Component
 		c.Component = &comp
 	}
-	if _, _, err := net.SplitHostPort(c.Server); err != nil {
-		return nil, fmt.Errorf("networks.%s.server: want host:port: %w", name, err)
+	if err := config.CheckHostPort(c.Server, true, false); err != nil {
+		return nil, fmt.Errorf("networks.%s.server: %w", name, err)
 	}
 	a := &Adapter{
 		name:       name,
