@@ -6,6 +6,7 @@ package adapters
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"sort"
@@ -69,20 +70,77 @@ type Connected interface {
 // Factory builds an adapter for a configured network.
 type Factory func(name string, n *config.Network, log *slog.Logger) (Adapter, error)
 
+// Type is everything a protocol package contributes: its network type's
+// configuration (name, config struct with its defaults, validation and
+// secrets, example block), the adapter, and any setup subcommands.
+// Adding a network type is a package that registers its Type from init
+// and one import line (in adapters/all).
+type Type struct {
+	config.NetworkType
+	// New builds the adapter for a network of the type.
+	New Factory
+	// Commands are the subcommands the type offers the switchboard
+	// command ("switchboard matrix-registration ...").
+	Commands []Command
+}
+
+// Command is a subcommand of the switchboard command, for setting a
+// network type up.
+type Command struct {
+	// Name is the word after "switchboard".
+	Name string
+	// Usage is its line in the usage text, after the name: "--config
+	// FILE [--network NAME]", then lines of explanation, indented.
+	Usage string
+	// Run runs it with the arguments after the name and returns the exit
+	// status.
+	Run func(args []string, stdout, stderr io.Writer) int
+}
+
 var (
 	mu        sync.Mutex
 	factories = map[string]Factory{}
+	commands  = map[string]Command{}
 )
 
-// Register makes a network type available. Adapter packages call it from
-// init.
-func Register(typ string, f Factory) {
+// Register makes a network type available to the configuration, the
+// service and the command line. Protocol packages call it from init.
+func Register(t Type) {
 	mu.Lock()
 	defer mu.Unlock()
-	if _, dup := factories[typ]; dup {
-		panic("adapters: type registered twice: " + typ)
+	if _, dup := factories[t.Name]; dup {
+		panic("adapters: type registered twice: " + t.Name)
 	}
-	factories[typ] = f
+	for _, c := range t.Commands {
+		if _, dup := commands[c.Name]; dup {
+			panic("adapters: command registered twice: " + c.Name)
+		}
+	}
+	config.RegisterType(t.NetworkType)
+	factories[t.Name] = t.New
+	for _, c := range t.Commands {
+		commands[c.Name] = c
+	}
+}
+
+// Commands lists the registered subcommands, sorted by name.
+func Commands() []Command {
+	mu.Lock()
+	defer mu.Unlock()
+	cs := make([]Command, 0, len(commands))
+	for _, c := range commands {
+		cs = append(cs, c)
+	}
+	sort.Slice(cs, func(i, j int) bool { return cs[i].Name < cs[j].Name })
+	return cs
+}
+
+// LookupCommand returns the registered subcommand called name.
+func LookupCommand(name string) (Command, bool) {
+	mu.Lock()
+	defer mu.Unlock()
+	c, ok := commands[name]
+	return c, ok
 }
 
 // New builds the adapter for a configured network.

@@ -24,16 +24,21 @@ const (
 	defaultSQLiteSync     = "full"
 	defaultHTTPListen     = "127.0.0.1:8080"
 	defaultBrokerListen   = "127.0.0.1:1883"
-	defaultMode           = "puppet"
-	defaultPuppetTemplate = mapping.DefaultTemplate
-	defaultPuppetMax      = 50
-	defaultPuppetIdle     = 30 * time.Minute
 	defaultReadyGrace     = 30 * time.Second
 	defaultRetainMessages = 90 * 24 * time.Hour
 	defaultRetainIDs      = 365 * 24 * time.Hour
 	defaultRetainFailed   = 30 * 24 * time.Hour
 	defaultLogLevel       = "info"
 	defaultLogFormat      = "text"
+)
+
+// The defaults of the keys every network has, for adapters that build a
+// network's settings from a Network made in code (tests) rather than
+// loaded.
+const (
+	DefaultMode       = "puppet"
+	DefaultPuppetMax  = 50
+	DefaultPuppetIdle = 30 * time.Minute
 )
 
 // Load reads and parses a configuration file; see Parse. Errors about the
@@ -51,6 +56,15 @@ func Load(path string) (*Config, error) {
 // error lists every problem found, each naming its key path.
 func Parse(data []byte) (*Config, error) {
 	return parse(data, os.LookupEnv)
+}
+
+// ParseEnv is Parse with the environment given as a map instead of the
+// process's: for tests, and for callers that hold their own.
+func ParseEnv(data []byte, env map[string]string) (*Config, error) {
+	return parse(data, func(k string) (string, bool) {
+		v, ok := env[k]
+		return v, ok
+	})
 }
 
 func parse(data []byte, lookup func(string) (string, bool)) (*Config, error) {
@@ -84,23 +98,27 @@ func parse(data []byte, lookup func(string) (string, bool)) (*Config, error) {
 	return c, nil
 }
 
-// Default is the configuration "switchboard run" uses without a file: the
-// embedded broker, one MQTT network on it, the WebRTC chat page and a
-// link of the two, so that a first run works with nothing else installed.
+// defaultYAML is the configuration "switchboard run" uses without a
+// file: the embedded broker, one MQTT network on it, the WebRTC chat page
+// (for a browser on this host) and a link of the two, so that a first
+// run works with nothing else installed.
+const defaultYAML = `
+broker: {}
+networks:
+  local: {type: mqtt, broker: "tcp://` + defaultBrokerListen + `"}
+  web: {type: webrtc, loopback_candidates: true}
+links:
+  lobby: ["local:switchboard/lobby", "web:lobby"]
+`
+
+// Default is the configuration "switchboard run" uses without a file (see
+// defaultYAML). It needs the mqtt and webrtc network types registered, as
+// the binary does; it panics without them.
 func Default() *Config {
-	c := &Config{
-		Broker: &Broker{},
-		Networks: map[string]*Network{
-			"local": {Type: "mqtt", MQTT: &MQTT{Broker: "tcp://" + defaultBrokerListen}},
-			// The chat page at http://127.0.0.1:8080, for a browser on
-			// this host.
-			"web": {Type: "webrtc", WebRTC: &WebRTC{LoopbackCandidates: true}},
-		},
-		LinkRooms: map[string][]string{
-			"lobby": {"local:switchboard/lobby", "web:lobby"},
-		},
+	c, err := parse([]byte(defaultYAML), func(string) (string, bool) { return "", false })
+	if err != nil {
+		panic("config: the embedded default configuration: " + err.Error())
 	}
-	c.applyDefaults(func(string) bool { return false })
 	return c
 }
 
@@ -110,45 +128,42 @@ func Default() *Config {
 // explicit 0 is validated (burst: 0 is an error, interval: 0 means no
 // pacing) rather than silently replaced.
 func (c *Config) applyDefaults(given func(path string) bool) {
-	setDefault(&c.DataDir, defaultDataDir)
-	setDefault(&c.Store, defaultStore)
-	setDefault(&c.SQLiteSynchronous, defaultSQLiteSync)
-	setDefault(&c.Retention.Messages, defaultRetainMessages, given("retention.messages"))
+	SetDefault(&c.DataDir, defaultDataDir)
+	SetDefault(&c.Store, defaultStore)
+	SetDefault(&c.SQLiteSynchronous, defaultSQLiteSync)
+	SetDefault(&c.Retention.Messages, defaultRetainMessages, given("retention.messages"))
 	// Who keeps the contents for ever keeps the ids too, unless told.
-	setDefault(&c.Retention.IDs, defaultRetainIDs, given("retention.ids"), c.Retention.Messages == 0)
-	setDefault(&c.Retention.Failed, defaultRetainFailed, given("retention.failed"))
-	setDefault(&c.HTTP.Listen, defaultHTTPListen)
-	setDefault(&c.HTTP.ReadyGrace, defaultReadyGrace, given("http.ready_grace"))
+	SetDefault(&c.Retention.IDs, defaultRetainIDs, given("retention.ids"), c.Retention.Messages == 0)
+	SetDefault(&c.Retention.Failed, defaultRetainFailed, given("retention.failed"))
+	SetDefault(&c.HTTP.Listen, defaultHTTPListen)
+	SetDefault(&c.HTTP.ReadyGrace, defaultReadyGrace, given("http.ready_grace"))
 	// Links are the base plus "/media/...": one spelling, however the
 	// file wrote it.
 	c.HTTP.PublicURL = strings.TrimRight(c.HTTP.PublicURL, "/")
 	if c.Broker != nil {
-		setDefault(&c.Broker.Listen, defaultBrokerListen)
+		SetDefault(&c.Broker.Listen, defaultBrokerListen)
 	}
-	setDefault(&c.Log.Level, defaultLogLevel)
-	setDefault(&c.Log.Format, defaultLogFormat)
+	SetDefault(&c.Log.Level, defaultLogLevel)
+	SetDefault(&c.Log.Format, defaultLogFormat)
 	for name, n := range c.Networks {
 		if n == nil {
 			continue
 		}
 		path := join("networks", name)
 		netGiven := func(key string) bool { return given(join(path, key)) }
-		setDefault(&n.Mode, defaultMode)
+		SetDefault(&n.Mode, DefaultMode)
 		// Max 0 means the default even when written (see Puppets).
-		setDefault(&n.Puppets.Max, defaultPuppetMax)
-		setDefault(&n.Puppets.Idle, defaultPuppetIdle, netGiven("puppets.idle"))
+		SetDefault(&n.Puppets.Max, DefaultPuppetMax)
+		SetDefault(&n.Puppets.Idle, DefaultPuppetIdle, netGiven("puppets.idle"))
 		if sec := n.section(); sec != nil {
-			sec.setDefaults(name, n, netGiven)
-		}
-		if r := n.SenderRate(); r != nil {
-			r.setDefaults(n.Type, netGiven)
+			sec.SetDefaults(name, n, netGiven)
 		}
 	}
 }
 
-// setDefault sets *p to def when it is zero and, if given is passed, the
-// key was not in the file.
-func setDefault[T comparable](p *T, def T, given ...bool) {
+// SetDefault sets *p to def when it is zero and, if given is passed, the
+// key was not in the file; for a Section's SetDefaults.
+func SetDefault[T comparable](p *T, def T, given ...bool) {
 	var zero T
 	if *p == zero && !slices.Contains(given, true) {
 		*p = def
@@ -207,7 +222,7 @@ func sortedKeys[V any](m map[string]V) []string {
 }
 
 // IgnoreLists returns every network's ignore list, with the patterns its
-// type adds by default (IRC services), and every link's.
+// type adds by default (DefaultIgnorer: IRC services), and every link's.
 func (c *Config) IgnoreLists() (networks map[string]mapping.NetworkIgnore, links map[string][]string) {
 	networks = make(map[string]mapping.NetworkIgnore, len(c.Networks))
 	for name, n := range c.Networks {
@@ -215,8 +230,8 @@ func (c *Config) IgnoreLists() (networks map[string]mapping.NetworkIgnore, links
 			continue
 		}
 		patterns := slices.Clone(n.Ignore)
-		if n.Type == "irc" && n.IRC != nil && n.IRC.IgnoreServices {
-			patterns = append(slices.Clone(mapping.IRCServices), patterns...)
+		if d, ok := n.Section.(DefaultIgnorer); ok {
+			patterns = append(slices.Clone(d.DefaultIgnore()), patterns...)
 		}
 		networks[name] = mapping.NetworkIgnore{Type: n.Type, Patterns: patterns}
 	}

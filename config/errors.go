@@ -127,3 +127,22 @@ func digits(s string) int {
 	}
 	return i
 }
+
+// Problems collects what is wrong with one network's keys, for a
+// Section's Validate: keys are relative to the network, and every problem
+// is reported at once, with its full path
+// ("networks.libera.server: required").
+type Problems struct {
+	errs *errorList
+	path string // the network's: "networks.libera"
+}
+
+// Add records a problem with key ("server", "sasl.user",
+// "ice_servers[1].urls"; "" for the network itself).
+func (p *Problems) Add(key, format string, args ...any) {
+	path := p.path
+	if key != "" {
+		path = join(path, key)
+	}
+	p.errs.add(path, format, args...)
+}

@@ -1,88 +1,140 @@
 package config
 
 import (
+	"fmt"
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 
 	"gopkg.in/yaml.v3"
 )
 
-// section is the type-specific part of a network (IRC, MQTT, ...).
-// Adding a network type takes its struct, these methods, a field on Network
-// and one entry in networkTypes.
-type section interface {
-	// setDefaults fills unset keys, including the Network's own ones
-	// whose defaults depend on the type (the puppet template). given
-	// tells whether a key (relative to the network: "flood.burst") was
-	// in the file.
-	setDefaults(name string, n *Network, given func(key string) bool)
-	// validate reports problems with the section's keys; path is the
-	// network's ("networks.libera").
-	validate(errs *errorList, path string, n *Network)
-	// checkRoom says why room is not a room of this network type; its
+// Section is a network type's own part of a network: the keys that sit
+// beside type in the file. The protocol package that implements the type
+// defines it (a pointer to its config struct), with its defaults and its
+// validation, and registers it with its NetworkType. Fields tagged
+// secret:"true" (or secret:"url", a URL whose password is one) are
+// redacted wherever the configuration is shown.
+type Section interface {
+	// SetDefaults fills unset keys, including the Network's own ones
+	// whose defaults depend on the type (the puppet template). name is
+	// the network's name; given tells whether a key (relative to the
+	// network: "flood.burst") was in the file, so that an explicit zero
+	// is kept and validated.
+	SetDefaults(name string, n *Network, given func(key string) bool)
+	// Validate reports problems with the section's keys.
+	Validate(p *Problems, n *Network)
+	// CheckRoom says why room is not a room of this network type; its
 	// message follows "invalid <type> room %q: ".
-	checkRoom(room string) error
+	CheckRoom(room string) error
 }
 
-// networkTypes maps each type name to the accessor of its section, which
-// allocates the section when the network has none yet.
-var networkTypes = map[string]func(*Network) section{
-	"irc": func(n *Network) section {
-		if n.IRC == nil {
-			n.IRC = new(IRC)
+// RateLimited is a Section with a limit on each sender per room (the
+// rate keys); Network.SenderRate returns it.
+type RateLimited interface {
+	SenderRate() *Rate
+}
+
+// DefaultIgnorer is a Section whose network ignores some senders besides
+// its ignore list (IRC's services).
+type DefaultIgnorer interface {
+	DefaultIgnore() []string
+}
+
+// NetworkType is what a protocol package registers about its network
+// type's configuration (see adapters.Register, which registers it with
+// the adapter).
+type NetworkType struct {
+	// Name is the type's name, the value of a network's type key.
+	Name string
+	// Config returns a new, empty section of the type.
+	Config func() Section
+	// Example is the type's part of switchboard.example.yaml: one or more
+	// networks of the type, indented as entries of networks (two spaces),
+	// every key shown and commented.
+	Example string
+	// Rooms describes the type's room names in one sentence for the
+	// example's links section ("IRC rooms are channels (#name ...)").
+	Rooms string
+	// Kicks says that the type's rooms can kick a puppet, so kick_blocks
+	// applies to its networks.
+	Kicks bool
+	// Single, when set, allows at most one network of the type and says
+	// why ("it serves the HTTP paths /webrtc/ and /").
+	Single string
+}
+
+var (
+	typesMu sync.RWMutex
+	types   = map[string]NetworkType{}
+)
+
+// RegisterType makes a network type known to the configuration. It
+// panics when the type is registered twice or its section has a key every
+// network already has.
+func RegisterType(t NetworkType) {
+	if t.Name == "" || t.Config == nil {
+		panic("config: network type without a name or Config")
+	}
+	common := fieldsOf(reflect.TypeFor[networkCommon]())
+	for k := range fieldsOf(reflect.TypeOf(t.Config()).Elem()) {
+		if _, ok := common[k]; ok {
+			panic(fmt.Sprintf("config: %s key %q is also a key of every network", t.Name, k))
 		}
-		return n.IRC
-	},
-	"mqtt": func(n *Network) section {
-		if n.MQTT == nil {
-			n.MQTT = new(MQTT)
-		}
-		return n.MQTT
-	},
-	"xmpp": func(n *Network) section {
-		if n.XMPP == nil {
-			n.XMPP = new(XMPP)
-		}
-		return n.XMPP
-	},
-	"matrix": func(n *Network) section {
-		if n.Matrix == nil {
-			n.Matrix = new(Matrix)
-		}
-		return n.Matrix
-	},
-	"webrtc": func(n *Network) section {
-		if n.WebRTC == nil {
-			n.WebRTC = new(WebRTC)
-		}
-		return n.WebRTC
-	},
+	}
+	typesMu.Lock()
+	defer typesMu.Unlock()
+	if _, dup := types[t.Name]; dup {
+		panic("config: network type registered twice: " + t.Name)
+	}
+	types[t.Name] = t
+}
+
+// Types lists the registered network types, sorted by name.
+func Types() []NetworkType {
+	typesMu.RLock()
+	defer typesMu.RUnlock()
+	ts := make([]NetworkType, 0, len(types))
+	for _, t := range types {
+		ts = append(ts, t)
+	}
+	slices.SortFunc(ts, func(a, b NetworkType) int { return strings.Compare(a.Name, b.Name) })
+	return ts
+}
+
+func lookupType(name string) (NetworkType, bool) {
+	typesMu.RLock()
+	defer typesMu.RUnlock()
+	t, ok := types[name]
+	return t, ok
 }
 
 func typeNames() []string {
-	ts := make([]string, 0, len(networkTypes))
-	for t := range networkTypes {
-		ts = append(ts, t)
+	var names []string
+	for _, t := range Types() {
+		names = append(names, t.Name)
 	}
-	slices.Sort(ts)
-	return ts
+	return names
 }
 
 // section returns the network's type-specific part, allocating it; nil
 // when the type is unknown.
-func (n *Network) section() section {
-	get, ok := networkTypes[n.Type]
+func (n *Network) section() Section {
+	t, ok := lookupType(n.Type)
 	if !ok {
 		return nil
 	}
-	return get(n)
+	if n.Section == nil {
+		n.Section = t.Config()
+	}
+	return n.Section
 }
 
 // sectionView is section without the allocation, for readers (Validate,
 // MarshalYAML) that must not change a network built in code: a missing
 // section reads as an empty one.
-func (n *Network) sectionView() section {
+func (n *Network) sectionView() Section {
 	cp := *n
 	return cp.section()
 }

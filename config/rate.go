@@ -20,39 +20,34 @@ const (
 )
 
 // SenderRate is the limit on each sender of the network per room, nil
-// for a type without one: the web page limits each peer itself
-// (WebRTC.Rate, over all its rooms).
+// for a type without one (RateLimited): the web page limits each peer
+// itself, over all its rooms.
 func (n *Network) SenderRate() *Rate {
-	switch {
-	case n.Type == "irc" && n.IRC != nil:
-		return &n.IRC.Rate
-	case n.Type == "xmpp" && n.XMPP != nil:
-		return &n.XMPP.Rate
-	case n.Type == "matrix" && n.Matrix != nil:
-		return &n.Matrix.Rate
-	case n.Type == "mqtt" && n.MQTT != nil:
-		return &n.MQTT.Rate
+	if r, ok := n.Section.(RateLimited); ok {
+		return r.SenderRate()
 	}
 	return nil
 }
 
-// setDefaults: people's networks are limited unless the file says
-// otherwise. MQTT devices are not: a burst of telemetry is legitimate, so
-// the limit is opt-in there.
-func (r *Rate) setDefaults(typ string, given func(key string) bool) {
-	if typ != "mqtt" {
-		setDefault(&r.PerSecond, defaultRatePerSecond, given("rate.per_second"))
+// SetDefaults fills the limit's unset keys for a Section's SetDefaults:
+// on says whether the type limits senders unless the file says otherwise.
+// People's networks are limited; MQTT devices are not, as a burst of
+// telemetry is legitimate, so the limit is opt-in there.
+func (r *Rate) SetDefaults(given func(key string) bool, on bool) {
+	if on {
+		SetDefault(&r.PerSecond, defaultRatePerSecond, given("rate.per_second"))
 	}
 	if r.PerSecond > 0 {
-		setDefault(&r.Burst, defaultRateBurst, given("rate.burst"))
+		SetDefault(&r.Burst, defaultRateBurst, given("rate.burst"))
 	}
 }
 
-func (r Rate) validate(errs *errorList, path string) {
+// validate checks the rate keys of a RateLimited section.
+func (r Rate) validate(p *Problems) {
 	if r.PerSecond < 0 || math.IsNaN(r.PerSecond) || math.IsInf(r.PerSecond, 0) {
-		errs.add(join(path, "rate.per_second"), "must be a number of at least 0 (0: no limit), got %v", r.PerSecond)
+		p.Add("rate.per_second", "must be a number of at least 0 (0: no limit), got %v", r.PerSecond)
 	}
 	if r.Burst < 0 || (r.PerSecond > 0 && r.Burst < 1) {
-		errs.add(join(path, "rate.burst"), "must be at least 1, got %d", r.Burst)
+		p.Add("rate.burst", "must be at least 1, got %d", r.Burst)
 	}
 }

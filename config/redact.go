@@ -56,21 +56,13 @@ func (c Config) LogValue() slog.Value {
 }
 
 func (n Network) String() string       { return flowYAML(redactedCopy(&n)) }
-func (c IRC) String() string           { return flowYAML(redactedCopy(&c)) }
-func (c MQTT) String() string          { return flowYAML(redactedCopy(&c)) }
-func (s SASL) String() string          { return flowYAML(redactedCopy(&s)) }
-func (c XMPP) String() string          { return flowYAML(redactedCopy(&c)) }
-func (c XMPPComponent) String() string { return flowYAML(redactedCopy(&c)) }
-func (c Matrix) String() string        { return flowYAML(redactedCopy(&c)) }
 func (n Network) LogValue() slog.Value { return slog.StringValue(n.String()) }
-func (c IRC) LogValue() slog.Value     { return slog.StringValue(c.String()) }
-func (c MQTT) LogValue() slog.Value    { return slog.StringValue(c.String()) }
-func (s SASL) LogValue() slog.Value    { return slog.StringValue(s.String()) }
-func (c XMPP) LogValue() slog.Value    { return slog.StringValue(c.String()) }
-func (c Matrix) LogValue() slog.Value  { return slog.StringValue(c.String()) }
-func (c XMPPComponent) LogValue() slog.Value {
-	return slog.StringValue(c.String())
-}
+
+// Redacted renders *p, a config struct (a Section, or a part of one), as
+// one line of YAML with its secrets replaced by "xxxxx": what its String
+// and LogValue methods return, so that printing or logging it never shows
+// a secret.
+func Redacted[T any](p *T) string { return flowYAML(redactedCopy(p)) }
 
 func flowYAML(v any) string {
 	var n yaml.Node
@@ -110,6 +102,15 @@ func redactValue(dst, src reflect.Value) {
 		}
 		dst.Set(reflect.New(src.Type().Elem()))
 		redactValue(dst.Elem(), src.Elem())
+	case reflect.Interface:
+		// A network's Section: copied through its dynamic type, so that
+		// the secrets of a protocol's struct are found like any other.
+		if src.IsNil() {
+			return
+		}
+		v := reflect.New(src.Elem().Type()).Elem()
+		redactValue(v, src.Elem())
+		dst.Set(v)
 	case reflect.Struct:
 		t := src.Type()
 		dst.Set(src) // unexported fields and scalars

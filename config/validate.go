@@ -42,7 +42,7 @@ func (c *Config) validate(errs *errorList) {
 		errs.add("sqlite_synchronous", "only applies to the sqlite store")
 	}
 	c.Retention.validate(errs)
-	if err := checkHostPort(c.HTTP.Listen, false, true); err != nil {
+	if err := CheckHostPort(c.HTTP.Listen, false, true); err != nil {
 		errs.add("http.listen", "%v", err)
 	}
 	if c.HTTP.ReadyGrace < 0 {
@@ -56,7 +56,7 @@ func (c *Config) validate(errs *errorList) {
 	}
 	c.validateAdmins(errs)
 	if c.Broker != nil {
-		if err := checkHostPort(c.Broker.Listen, false, true); err != nil {
+		if err := CheckHostPort(c.Broker.Listen, false, true); err != nil {
 			errs.add("broker.listen", "%v", err)
 		}
 	}
@@ -69,13 +69,21 @@ func (c *Config) validate(errs *errorList) {
 	for _, name := range sortedKeys(c.Networks) {
 		validateNetwork(errs, name, c.Networks[name])
 	}
-	c.validateWebRTCCount(errs)
+	c.validateSingles(errs)
 	c.validateLinks(errs)
 	c.validateLinkOptions(errs)
 }
 
-// kickTypes are the network types whose rooms can kick a puppet.
-var kickTypes = []string{"irc", "xmpp", "matrix"}
+// kickTypes lists the network types whose rooms can kick a puppet.
+func kickTypes() []string {
+	var names []string
+	for _, t := range Types() {
+		if t.Kicks {
+			names = append(names, t.Name)
+		}
+	}
+	return names
+}
 
 func validateNetwork(errs *errorList, name string, n *Network) {
 	path := join("networks", name)
@@ -86,11 +94,12 @@ func validateNetwork(errs *errorList, name string, n *Network) {
 		errs.add(join(path, "type"), "required (known: %s)", knownTypes())
 		return
 	}
-	var sec section
+	var sec Section
+	typ, known := lookupType(n.Type)
 	switch {
 	case n.Type == "":
 		errs.add(join(path, "type"), "required (known: %s)", knownTypes())
-	case networkTypes[n.Type] == nil:
+	case !known:
 		errs.add(join(path, "type"), "unknown network type %q (known: %s)", n.Type, knownTypes())
 	default:
 		sec = n.sectionView()
@@ -98,8 +107,12 @@ func validateNetwork(errs *errorList, name string, n *Network) {
 	if !slices.Contains(modes, n.Mode) {
 		errs.add(join(path, "mode"), "want puppet or relay, got %q", n.Mode)
 	}
-	if n.KickBlocks && !slices.Contains(kickTypes, n.Type) {
-		errs.add(join(path, "kick_blocks"), "only %s rooms kick, not %s", strings.Join(kickTypes, ", "), n.Type)
+	if n.KickBlocks && known && !typ.Kicks {
+		if kt := kickTypes(); len(kt) > 0 {
+			errs.add(join(path, "kick_blocks"), "only %s rooms kick, not %s", strings.Join(kt, ", "), n.Type)
+		} else {
+			errs.add(join(path, "kick_blocks"), "%s rooms do not kick", n.Type)
+		}
 	}
 	p := n.Puppets
 	if t := p.Template; t != "" && !strings.Contains(t, "{name}") && !strings.Contains(t, "{id}") {
@@ -113,11 +126,31 @@ func validateNetwork(errs *errorList, name string, n *Network) {
 		errs.add(join(path, "puppets.idle"), "must be positive, got %v", p.Idle)
 	}
 	validateIgnore(errs, join(path, "ignore"), n.Ignore)
-	if r := n.SenderRate(); r != nil {
-		r.validate(errs, path)
-	}
 	if sec != nil {
-		sec.validate(errs, path, n)
+		p := &Problems{errs: errs, path: path}
+		if r, ok := sec.(RateLimited); ok {
+			r.SenderRate().validate(p)
+		}
+		sec.Validate(p, n)
+	}
+}
+
+// validateSingles allows one network of a type that says so (webrtc:
+// it owns the HTTP paths of the signaling and the chat page).
+func (c *Config) validateSingles(errs *errorList) {
+	for _, t := range Types() {
+		if t.Single == "" {
+			continue
+		}
+		var names []string
+		for _, name := range sortedKeys(c.Networks) {
+			if n := c.Networks[name]; n != nil && n.Type == t.Name {
+				names = append(names, name)
+			}
+		}
+		for _, name := range names[min(1, len(names)):] {
+			errs.add(join("networks", name), "a second %s network (%s is one): at most one is allowed, as %s", t.Name, names[0], t.Single)
+		}
 	}
 }
 
@@ -159,10 +192,10 @@ func (c *Config) validateLinks(errs *errorList) {
 				errs.add(path, "unknown network %q", r.Network)
 				continue
 			}
-			if n == nil || networkTypes[n.Type] == nil {
+			if n == nil || !isType(n.Type) {
 				continue // the network's own error says why
 			}
-			if err := n.sectionView().checkRoom(r.Room); err != nil {
+			if err := n.sectionView().CheckRoom(r.Room); err != nil {
 				errs.add(path, "invalid %s room %q: %v", n.Type, r.Room, err)
 			}
 		}
@@ -187,7 +220,7 @@ func checkPublicURL(s string) error {
 	if s == "" {
 		return nil
 	}
-	if err := checkHTTPURL(s, "https://bridge.example.org"); err != nil {
+	if err := CheckHTTPURL(s, "https://bridge.example.org"); err != nil {
 		return err
 	}
 	if u, _ := url.Parse(s); u.RawQuery != "" || u.ForceQuery || u.Fragment != "" {
@@ -207,7 +240,7 @@ func (c *Config) validateAdmins(errs *errorList) {
 			errs.add(path, "want network:identity, got %q", a)
 			continue
 		}
-		if _, named := c.Networks[network]; !named && networkTypes[network] == nil {
+		if _, named := c.Networks[network]; !named && !isType(network) {
 			errs.add(path, "%q is neither a configured network nor a network type", network)
 		}
 	}
@@ -265,10 +298,10 @@ func redactScheme(s string) string {
 	return s
 }
 
-// checkHostPort checks "host:port". A listen address may leave out the
+// CheckHostPort checks "host:port". A listen address may leave out the
 // host (all interfaces) and use port 0 (any free port); a server address
 // may not.
-func checkHostPort(addr string, needHost, allowPortZero bool) error {
+func CheckHostPort(addr string, needHost, allowPortZero bool) error {
 	if addr == "" {
 		return errors.New("required (want host:port)")
 	}
@@ -279,10 +312,11 @@ func checkHostPort(addr string, needHost, allowPortZero bool) error {
 	if needHost && host == "" {
 		return fmt.Errorf("%q has no host", addr)
 	}
-	return checkPort(port, allowPortZero)
+	return CheckPort(port, allowPortZero)
 }
 
-func checkPort(port string, allowZero bool) error {
+// CheckPort checks a port number, 1-65535 (0 too when allowZero).
+func CheckPort(port string, allowZero bool) error {
 	p, err := strconv.ParseUint(port, 10, 16)
 	if err != nil || p == 0 && !allowZero {
 		return fmt.Errorf("invalid port %q (want 1-65535)", port)
@@ -305,4 +339,22 @@ func (r Retention) validate(errs *errorList) {
 	case r.IDs > 0 && r.IDs < r.Messages:
 		errs.add("retention.ids", "must be at least retention.messages (%v), got %v", r.Messages, r.IDs)
 	}
+}
+
+// CheckHTTPURL checks an absolute http:// or https:// URL with a host and
+// no user info; example shows one in the message about an empty value.
+func CheckHTTPURL(s, example string) error {
+	if s == "" {
+		return fmt.Errorf("required (for example %s)", example)
+	}
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
+		return fmt.Errorf("%q is not an http:// or https:// URL with a host", s)
+	}
+	return nil
+}
+
+func isType(name string) bool {
+	_, ok := lookupType(name)
+	return ok
 }

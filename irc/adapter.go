@@ -15,10 +15,10 @@ package irc
 
 import (
 	"context"
+	_ "embed"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"strconv"
 	"strings"
 	"sync"
@@ -31,16 +31,23 @@ import (
 	"github.com/switchboard-chat/switchboard/mapping"
 )
 
-func init() { adapters.Register("irc", New) }
+//go:embed example.yaml
+var example string
 
-// Defaults for zero config fields, the same the config loader applies.
+func init() {
+	adapters.Register(adapters.Type{
+		NetworkType: config.NetworkType{
+			Name:    "irc",
+			Config:  func() config.Section { return new(Config) },
+			Example: example,
+			Rooms:   "IRC rooms are channels (#name or &name, at most 50 bytes, no space, comma or BEL).",
+			Kicks:   true,
+		},
+		New: New,
+	})
+}
+
 const (
-	defaultMode         = "puppet"
-	defaultMaxPuppets   = 50
-	defaultIdle         = 30 * time.Minute
-	defaultBurst        = 5
-	defaultRealname     = "Switchboard bridge"
-	defaultReconnectMax = 2 * time.Minute
 	// puppetPause is how long puppet mode falls back to relaying after a
 	// puppet could not connect (the server may limit connections per
 	// host): better relayed than stuck in the outbox.
@@ -74,7 +81,7 @@ var puppetCaps = []string{"message-tags", "echo-message", "labeled-response", "b
 // Adapter is the IRC network adapter.
 type Adapter struct {
 	name       string
-	cfg        config.IRC
+	cfg        Config
 	mode       string
 	kickBlocks bool
 	template   string
@@ -137,19 +144,23 @@ var (
 
 // New builds the adapter for a configured IRC network.
 func New(name string, n *config.Network, log *slog.Logger) (adapters.Adapter, error) {
-	if n == nil || n.IRC == nil {
+	var cfg *Config
+	if n != nil {
+		cfg, _ = n.Section.(*Config)
+	}
+	if cfg == nil {
 		return nil, fmt.Errorf("networks.%s: no irc settings", name)
 	}
 	if log == nil {
 		log = slog.Default()
 	}
-	c := *n.IRC
+	c := *cfg
 	if c.SASL != nil {
 		s := *c.SASL
 		c.SASL = &s
 	}
-	if _, _, err := net.SplitHostPort(c.Server); err != nil {
-		return nil, fmt.Errorf("networks.%s.server: want host:port: %w", name, err)
+	if err := config.CheckHostPort(c.Server, true, false); err != nil {
+		return nil, fmt.Errorf("networks.%s.server: %w", name, err)
 	}
 	if err := validNick(c.Nick); err != nil {
 		return nil, fmt.Errorf("networks.%s.nick: %w", name, err)
@@ -177,7 +188,7 @@ func New(name string, n *config.Network, log *slog.Logger) (adapters.Adapter, er
 		c.ReconnectMax = defaultReconnectMax
 	}
 	if c.MaxMessageLines <= 0 {
-		c.MaxMessageLines = config.DefaultIRCMaxMessageLines
+		c.MaxMessageLines = defaultMaxMessageLines
 	}
 	if strings.ContainsAny(c.Password, "\r\n\x00") {
 		return nil, fmt.Errorf("networks.%s.password: contains a line break or NUL", name)
@@ -201,7 +212,7 @@ func New(name string, n *config.Network, log *slog.Logger) (adapters.Adapter, er
 		info:       defaultServerInfo(c.MaxLineBytes),
 	}
 	if a.mode == "" {
-		a.mode = defaultMode
+		a.mode = config.DefaultMode
 	}
 	if a.mode != "puppet" && a.mode != "relay" {
 		return nil, fmt.Errorf("networks.%s.mode: %q is neither puppet nor relay", name, a.mode)
@@ -210,10 +221,10 @@ func New(name string, n *config.Network, log *slog.Logger) (adapters.Adapter, er
 		a.template = mapping.DefaultTemplate
 	}
 	if a.maxPuppets <= 0 {
-		a.maxPuppets = defaultMaxPuppets
+		a.maxPuppets = config.DefaultPuppetMax
 	}
 	if a.idle <= 0 {
-		a.idle = defaultIdle
+		a.idle = config.DefaultPuppetIdle
 	}
 	return a, nil
 }

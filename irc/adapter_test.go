@@ -16,7 +16,7 @@ import (
 )
 
 func TestNewDefaultsAndValidation(t *testing.T) {
-	n := &config.Network{Type: "irc", IRC: &config.IRC{Server: "127.0.0.1:6667", Nick: "bridge"}}
+	n := &config.Network{Type: "irc", Section: &Config{Server: "127.0.0.1:6667", Nick: "bridge"}}
 	ad, err := adapters.New("libera", n, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
@@ -35,11 +35,11 @@ func TestNewDefaultsAndValidation(t *testing.T) {
 	}
 	for _, bad := range []*config.Network{
 		{Type: "irc"},
-		{Type: "irc", IRC: &config.IRC{Server: "nohost", Nick: "bridge"}},
-		{Type: "irc", IRC: &config.IRC{Server: "h:1", Nick: "bad nick"}},
-		{Type: "irc", IRC: &config.IRC{Server: "h:1", Nick: "b\r\nQUIT"}},
-		{Type: "irc", Mode: "mirror", IRC: &config.IRC{Server: "h:1", Nick: "b"}},
-		{Type: "irc", IRC: &config.IRC{Server: "h:1", Nick: "b", Password: "x\r\nQUIT"}},
+		{Type: "irc", Section: &Config{Server: "nohost", Nick: "bridge"}},
+		{Type: "irc", Section: &Config{Server: "h:1", Nick: "bad nick"}},
+		{Type: "irc", Section: &Config{Server: "h:1", Nick: "b\r\nQUIT"}},
+		{Type: "irc", Mode: "mirror", Section: &Config{Server: "h:1", Nick: "b"}},
+		{Type: "irc", Section: &Config{Server: "h:1", Nick: "b", Password: "x\r\nQUIT"}},
 	} {
 		if _, err := New("x", bad, testLogger(t)); err == nil {
 			t.Errorf("accepted %+v", bad)
@@ -545,7 +545,7 @@ func TestFloodControl(t *testing.T) {
 	alice := srv.Client(t, "alice")
 	alice.Join("#lobby")
 	n := netConfig(srv, "relay")
-	n.IRC.Flood = config.Flood{Burst: 2, Interval: 300 * time.Millisecond}
+	n.Section.(*Config).Flood = Flood{Burst: 2, Interval: 300 * time.Millisecond}
 	a := startAdapter(t, n, nil, "#lobby")
 	// Let the joins' tokens come back.
 	time.Sleep(700 * time.Millisecond)
@@ -575,7 +575,7 @@ func TestConfirmationModes(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			n := netConfig(srv, "relay")
-			n.IRC.Nick = "bridge" + strings.ReplaceAll(c.name, " ", "")
+			n.Section.(*Config).Nick = "bridge" + strings.ReplaceAll(c.name, " ", "")
 			a := startAdapter(t, n, func(a *Adapter) { a.botCaps = c.caps }, "#lobby")
 			nick := a.bot.nick()
 			for i := range 3 {
@@ -625,7 +625,7 @@ func TestPartialDeliveryNotRepeated(t *testing.T) {
 func TestReconnect(t *testing.T) {
 	srv := testenv.InspIRCd(t)
 	n := netConfig(srv, "puppet")
-	n.IRC.ReconnectMax = 2 * time.Second
+	n.Section.(*Config).ReconnectMax = 2 * time.Second
 	a := startAdapter(t, n, nil, "#lobby", "#second")
 	alice := srv.Client(t, "alice")
 	alice.Join("#lobby")
@@ -773,7 +773,7 @@ func TestKick(t *testing.T) {
 }
 
 func TestStopWhileDisconnected(t *testing.T) {
-	n := &config.Network{Type: "irc", Mode: "relay", IRC: &config.IRC{
+	n := &config.Network{Type: "irc", Mode: "relay", Section: &Config{
 		Server: "127.0.0.1:" + strconv.Itoa(testenv.FreePort(t)), Nick: "bridge", ReconnectMax: time.Hour,
 	}}
 	ad, err := New("down", n, testLogger(t))

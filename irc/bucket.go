@@ -2,8 +2,9 @@ package irc
 
 import (
 	"context"
-	"sync"
 	"time"
+
+	"golang.org/x/time/rate"
 
 	"github.com/switchboard-chat/switchboard/internal/backoff"
 )
@@ -15,52 +16,33 @@ type (
 	realClock = backoff.RealClock
 )
 
-// bucket is a token bucket: burst lines at once, then one line per
-// interval. It is kept as the theoretical arrival time of the next line
-// (GCRA), which needs no background refill and lets a reservation be
-// handed back when its sender gives up.
+// bucket is flood control: burst lines at once, then one line per
+// interval. It is a rate.Limiter driven by the connection's clock (its
+// Reserve and Cancel take explicit times), so that a line waits its turn
+// without a background refill and hands its token back when its sender
+// gives up.
 type bucket struct {
-	interval time.Duration
-	burst    int
+	interval time.Duration // 0: no pacing
+	lim      *rate.Limiter
 	clock    clock
-
-	mu  sync.Mutex
-	tat time.Time // when the bucket is full again
 }
 
 func newBucket(burst int, interval time.Duration, c clock) *bucket {
-	if burst < 1 {
-		burst = 1
-	}
 	if c == nil {
 		c = realClock{}
 	}
-	return &bucket{burst: burst, interval: interval, clock: c}
+	limit := rate.Inf
+	if interval > 0 {
+		limit = rate.Every(interval)
+	}
+	return &bucket{interval: interval, lim: rate.NewLimiter(limit, max(burst, 1)), clock: c}
 }
 
-// reserve takes a token and says how long to wait before using it.
-func (b *bucket) reserve(now time.Time) time.Duration {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.tat.Before(now) {
-		b.tat = now
-	}
-	wait := b.tat.Sub(now) - time.Duration(b.burst-1)*b.interval
-	b.tat = b.tat.Add(b.interval)
-	if wait < 0 {
-		wait = 0
-	}
-	return wait
-}
-
-// unreserve hands back a token that was reserved but not used.
-func (b *bucket) unreserve(now time.Time) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.tat = b.tat.Add(-b.interval)
-	if b.tat.Before(now) {
-		b.tat = now
-	}
+// reserve takes a token and says how long to wait before using it; the
+// reservation hands it back (CancelAt) when the line is not sent.
+func (b *bucket) reserve(now time.Time) (time.Duration, *rate.Reservation) {
+	r := b.lim.ReserveN(now, 1)
+	return r.DelayFrom(now), r
 }
 
 // wait blocks until the caller may send one line, or ctx ends.
@@ -68,10 +50,10 @@ func (b *bucket) wait(ctx context.Context) error {
 	if b.interval <= 0 {
 		return ctx.Err()
 	}
-	d := b.reserve(b.clock.Now())
+	d, r := b.reserve(b.clock.Now())
 	if d == 0 {
 		if err := ctx.Err(); err != nil {
-			b.unreserve(b.clock.Now())
+			r.CancelAt(b.clock.Now())
 			return err
 		}
 		return nil
@@ -82,7 +64,7 @@ func (b *bucket) wait(ctx context.Context) error {
 	case <-ch:
 		return nil
 	case <-ctx.Done():
-		b.unreserve(b.clock.Now())
+		r.CancelAt(b.clock.Now())
 		return ctx.Err()
 	}
 }

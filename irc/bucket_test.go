@@ -18,12 +18,12 @@ func TestBucketReserve(t *testing.T) {
 	b := newBucket(5, time.Second, c)
 	now := c.Now()
 	for i := 0; i < 5; i++ {
-		if d := b.reserve(now); d != 0 {
+		if d, _ := b.reserve(now); d != 0 {
 			t.Fatalf("burst line %d waits %v", i, d)
 		}
 	}
 	for i := 1; i <= 3; i++ {
-		if d := b.reserve(now); d != time.Duration(i)*time.Second {
+		if d, _ := b.reserve(now); d != time.Duration(i)*time.Second {
 			t.Fatalf("line %d after the burst waits %v, want %ds", 5+i, d, i)
 		}
 	}
@@ -31,15 +31,15 @@ func TestBucketReserve(t *testing.T) {
 	// full again, and no fuller than that.
 	later := now.Add(13 * time.Second)
 	for i := 0; i < 5; i++ {
-		if d := b.reserve(later); d != 0 {
+		if d, _ := b.reserve(later); d != 0 {
 			t.Fatalf("refilled burst line %d waits %v", i, d)
 		}
 	}
-	if d := b.reserve(later); d != time.Second {
+	if d, _ := b.reserve(later); d != time.Second {
 		t.Fatalf("line after refilled burst waits %v", d)
 	}
 	// Half an interval later, the next token is half an interval away.
-	if d := b.reserve(later.Add(1500 * time.Millisecond)); d != 500*time.Millisecond {
+	if d, _ := b.reserve(later.Add(1500 * time.Millisecond)); d != 500*time.Millisecond {
 		t.Fatalf("partial refill: waits %v", d)
 	}
 }
@@ -49,11 +49,12 @@ func TestBucketUnreserve(t *testing.T) {
 	b := newBucket(1, time.Second, c)
 	now := c.Now()
 	b.reserve(now)
-	if d := b.reserve(now); d != time.Second {
+	d, r := b.reserve(now)
+	if d != time.Second {
 		t.Fatalf("second line waits %v", d)
 	}
-	b.unreserve(now) // that sender gave up
-	if d := b.reserve(now); d != time.Second {
+	r.CancelAt(now) // that sender gave up
+	if d, _ := b.reserve(now); d != time.Second {
 		t.Fatalf("after unreserve the next line waits %v, want 1s", d)
 	}
 }
@@ -100,7 +101,7 @@ func TestBucketWaitCanceled(t *testing.T) {
 		t.Fatalf("got %v, want context.Canceled", err)
 	}
 	// The canceled line handed its token back.
-	if d := b.reserve(c.Now()); d != time.Second {
+	if d, _ := b.reserve(c.Now()); d != time.Second {
 		t.Fatalf("next line waits %v, want 1s", d)
 	}
 }

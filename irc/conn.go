@@ -17,7 +17,6 @@ import (
 	"github.com/ergochat/irc-go/ircmsg"
 
 	"github.com/switchboard-chat/switchboard/bridge"
-	"github.com/switchboard-chat/switchboard/config"
 	"github.com/switchboard-chat/switchboard/internal/backoff"
 	"github.com/switchboard-chat/switchboard/internal/quickack"
 )
@@ -49,10 +48,10 @@ type connConfig struct {
 	user         string
 	realname     string
 	password     string
-	sasl         *config.SASL
+	sasl         *SASL
 	caps         []string
 	maxLineLen   int
-	flood        config.Flood
+	flood        Flood
 	reconnectMax time.Duration
 	// altNick gives the deterministic alternatives to base when the server
 	// refuses it (attempt 0, 1, 2, ...), at most maxLen bytes long.

@@ -185,10 +185,10 @@ func selfSigned(t *testing.T) tls.Certificate {
 }
 
 func fakeNetwork(addr string, useTLS, skipVerify bool) *config.Network {
-	return &config.Network{Type: "irc", Mode: "relay", IRC: &config.IRC{
+	return &config.Network{Type: "irc", Mode: "relay", Section: &Config{
 		Server: addr, Nick: "bridge", TLS: useTLS, TLSInsecureSkipVerify: skipVerify,
-		Password: "server-s3cret", SASL: &config.SASL{User: "botacct", Password: "hunter2"},
-		Flood: config.Flood{Burst: 10, Interval: 10 * time.Millisecond}, ReconnectMax: 200 * time.Millisecond,
+		Password: "server-s3cret", SASL: &SASL{User: "botacct", Password: "hunter2"},
+		Flood: Flood{Burst: 10, Interval: 10 * time.Millisecond}, ReconnectMax: 200 * time.Millisecond,
 	}}
 }
 
@@ -250,7 +250,7 @@ func TestServerNoticeNotBridged(t *testing.T) {
 	}
 	srv.start()
 	n := fakeNetwork(srv.ln.Addr().String(), false, false)
-	n.IRC.SASL = nil
+	n.Section.(*Config).SASL = nil
 	_, rec, _ := startFake(t, n)
 	rec.wait(t, "carol's line", func(ev bridge.Event) bool {
 		m, ok := ev.(*bridge.Message)

@@ -132,10 +132,10 @@ func netConfig(srv *testenv.IRCServer, mode string) *config.Network {
 		Type:    "irc",
 		Mode:    mode,
 		Puppets: config.Puppets{Max: 50, Idle: time.Minute},
-		IRC: &config.IRC{
+		Section: &Config{
 			Server: srv.Addr,
 			Nick:   "bridge",
-			Flood:  config.Flood{Burst: 100, Interval: 10 * time.Millisecond},
+			Flood:  Flood{Burst: 100, Interval: 10 * time.Millisecond},
 		},
 	}
 }

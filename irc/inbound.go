@@ -7,6 +7,7 @@ import (
 	"github.com/ergochat/irc-go/ircmsg"
 
 	"github.com/switchboard-chat/switchboard/bridge"
+	"github.com/switchboard-chat/switchboard/internal/backoff"
 )
 
 // room is a bridged channel as the bot sees it.
@@ -317,12 +318,8 @@ func (a *Adapter) botLeft(ch string) {
 	a.mu.Unlock()
 	go func() {
 		defer a.wg.Done()
-		t := time.NewTimer(rejoinDelay)
-		defer t.Stop()
-		select {
-		case <-a.ctx.Done():
+		if !backoff.Sleep(a.ctx, rejoinDelay, nil) {
 			return
-		case <-t.C:
 		}
 		if !a.bridging(r) {
 			return // left meanwhile

@@ -93,7 +93,7 @@ func TestLongMessageCut(t *testing.T) {
 	alice.Join("#lobby")
 	alice.Send("MODE", "#lobby", "+c")
 	n := netConfig(srv, "puppet")
-	n.IRC.MaxMessageLines = 3
+	n.Section.(*Config).MaxMessageLines = 3
 	a := startAdapter(t, n, func(a *Adapter) { a.UseTextLinks(fakeLinks{}) }, "#lobby")
 
 	m := message("d", "s", "s", "first line\nsecond \x0304red\x03 line\nthird\nfourth\nfifth")

@@ -76,10 +76,7 @@ func cleanLine(s string) string {
 	return strings.Join(textLines(s), " ")
 }
 
-var (
-	errBadChannel = errors.New("invalid channel name")
-	errBadNick    = errors.New("invalid nick")
-)
+var errBadChannel = errors.New("invalid channel name")
 
 // validChannel checks a channel name before it goes into a JOIN or
 // PRIVMSG: it must start with one of the server's channel prefixes and
@@ -110,23 +107,14 @@ func validChannel(name, chantypes string, maxLen int) error {
 }
 
 // validNick checks a nick we are about to use (the configured bot nick;
-// puppet nicks come from mapping.IRCNick and are valid by construction).
+// a direct message's target; puppet nicks come from mapping.IRCNick and
+// are valid by construction) by the rule the config applies to the bot's
+// nick.
 func validNick(nick string) error {
 	if nick == "" {
-		return fmt.Errorf("%w: empty", errBadNick)
+		return errors.New("empty nick")
 	}
-	if c := nick[0]; c == '-' || c == ':' || c == '#' || c == '&' || ('0' <= c && c <= '9') {
-		return fmt.Errorf("%w %q: cannot start with %q", errBadNick, nick, c)
-	}
-	for i := 0; i < len(nick); i++ {
-		c := nick[i]
-		ok := 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
-			strings.IndexByte("[]\\`_^{|}-", c) >= 0
-		if !ok {
-			return fmt.Errorf("%w %q: contains %q", errBadNick, nick, c)
-		}
-	}
-	return nil
+	return checkNick(nick)
 }
 
 // identFrom derives a username (ident) from a nick: servers refuse or

@@ -5,6 +5,7 @@ package matrix
 
 import (
 	"context"
+	_ "embed"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -29,9 +30,22 @@ import (
 	"github.com/switchboard-chat/switchboard/internal/linksign"
 )
 
+//go:embed example.yaml
+var example string
+
 func init() {
-	adapters.Register("matrix", func(name string, n *config.Network, log *slog.Logger) (adapters.Adapter, error) {
-		return New(name, n, log)
+	adapters.Register(adapters.Type{
+		NetworkType: config.NetworkType{
+			Name:    "matrix",
+			Config:  func() config.Section { return new(Config) },
+			Example: example,
+			Rooms:   "Matrix rooms are room ids (!id:example.org) or aliases (#name:example.org).",
+			Kicks:   true,
+		},
+		New: func(name string, n *config.Network, log *slog.Logger) (adapters.Adapter, error) {
+			return New(name, n, log)
+		},
+		Commands: []adapters.Command{registrationCommand},
 	})
 }
 
@@ -41,7 +55,7 @@ type Adapter struct {
 	unsure unsure
 
 	name  string
-	cfg   config.Matrix
+	cfg   Config
 	relay bool
 	// kickBlocks: a kicked ghost keeps its sender out (kick_blocks).
 	kickBlocks bool
@@ -120,10 +134,11 @@ var (
 
 // New builds the adapter for a configured matrix network.
 func New(name string, n *config.Network, log *slog.Logger) (*Adapter, error) {
-	if n.Matrix == nil {
+	cfg, _ := n.Section.(*Config)
+	if cfg == nil {
 		return nil, fmt.Errorf("networks.%s: no matrix section", name)
 	}
-	c := *n.Matrix
+	c := *cfg
 	reg := Registration(&c, "127.0.0.1:0")
 	as, err := appservice.CreateFull(appservice.CreateOpts{
 		Registration:     reg,

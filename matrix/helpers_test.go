@@ -35,7 +35,7 @@ type server struct {
 	*testenv.MatrixServer
 	mux     *http.ServeMux
 	asAddr  string
-	cfg     config.Matrix
+	cfg     Config
 	network *config.Network
 	state   adapters.State
 	// publicURL, when set, is handed to every adapter (http.public_url).
@@ -62,7 +62,7 @@ func newBenchServer(t testing.TB) *server {
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
 	n := serverSeq.Add(1)
-	c := config.Matrix{
+	c := Config{
 		Homeserver:     "http://placeholder",
 		Domain:         "localhost",
 		ASToken:        fmt.Sprintf("as-token-%d-abcdefghijklmnop", n),
@@ -85,7 +85,7 @@ func newBenchServer(t testing.TB) *server {
 	t.Cleanup(func() { st.Close() })
 	return &server{
 		MatrixServer: ms, mux: mux, asAddr: ln.Addr().String(), cfg: c,
-		network: &config.Network{Type: "matrix", Mode: "puppet", Puppets: config.Puppets{Template: "{name} ({network})"}, Matrix: &c},
+		network: &config.Network{Type: "matrix", Mode: "puppet", Puppets: config.Puppets{Template: "{name} ({network})"}, Section: &c},
 		state:   st.State("matrix"),
 	}
 }

@@ -126,12 +126,12 @@ func TestTransactionWaitsForTheDisk(t *testing.T) {
 // URL refuses connections): for what needs no Matrix traffic.
 func unitAdapter(t *testing.T) (*Adapter, adapters.State) {
 	t.Helper()
-	c := config.Matrix{
+	c := Config{
 		Homeserver: "http://127.0.0.1:1", Domain: "localhost",
 		ASToken: "as-token-unit-abcdefghijklmnop", HSToken: "hs-token-unit-abcdefghijklmnop",
 		Bot: "switchboard", GhostLocalpart: "sb_{network}_{id}", ID: "switchboard",
 	}
-	a, err := New("matrix", &config.Network{Type: "matrix", Mode: "puppet", Matrix: &c}, testenv.NewLog(t).Logger())
+	a, err := New("matrix", &config.Network{Type: "matrix", Mode: "puppet", Section: &c}, testenv.NewLog(t).Logger())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,7 +24,7 @@ import (
 func TestGhostMessageLoad(t *testing.T) {
 	s := newServer(t)
 	proxy := testenv.NewCountingProxy(t, s.URL)
-	s.network.Matrix.Homeserver = proxy.URL
+	s.network.Section.(*Config).Homeserver = proxy.URL
 	alice := s.Client(t, "alice")
 	rid, a, _ := roomWithBot(t, s, alice)
 	carol, dave := foreign("carol", "Carol"), foreign("dave", "Dave")

@@ -24,7 +24,6 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"github.com/switchboard-chat/switchboard/bridge"
-	"github.com/switchboard-chat/switchboard/config"
 )
 
 const (
@@ -95,7 +94,7 @@ type fetcher struct {
 	maxSize int64
 }
 
-func newFetcher(c config.MatrixMedia) *fetcher {
+func newFetcher(c Media) *fetcher {
 	d := &net.Dialer{Timeout: 10 * time.Second}
 	if !c.PrivateAddresses {
 		d.Control = refuseInternal

@@ -19,7 +19,6 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"github.com/switchboard-chat/switchboard/bridge"
-	"github.com/switchboard-chat/switchboard/config"
 	"github.com/switchboard-chat/switchboard/internal/testenv"
 )
 
@@ -146,7 +145,7 @@ func TestOutboundMedia(t *testing.T) {
 	s := newServer(t)
 	// Everything runs on 127.0.0.1 here: internal addresses allowed.
 	const maxSize = 64 << 10
-	s.network.Matrix.Media = config.MatrixMedia{Upload: true, MaxSize: maxSize, PrivateAddresses: true}
+	s.network.Section.(*Config).Media = Media{Upload: true, MaxSize: maxSize, PrivateAddresses: true}
 	alice := s.Client(t, "alice")
 	rid, a, _ := roomWithBot(t, s, alice)
 	pic := testPNG(t)
@@ -265,7 +264,7 @@ func TestOutboundMedia(t *testing.T) {
 // By default nothing on an internal address is fetched.
 func TestOutboundMediaInternalRefused(t *testing.T) {
 	s := newServer(t)
-	s.network.Matrix.Media = config.MatrixMedia{Upload: true, MaxSize: config.DefaultMatrixMediaMaxSize}
+	s.network.Section.(*Config).Media = Media{Upload: true, MaxSize: DefaultMediaMaxSize}
 	alice := s.Client(t, "alice")
 	rid, a, _ := roomWithBot(t, s, alice)
 	files := newFileServer(t, map[string]served{"/cat.png": {body: testPNG(t), typ: "image/png"}})
@@ -286,7 +285,7 @@ func TestOutboundMediaInternalRefused(t *testing.T) {
 // 10 MiB) stays a link rather than blocking the room's outbox.
 func TestOutboundMediaTooLargeForHomeserver(t *testing.T) {
 	s := newServer(t)
-	s.network.Matrix.Media = config.MatrixMedia{Upload: true, MaxSize: 12 << 20, PrivateAddresses: true}
+	s.network.Section.(*Config).Media = Media{Upload: true, MaxSize: 12 << 20, PrivateAddresses: true}
 	alice := s.Client(t, "alice")
 	rid, a, _ := roomWithBot(t, s, alice)
 	files := newFileServer(t, map[string]served{"/video.mp4": {body: bytes.Repeat([]byte{0}, 11<<20), typ: "video/mp4", length: true}})

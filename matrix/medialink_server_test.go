@@ -141,7 +141,7 @@ func get(t *testing.T, method, u string) (*http.Response, []byte) {
 func TestMediaLinks(t *testing.T) {
 	s := newServer(t)
 	proxy := newHSProxy(t, s)
-	s.network.Matrix.Homeserver = proxy.URL
+	s.network.Section.(*Config).Homeserver = proxy.URL
 	// Switchboard's listener in the tests is the one the appservice API
 	// is served on.
 	s.publicURL = "http://" + s.asAddr + "/"

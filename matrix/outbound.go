@@ -18,6 +18,7 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"github.com/switchboard-chat/switchboard/bridge"
+	"github.com/switchboard-chat/switchboard/internal/backoff"
 	"github.com/switchboard-chat/switchboard/mapping"
 )
 
@@ -39,10 +40,8 @@ func retry[T any](ctx context.Context, f func() (T, error)) (T, error) {
 		if !limited {
 			return v, err
 		}
-		select {
-		case <-ctx.Done():
+		if !backoff.Sleep(ctx, wait, nil) {
 			return v, fmt.Errorf("%w (while rate limited)", ctx.Err())
-		case <-time.After(wait):
 		}
 	}
 }

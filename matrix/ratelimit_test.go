@@ -27,7 +27,7 @@ const sendKey = "PUT /_matrix/client/v3/rooms/*/send/m.room.message/*"
 func TestRoomsInParallelUnderRateLimit(t *testing.T) {
 	s := newServer(t)
 	proxy := testenv.NewCountingProxy(t, s.URL)
-	s.network.Matrix.Homeserver = proxy.URL
+	s.network.Section.(*Config).Homeserver = proxy.URL
 	alice := s.Client(t, "alice")
 	const rooms, perRoom, refused = 24, 8, 20
 	var rids []id.RoomID

@@ -1,7 +1,9 @@
 package matrix
 
 import (
+	"flag"
 	"fmt"
+	"io"
 	"net"
 	"regexp"
 	"sort"
@@ -9,6 +11,7 @@ import (
 	"gopkg.in/yaml.v3"
 	"maunium.net/go/mautrix/appservice"
 
+	"github.com/switchboard-chat/switchboard/adapters"
 	"github.com/switchboard-chat/switchboard/config"
 )
 
@@ -17,7 +20,7 @@ import (
 // bot, the ghosts and the portal aliases. httpListen is Switchboard's
 // http.listen, the appservice's address unless the network has listen or
 // url.
-func Registration(c *config.Matrix, httpListen string) *appservice.Registration {
+func Registration(c *Config, httpListen string) *appservice.Registration {
 	g := newGhosts(c.GhostLocalpart, c.Domain)
 	rateLimited := false
 	reg := &appservice.Registration{
@@ -41,7 +44,7 @@ func Registration(c *config.Matrix, httpListen string) *appservice.Registration 
 	return reg
 }
 
-func appserviceURL(c *config.Matrix, httpListen string) string {
+func appserviceURL(c *Config, httpListen string) string {
 	if c.URL != "" {
 		return c.URL
 	}
@@ -83,8 +86,45 @@ func RegistrationYAML(cfg *config.Config, network string) ([]byte, error) {
 	if n == nil {
 		return nil, fmt.Errorf("no network %q in the config", network)
 	}
-	if n.Type != "matrix" || n.Matrix == nil {
+	c, ok := n.Section.(*Config)
+	if n.Type != "matrix" || !ok || c == nil {
 		return nil, fmt.Errorf("network %q is of type %s, not matrix", network, n.Type)
 	}
-	return yaml.Marshal(Registration(n.Matrix, cfg.HTTP.Listen))
+	return yaml.Marshal(Registration(c, cfg.HTTP.Listen))
+}
+
+// registrationCommand is "switchboard matrix-registration": it prints
+// the registration a matrix network's homeserver needs.
+var registrationCommand = adapters.Command{
+	Name: "matrix-registration",
+	Usage: `--config FILE [--network NAME]
+	print the appservice registration YAML
+	for a matrix network's homeserver`,
+	Run: registrationMain,
+}
+
+func registrationMain(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("matrix-registration", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "", "config file")
+	network := fs.String("network", "", "the matrix network (default: the only one)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *path == "" {
+		fmt.Fprintln(stderr, "matrix-registration: --config FILE is required")
+		return 2
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", *path, err)
+		return 1
+	}
+	out, err := RegistrationYAML(cfg, *network)
+	if err != nil {
+		fmt.Fprintf(stderr, "matrix-registration: %v\n", err)
+		return 1
+	}
+	stdout.Write(out)
+	return 0
 }

@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"github.com/switchboard-chat/switchboard/bridge"
-	"github.com/switchboard-chat/switchboard/config"
 )
 
 func TestGhostLocalpartRoundTrip(t *testing.T) {
@@ -24,7 +23,7 @@ func TestGhostLocalpartRoundTrip(t *testing.T) {
 		{Network: "a_", ID: "x"},
 	} {
 		local := g.localpart(s)
-		if err := config.CheckMatrixLocalpart(local); err != nil {
+		if err := CheckLocalpart(local); err != nil {
 			t.Errorf("%+v: %v", s, err)
 		}
 		if other, dup := seen[local]; dup {
@@ -86,7 +85,7 @@ func TestSanitizeHTML(t *testing.T) {
 }
 
 func TestTokenCheck(t *testing.T) {
-	a := &Adapter{cfg: config.Matrix{HSToken: "right"}}
+	a := &Adapter{cfg: Config{HSToken: "right"}}
 	mux := http.NewServeMux()
 	register(mux, a, true)
 	defer unregister(a)
@@ -119,7 +118,7 @@ func TestTokenCheck(t *testing.T) {
 }
 
 func TestRegistration(t *testing.T) {
-	c := &config.Matrix{Domain: "example.org", ASToken: "a", HSToken: "h", Bot: "switchboard", GhostLocalpart: "sb_{network}_{id}", ID: "switchboard"}
+	c := &Config{Domain: "example.org", ASToken: "a", HSToken: "h", Bot: "switchboard", GhostLocalpart: "sb_{network}_{id}", ID: "switchboard"}
 	reg := Registration(c, "0.0.0.0:8080")
 	if reg.URL != "http://127.0.0.1:8080" || reg.SenderLocalpart != "switchboard" || reg.RateLimited == nil || *reg.RateLimited {
 		t.Errorf("%+v", reg)

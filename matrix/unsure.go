@@ -3,6 +3,7 @@ package matrix
 import (
 	"context"
 	"errors"
+	"github.com/switchboard-chat/switchboard/internal/backoff"
 	"sync"
 	"time"
 
@@ -98,10 +99,8 @@ func (a *Adapter) sentBefore(ctx context.Context, intent *appservice.IntentAPI, 
 	if wait <= 0 {
 		return "", false
 	}
-	select {
-	case <-ctx.Done():
+	if !backoff.Sleep(ctx, wait, nil) {
 		return "", false
-	case <-time.After(wait):
 	}
 	return a.findSent(ctx, intent, rid, txn)
 }

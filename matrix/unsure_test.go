@@ -15,7 +15,7 @@ import (
 func TestLostSendAnswerNotRepeated(t *testing.T) {
 	s := newServer(t)
 	proxy := newHSProxy(t, s)
-	s.network.Matrix.Homeserver = proxy.URL
+	s.network.Section.(*Config).Homeserver = proxy.URL
 	alice := s.Client(t, "alice")
 	rid, a, _ := roomWithBot(t, s, alice)
 	carol := foreign("carol", "Carol")

@@ -13,6 +13,7 @@ package mqtt
 
 import (
 	"context"
+	_ "embed"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -31,7 +32,20 @@ import (
 	"github.com/switchboard-chat/switchboard/internal/backoff"
 )
 
-func init() { adapters.Register("mqtt", New) }
+//go:embed example.yaml
+var example string
+
+func init() {
+	adapters.Register(adapters.Type{
+		NetworkType: config.NetworkType{
+			Name:    "mqtt",
+			Config:  func() config.Section { return new(Config) },
+			Example: example,
+			Rooms:   "MQTT rooms are topic roots (no + or # wildcards, no leading or trailing /, not starting with $).",
+		},
+		New: New,
+	})
+}
 
 const (
 	qos = 1
@@ -122,25 +136,20 @@ type received struct {
 
 // New builds an MQTT adapter from its network config.
 func New(name string, n *config.Network, log *slog.Logger) (adapters.Adapter, error) {
-	if n == nil || n.MQTT == nil {
+	var m *Config
+	if n != nil {
+		m, _ = n.Section.(*Config)
+	}
+	if m == nil {
 		return nil, fmt.Errorf("networks.%s: no mqtt settings", name)
 	}
-	m := n.MQTT
-	if m.Broker == "" {
-		return nil, fmt.Errorf("networks.%s.broker: not set", name)
+	// The same check as loading the config, for a network built in code.
+	if err := checkBrokerURL(m.Broker); err != nil {
+		return nil, fmt.Errorf("networks.%s.broker: %w", name, err)
 	}
 	u, err := url.Parse(m.Broker)
 	if err != nil {
-		// url's error quotes the input, which may hold a password.
 		return nil, fmt.Errorf("networks.%s.broker: not a URL", name)
-	}
-	switch u.Scheme {
-	case "tcp", "mqtt", "ssl", "tls", "mqtts", "ws", "wss":
-	default:
-		return nil, fmt.Errorf("networks.%s.broker: scheme %q: want tcp, ssl, ws or wss", name, u.Scheme)
-	}
-	if u.Host == "" {
-		return nil, fmt.Errorf("networks.%s.broker: no host in %s", name, u.Redacted())
 	}
 	if m.MaxPayload < 0 {
 		return nil, fmt.Errorf("networks.%s.max_payload: negative", name)

@@ -183,7 +183,7 @@ func newAdapter(t *testing.T, brokerURL string, s setup) (*Adapter, *testenv.Log
 	t.Helper()
 	logs := testenv.NewLog(t)
 	log := logs.Logger()
-	n := &config.Network{Type: "mqtt", MQTT: &config.MQTT{Broker: brokerURL, ClientID: s.clientID, MaxPayload: s.maxPayload}}
+	n := &config.Network{Type: "mqtt", Section: &Config{Broker: brokerURL, ClientID: s.clientID, MaxPayload: s.maxPayload}}
 	ad, err := adapters.New("mq", n, log)
 	if err != nil {
 		t.Fatal(err)
@@ -724,7 +724,7 @@ func TestNew(t *testing.T) {
 	if !slices.Contains(adapters.Types(), "mqtt") {
 		t.Fatalf("mqtt not registered: %v", adapters.Types())
 	}
-	ad, err := New("home", &config.Network{Type: "mqtt", MQTT: &config.MQTT{Broker: "tcp://127.0.0.1:1883"}}, nil)
+	ad, err := New("home", &config.Network{Type: "mqtt", Section: &Config{Broker: "tcp://127.0.0.1:1883"}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -732,7 +732,7 @@ func TestNew(t *testing.T) {
 	if a.clientID != "switchboard-home" || a.maxPayload != 65536 || a.Network() != "home" {
 		t.Errorf("defaults: client id %q, max payload %d, network %q", a.clientID, a.maxPayload, a.Network())
 	}
-	for _, m := range []*config.MQTT{
+	for _, m := range []*Config{
 		nil,
 		{},
 		{Broker: "http://127.0.0.1:1883"},
@@ -740,7 +740,7 @@ func TestNew(t *testing.T) {
 		{Broker: "tcp://user:hunter2@[::1"},
 		{Broker: "tcp://127.0.0.1:1883", MaxPayload: -1},
 	} {
-		_, err := New("home", &config.Network{Type: "mqtt", MQTT: m}, nil)
+		_, err := New("home", &config.Network{Type: "mqtt", Section: m}, nil)
 		if err == nil {
 			t.Errorf("New(%+v): no error", m)
 		} else if strings.Contains(err.Error(), "hunter2") {

@@ -13,7 +13,7 @@ import (
 // about once, with what it added, and a broker restart starts it again.
 func TestBrokerDropsFollowTheBrokersCount(t *testing.T) {
 	var logged bytes.Buffer
-	ad, err := New("devices", &config.Network{MQTT: &config.MQTT{Broker: "tcp://127.0.0.1:1"}}, slog.New(slog.NewTextHandler(&logged, nil)))
+	ad, err := New("devices", &config.Network{Section: &Config{Broker: "tcp://127.0.0.1:1"}}, slog.New(slog.NewTextHandler(&logged, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
-	"math/rand/v2"
 	"slices"
 	"strings"
 	"sync"
@@ -18,6 +17,7 @@ import (
 	"time"
 
 	"github.com/switchboard-chat/switchboard/bridge"
+	"github.com/switchboard-chat/switchboard/internal/backoff"
 
 	_ "github.com/jackc/pgx/v5/stdlib"
 	sqlitedrv "modernc.org/sqlite"
@@ -132,16 +132,17 @@ func Open(ctx context.Context, dsn, dataDir string, log *slog.Logger) (*Store, e
 // while another process opens it too; so that is retried for as long.
 func (s *Store) connect(ctx context.Context) error {
 	deadline := time.Now().Add(10 * time.Second)
+	// Short, jittered waits: the other process holds the file for
+	// milliseconds.
+	b := backoff.New(5*time.Millisecond, 25*time.Millisecond)
 	for {
 		err := s.w.PingContext(ctx)
 		var e *sqlitedrv.Error
 		if !errors.As(err, &e) || e.Code()&0xff != sqliteBusy || time.Now().After(deadline) {
 			return err
 		}
-		select {
-		case <-ctx.Done():
+		if !b.Wait(ctx, nil) {
 			return err
-		case <-time.After(time.Duration(5+rand.IntN(20)) * time.Millisecond):
 		}
 	}
 }

@@ -8,6 +8,7 @@ package webrtc
 
 import (
 	"context"
+	_ "embed"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -30,12 +31,26 @@ var (
 	_ bridge.BotSender = (*Adapter)(nil)
 )
 
+//go:embed example.yaml
+var example string
+
 func init() {
-	adapters.Register("webrtc", func(name string, n *config.Network, log *slog.Logger) (adapters.Adapter, error) {
-		if n.WebRTC == nil {
-			return nil, fmt.Errorf("networks.%s: no webrtc section", name)
-		}
-		return New(name, *n.WebRTC, log), nil
+	adapters.Register(adapters.Type{
+		NetworkType: config.NetworkType{
+			Name:    "webrtc",
+			Config:  func() config.Section { return new(Config) },
+			Example: example,
+			Rooms:   "WebRTC rooms are plain names (letters, digits, . _ -, at most 64 bytes).",
+			// It owns the HTTP paths of the signaling and the chat page.
+			Single: "it serves the HTTP paths /webrtc/ and /",
+		},
+		New: func(name string, n *config.Network, log *slog.Logger) (adapters.Adapter, error) {
+			c, _ := n.Section.(*Config)
+			if c == nil {
+				return nil, fmt.Errorf("networks.%s: no webrtc section", name)
+			}
+			return New(name, *c, log), nil
+		},
 	})
 }
 
@@ -68,7 +83,7 @@ const maxBuffered = 4 << 20
 // Adapter is one webrtc network.
 type Adapter struct {
 	name string
-	cfg  config.WebRTC
+	cfg  Config
 	log  *slog.Logger
 
 	// Timeouts and InterfaceFilter may be set before Start.
@@ -104,7 +119,7 @@ type room struct {
 }
 
 // New builds an adapter; Start opens its UDP port.
-func New(name string, cfg config.WebRTC, log *slog.Logger) *Adapter {
+func New(name string, cfg Config, log *slog.Logger) *Adapter {
 	return &Adapter{
 		name:     name,
 		dropped:  map[string]uint64{},
@@ -179,7 +194,7 @@ func (a *Adapter) UDPAddrs() []net.Addr {
 
 // Join makes a room available to peers.
 func (a *Adapter) Join(_ context.Context, name string) error {
-	if err := config.CheckWebRTCRoom(name); err != nil {
+	if err := CheckRoom(name); err != nil {
 		return err
 	}
 	a.mu.Lock()

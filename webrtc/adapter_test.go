@@ -13,17 +13,16 @@ import (
 	"github.com/switchboard-chat/switchboard/adapters"
 	"github.com/switchboard-chat/switchboard/adapters/adapterstest"
 	"github.com/switchboard-chat/switchboard/bridge"
-	"github.com/switchboard-chat/switchboard/config"
 	"github.com/switchboard-chat/switchboard/internal/testenv"
 )
 
 const wait = 20 * time.Second
 
-func testConfig() config.WebRTC {
-	return config.WebRTC{
+func testConfig() Config {
+	return Config{
 		LoopbackCandidates: true,
 		MaxMessage:         16384,
-		Rate:               config.WebRTCRate{PerSecond: 5, Burst: 10},
+		Rate:               Rate{PerSecond: 5, Burst: 10},
 		MaxPeers:           100,
 		Tokens:             map[string]string{"secret": "s3cr3t"},
 	}
@@ -36,14 +35,14 @@ type server struct {
 	url string
 }
 
-func newAdapter(t testing.TB, cfg config.WebRTC, rooms ...string) *Adapter {
+func newAdapter(t testing.TB, cfg Config, rooms ...string) *Adapter {
 	a := New("web", cfg, testenv.NewLog(t).Logger())
 	a.InterfaceFilter = func(name string) bool { return name == "lo" }
 	a.Timeouts.Disconnected, a.Timeouts.Failed, a.Timeouts.KeepAlive = time.Second, 2*time.Second, 300*time.Millisecond
 	return a
 }
 
-func startServer(t testing.TB, cfg config.WebRTC, rooms ...string) *server {
+func startServer(t testing.TB, cfg Config, rooms ...string) *server {
 	t.Helper()
 	a := newAdapter(t, cfg)
 	rec := adapterstest.NewRecorder()
@@ -94,7 +93,7 @@ func TestConformance(t *testing.T) {
 		New: func(t *testing.T) adapters.Adapter {
 			cfg := testConfig()
 			// The suite says a dozen lines at once.
-			cfg.Rate = config.WebRTCRate{PerSecond: 50, Burst: 50}
+			cfg.Rate = Rate{PerSecond: 50, Burst: 50}
 			a := newAdapter(t, cfg)
 			mux := http.NewServeMux()
 			a.RegisterHTTP(mux)
@@ -162,7 +161,7 @@ func TestEchoAndEvents(t *testing.T) {
 // credentials go only to those with the room's token.
 func TestOptionsOfferICEServers(t *testing.T) {
 	cfg := testConfig()
-	cfg.ICEServers = []config.ICEServer{
+	cfg.ICEServers = []ICEServer{
 		{URLs: []string{"stun:stun.example.org:3478"}},
 		{URLs: []string{"turn:turn.example.org:3478?transport=udp", "turns:turn.example.org:5349"}, Username: "page-user", Credential: "pa;ss,word"},
 	}

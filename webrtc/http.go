@@ -15,8 +15,7 @@ import (
 
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
-
-	"github.com/switchboard-chat/switchboard/config"
+	"golang.org/x/time/rate"
 )
 
 // maxOfferBytes bounds an SDP offer; a browser's is a few kilobytes.
@@ -91,7 +90,7 @@ func (a *Adapter) authorized(w http.ResponseWriter, r *http.Request, roomName st
 }
 
 func (a *Adapter) lookupRoom(w http.ResponseWriter, name string) *room {
-	if config.CheckWebRTCRoom(name) == nil {
+	if CheckRoom(name) == nil {
 		a.mu.Lock()
 		r := a.rooms[name]
 		a.mu.Unlock()
@@ -145,7 +144,7 @@ func (a *Adapter) postOffer(w http.ResponseWriter, r *http.Request) {
 	api := a.api
 	rm.pending++
 	p := &peer{a: a, room: rm, session: newSessionID(), done: make(chan struct{})}
-	p.bucket = bucket{perSecond: float64(a.cfg.Rate.PerSecond), burst: float64(a.cfg.Rate.Burst), tokens: float64(a.cfg.Rate.Burst)}
+	p.bucket = rate.NewLimiter(rate.Limit(a.cfg.Rate.PerSecond), a.cfg.Rate.Burst)
 	a.sessions[p.session] = p
 	a.wg.Add(1)
 	a.mu.Unlock()
@@ -256,7 +255,7 @@ func (a *Adapter) options(w http.ResponseWriter, r *http.Request) {
 // iceLinks renders ICE servers as Link header values. The config checks
 // that URLs and credentials hold nothing that would end a quoted string
 // or the header.
-func iceLinks(servers []config.ICEServer) []string {
+func iceLinks(servers []ICEServer) []string {
 	var links []string
 	for _, s := range servers {
 		for _, u := range s.URLs {

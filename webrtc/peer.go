@@ -14,6 +14,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/pion/webrtc/v4"
+	"golang.org/x/time/rate"
 
 	"github.com/switchboard-chat/switchboard/bridge"
 	"github.com/switchboard-chat/switchboard/wire"
@@ -34,7 +35,7 @@ type peer struct {
 	room    *room
 	session string
 	pc      *webrtc.PeerConnection
-	bucket  bucket
+	bucket  *rate.Limiter // the frames the peer may send
 
 	mu     sync.Mutex
 	dc     *webrtc.DataChannel
@@ -173,7 +174,7 @@ func (p *peer) sendError(code, format string, args ...any) {
 // handle processes one frame from the peer.
 func (p *peer) handle(m webrtc.DataChannelMessage) {
 	a := p.a
-	if !p.bucket.take(time.Now()) {
+	if !p.bucket.Allow() {
 		a.drop(DropRateLimited)
 		p.sendError(codeRateLimited, "more than %d frames a second (burst %d); frame dropped", a.cfg.Rate.PerSecond, a.cfg.Rate.Burst)
 		return
@@ -390,29 +391,6 @@ func checkID(id string) error {
 		}
 	}
 	return nil
-}
-
-// bucket is a token bucket: burst frames at once, then perSecond.
-type bucket struct {
-	mu        sync.Mutex
-	perSecond float64
-	burst     float64
-	tokens    float64
-	last      time.Time
-}
-
-func (b *bucket) take(now time.Time) bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if !b.last.IsZero() {
-		b.tokens = min(b.burst, b.tokens+now.Sub(b.last).Seconds()*b.perSecond)
-	}
-	b.last = now
-	if b.tokens < 1 {
-		return false
-	}
-	b.tokens--
-	return true
 }
 
 // Drop reasons counted by Dropped: frames refused before they became

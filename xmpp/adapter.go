@@ -22,6 +22,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/tls"
+	_ "embed"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -45,15 +46,28 @@ import (
 	"github.com/switchboard-chat/switchboard/internal/quickack"
 )
 
-func init() { adapters.Register("xmpp", New) }
+//go:embed example.yaml
+var example string
 
-// Defaults for zero config fields, the same the config loader applies.
+func init() {
+	adapters.Register(adapters.Type{
+		NetworkType: config.NetworkType{
+			Name:    "xmpp",
+			Config:  func() config.Section { return new(Config) },
+			Example: example,
+			Rooms:   "XMPP rooms are MUC JIDs (room@conference.example.org, no /nick).",
+			Kicks:   true,
+		},
+		New: New,
+	})
+}
+
+// Defaults for zero fields of a network built in code (tests) rather
+// than loaded, the ones Config.SetDefaults applies.
 const (
-	defaultNick       = "switchboard"
-	defaultMaxStanza  = 256 * 1024
-	defaultTemplate   = "{name} ({network})"
-	defaultMaxPuppets = 50
-	defaultIdle       = 30 * time.Minute
+	defaultNick      = "switchboard"
+	defaultMaxStanza = 256 * 1024
+	defaultTemplate  = "{name} ({network})"
 	// maxNickAttempts bounds the nicks tried for one occupant.
 	maxNickAttempts = 6
 	// maxSent bounds the sent messages remembered for idempotent retries.
@@ -102,7 +116,7 @@ var (
 // Adapter is the XMPP network adapter.
 type Adapter struct {
 	name       string
-	cfg        config.XMPP
+	cfg        Config
 	component  bool
 	relay      bool // the bot speaks for everyone
 	kickBlocks bool
@@ -200,19 +214,23 @@ var (
 
 // New builds the adapter for a configured XMPP network.
 func New(name string, n *config.Network, log *slog.Logger) (adapters.Adapter, error) {
-	if n == nil || n.XMPP == nil {
+	var cfg *Config
+	if n != nil {
+		cfg, _ = n.Section.(*Config)
+	}
+	if cfg == nil {
 		return nil, fmt.Errorf("networks.%s: no xmpp settings", name)
 	}
 	if log == nil {
 		log = slog.Default()
 	}
-	c := *n.XMPP
+	c := *cfg
 	if c.Component != nil {
 		comp := *c.Component
 		c.Component = &comp
 	}
-	if _, _, err := net.SplitHostPort(c.Server); err != nil {
-		return nil, fmt.Errorf("networks.%s.server: want host:port: %w", name, err)
+	if err := config.CheckHostPort(c.Server, true, false); err != nil {
+		return nil, fmt.Errorf("networks.%s.server: %w", name, err)
 	}
 	a := &Adapter{
 		name:       name,
@@ -241,24 +259,23 @@ func New(name string, n *config.Network, log *slog.Logger) (adapters.Adapter, er
 	switch {
 	case c.Component != nil && c.JID != "":
 		return nil, fmt.Errorf("networks.%s: component and jid are exclusive", name)
+	// The rules are those of Config.Validate, for a network built in code.
 	case c.Component != nil:
-		d, err := jid.Parse(c.Component.Domain)
-		if err != nil || d.Localpart() != "" || d.Resourcepart() != "" {
-			return nil, fmt.Errorf("networks.%s.component.domain: %q is not a domain", name, c.Component.Domain)
+		if err := checkXMPPDomain(c.Component.Domain); err != nil {
+			return nil, fmt.Errorf("networks.%s.component.domain: %w", name, err)
 		}
 		if c.Component.Secret == "" {
 			return nil, fmt.Errorf("networks.%s.component.secret: not set", name)
 		}
-		a.component, a.domain = true, d.String()
+		a.component, a.domain = true, jid.MustParse(c.Component.Domain).String()
 	case c.JID != "":
-		j, err := jid.Parse(c.JID)
-		if err != nil || j.Localpart() == "" {
-			return nil, fmt.Errorf("networks.%s.jid: want name@domain", name)
+		if err := checkBareJID(c.JID, "an account"); err != nil {
+			return nil, fmt.Errorf("networks.%s.jid: %w", name, err)
 		}
 		if c.Password == "" {
 			return nil, fmt.Errorf("networks.%s.password: not set", name)
 		}
-		a.account = j.Bare()
+		a.account = jid.MustParse(c.JID)
 	default:
 		return nil, fmt.Errorf("networks.%s: set component or jid", name)
 	}
@@ -273,17 +290,17 @@ func New(name string, n *config.Network, log *slog.Logger) (adapters.Adapter, er
 	if a.cfg.Nick == "" {
 		a.cfg.Nick = defaultNick
 	}
-	if !validNick(a.cfg.Nick) {
-		return nil, fmt.Errorf("networks.%s.nick: %q is not a valid MUC nick", name, a.cfg.Nick)
+	if err := checkMUCNick(a.cfg.Nick); err != nil {
+		return nil, fmt.Errorf("networks.%s.nick: %w", name, err)
 	}
 	if a.template == "" {
 		a.template = defaultTemplate
 	}
 	if a.maxPuppets <= 0 {
-		a.maxPuppets = defaultMaxPuppets
+		a.maxPuppets = config.DefaultPuppetMax
 	}
 	if a.idle <= 0 {
-		a.idle = defaultIdle
+		a.idle = config.DefaultPuppetIdle
 	}
 	if a.maxStanza <= 0 {
 		a.maxStanza = defaultMaxStanza

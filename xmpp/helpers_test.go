@@ -41,19 +41,19 @@ type setup struct {
 }
 
 func netConfig(srv *testenv.XMPPServer, s setup) *config.Network {
-	n := &config.Network{Type: "xmpp", Mode: s.mode, XMPP: &config.XMPP{Nick: s.nick, MaxStanza: 256 * 1024}}
+	n := &config.Network{Type: "xmpp", Mode: s.mode, Section: &Config{Nick: s.nick, MaxStanza: 256 * 1024}}
 	if n.Mode == "" {
 		n.Mode = "puppet"
 	}
 	n.Puppets.Max = s.max
 	if s.mode == "relay" && s.relayVia != "component" {
-		n.XMPP.Server = srv.C2SAddr
-		n.XMPP.JID = "relaybot@" + srv.Domain
-		n.XMPP.Password = testUsers["relaybot"]
-		n.XMPP.InsecurePlaintext = true
+		n.Section.(*Config).Server = srv.C2SAddr
+		n.Section.(*Config).JID = "relaybot@" + srv.Domain
+		n.Section.(*Config).Password = testUsers["relaybot"]
+		n.Section.(*Config).InsecurePlaintext = true
 	} else {
-		n.XMPP.Server = srv.ComponentAddr
-		n.XMPP.Component = &config.XMPPComponent{Domain: srv.Component, Secret: srv.ComponentSecret}
+		n.Section.(*Config).Server = srv.ComponentAddr
+		n.Section.(*Config).Component = &Component{Domain: srv.Component, Secret: srv.ComponentSecret}
 	}
 	return n
 }

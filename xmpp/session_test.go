@@ -139,7 +139,7 @@ func TestRelayMode(t *testing.T) {
 func TestStartTLSRequired(t *testing.T) {
 	srv := newServer(t)
 	n := netConfig(srv, setup{mode: "relay"})
-	n.XMPP.InsecurePlaintext = false
+	n.Section.(*Config).InsecurePlaintext = false
 	log := testenv.NewLog(t)
 	ad, err := New("jabber", n, log.Logger())
 	if err != nil {
@@ -179,7 +179,7 @@ func TestComponentSecretNotLogged(t *testing.T) {
 
 func componentSecretNotLogged(t *testing.T, srv *testenv.XMPPServer) {
 	n := netConfig(srv, setup{})
-	n.XMPP.Component.Secret = "wrong-secret-value"
+	n.Section.(*Config).Component.Secret = "wrong-secret-value"
 	log := testenv.NewLog(t)
 	ad, err := New("jabber", n, log.Logger())
 	if err != nil {

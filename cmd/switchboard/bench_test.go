@@ -22,7 +22,6 @@ import (
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 
-	"github.com/switchboard-chat/switchboard/config"
 	"github.com/switchboard-chat/switchboard/internal/testenv"
 	"github.com/switchboard-chat/switchboard/matrix"
 )
@@ -191,7 +190,7 @@ func (r *relay) watchRoom(alice *testenv.XMPPClient, also func(body string)) {
 func matrixBench(b *testing.B, rooms int) (*relay, *testenv.IRCServer, *testenv.MatrixClient, []id.RoomID) {
 	irc := testenv.InspIRCd(b)
 	httpAddr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(b))
-	mx := config.Matrix{Homeserver: "http://placeholder", Domain: "localhost", ASToken: "as-token-bench-0123456789abcdef",
+	mx := matrix.Config{Homeserver: "http://placeholder", Domain: "localhost", ASToken: "as-token-bench-0123456789abcdef",
 		HSToken: "hs-token-bench-0123456789abcdef", Bot: "switchboard", GhostLocalpart: "sb_{network}_{id}", ID: "switchboard",
 		URL: "http://" + httpAddr}
 	// Both ways through counting proxies: what Switchboard asks of

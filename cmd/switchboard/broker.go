@@ -22,7 +22,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
-	"github.com/switchboard-chat/switchboard/config"
+	"github.com/switchboard-chat/switchboard/mqtt"
 )
 
 // The embedded MQTT broker is nats-server's MQTT listener, backed by
@@ -52,7 +52,7 @@ type brokerCredential struct{ user, pass string }
 // are (the embedded broker checks no passwords), a random per-start pair
 // that only Switchboard knows. The returned config is a copy; cfg is left
 // as it was, so a reload does not see a change.
-func brokerCredentials(n *config.MQTT) (*config.MQTT, brokerCredential, error) {
+func brokerCredentials(n *mqtt.Config) (*mqtt.Config, brokerCredential, error) {
 	m := *n
 	if u, err := url.Parse(m.Broker); err == nil && u.User != nil {
 		// The URL's user info is what the client sends (paho prefers it).

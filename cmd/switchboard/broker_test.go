@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/switchboard-chat/switchboard/mqtt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -15,7 +16,6 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
-	"github.com/switchboard-chat/switchboard/config"
 	"github.com/switchboard-chat/switchboard/internal/testenv"
 )
 
@@ -25,7 +25,7 @@ import (
 // client, known by its credentials, gets in.
 func TestBrokerKeepsDevicesOutUntilOpened(t *testing.T) {
 	listen := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
-	m, bridge, err := brokerCredentials(&config.MQTT{Broker: "tcp://" + listen, ClientID: "switchboard-local"})
+	m, bridge, err := brokerCredentials(&mqtt.Config{Broker: "tcp://" + listen, ClientID: "switchboard-local"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,15 +76,15 @@ func TestBrokerKeepsDevicesOutUntilOpened(t *testing.T) {
 // Credentials in the broker URL are what paho sends, so they are what
 // the gate knows the bridge by; configured ones are kept.
 func TestBrokerCredentials(t *testing.T) {
-	m, c, err := brokerCredentials(&config.MQTT{Broker: "tcp://u:p@127.0.0.1:1883"})
+	m, c, err := brokerCredentials(&mqtt.Config{Broker: "tcp://u:p@127.0.0.1:1883"})
 	if err != nil || c != (brokerCredential{"u", "p"}) || m.Username != "" {
 		t.Errorf("URL credentials: %+v %+v %v", m, c, err)
 	}
-	m, c, err = brokerCredentials(&config.MQTT{Broker: "tcp://127.0.0.1:1883", Username: "me", Password: "pw"})
+	m, c, err = brokerCredentials(&mqtt.Config{Broker: "tcp://127.0.0.1:1883", Username: "me", Password: "pw"})
 	if err != nil || c != (brokerCredential{"me", "pw"}) || m.Username != "me" {
 		t.Errorf("configured credentials: %+v %+v %v", m, c, err)
 	}
-	orig := &config.MQTT{Broker: "tcp://127.0.0.1:1883"}
+	orig := &mqtt.Config{Broker: "tcp://127.0.0.1:1883"}
 	m1, c1, _ := brokerCredentials(orig)
 	_, c2, _ := brokerCredentials(orig)
 	if orig.Username != "" || orig.Password != "" {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/switchboard-chat/switchboard/config"
 	"github.com/switchboard-chat/switchboard/internal/testenv"
+	"github.com/switchboard-chat/switchboard/mqtt"
 )
 
 // firstRunBinEnv, set, marks the run of TestFirstRunIsQuiet inside its
@@ -91,7 +92,7 @@ links:
 	}
 	want := config.Default()
 	want.HTTP.Listen, want.Broker.Listen = httpAddr, brokerAddr
-	want.Networks["local"].MQTT.Broker = "tcp://" + brokerAddr
+	want.Networks["local"].Section.(*mqtt.Config).Broker = "tcp://" + brokerAddr
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("the defaults on free ports are not the embedded defaults:\n%+v\n%+v", got, want)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/switchboard-chat/switchboard/config"
 	"github.com/switchboard-chat/switchboard/internal/testenv"
+	"github.com/switchboard-chat/switchboard/irc"
 )
 
 // longText is n bytes of text in words and lines, with multibyte runes
@@ -45,7 +46,7 @@ func TestLongMessageGoesOutCutWithALink(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg.HTTP.PublicURL = "http://" + addr
-	cfg.Networks["libera"].IRC.Flood = config.Flood{Burst: 5, Interval: time.Second}
+	cfg.Networks["libera"].Section.(*irc.Config).Flood = irc.Flood{Burst: 5, Interval: time.Second}
 	runSwitchboard(t, cfg)
 	alice := w.human(t, "alice")
 

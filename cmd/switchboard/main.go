@@ -11,25 +11,37 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
+	"github.com/switchboard-chat/switchboard/adapters"
 	"github.com/switchboard-chat/switchboard/config"
-	"github.com/switchboard-chat/switchboard/matrix"
 )
 
-const usage = `usage:
+const usageHead = `usage:
   switchboard run [--config FILE]     run (with no config: embedded defaults)
   switchboard check --config FILE     validate a config file
-  switchboard matrix-registration --config FILE [--network NAME]
-                                      print the appservice registration YAML
-                                      for a matrix network's homeserver
-  switchboard version                 print version and commit
+`
+
+const usageTail = `  switchboard version                 print version and commit
 
 environment:
   SWITCHBOARD_RUNTIME_TUNING=off      run without the timer slack and the
                                       scheduler governor (for debugging)
 `
+
+// usage lists the commands, with those the network types register
+// (adapters.Command) between check and version.
+func usage() string {
+	var b strings.Builder
+	b.WriteString(usageHead)
+	for _, c := range adapters.Commands() {
+		fmt.Fprintf(&b, "  switchboard %s %s\n", c.Name, strings.ReplaceAll(c.Usage, "\n\t", "\n"+strings.Repeat(" ", 38)))
+	}
+	b.WriteString(usageTail)
+	return b.String()
+}
 
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == "run" {
@@ -42,7 +54,7 @@ func main() {
 
 func cli(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
+		fmt.Fprint(stderr, usage())
 		return 2
 	}
 	switch args[0] {
@@ -79,40 +91,15 @@ func cli(args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 		return run(*path, tune, stderr)
-	case "matrix-registration":
-		return matrixRegistration(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
+		fmt.Fprint(stdout, usage())
 		return 0
 	}
-	fmt.Fprintf(stderr, "unknown command %q\n%s", args[0], usage)
+	if c, ok := adapters.LookupCommand(args[0]); ok {
+		return c.Run(args[1:], stdout, stderr)
+	}
+	fmt.Fprintf(stderr, "unknown command %q\n%s", args[0], usage())
 	return 2
-}
-
-func matrixRegistration(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("matrix-registration", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	path := fs.String("config", "", "config file")
-	network := fs.String("network", "", "the matrix network (default: the only one)")
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	if *path == "" {
-		fmt.Fprintln(stderr, "matrix-registration: --config FILE is required")
-		return 2
-	}
-	cfg, err := config.Load(*path)
-	if err != nil {
-		fmt.Fprintf(stderr, "%s: %v\n", *path, err)
-		return 1
-	}
-	out, err := matrix.RegistrationYAML(cfg, *network)
-	if err != nil {
-		fmt.Fprintf(stderr, "matrix-registration: %v\n", err)
-		return 1
-	}
-	stdout.Write(out)
-	return 0
 }
 
 // run runs Switchboard until SIGINT or SIGTERM; tune governs the

@@ -30,7 +30,7 @@ import (
 type mworld struct {
 	*xworld
 	hs       *testenv.MatrixServer
-	mx       config.Matrix
+	mx       matrix.Config
 	httpAddr string
 	alice    *testenv.MatrixClient
 	roomID   id.RoomID
@@ -41,7 +41,7 @@ func newMWorld(t *testing.T) *mworld { return newMWorldOn(t, newXWorld(t)) }
 // newMWorldOn is newMWorld around a given IRC, MQTT and XMPP world.
 func newMWorldOn(t *testing.T, xw *xworld) *mworld {
 	w := &mworld{xworld: xw, httpAddr: fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))}
-	w.mx = config.Matrix{
+	w.mx = matrix.Config{
 		Homeserver:     "http://placeholder",
 		Domain:         "localhost",
 		ASToken:        "as-token-e2e-0123456789abcdef",
@@ -381,7 +381,7 @@ func TestMatrixMediaFromXMPP(t *testing.T) {
 	t.Cleanup(files.Close)
 	cfg := w.config(t, "")
 	// The file server is on 127.0.0.1, as everything in these tests.
-	cfg.Networks["mx"].Matrix.Media.PrivateAddresses = true
+	cfg.Networks["mx"].Section.(*matrix.Config).Media.PrivateAddresses = true
 	runSwitchboard(t, cfg)
 	bob := w.human(t, "bob")
 	carol := w.person(t, "carol")

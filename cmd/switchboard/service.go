@@ -16,16 +16,13 @@ import (
 	"time"
 
 	"github.com/switchboard-chat/switchboard/adapters"
+	_ "github.com/switchboard-chat/switchboard/adapters/all" // every network type
 	"github.com/switchboard-chat/switchboard/bridge"
 	"github.com/switchboard-chat/switchboard/config"
 	"github.com/switchboard-chat/switchboard/mapping"
 	"github.com/switchboard-chat/switchboard/store"
 
-	_ "github.com/switchboard-chat/switchboard/irc"
-	_ "github.com/switchboard-chat/switchboard/matrix"
-	_ "github.com/switchboard-chat/switchboard/mqtt"
-	_ "github.com/switchboard-chat/switchboard/webrtc"
-	_ "github.com/switchboard-chat/switchboard/xmpp"
+	"github.com/switchboard-chat/switchboard/mqtt"
 )
 
 // service is one running Switchboard: store, router, adapters, HTTP.
@@ -92,7 +89,7 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *servic
 	s.HTTPAddr = httpLn.Addr().String()
 	s.mux = s.routes()
 	s.http = &http.Server{Handler: s.mux, ReadHeaderTimeout: 10 * time.Second}
-	var brokerNets map[string]*config.MQTT
+	var brokerNets map[string]*mqtt.Config
 	if cfg.Broker != nil {
 		var creds []brokerCredential
 		if brokerNets, creds, err = bridgeOn(cfg, cfg.Broker.Listen); err != nil {
@@ -168,7 +165,7 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *servic
 		ncfg := cfg.Networks[name]
 		if m, ok := brokerNets[name]; ok {
 			c := *ncfg
-			c.MQTT = m // with the credentials the embedded broker knows it by
+			c.Section = m // with the credentials the embedded broker knows it by
 			ncfg = &c
 		}
 		a, err := adapters.New(name, ncfg, log)
@@ -221,12 +218,12 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *servic
 // bridgeOn finds the MQTT networks whose broker is the embedded one on
 // listen, and gives each the credentials it is let in by before devices
 // are (see brokerCredentials).
-func bridgeOn(cfg *config.Config, listen string) (map[string]*config.MQTT, []brokerCredential, error) {
-	nets := map[string]*config.MQTT{}
+func bridgeOn(cfg *config.Config, listen string) (map[string]*mqtt.Config, []brokerCredential, error) {
+	nets := map[string]*mqtt.Config{}
 	var creds []brokerCredential
 	for name, n := range cfg.Networks {
-		if n.MQTT != nil && onBroker(n.MQTT.Broker, listen) {
-			m, c, err := brokerCredentials(n.MQTT)
+		if mc, ok := n.Section.(*mqtt.Config); ok && mc != nil && onBroker(mc.Broker, listen) {
+			m, c, err := brokerCredentials(mc)
 			if err != nil {
 				return nil, nil, err
 			}

@@ -1,8 +1,10 @@
-package config
+package matrix
 
 import (
 	"strings"
 	"testing"
+
+	"github.com/switchboard-chat/switchboard/config"
 )
 
 const validMatrix = `
@@ -18,16 +20,16 @@ links:
 `
 
 func TestMatrixDefaultsAndRedaction(t *testing.T) {
-	c, err := parse([]byte(validMatrix), envOf(map[string]string{"AS": "as-secret", "HS": "hs-secret"}))
+	c, err := config.ParseEnv([]byte(validMatrix), map[string]string{"AS": "as-secret", "HS": "hs-secret"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	n := c.Networks["mx"]
-	m := n.Matrix
+	m := n.Section.(*Config)
 	if m.Bot != "switchboard" || m.GhostLocalpart != "sb_{network}_{id}" || m.ID != "switchboard" || n.Puppets.Template != "{name} ({network})" || n.Mode != "puppet" {
 		t.Errorf("defaults: %+v %+v", n, m)
 	}
-	if m.Media != (MatrixMedia{Upload: true, MaxSize: 50 << 20}) {
+	if m.Media != (Media{Upload: true, MaxSize: 50 << 20}) {
 		t.Errorf("media defaults: %+v", m.Media)
 	}
 	for _, s := range []string{c.String(), n.String(), m.String()} {
@@ -54,7 +56,7 @@ func TestMatrixBadConfigs(t *testing.T) {
 		{"bad url", `networks: {x: {type: matrix, homeserver: "http://h", domain: e.org, as_token: a, hs_token: h, url: "nope"}}`, "networks.x.url:"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			_, err := parse([]byte(c.yaml), envOf(nil))
+			_, err := config.ParseEnv([]byte(c.yaml), nil)
 			if err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Errorf("got %v, want %q", err, c.want)
 			}
@@ -63,15 +65,15 @@ func TestMatrixBadConfigs(t *testing.T) {
 }
 
 func TestMatrixMediaGiven(t *testing.T) {
-	c, err := parse([]byte(`
+	c, err := config.ParseEnv([]byte(`
 networks:
   mx: {type: matrix, homeserver: "http://h", domain: e.org, as_token: a, hs_token: h,
        media: {upload: false, max_size: 1024, private_addresses: true}}
-`), envOf(nil))
+`), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := c.Networks["mx"].Matrix.Media; got != (MatrixMedia{Upload: false, MaxSize: 1024, PrivateAddresses: true}) {
+	if got := c.Networks["mx"].Section.(*Config).Media; got != (Media{Upload: false, MaxSize: 1024, PrivateAddresses: true}) {
 		t.Errorf("media %+v: an explicit false or size was not kept", got)
 	}
 }

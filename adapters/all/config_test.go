@@ -1,4 +1,9 @@
-package config
+// These are the configuration's tests with the network types Switchboard
+// ships, all registered: the example file, and what the file format,
+// defaults, validation and redaction do with networks of several types
+// together. A type's own keys are tested in its package (configtest);
+// config's machinery alone in config, with a fake type.
+package all_test
 
 import (
 	"bytes"
@@ -15,10 +20,17 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/switchboard-chat/switchboard/bridge"
+	"github.com/switchboard-chat/switchboard/config"
+	"github.com/switchboard-chat/switchboard/config/configtest"
+	"github.com/switchboard-chat/switchboard/irc"
 	"github.com/switchboard-chat/switchboard/mapping"
+	"github.com/switchboard-chat/switchboard/matrix"
+	"github.com/switchboard-chat/switchboard/mqtt"
+	"github.com/switchboard-chat/switchboard/webrtc"
+	"github.com/switchboard-chat/switchboard/xmpp"
 )
 
-const examplePath = "../switchboard.example.yaml"
+const examplePath = "../../switchboard.example.yaml"
 
 // exampleEnv is what the example's required ${...} references need.
 var exampleEnv = map[string]string{
@@ -29,13 +41,6 @@ var exampleEnv = map[string]string{
 	"MATRIX_HS_TOKEN":         "hs-token",
 	"WEB_OPS_TOKEN":           "ops-token",
 	"TURN_CREDENTIAL":         "turn-credential",
-}
-
-func envOf(m map[string]string) func(string) (string, bool) {
-	return func(k string) (string, bool) {
-		v, ok := m[k]
-		return v, ok
-	}
 }
 
 // valid is a small correct config; bad cases change one thing in it.
@@ -53,190 +58,140 @@ links:
 `
 
 func TestBadConfigs(t *testing.T) {
-	tests := []struct {
-		name string
-		yaml string
-		env  map[string]string
-		want []string // each must be one line of the error
-	}{
+	configtest.RunBad(t, []configtest.BadConfig{
 		{
-			name: "bad ignore patterns",
-			yaml: strings.Replace(valid, "nick: switchboard", `nick: switchboard
+			Name: "bad ignore patterns",
+			YAML: strings.Replace(valid, "nick: switchboard", `nick: switchboard
     ignore: ["*bot*", "", "/a(b/", "//"]`, 1),
-			want: []string{
+			Want: []string{
 				`networks.libera.ignore[1]: empty pattern`,
 				"networks.libera.ignore[2]: bad regular expression: error parsing regexp: missing closing ): `a(b`",
 				`networks.libera.ignore[3]: empty regular expression`,
 			},
 		},
 		{
-			name: "bad link options",
-			yaml: valid + `link_options:
+			Name: "bad link options",
+			YAML: valid + `link_options:
   lobby: { ignore: ["ok", "/[/"] }
   lobyy: { ignore: ["x"] }
   other: { ignroe: ["x"] }
 `,
-			want: []string{
+			Want: []string{
 				"link_options.lobby.ignore[1]: bad regular expression: error parsing regexp: missing closing ]: `[`",
 				`link_options.lobyy: no link "lobyy" in links`,
 				`link_options.other.ignroe: unknown key`,
 			},
 		},
 		{
-			name: "ignore_services on a network without services",
-			yaml: strings.Replace(valid, "broker: tcp://127.0.0.1:1883", "broker: tcp://127.0.0.1:1883\n    ignore_services: false", 1),
-			want: []string{`networks.devices.ignore_services: unknown key for a network of type mqtt`},
+			Name: "ignore_services on a network without services",
+			YAML: strings.Replace(valid, "broker: tcp://127.0.0.1:1883", "broker: tcp://127.0.0.1:1883\n    ignore_services: false", 1),
+			Want: []string{`networks.devices.ignore_services: unknown key for a network of type mqtt`},
 		},
 		{
-			name: "unknown network type",
-			yaml: "networks: {x: {type: foo, server: a:1}}",
-			want: []string{`networks.x.type: unknown network type "foo" (known: irc, matrix, mqtt, webrtc, xmpp)`},
+			Name: "unknown network type",
+			YAML: "networks: {x: {type: foo, server: a:1}}",
+			Want: []string{`networks.x.type: unknown network type "foo" (known: irc, matrix, mqtt, webrtc, xmpp)`},
 		},
 		{
-			name: "kick_blocks where nothing kicks",
-			yaml: "networks: {d: {type: mqtt, broker: tcp://127.0.0.1:1883, kick_blocks: true}}",
-			want: []string{`networks.d.kick_blocks: only irc, xmpp, matrix rooms kick, not mqtt`},
+			Name: "kick_blocks where nothing kicks",
+			YAML: "networks: {d: {type: mqtt, broker: tcp://127.0.0.1:1883, kick_blocks: true}}",
+			Want: []string{`networks.d.kick_blocks: only irc, matrix, xmpp rooms kick, not mqtt`},
 		},
 		{
-			name: "kick_blocks not a bool",
-			yaml: "networks: {l: {type: irc, server: a:1, nick: sb, kick_blocks: often}}",
-			want: []string{`networks.l.kick_blocks: want true or false, got "often"`},
+			Name: "kick_blocks not a bool",
+			YAML: "networks: {l: {type: irc, server: a:1, nick: sb, kick_blocks: often}}",
+			Want: []string{`networks.l.kick_blocks: want true or false, got "often"`},
 		},
 		{
-			name: "missing network type",
-			yaml: "networks: {x: {mode: relay}, y: }",
-			want: []string{
+			Name: "missing network type",
+			YAML: "networks: {x: {mode: relay}, y: }",
+			Want: []string{
 				`networks.x.type: required (known: irc, matrix, mqtt, webrtc, xmpp)`,
 				`networks.y.type: required (known: irc, matrix, mqtt, webrtc, xmpp)`,
 			},
 		},
 		{
-			name: "link names unknown network",
-			yaml: strings.Replace(valid, `"devices:chat/lobby"`, `"libera2:#x"`, 1),
-			want: []string{`links.lobby[1]: unknown network "libera2"`},
+			Name: "link names unknown network",
+			YAML: strings.Replace(valid, `"devices:chat/lobby"`, `"libera2:#x"`, 1),
+			Want: []string{`links.lobby[1]: unknown network "libera2"`},
 		},
 		{
-			name: "malformed room address",
-			yaml: strings.Replace(valid, `"libera:#lobby"`, `"libera"`, 1),
-			want: []string{`links.lobby[0]: room address "libera": want network:room`},
+			Name: "malformed room address",
+			YAML: strings.Replace(valid, `"libera:#lobby"`, `"libera"`, 1),
+			Want: []string{`links.lobby[0]: room address "libera": want network:room`},
 		},
 		{
-			name: "empty network in room address",
-			yaml: strings.Replace(valid, `"libera:#lobby"`, `":#lobby"`, 1),
-			want: []string{`links.lobby[0]: room address ":#lobby": empty network name`},
+			Name: "empty network in room address",
+			YAML: strings.Replace(valid, `"libera:#lobby"`, `":#lobby"`, 1),
+			Want: []string{`links.lobby[0]: room address ":#lobby": empty network name`},
 		},
 		{
-			name: "unknown key in network",
-			yaml: strings.Replace(valid, "server:", "sevrer:", 1),
-			want: []string{
+			Name: "unknown key in network",
+			YAML: strings.Replace(valid, "server:", "sevrer:", 1),
+			Want: []string{
 				`networks.libera.sevrer: unknown key for a network of type irc`,
 				`networks.libera.server: required (want host:port)`,
 			},
 		},
 		{
-			name: "key of another network type",
-			yaml: strings.Replace(valid, "nick: switchboard", "nick: switchboard\n    client_id: x", 1),
-			want: []string{`networks.libera.client_id: unknown key for a network of type irc`},
+			Name: "key of another network type",
+			YAML: strings.Replace(valid, "nick: switchboard", "nick: switchboard\n    client_id: x", 1),
+			Want: []string{`networks.libera.client_id: unknown key for a network of type irc`},
 		},
 		{
-			name: "bad rates",
-			yaml: `
+			Name: "bad rates",
+			YAML: `
 networks:
   a: {type: irc, server: "h:1", nick: x, rate: {per_second: -1}}
   b: {type: mqtt, broker: "tcp://h:1", rate: {per_second: 2, burst: 0}}
   c: {type: matrix, homeserver: "http://h:1", domain: h, as_token: a, hs_token: b, rate: {per_second: .inf}}
 `,
-			want: []string{
+			Want: []string{
 				`networks.a.rate.per_second: must be a number of at least 0 (0: no limit), got -1`,
 				`networks.b.rate.burst: must be at least 1, got 0`,
 				`networks.c.rate.per_second: must be a number of at least 0 (0: no limit), got +Inf`,
 			},
 		},
 		{
-			name: "unknown top-level key",
-			yaml: valid + "datadir: /tmp\n",
-			want: []string{`datadir: unknown key`},
+			Name: "unknown top-level key",
+			YAML: valid + "datadir: /tmp\n",
+			Want: []string{`datadir: unknown key`},
 		},
 		{
-			name: "unknown nested keys",
-			yaml: valid + "http: {lisen: ':1'}\n",
-			want: []string{`http.lisen: unknown key`},
+			Name: "unknown nested keys",
+			YAML: valid + "http: {lisen: ':1'}\n",
+			Want: []string{`http.lisen: unknown key`},
 		},
 		{
-			name: "unknown key in a nested network section",
-			yaml: strings.Replace(valid, "nick: switchboard", "nick: switchboard\n    flood: {brust: 3}\n    puppets: {maxx: 3}", 1),
-			want: []string{
+			Name: "unknown key in a nested network section",
+			YAML: strings.Replace(valid, "nick: switchboard", "nick: switchboard\n    flood: {brust: 3}\n    puppets: {maxx: 3}", 1),
+			Want: []string{
 				`networks.libera.flood.brust: unknown key`,
 				`networks.libera.puppets.maxx: unknown key`,
 			},
 		},
 		{
-			name: "invalid IRC channel",
-			yaml: strings.Replace(valid, `"libera:#lobby"`, `"libera:lobby"`, 1),
-			want: []string{`links.lobby[0]: invalid irc room "lobby": an IRC channel starts with # or &`},
-		},
-		{
-			name: "IRC channel with comma",
-			yaml: strings.Replace(valid, `"libera:#lobby"`, `"libera:#a,#b"`, 1),
-			want: []string{`links.lobby[0]: invalid irc room "#a,#b": an IRC channel contains no space, comma or BEL`},
-		},
-		{
-			name: "IRC channel too long",
-			yaml: strings.Replace(valid, `"libera:#lobby"`, `"libera:#`+strings.Repeat("x", 50)+`"`, 1),
-			want: []string{`links.lobby[0]: invalid irc room "#` + strings.Repeat("x", 50) + `": an IRC channel is at most 50 bytes, this is 51`},
-		},
-		{
-			name: "MQTT wildcard",
-			yaml: strings.Replace(valid, `"devices:chat/lobby"`, `"devices:chat/+"`, 1),
-			want: []string{`links.lobby[1]: invalid mqtt room "chat/+": an MQTT topic root contains no + or # wildcard`},
-		},
-		{
-			name: "MQTT trailing slash",
-			yaml: strings.Replace(valid, `"devices:chat/lobby"`, `"devices:chat/"`, 1),
-			want: []string{`links.lobby[1]: invalid mqtt room "chat/": an MQTT topic root neither starts nor ends with /`},
-		},
-		{
-			name: "bad port",
-			yaml: valid + "http: {listen: '127.0.0.1:99999'}\nbroker: {listen: 'localhost:x'}\n",
-			want: []string{
+			Name: "bad port",
+			YAML: valid + "http: {listen: '127.0.0.1:99999'}\nbroker: {listen: 'localhost:x'}\n",
+			Want: []string{
 				`broker.listen: invalid port "x" (want 1-65535)`,
 				`http.listen: invalid port "99999" (want 1-65535)`,
 			},
 		},
 		{
-			name: "IRC server without port",
-			yaml: strings.Replace(valid, "irc.example.org:6697", "irc.example.org", 1),
-			want: []string{`networks.libera.server: "irc.example.org" is not host:port`},
+			Name: "env var unset",
+			YAML: strings.Replace(valid, "nick: switchboard", "nick: switchboard\n    sasl: {user: me, password: '${NOPE}'}", 1),
+			Want: []string{`networks.libera.sasl.password: environment variable NOPE is not set (use ${NOPE:-default} for an optional value)`},
 		},
 		{
-			name: "IRC server port zero",
-			yaml: strings.Replace(valid, "irc.example.org:6697", "irc.example.org:0", 1),
-			want: []string{`networks.libera.server: invalid port "0" (want 1-65535)`},
+			Name: "env reference malformed",
+			YAML: strings.Replace(valid, "nick: switchboard", "nick: ${BOT", 1),
+			Want: []string{`networks.libera.nick: unterminated ${ (write $${ for a literal ${)`},
 		},
 		{
-			name: "env var unset",
-			yaml: strings.Replace(valid, "nick: switchboard", "nick: switchboard\n    sasl: {user: me, password: '${NOPE}'}", 1),
-			want: []string{`networks.libera.sasl.password: environment variable NOPE is not set (use ${NOPE:-default} for an optional value)`},
-		},
-		{
-			name: "env reference malformed",
-			yaml: strings.Replace(valid, "nick: switchboard", "nick: ${BOT", 1),
-			want: []string{`networks.libera.nick: unterminated ${ (write $${ for a literal ${)`},
-		},
-		{
-			name: "invalid nick",
-			yaml: strings.Replace(valid, "nick: switchboard", "nick: 1bot", 1),
-			want: []string{`networks.libera.nick: invalid IRC nick "1bot": must not start with a digit or -`},
-		},
-		{
-			name: "nick with space",
-			yaml: strings.Replace(valid, "nick: switchboard", "nick: switch board", 1),
-			want: []string{`networks.libera.nick: invalid IRC nick "switch board": ' ' is not allowed (letters, digits and []\` + "`" + `_^{|}- are)`},
-		},
-		{
-			name: "wrong scalar types",
-			yaml: strings.Replace(valid, "nick: switchboard", "nick: switchboard\n    tls: maybe\n    max_line_bytes: lots\n    reconnect_max: 5\n    flood: {interval: 1 second}", 1),
-			want: []string{
+			Name: "wrong scalar types",
+			YAML: strings.Replace(valid, "nick: switchboard", "nick: switchboard\n    tls: maybe\n    max_line_bytes: lots\n    reconnect_max: 5\n    flood: {interval: 1 second}", 1),
+			Want: []string{
 				`networks.libera.flood.interval: want a duration such as 30s, 5m, 1h30m or 90d, got "1 second"`,
 				`networks.libera.max_line_bytes: want an integer, got "lots"`,
 				`networks.libera.reconnect_max: want a duration such as 30s, 5m, 1h30m or 90d, got "5"`,
@@ -244,22 +199,22 @@ networks:
 			},
 		},
 		{
-			name: "wrong node kinds",
-			yaml: "http: 8080\nlinks: {x: '#a'}\n",
-			want: []string{
+			Name: "wrong node kinds",
+			YAML: "http: 8080\nlinks: {x: '#a'}\n",
+			Want: []string{
 				`http: want a mapping, got a scalar`,
 				`links.x: want a list, got a scalar`,
 			},
 		},
 		{
-			name: "duplicate key",
-			yaml: strings.Replace(valid, "nick: switchboard", "nick: switchboard\n    nick: other", 1),
-			want: []string{`networks.libera.nick: duplicate key`},
+			Name: "duplicate key",
+			YAML: strings.Replace(valid, "nick: switchboard", "nick: switchboard\n    nick: other", 1),
+			Want: []string{`networks.libera.nick: duplicate key`},
 		},
 		{
-			name: "mode, puppets and flood out of range",
-			yaml: strings.Replace(valid, "nick: switchboard", "nick: switchboard\n    mode: mirror\n    puppets: {max: -1, template: bot}\n    flood: {burst: -2, interval: -1s}", 1),
-			want: []string{
+			Name: "mode, puppets and flood out of range",
+			YAML: strings.Replace(valid, "nick: switchboard", "nick: switchboard\n    mode: mirror\n    puppets: {max: -1, template: bot}\n    flood: {burst: -2, interval: -1s}", 1),
+			Want: []string{
 				`networks.libera.flood.burst: must be at least 1, got -2`,
 				`networks.libera.flood.interval: must not be negative, got -1s`,
 				`networks.libera.mode: want puppet or relay, got "mirror"`,
@@ -268,9 +223,9 @@ networks:
 			},
 		},
 		{
-			name: "explicit zeros",
-			yaml: strings.Replace(strings.Replace(valid, "nick: switchboard", "nick: switchboard\n    flood: {burst: 0}\n    puppets: {idle: 0}\n    max_line_bytes: 0\n    max_message_lines: 0\n    reconnect_max: 0", 1), "broker: tcp://127.0.0.1:1883", "broker: tcp://127.0.0.1:1883\n    max_payload: 0", 1),
-			want: []string{
+			Name: "explicit zeros",
+			YAML: strings.Replace(strings.Replace(valid, "nick: switchboard", "nick: switchboard\n    flood: {burst: 0}\n    puppets: {idle: 0}\n    max_line_bytes: 0\n    max_message_lines: 0\n    reconnect_max: 0", 1), "broker: tcp://127.0.0.1:1883", "broker: tcp://127.0.0.1:1883\n    max_payload: 0", 1),
+			Want: []string{
 				`networks.devices.max_payload: must be positive, got 0`,
 				`networks.libera.flood.burst: must be at least 1, got 0`,
 				`networks.libera.max_line_bytes: must be at least 64, got 0`,
@@ -280,33 +235,14 @@ networks:
 			},
 		},
 		{
-			name: "sasl incomplete and insecure without tls",
-			yaml: strings.Replace(valid, "nick: switchboard", "nick: switchboard\n    tls_insecure_skip_verify: true\n    sasl: {user: me}", 1),
-			want: []string{
-				`networks.libera.sasl.password: required when sasl is set`,
-				`networks.libera.tls_insecure_skip_verify: set without tls: true`,
-			},
+			Name: "network name",
+			YAML: "networks: {Libera: {type: mqtt, broker: 'tcp://h:1'}}",
+			Want: []string{`networks.Libera: invalid network name "Libera" (want lowercase letters, digits, _ and -)`},
 		},
 		{
-			name: "network name",
-			yaml: "networks: {Libera: {type: mqtt, broker: 'tcp://h:1'}}",
-			want: []string{`networks.Libera: invalid network name "Libera" (want lowercase letters, digits, _ and -)`},
-		},
-		{
-			name: "mqtt broker",
-			yaml: "networks: {a: {type: mqtt, broker: 'http://h:1'}, b: {type: mqtt, broker: 'tcp://:1883'}, c: {type: mqtt}, d: {type: mqtt, broker: 'tcp://h:1', password: p, max_payload: -1}}",
-			want: []string{
-				`networks.a.broker: scheme must be one of mqtt, mqtts, ssl, tcp, tls, ws, wss (want scheme://host:port)`,
-				`networks.b.broker: no host (want tcp://host:port)`,
-				`networks.c.broker: required (for example tcp://127.0.0.1:1883)`,
-				`networks.d.max_payload: must be positive, got -1`,
-				`networks.d.username: required when password is set`,
-			},
-		},
-		{
-			name: "store, data_dir and log",
-			yaml: valid + "store: mysql://root@db/x\ndata_dir: ' '\nlog: {level: loud, format: xml}\n",
-			want: []string{
+			Name: "store, data_dir and log",
+			YAML: valid + "store: mysql://root@db/x\ndata_dir: ' '\nlog: {level: loud, format: xml}\n",
+			Want: []string{
 				`data_dir: required`,
 				`log.format: want one of text, json, got "xml"`,
 				`log.level: want one of debug, info, warn, error, got "loud"`,
@@ -314,82 +250,50 @@ networks:
 			},
 		},
 		{
-			name: "ice servers",
-			yaml: strings.Replace(valid, "links:", `  web:
-    type: webrtc
-    ice_servers:
-      - urls: ["stun:stun.example.org:3478>; rel=x"]
-      - urls: ["turn:turn.example.org:3478"]
-        username: "user\"name"
-        credential: "line\nbreak"
-      - urls: ["turn:turn.example.org:3478"]
-links:`, 1),
-			want: []string{
-				`networks.web.ice_servers[0].urls[0]: "stun:stun.example.org:3478>; rel=x" has no host, or contains whitespace or <>"`,
-				`networks.web.ice_servers[1].username: must not contain control characters, " or \`,
-				`networks.web.ice_servers[1].credential: must not contain control characters, " or \`,
-				`networks.web.ice_servers[2]: a TURN server needs username and credential`,
-			},
+			Name: "sqlite_synchronous",
+			YAML: valid + "sqlite_synchronous: off\n",
+			Want: []string{`sqlite_synchronous: want one of full, normal, got "off"`},
 		},
 		{
-			name: "sqlite_synchronous",
-			yaml: valid + "sqlite_synchronous: off\n",
-			want: []string{`sqlite_synchronous: want one of full, normal, got "off"`},
+			Name: "sqlite_synchronous with postgres",
+			YAML: valid + "store: postgres://sb@db/sb\nsqlite_synchronous: normal\n",
+			Want: []string{`sqlite_synchronous: only applies to the sqlite store`},
 		},
 		{
-			name: "sqlite_synchronous with postgres",
-			yaml: valid + "store: postgres://sb@db/sb\nsqlite_synchronous: normal\n",
-			want: []string{`sqlite_synchronous: only applies to the sqlite store`},
+			Name: "room listed twice",
+			YAML: strings.Replace(valid, `"devices:chat/lobby"`, `"libera:#lobby"`, 1),
+			Want: []string{`links.lobby[1]: room libera:#lobby listed twice`},
 		},
 		{
-			name: "room listed twice",
-			yaml: strings.Replace(valid, `"devices:chat/lobby"`, `"libera:#lobby"`, 1),
-			want: []string{`links.lobby[1]: room libera:#lobby listed twice`},
-		},
-		{
-			name: "room in two links and an empty link",
-			yaml: valid + "  x: [\"devices:chat/lobby\"]\n  y: []\n  z: [\"libera:#new\", \"libera:#lobby\"]\n",
-			want: []string{
+			Name: "room in two links and an empty link",
+			YAML: valid + "  x: [\"devices:chat/lobby\"]\n  y: []\n  z: [\"libera:#new\", \"libera:#lobby\"]\n",
+			Want: []string{
 				`links.x[0]: room devices:chat/lobby is already in link "lobby"`,
 				`links.y: a link needs at least one room`,
 				`links.z[1]: room libera:#lobby is already in link "lobby"`,
 			},
 		},
 		{
-			name: "link name",
-			yaml: valid + "  \"a.b\": [\"libera:#other\"]\n",
-			want: []string{`links.a.b: invalid link name "a.b" (want letters, digits, _ and -)`},
+			Name: "link name",
+			YAML: valid + "  \"a.b\": [\"libera:#other\"]\n",
+			Want: []string{`links.a.b: invalid link name "a.b" (want letters, digits, _ and -)`},
 		},
 		{
-			name: "two documents",
-			yaml: valid + "---\ndata_dir: x\n",
-			want: []string{`config holds more than one YAML document`},
+			Name: "two documents",
+			YAML: valid + "---\ndata_dir: x\n",
+			Want: []string{`config holds more than one YAML document`},
 		},
 		{
-			name: "yaml syntax",
-			yaml: "networks: [",
-			want: []string{`yaml: line 1: did not find expected node content`},
+			Name: "yaml syntax",
+			YAML: "networks: [",
+			Want: []string{`yaml: line 1: did not find expected node content`},
 		},
 		{
-			name: "top level not a mapping",
-			yaml: "- a\n",
-			want: []string{`want a mapping, got a list`},
+			Name: "top level not a mapping",
+			YAML: "- a\n",
+			Want: []string{`want a mapping, got a list`},
 		},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			c, err := parse([]byte(tt.yaml), envOf(tt.env))
-			if err == nil {
-				t.Fatalf("no error; config:\n%s", c)
-			}
-			lines := strings.Split(err.Error(), "\n")
-			for _, w := range tt.want {
-				if !slices.Contains(lines, w) {
-					t.Errorf("error lacks line\n\t%s\ngot:\n\t%s", w, strings.Join(lines, "\n\t"))
-				}
-			}
-		})
-	}
+	})
 }
 
 // TestErrorsCollected checks that every problem is reported at once, in
@@ -409,7 +313,7 @@ links:
   big: [` + strings.Join(rooms, ", ") + `]
   lobby: ["x:#a", "nowhere:#b"]
 `
-	_, err := parse([]byte(in), envOf(nil))
+	_, err := config.ParseEnv([]byte(in), nil)
 	want := strings.Join([]string{
 		`links.big[2]: invalid irc room "r2": an IRC channel starts with # or &`,
 		`links.big[10]: invalid irc room "r10": an IRC channel starts with # or &`,
@@ -421,14 +325,14 @@ links:
 	if err == nil || err.Error() != want {
 		t.Fatalf("got\n%v\nwant\n%s", err, want)
 	}
-	var fe *FieldError
+	var fe *config.FieldError
 	if !errors.As(err, &fe) || fe.Path != "links.big[2]" {
 		t.Errorf("errors.As: %#v", fe)
 	}
 }
 
 func TestGoodConfigDefaults(t *testing.T) {
-	c, err := parse([]byte(valid), envOf(nil))
+	c, err := config.ParseEnv([]byte(valid), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -438,30 +342,30 @@ func TestGoodConfigDefaults(t *testing.T) {
 	if c.Broker != nil {
 		t.Errorf("broker without a broker section: %+v", c.Broker)
 	}
-	if c.Log != (Log{Level: "info", Format: "text"}) {
+	if c.Log != (config.Log{Level: "info", Format: "text"}) {
 		t.Errorf("log: %+v", c.Log)
 	}
-	irc := c.Networks["libera"]
-	if irc.Mode != "puppet" || irc.Puppets != (Puppets{Template: "{name}[{network}]", Max: 50, Idle: 30 * time.Minute}) {
-		t.Errorf("irc common defaults: %+v", irc)
+	libera := c.Networks["libera"]
+	if libera.Mode != "puppet" || libera.Puppets != (config.Puppets{Template: "{name}[{network}]", Max: 50, Idle: 30 * time.Minute}) {
+		t.Errorf("irc common defaults: %+v", libera)
 	}
-	wantIRC := IRC{
+	wantIRC := irc.Config{
 		Server: "irc.example.org:6697", Nick: "switchboard", Username: "switchboard",
-		Realname: "Switchboard bridge", Flood: Flood{Burst: 5, Interval: time.Second},
+		Realname: "Switchboard bridge", Flood: irc.Flood{Burst: 5, Interval: time.Second},
 		MaxLineBytes: 512, MaxMessageLines: 5, ReconnectMax: 2 * time.Minute, IgnoreServices: true,
-		Rate: Rate{PerSecond: 1, Burst: 10},
+		Rate: config.Rate{PerSecond: 1, Burst: 10},
 	}
-	if irc.IRC == nil || *irc.IRC != wantIRC || irc.MQTT != nil {
-		t.Errorf("irc section: %+v, mqtt %v", irc.IRC, irc.MQTT)
+	if got, ok := libera.Section.(*irc.Config); !ok || *got != wantIRC {
+		t.Errorf("irc section: %#v", libera.Section)
 	}
 	mq := c.Networks["devices"]
-	if mq.Mode != "puppet" || mq.Puppets != (Puppets{Max: 50, Idle: 30 * time.Minute}) {
+	if mq.Mode != "puppet" || mq.Puppets != (config.Puppets{Max: 50, Idle: 30 * time.Minute}) {
 		t.Errorf("mqtt common defaults: %+v", mq)
 	}
 	// No limit on devices unless asked for.
-	wantMQTT := MQTT{Broker: "tcp://127.0.0.1:1883", ClientID: "switchboard-devices", MaxPayload: 65536}
-	if mq.MQTT == nil || *mq.MQTT != wantMQTT || mq.IRC != nil {
-		t.Errorf("mqtt section: %+v, irc %v", mq.MQTT, mq.IRC)
+	wantMQTT := mqtt.Config{Broker: "tcp://127.0.0.1:1883", ClientID: "switchboard-devices", MaxPayload: 65536}
+	if got, ok := mq.Section.(*mqtt.Config); !ok || *got != wantMQTT {
+		t.Errorf("mqtt section: %#v", mq.Section)
 	}
 	links, err := c.Links()
 	if err != nil {
@@ -477,9 +381,9 @@ func TestGoodConfigs(t *testing.T) {
 	tests := []struct {
 		name  string
 		yaml  string
-		check func(t *testing.T, c *Config)
+		check func(t *testing.T, c *config.Config)
 	}{
-		{"empty file", "", func(t *testing.T, c *Config) {
+		{"empty file", "", func(t *testing.T, c *config.Config) {
 			if c.DataDir != "./data" || len(c.Networks) != 0 {
 				t.Errorf("%+v", c)
 			}
@@ -509,27 +413,27 @@ networks:
     rate: {per_second: 20}
 links:
   solo: ["oftc:&local"]
-`, func(t *testing.T, c *Config) {
+`, func(t *testing.T, c *config.Config) {
 			n := c.Networks["oftc"]
 			if c.Broker == nil || c.Broker.Listen != "127.0.0.1:1883" {
 				t.Errorf("broker: %+v", c.Broker)
 			}
-			if n.Mode != "relay" || n.IRC.Username != "ident" || !n.IRC.TLS || n.Puppets.Template != "{id}|x" || n.Puppets.Max != 3 {
-				t.Errorf("%+v %+v", n, n.IRC)
+			if n.Mode != "relay" || n.Section.(*irc.Config).Username != "ident" || !n.Section.(*irc.Config).TLS || n.Puppets.Template != "{id}|x" || n.Puppets.Max != 3 {
+				t.Errorf("%+v %+v", n, n.Section.(*irc.Config))
 			}
 			// An explicit 0 is kept; a null or empty value is left out.
-			if n.IRC.Flood != (Flood{Burst: 1, Interval: 0}) || n.IRC.ReconnectMax != 2*time.Minute {
-				t.Errorf("flood: %+v, reconnect_max %v", n.IRC.Flood, n.IRC.ReconnectMax)
+			if n.Section.(*irc.Config).Flood != (irc.Flood{Burst: 1, Interval: 0}) || n.Section.(*irc.Config).ReconnectMax != 2*time.Minute {
+				t.Errorf("flood: %+v, reconnect_max %v", n.Section.(*irc.Config).Flood, n.Section.(*irc.Config).ReconnectMax)
 			}
-			if id := c.Networks["dev"].MQTT.ClientID; id != "switchboard-dev" {
+			if id := c.Networks["dev"].Section.(*mqtt.Config).ClientID; id != "switchboard-dev" {
 				t.Errorf("client_id %q", id)
 			}
 			// Limits: off where written 0; opt-in on MQTT gets the
 			// default burst.
-			if r := n.IRC.Rate; r != (Rate{}) {
+			if r := n.Section.(*irc.Config).Rate; r != (config.Rate{}) {
 				t.Errorf("oftc rate: %+v", r)
 			}
-			if r := c.Networks["dev"].MQTT.Rate; r != (Rate{PerSecond: 20, Burst: 10}) {
+			if r := c.Networks["dev"].Section.(*mqtt.Config).Rate; r != (config.Rate{PerSecond: 20, Burst: 10}) {
 				t.Errorf("dev rate: %+v", r)
 			}
 		}},
@@ -537,16 +441,16 @@ links:
 networks:
   a: &irc {type: irc, server: "h:1", nick: bot, flood: {burst: 2}}
   b: {<<: *irc, server: "other:2"}
-`, func(t *testing.T, c *Config) {
+`, func(t *testing.T, c *config.Config) {
 			b := c.Networks["b"]
-			if b.Type != "irc" || b.IRC.Server != "other:2" || b.IRC.Nick != "bot" || b.IRC.Flood.Burst != 2 {
-				t.Errorf("%+v %+v", b, b.IRC)
+			if b.Type != "irc" || b.Section.(*irc.Config).Server != "other:2" || b.Section.(*irc.Config).Nick != "bot" || b.Section.(*irc.Config).Flood.Burst != 2 {
+				t.Errorf("%+v %+v", b, b.Section.(*irc.Config))
 			}
 		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, err := parse([]byte(tt.yaml), envOf(nil))
+			c, err := config.ParseEnv([]byte(tt.yaml), nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -585,24 +489,24 @@ networks:
 links:
   lobby: ["libera:#${NICK}"]
 `
-	c, err := parse([]byte(in), envOf(env))
+	c, err := config.ParseEnv([]byte(in), env)
 	if err != nil {
 		t.Fatal(err)
 	}
-	irc := c.Networks["libera"].IRC
+	libera := c.Networks["libera"].Section.(*irc.Config)
 	checks := []struct{ got, want any }{
-		{irc.Server, "irc.example.org:6697"},
-		{irc.TLS, true},
-		{irc.Nick, "bot"},
-		{irc.Realname, "Default Name"},
-		{irc.Username, "ident"},
-		{irc.Password, "null"},
-		{irc.SASL.User, "${NICK}"},
-		{irc.SASL.Password, env["TRICKY"]},
-		{irc.Flood.Burst, 7},
+		{libera.Server, "irc.example.org:6697"},
+		{libera.TLS, true},
+		{libera.Nick, "bot"},
+		{libera.Realname, "Default Name"},
+		{libera.Username, "ident"},
+		{libera.Password, "null"},
+		{libera.SASL.User, "${NICK}"},
+		{libera.SASL.Password, env["TRICKY"]},
+		{libera.Flood.Burst, 7},
 		{c.Networks["libera"].Puppets.Template, "{name}@bot"},
-		{c.Networks["devices"].MQTT.Broker, "tcp://localhost:1883"},
-		{c.Networks["devices"].MQTT.Password, ""},
+		{c.Networks["devices"].Section.(*mqtt.Config).Broker, "tcp://localhost:1883"},
+		{c.Networks["devices"].Section.(*mqtt.Config).Password, ""},
 		{c.LinkRooms["lobby"][0], "libera:#bot"},
 	}
 	for i, ch := range checks {
@@ -617,11 +521,11 @@ links:
 
 func TestEnvFromProcess(t *testing.T) {
 	t.Setenv("SWITCHBOARD_TEST_NICK", "envbot")
-	c, err := Parse([]byte(strings.Replace(valid, "nick: switchboard", "nick: ${SWITCHBOARD_TEST_NICK}", 1)))
+	c, err := config.Parse([]byte(strings.Replace(valid, "nick: switchboard", "nick: ${SWITCHBOARD_TEST_NICK}", 1)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := c.Networks["libera"].IRC.Nick; got != "envbot" {
+	if got := c.Networks["libera"].Section.(*irc.Config).Nick; got != "envbot" {
 		t.Errorf("nick %q", got)
 	}
 }
@@ -641,7 +545,7 @@ networks:
     max_payload: ${SECRET}
   other: {type: mqtt, broker: "tcp://u:${SECRET}@h:1883 x"}
 `
-	_, err := parse([]byte(bad), envOf(env))
+	_, err := config.ParseEnv([]byte(bad), env)
 	if err == nil {
 		t.Fatal("no error")
 	}
@@ -660,7 +564,7 @@ networks:
   libera: {type: irc, server: "h:1", nick: bot, password: "${SECRET}", sasl: {user: me, password: "${SECRET}"}}
   devices: {type: mqtt, broker: "tcp://u:${SECRET}@h:1883", username: u, password: "${SECRET}"}
 `
-	c, err := parse([]byte(good), envOf(env))
+	c, err := config.ParseEnv([]byte(good), env)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -668,14 +572,14 @@ networks:
 	jl := slog.New(slog.NewJSONHandler(&logJSON, nil))
 	tl := slog.New(slog.NewTextHandler(&logText, nil))
 	for _, l := range []*slog.Logger{jl, tl} {
-		l.Info("cfg", "config", c, "value", *c, "network", c.Networks["libera"], "irc", c.Networks["libera"].IRC,
-			"ircv", *c.Networks["libera"].IRC, "sasl", c.Networks["libera"].IRC.SASL, "mqtt", c.Networks["devices"].MQTT)
+		l.Info("cfg", "config", c, "value", *c, "network", c.Networks["libera"], "irc", c.Networks["libera"].Section.(*irc.Config),
+			"ircv", *c.Networks["libera"].Section.(*irc.Config), "sasl", c.Networks["libera"].Section.(*irc.Config).SASL, "mqtt", c.Networks["devices"].Section.(*mqtt.Config))
 	}
 	outputs := map[string]string{
 		"String":  c.String(),
 		"%v":      fmt.Sprintf("%v %+v", c, *c),
 		"network": fmt.Sprintf("%v %+v %v", c.Networks["libera"], *c.Networks["devices"], c.Networks["devices"]),
-		"section": fmt.Sprintf("%v %+v %v %v", c.Networks["libera"].IRC, *c.Networks["libera"].IRC, c.Networks["libera"].IRC.SASL, c.Networks["devices"].MQTT),
+		"section": fmt.Sprintf("%v %+v %v %v", c.Networks["libera"].Section.(*irc.Config), *c.Networks["libera"].Section.(*irc.Config), c.Networks["libera"].Section.(*irc.Config).SASL, c.Networks["devices"].Section.(*mqtt.Config)),
 		"json":    logJSON.String(),
 		"text":    logText.String(),
 	}
@@ -688,7 +592,7 @@ networks:
 		t.Errorf("String does not show redacted values:\n%s", c)
 	}
 	// Printing must not redact the config itself.
-	if c.Networks["libera"].IRC.SASL.Password != secret || c.Networks["devices"].MQTT.Broker != "tcp://u:"+secret+"@h:1883" {
+	if c.Networks["libera"].Section.(*irc.Config).SASL.Password != secret || c.Networks["devices"].Section.(*mqtt.Config).Broker != "tcp://u:"+secret+"@h:1883" {
 		t.Error("redaction changed the original")
 	}
 }
@@ -716,27 +620,27 @@ func TestSecretFieldsTagged(t *testing.T) {
 			check(f.Type)
 		}
 	}
-	check(reflect.TypeFor[Config]())
+	check(reflect.TypeFor[config.Config]())
 	for _, typ := range sectionTypes() {
 		check(typ)
 	}
 }
 
 func TestStringRoundTrips(t *testing.T) {
-	c, err := Load(examplePathWithEnv(t))
+	c, err := config.Load(examplePathWithEnv(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.Networks["libera"].IRC.SASL.Password = "" // would come back as xxxxx
-	c.Networks["libera"].IRC.SASL = nil
+	c.Networks["libera"].Section.(*irc.Config).SASL.Password = "" // would come back as xxxxx
+	c.Networks["libera"].Section.(*irc.Config).SASL = nil
 	// Redacted secrets come back as the redaction text.
-	c.Networks["jabber"].XMPP.Component.Secret = redactedText
-	c.Networks["jabber-relay"].XMPP.Password = redactedText
-	c.Networks["matrix"].Matrix.ASToken = redactedText
-	c.Networks["matrix"].Matrix.HSToken = redactedText
-	c.Networks["web"].WebRTC.Tokens["ops"] = redactedText
-	c.Networks["web"].WebRTC.ICEServers[1].Credential = redactedText
-	back, err := parse([]byte(c.String()), envOf(nil))
+	c.Networks["jabber"].Section.(*xmpp.Config).Component.Secret = "xxxxx"
+	c.Networks["jabber-relay"].Section.(*xmpp.Config).Password = "xxxxx"
+	c.Networks["matrix"].Section.(*matrix.Config).ASToken = "xxxxx"
+	c.Networks["matrix"].Section.(*matrix.Config).HSToken = "xxxxx"
+	c.Networks["web"].Section.(*webrtc.Config).Tokens["ops"] = "xxxxx"
+	c.Networks["web"].Section.(*webrtc.Config).ICEServers[1].Credential = "xxxxx"
+	back, err := config.ParseEnv([]byte(c.String()), nil)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, c)
 	}
@@ -749,7 +653,7 @@ func TestStringRoundTrips(t *testing.T) {
 }
 
 func TestDefault(t *testing.T) {
-	c := Default()
+	c := config.Default()
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -757,14 +661,14 @@ func TestDefault(t *testing.T) {
 		t.Errorf("%+v", c)
 	}
 	n := c.Networks["local"]
-	if len(c.Networks) != 2 || n.Type != "mqtt" || n.MQTT.Broker != "tcp://127.0.0.1:1883" || n.MQTT.ClientID != "switchboard-local" || n.MQTT.MaxPayload != 65536 || n.Mode != "puppet" {
-		t.Errorf("local network: %+v %+v", n, n.MQTT)
+	if len(c.Networks) != 2 || n.Type != "mqtt" || n.Section.(*mqtt.Config).Broker != "tcp://127.0.0.1:1883" || n.Section.(*mqtt.Config).ClientID != "switchboard-local" || n.Section.(*mqtt.Config).MaxPayload != 65536 || n.Mode != "puppet" {
+		t.Errorf("local network: %+v %+v", n, n.Section.(*mqtt.Config))
 	}
 	links, err := c.Links()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if w := c.Networks["web"]; w == nil || w.Type != "webrtc" || !w.WebRTC.LoopbackCandidates || w.WebRTC.MaxMessage != 16384 {
+	if w := c.Networks["web"]; w == nil || w.Type != "webrtc" || !w.Section.(*webrtc.Config).LoopbackCandidates || w.Section.(*webrtc.Config).MaxMessage != 16384 {
 		t.Errorf("web network: %+v", w)
 	}
 	want := map[string][]bridge.RoomAddr{"lobby": {{Network: "local", Room: "switchboard/lobby"}, {Network: "web", Room: "lobby"}}}
@@ -772,20 +676,20 @@ func TestDefault(t *testing.T) {
 		t.Errorf("links %v", links)
 	}
 	// Each call is a fresh value that callers may change.
-	c.Networks["local"].MQTT.Broker = "changed"
+	c.Networks["local"].Section.(*mqtt.Config).Broker = "changed"
 	c.LinkRooms["lobby"][0] = "changed"
-	if d := Default(); d.Networks["local"].MQTT.Broker == "changed" || d.LinkRooms["lobby"][0] == "changed" {
+	if d := config.Default(); d.Networks["local"].Section.(*mqtt.Config).Broker == "changed" || d.LinkRooms["lobby"][0] == "changed" {
 		t.Error("Default shares state between calls")
 	}
 	// The defaults written as a file parse to the same thing.
-	back, err := parse([]byte(Default().String()), envOf(nil))
-	if err != nil || !reflect.DeepEqual(back, Default()) {
-		t.Errorf("Default as YAML: %v\n%s", err, Default())
+	back, err := config.ParseEnv([]byte(config.Default().String()), nil)
+	if err != nil || !reflect.DeepEqual(back, config.Default()) {
+		t.Errorf("Default as YAML: %v\n%s", err, config.Default())
 	}
 }
 
 func TestValidateAfterChange(t *testing.T) {
-	c := Default()
+	c := config.Default()
 	c.LinkRooms["lobby"] = append(c.LinkRooms["lobby"], "local:switchboard/#")
 	err := c.Validate()
 	if err == nil || err.Error() != `links.lobby[2]: invalid mqtt room "switchboard/#": an MQTT topic root contains no + or # wildcard` {
@@ -794,16 +698,16 @@ func TestValidateAfterChange(t *testing.T) {
 }
 
 func TestLinksReportsBadAddresses(t *testing.T) {
-	c := &Config{LinkRooms: map[string][]string{"a": {"x:#a", "nocolon"}, "b": {"y:z"}}}
+	c := &config.Config{LinkRooms: map[string][]string{"a": {"x:#a", "nocolon"}, "b": {"y:z"}}}
 	if _, err := c.Links(); err == nil || err.Error() != `links.a[1]: room address "nocolon": want network:room` {
 		t.Errorf("Links: %v", err)
 	}
 }
 
 func TestNetworkUnmarshalYAML(t *testing.T) {
-	var n Network
+	var n config.Network
 	err := yaml.Unmarshal([]byte("{type: mqtt, broker: 'tcp://h:1', max_payload: 10}"), &n)
-	if err != nil || n.Type != "mqtt" || n.MQTT == nil || n.MQTT.MaxPayload != 10 {
+	if err != nil || n.Type != "mqtt" || n.Section.(*mqtt.Config) == nil || n.Section.(*mqtt.Config).MaxPayload != 10 {
 		t.Errorf("%v %+v", err, n)
 	}
 	err = yaml.Unmarshal([]byte("{type: mqtt, brokr: x, nick: y}"), &n)
@@ -818,22 +722,11 @@ func TestLoad(t *testing.T) {
 	if err := os.WriteFile(path, []byte(valid), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Load(path); err != nil {
+	if _, err := config.Load(path); err != nil {
 		t.Error(err)
 	}
-	if _, err := Load(path + ".missing"); !errors.Is(err, os.ErrNotExist) {
+	if _, err := config.Load(path + ".missing"); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("missing file: %v", err)
-	}
-}
-
-func TestSectionKeysDisjoint(t *testing.T) {
-	common := fieldsOf(reflect.TypeFor[networkCommon]())
-	for typ, get := range networkTypes {
-		for k := range fieldsOf(reflect.TypeOf(get(&Network{})).Elem()) {
-			if _, ok := common[k]; ok {
-				t.Errorf("%s key %q is also a key of every network", typ, k)
-			}
-		}
 	}
 }
 
@@ -847,7 +740,7 @@ func examplePathWithEnv(t *testing.T) string {
 }
 
 func TestExampleIsValid(t *testing.T) {
-	c, err := Load(examplePathWithEnv(t))
+	c, err := config.Load(examplePathWithEnv(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -856,7 +749,7 @@ func TestExampleIsValid(t *testing.T) {
 			t.Errorf("network %s: %+v", name, n)
 		}
 	}
-	if got := c.Networks["libera"].IRC.SASL.Password; got != exampleEnv["LIBERA_SASL_PASSWORD"] {
+	if got := c.Networks["libera"].Section.(*irc.Config).SASL.Password; got != exampleEnv["LIBERA_SASL_PASSWORD"] {
 		t.Errorf("sasl password %q", got)
 	}
 	if _, err := c.Links(); err != nil || len(c.LinkRooms["lobby"]) != 2 {
@@ -867,10 +760,18 @@ func TestExampleIsValid(t *testing.T) {
 // sectionTypes lists each network type's section struct.
 func sectionTypes() map[string]reflect.Type {
 	m := map[string]reflect.Type{}
-	for typ, get := range networkTypes {
-		m[typ] = reflect.TypeOf(get(&Network{})).Elem()
+	for _, t := range config.Types() {
+		m[t.Name] = reflect.TypeOf(t.Config()).Elem()
 	}
 	return m
+}
+
+// join appends a map key to a path.
+func join(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
 }
 
 // structKeys lists the key paths a struct accepts, from its yaml tags; a
@@ -899,7 +800,7 @@ func structKeys(typ reflect.Type, prefix string) []string {
 			path += ".*"
 			ft = ft.Elem()
 		}
-		if ft == reflect.TypeFor[*Network]() || ft == reflect.TypeFor[Network]() {
+		if ft == reflect.TypeFor[*config.Network]() || ft == reflect.TypeFor[config.Network]() {
 			continue // its keys depend on the type; see exampleWant
 		}
 		keys = append(keys, structKeys(ft, path+".")...)
@@ -911,8 +812,8 @@ func structKeys(typ reflect.Type, prefix string) []string {
 // appear as networks.<type>.key: the common ones under any type, a
 // section's under a network of that type.
 func exampleWant() []string {
-	want := structKeys(reflect.TypeFor[Config](), "")
-	for _, k := range structKeys(reflect.TypeFor[networkCommon](), "") {
+	want := structKeys(reflect.TypeFor[config.Config](), "")
+	for _, k := range structKeys(reflect.TypeFor[config.Network](), "") {
 		want = append(want, "networks.<any>."+k)
 	}
 	for typ, st := range sectionTypes() {
@@ -992,8 +893,8 @@ func TestExampleDocumentsEveryKey(t *testing.T) {
 }
 
 func TestIgnoreLists(t *testing.T) {
-	c, err := parse([]byte(strings.Replace(valid, "nick: switchboard", "nick: switchboard\n    ignore: [\"*bot*\"]", 1)+
-		"link_options: {lobby: {ignore: [\"sensor-*\"]}}\n"), envOf(nil))
+	c, err := config.ParseEnv([]byte(strings.Replace(valid, "nick: switchboard", "nick: switchboard\n    ignore: [\"*bot*\"]", 1)+
+		"link_options: {lobby: {ignore: [\"sensor-*\"]}}\n"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1009,7 +910,7 @@ func TestIgnoreLists(t *testing.T) {
 		t.Errorf("links' lists %v", links)
 	}
 	// The services' defaults go with a switch, the list staying.
-	c, err = parse([]byte(strings.Replace(valid, "nick: switchboard", "nick: switchboard\n    ignore: [\"*bot*\"]\n    ignore_services: false", 1)), envOf(nil))
+	c, err = config.ParseEnv([]byte(strings.Replace(valid, "nick: switchboard", "nick: switchboard\n    ignore: [\"*bot*\"]\n    ignore_services: false", 1)), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1019,7 +920,7 @@ func TestIgnoreLists(t *testing.T) {
 }
 
 func TestAdminsAndAPIToken(t *testing.T) {
-	c := Default()
+	c := config.Default()
 	c.Admins = []string{"web:ops", "matrix:@ops:example.org", "nocolon", "libera:*!*@x", "local:"}
 	c.HTTP.APIToken = "short"
 	err := c.Validate()
@@ -1046,7 +947,7 @@ func TestAdminsAndAPIToken(t *testing.T) {
 }
 
 func TestCheckLinks(t *testing.T) {
-	c := Default()
+	c := config.Default()
 	err := c.CheckLinks(map[string][]string{"new": {"web:ok", "nowhere:x", "local:bad/#"}, "bad name": {"web:y"}})
 	if err == nil {
 		t.Fatal("no error")
@@ -1065,14 +966,14 @@ func TestCheckLinks(t *testing.T) {
 }
 
 func TestSQLiteSynchronous(t *testing.T) {
-	c, err := parse([]byte(valid+"sqlite_synchronous: normal\n"), envOf(nil))
+	c, err := config.ParseEnv([]byte(valid+"sqlite_synchronous: normal\n"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c.SQLiteSynchronous != "normal" || c.StoreDSN() != "sqlite?_synchronous=NORMAL" {
 		t.Errorf("sqlite_synchronous %q, store DSN %q", c.SQLiteSynchronous, c.StoreDSN())
 	}
-	c, err = parse([]byte(valid+"store: postgres://sb@db/sb\n"), envOf(nil))
+	c, err = config.ParseEnv([]byte(valid+"store: postgres://sb@db/sb\n"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1089,7 +990,7 @@ func TestPublicURL(t *testing.T) {
 		"http://127.0.0.1:8080/sb//":       "http://127.0.0.1:8080/sb",
 		"https://example.org/switchboard/": "https://example.org/switchboard",
 	} {
-		c, err := parse([]byte(valid+"\nhttp: {public_url: \""+in+"\"}\n"), envOf(nil))
+		c, err := config.ParseEnv([]byte(valid+"\nhttp: {public_url: \""+in+"\"}\n"), nil)
 		if err != nil {
 			t.Errorf("public_url %q: %v", in, err)
 			continue
@@ -1099,7 +1000,7 @@ func TestPublicURL(t *testing.T) {
 		}
 	}
 	for _, bad := range []string{"bridge.example.org", "ftp://bridge.example.org", "https://", "https://user:pw@bridge.example.org", "https://bridge.example.org/?x=1", "https://bridge.example.org/#top", "/media"} {
-		_, err := parse([]byte(valid+"\nhttp: {public_url: \""+bad+"\"}\n"), envOf(nil))
+		_, err := config.ParseEnv([]byte(valid+"\nhttp: {public_url: \""+bad+"\"}\n"), nil)
 		if err == nil || !strings.Contains(err.Error(), "http.public_url: ") {
 			t.Errorf("public_url %q: want an error naming http.public_url, got %v", bad, err)
 		}
@@ -1110,15 +1011,15 @@ func TestRetention(t *testing.T) {
 	day := 24 * time.Hour
 	for _, c := range []struct {
 		yaml string
-		want Retention
+		want config.Retention
 	}{
-		{"", Retention{Messages: 90 * day, IDs: 365 * day, Failed: 30 * day}},
-		{"retention: {messages: 7d, failed: 12h}", Retention{Messages: 7 * day, IDs: 365 * day, Failed: 12 * time.Hour}},
+		{"", config.Retention{Messages: 90 * day, IDs: 365 * day, Failed: 30 * day}},
+		{"retention: {messages: 7d, failed: 12h}", config.Retention{Messages: 7 * day, IDs: 365 * day, Failed: 12 * time.Hour}},
 		// Keeping the contents keeps the ids, unless told otherwise.
-		{"retention: {messages: 0}", Retention{Failed: 30 * day}},
-		{"retention: {messages: 2s, ids: 3s, failed: 0}", Retention{Messages: 2 * time.Second, IDs: 3 * time.Second}},
+		{"retention: {messages: 0}", config.Retention{Failed: 30 * day}},
+		{"retention: {messages: 2s, ids: 3s, failed: 0}", config.Retention{Messages: 2 * time.Second, IDs: 3 * time.Second}},
 	} {
-		got, err := parse([]byte(valid+c.yaml+"\n"), envOf(nil))
+		got, err := config.ParseEnv([]byte(valid+c.yaml+"\n"), nil)
 		if err != nil {
 			t.Errorf("%q: %v", c.yaml, err)
 			continue
@@ -1134,7 +1035,7 @@ func TestRetention(t *testing.T) {
 		"retention: {messages: 0, ids: 30d}":  "retention.ids: needs retention.messages: an event's contents go before its ids",
 		"retention: {messages: 30d, ids: 7d}": "retention.ids: must be at least retention.messages (720h0m0s), got 168h0m0s",
 	} {
-		_, err := parse([]byte(valid+yaml+"\n"), envOf(nil))
+		_, err := config.ParseEnv([]byte(valid+yaml+"\n"), nil)
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%q: %v, want %q", yaml, err, want)
 		}

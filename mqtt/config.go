@@ -1,40 +1,68 @@
-package config
+package mqtt
 
 import (
 	"errors"
+	"log/slog"
 	"net/url"
 	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/switchboard-chat/switchboard/config"
 )
 
-const defaultMQTTMaxPayload = 65536
+// Config is an MQTT network's keys (type: mqtt): a broker, and the
+// client Switchboard is on it.
+type Config struct {
+	Broker   string `yaml:"broker" secret:"url"` // tcp://host:port, ssl://host:port
+	ClientID string `yaml:"client_id"`
+	Username string `yaml:"username"`
+	Password string `yaml:"password" secret:"true"`
+	// MaxPayload drops inbound payloads larger than this many bytes.
+	MaxPayload int `yaml:"max_payload"`
+	// Rate limits each sender per room (see config.Rate); config
+	// validates it.
+	Rate config.Rate `yaml:"rate"`
+}
 
 // mqttSchemes are the broker URL schemes the MQTT client (paho) dials.
 var mqttSchemes = []string{"mqtt", "mqtts", "ssl", "tcp", "tls", "ws", "wss"}
 
-func (c *MQTT) setDefaults(name string, _ *Network, given func(string) bool) {
+var (
+	_ config.Section     = (*Config)(nil)
+	_ config.RateLimited = (*Config)(nil)
+)
+
+func (c Config) String() string       { return config.Redacted(&c) }
+func (c Config) LogValue() slog.Value { return slog.StringValue(c.String()) }
+
+func (c *Config) SenderRate() *config.Rate { return &c.Rate }
+
+func (c *Config) SetDefaults(name string, _ *config.Network, given func(string) bool) {
 	// One client id per network: a broker disconnects the older of two
 	// clients sharing an id.
-	setDefault(&c.ClientID, "switchboard-"+name)
-	setDefault(&c.MaxPayload, defaultMQTTMaxPayload, given("max_payload"))
+	config.SetDefault(&c.ClientID, "switchboard-"+name)
+	config.SetDefault(&c.MaxPayload, DefaultMaxPayload, given("max_payload"))
+	// Devices are not limited unless the file says so: a burst of
+	// telemetry is legitimate.
+	c.Rate.SetDefaults(given, false)
 }
 
-func (c *MQTT) validate(errs *errorList, path string, _ *Network) {
+func (c *Config) Validate(p *config.Problems, _ *config.Network) {
 	if err := checkBrokerURL(c.Broker); err != nil {
-		errs.add(join(path, "broker"), "%v", err)
+		p.Add("broker", "%v", err)
 	}
 	if c.Password != "" && c.Username == "" {
 		// MQTT 3.1.1 has no password without a user name.
-		errs.add(join(path, "username"), "required when password is set")
+		p.Add("username", "required when password is set")
 	}
 	if c.MaxPayload <= 0 {
-		errs.add(join(path, "max_payload"), "must be positive, got %d", c.MaxPayload)
+		p.Add("max_payload", "must be positive, got %d", c.MaxPayload)
 	}
 }
 
-func (*MQTT) checkRoom(room string) error {
+func (*Config) CheckRoom(room string) error {
 	switch {
 	case strings.ContainsAny(room, "+#"):
 		// Rooms are topic roots that the adapter extends; wildcards would
@@ -69,7 +97,7 @@ func checkBrokerURL(s string) error {
 		return errors.New("no host (want " + scheme + "://host:port)")
 	}
 	if p := u.Port(); p != "" {
-		if err := checkPort(p, false); err != nil {
+		if err := config.CheckPort(p, false); err != nil {
 			return err
 		}
 	}

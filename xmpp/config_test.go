@@ -1,4 +1,4 @@
-package config
+package xmpp
 
 import (
 	"bytes"
@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+
+	"github.com/switchboard-chat/switchboard/config"
 )
 
 const validXMPP = `
@@ -24,16 +26,16 @@ links:
 `
 
 func TestXMPPDefaults(t *testing.T) {
-	c, err := parse([]byte(validXMPP), envOf(map[string]string{"SECRET": "s3cr3t"}))
+	c, err := config.ParseEnv([]byte(validXMPP), map[string]string{"SECRET": "s3cr3t"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	comp, relay := c.Networks["jabber"], c.Networks["relay"]
-	if comp.Mode != "puppet" || comp.Puppets.Template != "{name} ({network})" || comp.XMPP.Nick != "switchboard" || comp.XMPP.MaxStanza != 262144 {
-		t.Errorf("component network: %+v %+v", comp, comp.XMPP)
+	if comp.Mode != "puppet" || comp.Puppets.Template != "{name} ({network})" || comp.Section.(*Config).Nick != "switchboard" || comp.Section.(*Config).MaxStanza != 262144 {
+		t.Errorf("component network: %+v %+v", comp, comp.Section.(*Config))
 	}
-	if relay.Mode != "relay" || relay.XMPP.JID != "bot@example.org" || relay.XMPP.InsecurePlaintext {
-		t.Errorf("relay network: %+v %+v", relay, relay.XMPP)
+	if relay.Mode != "relay" || relay.Section.(*Config).JID != "bot@example.org" || relay.Section.(*Config).InsecurePlaintext {
+		t.Errorf("relay network: %+v %+v", relay, relay.Section.(*Config))
 	}
 }
 
@@ -69,7 +71,7 @@ links: {l: ["x:room@muc.example/nick", "x:nolocal.example"]}`,
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := parse([]byte(tt.yaml), envOf(nil))
+			_, err := config.ParseEnv([]byte(tt.yaml), nil)
 			if err == nil {
 				t.Fatal("no error")
 			}
@@ -84,17 +86,17 @@ links: {l: ["x:room@muc.example/nick", "x:nolocal.example"]}`,
 
 func TestXMPPSecretsStayOut(t *testing.T) {
 	const secret = "s3cr3t-Pa55"
-	c, err := parse([]byte(validXMPP), envOf(map[string]string{"SECRET": secret}))
+	c, err := config.ParseEnv([]byte(validXMPP), map[string]string{"SECRET": secret})
 	if err != nil {
 		t.Fatal(err)
 	}
 	var logText bytes.Buffer
 	l := slog.New(slog.NewTextHandler(&logText, nil))
 	comp, relay := c.Networks["jabber"], c.Networks["relay"]
-	l.Info("cfg", "config", c, "n", comp, "x", comp.XMPP, "xv", *comp.XMPP, "comp", comp.XMPP.Component, "r", relay.XMPP)
+	l.Info("cfg", "config", c, "n", comp, "x", comp.Section.(*Config), "xv", *comp.Section.(*Config), "comp", comp.Section.(*Config).Component, "r", relay.Section.(*Config))
 	for name, out := range map[string]string{
 		"String": c.String(),
-		"%v":     fmt.Sprintf("%v %+v %v %v %v", comp, *comp.XMPP, comp.XMPP.Component, *comp.XMPP.Component, relay.XMPP),
+		"%v":     fmt.Sprintf("%v %+v %v %v %v", comp, *comp.Section.(*Config), comp.Section.(*Config).Component, *comp.Section.(*Config).Component, relay.Section.(*Config)),
 		"log":    logText.String(),
 	} {
 		if strings.Contains(out, secret) {
@@ -105,7 +107,7 @@ func TestXMPPSecretsStayOut(t *testing.T) {
 		t.Errorf("String does not show redacted values:\n%s", c)
 	}
 	// A bad secret is reported without its value.
-	_, err = parse([]byte(strings.Replace(validXMPP, `secret: "${SECRET}"`, `secret: "${SECRET}\nx"`, 1)), envOf(map[string]string{"SECRET": secret}))
+	_, err = config.ParseEnv([]byte(strings.Replace(validXMPP, `secret: "${SECRET}"`, `secret: "${SECRET}\nx"`, 1)), map[string]string{"SECRET": secret})
 	if err == nil || strings.Contains(err.Error(), secret) || !strings.Contains(err.Error(), "networks.jabber.component.secret: contains a line break or NUL") {
 		t.Errorf("error: %v", err)
 	}

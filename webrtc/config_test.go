@@ -1,0 +1,32 @@
+package webrtc
+
+import (
+	"testing"
+
+	"github.com/switchboard-chat/switchboard/config/configtest"
+)
+
+func TestBadConfigs(t *testing.T) {
+	configtest.RunBad(t, []configtest.BadConfig{
+		{
+			Name: "ice servers",
+			YAML: `
+networks:
+  web:
+    type: webrtc
+    ice_servers:
+      - urls: ["stun:stun.example.org:3478>; rel=x"]
+      - urls: ["turn:turn.example.org:3478"]
+        username: "user\"name"
+        credential: "line\nbreak"
+      - urls: ["turn:turn.example.org:3478"]
+`,
+			Want: []string{
+				`networks.web.ice_servers[0].urls[0]: "stun:stun.example.org:3478>; rel=x" has no host, or contains whitespace or <>"`,
+				`networks.web.ice_servers[1].username: must not contain control characters, " or \`,
+				`networks.web.ice_servers[1].credential: must not contain control characters, " or \`,
+				`networks.web.ice_servers[2]: a TURN server needs username and credential`,
+			},
+		},
+	})
+}
