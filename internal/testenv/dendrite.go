@@ -104,7 +104,7 @@ func Dendrite(t testing.TB, registrationYAML []byte) *MatrixServer {
 	if registrationYAML != nil {
 		appservices = append(appservices, WriteFile(t, dir, "appservice.yaml", string(registrationYAML)))
 	}
-	s.Config = WriteFile(t, dir, "dendrite.yaml", s.config(key, appservices))
+	s.Config = WriteFile(t, dir, "dendrite.yaml", s.config(t, key, appservices))
 	p := &Process{
 		Name:  filepath.Join(bin, "dendrite"),
 		Args:  []string{"--config", s.Config, "-http-bind-address", fmt.Sprintf("127.0.0.1:%d", port)},
@@ -120,14 +120,23 @@ func Dendrite(t testing.TB, registrationYAML []byte) *MatrixServer {
 	return s
 }
 
-func (s *MatrixServer) config(key string, appservices []string) string {
+func (s *MatrixServer) config(t testing.TB, key string, appservices []string) string {
+	t.Helper()
 	db := func(name string) string {
 		return fmt.Sprintf("\n  database:\n    connection_string: %q\n", "file:"+filepath.Join(s.Dir, name+".db"))
 	}
-	asFiles, _ := json.Marshal(appservices)
-	if appservices == nil {
-		asFiles = []byte("[]")
+	// The setup guide's app_service_api section (docs/snippets/dendrite.yaml)
+	// names the registration; the test's keys follow it.
+	const guideFile = "\n    - /etc/dendrite/switchboard-registration.yaml"
+	files := " []"
+	if len(appservices) > 0 {
+		files = ""
+		for _, f := range appservices {
+			files += "\n    - " + strconv.Quote(f)
+		}
 	}
+	asAPI := Snippet(t, "dendrite.yaml", map[string]string{guideFile: files}) +
+		"  disable_tls_validation: true\n  legacy_auth: false\n  legacy_paths: false\n"
 	// Everything stays on loopback: no federation, no TLS listener, no
 	// metrics; NATS runs in process and in memory.
 	return fmt.Sprintf(`# Generated for a Switchboard test.
@@ -154,12 +163,7 @@ global:
     enabled: false
   dns_cache:
     enabled: false
-app_service_api:
-  disable_tls_validation: true
-  legacy_auth: false
-  legacy_paths: false
-  config_files: %[4]s
-client_api:
+%[4]sclient_api:
   registration_disabled: true
   guests_disabled: true
   registration_shared_secret: %[5]q
@@ -187,7 +191,7 @@ tracing:
 logging:
   - type: std
     level: warn
-`, s.Domain, key, filepath.Join(s.Dir, "jetstream"), asFiles, s.secret,
+`, s.Domain, key, filepath.Join(s.Dir, "jetstream"), asAPI, s.secret,
 		db("federationapi"), db("keyserver"), db("mediaapi"), filepath.Join(s.Dir, "media"),
 		db("mscs"), db("relayapi"), db("roomserver"), db("syncapi"),
 		"file:"+filepath.Join(s.Dir, "userapi.db"))
