@@ -13,7 +13,10 @@ import (
 func TestGuidesShowTheirSnippets(t *testing.T) {
 	docs := docsDir(t)
 	guides := map[string][]string{
-		"xmpp.md": {"prosody.cfg.lua", "ejabberd.yml", "switchboard-xmpp.yaml"},
+		"xmpp.md":   {"prosody.cfg.lua", "ejabberd.yml", "switchboard-xmpp.yaml"},
+		"irc.md":    {"inspircd.conf", "switchboard-irc.yaml"},
+		"mqtt.md":   {"mosquitto.conf", "mosquitto.acl", "mosquitto-limits.conf", "switchboard-mqtt.yaml"},
+		"matrix.md": {"dendrite.yaml", "switchboard-registration.yaml", "switchboard-matrix.yaml"},
 	}
 	for guide, snippets := range guides {
 		data, err := os.ReadFile(filepath.Join(docs, guide))
