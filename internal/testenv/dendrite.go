@@ -112,7 +112,7 @@ func Dendrite(t testing.TB, registrationYAML []byte) *MatrixServer {
 	if os.Getenv("SWITCHBOARD_DENDRITE_DB") == "postgres" {
 		s.postgres = Postgres(t)
 	}
-	s.Config = WriteFile(t, dir, "dendrite.yaml", s.config(key, appservices))
+	s.Config = WriteFile(t, dir, "dendrite.yaml", s.config(t, key, appservices))
 	p := &Process{
 		Name:  filepath.Join(bin, "dendrite"),
 		Args:  []string{"--config", s.Config, "-http-bind-address", fmt.Sprintf("127.0.0.1:%d", port)},
@@ -128,7 +128,8 @@ func Dendrite(t testing.TB, registrationYAML []byte) *MatrixServer {
 	return s
 }
 
-func (s *MatrixServer) config(key string, appservices []string) string {
+func (s *MatrixServer) config(t testing.TB, key string, appservices []string) string {
+	t.Helper()
 	db := func(name string) string {
 		if s.postgres != "" {
 			return "\n  database: {}\n" // the global one
@@ -140,10 +141,18 @@ func (s *MatrixServer) config(key string, appservices []string) string {
 		global = fmt.Sprintf("\n  database:\n    connection_string: %q\n    max_open_conns: 50\n    max_idle_conns: 10", s.postgres)
 		accounts = ""
 	}
-	asFiles, _ := json.Marshal(appservices)
-	if appservices == nil {
-		asFiles = []byte("[]")
+	// The setup guide's app_service_api section (docs/snippets/dendrite.yaml)
+	// names the registration; the test's keys follow it.
+	const guideFile = "\n    - /etc/dendrite/switchboard-registration.yaml"
+	files := " []"
+	if len(appservices) > 0 {
+		files = ""
+		for _, f := range appservices {
+			files += "\n    - " + strconv.Quote(f)
+		}
 	}
+	asAPI := Snippet(t, "dendrite.yaml", map[string]string{guideFile: files}) +
+		"  disable_tls_validation: true\n  legacy_auth: false\n  legacy_paths: false\n"
 	// Everything stays on loopback: no federation, no TLS listener, no
 	// metrics; NATS runs in process and in memory.
 	return fmt.Sprintf(`# Generated for a Switchboard test.
@@ -170,12 +179,7 @@ global:
     enabled: false
   dns_cache:
     enabled: false
-app_service_api:
-  disable_tls_validation: true
-  legacy_auth: false
-  legacy_paths: false
-  config_files: %[4]s
-client_api:
+%[4]sclient_api:
   registration_disabled: true
   guests_disabled: true
   registration_shared_secret: %[5]q
@@ -201,7 +205,7 @@ tracing:
 logging:
   - type: std
     level: warn
-`, s.Domain, key, filepath.Join(s.Dir, "jetstream"), asFiles, s.secret,
+`, s.Domain, key, filepath.Join(s.Dir, "jetstream"), asAPI, s.secret,
 		db("federationapi"), db("keyserver"), db("mediaapi"), filepath.Join(s.Dir, "media"),
 		db("mscs"), db("relayapi"), db("roomserver"), db("syncapi"),
 		accounts, global)

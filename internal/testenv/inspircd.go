@@ -37,6 +37,10 @@ type IRCServerConfig struct {
 	// Extra is appended to the config verbatim (more modules, channel
 	// limits, ...).
 	Extra string
+
+	// edit changes the guide's connect class before use (a test of the
+	// class itself takes a line out).
+	edit func(class string) string
 }
 
 // ircv3Modules are the modules that give clients the IRCv3 capabilities
@@ -65,7 +69,7 @@ func InspIRCdWith(t testing.TB, c IRCServerConfig) *IRCServer {
 	dir := t.TempDir()
 	port := FreePort(t)
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	conf := inspircdConfig(dir, port, c)
+	conf := inspircdConfig(t, dir, port, c)
 	path := WriteFile(t, dir, "inspircd.conf", conf)
 	p := &Process{
 		Name:  bin,
@@ -117,7 +121,8 @@ func listensOnlyOn(pid, port int) error {
 	return nil
 }
 
-func inspircdConfig(dir string, port int, c IRCServerConfig) string {
+func inspircdConfig(t testing.TB, dir string, port int, c IRCServerConfig) string {
+	t.Helper()
 	var b strings.Builder
 	// Only one <bind>, on loopback: InspIRCd has no default listener, and
 	// without spanningtree there is no server port either.
@@ -129,23 +134,32 @@ func inspircdConfig(dir string, port int, c IRCServerConfig) string {
 <log method="file" type="* -USERINPUT -USEROUTPUT" level="default" target="%[2]s/ircd.log">
 <dns server="127.0.0.1" timeout="1">
 `, port, dir)
-	// Tests open hundreds of connections from one address and send
-	// bursts; flood penalties and clone limits would get in the way. The
-	// limits are one higher than MaxClients since InspIRCd counts the
-	// connection it is deciding on.
-	fmt.Fprintf(&b, `<connect name="test" allow="127.0.0.1"
-	maxchans="500" timeout="30" pingfreq="2m"
-	hardsendq="16M" softsendq="8M" recvq="1M"
-	threshold="1000000" commandrate="1000000" fakelag="no"
-	localmax="%[1]d" globalmax="%[1]d" limit="%[1]d"
-	resolvehostnames="no" useident="no">
-<performance somaxconn="128" softlimit="%[2]d" netbuffersize="10240" quietbursts="yes" clonesonconnect="no">
+	// The setup guide's connect class (docs/snippets/inspircd.conf):
+	// tests open hundreds of connections from one address and send
+	// bursts, as Switchboard's puppets do. The limits are one higher
+	// than MaxClients since InspIRCd counts the connection it is deciding
+	// on. connectban and connflood are loaded with thresholds a test
+	// passes at once, so that the class's exemption from them is what
+	// every test's connections rely on.
+	class := Snippet(t, "inspircd.conf", map[string]string{
+		`allow="203.0.113.7"`:                        `allow="127.0.0.1"`,
+		`localmax="120" globalmax="120" limit="120"`: fmt.Sprintf(`localmax="%[1]d" globalmax="%[1]d" limit="%[1]d"`, c.MaxClients+1),
+	})
+	if c.edit != nil {
+		class = c.edit(class)
+	}
+	b.WriteString(class)
+	fmt.Fprintf(&b, `<module name="connectban">
+<connectban threshold="3" banduration="10m" bootwait="0" splitwait="0">
+<module name="connflood">
+<connflood period="30" maxconns="3" timeout="30" bootwait="0" quitmsg="Throttled">
+<performance somaxconn="128" softlimit="%[1]d" netbuffersize="10240" quietbursts="yes" clonesonconnect="no">
 <channels users="500" opers="500">
-<options casemapping="%[3]s" prefixquit="Quit: " syntaxhints="no" announcets="yes" hostintopic="yes" exemptchanops="">
+<options casemapping="%[2]s" prefixquit="Quit: " syntaxhints="no" announcets="yes" hostintopic="yes" exemptchanops="">
 <security hideserver="" userstats="Pu" hidesplits="no" hidebans="no" maxtargets="20">
 <limits maxnick="30" maxchan="60" maxident="10" maxhost="64" maxquit="300" maxtopic="330" maxkick="300" maxreal="130" maxaway="200">
 <whowas groupsize="10" maxgroups="1000" maxkeep="1h">
-`, c.MaxClients+1, c.MaxClients+100, c.CaseMapping)
+`, c.MaxClients+100, c.CaseMapping)
 	for _, m := range ircv3Modules {
 		fmt.Fprintf(&b, "<module name=%q>\n", m)
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -24,11 +25,12 @@ type MQTTBroker struct {
 }
 
 // Mosquitto starts a broker on a free loopback port with persistence, so
-// persistent sessions survive Restart, and a queue deep enough that tests
+// persistent sessions survive Restart, and the queue the MQTT setup guide
+// gives Switchboard (docs/snippets/mosquitto-limits.conf), so that tests
 // which publish many messages to an offline client lose none.
 func Mosquitto(t testing.TB) *MQTTBroker {
 	t.Helper()
-	return MosquittoWith(t, "max_queued_messages 10000\n")
+	return MosquittoWith(t, Snippet(t, "mosquitto-limits.conf", nil))
 }
 
 // MosquittoWith starts a broker with these lines of mosquitto.conf for its
@@ -36,6 +38,39 @@ func Mosquitto(t testing.TB) *MQTTBroker {
 // every limit at Mosquitto's default (max_inflight_messages 20,
 // max_queued_messages 1000 per client, a $SYS tree every 10 s).
 func MosquittoWith(t testing.TB, limits string) *MQTTBroker {
+	t.Helper()
+	return startMosquitto(t, func(port int, _ string) string {
+		return fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\n", port)
+	}, limits)
+}
+
+// MosquittoGuide starts a broker configured as the MQTT setup guide says:
+// docs/snippets/mosquitto.conf (no anonymous clients, a password file, an
+// ACL file), with docs/snippets/mosquitto.acl and the limits of
+// docs/snippets/mosquitto-limits.conf, and these users (name: password).
+func MosquittoGuide(t testing.TB, users map[string]string) *MQTTBroker {
+	t.Helper()
+	passwd := Need(t, "mosquitto_passwd")
+	return startMosquitto(t, func(port int, dir string) string {
+		pw := filepath.Join(dir, "passwd")
+		WriteFile(t, dir, "passwd", "")
+		for user, pass := range users {
+			if out, err := exec.Command(passwd, "-b", pw, user, pass).CombinedOutput(); err != nil {
+				t.Fatalf("mosquitto_passwd %s: %v\n%s", user, err, out)
+			}
+		}
+		acl := WriteFile(t, dir, "acl", Snippet(t, "mosquitto.acl", nil))
+		return Snippet(t, "mosquitto.conf", map[string]string{
+			"listener 1883\n":                       fmt.Sprintf("listener %d 127.0.0.1\n", port),
+			"password_file /etc/mosquitto/passwd\n": "password_file " + pw + "\n",
+			"acl_file /etc/mosquitto/acl\n":         "acl_file " + acl + "\n",
+		})
+	}, Snippet(t, "mosquitto-limits.conf", nil))
+}
+
+// startMosquitto starts a broker whose listener and access lines are
+// access's (given the port and the broker's dir), then limits.
+func startMosquitto(t testing.TB, access func(port int, dir string) string, limits string) *MQTTBroker {
 	t.Helper()
 	bin, err := exec.LookPath("mosquitto")
 	if err != nil {
@@ -45,18 +80,18 @@ func MosquittoWith(t testing.TB, limits string) *MQTTBroker {
 	dir := t.TempDir()
 	port := FreePort(t)
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	conf := fmt.Sprintf(`listener %d 127.0.0.1
-allow_anonymous true
+	conf := fmt.Sprintf(`%s
 persistence true
 persistence_location %s/
-%sset_tcp_nodelay true
+%s
+set_tcp_nodelay true
 log_dest stdout
 log_type error
 log_type warning
 log_type notice
 log_type information
 connection_messages true
-`, port, dir, limits)
+`, access(port, dir), dir, limits)
 	if os.Geteuid() == 0 {
 		// Started as root, mosquitto would switch to the "mosquitto" user,
 		// which cannot write to the test's temp dir.

@@ -9,11 +9,30 @@ import (
 
 // TestGuidesShowTheirSnippets: each setup guide shows, as a code block
 // of its own, every server config snippet the tests start servers with,
-// unchanged; so the guide is what the tests ran.
+// unchanged; so the guide is what the tests ran. Every snippet belongs to
+// a guide.
 func TestGuidesShowTheirSnippets(t *testing.T) {
 	docs := docsDir(t)
 	guides := map[string][]string{
-		"xmpp.md": {"prosody.cfg.lua", "ejabberd.yml", "switchboard-xmpp.yaml"},
+		"xmpp.md":   {"prosody.cfg.lua", "ejabberd.yml", "switchboard-xmpp.yaml"},
+		"irc.md":    {"inspircd.conf", "switchboard-irc.yaml"},
+		"mqtt.md":   {"mosquitto.conf", "mosquitto.acl", "mosquitto-limits.conf", "switchboard-mqtt.yaml"},
+		"matrix.md": {"dendrite.yaml", "switchboard-registration.yaml", "switchboard-matrix.yaml"},
+	}
+	shown := map[string]bool{}
+	for _, snippets := range guides {
+		for _, name := range snippets {
+			shown[name] = true
+		}
+	}
+	files, err := os.ReadDir(filepath.Join(docs, "snippets"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		if !shown[f.Name()] {
+			t.Errorf("docs/snippets/%s is in no guide's list here", f.Name())
+		}
 	}
 	for guide, snippets := range guides {
 		data, err := os.ReadFile(filepath.Join(docs, guide))
