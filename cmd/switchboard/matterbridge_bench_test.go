@@ -51,17 +51,7 @@ Muc = "%s"
 Nick = "mbbot"
 NoTLS = true
 RemoteNickFormat = ""
-
-[[gateway]]
-name = "bench"
-enable = true
-[[gateway.inout]]
-account = "irc.libera"
-channel = "#bench"
-[[gateway.inout]]
-account = "xmpp.jabber"
-channel = "bench"
-`, irc.Addr, xmpp.C2SAddr, xmpp.Domain, xmpp.MUC))
+`+benchGateway("xmpp.jabber", "bench"), irc.Addr, xmpp.C2SAddr, xmpp.Domain, xmpp.MUC))
 
 	muc := xmpp.Room("bench")
 	alice := xmpp.Client(b, "alice", "pw")
@@ -79,6 +69,22 @@ channel = "bench"
 
 // matterbridgeBin is SWITCHBOARD_BENCH_MATTERBRIDGE; the benchmark is
 // skipped without it.
+// benchGateway is the matterbridge gateway joining #bench on irc.libera
+// with channel on account.
+func benchGateway(account, channel string) string {
+	return fmt.Sprintf(`
+[[gateway]]
+name = "bench"
+enable = true
+[[gateway.inout]]
+account = "irc.libera"
+channel = "#bench"
+[[gateway.inout]]
+account = %q
+channel = %q
+`, account, channel)
+}
+
 func matterbridgeBin(b *testing.B) string {
 	bin := os.Getenv("SWITCHBOARD_BENCH_MATTERBRIDGE")
 	if bin == "" {
@@ -179,17 +185,7 @@ Server = "%s"
 Login = "mbbot"
 Password = "mbbot-password"
 RemoteNickFormat = ""
-
-[[gateway]]
-name = "bench"
-enable = true
-[[gateway.inout]]
-account = "irc.libera"
-channel = "#bench"
-[[gateway.inout]]
-account = "matrix.mx"
-channel = "%s"
-`, irc.Addr, asks.URL, room))
+`+benchGateway("matrix.mx", string(room)), irc.Addr, asks.URL))
 	r.counted = map[string]*testenv.CountingProxy{"hs-req": asks}
 	r.homeserver = hs.Process
 	bob := irc.Client(b, "bob")
