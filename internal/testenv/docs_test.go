@@ -239,29 +239,25 @@ func mapValue(n *yaml.Node, key string) string {
 	return ""
 }
 
-// typeSections are the ## sections of the reference whose heading names
-// a network type as `type: x`, by type.
+// typeSections are the sections of the reference whose heading names a
+// network type as `type: x` (up to the next heading of the same or a
+// higher level), by type.
 func typeSections(md string) map[string]string {
 	out := map[string]string{}
-	current := ""
-	var b strings.Builder
-	flush := func() {
-		if current != "" {
-			out[current] += b.String()
-		}
-		b.Reset()
-	}
-	heading := regexp.MustCompile("`type: ([a-z0-9]+)`")
-	for _, line := range strings.Split(md, "\n") {
-		if strings.HasPrefix(line, "## ") {
-			flush()
-			current = ""
-			if m := heading.FindStringSubmatch(line); m != nil {
-				current = m[1]
+	current, level := "", 0
+	names := regexp.MustCompile("`type: ([a-z0-9]+)`")
+	for _, line := range proseLines(md) {
+		if text, ok := headingText(line); ok {
+			hashes := len(line) - len(strings.TrimLeft(line, "#"))
+			if m := names.FindStringSubmatch(text); m != nil {
+				current, level = m[1], hashes
+			} else if current != "" && hashes <= level {
+				current = ""
 			}
 		}
-		b.WriteString(line + "\n")
+		if current != "" {
+			out[current] += line + "\n"
+		}
 	}
-	flush()
 	return out
 }
