@@ -3,7 +3,7 @@
 // HTTP listener, gets the answer back with every ICE candidate in it
 // (WHIP-style, no trickle), and then speaks JSON frames on a data channel
 // named "chat". Rooms are plain names; a room exists while it is linked.
-// The protocol is described in README.md ("WebRTC data-channel protocol").
+// The protocol is described in docs/webrtc.md.
 package webrtc
 
 import (
