@@ -37,7 +37,7 @@ type Config struct {
 	// People are the people with accounts on several networks, by id:
 	// each appears as one sender wherever they write from (see Person).
 	People map[string]*Person `yaml:"people,omitempty"`
-	Log    Log      `yaml:"log"`
+	Log    Log                `yaml:"log"`
 }
 
 // LinkOptions are one link's settings.
