@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"strings"
 	"testing"
 
+	"github.com/switchboard-chat/switchboard/adapters"
 	"github.com/switchboard-chat/switchboard/config"
 	"github.com/switchboard-chat/switchboard/config/configtest"
 	"github.com/switchboard-chat/switchboard/mapping"
@@ -193,5 +195,46 @@ people:
 	}
 	if got, _ := p.Person("alice"); got.Name != "Alice Liddell" || got.Home != "matrix" || got.Avatar != "https://example.org/alice.png" {
 		t.Errorf("alice = %+v", got)
+	}
+}
+
+// Each network's adapter is handed the accounts there that carry
+// credentials, and never shows their secrets.
+func TestPersonalAccounts(t *testing.T) {
+	const secret = "s3cr3t-Pa55"
+	c, err := config.ParseEnv([]byte(peopleNets+`
+people:
+  bob: {home: libera, accounts: {libera: {id: bob, password: "${PW}"}, jabber: bob@example.org}}
+  alice:
+    name: Alice
+    home: matrix
+    accounts:
+      libera: {id: alice, password: "${PW}"}
+      matrix: {id: "@alice:example.org", double_puppet: true}
+      web: {id: alice, token: "${PW}"}
+      devices: alices-phone
+  carol: {accounts: {libera: carol}}
+`), map[string]string{"PW": secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := adapters.PersonalAccounts(c)
+	want := map[string][]adapters.PersonalAccount{
+		"libera": {
+			{Person: "alice", Name: "Alice", ID: "alice", Password: secret},
+			{Person: "bob", Name: "bob", ID: "bob", Password: secret},
+		},
+		"matrix": {{Person: "alice", Name: "Alice", ID: "@alice:example.org", DoublePuppet: true}},
+		"web":    {{Person: "alice", Name: "Alice", ID: "alice", Token: secret}},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("PersonalAccounts =\n%v\nwant\n%v", got, want)
+	}
+	var logText bytes.Buffer
+	slog.New(slog.NewTextHandler(&logText, nil)).Info("people", "libera", got["libera"], "one", got["web"][0])
+	for name, out := range map[string]string{"%v": fmt.Sprintf("%v %+v", got, got["libera"][0]), "log": logText.String()} {
+		if strings.Contains(out, secret) || !strings.Contains(out, "alice (Alice) as alice with") {
+			t.Errorf("%s shows:\n%s", name, out)
+		}
 	}
 }
