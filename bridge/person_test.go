@@ -1,6 +1,7 @@
 package bridge_test
 
 import (
+	"context"
 	"strings"
 	"testing"
 
@@ -114,5 +115,29 @@ func TestDirectMessageToAPersonsPuppet(t *testing.T) {
 	f.waitDepth(t, 0)
 	if n := len(matrix.room("")); n != 1 {
 		t.Errorf("matrix got %d direct messages; the one to nobody must be dropped", n)
+	}
+}
+
+// A ban of a person's puppet keeps them out of that room from every
+// account of theirs; a nick that is not her account is someone else.
+func TestBanOfAPersonsPuppetHoldsForEveryAccount(t *testing.T) {
+	irc, mqtt, matrix := newPlain(), newPlain(), rich{newPlain()}
+	f := newFixture(t, t.TempDir(), map[string]bridge.MessageSender{"irc": irc, "mqtt": mqtt, "matrix": matrix})
+	withPeople(t, f)
+	room := bridge.RoomAddr{Network: "irc", Room: "#lobby"}
+	// What the IRC adapter reports when its channel bans her puppet.
+	puppet := bridge.Sender{Network: "matrix", ID: "@alice:hs", Person: "alice", Home: "matrix"}.Puppet()
+	if err := f.router.Block(context.Background(), bridge.Block{Room: room, Sender: puppet.Ref(), Source: bridge.BlockBan, Reason: "banned"}); err != nil {
+		t.Fatal(err)
+	}
+	accept(t, f.router, authed("matrix", "!lobby", "@alice:hs", "$1", "from matrix"))
+	accept(t, f.router, authed("mqtt", "chat/lobby", "alices-phone", "", "from her phone"))
+	accept(t, f.router, msg("mqtt", "chat/lobby", "alices-phone", "", "from a device not vouched for"))
+	if got := texts(irc.waitRoom(t, "#lobby", 1)); strings.Join(got, "|") != "from a device not vouched for" {
+		t.Errorf("the room that banned her puppet got %q", got)
+	}
+	f.waitDepth(t, 0)
+	if n := len(irc.room("#lobby")); n != 1 {
+		t.Errorf("the room got %d messages, want 1", n)
 	}
 }

@@ -163,6 +163,7 @@ func (a *Adapter) intentFor(ctx context.Context, s bridge.Sender, relay bool) (*
 		bot := a.as.BotIntent()
 		return bot, bot.EnsureRegistered(ctx)
 	}
+	s = s.Puppet() // one ghost per person, whichever account they wrote from
 	local := a.ghosts.localpart(s)
 	intent := a.as.Intent(id.NewUserID(local, a.cfg.Domain))
 	if intent == nil {
@@ -586,7 +587,7 @@ func (a *Adapter) SendMembership(ctx context.Context, d *bridge.Delivery) error 
 		}
 		return a.joined(ctx, intent, rid)
 	case *bridge.Leave:
-		u := id.NewUserID(a.ghosts.localpart(h.Sender), a.cfg.Domain)
+		u := id.NewUserID(a.ghosts.localpart(h.Sender.Puppet()), a.cfg.Domain)
 		if !a.as.StateStore.IsInRoom(ctx, rid, u) {
 			return nil
 		}
