@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"log/slog"
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -236,5 +237,29 @@ people:
 		if strings.Contains(out, secret) || !strings.Contains(out, "alice (Alice) as alice with") {
 			t.Errorf("%s shows:\n%s", name, out)
 		}
+	}
+}
+
+// The worked example of docs/people.md is a valid configuration, and
+// gives alice the accounts it says.
+func TestPeopleGuideExample(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/people.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, _ := strings.Cut(string(doc), "## The worked example")
+	_, rest, _ = strings.Cut(rest, "```yaml\n")
+	block, _, ok := strings.Cut(rest, "```")
+	if !ok {
+		t.Fatal("no yaml block under the worked example")
+	}
+	env := map[string]string{"XMPP_PASSWORD": "x", "MATRIX_AS_TOKEN": "a", "MATRIX_HS_TOKEN": "h", "ALICE_IRC_PASSWORD": "p1", "ALICE_XMPP_PASSWORD": "p2"}
+	c, err := config.ParseEnv([]byte(block), env)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, block)
+	}
+	got := adapters.PersonalAccounts(c)
+	if len(got["libera"]) != 1 || got["libera"][0].Password != "p1" || len(got["jabber-relay"]) != 1 || !got["matrix"][0].DoublePuppet || len(got["devices"]) != 0 {
+		t.Errorf("personal accounts of the guide's alice: %v", got)
 	}
 }
