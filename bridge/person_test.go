@@ -141,3 +141,17 @@ func TestBanOfAPersonsPuppetHoldsForEveryAccount(t *testing.T) {
 		t.Errorf("the room got %d messages, want 1", n)
 	}
 }
+
+// A direct message to a person's puppet on their home network is for
+// them, not for Switchboard's bot there.
+func TestToAPersonsPuppetIsNotToTheBot(t *testing.T) {
+	dm := authed("matrix", "", "@bob:hs", "$dm", "hi")
+	dm.To = &bridge.Sender{Network: "matrix", ID: "@switchboard:hs"}
+	if !bridge.ToBot(dm) {
+		t.Error("a message to the bot of the same network is not to the bot")
+	}
+	dm.To = &bridge.Sender{Network: "matrix", ID: "person/alice"}
+	if bridge.ToBot(dm) {
+		t.Error("a message to alice's puppet on her home network counts as to the bot")
+	}
+}
