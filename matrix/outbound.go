@@ -163,6 +163,7 @@ func (a *Adapter) intentFor(ctx context.Context, s bridge.Sender, relay bool) (*
 		bot := a.as.BotIntent()
 		return bot, bot.EnsureRegistered(ctx)
 	}
+	account := s
 	s = s.Puppet() // one ghost per person, whichever account they wrote from
 	local := a.ghosts.localpart(s)
 	intent := a.as.Intent(id.NewUserID(local, a.cfg.Domain))
@@ -176,7 +177,9 @@ func (a *Adapter) intentFor(ctx context.Context, s bridge.Sender, relay bool) (*
 	if err := a.nameGhost(ctx, intent, local, s); err != nil {
 		return nil, err
 	}
-	a.syncAvatar(ctx, intent, local, s)
+	// Avatars are known by account: a person's ghost shows the picture
+	// of the account they last wrote from that has one.
+	a.syncAvatar(ctx, intent, local, account)
 	return intent, nil
 }
 
