@@ -169,19 +169,27 @@ func (r *Router) loadBlocks(ctx context.Context) error {
 
 // blocked returns the block that keeps the sender of ev out of room, and
 // whether the sender is yet to be told of it (then they are, from now on,
-// counted as told).
+// counted as told). A person is kept out by a block of the account they
+// wrote from and by one of their puppet, which speaks for them from any
+// account: writing from another account never gets around it.
 func (r *Router) blocked(room RoomAddr, ev Event) (b Block, tell, ok bool) {
-	s := ev.Head().Sender.Ref()
+	sender := ev.Head().Sender
+	refs := []SenderRef{sender.Ref()}
+	if sender.Person != "" {
+		refs = append(refs, sender.Puppet().Ref())
+	}
 	r.blockMu.Lock()
 	defer r.blockMu.Unlock()
 	if len(r.blocks) == 0 {
 		return Block{}, false, false
 	}
-	for _, src := range blockSources {
-		if st, ok := r.blocks[BlockKey{Room: room, Sender: s, Source: src}]; ok {
-			tell = !st.told
-			st.told = true
-			return st.Block, tell, true
+	for _, s := range refs {
+		for _, src := range blockSources {
+			if st, ok := r.blocks[BlockKey{Room: room, Sender: s, Source: src}]; ok {
+				tell = !st.told
+				st.told = true
+				return st.Block, tell, true
+			}
 		}
 	}
 	return Block{}, false, false

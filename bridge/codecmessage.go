@@ -76,6 +76,12 @@ func appendSender(b []byte, s *Sender) []byte {
 	if s.Mask != "" {
 		b = appendString(append(b, `,"mask":`...), s.Mask)
 	}
+	if s.Person != "" {
+		b = appendString(append(b, `,"person":`...), s.Person)
+	}
+	if s.Home != "" {
+		b = appendString(append(b, `,"home":`...), s.Home)
+	}
 	return append(b, '}')
 }
 

@@ -17,7 +17,8 @@ func encodeCase(text, other string, flags uint8, at time.Time) *Message {
 	}
 	if flags&2 != 0 {
 		m.Notice, m.ReplyTo = true, Ref{Event: EventID(text)}
-		m.To = &Sender{Network: "xmpp", ID: other, Name: text, Mask: text}
+		m.To = &Sender{Network: "xmpp", ID: other, Name: text, Mask: text, Person: other}
+		m.Sender.Person, m.Sender.Home = text, other
 	}
 	if flags&4 != 0 {
 		m.ReplyTo = Ref{Event: EventID(other), Remote: text}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -98,10 +99,11 @@ type BotSender interface {
 // ToBot reports whether ev is a direct message to Switchboard itself (its
 // IRC bot, its Matrix bot, ...) rather than to a puppet. Adapters mark
 // those with To.Network equal to their own network: a puppet always stands
-// for someone of another network.
+// for someone of another network, but for a person's, which may be of
+// their home network (see Sender.Puppet).
 func ToBot(ev Event) bool {
 	h := ev.Head()
-	return h.To != nil && h.To.Network == h.Origin.Network
+	return h.To != nil && h.To.Network == h.Origin.Network && !strings.HasPrefix(h.To.ID, PersonPrefix)
 }
 
 // Quote is what a reply refers to, as seen in the receiving room.

@@ -61,6 +61,20 @@ type Sender struct {
 	// Mask is what admin rules match besides ID where the network has
 	// more: an IRC sender's nick!user@host.
 	Mask string `json:"mask,omitempty"`
+	// Person is the id of the person (the config's people) whose account
+	// ID is, and Home their home network. The router alone sets them, when
+	// the adapter marked ID Authenticated; whatever an adapter or a JSON
+	// payload put there is cleared (see person.go).
+	Person string `json:"person,omitempty"`
+	Home   string `json:"home,omitempty"`
+	// Authenticated is set by the adapter alone, when ID is the sender's
+	// account as the network authenticates it: an IRC account (from the
+	// account tag or the services' word), never a bare nick; an XMPP real
+	// JID from the server, never an occupant JID; a Matrix user from the
+	// appservice transaction; an MQTT device's topic, which the broker's
+	// ACL guards. Only such ids are matched against people's accounts.
+	// Never encoded, like Header.Operator.
+	Authenticated bool `json:"-"`
 }
 
 // Header is what every event carries.

@@ -34,6 +34,9 @@ type Router struct {
 	// Ignore, when set (before Start), names the senders whose events are
 	// dropped instead of bridged.
 	Ignore Ignorer
+	// People, when set (before Start), ties authenticated senders to the
+	// configured people (see identify).
+	People People
 
 	limits   limiter
 	acceptMu sync.Mutex
@@ -208,6 +211,10 @@ func (r *Router) Commit(ctx context.Context, ev Event) (durable func(now bool) e
 		// Each side of a conversation is keyed by the remote person, so that
 		// the ids of what they sent and were sent resolve in one place.
 		h := ev.Head()
+		if !r.personTo(to) {
+			r.log.Debug("direct event to a person without an account on the network dropped", "network", to.Network, "to", to.ID)
+			return Committed, nil
+		}
 		h.Origin.Room = DirectRoom(h.Sender).Room
 		link, rooms, ok, from = DirectLink, []RoomAddr{DirectRoom(*to)}, true, Addr(ev)
 	}
@@ -220,6 +227,10 @@ func (r *Router) Commit(ctx context.Context, ev Event) (durable func(now bool) e
 	}
 	if r.rateLimited(from, ev) {
 		return Committed, nil // before anything is written
+	}
+	// After the ignore lists, which match the name the network shows.
+	if !r.identify(ev) {
+		return Committed, nil
 	}
 	Clean(ev)
 	h := ev.Head()
@@ -375,7 +386,8 @@ func (r *Router) resolve(ctx context.Context, from RoomAddr, ev Event) (bool, er
 			return false, fmt.Errorf("load %s: %w", ref.Event, err)
 		}
 		by, of := ev.Head().Sender, orig.Head().Sender
-		own := by.Network == of.Network && by.ID == of.ID
+		// A person's message is theirs from any of their accounts.
+		own := by.Network == of.Network && by.ID == of.ID || by.Person != "" && by.Person == of.Person
 		d, isDelete := ev.(*Delete)
 		switch {
 		case own && isDelete:

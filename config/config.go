@@ -145,6 +145,7 @@ func (c *Config) applyDefaults(given func(path string) bool) {
 	}
 	SetDefault(&c.Log.Level, defaultLogLevel)
 	SetDefault(&c.Log.Format, defaultLogFormat)
+	c.applyPeopleDefaults()
 	for name, n := range c.Networks {
 		if n == nil {
 			continue

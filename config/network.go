@@ -63,6 +63,11 @@ type NetworkType struct {
 	// Single, when set, allows at most one network of the type and says
 	// why ("it serves the HTTP paths /webrtc/ and /").
 	Single string
+	// Accounts, when set, says what a person's account on a network of
+	// the type may be: which credentials it takes, how ids compare (see
+	// AccountRules). Without it accounts are identities only, compared
+	// exactly.
+	Accounts *AccountRules
 }
 
 var (

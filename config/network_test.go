@@ -117,7 +117,7 @@ type clashSection struct {
 
 func TestExampleFromParts(t *testing.T) {
 	ex := string(Example())
-	if !strings.HasPrefix(ex, exampleHead) || !strings.Contains(ex, "networks:\n  f:\n    type: fake\n\n# Links") {
+	if !strings.HasPrefix(ex, exampleHead) || !strings.Contains(ex, "networks:\n  f:\n    type: fake\n\n  g:\n    type: fakeacc\n\n# Links") {
 		t.Errorf("example:\n%s", ex)
 	}
 	if !strings.Contains(ex, "\n# Fake rooms start with r.\nlinks:\n") {

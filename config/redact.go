@@ -52,11 +52,16 @@ func (c Config) LogValue() slog.Value {
 		slog.String("broker", broker),
 		slog.String("networks", strings.Join(nets, " ")),
 		slog.Int("links", len(c.LinkRooms)),
+		slog.Int("people", len(c.People)),
 	)
 }
 
 func (n Network) String() string       { return flowYAML(redactedCopy(&n)) }
 func (n Network) LogValue() slog.Value { return slog.StringValue(n.String()) }
+func (p Person) String() string        { return flowYAML(redactedCopy(&p)) }
+func (p Person) LogValue() slog.Value  { return slog.StringValue(p.String()) }
+func (a Account) String() string       { return flowYAML(redactedCopy(&a)) }
+func (a Account) LogValue() slog.Value { return slog.StringValue(a.String()) }
 
 // Redacted renders *p, a config struct (a Section, or a part of one), as
 // one line of YAML with its secrets replaced by "xxxxx": what its String

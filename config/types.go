@@ -34,7 +34,10 @@ type Config struct {
 	// Matrix user id, a bare JID, an MQTT device id) or, on IRC, a
 	// nick!user@host mask with * and ? wildcards.
 	Admins []string `yaml:"admins,omitempty"`
-	Log    Log      `yaml:"log"`
+	// People are the people with accounts on several networks, by id:
+	// each appears as one sender wherever they write from (see Person).
+	People map[string]*Person `yaml:"people,omitempty"`
+	Log    Log                `yaml:"log"`
 }
 
 // LinkOptions are one link's settings.

@@ -42,6 +42,9 @@ func init() {
 			Example: example,
 			Rooms:   "IRC rooms are channels (#name or &name, at most 50 bytes, no space, comma or BEL).",
 			Kicks:   true,
+			// A person's IRC account logs in with SASL PLAIN; services
+			// compare account names as nicks, without case.
+			Accounts: &config.AccountRules{Credentials: []string{"password"}, Key: caseRFC1459.fold},
 		},
 		New: New,
 	})

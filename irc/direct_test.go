@@ -171,7 +171,8 @@ func TestDirectMessages(t *testing.T) {
 			t.Errorf("to %+v, want %+v", m.To, sensor)
 		}
 		// Known by the account the bot saw, as in her channel messages.
-		if s := m.Sender; s.Network != "libera" || s.ID != "alice-account" || s.Name != "alice" || !strings.HasPrefix(s.Mask, "alice!") {
+		// An account the server reported is one the network vouches for.
+		if s := m.Sender; s.Network != "libera" || s.ID != "alice-account" || s.Name != "alice" || !strings.HasPrefix(s.Mask, "alice!") || !s.Authenticated {
 			t.Errorf("sender %+v", m.Sender)
 		}
 		if m.Origin.Network != "libera" || m.Origin.Room != "" || m.Origin.RemoteID == "" {

@@ -69,7 +69,9 @@ func (a *Adapter) header(e ircmsg.Message, room, nick, account string) bridge.He
 	return bridge.Header{
 		ID:     bridge.NewEventID(),
 		Origin: bridge.Origin{Network: a.name, Room: room, RemoteID: msgid},
-		Sender: bridge.Sender{Network: a.name, ID: id, Name: nick, Mask: a.mask(e, nick)},
+		// Only an account, from the server, is an authenticated id: a
+		// bare nick is anyone's who takes it.
+		Sender: bridge.Sender{Network: a.name, ID: id, Name: nick, Mask: a.mask(e, nick), Authenticated: account != ""},
 		Time:   t,
 	}
 }

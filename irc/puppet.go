@@ -36,6 +36,7 @@ func puppetKey(s bridge.Sender) string { return s.Network + "\x00" + s.ID }
 // all puppets are taken, or puppets cannot connect right now. The caller
 // must releasePuppet a non-nil result.
 func (a *Adapter) puppetFor(ctx context.Context, s bridge.Sender) (*puppet, error) {
+	s = s.Puppet() // one per person, whichever account they wrote from
 	key := puppetKey(s)
 	now := a.clock.Now()
 	a.mu.Lock()
@@ -84,7 +85,7 @@ func (a *Adapter) puppetFor(ctx context.Context, s bridge.Sender) (*puppet, erro
 // existingPuppet is puppetFor without creating one.
 func (a *Adapter) existingPuppet(ctx context.Context, s bridge.Sender) (*puppet, error) {
 	a.mu.Lock()
-	p := a.puppets[puppetKey(s)]
+	p := a.puppets[puppetKey(s.Puppet())]
 	if p != nil {
 		p.busy++
 	}

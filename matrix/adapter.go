@@ -36,11 +36,12 @@ var example string
 func init() {
 	adapters.Register(adapters.Type{
 		NetworkType: config.NetworkType{
-			Name:    "matrix",
-			Config:  func() config.Section { return new(Config) },
-			Example: example,
-			Rooms:   "Matrix rooms are room ids (!id:example.org) or aliases (#name:example.org).",
-			Kicks:   true,
+			Name:     "matrix",
+			Config:   func() config.Section { return new(Config) },
+			Example:  example,
+			Rooms:    "Matrix rooms are room ids (!id:example.org) or aliases (#name:example.org).",
+			Kicks:    true,
+			Accounts: &config.AccountRules{Credentials: []string{"token", "double_puppet"}, Check: checkAccount},
 		},
 		New: func(name string, n *config.Network, log *slog.Logger) (adapters.Adapter, error) {
 			return New(name, n, log)

@@ -24,7 +24,8 @@ func TestInboundMessages(t *testing.T) {
 	if m.Origin.Network != "matrix" || m.Origin.Room != string(rid) || m.Origin.RemoteID == "" {
 		t.Errorf("origin %+v", m.Origin)
 	}
-	if m.Sender.ID != string(alice.UserID) || m.Sender.Name == "" || m.HTML != "" {
+	// The homeserver vouches for who pushed it.
+	if m.Sender.ID != string(alice.UserID) || m.Sender.Name == "" || m.HTML != "" || !m.Sender.Authenticated {
 		t.Errorf("sender %+v html %q", m.Sender, m.HTML)
 	}
 	h := rec.WaitMessage(t, func(m *bridge.Message) bool { return m.Text == "bold and script" })
@@ -198,4 +199,28 @@ func TestOutboundMembership(t *testing.T) {
 		return "", a.SendMembership(ctx, &bridge.Delivery{Room: string(rid), Event: &bridge.Leave{Header: header(dave), Reason: "bye"}})
 	})
 	waitEvent(t, alice, "the ghost leaving", isMember(event.MembershipLeave))
+}
+
+// A person writing from two accounts has one ghost, named after them
+// and their home network.
+func TestOnePersonOneGhost(t *testing.T) {
+	s := newServer(t)
+	alice := s.Client(t, "alice")
+	rid, a, _ := roomWithBot(t, s, alice)
+	fromIRC := bridge.Sender{Network: "libera", ID: "dora", Name: "Dora M", Person: "dora", Home: "elsewhere"}
+	fromXMPP := bridge.Sender{Network: "jabber", ID: "dora@example.org", Name: "Dora M", Person: "dora", Home: "elsewhere"}
+	var ghosts []id.UserID
+	for _, sd := range []bridge.Sender{fromIRC, fromXMPP} {
+		text := "from " + sd.Network
+		deliver(t, func(ctx context.Context) (string, error) {
+			return a.Send(ctx, &bridge.Delivery{Room: string(rid), Event: &bridge.Message{Header: header(sd), Text: text}})
+		})
+		ghosts = append(ghosts, waitEvent(t, alice, text, bodyIs(rid, text)).Sender)
+	}
+	if ghosts[0] != ghosts[1] || !strings.HasPrefix(string(ghosts[0]), "@sb_elsewhere_person=2fdora:") {
+		t.Errorf("ghosts %v, want one for the person", ghosts)
+	}
+	if name := alice.DisplayName(ghosts[0]); name != "Dora M (elsewhere)" {
+		t.Errorf("ghost display name %q", name)
+	}
 }

@@ -221,3 +221,20 @@ func ghostPrefix(t string) string {
 	prefix, _, _ := strings.Cut(t, "{")
 	return prefix
 }
+
+// checkAccount: a person's Matrix account is a user id; the appservice
+// can double-puppet only the users of its own homeserver, and a personal
+// token makes double_puppet pointless.
+func checkAccount(p *config.Problems, a config.Account, n *config.Network) {
+	local, server, ok := strings.Cut(strings.TrimPrefix(a.ID, "@"), ":")
+	if !strings.HasPrefix(a.ID, "@") || !ok || local == "" || checkMatrixServerName(server) != nil {
+		p.Add("", "want a Matrix user id @name:server, got %q", a.ID)
+		return
+	}
+	if a.Token != "" && a.DoublePuppet {
+		p.Add("double_puppet", "either a token or double_puppet, not both")
+	}
+	if c, _ := n.Section.(*Config); a.DoublePuppet && c != nil && c.Domain != "" && server != c.Domain {
+		p.Add("double_puppet", "only users of %s can be double-puppeted through the appservice; give a token for %s", c.Domain, a.ID)
+	}
+}

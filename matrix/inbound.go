@@ -203,7 +203,8 @@ func (a *Adapter) header(ctx context.Context, evt *event.Event, room string, sen
 	return bridge.Header{
 		ID:     bridge.NewEventID(),
 		Origin: bridge.Origin{Network: a.name, Room: room, RemoteID: string(evt.ID)},
-		Sender: bridge.Sender{Network: a.name, ID: string(sender), Name: a.displayName(ctx, evt.RoomID, sender)},
+		// The homeserver vouches for the sender of what it pushes.
+		Sender: bridge.Sender{Network: a.name, ID: string(sender), Name: a.displayName(ctx, evt.RoomID, sender), Authenticated: true},
 		Time:   t,
 	}
 }

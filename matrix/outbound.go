@@ -163,6 +163,8 @@ func (a *Adapter) intentFor(ctx context.Context, s bridge.Sender, relay bool) (*
 		bot := a.as.BotIntent()
 		return bot, bot.EnsureRegistered(ctx)
 	}
+	account := s
+	s = s.Puppet() // one ghost per person, whichever account they wrote from
 	local := a.ghosts.localpart(s)
 	intent := a.as.Intent(id.NewUserID(local, a.cfg.Domain))
 	if intent == nil {
@@ -175,7 +177,9 @@ func (a *Adapter) intentFor(ctx context.Context, s bridge.Sender, relay bool) (*
 	if err := a.nameGhost(ctx, intent, local, s); err != nil {
 		return nil, err
 	}
-	a.syncAvatar(ctx, intent, local, s)
+	// Avatars are known by account: a person's ghost shows the picture
+	// of the account they last wrote from that has one.
+	a.syncAvatar(ctx, intent, local, account)
 	return intent, nil
 }
 
@@ -586,7 +590,7 @@ func (a *Adapter) SendMembership(ctx context.Context, d *bridge.Delivery) error 
 		}
 		return a.joined(ctx, intent, rid)
 	case *bridge.Leave:
-		u := id.NewUserID(a.ghosts.localpart(h.Sender), a.cfg.Domain)
+		u := id.NewUserID(a.ghosts.localpart(h.Sender.Puppet()), a.cfg.Domain)
 		if !a.as.StateStore.IsInRoom(ctx, rid, u) {
 			return nil
 		}

@@ -21,6 +21,8 @@ func TestGhostLocalpartRoundTrip(t *testing.T) {
 		{Network: "devices", ID: "ünïcode = 😀"},
 		{Network: "a", ID: "_x"},
 		{Network: "a_", ID: "x"},
+		// A person's puppet identity (bridge.Sender.Puppet).
+		{Network: "libera", ID: "person/alice"},
 	} {
 		local := g.localpart(s)
 		if err := CheckLocalpart(local); err != nil {

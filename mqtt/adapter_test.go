@@ -247,7 +247,7 @@ func TestInbound(t *testing.T) {
 
 	testenv.MQTTPublish(t, dev, room+"/in/dev1", 1, false, "hello from dev1")
 	m := in.next(t)
-	want := bridge.Sender{Network: "mq", ID: "dev1", Name: "dev1"}
+	want := bridge.Sender{Network: "mq", ID: "dev1", Name: "dev1", Authenticated: true}
 	if m.Sender != want || m.Text != "hello from dev1" {
 		t.Errorf("got sender %+v text %q", m.Sender, m.Text)
 	}
@@ -261,7 +261,7 @@ func TestInbound(t *testing.T) {
 	testenv.MQTTPublish(t, dev, room+"/in/sensor-7", 1, false,
 		`{"text":"door open","name":"Front Door","reply_to":"0190-event","id":"42"}`)
 	m = in.next(t)
-	want = bridge.Sender{Network: "mq", ID: "sensor-7", Name: "Front Door"}
+	want = bridge.Sender{Network: "mq", ID: "sensor-7", Name: "Front Door", Authenticated: true}
 	if m.Sender != want || m.Text != "door open" || m.ReplyTo != (bridge.Ref{Event: "0190-event"}) {
 		t.Errorf("got sender %+v text %q reply %+v", m.Sender, m.Text, m.ReplyTo)
 	}

@@ -43,6 +43,8 @@ func init() {
 			Rooms:   "WebRTC rooms are plain names (letters, digits, . _ -, at most 64 bytes).",
 			// It owns the HTTP paths of the signaling and the chat page.
 			Single: "it serves the HTTP paths /webrtc/ and /",
+			// A person's token shows them on the page as themselves.
+			Accounts: &config.AccountRules{Credentials: []string{"token"}, Check: checkAccount},
 		},
 		New: func(name string, n *config.Network, log *slog.Logger) (adapters.Adapter, error) {
 			c, _ := n.Section.(*Config)

@@ -165,3 +165,10 @@ func CheckRoom(room string) error {
 func linkQuotable(s string) bool {
 	return !strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f || r == '"' || r == '\\' })
 }
+
+// checkAccount: a person's web page id is a peer id.
+func checkAccount(p *config.Problems, a config.Account, _ *config.Network) {
+	if err := checkID(a.ID); err != nil {
+		p.Add("", "invalid web page id %q: %v", a.ID, err)
+	}
+}

@@ -48,10 +48,13 @@ type Event struct {
 	TS          string              `json:"ts,omitempty"`
 }
 
-// Sender is the sender of an Event as its own network knows them.
+// Sender is the sender of an Event as its own network knows them. For
+// one of the configured people, Person is their id, the same whichever
+// of their accounts (ID) they wrote from, and Name their configured name.
 type Sender struct {
-	ID   string `json:"id"`
-	Name string `json:"name,omitempty"`
+	ID     string `json:"id"`
+	Name   string `json:"name,omitempty"`
+	Person string `json:"person,omitempty"`
 }
 
 const tsLayout = "2006-01-02T15:04:05.000Z07:00"
@@ -66,7 +69,7 @@ func Encode(ev bridge.Event) ([]byte, error) {
 		Room:    h.Origin.Room,
 		// Dashboards and the web chat put the name into text: it comes
 		// as text shows it (bridge.ShownName), the id stays exact.
-		Sender: Sender{ID: h.Sender.ID, Name: h.Sender.Shown(nil)},
+		Sender: Sender{ID: h.Sender.ID, Name: h.Sender.Shown(nil), Person: h.Sender.Person},
 		Via:    Via,
 	}
 	if !h.Time.IsZero() {

@@ -52,11 +52,12 @@ var example string
 func init() {
 	adapters.Register(adapters.Type{
 		NetworkType: config.NetworkType{
-			Name:    "xmpp",
-			Config:  func() config.Section { return new(Config) },
-			Example: example,
-			Rooms:   "XMPP rooms are MUC JIDs (room@conference.example.org, no /nick).",
-			Kicks:   true,
+			Name:     "xmpp",
+			Config:   func() config.Section { return new(Config) },
+			Example:  example,
+			Rooms:    "XMPP rooms are MUC JIDs (room@conference.example.org, no /nick).",
+			Kicks:    true,
+			Accounts: &config.AccountRules{Credentials: []string{"password"}, Key: accountKey, Check: checkAccount},
 		},
 		New: New,
 	})

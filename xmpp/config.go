@@ -169,3 +169,25 @@ func checkMUCNick(nick string) error {
 	}
 	return nil
 }
+
+// accountKey is a person's account as the adapter gives a sender's real
+// JID: bare, and normalized as jid.Parse does (case-folded localpart and
+// domain).
+func accountKey(id string) string {
+	j, err := jid.Parse(id)
+	if err != nil {
+		return id
+	}
+	return j.Bare().String()
+}
+
+// checkAccount: a person's XMPP account is a bare JID with a localpart.
+func checkAccount(p *config.Problems, a config.Account, _ *config.Network) {
+	j, err := jid.Parse(a.ID)
+	switch {
+	case err != nil:
+		p.Add("", "%q is not a JID: %v", a.ID, err)
+	case j.Localpart() == "" || j.Resourcepart() != "":
+		p.Add("", "want a bare JID user@domain, got %q", a.ID)
+	}
+}

@@ -456,7 +456,9 @@ func (a *Adapter) occupantSender(r *room, o *occupant) bridge.Sender {
 	if id == "" {
 		id = r.occupantJID(o.nick).String()
 	}
-	return bridge.Sender{Network: a.name, ID: id, Name: o.nick}
+	// A real JID comes from the room's service, an occupant JID is a
+	// nick anyone may take.
+	return bridge.Sender{Network: a.name, ID: id, Name: o.nick, Authenticated: o.jid != ""}
 }
 
 func (a *Adapter) roomHeader(r *room, s bridge.Sender, remoteID string) bridge.Header {
@@ -718,7 +720,9 @@ func (a *Adapter) onDirect(c *session, r *room, st *stanza) {
 	if name == "" {
 		name = from
 	}
-	sender := bridge.Sender{Network: a.name, ID: from, Name: bridge.CleanText(name)}
+	// The server stamps a direct message's from; through a room it is
+	// an occupant JID, a nick.
+	sender := bridge.Sender{Network: a.name, ID: from, Name: bridge.CleanText(name), Authenticated: r == nil}
 	h := a.directHeader(st, sender, bridge.Sender{Network: network, ID: id})
 	var ev bridge.Event
 	switch {

@@ -227,6 +227,7 @@ func senderKey(s bridge.Sender) string { return s.Network + "\x00" + s.ID }
 // puppetFor returns the sender's puppet, making one while there is room;
 // nil when puppets.max are active.
 func (a *Adapter) puppetFor(s bridge.Sender) (*puppet, error) {
+	s = s.Puppet() // one per person, whichever account they wrote from
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	key := senderKey(s)
@@ -262,7 +263,7 @@ func (a *Adapter) puppetFor(s bridge.Sender) (*puppet, error) {
 func (a *Adapter) existingPuppet(s bridge.Sender) *puppet {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	p := a.puppets[senderKey(s)]
+	p := a.puppets[senderKey(s.Puppet())]
 	if p != nil {
 		p.last = time.Now()
 	}

@@ -192,7 +192,7 @@ func TestConfigurationReferenceCoversTheExample(t *testing.T) {
 
 // freeKeys are the maps whose keys are names the user picks (a link, a
 // room): the reference writes them as a placeholder.
-var freeKeys = map[string]string{"links": "<link>", "link_options": "<link>", "tokens": "<room>"}
+var freeKeys = map[string]string{"links": "<link>", "link_options": "<link>", "tokens": "<room>", "people": "<person>", "accounts": "<network>"}
 
 // keyPaths are the dotted key paths of key and everything under it:
 // lists of maps as key[].sub, a user-named key as its placeholder.

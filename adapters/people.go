@@ -1,0 +1,91 @@
+package adapters
+
+import (
+	"fmt"
+	"log/slog"
+	"strings"
+
+	"github.com/switchboard-chat/switchboard/config"
+)
+
+// Personal connections: the contract between the service, the router
+// and an adapter that can speak as a person through their own account
+// (an IRC connection logged in to their account, an XMPP session of
+// theirs, their Matrix user through the appservice).
+//
+//   - The service hands the adapter of each network the accounts of
+//     people on that network that carry credentials (PersonalAccounts),
+//     through UsePeople, before Start, and again with the whole new list
+//     after a reload: the adapter brings connections up for accounts that
+//     are new or changed and down for those gone.
+//   - The router marks every event of a person with Sender.Person (and
+//     Home), whichever of their accounts it came from, when the adapter
+//     that read it vouched for the account (Sender.Authenticated).
+//   - On delivery, an adapter that holds a personal connection for
+//     Delivery.Event.Head().Sender.Person that is up sends through it,
+//     and no puppet of theirs joins. Otherwise it sends as it does for
+//     anyone, through the puppet of Sender.Puppet(): one puppet per
+//     person, named after them.
+//   - What a personal connection sends is the adapter's own echo, never
+//     bridged back; what the person sends from another client of the same
+//     account is read as from them, once.
+//
+// Secrets stay inside: PersonalAccount prints and logs without them.
+
+// PersonalAccount is a person's account on one network, with the
+// credentials to speak as them there.
+type PersonalAccount struct {
+	Person string // the person's id, as Sender.Person carries it
+	Name   string // their display name
+	ID     string // their account on the network: IRC account, JID, MXID, ...
+	// Credentials, as the network type allows them (config.AccountRules).
+	Password     string // IRC SASL PLAIN, XMPP
+	Token        string // Matrix personal access token; the web page's personal token
+	DoublePuppet bool   // Matrix: speak as them through the appservice
+}
+
+// PeopleUser is implemented by adapters that hold personal connections.
+// UsePeople replaces the whole list; it is called before Start and may
+// be called again while the adapter runs.
+type PeopleUser interface {
+	UsePeople(accounts []PersonalAccount)
+}
+
+// String shows the account without its secrets.
+func (a PersonalAccount) String() string {
+	var creds []string
+	if a.Password != "" {
+		creds = append(creds, "password")
+	}
+	if a.Token != "" {
+		creds = append(creds, "token")
+	}
+	if a.DoublePuppet {
+		creds = append(creds, "double_puppet")
+	}
+	return fmt.Sprintf("%s (%s) as %s with %s", a.Person, a.Name, a.ID, strings.Join(creds, ", "))
+}
+
+// LogValue logs the account without its secrets.
+func (a PersonalAccount) LogValue() slog.Value { return slog.StringValue(a.String()) }
+
+// PersonalAccounts lists, for each network, the accounts of people there
+// that carry credentials, sorted by person: what the service hands each
+// PeopleUser adapter. Identity-only accounts are not in it.
+func PersonalAccounts(c *config.Config) map[string][]PersonalAccount {
+	out := map[string][]PersonalAccount{}
+	people, _ := c.PeopleMapping() // sorted by id
+	for _, p := range people {
+		for network := range p.Accounts {
+			a := c.People[p.ID].Accounts[network]
+			if len(a.Credentials()) == 0 {
+				continue
+			}
+			out[network] = append(out[network], PersonalAccount{
+				Person: p.ID, Name: p.Name, ID: a.ID,
+				Password: a.Password, Token: a.Token, DoublePuppet: a.DoublePuppet,
+			})
+		}
+	}
+	return out
+}

@@ -1,0 +1,91 @@
+package bridge
+
+import "strings"
+
+// Person is what the router needs to know of one of the configured
+// people (the config's people section; mapping.People holds them).
+type Person struct {
+	ID   string // the stable id, the key in the config
+	Name string // the configured display name
+	Home string // the home network
+}
+
+// People tells the router whose accounts are whose. mapping.People
+// implements it; it must be safe for concurrent use.
+type People interface {
+	// PersonOf returns the person whose account on network is id, by the
+	// rules of the network's type (IRC accounts ignore case).
+	PersonOf(network, id string) (Person, bool)
+	// Account returns the person's account id on network.
+	Account(person, network string) (string, bool)
+}
+
+// PersonPrefix starts the id of a person's puppet identity: see
+// Sender.Puppet. No sender id an adapter gives has this form: IRC nicks
+// and accounts, MQTT device ids and WebRTC peer ids hold no "/", Matrix
+// ids start with "@", XMPP ids are JIDs with a localpart.
+const PersonPrefix = "person/"
+
+// Puppet is who s appears as where a puppet speaks for them: s itself,
+// or for a person one identity whichever of their accounts they wrote
+// from, so that alice writing from IRC and from XMPP has one puppet on
+// Matrix, not two. That identity is their home network and
+// "person/<id>", with their configured name: a template's {network}
+// shows their home, {name} their name. Adapters key and name puppets by
+// it (and a Matrix ghost parses back to it: the router turns a direct
+// message to it into one to the person's home account).
+func (s Sender) Puppet() Sender {
+	if s.Person == "" {
+		return s
+	}
+	return Sender{Network: s.Home, ID: PersonPrefix + s.Person, Name: s.Name, Person: s.Person, Home: s.Home}
+}
+
+// identify sets who ev's sender is among the people: Person and Home,
+// and their configured name, when the adapter vouches for the sender's
+// id (Authenticated) and it is one of a person's accounts; it clears
+// Person and Home otherwise, so that nothing else can claim them. It
+// reports false for an event to drop: a person's rename (their name is
+// the config's, whatever nick or display name an account of theirs
+// takes).
+func (r *Router) identify(ev Event) bool {
+	h := ev.Head()
+	s := &h.Sender
+	s.Person, s.Home = "", ""
+	if r.People == nil || !s.Authenticated || s.ID == "" {
+		return true
+	}
+	p, ok := r.People.PersonOf(s.Network, s.ID)
+	if !ok {
+		return true
+	}
+	s.Person, s.Home = p.ID, p.Home
+	if p.Name != "" {
+		s.Name = p.Name
+	}
+	if _, ok := ev.(*Rename); ok {
+		r.log.Debug("a person's rename dropped", "person", p.ID, "network", s.Network)
+		return false
+	}
+	return true
+}
+
+// personTo turns a direct event to a person's puppet identity (To.ID
+// "person/<id>", as a Matrix ghost parses back) into one to the person's
+// account on To.Network, their home; it reports false when there is no
+// such account, and the event is dropped.
+func (r *Router) personTo(to *Sender) bool {
+	person, ok := strings.CutPrefix(to.ID, PersonPrefix)
+	if !ok {
+		return true
+	}
+	if r.People == nil {
+		return false
+	}
+	acc, ok := r.People.Account(person, to.Network)
+	if !ok {
+		return false
+	}
+	to.ID, to.Person = acc, person
+	return true
+}

@@ -1,0 +1,248 @@
+package config
+
+import (
+	"fmt"
+	"reflect"
+	"regexp"
+	"slices"
+	"strings"
+	"unicode"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/switchboard-chat/switchboard/mapping"
+)
+
+// Person is one human with accounts on several networks (the people
+// section): they appear as one sender, with this name, whichever account
+// they write from.
+type Person struct {
+	// Name is their display name on every network; default the id.
+	Name string `yaml:"name"`
+	// Avatar is the http(s) URL of their picture.
+	Avatar string `yaml:"avatar,omitempty"`
+	// Home is the network they are told of failures on, and the one
+	// their puppet elsewhere says they are from: the network of one of
+	// their accounts; default that of their only account.
+	Home string `yaml:"home"`
+	// Accounts maps a network name to their account there.
+	Accounts map[string]Account `yaml:"accounts"`
+}
+
+// Account is a person's account on one network: written as a plain
+// string (the id alone, identity only) or as a mapping with the id and
+// credentials with which Switchboard can speak as them. Which
+// credentials a network's accounts may carry is the network type's word
+// (NetworkType.Accounts).
+type Account struct {
+	// ID is who they are on the network, as it authenticates them: an
+	// IRC account, a bare JID, a Matrix user id, an MQTT device id, a
+	// web page id.
+	ID string `yaml:"id"`
+	// Password: IRC SASL PLAIN, XMPP.
+	Password string `yaml:"password,omitempty" secret:"true"`
+	// Token: the web page's personal token, or a Matrix personal access
+	// token.
+	Token string `yaml:"token,omitempty" secret:"true"`
+	// DoublePuppet: Matrix, speak as them through the appservice.
+	DoublePuppet bool `yaml:"double_puppet,omitempty"`
+}
+
+// Credentials lists the credential keys the account has set, in the
+// order of its fields.
+func (a Account) Credentials() []string {
+	var keys []string
+	v := reflect.ValueOf(a)
+	byIndex := make([]string, v.NumField())
+	for key, i := range fieldsOf(v.Type()) {
+		byIndex[i] = key
+	}
+	for i, key := range byIndex {
+		if key != "" && key != "id" && !v.Field(i).IsZero() {
+			keys = append(keys, key)
+		}
+	}
+	return keys
+}
+
+// decodeYAML takes a plain string as the id alone, a mapping as the
+// account's keys.
+func (a *Account) decodeYAML(d *decoder, n *yaml.Node, path string) {
+	*a = Account{}
+	n = resolveAlias(n)
+	switch {
+	case isNull(n):
+	case n.Kind == yaml.ScalarNode:
+		d.scalar(n, reflect.ValueOf(&a.ID).Elem(), path)
+	default:
+		d.decodeStruct(n, reflect.ValueOf(a).Elem(), path, nil)
+	}
+}
+
+// accountKeys is Account without its methods, for MarshalYAML.
+type accountKeys Account
+
+// MarshalYAML writes an account without credentials as its id alone, as
+// it is usually written.
+func (a Account) MarshalYAML() (any, error) {
+	if len(a.Credentials()) == 0 {
+		return a.ID, nil
+	}
+	return accountKeys(a), nil
+}
+
+// AccountRules is what a network type says about people's accounts on
+// its networks (NetworkType.Accounts).
+type AccountRules struct {
+	// Credentials lists the keys besides id that an account may carry
+	// ("password", "token", "double_puppet"); none: identity only.
+	Credentials []string
+	// Key, when set, maps an id to the form in which two ids of the same
+	// account are equal (IRC accounts ignore case); nil compares ids
+	// exactly. Two people may not claim one account.
+	Key func(id string) string
+	// Check, when set, reports what else is wrong with an account on
+	// network n; keys are relative to the account ("" for the account
+	// itself or its id, "token").
+	Check func(p *Problems, a Account, n *Network)
+}
+
+// personIDRE: a person's id is in puppet names, paths and the API's
+// URLs; dots or slashes would make them ambiguous.
+var personIDRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+
+func (c *Config) applyPeopleDefaults() {
+	for id, p := range c.People {
+		if p == nil {
+			continue
+		}
+		SetDefault(&p.Name, id)
+		if p.Home == "" && len(p.Accounts) == 1 {
+			for network := range p.Accounts {
+				p.Home = network
+			}
+		}
+	}
+}
+
+func (c *Config) validatePeople(errs *errorList) {
+	type claim struct{ person, id string }
+	claimed := map[[2]string]claim{} // network, key: the first person who claimed it
+	for _, id := range sortedKeys(c.People) {
+		path := join("people", id)
+		if !personIDRE.MatchString(id) {
+			errs.add(path, "invalid person id %q (want letters, digits, _ and -, at most 64)", id)
+		}
+		p := c.People[id]
+		if p == nil || len(p.Accounts) == 0 {
+			errs.add(join(path, "accounts"), "required: at least one network: account")
+			continue
+		}
+		if err := checkLine(p.Name); err != nil {
+			errs.add(join(path, "name"), "%v", err)
+		}
+		if p.Avatar != "" {
+			if err := CheckHTTPURL(p.Avatar, "https://example.org/alice.png"); err != nil {
+				errs.add(join(path, "avatar"), "%v", err)
+			}
+		}
+		networks := sortedKeys(p.Accounts)
+		switch _, ok := p.Accounts[p.Home]; {
+		case p.Home == "":
+			errs.add(join(path, "home"), "required: the network of one of their accounts (%s)", strings.Join(networks, ", "))
+		case !ok:
+			errs.add(join(path, "home"), "%s has no account on %q (want one of %s)", id, p.Home, strings.Join(networks, ", "))
+		}
+		for _, network := range networks {
+			apath := join(join(path, "accounts"), network)
+			a := p.Accounts[network]
+			n, ok := c.Networks[network]
+			if !ok {
+				errs.add(apath, "no network %q", network)
+				continue
+			}
+			if err := checkAccountID(a.ID); err != nil {
+				errs.add(apath, "%v", err)
+				continue
+			}
+			var rules AccountRules
+			if n != nil {
+				if t, ok := lookupType(n.Type); ok && t.Accounts != nil {
+					rules = *t.Accounts
+				}
+				for _, k := range a.Credentials() {
+					if slices.Contains(rules.Credentials, k) {
+						continue
+					}
+					if len(rules.Credentials) == 0 {
+						errs.add(join(apath, k), "%s accounts take no credentials (identity only)", n.Type)
+					} else {
+						errs.add(join(apath, k), "%s accounts take %s only", n.Type, strings.Join(rules.Credentials, ", "))
+					}
+				}
+				if rules.Check != nil {
+					rules.Check(&Problems{errs: errs, path: apath}, a, n)
+				}
+			}
+			key := a.ID
+			if rules.Key != nil {
+				key = rules.Key(key)
+			}
+			if first, dup := claimed[[2]string{network, key}]; dup {
+				as := ""
+				if first.id != a.ID {
+					as = fmt.Sprintf(" (as %q)", first.id)
+				}
+				errs.add(apath, "%q is already an account of %s%s", a.ID, first.person, as)
+				continue
+			}
+			claimed[[2]string{network, key}] = claim{id, a.ID}
+		}
+	}
+}
+
+// checkAccountID refuses what no network's account id looks like.
+func checkAccountID(id string) error {
+	switch {
+	case strings.TrimSpace(id) == "":
+		return fmt.Errorf("empty account id")
+	case strings.IndexFunc(id, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0:
+		return fmt.Errorf("account id %q contains a space or control character", id)
+	}
+	return nil
+}
+
+// checkLine refuses a name that would break a line of text.
+func checkLine(s string) error {
+	if strings.IndexFunc(s, unicode.IsControl) >= 0 {
+		return fmt.Errorf("contains a line break or control character")
+	}
+	return nil
+}
+
+// PeopleMapping returns the people for mapping.NewPeople, with the account key
+// of each network whose type has one.
+func (c *Config) PeopleMapping() ([]mapping.Person, map[string]mapping.AccountKey) {
+	people := make([]mapping.Person, 0, len(c.People))
+	for _, id := range sortedKeys(c.People) {
+		p := c.People[id]
+		if p == nil {
+			continue
+		}
+		mp := mapping.Person{ID: id, Name: p.Name, Avatar: p.Avatar, Home: p.Home, Accounts: make(map[string]string, len(p.Accounts))}
+		for network, a := range p.Accounts {
+			mp.Accounts[network] = a.ID
+		}
+		people = append(people, mp)
+	}
+	keys := map[string]mapping.AccountKey{}
+	for name, n := range c.Networks {
+		if n == nil {
+			continue
+		}
+		if t, ok := lookupType(n.Type); ok && t.Accounts != nil && t.Accounts.Key != nil {
+			keys[name] = t.Accounts.Key
+		}
+	}
+	return people, keys
+}
