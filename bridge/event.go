@@ -61,6 +61,13 @@ type Sender struct {
 	// Mask is what admin rules match besides ID where the network has
 	// more: an IRC sender's nick!user@host.
 	Mask string `json:"mask,omitempty"`
+	// Person is the configured person (people section) the sender is,
+	// as the network authenticated them; "" for everyone else. Adapters
+	// set it only from an authenticated account (on IRC a verified
+	// account tag, never a nick), and the core's people mapping fills it
+	// for the rest; an adapter speaks as the person from their own
+	// account where it holds one.
+	Person string `json:"person,omitempty"`
 }
 
 // Header is what every event carries.
