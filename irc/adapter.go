@@ -115,8 +115,8 @@ type Adapter struct {
 	pausedUntil time.Time
 	people      map[string]*personal // by person
 	accounts    map[string]string    // folded personal account -> person
-	cm          atomic.Uint32 // info.cm, readable without a.mu
-	ready       atomic.Bool   // registered and rejoined
+	cm          atomic.Uint32        // info.cm, readable without a.mu
+	ready       atomic.Bool          // registered and rejoined
 }
 
 // serverInfo is what the bot learned from ISUPPORT.

@@ -40,15 +40,15 @@ const (
 
 // connConfig describes one IRC connection: the bot's or a puppet's.
 type connConfig struct {
-	label        string // for logs
-	server       string
-	useTLS       bool
-	skipVerify   bool
-	nick         string
-	user         string
-	realname     string
-	password     string
-	sasl         *SASL
+	label      string // for logs
+	server     string
+	useTLS     bool
+	skipVerify bool
+	nick       string
+	user       string
+	realname   string
+	password   string
+	sasl       *SASL
 	// saslRequired refuses to register without a SASL login (a person's
 	// own connection must never speak under their nick unauthenticated).
 	saslRequired bool
@@ -136,7 +136,7 @@ type conn struct {
 	hooked      bool
 	quitting    bool
 	saslFailure string // the server's last SASL refusal (904/905)
-	single      bool // no reconnect loop: finished once disconnected
+	single      bool   // no reconnect loop: finished once disconnected
 }
 
 func newConn(cfg connConfig) *conn {
