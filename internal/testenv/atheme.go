@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -169,22 +170,66 @@ func (s *Services) stop() {
 }
 
 // RegisterAccount registers an account named nick with password through
-// NickServ, as a client using that nick would, and quits.
+// NickServ, as a client using that nick would, and quits. The password is
+// one word: NickServ reads what follows a space as the e-mail address.
 func (s *Services) RegisterAccount(t testing.TB, nick, password string) {
 	t.Helper()
-	c := s.IRC.ClientWith(t, IRCClientConfig{Nick: nick})
+	if err := s.register(t, nick, password); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// RegisterAccounts registers many accounts (nick to password), a few at
+// a time.
+func (s *Services) RegisterAccounts(t testing.TB, accounts map[string]string) {
+	t.Helper()
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 8)
+	errs := make(chan error, len(accounts))
+	for nick, password := range accounts {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			errs <- s.register(t, nick, password)
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func (s *Services) register(t testing.TB, nick, password string) error {
+	if strings.ContainsAny(password, " \r\n") {
+		return fmt.Errorf("register %s: a NickServ password has no space or line break", nick)
+	}
+	c, err := s.IRC.connectClient(t, IRCClientConfig{Nick: nick})
+	if err != nil {
+		return err
+	}
 	defer c.Quit()
 	if got := c.Nick(); got != nick {
-		t.Fatalf("register %s: connected as %s", nick, got)
+		return fmt.Errorf("register %s: connected as %s", nick, got)
 	}
 	// NickServ refuses addresses it thinks invalid, such as a@b.c.
-	c.Say("NickServ", "REGISTER "+password+" "+nick+"@example.com")
-	l := c.WaitMessage(30*time.Second, func(l IRCLine) bool {
+	if err := c.Conn.Send("PRIVMSG", "NickServ", "REGISTER "+password+" "+nick+"@example.com"); err != nil {
+		return fmt.Errorf("register %s: %w", nick, err)
+	}
+	l, err := c.Wait(30*time.Second, func(l IRCLine) bool {
 		return strings.EqualFold(l.Nick(), "NickServ") && l.Command == "NOTICE"
 	})
-	if !strings.Contains(l.Text(), "registered") || strings.Contains(l.Text(), "already") {
-		t.Fatalf("register %s: NickServ said %q", nick, l.Text())
+	if err != nil {
+		return fmt.Errorf("register %s: NickServ did not answer: %w", nick, err)
 	}
+	if !strings.Contains(l.Text(), "registered") || strings.Contains(l.Text(), "already") {
+		return fmt.Errorf("register %s: NickServ said %q", nick, l.Text())
+	}
+	return nil
 }
 
 // Login connects a client that logs in to account with SASL PLAIN, under
