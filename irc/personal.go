@@ -181,19 +181,21 @@ func (a *Adapter) runPersonal(p *personal) {
 		if p.ctx.Err() != nil {
 			return
 		}
-		if why := k.saslRefused(); why != "" || errors.Is(err, ircevent.SASLFailed) {
-			if why == "" {
-				why = "the server offers no SASL"
-			}
-			a.mu.Lock()
-			first := !strings.HasPrefix(p.state, "failed: ")
-			p.state = "failed: SASL login as " + p.acct.ID + " refused: " + why
-			a.mu.Unlock()
-			if first {
-				a.log.Error("personal connection: login refused; their messages go out through their puppet", "person", p.acct.Person, "account", p.acct.ID, "reply", why)
-			}
+		if why := k.saslRefused(); why != "" {
+			// Wrong credentials stay wrong until someone changes them.
+			a.personalFailed(p, "SASL login as "+p.acct.ID+" refused: "+why)
 			k.closeSocket()
 			if !authBo.Wait(p.ctx, nil) {
+				return
+			}
+			continue
+		}
+		if errors.Is(err, ircevent.SASLFailed) {
+			// InspIRCd offers SASL only while its services are linked:
+			// they may be back soon, so the usual backoff.
+			a.personalFailed(p, "the server offers no SASL (are its services down?)")
+			k.closeSocket()
+			if !bo.Wait(p.ctx, nil) {
 				return
 			}
 			continue
@@ -202,6 +204,18 @@ func (a *Adapter) runPersonal(p *personal) {
 		if !bo.Wait(p.ctx, nil) {
 			return
 		}
+	}
+}
+
+// personalFailed marks p failed with the reason, logged once until it
+// changes: the person's messages go out through their puppet meanwhile.
+func (a *Adapter) personalFailed(p *personal, why string) {
+	a.mu.Lock()
+	changed := p.state != "failed: "+why
+	p.state = "failed: " + why
+	a.mu.Unlock()
+	if changed {
+		a.log.Error("personal connection cannot log in; their messages go out through their puppet", "person", p.acct.Person, "account", p.acct.ID, "why", why)
 	}
 }
 

@@ -81,8 +81,11 @@ func TestPersonalConnectionSpeaksAsAccount(t *testing.T) {
 	s.RegisterAccount(t, "alice", "alice-pw")
 	bob := s.IRC.Client(t, "bob")
 	bob.Join("#lobby")
-	a := startAdapter(t, netConfig(s.IRC, "puppet"), alicePeople("alice-pw"), "#lobby")
+	a := startAdapter(t, netConfig(s.IRC, "puppet"), nil, "#lobby")
 
+	// Sent as soon as she is known: the message waits for her
+	// connection rather than going out through a puppet.
+	alicePeople("alice-pw")(a.Adapter)
 	a.send(t, personMessage("hello from matrix"), "#lobby")
 	l := bob.WaitText(waitFor, "#lobby", "alice", "hello from matrix")
 	if ok, acc := l.GetTag("account"); !ok || acc != "alice" {
@@ -191,7 +194,7 @@ func TestPersonalWrongPassword(t *testing.T) {
 	if n := logs.count(`msg="SASL authentication failed; disconnecting"`); n != 1 {
 		t.Errorf("%d SASL attempts, want 1", n)
 	}
-	if n := logs.count("login refused"); n != 1 {
+	if n := logs.count("cannot log in"); n != 1 {
 		t.Errorf("%d log lines about the refused login, want 1", n)
 	}
 	if strings.Contains(logs.buf.String(), "wrong") {
@@ -242,5 +245,45 @@ func TestPersonalNickSpoofed(t *testing.T) {
 	l := bob.WaitText(waitFor, "#lobby", "", "the real alice")
 	if strings.EqualFold(l.Nick(), "alice") {
 		t.Errorf("alice's message went out as nick alice, which is not hers now: %s", l.Raw)
+	}
+}
+
+// TestPersonalWaitsThenPuppet: while a person's connection is still
+// logging in, their message waits for it up to personalWait, then goes
+// out through their puppet.
+func TestPersonalWaitsThenPuppet(t *testing.T) {
+	old := personalWait
+	personalWait = 700 * time.Millisecond
+	t.Cleanup(func() { personalWait = old })
+	srv := newFakeServer(t, false)
+	srv.offerSASL, srv.saslUser, srv.saslPass = true, "botacct", "hunter2"
+	srv.hangSASL = "alice"
+	srv.start()
+	n := fakeNetwork(srv.ln.Addr().String(), false, false)
+	n.Mode = "puppet"
+	a, rec, _ := startFake(t, n)
+	rec.until(t, "online", func() bool { return rec.onlineCount() > 0 })
+	a.UsePeople([]PersonalAccount{{Person: "alice", ID: "alice", Password: "alice-s3cret"}})
+
+	start := time.Now()
+	if _, err := a.Send(t.Context(), delivery(personMessage("waited"), "#lobby")); err != nil {
+		t.Fatalf("send: %v", err)
+	}
+	if d := time.Since(start); d < personalWait || d > personalWait+5*time.Second {
+		t.Errorf("sent after %v, want after waiting %v for her connection", d, personalWait)
+	}
+	// Written is all the confirmation this server gives: the server
+	// reads the line a moment later.
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(strings.Join(srv.received(), "\n"), "PRIVMSG #lobby waited"); {
+		if time.Now().After(deadline) {
+			t.Fatalf("the server did not get the message:\n%s", strings.Join(srv.received(), "\n"))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := a.puppetCount(); n != 1 {
+		t.Errorf("%d puppets, want alice's", n)
+	}
+	if st := a.PersonalStatus()["alice"]; st != personalConnecting {
+		t.Errorf("status %q, want %s", st, personalConnecting)
 	}
 }
