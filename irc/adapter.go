@@ -369,6 +369,7 @@ func (a *Adapter) botUp(k *conn) {
 		rooms[info.cm.fold(r.name)] = r
 	}
 	a.rooms = rooms
+	a.indexAccountsLocked()
 	stopped := a.stopped
 	if !stopped {
 		a.wg.Add(1)

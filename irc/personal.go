@@ -104,6 +104,12 @@ func (a *Adapter) UsePeople(accts []PersonalAccount) {
 			a.startPersonalLocked(p)
 		}
 	}
+	a.indexAccountsLocked()
+}
+
+// indexAccountsLocked maps the folded personal accounts to their people,
+// again whenever the casemapping may have changed; a.mu must be held.
+func (a *Adapter) indexAccountsLocked() {
 	a.accounts = map[string]string{}
 	for person, p := range a.people {
 		if p.acct.ID != "" {
