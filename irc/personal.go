@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/ergochat/irc-go/ircevent"
-	"github.com/ergochat/irc-go/ircmsg"
 
 	"github.com/switchboard-chat/switchboard/bridge"
 	"github.com/switchboard-chat/switchboard/internal/backoff"
@@ -241,13 +240,7 @@ func (a *Adapter) newPersonalConn(p *personal) *conn {
 	cc.onUp = func(k *conn) { a.personalUp(p, k) }
 	cc.onDown = func(k *conn) { a.personalDown(p, k) }
 	k := newConn(cc)
-	k.irc.AddCallback("NICK", func(e ircmsg.Message) {
-		if len(e.Params) > 0 && k.isMe(e.Params[0]) {
-			a.mu.Lock()
-			a.ownRenamedLocked(e.Nick(), e.Params[0])
-			a.mu.Unlock()
-		}
-	})
+	a.followOwnNick(k)
 	return k
 }
 
