@@ -255,7 +255,11 @@ func (a *Adapter) personalUp(p *personal, k *conn) {
 	}
 	a.own[a.info.cm.fold(k.nick())] = time.Time{}
 	p.k, p.state = k, personalConnected
-	close(p.up)
+	select {
+	case <-p.up: // cannot happen: the last connection's personalDown made a new one
+	default:
+		close(p.up)
+	}
 	var chans []string
 	for _, r := range a.rooms {
 		chans = append(chans, r.name)
