@@ -429,15 +429,8 @@ func (a *Adapter) Join(ctx context.Context, channel string) error {
 		a.rooms[f] = &room{name: channel, members: map[string]*member{}}
 	}
 	bot := a.bot
-	personal := a.personalUpLocked()
+	a.joinPersonalLocked(channel)
 	a.mu.Unlock()
-	for _, k := range personal {
-		// Not the bot's business: a person who cannot join speaks
-		// through their puppet (see sendPersonal).
-		if err := k.join(ctx, channel); err != nil {
-			a.log.Warn("personal connection cannot join", "nick", k.nick(), "channel", channel, "err", err)
-		}
-	}
 	if bot == nil || !bot.isUp() {
 		return nil // joined once connected
 	}

@@ -383,3 +383,23 @@ func (a *Adapter) personalUpLocked() []*conn {
 	}
 	return out
 }
+
+// joinPersonalLocked takes the personal connections that are up into a
+// newly bridged channel, in the background: not the bot's business, and
+// a person who cannot join speaks through their puppet (see
+// sendPersonal). a.mu must be held.
+func (a *Adapter) joinPersonalLocked(channel string) {
+	conns := a.personalUpLocked()
+	if len(conns) == 0 || a.stopped {
+		return
+	}
+	a.wg.Add(len(conns))
+	for _, k := range conns {
+		go func() {
+			defer a.wg.Done()
+			if err := k.join(a.ctx, channel); err != nil && a.ctx.Err() == nil {
+				a.log.Warn("personal connection cannot join", "nick", k.nick(), "channel", channel, "err", err)
+			}
+		}()
+	}
+}

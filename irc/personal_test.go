@@ -131,6 +131,28 @@ func TestPersonalConnectionSpeaksAsAccount(t *testing.T) {
 	if n := a.puppetCount(); n != 0 {
 		t.Errorf("%d puppets connected, want none", n)
 	}
+
+	// A channel bridged later: her connection joins it, and parts when
+	// it is no longer bridged.
+	bob.Join("#later")
+	from := bob.Len()
+	if err := a.Join(t.Context(), "#later"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.WaitFrom(from, waitFor, func(l testenv.IRCLine) bool {
+		return l.Command == "JOIN" && l.Nick() == "alice" && l.Target() == "#later"
+	}); err != nil {
+		t.Errorf("alice's connection did not join a channel bridged later: %v", err)
+	}
+	from = bob.Len()
+	if err := a.Leave(t.Context(), "#later"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.WaitFrom(from, waitFor, func(l testenv.IRCLine) bool {
+		return l.Command == "PART" && l.Nick() == "alice" && l.Target() == "#later"
+	}); err != nil {
+		t.Errorf("alice's connection did not part a channel no longer bridged: %v", err)
+	}
 }
 
 // capturedLog is the adapter's log, kept to count lines in, and sent to
