@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ergochat/irc-go/ircevent"
+	"github.com/ergochat/irc-go/ircmsg"
 
 	"github.com/switchboard-chat/switchboard/bridge"
 	"github.com/switchboard-chat/switchboard/internal/backoff"
@@ -44,6 +45,11 @@ const (
 // connection to come up before it goes out through their puppet (a
 // variable for tests).
 var personalWait = 10 * time.Second
+
+// personalRegain is how often a personal connection that came up under
+// another nick (theirs was taken) asks for theirs again, as a bouncer's
+// keepnick does (a variable for tests).
+var personalRegain = time.Minute
 
 // personal is the connection a person speaks through: kept up like a
 // bouncer's (no idle quit), reconnecting with backoff, in every bridged
@@ -167,15 +173,7 @@ func (a *Adapter) runPersonal(p *personal) {
 		cancel()
 		if err == nil {
 			authBo.Reset()
-			select {
-			case <-k.finished:
-			case <-p.ctx.Done():
-				k.quit()
-				select {
-				case <-k.finished:
-				case <-time.After(3 * time.Second):
-					k.closeSocket()
-				}
+			if !a.keepPersonal(p, k) {
 				return
 			}
 			if !bo.Wait(p.ctx, nil) {
@@ -224,6 +222,32 @@ func (a *Adapter) personalFailed(p *personal, why string) {
 	}
 }
 
+// keepPersonal waits while p's connection k is up, asking for the
+// person's nick from time to time while k has another; false when p is
+// to stop.
+func (a *Adapter) keepPersonal(p *personal, k *conn) bool {
+	regain := time.NewTicker(personalRegain)
+	defer regain.Stop()
+	for {
+		select {
+		case <-k.finished:
+			return true
+		case <-p.ctx.Done():
+			k.quit()
+			select {
+			case <-k.finished:
+			case <-time.After(3 * time.Second):
+				k.closeSocket()
+			}
+			return false
+		case <-regain.C:
+			if nick := k.nick(); nick != "" && !a.casemap().equal(nick, p.acct.ID) {
+				k.rename(p.ctx, p.acct.ID)
+			}
+		}
+	}
+}
+
 func (a *Adapter) newPersonalConn(p *personal) *conn {
 	acct := p.acct
 	cc := a.connConfig("person "+acct.Person, acct.ID)
@@ -241,6 +265,11 @@ func (a *Adapter) newPersonalConn(p *personal) *conn {
 	cc.onDown = func(k *conn) { a.personalDown(p, k) }
 	k := newConn(cc)
 	a.followOwnNick(k)
+	k.irc.AddCallback("NICK", func(e ircmsg.Message) {
+		if len(e.Params) > 0 && k.isMe(e.Params[0]) {
+			a.personalNick(p, k)
+		}
+	})
 	return k
 }
 
@@ -255,6 +284,9 @@ func (a *Adapter) personalUp(p *personal, k *conn) {
 	}
 	a.own[a.info.cm.fold(k.nick())] = time.Time{}
 	p.k, p.state = k, personalConnected
+	if !a.info.cm.equal(k.nick(), p.acct.ID) {
+		p.state = nickTaken(p.acct.ID)
+	}
 	select {
 	case <-p.up: // cannot happen: the last connection's personalDown made a new one
 	default:
@@ -267,6 +299,9 @@ func (a *Adapter) personalUp(p *personal, k *conn) {
 	a.wg.Add(1)
 	a.mu.Unlock()
 	a.log.Info("personal connection up", "person", p.acct.Person, "nick", k.nick())
+	if st := a.PersonalStatus()[p.acct.Person]; st != personalConnected {
+		a.log.Error("personal connection: their nick is taken; their messages go out through their puppet until it is free", "person", p.acct.Person, "nick", p.acct.ID, "connected_as", k.nick())
+	}
 	// Joining waits for replies, which the read loop we may be in reads.
 	go func() {
 		defer a.wg.Done()
@@ -276,12 +311,38 @@ func (a *Adapter) personalUp(p *personal, k *conn) {
 	}()
 }
 
+// nickTaken is the state of a connection up under another nick than the
+// person's: to the channel it is not them, so their puppet speaks.
+func nickTaken(nick string) string {
+	return "failed: nick " + nick + " is in use by someone else"
+}
+
+// personalNick follows k's nick changes: back under their own nick, the
+// person speaks from it again.
+func (a *Adapter) personalNick(p *personal, k *conn) {
+	a.mu.Lock()
+	if p.k != k {
+		a.mu.Unlock()
+		return
+	}
+	was := p.state
+	p.state = personalConnected
+	if !a.info.cm.equal(k.nick(), p.acct.ID) {
+		p.state = nickTaken(p.acct.ID)
+	}
+	now := p.state
+	a.mu.Unlock()
+	if was != now && now == personalConnected {
+		a.log.Info("personal connection has its nick back", "person", p.acct.Person, "nick", k.nick())
+	}
+}
+
 func (a *Adapter) personalDown(p *personal, k *conn) {
 	nick := k.nick()
 	a.mu.Lock()
 	if p.k == k {
 		p.k, p.up = nil, make(chan struct{})
-		if p.state == personalConnected {
+		if p.state == personalConnected || p.state == nickTaken(p.acct.ID) {
 			p.state = personalConnecting
 		}
 	}

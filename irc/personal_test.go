@@ -229,6 +229,9 @@ func TestPersonalWrongPassword(t *testing.T) {
 // alice; what they say is bridged as an ordinary IRC user, never as
 // alice, and alice's messages do not go out as them.
 func TestPersonalNickSpoofed(t *testing.T) {
+	old := personalRegain
+	personalRegain = 300 * time.Millisecond
+	t.Cleanup(func() { personalRegain = old })
 	s := testenv.Atheme(t)
 	s.RegisterAccount(t, "alice", "alice-pw")
 	bob := s.IRC.Client(t, "bob")
@@ -267,6 +270,24 @@ func TestPersonalNickSpoofed(t *testing.T) {
 	l := bob.WaitText(waitFor, "#lobby", "", "the real alice")
 	if strings.EqualFold(l.Nick(), "alice") {
 		t.Errorf("alice's message went out as nick alice, which is not hers now: %s", l.Raw)
+	}
+
+	// The right password again: her connection logs in under another
+	// nick, which is not her to the channel, so the puppet still speaks.
+	a.UsePeople([]PersonalAccount{{Person: "alice", ID: "alice", Password: "alice-pw"}})
+	st := waitStatus(t, a, "failed: nick alice is in use")
+	a.send(t, personMessage("while the nick is taken"), "#lobby")
+	l = bob.WaitText(waitFor, "#lobby", "", "while the nick is taken")
+	if !strings.HasPrefix(l.Nick(), "Alice[") {
+		t.Errorf("with her nick taken (%s), her message came from %s, want her puppet", st, l.Nick())
+	}
+	// Once the nick is free, her connection takes it back and speaks.
+	mallory.Quit()
+	waitStatus(t, a, personalConnected)
+	a.send(t, personMessage("my nick again"), "#lobby")
+	l = bob.WaitText(waitFor, "#lobby", "alice", "my nick again")
+	if ok, acc := l.GetTag("account"); !ok || acc != "alice" {
+		t.Errorf("the line carries account %q, want alice: %s", acc, l.Raw)
 	}
 }
 
