@@ -2,6 +2,8 @@ package irc
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"log/slog"
 	"strings"
 	"sync"
@@ -328,5 +330,53 @@ func TestPersonalWaitsThenPuppet(t *testing.T) {
 	}
 	if st := a.PersonalStatus()["alice"]; st != personalConnecting {
 		t.Errorf("status %q, want %s", st, personalConnecting)
+	}
+}
+
+// TestPersonalBannedNeverPuppet: a channel that bans a person's own
+// connection keeps them out: their message fails as blocked, and no
+// puppet of theirs gets in instead.
+func TestPersonalBannedNeverPuppet(t *testing.T) {
+	s := testenv.Atheme(t)
+	s.RegisterAccount(t, "alice", "alice-pw")
+	bob := s.IRC.Client(t, "bob")
+	bob.Join("#lobby") // first in: an operator
+	a := startAdapter(t, netConfig(s.IRC, "puppet"), alicePeople("alice-pw"), "#lobby")
+	if _, err := bob.Wait(waitFor, func(l testenv.IRCLine) bool { return l.Command == "JOIN" && l.Nick() == "alice" }); err != nil {
+		t.Fatalf("alice's connection never joined #lobby: %v", err)
+	}
+	from := bob.Len()
+	bob.Send("MODE", "#lobby", "+b", "alice!*@*")
+	bob.Send("KICK", "#lobby", "alice", "go away")
+	if _, err := bob.WaitFrom(from, waitFor, func(l testenv.IRCLine) bool { return l.Command == "KICK" }); err != nil {
+		t.Fatalf("no kick: %v", err)
+	}
+	// Her connection reads its kick a moment after bob does.
+	a.mu.Lock()
+	k := a.people["alice"].k
+	a.mu.Unlock()
+	for deadline := time.Now().Add(waitFor); k.inChannel("#lobby"); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("her connection did not see its kick")
+		}
+	}
+
+	ctx, cancel := context.WithTimeout(t.Context(), waitFor)
+	defer cancel()
+	_, err := a.Send(ctx, delivery(personMessage("let me in"), "#lobby"))
+	if !errors.Is(err, bridge.ErrBlocked) || !errors.Is(err, bridge.ErrPermanent) {
+		t.Errorf("send: %v, want a permanent refusal as banned", err)
+	}
+	// Everything sent before bob's marker reached the adapter has
+	// reached bob too.
+	bob.Say("#lobby", "marker")
+	a.rec.wait(t, "marker", func(ev bridge.Event) bool { return textOfEvent(ev) == "marker" })
+	if got := bob.Messages(func(l testenv.IRCLine) bool { return l.Text() == "let me in" }); len(got) > 0 {
+		t.Errorf("the message reached the channel: %s", got[0].Raw)
+	}
+	for _, nick := range joinersOf(bob, "#lobby") {
+		if strings.HasPrefix(nick, "Alice[") {
+			t.Errorf("her puppet %s joined instead", nick)
+		}
 	}
 }
