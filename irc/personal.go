@@ -65,6 +65,10 @@ type personal struct {
 	k     *conn         // registered and up; nil while not
 	up    chan struct{} // closed while k is up; a new one once it drops
 	state string        // personalConnecting, personalConnected or "failed: why"
+	// waited says a message already waited personalWait in vain since
+	// the connection was last up: the next ones go to the puppet at once
+	// rather than each waiting in turn.
+	waited bool
 }
 
 // UsePeople sets the people who speak through their own IRC connection.
@@ -283,7 +287,7 @@ func (a *Adapter) personalUp(p *personal, k *conn) {
 		return
 	}
 	a.own[a.info.cm.fold(k.nick())] = time.Time{}
-	p.k, p.state = k, personalConnected
+	p.k, p.state, p.waited = k, personalConnected, false
 	if !a.info.cm.equal(k.nick(), p.acct.ID) {
 		p.state = nickTaken(p.acct.ID)
 	}
@@ -362,7 +366,7 @@ func (a *Adapter) personalFor(ctx context.Context, person string) *conn {
 	}
 	a.mu.Lock()
 	p := a.people[person]
-	if p == nil || p.ctx == nil || strings.HasPrefix(p.state, "failed: ") {
+	if p == nil || p.ctx == nil || p.waited || strings.HasPrefix(p.state, "failed: ") {
 		a.mu.Unlock()
 		return nil
 	}
@@ -380,6 +384,9 @@ func (a *Adapter) personalFor(ctx context.Context, person string) *conn {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if p.k == nil && ctx.Err() == nil {
+		p.waited = true
+	}
 	return p.k
 }
 

@@ -325,6 +325,14 @@ func TestPersonalWaitsThenPuppet(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+	// Her next message does not wait again while she is still not up.
+	start = time.Now()
+	if _, err := a.Send(t.Context(), delivery(personMessage("at once"), "#lobby")); err != nil {
+		t.Fatalf("send: %v", err)
+	}
+	if d := time.Since(start); d >= personalWait {
+		t.Errorf("the second message waited %v too", d)
+	}
 	if n := a.puppetCount(); n != 1 {
 		t.Errorf("%d puppets, want alice's", n)
 	}
