@@ -116,8 +116,10 @@ type Adapter struct {
 	own         map[string]time.Time // folded puppet nick -> zero while active, else when to forget it
 	progress    map[string]*progress
 	pausedUntil time.Time
-	cm          atomic.Uint32 // info.cm, readable without a.mu
-	ready       atomic.Bool   // registered and rejoined
+	people      map[string]*personal // by person
+	accounts    map[string]string    // folded personal account -> person
+	cm          atomic.Uint32        // info.cm, readable without a.mu
+	ready       atomic.Bool          // registered and rejoined
 }
 
 // serverInfo is what the bot learned from ISUPPORT.
@@ -212,6 +214,8 @@ func New(name string, n *config.Network, log *slog.Logger) (adapters.Adapter, er
 		puppets:    map[string]*puppet{},
 		own:        map[string]time.Time{},
 		progress:   map[string]*progress{},
+		people:     map[string]*personal{},
+		accounts:   map[string]string{},
 		info:       defaultServerInfo(c.MaxLineBytes),
 	}
 	if a.mode == "" {
@@ -319,6 +323,9 @@ func (a *Adapter) Start(ctx context.Context, in bridge.Inbound) error {
 	go func() { defer a.wg.Done(); a.bot.run(a.ctx) }()
 	go func() { defer a.wg.Done(); a.queue.Run(a.ctx, in) }()
 	go func() { defer a.wg.Done(); a.janitor(a.ctx) }()
+	for _, p := range a.people {
+		a.startPersonalLocked(p)
+	}
 	a.log.Info("irc adapter started", "server", a.cfg.Server, "nick", a.cfg.Nick, "mode", a.mode, "tls", a.cfg.TLS)
 	return nil
 }
@@ -365,6 +372,7 @@ func (a *Adapter) botUp(k *conn) {
 		rooms[info.cm.fold(r.name)] = r
 	}
 	a.rooms = rooms
+	a.indexAccountsLocked()
 	stopped := a.stopped
 	if !stopped {
 		a.wg.Add(1)
@@ -424,6 +432,7 @@ func (a *Adapter) Join(ctx context.Context, channel string) error {
 		a.rooms[f] = &room{name: channel, members: map[string]*member{}}
 	}
 	bot := a.bot
+	a.joinPersonalLocked(channel)
 	a.mu.Unlock()
 	if bot == nil || !bot.isUp() {
 		return nil // joined once connected
@@ -448,10 +457,16 @@ func (a *Adapter) Leave(ctx context.Context, channel string) error {
 		p.busy++ // kept from the reaper while it parts
 		puppets = append(puppets, p)
 	}
+	personal := a.personalUpLocked()
 	a.mu.Unlock()
 	var errs []error
 	for _, p := range puppets {
 		errs = append(errs, a.leavePuppet(ctx, p, channel))
+	}
+	for _, k := range personal {
+		if k.inChannel(channel) {
+			errs = append(errs, k.part(ctx, channel, "unlinked"))
+		}
 	}
 	if bot != nil && bot.isUp() && bot.inChannel(channel) {
 		errs = append(errs, bot.part(ctx, channel, "unlinked"))
@@ -511,7 +526,7 @@ func (a *Adapter) Stop(ctx context.Context) error {
 		return nil
 	}
 	a.stopped = true
-	var conns []*conn
+	conns := a.personalConnsLocked()
 	for _, p := range a.puppets {
 		if p.k != nil {
 			conns = append(conns, p.k)
@@ -698,6 +713,14 @@ func (a *Adapter) startSend(ctx context.Context, d *bridge.Delivery) bridge.Conf
 // sendMessage sends through the sender's puppet when there is one, else
 // through the bot, and returns the wait for the confirmation.
 func (a *Adapter) sendMessage(ctx context.Context, d *bridge.Delivery, key, target string, direct bool, m *bridge.Message, b ircText) bridge.Confirm {
+	// A person with an account here speaks from it, in relayed rooms
+	// too: it is them, not a puppet.
+	if k := a.personalFor(ctx, m.Sender.Person); k != nil {
+		confirm, fallback := a.sendPersonal(ctx, k, key, target, direct, m, b)
+		if !fallback {
+			return confirm
+		}
+	}
 	if a.mode == "puppet" && !d.Relay {
 		p, err := a.puppetFor(ctx, m.Sender)
 		if err != nil {

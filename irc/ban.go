@@ -222,7 +222,19 @@ func (a *Adapter) puppetRefused(ctx context.Context, p *puppet, ch string, err e
 		return nil
 	}
 	a.mu.Lock()
-	s := p.sender.Ref()
+	s := p.sender
+	a.mu.Unlock()
+	return a.senderRefused(ctx, s, p.k.nick(), ch, err)
+}
+
+// senderRefused is puppetRefused for the connection nick that spoke for
+// sender (a puppet or a person's own connection).
+func (a *Adapter) senderRefused(ctx context.Context, sender bridge.Sender, nick, ch string, err error) error {
+	if !bannedRefusal(err) {
+		return nil
+	}
+	a.mu.Lock()
+	s := sender.Ref()
 	name := ch
 	if r := a.roomLocked(ch); r != nil {
 		name = r.name
@@ -234,7 +246,7 @@ func (a *Adapter) puppetRefused(ctx context.Context, p *puppet, ch string, err e
 		}
 	}
 	a.mu.Unlock()
-	a.log.Info("puppet refused as banned", "channel", name, "puppet", p.k.nick(), "sender", s.String(), "err", err)
+	a.log.Info("puppet refused as banned", "channel", name, "puppet", nick, "sender", s.String(), "err", err)
 	if rerr := a.mod.Banned(ctx, name, s, ""); rerr != nil {
 		// Not kept out for now, yet never relayed: the next message
 		// finds the ban again.

@@ -86,3 +86,51 @@ func memNow() (heap, rss uint64, goroutines int) {
 	}
 	return ms.HeapAlloc, rss, runtime.NumGoroutine()
 }
+
+// BenchmarkPersonalConnections gives 200 people their personal
+// connection (SASL through Atheme, in one bridged channel) and reports
+// the time from UsePeople to all of them logged in and in the channel,
+// and what each costs this process once idle. The figures do not depend
+// on b.N.
+func BenchmarkPersonalConnections(b *testing.B) {
+	const people = 200
+	s := testenv.Atheme(b)
+	accounts := map[string]string{}
+	var list []PersonalAccount
+	for i := range people {
+		id := fmt.Sprintf("p%03d", i)
+		accounts[id] = "pw-" + id
+		list = append(list, PersonalAccount{Person: id, ID: id, Password: "pw-" + id})
+	}
+	s.RegisterAccounts(b, accounts)
+	a := startAdapter(b, netConfig(s.IRC, "puppet"), nil, "#lobby")
+
+	heap0, rss0, g0 := memNow()
+	start := time.Now()
+	a.UsePeople(list)
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		n := 0
+		a.mu.Lock()
+		for _, p := range a.people {
+			if p.k != nil && p.k.inChannel("#lobby") {
+				n++
+			}
+		}
+		a.mu.Unlock()
+		if n == people {
+			break
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("%d of %d personal connections up after 2 min; status %v", n, people, a.PersonalStatus())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	up := time.Since(start)
+	time.Sleep(2 * time.Second)
+	heap1, rss1, g1 := memNow()
+	b.ReportMetric(float64(heap1-heap0)/people, "heap-B/person")
+	b.ReportMetric(float64(rss1-rss0)/people, "rss-B/person")
+	b.ReportMetric(float64(g1-g0)/people, "goroutines/person")
+	b.ReportMetric(up.Seconds(), "s-to-bring-all-up")
+}

@@ -40,15 +40,18 @@ const (
 
 // connConfig describes one IRC connection: the bot's or a puppet's.
 type connConfig struct {
-	label        string // for logs
-	server       string
-	useTLS       bool
-	skipVerify   bool
-	nick         string
-	user         string
-	realname     string
-	password     string
-	sasl         *SASL
+	label      string // for logs
+	server     string
+	useTLS     bool
+	skipVerify bool
+	nick       string
+	user       string
+	realname   string
+	password   string
+	sasl       *SASL
+	// saslRequired refuses to register without a SASL login (a person's
+	// own connection must never speak under their nick unauthenticated).
+	saslRequired bool
 	caps         []string
 	maxLineLen   int
 	flood        Flood
@@ -132,7 +135,8 @@ type conn struct {
 	attempt     int  // dials so far; the first does not wait
 	hooked      bool
 	quitting    bool
-	single      bool // no reconnect loop: finished once disconnected
+	saslFailure string // the server's last SASL refusal (904/905)
+	single      bool   // no reconnect loop: finished once disconnected
 }
 
 func newConn(cfg connConfig) *conn {
@@ -175,7 +179,7 @@ func newConn(cfg connConfig) *conn {
 		irc.SASLPassword = cfg.sasl.Password
 		// SASL is used when the server offers it; a server without it is
 		// not an error. A refused login is (see onSASLFail).
-		irc.SASLOptional = true
+		irc.SASLOptional = !cfg.saslRequired
 	}
 	k.irc = irc
 	irc.AddCallback("PRIVMSG", k.onEcho)
@@ -490,8 +494,23 @@ func (k *conn) onDisconnect(ircmsg.Message) {
 }
 
 func (k *conn) onSASLFail(e ircmsg.Message) {
-	k.cfg.log.Error("SASL authentication failed; disconnecting", "reply", e.Command, "text", lastParam(e))
+	k.mu.Lock()
+	k.saslFailure = e.Command + " " + lastParam(e)
+	k.mu.Unlock()
+	if k.cfg.saslRequired {
+		// The owner of a required login reports it, once (runPersonal).
+		k.cfg.log.Debug("SASL authentication failed; disconnecting", "reply", e.Command, "text", lastParam(e))
+	} else {
+		k.cfg.log.Error("SASL authentication failed; disconnecting", "reply", e.Command, "text", lastParam(e))
+	}
 	k.closeSocket()
+}
+
+// saslRefused is the server's SASL refusal on this connection, if any.
+func (k *conn) saslRefused() string {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.saslFailure
 }
 
 func (k *conn) onNickError(e ircmsg.Message) {

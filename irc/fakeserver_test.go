@@ -33,6 +33,7 @@ type fakeServer struct {
 	offerSASL bool
 	saslUser  string
 	saslPass  string
+	hangSASL  string          // a login the server never answers
 	taken     map[string]bool // nicks in use
 	afterJoin []string        // lines sent after each JOIN's echo
 
@@ -133,6 +134,9 @@ func (s *fakeServer) serve(c net.Conn) {
 				continue
 			}
 			raw, _ := base64.StdEncoding.DecodeString(p(0))
+			if f := bytes.Split(raw, []byte{0}); s.hangSASL != "" && len(f) == 3 && string(f[1]) == s.hangSASL {
+				continue
+			}
 			if bytes.Equal(raw, []byte(s.saslUser+"\x00"+s.saslUser+"\x00"+s.saslPass)) {
 				w(":fake 900 * * %s :You are now logged in", s.saslUser)
 				w(":fake 903 * :SASL authentication successful")

@@ -50,7 +50,9 @@ func (a *Adapter) roomLocked(ch string) *room {
 }
 
 // header builds the common event fields for a line from nick in room
-// ("" for a private message).
+// ("" for a private message); a.mu must be held. The sender is a person
+// only by a verified account (account tag, extended-join or
+// account-notify), never by nick: anyone may take a nick that is free.
 func (a *Adapter) header(e ircmsg.Message, room, nick, account string) bridge.Header {
 	if ok, acc := e.GetTag("account"); ok && acc != "" && acc != "*" {
 		account = acc

@@ -131,15 +131,7 @@ func (a *Adapter) connectPuppet(p *puppet) {
 	k := newConn(cc)
 	k.irc.AddCallback("PRIVMSG", func(e ircmsg.Message) { a.onDirect(p, e, false) })
 	k.irc.AddCallback("NOTICE", func(e ircmsg.Message) { a.onDirect(p, e, true) })
-	// The bot sees a puppet's nick change only in a channel they share,
-	// and a puppet with private conversations only is in none.
-	k.irc.AddCallback("NICK", func(e ircmsg.Message) {
-		if len(e.Params) > 0 && k.isMe(e.Params[0]) {
-			a.mu.Lock()
-			a.ownRenamedLocked(e.Nick(), e.Params[0])
-			a.mu.Unlock()
-		}
-	})
+	a.followOwnNick(k)
 	a.mu.Lock()
 	p.k = k
 	a.mu.Unlock()
@@ -240,4 +232,17 @@ func (a *Adapter) puppetCount() int {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return len(a.puppets)
+}
+
+// followOwnNick keeps the nick of k (a puppet or a personal connection)
+// ours when it changes. The bot sees the change only in a channel they
+// share, and a puppet with private conversations only is in none.
+func (a *Adapter) followOwnNick(k *conn) {
+	k.irc.AddCallback("NICK", func(e ircmsg.Message) {
+		if len(e.Params) > 0 && k.isMe(e.Params[0]) {
+			a.mu.Lock()
+			a.ownRenamedLocked(e.Nick(), e.Params[0])
+			a.mu.Unlock()
+		}
+	})
 }

@@ -24,6 +24,9 @@ type IRCServer struct {
 	Process *Process
 	// Dir holds the generated config, pid and log files.
 	Dir string
+	// LinkPort is the servers port services link to (0 without
+	// IRCServerConfig.Services).
+	LinkPort int
 }
 
 // IRCServerConfig tunes the generated InspIRCd config. The zero value is
@@ -37,6 +40,11 @@ type IRCServerConfig struct {
 	// Extra is appended to the config verbatim (more modules, channel
 	// limits, ...).
 	Extra string
+	// Services, when set, is the name of a services server (Atheme) the
+	// server lets link over a servers port of its own (IRCServer.LinkPort)
+	// with LinkPassword; it is U-lined and the SASL agent.
+	Services     string
+	LinkPassword string
 
 	// edit changes the guide's connect class before use (a test of the
 	// class itself takes a line out).
@@ -69,7 +77,13 @@ func InspIRCdWith(t testing.TB, c IRCServerConfig) *IRCServer {
 	dir := t.TempDir()
 	port := FreePort(t)
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	conf := inspircdConfig(t, dir, port, c)
+	ports := []int{port}
+	linkPort := 0
+	if c.Services != "" {
+		linkPort = FreePort(t)
+		ports = append(ports, linkPort)
+	}
+	conf := inspircdConfig(t, dir, port, linkPort, c)
 	path := WriteFile(t, dir, "inspircd.conf", conf)
 	p := &Process{
 		Name:  bin,
@@ -81,15 +95,16 @@ func InspIRCdWith(t testing.TB, c IRCServerConfig) *IRCServer {
 	p.mu.Lock()
 	pid := p.cmd.Process.Pid
 	p.mu.Unlock()
-	if err := listensOnlyOn(pid, port); err != nil {
+	if err := listensOnlyOn(pid, ports...); err != nil {
 		t.Fatalf("inspircd: %v", err)
 	}
-	return &IRCServer{Addr: addr, Name: "irc.test", Process: p, Dir: dir}
+	return &IRCServer{Addr: addr, Name: "irc.test", Process: p, Dir: dir, LinkPort: linkPort}
 }
 
-// listensOnlyOn checks that a process's only listening TCP socket is
-// 127.0.0.1:port, so that a config mistake cannot expose a test server.
-func listensOnlyOn(pid, port int) error {
+// listensOnlyOn checks that a process's only listening TCP sockets are
+// on 127.0.0.1 at the given ports, so that a config mistake cannot
+// expose a test server.
+func listensOnlyOn(pid int, ports ...int) error {
 	inodes := map[string]bool{}
 	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
 	if err != nil {
@@ -101,7 +116,10 @@ func listensOnlyOn(pid, port int) error {
 			inodes[strings.TrimSuffix(strings.TrimPrefix(link, "socket:["), "]")] = true
 		}
 	}
-	want := fmt.Sprintf("0100007F:%04X", port)
+	want := map[string]bool{}
+	for _, port := range ports {
+		want[fmt.Sprintf("0100007F:%04X", port)] = true
+	}
 	for _, table := range []string{"tcp", "tcp6"} {
 		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/net/%s", pid, table))
 		if err != nil {
@@ -113,15 +131,15 @@ func listensOnlyOn(pid, port int) error {
 			if len(f) < 10 || f[3] != "0A" || !inodes[f[9]] {
 				continue
 			}
-			if f[1] != want {
-				return fmt.Errorf("listens on %s (%s), want only 127.0.0.1:%d", f[1], table, port)
+			if !want[f[1]] {
+				return fmt.Errorf("listens on %s (%s), want only 127.0.0.1:%v", f[1], table, ports)
 			}
 		}
 	}
 	return nil
 }
 
-func inspircdConfig(t testing.TB, dir string, port int, c IRCServerConfig) string {
+func inspircdConfig(t testing.TB, dir string, port, linkPort int, c IRCServerConfig) string {
 	t.Helper()
 	var b strings.Builder
 	// Only one <bind>, on loopback: InspIRCd has no default listener, and
@@ -162,6 +180,18 @@ func inspircdConfig(t testing.TB, dir string, port int, c IRCServerConfig) strin
 `, c.MaxClients+100, c.CaseMapping)
 	for _, m := range ircv3Modules {
 		fmt.Fprintf(&b, "<module name=%q>\n", m)
+	}
+	if c.Services != "" {
+		// Services speak InspIRCd 2.0's link protocol (1202), which
+		// spanningtree still accepts; the servers port is on loopback
+		// too, and only the services server may link.
+		fmt.Fprintf(&b, `<module name="spanningtree">
+<module name="sasl">
+<bind address="127.0.0.1" port="%[1]d" type="servers">
+<link name=%[2]q ipaddr="127.0.0.1" port="%[1]d" allowmask="127.0.0.1/32" sendpass=%[3]q recvpass=%[3]q timeout="30">
+<uline server=%[2]q silent="yes">
+<sasl target=%[2]q requiressl="no">
+`, linkPort, c.Services, c.LinkPassword)
 	}
 	b.WriteString(c.Extra)
 	b.WriteString("\n")
@@ -204,6 +234,10 @@ type IRCClientConfig struct {
 	Caps []string
 	// Debug logs the raw traffic to the test log.
 	Debug bool
+	// SASLUser and SASLPassword log in with SASL PLAIN during
+	// registration (the server must offer it, see Atheme); a refused
+	// login fails the test.
+	SASLUser, SASLPassword string
 }
 
 // DefaultCaps are the capabilities test clients request by default.
@@ -230,6 +264,15 @@ func (s *IRCServer) Client(t testing.TB, nick string) *IRCClient {
 // the server drops it, it stays gone.
 func (s *IRCServer) ClientWith(t testing.TB, cfg IRCClientConfig) *IRCClient {
 	t.Helper()
+	c, err := s.connectClient(t, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// connectClient is ClientWith returning a failed connection's error.
+func (s *IRCServer) connectClient(t testing.TB, cfg IRCClientConfig) (*IRCClient, error) {
 	caps := cfg.Caps
 	if caps == nil {
 		caps = DefaultCaps
@@ -253,6 +296,10 @@ func (s *IRCServer) ClientWith(t testing.TB, cfg IRCClientConfig) *IRCClient {
 		Log:         logger,
 		QuitMessage: "test over",
 	}
+	if cfg.SASLUser != "" {
+		conn.UseSASL = true
+		conn.SASLLogin, conn.SASLPassword = cfg.SASLUser, cfg.SASLPassword
+	}
 	c.Conn = conn
 	conn.AddRawCallback(func(raw string, m ircmsg.Message, err error) {
 		if err != nil {
@@ -264,14 +311,14 @@ func (s *IRCServer) ClientWith(t testing.TB, cfg IRCClientConfig) *IRCClient {
 	// reconnecting: a test user that silently came back would hide bugs.
 	conn.AddDisconnectCallback(func(ircmsg.Message) { conn.Quit() })
 	if err := conn.Connect(); err != nil {
-		t.Fatalf("irc client %s: connect %s: %v", cfg.Nick, s.Addr, err)
+		return nil, fmt.Errorf("irc client %s: connect %s: %w", cfg.Nick, s.Addr, err)
 	}
 	go func() {
 		conn.Loop()
 		close(c.done)
 	}()
 	t.Cleanup(c.Quit)
-	return c
+	return c, nil
 }
 
 type testWriter struct{ t testing.TB }
