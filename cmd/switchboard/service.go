@@ -18,18 +18,18 @@ import (
 	"github.com/switchboard-chat/switchboard/adapters"
 	_ "github.com/switchboard-chat/switchboard/adapters/all" // every network type
 	"github.com/switchboard-chat/switchboard/bridge"
+	"github.com/switchboard-chat/switchboard/broker"
 	"github.com/switchboard-chat/switchboard/config"
+	"github.com/switchboard-chat/switchboard/internal/listenerr"
 	"github.com/switchboard-chat/switchboard/mapping"
 	"github.com/switchboard-chat/switchboard/store"
-
-	"github.com/switchboard-chat/switchboard/mqtt"
 )
 
 // service is one running Switchboard: store, router, adapters, HTTP.
 type service struct {
 	cfg    *config.Config
 	log    *slog.Logger
-	broker *embeddedBroker
+	broker *broker.Broker
 	store  *store.Store
 	router *bridge.Router
 	nets   map[string]adapters.Adapter
@@ -76,7 +76,7 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *servic
 	}
 	httpLn, err := net.Listen("tcp", cfg.HTTP.Listen)
 	if err != nil {
-		return nil, listenError("http.listen", cfg.HTTP.Listen, err)
+		return nil, listenerr.Wrap("http.listen", cfg.HTTP.Listen, err)
 	}
 	// Bound now, so a port in use fails the start; served once every
 	// handler is in place (until then, requests wait in the backlog
@@ -89,13 +89,13 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *servic
 	s.HTTPAddr = httpLn.Addr().String()
 	s.mux = s.routes()
 	s.http = &http.Server{Handler: s.mux, ReadHeaderTimeout: 10 * time.Second}
-	var brokerNets map[string]*mqtt.Config
+	var brokerNets map[string]*config.Network
 	if cfg.Broker != nil {
-		var creds []brokerCredential
-		if brokerNets, creds, err = bridgeOn(cfg, cfg.Broker.Listen); err != nil {
+		var creds []broker.Credential
+		if brokerNets, creds, err = broker.Networks(cfg, cfg.Broker.Listen); err != nil {
 			return nil, err
 		}
-		if s.broker, err = startBroker(cfg.Broker.Listen, cfg.DataDir, creds, log); err != nil {
+		if s.broker, err = broker.Start(cfg.Broker.Listen, cfg.DataDir, creds, log); err != nil {
 			return nil, err
 		}
 	}
@@ -163,10 +163,8 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *servic
 	}
 	for _, name := range names {
 		ncfg := cfg.Networks[name]
-		if m, ok := brokerNets[name]; ok {
-			c := *ncfg
-			c.Section = m // with the credentials the embedded broker knows it by
-			ncfg = &c
+		if n, ok := brokerNets[name]; ok {
+			ncfg = n // with the credentials the embedded broker knows it by
 		}
 		a, err := adapters.New(name, ncfg, log)
 		if err != nil {
@@ -209,28 +207,10 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *servic
 		}
 	}()
 	if s.broker != nil {
-		go s.openBrokerWhenSubscribed(slices.Collect(maps.Keys(brokerNets)), s.broker.open)
+		go s.openBrokerWhenSubscribed(slices.Collect(maps.Keys(brokerNets)), s.broker.Open)
 	}
 	log.Info("switchboard running", "http", s.HTTPAddr, "networks", len(s.nets), "links", len(links.Names()))
 	return s, nil
-}
-
-// bridgeOn finds the MQTT networks whose broker is the embedded one on
-// listen, and gives each the credentials it is let in by before devices
-// are (see brokerCredentials).
-func bridgeOn(cfg *config.Config, listen string) (map[string]*mqtt.Config, []brokerCredential, error) {
-	nets := map[string]*mqtt.Config{}
-	var creds []brokerCredential
-	for name, n := range cfg.Networks {
-		if mc, ok := n.Section.(*mqtt.Config); ok && mc != nil && onBroker(mc.Broker, listen) {
-			m, c, err := brokerCredentials(mc)
-			if err != nil {
-				return nil, nil, err
-			}
-			nets[name], creds = m, append(creds, c)
-		}
-	}
-	return nets, creds, nil
 }
 
 // openBrokerWhenSubscribed lets devices onto the embedded broker once the
@@ -273,7 +253,7 @@ func (s *service) stop(ctx context.Context) {
 		s.http.Shutdown(ctx)
 	}
 	if s.broker != nil {
-		closeBroker(ctx, s.broker, s.log)
+		broker.Close(ctx, s.broker, s.log)
 	}
 	if s.stopRetention != nil {
 		s.stopRetention()

@@ -1,4 +1,4 @@
-package main
+package broker
 
 import (
 	"bytes"
@@ -25,18 +25,18 @@ import (
 // client, known by its credentials, gets in.
 func TestBrokerKeepsDevicesOutUntilOpened(t *testing.T) {
 	listen := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
-	m, bridge, err := brokerCredentials(&mqtt.Config{Broker: "tcp://" + listen, ClientID: "switchboard-local"})
+	m, bridge, err := Credentials(&mqtt.Config{Broker: "tcp://" + listen, ClientID: "switchboard-local"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if m.Username == "" || m.Password == "" || bridge.pass != m.Password {
 		t.Fatalf("no credentials for the bridge's client: %+v", m)
 	}
-	b, err := startBroker(listen, t.TempDir(), []brokerCredential{bridge}, slog.New(slog.DiscardHandler))
+	b, err := Start(listen, t.TempDir(), []Credential{bridge}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer closeBroker(context.Background(), b, slog.New(slog.DiscardHandler))
+	defer Close(context.Background(), b, slog.New(slog.DiscardHandler))
 	connect := func(id, user, pass string) error {
 		o := paho.NewClientOptions().AddBroker("tcp://" + listen).SetClientID(id).SetConnectTimeout(5 * time.Second)
 		o.SetUsername(user).SetPassword(pass)
@@ -76,17 +76,17 @@ func TestBrokerKeepsDevicesOutUntilOpened(t *testing.T) {
 // Credentials in the broker URL are what paho sends, so they are what
 // the gate knows the bridge by; configured ones are kept.
 func TestBrokerCredentials(t *testing.T) {
-	m, c, err := brokerCredentials(&mqtt.Config{Broker: "tcp://u:p@127.0.0.1:1883"})
-	if err != nil || c != (brokerCredential{"u", "p"}) || m.Username != "" {
+	m, c, err := Credentials(&mqtt.Config{Broker: "tcp://u:p@127.0.0.1:1883"})
+	if err != nil || c != (Credential{"u", "p"}) || m.Username != "" {
 		t.Errorf("URL credentials: %+v %+v %v", m, c, err)
 	}
-	m, c, err = brokerCredentials(&mqtt.Config{Broker: "tcp://127.0.0.1:1883", Username: "me", Password: "pw"})
-	if err != nil || c != (brokerCredential{"me", "pw"}) || m.Username != "me" {
+	m, c, err = Credentials(&mqtt.Config{Broker: "tcp://127.0.0.1:1883", Username: "me", Password: "pw"})
+	if err != nil || c != (Credential{"me", "pw"}) || m.Username != "me" {
 		t.Errorf("configured credentials: %+v %+v %v", m, c, err)
 	}
 	orig := &mqtt.Config{Broker: "tcp://127.0.0.1:1883"}
-	m1, c1, _ := brokerCredentials(orig)
-	_, c2, _ := brokerCredentials(orig)
+	m1, c1, _ := Credentials(orig)
+	_, c2, _ := Credentials(orig)
 	if orig.Username != "" || orig.Password != "" {
 		t.Errorf("the config was changed: %+v", orig)
 	}
@@ -99,13 +99,13 @@ func TestBrokerCredentials(t *testing.T) {
 func TestBrokerDataDirInUse(t *testing.T) {
 	dir := t.TempDir()
 	log := slog.New(slog.DiscardHandler)
-	b, err := startBroker(fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)), dir, nil, log)
+	b, err := Start(fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)), dir, nil, log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer closeBroker(context.Background(), b, log)
+	defer Close(context.Background(), b, log)
 	began := time.Now()
-	_, err = startBroker(fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)), dir, nil, log)
+	_, err = Start(fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)), dir, nil, log)
 	if err == nil || !strings.Contains(err.Error(), "in use by another Switchboard") {
 		t.Fatalf("second broker on the same data_dir: %v", err)
 	}
@@ -124,11 +124,11 @@ func TestBrokerLeavesMochiStore(t *testing.T) {
 	}
 	for i, want := range []int{1, 0} {
 		var logs bytes.Buffer
-		b, err := startBroker(fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)), dir, nil, slog.New(slog.NewTextHandler(&logs, nil)))
+		b, err := Start(fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)), dir, nil, slog.New(slog.NewTextHandler(&logs, nil)))
 		if err != nil {
 			t.Fatal(err)
 		}
-		closeBroker(context.Background(), b, slog.New(slog.DiscardHandler))
+		Close(context.Background(), b, slog.New(slog.DiscardHandler))
 		if n := strings.Count(logs.String(), "(mochi)"); n != want {
 			t.Errorf("start %d: broker.db named %d times, want %d:\n%s", i+1, n, want, logs.String())
 		}
@@ -203,11 +203,11 @@ func openBroker(tb testing.TB) string {
 	tb.Helper()
 	listen := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(tb))
 	log := slog.New(slog.DiscardHandler)
-	b, err := startBroker(listen, tb.TempDir(), nil, log)
+	b, err := Start(listen, tb.TempDir(), nil, log)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	tb.Cleanup(func() { closeBroker(context.Background(), b, log) })
+	tb.Cleanup(func() { Close(context.Background(), b, log) })
 	b.open()
 	return listen
 }
@@ -231,7 +231,7 @@ func benchmarkBroker(b *testing.B, inflight int) {
 	}
 	defer pub.Disconnect(0)
 	window := make(chan paho.Token, inflight)
-	cpu0, _ := ownCPUTime()
+	cpu0 := testenv.CPUTime()
 	b.ResetTimer()
 	go func() {
 		for i := 0; i < b.N; i++ {
@@ -252,8 +252,7 @@ func benchmarkBroker(b *testing.B, inflight int) {
 		}
 	}
 	b.StopTimer()
-	cpu1, _ := ownCPUTime()
-	b.ReportMetric(float64((cpu1-cpu0).Microseconds())/float64(b.N), "cpu-µs/msg")
+	testenv.ReportCPU(b, cpu0, b.N, "cpu-µs/msg")
 }
 
 // A session subscribed to several topics gets a backlog longer than the
@@ -352,11 +351,11 @@ func TestBrokerManySubscriptions(t *testing.T) {
 // broker.listen with port 0 listens on a free port, and says which.
 func TestBrokerListensOnPortZero(t *testing.T) {
 	log := slog.New(slog.DiscardHandler)
-	b, err := startBroker("127.0.0.1:0", t.TempDir(), nil, log)
+	b, err := Start("127.0.0.1:0", t.TempDir(), nil, log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer closeBroker(context.Background(), b, log)
+	defer Close(context.Background(), b, log)
 	b.open()
 	if strings.HasSuffix(b.Addr(), ":0") {
 		t.Fatalf("Addr %s", b.Addr())

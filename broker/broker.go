@@ -1,4 +1,7 @@
-package main
+// Package broker is the embedded MQTT broker: nats-server's MQTT listener,
+// backed by JetStream in data_dir/broker, which lets the bridge's own
+// clients in first and devices once the bridge has subscribed its rooms.
+package broker
 
 import (
 	"context"
@@ -16,12 +19,13 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
+	"github.com/switchboard-chat/switchboard/config"
+	"github.com/switchboard-chat/switchboard/internal/listenerr"
 	"github.com/switchboard-chat/switchboard/mqtt"
 )
 
@@ -43,47 +47,47 @@ const brokerDir = "broker"
 // (A variable for BenchmarkBrokerSync.)
 var brokerSyncAlways = true
 
-// brokerCredential is what the bridge's own MQTT client presents to the
+// Credential is what the bridge's own MQTT client presents to the
 // embedded broker; it alone is let in before the broker opens to devices.
-type brokerCredential struct{ user, pass string }
+type Credential struct{ user, pass string }
 
-// brokerCredentials gives an MQTT network on the embedded broker the
+// Credentials gives an MQTT network on the embedded broker the
 // credentials its client connects with: those configured, or, when none
 // are (the embedded broker checks no passwords), a random per-start pair
 // that only Switchboard knows. The returned config is a copy; cfg is left
 // as it was, so a reload does not see a change.
-func brokerCredentials(n *mqtt.Config) (*mqtt.Config, brokerCredential, error) {
+func Credentials(n *mqtt.Config) (*mqtt.Config, Credential, error) {
 	m := *n
 	if u, err := url.Parse(m.Broker); err == nil && u.User != nil {
 		// The URL's user info is what the client sends (paho prefers it).
 		p, _ := u.User.Password()
-		return &m, brokerCredential{u.User.Username(), p}, nil
+		return &m, Credential{u.User.Username(), p}, nil
 	}
 	if m.Username == "" && m.Password == "" {
 		c, err := randomCredential("switchboard")
 		if err != nil {
-			return nil, brokerCredential{}, err
+			return nil, Credential{}, err
 		}
 		m.Username, m.Password = c.user, c.pass
 	}
-	return &m, brokerCredential{m.Username, m.Password}, nil
+	return &m, Credential{m.Username, m.Password}, nil
 }
 
 // randomCredential is user with a password nobody can guess.
-func randomCredential(user string) (brokerCredential, error) {
+func randomCredential(user string) (Credential, error) {
 	b := make([]byte, 24)
 	if _, err := rand.Read(b); err != nil {
-		return brokerCredential{}, err
+		return Credential{}, err
 	}
-	return brokerCredential{user, fmt.Sprintf("%x", b)}, nil
+	return Credential{user, fmt.Sprintf("%x", b)}, nil
 }
 
-// embeddedBroker is a running embedded broker.
-type embeddedBroker struct {
+// Broker is a running embedded broker.
+type Broker struct {
 	srv    *server.Server
 	addr   string
-	self   brokerCredential // Switchboard's in-process NATS connection
-	nc     *nats.Conn       // that connection, for the JetStream API
+	self   Credential // Switchboard's in-process NATS connection
+	nc     *nats.Conn // that connection, for the JetStream API
 	log    *slog.Logger
 	lock   *os.File // held while the broker runs: one Switchboard per data_dir
 	open   func()
@@ -103,11 +107,11 @@ const (
 	mqttSessionWindow = 256
 )
 
-// startBroker runs the embedded MQTT broker on listen with its store in
+// Start runs the embedded MQTT broker on listen with its store in
 // dataDir/broker. Devices are turned away until the returned broker's open
 // is called, except clients presenting one of the bridge's credentials
 // (see deviceGate).
-func startBroker(listen, dataDir string, bridge []brokerCredential, log *slog.Logger) (_ *embeddedBroker, err error) {
+func Start(listen, dataDir string, bridge []Credential, log *slog.Logger) (_ *Broker, err error) {
 	log = log.With("component", "broker")
 	host, portStr, err := net.SplitHostPort(listen)
 	if err != nil {
@@ -150,7 +154,7 @@ func startBroker(listen, dataDir string, bridge []brokerCredential, log *slog.Lo
 	if err != nil {
 		return nil, err
 	}
-	gate := &deviceGate{bridge: append([]brokerCredential{self}, bridge...), log: log}
+	gate := &deviceGate{bridge: append([]Credential{self}, bridge...), log: log}
 	nl := &natsLog{log: log}
 	opts := &server.Options{
 		ServerName: "switchboard",
@@ -184,7 +188,7 @@ func startBroker(listen, dataDir string, bridge []brokerCredential, log *slog.Lo
 		if err := nl.fatalErr(); err != nil {
 			var op *net.OpError
 			if errors.As(err, &op) {
-				return nil, listenError("broker.listen", listen, err)
+				return nil, listenerr.Wrap("broker.listen", listen, err)
 			}
 			return nil, fmt.Errorf("broker: %w", err)
 		}
@@ -192,7 +196,7 @@ func startBroker(listen, dataDir string, bridge []brokerCredential, log *slog.Lo
 	}
 	// nats-server writes the port it got for ":0" into the options.
 	addr := net.JoinHostPort(host, strconv.Itoa(opts.MQTT.Port))
-	b := &embeddedBroker{srv: srv, addr: addr, lock: lock, open: gate.openUp, self: self, log: log, closed: make(chan struct{})}
+	b := &Broker{srv: srv, addr: addr, lock: lock, open: gate.openUp, self: self, log: log, closed: make(chan struct{})}
 	if err := b.connect(); err != nil {
 		b.close()
 		return nil, fmt.Errorf("broker: %w", err)
@@ -216,7 +220,7 @@ func startBroker(listen, dataDir string, bridge []brokerCredential, log *slog.Lo
 // everything published since; reset, it sends them again at once and in
 // order. A message acknowledged in the last 100 ms before a crash (the
 // consumer store writes its state at most ten times a second) comes again.
-func (b *embeddedBroker) redeliverPending() error {
+func (b *Broker) redeliverPending() error {
 	names, err := b.consumers()
 	if err != nil {
 		return err
@@ -230,7 +234,7 @@ func (b *embeddedBroker) redeliverPending() error {
 }
 
 // connect opens Switchboard's in-process connection to the broker.
-func (b *embeddedBroker) connect() error {
+func (b *Broker) connect() error {
 	nc, err := nats.Connect("", nats.InProcessServer(b.srv), nats.UserInfo(b.self.user, b.self.pass),
 		nats.Name("switchboard"), nats.NoReconnect())
 	if err != nil {
@@ -242,7 +246,7 @@ func (b *embeddedBroker) connect() error {
 
 // api makes a JetStream API request and decodes its answer into resp
 // (if not nil); an error answer is the error.
-func (b *embeddedBroker) api(subject string, req, resp any) error {
+func (b *Broker) api(subject string, req, resp any) error {
 	var data []byte
 	if req != nil {
 		var err error
@@ -269,7 +273,7 @@ func (b *embeddedBroker) api(subject string, req, resp any) error {
 
 // consumers lists the MQTT sessions' consumers of QoS 1 and 2 messages,
 // one per subscription of a session.
-func (b *embeddedBroker) consumers() ([]string, error) {
+func (b *Broker) consumers() ([]string, error) {
 	var names []string
 	for offset := 0; ; {
 		var resp server.JSApiConsumerNamesResponse
@@ -297,7 +301,7 @@ func (b *embeddedBroker) consumers() ([]string, error) {
 // late and after newer ones of their room. With the windows of a
 // session's consumers summing to the session's, none is held back. It
 // runs at start, and again whenever a consumer comes or goes.
-func (b *embeddedBroker) balanceWindows() error {
+func (b *Broker) balanceWindows() error {
 	if err := b.balance(nil); err != nil {
 		return err
 	}
@@ -351,7 +355,7 @@ func sessionOf(consumer string) string {
 }
 
 // balance balances the given sessions' windows, or all with nil.
-func (b *embeddedBroker) balance(only map[string]bool) error {
+func (b *Broker) balance(only map[string]bool) error {
 	names, err := b.consumers()
 	if err != nil {
 		return err
@@ -387,11 +391,15 @@ func (b *embeddedBroker) balance(only map[string]bool) error {
 	return nil
 }
 
+// Open lets devices onto the broker: once the bridge's networks on it
+// have subscribed the rooms they joined.
+func (b *Broker) Open() { b.open() }
+
 // Addr is where the broker listens for MQTT clients.
-func (b *embeddedBroker) Addr() string { return b.addr }
+func (b *Broker) Addr() string { return b.addr }
 
 // close shuts the broker down; JetStream writes its state on the way.
-func (b *embeddedBroker) close() {
+func (b *Broker) close() {
 	close(b.closed)
 	if b.nc != nil {
 		b.nc.Close()
@@ -404,10 +412,10 @@ func (b *embeddedBroker) close() {
 // brokerCloseTimeout bounds how long stopping waits for the broker.
 const brokerCloseTimeout = 5 * time.Second
 
-// closeBroker closes the embedded broker, giving up after
+// Close closes the embedded broker, giving up after
 // brokerCloseTimeout or when ctx ends, so that stopping never hangs on
 // it. What the broker acknowledged is in its store already.
-func closeBroker(ctx context.Context, b *embeddedBroker, log *slog.Logger) {
+func Close(ctx context.Context, b *Broker, log *slog.Logger) {
 	closeWithin(ctx, b.close, log)
 }
 
@@ -434,7 +442,7 @@ func closeWithin(ctx context.Context, close func(), log *slog.Logger) {
 // disconnected (nats-server queues a CONNACK "not authorized" first) and
 // retries, as after any broker restart.
 type deviceGate struct {
-	bridge []brokerCredential
+	bridge []Credential
 	log    *slog.Logger
 	open   atomic.Bool
 }
@@ -501,12 +509,12 @@ func (l *natsLog) Errorf(format string, v ...any) {
 }
 
 // Fatalf is what nats-server says when it cannot go on (a port in use);
-// startBroker reports it.
+// Start reports it.
 func (l *natsLog) Fatalf(format string, v ...any) {
 	err := errors.New(fmt.Sprintf(format, v...))
 	for _, a := range v {
 		if e, ok := a.(error); ok {
-			err = e // the cause itself, for listenError
+			err = e // the cause itself, for listenerr.Wrap
 			break
 		}
 	}
@@ -545,11 +553,23 @@ func onBroker(brokerURL, listen string) bool {
 	return unspecified && (u.Hostname() == "localhost" || uip != nil && uip.IsLoopback())
 }
 
-// listenError explains a failed listen, naming the config key that moves
-// the port.
-func listenError(key, addr string, err error) error {
-	if errors.Is(err, syscall.EADDRINUSE) {
-		return fmt.Errorf("%s: %s is already in use; set %s to another address", key, addr, key)
+// Networks finds the MQTT networks whose broker is the embedded one on
+// listen, and gives each the credentials it is let in by before devices
+// are (see Credentials): copies of their configs, by name, to start their
+// adapters with, and the credentials to start the broker with.
+func Networks(cfg *config.Config, listen string) (map[string]*config.Network, []Credential, error) {
+	nets := map[string]*config.Network{}
+	var creds []Credential
+	for name, n := range cfg.Networks {
+		if mc, ok := n.Section.(*mqtt.Config); ok && mc != nil && onBroker(mc.Broker, listen) {
+			m, c, err := Credentials(mc)
+			if err != nil {
+				return nil, nil, err
+			}
+			nc := *n
+			nc.Section = m // with the credentials the embedded broker knows it by
+			nets[name], creds = &nc, append(creds, c)
+		}
 	}
-	return fmt.Errorf("%s: listen on %s: %w", key, addr, err)
+	return nets, creds, nil
 }
