@@ -11,10 +11,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-
 	"github.com/switchboard-chat/switchboard/adapters"
 	"github.com/switchboard-chat/switchboard/bridge"
+	"github.com/switchboard-chat/switchboard/metrics"
 	"github.com/switchboard-chat/switchboard/store"
 )
 
@@ -31,19 +30,10 @@ type ops struct {
 	mu      sync.Mutex
 	nets    []*netState // sorted by name
 	links   []link
-	rooms   outboxReader                         // nil until the store is open
+	rooms   metrics.OutboxReader                 // nil until the store is open
 	blocks  func(bridge.RoomAddr) []bridge.Block // the router's; nil until it runs
-	metrics *metrics
+	metrics *metrics.Metrics
 	done    chan struct{}
-}
-
-// outboxReader reads, per room, the deliveries waiting and those that
-// failed for good (the store).
-type outboxReader interface {
-	OutboxRooms(context.Context) ([]store.RoomQueue, error)
-	FailedRooms(context.Context) ([]store.RoomFailed, error)
-	// Size is the space the store takes on disk, in bytes.
-	Size(context.Context) (int64, error)
 }
 
 // link is a configured link and its rooms, in order.
@@ -97,7 +87,7 @@ func (o *ops) setBlocks(blocks func(bridge.RoomAddr) []bridge.Block) {
 	o.mu.Unlock()
 }
 
-func (o *ops) setStore(rooms outboxReader, m *metrics) {
+func (o *ops) setStore(rooms metrics.OutboxReader, m *metrics.Metrics) {
 	o.mu.Lock()
 	o.rooms, o.metrics = rooms, m
 	o.mu.Unlock()
@@ -239,11 +229,7 @@ func (o *ops) status(ctx context.Context) status {
 	now := time.Now()
 	st := status{Version: version, Commit: commit, Time: now.UTC(), Problems: []string{}, Networks: []networkStatus{}, Links: []linkStatus{}, Blocks: []blockStatus{}}
 	st.Outbox.Rooms = []roomStatus{}
-	var routerDrops *routerDrops
-	if m := o.storeMetrics(); m != nil {
-		routerDrops = &m.drops
-	}
-	dropped := droppedCounts(o.adapters(), routerDrops)
+	dropped := o.storeMetrics().Drops(o.adapters())
 	o.mu.Lock()
 	rooms, links, blocks := o.rooms, o.links, o.blocks
 	for _, n := range o.nets {
@@ -267,7 +253,7 @@ func (o *ops) status(ctx context.Context) status {
 	if rooms == nil {
 		st.Outbox.Error = "store not open"
 		st.Problems = append(st.Problems, "store: not open")
-	} else if qs, fs, err := queryRooms(ctx, rooms); err != nil {
+	} else if qs, fs, err := metrics.QueryRooms(ctx, rooms); err != nil {
 		st.Outbox.Error = err.Error()
 		st.Problems = append(st.Problems, "store: "+err.Error())
 	} else {
@@ -314,30 +300,10 @@ func (o *ops) status(ctx context.Context) status {
 	return st
 }
 
-// queryRooms asks the store, without letting a stuck database hold up a
-// status page or a scrape for long.
-func queryRooms(ctx context.Context, rooms outboxReader) ([]store.RoomQueue, []store.RoomFailed, error) {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	qs, err := rooms.OutboxRooms(ctx)
-	if err != nil {
-		return nil, nil, err
-	}
-	fs, err := rooms.FailedRooms(ctx)
-	return qs, fs, err
-}
-
 func newRoomStatus(q store.RoomQueue, now time.Time) roomStatus {
 	oldest := q.Oldest.UTC()
-	age := queueAge(q, now).Round(time.Second).Seconds()
+	age := metrics.QueueAge(q, now).Round(time.Second).Seconds()
 	return roomStatus{Room: q.Room.String(), Depth: q.Depth, Oldest: &oldest, Age: &age}
-}
-
-// queueAge is how long the head of a room's queue has waited. Never
-// negative: the clocks of two processes sharing a PostgreSQL database may
-// disagree a little.
-func queueAge(q store.RoomQueue, now time.Time) time.Duration {
-	return max(0, now.Sub(q.Oldest))
 }
 
 func (o *ops) routes(mux *http.ServeMux) {
@@ -349,7 +315,7 @@ func (o *ops) routes(mux *http.ServeMux) {
 			http.Error(w, "starting", http.StatusServiceUnavailable)
 			return
 		}
-		promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}).ServeHTTP(w, r)
+		m.Handler().ServeHTTP(w, r)
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		st := o.status(r.Context())
@@ -389,7 +355,7 @@ var statusPage = template.Must(template.New("status").Funcs(template.FuncMap{
 
 // adapters lists the networks' adapters, for collectors.
 // storeMetrics is the metrics setStore was given; nil before.
-func (o *ops) storeMetrics() *metrics {
+func (o *ops) storeMetrics() *metrics.Metrics {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	return o.metrics

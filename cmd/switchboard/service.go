@@ -22,6 +22,7 @@ import (
 	"github.com/switchboard-chat/switchboard/config"
 	"github.com/switchboard-chat/switchboard/internal/listenerr"
 	"github.com/switchboard-chat/switchboard/mapping"
+	"github.com/switchboard-chat/switchboard/metrics"
 	"github.com/switchboard-chat/switchboard/store"
 )
 
@@ -125,7 +126,7 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *servic
 		names = append(names, name)
 	}
 	sort.Strings(names)
-	m := newMetrics(names, s.ops.isUp, s.store, s.ops.adapters)
+	m := metrics.New(names, s.ops.isUp, s.store, s.ops.adapters)
 	s.ops.setStore(s.store, m)
 	s.router = bridge.NewRouter(s.store, links, log.With("component", "router"))
 	s.router.Observer = m
@@ -136,7 +137,7 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *servic
 	if err := s.router.Start(ctx); err != nil {
 		return nil, err
 	}
-	m.reg.MustRegister(newBlocksCollector(s.router.Blocks))
+	m.AddBlocks(s.router.Blocks)
 	s.ops.setBlocks(s.router.Blocks)
 	go s.ops.watch()
 	s.startRetention()

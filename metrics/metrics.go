@@ -1,15 +1,21 @@
-package main
+// Package metrics is the service's Prometheus metrics: a bridge.Observer
+// counting what the router accepts and delivers, and collectors asked at
+// scrape time (the outbox, adapters' drops and puppets, blocks).
+package metrics
 
 import (
 	"context"
+	"net/http"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/switchboard-chat/switchboard/adapters"
 	"github.com/switchboard-chat/switchboard/bridge"
+	"github.com/switchboard-chat/switchboard/store"
 )
 
 // kinds are the event types, for the label children made up front.
@@ -18,10 +24,10 @@ var kinds = []bridge.Kind{
 	bridge.KindLeave, bridge.KindRename, bridge.KindTopic, bridge.KindTyping, bridge.KindPresence,
 }
 
-// metrics implements bridge.Observer with Prometheus collectors in a
+// Metrics implements bridge.Observer with Prometheus collectors in a
 // registry of the service's own. The label children of every configured
 // network are made up front, so the router's hot path only looks them up.
-type metrics struct {
+type Metrics struct {
 	reg *prometheus.Registry
 
 	received, delivered *prometheus.CounterVec
@@ -31,7 +37,7 @@ type metrics struct {
 	store               *prometheus.HistogramVec
 	storeOps            map[string]prometheus.Observer // store's children by op, filled at start
 
-	nets map[string]*netMetrics // read-only after newMetrics
+	nets map[string]*netMetrics // read-only after New
 
 	drops routerDrops
 }
@@ -45,10 +51,10 @@ type routerDrops struct {
 	n  map[string]map[string]uint64 // network: reason: count
 }
 
-var _ bridge.DropObserver = (*metrics)(nil)
+var _ bridge.DropObserver = (*Metrics)(nil)
 
 // Dropped implements bridge.DropObserver.
-func (m *metrics) Dropped(network, reason string) {
+func (m *Metrics) Dropped(network, reason string) {
 	d := &m.drops
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -59,6 +65,26 @@ func (m *metrics) Dropped(network, reason string) {
 		d.n[network] = map[string]uint64{}
 	}
 	d.n[network][reason]++
+}
+
+// Drops is every inbound drop so far of nets, by network and reason: the
+// adapters' own and, m being non-nil, the router's.
+func (m *Metrics) Drops(nets map[string]adapters.Adapter) map[string]map[string]uint64 {
+	if m == nil {
+		return droppedCounts(nets, nil)
+	}
+	return droppedCounts(nets, &m.drops)
+}
+
+// Handler serves the metrics to Prometheus.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+}
+
+// AddBlocks reports the senders blocks (bridge.Router.Blocks) keeps
+// out of each room, asked at scrape time.
+func (m *Metrics) AddBlocks(blocks func(bridge.RoomAddr) []bridge.Block) {
+	m.reg.MustRegister(newBlocksCollector(blocks))
 }
 
 // droppedCounts is every inbound drop so far, by network and reason: the
@@ -103,11 +129,11 @@ type netMetrics struct {
 	latency             prometheus.Observer
 }
 
-// newMetrics registers the service's collectors. up tells whether a
+// New registers the service's collectors. up tells whether a
 // network is connected, rooms lists the outbox by room; both are asked at
 // scrape time.
-func newMetrics(networks []string, up func(network string) bool, rooms outboxReader, nets func() map[string]adapters.Adapter) *metrics {
-	m := &metrics{
+func New(networks []string, up func(network string) bool, rooms OutboxReader, nets func() map[string]adapters.Adapter) *Metrics {
+	m := &Metrics{
 		reg: prometheus.NewRegistry(),
 		received: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "switchboard_events_received_total",
@@ -227,12 +253,12 @@ func (c *adapterCollector) Collect(ch chan<- prometheus.Metric) {
 
 // Refused implements bridge.RefusalObserver. Refusals are rare: the
 // child is looked up each time.
-func (m *metrics) Refused(from bridge.RoomAddr, kind bridge.Kind) {
+func (m *Metrics) Refused(from bridge.RoomAddr, kind bridge.Kind) {
 	m.refused.WithLabelValues(from.Network, string(kind)).Inc()
 }
 
 // Stored implements bridge.Observer.
-func (m *metrics) Stored(op string, took time.Duration, err error) {
+func (m *Metrics) Stored(op string, took time.Duration, err error) {
 	if err != nil {
 		return // a failed write's time says little; the error is logged
 	}
@@ -248,11 +274,11 @@ func (m *metrics) Stored(op string, took time.Duration, err error) {
 // is not in the answer and so drops out of the scrape: no series is left
 // behind for every room that ever waited.
 type outboxCollector struct {
-	rooms                          outboxReader
+	rooms                          OutboxReader
 	depth, age, failed, read, size *prometheus.Desc
 }
 
-func newOutboxCollector(rooms outboxReader) *outboxCollector {
+func newOutboxCollector(rooms OutboxReader) *outboxCollector {
 	return &outboxCollector{
 		rooms: rooms,
 		depth: prometheus.NewDesc("switchboard_outbox_depth",
@@ -283,7 +309,7 @@ func (c *outboxCollector) Describe(ch chan<- *prometheus.Desc) {
 // Collect implements prometheus.Collector. A store that cannot be read
 // shows as switchboard_store_up 0, without failing the rest of the scrape.
 func (c *outboxCollector) Collect(ch chan<- prometheus.Metric) {
-	qs, fs, err := queryRooms(context.Background(), c.rooms)
+	qs, fs, err := QueryRooms(context.Background(), c.rooms)
 	if err != nil {
 		ch <- prometheus.MustNewConstMetric(c.read, prometheus.GaugeValue, 0)
 		return
@@ -292,7 +318,7 @@ func (c *outboxCollector) Collect(ch chan<- prometheus.Metric) {
 	now := time.Now()
 	for _, q := range qs {
 		ch <- prometheus.MustNewConstMetric(c.depth, prometheus.GaugeValue, float64(q.Depth), q.Room.Network, q.Room.Room)
-		ch <- prometheus.MustNewConstMetric(c.age, prometheus.GaugeValue, queueAge(q, now).Seconds(), q.Room.Network, q.Room.Room)
+		ch <- prometheus.MustNewConstMetric(c.age, prometheus.GaugeValue, QueueAge(q, now).Seconds(), q.Room.Network, q.Room.Room)
 	}
 	for _, f := range fs {
 		ch <- prometheus.MustNewConstMetric(c.failed, prometheus.GaugeValue, float64(f.Count), f.Room.Network, f.Room.Room)
@@ -312,7 +338,7 @@ func counter(cache map[bridge.Kind]prometheus.Counter, vec *prometheus.CounterVe
 }
 
 // Accepted implements bridge.Observer.
-func (m *metrics) Accepted(from bridge.RoomAddr, k bridge.Kind) {
+func (m *Metrics) Accepted(from bridge.RoomAddr, k bridge.Kind) {
 	var cache map[bridge.Kind]prometheus.Counter
 	if n := m.nets[from.Network]; n != nil {
 		cache = n.received
@@ -321,7 +347,7 @@ func (m *metrics) Accepted(from bridge.RoomAddr, k bridge.Kind) {
 }
 
 // Delivered implements bridge.Observer.
-func (m *metrics) Delivered(to bridge.RoomAddr, k bridge.Kind, accepted time.Time) {
+func (m *Metrics) Delivered(to bridge.RoomAddr, k bridge.Kind, accepted time.Time) {
 	n := m.nets[to.Network]
 	if n == nil {
 		m.delivered.WithLabelValues(to.Network, string(k)).Inc()
@@ -337,7 +363,7 @@ func (m *metrics) Delivered(to bridge.RoomAddr, k bridge.Kind, accepted time.Tim
 }
 
 // Retried implements bridge.Observer.
-func (m *metrics) Retried(to bridge.RoomAddr, _ bridge.Kind) {
+func (m *Metrics) Retried(to bridge.RoomAddr, _ bridge.Kind) {
 	if n := m.nets[to.Network]; n != nil {
 		n.retries.Inc()
 		return
@@ -346,7 +372,7 @@ func (m *metrics) Retried(to bridge.RoomAddr, _ bridge.Kind) {
 }
 
 // Failed implements bridge.Observer.
-func (m *metrics) Failed(to bridge.RoomAddr, _ bridge.Kind) {
+func (m *Metrics) Failed(to bridge.RoomAddr, _ bridge.Kind) {
 	if n := m.nets[to.Network]; n != nil {
 		n.failures.Inc()
 		return
@@ -380,4 +406,33 @@ func (c *blocksCollector) Collect(ch chan<- prometheus.Metric) {
 	for room, n := range counts {
 		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(n), room.Network, room.Room)
 	}
+}
+
+// OutboxReader reads, per room, the deliveries waiting and those that
+// failed for good (the store).
+type OutboxReader interface {
+	OutboxRooms(context.Context) ([]store.RoomQueue, error)
+	FailedRooms(context.Context) ([]store.RoomFailed, error)
+	// Size is the space the store takes on disk, in bytes.
+	Size(context.Context) (int64, error)
+}
+
+// QueryRooms asks the store, without letting a stuck database hold up a
+// status page or a scrape for long.
+func QueryRooms(ctx context.Context, rooms OutboxReader) ([]store.RoomQueue, []store.RoomFailed, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	qs, err := rooms.OutboxRooms(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	fs, err := rooms.FailedRooms(ctx)
+	return qs, fs, err
+}
+
+// QueueAge is how long the head of a room's queue has waited. Never
+// negative: the clocks of two processes sharing a PostgreSQL database may
+// disagree a little.
+func QueueAge(q store.RoomQueue, now time.Time) time.Duration {
+	return max(0, now.Sub(q.Oldest))
 }

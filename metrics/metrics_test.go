@@ -1,4 +1,4 @@
-package main
+package metrics
 
 import (
 	"context"
@@ -21,7 +21,7 @@ func (noOutbox) Size(context.Context) (int64, error)                     { retur
 // the observer calls the router makes on accept and on delivery. Compare
 // with BenchmarkRouter in bridge/ (the whole relay path, without them).
 func BenchmarkMetricsPerEvent(b *testing.B) {
-	m := newMetrics([]string{"libera", "devices"}, func(string) bool { return true }, noOutbox{}, func() map[string]adapters.Adapter { return nil })
+	m := New([]string{"libera", "devices"}, func(string) bool { return true }, noOutbox{}, func() map[string]adapters.Adapter { return nil })
 	from := bridge.RoomAddr{Network: "devices", Room: "sb/room"}
 	to := bridge.RoomAddr{Network: "libera", Room: "#room"}
 	accepted := time.Now()
@@ -46,7 +46,7 @@ func (d dropper) Dropped() map[string]uint64 { return d.dropped }
 // reason, summed where both counted the same reason.
 func TestInboundDropsOfRouterAndAdapterAdded(t *testing.T) {
 	nets := map[string]adapters.Adapter{"devices": dropper{dropped: map[string]uint64{"ignored": 2, "malformed": 1}}}
-	m := newMetrics([]string{"libera", "devices"}, func(string) bool { return true }, noOutbox{}, func() map[string]adapters.Adapter { return nets })
+	m := New([]string{"libera", "devices"}, func(string) bool { return true }, noOutbox{}, func() map[string]adapters.Adapter { return nets })
 	var obs bridge.Observer = m
 	d := obs.(bridge.DropObserver)
 	d.Dropped("devices", bridge.DropIgnored)
