@@ -24,6 +24,7 @@ import (
 
 	"github.com/switchboard-chat/switchboard/internal/testenv"
 	"github.com/switchboard-chat/switchboard/matrix"
+	"github.com/switchboard-chat/switchboard/status"
 )
 
 // The relay benchmarks run the switchboard binary against real servers,
@@ -424,7 +425,7 @@ func allUp(httpAddr string) bool {
 		return false
 	}
 	defer r.Body.Close()
-	var st status
+	var st status.Status
 	if err := json.NewDecoder(r.Body).Decode(&st); err != nil || !st.Ready {
 		return false
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/switchboard-chat/switchboard/bridge"
 	"github.com/switchboard-chat/switchboard/config"
 	"github.com/switchboard-chat/switchboard/mapping"
+	"github.com/switchboard-chat/switchboard/status"
 )
 
 // linkControl is how the chat commands change links. The service
@@ -44,7 +45,7 @@ const commandTimeout = 30 * time.Second
 type commands struct {
 	next   bridge.Inbound
 	links  linkControl
-	status func(context.Context) status // what /api/status shows
+	status func(context.Context) status.Status // what /api/status shows
 	log    *slog.Logger
 
 	admins atomic.Pointer[mapping.Admins] // swapped whole on reload
@@ -65,7 +66,7 @@ type commandNet struct {
 	puppets bridge.PuppetResolver // nil: the adapter has no puppets to name
 }
 
-func newCommands(next bridge.Inbound, links linkControl, status func(context.Context) status, admins *mapping.Admins, log *slog.Logger) *commands {
+func newCommands(next bridge.Inbound, links linkControl, status func(context.Context) status.Status, admins *mapping.Admins, log *slog.Logger) *commands {
 	c := &commands{next: next, links: links, status: status, log: log, nets: map[string]commandNet{}}
 	c.admins.Store(admins)
 	return c

@@ -14,6 +14,7 @@ import (
 	"github.com/switchboard-chat/switchboard/bridge"
 	"github.com/switchboard-chat/switchboard/config"
 	"github.com/switchboard-chat/switchboard/mapping"
+	"github.com/switchboard-chat/switchboard/status"
 )
 
 // cmdFakeLinks is a linkControl over an in-memory link set that records
@@ -129,13 +130,13 @@ func newCmdWorld(t *testing.T) *cmdWorld {
 		next: &cmdFakeNext{},
 		bots: map[string]*cmdFakeBot{},
 	}
-	status := func(context.Context) status {
-		return status{
-			Networks: []networkStatus{{Name: "devices", State: "up", For: 60}, {Name: "libera", State: "down", For: 5}},
-			Outbox:   outboxStatus{Depth: 7, Failed: 2},
+	statusOf := func(context.Context) status.Status {
+		return status.Status{
+			Networks: []status.Network{{Name: "devices", State: "up", For: 60}, {Name: "libera", State: "down", For: 5}},
+			Outbox:   status.Outbox{Depth: 7, Failed: 2},
 		}
 	}
-	w.c = newCommands(w.next, w.links, status, admins, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	w.c = newCommands(w.next, w.links, statusOf, admins, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	for name, typ := range map[string]string{"libera": "irc", "matrix": "matrix", "devices": "mqtt"} {
 		w.bots[name] = &cmdFakeBot{}
 		w.c.addNetwork(name, typ, w.bots[name])

@@ -10,6 +10,7 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"github.com/switchboard-chat/switchboard/internal/testenv"
+	"github.com/switchboard-chat/switchboard/status"
 )
 
 // An XMPP user writes to an IRC user who is not online: the message is
@@ -97,7 +98,7 @@ func TestFailedDirectMessageToldListedAndRetried(t *testing.T) {
 	}
 }
 
-func hasFailedRoom(rooms []roomStatus, room string, n int) bool {
+func hasFailedRoom(rooms []status.Room, room string, n int) bool {
 	for _, r := range rooms {
 		if r.Room == room && r.Failed == n {
 			return true

@@ -131,7 +131,7 @@ func (s *service) applyLinks(ctx context.Context, links map[string][]bridge.Room
 	}
 	after := roomSet(links)
 	s.links.SetRelayed(parseRooms(relay))
-	s.ops.setLinks(links)
+	s.ops.SetLinks(links)
 	var errs []error
 	for _, r := range sortedRooms(after) {
 		if before[r] {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/switchboard-chat/switchboard/config"
 	"github.com/switchboard-chat/switchboard/internal/testenv"
+	"github.com/switchboard-chat/switchboard/status"
 )
 
 // startService starts Switchboard without waiting for its networks and
@@ -87,13 +88,13 @@ func waitMetrics(t *testing.T, svc *service, want map[string]float64) string {
 	}
 }
 
-func getStatus(t *testing.T, svc *service) status {
+func getStatus(t *testing.T, svc *service) status.Status {
 	t.Helper()
 	code, body := httpGet(t, "http://"+svc.HTTPAddr+"/api/status")
 	if code != 200 {
 		t.Fatalf("/api/status: %d %s", code, body)
 	}
-	var st status
+	var st status.Status
 	if err := json.Unmarshal([]byte(body), &st); err != nil {
 		t.Fatalf("/api/status: %v\n%s", err, body)
 	}
@@ -229,7 +230,7 @@ func TestStatusPageInBrowser(t *testing.T) {
 	broker := testenv.Mosquitto(t)
 	svc := startService(t, deadConfig(t, broker.URL, "127.0.0.1:0", "30s"))
 	waitMetrics(t, svc, map[string]float64{`switchboard_network_up{network="devices"}`: 1})
-	waitStatus(t, svc, "dead's connection failure", func(st status) bool { return networkOf(st, "dead").LastError != nil })
+	waitStatus(t, svc, "dead's connection failure", func(st status.Status) bool { return networkOf(st, "dead").LastError != nil })
 
 	// A proxy that does not exist and a resolver that resolves nothing:
 	// nothing can leave the loopback interface.
@@ -277,7 +278,7 @@ func TestStatusPageInBrowser(t *testing.T) {
 }
 
 // waitStatus polls /api/status until ok holds.
-func waitStatus(t *testing.T, svc *service, what string, ok func(status) bool) status {
+func waitStatus(t *testing.T, svc *service, what string, ok func(status.Status) bool) status.Status {
 	t.Helper()
 	deadline := time.Now().Add(patience)
 	for {
@@ -292,16 +293,16 @@ func waitStatus(t *testing.T, svc *service, what string, ok func(status) bool) s
 	}
 }
 
-func networkOf(st status, name string) networkStatus {
+func networkOf(st status.Status, name string) status.Network {
 	for _, n := range st.Networks {
 		if n.Name == name {
 			return n
 		}
 	}
-	return networkStatus{}
+	return status.Network{}
 }
 
-func linkRoom(st status, name string) roomStatus {
+func linkRoom(st status.Status, name string) status.Room {
 	for _, l := range st.Links {
 		for _, r := range l.Rooms {
 			if r.Room == name {
@@ -309,7 +310,7 @@ func linkRoom(st status, name string) roomStatus {
 			}
 		}
 	}
-	return roomStatus{}
+	return status.Room{}
 }
 
 // What an operator sees of an IRC server that is down: the adapter's
@@ -322,7 +323,7 @@ func TestDownNetworkErrorAndQueueShown(t *testing.T) {
 	w.irc.Process.Stop()
 	svc := startService(t, w.config(t, "puppet"))
 
-	st := waitStatus(t, svc, "libera's connection failure", func(st status) bool {
+	st := waitStatus(t, svc, "libera's connection failure", func(st status.Status) bool {
 		le := networkOf(st, "libera").LastError
 		return le != nil && strings.Contains(le.Message, "connect failed") && strings.Contains(le.Message, "connection refused")
 	})

@@ -23,6 +23,7 @@ import (
 	"github.com/switchboard-chat/switchboard/internal/listenerr"
 	"github.com/switchboard-chat/switchboard/mapping"
 	"github.com/switchboard-chat/switchboard/metrics"
+	"github.com/switchboard-chat/switchboard/status"
 	"github.com/switchboard-chat/switchboard/store"
 )
 
@@ -38,7 +39,7 @@ type service struct {
 	// stopRetention ends the store's pruning and waits for it.
 	stopRetention func()
 	mux           *http.ServeMux
-	ops           *ops
+	ops           *status.Ops
 
 	// Links: the file's, with runtime changes laid over (see links.go).
 	linkMu  sync.Mutex // serializes link changes and reloads
@@ -62,10 +63,10 @@ type service struct {
 // (store, router) before what produces them (adapters). On error, what was
 // started is stopped again.
 func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *service, err error) {
-	s := &service{cfg: cfg, nets: map[string]adapters.Adapter{}, ops: newOps(cfg.HTTP.ReadyGrace)}
+	s := &service{cfg: cfg, nets: map[string]adapters.Adapter{}, ops: status.New(cfg.HTTP.ReadyGrace, version, commit)}
 	// Everything logs through the ops' handler, which keeps each
 	// network's latest problem for the status pages.
-	log = slog.New(s.ops.errs.handler(log.Handler()))
+	log = slog.New(s.ops.LogHandler(log.Handler()))
 	s.log = log
 	defer func() {
 		if err != nil {
@@ -116,7 +117,7 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *servic
 	}
 	s.links = links
 	s.links.SetRelayed(parseRooms(s.overlay.Relay))
-	s.ops.setLinks(linkMap)
+	s.ops.SetLinks(linkMap)
 	s.apiToken.Store(&cfg.HTTP.APIToken)
 	// Registered only now that the links are loaded; a ServeMux may grow
 	// while it serves.
@@ -126,8 +127,8 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *servic
 		names = append(names, name)
 	}
 	sort.Strings(names)
-	m := metrics.New(names, s.ops.isUp, s.store, s.ops.adapters)
-	s.ops.setStore(s.store, m)
+	m := metrics.New(names, s.ops.IsUp, s.store, s.ops.Adapters)
+	s.ops.SetStore(s.store, m)
 	s.router = bridge.NewRouter(s.store, links, log.With("component", "router"))
 	s.router.Observer = m
 	if s.ignores, err = mapping.NewIgnores(cfg.IgnoreLists()); err != nil {
@@ -138,8 +139,8 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *servic
 		return nil, err
 	}
 	m.AddBlocks(s.router.Blocks)
-	s.ops.setBlocks(s.router.Blocks)
-	go s.ops.watch()
+	s.ops.SetBlocks(s.router.Blocks)
+	go s.ops.Watch()
 	s.startRetention()
 	admins, err := mapping.ParseAdmins(cfg.Admins)
 	if err != nil {
@@ -147,7 +148,7 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *servic
 	}
 	// Adapters hand their traffic to the chat commands, which pass all
 	// but !sb commands on to the router.
-	cmds := newCommands(s.router, s, s.ops.status, admins, log.With("component", "commands"))
+	cmds := newCommands(s.router, s, s.ops.Status, admins, log.With("component", "commands"))
 	s.onReload = cmds.reload
 	cmds.ignore = s.ignores
 	// One avatar store for all networks: one reads avatars, another shows
@@ -172,7 +173,7 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *servic
 			return nil, err
 		}
 		s.nets[name] = a
-		s.ops.addNetwork(name, cfg.Networks[name].Type, a)
+		s.ops.AddNetwork(name, cfg.Networks[name].Type, a)
 		if st, ok := a.(adapters.Stateful); ok {
 			st.UseState(s.store.State(name))
 		}
@@ -231,7 +232,7 @@ func (s *service) openBrokerWhenSubscribed(networks []string, open func()) {
 			return
 		}
 		select {
-		case <-s.ops.done:
+		case <-s.ops.Done():
 			return
 		case <-t.C:
 		}
@@ -241,7 +242,7 @@ func (s *service) openBrokerWhenSubscribed(networks []string, open func()) {
 // stop shuts down in reverse: adapters first, so nothing new arrives, then
 // the router (undelivered events stay in the outbox), then the rest.
 func (s *service) stop(ctx context.Context) {
-	s.ops.stop()
+	s.ops.Stop()
 	for name, a := range s.nets {
 		if err := a.Stop(ctx); err != nil {
 			s.log.Warn("stop network", "network", name, "err", err)
@@ -286,6 +287,6 @@ func (s *service) routes() *http.ServeMux {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintln(w, "ok")
 	})
-	s.ops.routes(mux) // /readyz, /metrics, /api/status, /status
+	s.ops.Routes(mux) // /readyz, /metrics, /api/status, /status
 	return mux
 }

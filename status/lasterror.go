@@ -1,4 +1,4 @@
-package main
+package status
 
 import (
 	"context"
@@ -14,13 +14,13 @@ import (
 // the service's slog.Handler sees their warnings and errors go by.
 type netErrors struct {
 	mu   sync.Mutex
-	last map[string]lastError
+	last map[string]LastError
 }
 
-// lastError is a network's latest record at Warn level or above. Secrets
+// LastError is a network's latest record at Warn level or above. Secrets
 // are never logged, so the message is safe to show; it is capped all the
 // same, since it ends up on a web page.
-type lastError struct {
+type LastError struct {
 	Message string    `json:"message"`
 	Time    time.Time `json:"time"`
 }
@@ -28,17 +28,17 @@ type lastError struct {
 // maxErrorLen caps a shown message, in bytes (cut at a rune boundary).
 const maxErrorLen = 500
 
-func newNetErrors() *netErrors { return &netErrors{last: map[string]lastError{}} }
+func newNetErrors() *netErrors { return &netErrors{last: map[string]LastError{}} }
 
 // get returns the latest problem of network, if it had one.
-func (e *netErrors) get(network string) (lastError, bool) {
+func (e *netErrors) get(network string) (LastError, bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	le, ok := e.last[network]
 	return le, ok
 }
 
-func (e *netErrors) set(network string, le lastError) {
+func (e *netErrors) set(network string, le LastError) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if old, ok := e.last[network]; ok && old.Time.After(le.Time) {
@@ -108,7 +108,7 @@ func (h *errorHandler) record(r slog.Record) {
 	if at.IsZero() {
 		at = time.Now()
 	}
-	h.errs.set(network, lastError{Message: truncate(msg, maxErrorLen), Time: at})
+	h.errs.set(network, LastError{Message: truncate(msg, maxErrorLen), Time: at})
 }
 
 func (h *errorHandler) WithAttrs(attrs []slog.Attr) slog.Handler {

@@ -1,4 +1,4 @@
-package main
+package status
 
 import (
 	"bytes"
@@ -68,10 +68,10 @@ func TestNetErrorsFromLog(t *testing.T) {
 func TestStatusPageEscapes(t *testing.T) {
 	now := time.Now()
 	age := 3.0
-	st := status{Time: now, Problems: []string{}, Networks: []networkStatus{{
+	st := Status{Time: now, Problems: []string{}, Networks: []Network{{
 		Name: "libera", Type: "irc", State: "down", Since: now,
-		LastError: &lastError{Message: `connect failed: <script>alert("x")</script> & more`, Time: now},
-	}}, Links: []linkStatus{{Name: "lobby", Rooms: []roomStatus{{Room: "libera:#<b>", Depth: 2, Oldest: &now, Age: &age}}}}}
+		LastError: &LastError{Message: `connect failed: <script>alert("x")</script> & more`, Time: now},
+	}}, Links: []Link{{Name: "lobby", Rooms: []Room{{Room: "libera:#<b>", Depth: 2, Oldest: &now, Age: &age}}}}}
 	var b bytes.Buffer
 	if err := statusPage.Execute(&b, st); err != nil {
 		t.Fatal(err)

@@ -1,4 +1,8 @@
-package main
+// Package status is what the operations endpoints (/readyz, /metrics,
+// /api/status, /status) and the chat commands' "!sb status" know about the
+// running service: the networks' states and latest problems, the links,
+// the outbox and the blocks.
+package status
 
 import (
 	"context"
@@ -6,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"html/template"
+	"log/slog"
 	"net/http"
 	"sort"
 	"sync"
@@ -17,12 +22,14 @@ import (
 	"github.com/switchboard-chat/switchboard/store"
 )
 
-// ops is what the operations endpoints (/metrics, /api/status, /status,
+// Ops is what the operations endpoints (/metrics, /api/status, /status,
 // /readyz) know about the service. The HTTP listener starts before the
 // store and the networks, so start fills it in under its lock as they come
 // up.
-type ops struct {
+type Ops struct {
 	grace   time.Duration // a network down longer than this fails /readyz
+	version string
+	commit  string
 	started time.Time
 
 	errs *netErrors // the networks' latest problems, from the log
@@ -51,11 +58,13 @@ type netState struct {
 	since     time.Time // of the last change (or of the start)
 }
 
-func newOps(grace time.Duration) *ops {
-	return &ops{grace: grace, started: time.Now(), errs: newNetErrors(), done: make(chan struct{})}
+// New tracks a service whose networks count as down for /readyz after
+// grace; version and commit name the binary.
+func New(grace time.Duration, version, commit string) *Ops {
+	return &Ops{grace: grace, version: version, commit: commit, started: time.Now(), errs: newNetErrors(), done: make(chan struct{})}
 }
 
-func (o *ops) addNetwork(name, typ string, a adapters.Adapter) {
+func (o *Ops) AddNetwork(name, typ string, a adapters.Adapter) {
 	n := &netState{name: name, typ: typ, adapter: a, since: time.Now()}
 	if c, ok := a.(adapters.Connected); ok {
 		n.conn = c
@@ -68,7 +77,7 @@ func (o *ops) addNetwork(name, typ string, a adapters.Adapter) {
 	sort.Slice(o.nets, func(i, j int) bool { return o.nets[i].name < o.nets[j].name })
 }
 
-func (o *ops) setLinks(links map[string][]bridge.RoomAddr) {
+func (o *Ops) SetLinks(links map[string][]bridge.RoomAddr) {
 	var ls []link
 	for name, rooms := range links {
 		ls = append(ls, link{name: name, rooms: rooms})
@@ -81,21 +90,28 @@ func (o *ops) setLinks(links map[string][]bridge.RoomAddr) {
 
 // setBlocks gives the router's blocks (bridge.Router.Blocks) to the
 // status.
-func (o *ops) setBlocks(blocks func(bridge.RoomAddr) []bridge.Block) {
+func (o *Ops) SetBlocks(blocks func(bridge.RoomAddr) []bridge.Block) {
 	o.mu.Lock()
 	o.blocks = blocks
 	o.mu.Unlock()
 }
 
-func (o *ops) setStore(rooms metrics.OutboxReader, m *metrics.Metrics) {
+func (o *Ops) SetStore(rooms metrics.OutboxReader, m *metrics.Metrics) {
 	o.mu.Lock()
 	o.rooms, o.metrics = rooms, m
 	o.mu.Unlock()
 }
 
-// watch polls the networks every second until stop, so that the times of
+// LogHandler wraps next so that it records the networks' latest
+// problems, which the status shows.
+func (o *Ops) LogHandler(next slog.Handler) slog.Handler { return o.errs.handler(next) }
+
+// Done is closed by Stop.
+func (o *Ops) Done() <-chan struct{} { return o.done }
+
+// Watch polls the networks every second until stop, so that the times of
 // their changes are known to within a second.
-func (o *ops) watch() {
+func (o *Ops) Watch() {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {
@@ -108,7 +124,7 @@ func (o *ops) watch() {
 	}
 }
 
-func (o *ops) stop() {
+func (o *Ops) Stop() {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	select {
@@ -119,7 +135,7 @@ func (o *ops) stop() {
 }
 
 // poll records changes of the networks' states.
-func (o *ops) poll() {
+func (o *Ops) poll() {
 	now := time.Now()
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -134,7 +150,7 @@ func (o *ops) poll() {
 }
 
 // isUp polls and tells whether network is up.
-func (o *ops) isUp(network string) bool {
+func (o *Ops) IsUp(network string) bool {
 	o.poll()
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -146,23 +162,23 @@ func (o *ops) isUp(network string) bool {
 	return false
 }
 
-type status struct {
-	Version  string          `json:"version"`
-	Commit   string          `json:"commit"`
-	Time     time.Time       `json:"time"`
-	Ready    bool            `json:"ready"`
-	Problems []string        `json:"problems"`
-	Networks []networkStatus `json:"networks"`
-	Links    []linkStatus    `json:"links"`
-	Outbox   outboxStatus    `json:"outbox"`
-	Store    storeStatus     `json:"store"`
+type Status struct {
+	Version  string    `json:"version"`
+	Commit   string    `json:"commit"`
+	Time     time.Time `json:"time"`
+	Ready    bool      `json:"ready"`
+	Problems []string  `json:"problems"`
+	Networks []Network `json:"networks"`
+	Links    []Link    `json:"links"`
+	Outbox   Outbox    `json:"outbox"`
+	Store    Store     `json:"store"`
 	// Blocks are the senders kept out of rooms (bans, kicks, operators'
 	// "!sb block"), by room, oldest first within one.
-	Blocks []blockStatus `json:"blocks"`
+	Blocks []Block `json:"blocks"`
 }
 
-// blockStatus is a bridge.Block, its room and sender written out.
-type blockStatus struct {
+// Block is a bridge.Block, its room and sender written out.
+type Block struct {
 	Room   string    `json:"room"`   // network:room
 	Sender string    `json:"sender"` // network:id
 	Source string    `json:"source"` // ban, kick or operator
@@ -171,17 +187,17 @@ type blockStatus struct {
 	Since  time.Time `json:"since"`
 }
 
-func newBlockStatus(b bridge.Block) blockStatus {
-	return blockStatus{Room: b.Room.String(), Sender: b.Sender.String(), Source: string(b.Source), Reason: b.Reason, By: b.By, Since: b.Since.UTC()}
+func newBlock(b bridge.Block) Block {
+	return Block{Room: b.Room.String(), Sender: b.Sender.String(), Source: string(b.Source), Reason: b.Reason, By: b.By, Since: b.Since.UTC()}
 }
 
-type storeStatus struct {
+type Store struct {
 	// SizeBytes is the space the store takes: SQLite's file and its log,
 	// or the PostgreSQL database; absent when it could not be read.
 	SizeBytes *int64 `json:"size_bytes,omitempty"`
 }
 
-type networkStatus struct {
+type Network struct {
 	Name  string    `json:"name"`
 	Type  string    `json:"type"`
 	State string    `json:"state"` // "up" or "down"
@@ -190,20 +206,20 @@ type networkStatus struct {
 	For float64 `json:"for_seconds"`
 	// LastError is the latest warning or error logged for the network,
 	// whether or not it is up now; absent if there was none.
-	LastError *lastError `json:"last_error,omitempty"`
+	LastError *LastError `json:"last_error,omitempty"`
 	// Dropped counts the network's inbound events dropped on purpose
 	// since the start, by reason, as switchboard_inbound_dropped_total;
 	// absent when none were.
 	Dropped map[string]uint64 `json:"dropped,omitempty"`
 }
 
-type linkStatus struct {
-	Name  string       `json:"name"`
-	Rooms []roomStatus `json:"rooms"`
+type Link struct {
+	Name  string `json:"name"`
+	Rooms []Room `json:"rooms"`
 }
 
-// roomStatus is a room and its outbox.
-type roomStatus struct {
+// Room is a room and its outbox.
+type Room struct {
 	Room  string `json:"room"` // network:room
 	Depth int    `json:"outbox_depth"`
 	// Oldest is when the delivery waiting longest was queued, Age how
@@ -214,26 +230,26 @@ type roomStatus struct {
 	Failed int `json:"failed"`
 }
 
-type outboxStatus struct {
+type Outbox struct {
 	Depth  int `json:"depth"`  // all rooms together
 	Failed int `json:"failed"` // deliveries on the failed list (GET /api/failed)
 	// Rooms are the rooms with deliveries waiting or failed, including
 	// any no link has any more and people's direct messages.
-	Rooms []roomStatus `json:"rooms"`
-	Error string       `json:"error,omitempty"`
+	Rooms []Room `json:"rooms"`
+	Error string `json:"error,omitempty"`
 }
 
 // status polls the networks and the store.
-func (o *ops) status(ctx context.Context) status {
+func (o *Ops) Status(ctx context.Context) Status {
 	o.poll()
 	now := time.Now()
-	st := status{Version: version, Commit: commit, Time: now.UTC(), Problems: []string{}, Networks: []networkStatus{}, Links: []linkStatus{}, Blocks: []blockStatus{}}
-	st.Outbox.Rooms = []roomStatus{}
-	dropped := o.storeMetrics().Drops(o.adapters())
+	st := Status{Version: o.version, Commit: o.commit, Time: now.UTC(), Problems: []string{}, Networks: []Network{}, Links: []Link{}, Blocks: []Block{}}
+	st.Outbox.Rooms = []Room{}
+	dropped := o.storeMetrics().Drops(o.Adapters())
 	o.mu.Lock()
 	rooms, links, blocks := o.rooms, o.links, o.blocks
 	for _, n := range o.nets {
-		ns := networkStatus{Name: n.name, Type: n.typ, State: "down", Since: n.since.UTC(), For: now.Sub(n.since).Round(time.Second).Seconds()}
+		ns := Network{Name: n.name, Type: n.typ, State: "down", Since: n.since.UTC(), For: now.Sub(n.since).Round(time.Second).Seconds()}
 		if n.up {
 			ns.State = "up"
 		} else if d := now.Sub(n.since); d > o.grace {
@@ -249,7 +265,7 @@ func (o *ops) status(ctx context.Context) status {
 		st.Networks = append(st.Networks, ns)
 	}
 	o.mu.Unlock()
-	queues := map[bridge.RoomAddr]roomStatus{}
+	queues := map[bridge.RoomAddr]Room{}
 	if rooms == nil {
 		st.Outbox.Error = "store not open"
 		st.Problems = append(st.Problems, "store: not open")
@@ -258,13 +274,13 @@ func (o *ops) status(ctx context.Context) status {
 		st.Problems = append(st.Problems, "store: "+err.Error())
 	} else {
 		for _, q := range qs {
-			queues[q.Room] = newRoomStatus(q, now)
+			queues[q.Room] = newRoom(q, now)
 			st.Outbox.Depth += q.Depth
 		}
 		for _, f := range fs {
 			rs, ok := queues[f.Room]
 			if !ok {
-				rs = roomStatus{Room: f.Room.String()}
+				rs = Room{Room: f.Room.String()}
 			}
 			rs.Failed = f.Count
 			queues[f.Room] = rs
@@ -279,11 +295,11 @@ func (o *ops) status(ctx context.Context) status {
 		}
 	}
 	for _, l := range links {
-		ls := linkStatus{Name: l.name, Rooms: []roomStatus{}}
+		ls := Link{Name: l.name, Rooms: []Room{}}
 		for _, r := range l.rooms {
 			rs, ok := queues[r]
 			if !ok {
-				rs = roomStatus{Room: r.String()}
+				rs = Room{Room: r.String()}
 			}
 			ls.Rooms = append(ls.Rooms, rs)
 		}
@@ -291,7 +307,7 @@ func (o *ops) status(ctx context.Context) status {
 	}
 	if blocks != nil {
 		for _, b := range blocks(bridge.RoomAddr{}) {
-			st.Blocks = append(st.Blocks, newBlockStatus(b))
+			st.Blocks = append(st.Blocks, newBlock(b))
 		}
 		sort.SliceStable(st.Blocks, func(i, j int) bool { return st.Blocks[i].Room < st.Blocks[j].Room })
 	}
@@ -300,13 +316,13 @@ func (o *ops) status(ctx context.Context) status {
 	return st
 }
 
-func newRoomStatus(q store.RoomQueue, now time.Time) roomStatus {
+func newRoom(q store.RoomQueue, now time.Time) Room {
 	oldest := q.Oldest.UTC()
 	age := metrics.QueueAge(q, now).Round(time.Second).Seconds()
-	return roomStatus{Room: q.Room.String(), Depth: q.Depth, Oldest: &oldest, Age: &age}
+	return Room{Room: q.Room.String(), Depth: q.Depth, Oldest: &oldest, Age: &age}
 }
 
-func (o *ops) routes(mux *http.ServeMux) {
+func (o *Ops) Routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
 		o.mu.Lock()
 		m := o.metrics
@@ -318,7 +334,7 @@ func (o *ops) routes(mux *http.ServeMux) {
 		m.Handler().ServeHTTP(w, r)
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		st := o.status(r.Context())
+		st := o.Status(r.Context())
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		if !st.Ready {
 			w.WriteHeader(http.StatusServiceUnavailable)
@@ -334,13 +350,13 @@ func (o *ops) routes(mux *http.ServeMux) {
 		w.Header().Set("Cache-Control", "no-store")
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
-		enc.Encode(o.status(r.Context()))
+		enc.Encode(o.Status(r.Context()))
 	})
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-store")
 		w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'")
-		if err := statusPage.Execute(w, o.status(r.Context())); err != nil {
+		if err := statusPage.Execute(w, o.Status(r.Context())); err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 		}
 	})
@@ -353,15 +369,15 @@ var statusPage = template.Must(template.New("status").Funcs(template.FuncMap{
 	"ago": func(secs float64) string { return (time.Duration(secs) * time.Second).String() },
 }).Parse(statusHTML))
 
-// adapters lists the networks' adapters, for collectors.
-// storeMetrics is the metrics setStore was given; nil before.
-func (o *ops) storeMetrics() *metrics.Metrics {
+// storeMetrics is the metrics SetStore was given; nil before.
+func (o *Ops) storeMetrics() *metrics.Metrics {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	return o.metrics
 }
 
-func (o *ops) adapters() map[string]adapters.Adapter {
+// Adapters lists the networks' adapters, for collectors.
+func (o *Ops) Adapters() map[string]adapters.Adapter {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	m := make(map[string]adapters.Adapter, len(o.nets))
