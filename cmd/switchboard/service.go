@@ -19,6 +19,7 @@ import (
 	_ "github.com/switchboard-chat/switchboard/adapters/all" // every network type
 	"github.com/switchboard-chat/switchboard/bridge"
 	"github.com/switchboard-chat/switchboard/broker"
+	"github.com/switchboard-chat/switchboard/chatcmd"
 	"github.com/switchboard-chat/switchboard/config"
 	"github.com/switchboard-chat/switchboard/internal/listenerr"
 	"github.com/switchboard-chat/switchboard/mapping"
@@ -148,9 +149,9 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *servic
 	}
 	// Adapters hand their traffic to the chat commands, which pass all
 	// but !sb commands on to the router.
-	cmds := newCommands(s.router, s, s.ops.Status, admins, log.With("component", "commands"))
-	s.onReload = cmds.reload
-	cmds.ignore = s.ignores
+	cmds := chatcmd.New(s.router, s, s.ops.Status, admins, log.With("component", "commands"))
+	s.onReload = cmds.Reload
+	cmds.IgnoreBy(s.ignores)
 	// One avatar store for all networks: one reads avatars, another shows
 	// them.
 	avatars := newAvatarStore(s.store.State(avatarNamespace), log.With("component", "avatars"))
@@ -193,7 +194,7 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *servic
 		if r := ncfg.SenderRate(); r != nil {
 			s.router.SetRate(name, bridge.RateLimit{PerSecond: r.PerSecond, Burst: r.Burst})
 		}
-		cmds.addNetwork(name, cfg.Networks[name].Type, a)
+		cmds.AddNetwork(name, cfg.Networks[name].Type, a)
 		if err := a.Start(ctx, cmds); err != nil {
 			return nil, fmt.Errorf("networks.%s: %w", name, err)
 		}

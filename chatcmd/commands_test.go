@@ -1,4 +1,4 @@
-package main
+package chatcmd
 
 import (
 	"context"
@@ -17,7 +17,7 @@ import (
 	"github.com/switchboard-chat/switchboard/status"
 )
 
-// cmdFakeLinks is a linkControl over an in-memory link set that records
+// cmdFakeLinks is a Links over an in-memory link set that records
 // every change.
 type cmdFakeLinks struct {
 	links   map[string][]bridge.RoomAddr
@@ -103,7 +103,7 @@ func (n *cmdFakeNext) Accept(_ context.Context, ev bridge.Event) error {
 func (n *cmdFakeNext) Online(network string) { n.online = append(n.online, network) }
 
 type cmdWorld struct {
-	c     *commands
+	c     *Commands
 	links *cmdFakeLinks
 	next  *cmdFakeNext
 	bots  map[string]*cmdFakeBot
@@ -136,10 +136,10 @@ func newCmdWorld(t *testing.T) *cmdWorld {
 			Outbox:   status.Outbox{Depth: 7, Failed: 2},
 		}
 	}
-	w.c = newCommands(w.next, w.links, statusOf, admins, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	w.c = New(w.next, w.links, statusOf, admins, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	for name, typ := range map[string]string{"libera": "irc", "matrix": "matrix", "devices": "mqtt"} {
 		w.bots[name] = &cmdFakeBot{}
-		w.c.addNetwork(name, typ, w.bots[name])
+		w.c.AddNetwork(name, typ, w.bots[name])
 	}
 	return w
 }
@@ -436,7 +436,7 @@ func TestCommandReplyFailureStillAccepted(t *testing.T) {
 		t.Errorf("calls %q, passed on %d", w.links.calls, len(w.next.accepted))
 	}
 	// A network without a bot: the command still runs, unanswered.
-	w.c.addNetwork("libera", "irc", struct{}{})
+	w.c.AddNetwork("libera", "irc", struct{}{})
 	w.say(t, roomMsg(roomA, ircAdmin, "!sb relay on"))
 	if !w.links.Relayed(roomA) || len(w.next.accepted) != 0 {
 		t.Error("a command from a network without a bot was not run, or was bridged")
@@ -476,13 +476,13 @@ func TestCommandGarbage(t *testing.T) {
 
 func TestCommandAdminsReload(t *testing.T) {
 	w := newCmdWorld(t)
-	w.c.reload(&config.Config{Admins: []string{"matrix:@new:hs"}})
+	w.c.Reload(&config.Config{Admins: []string{"matrix:@new:hs"}})
 	w.say(t, roomMsg(roomA, ircAdmin, "!sb relay on"))
 	wantReply(t, w.replies("libera"), "only Switchboard admins")
 	w.say(t, roomMsg(roomX, bridge.Sender{Network: "matrix", ID: "@new:hs"}, "!sb relay on"))
 	wantReply(t, w.replies("matrix"), "Relay mode on for matrix:!x:hs")
 	// A list that does not parse keeps the one in force.
-	w.c.reload(&config.Config{Admins: []string{"nocolon"}})
+	w.c.Reload(&config.Config{Admins: []string{"nocolon"}})
 	w.say(t, roomMsg(roomX, bridge.Sender{Network: "matrix", ID: "@new:hs"}, "!sb relay off"))
 	wantReply(t, w.replies("matrix"), "Relay mode off for matrix:!x:hs")
 }

@@ -1,4 +1,4 @@
-package main
+package chatcmd
 
 import (
 	"context"
@@ -20,14 +20,14 @@ type blockKeeper interface {
 // place for a long list; /api/status has them all.
 const maxBlockLines = 15
 
-func (c *commands) blockKeeper() (blockKeeper, bool) {
+func (c *Commands) blockKeeper() (blockKeeper, bool) {
 	bk, ok := c.next.(blockKeeper)
 	return bk, ok
 }
 
 // blockArgs parses the one sender argument of block and unblock (after
 // the room, by direct message).
-func (c *commands) blockArgs(ctx context.Context, req request, args []string, verb string) (bridge.RoomAddr, bridge.SenderRef, string) {
+func (c *Commands) blockArgs(ctx context.Context, req request, args []string, verb string) (bridge.RoomAddr, bridge.SenderRef, string) {
 	usage := fmt.Sprintf("!sb %s <sender>", verb)
 	if req.direct {
 		usage = fmt.Sprintf("!sb %s <network:room> <sender>", verb)
@@ -50,7 +50,7 @@ func (c *commands) blockArgs(ctx context.Context, req request, args []string, ve
 // adapter of the room's network can tell (bridge.PuppetResolver). A
 // sender of the room's own network is not for Switchboard to keep out:
 // the room's own ban does that.
-func (c *commands) resolveSender(ctx context.Context, room bridge.RoomAddr, name string) (bridge.SenderRef, string) {
+func (c *Commands) resolveSender(ctx context.Context, room bridge.RoomAddr, name string) (bridge.SenderRef, string) {
 	var s bridge.SenderRef
 	if netName, id, ok := strings.Cut(name, ":"); ok && id != "" {
 		if _, known := c.network(netName); known {
@@ -82,7 +82,7 @@ func actor(h *bridge.Header) (by, name string) {
 	return h.Sender.Ref().String(), name
 }
 
-func (c *commands) cmdBlock(ctx context.Context, req request, args []string) []string {
+func (c *Commands) cmdBlock(ctx context.Context, req request, args []string) []string {
 	bk, ok := c.blockKeeper()
 	if !ok {
 		return []string{"Blocks are not kept here."}
@@ -109,7 +109,7 @@ func (c *commands) cmdBlock(ctx context.Context, req request, args []string) []s
 	return []string{fmt.Sprintf(`Blocked %s from %s: nothing of theirs is bridged here, by puppet or by the bot, until "!sb unblock %s".`, s, here, s)}
 }
 
-func (c *commands) cmdUnblock(ctx context.Context, req request, args []string) []string {
+func (c *Commands) cmdUnblock(ctx context.Context, req request, args []string) []string {
 	bk, ok := c.blockKeeper()
 	if !ok {
 		return []string{"Blocks are not kept here."}
@@ -151,7 +151,7 @@ func (c *commands) cmdUnblock(ctx context.Context, req request, args []string) [
 	return lines
 }
 
-func (c *commands) cmdBlocks(req request, args []string) []string {
+func (c *Commands) cmdBlocks(req request, args []string) []string {
 	bk, ok := c.blockKeeper()
 	if !ok {
 		return []string{"Blocks are not kept here."}

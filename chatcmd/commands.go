@@ -1,4 +1,8 @@
-package main
+// Package chatcmd answers the !sb chat commands: admins' anywhere, room
+// operators' (blocks, relay mode) in their own room. It sits between the
+// adapters and the router; commands and the bot's replies are never
+// bridged.
+package chatcmd
 
 import (
 	"context"
@@ -19,9 +23,9 @@ import (
 	"github.com/switchboard-chat/switchboard/status"
 )
 
-// linkControl is how the chat commands change links. The service
-// implements it (links.go).
-type linkControl interface {
+// Links is how the chat commands change links. The service
+// implements it.
+type Links interface {
 	// LinkOf returns the link a room belongs to and every room of it.
 	LinkOf(room bridge.RoomAddr) (link string, rooms []bridge.RoomAddr, ok bool)
 	// LinkRooms puts room into anchor's link, creating a link for anchor
@@ -38,13 +42,13 @@ type linkControl interface {
 // adapter's read loop, which a stuck network must not hold up for long.
 const commandTimeout = 30 * time.Second
 
-// commands sits between the adapters and the router and answers the !sb
+// Commands sits between the adapters and the router and answers the !sb
 // chat commands of admins, and those of room operators in their own room
 // (operatorCommands). Commands and their replies never reach the
 // router, so they are never bridged; everything else passes through.
-type commands struct {
+type Commands struct {
 	next   bridge.Inbound
-	links  linkControl
+	links  Links
 	status func(context.Context) status.Status // what /api/status shows
 	log    *slog.Logger
 
@@ -66,15 +70,16 @@ type commandNet struct {
 	puppets bridge.PuppetResolver // nil: the adapter has no puppets to name
 }
 
-func newCommands(next bridge.Inbound, links linkControl, status func(context.Context) status.Status, admins *mapping.Admins, log *slog.Logger) *commands {
-	c := &commands{next: next, links: links, status: status, log: log, nets: map[string]commandNet{}}
+// New makes the commands, passing on to next what is not for them.
+func New(next bridge.Inbound, links Links, status func(context.Context) status.Status, admins *mapping.Admins, log *slog.Logger) *Commands {
+	c := &Commands{next: next, links: links, status: status, log: log, nets: map[string]commandNet{}}
 	c.admins.Store(admins)
 	return c
 }
 
-// addNetwork makes a network's senders known (by its type, for the admin
+// AddNetwork makes a network's senders known (by its type, for the admin
 // rules) and its bot, if the adapter has one, the way replies go there.
-func (c *commands) addNetwork(name, typ string, adapter any) {
+func (c *Commands) AddNetwork(name, typ string, adapter any) {
 	bot, _ := adapter.(bridge.BotSender)
 	puppets, _ := adapter.(bridge.PuppetResolver)
 	c.mu.Lock()
@@ -82,9 +87,9 @@ func (c *commands) addNetwork(name, typ string, adapter any) {
 	c.mu.Unlock()
 }
 
-// reload takes the admins of a re-read config. A list that does not parse
+// Reload takes the admins of a re-read config. A list that does not parse
 // keeps the old one: the config was validated, so this should not happen.
-func (c *commands) reload(cfg *config.Config) {
+func (c *Commands) Reload(cfg *config.Config) {
 	admins, err := mapping.ParseAdmins(cfg.Admins)
 	if err != nil {
 		c.log.Error("chat commands: admins not reloaded", "err", err)
@@ -93,7 +98,11 @@ func (c *commands) reload(cfg *config.Config) {
 	c.admins.Store(admins)
 }
 
-func (c *commands) network(name string) (commandNet, bool) {
+// IgnoreBy makes the events of the senders ig ignores go straight on to
+// the router (see Commands.ignore); before the adapters start.
+func (c *Commands) IgnoreBy(ig bridge.Ignorer) { c.ignore = ig }
+
+func (c *Commands) network(name string) (commandNet, bool) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	n, ok := c.nets[name]
@@ -101,13 +110,13 @@ func (c *commands) network(name string) (commandNet, bool) {
 }
 
 // Online implements bridge.Inbound.
-func (c *commands) Online(network string) { c.next.Online(network) }
+func (c *Commands) Online(network string) { c.next.Online(network) }
 
 // errNoBlocks: what the commands pass adapters' reports to keeps no blocks.
 var errNoBlocks = errors.New("blocks are not kept here")
 
 // Block implements bridge.Blocker, for the router behind.
-func (c *commands) Block(ctx context.Context, b bridge.Block) error {
+func (c *Commands) Block(ctx context.Context, b bridge.Block) error {
 	if bl, ok := c.next.(bridge.Blocker); ok {
 		return bl.Block(ctx, b)
 	}
@@ -115,7 +124,7 @@ func (c *commands) Block(ctx context.Context, b bridge.Block) error {
 }
 
 // Unblock implements bridge.Blocker, for the router behind.
-func (c *commands) Unblock(ctx context.Context, key bridge.BlockKey) (bool, error) {
+func (c *Commands) Unblock(ctx context.Context, key bridge.BlockKey) (bool, error) {
 	if bl, ok := c.next.(bridge.Blocker); ok {
 		return bl.Unblock(ctx, key)
 	}
@@ -125,7 +134,7 @@ func (c *commands) Unblock(ctx context.Context, key bridge.BlockKey) (bool, erro
 // Accept implements bridge.Inbound. A command is handled here and never
 // passed on; a failed reply is logged, not returned, since the adapter
 // would then deliver the command again.
-func (c *commands) Accept(ctx context.Context, ev bridge.Event) error {
+func (c *Commands) Accept(ctx context.Context, ev bridge.Event) error {
 	if c.handled(ctx, ev) {
 		return nil
 	}
@@ -133,7 +142,7 @@ func (c *commands) Accept(ctx context.Context, ev bridge.Event) error {
 }
 
 // Commit implements bridge.Committer, as Accept does bridge.Inbound.
-func (c *commands) Commit(ctx context.Context, ev bridge.Event) (func(now bool) error, error) {
+func (c *Commands) Commit(ctx context.Context, ev bridge.Event) (func(now bool) error, error) {
 	if c.handled(ctx, ev) {
 		return bridge.Committed, nil
 	}
@@ -142,7 +151,7 @@ func (c *commands) Commit(ctx context.Context, ev bridge.Event) (func(now bool) 
 
 // handled runs ev if it is a command, answers it if it is for the bot,
 // and tells whether it was either: then it goes no further.
-func (c *commands) handled(ctx context.Context, ev bridge.Event) bool {
+func (c *Commands) handled(ctx context.Context, ev bridge.Event) bool {
 	if c.ignored(ev) {
 		return false
 	}
@@ -169,7 +178,7 @@ func (c *commands) handled(ctx context.Context, ev bridge.Event) bool {
 
 // ignored reports whether ev's sender is on an ignore list that applies
 // to it, as the router will find.
-func (c *commands) ignored(ev bridge.Event) bool {
+func (c *Commands) ignored(ev bridge.Event) bool {
 	if c.ignore == nil {
 		return false
 	}
@@ -214,7 +223,7 @@ type request struct {
 var operatorCommands = map[string]bool{"help": true, "block": true, "unblock": true, "blocks": true, "relay": true}
 
 // run checks the sender and dispatches.
-func (c *commands) run(ctx context.Context, m *bridge.Message, rest string) {
+func (c *Commands) run(ctx context.Context, m *bridge.Message, rest string) {
 	req := request{msg: m, direct: bridge.ToBot(m)}
 	if !req.direct {
 		req.here = bridge.Addr(m)
@@ -276,7 +285,7 @@ func isControl(r rune) bool { return r != '\t' && unicode.IsControl(r) }
 // isAdmin checks the sender against the admin rules of their network's
 // type. The sender must be of the network the event came from: a sender
 // of another network there can only be one of our own puppets.
-func (c *commands) isAdmin(h *bridge.Header) bool {
+func (c *Commands) isAdmin(h *bridge.Header) bool {
 	if h.Sender.Network != h.Origin.Network {
 		return false
 	}
@@ -308,7 +317,7 @@ func helpLines(req request) []string {
 // target picks the room a command is about: the room it was said in, or,
 // by direct message, the first argument. It returns the remaining
 // arguments, or a reply explaining what is wrong.
-func (c *commands) target(req request, args []string, usage string) (bridge.RoomAddr, []string, string) {
+func (c *Commands) target(req request, args []string, usage string) (bridge.RoomAddr, []string, string) {
 	if !req.direct {
 		return req.here, args, ""
 	}
@@ -321,7 +330,7 @@ func (c *commands) target(req request, args []string, usage string) (bridge.Room
 
 // parseRoom parses a room address of a configured network, or explains
 // why it is not one.
-func (c *commands) parseRoom(s string) (bridge.RoomAddr, string) {
+func (c *Commands) parseRoom(s string) (bridge.RoomAddr, string) {
 	room, err := mapping.ParseRoom(s)
 	if err != nil {
 		return room, fmt.Sprintf(`Bad %v. Say "!sb help" for the commands.`, err)
@@ -332,14 +341,14 @@ func (c *commands) parseRoom(s string) (bridge.RoomAddr, string) {
 	return room, ""
 }
 
-func (c *commands) networkNames() []string {
+func (c *Commands) networkNames() []string {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	return slices.Sorted(maps.Keys(c.nets))
 }
 
 // oneRoom parses the single room argument of link and unlink.
-func (c *commands) oneRoom(req request, args []string, verb string) (here, room bridge.RoomAddr, msg string) {
+func (c *Commands) oneRoom(req request, args []string, verb string) (here, room bridge.RoomAddr, msg string) {
 	usage := fmt.Sprintf("!sb %s <network:room>", verb)
 	if req.direct {
 		usage = fmt.Sprintf("!sb %s <network:room> <network:room>", verb)
@@ -355,7 +364,7 @@ func (c *commands) oneRoom(req request, args []string, verb string) (here, room 
 	return here, room, msg
 }
 
-func (c *commands) cmdLink(ctx context.Context, req request, args []string) []string {
+func (c *Commands) cmdLink(ctx context.Context, req request, args []string) []string {
 	here, room, msg := c.oneRoom(req, args, "link")
 	if msg != "" {
 		return []string{msg}
@@ -374,7 +383,7 @@ func (c *commands) cmdLink(ctx context.Context, req request, args []string) []st
 	return []string{fmt.Sprintf("Linked %s into %s.", room, c.describeLink(name, here))}
 }
 
-func (c *commands) cmdUnlink(ctx context.Context, req request, args []string) []string {
+func (c *Commands) cmdUnlink(ctx context.Context, req request, args []string) []string {
 	here, room, msg := c.oneRoom(req, args, "unlink")
 	if msg != "" {
 		return []string{msg}
@@ -403,7 +412,7 @@ func (c *commands) cmdUnlink(ctx context.Context, req request, args []string) []
 	return []string{fmt.Sprintf("Unlinked %s from link %q.", room, name)}
 }
 
-func (c *commands) cmdRelay(ctx context.Context, req request, args []string) []string {
+func (c *Commands) cmdRelay(ctx context.Context, req request, args []string) []string {
 	usage := "!sb relay on|off"
 	if req.direct {
 		usage = "!sb relay <network:room> on|off"
@@ -435,7 +444,7 @@ func (c *commands) cmdRelay(ctx context.Context, req request, args []string) []s
 	return []string{fmt.Sprintf("Relay mode off for %s: puppets speak there again where the network has them.", here)}
 }
 
-func (c *commands) cmdStatus(ctx context.Context, req request, args []string) []string {
+func (c *Commands) cmdStatus(ctx context.Context, req request, args []string) []string {
 	var lines []string
 	here, known := req.here, !req.direct
 	switch {
@@ -464,7 +473,7 @@ func (c *commands) cmdStatus(ctx context.Context, req request, args []string) []
 
 // describeLink names a link and its rooms, each with its relay mode, as
 // they are now.
-func (c *commands) describeLink(name string, room bridge.RoomAddr) string {
+func (c *Commands) describeLink(name string, room bridge.RoomAddr) string {
 	_, rooms, ok := c.links.LinkOf(room)
 	if !ok {
 		return fmt.Sprintf("link %q", name)
@@ -478,7 +487,7 @@ func (c *commands) describeLink(name string, room bridge.RoomAddr) string {
 
 // serviceStatus is the networks and the outbox, from the data of
 // /api/status.
-func (c *commands) serviceStatus(ctx context.Context) []string {
+func (c *Commands) serviceStatus(ctx context.Context) []string {
 	st := c.status(ctx)
 	nets := make([]string, len(st.Networks))
 	for i, n := range st.Networks {
@@ -504,7 +513,7 @@ func onOff(on bool) string {
 // reply answers a command through the bot of the network it came from:
 // in its room, or privately for a direct message. Failures are logged
 // only; see Accept.
-func (c *commands) reply(ctx context.Context, m *bridge.Message, lines ...string) {
+func (c *Commands) reply(ctx context.Context, m *bridge.Message, lines ...string) {
 	h := m.Head()
 	n, ok := c.network(h.Origin.Network)
 	if !ok || n.bot == nil {
@@ -526,7 +535,7 @@ func (c *commands) reply(ctx context.Context, m *bridge.Message, lines ...string
 }
 
 // Blocks implements bridge.BlockLister, for the router behind.
-func (c *commands) Blocks(room bridge.RoomAddr) []bridge.Block {
+func (c *Commands) Blocks(room bridge.RoomAddr) []bridge.Block {
 	if bl, ok := c.next.(bridge.BlockLister); ok {
 		return bl.Blocks(room)
 	}
@@ -534,6 +543,6 @@ func (c *commands) Blocks(room bridge.RoomAddr) []bridge.Block {
 }
 
 var (
-	_ bridge.Blocker     = (*commands)(nil)
-	_ bridge.BlockLister = (*commands)(nil)
+	_ bridge.Blocker     = (*Commands)(nil)
+	_ bridge.BlockLister = (*Commands)(nil)
 )

@@ -1,4 +1,4 @@
-package main
+package chatcmd
 
 import (
 	"context"
@@ -62,7 +62,7 @@ func newBlockWorld(t *testing.T) (*cmdWorld, *cmdFakeKeeper) {
 	w := newCmdWorld(t)
 	k := &cmdFakeKeeper{}
 	w.c.next = k
-	w.c.addNetwork("libera", "irc", cmdFakePuppets{cmdFakeBot: w.bots["libera"], names: map[string]bridge.SenderRef{
+	w.c.AddNetwork("libera", "irc", cmdFakePuppets{cmdFakeBot: w.bots["libera"], names: map[string]bridge.SenderRef{
 		"#a|sensor-1[devices]": {Network: "devices", ID: "sensor-1"},
 	}})
 	return w, k
