@@ -298,8 +298,9 @@ func (r *relay) watchMatrix(alice *testenv.MatrixClient, rooms []id.RoomID, also
 			if err != nil {
 				return
 			}
-			c, ok := messageText(ev)
-			if !ok {
+			// testenv has parsed the event's content.
+			c, ok := ev.Content.Parsed.(*event.MessageEventContent)
+			if ev.Type != event.EventMessage || !ok {
 				continue
 			}
 			if also != nil {
