@@ -15,15 +15,16 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"github.com/switchboard-chat/switchboard/bridge"
+	"github.com/switchboard-chat/switchboard/httpapi"
 	"github.com/switchboard-chat/switchboard/internal/testenv"
 	"github.com/switchboard-chat/switchboard/mqtt"
 )
 
 // failedList is GET /api/failed.
-func failedList(t *testing.T, svc *Service) []apiFailed {
+func failedList(t *testing.T, svc *Service) []httpapi.Failed {
 	t.Helper()
 	var list struct {
-		Failed []apiFailed `json:"failed"`
+		Failed []httpapi.Failed `json:"failed"`
 	}
 	code, body := apiCall(t, "GET", "http://"+svc.HTTPAddr+"/api/failed", apiToken, nil)
 	if err := json.Unmarshal(body, &list); code != http.StatusOK || err != nil {
@@ -33,7 +34,7 @@ func failedList(t *testing.T, svc *Service) []apiFailed {
 }
 
 // waitFailed waits until the failed list holds n deliveries.
-func waitFailed(t *testing.T, svc *Service, n int) []apiFailed {
+func waitFailed(t *testing.T, svc *Service, n int) []httpapi.Failed {
 	t.Helper()
 	deadline := time.Now().Add(patience)
 	for {

@@ -9,6 +9,7 @@ import (
 
 	"mellium.im/xmpp/jid"
 
+	"github.com/switchboard-chat/switchboard/httpapi"
 	"github.com/switchboard-chat/switchboard/internal/testenv"
 	"github.com/switchboard-chat/switchboard/status"
 )
@@ -41,7 +42,7 @@ func TestFailedDirectMessageToldListedAndRetried(t *testing.T) {
 	}
 
 	var list struct {
-		Failed []apiFailed `json:"failed"`
+		Failed []httpapi.Failed `json:"failed"`
 	}
 	code, body := apiCall(t, "GET", base+"/api/failed", apiToken, nil)
 	if err := json.Unmarshal(body, &list); code != http.StatusOK || err != nil {

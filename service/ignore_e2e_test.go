@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/switchboard-chat/switchboard/config"
+	"github.com/switchboard-chat/switchboard/httpapi"
 	"github.com/switchboard-chat/switchboard/internal/testenv"
 	"github.com/switchboard-chat/switchboard/mqtt"
 )
@@ -88,7 +89,7 @@ func TestIgnoredSendersNotBridged(t *testing.T) {
 		t.Errorf("alice was told by %q", told.Nick())
 	}
 	var list struct {
-		Failed []apiFailed `json:"failed"`
+		Failed []httpapi.Failed `json:"failed"`
 	}
 	base := "http://" + svc.HTTPAddr
 	code, body := apiCall(t, "GET", base+"/api/failed", apiToken, nil)

@@ -14,6 +14,7 @@ import (
 	"github.com/switchboard-chat/switchboard/adapters"
 	"github.com/switchboard-chat/switchboard/bridge"
 	"github.com/switchboard-chat/switchboard/config"
+	"github.com/switchboard-chat/switchboard/httpapi"
 	"github.com/switchboard-chat/switchboard/mapping"
 )
 
@@ -33,13 +34,6 @@ type linkOverlay struct {
 const (
 	stateNamespace = "@switchboard"
 	overlayKey     = "links"
-)
-
-// Errors of link changes that are not about validity.
-var (
-	errLinkExists   = errors.New("link exists")
-	errLinkNotFound = errors.New("no such link")
-	errRoomNotFound = errors.New("room not in link")
 )
 
 func (o linkOverlay) clone() linkOverlay {
@@ -186,11 +180,27 @@ func sortedRooms(set map[bridge.RoomAddr]bool) []bridge.RoomAddr {
 	return rooms
 }
 
+// Views implements httpapi.Links: every link as the API shows it, from
+// one reading of the links.
+func (s *Service) Views() map[string]httpapi.Link {
+	s.linkMu.Lock()
+	defer s.linkMu.Unlock()
+	views := map[string]httpapi.Link{}
+	for name, rooms := range s.overlay.over(s.cfg.LinkRooms) {
+		src := "config"
+		if _, changed := s.overlay.Links[name]; changed {
+			src = "runtime"
+		}
+		views[name] = httpapi.Link{Name: name, Rooms: rooms, Source: src}
+	}
+	return views
+}
+
 // CreateLink makes a new link of rooms (addresses network:room).
 func (s *Service) CreateLink(ctx context.Context, name string, rooms []string) error {
 	return s.changeLinks(ctx, func(eff map[string][]string, o *linkOverlay) error {
 		if _, ok := eff[name]; ok {
-			return fmt.Errorf("links.%s: %w", name, errLinkExists)
+			return fmt.Errorf("links.%s: %w", name, httpapi.ErrLinkExists)
 		}
 		o.Links[name] = slices.Clone(rooms)
 		o.Deleted = slices.DeleteFunc(o.Deleted, func(n string) bool { return n == name })
@@ -202,7 +212,7 @@ func (s *Service) CreateLink(ctx context.Context, name string, rooms []string) e
 func (s *Service) DeleteLink(ctx context.Context, name string) error {
 	return s.changeLinks(ctx, func(eff map[string][]string, o *linkOverlay) error {
 		if _, ok := eff[name]; !ok {
-			return fmt.Errorf("links.%s: %w", name, errLinkNotFound)
+			return fmt.Errorf("links.%s: %w", name, httpapi.ErrLinkNotFound)
 		}
 		deleteLink(o, s.cfg, name)
 		return nil
@@ -221,7 +231,7 @@ func (s *Service) AddRoom(ctx context.Context, name, room string) error {
 	return s.changeLinks(ctx, func(eff map[string][]string, o *linkOverlay) error {
 		rooms, ok := eff[name]
 		if !ok {
-			return fmt.Errorf("links.%s: %w", name, errLinkNotFound)
+			return fmt.Errorf("links.%s: %w", name, httpapi.ErrLinkNotFound)
 		}
 		o.Links[name] = append(rooms, room)
 		return nil
@@ -234,11 +244,11 @@ func (s *Service) RemoveRoom(ctx context.Context, name, room string) error {
 	return s.changeLinks(ctx, func(eff map[string][]string, o *linkOverlay) error {
 		rooms, ok := eff[name]
 		if !ok {
-			return fmt.Errorf("links.%s: %w", name, errLinkNotFound)
+			return fmt.Errorf("links.%s: %w", name, httpapi.ErrLinkNotFound)
 		}
 		i := slices.Index(rooms, room)
 		if i < 0 {
-			return fmt.Errorf("links.%s: %s: %w", name, room, errRoomNotFound)
+			return fmt.Errorf("links.%s: %s: %w", name, room, httpapi.ErrRoomNotFound)
 		}
 		if rooms = slices.Delete(rooms, i, i+1); len(rooms) == 0 {
 			deleteLink(o, s.cfg, name)

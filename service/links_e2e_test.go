@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchboard-chat/switchboard/httpapi"
 	"github.com/switchboard-chat/switchboard/internal/testenv"
 	"github.com/switchboard-chat/switchboard/internal/testwait"
 )
@@ -41,7 +42,7 @@ func linkNames(t *testing.T, base string) []string {
 	if code != http.StatusOK {
 		t.Fatalf("GET /api/links: %d %s", code, body)
 	}
-	var list struct{ Links []apiLink }
+	var list struct{ Links []httpapi.Link }
 	if err := json.Unmarshal(body, &list); err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +78,7 @@ func TestAPILinkWorksAtOnceAndAfterRestart(t *testing.T) {
 	}
 	bad := map[string]any{"name": "fresh", "rooms": []string{"libera:" + room2, "devices"}}
 	code, body := apiCall(t, "POST", base+"/api/links", apiToken, bad)
-	var apiErr apiErrorBody
+	var apiErr httpapi.ErrorBody
 	json.Unmarshal(body, &apiErr)
 	if code != http.StatusBadRequest || len(apiErr.Fields) != 1 || apiErr.Fields[0].Field != "rooms[1]" ||
 		!strings.Contains(apiErr.Error, "want network:room") {

@@ -10,6 +10,7 @@ import (
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 
+	"github.com/switchboard-chat/switchboard/httpapi"
 	"github.com/switchboard-chat/switchboard/internal/testenv"
 )
 
@@ -47,16 +48,16 @@ func mode(t *testing.T, op, c *testenv.IRCClient, change string) {
 }
 
 // failedFrom lists the failed deliveries whose sender is sender.
-func failedFrom(t *testing.T, base, sender string) []apiFailed {
+func failedFrom(t *testing.T, base, sender string) []httpapi.Failed {
 	t.Helper()
 	var list struct {
-		Failed []apiFailed `json:"failed"`
+		Failed []httpapi.Failed `json:"failed"`
 	}
 	code, body := apiCall(t, "GET", base+"/api/failed", apiToken, nil)
 	if err := json.Unmarshal(body, &list); code != http.StatusOK || err != nil {
 		t.Fatalf("GET /api/failed: %d %s %v", code, body, err)
 	}
-	var out []apiFailed
+	var out []httpapi.Failed
 	for _, f := range list.Failed {
 		if f.Sender == sender {
 			out = append(out, f)

@@ -37,7 +37,7 @@ func (s *Service) reload(ctx context.Context, next *config.Config) error {
 		}
 	}
 	s.cfg = &merged
-	s.apiToken.Store(&merged.HTTP.APIToken)
+	s.api.SetToken(merged.HTTP.APIToken)
 	if s.onReload != nil {
 		s.onReload(&merged)
 	}

@@ -16,7 +16,6 @@ import (
 	"slices"
 	"sort"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/switchboard-chat/switchboard/adapters"
@@ -25,6 +24,7 @@ import (
 	"github.com/switchboard-chat/switchboard/broker"
 	"github.com/switchboard-chat/switchboard/chatcmd"
 	"github.com/switchboard-chat/switchboard/config"
+	"github.com/switchboard-chat/switchboard/httpapi"
 	"github.com/switchboard-chat/switchboard/internal/listenerr"
 	"github.com/switchboard-chat/switchboard/mapping"
 	"github.com/switchboard-chat/switchboard/metrics"
@@ -57,8 +57,7 @@ type Service struct {
 	// onReload is told of each config a reload puts in place (the chat
 	// commands take their admins from it).
 	onReload func(*config.Config)
-	// apiToken is the provisioning API's bearer token; "" turns it off.
-	apiToken atomic.Pointer[string]
+	api      *httpapi.API // the provisioning API
 
 	// HTTPAddr is where the HTTP listener ended up (the config may say :0).
 	HTTPAddr string
@@ -123,10 +122,6 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Servic
 	s.links = links
 	s.links.SetRelayed(parseRooms(s.overlay.Relay))
 	s.ops.SetLinks(linkMap)
-	s.apiToken.Store(&cfg.HTTP.APIToken)
-	// Registered only now that the links are loaded; a ServeMux may grow
-	// while it serves.
-	s.apiRoutes(s.mux)
 	names := make([]string, 0, len(cfg.Networks))
 	for name := range cfg.Networks {
 		names = append(names, name)
@@ -145,6 +140,9 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Servic
 	}
 	m.AddBlocks(s.router.Blocks)
 	s.ops.SetBlocks(s.router.Blocks)
+	s.api = httpapi.New(s, s.store, s.router, log)
+	s.api.SetToken(cfg.HTTP.APIToken)
+	s.api.Routes(s.mux)
 	go s.ops.Watch()
 	s.startRetention()
 	admins, err := mapping.ParseAdmins(cfg.Admins)

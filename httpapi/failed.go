@@ -1,4 +1,4 @@
-package service
+package httpapi
 
 import (
 	"errors"
@@ -22,7 +22,8 @@ const (
 	previewRunes = 200
 )
 
-type apiFailed struct {
+// Failed is a delivery on the failed list, as the API shows it.
+type Failed struct {
 	Seq      int64     `json:"seq"`
 	Link     string    `json:"link"`
 	Room     string    `json:"room"`
@@ -34,13 +35,13 @@ type apiFailed struct {
 	FailedAt time.Time `json:"failed_at"`
 }
 
-func (s *Service) failedRoutes(mux *http.ServeMux) {
+func (s *API) failedRoutes(mux *http.ServeMux) {
 	mux.Handle("GET /api/failed", s.authorized(s.listFailed))
 	mux.Handle("POST /api/failed/{seq}/retry", s.authorized(s.retryFailed))
 	mux.Handle("DELETE /api/failed/{seq}", s.authorized(s.discardFailed))
 }
 
-func (s *Service) listFailed(w http.ResponseWriter, r *http.Request) {
+func (s *API) listFailed(w http.ResponseWriter, r *http.Request) {
 	limit := defaultFailedLimit
 	if v := r.URL.Query().Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -50,16 +51,16 @@ func (s *Service) listFailed(w http.ResponseWriter, r *http.Request) {
 		}
 		limit = n
 	}
-	list, err := s.store.FailedDeliveries(r.Context(), limit)
+	list, err := s.failed.FailedDeliveries(r.Context(), limit)
 	if err != nil {
 		s.log.Warn("provisioning API: failed list", "err", err)
 		apiError(w, http.StatusInternalServerError, "", "cannot read the failed list")
 		return
 	}
-	out := make([]apiFailed, 0, len(list))
+	out := make([]Failed, 0, len(list))
 	for _, f := range list {
 		h := f.Event.Head()
-		item := apiFailed{
+		item := Failed{
 			Seq: f.Seq, Link: f.Link, Room: f.Target.String(), EventID: string(h.ID), Kind: string(f.Event.Kind()),
 			Sender: h.Sender.Network + ":" + h.Sender.ID, Reason: f.Reason, FailedAt: f.FailedAt,
 		}
@@ -78,7 +79,7 @@ func preview(text string) string {
 	return string([]rune(text)[:previewRunes]) + "…"
 }
 
-func (s *Service) retryFailed(w http.ResponseWriter, r *http.Request) {
+func (s *API) retryFailed(w http.ResponseWriter, r *http.Request) {
 	seq, ok := failedSeq(w, r)
 	if !ok {
 		return
@@ -90,12 +91,12 @@ func (s *Service) retryFailed(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusAccepted, map[string]any{"seq": q.Seq, "room": q.Target.String()})
 }
 
-func (s *Service) discardFailed(w http.ResponseWriter, r *http.Request) {
+func (s *API) discardFailed(w http.ResponseWriter, r *http.Request) {
 	seq, ok := failedSeq(w, r)
 	if !ok {
 		return
 	}
-	if s.failedNotFound(w, s.store.Discard(r.Context(), seq), seq) {
+	if s.failedNotFound(w, s.failed.Discard(r.Context(), seq), seq) {
 		return
 	}
 	s.log.Info("failed delivery discarded", "seq", seq)
@@ -113,7 +114,7 @@ func failedSeq(w http.ResponseWriter, r *http.Request) (int64, bool) {
 
 // failedNotFound answers an error of the failed list and reports whether
 // there was one.
-func (s *Service) failedNotFound(w http.ResponseWriter, err error, seq int64) bool {
+func (s *API) failedNotFound(w http.ResponseWriter, err error, seq int64) bool {
 	switch {
 	case err == nil:
 		return false

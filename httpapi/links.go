@@ -1,21 +1,80 @@
-package service
+// Package httpapi is the provisioning API (README, "Provisioning API"):
+// links listed, created and deleted, rooms added and removed at runtime,
+// and the failed list, behind a bearer token.
+package httpapi
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"sort"
 	"strings"
+	"sync/atomic"
 
+	"github.com/switchboard-chat/switchboard/bridge"
 	"github.com/switchboard-chat/switchboard/config"
 )
 
-// The provisioning API (README, "Provisioning API"): links listed,
-// created and deleted, rooms added and removed, at runtime.
-func (s *Service) apiRoutes(mux *http.ServeMux) {
+// Links is how the API reads and changes links; the service implements it.
+type Links interface {
+	// Views lists every link as the API shows it, by name, from one
+	// reading of the links.
+	Views() map[string]Link
+	// CreateLink makes a new link of rooms (addresses network:room).
+	CreateLink(ctx context.Context, name string, rooms []string) error
+	// DeleteLink removes a link; its rooms are left.
+	DeleteLink(ctx context.Context, name string) error
+	// AddRoom adds a room to a link.
+	AddRoom(ctx context.Context, name, room string) error
+	// RemoveRoom takes a room out of a link; a link left without rooms is
+	// deleted.
+	RemoveRoom(ctx context.Context, name, room string) error
+}
+
+// Errors of link changes that are not about validity, which Links
+// return (wrapped) and the API answers with 409 or 404.
+var (
+	ErrLinkExists   = errors.New("link exists")
+	ErrLinkNotFound = errors.New("no such link")
+	ErrRoomNotFound = errors.New("room not in link")
+)
+
+// FailedList is the failed list in the store.
+type FailedList interface {
+	FailedDeliveries(ctx context.Context, limit int) ([]bridge.FailedDelivery, error)
+	Discard(ctx context.Context, seq int64) error
+}
+
+// Retrier queues a failed delivery again (the router).
+type Retrier interface {
+	Retry(ctx context.Context, seq int64) (bridge.Queued, error)
+}
+
+// API answers the provisioning API's requests.
+type API struct {
+	links  Links
+	failed FailedList
+	router Retrier
+	log    *slog.Logger
+	// token is the bearer token; "" turns the API off.
+	token atomic.Pointer[string]
+}
+
+// New makes the API, off until SetToken gives it a token.
+func New(links Links, failed FailedList, router Retrier, log *slog.Logger) *API {
+	return &API{links: links, failed: failed, router: router, log: log}
+}
+
+// SetToken sets the bearer token (http.api_token); "" turns the API off.
+func (s *API) SetToken(token string) { s.token.Store(&token) }
+
+// Routes registers the API's handlers on mux.
+func (s *API) Routes(mux *http.ServeMux) {
 	mux.Handle("GET /api/links", s.authorized(s.listLinks))
 	mux.Handle("POST /api/links", s.authorized(s.createLink))
 	mux.Handle("GET /api/links/{name}", s.authorized(s.getLink))
@@ -27,9 +86,9 @@ func (s *Service) apiRoutes(mux *http.ServeMux) {
 
 // authorized checks the bearer token in constant time: both sides are
 // hashed first, so not even the token's length shows in the timing.
-func (s *Service) authorized(h http.HandlerFunc) http.Handler {
+func (s *API) authorized(h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		want := s.apiToken.Load()
+		want := s.token.Load()
 		if want == nil || *want == "" {
 			apiError(w, http.StatusForbidden, "", "the provisioning API is off: set http.api_token")
 			return
@@ -45,7 +104,8 @@ func (s *Service) authorized(h http.HandlerFunc) http.Handler {
 	})
 }
 
-type apiLink struct {
+// Link is a link as the API shows it.
+type Link struct {
 	Name  string   `json:"name"`
 	Rooms []string `json:"rooms"`
 	// Source is "config" for a link as the file has it, "runtime" for one
@@ -53,40 +113,26 @@ type apiLink struct {
 	Source string `json:"source"`
 }
 
-type apiFieldError struct {
+// FieldError names a request's field that is wrong, and why.
+type FieldError struct {
 	Field   string `json:"field"`
 	Message string `json:"message"`
 }
 
-type apiErrorBody struct {
-	Error  string          `json:"error"`
-	Fields []apiFieldError `json:"fields,omitempty"`
+// ErrorBody is the answer to a request that failed.
+type ErrorBody struct {
+	Error  string       `json:"error"`
+	Fields []FieldError `json:"fields,omitempty"`
 }
 
-// linkViews lists every link as the API shows it, from one reading of
-// the links.
-func (s *Service) linkViews() map[string]apiLink {
-	s.linkMu.Lock()
-	defer s.linkMu.Unlock()
-	views := map[string]apiLink{}
-	for name, rooms := range s.overlay.over(s.cfg.LinkRooms) {
-		src := "config"
-		if _, changed := s.overlay.Links[name]; changed {
-			src = "runtime"
-		}
-		views[name] = apiLink{Name: name, Rooms: rooms, Source: src}
-	}
-	return views
-}
-
-func (s *Service) linkView(name string) (apiLink, bool) {
-	l, ok := s.linkViews()[name]
+func (s *API) linkView(name string) (Link, bool) {
+	l, ok := s.links.Views()[name]
 	return l, ok
 }
 
-func (s *Service) listLinks(w http.ResponseWriter, r *http.Request) {
-	views := s.linkViews()
-	links := make([]apiLink, 0, len(views))
+func (s *API) listLinks(w http.ResponseWriter, r *http.Request) {
+	views := s.links.Views()
+	links := make([]Link, 0, len(views))
 	for _, l := range views {
 		links = append(links, l)
 	}
@@ -94,11 +140,11 @@ func (s *Service) listLinks(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"links": links})
 }
 
-func (s *Service) getLink(w http.ResponseWriter, r *http.Request) {
+func (s *API) getLink(w http.ResponseWriter, r *http.Request) {
 	s.respondLink(w, r.PathValue("name"), http.StatusOK)
 }
 
-func (s *Service) respondLink(w http.ResponseWriter, name string, code int) {
+func (s *API) respondLink(w http.ResponseWriter, name string, code int) {
 	l, ok := s.linkView(name)
 	if !ok {
 		apiError(w, http.StatusNotFound, "name", fmt.Sprintf("no link %q", name))
@@ -107,7 +153,7 @@ func (s *Service) respondLink(w http.ResponseWriter, name string, code int) {
 	writeJSON(w, code, l)
 }
 
-func (s *Service) createLink(w http.ResponseWriter, r *http.Request) {
+func (s *API) createLink(w http.ResponseWriter, r *http.Request) {
 	var body struct {
 		Name  string   `json:"name"`
 		Rooms []string `json:"rooms"`
@@ -123,22 +169,22 @@ func (s *Service) createLink(w http.ResponseWriter, r *http.Request) {
 		apiError(w, http.StatusBadRequest, "rooms", "a link needs at least one room")
 		return
 	}
-	err := s.CreateLink(r.Context(), body.Name, body.Rooms)
+	err := s.links.CreateLink(r.Context(), body.Name, body.Rooms)
 	if s.linkChangeFailed(w, err, body.Name, func(i int) string { return fmt.Sprintf("rooms[%d]", i) }) {
 		return
 	}
 	s.respondLink(w, body.Name, http.StatusCreated)
 }
 
-func (s *Service) deleteLink(w http.ResponseWriter, r *http.Request) {
+func (s *API) deleteLink(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
-	if s.linkChangeFailed(w, s.DeleteLink(r.Context(), name), name, nil) {
+	if s.linkChangeFailed(w, s.links.DeleteLink(r.Context(), name), name, nil) {
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
 }
 
-func (s *Service) addRoom(w http.ResponseWriter, r *http.Request) {
+func (s *API) addRoom(w http.ResponseWriter, r *http.Request) {
 	var body struct {
 		Room string `json:"room"`
 	}
@@ -150,16 +196,16 @@ func (s *Service) addRoom(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	name := r.PathValue("name")
-	err := s.AddRoom(r.Context(), name, body.Room)
+	err := s.links.AddRoom(r.Context(), name, body.Room)
 	if s.linkChangeFailed(w, err, name, func(int) string { return "room" }) {
 		return
 	}
 	s.respondLink(w, name, http.StatusOK)
 }
 
-func (s *Service) removeRoom(w http.ResponseWriter, r *http.Request) {
+func (s *API) removeRoom(w http.ResponseWriter, r *http.Request) {
 	name, room := r.PathValue("name"), r.PathValue("room")
-	if s.linkChangeFailed(w, s.RemoveRoom(r.Context(), name, room), name, nil) {
+	if s.linkChangeFailed(w, s.links.RemoveRoom(r.Context(), name, room), name, nil) {
 		return
 	}
 	if _, ok := s.linkView(name); !ok {
@@ -173,15 +219,15 @@ func (s *Service) removeRoom(w http.ResponseWriter, r *http.Request) {
 // Validation errors name links.<name>[i] as in the config file; the
 // answer names the request's own fields instead (roomField(i)), except
 // for problems with other links, which keep their config path.
-func (s *Service) linkChangeFailed(w http.ResponseWriter, err error, name string, roomField func(int) string) bool {
+func (s *API) linkChangeFailed(w http.ResponseWriter, err error, name string, roomField func(int) string) bool {
 	switch {
 	case err == nil:
 		return false
-	case errors.Is(err, errLinkExists):
+	case errors.Is(err, ErrLinkExists):
 		apiError(w, http.StatusConflict, "name", fmt.Sprintf("link %q exists", name))
-	case errors.Is(err, errLinkNotFound):
+	case errors.Is(err, ErrLinkNotFound):
 		apiError(w, http.StatusNotFound, "name", fmt.Sprintf("no link %q", name))
-	case errors.Is(err, errRoomNotFound):
+	case errors.Is(err, ErrRoomNotFound):
 		apiError(w, http.StatusNotFound, "room", err.Error())
 	default:
 		fields := fieldErrors(err, name, roomField)
@@ -196,12 +242,12 @@ func (s *Service) linkChangeFailed(w http.ResponseWriter, err error, name string
 		for i, f := range fields {
 			msgs[i] = f.Field + ": " + f.Message
 		}
-		writeJSON(w, http.StatusBadRequest, apiErrorBody{Error: strings.Join(msgs, "; "), Fields: fields})
+		writeJSON(w, http.StatusBadRequest, ErrorBody{Error: strings.Join(msgs, "; "), Fields: fields})
 	}
 	return true
 }
 
-func fieldErrors(err error, name string, roomField func(int) string) []apiFieldError {
+func fieldErrors(err error, name string, roomField func(int) string) []FieldError {
 	var fes []*config.FieldError
 	var fe *config.FieldError
 	if multi, ok := err.(interface{ Unwrap() []error }); ok {
@@ -213,7 +259,7 @@ func fieldErrors(err error, name string, roomField func(int) string) []apiFieldE
 	} else if errors.As(err, &fe) {
 		fes = append(fes, fe)
 	}
-	var out []apiFieldError
+	var out []FieldError
 	prefix := "links." + name
 	for _, fe := range fes {
 		field := fe.Path
@@ -227,7 +273,7 @@ func fieldErrors(err error, name string, roomField func(int) string) []apiFieldE
 				field = roomField(i)
 			}
 		}
-		out = append(out, apiFieldError{Field: field, Message: fe.Msg})
+		out = append(out, FieldError{Field: field, Message: fe.Msg})
 	}
 	return out
 }
@@ -245,10 +291,10 @@ func readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
 }
 
 func apiError(w http.ResponseWriter, code int, field, msg string) {
-	body := apiErrorBody{Error: msg}
+	body := ErrorBody{Error: msg}
 	if field != "" {
 		body.Error = field + ": " + msg
-		body.Fields = []apiFieldError{{Field: field, Message: msg}}
+		body.Fields = []FieldError{{Field: field, Message: msg}}
 	}
 	writeJSON(w, code, body)
 }
