@@ -18,6 +18,7 @@ import (
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 
+	"github.com/switchboard-chat/switchboard/avatars"
 	"github.com/switchboard-chat/switchboard/bridge"
 	"github.com/switchboard-chat/switchboard/config"
 	"github.com/switchboard-chat/switchboard/internal/testenv"
@@ -482,7 +483,7 @@ func TestMatrixGhostAvatarFromXMPPVCard(t *testing.T) {
 	}
 	// The picture is fetched in the background after her presence; what
 	// she says before it is stored goes out under the old picture.
-	stored := newAvatarStore(svc.store.State(avatarNamespace), slog.New(slog.DiscardHandler))
+	stored := avatars.New(svc.store.State(avatars.Namespace), slog.New(slog.DiscardHandler))
 	sender := bridge.Sender{Network: "jabber", ID: "carol@" + w.xmpp.Domain}
 	deadline := time.Now().Add(patience)
 	for {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/switchboard-chat/switchboard/adapters"
 	_ "github.com/switchboard-chat/switchboard/adapters/all" // every network type
+	"github.com/switchboard-chat/switchboard/avatars"
 	"github.com/switchboard-chat/switchboard/bridge"
 	"github.com/switchboard-chat/switchboard/broker"
 	"github.com/switchboard-chat/switchboard/chatcmd"
@@ -30,6 +31,7 @@ import (
 	"github.com/switchboard-chat/switchboard/metrics"
 	"github.com/switchboard-chat/switchboard/status"
 	"github.com/switchboard-chat/switchboard/store"
+	"github.com/switchboard-chat/switchboard/textlinks"
 )
 
 // Service is one running Switchboard: store, router, adapters, HTTP.
@@ -156,15 +158,15 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Servic
 	cmds.IgnoreBy(s.ignores)
 	// One avatar store for all networks: one reads avatars, another shows
 	// them.
-	avatars := newAvatarStore(s.store.State(avatarNamespace), log.With("component", "avatars"))
+	avatarStore := avatars.New(s.store.State(avatars.Namespace), log.With("component", "avatars"))
 	// Long messages link to their whole text, served here, when there is
 	// a public URL to link to.
-	var texts *textLinks
+	var texts *textlinks.Links
 	if cfg.HTTP.PublicURL != "" {
-		if texts, err = newTextLinks(ctx, cfg.HTTP.PublicURL, s.store.State(stateNamespace), s.store, log.With("component", "textlinks")); err != nil {
+		if texts, err = textlinks.New(ctx, cfg.HTTP.PublicURL, s.store.State(stateNamespace), s.store, log.With("component", "textlinks")); err != nil {
 			return nil, err
 		}
-		texts.routes(s.mux)
+		texts.Routes(s.mux)
 	}
 	for _, name := range names {
 		ncfg := cfg.Networks[name]
@@ -181,7 +183,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Servic
 			st.UseState(s.store.State(name))
 		}
 		if au, ok := a.(adapters.AvatarUser); ok {
-			au.UseAvatars(avatars)
+			au.UseAvatars(avatarStore)
 		}
 		if pu, ok := a.(adapters.PublicURLUser); ok && cfg.HTTP.PublicURL != "" {
 			pu.UsePublicURL(cfg.HTTP.PublicURL)

@@ -1,4 +1,4 @@
-package service
+package avatars
 
 import (
 	"bytes"
@@ -22,7 +22,7 @@ func TestAvatarStore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	avatars := newAvatarStore(st.State(avatarNamespace), log)
+	avatars := New(st.State(Namespace), log)
 	alice := bridge.Sender{Network: "jabber", ID: "alice@example.org", Name: "Alice"}
 	pic := testenv.PNG()
 	if _, ok, _ := avatars.AvatarHash(ctx, alice); ok {
@@ -53,7 +53,7 @@ func TestAvatarStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	avatars = newAvatarStore(st.State(avatarNamespace), log)
+	avatars = New(st.State(Namespace), log)
 	av, ok, err := avatars.Avatar(ctx, alice)
 	if err != nil || !ok || !bytes.Equal(av.Data, pic) || av.Mime != "image/png" || av.Hash != testenv.SHA1Hex(pic) {
 		t.Fatalf("after restart: %v %v, %s %d bytes; want her picture", ok, err, av.Mime, len(av.Data))
@@ -65,7 +65,7 @@ func TestAvatarStore(t *testing.T) {
 		t.Fatalf("avatars leaked into the network's state: %v", keys)
 	}
 	// Stored compactly: base64 in JSON, not a byte array.
-	raw, _, _ := st.State(avatarNamespace).Get(ctx, avatarKey(alice))
+	raw, _, _ := st.State(Namespace).Get(ctx, avatarKey(alice))
 	if strings.Contains(raw, "[") || len(raw) > len(pic)*4/3+100 {
 		t.Fatalf("stored as %s", raw)
 	}

@@ -1,4 +1,6 @@
-package service
+// Package textlinks makes and serves the links to the whole text of a
+// long message, for networks with short lines.
+package textlinks
 
 import (
 	"context"
@@ -23,7 +25,7 @@ import (
 // without it anyone could read every room's history.
 
 const (
-	// textLinkKey is the key's State key, in stateNamespace.
+	// textLinkKey is the key's State key, in the service's namespace.
 	textLinkKey = "textlinkkey"
 	textPath    = "/text/"
 	// textLinkPurpose goes into every signature, so that no other link
@@ -31,36 +33,36 @@ const (
 	textLinkPurpose = "text"
 )
 
-// textLinks makes and serves long-text links (adapters.TextLinks).
-type textLinks struct {
+// Links makes and serves long-text links (adapters.TextLinks).
+type Links struct {
 	base  string // http.public_url, no trailing slash
 	key   linksign.Key
 	texts bridge.TextStore
 	log   *slog.Logger
 }
 
-var _ adapters.TextLinks = (*textLinks)(nil)
+var _ adapters.TextLinks = (*Links)(nil)
 
-// newTextLinks loads the key (made on first use) from st.
-func newTextLinks(ctx context.Context, base string, st linksign.KeyStore, texts bridge.TextStore, log *slog.Logger) (*textLinks, error) {
+// New loads the key (made on first use) from st.
+func New(ctx context.Context, base string, st linksign.KeyStore, texts bridge.TextStore, log *slog.Logger) (*Links, error) {
 	key, err := linksign.Load(ctx, st, textLinkKey)
 	if err != nil {
 		return nil, err
 	}
-	return &textLinks{base: base, key: key, texts: texts, log: log}, nil
+	return &Links{base: base, key: key, texts: texts, log: log}, nil
 }
 
 // TextLink implements adapters.TextLinks.
-func (t *textLinks) TextLink(id bridge.EventID) string {
+func (t *Links) TextLink(id bridge.EventID) string {
 	return t.base + textPath + t.key.Sign(textLinkPurpose, string(id)) + "/" + url.PathEscape(string(id))
 }
 
-func (t *textLinks) routes(mux *http.ServeMux) {
+func (t *Links) Routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET "+textPath+"{sig}/{id}", t.serve)
 }
 
 // serve answers a link with the event's exact text.
-func (t *textLinks) serve(w http.ResponseWriter, r *http.Request) {
+func (t *Links) serve(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	linksign.Protect(h)
 	id := r.PathValue("id")

@@ -1,4 +1,4 @@
-package service
+package textlinks
 
 import (
 	"context"
@@ -30,7 +30,7 @@ func TestTextLinkAnswers(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	tl, err := newTextLinks(context.Background(), "https://bridge.example", st.State(stateNamespace), texts{
+	tl, err := New(context.Background(), "https://bridge.example", st.State("@switchboard"), texts{
 		"removed": bridge.ErrContentRemoved,
 		"broken":  errors.New("disk on fire"),
 	}, testenv.NewLog(t).Logger())
@@ -38,7 +38,7 @@ func TestTextLinkAnswers(t *testing.T) {
 		t.Fatal(err)
 	}
 	mux := http.NewServeMux()
-	tl.routes(mux)
+	tl.Routes(mux)
 	get := func(link string) *httptest.ResponseRecorder {
 		rec := httptest.NewRecorder()
 		mux.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, strings.TrimPrefix(link, "https://bridge.example"), nil))
@@ -64,7 +64,7 @@ func TestTextLinkAnswers(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer other.Close()
-	tl2, err := newTextLinks(context.Background(), "https://bridge.example", other.State(stateNamespace), nil, nil)
+	tl2, err := New(context.Background(), "https://bridge.example", other.State("@switchboard"), nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +73,7 @@ func TestTextLinkAnswers(t *testing.T) {
 	}
 	// The key is kept: after a restart on the same store, links are the
 	// same.
-	again, err := newTextLinks(context.Background(), "https://bridge.example", st.State(stateNamespace), nil, nil)
+	again, err := New(context.Background(), "https://bridge.example", st.State("@switchboard"), nil, nil)
 	if err != nil || again.TextLink("x") != tl.TextLink("x") {
 		t.Errorf("after a restart: %s, before %s (%v)", again.TextLink("x"), tl.TextLink("x"), err)
 	}

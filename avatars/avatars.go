@@ -1,4 +1,7 @@
-package service
+// Package avatars keeps the senders' avatars for all networks in the
+// store (adapters.AvatarStore): one network reads them, another shows
+// them.
+package avatars
 
 import (
 	"context"
@@ -13,9 +16,9 @@ import (
 	"github.com/switchboard-chat/switchboard/bridge"
 )
 
-// avatarNamespace is the State namespace of the shared avatar store: like
-// stateNamespace, "@" keeps it apart from every network's.
-const avatarNamespace = "@avatars"
+// Namespace is the State namespace of the shared avatar store: like
+// the service's own, "@" keeps it apart from every network's.
+const Namespace = "@avatars"
 
 // maxAvatarHashes bounds the in-memory hash cache; past it the cache
 // starts over (the store still has everything).
@@ -29,10 +32,10 @@ type avatarRecord struct {
 	Data []byte `json:"d,omitempty"`
 }
 
-// avatarStore is adapters.AvatarStore on top of the store's State, no
+// Store is adapters.AvatarStore on top of the store's State, no
 // table of its own. It caches each sender's hash (and that a sender has
 // no record), since the Matrix adapter asks for it with every message.
-type avatarStore struct {
+type Store struct {
 	state adapters.State
 	log   *slog.Logger
 
@@ -48,10 +51,10 @@ type avatarHash struct {
 	known bool
 }
 
-var _ adapters.AvatarStore = (*avatarStore)(nil)
+var _ adapters.AvatarStore = (*Store)(nil)
 
-func newAvatarStore(state adapters.State, log *slog.Logger) *avatarStore {
-	return &avatarStore{state: state, log: log, hashes: map[senderKey]avatarHash{}}
+func New(state adapters.State, log *slog.Logger) *Store {
+	return &Store{state: state, log: log, hashes: map[senderKey]avatarHash{}}
 }
 
 // avatarKey is a sender's key: a hash, since ids may be long and hold
@@ -61,7 +64,7 @@ func avatarKey(s bridge.Sender) string {
 	return "avatar:" + hex.EncodeToString(sum[:16])
 }
 
-func (st *avatarStore) remember(s bridge.Sender, h avatarHash) {
+func (st *Store) remember(s bridge.Sender, h avatarHash) {
 	key := senderKey{s.Network, s.ID}
 	st.mu.Lock()
 	defer st.mu.Unlock()
@@ -72,7 +75,7 @@ func (st *avatarStore) remember(s bridge.Sender, h avatarHash) {
 }
 
 // PutAvatar records s's avatar, or that s has none (empty data).
-func (st *avatarStore) PutAvatar(ctx context.Context, s bridge.Sender, mime string, data []byte) error {
+func (st *Store) PutAvatar(ctx context.Context, s bridge.Sender, mime string, data []byte) error {
 	if len(data) > adapters.MaxAvatarSize {
 		st.log.Debug("avatar over the size limit; not kept", "network", s.Network, "sender", s.ID, "size", len(data), "limit", adapters.MaxAvatarSize)
 		return nil
@@ -94,7 +97,7 @@ func (st *avatarStore) PutAvatar(ctx context.Context, s bridge.Sender, mime stri
 }
 
 // AvatarHash is the hash of s's avatar, from memory when it can be.
-func (st *avatarStore) AvatarHash(ctx context.Context, s bridge.Sender) (string, bool, error) {
+func (st *Store) AvatarHash(ctx context.Context, s bridge.Sender) (string, bool, error) {
 	st.mu.Lock()
 	h, cached := st.hashes[senderKey{s.Network, s.ID}]
 	st.mu.Unlock()
@@ -109,7 +112,7 @@ func (st *avatarStore) AvatarHash(ctx context.Context, s bridge.Sender) (string,
 }
 
 // Avatar reads s's avatar from the store.
-func (st *avatarStore) Avatar(ctx context.Context, s bridge.Sender) (adapters.Avatar, bool, error) {
+func (st *Store) Avatar(ctx context.Context, s bridge.Sender) (adapters.Avatar, bool, error) {
 	key := avatarKey(s)
 	raw, ok, err := st.state.Get(ctx, key)
 	if err != nil {
