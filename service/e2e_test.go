@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/switchboard-chat/switchboard/adapters"
+	_ "github.com/switchboard-chat/switchboard/adapters/all" // every network type, as the binary has them
 	"github.com/switchboard-chat/switchboard/config"
 	"github.com/switchboard-chat/switchboard/internal/testenv"
 	"github.com/switchboard-chat/switchboard/internal/testwait"

@@ -1,7 +1,9 @@
 // Package service is one running Switchboard: it wires the store, the
 // router, the networks' adapters, the chat commands, the status, the
 // metrics, the provisioning API and the embedded broker together, runs
-// them until told to stop, and reloads the config file on SIGHUP.
+// them until told to stop, and reloads the config file on SIGHUP. It
+// runs the network types registered with adapters.Register; the binary
+// picks them (adapters/all).
 package service
 
 import (
@@ -19,7 +21,6 @@ import (
 	"time"
 
 	"github.com/switchboard-chat/switchboard/adapters"
-	_ "github.com/switchboard-chat/switchboard/adapters/all" // every network type
 	"github.com/switchboard-chat/switchboard/avatars"
 	"github.com/switchboard-chat/switchboard/bridge"
 	"github.com/switchboard-chat/switchboard/broker"

@@ -13,6 +13,7 @@ import (
 	"syscall"
 
 	"github.com/switchboard-chat/switchboard/adapters"
+	_ "github.com/switchboard-chat/switchboard/adapters/all" // every network type the binary offers
 	"github.com/switchboard-chat/switchboard/config"
 	"github.com/switchboard-chat/switchboard/service"
 )
