@@ -222,7 +222,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Servic
 }
 
 // openBrokerWhenSubscribed lets devices onto the embedded broker once the
-// bridge's networks on it have subscribed every room they joined in start.
+// bridge's networks on it have subscribed every room they joined in Start.
 func (s *Service) openBrokerWhenSubscribed(networks []string, open func()) {
 	t := time.NewTicker(20 * time.Millisecond)
 	defer t.Stop()
