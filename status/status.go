@@ -24,8 +24,8 @@ import (
 
 // Ops is what the operations endpoints (/metrics, /api/status, /status,
 // /readyz) know about the service. The HTTP listener starts before the
-// store and the networks, so the service fills it in under its lock as they come
-// up.
+// store and the networks, so the service fills it in under its lock as
+// they come up.
 type Ops struct {
 	grace   time.Duration // a network down longer than this fails /readyz
 	version string
