@@ -24,6 +24,7 @@ import (
 
 	"github.com/switchboard-chat/switchboard/internal/testenv"
 	"github.com/switchboard-chat/switchboard/matrix"
+	"github.com/switchboard-chat/switchboard/status"
 )
 
 // The relay benchmarks run the switchboard binary against real servers,
@@ -297,8 +298,9 @@ func (r *relay) watchMatrix(alice *testenv.MatrixClient, rooms []id.RoomID, also
 			if err != nil {
 				return
 			}
-			c, ok := messageText(ev)
-			if !ok {
+			// testenv has parsed the event's content.
+			c, ok := ev.Content.Parsed.(*event.MessageEventContent)
+			if ev.Type != event.EventMessage || !ok {
 				continue
 			}
 			if also != nil {
@@ -424,7 +426,7 @@ func allUp(httpAddr string) bool {
 		return false
 	}
 	defer r.Body.Close()
-	var st status
+	var st status.Status
 	if err := json.NewDecoder(r.Body).Decode(&st); err != nil || !st.Ready {
 		return false
 	}

@@ -5,8 +5,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"log/slog"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,7 +15,6 @@ import (
 
 	_ "modernc.org/sqlite"
 
-	"github.com/switchboard-chat/switchboard/config"
 	"github.com/switchboard-chat/switchboard/internal/testenv"
 )
 
@@ -194,33 +191,4 @@ func storedMessages(t *testing.T, dataDir, network, room, sender, text string) i
 		t.Fatalf("counting stored messages: %v", err)
 	}
 	return n
-}
-
-// A port already in use is a clear error naming the key that moves it.
-func TestPortInUseNamesTheKey(t *testing.T) {
-	busy, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer busy.Close()
-	addr := busy.Addr().String()
-	for _, c := range []struct{ key, yaml string }{
-		{"http.listen", fmt.Sprintf("http: { listen: %q }\n", addr)},
-		{"broker.listen", fmt.Sprintf("http: { listen: \"127.0.0.1:0\" }\nbroker: { listen: %q }\n", addr)},
-	} {
-		t.Run(c.key, func(t *testing.T) {
-			cfg, err := config.Parse([]byte("data_dir: " + t.TempDir() + "\n" + c.yaml))
-			if err != nil {
-				t.Fatal(err)
-			}
-			svc, err := start(context.Background(), cfg, slog.New(slog.DiscardHandler))
-			if err == nil {
-				svc.stop(context.Background())
-				t.Fatal("started on a port in use")
-			}
-			if !strings.Contains(err.Error(), c.key) || !strings.Contains(err.Error(), "already in use") {
-				t.Errorf("error %q does not say %s is in use", err, c.key)
-			}
-		})
-	}
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/switchboard-chat/switchboard/config"
 	"github.com/switchboard-chat/switchboard/internal/testenv"
+	"github.com/switchboard-chat/switchboard/internal/testwait"
 	"github.com/switchboard-chat/switchboard/mqtt"
 )
 
@@ -129,9 +130,9 @@ func firstRuns(t *testing.T, bin string, args []string, httpAddr, brokerAddr str
 			}
 		} else {
 			sb.Restart()
-			waitFor(t, "the device to reconnect", dev.IsConnectionOpen)
+			testwait.For(t, "the device to reconnect", dev.IsConnectionOpen)
 			// Alice's leaving at the stop waited in the outbox for MQTT.
-			waitFor(t, "the device to see alice leave at the stop", func() bool {
+			testwait.For(t, "the device to see alice leave at the stop", func() bool {
 				return strings.Contains(received.String(), `"switchboard stopped"`)
 			})
 		}
@@ -140,12 +141,12 @@ func firstRuns(t *testing.T, bin string, args []string, httpAddr, brokerAddr str
 		// once it is back.
 		web := testenv.MustDialWebRTC(t, "http://"+httpAddr, "lobby", "", "alice", "web-alice")
 		testenv.MQTTPublish(t, dev, "switchboard/lobby/in/sensor-1", 1, false, text)
-		web.Wait(t, patience, "the device's message", func(f testenv.WebRTCFrame) bool { return f.Text == text })
+		web.Wait(t, testwait.Patience, "the device's message", func(f testenv.WebRTCFrame) bool { return f.Text == text })
 		if err := web.Say("re: " + text); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, "the device to get alice's message", func() bool { return strings.Contains(received.String(), "re: "+text) })
-		waitFor(t, "/readyz to answer 200", func() bool {
+		testwait.For(t, "the device to get alice's message", func() bool { return strings.Contains(received.String(), "re: "+text) })
+		testwait.For(t, "/readyz to answer 200", func() bool {
 			resp, _ := testenv.HTTP(t, "GET", "http://"+httpAddr+"/readyz", "", nil)
 			return resp.StatusCode == 200
 		})

@@ -12,6 +12,9 @@ import (
 
 	"github.com/switchboard-chat/switchboard/adapters/adapterstest/loopnet"
 	"github.com/switchboard-chat/switchboard/config"
+	"github.com/switchboard-chat/switchboard/internal/testenv"
+	"github.com/switchboard-chat/switchboard/internal/testwait"
+	"github.com/switchboard-chat/switchboard/service"
 )
 
 // TestNewNetworkType: a network type from a package of its own, registered
@@ -64,9 +67,13 @@ links:
 	if err != nil {
 		t.Fatal(err)
 	}
-	runSwitchboard(t, cfg)
+	svc, err := service.Start(context.Background(), cfg, testenv.NewLog(t).Logger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { svc.Stop(context.Background()) })
 	alice, bob := a.Join("lobby", "alice"), b.Join("lobby", "bob")
-	ctx, cancel := context.WithTimeout(context.Background(), patience)
+	ctx, cancel := context.WithTimeout(context.Background(), testwait.Patience)
 	defer cancel()
 	say := func(from *loopnet.Member, to *loopnet.Member, text string) loopnet.Line {
 		t.Helper()

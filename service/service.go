@@ -1,0 +1,298 @@
+// Package service is one running Switchboard: it wires the store, the
+// router, the networks' adapters, the chat commands, the status, the
+// metrics, the provisioning API and the embedded broker together, runs
+// them until told to stop, and reloads the config file on SIGHUP. It
+// runs the network types registered with adapters.Register; the binary
+// picks them (adapters/all).
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net"
+	"net/http"
+	"os"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/switchboard-chat/switchboard/adapters"
+	"github.com/switchboard-chat/switchboard/avatars"
+	"github.com/switchboard-chat/switchboard/bridge"
+	"github.com/switchboard-chat/switchboard/broker"
+	"github.com/switchboard-chat/switchboard/chatcmd"
+	"github.com/switchboard-chat/switchboard/config"
+	"github.com/switchboard-chat/switchboard/httpapi"
+	"github.com/switchboard-chat/switchboard/internal/listenerr"
+	"github.com/switchboard-chat/switchboard/mapping"
+	"github.com/switchboard-chat/switchboard/metrics"
+	"github.com/switchboard-chat/switchboard/status"
+	"github.com/switchboard-chat/switchboard/store"
+	"github.com/switchboard-chat/switchboard/textlinks"
+)
+
+// Service is one running Switchboard: store, router, adapters, HTTP.
+type Service struct {
+	cfg    *config.Config
+	log    *slog.Logger
+	broker *broker.Broker
+	store  *store.Store
+	router *bridge.Router
+	nets   map[string]adapters.Adapter
+	http   *http.Server
+	// stopRetention ends the store's pruning and waits for it.
+	stopRetention func()
+	mux           *http.ServeMux
+	ops           *status.Ops
+
+	// Links: the file's, with runtime changes laid over (see links.go).
+	linkMu  sync.Mutex // serializes link changes and reloads
+	links   *mapping.Links
+	overlay linkOverlay
+	// ignores are the networks' and links' ignore lists; a reload swaps
+	// them.
+	ignores *mapping.Ignores
+	state   adapters.State
+	// onReload is told of each config a reload puts in place (the chat
+	// commands take their admins from it).
+	onReload func(*config.Config)
+	api      *httpapi.API // the provisioning API
+
+	// HTTPAddr is where the HTTP listener ended up (the config may say :0).
+	HTTPAddr string
+}
+
+// Start brings everything up in dependency order: what receives events
+// (store, router) before what produces them (adapters). On error, what was
+// started is stopped again.
+func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Service, err error) {
+	s := &Service{cfg: cfg, nets: map[string]adapters.Adapter{}, ops: status.New(cfg.HTTP.ReadyGrace, Version, Commit)}
+	// Everything logs through the ops' handler, which keeps each
+	// network's latest problem for the status pages.
+	log = slog.New(s.ops.LogHandler(log.Handler()))
+	s.log = log
+	defer func() {
+		if err != nil {
+			s.Stop(context.Background())
+		}
+	}()
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		return nil, fmt.Errorf("data_dir: %w", err)
+	}
+	httpLn, err := net.Listen("tcp", cfg.HTTP.Listen)
+	if err != nil {
+		return nil, listenerr.Wrap("http.listen", cfg.HTTP.Listen, err)
+	}
+	// Bound now, so a port in use fails the start; served once every
+	// handler is in place (until then, requests wait in the backlog
+	// instead of getting a 404 for the chat page).
+	defer func() {
+		if err != nil {
+			httpLn.Close()
+		}
+	}()
+	s.HTTPAddr = httpLn.Addr().String()
+	s.mux = s.routes()
+	s.http = &http.Server{Handler: s.mux, ReadHeaderTimeout: 10 * time.Second}
+	var brokerNets map[string]*config.Network
+	if cfg.Broker != nil {
+		var creds []broker.Credential
+		if brokerNets, creds, err = broker.Networks(cfg, cfg.Broker.Listen); err != nil {
+			return nil, err
+		}
+		if s.broker, err = broker.Start(cfg.Broker.Listen, cfg.DataDir, creds, log); err != nil {
+			return nil, err
+		}
+	}
+	if s.store, err = store.Open(ctx, cfg.StoreDSN(), cfg.DataDir, log.With("component", "store")); err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	if err := s.loadOverlay(ctx); err != nil {
+		return nil, err
+	}
+	linkMap, err := effectiveLinks(cfg, s.overlay)
+	if err != nil {
+		return nil, fmt.Errorf("links changed at runtime (through the API or chat commands) no longer fit the config: %w", err)
+	}
+	links, err := mapping.NewLinks(linkMap)
+	if err != nil {
+		return nil, err
+	}
+	s.links = links
+	s.links.SetRelayed(parseRooms(s.overlay.Relay))
+	s.ops.SetLinks(linkMap)
+	names := make([]string, 0, len(cfg.Networks))
+	for name := range cfg.Networks {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	m := metrics.New(names, s.ops.IsUp, s.store, s.ops.Adapters)
+	s.ops.SetStore(s.store, m)
+	s.router = bridge.NewRouter(s.store, links, log.With("component", "router"))
+	s.router.Observer = m
+	if s.ignores, err = mapping.NewIgnores(cfg.IgnoreLists()); err != nil {
+		return nil, err
+	}
+	s.router.Ignore = s.ignores
+	if err := s.router.Start(ctx); err != nil {
+		return nil, err
+	}
+	m.AddBlocks(s.router.Blocks)
+	s.ops.SetBlocks(s.router.Blocks)
+	s.api = httpapi.New(s, s.store, s.router, log)
+	s.api.SetToken(cfg.HTTP.APIToken)
+	s.api.Routes(s.mux)
+	go s.ops.Watch()
+	s.startRetention()
+	admins, err := mapping.ParseAdmins(cfg.Admins)
+	if err != nil {
+		return nil, err
+	}
+	// Adapters hand their traffic to the chat commands, which pass all
+	// but !sb commands on to the router.
+	cmds := chatcmd.New(s.router, s, s.ops.Status, admins, log.With("component", "commands"))
+	s.onReload = cmds.Reload
+	cmds.IgnoreBy(s.ignores)
+	// One avatar store for all networks: one reads avatars, another shows
+	// them.
+	avatarStore := avatars.New(s.store.State(avatars.Namespace), log.With("component", "avatars"))
+	// Long messages link to their whole text, served here, when there is
+	// a public URL to link to.
+	var texts *textlinks.Links
+	if cfg.HTTP.PublicURL != "" {
+		if texts, err = textlinks.New(ctx, cfg.HTTP.PublicURL, s.store.State(stateNamespace), s.store, log.With("component", "textlinks")); err != nil {
+			return nil, err
+		}
+		texts.Routes(s.mux)
+	}
+	for _, name := range names {
+		ncfg := cfg.Networks[name]
+		if n, ok := brokerNets[name]; ok {
+			ncfg = n // with the credentials the embedded broker knows it by
+		}
+		a, err := adapters.New(name, ncfg, log)
+		if err != nil {
+			return nil, err
+		}
+		s.nets[name] = a
+		s.ops.AddNetwork(name, cfg.Networks[name].Type, a)
+		if st, ok := a.(adapters.Stateful); ok {
+			st.UseState(s.store.State(name))
+		}
+		if au, ok := a.(adapters.AvatarUser); ok {
+			au.UseAvatars(avatarStore)
+		}
+		if pu, ok := a.(adapters.PublicURLUser); ok && cfg.HTTP.PublicURL != "" {
+			pu.UsePublicURL(cfg.HTTP.PublicURL)
+		}
+		if tu, ok := a.(adapters.TextLinkUser); ok && texts != nil {
+			tu.UseTextLinks(texts)
+		}
+		if hs, ok := a.(adapters.HTTPServer); ok {
+			hs.RegisterHTTP(s.mux)
+		}
+		s.router.AddNetwork(name, a)
+		if r := ncfg.SenderRate(); r != nil {
+			s.router.SetRate(name, bridge.RateLimit{PerSecond: r.PerSecond, Burst: r.Burst})
+		}
+		cmds.AddNetwork(name, cfg.Networks[name].Type, a)
+		if err := a.Start(ctx, cmds); err != nil {
+			return nil, fmt.Errorf("networks.%s: %w", name, err)
+		}
+		for _, room := range links.Rooms(name) {
+			if err := a.Join(ctx, room); err != nil {
+				return nil, fmt.Errorf("networks.%s: join %s: %w", name, room, err)
+			}
+		}
+	}
+	go func() {
+		if err := s.http.Serve(httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("http server", "err", err)
+		}
+	}()
+	if s.broker != nil {
+		go s.openBrokerWhenSubscribed(slices.Collect(maps.Keys(brokerNets)), s.broker.Open)
+	}
+	log.Info("switchboard running", "http", s.HTTPAddr, "networks", len(s.nets), "links", len(links.Names()))
+	return s, nil
+}
+
+// openBrokerWhenSubscribed lets devices onto the embedded broker once the
+// bridge's networks on it have subscribed every room they joined in Start.
+func (s *Service) openBrokerWhenSubscribed(networks []string, open func()) {
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		ready := true
+		for _, name := range networks {
+			if c, ok := s.nets[name].(adapters.Connected); ok && !c.Connected() {
+				ready = false
+			}
+		}
+		if ready {
+			open()
+			return
+		}
+		select {
+		case <-s.ops.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Stop shuts down in reverse: adapters first, so nothing new arrives, then
+// the router (undelivered events stay in the outbox), then the rest.
+func (s *Service) Stop(ctx context.Context) {
+	s.ops.Stop()
+	for name, a := range s.nets {
+		if err := a.Stop(ctx); err != nil {
+			s.log.Warn("stop network", "network", name, "err", err)
+		}
+	}
+	if s.router != nil {
+		s.router.Stop()
+	}
+	if s.http != nil {
+		s.http.Shutdown(ctx)
+	}
+	if s.broker != nil {
+		broker.Close(ctx, s.broker, s.log)
+	}
+	if s.stopRetention != nil {
+		s.stopRetention()
+	}
+	if s.store != nil {
+		s.store.Close()
+	}
+}
+
+// retentionEvery is how often the store prunes what retention removes,
+// besides at start. (A variable for tests.)
+var retentionEvery = time.Hour
+
+// startRetention has the store prune by the config's retention, in the
+// background, until stop.
+func (s *Service) startRetention() {
+	r := s.cfg.Retention
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.store.RunRetention(ctx, store.Retention{Messages: r.Messages, IDs: r.IDs, Failed: r.Failed}, retentionEvery)
+	}()
+	s.stopRetention = func() { cancel(); <-done }
+}
+
+func (s *Service) routes() *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintln(w, "ok")
+	})
+	s.ops.Routes(mux) // /readyz, /metrics, /api/status, /status
+	return mux
+}
