@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"reflect"
 
+	"github.com/switchboard-chat/switchboard/adapters"
 	"github.com/switchboard-chat/switchboard/config"
+	"github.com/switchboard-chat/switchboard/mapping"
 )
 
 // reload applies a re-read config file (SIGHUP). Links, their options
@@ -29,11 +31,26 @@ func (s *Service) reload(ctx context.Context, next *config.Config) error {
 	if err != nil {
 		return fmt.Errorf("config rejected, keeping the running one: %w", err)
 	}
+	// Checked before anything changes: an error leaves everything as it was.
+	if _, err := mapping.NewPeople(merged.PeopleMapping()); err != nil {
+		return fmt.Errorf("config rejected, keeping the running one: %w", err)
+	}
 	if s.ignores != nil {
 		// The networks' lists are part of networks: at a restart, as the
 		// rest of them.
 		if err := s.ignores.Replace(merged.IgnoreLists()); err != nil {
 			return fmt.Errorf("config rejected, keeping the running one: %w", err)
+		}
+	}
+	if s.people != nil {
+		if err := s.people.Replace(merged.PeopleMapping()); err != nil {
+			return fmt.Errorf("config rejected, keeping the running one: %w", err)
+		}
+		personal := adapters.PersonalAccounts(&merged)
+		for name, a := range s.nets {
+			if pu, ok := a.(adapters.PeopleUser); ok {
+				pu.UsePeople(personal[name])
+			}
 		}
 	}
 	s.cfg = &merged

@@ -56,7 +56,10 @@ type Service struct {
 	// ignores are the networks' and links' ignore lists; a reload swaps
 	// them.
 	ignores *mapping.Ignores
-	state   adapters.State
+	// people are the config's people; a reload swaps them, and hands
+	// each adapter with personal connections its accounts again.
+	people *mapping.People
+	state  adapters.State
 	// onReload is told of each config a reload puts in place (the chat
 	// commands take their admins from it).
 	onReload func(*config.Config)
@@ -138,6 +141,10 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Servic
 		return nil, err
 	}
 	s.router.Ignore = s.ignores
+	if s.people, err = mapping.NewPeople(cfg.PeopleMapping()); err != nil {
+		return nil, err
+	}
+	s.router.People = s.people
 	if err := s.router.Start(ctx); err != nil {
 		return nil, err
 	}
@@ -169,6 +176,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Servic
 		}
 		texts.Routes(s.mux)
 	}
+	personal := adapters.PersonalAccounts(cfg)
 	for _, name := range names {
 		ncfg := cfg.Networks[name]
 		if n, ok := brokerNets[name]; ok {
@@ -194,6 +202,9 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Servic
 		}
 		if hs, ok := a.(adapters.HTTPServer); ok {
 			hs.RegisterHTTP(s.mux)
+		}
+		if pu, ok := a.(adapters.PeopleUser); ok {
+			pu.UsePeople(personal[name])
 		}
 		s.router.AddNetwork(name, a)
 		if r := ncfg.SenderRate(); r != nil {
