@@ -113,6 +113,10 @@ type Adapter struct {
 	avatarWG    sync.WaitGroup
 
 	connected atomic.Bool
+
+	// peopleMu guards people, the personal accounts (see personal.go).
+	peopleMu sync.Mutex
+	people   people
 }
 
 var (
