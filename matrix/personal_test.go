@@ -2,12 +2,14 @@ package matrix
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 
@@ -96,6 +98,35 @@ func TestPersonalDoublePuppet(t *testing.T) {
 			t.Errorf("her message came from %+v", h.Sender)
 		}
 	}
+
+	// Banned as herself, she is refused there; her ghost never speaks
+	// for her instead.
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	if _, err := carol.BanUser(ctx, rid, &mautrix.ReqBanUser{UserID: "@alice:localhost", Reason: "enough"}); err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(t, carol, "the ban", func(e *event.Event) bool {
+		return e.RoomID == rid && e.Type == event.StateMember && e.StateKey != nil && *e.StateKey == "@alice:localhost" && e.Content.AsMember().Membership == event.MembershipBan
+	})
+	var err error
+	for time.Now().Before(deadline) {
+		sd := bridge.Sender{Network: "jabber", ID: "alice@example.org", Name: "Alice L", Person: "alice", Home: "elsewhere"}
+		if _, err = a.Send(ctx, &bridge.Delivery{Room: string(rid), Event: &bridge.Message{Header: header(sd), Text: "after the ban"}}); errors.Is(err, bridge.ErrPermanent) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond) // the ban has not been pushed to the appservice yet
+	}
+	if !errors.Is(err, bridge.ErrBlocked) {
+		t.Errorf("a send as her after her ban: %v, want a refusal", err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	for _, e := range carol.Events() {
+		if bodyIs(rid, "after the ban")(e) {
+			t.Errorf("sent after her ban by %s", e.Sender)
+		}
+	}
+
 	for _, e := range carol.Events() {
 		if e.RoomID == rid && e.Type == event.StateMember && e.StateKey != nil && *e.StateKey != string(got.Sender) && a.ghosts.isGhost(*e.StateKey) {
 			t.Errorf("a ghost joined: %s", *e.StateKey)
