@@ -318,6 +318,9 @@ func (a *Adapter) maintain() {
 			a.in.Online(a.name)
 			b.Connected()
 		}
+		if ok && !was {
+			a.checkPeople(a.ctx)
+		}
 		if ok && !quietened {
 			a.quietGhosts(a.ctx)
 			quietened = true

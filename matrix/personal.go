@@ -169,6 +169,21 @@ func (a *Adapter) personalIntent(ctx context.Context, person string) *appservice
 	return intent
 }
 
+// checkPeople checks the accounts not checked yet (or refused a while
+// ago) with the homeserver, so that PersonalStatus tells before anyone
+// speaks.
+func (a *Adapter) checkPeople(ctx context.Context) {
+	a.peopleMu.Lock()
+	var persons []string
+	for person := range a.people.byPerson {
+		persons = append(persons, person)
+	}
+	a.peopleMu.Unlock()
+	for _, person := range persons {
+		a.personalIntent(ctx, person)
+	}
+}
+
 // makePersonalIntent builds the intent of a person's own user: the
 // appservice masquerading as them (user_id), or a client with their
 // token. IsCustomPuppet: never registered, and invited by the bot with

@@ -55,6 +55,8 @@ func TestPersonalDoublePuppet(t *testing.T) {
 		adapters.PersonalAccount{Person: "alice", Name: "Alice L", ID: "@alice:localhost", DoublePuppet: true},
 		adapters.PersonalAccount{Person: "erin", Name: "Erin L", ID: "@erin:localhost", DoublePuppet: true},
 	)
+	// Checked once the homeserver answers, before anyone speaks.
+	waitStatus(t, a, "erin", "failed: ")
 	evid := personSays(t, a, rid, "alice", "hello from xmpp")
 	got := waitEvent(t, carol, "alice's message", bodyIs(rid, "hello from xmpp"))
 	if got.Sender != "@alice:localhost" || string(got.ID) != evid {
@@ -183,6 +185,17 @@ people:
 	}
 	if !strings.Contains(string(out), "regex: ^@alice:example\\.org$\n          exclusive: false") || strings.Contains(string(out), "bob") || strings.Contains(string(out), "secret") {
 		t.Errorf("registration:\n%s", out)
+	}
+}
+
+func waitStatus(t *testing.T, a *Adapter, person, prefix string) {
+	t.Helper()
+	deadline := time.Now().Add(waitFor)
+	for !strings.HasPrefix(a.PersonalStatus()[person], prefix) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s's status %q, want %s...", person, a.PersonalStatus()[person], prefix)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
