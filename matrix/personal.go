@@ -230,7 +230,7 @@ func refused(err error) bool {
 func (a *Adapter) personalFailed(p *personal, err error) {
 	why := err.Error()
 	if p.acct.DoublePuppet && errors.Is(err, mautrix.MForbidden) {
-		why = "the homeserver does not let the appservice speak as " + string(p.user) + " (write the registration again with switchboard matrix-registration and restart the homeserver): " + why
+		why = "the homeserver does not let the appservice speak as " + string(p.user) + " (the user must exist and be in the registration: write it again with switchboard matrix-registration and restart the homeserver): " + why
 	} else if !p.acct.DoublePuppet && refused(err) {
 		why = "the homeserver refuses the access token of " + string(p.user) + ": " + why
 	}

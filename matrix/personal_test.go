@@ -143,7 +143,7 @@ func TestPersonalToken(t *testing.T) {
 	s := newServerWith(t)
 	carol := s.Client(t, "carol")
 	bob := s.Client(t, "bob")
-	rid, a, _ := personalAdapter(t, s, carol,
+	rid, a, events := personalAdapter(t, s, carol,
 		adapters.PersonalAccount{Person: "bob", Name: "Bob L", ID: "@bob:localhost", Token: bob.AccessToken},
 		adapters.PersonalAccount{Person: "dora", Name: "Dora L", ID: "@dora:localhost", Token: "not-a-token-of-anyone"},
 	)
@@ -154,6 +154,16 @@ func TestPersonalToken(t *testing.T) {
 	personSays(t, a, rid, "dora", "dora with a bad token")
 	if got := waitEvent(t, carol, "dora's message", bodyIs(rid, "dora with a bad token")); !strings.HasPrefix(string(got.Sender), "@sb_elsewhere_person=2fdora:") {
 		t.Errorf("dora's message from %s, want her ghost", got.Sender)
+	}
+	// Transactions come in order: once carol's next message is in, the
+	// echo of bob's would have been.
+	carol.Text(rid, "carol after them")
+	deadline := time.Now().Add(waitFor)
+	for countText(events(), "carol after them") == 0 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if n := countText(events(), "bob with his token"); n != 0 {
+		t.Errorf("what we sent with his token came back %d times", n)
 	}
 	st := a.PersonalStatus()
 	if st["bob"] != "connected" || !strings.HasPrefix(st["dora"], "failed: the homeserver refuses the access token of @dora:localhost") || strings.Contains(st["dora"], "not-a-token") {
