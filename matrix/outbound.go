@@ -602,6 +602,9 @@ func (a *Adapter) SendMembership(ctx context.Context, d *bridge.Delivery) error 
 		}
 		return a.joined(ctx, intent, rid)
 	case *bridge.Leave:
+		// Only their ghost leaves: a person's own Matrix user stays where
+		// it is (a quit on IRC, a phone dropping out of a MUC, must not
+		// take their own account out of a room; they leave it themselves).
 		u := id.NewUserID(a.ghosts.localpart(h.Sender.Puppet()), a.cfg.Domain)
 		if !a.as.StateStore.IsInRoom(ctx, rid, u) {
 			return nil
