@@ -113,6 +113,10 @@ type Adapter struct {
 	avatarWG    sync.WaitGroup
 
 	connected atomic.Bool
+
+	// peopleMu guards people, the personal accounts (see personal.go).
+	peopleMu sync.Mutex
+	people   people
 }
 
 var (
@@ -313,6 +317,9 @@ func (a *Adapter) maintain() {
 			a.log.Info("matrix homeserver reachable, bot in every linked room")
 			a.in.Online(a.name)
 			b.Connected()
+		}
+		if ok && !was {
+			a.checkPeople(a.ctx)
 		}
 		if ok && !quietened {
 			a.quietGhosts(a.ctx)

@@ -51,7 +51,11 @@ func newServer(t *testing.T) *server { return newBenchServer(t) }
 
 func nopLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
-func newBenchServer(t testing.TB) *server {
+func newBenchServer(t testing.TB) *server { return newServerWith(t) }
+
+// newServerWith is newServer with a registration that lets the
+// appservice double-puppet the given users.
+func newServerWith(t testing.TB, doublePuppeted ...string) *server {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -72,7 +76,9 @@ func newBenchServer(t testing.TB) *server {
 		ID:             "switchboard",
 		URL:            "http://" + ln.Addr().String(),
 	}
-	reg, err := yaml.Marshal(Registration(&c, ""))
+	r := Registration(&c, "")
+	withPeople(r, doublePuppeted)
+	reg, err := yaml.Marshal(r)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,6 +118,12 @@ func newAdapter(t *testing.T, s *server) *Adapter {
 func startAdapter(t *testing.T, s *server, rooms ...string) (*Adapter, *adapterstest.Recorder) {
 	t.Helper()
 	a := newAdapter(t, s)
+	return a, startRecorded(t, a, rooms...)
+}
+
+// startRecorded starts a (built with newAdapter) on a recorder, in rooms.
+func startRecorded(t *testing.T, a *Adapter, rooms ...string) *adapterstest.Recorder {
+	t.Helper()
 	rec := adapterstest.NewRecorder()
 	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 	defer cancel()
@@ -129,7 +141,7 @@ func startAdapter(t *testing.T, s *server, rooms ...string) (*Adapter, *adapters
 		}
 	}
 	adapterstest.WaitConnected(t, a)
-	return a, rec
+	return rec
 }
 
 // roomWithBot makes a public room owned by the human that the bot is

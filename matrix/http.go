@@ -224,14 +224,15 @@ func (a *Adapter) putTransaction(w http.ResponseWriter, r *http.Request) {
 }
 
 // onlyEchoes tells whether a transaction holds nothing but Switchboard's
-// own users' messages (no state events, which update the membership
-// cache, and no ephemeral events), which handleEvent drops.
+// own users' messages and what it sent as people (no state events, which
+// update the membership cache, and no ephemeral events), which
+// handleEvent drops.
 func (a *Adapter) onlyEchoes(txn *appservice.Transaction) bool {
 	if len(txn.EphemeralEvents) > 0 || len(txn.MSC2409EphemeralEvents) > 0 || len(txn.Events) == 0 {
 		return false
 	}
 	for _, evt := range txn.Events {
-		if evt == nil || evt.StateKey != nil || !a.isOurs(evt.Sender) {
+		if evt == nil || evt.StateKey != nil || !a.isOurs(evt.Sender) && !a.personalEcho(evt) {
 			return false
 		}
 	}

@@ -63,7 +63,7 @@ func (a *Adapter) handleEvent(ctx context.Context, in bridge.Inbound, evt *event
 			return err
 		}
 	}
-	if a.isOurs(evt.Sender) {
+	if a.isOurs(evt.Sender) || a.personalEcho(evt) {
 		return nil
 	}
 	room, linked := a.roomAddr(evt.RoomID)

@@ -209,6 +209,7 @@ func (a *Adapter) nameGhost(ctx context.Context, intent *appservice.IntentAPI, l
 // joined makes sure intent is in the room (the bot invites it when the
 // room is not public).
 func (a *Adapter) joined(ctx context.Context, intent *appservice.IntentAPI, rid id.RoomID) error {
+	a.joiningAsPerson(ctx, intent, rid)
 	_, err := retry(ctx, func() (struct{}, error) { return struct{}{}, intent.EnsureJoined(ctx, rid) })
 	return err
 }
@@ -220,6 +221,10 @@ func (a *Adapter) send(ctx context.Context, intent *appservice.IntentAPI, rid id
 		if ban := a.ghostRefused(ctx, intent.UserID, rid, err); ban != nil {
 			return "", ban
 		}
+		if ban := a.personalBanned(ctx, intent, rid, err); ban != nil {
+			return "", ban
+		}
+		a.personalRefusedSend(intent, err)
 		return "", fmt.Errorf("matrix: %s joins %s: %w", intent.UserID, rid, err)
 	}
 	if evid, ok := a.sentBefore(ctx, intent, rid, txn); ok {
@@ -241,9 +246,11 @@ func (a *Adapter) send(ctx context.Context, intent *appservice.IntentAPI, rid id
 		if answerLost(err) {
 			a.unsure.add(txn)
 		}
+		a.personalRefusedSend(intent, err)
 		return "", fmt.Errorf("matrix: send to %s: %w", rid, err)
 	}
 	a.unsure.forget(txn)
+	a.sentAsPerson(intent, resp.EventID)
 	return resp.EventID, nil
 }
 
@@ -339,7 +346,7 @@ func (a *Adapter) SendReply(ctx context.Context, d *bridge.Delivery) (string, er
 // replies, edits and deletes from other networks point at it; the others
 // are listed under it in State, for a delete to redact them too.
 func (a *Adapter) sendMessage(ctx context.Context, d *bridge.Delivery, m *bridge.Message, reply *bridge.Quote) (string, error) {
-	intent, err := a.intentFor(ctx, m.Sender, d.Relay)
+	intent, err := a.speaker(ctx, d, m.Sender)
 	if err != nil {
 		return "", err
 	}
@@ -422,7 +429,7 @@ func (a *Adapter) SendEdit(ctx context.Context, d *bridge.Delivery) (string, err
 	if !ok {
 		return "", bridge.Permanent(fmt.Errorf("matrix: SendEdit got %T", d.Event))
 	}
-	intent, err := a.intentFor(ctx, ed.Sender, d.Relay)
+	intent, err := a.speaker(ctx, d, ed.Sender)
 	if err != nil {
 		return "", err
 	}
@@ -466,7 +473,7 @@ func (a *Adapter) SendDelete(ctx context.Context, d *bridge.Delivery) error {
 			return err
 		}
 	} else {
-		if intent, err = a.intentFor(ctx, del.Sender, d.Relay); err != nil {
+		if intent, err = a.speaker(ctx, d, del.Sender); err != nil {
 			return err
 		}
 		if rid, err = a.target(ctx, d, intent); err != nil {
@@ -523,9 +530,14 @@ func (a *Adapter) redact(ctx context.Context, intent *appservice.IntentAPI, rid 
 	if err := a.joined(ctx, intent, rid); err != nil {
 		return err
 	}
-	_, err := retry(ctx, func() (*mautrix.RespSendEvent, error) {
-		return intent.Client.RedactEvent(ctx, rid, target, mautrix.ReqRedact{TxnID: txn})
+	// Marked like every event we post: a person's redaction pushed back
+	// is known as ours (see personalEcho).
+	resp, err := retry(ctx, func() (*mautrix.RespSendEvent, error) {
+		return intent.Client.RedactEvent(ctx, rid, target, mautrix.ReqRedact{TxnID: txn, Extra: map[string]any{txnMarker: txn}})
 	})
+	if err == nil {
+		a.sentAsPerson(intent, resp.EventID)
+	}
 	if errors.Is(err, mautrix.MNotFound) {
 		return nil // gone already
 	}
@@ -544,7 +556,7 @@ func (a *Adapter) SendReaction(ctx context.Context, d *bridge.Delivery) (string,
 	if d.Target == "" {
 		return "", nil // the room never saw the message
 	}
-	intent, err := a.intentFor(ctx, r.Sender, d.Relay)
+	intent, err := a.speaker(ctx, d, r.Sender)
 	if err != nil {
 		return "", err
 	}
@@ -584,12 +596,15 @@ func (a *Adapter) SendMembership(ctx context.Context, d *bridge.Delivery) error 
 	h := d.Event.Head()
 	switch ev := d.Event.(type) {
 	case *bridge.Join, *bridge.Rename:
-		intent, err := a.intentFor(ctx, h.Sender, false)
+		intent, err := a.speaker(ctx, d, h.Sender)
 		if err != nil {
 			return err
 		}
 		return a.joined(ctx, intent, rid)
 	case *bridge.Leave:
+		// Only their ghost leaves: a person's own Matrix user stays where
+		// it is (a quit on IRC, a phone dropping out of a MUC, must not
+		// take their own account out of a room; they leave it themselves).
 		u := id.NewUserID(a.ghosts.localpart(h.Sender.Puppet()), a.cfg.Domain)
 		if !a.as.StateStore.IsInRoom(ctx, rid, u) {
 			return nil
@@ -610,6 +625,11 @@ func (a *Adapter) SendMembership(ctx context.Context, d *bridge.Delivery) error 
 func (a *Adapter) SendTyping(ctx context.Context, d *bridge.Delivery) error {
 	t, ok := d.Event.(*bridge.Typing)
 	if !ok || a.relay || d.Relay {
+		return nil
+	}
+	if d.Room != "" && a.personalIntent(ctx, t.Sender.Person) != nil {
+		// Their own user typing would come back as them typing; and no
+		// ghost of theirs joins.
 		return nil
 	}
 	intent, err := a.intentFor(ctx, t.Sender, false)

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"regexp"
+	"slices"
 	"sort"
 
 	"gopkg.in/yaml.v3"
@@ -17,7 +18,8 @@ import (
 
 // Registration is the appservice registration the homeserver needs for a
 // matrix network: its tokens, the bot, and exclusive namespaces for the
-// bot, the ghosts and the portal aliases. httpListen is Switchboard's
+// bot, the ghosts and the portal aliases (RegistrationYAML adds the
+// double-puppeted people: see withPeople). httpListen is Switchboard's
 // http.listen, the appservice's address unless the network has listen or
 // url.
 func Registration(c *Config, httpListen string) *appservice.Registration {
@@ -42,6 +44,41 @@ func Registration(c *Config, httpListen string) *appservice.Registration {
 		{Regex: "#" + regexp.QuoteMeta(g.prefix) + ".*:" + regexp.QuoteMeta(c.Domain), Exclusive: true},
 	}
 	return reg
+}
+
+// withPeople adds to reg a non-exclusive user namespace for each user
+// the appservice double-puppets (the MXIDs of people's double_puppet
+// accounts): the homeserver lets the appservice speak as a user only in
+// its namespaces, and non-exclusive leaves them their own accounts.
+//
+// One exact pattern per person, not a broad one such as "@.*:domain":
+// a homeserver pushes an appservice every event of every room where a
+// user of its namespaces is joined, and every event such a user sends
+// (Dendrite v0.15.2, appservice/consumers/roomserver.go,
+// appserviceIsInterestedInEvent). A broad pattern would hand Switchboard
+// the private rooms and direct chats of everyone on the homeserver. The
+// price: a person added later needs the registration written again and
+// the homeserver restarted (Dendrite reads it only at start); until
+// then the homeserver refuses to let the appservice speak as them, the
+// account shows failed and their ghost speaks for them.
+func withPeople(reg *appservice.Registration, users []string) {
+	users = slices.Clone(users)
+	slices.Sort(users)
+	for _, u := range slices.Compact(users) {
+		reg.Namespaces.UserIDs = append(reg.Namespaces.UserIDs, appservice.Namespace{Regex: "^" + regexp.QuoteMeta(u) + "$", Exclusive: false})
+	}
+}
+
+// doublePuppeted lists the MXIDs of the double_puppet accounts of people
+// on the matrix network named network.
+func doublePuppeted(cfg *config.Config, network string) []string {
+	var users []string
+	for _, acct := range adapters.PersonalAccounts(cfg)[network] {
+		if acct.DoublePuppet {
+			users = append(users, acct.ID)
+		}
+	}
+	return users
 }
 
 func appserviceURL(c *Config, httpListen string) string {
@@ -90,7 +127,9 @@ func RegistrationYAML(cfg *config.Config, network string) ([]byte, error) {
 	if n.Type != "matrix" || !ok || c == nil {
 		return nil, fmt.Errorf("network %q is of type %s, not matrix", network, n.Type)
 	}
-	return yaml.Marshal(Registration(c, cfg.HTTP.Listen))
+	reg := Registration(c, cfg.HTTP.Listen)
+	withPeople(reg, doublePuppeted(cfg, network))
+	return yaml.Marshal(reg)
 }
 
 // registrationCommand is "switchboard matrix-registration": it prints
