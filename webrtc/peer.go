@@ -239,7 +239,7 @@ func (p *peer) handle(m webrtc.DataChannelMessage) {
 		a.mu.Lock()
 		author, known := p.room.authors.get(f.Target)
 		a.mu.Unlock()
-		if known && (author.Network != p.sender.Network || author.ID != p.sender.ID) {
+		if known && !p.wrote(author) {
 			p.sendError(codeNotAllowed, "only your own messages can be changed")
 			return
 		}
@@ -289,7 +289,7 @@ func (p *peer) shareLocally(ev bridge.Event) {
 		// otherwise the router decided, and this side cannot tell.
 		t, _ := bridge.Target(ev)
 		author, ok := p.room.authors.get(string(t.Event))
-		if t.Event == "" || !ok || author.ID != p.sender.ID || author.Network != p.sender.Network {
+		if t.Event == "" || !ok || !p.wrote(author) {
 			a.mu.Unlock()
 			return
 		}
@@ -380,6 +380,16 @@ func (p *peer) sayHello(f inFrame) {
 			}
 		}
 	}
+}
+
+// wrote reports whether author is the peer: its own page id, or for a
+// verified person any account of theirs (the router marked the author's
+// messages with Person), as their edits count from any of them.
+func (p *peer) wrote(author bridge.Sender) bool {
+	if author.Network == p.sender.Network && author.ID == p.sender.ID {
+		return true
+	}
+	return p.person != nil && author.Person != "" && author.Person == p.person.Person
 }
 
 // personID is the id of the person the peer is, verified by their

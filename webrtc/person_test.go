@@ -1,12 +1,14 @@
 package webrtc
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"strings"
 	"testing"
 
 	"github.com/switchboard-chat/switchboard/adapters"
+	"github.com/switchboard-chat/switchboard/adapters/adapterstest"
 	"github.com/switchboard-chat/switchboard/bridge"
 	"github.com/switchboard-chat/switchboard/internal/testenv"
 )
@@ -171,6 +173,41 @@ func TestClaimedNameNotAuthenticated(t *testing.T) {
 	for _, ev := range s.rec.Events() {
 		if snd := ev.Head().Sender; snd.Authenticated {
 			t.Errorf("%s event authenticated: %+v", ev.Kind(), snd)
+		}
+	}
+}
+
+// TestPersonEditsOwnFromAnyAccount: a message alice wrote on IRC (the
+// router marked it as hers) may be edited by her from the page, verified,
+// and by no one else there.
+func TestPersonEditsOwnFromAnyAccount(t *testing.T) {
+	s, _ := peopleServer(t)
+	eve := testenv.MustDialWebRTC(t, s.url, "lobby", "", "alice", "")
+	alice, err := testenv.DialWebRTCHeader(t, s.url, "lobby", personHeader(aliceToken))
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice.Send(map[string]any{"type": "hello"})
+	alice.Wait(t, wait, "welcome", func(f testenv.WebRTCFrame) bool { return f.Type == "welcome" })
+
+	m := adapterstest.Message(bridge.Sender{Network: "libera", ID: "alice", Name: "Alice Liddell", Person: "alice", Home: "libera"}, "typo hree")
+	if _, err := s.a.Send(context.Background(), &bridge.Delivery{Room: "lobby", Event: m}); err != nil {
+		t.Fatal(err)
+	}
+	id := string(m.ID)
+	eve.Wait(t, wait, "the IRC message", isMessage("typo hree"))
+	alice.Wait(t, wait, "the IRC message", isMessage("typo hree"))
+
+	eve.Send(map[string]any{"type": "edit", "target": id, "text": "eve was here"})
+	eve.Wait(t, wait, "refusal", func(f testenv.WebRTCFrame) bool { return f.Type == "error" && f.Code == "not_allowed" })
+	alice.Send(map[string]any{"type": "edit", "target": id, "text": "typo here"})
+	e := s.rec.WaitEvent(t, func(ev bridge.Event) bool { e, ok := ev.(*bridge.Edit); return ok && e.Text == "typo here" })
+	if snd := e.Head().Sender; snd.ID != "alice" || !snd.Authenticated {
+		t.Errorf("edit sender %+v", snd)
+	}
+	for _, ev := range s.rec.Events() {
+		if ed, ok := ev.(*bridge.Edit); ok && ed.Text == "eve was here" {
+			t.Errorf("eve's edit of alice's message was accepted")
 		}
 	}
 }

@@ -4,7 +4,7 @@
 (() => {
   const $ = (id) => document.getElementById(id);
   const store = window.localStorage;
-  const state = { pc: null, dc: null, location: null, token: "", personToken: "", room: "", name: "", id: "", me: null, network: "",
+  const state = { pc: null, dc: null, location: null, token: "", personToken: "", person: "", room: "", name: "", id: "", me: null, network: "",
     backoff: 1000, timer: null, leaving: false, joined: false, replyTo: null, editing: null, items: new Map() };
 
   if (!store.getItem("sb-id")) {
@@ -228,7 +228,7 @@
     switch (f.type) {
       case "welcome": {
         const again = state.joined;
-        state.me = f.id; state.network = f.network || ""; state.backoff = 1000; state.joined = true;
+        state.me = f.id; state.person = f.person || ""; state.network = f.network || ""; state.backoff = 1000; state.joined = true;
         $("join").hidden = true; $("chat").hidden = false;
         $("join-button").disabled = false; $("join-button").textContent = "Join";
         status("connected as " + f.name + (f.person ? " ✓ verified" : ""), "ok");
@@ -284,7 +284,11 @@
     return v;
   }
 
-  function isMine(f) { return f.sender && f.sender.id === state.me && f.network === state.network; }
+  // A verified person's messages from any of their accounts are theirs
+  // too, to edit and delete.
+  function isMine(f) {
+    return !!f.sender && ((f.sender.id === state.me && f.network === state.network) || (!!state.person && f.sender.person === state.person));
+  }
 
   // showNotice shows what Switchboard itself says (answers to chat
   // commands): apart from the chat, no tools, never replied to.
