@@ -105,6 +105,7 @@ type Adapter struct {
 	cancel   context.CancelFunc
 	rooms    map[string]*room
 	sessions map[string]*peer
+	people   []adapters.PersonalAccount // web accounts with a token
 	stopped  bool
 	wg       sync.WaitGroup
 }

@@ -24,6 +24,7 @@ type welcomeFrame struct {
 	Type    string     `json:"type"` // "welcome"
 	ID      string     `json:"id"`
 	Name    string     `json:"name"`
+	Person  string     `json:"person,omitempty"` // verified by a personal token
 	Network string     `json:"network"`
 	Room    string     `json:"room"`
 	Session string     `json:"session"`
@@ -32,8 +33,9 @@ type welcomeFrame struct {
 }
 
 type peerInfo struct {
-	ID   string `json:"id"`
-	Name string `json:"name"`
+	ID     string `json:"id"`
+	Name   string `json:"name"`
+	Person string `json:"person,omitempty"`
 }
 
 type limitsInfo struct {

@@ -2,8 +2,6 @@ package webrtc
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	"embed"
 	"errors"
 	"fmt"
@@ -79,9 +77,7 @@ func (a *Adapter) authorized(w http.ResponseWriter, r *http.Request, roomName st
 		return true
 	}
 	got, found := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	// Hashing first makes the comparison independent of the lengths too.
-	g, wnt := sha256.Sum256([]byte(strings.TrimSpace(got))), sha256.Sum256([]byte(want))
-	if found && subtle.ConstantTimeCompare(g[:], wnt[:]) == 1 {
+	if found && tokenEqual(strings.TrimSpace(got), want) {
 		return true
 	}
 	w.Header().Set("WWW-Authenticate", `Bearer realm="switchboard"`)
@@ -108,6 +104,10 @@ func (a *Adapter) postOffer(w http.ResponseWriter, r *http.Request) {
 	roomName := r.PathValue("room")
 	rm := a.lookupRoom(w, roomName)
 	if rm == nil || !a.authorized(w, r, roomName) {
+		return
+	}
+	person, ok := a.personOf(w, r)
+	if !ok {
 		return
 	}
 	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/sdp" {
@@ -143,7 +143,7 @@ func (a *Adapter) postOffer(w http.ResponseWriter, r *http.Request) {
 	}
 	api := a.api
 	rm.pending++
-	p := &peer{a: a, room: rm, session: newSessionID(), done: make(chan struct{})}
+	p := &peer{a: a, room: rm, session: newSessionID(), person: person, done: make(chan struct{})}
 	p.bucket = rate.NewLimiter(rate.Limit(a.cfg.Rate.PerSecond), a.cfg.Rate.Burst)
 	a.sessions[p.session] = p
 	a.wg.Add(1)

@@ -16,6 +16,7 @@ import (
 	"github.com/pion/webrtc/v4"
 	"golang.org/x/time/rate"
 
+	"github.com/switchboard-chat/switchboard/adapters"
 	"github.com/switchboard-chat/switchboard/bridge"
 	"github.com/switchboard-chat/switchboard/wire"
 )
@@ -36,6 +37,9 @@ type peer struct {
 	session string
 	pc      *webrtc.PeerConnection
 	bucket  *rate.Limiter // the frames the peer may send
+	// person is the account whose personal token the offer presented:
+	// the peer is them, whatever name and id its hello claims.
+	person *adapters.PersonalAccount
 
 	mu     sync.Mutex
 	dc     *webrtc.DataChannel
@@ -235,7 +239,7 @@ func (p *peer) handle(m webrtc.DataChannelMessage) {
 		a.mu.Lock()
 		author, known := p.room.authors.get(f.Target)
 		a.mu.Unlock()
-		if known && (author.Network != p.sender.Network || author.ID != p.sender.ID) {
+		if known && !p.wrote(author) {
 			p.sendError(codeNotAllowed, "only your own messages can be changed")
 			return
 		}
@@ -285,7 +289,7 @@ func (p *peer) shareLocally(ev bridge.Event) {
 		// otherwise the router decided, and this side cannot tell.
 		t, _ := bridge.Target(ev)
 		author, ok := p.room.authors.get(string(t.Event))
-		if t.Event == "" || !ok || author.ID != p.sender.ID || author.Network != p.sender.Network {
+		if t.Event == "" || !ok || !p.wrote(author) {
 			a.mu.Unlock()
 			return
 		}
@@ -307,16 +311,25 @@ func (p *peer) shareLocally(ev bridge.Event) {
 
 func (p *peer) sayHello(f inFrame) {
 	a := p.a
-	name := strings.TrimSpace(f.Name)
-	if err := checkName(name); err != nil {
-		p.sendError(codeInvalid, "name: %v", err)
+	name, id, verified := strings.TrimSpace(f.Name), f.ID, p.person != nil
+	switch {
+	case verified:
+		// The configured name, and the account the token vouches for.
+		name, id = p.person.Name, p.person.ID
+		if name == "" {
+			name = p.person.Person
+		}
+	case checkName(name) != nil:
+		p.sendError(codeInvalid, "name: %v", checkName(name))
 		return
-	}
-	id := f.ID
-	if id == "" {
+	case id == "":
 		id = "web-" + newSessionID()[:16]
-	} else if err := checkID(id); err != nil {
-		p.sendError(codeInvalid, "id: %v", err)
+	case checkID(id) != nil:
+		p.sendError(codeInvalid, "id: %v", checkID(id))
+		return
+	case a.personalID(id):
+		// Someone else's id would let a peer change their messages here.
+		p.sendError(codeNotAllowed, "id %s is a person's: join with their personal token (%s)", id, PersonHeader)
 		return
 	}
 	a.mu.Lock()
@@ -337,10 +350,10 @@ func (p *peer) sayHello(f inFrame) {
 	}
 	var present []peerInfo
 	for _, o := range p.room.peers {
-		present = append(present, peerInfo{ID: o.sender.ID, Name: o.sender.Name})
+		present = append(present, peerInfo{ID: o.sender.ID, Name: o.sender.Name, Person: o.personID()})
 	}
 	p.mu.Lock()
-	p.sender = bridge.Sender{Network: a.name, ID: id, Name: name}
+	p.sender = bridge.Sender{Network: a.name, ID: id, Name: name, Authenticated: verified}
 	p.hello = true
 	p.mu.Unlock()
 	p.room.pending--
@@ -349,11 +362,11 @@ func (p *peer) sayHello(f inFrame) {
 	a.mu.Unlock()
 
 	p.sendRaw(encodeFrame(welcomeFrame{
-		Type: "welcome", ID: id, Name: name, Network: a.name, Room: p.room.name, Session: p.session,
+		Type: "welcome", ID: id, Name: name, Person: p.personID(), Network: a.name, Room: p.room.name, Session: p.session,
 		Peers:  present,
 		Limits: limitsInfo{MaxMessage: a.cfg.MaxMessage, PerSecond: a.cfg.Rate.PerSecond, Burst: a.cfg.Rate.Burst},
 	}))
-	a.log.Info("peer joined", "room", p.room.name, "id", id, "name", name)
+	a.log.Info("peer joined", "room", p.room.name, "id", id, "name", name, "verified", verified)
 	ev := &bridge.Join{Header: p.header()}
 	ctx, cancel := context.WithTimeout(a.ctx, acceptWait)
 	defer cancel()
@@ -367,6 +380,25 @@ func (p *peer) sayHello(f inFrame) {
 			}
 		}
 	}
+}
+
+// wrote reports whether author is the peer: its own page id, or for a
+// verified person any account of theirs (the router marked the author's
+// messages with Person), as their edits count from any of them.
+func (p *peer) wrote(author bridge.Sender) bool {
+	if author.Network == p.sender.Network && author.ID == p.sender.ID {
+		return true
+	}
+	return p.person != nil && author.Person != "" && author.Person == p.person.Person
+}
+
+// personID is the id of the person the peer is, verified by their
+// token, or "".
+func (p *peer) personID() string {
+	if p.person == nil {
+		return ""
+	}
+	return p.person.Person
 }
 
 func checkName(name string) error {

@@ -42,8 +42,9 @@ type WebRTCFrame struct {
 	Network string `json:"network"`
 	Room    string `json:"room"`
 	Sender  struct {
-		ID   string `json:"id"`
-		Name string `json:"name"`
+		ID     string `json:"id"`
+		Name   string `json:"name"`
+		Person string `json:"person"`
 	} `json:"sender"`
 	Text    string `json:"text"`
 	ReplyTo string `json:"reply_to"`
@@ -55,7 +56,13 @@ type WebRTCFrame struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
 	Name    string `json:"name"`
+	Person  string `json:"person"` // welcome: verified by a personal token
 	Session string `json:"session"`
+	Peers   []struct {
+		ID     string `json:"id"`
+		Name   string `json:"name"`
+		Person string `json:"person"`
+	} `json:"peers"`
 }
 
 // WebRTCStatusError is a signaling request that was refused.
@@ -113,6 +120,17 @@ func webrtcAPI(conn net.PacketConn) *webrtc.API {
 // say hello. The peer is closed when the test ends.
 func DialWebRTC(t testing.TB, base, room, token string) (*WebRTCPeer, error) {
 	t.Helper()
+	h := http.Header{}
+	if token != "" {
+		h.Set("Authorization", "Bearer "+token)
+	}
+	return DialWebRTCHeader(t, base, room, h)
+}
+
+// DialWebRTCHeader is DialWebRTC with these headers on the offer (a
+// personal token, say).
+func DialWebRTCHeader(t testing.TB, base, room string, header http.Header) (*WebRTCPeer, error) {
+	t.Helper()
 	udp, err := net.ListenPacket("udp4", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
@@ -146,7 +164,7 @@ func DialWebRTC(t testing.TB, base, room, token string) (*WebRTCPeer, error) {
 		return nil, err
 	}
 	<-gathered
-	status, body, hdr, err := PostSDP(base+"/webrtc/"+room, token, pc.LocalDescription().SDP)
+	status, body, hdr, err := postSDP(base+"/webrtc/"+room, header, pc.LocalDescription().SDP)
 	if err != nil {
 		return nil, err
 	}
@@ -167,14 +185,22 @@ func DialWebRTC(t testing.TB, base, room, token string) (*WebRTCPeer, error) {
 
 // PostSDP posts an offer as application/sdp.
 func PostSDP(url, token, offer string) (int, string, http.Header, error) {
+	h := http.Header{}
+	if token != "" {
+		h.Set("Authorization", "Bearer "+token)
+	}
+	return postSDP(url, h, offer)
+}
+
+func postSDP(url string, header http.Header, offer string) (int, string, http.Header, error) {
 	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(offer))
 	if err != nil {
 		return 0, "", nil, err
 	}
-	req.Header.Set("Content-Type", "application/sdp")
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
+	if header != nil {
+		req.Header = header.Clone()
 	}
+	req.Header.Set("Content-Type", "application/sdp")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return 0, "", nil, err

@@ -4,7 +4,7 @@
 (() => {
   const $ = (id) => document.getElementById(id);
   const store = window.localStorage;
-  const state = { pc: null, dc: null, location: null, token: "", room: "", name: "", id: "", me: null, network: "",
+  const state = { pc: null, dc: null, location: null, token: "", personToken: "", person: "", room: "", name: "", id: "", me: null, network: "",
     backoff: 1000, timer: null, leaving: false, joined: false, replyTo: null, editing: null, items: new Map() };
 
   if (!store.getItem("sb-id")) {
@@ -26,8 +26,12 @@
   $("join").addEventListener("submit", (e) => {
     e.preventDefault();
     state.name = $("name").value.trim(); state.room = $("room").value.trim(); state.token = $("token").value;
-    if (!state.name || !state.room) return;
-    store.setItem("sb-name", state.name);
+    // A personal token is kept for this page only, never stored: with it
+    // Switchboard shows the person's configured name, whatever is typed.
+    state.personToken = $("person-token").value.trim();
+    if (!state.room) return;
+    if (!state.name && !state.personToken) { $("join-error").textContent = "Enter a name, or your personal token."; return; }
+    if (state.name) store.setItem("sb-name", state.name);
     history.replaceState(null, "", "/chat/" + state.room);
     $("title").textContent = state.room;
     state.leaving = false; state.joined = false; state.backoff = 1000;
@@ -93,10 +97,12 @@
       });
       const headers = { "Content-Type": "application/sdp" };
       if (state.token) headers.Authorization = "Bearer " + state.token;
+      if (state.personToken) headers["X-Switchboard-Person"] = state.personToken;
       const resp = await fetch("/webrtc/" + encodeURIComponent(state.room), { method: "POST", headers, body: pc.localDescription.sdp });
       const body = await resp.text();
       if (!current()) return;
       if (resp.status === 401) { $("token-row").hidden = false; return fail("This room needs a token."); }
+      if (resp.status === 403) return fail("Your personal token was not accepted: check it, or join without it.");
       if (resp.status === 404) return fail("No room \"" + state.room + "\" here.");
       if (resp.status !== 201) throw new Error(body || resp.statusText);
       state.location = resp.headers.get("Location");
@@ -222,11 +228,11 @@
     switch (f.type) {
       case "welcome": {
         const again = state.joined;
-        state.me = f.id; state.network = f.network || ""; state.backoff = 1000; state.joined = true;
+        state.me = f.id; state.person = f.person || ""; state.network = f.network || ""; state.backoff = 1000; state.joined = true;
         $("join").hidden = true; $("chat").hidden = false;
         $("join-button").disabled = false; $("join-button").textContent = "Join";
-        status("connected as " + f.name, "ok");
-        const others = (f.peers || []).filter((p) => p.id !== f.id).map((p) => p.name);
+        status("connected as " + f.name + (f.person ? " ✓ verified" : ""), "ok");
+        const others = (f.peers || []).filter((p) => p.id !== f.id).map((p) => p.name + (p.person ? " ✓" : ""));
         addNote((again ? "Reconnected to " : "You joined ") + f.room + (others.length ? " with " + others.join(", ") : ""));
         $("text").focus();
         return;
@@ -258,8 +264,8 @@
         it.react.textContent = Array.from(it.reactions, ([k, c]) => k + (c > 1 ? " " + c : "")).join("  ");
         return;
       }
-      case "join": return addNote((f.sender.name || f.sender.id) + " joined" + badgeText(f));
-      case "leave": return addNote((f.sender.name || f.sender.id) + " left" + badgeText(f));
+      case "join": return addNote(senderText(f) + " joined" + badgeText(f));
+      case "leave": return addNote(senderText(f) + " left" + badgeText(f));
       case "rename": return addNote(f.previous + " is now " + f.sender.name + badgeText(f));
       case "topic": return addNote("Topic: " + (f.topic || "(none)"));
       default: return;
@@ -268,7 +274,21 @@
 
   function badgeText(f) { return f.network ? " (" + f.network + ")" : ""; }
 
-  function isMine(f) { return f.sender && f.sender.id === state.me && f.network === state.network; }
+  // A sender with "person" set is one of the configured people, as their
+  // network (or their personal token here) vouched for them: verified.
+  function senderText(f) { return (f.sender.name || f.sender.id) + (f.sender.person ? " ✓" : ""); }
+  function verifiedMark(f) {
+    const v = el("span", "verified", "✓");
+    v.title = "verified: " + f.sender.person;
+    v.setAttribute("aria-label", "verified");
+    return v;
+  }
+
+  // A verified person's messages from any of their accounts are theirs
+  // too, to edit and delete.
+  function isMine(f) {
+    return !!f.sender && ((f.sender.id === state.me && f.network === state.network) || (!!state.person && f.sender.person === state.person));
+  }
 
   // showNotice shows what Switchboard itself says (answers to chat
   // commands): apart from the chat, no tools, never replied to.
@@ -291,6 +311,7 @@
     const head = el("div", "head");
     const who = f.sender.name || f.sender.id;
     head.appendChild(el("span", "who " + colour(who), who));
+    if (f.sender.person) head.appendChild(verifiedMark(f));
     head.appendChild(el("span", "badge", f.network));
     if (f.ts) head.appendChild(el("time", "ts", new Date(f.ts).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })));
     li.appendChild(head);
