@@ -44,6 +44,14 @@ type PersonalAccount struct {
 	DoublePuppet bool   // Matrix: speak as them through the appservice
 }
 
+// PersonalStatuser is implemented by adapters that hold personal
+// connections: the state of each person's, by person id: "connecting",
+// "connected" or "failed: <reason>" (never a secret). /api/status,
+// /status and the metrics show it.
+type PersonalStatuser interface {
+	PersonalStatus() map[string]string
+}
+
 // PeopleUser is implemented by adapters that hold personal connections.
 // UsePeople replaces the whole list; it is called before Start and may
 // be called again while the adapter runs.

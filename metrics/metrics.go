@@ -6,6 +6,7 @@ package metrics
 import (
 	"context"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -208,6 +209,7 @@ type adapterCollector struct {
 	nets                          func() map[string]adapters.Adapter
 	routerDrops                   *routerDrops // nil: none
 	dropped, brokerDrops, puppets *prometheus.Desc
+	personal                      *prometheus.Desc
 }
 
 func newAdapterCollector(nets func() map[string]adapters.Adapter, drops *routerDrops) *adapterCollector {
@@ -223,6 +225,9 @@ func newAdapterCollector(nets func() map[string]adapters.Adapter, drops *routerD
 		puppets: prometheus.NewDesc("switchboard_puppets",
 			"Puppets connected (IRC) or present (XMPP) on a network now.",
 			[]string{"network"}, nil),
+		personal: prometheus.NewDesc("switchboard_personal_accounts",
+			"People's own accounts on a network by the state of Switchboard's connection as them: connecting, connected, failed (their puppet speaks for them meanwhile).",
+			[]string{"network", "state"}, nil),
 	}
 }
 
@@ -230,6 +235,7 @@ func (c *adapterCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.dropped
 	ch <- c.brokerDrops
 	ch <- c.puppets
+	ch <- c.personal
 }
 
 func (c *adapterCollector) Collect(ch chan<- prometheus.Metric) {
@@ -242,6 +248,16 @@ func (c *adapterCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		if p, ok := a.(adapters.PuppetCounter); ok {
 			ch <- prometheus.MustNewConstMetric(c.puppets, prometheus.GaugeValue, float64(p.Puppets()), name)
+		}
+		if p, ok := a.(adapters.PersonalStatuser); ok {
+			states := map[string]int{"connecting": 0, "connected": 0, "failed": 0}
+			for _, st := range p.PersonalStatus() {
+				state, _, _ := strings.Cut(st, ":")
+				states[state]++
+			}
+			for state, n := range states {
+				ch <- prometheus.MustNewConstMetric(c.personal, prometheus.GaugeValue, float64(n), name, state)
+			}
 		}
 	}
 	for name, reasons := range droppedCounts(nets, c.routerDrops) {

@@ -211,6 +211,11 @@ type Network struct {
 	// since the start, by reason, as switchboard_inbound_dropped_total;
 	// absent when none were.
 	Dropped map[string]uint64 `json:"dropped,omitempty"`
+	// People is the state of each person's own account on the network
+	// (adapters.PersonalStatuser), by person: "connecting", "connected"
+	// or "failed: <reason>"; absent where there are none. A failed one
+	// is no problem for readiness: their puppet speaks meanwhile.
+	People map[string]string `json:"people,omitempty"`
 }
 
 type Link struct {
@@ -245,7 +250,15 @@ func (o *Ops) Status(ctx context.Context) Status {
 	now := time.Now()
 	st := Status{Version: o.version, Commit: o.commit, Time: now.UTC(), Problems: []string{}, Networks: []Network{}, Links: []Link{}, Blocks: []Block{}}
 	st.Outbox.Rooms = []Room{}
-	dropped := o.storeMetrics().Drops(o.Adapters())
+	nets := o.Adapters()
+	dropped := o.storeMetrics().Drops(nets)
+	// Asked before o.mu is taken: an adapter answers under its own lock.
+	personal := map[string]map[string]string{}
+	for name, a := range nets {
+		if ps, ok := a.(adapters.PersonalStatuser); ok {
+			personal[name] = ps.PersonalStatus()
+		}
+	}
 	o.mu.Lock()
 	rooms, links, blocks := o.rooms, o.links, o.blocks
 	for _, n := range o.nets {
@@ -261,6 +274,9 @@ func (o *Ops) Status(ctx context.Context) Status {
 		}
 		if len(dropped[n.name]) > 0 {
 			ns.Dropped = dropped[n.name]
+		}
+		if people := personal[n.name]; len(people) > 0 {
+			ns.People = people
 		}
 		st.Networks = append(st.Networks, ns)
 	}
