@@ -1,7 +1,9 @@
 package xmpp
 
 import (
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/switchboard-chat/switchboard/bridge"
 	"github.com/switchboard-chat/switchboard/internal/testenv"
@@ -32,5 +34,137 @@ func TestOnePuppetPerPerson(t *testing.T) {
 	a.mu.Unlock()
 	if n != 1 {
 		t.Errorf("%d puppets, want one for the person", n)
+	}
+}
+
+// withPeople is a component adapter whose people log in through the
+// server's client port, with their own sessions.
+func withPeople(t *testing.T, srv *testenv.XMPPServer, accts ...PersonalAccount) (*Adapter, *testenv.Log) {
+	t.Helper()
+	a, log := newTestAdapter(t, srv, setup{})
+	a.cfg.ClientServer, a.cfg.InsecurePlaintext = srv.C2SAddr, true
+	a.UsePeople(accts)
+	return a, log
+}
+
+func waitPersonal(t *testing.T, a *Adapter, person string, ok func(string) bool) string {
+	t.Helper()
+	deadline := time.Now().Add(waitFor)
+	for {
+		st := a.PersonalStatus()[person]
+		if ok(st) {
+			return st
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("personal status of %s: %q after %v", person, st, waitFor)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// fromPerson is alice writing on IRC, which the router made the person
+// alice.
+func fromPerson() bridge.Sender {
+	s := foreign("libera", "alice", "Alice")
+	s.Person, s.Home, s.Authenticated = "alice", "libera", true
+	return s
+}
+
+// realJID is the real JID a non-anonymous room shows for nick, from the
+// presences c received.
+func realJID(c *testenv.XMPPClient, room, nick string) string {
+	for _, s := range c.Stanzas() {
+		if s.Kind() == "presence" && s.From() == room+"/"+nick {
+			if j := s.Child(nsMUCUser, "x").Child(nsMUCUser, "item").AttrValue("jid"); j != "" {
+				return j
+			}
+		}
+	}
+	return ""
+}
+
+// Alice's message goes out from her own occupant, logged in as her, and
+// no puppet of hers joins; it is not bridged back. What she writes from
+// another client of her own is bridged once, as from her.
+func TestPersonalSession(t *testing.T) {
+	srv := newServer(t)
+	room := newRoomName(srv, "own")
+	alice := srv.JID("alice").String()
+	a, _ := withPeople(t, srv, PersonalAccount{Person: "alice", Name: "Alice", ID: alice, Password: testUsers["alice"]})
+	bob := joinHuman(t, srv, "bob", room, "Bob")
+	rec := start(t, a, room)
+	waitPersonal(t, a, "alice", func(s string) bool { return s == personalConnected })
+
+	m := message(fromPerson(), "hello as myself")
+	id := send(t, a, room, m)
+	st := bob.waitMessage(func(s testenv.XMPPStanza) bool { return s.Body() == "hello as myself" })
+	if st.Nick() != "Alice" {
+		t.Errorf("from nick %q, want Alice (her own occupant)", st.Nick())
+	}
+	if j := realJID(bob.c, room, st.Nick()); !strings.HasPrefix(j, alice+"/") {
+		t.Errorf("her occupant's real JID is %q, want %s/…", j, alice)
+	}
+	if sid := st.StanzaID(room); sid == "" || sid != id {
+		t.Errorf("Send returned %q, the room's stanza-id is %q", id, sid)
+	}
+	if n := a.Puppets(); n != 0 {
+		t.Errorf("%d puppets, want none", n)
+	}
+	for _, s := range bob.c.Stanzas() {
+		if s.Kind() == "presence" && strings.Contains(s.Nick(), "(libera)") {
+			t.Errorf("a puppet joined: %s", s.Raw)
+		}
+	}
+
+	// Her phone, another client of the same account, under another nick.
+	phone := joinHuman(t, srv, "alice", room, "alice-phone")
+	phone.say("from my phone")
+	got := waitEvent(t, rec, func(m *bridge.Message) bool { return m.Text == "from my phone" })
+	if got.Sender.ID != alice || !got.Sender.Authenticated {
+		t.Errorf("from her phone: sender %+v, want %s, authenticated", got.Sender, alice)
+	}
+	bob.waitMessage(func(s testenv.XMPPStanza) bool { return s.Body() == "from my phone" })
+	time.Sleep(500 * time.Millisecond)
+	n := 0
+	for _, m := range rec.Messages() {
+		switch m.Text {
+		case "hello as myself":
+			t.Errorf("her own session's message bridged back: %+v", m.Sender)
+		case "from my phone":
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("her phone's message bridged %d times, want once", n)
+	}
+	for _, j := range eventsOf[*bridge.Join](rec) {
+		if j.Sender.Name == "Alice" {
+			t.Errorf("her own session's join bridged: %+v", j.Sender)
+		}
+	}
+}
+
+// A refused login marks her failed with the reason (not the password),
+// logged once; her messages go out through her puppet.
+func TestPersonalSessionWrongPassword(t *testing.T) {
+	srv := newServer(t)
+	room := newRoomName(srv, "ownpw")
+	a, log := withPeople(t, srv, PersonalAccount{Person: "alice", Name: "Alice", ID: srv.JID("alice").String(), Password: "not-her-password"})
+	bob := joinHuman(t, srv, "bob", room, "Bob")
+	start(t, a, room)
+	state := waitPersonal(t, a, "alice", func(s string) bool { return strings.HasPrefix(s, "failed: ") })
+	if !strings.Contains(state, "SASL login as alice@") || strings.Contains(state, "not-her-password") {
+		t.Errorf("status %q: want the refused login named, never the password", state)
+	}
+	send(t, a, room, message(fromPerson(), "through the puppet"))
+	st := bob.waitMessage(func(s testenv.XMPPStanza) bool { return s.Body() == "through the puppet" })
+	if st.Nick() != "Alice (libera)" {
+		t.Errorf("from nick %q, want her puppet Alice (libera)", st.Nick())
+	}
+	if n := strings.Count(log.String(), "personal session cannot log in"); n != 1 {
+		t.Errorf("%d log lines about the refused login, want one", n)
+	}
+	if strings.Contains(log.String(), "not-her-password") {
+		t.Error("the password was logged")
 	}
 }
