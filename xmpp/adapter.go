@@ -146,13 +146,13 @@ type Adapter struct {
 	stopped bool
 	conn    *session
 	gen     uint64
-	rooms   map[string]*room   // by bare room JID
-	left    map[string]bool    // rooms Leave took us out of, by bare room JID
-	parting []*element         // departures Leave could not send yet
-	puppets map[string]*puppet // by sender network and id
+	rooms   map[string]*room     // by bare room JID
+	left    map[string]bool      // rooms Leave took us out of, by bare room JID
+	parting []*element           // departures Leave could not send yet
+	puppets map[string]*puppet   // by sender network and id
 	people  map[string]*personal // people's own sessions, by person
-	byJID   map[string]*puppet // by puppet JID
-	sent    map[string]*outMsg // by room key and message id
+	byJID   map[string]*puppet   // by puppet JID
+	sent    map[string]*outMsg   // by room key and message id
 	joins   map[string]chan joinResult
 	iqs     map[string]chan *stanza
 	archive map[string]*archiveQuery // by query id

@@ -42,8 +42,8 @@ type room struct {
 	// joining with (kept across the bot's reconnects: the sessions are
 	// streams of their own).
 	personalNicks map[string]*personal
-	ownIDs      map[string]bool      // XEP-0421 occupant ids of our own occupants
-	ids         *roomIDs
+	ownIDs        map[string]bool // XEP-0421 occupant ids of our own occupants
+	ids           *roomIDs
 
 	// What this session read of the room's archive (see archived).
 	archiveRead *archiveRead

@@ -124,18 +124,25 @@ func TestPersonalSession(t *testing.T) {
 		t.Errorf("from her phone: sender %+v, want %s, authenticated", got.Sender, alice)
 	}
 	bob.waitMessage(func(s testenv.XMPPStanza) bool { return s.Body() == "from my phone" })
-	time.Sleep(500 * time.Millisecond)
-	n := 0
-	for _, m := range rec.Messages() {
-		switch m.Text {
-		case "hello as myself":
-			t.Errorf("her own session's message bridged back: %+v", m.Sender)
-		case "from my phone":
-			n++
-		}
+	// Her laptop, in the nick of her session (the room lets one account
+	// have several clients under one nick).
+	laptop := joinHuman(t, srv, "alice", room, "Alice")
+	laptop.say("from my laptop")
+	got = waitEvent(t, rec, func(m *bridge.Message) bool { return m.Text == "from my laptop" })
+	if got.Sender.ID != alice || !got.Sender.Authenticated {
+		t.Errorf("from her laptop: sender %+v, want %s, authenticated", got.Sender, alice)
 	}
-	if n != 1 {
-		t.Errorf("her phone's message bridged %d times, want once", n)
+	send(t, a, room, message(fromPerson(), "still myself"))
+	bob.waitMessage(func(s testenv.XMPPStanza) bool { return s.Body() == "still myself" && s.Nick() == "Alice" })
+	time.Sleep(500 * time.Millisecond)
+	n := map[string]int{}
+	for _, m := range rec.Messages() {
+		n[m.Text]++
+	}
+	for text, want := range map[string]int{"hello as myself": 0, "still myself": 0, "from my phone": 1, "from my laptop": 1} {
+		if n[text] != want {
+			t.Errorf("%q bridged %d times, want %d", text, n[text], want)
+		}
 	}
 	for _, j := range eventsOf[*bridge.Join](rec) {
 		if j.Sender.Name == "Alice" {
