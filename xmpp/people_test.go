@@ -1,6 +1,8 @@
 package xmpp
 
 import (
+	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -173,5 +175,46 @@ func TestPersonalSessionWrongPassword(t *testing.T) {
 	}
 	if strings.Contains(log.String(), "not-her-password") {
 		t.Error("the password was logged")
+	}
+}
+
+// A room that bans her account keeps her out: her message fails for good
+// as blocked, and no puppet of hers speaks instead.
+func TestPersonalSessionBanned(t *testing.T) {
+	srv := newServer(t)
+	room := newRoomName(srv, "ownban")
+	alice := srv.JID("alice").String()
+	a, _ := withPeople(t, srv, PersonalAccount{Person: "alice", Name: "Alice", ID: alice, Password: testUsers["alice"]})
+	bob := joinHuman(t, srv, "bob", room, "Bob") // the first in: the room's owner
+	start(t, a, room)
+	waitPersonal(t, a, "alice", func(s string) bool { return s == personalConnected })
+	send(t, a, room, message(fromPerson(), "before the ban"))
+	bob.waitMessage(func(s testenv.XMPPStanza) bool { return s.Body() == "before the ban" })
+
+	res, err := bob.c.IQ(bob.room, "set", `<query xmlns="http://jabber.org/protocol/muc#admin"><item affiliation="outcast" jid="`+alice+`"/></query>`)
+	if err != nil || res.Type() != "result" {
+		t.Fatalf("ban: %v %s", err, res.Raw)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	var sendErr error
+	for ctx.Err() == nil {
+		_, sendErr = a.Send(ctx, &bridge.Delivery{Link: "test", Room: room, Event: message(fromPerson(), "after the ban")})
+		if sendErr == nil || errorsIsPermanent(sendErr) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !errors.Is(sendErr, bridge.ErrBlocked) {
+		t.Fatalf("after the ban: %v, want blocked for good", sendErr)
+	}
+	time.Sleep(300 * time.Millisecond)
+	for _, s := range bob.c.Stanzas() {
+		if s.Body() == "after the ban" || s.Kind() == "presence" && strings.Contains(s.Nick(), "(libera)") {
+			t.Errorf("reached the room despite the ban: %s", s.Raw)
+		}
+	}
+	if n := a.Puppets(); n != 0 {
+		t.Errorf("%d puppets, want none", n)
 	}
 }
