@@ -218,3 +218,29 @@ func TestPersonalSessionBanned(t *testing.T) {
 		t.Errorf("%d puppets, want none", n)
 	}
 }
+
+// After the server restarts, her session logs in again and goes back
+// into the room without being asked, and speaks for her there.
+func TestPersonalSessionRejoinsAfterRestart(t *testing.T) {
+	srv := newServer(t)
+	room := newRoomName(srv, "ownrestart")
+	a, _ := withPeople(t, srv, PersonalAccount{Person: "alice", Name: "Alice", ID: srv.JID("alice").String(), Password: testUsers["alice"]})
+	start(t, a, room)
+	waitPersonal(t, a, "alice", func(s string) bool { return s == personalConnected })
+
+	srv.Restart(t)
+	bob := joinHuman(t, srv, "bob", room, "Bob")
+	if _, err := bob.c.WaitFor(waitFor, func(s testenv.XMPPStanza) bool {
+		return s.Kind() == "presence" && s.Nick() == "Alice" && s.Type() == ""
+	}); err != nil {
+		t.Fatalf("her session did not rejoin: %v", err)
+	}
+	send(t, a, room, message(fromPerson(), "back as myself"))
+	st := bob.waitMessage(func(s testenv.XMPPStanza) bool { return s.Body() == "back as myself" })
+	if st.Nick() != "Alice" {
+		t.Errorf("from nick %q, want Alice", st.Nick())
+	}
+	if n := a.Puppets(); n != 0 {
+		t.Errorf("%d puppets, want none", n)
+	}
+}
