@@ -3,6 +3,7 @@ package xmpp
 import (
 	"context"
 	"errors"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -242,5 +243,40 @@ func TestPersonalSessionRejoinsAfterRestart(t *testing.T) {
 	}
 	if n := a.Puppets(); n != 0 {
 		t.Errorf("%d puppets, want none", n)
+	}
+}
+
+// While her session cannot come up, one message waits for it (up to
+// personalWait), then goes out through her puppet; the next ones do at
+// once.
+func TestPersonalSessionNotUpYet(t *testing.T) {
+	old := personalWait
+	personalWait = time.Second
+	t.Cleanup(func() { personalWait = old })
+	srv := newServer(t)
+	room := newRoomName(srv, "ownwait")
+	a, _ := withPeople(t, srv, PersonalAccount{Person: "alice", Name: "Alice", ID: srv.JID("alice").String(), Password: testUsers["alice"]})
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.cfg.ClientServer = l.Addr().String() // nothing answers there
+	l.Close()
+	bob := joinHuman(t, srv, "bob", room, "Bob")
+	start(t, a, room)
+	for i, text := range []string{"waited", "at once"} {
+		t0 := time.Now()
+		send(t, a, room, message(fromPerson(), text))
+		took := time.Since(t0)
+		st := bob.waitMessage(func(s testenv.XMPPStanza) bool { return s.Body() == text })
+		if st.Nick() != "Alice (libera)" {
+			t.Errorf("%q from nick %q, want her puppet", text, st.Nick())
+		}
+		if i == 0 && took < personalWait || i == 1 && took > personalWait/2 {
+			t.Errorf("%q took %v (personalWait %v)", text, took, personalWait)
+		}
+	}
+	if st := a.PersonalStatus()["alice"]; st != personalConnecting {
+		t.Errorf("status %q, want connecting", st)
 	}
 }
