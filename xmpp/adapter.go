@@ -146,12 +146,13 @@ type Adapter struct {
 	stopped bool
 	conn    *session
 	gen     uint64
-	rooms   map[string]*room   // by bare room JID
-	left    map[string]bool    // rooms Leave took us out of, by bare room JID
-	parting []*element         // departures Leave could not send yet
-	puppets map[string]*puppet // by sender network and id
-	byJID   map[string]*puppet // by puppet JID
-	sent    map[string]*outMsg // by room key and message id
+	rooms   map[string]*room     // by bare room JID
+	left    map[string]bool      // rooms Leave took us out of, by bare room JID
+	parting []*element           // departures Leave could not send yet
+	puppets map[string]*puppet   // by sender network and id
+	people  map[string]*personal // people's own sessions, by person
+	byJID   map[string]*puppet   // by puppet JID
+	sent    map[string]*outMsg   // by room key and message id
 	joins   map[string]chan joinResult
 	iqs     map[string]chan *stanza
 	archive map[string]*archiveQuery // by query id
@@ -189,6 +190,7 @@ type session struct {
 	cancel context.CancelFunc
 	me     jid.JID       // the bot: the component's domain, or the bound JID
 	filter *stanzaFilter // a component's; nil for an account
+	person *personal     // the person whose own session this is; nil for the bot's
 }
 
 func (c *session) kill() {
@@ -246,6 +248,7 @@ func New(name string, n *config.Network, log *slog.Logger) (adapters.Adapter, er
 		rooms:      map[string]*room{},
 		left:       map[string]bool{},
 		puppets:    map[string]*puppet{},
+		people:     map[string]*personal{},
 		byJID:      map[string]*puppet{},
 		sent:       map[string]*outMsg{},
 		joins:      map[string]chan joinResult{},
@@ -353,6 +356,9 @@ func (a *Adapter) Start(ctx context.Context, in bridge.Inbound) error {
 	go func() { defer a.wg.Done(); a.queue.Run(a.ctx, in) }()
 	go func() { defer a.wg.Done(); a.run() }()
 	go func() { defer a.wg.Done(); a.janitor() }()
+	for _, p := range a.people {
+		a.startPersonalLocked(p)
+	}
 	mode := "puppet"
 	if a.relay {
 		mode = "relay"
@@ -397,13 +403,23 @@ func (a *Adapter) run() {
 	}
 }
 
-// connect dials the server and negotiates a stream: the component
-// handshake, or StartTLS (unless insecure_plaintext), SASL and resource
-// binding for an account.
+// connect dials the server and negotiates the adapter's own stream: the
+// component handshake, or a login as the bot's account.
 func (a *Adapter) connect() (*session, error) {
-	ctx, cancel := context.WithTimeout(a.ctx, a.t.connect)
+	if a.component {
+		return a.connectAs(a.ctx, a.cfg.Server, jid.JID{}, "")
+	}
+	return a.connectAs(a.ctx, a.cfg.Server, a.account, a.cfg.Password)
+}
+
+// connectAs dials server and negotiates a stream: the component
+// handshake when account is zero, else StartTLS (unless
+// insecure_plaintext), SASL and resource binding (the resource account
+// asks for, if any) as account. The session ends with parent.
+func (a *Adapter) connectAs(parent context.Context, server string, account jid.JID, password string) (*session, error) {
+	ctx, cancel := context.WithTimeout(parent, a.t.connect)
 	defer cancel()
-	raw, err := (&net.Dialer{KeepAlive: 30 * time.Second}).DialContext(ctx, "tcp", a.cfg.Server)
+	raw, err := (&net.Dialer{KeepAlive: 30 * time.Second}).DialContext(ctx, "tcp", server)
 	if err != nil {
 		return nil, err
 	}
@@ -420,7 +436,8 @@ func (a *Adapter) connect() (*session, error) {
 	ctx = context.WithoutCancel(ctx)
 	var s *xmpp.Session
 	var filter *stanzaFilter
-	if a.component {
+	isComponent := account.Equal(jid.JID{})
+	if isComponent {
 		// The copies skip drops are dropped unread (stanzaFilter).
 		filter = newStanzaFilter(raw, a.skip)
 		s, err = component.NewSession(ctx, jid.MustParse(a.domain), []byte(a.cfg.Component.Secret), filter)
@@ -433,11 +450,11 @@ func (a *Adapter) connect() (*session, error) {
 			// is left out for the same reason.
 			state = xmpp.Secure
 		} else {
-			features = append(features, xmpp.StartTLS(&tls.Config{ServerName: a.account.Domainpart(), MinVersion: tls.VersionTLS12}))
+			features = append(features, xmpp.StartTLS(&tls.Config{ServerName: account.Domainpart(), MinVersion: tls.VersionTLS12}))
 			mechs = append(mechs, sasl.Plain)
 		}
-		features = append(features, xmpp.SASL("", a.cfg.Password, mechs...), xmpp.BindResource())
-		s, err = xmpp.NewSession(ctx, a.account.Domain(), a.account, raw, state,
+		features = append(features, xmpp.SASL("", password, mechs...), xmpp.BindResource())
+		s, err = xmpp.NewSession(ctx, account.Domain(), account, raw, state,
 			xmpp.NewNegotiator(func(*xmpp.Session, *xmpp.StreamConfig) xmpp.StreamConfig {
 				return xmpp.StreamConfig{Features: features}
 			}))
@@ -448,11 +465,11 @@ func (a *Adapter) connect() (*session, error) {
 	}
 	raw.SetDeadline(time.Time{})
 	c := &session{s: s, me: s.LocalAddr(), filter: filter}
-	if a.component {
+	if isComponent {
 		c.me = jid.MustParse(a.domain)
 		filter.handle = a.handleRaw(c)
 	}
-	c.ctx, c.cancel = context.WithCancel(a.ctx)
+	c.ctx, c.cancel = context.WithCancel(parent)
 	return c, nil
 }
 
@@ -614,6 +631,7 @@ func (a *Adapter) Join(ctx context.Context, room string) error {
 	}
 	c := a.conn
 	a.mu.Unlock()
+	a.joinPersonalAll(r)
 	if c == nil || c.ctx.Err() != nil {
 		return nil // joined once connected
 	}
@@ -728,6 +746,11 @@ func (a *Adapter) janitor() {
 func (a *Adapter) write(c *session, e *element) error {
 	if c.ctx.Err() != nil {
 		return errDisconnected
+	}
+	if c.person != nil {
+		// A client stream: the server stamps the sender, and a
+		// component's from (stanzaBase) is not theirs.
+		delAttr(e, "from")
 	}
 	if err := sendBounded(c.s, e, a.t.write); err != nil {
 		c.kill()

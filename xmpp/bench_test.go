@@ -110,3 +110,61 @@ func joinPuppets(b *testing.B, a *Adapter, room string, n int) {
 		}
 	}
 }
+
+// BenchmarkPersonalSessions200 brings up 200 people's own sessions, each
+// in one room, and reports the time until all are in it and the
+// adapter's heap growth (and goroutines) per session.
+//
+//	go test -run XXX -bench PersonalSessions200 -benchtime 1x ./xmpp
+func BenchmarkPersonalSessions200(b *testing.B) {
+	const n = 200
+	users := map[string]string{"bob": testUsers["bob"]}
+	var accts []PersonalAccount
+	for i := range n {
+		user := fmt.Sprintf("person%03d", i)
+		users[user] = "pw-" + user
+	}
+	srv := testenv.ProsodyWith(b, testenv.XMPPServerConfig{Users: users})
+	for i := range n {
+		user := fmt.Sprintf("person%03d", i)
+		accts = append(accts, PersonalAccount{Person: user, Name: user, ID: user + "@" + srv.Domain, Password: users[user]})
+	}
+	for i := 0; i < b.N; i++ {
+		room := newRoomName(srv, "benchpeople")
+		a, _ := newTestAdapter(b, srv, setup{})
+		a.cfg.ClientServer, a.cfg.InsecurePlaintext = srv.C2SAddr, true
+		start(b, a, room)
+		runtime.GC()
+		var before runtime.MemStats
+		runtime.ReadMemStats(&before)
+		goroutines := runtime.NumGoroutine()
+		b.ResetTimer()
+		t0 := time.Now()
+		a.UsePeople(accts)
+		key := a.roomList()[0].key
+		for deadline := time.Now().Add(3 * time.Minute); ; time.Sleep(50 * time.Millisecond) {
+			a.mu.Lock()
+			in := 0
+			for _, p := range a.people {
+				if m := p.rooms[key]; m != nil && m.joined {
+					in++
+				}
+			}
+			a.mu.Unlock()
+			if in == n {
+				break
+			}
+			if time.Now().After(deadline) {
+				b.Fatalf("%d of %d sessions in the room after 3 minutes: %v", in, n, a.PersonalStatus())
+			}
+		}
+		elapsed := time.Since(t0)
+		b.StopTimer()
+		runtime.GC()
+		var after runtime.MemStats
+		runtime.ReadMemStats(&after)
+		b.ReportMetric(elapsed.Seconds(), "s-all-up")
+		b.ReportMetric(float64(int64(after.HeapAlloc)-int64(before.HeapAlloc))/n/1024, "KiB-heap/session")
+		b.ReportMetric(float64(runtime.NumGoroutine()-goroutines)/n, "goroutines/session")
+	}
+}

@@ -23,6 +23,9 @@ type Config struct {
 	// JID and Password log in as a client account instead (relay mode).
 	JID      string `yaml:"jid"`
 	Password string `yaml:"password" secret:"true"`
+	// ClientServer is the client (c2s) port people's own sessions log in
+	// through (host:port); with jid it defaults to server.
+	ClientServer string `yaml:"client_server"`
 	// InsecurePlaintext allows a client login without StartTLS.
 	InsecurePlaintext bool `yaml:"insecure_plaintext"`
 	// Nick is the bot's nick in every MUC.
@@ -96,8 +99,13 @@ func (c *Config) Validate(p *config.Problems, n *config.Network) {
 		} else if strings.ContainsAny(c.Component.Secret, "\x00\r\n") {
 			p.Add("component.secret", "contains a line break or NUL")
 		}
-		if c.InsecurePlaintext {
-			p.Add("insecure_plaintext", "only applies to jid (a component connection has no TLS)")
+		if c.InsecurePlaintext && c.ClientServer == "" {
+			p.Add("insecure_plaintext", "only applies to jid or client_server (a component connection has no TLS)")
+		}
+	}
+	if c.ClientServer != "" {
+		if err := config.CheckHostPort(c.ClientServer, true, false); err != nil {
+			p.Add("client_server", "%v", err)
 		}
 	}
 	if c.JID != "" {

@@ -45,8 +45,10 @@ func (a *Adapter) Leave(ctx context.Context, room string) error {
 	delete(a.rooms, r.key)
 	out := a.departuresLocked(r)
 	a.forgetRoomLocked(r)
+	leavePersonal := a.leavePersonalLocked(r)
 	c := a.conn
 	a.mu.Unlock()
+	leavePersonal()
 	a.log.Info("xmpp: leaving room", "room", r.addr, "occupants", len(out))
 	return a.depart(ctx, c, out)
 }

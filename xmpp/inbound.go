@@ -230,24 +230,7 @@ func (a *Adapter) onRoomPresence(c *session, r *room, st *stanza) {
 	if !a.component {
 		key = joinKey(c.me, r)
 	}
-	if ch := a.joins[key]; ch != nil {
-		switch {
-		case st.typ == "error":
-			err := error(&stanzaError{condition: "undefined-condition"})
-			if st.err != nil {
-				err = st.err
-			}
-			select {
-			case ch <- joinResult{err: err}:
-			default:
-			}
-		case st.typ == "" && st.muc.has(statusSelf):
-			select {
-			case ch <- joinResult{nick: nick}:
-			default:
-			}
-		}
-	}
+	a.answerJoinLocked(key, st)
 	if st.typ == "error" {
 		a.mu.Unlock()
 		return
@@ -284,6 +267,9 @@ func (a *Adapter) onRoomPresence(c *session, r *room, st *stanza) {
 		o.role, o.affiliation = st.muc.item.role, st.muc.item.affiliation
 	}
 	_, known := r.occupants[nick]
+	// A person's own session is ours too: its comings and goings are not
+	// bridged (their other clients' under the same nick neither).
+	quiet := o.own || a.personalOccupantLocked(r, nick, o)
 	var photoOf *bridge.Sender // whose avatar to look at
 	switch {
 	case unavailable && st.muc.has(statusNickChange) && st.muc.item.nick != "":
@@ -291,13 +277,13 @@ func (a *Adapter) onRoomPresence(c *session, r *room, st *stanza) {
 		delete(r.occupants, nick)
 		o.nick = newNick
 		r.occupants[newNick] = o
-		if !o.own && r.joined {
+		if !quiet && r.joined {
 			ev := &bridge.Rename{Header: a.roomHeader(r, a.occupantSender(r, o), ""), Previous: nick}
 			events = append(events, ev)
 		}
 	case unavailable:
 		delete(r.occupants, nick)
-		if !o.own && r.joined && known {
+		if !quiet && r.joined && known {
 			reason := st.status
 			switch {
 			case st.muc.has(statusKicked):
@@ -314,13 +300,13 @@ func (a *Adapter) onRoomPresence(c *session, r *room, st *stanza) {
 		changed := known && (show != o.show || status != o.status)
 		o.show, o.status = show, status
 		r.occupants[nick] = o
-		if !o.own && st.hasPhoto {
+		if !quiet && st.hasPhoto {
 			// Also before the bot's own presence: the occupants already
 			// in the room come first.
 			s := a.occupantSender(r, o)
 			photoOf = &s
 		}
-		if !o.own && r.joined {
+		if !quiet && r.joined {
 			s := a.occupantSender(r, o)
 			if !known {
 				events = append(events, &bridge.Join{Header: a.roomHeader(r, s, "")})
@@ -333,6 +319,31 @@ func (a *Adapter) onRoomPresence(c *session, r *room, st *stanza) {
 	a.emit(events...)
 	if photoOf != nil {
 		a.wantAvatar(c, r, nick, *photoOf, st.photo)
+	}
+}
+
+// answerJoinLocked hands a join waiting under key the room's answer, if
+// st is one: an error presence, or the self-presence. a.mu is held.
+func (a *Adapter) answerJoinLocked(key string, st *stanza) {
+	ch := a.joins[key]
+	if ch == nil {
+		return
+	}
+	switch {
+	case st.typ == "error":
+		err := error(&stanzaError{condition: "undefined-condition"})
+		if st.err != nil {
+			err = st.err
+		}
+		select {
+		case ch <- joinResult{err: err}:
+		default:
+		}
+	case st.typ == "" && st.muc.has(statusSelf):
+		select {
+		case ch <- joinResult{nick: st.from.Resourcepart()}:
+		default:
+		}
 	}
 }
 
@@ -487,7 +498,7 @@ func (a *Adapter) onGroupchat(c *session, r *room, st *stanza) {
 	}
 	a.mu.Lock()
 	toBot := a.isBot(c, st.to)
-	own := a.ownOccupantLocked(r, nick, st)
+	own := a.ownOccupantLocked(r, nick, st) || a.personalEchoLocked(r, nick, st)
 	if own && a.testDropReflection != nil && a.testDropReflection(st) {
 		a.mu.Unlock()
 		return

@@ -38,8 +38,12 @@ type room struct {
 
 	occupants   map[string]*occupant // by nick
 	puppetNicks map[string]*puppet   // nicks our puppets hold or are joining with
-	ownIDs      map[string]bool      // XEP-0421 occupant ids of our own occupants
-	ids         *roomIDs
+	// personalNicks are the nicks people's own sessions hold or are
+	// joining with (kept across the bot's reconnects: the sessions are
+	// streams of their own).
+	personalNicks map[string]*personal
+	ownIDs        map[string]bool // XEP-0421 occupant ids of our own occupants
+	ids           *roomIDs
 
 	// What this session read of the room's archive (see archived).
 	archiveRead *archiveRead
@@ -71,7 +75,7 @@ func (o *occupant) operator() bool {
 }
 
 func newRoom(addr string, j jid.JID) *room {
-	r := &room{addr: addr, jid: j.Bare(), key: j.Bare().String(), ids: newRoomIDs()}
+	r := &room{addr: addr, jid: j.Bare(), key: j.Bare().String(), ids: newRoomIDs(), personalNicks: map[string]*personal{}}
 	r.reset()
 	return r
 }

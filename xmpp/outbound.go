@@ -5,6 +5,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -64,11 +65,16 @@ func setAttr(e *element, name, value string) {
 	e.attr = append(e.attr, attr(name, value))
 }
 
+func delAttr(e *element, name string) {
+	e.attr = slices.DeleteFunc(e.attr, func(at xml.Attr) bool { return at.Name.Local == name && at.Name.Space == "" })
+}
+
 // speaker is who says something in a room: a puppet, or the bot relaying.
 type speaker struct {
 	jid    jid.JID
 	puppet *puppet
 	relay  bool
+	via    *session // a person's own session, which sends as them; nil: the bot's stream
 }
 
 // speakerFor picks the sender's puppet (joining it to the room) in
@@ -77,6 +83,9 @@ type speaker struct {
 // join.
 func (a *Adapter) speakerFor(ctx context.Context, c *session, r *room, s bridge.Sender, relay bool) (speaker, error) {
 	bot := speaker{jid: c.me, relay: true}
+	if sp, ok, err := a.personalSpeaker(ctx, r, s); ok || err != nil {
+		return sp, err
+	}
 	if a.relay || relay {
 		return bot, nil
 	}
@@ -259,9 +268,13 @@ func (a *Adapter) startGroupchat(ctx context.Context, c *session, r *room, sp sp
 	}
 	key := r.key + "\x00" + id
 	now := time.Now()
-	om := &outMsg{gen: c.gen, from: sp.jid.String(), done: make(chan struct{}), at: now, sentAt: now}
+	w := c // the stream it goes out on
+	if sp.via != nil {
+		w = sp.via
+	}
+	om := &outMsg{gen: w.gen, from: sp.jid.String(), done: make(chan struct{}), at: now, sentAt: now}
 	await := func(om *outMsg) bridge.Confirm {
-		return func(ctx context.Context) (string, error) { return a.awaitOut(ctx, c, om) }
+		return func(ctx context.Context) (string, error) { return a.awaitOut(ctx, w, om) }
 	}
 	lookup := false
 	a.mu.Lock()
@@ -270,7 +283,7 @@ func (a *Adapter) startGroupchat(ctx context.Context, c *session, r *room, sp sp
 			a.mu.Unlock()
 			return bridge.Settled(prev.remoteID, nil)
 		}
-		if !prev.finished() && prev.gen == c.gen {
+		if !prev.finished() && prev.gen == w.gen {
 			a.mu.Unlock()
 			return await(prev)
 		}
@@ -302,7 +315,7 @@ func (a *Adapter) startGroupchat(ctx context.Context, c *session, r *room, sp sp
 			return bridge.Settled(sid, nil)
 		}
 	}
-	if err := a.write(c, e); err != nil {
+	if err := a.write(w, e); err != nil {
 		a.mu.Lock()
 		om.finish("", err)
 		a.mu.Unlock()

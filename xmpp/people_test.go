@@ -1,7 +1,12 @@
 package xmpp
 
 import (
+	"context"
+	"errors"
+	"net"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/switchboard-chat/switchboard/bridge"
 	"github.com/switchboard-chat/switchboard/internal/testenv"
@@ -32,5 +37,246 @@ func TestOnePuppetPerPerson(t *testing.T) {
 	a.mu.Unlock()
 	if n != 1 {
 		t.Errorf("%d puppets, want one for the person", n)
+	}
+}
+
+// withPeople is a component adapter whose people log in through the
+// server's client port, with their own sessions.
+func withPeople(t *testing.T, srv *testenv.XMPPServer, accts ...PersonalAccount) (*Adapter, *testenv.Log) {
+	t.Helper()
+	a, log := newTestAdapter(t, srv, setup{})
+	a.cfg.ClientServer, a.cfg.InsecurePlaintext = srv.C2SAddr, true
+	a.UsePeople(accts)
+	return a, log
+}
+
+func waitPersonal(t *testing.T, a *Adapter, person string, ok func(string) bool) string {
+	t.Helper()
+	deadline := time.Now().Add(waitFor)
+	for {
+		st := a.PersonalStatus()[person]
+		if ok(st) {
+			return st
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("personal status of %s: %q after %v", person, st, waitFor)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// fromPerson is alice writing on IRC, which the router made the person
+// alice.
+func fromPerson() bridge.Sender {
+	s := foreign("libera", "alice", "Alice")
+	s.Person, s.Home, s.Authenticated = "alice", "libera", true
+	return s
+}
+
+// realJID is the real JID a non-anonymous room shows for nick, from the
+// presences c received.
+func realJID(c *testenv.XMPPClient, room, nick string) string {
+	for _, s := range c.Stanzas() {
+		if s.Kind() == "presence" && s.From() == room+"/"+nick {
+			if j := s.Child(nsMUCUser, "x").Child(nsMUCUser, "item").AttrValue("jid"); j != "" {
+				return j
+			}
+		}
+	}
+	return ""
+}
+
+// Alice's message goes out from her own occupant, logged in as her, and
+// no puppet of hers joins; it is not bridged back. What she writes from
+// another client of her own is bridged once, as from her.
+func TestPersonalSession(t *testing.T) {
+	srv := newServer(t)
+	room := newRoomName(srv, "own")
+	alice := srv.JID("alice").String()
+	a, _ := withPeople(t, srv, PersonalAccount{Person: "alice", Name: "Alice", ID: alice, Password: testUsers["alice"]})
+	bob := joinHuman(t, srv, "bob", room, "Bob")
+	rec := start(t, a, room)
+	waitPersonal(t, a, "alice", func(s string) bool { return s == personalConnected })
+
+	m := message(fromPerson(), "hello as myself")
+	id := send(t, a, room, m)
+	st := bob.waitMessage(func(s testenv.XMPPStanza) bool { return s.Body() == "hello as myself" })
+	if st.Nick() != "Alice" {
+		t.Errorf("from nick %q, want Alice (her own occupant)", st.Nick())
+	}
+	if j := realJID(bob.c, room, st.Nick()); !strings.HasPrefix(j, alice+"/") {
+		t.Errorf("her occupant's real JID is %q, want %s/…", j, alice)
+	}
+	if sid := st.StanzaID(room); sid == "" || sid != id {
+		t.Errorf("Send returned %q, the room's stanza-id is %q", id, sid)
+	}
+	if n := a.Puppets(); n != 0 {
+		t.Errorf("%d puppets, want none", n)
+	}
+	for _, s := range bob.c.Stanzas() {
+		if s.Kind() == "presence" && strings.Contains(s.Nick(), "(libera)") {
+			t.Errorf("a puppet joined: %s", s.Raw)
+		}
+	}
+
+	// Her phone, another client of the same account, under another nick.
+	phone := joinHuman(t, srv, "alice", room, "alice-phone")
+	phone.say("from my phone")
+	got := waitEvent(t, rec, func(m *bridge.Message) bool { return m.Text == "from my phone" })
+	if got.Sender.ID != alice || !got.Sender.Authenticated {
+		t.Errorf("from her phone: sender %+v, want %s, authenticated", got.Sender, alice)
+	}
+	bob.waitMessage(func(s testenv.XMPPStanza) bool { return s.Body() == "from my phone" })
+	// Her laptop, in the nick of her session (the room lets one account
+	// have several clients under one nick).
+	laptop := joinHuman(t, srv, "alice", room, "Alice")
+	laptop.say("from my laptop")
+	got = waitEvent(t, rec, func(m *bridge.Message) bool { return m.Text == "from my laptop" })
+	if got.Sender.ID != alice || !got.Sender.Authenticated {
+		t.Errorf("from her laptop: sender %+v, want %s, authenticated", got.Sender, alice)
+	}
+	send(t, a, room, message(fromPerson(), "still myself"))
+	bob.waitMessage(func(s testenv.XMPPStanza) bool { return s.Body() == "still myself" && s.Nick() == "Alice" })
+	time.Sleep(500 * time.Millisecond)
+	n := map[string]int{}
+	for _, m := range rec.Messages() {
+		n[m.Text]++
+	}
+	for text, want := range map[string]int{"hello as myself": 0, "still myself": 0, "from my phone": 1, "from my laptop": 1} {
+		if n[text] != want {
+			t.Errorf("%q bridged %d times, want %d", text, n[text], want)
+		}
+	}
+	for _, j := range eventsOf[*bridge.Join](rec) {
+		if j.Sender.Name == "Alice" {
+			t.Errorf("her own session's join bridged: %+v", j.Sender)
+		}
+	}
+}
+
+// A refused login marks her failed with the reason (not the password),
+// logged once; her messages go out through her puppet.
+func TestPersonalSessionWrongPassword(t *testing.T) {
+	srv := newServer(t)
+	room := newRoomName(srv, "ownpw")
+	a, log := withPeople(t, srv, PersonalAccount{Person: "alice", Name: "Alice", ID: srv.JID("alice").String(), Password: "not-her-password"})
+	bob := joinHuman(t, srv, "bob", room, "Bob")
+	start(t, a, room)
+	state := waitPersonal(t, a, "alice", func(s string) bool { return strings.HasPrefix(s, "failed: ") })
+	if !strings.Contains(state, "SASL login as alice@") || strings.Contains(state, "not-her-password") {
+		t.Errorf("status %q: want the refused login named, never the password", state)
+	}
+	send(t, a, room, message(fromPerson(), "through the puppet"))
+	st := bob.waitMessage(func(s testenv.XMPPStanza) bool { return s.Body() == "through the puppet" })
+	if st.Nick() != "Alice (libera)" {
+		t.Errorf("from nick %q, want her puppet Alice (libera)", st.Nick())
+	}
+	if n := strings.Count(log.String(), "personal session cannot log in"); n != 1 {
+		t.Errorf("%d log lines about the refused login, want one", n)
+	}
+	if strings.Contains(log.String(), "not-her-password") {
+		t.Error("the password was logged")
+	}
+}
+
+// A room that bans her account keeps her out: her message fails for good
+// as blocked, and no puppet of hers speaks instead.
+func TestPersonalSessionBanned(t *testing.T) {
+	srv := newServer(t)
+	room := newRoomName(srv, "ownban")
+	alice := srv.JID("alice").String()
+	a, _ := withPeople(t, srv, PersonalAccount{Person: "alice", Name: "Alice", ID: alice, Password: testUsers["alice"]})
+	bob := joinHuman(t, srv, "bob", room, "Bob") // the first in: the room's owner
+	start(t, a, room)
+	waitPersonal(t, a, "alice", func(s string) bool { return s == personalConnected })
+	send(t, a, room, message(fromPerson(), "before the ban"))
+	bob.waitMessage(func(s testenv.XMPPStanza) bool { return s.Body() == "before the ban" })
+
+	res, err := bob.c.IQ(bob.room, "set", `<query xmlns="http://jabber.org/protocol/muc#admin"><item affiliation="outcast" jid="`+alice+`"/></query>`)
+	if err != nil || res.Type() != "result" {
+		t.Fatalf("ban: %v %s", err, res.Raw)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	var sendErr error
+	for ctx.Err() == nil {
+		_, sendErr = a.Send(ctx, &bridge.Delivery{Link: "test", Room: room, Event: message(fromPerson(), "after the ban")})
+		if sendErr == nil || errorsIsPermanent(sendErr) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !errors.Is(sendErr, bridge.ErrBlocked) {
+		t.Fatalf("after the ban: %v, want blocked for good", sendErr)
+	}
+	time.Sleep(300 * time.Millisecond)
+	for _, s := range bob.c.Stanzas() {
+		if s.Body() == "after the ban" || s.Kind() == "presence" && strings.Contains(s.Nick(), "(libera)") {
+			t.Errorf("reached the room despite the ban: %s", s.Raw)
+		}
+	}
+	if n := a.Puppets(); n != 0 {
+		t.Errorf("%d puppets, want none", n)
+	}
+}
+
+// After the server restarts, her session logs in again and goes back
+// into the room without being asked, and speaks for her there.
+func TestPersonalSessionRejoinsAfterRestart(t *testing.T) {
+	srv := newServer(t)
+	room := newRoomName(srv, "ownrestart")
+	a, _ := withPeople(t, srv, PersonalAccount{Person: "alice", Name: "Alice", ID: srv.JID("alice").String(), Password: testUsers["alice"]})
+	start(t, a, room)
+	waitPersonal(t, a, "alice", func(s string) bool { return s == personalConnected })
+
+	srv.Restart(t)
+	bob := joinHuman(t, srv, "bob", room, "Bob")
+	if _, err := bob.c.WaitFor(waitFor, func(s testenv.XMPPStanza) bool {
+		return s.Kind() == "presence" && s.Nick() == "Alice" && s.Type() == ""
+	}); err != nil {
+		t.Fatalf("her session did not rejoin: %v", err)
+	}
+	send(t, a, room, message(fromPerson(), "back as myself"))
+	st := bob.waitMessage(func(s testenv.XMPPStanza) bool { return s.Body() == "back as myself" })
+	if st.Nick() != "Alice" {
+		t.Errorf("from nick %q, want Alice", st.Nick())
+	}
+	if n := a.Puppets(); n != 0 {
+		t.Errorf("%d puppets, want none", n)
+	}
+}
+
+// While her session cannot come up, one message waits for it (up to
+// personalWait), then goes out through her puppet; the next ones do at
+// once.
+func TestPersonalSessionNotUpYet(t *testing.T) {
+	old := personalWait
+	personalWait = time.Second
+	t.Cleanup(func() { personalWait = old })
+	srv := newServer(t)
+	room := newRoomName(srv, "ownwait")
+	a, _ := withPeople(t, srv, PersonalAccount{Person: "alice", Name: "Alice", ID: srv.JID("alice").String(), Password: testUsers["alice"]})
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.cfg.ClientServer = l.Addr().String() // nothing answers there
+	l.Close()
+	bob := joinHuman(t, srv, "bob", room, "Bob")
+	start(t, a, room)
+	for i, text := range []string{"waited", "at once"} {
+		t0 := time.Now()
+		send(t, a, room, message(fromPerson(), text))
+		took := time.Since(t0)
+		st := bob.waitMessage(func(s testenv.XMPPStanza) bool { return s.Body() == text })
+		if st.Nick() != "Alice (libera)" {
+			t.Errorf("%q from nick %q, want her puppet", text, st.Nick())
+		}
+		if i == 0 && took < personalWait || i == 1 && took > personalWait/2 {
+			t.Errorf("%q took %v (personalWait %v)", text, took, personalWait)
+		}
+	}
+	if st := a.PersonalStatus()["alice"]; st != personalConnecting {
+		t.Errorf("status %q, want connecting", st)
 	}
 }

@@ -1,0 +1,572 @@
+package xmpp
+
+import (
+	"cmp"
+	"context"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"mellium.im/xmlstream"
+	"mellium.im/xmpp"
+	"mellium.im/xmpp/jid"
+
+	"github.com/switchboard-chat/switchboard/adapters"
+	"github.com/switchboard-chat/switchboard/bridge"
+	"github.com/switchboard-chat/switchboard/internal/backoff"
+)
+
+// A person's own XMPP account (adapters.PersonalAccount): its ID is their
+// bare JID, its Password the one their session logs in with (SASL SCRAM,
+// after StartTLS unless insecure_plaintext). The session joins every
+// bridged room with their name as nick (the JID's localpart when that is
+// taken) and speaks for them there: what it sends is confirmed by the
+// room's reflection like a puppet's message, and never bridged back (its
+// origin-id is ours); what they send from another client of theirs is
+// read by the bot like anyone's, under their real JID.
+type PersonalAccount = adapters.PersonalAccount
+
+var _ adapters.PeopleUser = (*Adapter)(nil)
+
+const (
+	// personalResource is the resource the sessions ask for: their other
+	// clients tell it apart from their own.
+	personalResource = "switchboard"
+
+	// A refused login is retried only rarely: the password is wrong
+	// until someone changes it, and a server that sees a login fail
+	// every few seconds may lock the account.
+	personalAuthRetryMin = 10 * time.Minute
+	personalAuthRetryMax = 6 * time.Hour
+
+	personalConnecting = "connecting"
+	personalConnected  = "connected"
+)
+
+// personalWait is how long a person's message waits for their session
+// to come up before it goes out through their puppet (a variable for
+// tests).
+var personalWait = 10 * time.Second
+
+// personal is a person's own session, kept up with backoff, in every
+// bridged room.
+type personal struct {
+	acct   PersonalAccount
+	jid    jid.JID // their bare JID
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	// guarded by Adapter.mu
+	s     *session      // up; nil while not
+	up    chan struct{} // closed while s is up; a new one once it drops
+	state string        // personalConnecting, personalConnected or "failed: why"
+	// waited says a message already waited personalWait in vain since
+	// the session was last up: the next ones go to the puppet at once.
+	waited bool
+	rooms  map[string]*membership // by room key
+}
+
+// UsePeople sets the people who speak through their own XMPP session. A
+// person whose account or password changed is connected anew; one no
+// longer listed is disconnected. Entries that cannot be used are marked
+// failed (see PersonalStatus) and left out.
+func (a *Adapter) UsePeople(accts []PersonalAccount) {
+	want := map[string]*personal{}
+	invalid := map[string]string{}
+	for _, acct := range accts {
+		j, err := jid.Parse(acct.ID)
+		switch {
+		case acct.Person == "":
+			a.log.Error("xmpp: personal account without a person; ignored", "account", acct.ID)
+			continue
+		case err != nil || j.Localpart() == "" || j.Resourcepart() != "":
+			invalid[acct.Person] = fmt.Sprintf("failed: account %q is not a bare JID user@domain", acct.ID)
+		case acct.Password == "":
+			invalid[acct.Person] = "failed: no password"
+		case a.clientServer() == "":
+			invalid[acct.Person] = "failed: the network has no client_server to log in through"
+		default:
+			want[acct.Person] = &personal{acct: acct, jid: j.Bare(), up: make(chan struct{}), state: personalConnecting, rooms: map[string]*membership{}}
+			continue
+		}
+		a.log.Error("xmpp: personal account cannot be used", "person", acct.Person, "why", invalid[acct.Person])
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for person, p := range a.people {
+		if q, ok := want[person]; ok && q.acct == p.acct {
+			delete(want, person) // unchanged; Start starts it if not yet
+			continue
+		}
+		if p.cancel != nil {
+			p.cancel() // its session ends with it
+		}
+		a.forgetPersonalLocked(p)
+		delete(a.people, person)
+	}
+	for person, why := range invalid {
+		a.people[person] = &personal{state: why}
+	}
+	for person, p := range want {
+		a.people[person] = p
+		if a.started && !a.stopped {
+			a.startPersonalLocked(p)
+		}
+	}
+}
+
+// clientServer is where people's sessions log in: client_server, or with
+// a client account the server the bot logs in through.
+func (a *Adapter) clientServer() string {
+	if a.cfg.ClientServer != "" || a.component {
+		return a.cfg.ClientServer
+	}
+	return a.cfg.Server
+}
+
+// PersonalStatus is the state of each person's session, by person:
+// "connecting", "connected", or "failed: " and the reason (a refused
+// login, an unusable account). No secret is part of it.
+func (a *Adapter) PersonalStatus() map[string]string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := make(map[string]string, len(a.people))
+	for person, p := range a.people {
+		out[person] = p.state
+	}
+	return out
+}
+
+// startPersonalLocked starts keeping p's session up; a.mu must be held
+// and the adapter running.
+func (a *Adapter) startPersonalLocked(p *personal) {
+	if p.acct.ID == "" || p.ctx != nil {
+		return
+	}
+	p.ctx, p.cancel = context.WithCancel(a.ctx)
+	a.wg.Add(1)
+	go a.runPersonal(p)
+}
+
+// forgetPersonalLocked drops p's nicks from the rooms' books.
+func (a *Adapter) forgetPersonalLocked(p *personal) {
+	for key, m := range p.rooms {
+		if r := a.rooms[key]; r != nil && r.personalNicks[m.nick] == p {
+			delete(r.personalNicks, m.nick)
+		}
+	}
+}
+
+// runPersonal keeps a person's session up until the adapter stops or the
+// person is removed.
+func (a *Adapter) runPersonal(p *personal) {
+	defer a.wg.Done()
+	bo := backoff.New(a.t.minBackoff, a.t.maxBackoff)
+	authBo := backoff.New(personalAuthRetryMin, personalAuthRetryMax)
+	account, err := p.jid.WithResource(personalResource)
+	if err != nil {
+		account = p.jid
+	}
+	for p.ctx.Err() == nil {
+		c, err := a.connectAs(p.ctx, a.clientServer(), account, p.acct.Password)
+		if err != nil {
+			if p.ctx.Err() != nil {
+				return
+			}
+			if why := saslRefusal(err); why != "" {
+				// Wrong credentials stay wrong until someone changes them.
+				a.personalFailed(p, "SASL login as "+p.acct.ID+" refused: "+why)
+				if !authBo.Sleep(p.ctx, authBo.Next(), nil) {
+					return
+				}
+				continue
+			}
+			d := bo.Next()
+			a.log.Warn("xmpp: personal session cannot connect", "person", p.acct.Person, "account", p.acct.ID, "err", err, "retry_in", d)
+			if !bo.Sleep(p.ctx, d, nil) {
+				return
+			}
+			continue
+		}
+		authBo.Reset()
+		bo.Connected()
+		err = a.servePersonal(p, c)
+		if p.ctx.Err() != nil {
+			return
+		}
+		d := bo.Next()
+		a.log.Warn("xmpp: personal session ended; reconnecting", "person", p.acct.Person, "err", err, "retry_in", d)
+		if !bo.Sleep(p.ctx, d, nil) {
+			return
+		}
+	}
+}
+
+// saslRefusal is the server's reason when err is a refused SASL login
+// ("" otherwise). mellium keeps its SASL failure type internal: it is
+// known by its type's name.
+func saslRefusal(err error) string {
+	for e := err; e != nil; e = errors.Unwrap(e) {
+		if fmt.Sprintf("%T", e) == "saslerr.Error" {
+			return cmp.Or(e.Error(), "not-authorized")
+		}
+	}
+	return ""
+}
+
+// personalFailed marks p failed with the reason, logged once until it
+// changes: the person's messages go out through their puppet meanwhile.
+func (a *Adapter) personalFailed(p *personal, why string) {
+	a.mu.Lock()
+	changed := p.state != "failed: "+why
+	p.state = "failed: " + why
+	a.mu.Unlock()
+	if changed {
+		a.log.Error("xmpp: personal session cannot log in; their messages go out through their puppet", "person", p.acct.Person, "account", p.acct.ID, "why", why)
+	}
+}
+
+// servePersonal runs one session of p until it ends: it reads what
+// concerns the session itself and joins the bridged rooms.
+func (a *Adapter) servePersonal(p *personal, c *session) error {
+	c.person = p
+	a.mu.Lock()
+	a.gen++
+	c.gen = a.gen
+	stopped := a.stopped
+	a.mu.Unlock()
+	if stopped {
+		c.kill()
+		return errDisconnected
+	}
+	done := make(chan error, 1)
+	go func() { done <- c.s.Serve(xmpp.HandlerFunc(a.personalHandler(c))) }()
+	a.wg.Add(1)
+	go func() { defer a.wg.Done(); a.personalUp(p, c) }()
+	var err error
+	select {
+	case err = <-done:
+	case <-c.ctx.Done():
+		// Stopped or removed (or a failed write): end the stream, which
+		// takes the occupant out of its rooms.
+		go c.s.Close()
+		select {
+		case err = <-done:
+		case <-time.After(2 * time.Second):
+			c.s.Conn().Close()
+			err = <-done
+		}
+	}
+	c.kill()
+	a.personalDown(p, c)
+	return err
+}
+
+// personalUp marks p's session c up and takes it into every bridged room.
+func (a *Adapter) personalUp(p *personal, c *session) {
+	a.mu.Lock()
+	if c.ctx.Err() != nil || a.stopped {
+		a.mu.Unlock()
+		return
+	}
+	p.s, p.state, p.waited = c, personalConnected, false
+	close(p.up)
+	rooms := make([]*room, 0, len(a.rooms))
+	for _, r := range a.rooms {
+		rooms = append(rooms, r)
+	}
+	a.mu.Unlock()
+	a.log.Info("xmpp: personal session up", "person", p.acct.Person, "as", c.me.String())
+	for _, r := range rooms {
+		if _, err := a.joinPersonal(c.ctx, p, c, r); err != nil && c.ctx.Err() == nil {
+			a.log.Warn("xmpp: personal session cannot join room", "person", p.acct.Person, "room", r.addr, "err", err)
+		}
+	}
+}
+
+func (a *Adapter) personalDown(p *personal, c *session) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if p.s == c {
+		p.s, p.up = nil, make(chan struct{})
+		if p.state == personalConnected {
+			p.state = personalConnecting
+		}
+	}
+	for _, m := range p.rooms {
+		m.joined = false
+	}
+	for _, om := range a.sent {
+		if om.gen == c.gen && !om.finished() {
+			om.finish("", errDisconnected)
+		}
+	}
+}
+
+// joinPersonalAll takes the sessions that are up into a newly bridged
+// room, in the background.
+func (a *Adapter) joinPersonalAll(r *room) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.stopped {
+		return
+	}
+	for _, p := range a.people {
+		if c := p.s; c != nil {
+			a.wg.Add(1)
+			go func() {
+				defer a.wg.Done()
+				if _, err := a.joinPersonal(c.ctx, p, c, r); err != nil && c.ctx.Err() == nil {
+					a.log.Warn("xmpp: personal session cannot join room", "person", p.acct.Person, "room", r.addr, "err", err)
+				}
+			}()
+		}
+	}
+}
+
+// personalNicks are the nicks a person's session tries: their name, then
+// their JID's localpart.
+func personalNicks(p *personal) []string {
+	var out []string
+	for _, n := range []string{p.acct.Name, p.jid.Localpart()} {
+		n = puppetNick(n, bridge.Sender{Network: "person", ID: p.acct.Person})
+		if n != "" && (len(out) == 0 || out[0] != n) {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// joinPersonal takes p's session c into r (if it is not there yet) and
+// returns its nick there. Concurrent callers share one attempt.
+func (a *Adapter) joinPersonal(ctx context.Context, p *personal, c *session, r *room) (string, error) {
+	a.mu.Lock()
+	if !a.currentRoomLocked(r) {
+		a.mu.Unlock()
+		return "", errLeft
+	}
+	m := p.rooms[r.key]
+	if m == nil {
+		m = &membership{}
+		p.rooms[r.key] = m
+	}
+	if m.joined {
+		a.mu.Unlock()
+		return m.nick, nil
+	}
+	if ch := m.joining; ch != nil {
+		a.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return "", ctx.Err()
+		}
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		if m.joined {
+			return m.nick, nil
+		}
+		return "", cmp.Or(m.err, errNotConnected)
+	}
+	ch := make(chan struct{})
+	m.joining = ch
+	a.mu.Unlock()
+	var err error
+	for _, nick := range personalNicks(p) {
+		a.mu.Lock()
+		if r.personalNicks[m.nick] == p {
+			delete(r.personalNicks, m.nick)
+		}
+		// Known before the room answers: the bot sees the join too.
+		m.nick = nick
+		r.personalNicks[nick] = p
+		a.mu.Unlock()
+		_, err = a.occupy(ctx, c, c.me, r, nick)
+		if !isConflict(err) {
+			break
+		}
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	m.joining, m.err, m.joined = nil, err, err == nil
+	close(ch)
+	if err != nil {
+		if r.personalNicks[m.nick] == p {
+			delete(r.personalNicks, m.nick)
+		}
+		return "", err
+	}
+	a.log.Info("xmpp: personal session joined room", "person", p.acct.Person, "room", r.addr, "nick", m.nick)
+	return m.nick, nil
+}
+
+// personalFor returns the person's session when they have one that is
+// up, waiting up to personalWait for one still connecting; nil means the
+// puppet speaks for them.
+func (a *Adapter) personalFor(ctx context.Context, person string) *session {
+	if person == "" {
+		return nil
+	}
+	a.mu.Lock()
+	p := a.people[person]
+	if p == nil || p.ctx == nil || p.waited || strings.HasPrefix(p.state, "failed: ") {
+		a.mu.Unlock()
+		return nil
+	}
+	c, up := p.s, p.up
+	a.mu.Unlock()
+	if c != nil {
+		return c
+	}
+	t := time.NewTimer(personalWait)
+	defer t.Stop()
+	select {
+	case <-up:
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if p.s == nil && ctx.Err() == nil {
+		p.waited = true
+	}
+	return p.s
+}
+
+// personalSpeaker is the person's own occupant in r, when their session
+// is up and in the room (ok); an error when the room refuses them: a ban
+// keeps them out, never their puppet instead.
+func (a *Adapter) personalSpeaker(ctx context.Context, r *room, s bridge.Sender) (sp speaker, ok bool, err error) {
+	c := a.personalFor(ctx, s.Person)
+	if c == nil {
+		return speaker{}, false, nil
+	}
+	if _, err := a.joinPersonal(ctx, c.person, c, r); err != nil {
+		var se *stanzaError
+		switch {
+		case ctx.Err() != nil:
+			return speaker{}, true, ctx.Err()
+		case errors.Is(err, errLeft):
+			return speaker{}, true, bridge.Permanent(fmt.Errorf("xmpp: %s: %w", r.addr, err))
+		case errors.As(err, &se) && se.condition == "forbidden":
+			ref := s.Puppet().Ref()
+			a.log.Info("xmpp: personal session refused as banned", "room", r.addr, "person", s.Person)
+			if rerr := a.mod.Banned(ctx, r.addr, ref, ""); rerr != nil {
+				a.log.Warn("xmpp: cannot report a ban to the bridge", "room", r.addr, "sender", ref.String(), "err", rerr)
+			}
+			return speaker{}, true, adapters.Refusal(a.name, r.addr)
+		}
+		a.log.Warn("xmpp: personal session cannot join; using the puppet", "room", r.addr, "person", s.Person, "err", err)
+		return speaker{}, false, nil
+	}
+	return speaker{jid: c.me, via: c}, true, nil
+}
+
+// personalHandler reads a personal session's stream: the answers to its
+// joins, its removal from a room, the reflections of and errors to what
+// it sent. The rest (the rooms' traffic) is the bot's to bridge; IQs
+// mellium answers.
+func (a *Adapter) personalHandler(c *session) func(xmlstream.TokenReadEncoder, *xml.StartElement) error {
+	return func(rd xmlstream.TokenReadEncoder, start *xml.StartElement) error {
+		defer a.recoverStanza()
+		typ := attrOf(start, "type")
+		switch {
+		case start.Name.Local == "presence":
+		case start.Name.Local == "message" && typ == "error":
+		case start.Name.Local == "message" && typ == "groupchat" && strings.HasPrefix(attrOf(start, "id"), msgIDPrefix):
+		default:
+			return nil // the session reads past the rest of it
+		}
+		e, err := readElement(rd, *start, a.maxStanza)
+		if err != nil {
+			return nil
+		}
+		st, err := parseStanza(e)
+		if err != nil {
+			return nil
+		}
+		a.mu.Lock()
+		r := a.rooms[st.from.Bare().String()]
+		a.mu.Unlock()
+		if r == nil || st.from.Resourcepart() == "" {
+			return nil
+		}
+		switch {
+		case st.kind == "presence":
+			a.personalPresence(c, r, st)
+		case st.typ == "error":
+			a.onMessageError(c, r, st)
+			if st.err != nil && (st.err.condition == "not-acceptable" || st.err.condition == "not-allowed") {
+				a.mu.Lock()
+				if m := c.person.rooms[r.key]; m != nil && m.joining == nil {
+					m.joined = false // joins again on the next message
+				}
+				a.mu.Unlock()
+			}
+		default:
+			remote := st.stanzaIDBy(r.jid)
+			a.mu.Lock()
+			a.reflectedLocked(r, st, cmp.Or(remote, st.id))
+			a.mu.Unlock()
+		}
+		return nil
+	}
+}
+
+// personalPresence answers a personal session's join, and notes its
+// removal from a room (it joins again on its next message there).
+func (a *Adapter) personalPresence(c *session, r *room, st *stanza) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.answerJoinLocked(joinKey(c.me, r), st)
+	if !st.muc.has(statusSelf) || st.typ != "unavailable" || st.muc.has(statusNickChange) {
+		return
+	}
+	if m := c.person.rooms[r.key]; m != nil && m.joining == nil {
+		m.joined = false
+	}
+	a.log.Info("xmpp: personal session removed from room", "room", r.addr, "person", c.person.acct.Person,
+		"kicked", st.muc.has(statusKicked), "banned", st.muc.has(statusBanned))
+}
+
+// personalOccupantLocked reports whether nick in r is a person's own
+// session: the occupant of their session, or another client of theirs
+// under the same nick. Its presences are not bridged. a.mu is held.
+func (a *Adapter) personalOccupantLocked(r *room, nick string, o *occupant) bool {
+	p := r.personalNicks[nick]
+	return p != nil && (o == nil || o.jid == "" || o.jid == p.jid.String())
+}
+
+// personalEchoLocked reports whether a room message is one a personal
+// session sent: from its nick, with our id. The person's other clients
+// under the same nick send ids of their own, and are bridged.
+func (a *Adapter) personalEchoLocked(r *room, nick string, st *stanza) bool {
+	return r.personalNicks[nick] != nil && (strings.HasPrefix(st.originID, msgIDPrefix) || strings.HasPrefix(st.id, msgIDPrefix))
+}
+
+// leavePersonalLocked takes people's sessions out of r, a room no longer
+// bridged, and returns the departures to send. a.mu is held.
+func (a *Adapter) leavePersonalLocked(r *room) (send func()) {
+	type departure struct {
+		c *session
+		e *element
+	}
+	var out []departure
+	for _, p := range a.people {
+		m := p.rooms[r.key]
+		delete(p.rooms, r.key)
+		if m != nil && m.joined && p.s != nil {
+			out = append(out, departure{p.s, a.presence(p.s.me, r.occupantJID(m.nick), "unavailable")})
+		}
+	}
+	clear(r.personalNicks)
+	return func() {
+		for _, d := range out {
+			if err := a.write(d.c, d.e); err != nil {
+				a.log.Debug("xmpp: personal session cannot leave room", "room", r.addr, "err", err)
+			}
+		}
+	}
+}
