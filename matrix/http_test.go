@@ -53,11 +53,11 @@ func TestTransactionsPersistentlyDeduplicated(t *testing.T) {
 	rid := alice.NewRoom(true, "")
 	a1, rec1 := startAdapter(t, s, string(rid))
 
-	rec1.Fail = func(bridge.Event) error { return errors.New("store down") }
+	rec1.SetFail(func(bridge.Event) error { return errors.New("store down") })
 	if code := putTxn(t, s, s.cfg.HSToken, "t-1", textEvent(rid, alice.UserID, "$e1", "once")); code < 500 {
 		t.Fatalf("accept failed but the transaction got %d", code)
 	}
-	rec1.Fail = nil
+	rec1.SetFail(nil)
 	if code := putTxn(t, s, s.cfg.HSToken, "t-1", textEvent(rid, alice.UserID, "$e1", "once")); code != http.StatusOK {
 		t.Fatalf("retry: %d", code)
 	}

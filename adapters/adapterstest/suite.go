@@ -371,10 +371,18 @@ type Recorder struct {
 	events  []bridge.Event
 	changed chan struct{}
 	online  int
-	// Fail, when set, is returned by Accept instead of recording.
+	// Fail, when set, is returned by Accept instead of recording; set it
+	// with SetFail once the adapter runs.
 	Fail func(bridge.Event) error
 	// Durable, when set, is what Commit returns as its wait for the disk.
 	Durable func(now bool) error
+}
+
+// SetFail sets Fail while the adapter may be handing events over.
+func (r *Recorder) SetFail(f func(bridge.Event) error) {
+	r.mu.Lock()
+	r.Fail = f
+	r.mu.Unlock()
 }
 
 // NewRecorder returns an empty recorder.
