@@ -25,7 +25,10 @@ func TestAPIPersonSpeaksAtOnceAndAfterRestart(t *testing.T) {
 	broker := testenv.Mosquitto(t)
 	bob := services.IRC.Client(t, "bob")
 	bob.Join("#lobby")
-	cfg, err := config.Parse([]byte(fmt.Sprintf(`
+	dir := t.TempDir()
+	configWith := func(people string) *config.Config {
+		t.Helper()
+		cfg, err := config.Parse([]byte(fmt.Sprintf(`
 data_dir: %s
 http: { listen: "127.0.0.1:0", api_token: %s }
 networks:
@@ -35,10 +38,13 @@ links:
   lobby: [ "libera:#lobby", "devices:chat/lobby" ]
 people:
   carol: { accounts: { devices: carols-phone } }
-`, t.TempDir(), apiToken, services.IRC.Addr, broker.URL)))
-	if err != nil {
-		t.Fatal(err)
+%s`, dir, apiToken, services.IRC.Addr, broker.URL, people)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cfg
 	}
+	cfg := configWith("")
 	log := testenv.NewLog(t)
 	svc, stop := runServiceLogging(t, cfg, log)
 	base := "http://" + svc.HTTPAddr
@@ -129,6 +135,22 @@ people:
 	}
 	if l := say("alices-phone", "after restart"); l.Nick() != "alice" {
 		t.Errorf("after a restart alice's message came from %q, want alice", l.Nick())
+	}
+
+	// A reload lays the API's people over the new file's, as at a start;
+	// a file that claims an account of hers is refused.
+	if err := svc.reload(t.Context(), configWith("  dave: { accounts: { devices: daves-phone } }")); err != nil {
+		t.Fatalf("reload: %v", err)
+	}
+	if got := personIDs(t, base); got != "alice(runtime),dave(config)" {
+		t.Errorf("after a reload the people are %s", got)
+	}
+	if err := svc.reload(t.Context(), configWith("  eve: { accounts: { devices: alices-phone } }")); err == nil ||
+		!strings.Contains(err.Error(), "people.eve.accounts.devices") {
+		t.Errorf("a reload claiming alice's device: %v, want it refused naming people.eve.accounts.devices", err)
+	}
+	if l := say("alices-phone", "after reload"); l.Nick() != "alice" {
+		t.Errorf("after a reload alice's message came from %q, want alice", l.Nick())
 	}
 	if strings.Contains(log.String(), password) {
 		t.Errorf("the log shows the password")
