@@ -125,10 +125,17 @@ func (c *Config) applyPeopleDefaults() {
 	}
 }
 
-func (c *Config) validatePeople(errs *errorList) {
+// validatePeople checks the people in order of their ids, except that
+// last, if set, comes last: an account two people claim is blamed on
+// the one checked later, which for an API change is the person changed.
+func (c *Config) validatePeople(errs *errorList, last string) {
 	type claim struct{ person, id string }
 	claimed := map[[2]string]claim{} // network, key: the first person who claimed it
-	for _, id := range sortedKeys(c.People) {
+	ids := sortedKeys(c.People)
+	if i := slices.Index(ids, last); i >= 0 {
+		ids = append(slices.Delete(ids, i, i+1), last)
+	}
+	for _, id := range ids {
 		path := join("people", id)
 		if !personIDRE.MatchString(id) {
 			errs.add(path, "invalid person id %q (want letters, digits, _ and -, at most 64)", id)
@@ -245,4 +252,33 @@ func (c *Config) PeopleMapping() ([]mapping.Person, map[string]mapping.AccountKe
 		}
 	}
 	return people, keys
+}
+
+// CheckPeople validates a set of people, given as in the file's people
+// section, against this configuration's networks, by the same rules,
+// after the same defaults (applied to the people given: a name defaults
+// to the id, home to the network of an only account). Errors name
+// people.<id>...; the provisioning API validates its changes with it,
+// with changed, the person it changes, checked last so that an account
+// claimed twice is blamed on them.
+func (c *Config) CheckPeople(people map[string]*Person, changed string) error {
+	cc := *c
+	cc.People = people
+	cc.applyPeopleDefaults()
+	errs := &errorList{}
+	cc.validatePeople(errs, changed)
+	return errs.err()
+}
+
+// Clone returns a deep copy of the person.
+func (p *Person) Clone() *Person {
+	if p == nil {
+		return nil
+	}
+	c := *p
+	c.Accounts = make(map[string]Account, len(p.Accounts))
+	for network, a := range p.Accounts {
+		c.Accounts[network] = a
+	}
+	return &c
 }

@@ -72,7 +72,7 @@ func (c *Config) validate(errs *errorList) {
 	c.validateSingles(errs)
 	c.validateLinks(errs)
 	c.validateLinkOptions(errs)
-	c.validatePeople(errs)
+	c.validatePeople(errs, "")
 }
 
 // kickTypes lists the network types whose rooms can kick a puppet.

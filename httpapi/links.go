@@ -60,6 +60,7 @@ type API struct {
 	links  Links
 	failed FailedList
 	router Retrier
+	people People // nil: no people endpoints
 	log    *slog.Logger
 	// token is the bearer token; "" turns the API off.
 	token atomic.Pointer[string]
@@ -82,6 +83,7 @@ func (s *API) Routes(mux *http.ServeMux) {
 	mux.Handle("POST /api/links/{name}/rooms", s.authorized(s.addRoom))
 	mux.Handle("DELETE /api/links/{name}/rooms/{room...}", s.authorized(s.removeRoom))
 	s.failedRoutes(mux)
+	s.peopleRoutes(mux)
 }
 
 // authorized checks the bearer token in constant time: both sides are
@@ -238,13 +240,18 @@ func (s *API) linkChangeFailed(w http.ResponseWriter, err error, name string, ro
 			apiError(w, http.StatusInternalServerError, "", err.Error())
 			return true
 		}
-		msgs := make([]string, len(fields))
-		for i, f := range fields {
-			msgs[i] = f.Field + ": " + f.Message
-		}
-		writeJSON(w, http.StatusBadRequest, ErrorBody{Error: strings.Join(msgs, "; "), Fields: fields})
+		badFields(w, fields)
 	}
 	return true
+}
+
+// badFields answers 400 naming each field that is wrong.
+func badFields(w http.ResponseWriter, fields []FieldError) {
+	msgs := make([]string, len(fields))
+	for i, f := range fields {
+		msgs[i] = f.Field + ": " + f.Message
+	}
+	writeJSON(w, http.StatusBadRequest, ErrorBody{Error: strings.Join(msgs, "; "), Fields: fields})
 }
 
 func fieldErrors(err error, name string, roomField func(int) string) []FieldError {
@@ -263,7 +270,7 @@ func fieldErrors(err error, name string, roomField func(int) string) []FieldErro
 	prefix := "links." + name
 	for _, fe := range fes {
 		field := fe.Path
-		if rest, ok := strings.CutPrefix(fe.Path, prefix); ok {
+		if rest, ok := strings.CutPrefix(fe.Path, prefix); ok && name != "" {
 			var i int
 			switch {
 			case rest == "":

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"reflect"
 
-	"github.com/switchboard-chat/switchboard/adapters"
 	"github.com/switchboard-chat/switchboard/config"
 	"github.com/switchboard-chat/switchboard/mapping"
 )
@@ -31,8 +30,13 @@ func (s *Service) reload(ctx context.Context, next *config.Config) error {
 	if err != nil {
 		return fmt.Errorf("config rejected, keeping the running one: %w", err)
 	}
-	// Checked before anything changes: an error leaves everything as it was.
-	if _, err := mapping.NewPeople(merged.PeopleMapping()); err != nil {
+	// Checked before anything changes: an error leaves everything as it
+	// was. The API's people are laid over the file's, as links are.
+	people, err := effectivePeople(&merged, s.peopleOverlay, "")
+	if err != nil {
+		return fmt.Errorf("config rejected, keeping the running one: %w", err)
+	}
+	if _, err := mapping.NewPeople(people.PeopleMapping()); err != nil {
 		return fmt.Errorf("config rejected, keeping the running one: %w", err)
 	}
 	if s.ignores != nil {
@@ -42,16 +46,8 @@ func (s *Service) reload(ctx context.Context, next *config.Config) error {
 			return fmt.Errorf("config rejected, keeping the running one: %w", err)
 		}
 	}
-	if s.people != nil {
-		if err := s.people.Replace(merged.PeopleMapping()); err != nil {
-			return fmt.Errorf("config rejected, keeping the running one: %w", err)
-		}
-		personal := adapters.PersonalAccounts(&merged)
-		for name, a := range s.nets {
-			if pu, ok := a.(adapters.PeopleUser); ok {
-				pu.UsePeople(personal[name])
-			}
-		}
+	if err := s.usePeople(people); err != nil {
+		return fmt.Errorf("config rejected, keeping the running one: %w", err)
 	}
 	s.cfg = &merged
 	s.api.SetToken(merged.HTTP.APIToken)

@@ -56,10 +56,14 @@ type Service struct {
 	// ignores are the networks' and links' ignore lists; a reload swaps
 	// them.
 	ignores *mapping.Ignores
-	// people are the config's people; a reload swaps them, and hands
-	// each adapter with personal connections its accounts again.
-	people *mapping.People
-	state  adapters.State
+	// people are the config's people with the API's changes laid over
+	// (people.go); a reload or a change swaps them, and hands each
+	// adapter with personal connections its accounts again.
+	people        *mapping.People
+	peopleOverlay peopleOverlay
+	// peopleCfg is s.cfg with the overlay's people: what is in place.
+	peopleCfg *config.Config
+	state     adapters.State
 	// onReload is told of each config a reload puts in place (the chat
 	// commands take their admins from it).
 	onReload func(*config.Config)
@@ -141,7 +145,15 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Servic
 		return nil, err
 	}
 	s.router.Ignore = s.ignores
-	if s.people, err = mapping.NewPeople(cfg.PeopleMapping()); err != nil {
+	if err := s.loadPeopleOverlay(ctx); err != nil {
+		return nil, err
+	}
+	effPeople, err := effectivePeople(cfg, s.peopleOverlay, "")
+	if err != nil {
+		return nil, fmt.Errorf("people changed at runtime (through the API) no longer fit the config: %w", err)
+	}
+	// No adapter yet: each gets its accounts below, as it is made.
+	if err := s.usePeople(effPeople); err != nil {
 		return nil, err
 	}
 	s.router.People = s.people
@@ -151,6 +163,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Servic
 	m.AddBlocks(s.router.Blocks)
 	s.ops.SetBlocks(s.router.Blocks)
 	s.api = httpapi.New(s, s.store, s.router, log)
+	s.api.UsePeople(s)
 	s.api.SetToken(cfg.HTTP.APIToken)
 	s.api.Routes(s.mux)
 	go s.ops.Watch()
@@ -176,7 +189,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Servic
 		}
 		texts.Routes(s.mux)
 	}
-	personal := adapters.PersonalAccounts(cfg)
+	personal := adapters.PersonalAccounts(effPeople)
 	for _, name := range names {
 		ncfg := cfg.Networks[name]
 		if n, ok := brokerNets[name]; ok {

@@ -1,0 +1,195 @@
+package service
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
+
+	"github.com/switchboard-chat/switchboard/adapters"
+	"github.com/switchboard-chat/switchboard/config"
+	"github.com/switchboard-chat/switchboard/httpapi"
+	"github.com/switchboard-chat/switchboard/mapping"
+)
+
+// People come from two places, as links do (links.go): the config
+// file's people are the base; what the provisioning API changes is an
+// overlay kept in the store and laid over the base, so runtime changes
+// survive restarts and config reloads. A person put through the API is
+// kept whole in the overlay and from then on overrides the file's
+// person of that id; a file person deleted through the API stays hidden
+// until the overlay is changed again for that id. The overlay holds
+// credentials as given (the config file holds them too); nothing shows
+// them.
+type peopleOverlay struct {
+	People  map[string]*config.Person `json:"people,omitempty"`  // put at runtime
+	Deleted []string                  `json:"deleted,omitempty"` // file people deleted at runtime
+}
+
+const peopleKey = "people"
+
+func (o peopleOverlay) clone() peopleOverlay {
+	c := peopleOverlay{People: map[string]*config.Person{}, Deleted: slices.Clone(o.Deleted)}
+	for id, p := range o.People {
+		c.People[id] = p.Clone()
+	}
+	return c
+}
+
+// over lays the overlay over the file's people, as copies.
+func (o peopleOverlay) over(base map[string]*config.Person) map[string]*config.Person {
+	eff := make(map[string]*config.Person, len(base)+len(o.People))
+	for id, p := range base {
+		if !slices.Contains(o.Deleted, id) {
+			eff[id] = p.Clone()
+		}
+	}
+	for id, p := range o.People {
+		eff[id] = p.Clone()
+	}
+	return eff
+}
+
+func (s *Service) loadPeopleOverlay(ctx context.Context) error {
+	raw, ok, err := s.state.Get(ctx, peopleKey)
+	if err != nil || !ok {
+		return err
+	}
+	if err := json.Unmarshal([]byte(raw), &s.peopleOverlay); err != nil {
+		return fmt.Errorf("stored runtime people: %w", err)
+	}
+	return nil
+}
+
+// effectivePeople returns cfg with the overlay laid over its people,
+// validated as the config file's people are; changed, if set, is the
+// person an API change is about, whom errors blame first.
+func effectivePeople(cfg *config.Config, o peopleOverlay, changed string) (*config.Config, error) {
+	people := o.over(cfg.People)
+	if err := cfg.CheckPeople(people, changed); err != nil {
+		return nil, err
+	}
+	eff := *cfg
+	eff.People = people
+	return &eff, nil
+}
+
+// usePeople puts a validated set of people (eff's) in place: the
+// router's, and each adapter's personal accounts, which it brings up or
+// down to match. Start, reloads and API changes all go through here.
+func (s *Service) usePeople(eff *config.Config) error {
+	if s.people == nil {
+		p, err := mapping.NewPeople(eff.PeopleMapping())
+		if err != nil {
+			return err
+		}
+		s.people = p
+	} else if err := s.people.Replace(eff.PeopleMapping()); err != nil {
+		return err
+	}
+	s.peopleCfg = eff
+	personal := adapters.PersonalAccounts(eff)
+	for name, a := range s.nets {
+		if pu, ok := a.(adapters.PeopleUser); ok {
+			pu.UsePeople(personal[name])
+		}
+	}
+	return nil
+}
+
+// changePeople applies one runtime change to a copy of the overlay; the
+// result is validated as the config file would be, stored, and only
+// then put in place. id is the person it changes.
+func (s *Service) changePeople(ctx context.Context, id string, edit func(eff map[string]*config.Person, o *peopleOverlay) error) error {
+	s.linkMu.Lock()
+	defer s.linkMu.Unlock()
+	o := s.peopleOverlay.clone()
+	if err := edit(s.peopleCfg.People, &o); err != nil {
+		return err
+	}
+	eff, err := effectivePeople(s.cfg, o, id)
+	if err != nil {
+		return err
+	}
+	// The same check the router's Replace makes, before anything is
+	// stored.
+	if _, err := mapping.NewPeople(eff.PeopleMapping()); err != nil {
+		return err
+	}
+	raw, err := json.Marshal(o)
+	if err != nil {
+		return err
+	}
+	if err := s.state.Put(ctx, peopleKey, string(raw)); err != nil {
+		return fmt.Errorf("store runtime people: %w", err)
+	}
+	s.peopleOverlay = o
+	return s.usePeople(eff)
+}
+
+// People implements httpapi.People: every person as the API shows it,
+// without secrets, sorted by id.
+func (s *Service) People() []httpapi.Person {
+	s.linkMu.Lock()
+	defer s.linkMu.Unlock()
+	out := []httpapi.Person{}
+	for _, id := range slices.Sorted(maps.Keys(s.peopleCfg.People)) {
+		out = append(out, s.personViewLocked(id))
+	}
+	return out
+}
+
+func (s *Service) personViewLocked(id string) httpapi.Person {
+	src := "config"
+	if _, changed := s.peopleOverlay.People[id]; changed {
+		src = "runtime"
+	}
+	return httpapi.PersonView(id, s.peopleCfg.People[id], src)
+}
+
+// Person implements httpapi.People.
+func (s *Service) Person(id string) (httpapi.Person, bool) {
+	s.linkMu.Lock()
+	defer s.linkMu.Unlock()
+	if _, ok := s.peopleCfg.People[id]; !ok {
+		return httpapi.Person{}, false
+	}
+	return s.personViewLocked(id), true
+}
+
+// PutPerson implements httpapi.People: creates or replaces the person
+// with the id; credentials the request leaves out are kept from the
+// current person's account of the same id on that network.
+func (s *Service) PutPerson(ctx context.Context, id string, in httpapi.PersonInput) (created bool, err error) {
+	err = s.changePeople(ctx, id, func(eff map[string]*config.Person, o *peopleOverlay) error {
+		cur, ok := eff[id]
+		created = !ok
+		o.People[id] = in.Person(cur)
+		o.Deleted = slices.DeleteFunc(o.Deleted, func(d string) bool { return d == id })
+		return nil
+	})
+	if err == nil {
+		s.log.Info("person put through the API", "person", id, "created", created)
+	}
+	return created, err
+}
+
+// DeletePerson implements httpapi.People: a runtime person is dropped,
+// a file person hidden.
+func (s *Service) DeletePerson(ctx context.Context, id string) error {
+	err := s.changePeople(ctx, id, func(eff map[string]*config.Person, o *peopleOverlay) error {
+		if _, ok := eff[id]; !ok {
+			return fmt.Errorf("people.%s: %w", id, httpapi.ErrPersonNotFound)
+		}
+		delete(o.People, id)
+		if _, inFile := s.cfg.People[id]; inFile && !slices.Contains(o.Deleted, id) {
+			o.Deleted = append(o.Deleted, id)
+		}
+		return nil
+	})
+	if err == nil {
+		s.log.Info("person deleted through the API", "person", id)
+	}
+	return err
+}
