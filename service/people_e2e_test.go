@@ -17,31 +17,7 @@ import (
 // Someone who writes as "alice" from a device that is not hers is an
 // ordinary sender, spoken for by a puppet.
 func TestPersonSpeaksFromTheirOwnIRCAccount(t *testing.T) {
-	services := testenv.Atheme(t)
-	services.RegisterAccount(t, "alice", "alice-pw")
-	broker := testenv.Mosquitto(t)
-	bob := services.IRC.Client(t, "bob")
-	bob.Join("#lobby")
-	cfg, err := config.Parse([]byte(fmt.Sprintf(`
-data_dir: %s
-http: { listen: "127.0.0.1:0" }
-networks:
-  libera: { type: irc, server: %q, nick: switchboard, rate: { per_second: 0 } }
-  devices: { type: mqtt, broker: %q, client_id: sb-people }
-links:
-  lobby: [ "libera:#lobby", "devices:chat/lobby" ]
-people:
-  alice:
-    name: Alice Liddell
-    home: devices
-    accounts:
-      libera: { id: alice, password: alice-pw }
-      devices: alices-phone
-`, t.TempDir(), services.IRC.Addr, broker.URL)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	runService(t, cfg)
+	bob, broker, _ := aliceWorld(t, "Alice Liddell", "alice-pw")
 
 	dev := broker.Client(t, "")
 	testenv.MQTTPublish(t, dev, "chat/lobby/in/alices-phone", 1, false, "hello from my phone")
@@ -77,31 +53,7 @@ people:
 // /api/status, /status and the metrics name the failure (never the
 // password).
 func TestPersonWithAWrongPasswordSpeaksThroughTheirPuppet(t *testing.T) {
-	services := testenv.Atheme(t)
-	services.RegisterAccount(t, "alice", "alice-pw")
-	broker := testenv.Mosquitto(t)
-	bob := services.IRC.Client(t, "bob")
-	bob.Join("#lobby")
-	cfg, err := config.Parse([]byte(fmt.Sprintf(`
-data_dir: %s
-http: { listen: "127.0.0.1:0" }
-networks:
-  libera: { type: irc, server: %q, nick: switchboard, rate: { per_second: 0 } }
-  devices: { type: mqtt, broker: %q, client_id: sb-people }
-links:
-  lobby: [ "libera:#lobby", "devices:chat/lobby" ]
-people:
-  alice:
-    name: Alice
-    home: devices
-    accounts:
-      libera: { id: alice, password: not-her-password }
-      devices: alices-phone
-`, t.TempDir(), services.IRC.Addr, broker.URL)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc, _ := runService(t, cfg)
+	bob, broker, svc := aliceWorld(t, "Alice", "not-her-password")
 	var state string
 	testwait.For(t, "alice's account marked failed", func() bool {
 		for _, n := range getStatus(t, svc).Networks {
@@ -127,4 +79,38 @@ people:
 	if !strings.Contains(metrics, `switchboard_personal_accounts{network="libera",state="failed"} 1`) {
 		t.Errorf("/metrics has no failed personal account on libera")
 	}
+}
+
+// aliceWorld starts InspIRCd with Atheme (alice's account, password
+// alice-pw), Mosquitto and the service linking #lobby with the devices'
+// chat/lobby; alice, named name, has the IRC account with password and
+// the device alices-phone, her home. bob is in #lobby.
+func aliceWorld(t *testing.T, name, password string) (bob *testenv.IRCClient, broker *testenv.MQTTBroker, svc *Service) {
+	t.Helper()
+	services := testenv.Atheme(t)
+	services.RegisterAccount(t, "alice", "alice-pw")
+	broker = testenv.Mosquitto(t)
+	bob = services.IRC.Client(t, "bob")
+	bob.Join("#lobby")
+	cfg, err := config.Parse([]byte(fmt.Sprintf(`
+data_dir: %s
+http: { listen: "127.0.0.1:0" }
+networks:
+  libera: { type: irc, server: %q, nick: switchboard, rate: { per_second: 0 } }
+  devices: { type: mqtt, broker: %q, client_id: sb-people }
+links:
+  lobby: [ "libera:#lobby", "devices:chat/lobby" ]
+people:
+  alice:
+    name: %q
+    home: devices
+    accounts:
+      libera: { id: alice, password: %q }
+      devices: alices-phone
+`, t.TempDir(), services.IRC.Addr, broker.URL, name, password)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, _ = runService(t, cfg)
+	return bob, broker, svc
 }
