@@ -1,6 +1,7 @@
 package service
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strings"
@@ -162,22 +163,23 @@ const alicePeople = `  alice:
 `
 
 // newPWorld starts the servers one after the other (they share two
-// cores), then Switchboard, and waits until alice's three personal
-// connections are up.
-func newPWorld(t *testing.T) *pworld {
+// cores), then Switchboard with people (alicePeople, or another people
+// section), and waits until alice's three personal accounts are settled:
+// connected or failed.
+func newPWorld(t *testing.T, people string) *pworld {
 	services := testenv.Atheme(t)
 	services.RegisterAccount(t, "alice", "alice-pw")
 	xw := newXWorldAround(t, &world{irc: services.IRC, mqtt: testenv.Mosquitto(t), dir: t.TempDir()}, testenv.ProsodyWith, testenv.XMPPServerConfig{})
-	w := &pworld{mworld: newMWorldPeople(t, xw, alicePeople), services: services}
+	w := &pworld{mworld: newMWorldPeople(t, xw, people), services: services}
 	w.svc, _ = runService(t, w.config(t, ""))
-	testwait.For(t, "alice's personal connections up", func() bool {
-		up := 0
+	testwait.For(t, "alice's personal accounts settled", func() bool {
+		settled := 0
 		for _, n := range getStatus(t, w.svc).Networks {
-			if n.People["alice"] == "connected" {
-				up++
+			if st := n.People["alice"]; st == "connected" || strings.HasPrefix(st, "failed: ") {
+				settled++
 			}
 		}
-		return up == 3
+		return settled == 3
 	})
 	return w
 }
@@ -230,7 +232,7 @@ func (w *pworld) noPuppetsOfAlice(t *testing.T, bob *testenv.IRCClient, carol *t
 // in to her account, her occupant with her real JID, her own MXID), and
 // no puppet or ghost of hers joins anywhere.
 func TestPersonSpeaksAsHerselfEverywhere(t *testing.T) {
-	w := newPWorld(t)
+	w := newPWorld(t, alicePeople)
 	bob := w.human(t, "bob")
 	carol := w.person(t, "carol")
 
@@ -305,4 +307,59 @@ func occupantJID(c *testenv.XMPPClient, room, nick string) string {
 		}
 	}
 	return ""
+}
+
+// Issue 21, test 5's notice: alice's IRC password is wrong; she is told
+// once, by the bot of her home network (Matrix), in a direct chat, which
+// account failed and why, never the password; her XMPP and Matrix
+// accounts still speak as her.
+func TestPersonIsToldOnceOnTheirHomeNetworkWhenAnAccountFails(t *testing.T) {
+	w := newPWorld(t, strings.Replace(alicePeople, "libera: { id: alice, password: alice-pw }", "libera: { id: alice, password: not-her-password }", 1))
+	ctx, cancel := context.WithTimeout(context.Background(), patience)
+	defer cancel()
+	dm, err := w.alice.WaitInvite(ctx, func(r id.RoomID) bool { return r != w.roomID })
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.alice.Join(string(dm))
+	bot := id.NewUserID(w.mx.Bot, w.mx.Domain)
+	notice := func(ev *event.Event) bool {
+		c, ok := messageText(ev)
+		return ok && ev.RoomID == dm && ev.Sender == bot && strings.Contains(c.Body, "libera")
+	}
+	ev := w.waitMatrix(t, "the notice of her failed IRC account", notice)
+	c, _ := messageText(ev)
+	if !strings.Contains(c.Body, "alice on libera") || !strings.Contains(c.Body, "SASL") || strings.Contains(c.Body, "not-her-password") {
+		t.Errorf("notice %q: want her account, its network and the reason, never the password", c.Body)
+	}
+	// Her other accounts are unaffected: what she writes in the MUC
+	// from another client reaches Matrix from her own user.
+	bob := w.human(t, "bob")
+	laptop := w.xmpp.Client(t, "alice", xmppUsers["alice"])
+	if err := laptop.Join(w.room, "alice-laptop"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := laptop.Say(w.room, "still me"); err != nil {
+		t.Fatal(err)
+	}
+	if got := w.waitMatrix(t, "her XMPP message", func(ev *event.Event) bool {
+		c, ok := messageText(ev)
+		return ok && c.Body == "still me"
+	}); got.Sender != w.alice.UserID {
+		t.Errorf("Matrix shows it from %s, want her own user", got.Sender)
+	}
+	if l := bob.WaitText(patience, room, "", "still me"); l.Nick() == "alice" {
+		t.Errorf("IRC shows it from her nick, whose login failed")
+	}
+	// Several polls later, still one notice.
+	time.Sleep(3 * noticeEvery)
+	n := 0
+	for _, ev := range w.alice.Events() {
+		if notice(ev) {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d notices, want one", n)
+	}
 }
