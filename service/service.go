@@ -48,8 +48,8 @@ type Service struct {
 	stopRetention func()
 	// stopNotices ends the telling of people whose accounts failed.
 	stopNotices func()
-	mux           *http.ServeMux
-	ops           *status.Ops
+	mux         *http.ServeMux
+	ops         *status.Ops
 
 	// Links: the file's, with runtime changes laid over (see links.go).
 	linkMu  sync.Mutex // serializes link changes and reloads
