@@ -86,6 +86,9 @@ func (f *failureNotices) tell(ctx context.Context, network, person, why string) 
 		f.log.Warn("personal account failed; no home network to tell them on", "person", person, "network", network, "home", p.Home)
 		return true
 	}
+	if c, ok := f.nets[p.Home].(adapters.Connected); ok && !c.Connected() {
+		return false // quietly, until it is back
+	}
 	text := fmt.Sprintf("Switchboard cannot use your account %s on %s: %s. Until it works again, what you say goes out there through a puppet.",
 		p.Accounts[network], network, why)
 	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)

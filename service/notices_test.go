@@ -19,7 +19,10 @@ type statusNet struct {
 	states           map[string]string
 	said             []string // user|text
 	fail             error
+	down             bool
 }
+
+func (n *statusNet) Connected() bool { n.mu.Lock(); defer n.mu.Unlock(); return !n.down }
 
 func (n *statusNet) PersonalStatus() map[string]string {
 	n.mu.Lock()
@@ -51,7 +54,7 @@ func TestFailureNoticeOncePerFailure(t *testing.T) {
 		t.Fatal(err)
 	}
 	libera := &statusNet{states: map[string]string{"alice": "connecting"}}
-	mx := &statusNet{states: map[string]string{"alice": "connected"}, fail: context.DeadlineExceeded}
+	mx := &statusNet{states: map[string]string{"alice": "connected"}, fail: context.DeadlineExceeded, down: true}
 	f := &failureNotices{nets: map[string]adapters.Adapter{"libera": libera, "mx": mx}, people: people,
 		log: slog.New(slog.DiscardHandler), told: map[[2]string]bool{}}
 	ctx := context.Background()
@@ -59,6 +62,10 @@ func TestFailureNoticeOncePerFailure(t *testing.T) {
 
 	f.poll(ctx)
 	set("failed: SASL login as alice refused")
+	f.poll(ctx) // mx is down: not told yet
+	mx.mu.Lock()
+	mx.down = false
+	mx.mu.Unlock()
 	f.poll(ctx) // mx cannot send now: not told yet
 	mx.mu.Lock()
 	mx.fail = nil
