@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"gopkg.in/yaml.v3"
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 
@@ -35,13 +34,22 @@ type mworld struct {
 	httpAddr string
 	alice    *testenv.MatrixClient
 	roomID   id.RoomID
+	// people is the YAML of a people section (indented under
+	// "people:"), or "".
+	people string
 }
 
 func newMWorld(t *testing.T) *mworld { return newMWorldOn(t, newXWorld(t)) }
 
 // newMWorldOn is newMWorld around a given IRC, MQTT and XMPP world.
-func newMWorldOn(t *testing.T, xw *xworld) *mworld {
-	w := &mworld{xworld: xw, httpAddr: fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))}
+func newMWorldOn(t *testing.T, xw *xworld) *mworld { return newMWorldPeople(t, xw, "") }
+
+// newMWorldPeople is newMWorldOn whose config has a people section
+// (people, indented under "people:"); Dendrite reads the registration
+// `switchboard matrix-registration` writes for that config, which names
+// the people it double-puppets.
+func newMWorldPeople(t *testing.T, xw *xworld, people string) *mworld {
+	w := &mworld{xworld: xw, httpAddr: fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)), people: people}
 	w.mx = matrix.Config{
 		Homeserver:     "http://placeholder",
 		Domain:         "localhost",
@@ -52,7 +60,8 @@ func newMWorldOn(t *testing.T, xw *xworld) *mworld {
 		ID:             "switchboard",
 		URL:            "http://" + w.httpAddr,
 	}
-	reg, err := yaml.Marshal(matrix.Registration(&w.mx, ""))
+	// The registration needs no homeserver, nor the room yet.
+	reg, err := matrix.RegistrationYAML(w.config(t, "!placeholder:localhost"), "mx")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +86,8 @@ networks:
   # rate 0: the restart test streams 20 lines from one person.
   libera: { type: irc, server: %q, nick: switchboard, flood: { burst: 50, interval: 10ms }, rate: { per_second: 0 }, reconnect_max: 2s }
   devices: { type: mqtt, broker: %q, client_id: switchboard-e2e }
-  jabber: { type: xmpp, server: %q, component: { domain: %q, secret: %q } }
+  # client_server: where people's own sessions log in.
+  jabber: { type: xmpp, server: %q, component: { domain: %q, secret: %q }, client_server: %q, insecure_plaintext: true }
   mx:
     type: matrix
     homeserver: %q
@@ -89,9 +99,9 @@ networks:
     url: %q
 links:
   lobby: [ "libera:%s", "devices:%s", "jabber:%s", "mx:%s" ]
-`, w.dir, w.httpAddr, w.irc.Addr, w.mqtt.URL, w.xmpp.ComponentAddr, w.xmpp.Component, w.xmpp.ComponentSecret,
+%s`, w.dir, w.httpAddr, w.irc.Addr, w.mqtt.URL, w.xmpp.ComponentAddr, w.xmpp.Component, w.xmpp.ComponentSecret, w.xmpp.C2SAddr,
 		w.mx.Homeserver, w.mx.Domain, w.mx.ASToken, w.mx.HSToken, w.mx.Bot, w.mx.GhostLocalpart, w.mx.URL,
-		room, root, w.room, matrixRoom)))
+		room, root, w.room, matrixRoom, peopleSection(w.people))))
 	if err != nil {
 		t.Fatal(err)
 	}

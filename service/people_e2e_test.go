@@ -1,9 +1,15 @@
 package service
 
 import (
+	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"maunium.net/go/mautrix/event"
+	"maunium.net/go/mautrix/id"
 
 	"github.com/switchboard-chat/switchboard/config"
 	"github.com/switchboard-chat/switchboard/internal/testenv"
@@ -113,4 +119,233 @@ people:
 	}
 	svc, _ = runService(t, cfg)
 	return bob, broker, svc
+}
+
+// peopleSection is a config's people section around people (its
+// entries, indented by two), or nothing.
+func peopleSection(people string) string {
+	if people == "" {
+		return ""
+	}
+	return "people:\n" + people
+}
+
+// pworld is every real server at once, alice with an account on each:
+// IRC through InspIRCd with Atheme, XMPP on Prosody, Matrix on Dendrite
+// (double puppeting), and MQTT.
+type pworld struct {
+	*mworld
+	services *testenv.Services
+	svc      *Service
+}
+
+const alicePeople = `  alice:
+    name: Alice
+    home: mx
+    accounts:
+      libera: { id: alice, password: alice-pw }
+      jabber: { id: alice@localhost, password: alice-pw }
+      mx: { id: "@alice:localhost", double_puppet: true }
+`
+
+// newPWorld starts the servers one after the other (they share two
+// cores), then Switchboard with people (alicePeople, or another people
+// section), and waits until alice's three personal accounts are settled:
+// connected or failed.
+func newPWorld(t *testing.T, people string) *pworld {
+	services := testenv.Atheme(t)
+	services.RegisterAccount(t, "alice", "alice-pw")
+	xw := newXWorldAround(t, &world{irc: services.IRC, mqtt: testenv.Mosquitto(t), dir: t.TempDir()}, testenv.ProsodyWith, testenv.XMPPServerConfig{})
+	w := &pworld{mworld: newMWorldPeople(t, xw, people), services: services}
+	w.svc, _ = runService(t, w.config(t, ""))
+	testwait.For(t, "alice's personal accounts settled", func() bool {
+		settled := 0
+		for _, n := range getStatus(t, w.svc).Networks {
+			if st := n.People["alice"]; st == "connected" || strings.HasPrefix(st, "failed: ") {
+				settled++
+			}
+		}
+		return settled == 3
+	})
+	return w
+}
+
+// seen is who text came from, as bob on IRC, carol in the MUC reached bob on IRC, carol in the MUC
+// and alice in the Matrix room saw it.
+func (w *pworld) seen(bob *testenv.IRCClient, carol *testenv.XMPPClient, text string) (irc, xmpp, mx []string) {
+	for _, l := range bob.Messages(func(l testenv.IRCLine) bool { return l.Target() == room && l.Text() == text }) {
+		irc = append(irc, l.Nick())
+	}
+	for _, s := range carol.Stanzas() {
+		if s.Type() == "groupchat" && s.Body() == text {
+			xmpp = append(xmpp, s.Nick())
+		}
+	}
+	for _, ev := range w.alice.Events() {
+		if c, ok := messageText(ev); ok && c.Body == text {
+			mx = append(mx, ev.Sender.String())
+		}
+	}
+	return irc, xmpp, mx
+}
+
+// noPuppetsOfAlice fails if a puppet or ghost of alice joined anywhere:
+// on IRC only the nicks listed, in the MUC no "Alice (…)" occupant, on
+// Matrix no ghost made from her.
+func (w *pworld) noPuppetsOfAlice(t *testing.T, bob *testenv.IRCClient, carol *testenv.XMPPClient, ircNicks ...string) {
+	t.Helper()
+	for _, l := range bob.Lines() {
+		if l.Command == "JOIN" && !slices.Contains(ircNicks, l.Nick()) {
+			t.Errorf("IRC: %s joined; no puppet speaks for alice", l.Nick())
+		}
+	}
+	for _, s := range carol.Stanzas() {
+		if s.Kind() == "presence" && strings.HasPrefix(s.From(), w.room.String()+"/Alice (") {
+			t.Errorf("XMPP: a puppet of alice joined: %s", s.From())
+		}
+	}
+	for _, ev := range w.alice.Events() {
+		if ev.Type == event.StateMember && strings.HasPrefix(id.UserID(ev.GetStateKey()).Localpart(), "sb_") &&
+			strings.Contains(strings.ToLower(ev.GetStateKey()), "alice") {
+			t.Errorf("Matrix: a ghost of alice joined: %s", ev.GetStateKey())
+		}
+	}
+}
+
+// Issue 21, tests 2, 3 and 4, with every server at once: what alice
+// writes from another client of her own, on IRC or in the MUC, reaches
+// every other network once, from her own account there (her nick logged
+// in to her account, her occupant with her real JID, her own MXID), and
+// no puppet or ghost of hers joins anywhere.
+func TestPersonSpeaksAsHerselfEverywhere(t *testing.T) {
+	w := newPWorld(t, alicePeople)
+	bob := w.human(t, "bob")
+	carol := w.person(t, "carol")
+
+	// Test 2 and 3: from a second IRC client logged in to her account.
+	phone := w.services.Login(t, "alicephone", "alice", "alice-pw")
+	phone.Join(room)
+	phone.Say(room, "from my IRC phone")
+	st := carol.WaitMessage(patience, func(s testenv.XMPPStanza) bool {
+		return s.Type() == "groupchat" && s.Body() == "from my IRC phone"
+	})
+	if j := occupantJID(carol, w.room.String(), st.Nick()); !strings.HasPrefix(j, "alice@localhost/") {
+		t.Errorf("the MUC shows it from %q, whose real JID is %q; want her own occupant, alice@localhost/…", st.Nick(), j)
+	}
+	ev := w.waitMatrix(t, "alice's IRC message", func(ev *event.Event) bool {
+		c, ok := messageText(ev)
+		return ok && c.Body == "from my IRC phone"
+	})
+	if ev.Sender != w.alice.UserID {
+		t.Errorf("Matrix shows it from %s, want her own %s", ev.Sender, w.alice.UserID)
+	}
+
+	// Test 4: from a second XMPP client of hers, not Switchboard's
+	// session, under a nick of its own.
+	laptop := w.xmpp.Client(t, "alice", xmppUsers["alice"])
+	if err := laptop.Join(w.room, "alice-laptop"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := laptop.Say(w.room, "from my XMPP laptop"); err != nil {
+		t.Fatal(err)
+	}
+	l := bob.WaitText(patience, room, "", "from my XMPP laptop")
+	if l.Nick() != "alice" {
+		t.Errorf("IRC shows it from %q, want her own nick alice", l.Nick())
+	}
+	w.waitMatrix(t, "alice's XMPP message", func(ev *event.Event) bool {
+		c, ok := messageText(ev)
+		return ok && c.Body == "from my XMPP laptop"
+	})
+
+	// Her IRC nick is logged in to her account.
+	from := bob.Len()
+	bob.Send("WHOIS", "alice")
+	who, err := bob.WaitFrom(from, patience, func(l testenv.IRCLine) bool { return l.Command == "330" || l.Command == "318" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if who.Command != "330" || len(who.Params) < 3 || who.Params[2] != "alice" {
+		t.Errorf("WHOIS alice: %v, want logged in to account alice", who)
+	}
+
+	// Anything bridged twice or echoed back would have arrived by now.
+	time.Sleep(time.Second)
+	ircFrom, xmppFrom, mxFrom := w.seen(bob, carol, "from my IRC phone")
+	if len(xmppFrom) != 1 || len(mxFrom) != 1 || len(ircFrom) != 1 || ircFrom[0] != "alicephone" {
+		t.Errorf("her IRC message: IRC %q, MUC %q, Matrix %q; want once each (IRC: her phone's own line)", ircFrom, xmppFrom, mxFrom)
+	}
+	ircFrom, xmppFrom, mxFrom = w.seen(bob, carol, "from my XMPP laptop")
+	if !slices.Equal(ircFrom, []string{"alice"}) || !slices.Equal(mxFrom, []string{string(w.alice.UserID)}) || !slices.Equal(xmppFrom, []string{"alice-laptop"}) {
+		t.Errorf("her XMPP message: IRC %q, MUC %q, Matrix %q; want once each, from her own accounts", ircFrom, xmppFrom, mxFrom)
+	}
+	w.noPuppetsOfAlice(t, bob, carol, "alice", "alicephone", "switchboard", "bob")
+}
+
+// occupantJID is the real JID a non-anonymous room shows for nick, from
+// the presences c received.
+func occupantJID(c *testenv.XMPPClient, room, nick string) string {
+	for _, s := range c.Stanzas() {
+		if s.Kind() == "presence" && s.From() == room+"/"+nick {
+			if j := s.Child("http://jabber.org/protocol/muc#user", "x").Child("", "item").AttrValue("jid"); j != "" {
+				return j
+			}
+		}
+	}
+	return ""
+}
+
+// Issue 21, test 5's notice: alice's IRC password is wrong; she is told
+// once, by the bot of her home network (Matrix), in a direct chat, which
+// account failed and why, never the password; her XMPP and Matrix
+// accounts still speak as her.
+func TestPersonIsToldOnceOnTheirHomeNetworkWhenAnAccountFails(t *testing.T) {
+	w := newPWorld(t, strings.Replace(alicePeople, "libera: { id: alice, password: alice-pw }", "libera: { id: alice, password: not-her-password }", 1))
+	ctx, cancel := context.WithTimeout(context.Background(), patience)
+	defer cancel()
+	dm, err := w.alice.WaitInvite(ctx, func(r id.RoomID) bool { return r != w.roomID })
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.alice.Join(string(dm))
+	bot := id.NewUserID(w.mx.Bot, w.mx.Domain)
+	notice := func(ev *event.Event) bool {
+		c, ok := messageText(ev)
+		return ok && ev.RoomID == dm && ev.Sender == bot && strings.Contains(c.Body, "libera")
+	}
+	ev := w.waitMatrix(t, "the notice of her failed IRC account", notice)
+	c, _ := messageText(ev)
+	if !strings.Contains(c.Body, "alice on libera") || !strings.Contains(c.Body, "SASL") || strings.Contains(c.Body, "not-her-password") {
+		t.Errorf("notice %q: want her account, its network and the reason, never the password", c.Body)
+	}
+	// Her other accounts are unaffected: what she writes in the MUC
+	// from another client reaches Matrix from her own user.
+	bob := w.human(t, "bob")
+	laptop := w.xmpp.Client(t, "alice", xmppUsers["alice"])
+	if err := laptop.Join(w.room, "alice-laptop"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := laptop.Say(w.room, "still me"); err != nil {
+		t.Fatal(err)
+	}
+	if got := w.waitMatrix(t, "her XMPP message", func(ev *event.Event) bool {
+		c, ok := messageText(ev)
+		return ok && c.Body == "still me"
+	}); got.Sender != w.alice.UserID {
+		t.Errorf("Matrix shows it from %s, want her own user", got.Sender)
+	}
+	if l := bob.WaitText(patience, room, "", "still me"); l.Nick() == "alice" {
+		t.Errorf("IRC shows it from her nick, whose login failed")
+	}
+	// Several polls later, still one notice.
+	time.Sleep(3 * noticeEvery)
+	n := 0
+	for _, ev := range w.alice.Events() {
+		if notice(ev) {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d notices, want one", n)
+	}
 }

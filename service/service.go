@@ -46,8 +46,10 @@ type Service struct {
 	http   *http.Server
 	// stopRetention ends the store's pruning and waits for it.
 	stopRetention func()
-	mux           *http.ServeMux
-	ops           *status.Ops
+	// stopNotices ends the telling of people whose accounts failed.
+	stopNotices func()
+	mux         *http.ServeMux
+	ops         *status.Ops
 
 	// Links: the file's, with runtime changes laid over (see links.go).
 	linkMu  sync.Mutex // serializes link changes and reloads
@@ -233,6 +235,9 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Servic
 			}
 		}
 	}
+	nctx, stopNotices := context.WithCancel(context.Background())
+	s.stopNotices = stopNotices
+	go (&failureNotices{nets: s.nets, people: s.people, log: log.With("component", "people"), told: map[[2]string]bool{}}).run(nctx)
 	go func() {
 		if err := s.http.Serve(httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("http server", "err", err)
@@ -273,6 +278,9 @@ func (s *Service) openBrokerWhenSubscribed(networks []string, open func()) {
 // the router (undelivered events stay in the outbox), then the rest.
 func (s *Service) Stop(ctx context.Context) {
 	s.ops.Stop()
+	if s.stopNotices != nil {
+		s.stopNotices()
+	}
 	for name, a := range s.nets {
 		if err := a.Stop(ctx); err != nil {
 			s.log.Warn("stop network", "network", name, "err", err)

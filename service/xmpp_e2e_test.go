@@ -36,9 +36,14 @@ func newXWorldWith(t *testing.T, c testenv.XMPPServerConfig) *xworld {
 
 // newXWorldOn is newXWorldWith on another XMPP server (testenv.XMPPServers).
 func newXWorldOn(t *testing.T, server func(testing.TB, testenv.XMPPServerConfig) *testenv.XMPPServer, c testenv.XMPPServerConfig) *xworld {
+	return newXWorldAround(t, newWorld(t), server, c)
+}
+
+// newXWorldAround is newXWorldOn around a given IRC and MQTT world.
+func newXWorldAround(t *testing.T, w *world, server func(testing.TB, testenv.XMPPServerConfig) *testenv.XMPPServer, c testenv.XMPPServerConfig) *xworld {
 	c.Users = xmppUsers
 	srv := server(t, c)
-	return &xworld{world: newWorld(t), xmpp: srv, room: srv.Room("lobby")}
+	return &xworld{world: w, xmpp: srv, room: srv.Room("lobby")}
 }
 
 // config links #room, sb/room and the MUC; xmppMode is puppet (through

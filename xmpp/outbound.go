@@ -660,6 +660,9 @@ func (a *Adapter) SendMembership(ctx context.Context, d *bridge.Delivery) error 
 	}
 	switch ev := d.Event.(type) {
 	case *bridge.Join:
+		if a.speaksThemselves(ev.Sender.Person) {
+			return nil // their own session joins, when they speak
+		}
 		p, err := a.puppetFor(ev.Sender)
 		if err != nil || p == nil {
 			return nil

@@ -97,6 +97,11 @@ func TestPersonalSession(t *testing.T) {
 	bob := joinHuman(t, srv, "bob", room, "Bob")
 	rec := start(t, a, room)
 	waitPersonal(t, a, "alice", func(s string) bool { return s == personalConnected })
+	// Her joining elsewhere brings no puppet of hers in: her session
+	// speaks for her (the check of the room's presences is below).
+	deliver(t, func(ctx context.Context) (string, error) {
+		return "", a.SendMembership(ctx, &bridge.Delivery{Room: room, Event: &bridge.Join{Header: bridge.Header{ID: bridge.NewEventID(), Sender: fromPerson()}}})
+	})
 
 	m := message(fromPerson(), "hello as myself")
 	id := send(t, a, room, m)

@@ -435,6 +435,19 @@ func (a *Adapter) personalFor(ctx context.Context, person string) *session {
 	return p.s
 }
 
+// speaksThemselves reports whether person has a session of their own
+// here that is not failed: their joining elsewhere brings no puppet of
+// theirs into a room, since their messages will come from their session.
+func (a *Adapter) speaksThemselves(person string) bool {
+	if person == "" {
+		return false
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	p := a.people[person]
+	return p != nil && p.ctx != nil && !strings.HasPrefix(p.state, "failed: ")
+}
+
 // personalSpeaker is the person's own occupant in r, when their session
 // is up and in the room (ok); an error when the room refuses them: a ban
 // keeps them out, never their puppet instead.
