@@ -119,12 +119,16 @@ func (a *AccountInput) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// Person is the person in, with credentials left out taken from cur
-// (nil: none) where cur's account on that network has the same id. An
+// Person is the person with id in, with credentials left out taken from
+// cur (nil: none) where cur's account on that network has the same id. An
 // account whose id changes starts without credentials, so a password
-// never moves to an account it was not given for.
-func (in PersonInput) Person(cur *config.Person) *config.Person {
+// never moves to an account it was not given for. A credential given as
+// "set", what GET shows for one that is stored, keeps the stored one too,
+// so that a client may send back what it read; "set" where none is
+// stored is an error naming the field.
+func (in PersonInput) Person(id string, cur *config.Person) (*config.Person, error) {
 	p := &config.Person{Name: in.Name, Avatar: in.Avatar, Home: in.Home, Accounts: make(map[string]config.Account, len(in.Accounts))}
+	var errs []error
 	for network, ai := range in.Accounts {
 		a := config.Account{ID: ai.ID}
 		if cur != nil {
@@ -132,18 +136,26 @@ func (in PersonInput) Person(cur *config.Person) *config.Person {
 				a = old
 			}
 		}
-		if ai.Password != nil {
-			a.Password = *ai.Password
+		secret := func(key string, given *string, stored *string) {
+			switch {
+			case given == nil:
+			case *given == secretSet && *stored == "":
+				errs = append(errs, &config.FieldError{
+					Path: fmt.Sprintf("people.%s.accounts.%s.%s", id, network, key),
+					Msg:  fmt.Sprintf("%q stands for a stored %s, and this account has none: send the %s itself", secretSet, key, key),
+				})
+			case *given != secretSet:
+				*stored = *given
+			}
 		}
-		if ai.Token != nil {
-			a.Token = *ai.Token
-		}
+		secret("password", ai.Password, &a.Password)
+		secret("token", ai.Token, &a.Token)
 		if ai.DoublePuppet != nil {
 			a.DoublePuppet = *ai.DoublePuppet
 		}
 		p.Accounts[network] = a
 	}
-	return p
+	return p, errors.Join(errs...)
 }
 
 func (s *API) listPeople(w http.ResponseWriter, r *http.Request) {

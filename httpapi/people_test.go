@@ -25,7 +25,10 @@ func TestPersonInputKeepsSecretsLeftOut(t *testing.T) {
 	if err := json.Unmarshal([]byte(body), &in); err != nil {
 		t.Fatal(err)
 	}
-	got := in.Person(cur)
+	got, err := in.Person("alice", cur)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if got.Name != "Alice L." || got.Accounts["irc"].Password != "irc-pw" {
 		t.Errorf("renamed person %+v: want the irc password kept", got)
 	}
@@ -37,6 +40,23 @@ func TestPersonInputKeepsSecretsLeftOut(t *testing.T) {
 	}
 	if cur.Accounts["matrix"].Token != "mx-token" {
 		t.Errorf("the current person was changed")
+	}
+
+	// What GET shows, sent back: the stored password stays; "set" for an
+	// account with none is refused, naming the field.
+	var back PersonInput
+	if err := json.Unmarshal([]byte(`{"home": "irc", "accounts": {"irc": {"id": "alice", "password": "set"}, "xmpp": {"id": "alice@example.org", "password": "set"}}}`), &back); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := back.Person("alice", cur); err != nil || got.Accounts["irc"].Password != "irc-pw" || got.Accounts["xmpp"].Password != "xmpp-pw" {
+		t.Errorf("GET's view sent back: %+v, %v; want the stored passwords kept", got, err)
+	}
+	var none PersonInput
+	if err := json.Unmarshal([]byte(`{"home": "irc", "accounts": {"irc": {"id": "bob", "password": "set"}}}`), &none); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := none.Person("alice", cur); err == nil || !strings.Contains(err.Error(), "people.alice.accounts.irc.password") {
+		t.Errorf(`"set" for an account with no stored password: %v, want an error naming the field`, err)
 	}
 
 	if err := json.Unmarshal([]byte(`{"accounts": {"irc": {"id": "a", "pasword": "x"}}}`), &in); err == nil || !strings.Contains(err.Error(), "pasword") {

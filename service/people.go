@@ -165,7 +165,11 @@ func (s *Service) PutPerson(ctx context.Context, id string, in httpapi.PersonInp
 	err = s.changePeople(ctx, id, func(eff map[string]*config.Person, o *peopleOverlay) error {
 		cur, ok := eff[id]
 		created = !ok
-		o.People[id] = in.Person(cur)
+		p, err := in.Person(id, cur)
+		if err != nil {
+			return err
+		}
+		o.People[id] = p
 		o.Deleted = slices.DeleteFunc(o.Deleted, func(d string) bool { return d == id })
 		return nil
 	})
