@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/switchboard-chat/switchboard/config"
 )
@@ -43,6 +44,34 @@ type PersonalAccount struct {
 	Token        string // Matrix personal access token; the web page's personal token
 	DoublePuppet bool   // Matrix: speak as them through the appservice
 }
+
+// The states of a person's connection, as PersonalStatus reports them;
+// a failed one is PersonalFailed(why).
+const (
+	PersonalConnecting = "connecting"
+	PersonalConnected  = "connected"
+	personalFailed     = "failed: "
+)
+
+// PersonalFailed is the state of a connection that failed for why.
+func PersonalFailed(why string) string { return personalFailed + why }
+
+// IsPersonalFailed reports whether state is a failed connection's.
+func IsPersonalFailed(state string) bool { return strings.HasPrefix(state, personalFailed) }
+
+// PersonalFailure is why state says its connection failed; ok is false
+// for the other states.
+func PersonalFailure(state string) (why string, ok bool) {
+	return strings.CutPrefix(state, personalFailed)
+}
+
+// A personal login the server refused is tried again only rarely: the
+// password is wrong until someone changes it, and a server that sees a
+// login fail every few seconds may lock the account.
+const (
+	PersonalLoginRetryMin = 10 * time.Minute
+	PersonalLoginRetryMax = 6 * time.Hour
+)
 
 // PersonalStatuser is implemented by adapters that hold personal
 // connections: the state of each person's, by person id: "connecting",

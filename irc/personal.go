@@ -24,17 +24,6 @@ type PersonalAccount = adapters.PersonalAccount
 
 var _ adapters.PeopleUser = (*Adapter)(nil)
 
-const (
-	// personalAuthRetry bounds how often a refused login is tried again:
-	// the password is wrong until someone changes it, and services that
-	// see a login fail every few seconds may lock the account.
-	personalAuthRetryMin = 10 * time.Minute
-	personalAuthRetryMax = 6 * time.Hour
-
-	personalConnecting = "connecting"
-	personalConnected  = "connected"
-)
-
 // personalWait is how long a person's message waits for their personal
 // connection to come up before it goes out through their puppet (a
 // variable for tests).
@@ -58,7 +47,7 @@ type personal struct {
 	cur   *conn         // the connection being made or up; for Stop
 	k     *conn         // registered and up; nil while not
 	up    chan struct{} // closed while k is up; a new one once it drops
-	state string        // personalConnecting, personalConnected or "failed: why"
+	state string        // adapters.PersonalConnecting, adapters.PersonalConnected or "failed: why"
 	// waited says a message already waited personalWait in vain since
 	// the connection was last up: the next ones go to the puppet at once
 	// rather than each waiting in turn.
@@ -101,7 +90,7 @@ func (a *Adapter) UsePeople(accts []PersonalAccount) {
 		a.people[person] = &personal{state: why}
 	}
 	for person, acct := range want {
-		p := &personal{acct: acct, up: make(chan struct{}), state: personalConnecting}
+		p := &personal{acct: acct, up: make(chan struct{}), state: adapters.PersonalConnecting}
 		a.people[person] = p
 		if a.started && !a.stopped {
 			a.startPersonalLocked(p)
@@ -160,7 +149,7 @@ func (a *Adapter) stopPersonalLocked(p *personal) {
 func (a *Adapter) runPersonal(p *personal) {
 	defer a.wg.Done()
 	bo := &backoff.Backoff{Min: backoffBase, Max: a.cfg.ReconnectMax, Clock: a.clock}
-	authBo := &backoff.Backoff{Min: personalAuthRetryMin, Max: personalAuthRetryMax, Clock: a.clock}
+	authBo := &backoff.Backoff{Min: adapters.PersonalLoginRetryMin, Max: adapters.PersonalLoginRetryMax, Clock: a.clock}
 	for p.ctx.Err() == nil {
 		k := a.newPersonalConn(p)
 		a.mu.Lock()
@@ -212,8 +201,8 @@ func (a *Adapter) runPersonal(p *personal) {
 // changes: the person's messages go out through their puppet meanwhile.
 func (a *Adapter) personalFailed(p *personal, why string) {
 	a.mu.Lock()
-	changed := p.state != "failed: "+why
-	p.state = "failed: " + why
+	changed := p.state != adapters.PersonalFailed(why)
+	p.state = adapters.PersonalFailed(why)
 	a.mu.Unlock()
 	if changed {
 		a.log.Error("personal connection cannot log in; their messages go out through their puppet", "person", p.acct.Person, "account", p.acct.ID, "why", why)
@@ -281,7 +270,7 @@ func (a *Adapter) personalUp(p *personal, k *conn) {
 		return
 	}
 	a.own[a.info.cm.fold(k.nick())] = time.Time{}
-	p.k, p.state, p.waited = k, personalConnected, false
+	p.k, p.state, p.waited = k, adapters.PersonalConnected, false
 	if !a.info.cm.equal(k.nick(), p.acct.ID) {
 		p.state = nickTaken(p.acct.ID)
 	}
@@ -297,7 +286,7 @@ func (a *Adapter) personalUp(p *personal, k *conn) {
 	a.wg.Add(1)
 	a.mu.Unlock()
 	a.log.Info("personal connection up", "person", p.acct.Person, "nick", k.nick())
-	if st := a.PersonalStatus()[p.acct.Person]; st != personalConnected {
+	if st := a.PersonalStatus()[p.acct.Person]; st != adapters.PersonalConnected {
 		a.log.Error("personal connection: their nick is taken; their messages go out through their puppet until it is free", "person", p.acct.Person, "nick", p.acct.ID, "connected_as", k.nick())
 	}
 	// Joining waits for replies, which the read loop we may be in reads.
@@ -324,13 +313,13 @@ func (a *Adapter) personalNick(p *personal, k *conn) {
 		return
 	}
 	was := p.state
-	p.state = personalConnected
+	p.state = adapters.PersonalConnected
 	if !a.info.cm.equal(k.nick(), p.acct.ID) {
 		p.state = nickTaken(p.acct.ID)
 	}
 	now := p.state
 	a.mu.Unlock()
-	if was != now && now == personalConnected {
+	if was != now && now == adapters.PersonalConnected {
 		a.log.Info("personal connection has its nick back", "person", p.acct.Person, "nick", k.nick())
 	}
 }
@@ -340,8 +329,8 @@ func (a *Adapter) personalDown(p *personal, k *conn) {
 	a.mu.Lock()
 	if p.k == k {
 		p.k, p.up = nil, make(chan struct{})
-		if p.state == personalConnected || p.state == nickTaken(p.acct.ID) {
-			p.state = personalConnecting
+		if p.state == adapters.PersonalConnected || p.state == nickTaken(p.acct.ID) {
+			p.state = adapters.PersonalConnecting
 		}
 	}
 	f := a.info.cm.fold(nick)
@@ -360,7 +349,7 @@ func (a *Adapter) personalFor(ctx context.Context, person string) *conn {
 	}
 	a.mu.Lock()
 	p := a.people[person]
-	if p == nil || p.ctx == nil || p.waited || strings.HasPrefix(p.state, "failed: ") {
+	if p == nil || p.ctx == nil || p.waited || adapters.IsPersonalFailed(p.state) {
 		a.mu.Unlock()
 		return nil
 	}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchboard-chat/switchboard/adapters"
 	"github.com/switchboard-chat/switchboard/bridge"
 	"github.com/switchboard-chat/switchboard/internal/testenv"
 )
@@ -96,8 +97,8 @@ func TestPersonalConnectionSpeaksAsAccount(t *testing.T) {
 	if acc := whoisAccount(t, bob, "alice"); acc != "alice" {
 		t.Errorf("WHOIS alice: logged in to %q, want alice", acc)
 	}
-	if st := a.PersonalStatus()["alice"]; st != personalConnected {
-		t.Errorf("status %q, want %s", st, personalConnected)
+	if st := a.PersonalStatus()["alice"]; st != adapters.PersonalConnected {
+		t.Errorf("status %q, want %s", st, adapters.PersonalConnected)
 	}
 
 	// Her phone, a second client logged in to her account: InspIRCd with
@@ -241,7 +242,7 @@ func TestPersonalNickSpoofed(t *testing.T) {
 	bob := s.IRC.Client(t, "bob")
 	bob.Join("#lobby")
 	a := startAdapter(t, netConfig(s.IRC, "puppet"), alicePeople("alice-pw"), "#lobby")
-	waitStatus(t, a, personalConnected)
+	waitStatus(t, a, adapters.PersonalConnected)
 	if _, err := bob.Wait(waitFor, func(l testenv.IRCLine) bool { return l.Command == "JOIN" && l.Nick() == "alice" }); err != nil {
 		t.Fatalf("alice's connection never joined #lobby: %v", err)
 	}
@@ -287,7 +288,7 @@ func TestPersonalNickSpoofed(t *testing.T) {
 	}
 	// Once the nick is free, her connection takes it back and speaks.
 	mallory.Quit()
-	waitStatus(t, a, personalConnected)
+	waitStatus(t, a, adapters.PersonalConnected)
 	a.send(t, personMessage("my nick again"), "#lobby")
 	l = bob.WaitText(waitFor, "#lobby", "alice", "my nick again")
 	if ok, acc := l.GetTag("account"); !ok || acc != "alice" {
@@ -338,8 +339,8 @@ func TestPersonalWaitsThenPuppet(t *testing.T) {
 	if n := a.puppetCount(); n != 1 {
 		t.Errorf("%d puppets, want alice's", n)
 	}
-	if st := a.PersonalStatus()["alice"]; st != personalConnecting {
-		t.Errorf("status %q, want %s", st, personalConnecting)
+	if st := a.PersonalStatus()["alice"]; st != adapters.PersonalConnecting {
+		t.Errorf("status %q, want %s", st, adapters.PersonalConnecting)
 	}
 }
 

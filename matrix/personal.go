@@ -27,11 +27,6 @@ import (
 
 var _ adapters.PeopleUser = (*Adapter)(nil)
 
-const (
-	personalConnecting = "connecting"
-	personalConnected  = "connected"
-)
-
 // personalRecheck is how long a refused account is left failed before
 // it is tried again (the registration may have been reloaded, the token
 // replaced): until then their ghost speaks at once.
@@ -43,7 +38,7 @@ type personal struct {
 	acct    adapters.PersonalAccount
 	user    id.UserID
 	intent  *appservice.IntentAPI // set once connected
-	state   string                // personalConnecting, personalConnected or "failed: why"
+	state   string                // adapters.PersonalConnecting, adapters.PersonalConnected or "failed: why"
 	checked time.Time             // when it was last refused
 	check   sync.Mutex
 }
@@ -73,9 +68,9 @@ func (a *Adapter) UsePeople(accts []adapters.PersonalAccount) {
 		if acct.Person == "" {
 			continue
 		}
-		p := &personal{acct: acct, user: id.UserID(acct.ID), state: personalConnecting}
+		p := &personal{acct: acct, user: id.UserID(acct.ID), state: adapters.PersonalConnecting}
 		if why := a.unusable(acct); why != "" {
-			p.state = "failed: " + why
+			p.state = adapters.PersonalFailed(why)
 			a.log.Error("personal Matrix account cannot be used; their ghost speaks for them", "person", acct.Person, "account", acct.ID, "why", why)
 		}
 		next[acct.Person] = p
@@ -140,9 +135,9 @@ func (a *Adapter) personalIntent(ctx context.Context, person string) *appservice
 	state, intent, checked := p.state, p.intent, p.checked
 	a.peopleMu.Unlock()
 	switch {
-	case state == personalConnected:
+	case state == adapters.PersonalConnected:
 		return intent
-	case strings.HasPrefix(state, "failed: ") && (checked.IsZero() || time.Since(checked) < personalRecheck):
+	case adapters.IsPersonalFailed(state) && (checked.IsZero() || time.Since(checked) < personalRecheck):
 		return nil // unusable, or refused a short while ago
 	}
 	intent, err := a.makePersonalIntent(ctx, p.acct)
@@ -163,7 +158,7 @@ func (a *Adapter) personalIntent(ctx context.Context, person string) *appservice
 		return nil
 	}
 	a.peopleMu.Lock()
-	p.intent, p.state = intent, personalConnected
+	p.intent, p.state = intent, adapters.PersonalConnected
 	a.peopleMu.Unlock()
 	a.log.Info("matrix: a person speaks as their own user", "person", person, "user", p.user)
 	return intent
@@ -235,8 +230,8 @@ func (a *Adapter) personalFailed(p *personal, err error) {
 		why = "the homeserver refuses the access token of " + string(p.user) + ": " + why
 	}
 	a.peopleMu.Lock()
-	changed := p.state != "failed: "+why
-	p.state, p.intent, p.checked = "failed: "+why, nil, time.Now()
+	changed := p.state != adapters.PersonalFailed(why)
+	p.state, p.intent, p.checked = adapters.PersonalFailed(why), nil, time.Now()
 	a.peopleMu.Unlock()
 	if changed {
 		a.log.Error("matrix: a person's own user cannot be used; their ghost speaks for them", "person", p.acct.Person, "user", p.user, "why", why)

@@ -6,7 +6,6 @@ package metrics
 import (
 	"context"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
@@ -250,10 +249,12 @@ func (c *adapterCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(c.puppets, prometheus.GaugeValue, float64(p.Puppets()), name)
 		}
 		if p, ok := a.(adapters.PersonalStatuser); ok {
-			states := map[string]int{"connecting": 0, "connected": 0, "failed": 0}
+			states := map[string]int{adapters.PersonalConnecting: 0, adapters.PersonalConnected: 0, "failed": 0}
 			for _, st := range p.PersonalStatus() {
-				state, _, _ := strings.Cut(st, ":")
-				states[state]++
+				if adapters.IsPersonalFailed(st) {
+					st = "failed"
+				}
+				states[st]++
 			}
 			for state, n := range states {
 				ch <- prometheus.MustNewConstMetric(c.personal, prometheus.GaugeValue, float64(n), name, state)

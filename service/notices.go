@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/switchboard-chat/switchboard/adapters"
@@ -60,7 +59,7 @@ func (f *failureNotices) poll(ctx context.Context) {
 		}
 		for person, state := range ps.PersonalStatus() {
 			key := [2]string{network, person}
-			why, failed := strings.CutPrefix(state, "failed: ")
+			why, failed := adapters.PersonalFailure(state)
 			switch {
 			case state == "connected":
 				delete(f.told, key)

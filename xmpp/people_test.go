@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchboard-chat/switchboard/adapters"
 	"github.com/switchboard-chat/switchboard/bridge"
 	"github.com/switchboard-chat/switchboard/internal/testenv"
 )
@@ -96,7 +97,7 @@ func TestPersonalSession(t *testing.T) {
 	a, _ := withPeople(t, srv, PersonalAccount{Person: "alice", Name: "Alice", ID: alice, Password: testUsers["alice"]})
 	bob := joinHuman(t, srv, "bob", room, "Bob")
 	rec := start(t, a, room)
-	waitPersonal(t, a, "alice", func(s string) bool { return s == personalConnected })
+	waitPersonal(t, a, "alice", func(s string) bool { return s == adapters.PersonalConnected })
 	// Her joining elsewhere brings no puppet of hers in: her session
 	// speaks for her (the check of the room's presences is below).
 	deliver(t, func(ctx context.Context) (string, error) {
@@ -193,7 +194,7 @@ func TestPersonalSessionBanned(t *testing.T) {
 	a, _ := withPeople(t, srv, PersonalAccount{Person: "alice", Name: "Alice", ID: alice, Password: testUsers["alice"]})
 	bob := joinHuman(t, srv, "bob", room, "Bob") // the first in: the room's owner
 	start(t, a, room)
-	waitPersonal(t, a, "alice", func(s string) bool { return s == personalConnected })
+	waitPersonal(t, a, "alice", func(s string) bool { return s == adapters.PersonalConnected })
 	send(t, a, room, message(fromPerson(), "before the ban"))
 	bob.waitMessage(func(s testenv.XMPPStanza) bool { return s.Body() == "before the ban" })
 
@@ -232,7 +233,7 @@ func TestPersonalSessionRejoinsAfterRestart(t *testing.T) {
 	room := newRoomName(srv, "ownrestart")
 	a, _ := withPeople(t, srv, PersonalAccount{Person: "alice", Name: "Alice", ID: srv.JID("alice").String(), Password: testUsers["alice"]})
 	start(t, a, room)
-	waitPersonal(t, a, "alice", func(s string) bool { return s == personalConnected })
+	waitPersonal(t, a, "alice", func(s string) bool { return s == adapters.PersonalConnected })
 
 	srv.Restart(t)
 	bob := joinHuman(t, srv, "bob", room, "Bob")
@@ -281,7 +282,7 @@ func TestPersonalSessionNotUpYet(t *testing.T) {
 			t.Errorf("%q took %v (personalWait %v)", text, took, personalWait)
 		}
 	}
-	if st := a.PersonalStatus()["alice"]; st != personalConnecting {
+	if st := a.PersonalStatus()["alice"]; st != adapters.PersonalConnecting {
 		t.Errorf("status %q, want connecting", st)
 	}
 }

@@ -34,15 +34,6 @@ const (
 	// personalResource is the resource the sessions ask for: their other
 	// clients tell it apart from their own.
 	personalResource = "switchboard"
-
-	// A refused login is retried only rarely: the password is wrong
-	// until someone changes it, and a server that sees a login fail
-	// every few seconds may lock the account.
-	personalAuthRetryMin = 10 * time.Minute
-	personalAuthRetryMax = 6 * time.Hour
-
-	personalConnecting = "connecting"
-	personalConnected  = "connected"
 )
 
 // personalWait is how long a person's message waits for their session
@@ -61,7 +52,7 @@ type personal struct {
 	// guarded by Adapter.mu
 	s     *session      // up; nil while not
 	up    chan struct{} // closed while s is up; a new one once it drops
-	state string        // personalConnecting, personalConnected or "failed: why"
+	state string        // adapters.PersonalConnecting, adapters.PersonalConnected or "failed: why"
 	// waited says a message already waited personalWait in vain since
 	// the session was last up: the next ones go to the puppet at once.
 	waited bool
@@ -88,7 +79,7 @@ func (a *Adapter) UsePeople(accts []PersonalAccount) {
 		case a.clientServer() == "":
 			invalid[acct.Person] = "failed: the network has no client_server to log in through"
 		default:
-			want[acct.Person] = &personal{acct: acct, jid: j.Bare(), up: make(chan struct{}), state: personalConnecting, rooms: map[string]*membership{}}
+			want[acct.Person] = &personal{acct: acct, jid: j.Bare(), up: make(chan struct{}), state: adapters.PersonalConnecting, rooms: map[string]*membership{}}
 			continue
 		}
 		a.log.Error("xmpp: personal account cannot be used", "person", acct.Person, "why", invalid[acct.Person])
@@ -164,7 +155,7 @@ func (a *Adapter) forgetPersonalLocked(p *personal) {
 func (a *Adapter) runPersonal(p *personal) {
 	defer a.wg.Done()
 	bo := backoff.New(a.t.minBackoff, a.t.maxBackoff)
-	authBo := backoff.New(personalAuthRetryMin, personalAuthRetryMax)
+	authBo := backoff.New(adapters.PersonalLoginRetryMin, adapters.PersonalLoginRetryMax)
 	account, err := p.jid.WithResource(personalResource)
 	if err != nil {
 		account = p.jid
@@ -220,8 +211,8 @@ func saslRefusal(err error) string {
 // changes: the person's messages go out through their puppet meanwhile.
 func (a *Adapter) personalFailed(p *personal, why string) {
 	a.mu.Lock()
-	changed := p.state != "failed: "+why
-	p.state = "failed: " + why
+	changed := p.state != adapters.PersonalFailed(why)
+	p.state = adapters.PersonalFailed(why)
 	a.mu.Unlock()
 	if changed {
 		a.log.Error("xmpp: personal session cannot log in; their messages go out through their puppet", "person", p.acct.Person, "account", p.acct.ID, "why", why)
@@ -271,7 +262,7 @@ func (a *Adapter) personalUp(p *personal, c *session) {
 		a.mu.Unlock()
 		return
 	}
-	p.s, p.state, p.waited = c, personalConnected, false
+	p.s, p.state, p.waited = c, adapters.PersonalConnected, false
 	close(p.up)
 	rooms := make([]*room, 0, len(a.rooms))
 	for _, r := range a.rooms {
@@ -291,8 +282,8 @@ func (a *Adapter) personalDown(p *personal, c *session) {
 	defer a.mu.Unlock()
 	if p.s == c {
 		p.s, p.up = nil, make(chan struct{})
-		if p.state == personalConnected {
-			p.state = personalConnecting
+		if p.state == adapters.PersonalConnected {
+			p.state = adapters.PersonalConnecting
 		}
 	}
 	for _, m := range p.rooms {
@@ -411,7 +402,7 @@ func (a *Adapter) personalFor(ctx context.Context, person string) *session {
 	}
 	a.mu.Lock()
 	p := a.people[person]
-	if p == nil || p.ctx == nil || p.waited || strings.HasPrefix(p.state, "failed: ") {
+	if p == nil || p.ctx == nil || p.waited || adapters.IsPersonalFailed(p.state) {
 		a.mu.Unlock()
 		return nil
 	}
@@ -445,7 +436,7 @@ func (a *Adapter) speaksThemselves(person string) bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	p := a.people[person]
-	return p != nil && p.ctx != nil && !strings.HasPrefix(p.state, "failed: ")
+	return p != nil && p.ctx != nil && !adapters.IsPersonalFailed(p.state)
 }
 
 // personalSpeaker is the person's own occupant in r, when their session
