@@ -73,7 +73,7 @@ func BenchmarkBurstIRCToXMPP(b *testing.B) {
 // the room no faster than Prosody takes one from a client. Its
 // cpu-µs/msg is Prosody's.
 func BenchmarkBurstXMPPDirect(b *testing.B) {
-	xmpp := testenv.ProsodyWith(b, testenv.XMPPServerConfig{Users: map[string]string{"alice": "pw", "bob": "pw"}})
+	xmpp := benchXMPP(b, testenv.XMPPServerConfig{Users: map[string]string{"alice": "pw", "bob": "pw"}, Global: os.Getenv("SWITCHBOARD_BENCH_PROSODY")})
 	muc := xmpp.Room("bench")
 	alice, bob := xmpp.Client(b, "alice", "pw"), xmpp.Client(b, "bob", "pw")
 	for nick, c := range map[string]*testenv.XMPPClient{"alice": alice, "bob": bob} {
@@ -108,7 +108,7 @@ func BenchmarkBurstIRCDirect(b *testing.B) {
 // MUC (as a component), with alice in the MUC watching, and returns how
 // bob sends to #bench.
 func ircToXMPP(b *testing.B) (*relay, func(text string)) {
-	irc, xmpp := testenv.InspIRCd(b), testenv.ProsodyWith(b, testenv.XMPPServerConfig{Users: map[string]string{"alice": "pw"}})
+	irc, xmpp := testenv.InspIRCd(b), benchXMPP(b, testenv.XMPPServerConfig{Users: map[string]string{"alice": "pw"}, Global: os.Getenv("SWITCHBOARD_BENCH_PROSODY")})
 	muc := xmpp.Room("bench")
 	r := startRelay(b, fmt.Sprintf(`
   libera: { type: irc, server: "%s", nick: switchboard, rate: { per_second: 0 } }
@@ -136,7 +136,7 @@ func BenchmarkRelayXMPPToIRCPuppet(b *testing.B) { benchXMPPToIRC(b, "puppet") }
 func BenchmarkRelayXMPPToIRCBot(b *testing.B)    { benchXMPPToIRC(b, "relay") }
 
 func benchXMPPToIRC(b *testing.B, mode string) {
-	irc, xmpp := testenv.InspIRCd(b), testenv.ProsodyWith(b, testenv.XMPPServerConfig{Users: map[string]string{"alice": "pw"}, Global: os.Getenv("SWITCHBOARD_BENCH_PROSODY")})
+	irc, xmpp := testenv.InspIRCd(b), benchXMPP(b, testenv.XMPPServerConfig{Users: map[string]string{"alice": "pw"}, Global: os.Getenv("SWITCHBOARD_BENCH_PROSODY")})
 	muc := xmpp.Room("bench")
 	// The same flood control for the bot and the puppet: enough for the
 	// offered rate, so that it measures the relay.
@@ -680,4 +680,18 @@ func processCPU(b testing.TB, p *testenv.Process) time.Duration {
 	stime, _ := strconv.ParseInt(fields[12], 10, 64)
 	const ticksPerSecond = 100 // USER_HZ on Linux
 	return time.Duration(utime+stime) * time.Second / ticksPerSecond
+}
+
+// benchXMPP starts the XMPP server SWITCHBOARD_BENCH_XMPP names:
+// "prosody" (the default) or "ejabberd".
+func benchXMPP(b *testing.B, c testenv.XMPPServerConfig) *testenv.XMPPServer {
+	switch v := os.Getenv("SWITCHBOARD_BENCH_XMPP"); v {
+	case "", "prosody":
+		return testenv.ProsodyWith(b, c)
+	case "ejabberd":
+		return testenv.EjabberdWith(b, c)
+	default:
+		b.Fatalf("SWITCHBOARD_BENCH_XMPP=%q: want prosody or ejabberd", v)
+		return nil
+	}
 }
