@@ -74,7 +74,7 @@ people:
 		t.Errorf("her page's status says %q, want connected as alice ✓ verified", s)
 	}
 	page.do("sending", chromedp.SendKeys(chromedp.ID("text"), "it's me, from the web"), chromedp.Click(chromedp.ID("send-button")))
-	if m := page.message("it's me, from the web"); m.Who != "alice" || !m.Verified || !m.Mine {
+	if m := page.message("it's me, from the web"); m.Who != "alice" || !m.Verified || m.Unverified || !m.Mine {
 		t.Errorf("her own message shown as %+v, want hers, from alice, verified", m)
 	}
 	page.shoot("person-verified.png")
@@ -98,7 +98,7 @@ people:
 	}
 	// And what bob answers shows on her page.
 	bob.Say("#lobby", "hi alice")
-	if m := page.message("hi alice"); m.Who != "bob" || m.Verified || m.Mine {
+	if m := page.message("hi alice"); m.Who != "bob" || m.Verified || m.Unverified || m.Mine {
 		t.Errorf("bob's message shown on her page as %+v", m)
 	}
 
@@ -116,10 +116,15 @@ people:
 	if intruder.visible("#chat") {
 		t.Errorf("the chat shows after a refused token")
 	}
+	if v, err := chromedp.Run(intruder.ctx, chromedp.Evaluate[string](`(() => { const f = document.getElementById("person-token");
+		return f.getAttribute("aria-invalid") + "," + (document.activeElement === f); })()`)); err != nil || v != "true,true" {
+		t.Errorf("the token field after its refusal: invalid and focused %q, %v; want true,true", v, err)
+	}
 	intruder.shoot("person-refused.png")
 
-	// Without a token, the same visitor types the name alice: the page
-	// shows them unverified, and IRC gets their words from a puppet.
+	// Without a token, the same visitor types the name alice: the pages
+	// show them "not verified" (a name alice was verified under), and IRC
+	// gets their words from a puppet.
 	intruder.do("clearing the token", chromedp.Evaluate[chromedp.Void](`document.getElementById("person-token").value = ""`))
 	intruder.do("typing her name", chromedp.SendKeys(chromedp.ID("name"), "alice"))
 	intruder.join()
@@ -127,12 +132,13 @@ people:
 		t.Errorf("the visitor's status says %q, want connected as alice, not verified", s)
 	}
 	intruder.do("sending", chromedp.SendKeys(chromedp.ID("text"), "I am alice too"), chromedp.Click(chromedp.ID("send-button")))
-	if m := intruder.message("I am alice too"); m.Who != "alice" || m.Verified || !m.Mine {
-		t.Errorf("the visitor's own message shown as %+v, want theirs, unverified", m)
+	if m := intruder.message("I am alice too"); m.Who != "alice" || m.Verified || !m.Unverified || !m.Mine {
+		t.Errorf("the visitor's own message shown as %+v, want theirs, not verified", m)
 	}
-	if m := page.message("I am alice too"); m.Who != "alice" || m.Verified || m.Mine {
-		t.Errorf("the visitor's message shown on alice's page as %+v, want not hers, unverified", m)
+	if m := page.message("I am alice too"); m.Who != "alice" || m.Verified || !m.Unverified || m.Mine {
+		t.Errorf("the visitor's message shown on alice's page as %+v, want not hers, not verified", m)
 	}
+	waitShown(t, page.ctx, "alice (not verified) joined (web)", "note")
 	page.shoot("person-and-visitor.png")
 	if l := bob.WaitText(patience, "#lobby", "", "I am alice too"); l.Nick() == "alice" || !strings.HasPrefix(l.Nick(), "alice[") {
 		t.Errorf("IRC shows the visitor's message from %q, want a puppet (alice[…]), never alice", l.Nick())
@@ -171,7 +177,9 @@ type chatPage struct {
 func (p *chatPage) tab() *chatPage {
 	ctx, cancel := chromedp.NewContext(p.ctx)
 	p.t.Cleanup(cancel)
-	return &chatPage{t: p.t, ctx: ctx}
+	tab := &chatPage{t: p.t, ctx: ctx}
+	tab.do("sizing the tab", chromedp.EmulateViewport(1000, 720))
+	return tab
 }
 
 func (p *chatPage) do(what string, steps ...chromedp.Action[chromedp.Void]) {
@@ -235,20 +243,34 @@ func (p *chatPage) visible(selector string) bool {
 	return v
 }
 
-// personMessage is a message as the page shows it, with its ✓.
+// personMessage is a message as the page shows it, with its ✓ or its
+// "not verified".
 type personMessage struct {
 	shownMessage
-	Verified bool `json:"verified"`
+	Verified, Unverified bool
 }
 
 // message waits for the page to show a message with this text.
 func (p *chatPage) message(text string) personMessage {
 	p.t.Helper()
 	m := waitMessage(p.t, p.ctx, text)
-	v, err := chromedp.Run(p.ctx, chromedp.Evaluate[bool](fmt.Sprintf(`[...document.querySelectorAll("#messages li.msg")].some((li) =>
-		li.querySelector(".body").textContent === %q && li.querySelector(".head .verified") !== null)`, text)))
+	marks, err := chromedp.Run(p.ctx, chromedp.Evaluate[[]string](fmt.Sprintf(`(() => {
+		const li = [...document.querySelectorAll("#messages li.msg")].find((li) => li.querySelector(".body").textContent === %q);
+		return [...li.querySelectorAll(".head .verified, .head .unverified")].map((e) => e.className + ":" + e.textContent);
+	})()`, text)))
 	if err != nil {
 		p.t.Fatal(err)
 	}
-	return personMessage{shownMessage: m, Verified: v}
+	pm := personMessage{shownMessage: m}
+	for _, mk := range marks {
+		switch mk {
+		case "verified:✓":
+			pm.Verified = true
+		case "unverified:not verified":
+			pm.Unverified = true
+		default:
+			p.t.Errorf("message %q has the mark %q", text, mk)
+		}
+	}
+	return pm
 }
