@@ -139,6 +139,11 @@ people:
 		t.Errorf("the visitor's message shown on alice's page as %+v, want not hers, not verified", m)
 	}
 	waitShown(t, page.ctx, "alice (not verified) joined (web)", "note")
+	// The refused token let no one in: the visitor's is the only join
+	// alice's page saw.
+	if joins, err := chromedp.Run(page.ctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll("#messages li.note")].map((li) => li.textContent).filter((s) => s.includes(" joined") && !s.startsWith("You "))`)); err != nil || len(joins) != 1 {
+		t.Errorf("alice's page saw joins %q (%v); want only the visitor's", joins, err)
+	}
 	page.shoot("person-and-visitor.png")
 	if l := bob.WaitText(patience, "#lobby", "", "I am alice too"); l.Nick() == "alice" || !strings.HasPrefix(l.Nick(), "alice[") {
 		t.Errorf("IRC shows the visitor's message from %q, want a puppet (alice[…]), never alice", l.Nick())
