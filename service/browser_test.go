@@ -30,29 +30,42 @@ const (
 // A real Chromium loads the chat page, joins a room with its WebRTC data
 // channel and talks with an IRC user through the whole service. Switchboard,
 // InspIRCd and Chromium run in a network namespace with only a loopback
-// interface: the test runs itself again under `unshare -n`.
+// interface (inLoopbackNamespace).
 func TestBrowserChatPage(t *testing.T) {
+	inLoopbackNamespace(t, browserScenario, "inspircd")
+}
+
+// inLoopbackNamespace runs scenario, a test of the page in a real
+// Chromium, in a network namespace with only a loopback interface, so
+// that nothing (Chromium's ICE candidates included) can leave the
+// machine: the test runs itself again under `unshare -n`, and scenario
+// runs in that inner run. need are the programs it needs besides
+// chromium. Screenshots go to $SWITCHBOARD_SCREENSHOTS when set (to look
+// at the page), else to the test's temp dir (see screenshot).
+func inLoopbackNamespace(t *testing.T, scenario func(*testing.T), need ...string) {
+	t.Helper()
 	if os.Getenv(browserInnerEnv) == "1" {
-		browserScenario(t)
+		if out, err := exec.Command("ip", "link", "set", "lo", "up").CombinedOutput(); err != nil {
+			t.Fatalf("ip link set lo up: %v\n%s", err, out)
+		}
+		scenario(t)
 		return
 	}
 	if os.Getuid() != 0 {
 		t.Skip("needs root for a network namespace")
 	}
 	unshare := testenv.Need(t, "unshare")
-	testenv.Need(t, "ip")
-	testenv.Need(t, "chromium")
-	testenv.Need(t, "inspircd")
-	// Screenshots go to $SWITCHBOARD_SCREENSHOTS when set (to look at the
-	// page), else to the test's temp dir.
+	for _, p := range append([]string{"ip", "chromium"}, need...) {
+		testenv.Need(t, p)
+	}
 	shots := os.Getenv("SWITCHBOARD_SCREENSHOTS")
 	if shots == "" {
 		shots = t.TempDir()
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, unshare, "-n", "--", os.Args[0],
-		"-test.run", "^TestBrowserChatPage$", "-test.v", "-test.count=1", "-test.timeout=100s")
+		"-test.run", "^"+t.Name()+"$", "-test.v", "-test.count=1", "-test.timeout=170s")
 	cmd.Env = append(os.Environ(), browserInnerEnv+"=1", browserShotsEnv+"="+shots)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
@@ -61,21 +74,37 @@ func TestBrowserChatPage(t *testing.T) {
 	if bytes.Contains(out, []byte("--- SKIP")) {
 		t.Skipf("skipped inside the network namespace:\n%s", out)
 	}
-	if !bytes.Contains(out, []byte("--- PASS: TestBrowserChatPage")) {
+	if !bytes.Contains(out, []byte("--- PASS: "+t.Name())) {
 		t.Fatalf("the inner run did not pass:\n%s", out)
 	}
-	if os.Getenv("SWITCHBOARD_SCREENSHOTS") != "" {
-		for _, name := range []string{"join.png", "desktop.png", "phone.png"} {
-			t.Logf("screenshot: %s", filepath.Join(shots, name))
+	for _, line := range strings.Split(string(out), "\n") {
+		if _, path, ok := strings.Cut(line, "screenshot: "); ok {
+			t.Logf("screenshot: %s", path)
 		}
 	}
 }
 
+// screenshot saves what the page of ctx shows as name, in the directory
+// inLoopbackNamespace chose.
+func screenshot(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	shots := os.Getenv(browserShotsEnv)
+	if shots == "" {
+		shots = t.TempDir()
+	}
+	png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+	if err != nil {
+		t.Fatalf("screenshot: %v", err)
+	}
+	path := filepath.Join(shots, name)
+	if err := os.WriteFile(path, png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshot: %s", path)
+}
+
 // browserScenario runs inside the namespace.
 func browserScenario(t *testing.T) {
-	if out, err := exec.Command("ip", "link", "set", "lo", "up").CombinedOutput(); err != nil {
-		t.Fatalf("ip link set lo up: %v\n%s", err, out)
-	}
 	chromium := testenv.Need(t, "chromium")
 	irc := testenv.InspIRCd(t)
 	listen := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
@@ -121,22 +150,7 @@ links:
 		}
 	}
 
-	shots := os.Getenv(browserShotsEnv)
-	if shots == "" {
-		shots = t.TempDir()
-	}
-	shoot := func(name string) {
-		t.Helper()
-		png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
-		if err != nil {
-			t.Fatalf("screenshot: %v", err)
-		}
-		path := filepath.Join(shots, name)
-		if err := os.WriteFile(path, png, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("screenshot: %s", path)
-	}
+	shoot := func(name string) { t.Helper(); screenshot(t, ctx, name) }
 	// The offers the page posts, to see which candidates it gathered.
 	offers := make(chan string, 8)
 	err = chromedp.Listen(ctx, func(ev any) {

@@ -5,7 +5,8 @@
   const $ = (id) => document.getElementById(id);
   const store = window.localStorage;
   const state = { pc: null, dc: null, location: null, token: "", personToken: "", person: "", room: "", name: "", id: "", me: null, network: "",
-    backoff: 1000, timer: null, leaving: false, joined: false, replyTo: null, editing: null, items: new Map() };
+    backoff: 1000, timer: null, leaving: false, joined: false, replyTo: null, editing: null, items: new Map(),
+    verifiedNames: new Set() };
 
   if (!store.getItem("sb-id")) {
     const a = new Uint8Array(8); crypto.getRandomValues(a);
@@ -23,6 +24,7 @@
     if (!state.joined) { $("join-error").textContent = cls === "bad" ? text : ""; }
   }
 
+  $("person-token").addEventListener("input", (e) => e.target.removeAttribute("aria-invalid"));
   $("join").addEventListener("submit", (e) => {
     e.preventDefault();
     state.name = $("name").value.trim(); state.room = $("room").value.trim(); state.token = $("token").value;
@@ -102,7 +104,12 @@
       const body = await resp.text();
       if (!current()) return;
       if (resp.status === 401) { $("token-row").hidden = false; return fail("This room needs a token."); }
-      if (resp.status === 403) return fail("Your personal token was not accepted: check it, or join without it.");
+      if (resp.status === 403) {
+        // The field that was wrong is marked and focused, ready to fix.
+        fail("Your personal token was not accepted: check it, or join without it.");
+        const f = $("person-token"); f.setAttribute("aria-invalid", "true"); f.focus(); f.select();
+        return;
+      }
       if (resp.status === 404) return fail("No room \"" + state.room + "\" here.");
       if (resp.status !== 201) throw new Error(body || resp.statusText);
       state.location = resp.headers.get("Location");
@@ -232,6 +239,8 @@
         $("join").hidden = true; $("chat").hidden = false;
         $("join-button").disabled = false; $("join-button").textContent = "Join";
         status("connected as " + f.name + (f.person ? " ✓ verified" : ""), "ok");
+        if (f.person) learnVerified(f.name);
+        for (const p of f.peers || []) if (p.person) learnVerified(p.name);
         const others = (f.peers || []).filter((p) => p.id !== f.id).map((p) => p.name + (p.person ? " ✓" : ""));
         addNote((again ? "Reconnected to " : "You joined ") + f.room + (others.length ? " with " + others.join(", ") : ""));
         $("text").focus();
@@ -264,7 +273,8 @@
         it.react.textContent = Array.from(it.reactions, ([k, c]) => k + (c > 1 ? " " + c : "")).join("  ");
         return;
       }
-      case "join": return addNote(senderText(f) + " joined" + badgeText(f));
+      case "join": if (f.sender && f.sender.person) learnVerified(f.sender.name);
+        return addNote(senderText(f) + " joined" + badgeText(f));
       case "leave": return addNote(senderText(f) + " left" + badgeText(f));
       case "rename": return addNote(f.previous + " is now " + f.sender.name + badgeText(f));
       case "topic": return addNote("Topic: " + (f.topic || "(none)"));
@@ -276,7 +286,29 @@
 
   // A sender with "person" set is one of the configured people, as their
   // network (or their personal token here) vouched for them: verified.
-  function senderText(f) { return (f.sender.name || f.sender.id) + (f.sender.person ? " ✓" : ""); }
+  function senderText(f) {
+    const name = f.sender.name || f.sender.id;
+    return name + (f.sender.person ? " ✓" : impostor(name) ? " (not verified)" : "");
+  }
+
+  // A name one of the people was verified under here may be taken by
+  // anyone else (a visitor typing it, an IRC nick not logged in): such a
+  // sender is marked "not verified", so the missing ✓ is not the only
+  // difference. learnVerified marks what was shown before the name was.
+  function nameKey(name) { return String(name || "").trim().toLowerCase(); }
+  function impostor(name) { return state.verifiedNames.has(nameKey(name)); }
+  function learnVerified(name) {
+    const k = nameKey(name);
+    if (!k || state.verifiedNames.has(k)) return;
+    state.verifiedNames.add(k);
+    for (const it of state.items.values()) if (!it.verified && nameKey(it.name) === k) markUnverified(it.head);
+  }
+  function markUnverified(head) {
+    if (head.querySelector(".unverified")) return;
+    const u = el("span", "unverified", "not verified");
+    u.title = "not one of the verified people, whatever the name";
+    head.querySelector(".who").after(u);
+  }
   function verifiedMark(f) {
     const v = el("span", "verified", "✓");
     v.title = "verified: " + f.sender.person;
@@ -311,10 +343,11 @@
     const head = el("div", "head");
     const who = f.sender.name || f.sender.id;
     head.appendChild(el("span", "who " + colour(who), who));
-    if (f.sender.person) head.appendChild(verifiedMark(f));
+    if (f.sender.person) { learnVerified(who); head.appendChild(verifiedMark(f)); }
     head.appendChild(el("span", "badge", f.network));
     if (f.ts) head.appendChild(el("time", "ts", new Date(f.ts).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })));
     li.appendChild(head);
+    if (!f.sender.person && impostor(who)) markUnverified(head);
     if (f.reply_to) {
       const q = state.items.get(f.reply_to);
       li.appendChild(el("div", "quote", q ? "↪ " + q.name + ": " + q.text.slice(0, 80) : "↪ reply"));
@@ -346,7 +379,7 @@
       tools.append(edit, del);
     }
     li.appendChild(tools);
-    state.items.set(f.id, { li, body, react, text: f.text || "", name: who, own: mine, reactions: new Map(), mine: new Set() });
+    state.items.set(f.id, { li, head, body, react, text: f.text || "", name: who, verified: !!f.sender.person, own: mine, reactions: new Map(), mine: new Set() });
     append(li, mine);
   }
 })();
