@@ -57,6 +57,13 @@ func newBenchServer(t testing.TB) *server { return newServerWith(t) }
 // appservice double-puppet the given users.
 func newServerWith(t testing.TB, doublePuppeted ...string) *server {
 	t.Helper()
+	return newServerNamespace(t, "", doublePuppeted...)
+}
+
+// newServerNamespace is newServerWith whose network (and registration)
+// has double_puppet_namespace ns.
+func newServerNamespace(t testing.TB, ns string, doublePuppeted ...string) *server {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -75,9 +82,10 @@ func newServerWith(t testing.TB, doublePuppeted ...string) *server {
 		GhostLocalpart: "sb_{network}_{id}",
 		ID:             "switchboard",
 		URL:            "http://" + ln.Addr().String(),
+		DoublePuppetNamespace: ns,
 	}
 	r := Registration(&c, "")
-	withPeople(r, doublePuppeted)
+	withPeople(r, &c, doublePuppeted)
 	reg, err := yaml.Marshal(r)
 	if err != nil {
 		t.Fatal(err)

@@ -5,11 +5,15 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"gopkg.in/yaml.v3"
 	"maunium.net/go/mautrix"
+	"maunium.net/go/mautrix/appservice"
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 
@@ -195,6 +199,48 @@ people:
 	}
 	if !strings.Contains(string(out), "regex: ^@alice:example\\.org$\n          exclusive: false") || strings.Contains(string(out), "bob") || strings.Contains(string(out), "secret") {
 		t.Errorf("registration:\n%s", out)
+	}
+}
+
+// TestRegistrationNamespace: with double_puppet_namespace the
+// registration has that pattern, anchored, as one non-exclusive
+// namespace, and an exact one for each double-puppeted person it does
+// not match; nobody's own account becomes exclusive.
+func TestRegistrationNamespace(t *testing.T) {
+	c, err := config.Parse([]byte(`
+networks:
+  mx: {type: matrix, homeserver: http://127.0.0.1:8008, domain: example.org, as_token: the-as-token, hs_token: the-hs-token,
+       double_puppet_namespace: '@p-[^:]+:example\.org'}
+people:
+  alice: {accounts: {mx: {id: "@alice:example.org", double_puppet: true}}}
+  pat: {accounts: {mx: {id: "@p-pat:example.org", double_puppet: true}}}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := RegistrationYAML(c, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reg appservice.Registration
+	if err := yaml.Unmarshal(out, &reg); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, ns := range reg.Namespaces.UserIDs {
+		if !ns.Exclusive {
+			got = append(got, ns.Regex)
+		}
+	}
+	want := []string{`^(?:@p-[^:]+:example\.org)$`, `^@alice:example\.org$`}
+	if !slices.Equal(got, want) {
+		t.Errorf("non-exclusive namespaces %q, want %q\n%s", got, want, out)
+	}
+	ns := regexp.MustCompile(got[0])
+	for u, match := range map[string]bool{"@p-bob:example.org": true, "@p-bob:example.org.evil.com": false, "@x@p-bob:example.org": false, "@alice:example.org": false} {
+		if ns.MatchString(u) != match {
+			t.Errorf("%s matched: %v, want %v", u, !match, match)
+		}
 	}
 }
 

@@ -46,25 +46,36 @@ func Registration(c *Config, httpListen string) *appservice.Registration {
 	return reg
 }
 
-// withPeople adds to reg a non-exclusive user namespace for each user
-// the appservice double-puppets (the MXIDs of people's double_puppet
-// accounts): the homeserver lets the appservice speak as a user only in
-// its namespaces, and non-exclusive leaves them their own accounts.
+// withPeople adds to reg the users the appservice double-puppets, as
+// non-exclusive user namespaces: the homeserver lets the appservice
+// speak as a user only in its namespaces, and non-exclusive leaves them
+// their own accounts. With double_puppet_namespace, that pattern is one
+// namespace, and users lists the people's MXIDs (their double_puppet
+// accounts) that it does not match get one each.
 //
-// One exact pattern per person, not a broad one such as "@.*:domain":
-// a homeserver pushes an appservice every event of every room where a
-// user of its namespaces is joined, and every event such a user sends
-// (Dendrite v0.15.2, appservice/consumers/roomserver.go,
-// appserviceIsInterestedInEvent). A broad pattern would hand Switchboard
-// the private rooms and direct chats of everyone on the homeserver. The
-// price: a person added later needs the registration written again and
-// the homeserver restarted (Dendrite reads it only at start); until
-// then the homeserver refuses to let the appservice speak as them, the
-// account shows failed and their ghost speaks for them.
-func withPeople(reg *appservice.Registration, users []string) {
+// By default one exact pattern per person, not a broad one such as
+// "@.*:domain": a homeserver pushes an appservice every event of every
+// room where a user of its namespaces is joined, and every event such a
+// user sends (Dendrite v0.15.2, appservice/consumers/roomserver.go,
+// appserviceIsInterestedInEvent). A broad pattern hands Switchboard the
+// private rooms and direct chats of everyone it matches (handleEvent
+// drops them unread, see irrelevant). The price of exact patterns: a
+// person added later needs the registration written again and the
+// homeserver restarted (Dendrite reads it only at start); until then the
+// homeserver refuses to let the appservice speak as them, the account
+// shows failed and their ghost speaks for them. double_puppet_namespace
+// is the operator's choice of the other side of that trade.
+func withPeople(reg *appservice.Registration, c *Config, users []string) {
+	ns := peopleNamespace(c)
+	if ns != nil {
+		reg.Namespaces.UserIDs = append(reg.Namespaces.UserIDs, appservice.Namespace{Regex: anchored(c.DoublePuppetNamespace), Exclusive: false})
+	}
 	users = slices.Clone(users)
 	slices.Sort(users)
 	for _, u := range slices.Compact(users) {
+		if ns != nil && ns.MatchString(u) {
+			continue
+		}
 		reg.Namespaces.UserIDs = append(reg.Namespaces.UserIDs, appservice.Namespace{Regex: "^" + regexp.QuoteMeta(u) + "$", Exclusive: false})
 	}
 }
@@ -128,7 +139,7 @@ func RegistrationYAML(cfg *config.Config, network string) ([]byte, error) {
 		return nil, fmt.Errorf("network %q is of type %s, not matrix", network, n.Type)
 	}
 	reg := Registration(c, cfg.HTTP.Listen)
-	withPeople(reg, doublePuppeted(cfg, network))
+	withPeople(reg, c, doublePuppeted(cfg, network))
 	return yaml.Marshal(reg)
 }
 
