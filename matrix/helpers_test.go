@@ -74,14 +74,14 @@ func newServerNamespace(t testing.TB, ns string, doublePuppeted ...string) *serv
 	t.Cleanup(func() { srv.Close() })
 	n := serverSeq.Add(1)
 	c := Config{
-		Homeserver:     "http://placeholder",
-		Domain:         "localhost",
-		ASToken:        fmt.Sprintf("as-token-%d-abcdefghijklmnop", n),
-		HSToken:        fmt.Sprintf("hs-token-%d-abcdefghijklmnop", n),
-		Bot:            "switchboard",
-		GhostLocalpart: "sb_{network}_{id}",
-		ID:             "switchboard",
-		URL:            "http://" + ln.Addr().String(),
+		Homeserver:            "http://placeholder",
+		Domain:                "localhost",
+		ASToken:               fmt.Sprintf("as-token-%d-abcdefghijklmnop", n),
+		HSToken:               fmt.Sprintf("hs-token-%d-abcdefghijklmnop", n),
+		Bot:                   "switchboard",
+		GhostLocalpart:        "sb_{network}_{id}",
+		ID:                    "switchboard",
+		URL:                   "http://" + ln.Addr().String(),
 		DoublePuppetNamespace: ns,
 	}
 	r := Registration(&c, "")
