@@ -84,6 +84,7 @@ type Adapter struct {
 	rooms   map[string]id.RoomID // joined: configured address → room id
 	byID    map[id.RoomID]string // and back
 	names   map[id.UserID]string // display names of Matrix users
+	dms     map[id.RoomID]*dmRoom // direct chats looked up: nil for a room that is none
 	typing  map[id.RoomID]map[id.UserID]bool
 	kick    chan struct{}
 	done    chan struct{}
@@ -178,6 +179,7 @@ func New(name string, n *config.Network, log *slog.Logger) (*Adapter, error) {
 		left:          map[string]bool{},
 		byID:          map[id.RoomID]string{},
 		names:         map[id.UserID]string{},
+		dms:           map[id.RoomID]*dmRoom{},
 		typing:        map[id.RoomID]map[id.UserID]bool{},
 		ghostNames:    map[id.UserID]string{},
 		quieted:       map[id.UserID]bool{},
