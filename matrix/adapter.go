@@ -41,7 +41,7 @@ func init() {
 			Example:  example,
 			Rooms:    "Matrix rooms are room ids (!id:example.org) or aliases (#name:example.org).",
 			Kicks:    true,
-			Accounts: &config.AccountRules{Credentials: []string{"token", "double_puppet"}, Check: checkAccount},
+			Accounts: &config.AccountRules{Credentials: []string{"token", "double_puppet"}, Check: checkAccount, Note: noteAccount},
 		},
 		New: func(name string, n *config.Network, log *slog.Logger) (adapters.Adapter, error) {
 			return New(name, n, log)
@@ -79,11 +79,11 @@ type Adapter struct {
 	in      bridge.Inbound
 	ctx     context.Context
 	cancel  context.CancelFunc
-	wanted  []string             // rooms Join was called with
-	left    map[string]bool      // rooms Leave was called with since
-	rooms   map[string]id.RoomID // joined: configured address → room id
-	byID    map[id.RoomID]string // and back
-	names   map[id.UserID]string // display names of Matrix users
+	wanted  []string              // rooms Join was called with
+	left    map[string]bool       // rooms Leave was called with since
+	rooms   map[string]id.RoomID  // joined: configured address → room id
+	byID    map[id.RoomID]string  // and back
+	names   map[id.UserID]string  // display names of Matrix users
 	dms     map[id.RoomID]*dmRoom // direct chats looked up: nil for a room that is none
 	typing  map[id.RoomID]map[id.UserID]bool
 	kick    chan struct{}

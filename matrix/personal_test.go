@@ -244,6 +244,64 @@ people:
 	}
 }
 
+// TestRegistrationNotes: a double_puppet account the registration does
+// not name (a person added through the API, outside the namespace or
+// with none) gets a note on double_puppet saying what to do; one the
+// namespace matches gets none, nor does a file person with exact
+// namespaces, the default.
+func TestRegistrationNotes(t *testing.T) {
+	file := func(ns string) *config.Config {
+		c, err := config.Parse([]byte(`
+networks:
+  mx: {type: matrix, homeserver: http://127.0.0.1:8008, domain: example.org, as_token: the-as-token, hs_token: the-hs-token,
+       double_puppet_namespace: '` + ns + `'}
+people:
+  alice: {accounts: {mx: {id: "@alice:example.org", double_puppet: true}}}
+`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	api := func(mxid string) *config.Person {
+		return &config.Person{Accounts: map[string]config.Account{"mx": {ID: mxid, DoublePuppet: true}}}
+	}
+	for _, c := range []struct {
+		name, ns string
+		people   map[string]*config.Person
+		want     []string // path: text in the message
+	}{
+		{"the file's people, no namespace", "", nil, nil},
+		{"the file's people, outside the namespace", `@p-[^:]+:example\.org`, nil,
+			[]string{"people.alice.accounts.mx.double_puppet: @alice:example.org is outside networks.mx.double_puppet_namespace: the registration names them on their own"}},
+		{"added through the API, no namespace", "", map[string]*config.Person{"bob": api("@bob:example.org")},
+			[]string{"people.bob.accounts.mx.double_puppet: @bob:example.org is not in the registration"}},
+		{"added through the API, outside the namespace", `@p-[^:]+:example\.org`, map[string]*config.Person{"bob": api("@bob:example.org")},
+			[]string{"people.bob.accounts.mx.double_puppet: @bob:example.org is outside networks.mx.double_puppet_namespace and not in the config file"}},
+		{"added through the API, in the namespace", `@p-[^:]+:example\.org`, map[string]*config.Person{"pat": api("@p-pat:example.org")}, nil},
+		{"token, not double_puppet", "", map[string]*config.Person{"tom": {Accounts: map[string]config.Account{"mx": {ID: "@tom:example.org", Token: "t"}}}}, nil},
+	} {
+		cfg := file(c.ns)
+		people := c.people
+		if people == nil {
+			people = cfg.People
+		}
+		var got []string
+		for _, n := range cfg.PeopleNotes(people) {
+			got = append(got, n.Error())
+		}
+		if len(got) != len(c.want) {
+			t.Errorf("%s: notes %q, want %q", c.name, got, c.want)
+			continue
+		}
+		for i := range got {
+			if !strings.HasPrefix(got[i], c.want[i]) || !strings.Contains(got[i], "switchboard matrix-registration") {
+				t.Errorf("%s: note %q, want %q… and how to write the registration", c.name, got[i], c.want[i])
+			}
+		}
+	}
+}
+
 func waitStatus(t *testing.T, a *Adapter, person, prefix string) {
 	t.Helper()
 	deadline := time.Now().Add(waitFor)

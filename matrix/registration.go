@@ -92,6 +92,37 @@ func doublePuppeted(cfg *config.Config, network string) []string {
 	return users
 }
 
+// noteAccount tells the operator when a valid double_puppet account
+// needs more than the config before it works: the homeserver lets the
+// appservice speak only as users of the registration it read at its
+// start, and `switchboard matrix-registration` writes the registration
+// from the config file (double_puppet_namespace, and the file's people
+// outside it), never from the people added through the API.
+func noteAccount(p *config.Problems, a config.Account, network string, file *config.Config) {
+	if !a.DoublePuppet || file.Networks[network] == nil {
+		return
+	}
+	c, _ := file.Networks[network].Section.(*Config)
+	if c == nil {
+		return
+	}
+	if ns := peopleNamespace(c); ns != nil && ns.MatchString(a.ID) {
+		return // in the registration already, whoever adds them
+	}
+	key := "networks." + network + ".double_puppet_namespace"
+	switch inFile := slices.Contains(doublePuppeted(file, network), a.ID); {
+	case inFile && c.DoublePuppetNamespace == "":
+		// The default: every such person has a namespace of their own,
+		// as the Matrix guide says.
+	case inFile:
+		p.Add("double_puppet", "%s is outside %s: the registration names them on their own, so after adding or changing them write it again (switchboard matrix-registration) and restart the homeserver", a.ID, key)
+	case c.DoublePuppetNamespace == "":
+		p.Add("double_puppet", "%s is not in the registration, which names only the config file's people: until it is, the homeserver refuses to let Switchboard speak as them, and their ghost speaks for them. Set %s to a pattern that matches them (or add them to the config file), write the registration again (switchboard matrix-registration) and restart the homeserver", a.ID, key)
+	default:
+		p.Add("double_puppet", "%s is outside %s and not in the config file, so not in the registration: until it is, the homeserver refuses to let Switchboard speak as them, and their ghost speaks for them. Widen the pattern (or add them to the config file), write the registration again (switchboard matrix-registration) and restart the homeserver", a.ID, key)
+	}
+}
+
 func appserviceURL(c *Config, httpListen string) string {
 	if c.URL != "" {
 		return c.URL
