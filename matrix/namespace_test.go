@@ -86,6 +86,7 @@ func TestBroadNamespace(t *testing.T) {
 	// homeserver lets the appservice speak as her without a restart.
 	erin := s.Client(t, "erin")
 	a.UsePeople([]adapters.PersonalAccount{{Person: "erin", Name: "Erin", ID: string(erin.UserID), DoublePuppet: true}})
+	waitStatus(t, a, "erin", adapters.PersonalConnected) // checked at once, before she speaks
 	personSays(t, a, linked, "erin", "erin, added later")
 	got := waitEvent(t, carol, "erin's message", bodyIs(linked, "erin, added later"))
 	if got.Sender != erin.UserID {

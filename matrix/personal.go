@@ -76,7 +76,6 @@ func (a *Adapter) UsePeople(accts []adapters.PersonalAccount) {
 		next[acct.Person] = p
 	}
 	a.peopleMu.Lock()
-	defer a.peopleMu.Unlock()
 	for person, old := range a.people.byPerson {
 		if p, ok := next[person]; ok && p.acct == old.acct {
 			next[person] = old // unchanged: keep its state
@@ -86,6 +85,17 @@ func (a *Adapter) UsePeople(accts []adapters.PersonalAccount) {
 	a.people.byUser = map[id.UserID]*personal{}
 	for _, p := range next {
 		a.people.byUser[p.user] = p
+	}
+	a.peopleMu.Unlock()
+	// Running: the new accounts are checked now, so that the status
+	// tells whether they work (a person added through the API: is their
+	// user in the registration?) before they speak. Not yet running:
+	// maintain checks them once the homeserver answers.
+	a.mu.Lock()
+	ctx := a.ctx
+	a.mu.Unlock()
+	if ctx != nil && a.connected.Load() {
+		go a.checkPeople(ctx)
 	}
 }
 
