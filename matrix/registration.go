@@ -49,9 +49,10 @@ func Registration(c *Config, httpListen string) *appservice.Registration {
 // withPeople adds to reg the users the appservice double-puppets, as
 // non-exclusive user namespaces: the homeserver lets the appservice
 // speak as a user only in its namespaces, and non-exclusive leaves them
-// their own accounts. With double_puppet_namespace, that pattern is one
-// namespace, and users lists the people's MXIDs (their double_puppet
-// accounts) that it does not match get one each.
+// their own accounts. users are the MXIDs of people's double_puppet
+// accounts; each gets an exact namespace, except those that
+// double_puppet_namespace, when set, matches: that pattern is one
+// namespace for them all.
 //
 // By default one exact pattern per person, not a broad one such as
 // "@.*:domain": a homeserver pushes an appservice every event of every
