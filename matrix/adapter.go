@@ -79,12 +79,11 @@ type Adapter struct {
 	in      bridge.Inbound
 	ctx     context.Context
 	cancel  context.CancelFunc
-	wanted  []string              // rooms Join was called with
-	left    map[string]bool       // rooms Leave was called with since
-	rooms   map[string]id.RoomID  // joined: configured address → room id
-	byID    map[id.RoomID]string  // and back
-	names   map[id.UserID]string  // display names of Matrix users
-	dms     map[id.RoomID]*dmRoom // direct chats looked up: nil for a room that is none
+	wanted  []string             // rooms Join was called with
+	left    map[string]bool      // rooms Leave was called with since
+	rooms   map[string]id.RoomID // joined: configured address → room id
+	byID    map[id.RoomID]string // and back
+	names   map[id.UserID]string // display names of Matrix users
 	typing  map[id.RoomID]map[id.UserID]bool
 	kick    chan struct{}
 	done    chan struct{}
@@ -92,6 +91,10 @@ type Adapter struct {
 	stopped bool
 	// linkKey signs media links (loaded in Start when publicURL is set).
 	linkKey linksign.Key
+
+	// dms (guarded by mu) caches the direct chats looked up (dmOf): nil
+	// for a room that is none.
+	dms map[id.RoomID]*dmRoom
 
 	// txnMu runs transactions one at a time, in the order they come.
 	txnMu sync.Mutex
