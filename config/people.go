@@ -105,6 +105,11 @@ type AccountRules struct {
 	// network n; keys are relative to the account ("" for the account
 	// itself or its id, "token").
 	Check func(p *Problems, a Account, n *Network)
+	// Note, when set, reports what an operator needs to know of a valid
+	// account on the network named network, keys as for Check: a step
+	// outside Switchboard before it works, say. file is the config file
+	// as loaded (its people are the file's, not the API's).
+	Note func(p *Problems, a Account, network string, file *Config)
 }
 
 // personIDRE: a person's id is in puppet names, paths and the API's
@@ -206,6 +211,30 @@ func (c *Config) validatePeople(errs *errorList, last string) {
 			claimed[[2]string{network, key}] = claim{id, a.ID}
 		}
 	}
+}
+
+// PeopleNotes lists what the networks' AccountRules.Note say of the
+// accounts of people (the file's, or with the API's laid over them), c
+// being the config file, sorted by path: not errors, the config is
+// valid; `switchboard check` prints them, the API shows them.
+func (c *Config) PeopleNotes(people map[string]*Person) []*FieldError {
+	notes := &errorList{}
+	for _, id := range sortedKeys(people) {
+		p := people[id]
+		if p == nil {
+			continue
+		}
+		for _, network := range sortedKeys(p.Accounts) {
+			n := c.Networks[network]
+			if n == nil {
+				continue
+			}
+			if t, ok := lookupType(n.Type); ok && t.Accounts != nil && t.Accounts.Note != nil {
+				t.Accounts.Note(&Problems{errs: notes, path: join(join(join("people", id), "accounts"), network)}, p.Accounts[network], network, c)
+			}
+		}
+	}
+	return notes.errs
 }
 
 // checkAccountID refuses what no network's account id looks like.

@@ -52,6 +52,10 @@ type Person struct {
 	// Source is "config" for a person as the file has them, "runtime"
 	// for one put through the API.
 	Source string `json:"source"`
+	// Notes are what the operator needs to know of valid accounts, by
+	// field (config.PeopleNotes): a double_puppet Matrix account the
+	// homeserver's registration does not name yet, say.
+	Notes []FieldError `json:"notes,omitempty"`
 }
 
 // AccountView is an account as the API shows it: a secret that is set
@@ -68,8 +72,11 @@ const secretSet = "set"
 
 // PersonView is how the API shows p: the one place a person's account
 // becomes a response, so no secret value gets past it.
-func PersonView(id string, p *config.Person, source string) Person {
+func PersonView(id string, p *config.Person, source string, notes []*config.FieldError) Person {
 	v := Person{ID: id, Name: p.Name, Avatar: p.Avatar, Home: p.Home, Accounts: map[string]AccountView{}, Source: source}
+	for _, n := range notes {
+		v.Notes = append(v.Notes, FieldError{Field: n.Path, Message: n.Msg})
+	}
 	for network, a := range p.Accounts {
 		av := AccountView{ID: a.ID, DoublePuppet: a.DoublePuppet}
 		if a.Password != "" {

@@ -72,7 +72,7 @@ func TestPersonViewHidesSecrets(t *testing.T) {
 		"matrix": {ID: "@alice:example.org", DoublePuppet: true},
 		"mqtt":   {ID: "alices-phone"},
 	}}
-	b, err := json.Marshal(PersonView("alice", p, "runtime"))
+	b, err := json.Marshal(PersonView("alice", p, "runtime", nil))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -41,7 +41,7 @@ func init() {
 			Example:  example,
 			Rooms:    "Matrix rooms are room ids (!id:example.org) or aliases (#name:example.org).",
 			Kicks:    true,
-			Accounts: &config.AccountRules{Credentials: []string{"token", "double_puppet"}, Check: checkAccount},
+			Accounts: &config.AccountRules{Credentials: []string{"token", "double_puppet"}, Check: checkAccount, Note: noteAccount},
 		},
 		New: func(name string, n *config.Network, log *slog.Logger) (adapters.Adapter, error) {
 			return New(name, n, log)
@@ -91,6 +91,10 @@ type Adapter struct {
 	stopped bool
 	// linkKey signs media links (loaded in Start when publicURL is set).
 	linkKey linksign.Key
+
+	// dms (guarded by mu) caches the direct chats looked up (dmOf): nil
+	// for a room that is none.
+	dms map[id.RoomID]*dmRoom
 
 	// txnMu runs transactions one at a time, in the order they come.
 	txnMu sync.Mutex
@@ -178,6 +182,7 @@ func New(name string, n *config.Network, log *slog.Logger) (*Adapter, error) {
 		left:          map[string]bool{},
 		byID:          map[id.RoomID]string{},
 		names:         map[id.UserID]string{},
+		dms:           map[id.RoomID]*dmRoom{},
 		typing:        map[id.RoomID]map[id.UserID]bool{},
 		ghostNames:    map[id.UserID]string{},
 		quieted:       map[id.UserID]bool{},

@@ -1,8 +1,12 @@
 package matrix
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"runtime"
 	"slices"
 	"sync"
@@ -149,4 +153,35 @@ func benchAdapter(ctx context.Context, b *testing.B, s *server, rooms ...id.Room
 	}
 	adapterstest.WaitConnected(b, a)
 	return a
+}
+
+// BenchmarkUnbridgedTransaction: what a transaction of a room that
+// nothing links costs Switchboard, as the homeserver pushes one for every
+// message in the private rooms of users a broad double_puppet_namespace
+// matches: a message event, pushed over HTTP with a new transaction id.
+func BenchmarkUnbridgedTransaction(b *testing.B) {
+	s := newBenchServer(b)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	a := benchAdapter(ctx, b, s)
+	defer a.Stop(context.Background())
+	body := func(i int) []byte {
+		v, _ := json.Marshal(map[string]any{"events": []any{textEvent("!private:localhost", "@carol:localhost", fmt.Sprintf("$ev%d", i), "between us")}})
+		return v
+	}
+	client := &http.Client{}
+	b.ResetTimer()
+	for i := range b.N {
+		req, _ := http.NewRequest(http.MethodPut, fmt.Sprintf("http://%s/_matrix/app/v1/transactions/bench%d", s.asAddr, i), bytes.NewReader(body(i)))
+		req.Header.Set("Authorization", "Bearer "+s.cfg.HSToken)
+		resp, err := client.Do(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			b.Fatalf("status %d", resp.StatusCode)
+		}
+	}
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"regexp"
+	"regexp/syntax"
 	"strings"
 
 	"github.com/switchboard-chat/switchboard/config"
@@ -33,6 +35,14 @@ type Config struct {
 	ID string `yaml:"id"`
 	// URL is how the homeserver reaches the appservice API.
 	URL string `yaml:"url"`
+	// DoublePuppetNamespace, when set, is a regular expression of the
+	// user ids the appservice may double-puppet, written into the
+	// registration as one non-exclusive user namespace (anchored), so
+	// that a person added later (through the API) speaks as their own
+	// user at once. Empty, each double_puppet person gets an exact
+	// namespace of their own (see withPeople for the privacy cost of a
+	// broad one).
+	DoublePuppetNamespace string `yaml:"double_puppet_namespace"`
 	// Media says what becomes of attachments bridged into Matrix.
 	Media Media `yaml:"media"`
 	// Rate limits each sender per room (see config.Rate); config
@@ -127,10 +137,72 @@ func (c *Config) Validate(p *config.Problems, _ *config.Network) {
 			p.Add("url", "%v", err)
 		}
 	}
+	if c.DoublePuppetNamespace != "" {
+		if err := checkPeopleNamespace(c.DoublePuppetNamespace, c.Domain); err != nil {
+			p.Add("double_puppet_namespace", "%v", err)
+		}
+	}
 	if c.Media.MaxSize <= 0 || c.Media.MaxSize > maxMediaMaxSize {
 		p.Add("media.max_size", "want 1-%d bytes, got %d", maxMediaMaxSize, c.Media.MaxSize)
 	}
 }
+
+// checkPeopleNamespace checks double_puppet_namespace: a regular
+// expression (Go's syntax, which Dendrite uses; Synapse reads it as
+// Python's) that can match users of domain only, because it ends with
+// ":domain" literally. A homeserver pushes the appservice the events of
+// every room where a user of its namespaces is joined, remote users
+// included: a pattern that also matched users of other servers would
+// bring Switchboard rooms none of its people is in.
+func checkPeopleNamespace(pattern, domain string) error {
+	re, err := syntax.Parse(pattern, syntax.Perl)
+	if err != nil {
+		return fmt.Errorf("not a regular expression: %v", err)
+	}
+	if domain == "" || !endsWithLiteral(re, ":"+domain) {
+		return fmt.Errorf("%q must end with :%s (users of this homeserver only), e.g. @[^:]+:%s", pattern, regexp.QuoteMeta(domain), regexp.QuoteMeta(domain))
+	}
+	return nil
+}
+
+// endsWithLiteral reports whether every string re matches ends with
+// suffix: re is suffix itself or ends with it, in a concatenation
+// whose last element (anchors aside) is that literal text.
+func endsWithLiteral(re *syntax.Regexp, suffix string) bool {
+	switch re.Op {
+	case syntax.OpCapture:
+		return endsWithLiteral(re.Sub[0], suffix)
+	case syntax.OpConcat:
+		subs := re.Sub
+		for len(subs) > 0 && (subs[len(subs)-1].Op == syntax.OpEndText || subs[len(subs)-1].Op == syntax.OpEndLine) {
+			subs = subs[:len(subs)-1]
+		}
+		return len(subs) > 0 && endsWithLiteral(subs[len(subs)-1], suffix)
+	case syntax.OpLiteral:
+		lit := string(re.Rune)
+		if re.Flags&syntax.FoldCase != 0 {
+			lit, suffix = strings.ToLower(lit), strings.ToLower(suffix)
+		}
+		return strings.HasSuffix(lit, suffix)
+	}
+	return false
+}
+
+// peopleNamespace is double_puppet_namespace as the registration writes
+// it and the adapter matches it: the whole user id must match (Dendrite
+// matches a namespace anywhere in the id). nil when not set.
+func peopleNamespace(c *Config) *regexp.Regexp {
+	if c.DoublePuppetNamespace == "" {
+		return nil
+	}
+	re, err := regexp.Compile(anchored(c.DoublePuppetNamespace))
+	if err != nil {
+		return nil // Validate refuses it
+	}
+	return re
+}
+
+func anchored(pattern string) string { return "^(?:" + pattern + ")$" }
 
 // checkRoom accepts a room id (!opaque:server) or alias (#name:server).
 func (*Config) CheckRoom(room string) error {

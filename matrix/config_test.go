@@ -77,3 +77,30 @@ networks:
 		t.Errorf("media %+v: an explicit false or size was not kept", got)
 	}
 }
+
+// TestDoublePuppetNamespaceChecked: double_puppet_namespace is a regular
+// expression that can match users of the network's domain only; a bad
+// one is refused naming the key.
+func TestDoublePuppetNamespaceChecked(t *testing.T) {
+	const net = `networks: {x: {type: matrix, homeserver: "http://h", domain: example.org, as_token: a, hs_token: h, double_puppet_namespace: %s}}`
+	for _, c := range []struct{ ns, want string }{
+		{`'@[^:]+:example\.org'`, ""},
+		{`'@(alice|bob):example\.org'`, ""},
+		{`'(@.*:example\.org)$'`, ""},
+		{`'(?i)@sb-.*:EXAMPLE\.org'`, ""},
+		{`'@[^:'`, "networks.x.double_puppet_namespace: not a regular expression"},
+		{`'@.*'`, "networks.x.double_puppet_namespace: \"@.*\" must end with :example\\.org"},
+		{`'@.*:example\.org|@.*'`, "must end with :example\\.org"},
+		{`'@.*:example\.org.*'`, "must end with :example\\.org"},
+		{`'@.*:elsewhere\.org'`, "must end with :example\\.org"},
+		{`'@.*:.*example\.org'`, "must end with :example\\.org"},
+	} {
+		_, err := config.ParseEnv([]byte(strings.ReplaceAll(net, "%s", c.ns)), nil)
+		switch {
+		case c.want == "" && err != nil:
+			t.Errorf("%s: %v", c.ns, err)
+		case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
+			t.Errorf("%s: got %v, want %q", c.ns, err, c.want)
+		}
+	}
+}

@@ -146,6 +146,7 @@ func (a *Adapter) rememberDM(ctx context.Context, rid id.RoomID, ours, user id.U
 	if err := a.state.Put(ctx, "dmroom:"+string(ours)+"|"+string(user), string(rid)); err != nil {
 		return err
 	}
+	a.cacheDM(rid, &dmRoom{Ghost: ours, User: user}, true)
 	return a.as.StateStore.SetMembership(ctx, rid, ours, event.MembershipJoin)
 }
 

@@ -1,14 +1,18 @@
 package matrix
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -43,6 +47,100 @@ type server struct {
 	// avatars, when set, is handed to every adapter (the shared avatar
 	// store).
 	avatars adapters.AvatarStore
+	// pushes are the transactions the homeserver pushed.
+	pushes *pushLog
+}
+
+// pushLog records the transactions a homeserver pushes to the
+// appservice API, with the status each was answered.
+type pushLog struct {
+	mu   sync.Mutex
+	txns []pushed
+}
+
+type pushed struct {
+	body   string
+	status int
+}
+
+func (l *pushLog) recording(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPut || !strings.Contains(r.URL.Path, "/transactions/") {
+			next.ServeHTTP(w, r)
+			return
+		}
+		body, _ := io.ReadAll(r.Body)
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		next.ServeHTTP(sw, r)
+		l.mu.Lock()
+		l.txns = append(l.txns, pushed{string(body), sw.status})
+		l.mu.Unlock()
+	})
+}
+
+// answered reports whether a transaction holding text was pushed and
+// answered 200.
+func (l *pushLog) answered(text string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, p := range l.txns {
+		if strings.Contains(p.body, text) && p.status == http.StatusOK {
+			return true
+		}
+	}
+	return false
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.status = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+// countingState counts the reads and writes of an adapter's State.
+type countingState struct {
+	adapters.State
+	mu     sync.Mutex
+	reads  []string
+	writes []string
+}
+
+func (s *countingState) Get(ctx context.Context, key string) (string, bool, error) {
+	s.note(&s.reads, key)
+	return s.State.Get(ctx, key)
+}
+
+func (s *countingState) Put(ctx context.Context, key, value string) error {
+	s.note(&s.writes, key)
+	return s.State.Put(ctx, key, value)
+}
+
+func (s *countingState) PutIfAbsent(ctx context.Context, key, value string) (bool, error) {
+	s.note(&s.writes, key)
+	return s.State.PutIfAbsent(ctx, key, value)
+}
+
+func (s *countingState) Delete(ctx context.Context, key string) error {
+	s.note(&s.writes, key)
+	return s.State.Delete(ctx, key)
+}
+
+func (s *countingState) note(list *[]string, key string) {
+	s.mu.Lock()
+	*list = append(*list, key)
+	s.mu.Unlock()
+}
+
+// counts returns the keys read and written so far, in order.
+func (s *countingState) counts() (reads, writes []string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.reads), slices.Clone(s.writes)
 }
 
 var serverSeq atomic.Int32
@@ -57,27 +155,36 @@ func newBenchServer(t testing.TB) *server { return newServerWith(t) }
 // appservice double-puppet the given users.
 func newServerWith(t testing.TB, doublePuppeted ...string) *server {
 	t.Helper()
+	return newServerNamespace(t, "", doublePuppeted...)
+}
+
+// newServerNamespace is newServerWith whose network (and registration)
+// has double_puppet_namespace ns.
+func newServerNamespace(t testing.TB, ns string, doublePuppeted ...string) *server {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	mux := http.NewServeMux()
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	pushes := &pushLog{}
+	srv := &http.Server{Handler: pushes.recording(mux), ReadHeaderTimeout: 10 * time.Second}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
 	n := serverSeq.Add(1)
 	c := Config{
-		Homeserver:     "http://placeholder",
-		Domain:         "localhost",
-		ASToken:        fmt.Sprintf("as-token-%d-abcdefghijklmnop", n),
-		HSToken:        fmt.Sprintf("hs-token-%d-abcdefghijklmnop", n),
-		Bot:            "switchboard",
-		GhostLocalpart: "sb_{network}_{id}",
-		ID:             "switchboard",
-		URL:            "http://" + ln.Addr().String(),
+		Homeserver:            "http://placeholder",
+		Domain:                "localhost",
+		ASToken:               fmt.Sprintf("as-token-%d-abcdefghijklmnop", n),
+		HSToken:               fmt.Sprintf("hs-token-%d-abcdefghijklmnop", n),
+		Bot:                   "switchboard",
+		GhostLocalpart:        "sb_{network}_{id}",
+		ID:                    "switchboard",
+		URL:                   "http://" + ln.Addr().String(),
+		DoublePuppetNamespace: ns,
 	}
 	r := Registration(&c, "")
-	withPeople(r, doublePuppeted)
+	withPeople(r, &c, doublePuppeted)
 	reg, err := yaml.Marshal(r)
 	if err != nil {
 		t.Fatal(err)
@@ -90,7 +197,7 @@ func newServerWith(t testing.TB, doublePuppeted ...string) *server {
 	}
 	t.Cleanup(func() { st.Close() })
 	return &server{
-		MatrixServer: ms, mux: mux, asAddr: ln.Addr().String(), cfg: c,
+		MatrixServer: ms, mux: mux, asAddr: ln.Addr().String(), cfg: c, pushes: pushes,
 		network: &config.Network{Type: "matrix", Mode: "puppet", Puppets: config.Puppets{Template: "{name} ({network})"}, Section: &c},
 		state:   st.State("matrix"),
 	}

@@ -171,10 +171,11 @@ func (a *Adapter) putTransaction(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "M_BAD_JSON", "cannot parse the transaction")
 		return
 	}
-	if a.onlyEchoes(&txn) {
+	if a.nothingToDo(ctx, &txn) {
 		// The usual transaction while relaying to Matrix: the homeserver
-		// pushes each message a ghost or the bot posted back. Handling
-		// it changes nothing, so doing it again is harmless: it is
+		// pushes each message a ghost or the bot posted back; or one of
+		// rooms Switchboard does not bridge (see irrelevant). Handling it
+		// changes nothing, so doing it again is harmless: it is
 		// acknowledged without a trip to State (a read, and a write
 		// synced to disk to remember it).
 		writeJSON(http.StatusOK, struct{}{}, w)
@@ -223,17 +224,28 @@ func (a *Adapter) putTransaction(w http.ResponseWriter, r *http.Request) {
 	writeJSON(http.StatusOK, struct{}{}, w)
 }
 
-// onlyEchoes tells whether a transaction holds nothing but Switchboard's
-// own users' messages and what it sent as people (no state events, which
-// update the membership cache, and no ephemeral events), which
-// handleEvent drops.
-func (a *Adapter) onlyEchoes(txn *appservice.Transaction) bool {
-	if len(txn.EphemeralEvents) > 0 || len(txn.MSC2409EphemeralEvents) > 0 || len(txn.Events) == 0 {
-		return false
-	}
+// nothingToDo tells whether a transaction holds nothing handleEvent
+// acts on: Switchboard's own users' messages and what it sent as people
+// (no state events, which update the membership cache), and events of
+// rooms it does not bridge (irrelevant).
+func (a *Adapter) nothingToDo(ctx context.Context, txn *appservice.Transaction) bool {
 	for _, evt := range txn.Events {
-		if evt == nil || evt.StateKey != nil || !a.isOurs(evt.Sender) && !a.personalEcho(evt) {
+		skip, err := a.irrelevant(ctx, evt, event.UnknownEventType)
+		if err != nil {
 			return false
+		}
+		if skip {
+			continue
+		}
+		if evt.StateKey != nil || !a.isOurs(evt.Sender) && !a.personalEcho(evt) {
+			return false
+		}
+	}
+	for _, evts := range [][]*event.Event{txn.EphemeralEvents, txn.MSC2409EphemeralEvents} {
+		for _, evt := range evts {
+			if skip, err := a.irrelevant(ctx, evt, event.EphemeralEventType); err != nil || !skip {
+				return false
+			}
 		}
 	}
 	return true

@@ -26,8 +26,8 @@ type dmRoom struct {
 // in; an error means they were not accepted and the transaction must not
 // be acknowledged.
 func (a *Adapter) handleEvent(ctx context.Context, in bridge.Inbound, evt *event.Event, class event.TypeClass) error {
-	if evt == nil {
-		return nil
+	if skip, err := a.irrelevant(ctx, evt, class); err != nil || skip {
+		return err
 	}
 	switch {
 	case class == event.EphemeralEventType:
@@ -168,16 +168,77 @@ func (a *Adapter) dmRecipient(ctx context.Context, dm *dmRoom, ev bridge.Event) 
 
 var errNotForBot = errors.New("not a message for the bot")
 
+// irrelevant reports an event handleEvent would drop: one of a room
+// that is neither linked nor a direct chat of ours, that is not about
+// the bot or a ghost (their invites and memberships). A person's MXID in
+// the registration (double_puppet_namespace above all) makes the
+// homeserver push every event of every room where such a user is
+// joined: their private rooms and direct chats with anyone. Those are
+// dropped here, before their content is parsed, without a trip to the
+// store (direct chats are looked up through a cache), without caching
+// their state, without logging, and a transaction of nothing else is
+// not even remembered (see putTransaction).
+func (a *Adapter) irrelevant(ctx context.Context, evt *event.Event, class event.TypeClass) (bool, error) {
+	if evt == nil {
+		return true, nil
+	}
+	if _, linked := a.roomAddr(evt.RoomID); linked {
+		return false, nil
+	}
+	if class == event.EphemeralEventType {
+		return true, nil // typing, receipts, presence: linked rooms only
+	}
+	if evt.StateKey != nil && (a.isOurs(evt.Sender) || a.isOurs(id.UserID(*evt.StateKey))) {
+		return false, nil
+	}
+	if evt.RoomID == "" {
+		return true, nil
+	}
+	dm, err := a.dmOf(ctx, evt.RoomID)
+	return dm == nil && err == nil, err
+}
+
+// dmOf is the direct chat of ours rid is, nil if none. Every event of
+// a room that is not linked asks, so the answers, either way, are
+// cached (rememberDM updates the cache).
 func (a *Adapter) dmOf(ctx context.Context, rid id.RoomID) (*dmRoom, error) {
+	a.mu.Lock()
+	dm, cached := a.dms[rid]
+	a.mu.Unlock()
+	if cached {
+		return dm, nil
+	}
 	v, ok, err := a.state.Get(ctx, "dm:"+string(rid))
-	if err != nil || !ok {
+	if err != nil {
 		return nil, err
 	}
-	var dm dmRoom
-	if err := json.Unmarshal([]byte(v), &dm); err != nil {
-		return nil, nil
+	dm = nil
+	if ok {
+		var d dmRoom
+		if json.Unmarshal([]byte(v), &d) == nil {
+			dm = &d
+		}
 	}
-	return &dm, nil
+	// Not over an answer rememberDM gave meanwhile.
+	a.cacheDM(rid, dm, false)
+	return dm, nil
+}
+
+// maxCachedDMs bounds the direct chat cache; it starts over when full.
+const maxCachedDMs = 10000
+
+// cacheDM caches what rid is (dm, or nil for no direct chat): over
+// what is cached only if replace.
+func (a *Adapter) cacheDM(rid id.RoomID, dm *dmRoom, replace bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if _, ok := a.dms[rid]; ok && !replace {
+		return
+	}
+	if len(a.dms) >= maxCachedDMs {
+		clear(a.dms)
+	}
+	a.dms[rid] = dm
 }
 
 // ghostSender is the foreign sender a ghost stands for.

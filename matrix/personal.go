@@ -76,7 +76,6 @@ func (a *Adapter) UsePeople(accts []adapters.PersonalAccount) {
 		next[acct.Person] = p
 	}
 	a.peopleMu.Lock()
-	defer a.peopleMu.Unlock()
 	for person, old := range a.people.byPerson {
 		if p, ok := next[person]; ok && p.acct == old.acct {
 			next[person] = old // unchanged: keep its state
@@ -86,6 +85,17 @@ func (a *Adapter) UsePeople(accts []adapters.PersonalAccount) {
 	a.people.byUser = map[id.UserID]*personal{}
 	for _, p := range next {
 		a.people.byUser[p.user] = p
+	}
+	a.peopleMu.Unlock()
+	// Running: the new accounts are checked now, so that the status
+	// tells whether they work (a person added through the API: is their
+	// user in the registration?) before they speak. Not yet running:
+	// maintain checks them once the homeserver answers.
+	a.mu.Lock()
+	ctx := a.ctx
+	a.mu.Unlock()
+	if ctx != nil && a.connected.Load() {
+		go a.checkPeople(ctx)
 	}
 }
 
@@ -225,7 +235,7 @@ func refused(err error) bool {
 func (a *Adapter) personalFailed(p *personal, err error) {
 	why := err.Error()
 	if p.acct.DoublePuppet && errors.Is(err, mautrix.MForbidden) {
-		why = "the homeserver does not let the appservice speak as " + string(p.user) + " (the user must exist and be in the registration: write it again with switchboard matrix-registration and restart the homeserver): " + why
+		why = "the homeserver does not let the appservice speak as " + string(p.user) + " (" + a.whyNotPuppeted(p.user) + "): " + why
 	} else if !p.acct.DoublePuppet && refused(err) {
 		why = "the homeserver refuses the access token of " + string(p.user) + ": " + why
 	}
@@ -236,6 +246,15 @@ func (a *Adapter) personalFailed(p *personal, err error) {
 	if changed {
 		a.log.Error("matrix: a person's own user cannot be used; their ghost speaks for them", "person", p.acct.Person, "user", p.user, "why", why)
 	}
+}
+
+// whyNotPuppeted is what to do when the homeserver refuses to let the
+// appservice speak as user.
+func (a *Adapter) whyNotPuppeted(user id.UserID) string {
+	if ns := peopleNamespace(&a.cfg); ns != nil && ns.MatchString(string(user)) {
+		return "the user must exist, and the homeserver must have read the registration written with double_puppet_namespace: write it again with switchboard matrix-registration and restart the homeserver once"
+	}
+	return "the user must exist and be in the registration, which names double_puppet people of the config file and those matching double_puppet_namespace: write it again with switchboard matrix-registration and restart the homeserver"
 }
 
 // personOf returns the personal account whose user u is, if any.

@@ -5,11 +5,15 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"gopkg.in/yaml.v3"
 	"maunium.net/go/mautrix"
+	"maunium.net/go/mautrix/appservice"
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 
@@ -195,6 +199,106 @@ people:
 	}
 	if !strings.Contains(string(out), "regex: ^@alice:example\\.org$\n          exclusive: false") || strings.Contains(string(out), "bob") || strings.Contains(string(out), "secret") {
 		t.Errorf("registration:\n%s", out)
+	}
+}
+
+// TestRegistrationNamespace: with double_puppet_namespace the
+// registration has that pattern, anchored, as one non-exclusive
+// namespace, and an exact one for each double-puppeted person it does
+// not match; nobody's own account becomes exclusive.
+func TestRegistrationNamespace(t *testing.T) {
+	c, err := config.Parse([]byte(`
+networks:
+  mx: {type: matrix, homeserver: http://127.0.0.1:8008, domain: example.org, as_token: the-as-token, hs_token: the-hs-token,
+       double_puppet_namespace: '@p-[^:]+:example\.org'}
+people:
+  alice: {accounts: {mx: {id: "@alice:example.org", double_puppet: true}}}
+  pat: {accounts: {mx: {id: "@p-pat:example.org", double_puppet: true}}}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := RegistrationYAML(c, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reg appservice.Registration
+	if err := yaml.Unmarshal(out, &reg); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, ns := range reg.Namespaces.UserIDs {
+		if !ns.Exclusive {
+			got = append(got, ns.Regex)
+		}
+	}
+	want := []string{`^(?:@p-[^:]+:example\.org)$`, `^@alice:example\.org$`}
+	if !slices.Equal(got, want) {
+		t.Errorf("non-exclusive namespaces %q, want %q\n%s", got, want, out)
+	}
+	ns := regexp.MustCompile(got[0])
+	for u, match := range map[string]bool{"@p-bob:example.org": true, "@p-bob:example.org.evil.com": false, "@x@p-bob:example.org": false, "@alice:example.org": false} {
+		if ns.MatchString(u) != match {
+			t.Errorf("%s matched: %v, want %v", u, !match, match)
+		}
+	}
+}
+
+// TestRegistrationNotes: a double_puppet account the registration does
+// not name (a person added through the API, outside the namespace or
+// with none) gets a note on double_puppet saying what to do; one the
+// namespace matches gets none, nor does a file person with exact
+// namespaces, the default.
+func TestRegistrationNotes(t *testing.T) {
+	file := func(ns string) *config.Config {
+		c, err := config.Parse([]byte(`
+networks:
+  mx: {type: matrix, homeserver: http://127.0.0.1:8008, domain: example.org, as_token: the-as-token, hs_token: the-hs-token,
+       double_puppet_namespace: '` + ns + `'}
+people:
+  alice: {accounts: {mx: {id: "@alice:example.org", double_puppet: true}}}
+`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	api := func(mxid string) *config.Person {
+		return &config.Person{Accounts: map[string]config.Account{"mx": {ID: mxid, DoublePuppet: true}}}
+	}
+	for _, c := range []struct {
+		name, ns string
+		people   map[string]*config.Person
+		want     []string // path: text in the message
+	}{
+		{"the file's people, no namespace", "", nil, nil},
+		{"the file's people, outside the namespace", `@p-[^:]+:example\.org`, nil,
+			[]string{"people.alice.accounts.mx.double_puppet: @alice:example.org is outside networks.mx.double_puppet_namespace: the registration names them on their own"}},
+		{"added through the API, no namespace", "", map[string]*config.Person{"bob": api("@bob:example.org")},
+			[]string{"people.bob.accounts.mx.double_puppet: @bob:example.org is not in the registration"}},
+		{"added through the API, outside the namespace", `@p-[^:]+:example\.org`, map[string]*config.Person{"bob": api("@bob:example.org")},
+			[]string{"people.bob.accounts.mx.double_puppet: @bob:example.org is outside networks.mx.double_puppet_namespace and not in the config file"}},
+		{"added through the API, in the namespace", `@p-[^:]+:example\.org`, map[string]*config.Person{"pat": api("@p-pat:example.org")}, nil},
+		{"token, not double_puppet", "", map[string]*config.Person{"tom": {Accounts: map[string]config.Account{"mx": {ID: "@tom:example.org", Token: "t"}}}}, nil},
+	} {
+		cfg := file(c.ns)
+		people := c.people
+		if people == nil {
+			people = cfg.People
+		}
+		var got []string
+		for _, n := range cfg.PeopleNotes(people) {
+			got = append(got, n.Error())
+		}
+		if len(got) != len(c.want) {
+			t.Errorf("%s: notes %q, want %q", c.name, got, c.want)
+			continue
+		}
+		for i := range got {
+			if !strings.HasPrefix(got[i], c.want[i]) || !strings.Contains(got[i], "switchboard matrix-registration") {
+				t.Errorf("%s: note %q, want %q… and how to write the registration", c.name, got[i], c.want[i])
+			}
+		}
 	}
 }
 

@@ -46,25 +46,37 @@ func Registration(c *Config, httpListen string) *appservice.Registration {
 	return reg
 }
 
-// withPeople adds to reg a non-exclusive user namespace for each user
-// the appservice double-puppets (the MXIDs of people's double_puppet
-// accounts): the homeserver lets the appservice speak as a user only in
-// its namespaces, and non-exclusive leaves them their own accounts.
+// withPeople adds to reg the users the appservice double-puppets, as
+// non-exclusive user namespaces: the homeserver lets the appservice
+// speak as a user only in its namespaces, and non-exclusive leaves them
+// their own accounts. users are the MXIDs of people's double_puppet
+// accounts; each gets an exact namespace, except those that
+// double_puppet_namespace, when set, matches: that pattern is one
+// namespace for them all.
 //
-// One exact pattern per person, not a broad one such as "@.*:domain":
-// a homeserver pushes an appservice every event of every room where a
-// user of its namespaces is joined, and every event such a user sends
-// (Dendrite v0.15.2, appservice/consumers/roomserver.go,
-// appserviceIsInterestedInEvent). A broad pattern would hand Switchboard
-// the private rooms and direct chats of everyone on the homeserver. The
-// price: a person added later needs the registration written again and
-// the homeserver restarted (Dendrite reads it only at start); until
-// then the homeserver refuses to let the appservice speak as them, the
-// account shows failed and their ghost speaks for them.
-func withPeople(reg *appservice.Registration, users []string) {
+// By default one exact pattern per person, not a broad one such as
+// "@.*:domain": a homeserver pushes an appservice every event of every
+// room where a user of its namespaces is joined, and every event such a
+// user sends (Dendrite v0.15.2, appservice/consumers/roomserver.go,
+// appserviceIsInterestedInEvent). A broad pattern hands Switchboard the
+// private rooms and direct chats of everyone it matches (handleEvent
+// drops them unread, see irrelevant). The price of exact patterns: a
+// person added later needs the registration written again and the
+// homeserver restarted (Dendrite reads it only at start); until then the
+// homeserver refuses to let the appservice speak as them, the account
+// shows failed and their ghost speaks for them. double_puppet_namespace
+// is the operator's choice of the other side of that trade.
+func withPeople(reg *appservice.Registration, c *Config, users []string) {
+	ns := peopleNamespace(c)
+	if ns != nil {
+		reg.Namespaces.UserIDs = append(reg.Namespaces.UserIDs, appservice.Namespace{Regex: anchored(c.DoublePuppetNamespace), Exclusive: false})
+	}
 	users = slices.Clone(users)
 	slices.Sort(users)
 	for _, u := range slices.Compact(users) {
+		if ns != nil && ns.MatchString(u) {
+			continue
+		}
 		reg.Namespaces.UserIDs = append(reg.Namespaces.UserIDs, appservice.Namespace{Regex: "^" + regexp.QuoteMeta(u) + "$", Exclusive: false})
 	}
 }
@@ -79,6 +91,37 @@ func doublePuppeted(cfg *config.Config, network string) []string {
 		}
 	}
 	return users
+}
+
+// noteAccount tells the operator when a valid double_puppet account
+// needs more than the config before it works: the homeserver lets the
+// appservice speak only as users of the registration it read at its
+// start, and `switchboard matrix-registration` writes the registration
+// from the config file (double_puppet_namespace, and the file's people
+// outside it), never from the people added through the API.
+func noteAccount(p *config.Problems, a config.Account, network string, file *config.Config) {
+	if !a.DoublePuppet || file.Networks[network] == nil {
+		return
+	}
+	c, _ := file.Networks[network].Section.(*Config)
+	if c == nil {
+		return
+	}
+	if ns := peopleNamespace(c); ns != nil && ns.MatchString(a.ID) {
+		return // in the registration already, whoever adds them
+	}
+	key := "networks." + network + ".double_puppet_namespace"
+	switch inFile := slices.Contains(doublePuppeted(file, network), a.ID); {
+	case inFile && c.DoublePuppetNamespace == "":
+		// The default: every such person has a namespace of their own,
+		// as the Matrix guide says.
+	case inFile:
+		p.Add("double_puppet", "%s is outside %s: the registration names them on their own, so after adding or changing them write it again (switchboard matrix-registration) and restart the homeserver", a.ID, key)
+	case c.DoublePuppetNamespace == "":
+		p.Add("double_puppet", "%s is not in the registration, which names only the config file's people: until it is, the homeserver refuses to let Switchboard speak as them, and their ghost speaks for them. Set %s to a pattern that matches them (or add them to the config file), write the registration again (switchboard matrix-registration) and restart the homeserver", a.ID, key)
+	default:
+		p.Add("double_puppet", "%s is outside %s and not in the config file, so not in the registration: until it is, the homeserver refuses to let Switchboard speak as them, and their ghost speaks for them. Widen the pattern (or add them to the config file), write the registration again (switchboard matrix-registration) and restart the homeserver", a.ID, key)
+	}
 }
 
 func appserviceURL(c *Config, httpListen string) string {
@@ -128,7 +171,7 @@ func RegistrationYAML(cfg *config.Config, network string) ([]byte, error) {
 		return nil, fmt.Errorf("network %q is of type %s, not matrix", network, n.Type)
 	}
 	reg := Registration(c, cfg.HTTP.Listen)
-	withPeople(reg, doublePuppeted(cfg, network))
+	withPeople(reg, c, doublePuppeted(cfg, network))
 	return yaml.Marshal(reg)
 }
 

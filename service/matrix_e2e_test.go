@@ -37,6 +37,9 @@ type mworld struct {
 	// people is the YAML of a people section (indented under
 	// "people:"), or "".
 	people string
+	// mxKeys are more keys of the Matrix network, as lines indented by
+	// four, or "".
+	mxKeys string
 }
 
 func newMWorld(t *testing.T) *mworld { return newMWorldOn(t, newXWorld(t)) }
@@ -49,7 +52,13 @@ func newMWorldOn(t *testing.T, xw *xworld) *mworld { return newMWorldPeople(t, x
 // `switchboard matrix-registration` writes for that config, which names
 // the people it double-puppets.
 func newMWorldPeople(t *testing.T, xw *xworld, people string) *mworld {
-	w := &mworld{xworld: xw, httpAddr: fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)), people: people}
+	return newMWorldWith(t, xw, people, "")
+}
+
+// newMWorldWith is newMWorldPeople whose Matrix network has mxKeys too
+// (lines indented by four), in the registration as well.
+func newMWorldWith(t *testing.T, xw *xworld, people, mxKeys string) *mworld {
+	w := &mworld{xworld: xw, httpAddr: fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)), people: people, mxKeys: mxKeys}
 	w.mx = matrix.Config{
 		Homeserver:     "http://placeholder",
 		Domain:         "localhost",
@@ -97,10 +106,11 @@ networks:
     bot: %q
     ghost_localpart: %q
     url: %q
+%s
 links:
   lobby: [ "libera:%s", "devices:%s", "jabber:%s", "mx:%s" ]
 %s`, w.dir, w.httpAddr, w.irc.Addr, w.mqtt.URL, w.xmpp.ComponentAddr, w.xmpp.Component, w.xmpp.ComponentSecret, w.xmpp.C2SAddr,
-		w.mx.Homeserver, w.mx.Domain, w.mx.ASToken, w.mx.HSToken, w.mx.Bot, w.mx.GhostLocalpart, w.mx.URL,
+		w.mx.Homeserver, w.mx.Domain, w.mx.ASToken, w.mx.HSToken, w.mx.Bot, w.mx.GhostLocalpart, w.mx.URL, w.mxKeys,
 		room, root, w.room, matrixRoom, peopleSection(w.people))))
 	if err != nil {
 		t.Fatal(err)

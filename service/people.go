@@ -145,7 +145,8 @@ func (s *Service) personViewLocked(id string) httpapi.Person {
 	if _, changed := s.peopleOverlay.People[id]; changed {
 		src = "runtime"
 	}
-	return httpapi.PersonView(id, s.peopleCfg.People[id], src)
+	p := s.peopleCfg.People[id]
+	return httpapi.PersonView(id, p, src, s.cfg.PeopleNotes(map[string]*config.Person{id: p}))
 }
 
 // Person implements httpapi.People.

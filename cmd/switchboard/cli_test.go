@@ -67,6 +67,32 @@ links:
 	}
 }
 
+// A double_puppet Matrix person outside double_puppet_namespace is
+// valid, but check says, naming the field, that the registration must be
+// written again for them; one inside it needs nothing.
+func TestCheckNotesARegistrationToRewrite(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.yaml")
+	if err := os.WriteFile(path, []byte(`
+networks:
+  mx: { type: matrix, homeserver: "http://127.0.0.1:8008", domain: example.org, as_token: a-token, hs_token: h-token,
+        double_puppet_namespace: '@p-[^:]+:example\.org' }
+people:
+  alice: { accounts: { mx: { id: "@alice:example.org", double_puppet: true } } }
+  pat: { accounts: { mx: { id: "@p-pat:example.org", double_puppet: true } } }
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	if code := cli([]string{"check", "--config", path}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	out := stdout.String()
+	if !strings.Contains(out, path+": note: people.alice.accounts.mx.double_puppet: @alice:example.org is outside networks.mx.double_puppet_namespace") ||
+		!strings.Contains(out, "switchboard matrix-registration") || strings.Contains(out, "pat") || !strings.HasSuffix(out, path+": ok\n") {
+		t.Errorf("check printed %q; want a note on alice only, then ok", out)
+	}
+}
+
 func TestVersionAndUsage(t *testing.T) {
 	var out, errOut bytes.Buffer
 	if code := cli([]string{"version"}, &out, &errOut); code != 0 || !strings.HasPrefix(out.String(), "switchboard ") {

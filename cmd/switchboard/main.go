@@ -71,9 +71,15 @@ func cli(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "check: --config FILE is required")
 			return 2
 		}
-		if _, err := config.Load(*path); err != nil {
+		cfg, err := config.Load(*path)
+		if err != nil {
 			fmt.Fprintf(stderr, "%s: %v\n", *path, err)
 			return 1
+		}
+		// Valid, but needing a step outside Switchboard (a registration
+		// to write again, say).
+		for _, n := range cfg.PeopleNotes(cfg.People) {
+			fmt.Fprintf(stdout, "%s: note: %v\n", *path, n)
 		}
 		fmt.Fprintf(stdout, "%s: ok\n", *path)
 		return 0
