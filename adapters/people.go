@@ -137,7 +137,9 @@ func PersonalAccounts(c *config.Config) map[string][]PersonalAccount {
 // at once if the connection is up, else once it is; only rooms it
 // bridges are joined. It is called before Start and again whenever the
 // set may have changed; it must not block. A message the person sends
-// may still take their connection into its room on demand.
+// may still take their connection into its room on demand. The Matrix
+// adapter does not implement it: a person's own Matrix user is a member
+// where they put it, and joins a room only to post a message of theirs.
 type PersonalRoomer interface {
 	PersonalRooms(person string, rooms []string)
 }
