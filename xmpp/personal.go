@@ -23,11 +23,12 @@ import (
 // bare JID, its Password the one their session logs in with (SASL SCRAM,
 // after StartTLS unless insecure_plaintext). The session joins the
 // bridged rooms of the links they take part in (PersonalRooms), and
-// those a message of theirs goes to, with their name as nick (the JID's localpart when that is
-// taken) and speaks for them there: what it sends is confirmed by the
-// room's reflection like a puppet's message, and never bridged back (its
-// origin-id is ours); what they send from another client of theirs is
-// read by the bot like anyone's, under their real JID.
+// those a message of theirs goes to, with their name as nick (the JID's
+// localpart when that is taken) and speaks for them there: what it
+// sends is confirmed by the room's reflection like a puppet's message,
+// and never bridged back (its origin-id is ours); what they send from
+// another client of theirs is read by the bot like anyone's, under their
+// real JID.
 type PersonalAccount = adapters.PersonalAccount
 
 var (
