@@ -3,6 +3,8 @@ package adapters
 import (
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -126,3 +128,55 @@ func PersonalAccounts(c *config.Config) map[string][]PersonalAccount {
 	}
 	return out
 }
+
+// PersonalRoomer is implemented by adapters whose personal connections
+// join rooms (IRC channels, MUCs). PersonalRooms sets the whole set of
+// rooms on the adapter's network that person's connection is to be in:
+// the rooms of every link they take part in (see bridge.Router's
+// PeopleRooms). The adapter joins what is new and leaves what is gone,
+// at once if the connection is up, else once it is; only rooms it
+// bridges are joined. It is called before Start and again whenever the
+// set may have changed; it must not block. A message the person sends
+// may still take their connection into its room on demand. The Matrix
+// adapter does not implement it: a person's own Matrix user is a member
+// where they put it, and joins a room only to post a message of theirs.
+type PersonalRoomer interface {
+	PersonalRooms(person string, rooms []string)
+}
+
+// RoomWants keeps, for an adapter, the rooms each person's connection
+// is to be in, as PersonalRooms sets them; it is not safe for
+// concurrent use (the adapter's lock guards it).
+type RoomWants map[string]map[string]bool
+
+// Set replaces person's rooms and returns those added and those removed,
+// sorted.
+func (w RoomWants) Set(person string, rooms []string) (added, removed []string) {
+	old := w[person]
+	next := make(map[string]bool, len(rooms))
+	for _, r := range rooms {
+		next[r] = true
+		if !old[r] {
+			added = append(added, r)
+		}
+	}
+	for r := range old {
+		if !next[r] {
+			removed = append(removed, r)
+		}
+	}
+	if len(next) == 0 {
+		delete(w, person)
+	} else {
+		w[person] = next
+	}
+	slices.Sort(added)
+	slices.Sort(removed)
+	return added, removed
+}
+
+// Wants reports whether person's connection is to be in room.
+func (w RoomWants) Wants(person, room string) bool { return w[person][room] }
+
+// Of is person's rooms, sorted.
+func (w RoomWants) Of(person string) []string { return slices.Sorted(maps.Keys(w[person])) }

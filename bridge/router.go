@@ -37,12 +37,17 @@ type Router struct {
 	// People, when set (before Start), ties authenticated senders to the
 	// configured people (see identify).
 	People People
+	// OnPresence, when set (before Start), is called after the rooms
+	// where a person is changed (see PeopleRooms); it must not block.
+	OnPresence func()
 
 	limits   limiter
 	acceptMu sync.Mutex
 	mu       sync.Mutex
 	blockMu  sync.Mutex
 	blocks   map[BlockKey]*blockState
+	presMu   sync.Mutex
+	present  map[PersonRoom]bool
 	networks map[string]MessageSender
 	queues   map[RoomAddr]*queue
 	ctx      context.Context
@@ -119,6 +124,7 @@ func NewRouter(store Store, links Links, log *slog.Logger) *Router {
 		networks:   map[string]MessageSender{},
 		queues:     map[RoomAddr]*queue{},
 		blocks:     map[BlockKey]*blockState{},
+		present:    map[PersonRoom]bool{},
 	}
 }
 
@@ -136,6 +142,9 @@ func (r *Router) AddNetwork(name string, s MessageSender) {
 // Start resumes delivery of everything the outbox holds.
 func (r *Router) Start(ctx context.Context) error {
 	if err := r.loadBlocks(ctx); err != nil {
+		return err
+	}
+	if err := r.loadPresence(ctx); err != nil {
 		return err
 	}
 	targets, err := r.store.PendingTargets(ctx)
@@ -276,6 +285,8 @@ func (r *Router) Commit(ctx context.Context, ev Event) (durable func(now bool) e
 	if err != nil {
 		return nil, fmt.Errorf("commit %s from %s: %w", ev.Kind(), from, err)
 	}
+	// A duplicate too: it says the same of where its sender is.
+	r.notePresence(ctx, from, ev)
 	if durable == nil {
 		durable = Committed
 	} else {

@@ -118,6 +118,7 @@ type Adapter struct {
 	pausedUntil time.Time
 	people      map[string]*personal // by person
 	accounts    map[string]string    // folded personal account -> person
+	wants       adapters.RoomWants   // the channels each person's connection is to be in
 	cm          atomic.Uint32        // info.cm, readable without a.mu
 	ready       atomic.Bool          // registered and rejoined
 }
@@ -215,6 +216,7 @@ func New(name string, n *config.Network, log *slog.Logger) (adapters.Adapter, er
 		own:        map[string]time.Time{},
 		progress:   map[string]*progress{},
 		people:     map[string]*personal{},
+		wants:      adapters.RoomWants{},
 		accounts:   map[string]string{},
 		info:       defaultServerInfo(c.MaxLineBytes),
 	}

@@ -240,6 +240,17 @@ func (k *conn) inChannel(ch string) bool {
 	return ok
 }
 
+// inOrJoining reports whether the connection is in ch or has asked to
+// join it: a PART now takes it out either way (the server answers the
+// JOIN first).
+func (k *conn) inOrJoining(ch string) bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	f := k.fold(ch)
+	_, in := k.chans[f]
+	return in || k.joins[f] != nil
+}
+
 func (k *conn) channelCount() int {
 	k.mu.Lock()
 	defer k.mu.Unlock()

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ergochat/irc-go/ircevent"
@@ -22,7 +24,10 @@ import (
 // not handed over; a Token means nothing on IRC.
 type PersonalAccount = adapters.PersonalAccount
 
-var _ adapters.PeopleUser = (*Adapter)(nil)
+var (
+	_ adapters.PeopleUser     = (*Adapter)(nil)
+	_ adapters.PersonalRoomer = (*Adapter)(nil)
+)
 
 // personalWait is how long a person's message waits for their personal
 // connection to come up before it goes out through their puppet (a
@@ -35,8 +40,9 @@ var personalWait = 10 * time.Second
 var personalRegain = time.Minute
 
 // personal is the connection a person speaks through: kept up like a
-// bouncer's (no idle quit), reconnecting with backoff, in every bridged
-// channel. What it reads is not bridged: the bot reports the channels,
+// bouncer's (no idle quit), reconnecting with backoff, in the bridged
+// channels of the links the person takes part in (PersonalRooms), and in
+// those a message of theirs went to. What it reads is not bridged: the bot reports the channels,
 // and its own lines are echoes of what we sent.
 type personal struct {
 	acct   PersonalAccount
@@ -52,6 +58,10 @@ type personal struct {
 	// the connection was last up: the next ones go to the puppet at once
 	// rather than each waiting in turn.
 	waited bool
+	// parting are the channels of links the person left, for the next
+	// sync to part (syncPersonalLocked).
+	parting []string
+	syncMu  sync.Mutex // one sync at a time
 }
 
 // UsePeople sets the people who speak through their own IRC connection.
@@ -85,6 +95,10 @@ func (a *Adapter) UsePeople(accts []PersonalAccount) {
 		}
 		a.stopPersonalLocked(p)
 		delete(a.people, person)
+		_, listed := want[person]
+		if _, bad := invalid[person]; !listed && !bad {
+			delete(a.wants, person) // no longer a person here
+		}
 	}
 	for person, why := range invalid {
 		a.people[person] = &personal{state: why}
@@ -262,7 +276,7 @@ func (a *Adapter) newPersonalConn(p *personal) *conn {
 
 // personalUp runs once p's connection k is registered (and logged in:
 // SASL is required): its nick is ours, messages may use it, and it
-// joins the bridged channels.
+// joins the bridged channels of the links the person takes part in.
 func (a *Adapter) personalUp(p *personal, k *conn) {
 	a.mu.Lock()
 	if p.ctx.Err() != nil || a.stopped {
@@ -279,23 +293,13 @@ func (a *Adapter) personalUp(p *personal, k *conn) {
 	default:
 		close(p.up)
 	}
-	var chans []string
-	for _, r := range a.rooms {
-		chans = append(chans, r.name)
-	}
-	a.wg.Add(1)
+	a.syncPersonalLocked(p)
+	taken := p.state != adapters.PersonalConnected
 	a.mu.Unlock()
 	a.log.Info("personal connection up", "person", p.acct.Person, "nick", k.nick())
-	if st := a.PersonalStatus()[p.acct.Person]; st != adapters.PersonalConnected {
+	if taken {
 		a.log.Error("personal connection: their nick is taken; their messages go out through their puppet until it is free", "person", p.acct.Person, "nick", p.acct.ID, "connected_as", k.nick())
 	}
-	// Joining waits for replies, which the read loop we may be in reads.
-	go func() {
-		defer a.wg.Done()
-		for ch, err := range k.joinAll(p.ctx, chans) {
-			a.log.Warn("personal connection cannot join", "person", p.acct.Person, "channel", ch, "err", err)
-		}
-	}()
 }
 
 // nickTaken is the state of a connection up under another nick than the
@@ -426,22 +430,82 @@ func (a *Adapter) personalUpLocked() []*conn {
 	return out
 }
 
-// joinPersonalLocked takes the personal connections that are up into a
-// newly bridged channel, in the background: not the bot's business, and
-// a person who cannot join speaks through their puppet (see
+// joinPersonalLocked takes the personal connections that are up, of
+// the people whose links take in channel, into it, a newly bridged
+// channel; a person who cannot join speaks through their puppet (see
 // sendPersonal). a.mu must be held.
 func (a *Adapter) joinPersonalLocked(channel string) {
-	conns := a.personalUpLocked()
-	if len(conns) == 0 || a.stopped {
+	for person, p := range a.people {
+		if a.wants.Wants(person, channel) {
+			a.syncPersonalLocked(p)
+		}
+	}
+}
+
+// PersonalRooms implements adapters.PersonalRoomer: person's connection
+// joins the bridged channels of rooms it is not in yet, and parts those
+// no longer among them, at once while it is up (personalUp joins them
+// when it comes up).
+func (a *Adapter) PersonalRooms(person string, rooms []string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	added, removed := a.wants.Set(person, rooms)
+	p := a.people[person]
+	if p == nil || p.k == nil || len(added)+len(removed) == 0 {
+		return // a connection not up is in no channel
+	}
+	p.parting = append(p.parting, removed...)
+	a.syncPersonalLocked(p)
+}
+
+// bridgedLocked are those of chans that are bridged; a.mu must be held.
+func (a *Adapter) bridgedLocked(chans []string) []string {
+	var out []string
+	for _, ch := range chans {
+		if a.roomLocked(ch) != nil {
+			out = append(out, ch)
+		}
+	}
+	return out
+}
+
+// syncPersonalLocked has p's connection, when up, part the channels of
+// links the person left and join the bridged channels of those they take
+// part in, in the background: joining waits for the server's replies,
+// which the read loop we may be in reads. One sync of p's runs at a
+// time, each on the latest wants, so that quick changes end where the
+// last one says. a.mu must be held.
+func (a *Adapter) syncPersonalLocked(p *personal) {
+	if p.k == nil || a.stopped {
 		return
 	}
-	a.wg.Add(len(conns))
-	for _, k := range conns {
-		go func() {
-			defer a.wg.Done()
-			if err := k.join(a.ctx, channel); err != nil && a.ctx.Err() == nil {
-				a.log.Warn("personal connection cannot join", "nick", k.nick(), "channel", channel, "err", err)
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		p.syncMu.Lock()
+		defer p.syncMu.Unlock()
+		person := p.acct.Person
+		a.mu.Lock()
+		k := p.k
+		part := slices.DeleteFunc(p.parting, func(ch string) bool { return a.wants.Wants(person, ch) })
+		p.parting = nil
+		join := a.bridgedLocked(a.wants.Of(person))
+		a.mu.Unlock()
+		if k == nil {
+			return // down: in no channel, and personalUp syncs again
+		}
+		for _, ch := range part {
+			if !k.inOrJoining(ch) {
+				continue
 			}
-		}()
-	}
+			if err := k.part(p.ctx, ch, ""); err != nil && p.ctx.Err() == nil {
+				a.log.Warn("personal connection cannot part", "person", person, "channel", ch, "err", err)
+				continue
+			}
+			a.log.Info("personal connection parted: the person left the link", "person", person, "channel", ch)
+		}
+		for ch, err := range k.joinAll(p.ctx, join) {
+			a.log.Warn("personal connection cannot join", "person", person, "channel", ch, "err", err)
+		}
+	}()
 }

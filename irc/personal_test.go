@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -27,6 +28,16 @@ func personMessage(text string) *bridge.Message {
 func alicePeople(password string) func(*Adapter) {
 	return func(a *Adapter) {
 		a.UsePeople([]PersonalAccount{{Person: "alice", ID: "alice", Password: password}})
+	}
+}
+
+// aliceInLobby is alicePeople with alice taking part in the link of
+// #lobby, as the core tells the adapter: her connection joins it as soon
+// as it is up.
+func aliceInLobby(password string) func(*Adapter) {
+	return func(a *Adapter) {
+		alicePeople(password)(a)
+		a.PersonalRooms("alice", []string{"#lobby"})
 	}
 }
 
@@ -137,19 +148,35 @@ func TestPersonalConnectionSpeaksAsAccount(t *testing.T) {
 		t.Errorf("%d puppets connected, want none", n)
 	}
 
-	// A channel bridged later: her connection joins it, and parts when
-	// it is no longer bridged.
+	// Her connection is in the channels of the links she takes part in
+	// (the core says which: PersonalRooms), and no other: a channel
+	// bridged later is joined once she takes part in its link, parted
+	// when she no longer does, and parted when it is no longer bridged.
 	bob.Join("#later")
-	from := bob.Len()
 	if err := a.Join(t.Context(), "#later"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := bob.WaitFrom(from, waitFor, func(l testenv.IRCLine) bool {
-		return l.Command == "JOIN" && l.Nick() == "alice" && l.Target() == "#later"
-	}); err != nil {
-		t.Errorf("alice's connection did not join a channel bridged later: %v", err)
+	if inChannel(t, bob, "#later", "alice") {
+		t.Errorf("alice's connection joined #later, a link she takes no part in")
 	}
-	from = bob.Len()
+	aliceDoes := func(what, command string) {
+		t.Helper()
+		if _, err := bob.WaitFrom(bob.Len(), waitFor, func(l testenv.IRCLine) bool {
+			return l.Command == command && l.Nick() == "alice" && l.Target() == "#later"
+		}); err != nil {
+			t.Errorf("alice's connection did not %s: %v", what, err)
+		}
+	}
+	a.PersonalRooms("alice", []string{"#lobby", "#later"})
+	aliceDoes("join #later once she takes part in its link", "JOIN")
+	a.PersonalRooms("alice", []string{"#lobby"})
+	aliceDoes("part #later once she no longer takes part in its link", "PART")
+	if !inChannel(t, bob, "#lobby", "alice") {
+		t.Errorf("alice's connection left #lobby too")
+	}
+	a.PersonalRooms("alice", []string{"#lobby", "#later"})
+	aliceDoes("join #later again", "JOIN")
+	from := bob.Len()
 	if err := a.Leave(t.Context(), "#later"); err != nil {
 		t.Fatal(err)
 	}
@@ -158,6 +185,13 @@ func TestPersonalConnectionSpeaksAsAccount(t *testing.T) {
 	}); err != nil {
 		t.Errorf("alice's connection did not part a channel no longer bridged: %v", err)
 	}
+}
+
+// inChannel reports whether NAMES, as c asks for it, lists nick in
+// channel.
+func inChannel(t *testing.T, c *testenv.IRCClient, channel, nick string) bool {
+	t.Helper()
+	return slices.Contains(c.Names(waitFor, channel), nick)
 }
 
 // capturedLog is the adapter's log, kept to count lines in, and sent to
@@ -241,7 +275,7 @@ func TestPersonalNickSpoofed(t *testing.T) {
 	s.RegisterAccount(t, "alice", "alice-pw")
 	bob := s.IRC.Client(t, "bob")
 	bob.Join("#lobby")
-	a := startAdapter(t, netConfig(s.IRC, "puppet"), alicePeople("alice-pw"), "#lobby")
+	a := startAdapter(t, netConfig(s.IRC, "puppet"), aliceInLobby("alice-pw"), "#lobby")
 	waitStatus(t, a, adapters.PersonalConnected)
 	if _, err := bob.Wait(waitFor, func(l testenv.IRCLine) bool { return l.Command == "JOIN" && l.Nick() == "alice" }); err != nil {
 		t.Fatalf("alice's connection never joined #lobby: %v", err)
@@ -352,7 +386,7 @@ func TestPersonalBannedNeverPuppet(t *testing.T) {
 	s.RegisterAccount(t, "alice", "alice-pw")
 	bob := s.IRC.Client(t, "bob")
 	bob.Join("#lobby") // first in: an operator
-	a := startAdapter(t, netConfig(s.IRC, "puppet"), alicePeople("alice-pw"), "#lobby")
+	a := startAdapter(t, netConfig(s.IRC, "puppet"), aliceInLobby("alice-pw"), "#lobby")
 	if _, err := bob.Wait(waitFor, func(l testenv.IRCLine) bool { return l.Command == "JOIN" && l.Nick() == "alice" }); err != nil {
 		t.Fatalf("alice's connection never joined #lobby: %v", err)
 	}

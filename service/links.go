@@ -147,6 +147,8 @@ func (s *Service) applyLinks(ctx context.Context, links map[string][]bridge.Room
 			}
 		}
 	}
+	// People's connections follow their links' rooms.
+	s.wakePersonalRooms()
 	for _, err := range errs {
 		s.log.Warn("link change", "err", err)
 	}

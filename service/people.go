@@ -8,6 +8,7 @@ import (
 	"slices"
 
 	"github.com/switchboard-chat/switchboard/adapters"
+	"github.com/switchboard-chat/switchboard/bridge"
 	"github.com/switchboard-chat/switchboard/config"
 	"github.com/switchboard-chat/switchboard/httpapi"
 	"github.com/switchboard-chat/switchboard/mapping"
@@ -95,6 +96,7 @@ func (s *Service) usePeople(eff *config.Config) error {
 			pu.UsePeople(personal[name])
 		}
 	}
+	s.wakePersonalRooms() // a new person's connections go where they are
 	return nil
 }
 
@@ -197,4 +199,58 @@ func (s *Service) DeletePerson(ctx context.Context, id string) error {
 		s.log.Info("person deleted through the API", "person", id)
 	}
 	return err
+}
+
+// The rooms of people's personal connections follow where they are:
+// each adapter that joins rooms for them (adapters.PersonalRoomer) gets,
+// for every person with an account on its network, the rooms there of
+// the links they take part in (bridge.Router's PeopleRooms). Whatever
+// may change that (a person joining or leaving a room, a link or the
+// people changing) wakes one goroutine that hands every such adapter
+// its sets again; each adapter acts on the difference only.
+
+// wakePersonalRooms has the rooms handed over again, soon; it never
+// blocks.
+func (s *Service) wakePersonalRooms() {
+	select {
+	case s.roomsWake <- struct{}{}:
+	default:
+	}
+}
+
+// runPersonalRooms hands the rooms over each time it is woken, until
+// the service stops.
+func (s *Service) runPersonalRooms() {
+	for {
+		select {
+		case <-s.ops.Done():
+			return
+		case <-s.roomsWake:
+		}
+		s.linkMu.Lock()
+		personal := adapters.PersonalAccounts(s.peopleCfg)
+		rooms := s.router.PeopleRooms()
+		for name, a := range s.nets {
+			personalRooms(name, a, personal[name], rooms)
+		}
+		s.linkMu.Unlock()
+	}
+}
+
+// personalRooms hands adapter a of network name, if it joins rooms for
+// people, the rooms there of each person with an account in accts.
+func personalRooms(name string, a adapters.Adapter, accts []adapters.PersonalAccount, rooms map[string][]bridge.RoomAddr) {
+	pr, ok := a.(adapters.PersonalRoomer)
+	if !ok {
+		return
+	}
+	for _, acct := range accts {
+		var here []string
+		for _, r := range rooms[acct.Person] {
+			if r.Network == name {
+				here = append(here, r.Room)
+			}
+		}
+		pr.PersonalRooms(acct.Person, here)
+	}
 }

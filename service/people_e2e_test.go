@@ -137,6 +137,7 @@ type pworld struct {
 	*mworld
 	services *testenv.Services
 	svc      *Service
+	stop     func() // stops svc
 }
 
 const alicePeople = `  alice:
@@ -157,7 +158,7 @@ func newPWorld(t *testing.T, people string) *pworld {
 	services.RegisterAccount(t, "alice", "alice-pw")
 	xw := newXWorldAround(t, &world{irc: services.IRC, mqtt: testenv.Mosquitto(t), dir: t.TempDir()}, testenv.ProsodyWith, testenv.XMPPServerConfig{})
 	w := &pworld{mworld: newMWorldPeople(t, xw, people), services: services}
-	w.svc, _ = runService(t, w.config(t, ""))
+	w.svc, w.stop = runService(t, w.config(t, ""))
 	testwait.For(t, "alice's personal accounts settled", func() bool {
 		settled := 0
 		for _, n := range getStatus(t, w.svc).Networks {

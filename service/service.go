@@ -66,6 +66,9 @@ type Service struct {
 	// peopleCfg is s.cfg with the overlay's people: what is in place.
 	peopleCfg *config.Config
 	state     adapters.State
+	// roomsWake has people's connections' rooms handed over again
+	// (wakePersonalRooms).
+	roomsWake chan struct{}
 	// onReload is told of each config a reload puts in place (the chat
 	// commands take their admins from it).
 	onReload func(*config.Config)
@@ -79,7 +82,7 @@ type Service struct {
 // (store, router) before what produces them (adapters). On error, what was
 // started is stopped again.
 func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Service, err error) {
-	s := &Service{cfg: cfg, nets: map[string]adapters.Adapter{}, ops: status.New(cfg.HTTP.ReadyGrace, Version, Commit)}
+	s := &Service{cfg: cfg, nets: map[string]adapters.Adapter{}, ops: status.New(cfg.HTTP.ReadyGrace, Version, Commit), roomsWake: make(chan struct{}, 1)}
 	// Everything logs through the ops' handler, which keeps each
 	// network's latest problem for the status pages.
 	log = slog.New(s.ops.LogHandler(log.Handler()))
@@ -159,9 +162,13 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Servic
 		return nil, err
 	}
 	s.router.People = s.people
+	s.router.OnPresence = s.wakePersonalRooms
 	if err := s.router.Start(ctx); err != nil {
 		return nil, err
 	}
+	// Where people were when Switchboard last ran: their connections go
+	// back into those links' rooms without their speaking again.
+	peopleRooms := s.router.PeopleRooms()
 	m.AddBlocks(s.router.Blocks)
 	s.ops.SetBlocks(s.router.Blocks)
 	s.api = httpapi.New(s, s.store, s.router, log)
@@ -221,6 +228,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Servic
 		if pu, ok := a.(adapters.PeopleUser); ok {
 			pu.UsePeople(personal[name])
 		}
+		personalRooms(name, a, personal[name], peopleRooms)
 		s.router.AddNetwork(name, a)
 		if r := ncfg.SenderRate(); r != nil {
 			s.router.SetRate(name, bridge.RateLimit{PerSecond: r.PerSecond, Burst: r.Burst})
@@ -237,6 +245,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Servic
 	}
 	nctx, stopNotices := context.WithCancel(context.Background())
 	s.stopNotices = stopNotices
+	go s.runPersonalRooms()
 	go (&failureNotices{nets: s.nets, people: s.people, log: log.With("component", "people"), told: map[[2]string]bool{}}).run(nctx)
 	go func() {
 		if err := s.http.Serve(httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {

@@ -83,6 +83,7 @@ func testStore(t *testing.T, newDB newDBFunc) {
 		{"OutboxRooms", testOutboxRooms},
 		{"QueuedAtMigration", testQueuedAtMigration},
 		{"Retention", testRetention},
+		{"Records", testRecords},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newDB) })
 	}

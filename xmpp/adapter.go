@@ -151,6 +151,7 @@ type Adapter struct {
 	parting []*element           // departures Leave could not send yet
 	puppets map[string]*puppet   // by sender network and id
 	people  map[string]*personal // people's own sessions, by person
+	wants   adapters.RoomWants   // the rooms each person's session is to be in
 	byJID   map[string]*puppet   // by puppet JID
 	sent    map[string]*outMsg   // by room key and message id
 	joins   map[string]chan joinResult
@@ -249,6 +250,7 @@ func New(name string, n *config.Network, log *slog.Logger) (adapters.Adapter, er
 		left:       map[string]bool{},
 		puppets:    map[string]*puppet{},
 		people:     map[string]*personal{},
+		wants:      adapters.RoomWants{},
 		byJID:      map[string]*puppet{},
 		sent:       map[string]*outMsg{},
 		joins:      map[string]chan joinResult{},

@@ -283,6 +283,7 @@ func (a *Adapter) onRoomPresence(c *session, r *room, st *stanza) {
 		}
 	case unavailable:
 		delete(r.occupants, nick)
+		a.personalGoneLocked(r, nick)
 		if !quiet && r.joined && known {
 			reason := st.status
 			switch {

@@ -221,6 +221,7 @@ type puppet struct {
 type membership struct {
 	nick    string
 	joined  bool
+	left    bool // a person's session left; its nick is theirs until the room says it is gone
 	joining chan struct{}
 	err     error
 	photo   photoAd // what its presence there advertised (puppetavatar.go)

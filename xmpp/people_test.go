@@ -227,11 +227,13 @@ func TestPersonalSessionBanned(t *testing.T) {
 }
 
 // After the server restarts, her session logs in again and goes back
-// into the room without being asked, and speaks for her there.
+// into the room of the link she takes part in without being asked, and
+// speaks for her there.
 func TestPersonalSessionRejoinsAfterRestart(t *testing.T) {
 	srv := newServer(t)
 	room := newRoomName(srv, "ownrestart")
 	a, _ := withPeople(t, srv, PersonalAccount{Person: "alice", Name: "Alice", ID: srv.JID("alice").String(), Password: testUsers["alice"]})
+	a.PersonalRooms("alice", []string{room})
 	start(t, a, room)
 	waitPersonal(t, a, "alice", func(s string) bool { return s == adapters.PersonalConnected })
 
@@ -284,5 +286,54 @@ func TestPersonalSessionNotUpYet(t *testing.T) {
 	}
 	if st := a.PersonalStatus()["alice"]; st != adapters.PersonalConnecting {
 		t.Errorf("status %q, want connecting", st)
+	}
+}
+
+// Her session is in the rooms of the links she takes part in (the core
+// says which: PersonalRooms) and in no other; it leaves a room whose
+// link she left, without the bridge reporting her comings and goings.
+func TestPersonalSessionFollowsHerLinks(t *testing.T) {
+	srv := newServer(t)
+	one, two := newRoomName(srv, "linkone"), newRoomName(srv, "linktwo")
+	a, _ := withPeople(t, srv, PersonalAccount{Person: "alice", Name: "Alice", ID: srv.JID("alice").String(), Password: testUsers["alice"]})
+	a.PersonalRooms("alice", []string{one})
+	bob := joinHuman(t, srv, "bob", one, "Bob")
+	carol := joinHuman(t, srv, "human", two, "Carol")
+	rec := start(t, a, one, two)
+	aliceIn := func(h *human, from int, typ string) error {
+		_, err := h.c.WaitFrom(from, waitFor, func(s testenv.XMPPStanza) bool {
+			return s.Kind() == "presence" && s.From() == h.room.String()+"/Alice" && s.Type() == typ
+		})
+		return err
+	}
+	if err := aliceIn(bob, 0, ""); err != nil {
+		t.Fatalf("her session did not join the room of her link: %v", err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	for _, st := range carol.c.Stanzas() {
+		if st.Kind() == "presence" && st.From() == carol.room.String()+"/Alice" {
+			t.Errorf("her session is in a room of a link she takes no part in: %s", st.Raw)
+		}
+	}
+
+	from := bob.c.Len()
+	a.PersonalRooms("alice", []string{two})
+	if err := aliceIn(bob, from, "unavailable"); err != nil {
+		t.Errorf("her session did not leave the room of the link she left: %v", err)
+	}
+	if err := aliceIn(carol, 0, ""); err != nil {
+		t.Errorf("her session did not join the room of the link she joined: %v", err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	for _, ev := range rec.Events() {
+		if (ev.Kind() == bridge.KindJoin || ev.Kind() == bridge.KindLeave) && ev.Head().Sender.Name == "Alice" {
+			t.Errorf("her session's %s was reported: %+v", ev.Kind(), ev.Head())
+		}
+	}
+	// Back in the first: her nick is hers again there.
+	from = bob.c.Len()
+	a.PersonalRooms("alice", []string{one, two})
+	if err := aliceIn(bob, from, ""); err != nil {
+		t.Errorf("her session did not come back: %v", err)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"mellium.im/xmlstream"
@@ -20,15 +21,20 @@ import (
 
 // A person's own XMPP account (adapters.PersonalAccount): its ID is their
 // bare JID, its Password the one their session logs in with (SASL SCRAM,
-// after StartTLS unless insecure_plaintext). The session joins every
-// bridged room with their name as nick (the JID's localpart when that is
-// taken) and speaks for them there: what it sends is confirmed by the
-// room's reflection like a puppet's message, and never bridged back (its
-// origin-id is ours); what they send from another client of theirs is
-// read by the bot like anyone's, under their real JID.
+// after StartTLS unless insecure_plaintext). The session joins the
+// bridged rooms of the links they take part in (PersonalRooms), and
+// those a message of theirs goes to, with their name as nick (the JID's
+// localpart when that is taken) and speaks for them there: what it
+// sends is confirmed by the room's reflection like a puppet's message,
+// and never bridged back (its origin-id is ours); what they send from
+// another client of theirs is read by the bot like anyone's, under their
+// real JID.
 type PersonalAccount = adapters.PersonalAccount
 
-var _ adapters.PeopleUser = (*Adapter)(nil)
+var (
+	_ adapters.PeopleUser     = (*Adapter)(nil)
+	_ adapters.PersonalRoomer = (*Adapter)(nil)
+)
 
 const (
 	// personalResource is the resource the sessions ask for: their other
@@ -41,8 +47,8 @@ const (
 // tests).
 var personalWait = 10 * time.Second
 
-// personal is a person's own session, kept up with backoff, in every
-// bridged room.
+// personal is a person's own session, kept up with backoff, in the
+// bridged rooms of the links they take part in.
 type personal struct {
 	acct   PersonalAccount
 	jid    jid.JID // their bare JID
@@ -57,6 +63,10 @@ type personal struct {
 	// the session was last up: the next ones go to the puppet at once.
 	waited bool
 	rooms  map[string]*membership // by room key
+	// parting are the rooms of links the person left, for the next sync
+	// to leave (syncPersonalLocked).
+	parting []string
+	syncMu  sync.Mutex // one sync at a time
 }
 
 // UsePeople sets the people who speak through their own XMPP session. A
@@ -96,6 +106,10 @@ func (a *Adapter) UsePeople(accts []PersonalAccount) {
 		}
 		a.forgetPersonalLocked(p)
 		delete(a.people, person)
+		_, listed := want[person]
+		if _, bad := invalid[person]; !listed && !bad {
+			delete(a.wants, person) // no longer a person here
+		}
 	}
 	for person, why := range invalid {
 		a.people[person] = &personal{state: why}
@@ -255,26 +269,18 @@ func (a *Adapter) servePersonal(p *personal, c *session) error {
 	return err
 }
 
-// personalUp marks p's session c up and takes it into every bridged room.
+// personalUp marks p's session c up and takes it into the bridged rooms
+// of the links the person takes part in.
 func (a *Adapter) personalUp(p *personal, c *session) {
 	a.mu.Lock()
+	defer a.mu.Unlock()
 	if c.ctx.Err() != nil || a.stopped {
-		a.mu.Unlock()
 		return
 	}
 	p.s, p.state, p.waited = c, adapters.PersonalConnected, false
 	close(p.up)
-	rooms := make([]*room, 0, len(a.rooms))
-	for _, r := range a.rooms {
-		rooms = append(rooms, r)
-	}
-	a.mu.Unlock()
 	a.log.Info("xmpp: personal session up", "person", p.acct.Person, "as", c.me.String())
-	for _, r := range rooms {
-		if _, err := a.joinPersonal(c.ctx, p, c, r); err != nil && c.ctx.Err() == nil {
-			a.log.Warn("xmpp: personal session cannot join room", "person", p.acct.Person, "room", r.addr, "err", err)
-		}
-	}
+	a.syncPersonalLocked(p)
 }
 
 func (a *Adapter) personalDown(p *personal, c *session) {
@@ -286,8 +292,14 @@ func (a *Adapter) personalDown(p *personal, c *session) {
 			p.state = adapters.PersonalConnecting
 		}
 	}
-	for _, m := range p.rooms {
+	for key, m := range p.rooms {
 		m.joined = false
+		if m.left { // gone with the session
+			if r := a.rooms[key]; r != nil && r.personalNicks[m.nick] == p {
+				delete(r.personalNicks, m.nick)
+			}
+			delete(p.rooms, key)
+		}
 	}
 	for _, om := range a.sent {
 		if om.gen == c.gen && !om.finished() {
@@ -296,24 +308,130 @@ func (a *Adapter) personalDown(p *personal, c *session) {
 	}
 }
 
-// joinPersonalAll takes the sessions that are up into a newly bridged
-// room, in the background.
+// joinPersonalAll takes the sessions that are up, of the people whose
+// links take in r, into r, a newly bridged room, in the background.
 func (a *Adapter) joinPersonalAll(r *room) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.stopped {
+	for person, p := range a.people {
+		if a.wants.Wants(person, r.addr) {
+			a.syncPersonalLocked(p)
+		}
+	}
+}
+
+// PersonalRooms implements adapters.PersonalRoomer: person's session
+// joins the bridged rooms among rooms it is not in yet, and leaves those
+// no longer among them, at once while it is up (personalUp joins them
+// when it comes up).
+func (a *Adapter) PersonalRooms(person string, rooms []string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	added, removed := a.wants.Set(person, rooms)
+	p := a.people[person]
+	if p == nil || p.s == nil || len(added)+len(removed) == 0 {
+		return // a session not up is in no room
+	}
+	p.parting = append(p.parting, removed...)
+	a.syncPersonalLocked(p)
+}
+
+// roomOfLocked is the bridged room addr names (nil if none); a.mu is
+// held.
+func (a *Adapter) roomOfLocked(addr string) *room {
+	j, err := parseRoom(addr)
+	if err != nil {
+		return nil
+	}
+	return a.rooms[j.String()]
+}
+
+// syncPersonalLocked has p's session, when up, leave the rooms of links
+// the person left and join the bridged rooms of those they take part in,
+// in the background. One sync of p's runs at a time, each on the latest
+// wants, so that quick changes end where the last one says. a.mu is
+// held.
+func (a *Adapter) syncPersonalLocked(p *personal) {
+	if p.s == nil || a.stopped {
 		return
 	}
-	for _, p := range a.people {
-		if c := p.s; c != nil {
-			a.wg.Add(1)
-			go func() {
-				defer a.wg.Done()
-				if _, err := a.joinPersonal(c.ctx, p, c, r); err != nil && c.ctx.Err() == nil {
-					a.log.Warn("xmpp: personal session cannot join room", "person", p.acct.Person, "room", r.addr, "err", err)
-				}
-			}()
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		p.syncMu.Lock()
+		defer p.syncMu.Unlock()
+		person := p.acct.Person
+		var part, join []*room
+		a.mu.Lock()
+		c := p.s
+		for _, addr := range p.parting {
+			if r := a.roomOfLocked(addr); r != nil && !a.wants.Wants(person, addr) {
+				part = append(part, r)
+			}
 		}
+		p.parting = nil
+		for _, addr := range a.wants.Of(person) {
+			if r := a.roomOfLocked(addr); r != nil {
+				join = append(join, r)
+			}
+		}
+		a.mu.Unlock()
+		if c == nil {
+			return // down: in no room, and personalUp syncs again
+		}
+		for _, r := range part {
+			if err := a.leavePersonal(c.ctx, p, c, r); err != nil && c.ctx.Err() == nil {
+				a.log.Warn("xmpp: personal session cannot leave room", "person", person, "room", r.addr, "err", err)
+			}
+		}
+		for _, r := range join {
+			if _, err := a.joinPersonal(c.ctx, p, c, r); err != nil && c.ctx.Err() == nil {
+				a.log.Warn("xmpp: personal session cannot join room", "person", person, "room", r.addr, "err", err)
+			}
+		}
+	}()
+}
+
+// leavePersonal takes p's session c out of r, after the join in flight
+// there if any. Its nick stays the person's until the bot sees it go
+// (personalGoneLocked): the departure is not news to bridge.
+func (a *Adapter) leavePersonal(ctx context.Context, p *personal, c *session, r *room) error {
+	a.mu.Lock()
+	m := p.rooms[r.key]
+	if m != nil && m.joining != nil {
+		ch := m.joining
+		a.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		a.mu.Lock()
+	}
+	if m == nil || !m.joined || p.s != c {
+		a.mu.Unlock()
+		return nil
+	}
+	m.joined, m.left = false, true
+	e := a.presence(c.me, r.occupantJID(m.nick), "unavailable")
+	a.mu.Unlock()
+	if err := a.write(c, e); err != nil {
+		return err
+	}
+	a.log.Info("xmpp: personal session left room: the person left the link", "person", p.acct.Person, "room", r.addr)
+	return nil
+}
+
+// personalGoneLocked forgets nick in r as a person's once the room says
+// it left, when their session left it on purpose. a.mu is held.
+func (a *Adapter) personalGoneLocked(r *room, nick string) {
+	p := r.personalNicks[nick]
+	if p == nil {
+		return
+	}
+	if m := p.rooms[r.key]; m != nil && m.left && m.nick == nick {
+		delete(r.personalNicks, nick)
+		delete(p.rooms, r.key)
 	}
 }
 
@@ -362,7 +480,7 @@ func (a *Adapter) joinPersonal(ctx context.Context, p *personal, c *session, r *
 		return "", cmp.Or(m.err, errNotConnected)
 	}
 	ch := make(chan struct{})
-	m.joining = ch
+	m.joining, m.left = ch, false
 	a.mu.Unlock()
 	var err error
 	for _, nick := range personalNicks(p) {

@@ -392,6 +392,29 @@ func (c *IRCClient) Topic(channel, topic string) { c.t.Helper(); c.Send("TOPIC",
 // SetNick changes the client's nick.
 func (c *IRCClient) SetNick(nick string) { c.Conn.SetNick(nick) }
 
+// Names lists the nicks in channel, as NAMES answers now (without
+// their rank prefixes or user@host), failing the test if it does not answer within
+// timeout.
+func (c *IRCClient) Names(timeout time.Duration, channel string) []string {
+	c.t.Helper()
+	from := c.Len()
+	c.Send("NAMES", channel)
+	end, _, err := c.WaitIndex(from, timeout, func(l IRCLine) bool { return l.Command == "366" })
+	if err != nil {
+		c.t.Fatalf("NAMES %s: %v", channel, err)
+	}
+	var nicks []string
+	for _, l := range c.Lines()[from:end] {
+		if l.Command == "353" && len(l.Params) >= 4 {
+			for _, n := range strings.Fields(l.Params[3]) {
+				nick, _, _ := strings.Cut(strings.TrimLeft(n, "~&@%+"), "!") // userhost-in-names
+				nicks = append(nicks, nick)
+			}
+		}
+	}
+	return nicks
+}
+
 // Len is the number of lines received so far; pass it to WaitFrom to wait
 // only for lines that arrive after this moment.
 func (c *IRCClient) Len() int { return c.lines.count() }

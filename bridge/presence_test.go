@@ -1,0 +1,101 @@
+package bridge_test
+
+import (
+	"fmt"
+	"sync/atomic"
+	"testing"
+
+	"github.com/switchboard-chat/switchboard/bridge"
+)
+
+// member is an authenticated join (or leave) of sender in room.
+func member(network, room, sender string, join bool) bridge.Event {
+	h := bridge.Header{
+		Origin: bridge.Origin{Network: network, Room: room},
+		Sender: bridge.Sender{Network: network, ID: sender, Name: sender, Authenticated: true},
+	}
+	if join {
+		return &bridge.Join{Header: h}
+	}
+	return &bridge.Leave{Header: h}
+}
+
+func peopleRooms(r *bridge.Router) string { return fmt.Sprint(r.PeopleRooms()) }
+
+// A person takes part in a link while one of their accounts is in one of
+// its rooms (it joined, or said something there): their connections
+// belong in every room of that link, and in no other link's. Leaving
+// one room keeps them in the link while another account of theirs is in
+// another of its rooms; leaving the last takes them out. Where they are
+// outlives a restart; a stranger, or a bare nick, counts for nothing.
+func TestRouterKnowsWhichLinksPeopleTakePartIn(t *testing.T) {
+	nets := map[string]bridge.MessageSender{"irc": newPlain(), "mqtt": newPlain(), "matrix": rich{newPlain()}}
+	dir := t.TempDir()
+	f := newFixture(t, dir, nets)
+	withPeople(t, f)
+	var told atomic.Int32
+	f.router.OnPresence = func() { told.Add(1) }
+
+	if got := peopleRooms(f.router); got != "map[]" {
+		t.Fatalf("before anything: %s", got)
+	}
+	accept(t, f.router, msg("irc", "#ops", "alice", "n-1", "a bare nick is no one"))
+	accept(t, f.router, authed("irc", "#ops", "bob", "b-1", "a stranger"))
+	if got := peopleRooms(f.router); got != "map[]" || told.Load() != 0 {
+		t.Fatalf("after a bare nick and a stranger: %s (told %d)", got, told.Load())
+	}
+
+	lobby := "map[alice:[irc:#lobby matrix:!lobby mqtt:chat/lobby]]"
+	accept(t, f.router, member("matrix", "!lobby", "@alice:hs", true))
+	if got := peopleRooms(f.router); got != lobby || told.Load() != 1 {
+		t.Fatalf("after her Matrix join: %s (told %d), want %s", got, told.Load(), lobby)
+	}
+	// Speaking from her phone in the same link changes nothing more
+	// than a room; speaking again, nothing at all.
+	accept(t, f.router, authed("mqtt", "chat/lobby", "alices-phone", "", "from my phone"))
+	accept(t, f.router, authed("mqtt", "chat/lobby", "alices-phone", "", "again"))
+	if got := peopleRooms(f.router); got != lobby || told.Load() != 2 {
+		t.Fatalf("after her phone spoke: %s (told %d)", got, told.Load())
+	}
+	// Her phone leaves the lobby: she is still in the Matrix room.
+	accept(t, f.router, member("mqtt", "chat/lobby", "alices-phone", false))
+	if got := peopleRooms(f.router); got != lobby {
+		t.Fatalf("after her phone left: %s, want %s", got, lobby)
+	}
+	// Typing in #ops takes her into that link too.
+	accept(t, f.router, &bridge.Typing{Header: authed("irc", "#ops", "alice", "", "").Header, Active: true})
+	both := "map[alice:[irc:#lobby irc:#ops matrix:!lobby mqtt:chat/lobby mqtt:chat/ops]]"
+	if got := peopleRooms(f.router); got != both {
+		t.Fatalf("after typing in #ops: %s, want %s", got, both)
+	}
+	// Leaving Matrix takes her out of the lobby.
+	accept(t, f.router, member("matrix", "!lobby", "@alice:hs", false))
+	ops := "map[alice:[irc:#ops mqtt:chat/ops]]"
+	if got := peopleRooms(f.router); got != ops {
+		t.Fatalf("after she left Matrix: %s, want %s", got, ops)
+	}
+
+	// A restart on the same store: she is still in #ops.
+	f.stop()
+	f = newFixture(t, dir, nets)
+	if got := peopleRooms(f.router); got != ops {
+		t.Fatalf("after a restart: %s, want %s", got, ops)
+	}
+	// A link changed at runtime: the rooms follow.
+	if err := f.links.Replace(map[string][]bridge.RoomAddr{
+		"ops": {{Network: "irc", Room: "#ops"}, {Network: "matrix", Room: "!ops"}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := peopleRooms(f.router), "map[alice:[irc:#ops matrix:!ops]]"; got != want {
+		t.Fatalf("after ops changed: %s, want %s", got, want)
+	}
+	if err := f.links.Replace(map[string][]bridge.RoomAddr{
+		"other": {{Network: "irc", Room: "#other"}, {Network: "matrix", Room: "!ops"}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if got := peopleRooms(f.router); got != "map[]" {
+		t.Fatalf("after #ops was unlinked: %s, want none", got)
+	}
+}
