@@ -22,6 +22,7 @@ type recorder struct {
 	mu     sync.Mutex
 	events []bridge.Event
 	online int
+	blocks map[bridge.BlockKey]bridge.Block // what moderation reported
 	notify chan struct{}
 	// failures makes the next Accept calls fail.
 	failures atomic.Int32
@@ -50,6 +51,43 @@ func (r *recorder) Online(string) {
 	close(r.notify)
 	r.notify = make(chan struct{})
 	r.mu.Unlock()
+}
+
+// Block records a block, as the router keeps it (bridge.Blocker).
+func (r *recorder) Block(ctx context.Context, b bridge.Block) error {
+	r.mu.Lock()
+	if r.blocks == nil {
+		r.blocks = map[bridge.BlockKey]bridge.Block{}
+	}
+	r.blocks[b.Key()] = b
+	close(r.notify)
+	r.notify = make(chan struct{})
+	r.mu.Unlock()
+	return nil
+}
+
+// Unblock lifts a recorded block (bridge.Blocker).
+func (r *recorder) Unblock(ctx context.Context, key bridge.BlockKey) (bool, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_, ok := r.blocks[key]
+	delete(r.blocks, key)
+	close(r.notify)
+	r.notify = make(chan struct{})
+	return ok, nil
+}
+
+// Blocks lists the recorded blocks of room (bridge.BlockLister).
+func (r *recorder) Blocks(room bridge.RoomAddr) []bridge.Block {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []bridge.Block
+	for _, b := range r.blocks {
+		if room == (bridge.RoomAddr{}) || b.Room == room {
+			out = append(out, b)
+		}
+	}
+	return out
 }
 
 func (r *recorder) onlineCount() int {
