@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchboard-chat/switchboard/adapters/adapterstest"
 	"github.com/switchboard-chat/switchboard/bridge"
 	"github.com/switchboard-chat/switchboard/config"
 	"github.com/switchboard-chat/switchboard/internal/testenv"
@@ -19,11 +20,11 @@ const waitFor = 15 * time.Second
 
 // recorder is a bridge.Inbound that keeps what it is given.
 type recorder struct {
-	mu     sync.Mutex
-	events []bridge.Event
-	online int
-	blocks map[bridge.BlockKey]bridge.Block // what moderation reported
-	notify chan struct{}
+	mu                   sync.Mutex
+	events               []bridge.Event
+	online               int
+	notify               chan struct{}
+	adapterstest.Blocked // what moderation reports
 	// failures makes the next Accept calls fail.
 	failures atomic.Int32
 	attempts atomic.Int32
@@ -51,43 +52,6 @@ func (r *recorder) Online(string) {
 	close(r.notify)
 	r.notify = make(chan struct{})
 	r.mu.Unlock()
-}
-
-// Block records a block, as the router keeps it (bridge.Blocker).
-func (r *recorder) Block(ctx context.Context, b bridge.Block) error {
-	r.mu.Lock()
-	if r.blocks == nil {
-		r.blocks = map[bridge.BlockKey]bridge.Block{}
-	}
-	r.blocks[b.Key()] = b
-	close(r.notify)
-	r.notify = make(chan struct{})
-	r.mu.Unlock()
-	return nil
-}
-
-// Unblock lifts a recorded block (bridge.Blocker).
-func (r *recorder) Unblock(ctx context.Context, key bridge.BlockKey) (bool, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	_, ok := r.blocks[key]
-	delete(r.blocks, key)
-	close(r.notify)
-	r.notify = make(chan struct{})
-	return ok, nil
-}
-
-// Blocks lists the recorded blocks of room (bridge.BlockLister).
-func (r *recorder) Blocks(room bridge.RoomAddr) []bridge.Block {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	var out []bridge.Block
-	for _, b := range r.blocks {
-		if room == (bridge.RoomAddr{}) || b.Room == room {
-			out = append(out, b)
-		}
-	}
-	return out
 }
 
 func (r *recorder) onlineCount() int {

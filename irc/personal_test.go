@@ -366,8 +366,7 @@ func TestPersonalBannedNeverPuppet(t *testing.T) {
 	}
 	person := bridge.BlockKey{Room: bridge.RoomAddr{Network: "libera", Room: "#lobby"},
 		Sender: bridge.SenderRef{Network: "matrix", ID: "person/alice"}, Source: bridge.BlockBan}
-	a.rec.until(t, "the ban of alice reported", func() bool { return len(a.rec.Blocks(person.Room)) > 0 })
-	if bl := a.rec.Blocks(person.Room); len(bl) != 1 || bl[0].Key() != person || bl[0].By != "bob" {
+	if bl := a.rec.WaitBlocks(t, person.Room, 1); bl[0].Key() != person || bl[0].By != "bob" {
 		t.Errorf("blocks %+v, want alice the person's ban, by bob", bl)
 	}
 	// Her connection reads its kick a moment after bob does.
@@ -400,7 +399,7 @@ func TestPersonalBannedNeverPuppet(t *testing.T) {
 	}
 
 	bob.Send("MODE", "#lobby", "-b", "alice!*@*")
-	a.rec.until(t, "the ban lifted", func() bool { return len(a.rec.Blocks(person.Room)) == 0 })
+	a.rec.WaitBlocks(t, person.Room, 0)
 	if _, err := a.Send(ctx, delivery(personMessage("back again"), "#lobby")); err != nil {
 		t.Fatalf("send after -b: %v", err)
 	}
