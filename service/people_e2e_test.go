@@ -152,12 +152,21 @@ const alicePeople = `  alice:
 // cores), then Switchboard with people (alicePeople, or another people
 // section), and waits until alice's three personal accounts are settled:
 // connected or failed.
-func newPWorld(t *testing.T, people string) *pworld {
+func newPWorld(t *testing.T, people string) *pworld { return newPWorldAfter(t, people, nil) }
+
+// newPWorldAfter is newPWorld that runs first, when not nil, once the
+// servers are up and before Switchboard starts with cfg (the first IRC
+// client in the channel is its operator).
+func newPWorldAfter(t *testing.T, people string, first func(w *pworld, cfg *config.Config)) *pworld {
 	services := testenv.Atheme(t)
 	services.RegisterAccount(t, "alice", "alice-pw")
 	xw := newXWorldAround(t, &world{irc: services.IRC, mqtt: testenv.Mosquitto(t), dir: t.TempDir()}, testenv.ProsodyWith, testenv.XMPPServerConfig{})
 	w := &pworld{mworld: newMWorldPeople(t, xw, people), services: services}
-	w.svc, _ = runService(t, w.config(t, ""))
+	cfg := w.config(t, "")
+	if first != nil {
+		first(w, cfg)
+	}
+	w.svc, _ = runService(t, cfg)
 	testwait.For(t, "alice's personal accounts settled", func() bool {
 		settled := 0
 		for _, n := range getStatus(t, w.svc).Networks {
