@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 
@@ -58,6 +59,18 @@ func TestPersonBannedOnIRCStaysOutFromEveryAccount(t *testing.T) {
 		t.Errorf("the MUC shows it from %q (%q), want her own occupant", st.Nick(), j)
 	}
 	w.alice.Text(w.roomID, "still banned")
+	// From another account of hers, the ban keeps her out just the same.
+	laptop := w.xmpp.Client(t, "alice", xmppUsers["alice"])
+	if err := laptop.Join(w.room, "alice-laptop"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := laptop.Say(w.room, "banned from my laptop"); err != nil {
+		t.Fatal(err)
+	}
+	w.waitMatrix(t, "her XMPP message", func(ev *event.Event) bool {
+		c, ok := messageText(ev)
+		return ok && c.Body == "banned from my laptop"
+	})
 	// carol's line comes after alice's in the channel's queue: once it is
 	// there, hers had their turn.
 	if _, err := carol.Say(w.room, "canary"); err != nil {
@@ -72,9 +85,10 @@ func TestPersonBannedOnIRCStaysOutFromEveryAccount(t *testing.T) {
 			t.Errorf("alice came back despite the ban: %s", l.Raw)
 		}
 	}
-	failed := waitFailed(t, w.svc, 2)
+	failed := waitFailed(t, w.svc, 3)
 	for _, f := range failed {
-		if f.Room != "libera:"+room || f.Sender != "mx:@alice:localhost" || !strings.Contains(f.Reason, "banned from #room on libera") {
+		if f.Room != "libera:"+room || !strings.Contains(f.Reason, "banned from #room on libera") ||
+			f.Sender != "mx:@alice:localhost" && !strings.HasPrefix(f.Sender, "jabber:alice@localhost") {
 			t.Errorf("failed delivery %+v: want hers, to libera:%s, banned", f, room)
 		}
 	}
@@ -93,7 +107,7 @@ func TestPersonBannedOnIRCStaysOutFromEveryAccount(t *testing.T) {
 		return ok && ev.RoomID == dm && ev.Sender == bot && strings.Contains(c.Body, "banned from #room on libera")
 	}
 	w.waitMatrix(t, "the notice of her ban", notice)
-	time.Sleep(time.Second)
+	time.Sleep(time.Second) // her later messages were refused too: no second notice
 	n := 0
 	for _, ev := range w.alice.Events() {
 		if notice(ev) {
@@ -109,7 +123,122 @@ func TestPersonBannedOnIRCStaysOutFromEveryAccount(t *testing.T) {
 	waitBlocks(t, w.svc, 0)
 	w.alice.Text(w.roomID, "free again")
 	op.WaitText(patience, room, "alice", "free again")
-	if n := len(failedList(t, w.svc)); n != 2 {
+	if n := len(failedList(t, w.svc)); n != 3 {
 		t.Errorf("%d failed deliveries after the ban was lifted, want 2", n)
+	}
+}
+
+// Issue 21, item 3, on Matrix: a ban of alice's ghost in the Matrix room
+// keeps her out of it, although her own Matrix user, which speaks for
+// her there, is not banned: what she writes from IRC reaches the MUC but
+// not the Matrix room, and is on the failed list with the ban.
+func TestPersonWhoseGhostIsBannedStaysOutOfTheMatrixRoom(t *testing.T) {
+	w := newPWorldAfter(t, alicePeople, func(w *pworld, cfg *config.Config) {
+		cfg.HTTP.APIToken = apiToken // for /api/failed
+	})
+	carol := w.person(t, "carol")
+	// The one ghost of the person alice (home mx, ghost_localpart
+	// sb_{network}_{id}); the room's creator bans it.
+	ghost := id.NewUserID("sb_mx_person=2falice", w.mx.Domain)
+	// It exists (it spoke for her once, while her own user could not):
+	// Dendrite bans only users it knows.
+	as, err := mautrix.NewClient(w.hs.URL, "", w.mx.ASToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := as.Register(context.Background(), &mautrix.ReqRegister[any]{
+		Username: ghost.Localpart(), Type: mautrix.AuthTypeAppservice, InhibitLogin: true,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.alice.Client.BanUser(context.Background(), w.roomID, &mautrix.ReqBanUser{UserID: ghost, Reason: "no bridging"}); err != nil {
+		t.Fatal(err)
+	}
+	b := waitBlocks(t, w.svc, 1)[0]
+	if b.Sender != (bridge.SenderRef{Network: "mx", ID: "person/alice"}) || b.Source != bridge.BlockBan ||
+		b.Room != (bridge.RoomAddr{Network: "mx", Room: string(w.roomID)}) {
+		t.Errorf("block %+v, want the person alice banned from the Matrix room", b)
+	}
+
+	phone := w.services.Login(t, "alicephone", "alice", "alice-pw")
+	phone.Join(room)
+	phone.Say(room, "ghost banned")
+	carol.WaitMessage(patience, func(s testenv.XMPPStanza) bool {
+		return s.Type() == "groupchat" && s.Body() == "ghost banned"
+	})
+	f := waitFailed(t, w.svc, 1)[0]
+	if f.Room != "mx:"+string(w.roomID) || f.Text != "ghost banned" || !strings.Contains(f.Reason, "banned from") {
+		t.Errorf("failed delivery %+v: want hers to the Matrix room, banned", f)
+	}
+	for _, ev := range w.alice.Events() {
+		if c, ok := messageText(ev); ok && c.Body == "ghost banned" {
+			t.Errorf("her message reached the Matrix room from %s despite the ban", ev.Sender)
+		}
+	}
+}
+
+// Issue 21, item 3, a ban of a person's own Matrix user: a moderator of
+// the Matrix room bans @alice:localhost. What she writes on IRC reaches
+// the MUC but not the Matrix room, neither from her user nor from a ghost
+// of hers, and is on the failed list with the ban; the unban lets her
+// own user speak there again.
+func TestPersonBannedOnMatrixStaysOutFromEveryAccount(t *testing.T) {
+	w := newPWorldAfter(t, alicePeople, func(w *pworld, cfg *config.Config) {
+		cfg.HTTP.APIToken = apiToken // for /api/failed
+	})
+	carol := w.person(t, "carol")
+	mod := w.hs.Client(t, "mod")
+	mod.Join(string(w.roomID))
+	ctx, cancel := context.WithTimeout(context.Background(), patience)
+	defer cancel()
+	var pl event.PowerLevelsEventContent
+	if err := w.alice.Client.StateEvent(ctx, w.roomID, event.StatePowerLevels, "", &pl); err != nil {
+		t.Fatal(err)
+	}
+	// mod runs the room now; a ban needs a level above the target's.
+	pl.SetUserLevel(mod.UserID, 100)
+	pl.SetUserLevel(w.alice.UserID, 50)
+	if _, err := w.alice.Client.SendStateEvent(ctx, w.roomID, event.StatePowerLevels, "", &pl); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mod.Client.BanUser(ctx, w.roomID, &mautrix.ReqBanUser{UserID: w.alice.UserID, Reason: "enough"}); err != nil {
+		t.Fatal(err)
+	}
+	mxRoom := bridge.RoomAddr{Network: "mx", Room: string(w.roomID)}
+	if b := waitBlocks(t, w.svc, 1)[0]; b.Sender != (bridge.SenderRef{Network: "mx", ID: "person/alice"}) ||
+		b.Source != bridge.BlockBan || b.Room != mxRoom || b.By != string(mod.UserID) {
+		t.Errorf("block %+v, want the person alice banned from the Matrix room by mod", b)
+	}
+
+	phone := w.services.Login(t, "alicephone", "alice", "alice-pw")
+	phone.Join(room)
+	phone.Say(room, "banned on matrix")
+	carol.WaitMessage(patience, func(s testenv.XMPPStanza) bool {
+		return s.Type() == "groupchat" && s.Body() == "banned on matrix"
+	})
+	f := waitFailed(t, w.svc, 1)[0]
+	if f.Room != mxRoom.String() || f.Text != "banned on matrix" || !strings.Contains(f.Reason, "banned from") {
+		t.Errorf("failed delivery %+v: want hers to the Matrix room, banned", f)
+	}
+	for _, ev := range mod.Events() {
+		if c, ok := messageText(ev); ok && c.Body == "banned on matrix" {
+			t.Errorf("her message reached the Matrix room from %s despite the ban", ev.Sender)
+		}
+	}
+
+	if _, err := mod.Client.UnbanUser(ctx, w.roomID, &mautrix.ReqUnbanUser{UserID: w.alice.UserID}); err != nil {
+		t.Fatal(err)
+	}
+	waitBlocks(t, w.svc, 0)
+	phone.Say(room, "unbanned")
+	ev, _, err := mod.WaitFor(ctx, 0, func(ev *event.Event) bool {
+		c, ok := messageText(ev)
+		return ok && c.Body == "unbanned"
+	})
+	if err != nil {
+		t.Fatalf("her message after the unban never reached the Matrix room: %v", err)
+	}
+	if ev.Sender != w.alice.UserID {
+		t.Errorf("after the unban her message came from %s, want her own user", ev.Sender)
 	}
 }
