@@ -310,19 +310,7 @@ func occupantJID(c *testenv.XMPPClient, room, nick string) string {
 // accounts still speak as her.
 func TestPersonIsToldOnceOnTheirHomeNetworkWhenAnAccountFails(t *testing.T) {
 	w := newPWorld(t, strings.Replace(alicePeople, "libera: { id: alice, password: alice-pw }", "libera: { id: alice, password: not-her-password }", 1))
-	ctx, cancel := context.WithTimeout(context.Background(), patience)
-	defer cancel()
-	dm, err := w.alice.WaitInvite(ctx, func(r id.RoomID) bool { return r != w.roomID })
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.alice.Join(string(dm))
-	bot := id.NewUserID(w.mx.Bot, w.mx.Domain)
-	notice := func(ev *event.Event) bool {
-		c, ok := messageText(ev)
-		return ok && ev.RoomID == dm && ev.Sender == bot && strings.Contains(c.Body, "libera")
-	}
-	ev := w.waitMatrix(t, "the notice of her failed IRC account", notice)
+	ev, notice := w.botNotice(t, "libera")
 	c, _ := messageText(ev)
 	if !strings.Contains(c.Body, "alice on libera") || !strings.Contains(c.Body, "SASL") || strings.Contains(c.Body, "not-her-password") {
 		t.Errorf("notice %q: want her account, its network and the reason, never the password", c.Body)
@@ -348,13 +336,38 @@ func TestPersonIsToldOnceOnTheirHomeNetworkWhenAnAccountFails(t *testing.T) {
 	}
 	// Several polls later, still one notice.
 	time.Sleep(3 * noticeEvery)
+	if n := countEvents(w.alice, notice); n != 1 {
+		t.Errorf("%d notices, want one", n)
+	}
+}
+
+// botNotice waits for the Matrix bot's direct chat with alice, joins it,
+// and waits there for the bot's message that holds text; notice matches
+// such messages, for counting them.
+func (w *pworld) botNotice(t *testing.T, text string) (ev *event.Event, notice func(*event.Event) bool) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), patience)
+	defer cancel()
+	dm, err := w.alice.WaitInvite(ctx, func(r id.RoomID) bool { return r != w.roomID })
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.alice.Join(string(dm))
+	bot := id.NewUserID(w.mx.Bot, w.mx.Domain)
+	notice = func(ev *event.Event) bool {
+		c, ok := messageText(ev)
+		return ok && ev.RoomID == dm && ev.Sender == bot && strings.Contains(c.Body, text)
+	}
+	return w.waitMatrix(t, "the bot's notice about "+text, notice), notice
+}
+
+// countEvents is how many of the events c saw match.
+func countEvents(c *testenv.MatrixClient, match func(*event.Event) bool) int {
 	n := 0
-	for _, ev := range w.alice.Events() {
-		if notice(ev) {
+	for _, ev := range c.Events() {
+		if match(ev) {
 			n++
 		}
 	}
-	if n != 1 {
-		t.Errorf("%d notices, want one", n)
-	}
+	return n
 }

@@ -44,11 +44,7 @@ func TestPersonBannedOnIRCStaysOutFromEveryAccount(t *testing.T) {
 	}
 	// The bot saw the +b match her connection: she is kept out as a
 	// person, not as the account she will write from.
-	person := bridge.SenderRef{Network: "mx", ID: "person/alice"}
-	if b := waitBlocks(t, w.svc, 1)[0]; b.Sender != person || b.Source != bridge.BlockBan || b.By != "op" ||
-		b.Room != (bridge.RoomAddr{Network: "libera", Room: room}) {
-		t.Errorf("block %+v, want the person alice banned from libera:%s by op", b, room)
-	}
+	wantAliceBanned(t, w.svc, bridge.RoomAddr{Network: "libera", Room: room}, "op")
 	banned := op.Len()
 
 	w.alice.Text(w.roomID, "while banned")
@@ -94,27 +90,9 @@ func TestPersonBannedOnIRCStaysOutFromEveryAccount(t *testing.T) {
 	}
 
 	// She is told once, by the Matrix bot.
-	ctx, cancel := context.WithTimeout(context.Background(), patience)
-	defer cancel()
-	dm, err := w.alice.WaitInvite(ctx, func(r id.RoomID) bool { return r != w.roomID })
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.alice.Join(string(dm))
-	bot := id.NewUserID(w.mx.Bot, w.mx.Domain)
-	notice := func(ev *event.Event) bool {
-		c, ok := messageText(ev)
-		return ok && ev.RoomID == dm && ev.Sender == bot && strings.Contains(c.Body, "banned from #room on libera")
-	}
-	w.waitMatrix(t, "the notice of her ban", notice)
+	_, notice := w.botNotice(t, "banned from #room on libera")
 	time.Sleep(time.Second) // her later messages were refused too: no second notice
-	n := 0
-	for _, ev := range w.alice.Events() {
-		if notice(ev) {
-			n++
-		}
-	}
-	if n != 1 {
+	if n := countEvents(w.alice, notice); n != 1 {
 		t.Errorf("%d notices of the ban, want one", n)
 	}
 
@@ -124,7 +102,7 @@ func TestPersonBannedOnIRCStaysOutFromEveryAccount(t *testing.T) {
 	w.alice.Text(w.roomID, "free again")
 	op.WaitText(patience, room, "alice", "free again")
 	if n := len(failedList(t, w.svc)); n != 3 {
-		t.Errorf("%d failed deliveries after the ban was lifted, want 2", n)
+		t.Errorf("%d failed deliveries after the ban was lifted, want 3", n)
 	}
 }
 
@@ -154,27 +132,10 @@ func TestPersonWhoseGhostIsBannedStaysOutOfTheMatrixRoom(t *testing.T) {
 	if _, err := w.alice.Client.BanUser(context.Background(), w.roomID, &mautrix.ReqBanUser{UserID: ghost, Reason: "no bridging"}); err != nil {
 		t.Fatal(err)
 	}
-	b := waitBlocks(t, w.svc, 1)[0]
-	if b.Sender != (bridge.SenderRef{Network: "mx", ID: "person/alice"}) || b.Source != bridge.BlockBan ||
-		b.Room != (bridge.RoomAddr{Network: "mx", Room: string(w.roomID)}) {
-		t.Errorf("block %+v, want the person alice banned from the Matrix room", b)
-	}
-
+	wantAliceBanned(t, w.svc, bridge.RoomAddr{Network: "mx", Room: string(w.roomID)}, string(w.alice.UserID))
 	phone := w.services.Login(t, "alicephone", "alice", "alice-pw")
 	phone.Join(room)
-	phone.Say(room, "ghost banned")
-	carol.WaitMessage(patience, func(s testenv.XMPPStanza) bool {
-		return s.Type() == "groupchat" && s.Body() == "ghost banned"
-	})
-	f := waitFailed(t, w.svc, 1)[0]
-	if f.Room != "mx:"+string(w.roomID) || f.Text != "ghost banned" || !strings.Contains(f.Reason, "banned from") {
-		t.Errorf("failed delivery %+v: want hers to the Matrix room, banned", f)
-	}
-	for _, ev := range w.alice.Events() {
-		if c, ok := messageText(ev); ok && c.Body == "ghost banned" {
-			t.Errorf("her message reached the Matrix room from %s despite the ban", ev.Sender)
-		}
-	}
+	w.keptOutOfMatrix(t, phone, carol, w.alice, "ghost banned")
 }
 
 // Issue 21, item 3, a ban of a person's own Matrix user: a moderator of
@@ -204,27 +165,10 @@ func TestPersonBannedOnMatrixStaysOutFromEveryAccount(t *testing.T) {
 	if _, err := mod.Client.BanUser(ctx, w.roomID, &mautrix.ReqBanUser{UserID: w.alice.UserID, Reason: "enough"}); err != nil {
 		t.Fatal(err)
 	}
-	mxRoom := bridge.RoomAddr{Network: "mx", Room: string(w.roomID)}
-	if b := waitBlocks(t, w.svc, 1)[0]; b.Sender != (bridge.SenderRef{Network: "mx", ID: "person/alice"}) ||
-		b.Source != bridge.BlockBan || b.Room != mxRoom || b.By != string(mod.UserID) {
-		t.Errorf("block %+v, want the person alice banned from the Matrix room by mod", b)
-	}
-
+	wantAliceBanned(t, w.svc, bridge.RoomAddr{Network: "mx", Room: string(w.roomID)}, string(mod.UserID))
 	phone := w.services.Login(t, "alicephone", "alice", "alice-pw")
 	phone.Join(room)
-	phone.Say(room, "banned on matrix")
-	carol.WaitMessage(patience, func(s testenv.XMPPStanza) bool {
-		return s.Type() == "groupchat" && s.Body() == "banned on matrix"
-	})
-	f := waitFailed(t, w.svc, 1)[0]
-	if f.Room != mxRoom.String() || f.Text != "banned on matrix" || !strings.Contains(f.Reason, "banned from") {
-		t.Errorf("failed delivery %+v: want hers to the Matrix room, banned", f)
-	}
-	for _, ev := range mod.Events() {
-		if c, ok := messageText(ev); ok && c.Body == "banned on matrix" {
-			t.Errorf("her message reached the Matrix room from %s despite the ban", ev.Sender)
-		}
-	}
+	w.keptOutOfMatrix(t, phone, carol, mod, "banned on matrix")
 
 	if _, err := mod.Client.UnbanUser(ctx, w.roomID, &mautrix.ReqUnbanUser{UserID: w.alice.UserID}); err != nil {
 		t.Fatal(err)
@@ -240,5 +184,36 @@ func TestPersonBannedOnMatrixStaysOutFromEveryAccount(t *testing.T) {
 	}
 	if ev.Sender != w.alice.UserID {
 		t.Errorf("after the unban her message came from %s, want her own user", ev.Sender)
+	}
+}
+
+// wantAliceBanned waits until the bridge keeps one block, and checks it
+// is the person alice's (not an account's), banned from room by by.
+func wantAliceBanned(t *testing.T, svc *Service, room bridge.RoomAddr, by string) {
+	t.Helper()
+	b := waitBlocks(t, svc, 1)[0]
+	if b.Sender != (bridge.SenderRef{Network: "mx", ID: "person/alice"}) || b.Source != bridge.BlockBan || b.Room != room || b.By != by {
+		t.Errorf("block %+v, want the person alice banned from %s by %s", b, room, by)
+	}
+}
+
+// keptOutOfMatrix has alice say text from phone, an IRC client of hers,
+// while she is kept out of the Matrix room: it reaches the MUC (carol)
+// but not the Matrix room (as viewer sees it), and it is the one failed
+// delivery, refused as banned.
+func (w *pworld) keptOutOfMatrix(t *testing.T, phone *testenv.IRCClient, carol *testenv.XMPPClient, viewer *testenv.MatrixClient, text string) {
+	t.Helper()
+	phone.Say(room, text)
+	carol.WaitMessage(patience, func(s testenv.XMPPStanza) bool {
+		return s.Type() == "groupchat" && s.Body() == text
+	})
+	f := waitFailed(t, w.svc, 1)[0]
+	if f.Room != "mx:"+string(w.roomID) || f.Text != text || !strings.Contains(f.Reason, "banned from") {
+		t.Errorf("failed delivery %+v: want hers to the Matrix room, banned", f)
+	}
+	for _, ev := range viewer.Events() {
+		if c, ok := messageText(ev); ok && c.Body == text {
+			t.Errorf("her message reached the Matrix room from %s despite the ban", ev.Sender)
+		}
 	}
 }
