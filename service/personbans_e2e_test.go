@@ -170,6 +170,20 @@ func TestPersonBannedOnMatrixStaysOutFromEveryAccount(t *testing.T) {
 	phone.Join(room)
 	w.keptOutOfMatrix(t, phone, carol, mod, "banned on matrix")
 
+	// The room shows her banned all along: nothing of the bridge's, her
+	// own user included, changed that.
+	_, at, err := mod.WaitFor(ctx, 0, func(ev *event.Event) bool {
+		return ev.Type == event.StateMember && ev.GetStateKey() == string(w.alice.UserID) &&
+			ev.Content.AsMember().Membership == event.MembershipBan
+	})
+	if err != nil {
+		t.Fatalf("mod never saw alice banned: %v", err)
+	}
+	for _, ev := range mod.Events()[at:] {
+		if ev.Type == event.StateMember && ev.GetStateKey() == string(w.alice.UserID) && ev.Sender == w.alice.UserID {
+			t.Errorf("her own user's membership changed after the ban: %s", ev.Content.AsMember().Membership)
+		}
+	}
 	if _, err := mod.Client.UnbanUser(ctx, w.roomID, &mautrix.ReqUnbanUser{UserID: w.alice.UserID}); err != nil {
 		t.Fatal(err)
 	}
