@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/switchboard-chat/switchboard/bridge"
 	"github.com/switchboard-chat/switchboard/config"
 )
 
@@ -40,6 +41,7 @@ import (
 type PersonalAccount struct {
 	Person string // the person's id, as Sender.Person carries it
 	Name   string // their display name
+	Home   string // their home network, as Sender.Home carries it
 	ID     string // their account on the network: IRC account, JID, MXID, ...
 	// Credentials, as the network type allows them (config.AccountRules).
 	Password     string // IRC SASL PLAIN, XMPP
@@ -90,6 +92,13 @@ type PeopleUser interface {
 	UsePeople(accounts []PersonalAccount)
 }
 
+// BlockRef is who a ban or kick of this account in a room is reported
+// under: the person (bridge.Sender.BlockRef), so that it keeps them out
+// of that room whichever account they write from, and their puppet too.
+func (a PersonalAccount) BlockRef() bridge.SenderRef {
+	return bridge.Sender{Person: a.Person, Home: a.Home}.BlockRef()
+}
+
 // String shows the account without its secrets.
 func (a PersonalAccount) String() string {
 	var creds []string
@@ -121,7 +130,7 @@ func PersonalAccounts(c *config.Config) map[string][]PersonalAccount {
 				continue
 			}
 			out[network] = append(out[network], PersonalAccount{
-				Person: p.ID, Name: p.Name, ID: a.ID,
+				Person: p.ID, Name: p.Name, Home: p.Home, ID: a.ID,
 				Password: a.Password, Token: a.Token, DoublePuppet: a.DoublePuppet,
 			})
 		}

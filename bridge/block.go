@@ -176,7 +176,7 @@ func (r *Router) blocked(room RoomAddr, ev Event) (b Block, tell, ok bool) {
 	sender := ev.Head().Sender
 	refs := []SenderRef{sender.Ref()}
 	if sender.Person != "" {
-		refs = append(refs, sender.Puppet().Ref())
+		refs = append(refs, sender.BlockRef())
 	}
 	r.blockMu.Lock()
 	defer r.blockMu.Unlock()

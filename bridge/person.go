@@ -38,8 +38,22 @@ func (s Sender) Puppet() Sender {
 	if s.Person == "" {
 		return s
 	}
-	return Sender{Network: s.Home, ID: PersonPrefix + s.Person, Name: s.Name, Person: s.Person, Home: s.Home}
+	ref := PersonRef(s.Person, s.Home)
+	return Sender{Network: ref.Network, ID: ref.ID, Name: s.Name, Person: s.Person, Home: s.Home}
 }
+
+// PersonRef is the puppet identity of person, whose home network is
+// home: what Sender.Puppet is for any account of theirs.
+func PersonRef(person, home string) SenderRef {
+	return SenderRef{Network: home, ID: PersonPrefix + person}
+}
+
+// BlockRef is who a block of s in a room is kept under: for a person,
+// their puppet identity, whichever account they wrote from and whether
+// their puppet or their own account was banned, so that the block keeps
+// them out from every account (see Router.blocked); for anyone else s.
+// Adapters report bans, kicks and their lifting under it.
+func (s Sender) BlockRef() SenderRef { return s.Puppet().Ref() }
 
 // identify sets who ev's sender is among the people: Person and Home,
 // and their configured name, when the adapter vouches for the sender's

@@ -14,7 +14,10 @@ import (
 // +b and -b in its channels and matches the masks against the puppets'
 // nick!user@host, with the server's casemapping. A puppet whose JOIN is
 // refused as banned (474), or whose line is (404, "banned"), reports the
-// ban too, for a ban set before it existed. Extbans ("m:", "~q:", "$a:"
+// ban too, for a ban set before it existed. A person's own connection is
+// matched and refused the same way, and its ban keeps the person out
+// (Sender.BlockRef): their puppet never speaks for them instead, nor
+// from whichever other account they write. Extbans ("m:", "~q:", "$a:"
 // ...) are not understood and match no puppet; a puppet they keep out
 // finds out by the refusal. The bridge then keeps the sender's messages
 // out of the channel (the failed list, a notice to the sender), and the
@@ -69,26 +72,35 @@ func maskMatches(cm caseMapping, mask, nuh string) bool {
 	return !extban(mask) && mapping.Glob(cm.fold(mask), cm.fold(nuh), false)
 }
 
-// puppetView is what a ban is matched against.
+// puppetView is what a ban is matched against: a puppet, or a person's
+// own connection, with the sender a ban of it keeps out.
 type puppetView struct {
-	sender bridge.SenderRef
+	sender bridge.SenderRef // Sender.BlockRef: a person, not their account
 	nick   string
 	nuh    string // nick!user@host
 }
 
-// puppetViews lists the connected puppets with their nick!user@host. A
-// puppet in no channel yet has not seen its user@host: the bot's stands
-// in, since puppets connect from where the bot does, with its ident.
+// puppetViews lists the connected puppets and personal connections with
+// their nick!user@host. A puppet in no channel yet has not seen its
+// user@host: the bot's stands in, since puppets connect from where the
+// bot does, with its ident (a personal connection with the ident it
+// asked for).
 func (a *Adapter) puppetViews() []puppetView {
 	a.mu.Lock()
 	type pk struct {
-		s bridge.Sender
-		k *conn
+		s     bridge.SenderRef
+		k     *conn
+		ident string // "" for the bot's
 	}
 	var ps []pk
 	for _, p := range a.puppets {
 		if !p.retired && p.k != nil {
-			ps = append(ps, pk{p.sender, p.k})
+			ps = append(ps, pk{s: p.sender.BlockRef(), k: p.k})
+		}
+	}
+	for _, p := range a.people {
+		if p.k != nil {
+			ps = append(ps, pk{s: p.acct.BlockRef(), k: p.k, ident: identFrom(p.acct.ID)})
 		}
 	}
 	a.mu.Unlock()
@@ -105,8 +117,14 @@ func (a *Adapter) puppetViews() []puppetView {
 		uh := p.k.getUserHost()
 		if uh == "" {
 			uh = botUH
+			if user, host, ok := strings.Cut(botUH, "@"); ok && p.ident != "" {
+				uh = p.ident + "@" + host
+				if strings.HasPrefix(user, "~") { // the server's mark of no ident reply
+					uh = "~" + uh
+				}
+			}
 		}
-		out = append(out, puppetView{sender: p.s.Ref(), nick: nick, nuh: nick + "!" + uh})
+		out = append(out, puppetView{sender: p.s, nick: nick, nuh: nick + "!" + uh})
 	}
 	return out
 }
@@ -234,7 +252,7 @@ func (a *Adapter) senderRefused(ctx context.Context, sender bridge.Sender, nick,
 		return nil
 	}
 	a.mu.Lock()
-	s := sender.Ref()
+	s := sender.BlockRef() // a person's ban keeps them out from any account
 	name := ch
 	if r := a.roomLocked(ch); r != nil {
 		name = r.name

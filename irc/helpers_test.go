@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchboard-chat/switchboard/adapters/adapterstest"
 	"github.com/switchboard-chat/switchboard/bridge"
 	"github.com/switchboard-chat/switchboard/config"
 	"github.com/switchboard-chat/switchboard/internal/testenv"
@@ -19,10 +20,11 @@ const waitFor = 15 * time.Second
 
 // recorder is a bridge.Inbound that keeps what it is given.
 type recorder struct {
-	mu     sync.Mutex
-	events []bridge.Event
-	online int
-	notify chan struct{}
+	mu                   sync.Mutex
+	events               []bridge.Event
+	online               int
+	notify               chan struct{}
+	adapterstest.Blocked // what moderation reports
 	// failures makes the next Accept calls fail.
 	failures atomic.Int32
 	attempts atomic.Int32

@@ -20,14 +20,14 @@ import (
 // over once it knows she is the person alice.
 func personMessage(text string) *bridge.Message {
 	m := message("matrix", "@alice:localhost", "Alice", text)
-	m.Sender.Person = "alice"
+	m.Sender.Person, m.Sender.Home = "alice", "matrix"
 	return m
 }
 
 // alicePeople is the adapter tweak that gives alice her personal account.
 func alicePeople(password string) func(*Adapter) {
 	return func(a *Adapter) {
-		a.UsePeople([]PersonalAccount{{Person: "alice", ID: "alice", Password: password}})
+		a.UsePeople([]PersonalAccount{{Person: "alice", Home: "matrix", ID: "alice", Password: password}})
 	}
 }
 
@@ -379,8 +379,10 @@ func TestPersonalWaitsThenPuppet(t *testing.T) {
 }
 
 // TestPersonalBannedNeverPuppet: a channel that bans a person's own
-// connection keeps them out: their message fails as blocked, and no
-// puppet of theirs gets in instead.
+// connection keeps them out: the +b matching it is reported at once as a
+// ban of the person (not of the account they happen to write from), their
+// message fails as blocked, and no puppet of theirs gets in instead. The
+// -b lets them in again.
 func TestPersonalBannedNeverPuppet(t *testing.T) {
 	s := testenv.Atheme(t)
 	s.RegisterAccount(t, "alice", "alice-pw")
@@ -395,6 +397,11 @@ func TestPersonalBannedNeverPuppet(t *testing.T) {
 	bob.Send("KICK", "#lobby", "alice", "go away")
 	if _, err := bob.WaitFrom(from, waitFor, func(l testenv.IRCLine) bool { return l.Command == "KICK" }); err != nil {
 		t.Fatalf("no kick: %v", err)
+	}
+	person := bridge.BlockKey{Room: bridge.RoomAddr{Network: "libera", Room: "#lobby"},
+		Sender: bridge.SenderRef{Network: "matrix", ID: "person/alice"}, Source: bridge.BlockBan}
+	if bl := a.rec.WaitBlocks(t, person.Room, 1); bl[0].Key() != person || bl[0].By != "bob" {
+		t.Errorf("blocks %+v, want alice the person's ban, by bob", bl)
 	}
 	// Her connection reads its kick a moment after bob does.
 	a.mu.Lock()
@@ -423,5 +430,14 @@ func TestPersonalBannedNeverPuppet(t *testing.T) {
 		if strings.HasPrefix(nick, "Alice[") {
 			t.Errorf("her puppet %s joined instead", nick)
 		}
+	}
+
+	bob.Send("MODE", "#lobby", "-b", "alice!*@*")
+	a.rec.WaitBlocks(t, person.Room, 0)
+	if _, err := a.Send(ctx, delivery(personMessage("back again"), "#lobby")); err != nil {
+		t.Fatalf("send after -b: %v", err)
+	}
+	if l := bob.WaitText(waitFor, "#lobby", "", "back again"); l.Nick() != "alice" {
+		t.Errorf("after -b her message came from %s, want alice", l.Nick())
 	}
 }

@@ -121,7 +121,7 @@ func (a *Adapter) PuppetSender(_ context.Context, channel, name string) (bridge.
 	}
 	for _, p := range a.puppets {
 		if p.k != nil && !p.retired && a.info.cm.fold(p.k.nick()) == f {
-			return p.sender.Ref(), true
+			return p.sender.BlockRef(), true
 		}
 	}
 	return bridge.SenderRef{}, false

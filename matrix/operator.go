@@ -40,7 +40,7 @@ func (a *Adapter) PuppetSender(ctx context.Context, room, name string) (bridge.S
 	if err != nil {
 		return bridge.SenderRef{}, false
 	}
-	return s.Ref(), true
+	return s.BlockRef(), true
 }
 
 var _ bridge.PuppetResolver = (*Adapter)(nil)

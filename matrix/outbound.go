@@ -218,10 +218,7 @@ func (a *Adapter) joined(ctx context.Context, intent *appservice.IntentAPI, rid 
 // (the ghost was kicked) is corrected once.
 func (a *Adapter) send(ctx context.Context, intent *appservice.IntentAPI, rid id.RoomID, typ event.Type, content any, txn string) (id.EventID, error) {
 	if err := a.joined(ctx, intent, rid); err != nil {
-		if ban := a.ghostRefused(ctx, intent.UserID, rid, err); ban != nil {
-			return "", ban
-		}
-		if ban := a.personalBanned(ctx, intent, rid, err); ban != nil {
+		if ban := a.refusedAsBanned(ctx, intent.UserID, rid, err); ban != nil {
 			return "", ban
 		}
 		a.personalRefusedSend(intent, err)

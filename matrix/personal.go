@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
@@ -351,26 +350,4 @@ func (a *Adapter) speaker(ctx context.Context, d *bridge.Delivery, s bridge.Send
 		}
 	}
 	return a.intentFor(ctx, s, d.Relay)
-}
-
-// personalBanned turns a person's join refused because they are banned
-// in rid into the delivery's permanent refusal: their ghost never speaks
-// for them there instead (nil for other refusals).
-func (a *Adapter) personalBanned(ctx context.Context, intent *appservice.IntentAPI, rid id.RoomID, err error) error {
-	if !intent.IsCustomPuppet || !isForbidden(err) {
-		return nil
-	}
-	room, linked := a.roomAddr(rid)
-	if !linked {
-		return nil
-	}
-	banned := strings.Contains(strings.ToLower(err.Error()), "banned")
-	if m, merr := a.as.StateStore.TryGetMember(ctx, rid, intent.UserID); merr == nil && m != nil && m.Membership == event.MembershipBan {
-		banned = true
-	}
-	if !banned {
-		return nil
-	}
-	a.log.Info("matrix: a person's own user is banned from a room; not sending for them there", "room", room, "user", intent.UserID)
-	return adapters.Refusal(a.name, room)
 }

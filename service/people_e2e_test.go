@@ -153,12 +153,21 @@ const alicePeople = `  alice:
 // cores), then Switchboard with people (alicePeople, or another people
 // section), and waits until alice's three personal accounts are settled:
 // connected or failed.
-func newPWorld(t *testing.T, people string) *pworld {
+func newPWorld(t *testing.T, people string) *pworld { return newPWorldAfter(t, people, nil) }
+
+// newPWorldAfter is newPWorld that runs first, when not nil, once the
+// servers are up and before Switchboard starts with cfg (the first IRC
+// client in the channel is its operator).
+func newPWorldAfter(t *testing.T, people string, first func(w *pworld, cfg *config.Config)) *pworld {
 	services := testenv.Atheme(t)
 	services.RegisterAccount(t, "alice", "alice-pw")
 	xw := newXWorldAround(t, &world{irc: services.IRC, mqtt: testenv.Mosquitto(t), dir: t.TempDir()}, testenv.ProsodyWith, testenv.XMPPServerConfig{})
 	w := &pworld{mworld: newMWorldPeople(t, xw, people), services: services}
-	w.svc, w.stop = runService(t, w.config(t, ""))
+	cfg := w.config(t, "")
+	if first != nil {
+		first(w, cfg)
+	}
+	w.svc, w.stop = runService(t, cfg)
 	testwait.For(t, "alice's personal accounts settled", func() bool {
 		settled := 0
 		for _, n := range getStatus(t, w.svc).Networks {
@@ -302,19 +311,7 @@ func occupantJID(c *testenv.XMPPClient, room, nick string) string {
 // accounts still speak as her.
 func TestPersonIsToldOnceOnTheirHomeNetworkWhenAnAccountFails(t *testing.T) {
 	w := newPWorld(t, strings.Replace(alicePeople, "libera: { id: alice, password: alice-pw }", "libera: { id: alice, password: not-her-password }", 1))
-	ctx, cancel := context.WithTimeout(context.Background(), patience)
-	defer cancel()
-	dm, err := w.alice.WaitInvite(ctx, func(r id.RoomID) bool { return r != w.roomID })
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.alice.Join(string(dm))
-	bot := id.NewUserID(w.mx.Bot, w.mx.Domain)
-	notice := func(ev *event.Event) bool {
-		c, ok := messageText(ev)
-		return ok && ev.RoomID == dm && ev.Sender == bot && strings.Contains(c.Body, "libera")
-	}
-	ev := w.waitMatrix(t, "the notice of her failed IRC account", notice)
+	ev, notice := w.botNotice(t, "libera")
 	c, _ := messageText(ev)
 	if !strings.Contains(c.Body, "alice on libera") || !strings.Contains(c.Body, "SASL") || strings.Contains(c.Body, "not-her-password") {
 		t.Errorf("notice %q: want her account, its network and the reason, never the password", c.Body)
@@ -340,13 +337,38 @@ func TestPersonIsToldOnceOnTheirHomeNetworkWhenAnAccountFails(t *testing.T) {
 	}
 	// Several polls later, still one notice.
 	time.Sleep(3 * noticeEvery)
+	if n := countEvents(w.alice, notice); n != 1 {
+		t.Errorf("%d notices, want one", n)
+	}
+}
+
+// botNotice waits for the Matrix bot's direct chat with alice, joins it,
+// and waits there for the bot's message that holds text; notice matches
+// such messages, for counting them.
+func (w *pworld) botNotice(t *testing.T, text string) (ev *event.Event, notice func(*event.Event) bool) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), patience)
+	defer cancel()
+	dm, err := w.alice.WaitInvite(ctx, func(r id.RoomID) bool { return r != w.roomID })
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.alice.Join(string(dm))
+	bot := id.NewUserID(w.mx.Bot, w.mx.Domain)
+	notice = func(ev *event.Event) bool {
+		c, ok := messageText(ev)
+		return ok && ev.RoomID == dm && ev.Sender == bot && strings.Contains(c.Body, text)
+	}
+	return w.waitMatrix(t, "the bot's notice about "+text, notice), notice
+}
+
+// countEvents is how many of the events c saw match.
+func countEvents(c *testenv.MatrixClient, match func(*event.Event) bool) int {
 	n := 0
-	for _, ev := range w.alice.Events() {
-		if notice(ev) {
+	for _, ev := range c.Events() {
+		if match(ev) {
 			n++
 		}
 	}
-	if n != 1 {
-		t.Errorf("%d notices, want one", n)
-	}
+	return n
 }

@@ -532,7 +532,7 @@ func (a *Adapter) PuppetSender(_ context.Context, room, name string) (bridge.Sen
 	defer a.mu.Unlock()
 	if r := a.rooms[j.String()]; r != nil {
 		if p := r.puppetNicks[name]; p != nil {
-			return p.sender.Ref(), true
+			return p.sender.BlockRef(), true
 		}
 	}
 	return bridge.SenderRef{}, false

@@ -185,15 +185,17 @@ func TestPersonalSessionWrongPassword(t *testing.T) {
 	}
 }
 
-// A room that bans her account keeps her out: her message fails for good
-// as blocked, and no puppet of hers speaks instead.
+// A room that bans her account keeps her out: the ban that removes her
+// session is reported at once as one of the person (not of an account),
+// her message fails for good as blocked, and no puppet of hers speaks
+// instead. Lifting the ban lets her in again.
 func TestPersonalSessionBanned(t *testing.T) {
 	srv := newServer(t)
 	room := newRoomName(srv, "ownban")
 	alice := srv.JID("alice").String()
-	a, _ := withPeople(t, srv, PersonalAccount{Person: "alice", Name: "Alice", ID: alice, Password: testUsers["alice"]})
+	a, _ := withPeople(t, srv, PersonalAccount{Person: "alice", Name: "Alice", Home: "libera", ID: alice, Password: testUsers["alice"]})
 	bob := joinHuman(t, srv, "bob", room, "Bob") // the first in: the room's owner
-	start(t, a, room)
+	rec := start(t, a, room)
 	waitPersonal(t, a, "alice", func(s string) bool { return s == adapters.PersonalConnected })
 	send(t, a, room, message(fromPerson(), "before the ban"))
 	bob.waitMessage(func(s testenv.XMPPStanza) bool { return s.Body() == "before the ban" })
@@ -201,6 +203,11 @@ func TestPersonalSessionBanned(t *testing.T) {
 	res, err := bob.c.IQ(bob.room, "set", `<query xmlns="http://jabber.org/protocol/muc#admin"><item affiliation="outcast" jid="`+alice+`"/></query>`)
 	if err != nil || res.Type() != "result" {
 		t.Fatalf("ban: %v %s", err, res.Raw)
+	}
+	person := bridge.BlockKey{Room: bridge.RoomAddr{Network: a.name, Room: room},
+		Sender: bridge.SenderRef{Network: "libera", ID: "person/alice"}, Source: bridge.BlockBan}
+	if bl := rec.WaitBlocks(t, person.Room, 1); bl[0].Key() != person {
+		t.Errorf("block %+v, want a ban of the person alice", bl[0])
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 	defer cancel()
@@ -223,6 +230,17 @@ func TestPersonalSessionBanned(t *testing.T) {
 	}
 	if n := a.Puppets(); n != 0 {
 		t.Errorf("%d puppets, want none", n)
+	}
+
+	res, err = bob.c.IQ(bob.room, "set", `<query xmlns="http://jabber.org/protocol/muc#admin"><item affiliation="none" jid="`+alice+`"/></query>`)
+	if err != nil || res.Type() != "result" {
+		t.Fatalf("unban: %v %s", err, res.Raw)
+	}
+	rec.WaitBlocks(t, person.Room, 0)
+	send(t, a, room, message(fromPerson(), "let back in"))
+	got := bob.waitMessage(func(s testenv.XMPPStanza) bool { return s.Body() == "let back in" })
+	if j := realJID(bob.c, room, got.Nick()); !strings.HasPrefix(j, alice+"/") {
+		t.Errorf("after the unban her message came from %s (%s), want her own occupant", got.Nick(), j)
 	}
 }
 

@@ -573,7 +573,7 @@ func (a *Adapter) personalSpeaker(ctx context.Context, r *room, s bridge.Sender)
 		case errors.Is(err, errLeft):
 			return speaker{}, true, bridge.Permanent(fmt.Errorf("xmpp: %s: %w", r.addr, err))
 		case errors.As(err, &se) && se.condition == "forbidden":
-			ref := s.Puppet().Ref()
+			ref := s.BlockRef()
 			a.log.Info("xmpp: personal session refused as banned", "room", r.addr, "person", s.Person)
 			if rerr := a.mod.Banned(ctx, r.addr, ref, ""); rerr != nil {
 				a.log.Warn("xmpp: cannot report a ban to the bridge", "room", r.addr, "sender", ref.String(), "err", rerr)
@@ -649,8 +649,14 @@ func (a *Adapter) personalPresence(c *session, r *room, st *stanza) {
 	if m := c.person.rooms[r.key]; m != nil && m.joining == nil {
 		m.joined = false
 	}
+	banned, kicked := st.muc.has(statusBanned), st.muc.has(statusKicked)
 	a.log.Info("xmpp: personal session removed from room", "room", r.addr, "person", c.person.acct.Person,
-		"kicked", st.muc.has(statusKicked), "banned", st.muc.has(statusBanned))
+		"kicked", kicked, "banned", banned)
+	if banned || kicked {
+		// Kept out at once, not at their next message: the bridge then
+		// refuses it rather than their puppet speaking for them.
+		a.postRemoved(r.addr, c.person.acct.BlockRef(), st.muc.item.actor, banned)
+	}
 }
 
 // personalOccupantLocked reports whether nick in r is a person's own

@@ -367,6 +367,7 @@ func testSendAsBot(t *testing.T, h Harness) {
 
 // Recorder is a bridge.Inbound that keeps what it is given.
 type Recorder struct {
+	Blocked // what the adapter's moderation reports
 	mu      sync.Mutex
 	events  []bridge.Event
 	changed chan struct{}

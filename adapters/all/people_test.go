@@ -222,11 +222,11 @@ people:
 	got := adapters.PersonalAccounts(c)
 	want := map[string][]adapters.PersonalAccount{
 		"libera": {
-			{Person: "alice", Name: "Alice", ID: "alice", Password: secret},
-			{Person: "bob", Name: "bob", ID: "bob", Password: secret},
+			{Person: "alice", Name: "Alice", Home: "matrix", ID: "alice", Password: secret},
+			{Person: "bob", Name: "bob", Home: "libera", ID: "bob", Password: secret},
 		},
-		"matrix": {{Person: "alice", Name: "Alice", ID: "@alice:example.org", DoublePuppet: true}},
-		"web":    {{Person: "alice", Name: "Alice", ID: "alice", Token: secret}},
+		"matrix": {{Person: "alice", Name: "Alice", Home: "matrix", ID: "@alice:example.org", DoublePuppet: true}},
+		"web":    {{Person: "alice", Name: "Alice", Home: "matrix", ID: "alice", Token: secret}},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("PersonalAccounts =\n%v\nwant\n%v", got, want)
