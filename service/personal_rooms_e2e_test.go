@@ -125,7 +125,10 @@ func TestPersonalConnectionsFollowTheLinksSheTakesPartIn(t *testing.T) {
 // and XMPP occupant are in link one's rooms, since the Matrix adapter
 // reads who is in the room when it joins. She leaves the Matrix room
 // while Switchboard is stopped (it hears nothing of it): after the
-// restart her IRC nick is not in the channel, nor her occupant in the MUC.
+// restart her IRC nick is not in the channel, nor her occupant in the
+// MUC. Her own XMPP client comes into the MUC while Switchboard is
+// stopped: after the restart her IRC nick is back, since the XMPP
+// adapter reads the real JIDs of the MUC's occupants when it joins.
 func TestPersonalConnectionsFollowWhoIsInTheMatrixRoom(t *testing.T) {
 	w := newPWorld(t, alicePeople)
 	bob := w.human(t, "bob")
@@ -171,6 +174,18 @@ func TestPersonalConnectionsFollowWhoIsInTheMatrixRoom(t *testing.T) {
 	if in {
 		t.Errorf("her XMPP session is in link one's MUC after the restart, though she left the Matrix room")
 	}
+
+	// (c) While Switchboard is stopped again, her own XMPP client comes
+	// into the MUC under a nick of its own (the room shows her real
+	// JID): after the restart, without a word, her IRC nick is back in
+	// the channel.
+	w.stop()
+	laptop := w.xmpp.Client(t, "alice", xmppUsers["alice"])
+	if err := laptop.Join(w.room, "alice-laptop"); err != nil {
+		t.Fatal(err)
+	}
+	w.svc, w.stop = runService(t, w.config(t, ""))
+	w.waitNames(t, bob, "alice is in "+room+" as an occupant of the MUC", true)
 }
 
 // waitNames waits until bob's NAMES of room lists alice (in) or does not.
