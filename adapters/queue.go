@@ -20,8 +20,15 @@ type AcceptQueue struct {
 	log   *slog.Logger
 	max   int
 	mu    sync.Mutex
-	items []bridge.Event
+	items []queued
 	wake  chan struct{}
+}
+
+// queued is an event, or a room's members (see PushMembers).
+type queued struct {
+	ev      bridge.Event
+	room    bridge.RoomAddr
+	members []string
 }
 
 // maxQueued bounds the events waiting in memory.
@@ -34,13 +41,23 @@ func NewAcceptQueue(log *slog.Logger) *AcceptQueue {
 
 // Push queues an event; false when the queue is full and the event was
 // not taken.
-func (q *AcceptQueue) Push(ev bridge.Event) bool {
+func (q *AcceptQueue) Push(ev bridge.Event) bool { return q.push(queued{ev: ev}) }
+
+// PushMembers queues the accounts in room now, for bridge.MemberLister,
+// after the events pushed before and ahead of those pushed after: a
+// member list read from the room's occupants must not undo a join the
+// room told of later. False when the queue is full.
+func (q *AcceptQueue) PushMembers(room bridge.RoomAddr, accounts []string) bool {
+	return q.push(queued{room: room, members: accounts})
+}
+
+func (q *AcceptQueue) push(it queued) bool {
 	q.mu.Lock()
 	if len(q.items) >= q.max {
 		q.mu.Unlock()
 		return false
 	}
-	q.items = append(q.items, ev)
+	q.items = append(q.items, it)
 	q.mu.Unlock()
 	select {
 	case q.wake <- struct{}{}:
@@ -49,14 +66,14 @@ func (q *AcceptQueue) Push(ev bridge.Event) bool {
 	return true
 }
 
-func (q *AcceptQueue) pop() (bridge.Event, bool) {
+func (q *AcceptQueue) pop() (queued, bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if len(q.items) == 0 {
-		return nil, false
+		return queued{}, false
 	}
 	ev := q.items[0]
-	q.items[0] = nil
+	q.items[0] = queued{}
 	q.items = q.items[1:]
 	if len(q.items) == 0 {
 		q.items = nil // let the backing array go
@@ -77,7 +94,7 @@ func (q *AcceptQueue) Len() int {
 // makes it durable within its sync window.
 func (q *AcceptQueue) Run(ctx context.Context, in bridge.Inbound) {
 	for {
-		ev, ok := q.pop()
+		it, ok := q.pop()
 		if !ok {
 			select {
 			case <-ctx.Done():
@@ -86,6 +103,17 @@ func (q *AcceptQueue) Run(ctx context.Context, in bridge.Inbound) {
 			}
 			continue
 		}
+		if it.ev == nil {
+			// A member list is taken once: one that fails only leaves
+			// who is where as the events said.
+			if ml, ok := in.(bridge.MemberLister); ok {
+				if err := ml.Members(ctx, it.room, it.members); err != nil {
+					q.log.Warn("a room's members not taken", "room", it.room.String(), "err", err)
+				}
+			}
+			continue
+		}
+		ev := it.ev
 		b := backoff.New(100*time.Millisecond, 30*time.Second)
 		for attempt := 1; ; attempt++ {
 			_, err := bridge.Commit(ctx, in, ev)

@@ -16,6 +16,8 @@ import (
 // the links they take part in, and only those (see PeopleRooms). It is
 // kept per room, not per link: alice leaving the IRC channel from one
 // client while she is still in the Matrix room stays in the link.
+// Events tell only of what happens while Switchboard looks: adapters that
+// can list a room's members by account correct it (see MemberLister).
 
 // PersonRoom is one person present in one room.
 type PersonRoom struct {
@@ -47,18 +49,27 @@ func presenceOf(room RoomAddr, ev Event) (p PersonRoom, here, ok bool) {
 }
 
 // notePresence records what ev, committed from room, says of where its
-// sender is, and tells OnPresence when that changed. The store keeps it
-// for the next start; a store that fails it is logged, and the change
-// holds until then.
+// sender is, and tells OnPresence when that changed.
 func (r *Router) notePresence(ctx context.Context, room RoomAddr, ev Event) {
 	p, here, ok := presenceOf(room, ev)
 	if !ok {
 		return
 	}
 	r.presMu.Lock()
+	changed := r.setPresenceLocked(ctx, p, here)
+	r.presMu.Unlock()
+	if changed && r.OnPresence != nil {
+		r.OnPresence()
+	}
+}
+
+// setPresenceLocked records whether p's person is in p's room and
+// reports whether that changed. The store keeps it for the next start;
+// a store that fails it is logged, and the change holds until then.
+// presMu is held.
+func (r *Router) setPresenceLocked(ctx context.Context, p PersonRoom, here bool) bool {
 	if r.present[p] == here {
-		r.presMu.Unlock()
-		return
+		return false
 	}
 	if here {
 		r.present[p] = true
@@ -73,14 +84,61 @@ func (r *Router) notePresence(ctx context.Context, room RoomAddr, ev Event) {
 			err = ps.DeletePresence(ctx, p)
 		}
 	}
-	r.presMu.Unlock()
 	if err != nil {
 		r.log.Warn("could not store where a person is; it holds until the next restart", "person", p.Person, "room", p.Room.String(), "present", here, "err", err)
 	}
 	r.log.Debug("a person's presence changed", "person", p.Person, "room", p.Room.String(), "present", here)
-	if r.OnPresence != nil {
+	return true
+}
+
+// MemberLister is implemented by the router, behind the Inbound adapters
+// are given: an adapter that can see who is in a room as its network
+// authenticates them (a Matrix room's joined members, the real JIDs of
+// a MUC's occupants) says so when it learns it (on joining the room,
+// after a restart), so that people who were there before Switchboard
+// saw them come count, and those who left while it was not looking no
+// longer do. Only authenticated account ids are given, never nicks; an
+// adapter that cannot tell (a room that hides real JIDs, IRC's NAMES)
+// gives nothing.
+type MemberLister interface {
+	// Members says that accounts (ids as the adapter gives Sender.ID)
+	// are in room now, and no one else: every person with one of these
+	// accounts on room's network is there, every other is not.
+	Members(ctx context.Context, room RoomAddr, accounts []string) error
+}
+
+var _ MemberLister = (*Router)(nil)
+
+// Members implements MemberLister.
+func (r *Router) Members(ctx context.Context, room RoomAddr, accounts []string) error {
+	if room.Network == "" || room.Room == "" {
+		return fmt.Errorf("members: room network and name are required (%+v)", room)
+	}
+	if r.People == nil {
+		return nil
+	}
+	in := map[string]bool{}
+	for _, acc := range accounts {
+		if p, ok := r.People.PersonOf(room.Network, acc); ok {
+			in[p.ID] = true
+		}
+	}
+	changed := false
+	r.presMu.Lock()
+	for person := range in {
+		changed = r.setPresenceLocked(ctx, PersonRoom{Person: person, Room: room}, true) || changed
+	}
+	for p := range r.present {
+		if p.Room == room && !in[p.Person] {
+			changed = r.setPresenceLocked(ctx, p, false) || changed
+		}
+	}
+	r.presMu.Unlock()
+	r.log.Debug("room members taken", "room", room.String(), "accounts", len(accounts), "people", len(in), "changed", changed)
+	if changed && r.OnPresence != nil {
 		r.OnPresence()
 	}
+	return nil
 }
 
 // loadPresence reads where people were, as the store kept it.

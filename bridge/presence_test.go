@@ -1,6 +1,7 @@
 package bridge_test
 
 import (
+	"context"
 	"fmt"
 	"sync/atomic"
 	"testing"
@@ -97,5 +98,59 @@ func TestRouterKnowsWhichLinksPeopleTakePartIn(t *testing.T) {
 	}
 	if got := peopleRooms(f.router); got != "map[]" {
 		t.Fatalf("after #ops was unlinked: %s, want none", got)
+	}
+}
+
+// A room's member list, as an adapter reads it from its network, says
+// who is there whatever events Switchboard saw: alice, in the Matrix room
+// since before it looked, takes part in the lobby without a word; a list
+// without her takes her out, as her leave would have, and that outlives
+// a restart. Members who are no one's account, and other rooms, are left
+// as they are; an unchanged list changes nothing.
+func TestRoomMembersCorrectWherePeopleAre(t *testing.T) {
+	nets := map[string]bridge.MessageSender{"irc": newPlain(), "mqtt": newPlain(), "matrix": rich{newPlain()}}
+	dir := t.TempDir()
+	f := newFixture(t, dir, nets)
+	withPeople(t, f)
+	var told atomic.Int32
+	f.router.OnPresence = func() { told.Add(1) }
+	ctx := context.Background()
+	lobby := bridge.RoomAddr{Network: "matrix", Room: "!lobby"}
+	members := func(room bridge.RoomAddr, accounts ...string) {
+		t.Helper()
+		if err := f.router.Members(ctx, room, accounts); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	members(lobby, "@bob:hs", "@alice:hs")
+	want := "map[alice:[irc:#lobby matrix:!lobby mqtt:chat/lobby]]"
+	if got := peopleRooms(f.router); got != want || told.Load() != 1 {
+		t.Fatalf("after a list with her: %s (told %d), want %s", got, told.Load(), want)
+	}
+	members(lobby, "@alice:hs")
+	if told.Load() != 1 {
+		t.Errorf("the same list again told of a change")
+	}
+	// She speaks in #ops; then the lobby's list comes without her.
+	accept(t, f.router, authed("irc", "#ops", "alice", "", "in ops"))
+	members(lobby, "@bob:hs")
+	ops := "map[alice:[irc:#ops mqtt:chat/ops]]"
+	if got := peopleRooms(f.router); got != ops {
+		t.Fatalf("after a list without her: %s, want %s", got, ops)
+	}
+	// Her IRC account's name on a list of the Matrix room is no one.
+	members(lobby, "alice")
+	if got := peopleRooms(f.router); got != ops {
+		t.Fatalf("after a list naming her IRC account in the Matrix room: %s, want %s", got, ops)
+	}
+	f.stop()
+	f = newFixture(t, dir, nets)
+	withPeople(t, f)
+	if got := peopleRooms(f.router); got != ops {
+		t.Fatalf("after a restart: %s, want %s", got, ops)
+	}
+	if err := f.router.Members(ctx, bridge.RoomAddr{Network: "matrix"}, nil); err == nil {
+		t.Error("a list of a room without a name was taken")
 	}
 }

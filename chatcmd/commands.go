@@ -131,6 +131,14 @@ func (c *Commands) Unblock(ctx context.Context, key bridge.BlockKey) (bool, erro
 	return false, errNoBlocks
 }
 
+// Members implements bridge.MemberLister, for the router behind.
+func (c *Commands) Members(ctx context.Context, room bridge.RoomAddr, accounts []string) error {
+	if ml, ok := c.next.(bridge.MemberLister); ok {
+		return ml.Members(ctx, room, accounts)
+	}
+	return nil
+}
+
 // Accept implements bridge.Inbound. A command is handled here and never
 // passed on; a failed reply is logged, not returned, since the adapter
 // would then deliver the command again.

@@ -410,7 +410,11 @@ func (a *Adapter) joinRoom(ctx context.Context, room string) error {
 	if _, err := bot.JoinRoomByID(ctx, rid); err != nil {
 		return fmt.Errorf("join %s: %w", rid, err)
 	}
-	return a.as.StateStore.SetMembership(ctx, rid, a.botID, event.MembershipJoin)
+	if err := a.as.StateStore.SetMembership(ctx, rid, a.botID, event.MembershipJoin); err != nil {
+		return err
+	}
+	a.reportMembers(ctx, room, rid)
+	return nil
 }
 
 // resolve finds a configured room's id: a portal's in State, an alias's

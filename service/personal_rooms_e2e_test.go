@@ -5,10 +5,12 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"mellium.im/xmpp/jid"
 
 	"github.com/switchboard-chat/switchboard/internal/testenv"
+	"github.com/switchboard-chat/switchboard/internal/testwait"
 )
 
 // Issue 21, item 3, with every server at once: alice's personal
@@ -115,4 +117,85 @@ func TestPersonalConnectionsFollowTheLinksSheTakesPartIn(t *testing.T) {
 		t.Errorf("WHOIS alice after the restart: in %q (%v), want %s only", chans, err, room)
 	}
 	notInTwo("after the restart")
+}
+
+// Issue 21, item 3, for those already in a room and those who left
+// while Switchboard was away. Alice made the Matrix room before
+// Switchboard first started: without a word from her, her own IRC nick
+// and XMPP occupant are in link one's rooms, since the Matrix adapter
+// reads who is in the room when it joins. She leaves the Matrix room
+// while Switchboard is stopped (it hears nothing of it): after the
+// restart her IRC nick is not in the channel, nor her occupant in the
+// MUC. Her own XMPP client comes into the MUC while Switchboard is
+// stopped: after the restart her IRC nick is back, since the XMPP
+// adapter reads the real JIDs of the MUC's occupants when it joins.
+func TestPersonalConnectionsFollowWhoIsInTheMatrixRoom(t *testing.T) {
+	w := newPWorld(t, alicePeople)
+	bob := w.human(t, "bob")
+	carol := w.person(t, "carol")
+
+	// (a) She has said nothing: she is there because she is a member.
+	w.waitNames(t, bob, "alice is in "+room+" as a member of the Matrix room", true)
+	if _, err := carol.WaitFrom(0, patience, func(s testenv.XMPPStanza) bool {
+		return s.Kind() == "presence" && s.From() == w.room.String()+"/Alice" && s.Type() == ""
+	}); err != nil {
+		t.Errorf("her XMPP session is not in link one's MUC: %v", err)
+	}
+
+	// (b) She leaves while Switchboard is stopped.
+	w.stop()
+	w.alice.Leave(w.roomID)
+	xmppFrom := carol.Len()
+	w.svc, w.stop = runService(t, w.config(t, ""))
+	// The Matrix bot back in the room, her IRC connection back up: from
+	// then on she is in no room of link one, and so is it.
+	testwait.For(t, "the Matrix network and her IRC connection up again", func() bool {
+		up := 0
+		for _, n := range getStatus(t, w.svc).Networks {
+			if (n.Name == "mx" && n.State == "up") || (n.Name == "libera" && n.People["alice"] == "connected") {
+				up++
+			}
+		}
+		return up == 2
+	})
+	w.waitNames(t, bob, "alice is out of "+room+" after the restart", false)
+	// And stays out.
+	time.Sleep(2 * time.Second)
+	if slices.Contains(bob.Names(patience, room), "alice") {
+		t.Errorf("her IRC connection came back into %s though she is in no room of its link", room)
+	}
+	// Her XMPP session either never came back into the MUC or left it.
+	in := false
+	for _, s := range carol.Stanzas()[xmppFrom:] {
+		if s.Kind() == "presence" && s.From() == w.room.String()+"/Alice" {
+			in = s.Type() == ""
+		}
+	}
+	if in {
+		t.Errorf("her XMPP session is in link one's MUC after the restart, though she left the Matrix room")
+	}
+
+	// (c) While Switchboard is stopped again, her own XMPP client comes
+	// into the MUC under a nick of its own (the room shows her real
+	// JID): after the restart, without a word, her IRC nick is back in
+	// the channel.
+	w.stop()
+	laptop := w.xmpp.Client(t, "alice", xmppUsers["alice"])
+	if err := laptop.Join(w.room, "alice-laptop"); err != nil {
+		t.Fatal(err)
+	}
+	w.svc, w.stop = runService(t, w.config(t, ""))
+	w.waitNames(t, bob, "alice is in "+room+" as an occupant of the MUC", true)
+}
+
+// waitNames waits until bob's NAMES of room lists alice (in) or does not.
+func (w *pworld) waitNames(t *testing.T, bob *testenv.IRCClient, what string, in bool) {
+	t.Helper()
+	deadline := time.Now().Add(patience)
+	for slices.Contains(bob.Names(patience, room), "alice") != in {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting until %s", what)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }

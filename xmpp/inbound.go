@@ -241,8 +241,17 @@ func (a *Adapter) onRoomPresence(c *session, r *room, st *stanza) {
 		return
 	}
 	if st.muc.has(statusSelf) {
+		was := r.joined
 		rejoin := a.botPresenceLocked(r, st)
+		var members []string
+		list := !was && r.joined && showsRealJIDs(st)
+		if list {
+			members = a.roomMembersLocked(r)
+		}
 		a.mu.Unlock()
+		if list && !a.queue.PushMembers(bridge.RoomAddr{Network: a.name, Room: r.addr}, members) {
+			a.log.Error("xmpp: inbound queue full; a room's members dropped", "room", r.addr)
+		}
 		if rejoin {
 			a.rejoinLater(c, r)
 		}

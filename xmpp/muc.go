@@ -15,6 +15,7 @@ import (
 // MUC status codes (XEP-0045 §15.6) the adapter acts on.
 const (
 	statusSelf       = 110
+	statusRealJIDs   = 100 // non-anonymous: every occupant sees real JIDs
 	statusNickChange = 303
 	statusKicked     = 307
 	statusBanned     = 301
