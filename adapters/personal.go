@@ -21,6 +21,8 @@ import (
 // it as PersonalHooks. C is the adapter's connection (nil while there is
 // none), X what else the adapter keeps per person.
 //
+// A nil *Personal has no people (an adapter built bare in a unit test).
+//
 // It shares the adapter's lock: methods named Locked, and the hooks named
 // Locked, run with it held; the others take it. Its goroutines count in
 // the adapter's WaitGroup, so that the adapter's Stop waits for them.
@@ -40,7 +42,9 @@ type Personal[C comparable, X any] struct {
 type PersonalHooks[C comparable, X any] struct {
 	// Noun names a connection in the logs ("personal connection").
 	Noun string
-	Log  *slog.Logger
+	// Log is the adapter's logger, asked each time (tests set their own
+	// after the adapter is made).
+	Log func() *slog.Logger
 	// Clock times the backoffs and the wait for a connection (nil: real
 	// time).
 	Clock backoff.Clock
@@ -100,6 +104,9 @@ func (p *Person[C, X]) Ctx() context.Context { return p.ctx }
 
 // Conn is p's connection while it is up (the adapter's lock held).
 func (p *Person[C, X]) Conn() C { return p.conn }
+
+// Current is p's connection being made or up (the adapter's lock held).
+func (p *Person[C, X]) Current() C { return p.cur }
 
 // State is p's state (the adapter's lock held).
 func (p *Person[C, X]) State() string { return p.state }
@@ -202,9 +209,9 @@ func (s *Personal[C, X]) run(p *Person[C, X]) {
 		d := wait.Next()
 		switch {
 		case end.Up:
-			s.h.Log.Warn(s.h.Noun+" ended; reconnecting", "person", p.Acct.Person, "err", end.Err, "retry_in", d)
+			s.h.Log().Warn(s.h.Noun+" ended; reconnecting", "person", p.Acct.Person, "err", end.Err, "retry_in", d)
 		case end.Refused == "" && end.Failed == "":
-			s.h.Log.Warn(s.h.Noun+" cannot connect", "person", p.Acct.Person, "account", p.Acct.ID, "err", end.Err, "retry_in", d)
+			s.h.Log().Warn(s.h.Noun+" cannot connect", "person", p.Acct.Person, "account", p.Acct.ID, "err", end.Err, "retry_in", d)
 		}
 		if !wait.Sleep(p.ctx, d, nil) {
 			return
@@ -220,7 +227,7 @@ func (s *Personal[C, X]) failed(p *Person[C, X], why string) {
 	p.state = PersonalFailed(why)
 	s.mu.Unlock()
 	if changed {
-		s.h.Log.Error(s.h.Noun+" cannot log in; their messages go out through their puppet", "person", p.Acct.Person, "account", p.Acct.ID, "why", why)
+		s.h.Log().Error(s.h.Noun+" cannot log in; their messages go out through their puppet", "person", p.Acct.Person, "account", p.Acct.ID, "why", why)
 	}
 }
 
@@ -265,6 +272,9 @@ func (s *Personal[C, X]) DownLocked(p *Person[C, X], c C) {
 
 // PersonalStatus implements PersonalStatuser.
 func (s *Personal[C, X]) PersonalStatus() map[string]string {
+	if s == nil {
+		return map[string]string{}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := make(map[string]string, len(s.people))
@@ -279,7 +289,7 @@ func (s *Personal[C, X]) PersonalStatus() map[string]string {
 // speaks for them.
 func (s *Personal[C, X]) For(ctx context.Context, person string, wait time.Duration) C {
 	var none C
-	if person == "" {
+	if s == nil || person == "" {
 		return none
 	}
 	s.mu.Lock()
@@ -315,7 +325,7 @@ func (s *Personal[C, X]) For(ctx context.Context, person string, wait time.Durat
 // Speaks reports whether person has a connection of their own here that
 // is not failed: their messages will come from it.
 func (s *Personal[C, X]) Speaks(person string) bool {
-	if person == "" {
+	if s == nil || person == "" {
 		return false
 	}
 	s.mu.Lock()
@@ -344,6 +354,9 @@ func (s *Personal[C, X]) PersonalRooms(person string, rooms []string) {
 // BridgedLocked takes the connections that are up, of the people whose
 // links take in room, a newly bridged room, into it.
 func (s *Personal[C, X]) BridgedLocked(room string) {
+	if s == nil {
+		return
+	}
 	for person, p := range s.people {
 		if s.wants.Wants(person, room) {
 			s.SyncLocked(p)
@@ -383,12 +396,20 @@ func (s *Personal[C, X]) SyncLocked(p *Person[C, X]) {
 }
 
 // AllLocked are the people, by person.
-func (s *Personal[C, X]) AllLocked() iter.Seq2[string, *Person[C, X]] { return maps.All(s.people) }
+func (s *Personal[C, X]) AllLocked() iter.Seq2[string, *Person[C, X]] {
+	if s == nil {
+		return maps.All(map[string]*Person[C, X](nil))
+	}
+	return maps.All(s.people)
+}
 
 // UpConnsLocked are the connections that are up.
 func (s *Personal[C, X]) UpConnsLocked() []C {
 	var out []C
 	var none C
+	if s == nil {
+		return nil
+	}
 	for _, p := range s.people {
 		if p.conn != none {
 			out = append(out, p.conn)
@@ -401,6 +422,9 @@ func (s *Personal[C, X]) UpConnsLocked() []C {
 func (s *Personal[C, X]) CurrentsLocked() []C {
 	var out []C
 	var none C
+	if s == nil {
+		return nil
+	}
 	for _, p := range s.people {
 		if p.cur != none {
 			out = append(out, p.cur)

@@ -68,7 +68,7 @@ type fakeNet struct {
 func newFakeNet(clock backoff.Clock) *fakeNet {
 	n := &fakeNet{ends: make(chan func(*Person[*fakeConn, struct{}]) PersonalEnd), syncs: make(chan []string, 16)}
 	n.s = NewPersonal(&n.mu, &n.wg, PersonalHooks[*fakeConn, struct{}]{
-		Noun: "personal connection", Log: slog.New(slog.DiscardHandler), Clock: clock,
+		Noun: "personal connection", Log: func() *slog.Logger { return slog.New(slog.DiscardHandler) }, Clock: clock,
 		Retry: func() *backoff.Backoff { return &backoff.Backoff{Min: time.Second, Max: time.Second, Clock: clock} },
 		Connect: func(ctx context.Context, p *Person[*fakeConn, struct{}]) PersonalEnd {
 			select {
