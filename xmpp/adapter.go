@@ -146,14 +146,13 @@ type Adapter struct {
 	stopped bool
 	conn    *session
 	gen     uint64
-	rooms   map[string]*room     // by bare room JID
-	left    map[string]bool      // rooms Leave took us out of, by bare room JID
-	parting []*element           // departures Leave could not send yet
-	puppets map[string]*puppet   // by sender network and id
-	people  map[string]*personal // people's own sessions, by person
-	wants   adapters.RoomWants   // the rooms each person's session is to be in
-	byJID   map[string]*puppet   // by puppet JID
-	sent    map[string]*outMsg   // by room key and message id
+	rooms   map[string]*room                        // by bare room JID
+	left    map[string]bool                         // rooms Leave took us out of, by bare room JID
+	parting []*element                              // departures Leave could not send yet
+	puppets map[string]*puppet                      // by sender network and id
+	people  *adapters.Personal[*session, personExt] // people's own sessions, and the rooms each is to be in
+	byJID   map[string]*puppet                      // by puppet JID
+	sent    map[string]*outMsg                      // by room key and message id
 	joins   map[string]chan joinResult
 	iqs     map[string]chan *stanza
 	archive map[string]*archiveQuery // by query id
@@ -249,8 +248,6 @@ func New(name string, n *config.Network, log *slog.Logger) (adapters.Adapter, er
 		rooms:      map[string]*room{},
 		left:       map[string]bool{},
 		puppets:    map[string]*puppet{},
-		people:     map[string]*personal{},
-		wants:      adapters.RoomWants{},
 		byJID:      map[string]*puppet{},
 		sent:       map[string]*outMsg{},
 		joins:      map[string]chan joinResult{},
@@ -262,6 +259,7 @@ func New(name string, n *config.Network, log *slog.Logger) (adapters.Adapter, er
 		avatarBusy: map[string]bool{},
 		avatarSem:  make(chan struct{}, avatarParallel),
 	}
+	a.people = newPersonal(a)
 	switch {
 	case c.Component != nil && c.JID != "":
 		return nil, fmt.Errorf("networks.%s: component and jid are exclusive", name)
@@ -358,9 +356,7 @@ func (a *Adapter) Start(ctx context.Context, in bridge.Inbound) error {
 	go func() { defer a.wg.Done(); a.queue.Run(a.ctx, in) }()
 	go func() { defer a.wg.Done(); a.run() }()
 	go func() { defer a.wg.Done(); a.janitor() }()
-	for _, p := range a.people {
-		a.startPersonalLocked(p)
-	}
+	a.people.StartLocked(a.ctx)
 	mode := "puppet"
 	if a.relay {
 		mode = "relay"
@@ -662,6 +658,7 @@ func (a *Adapter) roomList() []*room {
 // goroutines.
 func (a *Adapter) Stop(ctx context.Context) error {
 	a.mu.Lock()
+	a.people.StopLocked()
 	if !a.started || a.stopped {
 		a.stopped = true
 		a.mu.Unlock()
