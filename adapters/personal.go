@@ -405,29 +405,23 @@ func (s *Personal[C, X]) AllLocked() iter.Seq2[string, *Person[C, X]] {
 
 // UpConnsLocked are the connections that are up.
 func (s *Personal[C, X]) UpConnsLocked() []C {
-	var out []C
-	var none C
-	if s == nil {
-		return nil
-	}
-	for _, p := range s.people {
-		if p.conn != none {
-			out = append(out, p.conn)
-		}
-	}
-	return out
+	return s.connsLocked(func(p *Person[C, X]) C { return p.conn })
 }
 
 // CurrentsLocked are the connections being made or up.
 func (s *Personal[C, X]) CurrentsLocked() []C {
-	var out []C
-	var none C
+	return s.connsLocked(func(p *Person[C, X]) C { return p.cur })
+}
+
+func (s *Personal[C, X]) connsLocked(of func(*Person[C, X]) C) []C {
 	if s == nil {
 		return nil
 	}
+	var out []C
+	var none C
 	for _, p := range s.people {
-		if p.cur != none {
-			out = append(out, p.cur)
+		if c := of(p); c != none {
+			out = append(out, c)
 		}
 	}
 	return out
