@@ -475,10 +475,23 @@ func (a *Adapter) connectAs(parent context.Context, server string, account jid.J
 // stanza in order), joins the rooms and keeps checking them, and returns
 // when the stream ends.
 func (a *Adapter) serve(c *session) error {
+	err := a.serveStream(c, xmpp.HandlerFunc(a.handler(c)), func() { a.setup(c) }, func() { a.pinger(c) })
+	a.sessionDown(c)
+	return err
+}
+
+// serveStream reads c's stream with h until it ends, and runs alongside
+// the goroutines of also; it returns why the stream ended. The bot's
+// session becomes the adapter's; once c's context is done, a person's
+// stream is closed at once, which takes its occupant out of its rooms,
+// while the server is given a moment to end the bot's.
+func (a *Adapter) serveStream(c *session, h xmpp.Handler, also ...func()) error {
 	a.mu.Lock()
 	a.gen++
 	c.gen = a.gen
-	a.conn = c
+	if c.person == nil {
+		a.conn = c
+	}
 	stopped := a.stopped
 	a.mu.Unlock()
 	if stopped {
@@ -486,16 +499,19 @@ func (a *Adapter) serve(c *session) error {
 		return errDisconnected
 	}
 	done := make(chan error, 1)
-	go func() { done <- c.s.Serve(xmpp.HandlerFunc(a.handler(c))) }()
-	a.wg.Add(2)
-	go func() { defer a.wg.Done(); a.setup(c) }()
-	go func() { defer a.wg.Done(); a.pinger(c) }()
+	go func() { done <- c.s.Serve(h) }()
+	a.wg.Add(len(also))
+	for _, f := range also {
+		go func() { defer a.wg.Done(); f() }()
+	}
 	var err error
 	select {
 	case err = <-done:
 	case <-c.ctx.Done():
-		// Stop (or a failed write): give the server a moment to end the
-		// stream, then close the connection.
+		// Stopped, removed or a failed write.
+		if c.person != nil {
+			go c.s.Close()
+		}
 		select {
 		case err = <-done:
 		case <-time.After(2 * time.Second):
@@ -504,7 +520,6 @@ func (a *Adapter) serve(c *session) error {
 		}
 	}
 	c.kill()
-	a.sessionDown(c)
 	return err
 }
 

@@ -153,34 +153,7 @@ func saslRefusal(err error) string {
 // concerns the session itself and joins the bridged rooms.
 func (a *Adapter) servePersonal(p *personal, c *session) error {
 	c.person = p
-	a.mu.Lock()
-	a.gen++
-	c.gen = a.gen
-	stopped := a.stopped
-	a.mu.Unlock()
-	if stopped {
-		c.kill()
-		return errDisconnected
-	}
-	done := make(chan error, 1)
-	go func() { done <- c.s.Serve(xmpp.HandlerFunc(a.personalHandler(c))) }()
-	a.wg.Add(1)
-	go func() { defer a.wg.Done(); a.personalUp(p, c) }()
-	var err error
-	select {
-	case err = <-done:
-	case <-c.ctx.Done():
-		// Stopped or removed (or a failed write): end the stream, which
-		// takes the occupant out of its rooms.
-		go c.s.Close()
-		select {
-		case err = <-done:
-		case <-time.After(2 * time.Second):
-			c.s.Conn().Close()
-			err = <-done
-		}
-	}
-	c.kill()
+	err := a.serveStream(c, xmpp.HandlerFunc(a.personalHandler(c)), func() { a.personalUp(p, c) })
 	a.personalDown(p, c)
 	return err
 }
@@ -331,37 +304,11 @@ func personalNicks(p *personal) []string {
 // returns its nick there. Concurrent callers share one attempt.
 func (a *Adapter) joinPersonal(ctx context.Context, p *personal, c *session, r *room) (string, error) {
 	a.mu.Lock()
-	if !a.currentRoomLocked(r) {
-		a.mu.Unlock()
-		return "", errLeft
+	m, ch, nick, err := a.startJoinLocked(ctx, p.X.rooms, r)
+	if ch == nil {
+		return nick, err
 	}
-	m := p.X.rooms[r.key]
-	if m == nil {
-		m = &membership{}
-		p.X.rooms[r.key] = m
-	}
-	if m.joined {
-		a.mu.Unlock()
-		return m.nick, nil
-	}
-	if ch := m.joining; ch != nil {
-		a.mu.Unlock()
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return "", ctx.Err()
-		}
-		a.mu.Lock()
-		defer a.mu.Unlock()
-		if m.joined {
-			return m.nick, nil
-		}
-		return "", cmp.Or(m.err, errNotConnected)
-	}
-	ch := make(chan struct{})
-	m.joining, m.left = ch, false
 	a.mu.Unlock()
-	var err error
 	for _, nick := range personalNicks(p) {
 		a.mu.Lock()
 		if r.personalNicks[m.nick] == p {
