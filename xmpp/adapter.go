@@ -150,7 +150,7 @@ type Adapter struct {
 	left    map[string]bool                         // rooms Leave took us out of, by bare room JID
 	parting []*element                              // departures Leave could not send yet
 	puppets map[string]*puppet                      // by sender network and id
-	people  *adapters.Personal[*session, personExt] // people's own sessions, and the rooms each is to be in
+	people  *adapters.Personal[*session, *personal] // people's own sessions, and the rooms each is to be in
 	byJID   map[string]*puppet                      // by puppet JID
 	sent    map[string]*outMsg                      // by room key and message id
 	joins   map[string]chan joinResult

@@ -102,8 +102,8 @@ func (a *Adapter) onRoomAffiliation(c *session, r *room, st *stanza) {
 func (a *Adapter) affiliatedSender(j jid.JID) (bridge.SenderRef, bool) {
 	bare := j.Bare()
 	a.mu.Lock()
-	for _, p := range a.people.AllLocked() {
-		if p.X.jid.Equal(bare) {
+	for _, p := range a.peopleLocked() {
+		if p.jid.Equal(bare) {
 			a.mu.Unlock()
 			return p.Acct.BlockRef(), true
 		}

@@ -6,6 +6,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
+	"iter"
 	"log/slog"
 	"strings"
 	"time"
@@ -49,26 +50,47 @@ var personalWait = 10 * time.Second
 
 // personal is a person's own session, kept up with backoff, in the
 // bridged rooms of the links they take part in.
-type personal = adapters.Person[*session, personExt]
-
-// personExt is what a person's entry holds besides what adapters.Personal
-// keeps.
-type personExt struct {
+type personal struct {
+	// The account, the session and its state, which adapters.Personal
+	// keeps (nil in unit tests that need only the JID).
+	*adapters.Person[*session, *personal]
 	jid   jid.JID                // their bare JID
 	rooms map[string]*membership // by room key; guarded by Adapter.mu
 }
 
+// personEntry is a person as adapters.Personal keeps them; X is theirs
+// here, nil for an account that cannot be used.
+type personEntry = adapters.Person[*session, *personal]
+
 // newPersonal keeps a's people's sessions; the protocol part is here.
-func newPersonal(a *Adapter) *adapters.Personal[*session, personExt] {
-	return adapters.NewPersonal(&a.mu, &a.wg, adapters.PersonalHooks[*session, personExt]{
-		Noun:          "xmpp: personal session",
-		Log:           func() *slog.Logger { return a.log },
-		Retry:         func() *backoff.Backoff { return backoff.New(a.t.minBackoff, a.t.maxBackoff) },
-		ResetRetry:    true,
-		Connect:       a.connectPersonal,
-		DroppedLocked: a.forgetPersonalLocked,
-		SyncLocked:    a.syncPersonalLocked,
+func newPersonal(a *Adapter) *adapters.Personal[*session, *personal] {
+	return adapters.NewPersonal(&a.mu, &a.wg, adapters.PersonalHooks[*session, *personal]{
+		Noun:       "xmpp: personal session",
+		Log:        func() *slog.Logger { return a.log },
+		Retry:      func() *backoff.Backoff { return backoff.New(a.t.minBackoff, a.t.maxBackoff) },
+		ResetRetry: true,
+		Connect:    func(ctx context.Context, e *personEntry) adapters.PersonalEnd { return a.connectPersonal(ctx, e.X) },
+		DroppedLocked: func(e *personEntry) {
+			if e.X != nil {
+				a.forgetPersonalLocked(e.X)
+			}
+		},
+		SyncLocked: func(e *personEntry, c *session, part, join []string) func() {
+			return a.syncPersonalLocked(e.X, c, part, join)
+		},
 	})
+}
+
+// peopleLocked are the people with a usable account, by person. a.mu is
+// held.
+func (a *Adapter) peopleLocked() iter.Seq2[string, *personal] {
+	return func(yield func(string, *personal) bool) {
+		for person, e := range a.people.AllLocked() {
+			if e.X != nil && !yield(person, e.X) {
+				return
+			}
+		}
+	}
 }
 
 // UsePeople sets the people who speak through their own XMPP session. A
@@ -76,7 +98,7 @@ func newPersonal(a *Adapter) *adapters.Personal[*session, personExt] {
 // longer listed is disconnected. Entries that cannot be used are marked
 // failed (see PersonalStatus) and left out.
 func (a *Adapter) UsePeople(accts []PersonalAccount) {
-	want := map[string]*personal{}
+	want := map[string]*personEntry{}
 	invalid := map[string]string{}
 	for _, acct := range accts {
 		j, err := jid.Parse(acct.ID)
@@ -91,7 +113,9 @@ func (a *Adapter) UsePeople(accts []PersonalAccount) {
 		case a.clientServer() == "":
 			invalid[acct.Person] = "failed: the network has no client_server to log in through"
 		default:
-			want[acct.Person] = a.people.NewPerson(acct, personExt{jid: j.Bare(), rooms: map[string]*membership{}})
+			p := &personal{jid: j.Bare(), rooms: map[string]*membership{}}
+			p.Person = a.people.NewPerson(acct, p)
+			want[acct.Person] = p.Person
 			continue
 		}
 		a.log.Error("xmpp: personal account cannot be used", "person", acct.Person, "why", invalid[acct.Person])
@@ -117,7 +141,7 @@ func (a *Adapter) PersonalStatus() map[string]string { return a.people.PersonalS
 
 // forgetPersonalLocked drops p's nicks from the rooms' books.
 func (a *Adapter) forgetPersonalLocked(p *personal) {
-	for key, m := range p.X.rooms {
+	for key, m := range p.rooms {
 		if r := a.rooms[key]; r != nil && r.personalNicks[m.nick] == p {
 			delete(r.personalNicks, m.nick)
 		}
@@ -126,9 +150,9 @@ func (a *Adapter) forgetPersonalLocked(p *personal) {
 
 // connectPersonal logs in one session of p's and serves it until it ends.
 func (a *Adapter) connectPersonal(ctx context.Context, p *personal) adapters.PersonalEnd {
-	account, err := p.X.jid.WithResource(personalResource)
+	account, err := p.jid.WithResource(personalResource)
 	if err != nil {
-		account = p.X.jid
+		account = p.jid
 	}
 	c, err := a.connectAs(ctx, a.clientServer(), account, p.Acct.Password)
 	if err != nil {
@@ -163,7 +187,7 @@ func (a *Adapter) servePersonal(p *personal, c *session) error {
 func (a *Adapter) personalUp(p *personal, c *session) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if c.ctx.Err() != nil || !a.people.UpLocked(p, c) {
+	if c.ctx.Err() != nil || !a.people.UpLocked(p.Person, c) {
 		return
 	}
 	a.log.Info("xmpp: personal session up", "person", p.Acct.Person, "as", c.me.String())
@@ -172,14 +196,14 @@ func (a *Adapter) personalUp(p *personal, c *session) {
 func (a *Adapter) personalDown(p *personal, c *session) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.people.DownLocked(p, c)
-	for key, m := range p.X.rooms {
+	a.people.DownLocked(p.Person, c)
+	for key, m := range p.rooms {
 		m.joined = false
 		if m.left { // gone with the session
 			if r := a.rooms[key]; r != nil && r.personalNicks[m.nick] == p {
 				delete(r.personalNicks, m.nick)
 			}
-			delete(p.X.rooms, key)
+			delete(p.rooms, key)
 		}
 	}
 	for _, om := range a.sent {
@@ -249,7 +273,7 @@ func (a *Adapter) syncPersonalLocked(p *personal, c *session, part, join []strin
 // (personalGoneLocked): the departure is not news to bridge.
 func (a *Adapter) leavePersonal(ctx context.Context, p *personal, c *session, r *room) error {
 	a.mu.Lock()
-	m := p.X.rooms[r.key]
+	m := p.rooms[r.key]
 	if m != nil && m.joining != nil {
 		ch := m.joining
 		a.mu.Unlock()
@@ -281,9 +305,9 @@ func (a *Adapter) personalGoneLocked(r *room, nick string) {
 	if p == nil {
 		return
 	}
-	if m := p.X.rooms[r.key]; m != nil && m.left && m.nick == nick {
+	if m := p.rooms[r.key]; m != nil && m.left && m.nick == nick {
 		delete(r.personalNicks, nick)
-		delete(p.X.rooms, r.key)
+		delete(p.rooms, r.key)
 	}
 }
 
@@ -291,7 +315,7 @@ func (a *Adapter) personalGoneLocked(r *room, nick string) {
 // their JID's localpart.
 func personalNicks(p *personal) []string {
 	var out []string
-	for _, n := range []string{p.Acct.Name, p.X.jid.Localpart()} {
+	for _, n := range []string{p.Acct.Name, p.jid.Localpart()} {
 		n = puppetNick(n, bridge.Sender{Network: "person", ID: p.Acct.Person})
 		if n != "" && (len(out) == 0 || out[0] != n) {
 			out = append(out, n)
@@ -304,7 +328,7 @@ func personalNicks(p *personal) []string {
 // returns its nick there. Concurrent callers share one attempt.
 func (a *Adapter) joinPersonal(ctx context.Context, p *personal, c *session, r *room) (string, error) {
 	a.mu.Lock()
-	m, ch, nick, err := a.startJoinLocked(ctx, p.X.rooms, r)
+	m, ch, nick, err := a.startJoinLocked(ctx, p.rooms, r)
 	if ch == nil {
 		return nick, err
 	}
@@ -414,7 +438,7 @@ func (a *Adapter) personalHandler(c *session) func(xmlstream.TokenReadEncoder, *
 			a.onMessageError(c, r, st)
 			if st.err != nil && (st.err.condition == "not-acceptable" || st.err.condition == "not-allowed") {
 				a.mu.Lock()
-				if m := c.person.X.rooms[r.key]; m != nil && m.joining == nil {
+				if m := c.person.rooms[r.key]; m != nil && m.joining == nil {
 					m.joined = false // joins again on the next message
 				}
 				a.mu.Unlock()
@@ -438,7 +462,7 @@ func (a *Adapter) personalPresence(c *session, r *room, st *stanza) {
 	if !st.muc.has(statusSelf) || st.typ != "unavailable" || st.muc.has(statusNickChange) {
 		return
 	}
-	if m := c.person.X.rooms[r.key]; m != nil && m.joining == nil {
+	if m := c.person.rooms[r.key]; m != nil && m.joining == nil {
 		m.joined = false
 	}
 	banned, kicked := st.muc.has(statusBanned), st.muc.has(statusKicked)
@@ -456,7 +480,7 @@ func (a *Adapter) personalPresence(c *session, r *room, st *stanza) {
 // under the same nick. Its presences are not bridged. a.mu is held.
 func (a *Adapter) personalOccupantLocked(r *room, nick string, o *occupant) bool {
 	p := r.personalNicks[nick]
-	return p != nil && (o == nil || o.jid == "" || o.jid == p.X.jid.String())
+	return p != nil && (o == nil || o.jid == "" || o.jid == p.jid.String())
 }
 
 // personalEchoLocked reports whether a room message is one a personal
@@ -474,9 +498,9 @@ func (a *Adapter) leavePersonalLocked(r *room) (send func()) {
 		e *element
 	}
 	var out []departure
-	for _, p := range a.people.AllLocked() {
-		m := p.X.rooms[r.key]
-		delete(p.X.rooms, r.key)
+	for _, p := range a.peopleLocked() {
+		m := p.rooms[r.key]
+		delete(p.rooms, r.key)
 		if s := p.Conn(); m != nil && m.joined && s != nil {
 			out = append(out, departure{s, a.presence(s.me, r.occupantJID(m.nick), "unavailable")})
 		}
