@@ -116,11 +116,10 @@ type Adapter struct {
 	own         map[string]time.Time // folded puppet nick -> zero while active, else when to forget it
 	progress    map[string]*progress
 	pausedUntil time.Time
-	people      map[string]*personal // by person
-	accounts    map[string]string    // folded personal account -> person
-	wants       adapters.RoomWants   // the channels each person's connection is to be in
-	cm          atomic.Uint32        // info.cm, readable without a.mu
-	ready       atomic.Bool          // registered and rejoined
+	people      *adapters.Personal[*conn, struct{}] // people's own connections, and the channels each is to be in
+	accounts    map[string]string                   // folded personal account -> person
+	cm          atomic.Uint32                       // info.cm, readable without a.mu
+	ready       atomic.Bool                         // registered and rejoined
 }
 
 // serverInfo is what the bot learned from ISUPPORT.
@@ -215,11 +214,10 @@ func New(name string, n *config.Network, log *slog.Logger) (adapters.Adapter, er
 		puppets:    map[string]*puppet{},
 		own:        map[string]time.Time{},
 		progress:   map[string]*progress{},
-		people:     map[string]*personal{},
-		wants:      adapters.RoomWants{},
 		accounts:   map[string]string{},
 		info:       defaultServerInfo(c.MaxLineBytes),
 	}
+	a.people = newPersonal(a)
 	if a.mode == "" {
 		a.mode = config.DefaultMode
 	}
@@ -325,9 +323,7 @@ func (a *Adapter) Start(ctx context.Context, in bridge.Inbound) error {
 	go func() { defer a.wg.Done(); a.bot.run(a.ctx) }()
 	go func() { defer a.wg.Done(); a.queue.Run(a.ctx, in) }()
 	go func() { defer a.wg.Done(); a.janitor(a.ctx) }()
-	for _, p := range a.people {
-		a.startPersonalLocked(p)
-	}
+	a.people.StartLocked(a.ctx)
 	a.log.Info("irc adapter started", "server", a.cfg.Server, "nick", a.cfg.Nick, "mode", a.mode, "tls", a.cfg.TLS)
 	return nil
 }
@@ -434,7 +430,7 @@ func (a *Adapter) Join(ctx context.Context, channel string) error {
 		a.rooms[f] = &room{name: channel, members: map[string]*member{}}
 	}
 	bot := a.bot
-	a.joinPersonalLocked(channel)
+	a.people.BridgedLocked(channel)
 	a.mu.Unlock()
 	if bot == nil || !bot.isUp() {
 		return nil // joined once connected
@@ -459,7 +455,7 @@ func (a *Adapter) Leave(ctx context.Context, channel string) error {
 		p.busy++ // kept from the reaper while it parts
 		puppets = append(puppets, p)
 	}
-	personal := a.personalUpLocked()
+	personal := a.people.UpConnsLocked()
 	a.mu.Unlock()
 	var errs []error
 	for _, p := range puppets {
@@ -522,13 +518,14 @@ func (a *Adapter) bridging(r *room) bool {
 // Stop quits every connection and waits for the adapter's goroutines.
 func (a *Adapter) Stop(ctx context.Context) error {
 	a.mu.Lock()
+	a.people.StopLocked()
 	if !a.started || a.stopped {
 		a.stopped = true
 		a.mu.Unlock()
 		return nil
 	}
 	a.stopped = true
-	conns := a.personalConnsLocked()
+	conns := a.people.CurrentsLocked()
 	for _, p := range a.puppets {
 		if p.k != nil {
 			conns = append(conns, p.k)

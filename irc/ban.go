@@ -98,9 +98,9 @@ func (a *Adapter) puppetViews() []puppetView {
 			ps = append(ps, pk{s: p.sender.BlockRef(), k: p.k})
 		}
 	}
-	for _, p := range a.people {
-		if p.k != nil {
-			ps = append(ps, pk{s: p.acct.BlockRef(), k: p.k, ident: identFrom(p.acct.ID)})
+	for _, p := range a.people.AllLocked() {
+		if k := p.Conn(); k != nil {
+			ps = append(ps, pk{s: p.Acct.BlockRef(), k: k, ident: identFrom(p.Acct.ID)})
 		}
 	}
 	a.mu.Unlock()

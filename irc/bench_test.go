@@ -112,8 +112,8 @@ func BenchmarkPersonalConnections(b *testing.B) {
 	for {
 		n := 0
 		a.mu.Lock()
-		for _, p := range a.people {
-			if p.k != nil && p.k.inChannel("#lobby") {
+		for _, p := range a.people.AllLocked() {
+			if k := p.Conn(); k != nil && k.inChannel("#lobby") {
 				n++
 			}
 		}

@@ -405,7 +405,7 @@ func TestPersonalBannedNeverPuppet(t *testing.T) {
 	}
 	// Her connection reads its kick a moment after bob does.
 	a.mu.Lock()
-	k := a.people["alice"].k
+	k := a.people.UpConnsLocked()[0]
 	a.mu.Unlock()
 	for deadline := time.Now().Add(waitFor); k.inChannel("#lobby"); time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {

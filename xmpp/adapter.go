@@ -146,14 +146,13 @@ type Adapter struct {
 	stopped bool
 	conn    *session
 	gen     uint64
-	rooms   map[string]*room     // by bare room JID
-	left    map[string]bool      // rooms Leave took us out of, by bare room JID
-	parting []*element           // departures Leave could not send yet
-	puppets map[string]*puppet   // by sender network and id
-	people  map[string]*personal // people's own sessions, by person
-	wants   adapters.RoomWants   // the rooms each person's session is to be in
-	byJID   map[string]*puppet   // by puppet JID
-	sent    map[string]*outMsg   // by room key and message id
+	rooms   map[string]*room                        // by bare room JID
+	left    map[string]bool                         // rooms Leave took us out of, by bare room JID
+	parting []*element                              // departures Leave could not send yet
+	puppets map[string]*puppet                      // by sender network and id
+	people  *adapters.Personal[*session, *personal] // people's own sessions, and the rooms each is to be in
+	byJID   map[string]*puppet                      // by puppet JID
+	sent    map[string]*outMsg                      // by room key and message id
 	joins   map[string]chan joinResult
 	iqs     map[string]chan *stanza
 	archive map[string]*archiveQuery // by query id
@@ -249,8 +248,6 @@ func New(name string, n *config.Network, log *slog.Logger) (adapters.Adapter, er
 		rooms:      map[string]*room{},
 		left:       map[string]bool{},
 		puppets:    map[string]*puppet{},
-		people:     map[string]*personal{},
-		wants:      adapters.RoomWants{},
 		byJID:      map[string]*puppet{},
 		sent:       map[string]*outMsg{},
 		joins:      map[string]chan joinResult{},
@@ -262,6 +259,7 @@ func New(name string, n *config.Network, log *slog.Logger) (adapters.Adapter, er
 		avatarBusy: map[string]bool{},
 		avatarSem:  make(chan struct{}, avatarParallel),
 	}
+	a.people = newPersonal(a)
 	switch {
 	case c.Component != nil && c.JID != "":
 		return nil, fmt.Errorf("networks.%s: component and jid are exclusive", name)
@@ -358,9 +356,7 @@ func (a *Adapter) Start(ctx context.Context, in bridge.Inbound) error {
 	go func() { defer a.wg.Done(); a.queue.Run(a.ctx, in) }()
 	go func() { defer a.wg.Done(); a.run() }()
 	go func() { defer a.wg.Done(); a.janitor() }()
-	for _, p := range a.people {
-		a.startPersonalLocked(p)
-	}
+	a.people.StartLocked(a.ctx)
 	mode := "puppet"
 	if a.relay {
 		mode = "relay"
@@ -479,10 +475,23 @@ func (a *Adapter) connectAs(parent context.Context, server string, account jid.J
 // stanza in order), joins the rooms and keeps checking them, and returns
 // when the stream ends.
 func (a *Adapter) serve(c *session) error {
+	err := a.serveStream(c, xmpp.HandlerFunc(a.handler(c)), func() { a.setup(c) }, func() { a.pinger(c) })
+	a.sessionDown(c)
+	return err
+}
+
+// serveStream reads c's stream with h until it ends, and runs alongside
+// the goroutines of also; it returns why the stream ended. The bot's
+// session becomes the adapter's; once c's context is done, a person's
+// stream is closed at once, which takes its occupant out of its rooms,
+// while the server is given a moment to end the bot's.
+func (a *Adapter) serveStream(c *session, h xmpp.Handler, also ...func()) error {
 	a.mu.Lock()
 	a.gen++
 	c.gen = a.gen
-	a.conn = c
+	if c.person == nil {
+		a.conn = c
+	}
 	stopped := a.stopped
 	a.mu.Unlock()
 	if stopped {
@@ -490,16 +499,19 @@ func (a *Adapter) serve(c *session) error {
 		return errDisconnected
 	}
 	done := make(chan error, 1)
-	go func() { done <- c.s.Serve(xmpp.HandlerFunc(a.handler(c))) }()
-	a.wg.Add(2)
-	go func() { defer a.wg.Done(); a.setup(c) }()
-	go func() { defer a.wg.Done(); a.pinger(c) }()
+	go func() { done <- c.s.Serve(h) }()
+	a.wg.Add(len(also))
+	for _, f := range also {
+		go func() { defer a.wg.Done(); f() }()
+	}
 	var err error
 	select {
 	case err = <-done:
 	case <-c.ctx.Done():
-		// Stop (or a failed write): give the server a moment to end the
-		// stream, then close the connection.
+		// Stopped, removed or a failed write.
+		if c.person != nil {
+			go c.s.Close()
+		}
 		select {
 		case err = <-done:
 		case <-time.After(2 * time.Second):
@@ -508,7 +520,6 @@ func (a *Adapter) serve(c *session) error {
 		}
 	}
 	c.kill()
-	a.sessionDown(c)
 	return err
 }
 
@@ -662,6 +673,7 @@ func (a *Adapter) roomList() []*room {
 // goroutines.
 func (a *Adapter) Stop(ctx context.Context) error {
 	a.mu.Lock()
+	a.people.StopLocked()
 	if !a.started || a.stopped {
 		a.stopped = true
 		a.mu.Unlock()

@@ -102,10 +102,10 @@ func (a *Adapter) onRoomAffiliation(c *session, r *room, st *stanza) {
 func (a *Adapter) affiliatedSender(j jid.JID) (bridge.SenderRef, bool) {
 	bare := j.Bare()
 	a.mu.Lock()
-	for _, p := range a.people {
+	for _, p := range a.peopleLocked() {
 		if p.jid.Equal(bare) {
 			a.mu.Unlock()
-			return p.acct.BlockRef(), true
+			return p.Acct.BlockRef(), true
 		}
 	}
 	a.mu.Unlock()

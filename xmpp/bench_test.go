@@ -145,7 +145,7 @@ func BenchmarkPersonalSessions200(b *testing.B) {
 		for deadline := time.Now().Add(3 * time.Minute); ; time.Sleep(50 * time.Millisecond) {
 			a.mu.Lock()
 			in := 0
-			for _, p := range a.people {
+			for _, p := range a.peopleLocked() {
 				if m := p.rooms[key]; m != nil && m.joined {
 					in++
 				}

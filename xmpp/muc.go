@@ -1,6 +1,7 @@
 package xmpp
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"time"
@@ -276,43 +277,54 @@ func (a *Adapter) existingPuppet(s bridge.Sender) *puppet {
 	return p
 }
 
-// joinPuppet takes a puppet into a room (if it is not there yet) and
-// returns its nick there. A nick someone else holds is resolved with the
-// sender's fingerprint.
-func (a *Adapter) joinPuppet(ctx context.Context, c *session, r *room, p *puppet) (string, error) {
-	a.mu.Lock()
+// startJoinLocked starts a join into r of the occupant whose memberships
+// are rooms, a puppet's or a person's session's: when it is in already,
+// or a join in flight (which it waits for) ends, it returns that join's
+// nick or error, with a.mu released. Otherwise it returns its
+// membership and the channel to close once the caller has joined, a.mu
+// still held. Concurrent callers thus share one attempt.
+func (a *Adapter) startJoinLocked(ctx context.Context, rooms map[string]*membership, r *room) (m *membership, ch chan struct{}, nick string, err error) {
 	if !a.currentRoomLocked(r) {
 		a.mu.Unlock()
-		return "", errLeft
+		return nil, nil, "", errLeft
 	}
-	m := p.rooms[r.key]
+	m = rooms[r.key]
 	if m == nil {
 		m = &membership{}
-		p.rooms[r.key] = m
+		rooms[r.key] = m
 	}
 	if m.joined {
 		a.mu.Unlock()
-		return m.nick, nil
+		return m, nil, m.nick, nil
 	}
 	if ch := m.joining; ch != nil {
 		a.mu.Unlock()
 		select {
 		case <-ch:
 		case <-ctx.Done():
-			return "", ctx.Err()
+			return m, nil, "", ctx.Err()
 		}
 		a.mu.Lock()
 		defer a.mu.Unlock()
 		if m.joined {
-			return m.nick, nil
+			return m, nil, m.nick, nil
 		}
-		if m.err != nil {
-			return "", m.err
-		}
-		return "", errNotConnected
+		return m, nil, "", cmp.Or(m.err, errNotConnected)
 	}
-	ch := make(chan struct{})
-	m.joining = ch
+	ch = make(chan struct{})
+	m.joining, m.left = ch, false
+	return m, ch, "", nil
+}
+
+// joinPuppet takes a puppet into a room (if it is not there yet) and
+// returns its nick there. A nick someone else holds is resolved with the
+// sender's fingerprint.
+func (a *Adapter) joinPuppet(ctx context.Context, c *session, r *room, p *puppet) (string, error) {
+	a.mu.Lock()
+	m, ch, nick, err := a.startJoinLocked(ctx, p.rooms, r)
+	if ch == nil {
+		return nick, err
+	}
 	base := p.nickBase
 	extra := presenceShow(p.show, p.status)
 	s := p.sender
@@ -320,7 +332,6 @@ func (a *Adapter) joinPuppet(ctx context.Context, c *session, r *room, p *puppet
 	x, ad := a.photoUpdate(ctx, s)
 	extra = withPhoto(extra, x)
 
-	var err error
 	for attempt := range maxNickAttempts {
 		nick := nickAlternative(base, p.sender, attempt)
 		a.mu.Lock()

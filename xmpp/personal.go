@@ -6,8 +6,9 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
+	"iter"
+	"log/slog"
 	"strings"
-	"sync"
 	"time"
 
 	"mellium.im/xmlstream"
@@ -50,23 +51,46 @@ var personalWait = 10 * time.Second
 // personal is a person's own session, kept up with backoff, in the
 // bridged rooms of the links they take part in.
 type personal struct {
-	acct   PersonalAccount
-	jid    jid.JID // their bare JID
-	ctx    context.Context
-	cancel context.CancelFunc
+	// The account, the session and its state, which adapters.Personal
+	// keeps (nil in unit tests that need only the JID).
+	*adapters.Person[*session, *personal]
+	jid   jid.JID                // their bare JID
+	rooms map[string]*membership // by room key; guarded by Adapter.mu
+}
 
-	// guarded by Adapter.mu
-	s     *session      // up; nil while not
-	up    chan struct{} // closed while s is up; a new one once it drops
-	state string        // adapters.PersonalConnecting, adapters.PersonalConnected or "failed: why"
-	// waited says a message already waited personalWait in vain since
-	// the session was last up: the next ones go to the puppet at once.
-	waited bool
-	rooms  map[string]*membership // by room key
-	// parting are the rooms of links the person left, for the next sync
-	// to leave (syncPersonalLocked).
-	parting []string
-	syncMu  sync.Mutex // one sync at a time
+// personEntry is a person as adapters.Personal keeps them; X is theirs
+// here, nil for an account that cannot be used.
+type personEntry = adapters.Person[*session, *personal]
+
+// newPersonal keeps a's people's sessions; the protocol part is here.
+func newPersonal(a *Adapter) *adapters.Personal[*session, *personal] {
+	return adapters.NewPersonal(&a.mu, &a.wg, adapters.PersonalHooks[*session, *personal]{
+		Noun:       "xmpp: personal session",
+		Log:        func() *slog.Logger { return a.log },
+		Retry:      func() *backoff.Backoff { return backoff.New(a.t.minBackoff, a.t.maxBackoff) },
+		ResetRetry: true,
+		Connect:    func(ctx context.Context, e *personEntry) adapters.PersonalEnd { return a.connectPersonal(ctx, e.X) },
+		DroppedLocked: func(e *personEntry) {
+			if e.X != nil {
+				a.forgetPersonalLocked(e.X)
+			}
+		},
+		SyncLocked: func(e *personEntry, c *session, part, join []string) func() {
+			return a.syncPersonalLocked(e.X, c, part, join)
+		},
+	})
+}
+
+// peopleLocked are the people with a usable account, by person. a.mu is
+// held.
+func (a *Adapter) peopleLocked() iter.Seq2[string, *personal] {
+	return func(yield func(string, *personal) bool) {
+		for person, e := range a.people.AllLocked() {
+			if e.X != nil && !yield(person, e.X) {
+				return
+			}
+		}
+	}
 }
 
 // UsePeople sets the people who speak through their own XMPP session. A
@@ -74,7 +98,7 @@ type personal struct {
 // longer listed is disconnected. Entries that cannot be used are marked
 // failed (see PersonalStatus) and left out.
 func (a *Adapter) UsePeople(accts []PersonalAccount) {
-	want := map[string]*personal{}
+	want := map[string]*personEntry{}
 	invalid := map[string]string{}
 	for _, acct := range accts {
 		j, err := jid.Parse(acct.ID)
@@ -89,37 +113,16 @@ func (a *Adapter) UsePeople(accts []PersonalAccount) {
 		case a.clientServer() == "":
 			invalid[acct.Person] = "failed: the network has no client_server to log in through"
 		default:
-			want[acct.Person] = &personal{acct: acct, jid: j.Bare(), up: make(chan struct{}), state: adapters.PersonalConnecting, rooms: map[string]*membership{}}
+			p := &personal{jid: j.Bare(), rooms: map[string]*membership{}}
+			p.Person = a.people.NewPerson(acct, p)
+			want[acct.Person] = p.Person
 			continue
 		}
 		a.log.Error("xmpp: personal account cannot be used", "person", acct.Person, "why", invalid[acct.Person])
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	for person, p := range a.people {
-		if q, ok := want[person]; ok && q.acct == p.acct {
-			delete(want, person) // unchanged; Start starts it if not yet
-			continue
-		}
-		if p.cancel != nil {
-			p.cancel() // its session ends with it
-		}
-		a.forgetPersonalLocked(p)
-		delete(a.people, person)
-		_, listed := want[person]
-		if _, bad := invalid[person]; !listed && !bad {
-			delete(a.wants, person) // no longer a person here
-		}
-	}
-	for person, why := range invalid {
-		a.people[person] = &personal{state: why}
-	}
-	for person, p := range want {
-		a.people[person] = p
-		if a.started && !a.stopped {
-			a.startPersonalLocked(p)
-		}
-	}
+	a.people.UseLocked(want, invalid)
 }
 
 // clientServer is where people's sessions log in: client_server, or with
@@ -134,26 +137,7 @@ func (a *Adapter) clientServer() string {
 // PersonalStatus is the state of each person's session, by person:
 // "connecting", "connected", or "failed: " and the reason (a refused
 // login, an unusable account). No secret is part of it.
-func (a *Adapter) PersonalStatus() map[string]string {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	out := make(map[string]string, len(a.people))
-	for person, p := range a.people {
-		out[person] = p.state
-	}
-	return out
-}
-
-// startPersonalLocked starts keeping p's session up; a.mu must be held
-// and the adapter running.
-func (a *Adapter) startPersonalLocked(p *personal) {
-	if p.acct.ID == "" || p.ctx != nil {
-		return
-	}
-	p.ctx, p.cancel = context.WithCancel(a.ctx)
-	a.wg.Add(1)
-	go a.runPersonal(p)
-}
+func (a *Adapter) PersonalStatus() map[string]string { return a.people.PersonalStatus() }
 
 // forgetPersonalLocked drops p's nicks from the rooms' books.
 func (a *Adapter) forgetPersonalLocked(p *personal) {
@@ -164,49 +148,17 @@ func (a *Adapter) forgetPersonalLocked(p *personal) {
 	}
 }
 
-// runPersonal keeps a person's session up until the adapter stops or the
-// person is removed.
-func (a *Adapter) runPersonal(p *personal) {
-	defer a.wg.Done()
-	bo := backoff.New(a.t.minBackoff, a.t.maxBackoff)
-	authBo := backoff.New(adapters.PersonalLoginRetryMin, adapters.PersonalLoginRetryMax)
+// connectPersonal logs in one session of p's and serves it until it ends.
+func (a *Adapter) connectPersonal(ctx context.Context, p *personal) adapters.PersonalEnd {
 	account, err := p.jid.WithResource(personalResource)
 	if err != nil {
 		account = p.jid
 	}
-	for p.ctx.Err() == nil {
-		c, err := a.connectAs(p.ctx, a.clientServer(), account, p.acct.Password)
-		if err != nil {
-			if p.ctx.Err() != nil {
-				return
-			}
-			if why := saslRefusal(err); why != "" {
-				// Wrong credentials stay wrong until someone changes them.
-				a.personalFailed(p, "SASL login as "+p.acct.ID+" refused: "+why)
-				if !authBo.Sleep(p.ctx, authBo.Next(), nil) {
-					return
-				}
-				continue
-			}
-			d := bo.Next()
-			a.log.Warn("xmpp: personal session cannot connect", "person", p.acct.Person, "account", p.acct.ID, "err", err, "retry_in", d)
-			if !bo.Sleep(p.ctx, d, nil) {
-				return
-			}
-			continue
-		}
-		authBo.Reset()
-		bo.Connected()
-		err = a.servePersonal(p, c)
-		if p.ctx.Err() != nil {
-			return
-		}
-		d := bo.Next()
-		a.log.Warn("xmpp: personal session ended; reconnecting", "person", p.acct.Person, "err", err, "retry_in", d)
-		if !bo.Sleep(p.ctx, d, nil) {
-			return
-		}
+	c, err := a.connectAs(ctx, a.clientServer(), account, p.Acct.Password)
+	if err != nil {
+		return adapters.PersonalEnd{Refused: saslRefusal(err), Err: err}
 	}
+	return adapters.PersonalEnd{Up: true, Err: a.servePersonal(p, c)}
 }
 
 // saslRefusal is the server's reason when err is a refused SASL login
@@ -221,50 +173,11 @@ func saslRefusal(err error) string {
 	return ""
 }
 
-// personalFailed marks p failed with the reason, logged once until it
-// changes: the person's messages go out through their puppet meanwhile.
-func (a *Adapter) personalFailed(p *personal, why string) {
-	a.mu.Lock()
-	changed := p.state != adapters.PersonalFailed(why)
-	p.state = adapters.PersonalFailed(why)
-	a.mu.Unlock()
-	if changed {
-		a.log.Error("xmpp: personal session cannot log in; their messages go out through their puppet", "person", p.acct.Person, "account", p.acct.ID, "why", why)
-	}
-}
-
 // servePersonal runs one session of p until it ends: it reads what
 // concerns the session itself and joins the bridged rooms.
 func (a *Adapter) servePersonal(p *personal, c *session) error {
 	c.person = p
-	a.mu.Lock()
-	a.gen++
-	c.gen = a.gen
-	stopped := a.stopped
-	a.mu.Unlock()
-	if stopped {
-		c.kill()
-		return errDisconnected
-	}
-	done := make(chan error, 1)
-	go func() { done <- c.s.Serve(xmpp.HandlerFunc(a.personalHandler(c))) }()
-	a.wg.Add(1)
-	go func() { defer a.wg.Done(); a.personalUp(p, c) }()
-	var err error
-	select {
-	case err = <-done:
-	case <-c.ctx.Done():
-		// Stopped or removed (or a failed write): end the stream, which
-		// takes the occupant out of its rooms.
-		go c.s.Close()
-		select {
-		case err = <-done:
-		case <-time.After(2 * time.Second):
-			c.s.Conn().Close()
-			err = <-done
-		}
-	}
-	c.kill()
+	err := a.serveStream(c, xmpp.HandlerFunc(a.personalHandler(c)), func() { a.personalUp(p, c) })
 	a.personalDown(p, c)
 	return err
 }
@@ -274,24 +187,16 @@ func (a *Adapter) servePersonal(p *personal, c *session) error {
 func (a *Adapter) personalUp(p *personal, c *session) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if c.ctx.Err() != nil || a.stopped {
+	if c.ctx.Err() != nil || !a.people.UpLocked(p.Person, c) {
 		return
 	}
-	p.s, p.state, p.waited = c, adapters.PersonalConnected, false
-	close(p.up)
-	a.log.Info("xmpp: personal session up", "person", p.acct.Person, "as", c.me.String())
-	a.syncPersonalLocked(p)
+	a.log.Info("xmpp: personal session up", "person", p.Acct.Person, "as", c.me.String())
 }
 
 func (a *Adapter) personalDown(p *personal, c *session) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if p.s == c {
-		p.s, p.up = nil, make(chan struct{})
-		if p.state == adapters.PersonalConnected {
-			p.state = adapters.PersonalConnecting
-		}
-	}
+	a.people.DownLocked(p.Person, c)
 	for key, m := range p.rooms {
 		m.joined = false
 		if m.left { // gone with the session
@@ -313,28 +218,14 @@ func (a *Adapter) personalDown(p *personal, c *session) {
 func (a *Adapter) joinPersonalAll(r *room) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	for person, p := range a.people {
-		if a.wants.Wants(person, r.addr) {
-			a.syncPersonalLocked(p)
-		}
-	}
+	a.people.BridgedLocked(r.addr)
 }
 
 // PersonalRooms implements adapters.PersonalRoomer: person's session
 // joins the bridged rooms among rooms it is not in yet, and leaves those
 // no longer among them, at once while it is up (personalUp joins them
 // when it comes up).
-func (a *Adapter) PersonalRooms(person string, rooms []string) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	added, removed := a.wants.Set(person, rooms)
-	p := a.people[person]
-	if p == nil || p.s == nil || len(added)+len(removed) == 0 {
-		return // a session not up is in no room
-	}
-	p.parting = append(p.parting, removed...)
-	a.syncPersonalLocked(p)
-}
+func (a *Adapter) PersonalRooms(person string, rooms []string) { a.people.PersonalRooms(person, rooms) }
 
 // roomOfLocked is the bridged room addr names (nil if none); a.mu is
 // held.
@@ -346,50 +237,35 @@ func (a *Adapter) roomOfLocked(addr string) *room {
 	return a.rooms[j.String()]
 }
 
-// syncPersonalLocked has p's session, when up, leave the rooms of links
-// the person left and join the bridged rooms of those they take part in,
-// in the background. One sync of p's runs at a time, each on the latest
-// wants, so that quick changes end where the last one says. a.mu is
-// held.
-func (a *Adapter) syncPersonalLocked(p *personal) {
-	if p.s == nil || a.stopped {
-		return
+// syncPersonalLocked is how p's session c leaves the rooms of links the
+// person left and joins the bridged rooms of those they take part in
+// (adapters.Personal runs one sync of p's at a time). a.mu is held; the
+// work returned runs without it.
+func (a *Adapter) syncPersonalLocked(p *personal, c *session, part, join []string) func() {
+	var leave, enter []*room
+	for _, addr := range part {
+		if r := a.roomOfLocked(addr); r != nil {
+			leave = append(leave, r)
+		}
 	}
-	a.wg.Add(1)
-	go func() {
-		defer a.wg.Done()
-		p.syncMu.Lock()
-		defer p.syncMu.Unlock()
-		person := p.acct.Person
-		var part, join []*room
-		a.mu.Lock()
-		c := p.s
-		for _, addr := range p.parting {
-			if r := a.roomOfLocked(addr); r != nil && !a.wants.Wants(person, addr) {
-				part = append(part, r)
-			}
+	for _, addr := range join {
+		if r := a.roomOfLocked(addr); r != nil {
+			enter = append(enter, r)
 		}
-		p.parting = nil
-		for _, addr := range a.wants.Of(person) {
-			if r := a.roomOfLocked(addr); r != nil {
-				join = append(join, r)
-			}
-		}
-		a.mu.Unlock()
-		if c == nil {
-			return // down: in no room, and personalUp syncs again
-		}
-		for _, r := range part {
+	}
+	return func() {
+		person := p.Acct.Person
+		for _, r := range leave {
 			if err := a.leavePersonal(c.ctx, p, c, r); err != nil && c.ctx.Err() == nil {
 				a.log.Warn("xmpp: personal session cannot leave room", "person", person, "room", r.addr, "err", err)
 			}
 		}
-		for _, r := range join {
+		for _, r := range enter {
 			if _, err := a.joinPersonal(c.ctx, p, c, r); err != nil && c.ctx.Err() == nil {
 				a.log.Warn("xmpp: personal session cannot join room", "person", person, "room", r.addr, "err", err)
 			}
 		}
-	}()
+	}
 }
 
 // leavePersonal takes p's session c out of r, after the join in flight
@@ -408,7 +284,7 @@ func (a *Adapter) leavePersonal(ctx context.Context, p *personal, c *session, r 
 		}
 		a.mu.Lock()
 	}
-	if m == nil || !m.joined || p.s != c {
+	if m == nil || !m.joined || p.Conn() != c {
 		a.mu.Unlock()
 		return nil
 	}
@@ -418,7 +294,7 @@ func (a *Adapter) leavePersonal(ctx context.Context, p *personal, c *session, r 
 	if err := a.write(c, e); err != nil {
 		return err
 	}
-	a.log.Info("xmpp: personal session left room: the person left the link", "person", p.acct.Person, "room", r.addr)
+	a.log.Info("xmpp: personal session left room: the person left the link", "person", p.Acct.Person, "room", r.addr)
 	return nil
 }
 
@@ -439,8 +315,8 @@ func (a *Adapter) personalGoneLocked(r *room, nick string) {
 // their JID's localpart.
 func personalNicks(p *personal) []string {
 	var out []string
-	for _, n := range []string{p.acct.Name, p.jid.Localpart()} {
-		n = puppetNick(n, bridge.Sender{Network: "person", ID: p.acct.Person})
+	for _, n := range []string{p.Acct.Name, p.jid.Localpart()} {
+		n = puppetNick(n, bridge.Sender{Network: "person", ID: p.Acct.Person})
 		if n != "" && (len(out) == 0 || out[0] != n) {
 			out = append(out, n)
 		}
@@ -452,37 +328,11 @@ func personalNicks(p *personal) []string {
 // returns its nick there. Concurrent callers share one attempt.
 func (a *Adapter) joinPersonal(ctx context.Context, p *personal, c *session, r *room) (string, error) {
 	a.mu.Lock()
-	if !a.currentRoomLocked(r) {
-		a.mu.Unlock()
-		return "", errLeft
+	m, ch, nick, err := a.startJoinLocked(ctx, p.rooms, r)
+	if ch == nil {
+		return nick, err
 	}
-	m := p.rooms[r.key]
-	if m == nil {
-		m = &membership{}
-		p.rooms[r.key] = m
-	}
-	if m.joined {
-		a.mu.Unlock()
-		return m.nick, nil
-	}
-	if ch := m.joining; ch != nil {
-		a.mu.Unlock()
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return "", ctx.Err()
-		}
-		a.mu.Lock()
-		defer a.mu.Unlock()
-		if m.joined {
-			return m.nick, nil
-		}
-		return "", cmp.Or(m.err, errNotConnected)
-	}
-	ch := make(chan struct{})
-	m.joining, m.left = ch, false
 	a.mu.Unlock()
-	var err error
 	for _, nick := range personalNicks(p) {
 		a.mu.Lock()
 		if r.personalNicks[m.nick] == p {
@@ -507,7 +357,7 @@ func (a *Adapter) joinPersonal(ctx context.Context, p *personal, c *session, r *
 		}
 		return "", err
 	}
-	a.log.Info("xmpp: personal session joined room", "person", p.acct.Person, "room", r.addr, "nick", m.nick)
+	a.log.Info("xmpp: personal session joined room", "person", p.Acct.Person, "room", r.addr, "nick", m.nick)
 	return m.nick, nil
 }
 
@@ -515,47 +365,13 @@ func (a *Adapter) joinPersonal(ctx context.Context, p *personal, c *session, r *
 // up, waiting up to personalWait for one still connecting; nil means the
 // puppet speaks for them.
 func (a *Adapter) personalFor(ctx context.Context, person string) *session {
-	if person == "" {
-		return nil
-	}
-	a.mu.Lock()
-	p := a.people[person]
-	if p == nil || p.ctx == nil || p.waited || adapters.IsPersonalFailed(p.state) {
-		a.mu.Unlock()
-		return nil
-	}
-	c, up := p.s, p.up
-	a.mu.Unlock()
-	if c != nil {
-		return c
-	}
-	t := time.NewTimer(personalWait)
-	defer t.Stop()
-	select {
-	case <-up:
-	case <-t.C:
-	case <-ctx.Done():
-	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if p.s == nil && ctx.Err() == nil {
-		p.waited = true
-	}
-	return p.s
+	return a.people.For(ctx, person, personalWait)
 }
 
 // speaksThemselves reports whether person has a session of their own
 // here that is not failed: their joining elsewhere brings no puppet of
 // theirs into a room, since their messages will come from their session.
-func (a *Adapter) speaksThemselves(person string) bool {
-	if person == "" {
-		return false
-	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	p := a.people[person]
-	return p != nil && p.ctx != nil && !adapters.IsPersonalFailed(p.state)
-}
+func (a *Adapter) speaksThemselves(person string) bool { return a.people.Speaks(person) }
 
 // personalSpeaker is the person's own occupant in r, when their session
 // is up and in the room (ok); an error when the room refuses them: a ban
@@ -650,12 +466,12 @@ func (a *Adapter) personalPresence(c *session, r *room, st *stanza) {
 		m.joined = false
 	}
 	banned, kicked := st.muc.has(statusBanned), st.muc.has(statusKicked)
-	a.log.Info("xmpp: personal session removed from room", "room", r.addr, "person", c.person.acct.Person,
+	a.log.Info("xmpp: personal session removed from room", "room", r.addr, "person", c.person.Acct.Person,
 		"kicked", kicked, "banned", banned)
 	if banned || kicked {
 		// Kept out at once, not at their next message: the bridge then
 		// refuses it rather than their puppet speaking for them.
-		a.postRemoved(r.addr, c.person.acct.BlockRef(), st.muc.item.actor, banned)
+		a.postRemoved(r.addr, c.person.Acct.BlockRef(), st.muc.item.actor, banned)
 	}
 }
 
@@ -682,11 +498,11 @@ func (a *Adapter) leavePersonalLocked(r *room) (send func()) {
 		e *element
 	}
 	var out []departure
-	for _, p := range a.people {
+	for _, p := range a.peopleLocked() {
 		m := p.rooms[r.key]
 		delete(p.rooms, r.key)
-		if m != nil && m.joined && p.s != nil {
-			out = append(out, departure{p.s, a.presence(p.s.me, r.occupantJID(m.nick), "unavailable")})
+		if s := p.Conn(); m != nil && m.joined && s != nil {
+			out = append(out, departure{s, a.presence(s.me, r.occupantJID(m.nick), "unavailable")})
 		}
 	}
 	clear(r.personalNicks)
