@@ -49,10 +49,9 @@ type PersonalHooks[C comparable, X any] struct {
 	// time).
 	Clock backoff.Clock
 	// Retry is the backoff between connections of one person, made once
-	// per person when it starts; ResetRetry says it starts again from its
-	// minimum once a connection has stayed up (backoff.Connected).
-	Retry      func() *backoff.Backoff
-	ResetRetry bool
+	// per person when it starts; it starts again from its minimum once a
+	// connection has stayed up (backoff.Connected).
+	Retry func() *backoff.Backoff
 
 	// Connect makes one connection of p's and serves it until it drops
 	// or ctx ends. Once the connection is logged in it calls UpLocked,
@@ -252,9 +251,7 @@ func (s *Personal[C, X]) UpLocked(p *Person[C, X], c C) bool {
 	default:
 		close(p.up)
 	}
-	if s.h.ResetRetry {
-		p.retry.Connected()
-	}
+	p.retry.Connected()
 	s.SyncLocked(p)
 	return true
 }

@@ -139,6 +139,9 @@ func BenchmarkPersonalSessions200(b *testing.B) {
 		runtime.ReadMemStats(&before)
 		goroutines := runtime.NumGoroutine()
 		b.ResetTimer()
+		for _, acct := range accts {
+			a.PersonalRooms(acct.Person, []string{room})
+		}
 		t0 := time.Now()
 		a.UsePeople(accts)
 		key := a.roomList()[0].key

@@ -65,11 +65,10 @@ type personEntry = adapters.Person[*session, *personal]
 // newPersonal keeps a's people's sessions; the protocol part is here.
 func newPersonal(a *Adapter) *adapters.Personal[*session, *personal] {
 	return adapters.NewPersonal(&a.mu, &a.wg, adapters.PersonalHooks[*session, *personal]{
-		Noun:       "xmpp: personal session",
-		Log:        func() *slog.Logger { return a.log },
-		Retry:      func() *backoff.Backoff { return backoff.New(a.t.minBackoff, a.t.maxBackoff) },
-		ResetRetry: true,
-		Connect:    func(ctx context.Context, e *personEntry) adapters.PersonalEnd { return a.connectPersonal(ctx, e.X) },
+		Noun:    "xmpp: personal session",
+		Log:     func() *slog.Logger { return a.log },
+		Retry:   func() *backoff.Backoff { return backoff.New(a.t.minBackoff, a.t.maxBackoff) },
+		Connect: func(ctx context.Context, e *personEntry) adapters.PersonalEnd { return a.connectPersonal(ctx, e.X) },
 		DroppedLocked: func(e *personEntry) {
 			if e.X != nil {
 				a.forgetPersonalLocked(e.X)
