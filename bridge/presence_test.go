@@ -30,12 +30,7 @@ func peopleRooms(r *bridge.Router) string { return fmt.Sprint(r.PeopleRooms()) }
 // another of its rooms; leaving the last takes them out. Where they are
 // outlives a restart; a stranger, or a bare nick, counts for nothing.
 func TestRouterKnowsWhichLinksPeopleTakePartIn(t *testing.T) {
-	nets := map[string]bridge.MessageSender{"irc": newPlain(), "mqtt": newPlain(), "matrix": rich{newPlain()}}
-	dir := t.TempDir()
-	f := newFixture(t, dir, nets)
-	withPeople(t, f)
-	var told atomic.Int32
-	f.router.OnPresence = func() { told.Add(1) }
+	f, restart, told := presenceFixture(t)
 
 	if got := peopleRooms(f.router); got != "map[]" {
 		t.Fatalf("before anything: %s", got)
@@ -77,8 +72,7 @@ func TestRouterKnowsWhichLinksPeopleTakePartIn(t *testing.T) {
 	}
 
 	// A restart on the same store: she is still in #ops.
-	f.stop()
-	f = newFixture(t, dir, nets)
+	f = restart()
 	if got := peopleRooms(f.router); got != ops {
 		t.Fatalf("after a restart: %s, want %s", got, ops)
 	}
@@ -108,12 +102,7 @@ func TestRouterKnowsWhichLinksPeopleTakePartIn(t *testing.T) {
 // a restart. Members who are no one's account, and other rooms, are left
 // as they are; an unchanged list changes nothing.
 func TestRoomMembersCorrectWherePeopleAre(t *testing.T) {
-	nets := map[string]bridge.MessageSender{"irc": newPlain(), "mqtt": newPlain(), "matrix": rich{newPlain()}}
-	dir := t.TempDir()
-	f := newFixture(t, dir, nets)
-	withPeople(t, f)
-	var told atomic.Int32
-	f.router.OnPresence = func() { told.Add(1) }
+	f, restart, told := presenceFixture(t)
 	ctx := context.Background()
 	lobby := bridge.RoomAddr{Network: "matrix", Room: "!lobby"}
 	members := func(room bridge.RoomAddr, accounts ...string) {
@@ -144,13 +133,28 @@ func TestRoomMembersCorrectWherePeopleAre(t *testing.T) {
 	if got := peopleRooms(f.router); got != ops {
 		t.Fatalf("after a list naming her IRC account in the Matrix room: %s, want %s", got, ops)
 	}
-	f.stop()
-	f = newFixture(t, dir, nets)
-	withPeople(t, f)
+	f = restart()
 	if got := peopleRooms(f.router); got != ops {
 		t.Fatalf("after a restart: %s, want %s", got, ops)
 	}
 	if err := f.router.Members(ctx, bridge.RoomAddr{Network: "matrix"}, nil); err == nil {
 		t.Error("a list of a room without a name was taken")
 	}
+}
+
+// presenceFixture is a router with alice among the people, counting what
+// it tells OnPresence; restart stops it and starts another on the same
+// store.
+func presenceFixture(t *testing.T) (f *fixture, restart func() *fixture, told *atomic.Int32) {
+	nets := map[string]bridge.MessageSender{"irc": newPlain(), "mqtt": newPlain(), "matrix": rich{newPlain()}}
+	dir := t.TempDir()
+	told = new(atomic.Int32)
+	start := func() *fixture {
+		f := newFixture(t, dir, nets)
+		withPeople(t, f)
+		f.router.OnPresence = func() { told.Add(1) }
+		return f
+	}
+	f = start()
+	return f, func() *fixture { f.stop(); f = start(); return f }, told
 }

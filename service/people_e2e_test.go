@@ -30,15 +30,7 @@ func TestPersonSpeaksFromTheirOwnIRCAccount(t *testing.T) {
 	if l := bob.WaitText(patience, "#lobby", "", "hello from my phone"); l.Nick() != "alice" {
 		t.Errorf("alice's message came from %q, want her own nick alice", l.Nick())
 	}
-	from := bob.Len()
-	bob.Send("WHOIS", "alice")
-	l, err := bob.WaitFrom(from, patience, func(l testenv.IRCLine) bool { return l.Command == "330" || l.Command == "318" })
-	if err != nil {
-		t.Fatal(err)
-	}
-	if l.Command != "330" || len(l.Params) < 3 || l.Params[2] != "alice" {
-		t.Errorf("WHOIS alice: %v, want logged in to account alice", l)
-	}
+	wantLoggedIn(t, bob, "alice", "alice")
 
 	for _, l := range bob.Lines() {
 		if l.Command == "JOIN" && l.Nick() != "alice" && l.Nick() != "switchboard" && l.Nick() != "bob" {
@@ -269,15 +261,7 @@ func TestPersonSpeaksAsHerselfEverywhere(t *testing.T) {
 	})
 
 	// Her IRC nick is logged in to her account.
-	from := bob.Len()
-	bob.Send("WHOIS", "alice")
-	who, err := bob.WaitFrom(from, patience, func(l testenv.IRCLine) bool { return l.Command == "330" || l.Command == "318" })
-	if err != nil {
-		t.Fatal(err)
-	}
-	if who.Command != "330" || len(who.Params) < 3 || who.Params[2] != "alice" {
-		t.Errorf("WHOIS alice: %v, want logged in to account alice", who)
-	}
+	wantLoggedIn(t, bob, "alice", "alice")
 
 	// Anything bridged twice or echoed back would have arrived by now.
 	time.Sleep(time.Second)
@@ -371,4 +355,19 @@ func countEvents(c *testenv.MatrixClient, match func(*event.Event) bool) int {
 		}
 	}
 	return n
+}
+
+// wantLoggedIn asks the IRC server, as c, whom nick is logged in as
+// (WHOIS, 330) and fails unless it is account.
+func wantLoggedIn(t *testing.T, c *testenv.IRCClient, nick, account string) {
+	t.Helper()
+	from := c.Len()
+	c.Send("WHOIS", nick)
+	l, err := c.WaitFrom(from, patience, func(l testenv.IRCLine) bool { return l.Command == "330" || l.Command == "318" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.Command != "330" || len(l.Params) < 3 || l.Params[2] != account {
+		t.Errorf("WHOIS %s: %v, want logged in to account %s", nick, l, account)
+	}
 }

@@ -87,15 +87,7 @@ people:
 	if ok, acct := l.GetTag("account"); !ok || acct != "alice" {
 		t.Errorf("her message's account tag: %q (present %v), want alice", acct, ok)
 	}
-	from := bob.Len()
-	bob.Send("WHOIS", "alice")
-	who, err := bob.WaitFrom(from, patience, func(l testenv.IRCLine) bool { return l.Command == "330" || l.Command == "318" })
-	if err != nil {
-		t.Fatal(err)
-	}
-	if who.Command != "330" || len(who.Params) < 3 || who.Params[2] != "alice" {
-		t.Errorf("WHOIS alice: %v, want logged in to account alice", who)
-	}
+	wantLoggedIn(t, bob, "alice", "alice")
 	// And what bob answers shows on her page.
 	bob.Say("#lobby", "hi alice")
 	if m := page.message("hi alice"); m.Who != "bob" || m.Verified || m.Unverified || m.Mine {
