@@ -110,6 +110,16 @@ type AccountRules struct {
 	// outside Switchboard before it works, say. file is the config file
 	// as loaded (its people are the file's, not the API's).
 	Note func(p *Problems, a Account, network string, file *Config)
+	// NotHome, when set, says why a person whose account on the network
+	// is a cannot have the network as their home ("" when they can):
+	// home is where they read what Switchboard tells them and, with
+	// personal accounts, the direct messages to those, so it must be a
+	// network where they keep a client Switchboard does not hold.
+	NotHome func(a Account) string
+	// HomeNote, when set, is what to know of a home on the network of a
+	// person Switchboard speaks as elsewhere (a network without direct
+	// messages, say): a note at people.<id>.home, not an error.
+	HomeNote string
 }
 
 // personIDRE: a person's id is in puppet names, paths and the API's
@@ -164,6 +174,20 @@ func (c *Config) validatePeople(errs *errorList, last string) {
 			errs.add(join(path, "home"), "required: the network of one of their accounts (%s)", strings.Join(networks, ", "))
 		case !ok:
 			errs.add(join(path, "home"), "%s has no account on %q (want one of %s)", id, p.Home, strings.Join(networks, ", "))
+		default:
+			if why := c.notHome(p, p.Home); why != "" {
+				var ok []string
+				for _, network := range networks {
+					if c.notHome(p, network) == "" {
+						ok = append(ok, network)
+					}
+				}
+				want := "they have no other: add an account of theirs Switchboard does not hold"
+				if len(ok) > 0 {
+					want = "want one of " + strings.Join(ok, ", ")
+				}
+				errs.add(join(path, "home"), "%q: %s; home must be a network where %s has a client of their own (%s)", p.Home, why, id, want)
+			}
 		}
 		for _, network := range networks {
 			apath := join(join(path, "accounts"), network)
@@ -213,6 +237,25 @@ func (c *Config) validatePeople(errs *errorList, last string) {
 	}
 }
 
+// rulesOf is the account rules of network's type; nil: none.
+func (c *Config) rulesOf(network string) *AccountRules {
+	if n := c.Networks[network]; n != nil {
+		if t, ok := lookupType(n.Type); ok {
+			return t.Accounts
+		}
+	}
+	return nil
+}
+
+// notHome is why network cannot be p's home (AccountRules.NotHome), ""
+// when it can.
+func (c *Config) notHome(p *Person, network string) string {
+	if r := c.rulesOf(network); r != nil && r.NotHome != nil {
+		return r.NotHome(p.Accounts[network])
+	}
+	return ""
+}
+
 // PeopleNotes lists what the networks' AccountRules.Note say of the
 // accounts of people (the file's, or with the API's laid over them), c
 // being the config file, sorted by path: not errors, the config is
@@ -223,6 +266,9 @@ func (c *Config) PeopleNotes(people map[string]*Person) []*FieldError {
 		p := people[id]
 		if p == nil {
 			continue
+		}
+		if r := c.rulesOf(p.Home); r != nil && r.HomeNote != "" && c.heldElsewhere(p) {
+			notes.add(join(join("people", id), "home"), "%s", r.HomeNote)
 		}
 		for _, network := range sortedKeys(p.Accounts) {
 			n := c.Networks[network]
@@ -235,6 +281,17 @@ func (c *Config) PeopleNotes(people map[string]*Person) []*FieldError {
 		}
 	}
 	return notes.errs
+}
+
+// heldElsewhere reports whether Switchboard speaks as p on a network
+// other than their home: an account there carries credentials.
+func (c *Config) heldElsewhere(p *Person) bool {
+	for network, a := range p.Accounts {
+		if network != p.Home && len(a.Credentials()) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // checkAccountID refuses what no network's account id looks like.

@@ -44,7 +44,7 @@ func init() {
 			Kicks:   true,
 			// A person's IRC account logs in with SASL PLAIN; services
 			// compare account names as nicks, without case.
-			Accounts: &config.AccountRules{Credentials: []string{"password"}, Key: caseRFC1459.fold},
+			Accounts: &config.AccountRules{Credentials: []string{"password"}, Key: caseRFC1459.fold, NotHome: notHome},
 		},
 		New: New,
 	})

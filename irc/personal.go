@@ -13,6 +13,7 @@ import (
 
 	"github.com/switchboard-chat/switchboard/adapters"
 	"github.com/switchboard-chat/switchboard/bridge"
+	"github.com/switchboard-chat/switchboard/config"
 	"github.com/switchboard-chat/switchboard/internal/backoff"
 	"github.com/switchboard-chat/switchboard/mapping"
 )
@@ -318,4 +319,17 @@ func (a *Adapter) syncPersonalLocked(p *personal, k *conn, part, join []string) 
 			a.log.Warn("personal connection cannot join", "person", person, "channel", ch, "err", err)
 		}
 	}
+}
+
+// notHome refuses as a person's home an IRC network where Switchboard
+// holds their nick (their account has a password): a direct message
+// goes to a nick, so one to theirs would reach Switchboard's connection
+// and never a client of theirs; another client logged in to the same
+// account has another nick, which no one writes to. Without a password
+// their nick is their own client's, which may well be their home.
+func notHome(a config.Account) string {
+	if a.Password == "" {
+		return ""
+	}
+	return "Switchboard holds their nick there (the account has a password), so direct messages to it reach Switchboard, not them"
 }

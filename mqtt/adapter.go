@@ -42,6 +42,10 @@ func init() {
 			Config:  func() config.Section { return new(Config) },
 			Example: example,
 			Rooms:   "MQTT rooms are topic roots (no + or # wildcards, no leading or trailing /, not starting with $).",
+			// A device may be its person's home (a person with only a
+			// phone that posts has nowhere else), but MQTT has no direct
+			// messages: the router fails those for good.
+			Accounts: &config.AccountRules{HomeNote: "mqtt has no direct messages: what is written to their accounts that Switchboard holds elsewhere, and Switchboard's notices, cannot reach them there"},
 		},
 		New: New,
 	})

@@ -81,6 +81,20 @@ people:
 	if got := personIDs(t, base); got != "carol(config)" {
 		t.Fatalf("after a refused PUT the people are %s", got)
 	}
+	// Issue 22, test 4: a home that Switchboard holds is refused as
+	// check refuses it, naming the field.
+	code, body = apiCall(t, "PUT", base+"/api/people/alice", apiToken, map[string]any{
+		"home": "libera", "accounts": map[string]any{"libera": map[string]any{"id": "alice", "password": password}, "devices": "alices-phone"},
+	})
+	apiErr = httpapi.ErrorBody{}
+	json.Unmarshal(body, &apiErr)
+	if code != http.StatusBadRequest || len(apiErr.Fields) != 1 || apiErr.Fields[0].Field != "people.alice.home" ||
+		!strings.Contains(apiErr.Error, "Switchboard holds their nick there") || strings.Contains(string(body), password) {
+		t.Fatalf("home libera: %d %s, want 400 naming people.alice.home", code, body)
+	}
+	if got := personIDs(t, base); got != "carol(config)" {
+		t.Fatalf("after a refused PUT the people are %s", got)
+	}
 	if l := say("alices-phone", "before she is known"); l.Nick() == "alice" {
 		t.Fatalf("an unknown device spoke from alice's nick")
 	}

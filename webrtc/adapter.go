@@ -44,7 +44,12 @@ func init() {
 			// It owns the HTTP paths of the signaling and the chat page.
 			Single: "it serves the HTTP paths /webrtc/ and /",
 			// A person's token shows them on the page as themselves.
-			Accounts: &config.AccountRules{Credentials: []string{"token"}, Check: checkAccount},
+			// The page is the person's own client, so it may be their
+			// home; but the page has no direct messages (no
+			// bridge.DirectMessenger), and notices reach only a page
+			// that is open.
+			Accounts: &config.AccountRules{Credentials: []string{"token"}, Check: checkAccount,
+				HomeNote: "the web page takes no direct messages: what is written to their accounts that Switchboard holds elsewhere cannot reach them there, and Switchboard's notices reach them only while their page is open"},
 		},
 		New: func(name string, n *config.Network, log *slog.Logger) (adapters.Adapter, error) {
 			c, _ := n.Section.(*Config)

@@ -57,6 +57,11 @@ func init() {
 			Example:  example,
 			Rooms:    "XMPP rooms are MUC JIDs (room@conference.example.org, no /nick).",
 			Kicks:    true,
+			// An account with a password may be its person's home (no
+			// NotHome): Switchboard's session is one resource of their
+			// JID, and they keep their own client online as another; what
+			// is written to them reaches their clients as their server
+			// routes it, as with any second device.
 			Accounts: &config.AccountRules{Credentials: []string{"password"}, Key: accountKey, Check: checkAccount},
 		},
 		New: New,

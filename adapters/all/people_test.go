@@ -64,6 +64,21 @@ people:
 			},
 		},
 		{
+			// Home is where they read what Switchboard tells them and
+			// their direct messages: not where Switchboard holds their
+			// only client (issue 22).
+			Name: "a home Switchboard holds",
+			YAML: peopleNets + `
+people:
+  alice: {home: libera, accounts: {libera: {id: alice, password: p}, matrix: "@alice:example.org", jabber: {id: alice@example.org, password: p}}}
+  bob: {accounts: {libera: {id: bob, password: p}}}
+`,
+			Want: []string{
+				`people.alice.home: "libera": Switchboard holds their nick there (the account has a password), so direct messages to it reach Switchboard, not them; home must be a network where alice has a client of their own (want one of jabber, matrix)`,
+				`people.bob.home: "libera": Switchboard holds their nick there (the account has a password), so direct messages to it reach Switchboard, not them; home must be a network where bob has a client of their own (they have no other: add an account of theirs Switchboard does not hold)`,
+			},
+		},
+		{
 			Name: "empty ids and no accounts",
 			YAML: peopleNets + `
 people:
@@ -205,7 +220,7 @@ func TestPersonalAccounts(t *testing.T) {
 	const secret = "s3cr3t-Pa55"
 	c, err := config.ParseEnv([]byte(peopleNets+`
 people:
-  bob: {home: libera, accounts: {libera: {id: bob, password: "${PW}"}, jabber: bob@example.org}}
+  bob: {home: jabber, accounts: {libera: {id: bob, password: "${PW}"}, jabber: bob@example.org}}
   alice:
     name: Alice
     home: matrix
@@ -223,7 +238,7 @@ people:
 	want := map[string][]adapters.PersonalAccount{
 		"libera": {
 			{Person: "alice", Name: "Alice", Home: "matrix", ID: "alice", Password: secret},
-			{Person: "bob", Name: "bob", Home: "libera", ID: "bob", Password: secret},
+			{Person: "bob", Name: "bob", Home: "jabber", ID: "bob", Password: secret},
 		},
 		"matrix": {{Person: "alice", Name: "Alice", Home: "matrix", ID: "@alice:example.org", DoublePuppet: true}},
 		"web":    {{Person: "alice", Name: "Alice", Home: "matrix", ID: "alice", Token: secret}},

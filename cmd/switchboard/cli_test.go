@@ -43,6 +43,11 @@ links:
 			`links.lobby[0]:`},
 		{"unknown key", strings.Replace(good, "nick: sb", "nick: sb, sever: x", 1),
 			`networks.libera.sever`},
+		// Issue 22, test 4: a home Switchboard holds is refused.
+		{"home that Switchboard holds", good + `
+people:
+  alice: { home: libera, accounts: { libera: { id: alice, password: pw }, devices: alices-phone } }
+`, `people.alice.home: "libera": Switchboard holds their nick there (the account has a password), so direct messages to it reach Switchboard, not them; home must be a network where alice has a client of their own (want one of devices)`},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			path := filepath.Join(dir, strings.ReplaceAll(c.name, " ", "_")+".yaml")
@@ -90,6 +95,30 @@ people:
 	if !strings.Contains(out, path+": note: people.alice.accounts.mx.double_puppet: @alice:example.org is outside networks.mx.double_puppet_namespace") ||
 		!strings.Contains(out, "switchboard matrix-registration") || strings.Contains(out, "pat") || !strings.HasSuffix(out, path+": ok\n") {
 		t.Errorf("check printed %q; want a note on alice only, then ok", out)
+	}
+}
+
+// A home without direct messages (MQTT) is valid, but check says what a
+// person Switchboard speaks as elsewhere misses there.
+func TestCheckNotesAHomeWithoutDirectMessages(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.yaml")
+	if err := os.WriteFile(path, []byte(`
+networks:
+  libera: { type: irc, server: "127.0.0.1:6667", nick: sb }
+  devices: { type: mqtt, broker: "tcp://127.0.0.1:1883" }
+people:
+  alice: { home: devices, accounts: { libera: { id: alice, password: pw }, devices: alices-phone } }
+  bob: { home: devices, accounts: { libera: bob, devices: bobs-phone } }
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	if code := cli([]string{"check", "--config", path}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	want := path + ": note: people.alice.home: mqtt has no direct messages: what is written to their accounts that Switchboard holds elsewhere, and Switchboard's notices, cannot reach them there\n" + path + ": ok\n"
+	if got := stdout.String(); got != want {
+		t.Errorf("check printed %q\nwant %q (bob, whom Switchboard holds nowhere, gets no note)", got, want)
 	}
 }
 
