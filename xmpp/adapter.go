@@ -52,11 +52,11 @@ var example string
 func init() {
 	adapters.Register(adapters.Type{
 		NetworkType: config.NetworkType{
-			Name:     "xmpp",
-			Config:   func() config.Section { return new(Config) },
-			Example:  example,
-			Rooms:    "XMPP rooms are MUC JIDs (room@conference.example.org, no /nick).",
-			Kicks:    true,
+			Name:    "xmpp",
+			Config:  func() config.Section { return new(Config) },
+			Example: example,
+			Rooms:   "XMPP rooms are MUC JIDs (room@conference.example.org, no /nick).",
+			Kicks:   true,
 			// An account with a password may be its person's home (no
 			// NotHome): Switchboard's session is one resource of their
 			// JID, and they keep their own client online as another; what
