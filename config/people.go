@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 	"unicode"
 
 	"gopkg.in/yaml.v3"
@@ -27,7 +28,20 @@ type Person struct {
 	Home string `yaml:"home"`
 	// Accounts maps a network name to their account there.
 	Accounts map[string]Account `yaml:"accounts"`
+	// AwayAfter is how long they may do nothing Switchboard sees on
+	// their home network before their own connections elsewhere (IRC,
+	// XMPP) are marked away; default DefaultAwayAfter.
+	AwayAfter time.Duration `yaml:"away_after"`
+	// AwayMessage is what those connections say while away; default
+	// DefaultAwayMessage.
+	AwayMessage string `yaml:"away_message"`
 }
+
+// Defaults of a person's away_after and away_message.
+const (
+	DefaultAwayAfter   = 30 * time.Minute
+	DefaultAwayMessage = "Away"
+)
 
 // Account is a person's account on one network: written as a plain
 // string (the id alone, identity only) or as a mapping with the id and
@@ -122,6 +136,10 @@ type AccountRules struct {
 	HomeNote string
 }
 
+// maxAwayMessage keeps an away message within what servers take (IRC
+// servers' AWAYLEN is commonly 200).
+const maxAwayMessage = 200
+
 // personIDRE: a person's id is in puppet names, paths and the API's
 // URLs; dots or slashes would make them ambiguous.
 var personIDRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
@@ -132,6 +150,8 @@ func (c *Config) applyPeopleDefaults() {
 			continue
 		}
 		SetDefault(&p.Name, id)
+		SetDefault(&p.AwayAfter, DefaultAwayAfter)
+		SetDefault(&p.AwayMessage, DefaultAwayMessage)
 		if p.Home == "" && len(p.Accounts) == 1 {
 			for network := range p.Accounts {
 				p.Home = network
@@ -167,6 +187,14 @@ func (c *Config) validatePeople(errs *errorList, last string) {
 			if err := CheckHTTPURL(p.Avatar, "https://example.org/alice.png"); err != nil {
 				errs.add(join(path, "avatar"), "%v", err)
 			}
+		}
+		if p.AwayAfter < time.Second {
+			errs.add(join(path, "away_after"), "want at least 1s, got %v", p.AwayAfter)
+		}
+		if err := checkLine(p.AwayMessage); err != nil {
+			errs.add(join(path, "away_message"), "%v", err)
+		} else if len(p.AwayMessage) > maxAwayMessage {
+			errs.add(join(path, "away_message"), "at most %d bytes, got %d", maxAwayMessage, len(p.AwayMessage))
 		}
 		networks := sortedKeys(p.Accounts)
 		switch _, ok := p.Accounts[p.Home]; {

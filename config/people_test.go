@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // A type's account rules, as a protocol package gives them: which
@@ -74,5 +75,34 @@ people:
 	}
 	if got := c.People["ann"].Accounts["g"].Credentials(); !slices.Equal(got, []string{"token"}) {
 		t.Errorf("credentials %v", got)
+	}
+}
+
+// away_after and away_message default, and are checked with their path.
+func TestPeopleAway(t *testing.T) {
+	c, err := ParseEnv([]byte(peopleNetworks+`
+people:
+  ann: {accounts: {f: ann}}
+  bea: {accounts: {f: bea}, away_after: 2s, away_message: "gone fishing"}
+`), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, b := c.People["ann"], c.People["bea"]; a.AwayAfter != 30*time.Minute || a.AwayMessage != "Away" || b.AwayAfter != 2*time.Second || b.AwayMessage != "gone fishing" {
+		t.Errorf("ann %v %q, bea %v %q", a.AwayAfter, a.AwayMessage, b.AwayAfter, b.AwayMessage)
+	}
+	_, err = ParseEnv([]byte(peopleNetworks+`
+people:
+  ann: {accounts: {f: ann}, away_after: 500ms, away_message: "gone\nQUIT"}
+  bea: {accounts: {f: bea}, away_after: -1m, away_message: "`+strings.Repeat("x", 201)+`"}
+`), nil)
+	want := []string{
+		`people.ann.away_after: want at least 1s, got 500ms`,
+		`people.ann.away_message: contains a line break or control character`,
+		`people.bea.away_after: want at least 1s, got -1m0s`,
+		`people.bea.away_message: at most 200 bytes, got 201`,
+	}
+	if err == nil || err.Error() != strings.Join(want, "\n") {
+		t.Errorf("got %v\nwant\n%s", err, strings.Join(want, "\n"))
 	}
 }

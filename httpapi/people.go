@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/switchboard-chat/switchboard/config"
 )
@@ -49,6 +50,9 @@ type Person struct {
 	Avatar   string                 `json:"avatar,omitempty"`
 	Home     string                 `json:"home"`
 	Accounts map[string]AccountView `json:"accounts"`
+	// AwayAfter and AwayMessage are as in the file ("30m0s").
+	AwayAfter   string `json:"away_after"`
+	AwayMessage string `json:"away_message"`
 	// Source is "config" for a person as the file has them, "runtime"
 	// for one put through the API.
 	Source string `json:"source"`
@@ -73,7 +77,8 @@ const secretSet = "set"
 // PersonView is how the API shows p: the one place a person's account
 // becomes a response, so no secret value gets past it.
 func PersonView(id string, p *config.Person, source string, notes []*config.FieldError) Person {
-	v := Person{ID: id, Name: p.Name, Avatar: p.Avatar, Home: p.Home, Accounts: map[string]AccountView{}, Source: source}
+	v := Person{ID: id, Name: p.Name, Avatar: p.Avatar, Home: p.Home, Accounts: map[string]AccountView{}, Source: source,
+		AwayAfter: p.AwayAfter.String(), AwayMessage: p.AwayMessage}
 	for _, n := range notes {
 		v.Notes = append(v.Notes, FieldError{Field: n.Path, Message: n.Msg})
 	}
@@ -97,6 +102,10 @@ type PersonInput struct {
 	Avatar   string                  `json:"avatar"`
 	Home     string                  `json:"home"`
 	Accounts map[string]AccountInput `json:"accounts"`
+	// AwayAfter is a duration ("30m"), AwayMessage text; "" for the
+	// default.
+	AwayAfter   string `json:"away_after"`
+	AwayMessage string `json:"away_message"`
 }
 
 // AccountInput is an account in a PUT: a string (the id alone) or an
@@ -134,8 +143,15 @@ func (a *AccountInput) UnmarshalJSON(b []byte) error {
 // so that a client may send back what it read; "set" where none is
 // stored is an error naming the field.
 func (in PersonInput) Person(id string, cur *config.Person) (*config.Person, error) {
-	p := &config.Person{Name: in.Name, Avatar: in.Avatar, Home: in.Home, Accounts: make(map[string]config.Account, len(in.Accounts))}
+	p := &config.Person{Name: in.Name, Avatar: in.Avatar, Home: in.Home, Accounts: make(map[string]config.Account, len(in.Accounts)), AwayMessage: in.AwayMessage}
 	var errs []error
+	if in.AwayAfter != "" {
+		d, err := time.ParseDuration(in.AwayAfter)
+		if err != nil {
+			errs = append(errs, &config.FieldError{Path: fmt.Sprintf("people.%s.away_after", id), Msg: fmt.Sprintf("want a duration such as 30m, got %q", in.AwayAfter)})
+		}
+		p.AwayAfter = d
+	}
 	for network, ai := range in.Accounts {
 		a := config.Account{ID: ai.ID}
 		if cur != nil {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/switchboard-chat/switchboard/config"
 )
@@ -87,5 +88,20 @@ func TestPersonViewHidesSecrets(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("the view %s lacks %s", out, want)
 		}
+	}
+}
+
+// away_after is a duration in a PUT, refused by name otherwise.
+func TestPersonInputAway(t *testing.T) {
+	var in PersonInput
+	if err := json.Unmarshal([]byte(`{"accounts": {"irc": "alice"}, "away_after": "45m", "away_message": "lunch"}`), &in); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := in.Person("alice", nil); err != nil || got.AwayAfter != 45*time.Minute || got.AwayMessage != "lunch" {
+		t.Errorf("%+v, %v", got, err)
+	}
+	in.AwayAfter = "soon"
+	if _, err := in.Person("alice", nil); err == nil || err.Error() != `people.alice.away_after: want a duration such as 30m, got "soon"` {
+		t.Errorf("away_after soon: %v", err)
 	}
 }
