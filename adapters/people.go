@@ -153,6 +153,17 @@ type PersonalRoomer interface {
 	PersonalRooms(person string, rooms []string)
 }
 
+// PersonalAwayer is implemented by adapters whose personal connections
+// can say the person is away (IRC's AWAY, XMPP's presence show): the
+// service marks a person away once they have been idle on their home
+// network for their away_after, and back when they do something there
+// again. PersonalAway sets the state of person's connection, at once if
+// it is up, else once it comes up (a new connection starts back); away
+// with message, or back (message unused). It must not block.
+type PersonalAwayer interface {
+	PersonalAway(person string, away bool, message string)
+}
+
 // RoomWants keeps, for an adapter, the rooms each person's connection
 // is to be in, as PersonalRooms sets them; it is not safe for
 // concurrent use (the adapter's lock guards it).

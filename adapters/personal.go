@@ -35,7 +35,8 @@ type Personal[C comparable, X any] struct {
 	ctx              context.Context // the adapter's, from StartLocked
 	started, stopped bool
 	people           map[string]*Person[C, X]
-	wants            RoomWants // the rooms each person's connection is to be in
+	wants            RoomWants         // the rooms each person's connection is to be in
+	away             map[string]string // the away message of each person who is away (PersonalAway)
 }
 
 // PersonalHooks are the protocol part of personal connections.
@@ -64,6 +65,10 @@ type PersonalHooks[C comparable, X any] struct {
 	// and joins those of join it is not in yet (only the bridged ones):
 	// it returns the work to do once the lock is released.
 	SyncLocked func(p *Person[C, X], c C, part, join []string) (work func())
+	// AwayLocked, when set, is how p's connection c, up, says the person
+	// is away with message, or back when message is "": it returns the
+	// work to do once the lock is released.
+	AwayLocked func(p *Person[C, X], c C, message string) (work func())
 }
 
 // PersonalEnd is how a connection Connect made ended.
@@ -96,6 +101,10 @@ type Person[C comparable, X any] struct {
 	// to leave.
 	parting []string
 	syncMu  sync.Mutex // one sync at a time
+	// awaySent is the away message the connection up was last given, ""
+	// for none (a new connection is not away); awayMu: one at a time.
+	awaySent string
+	awayMu   sync.Mutex
 }
 
 // Ctx ends when the person is dropped or the adapter stops.
@@ -117,7 +126,7 @@ func (p *Person[C, X]) SetState(state string) { p.state = state }
 // NewPersonal keeps the personal connections of an adapter whose lock is
 // mu and whose goroutines wg counts.
 func NewPersonal[C comparable, X any](mu *sync.Mutex, wg *sync.WaitGroup, h PersonalHooks[C, X]) *Personal[C, X] {
-	return &Personal[C, X]{mu: mu, wg: wg, h: h, people: map[string]*Person[C, X]{}, wants: RoomWants{}}
+	return &Personal[C, X]{mu: mu, wg: wg, h: h, people: map[string]*Person[C, X]{}, wants: RoomWants{}, away: map[string]string{}}
 }
 
 // NewPerson is a person to connect as acct, for UseLocked.
@@ -252,7 +261,9 @@ func (s *Personal[C, X]) UpLocked(p *Person[C, X], c C) bool {
 		close(p.up)
 	}
 	p.retry.Connected()
+	p.awaySent = ""
 	s.SyncLocked(p)
+	s.awayLocked(p)
 	return true
 }
 
@@ -385,6 +396,54 @@ func (s *Personal[C, X]) SyncLocked(p *Person[C, X]) {
 		if c != none { // down: in no room, and UpLocked syncs again
 			work = s.h.SyncLocked(p, c, part, s.wants.Of(person))
 		}
+		s.mu.Unlock()
+		if work != nil {
+			work()
+		}
+	}()
+}
+
+// PersonalAway implements PersonalAwayer.
+func (s *Personal[C, X]) PersonalAway(person string, away bool, message string) {
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if away {
+		if message == "" {
+			message = "Away" // "" would say back
+		}
+		s.away[person] = message
+	} else {
+		delete(s.away, person)
+	}
+	if p := s.people[person]; p != nil {
+		s.awayLocked(p)
+	}
+}
+
+// awayLocked gives p's connection, when up, the person's away state, in
+// the background and only when it changed; one at a time, each with the
+// latest state, so that quick changes end where the last one says.
+func (s *Personal[C, X]) awayLocked(p *Person[C, X]) {
+	var none C
+	if p.conn == none || s.stopped || s.h.AwayLocked == nil || p.awaySent == s.away[p.Acct.Person] {
+		return
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		p.awayMu.Lock()
+		defer p.awayMu.Unlock()
+		s.mu.Lock()
+		c, message := p.conn, s.away[p.Acct.Person]
+		if c == none || p.awaySent == message {
+			s.mu.Unlock()
+			return
+		}
+		p.awaySent = message
+		work := s.h.AwayLocked(p, c, message)
 		s.mu.Unlock()
 		if work != nil {
 			work()

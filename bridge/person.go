@@ -103,3 +103,20 @@ func (r *Router) personTo(to *Sender) bool {
 	to.ID, to.Person = acc, person
 	return true
 }
+
+// homeActivity is the person whose event ev shows them at their client on
+// their home network, or "": anything they do there (a message, an edit,
+// a reaction, typing, a join, a topic), but not their leaving nor a
+// presence the network reports for them, which their client's going
+// idle or away sends.
+func homeActivity(ev Event) string {
+	h := ev.Head()
+	if h.Sender.Person == "" || h.Origin.Network != h.Sender.Home {
+		return ""
+	}
+	switch ev.Kind() {
+	case KindLeave, KindPresence:
+		return ""
+	}
+	return h.Sender.Person
+}

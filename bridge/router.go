@@ -40,6 +40,10 @@ type Router struct {
 	// OnPresence, when set (before Start), is called after the rooms
 	// where a person is changed (see PeopleRooms); it must not block.
 	OnPresence func()
+	// OnActive, when set (before Start), is called with a person's id for
+	// each event of theirs from their home network that shows them at
+	// their client there (see homeActivity); it must not block.
+	OnActive func(person string)
 
 	limits   limiter
 	acceptMu sync.Mutex
@@ -240,6 +244,11 @@ func (r *Router) Commit(ctx context.Context, ev Event) (durable func(now bool) e
 	// After the ignore lists, which match the name the network shows.
 	if !r.identify(ev) {
 		return Committed, nil
+	}
+	if r.OnActive != nil {
+		if person := homeActivity(ev); person != "" {
+			r.OnActive(person)
+		}
 	}
 	Clean(ev)
 	h := ev.Head()

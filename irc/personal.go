@@ -27,6 +27,7 @@ type PersonalAccount = adapters.PersonalAccount
 var (
 	_ adapters.PeopleUser     = (*Adapter)(nil)
 	_ adapters.PersonalRoomer = (*Adapter)(nil)
+	_ adapters.PersonalAwayer = (*Adapter)(nil)
 )
 
 // personalWait is how long a person's message waits for their personal
@@ -62,6 +63,7 @@ func newPersonal(a *Adapter) *adapters.Personal[*conn, struct{}] {
 			}
 		},
 		SyncLocked: a.syncPersonalLocked,
+		AwayLocked: a.awayPersonalLocked,
 	})
 }
 
@@ -295,6 +297,35 @@ func (a *Adapter) bridgedLocked(chans []string) []string {
 		}
 	}
 	return out
+}
+
+// PersonalAway implements adapters.PersonalAwayer: their connection
+// sends AWAY with the message, or AWAY alone to be back, as their own
+// client would.
+func (a *Adapter) PersonalAway(person string, away bool, message string) {
+	a.people.PersonalAway(person, away, message)
+}
+
+// awayPersonalLocked is how p's connection k says the person is away
+// with message, or back ("").
+func (a *Adapter) awayPersonalLocked(p *personal, k *conn, message string) func() {
+	return func() {
+		ctx, person := p.Ctx(), p.Acct.Person
+		if err := k.bucket.wait(ctx); err != nil {
+			return
+		}
+		var err error
+		if message == "" {
+			err = k.irc.Send("AWAY")
+		} else {
+			err = k.irc.Send("AWAY", cleanLine(message))
+		}
+		if err != nil {
+			a.log.Warn("personal connection cannot set away", "person", person, "err", err)
+			return
+		}
+		a.log.Debug("personal connection away", "person", person, "away", message != "")
+	}
 }
 
 // syncPersonalLocked is how p's connection k parts the channels of links

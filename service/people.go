@@ -90,6 +90,7 @@ func (s *Service) usePeople(eff *config.Config) error {
 		return err
 	}
 	s.peopleCfg = eff
+	s.away.use(eff.People)
 	personal := adapters.PersonalAccounts(eff)
 	for name, a := range s.nets {
 		if pu, ok := a.(adapters.PeopleUser); ok {

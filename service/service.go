@@ -72,6 +72,9 @@ type Service struct {
 	// onReload is told of each config a reload puts in place (the chat
 	// commands take their admins from it).
 	onReload func(*config.Config)
+	// away marks people's own connections away while they are idle at
+	// home (away.go).
+	away *awayTracker
 	api      *httpapi.API // the provisioning API
 
 	// HTTPAddr is where the HTTP listener ended up (the config may say :0).
@@ -82,7 +85,7 @@ type Service struct {
 // (store, router) before what produces them (adapters). On error, what was
 // started is stopped again.
 func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Service, err error) {
-	s := &Service{cfg: cfg, nets: map[string]adapters.Adapter{}, ops: status.New(cfg.HTTP.ReadyGrace, Version, Commit), roomsWake: make(chan struct{}, 1)}
+	s := &Service{cfg: cfg, nets: map[string]adapters.Adapter{}, ops: status.New(cfg.HTTP.ReadyGrace, Version, Commit), roomsWake: make(chan struct{}, 1), away: newAwayTracker(nil)}
 	// Everything logs through the ops' handler, which keeps each
 	// network's latest problem for the status pages.
 	log = slog.New(s.ops.LogHandler(log.Handler()))
@@ -163,6 +166,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Servic
 	}
 	s.router.People = s.people
 	s.router.OnPresence = s.wakePersonalRooms
+	s.router.OnActive = s.away.active
 	if err := s.router.Start(ctx); err != nil {
 		return nil, err
 	}
@@ -229,6 +233,9 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Servic
 			pu.UsePeople(personal[name])
 		}
 		personalRooms(name, a, personal[name], peopleRooms)
+		if pa, ok := a.(adapters.PersonalAwayer); ok {
+			s.away.addAwayer(pa)
+		}
 		s.router.AddNetwork(name, a)
 		if r := ncfg.SenderRate(); r != nil {
 			s.router.SetRate(name, bridge.RateLimit{PerSecond: r.PerSecond, Burst: r.Burst})
@@ -246,6 +253,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Servic
 	nctx, stopNotices := context.WithCancel(context.Background())
 	s.stopNotices = stopNotices
 	go s.runPersonalRooms()
+	go s.away.run(nctx)
 	go (&failureNotices{nets: s.nets, people: s.people, log: log.With("component", "people"), told: map[[2]string]bool{}}).run(nctx)
 	go func() {
 		if err := s.http.Serve(httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
