@@ -75,7 +75,7 @@ type Service struct {
 	// away marks people's own connections away while they are idle at
 	// home (away.go).
 	away *awayTracker
-	api      *httpapi.API // the provisioning API
+	api  *httpapi.API // the provisioning API
 
 	// HTTPAddr is where the HTTP listener ended up (the config may say :0).
 	HTTPAddr string
