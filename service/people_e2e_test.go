@@ -82,8 +82,9 @@ func TestPersonWithAWrongPasswordSpeaksThroughTheirPuppet(t *testing.T) {
 // aliceWorld starts InspIRCd with Atheme (alice's account, password
 // alice-pw), Mosquitto and the service linking #lobby with the devices'
 // chat/lobby; alice, named name, has the IRC account with password and
-// the device alices-phone, her home. bob is in #lobby.
-func aliceWorld(t *testing.T, name, password string) (bob *testenv.IRCClient, broker *testenv.MQTTBroker, svc *Service) {
+// the device alices-phone, her home. bob is in #lobby. more are further
+// lines of alice's entry (indented by four).
+func aliceWorld(t *testing.T, name, password string, more ...string) (bob *testenv.IRCClient, broker *testenv.MQTTBroker, svc *Service) {
 	t.Helper()
 	services := testenv.Atheme(t)
 	services.RegisterAccount(t, "alice", "alice-pw")
@@ -105,7 +106,8 @@ people:
     accounts:
       libera: { id: alice, password: %q }
       devices: alices-phone
-`, t.TempDir(), services.IRC.Addr, broker.URL, name, password)))
+%s
+`, t.TempDir(), services.IRC.Addr, broker.URL, name, password, strings.Join(more, "\n"))))
 	if err != nil {
 		t.Fatal(err)
 	}
