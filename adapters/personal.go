@@ -107,6 +107,16 @@ type Person[C comparable, X any] struct {
 	awayMu   sync.Mutex
 }
 
+// Away is the away message p's connection up was last given, "" while
+// it is not away (the adapter's lock held): a room it joins now joins
+// away.
+func (p *Person[C, X]) Away() string {
+	if p == nil {
+		return ""
+	}
+	return p.awaySent
+}
+
 // Ctx ends when the person is dropped or the adapter stops.
 func (p *Person[C, X]) Ctx() context.Context { return p.ctx }
 

@@ -355,3 +355,36 @@ func TestPersonalSessionFollowsHerLinks(t *testing.T) {
 		t.Errorf("her session did not come back: %v", err)
 	}
 }
+
+// Away (issue 22, item 3): her session shows away, with the message, in
+// the room it is in, and available again when she is back; a room it
+// joins while she is away sees her away from the start.
+func TestPersonalSessionAway(t *testing.T) {
+	srv := newServer(t)
+	room := newRoomName(srv, "ownaway")
+	room2 := newRoomName(srv, "ownaway2")
+	a, _ := withPeople(t, srv, PersonalAccount{Person: "alice", Name: "Alice", ID: srv.JID("alice").String(), Password: testUsers["alice"]})
+	a.PersonalRooms("alice", []string{room})
+	bob := joinHuman(t, srv, "bob", room, "Bob")
+	start(t, a, room, room2)
+	aliceShows := func(c *testenv.XMPPClient, from int, room, show, status string) {
+		t.Helper()
+		if _, err := c.WaitFrom(from, waitFor, func(s testenv.XMPPStanza) bool {
+			return s.Kind() == "presence" && s.From() == room+"/Alice" && s.Type() == "" &&
+				s.Child("", "show").TextOrEmpty() == show && s.Child("", "status").TextOrEmpty() == status
+		}); err != nil {
+			t.Fatalf("alice's presence in %s never showed %q %q: %v", room, show, status, err)
+		}
+	}
+	aliceShows(bob.c, 0, room, "", "")
+
+	a.PersonalAway("alice", true, "Away from <her> phone")
+	aliceShows(bob.c, 0, room, "away", "Away from <her> phone")
+	a.PersonalRooms("alice", []string{room, room2})
+	carol := joinHuman(t, srv, "human", room2, "Carol")
+	aliceShows(carol.c, 0, room2, "away", "Away from <her> phone")
+
+	from := bob.c.Len()
+	a.PersonalAway("alice", false, "")
+	aliceShows(bob.c, from, room, "", "")
+}

@@ -77,6 +77,9 @@ func newPersonal(a *Adapter) *adapters.Personal[*session, *personal] {
 		SyncLocked: func(e *personEntry, c *session, part, join []string) func() {
 			return a.syncPersonalLocked(e.X, c, part, join)
 		},
+		AwayLocked: func(e *personEntry, c *session, message string) func() {
+			return a.awayPersonalLocked(e.X, c, message)
+		},
 	})
 }
 
@@ -323,6 +326,44 @@ func personalNicks(p *personal) []string {
 	return out
 }
 
+// PersonalAway implements adapters.PersonalAwayer: in each room their
+// session is in, its presence shows away (XEP-0045 §7.7: a presence to
+// the occupant JID, <show>away</show> with the message as <status>), or
+// available again. Only directed presences: the session never sends a
+// broadcast one, so their server keeps routing what is written to their
+// bare JID to their own clients.
+func (a *Adapter) PersonalAway(person string, away bool, message string) {
+	a.people.PersonalAway(person, away, message)
+}
+
+// awayShow is what a presence of a session away with message carries,
+// nothing when message is "" (available).
+func awayShow(message string) []*element {
+	if message == "" {
+		return nil
+	}
+	return []*element{el("", "show").withText("away"), el("", "status").withText(message)}
+}
+
+// awayPersonalLocked is how p's session c shows the person away with
+// message, or back (""), in the rooms it is in. a.mu is held.
+func (a *Adapter) awayPersonalLocked(p *personal, c *session, message string) func() {
+	var out []*element
+	for key, m := range p.rooms {
+		if r := a.rooms[key]; r != nil && m.joined && !m.left {
+			out = append(out, a.presence(c.me, r.occupantJID(m.nick), "").add(awayShow(message)...))
+		}
+	}
+	return func() {
+		for _, e := range out {
+			if err := a.write(c, e); err != nil {
+				a.log.Warn("xmpp: personal session cannot set away", "person", p.Acct.Person, "err", err)
+				return
+			}
+		}
+	}
+}
+
 // joinPersonal takes p's session c into r (if it is not there yet) and
 // returns its nick there. Concurrent callers share one attempt.
 func (a *Adapter) joinPersonal(ctx context.Context, p *personal, c *session, r *room) (string, error) {
@@ -341,7 +382,10 @@ func (a *Adapter) joinPersonal(ctx context.Context, p *personal, c *session, r *
 		m.nick = nick
 		r.personalNicks[nick] = p
 		a.mu.Unlock()
-		_, err = a.occupy(ctx, c, c.me, r, nick)
+		a.mu.Lock()
+		away := awayShow(p.Away()) // a room joined while away sees them away
+		a.mu.Unlock()
+		_, err = a.occupy(ctx, c, c.me, r, nick, away...)
 		if !isConflict(err) {
 			break
 		}
