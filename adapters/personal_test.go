@@ -63,10 +63,11 @@ type fakeNet struct {
 	s     *Personal[*fakeConn, struct{}]
 	ends  chan func(p *Person[*fakeConn, struct{}]) PersonalEnd
 	syncs chan []string
+	aways chan string // "<conn> <message>" of each away given
 }
 
 func newFakeNet(clock backoff.Clock) *fakeNet {
-	n := &fakeNet{ends: make(chan func(*Person[*fakeConn, struct{}]) PersonalEnd), syncs: make(chan []string, 16)}
+	n := &fakeNet{ends: make(chan func(*Person[*fakeConn, struct{}]) PersonalEnd), syncs: make(chan []string, 16), aways: make(chan string, 16)}
 	n.s = NewPersonal(&n.mu, &n.wg, PersonalHooks[*fakeConn, struct{}]{
 		Noun: "personal connection", Log: func() *slog.Logger { return slog.New(slog.DiscardHandler) }, Clock: clock,
 		Retry: func() *backoff.Backoff { return &backoff.Backoff{Min: time.Second, Max: time.Second, Clock: clock} },
@@ -80,6 +81,9 @@ func newFakeNet(clock backoff.Clock) *fakeNet {
 		},
 		SyncLocked: func(p *Person[*fakeConn, struct{}], c *fakeConn, part, join []string) func() {
 			return func() { n.syncs <- append(append([]string{}, part...), join...) }
+		},
+		AwayLocked: func(p *Person[*fakeConn, struct{}], c *fakeConn, message string) func() {
+			return func() { n.aways <- c.name + " " + message }
 		},
 	})
 	return n
@@ -188,4 +192,69 @@ func TestPersonalSupervisor(t *testing.T) {
 	if st := n.s.PersonalStatus(); len(st) != 0 {
 		t.Errorf("status after dropping everyone: %v", st)
 	}
+}
+
+// Away is given to her connection when it comes up and when it changes,
+// once each; a new connection, which starts back, is given it again.
+func TestPersonalAway(t *testing.T) {
+	clock := newFakeClock()
+	n := newFakeNet(clock)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer func() { cancel(); n.wg.Wait() }()
+	n.mu.Lock()
+	n.s.UseLocked(map[string]*Person[*fakeConn, struct{}]{"alice": n.s.NewPerson(PersonalAccount{Person: "alice", ID: "alice", Password: "pw"}, struct{}{})}, nil)
+	n.s.StartLocked(ctx)
+	n.mu.Unlock()
+	given := func(want string) {
+		t.Helper()
+		select {
+		case got := <-n.aways:
+			if got != want {
+				t.Fatalf("given %q, want %q", got, want)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("not given %q", want)
+		}
+	}
+	none := func() {
+		t.Helper()
+		time.Sleep(50 * time.Millisecond)
+		select {
+		case got := <-n.aways:
+			t.Fatalf("given %q, want nothing", got)
+		default:
+		}
+	}
+	n.s.PersonalAway("alice", true, "brb") // not up yet: kept
+	n.s.PersonalAway("nobody", true, "x")
+	none()
+	release := make(chan struct{})
+	up := func(k *fakeConn) {
+		n.ends <- func(p *Person[*fakeConn, struct{}]) PersonalEnd {
+			n.mu.Lock()
+			n.s.UpLocked(p, k)
+			n.mu.Unlock()
+			<-release
+			n.mu.Lock()
+			n.s.DownLocked(p, k)
+			n.mu.Unlock()
+			return PersonalEnd{Up: true}
+		}
+	}
+	up(&fakeConn{"k1"})
+	given("k1 brb")
+	n.s.PersonalAway("alice", true, "brb")
+	none()
+	n.s.PersonalAway("alice", false, "")
+	given("k1 ")
+	n.s.PersonalAway("alice", true, "lunch")
+	given("k1 lunch")
+	release <- struct{}{}
+	n.s.PersonalAway("alice", true, "")
+	none() // down: nothing to give; "" away is still away
+	clock.next(t) // the backoff before connecting again
+	clock.fire()
+	up(&fakeConn{"k2"})
+	given("k2 Away")
+	release <- struct{}{}
 }
