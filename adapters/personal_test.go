@@ -251,7 +251,7 @@ func TestPersonalAway(t *testing.T) {
 	given("k1 lunch")
 	release <- struct{}{}
 	n.s.PersonalAway("alice", true, "")
-	none() // down: nothing to give; "" away is still away
+	none()        // down: nothing to give; "" away is still away
 	clock.next(t) // the backoff before connecting again
 	clock.fire()
 	up(&fakeConn{"k2"})
