@@ -2,7 +2,9 @@ package bridge_test
 
 import (
 	"context"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/switchboard-chat/switchboard/bridge"
@@ -153,5 +155,42 @@ func TestToAPersonsPuppetIsNotToTheBot(t *testing.T) {
 	dm.To = &bridge.Sender{Network: "matrix", ID: "person/alice"}
 	if bridge.ToBot(dm) {
 		t.Error("a message to alice's puppet on her home network counts as to the bot")
+	}
+}
+
+// OnActive hears of what a person does on their home network (their
+// client there is in use), not of what comes from their other accounts,
+// nor of their leaving.
+func TestRouterReportsHomeActivity(t *testing.T) {
+	irc, mqtt, matrix := newPlain(), newPlain(), rich{newPlain()}
+	f := newFixture(t, t.TempDir(), map[string]bridge.MessageSender{"irc": irc, "mqtt": mqtt, "matrix": matrix})
+	withPeople(t, f)
+	var mu sync.Mutex
+	var active []string
+	f.router.OnActive = func(person string) {
+		mu.Lock()
+		active = append(active, person)
+		mu.Unlock()
+	}
+	home := func(ev bridge.Event) bridge.Event {
+		h := ev.Head()
+		h.Origin = bridge.Origin{Network: "matrix", Room: "!lobby"}
+		h.Sender = bridge.Sender{Network: "matrix", ID: "@alice:hs", Authenticated: true}
+		return ev
+	}
+	accept(t, f.router, authed("irc", "#lobby", "alice", "irc-1", "from IRC: not home"))
+	accept(t, f.router, authed("matrix", "!lobby", "@bob:hs", "$b", "someone else at home"))
+	accept(t, f.router, home(&bridge.Leave{}))
+	mu.Lock()
+	if len(active) != 0 {
+		t.Errorf("active %q, want no one yet", active)
+	}
+	mu.Unlock()
+	accept(t, f.router, authed("matrix", "!lobby", "@alice:hs", "$a", "from her home client"))
+	accept(t, f.router, home(&bridge.Typing{Active: true}))
+	mu.Lock()
+	defer mu.Unlock()
+	if !slices.Equal(active, []string{"alice", "alice"}) {
+		t.Errorf("active %q, want alice for her message and her typing", active)
 	}
 }
