@@ -250,6 +250,7 @@ func TestPersonalAway(t *testing.T) {
 	n.s.PersonalAway("alice", true, "lunch")
 	given("k1 lunch")
 	release <- struct{}{}
+	n.status(t, PersonalConnecting)
 	n.s.PersonalAway("alice", true, "")
 	none()        // down: nothing to give; "" away is still away
 	clock.next(t) // the backoff before connecting again
