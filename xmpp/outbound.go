@@ -489,6 +489,11 @@ func (a *Adapter) sendDirect(ctx context.Context, c *session, ev bridge.Event, p
 			sp.puppet = p
 		}
 	}
+	if pc := a.personalFor(ctx, h.Sender.Person); pc != nil {
+		// A person with a session here writes from their own JID: the
+		// answer from their inbox at home comes from them.
+		c, sp = pc, speaker{jid: pc.me, via: pc}
+	}
 	id := msgID(h.ID)
 	e := a.stanzaBase("message", sp.jid, to, "chat")
 	setAttr(e, "id", id)

@@ -176,7 +176,11 @@ func saslRefusal(err error) string {
 // concerns the session itself and joins the bridged rooms.
 func (a *Adapter) servePersonal(p *personal, c *session) error {
 	c.person = p
-	err := a.serveStream(c, xmpp.HandlerFunc(a.personalHandler(c)), func() { a.personalUp(p, c) })
+	err := a.serveStream(c, xmpp.HandlerFunc(a.personalHandler(c)), func() {
+		if a.personalAvailable(p, c) == nil {
+			a.personalUp(p, c)
+		}
+	})
 	a.personalDown(p, c)
 	return err
 }
@@ -413,6 +417,8 @@ func (a *Adapter) personalHandler(c *session) func(xmlstream.TokenReadEncoder, *
 		case start.Name.Local == "presence":
 		case start.Name.Local == "message" && typ == "error":
 		case start.Name.Local == "message" && typ == "groupchat" && strings.HasPrefix(attrOf(start, "id"), msgIDPrefix):
+		case start.Name.Local == "message" && (typ == "chat" || typ == "normal" || typ == "") && c.person.inbox(a.name):
+			// Perhaps one to them, for their inbox.
 		default:
 			return nil // the session reads past the rest of it
 		}
@@ -427,6 +433,12 @@ func (a *Adapter) personalHandler(c *session) func(xmlstream.TokenReadEncoder, *
 		a.mu.Lock()
 		r := a.rooms[st.from.Bare().String()]
 		a.mu.Unlock()
+		if st.kind == "message" && st.typ != "error" && st.typ != "groupchat" {
+			if r == nil {
+				a.personalDirect(c, st)
+			}
+			return nil
+		}
 		if r == nil || st.from.Resourcepart() == "" {
 			return nil
 		}
