@@ -144,3 +144,42 @@ func waitChat(t *testing.T, c *testenv.XMPPClient, from int, body string) testen
 	}
 	return st
 }
+
+// Issue 22, test 3: alice's home is XMPP, where she keeps a client of
+// her own besides Switchboard's session. bob's PM to her IRC nick
+// reaches that client as a chat from bob's puppet JID (her session,
+// available at a negative priority, gets none of it), and her answer to
+// the puppet reaches bob as a PM from her own nick.
+func TestOneInboxOnXMPP(t *testing.T) {
+	w := newPWorld(t, strings.Replace(alicePeople, "home: mx", "home: jabber", 1))
+	bob := w.human(t, "bob")
+	laptop := w.xmpp.Client(t, "alice", xmppUsers["alice"])
+
+	bob.Say("alice", "hi alice on XMPP")
+	st := waitChat(t, laptop, 0, "hi alice on XMPP")
+	puppet, err := jid.Parse(st.From())
+	if err != nil || puppet.Domainpart() != w.xmpp.Component || !strings.Contains(puppet.Localpart(), "bob") {
+		t.Fatalf("her client got bob's PM from %q, want bob's puppet JID on %s", st.From(), w.xmpp.Component)
+	}
+	if _, err := laptop.Chat(puppet.Bare(), "hi bob, from my XMPP client"); err != nil {
+		t.Fatal(err)
+	}
+	bob.WaitText(patience, "bob", "alice", "hi bob, from my XMPP client")
+	wantLoggedIn(t, bob, "alice", "alice")
+
+	// Once each, and nothing on Matrix, which is not her home.
+	got := 0
+	for _, s := range laptop.Stanzas() {
+		if s.Kind() == "message" && s.Body() == "hi alice on XMPP" {
+			got++
+		}
+	}
+	if got != 1 {
+		t.Errorf("her client got bob's PM %d times, want once", got)
+	}
+	for _, e := range w.alice.Events() {
+		if c, ok := messageText(e); ok && e.RoomID != w.roomID {
+			t.Errorf("Matrix, not her home, got %q in %s", c.Body, e.RoomID)
+		}
+	}
+}
