@@ -24,7 +24,8 @@ func (a *Adapter) addInboxCallbacks(p *personal, k *conn) {
 // onPersonalDirect runs in p's connection's read loop: a private message
 // to its nick goes to the person's home as a direct message. Not
 // bridged: a channel's line (the bot reports those), a person whose home
-// is this network (their own client is here), Switchboard's own lines,
+// is this network (their own client is here), their own other clients,
+// Switchboard's own lines,
 // CTCP other than ACTION, and whatever comes from the server or its
 // services: every NOTICE (by IRC convention an automatic message, as
 // services, bots and servers send them, never answered) and a PRIVMSG
@@ -43,7 +44,11 @@ func (a *Adapter) onPersonalDirect(p *personal, k *conn, e ircmsg.Message, notic
 	}
 	a.mu.Lock()
 	m.Header = a.directHeaderLocked(e)
+	self := m.Sender.Authenticated && a.info.cm.equal(m.Sender.ID, p.Acct.ID)
 	a.mu.Unlock()
+	if self {
+		return // from another client of theirs: not news to them
+	}
 	ref := bridge.PersonRef(p.Acct.Person, p.Acct.Home)
 	m.To = &bridge.Sender{Network: ref.Network, ID: ref.ID, Name: p.Acct.Name, Person: p.Acct.Person, Home: p.Acct.Home}
 	a.emit(m)
