@@ -26,14 +26,21 @@ const (
 )
 
 // personalAvailable makes p's session c available, as any client is
-// after login, at the priority that says whether chats to their bare JID
-// are for it (see inboxPriority).
+// after login, at its priority.
 func (a *Adapter) personalAvailable(p *personal, c *session) error {
+	return a.write(c, el("", "presence").add(p.priority(a.name)))
+}
+
+// priority is the <priority/> of p's session, whose home may be network:
+// every presence the session broadcasts carries it (one without says 0),
+// since it says whether chats to their bare JID are the session's (see
+// inboxPriority).
+func (p *personal) priority(network string) *element {
 	prio := inboxPriority
-	if !p.inbox(a.name) {
+	if !p.inbox(network) {
 		prio = homePriority
 	}
-	return a.write(c, el("", "presence").add(el("", "priority").withText(prio)))
+	return el("", "priority").withText(prio)
 }
 
 // inbox reports whether what p's session receives goes to their home:
