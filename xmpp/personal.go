@@ -173,7 +173,8 @@ func saslRefusal(err error) string {
 }
 
 // servePersonal runs one session of p until it ends: it reads what
-// concerns the session itself and joins the bridged rooms.
+// concerns the session itself, makes it available (personalAvailable)
+// and joins the bridged rooms.
 func (a *Adapter) servePersonal(p *personal, c *session) error {
 	c.person = p
 	err := a.serveStream(c, xmpp.HandlerFunc(a.personalHandler(c)), func() {
@@ -407,8 +408,9 @@ func (a *Adapter) personalSpeaker(ctx context.Context, r *room, s bridge.Sender)
 
 // personalHandler reads a personal session's stream: the answers to its
 // joins, its removal from a room, the reflections of and errors to what
-// it sent. The rest (the rooms' traffic) is the bot's to bridge; IQs
-// mellium answers.
+// it sent, and the one-to-one messages to the person, for their inbox
+// (personalDirect). The rest (the rooms' traffic) is the bot's to
+// bridge; IQs mellium answers.
 func (a *Adapter) personalHandler(c *session) func(xmlstream.TokenReadEncoder, *xml.StartElement) error {
 	return func(rd xmlstream.TokenReadEncoder, start *xml.StartElement) error {
 		defer a.recoverStanza()
