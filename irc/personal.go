@@ -179,6 +179,7 @@ func (a *Adapter) newPersonalConn(p *personal) *conn {
 	cc.onDown = func(k *conn) { a.personalDown(p, k) }
 	k := newConn(cc)
 	a.followOwnNick(k)
+	a.addInboxCallbacks(p, k)
 	k.irc.AddCallback("NICK", func(e ircmsg.Message) {
 		if len(e.Params) > 0 && k.isMe(e.Params[0]) {
 			a.personalNick(p, k)

@@ -346,7 +346,7 @@ func (a *Adapter) sync(ctx context.Context) bool {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	bot := a.as.BotIntent()
-	if err := bot.EnsureRegistered(ctx); err != nil {
+	if err := ensureRegistered(ctx, bot); err != nil {
 		if ctx.Err() == nil {
 			a.log.Warn("matrix bot registration", "err", err)
 		}

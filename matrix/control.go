@@ -98,7 +98,7 @@ func (a *Adapter) leaveAs(ctx context.Context, u id.UserID, rid id.RoomID) error
 // so nothing in it is read as markup.
 func (a *Adapter) SendAsBot(ctx context.Context, room, user, text string) error {
 	bot := a.as.BotIntent()
-	if err := bot.EnsureRegistered(ctx); err != nil {
+	if err := ensureRegistered(ctx, bot); err != nil {
 		return fmt.Errorf("matrix: bot: %w", err)
 	}
 	var rid id.RoomID

@@ -1,12 +1,17 @@
 package matrix
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/base32"
 	"fmt"
+	"hash/fnv"
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
+
+	"maunium.net/go/mautrix/appservice"
 
 	"github.com/switchboard-chat/switchboard/bridge"
 )
@@ -120,4 +125,21 @@ func (g *ghosts) parse(localpart string) (network, id string, ok bool) {
 		return "", "", false
 	}
 	return network, id, true
+}
+
+// registerLocks serialize EnsureRegistered per user: mautrix reads an
+// intent's Registered flag before taking its own lock, a data race when
+// two lanes bring in a new ghost at once (a membership and a direct
+// message of one sender). Striped by user, so that new ghosts of
+// different senders still register side by side.
+var registerLocks [64]sync.Mutex
+
+// ensureRegistered is intent.EnsureRegistered under its user's lock.
+func ensureRegistered(ctx context.Context, intent *appservice.IntentAPI) error {
+	h := fnv.New32a()
+	h.Write([]byte(intent.UserID))
+	mu := &registerLocks[h.Sum32()%uint32(len(registerLocks))]
+	mu.Lock()
+	defer mu.Unlock()
+	return intent.EnsureRegistered(ctx)
 }

@@ -300,7 +300,7 @@ func (a *Adapter) getUser(w http.ResponseWriter, r *http.Request) {
 	u := id.UserID(r.PathValue("userID"))
 	if a.ghosts.isGhost(string(u)) {
 		if _, ok, _ := a.state.Get(r.Context(), "ghost:"+u.Localpart()); ok {
-			if err := a.as.Intent(u).EnsureRegistered(r.Context()); err == nil {
+			if err := ensureRegistered(r.Context(), a.as.Intent(u)); err == nil {
 				writeJSON(http.StatusOK, struct{}{}, w)
 				return
 			}
@@ -350,7 +350,7 @@ func (a *Adapter) createPortal(ctx context.Context, alias string) (id.RoomID, er
 	}
 	local, _, _ := strings.Cut(strings.TrimPrefix(alias, "#"), ":")
 	bot := a.as.BotIntent()
-	if err := bot.EnsureRegistered(ctx); err != nil {
+	if err := ensureRegistered(ctx, bot); err != nil {
 		return "", err
 	}
 	resp, err := bot.CreateRoom(ctx, &mautrix.ReqCreateRoom{

@@ -140,7 +140,7 @@ func (a *Adapter) handleInvite(ctx context.Context, evt *event.Event) error {
 			return nil // not a ghost we know of
 		}
 		intent := a.as.Intent(target)
-		if err := intent.EnsureRegistered(ctx); err != nil {
+		if err := ensureRegistered(ctx, intent); err != nil {
 			return err
 		}
 		if _, err := intent.JoinRoomByID(ctx, evt.RoomID); err != nil {

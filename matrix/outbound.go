@@ -161,7 +161,7 @@ func (a *Adapter) directRoom(ctx context.Context, intent *appservice.IntentAPI, 
 func (a *Adapter) intentFor(ctx context.Context, s bridge.Sender, relay bool) (*appservice.IntentAPI, error) {
 	if a.relay || relay {
 		bot := a.as.BotIntent()
-		return bot, bot.EnsureRegistered(ctx)
+		return bot, ensureRegistered(ctx, bot)
 	}
 	account := s
 	s = s.Puppet() // one ghost per person, whichever account they wrote from
@@ -170,7 +170,7 @@ func (a *Adapter) intentFor(ctx context.Context, s bridge.Sender, relay bool) (*
 	if intent == nil {
 		return nil, bridge.Permanent(fmt.Errorf("matrix: no ghost possible for %s", s.ID))
 	}
-	if _, err := retry(ctx, func() (struct{}, error) { return struct{}{}, intent.EnsureRegistered(ctx) }); err != nil {
+	if _, err := retry(ctx, func() (struct{}, error) { return struct{}{}, ensureRegistered(ctx, intent) }); err != nil {
 		return nil, fmt.Errorf("matrix: register ghost %s: %w", intent.UserID, err)
 	}
 	a.quiet(ctx, intent)
@@ -520,7 +520,7 @@ func (a *Adapter) moderatorIntent(ctx context.Context, d *bridge.Delivery) (*app
 	if evt.Sender != a.botID && a.ghosts.isGhost(string(evt.Sender)) {
 		return a.as.Intent(evt.Sender), rid, nil
 	}
-	return bot, rid, bot.EnsureRegistered(ctx)
+	return bot, rid, ensureRegistered(ctx, bot)
 }
 
 func (a *Adapter) redact(ctx context.Context, intent *appservice.IntentAPI, rid id.RoomID, target id.EventID, txn string) error {

@@ -744,7 +744,15 @@ func (a *Adapter) onDirect(c *session, r *room, st *stanza) {
 	// The server stamps a direct message's from; through a room it is
 	// an occupant JID, a nick.
 	sender := bridge.Sender{Network: a.name, ID: from, Name: bridge.CleanText(name), Authenticated: r == nil}
-	h := a.directHeader(st, sender, bridge.Sender{Network: network, ID: id})
+	a.emitDirect(c, st, sender, bridge.Sender{Network: network, ID: id})
+}
+
+// emitDirect emits what st, a one-to-one message from sender to to,
+// says (a message, a correction, a retraction, reactions, a chat state)
+// and confirms its receipt (XEP-0184) from whom it was for: a puppet, or
+// a person's own session (c).
+func (a *Adapter) emitDirect(c *session, st *stanza, sender, to bridge.Sender) {
+	h := a.directHeader(st, sender, to)
 	var ev bridge.Event
 	switch {
 	case st.retract != "" || st.retractOld != "":
@@ -776,8 +784,12 @@ func (a *Adapter) onDirect(c *session, r *room, st *stanza) {
 	}
 	a.emit(ev)
 	if st.wantReceipt && st.id != "" && st.hasBody {
-		// XEP-0184: the puppet confirms what reached the bridge.
-		rc := a.stanzaBase("message", st.to, st.from, "")
+		// XEP-0184: the recipient confirms what reached the bridge.
+		from := st.to
+		if c.person != nil {
+			from = c.me
+		}
+		rc := a.stanzaBase("message", from, st.from, "")
 		rc.add(el(nsReceipts, "received", "id", st.id))
 		a.writeAsync(c, rc)
 	}

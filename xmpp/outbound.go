@@ -466,7 +466,8 @@ func (a *Adapter) messagePayload(e *element, sp speaker, m *bridge.Message, q *b
 }
 
 // sendDirect sends a one-to-one message to the XMPP user ev is addressed
-// to, from the sender's puppet (or the bot, relaying, without a
+// to, from the sender's own session when they are a person with one
+// here, else from their puppet (or the bot, relaying, without a
 // component). There is no reflection to wait for: the message id is the
 // remote id.
 func (a *Adapter) sendDirect(ctx context.Context, c *session, ev bridge.Event, payload func(speaker, *element)) (string, error) {
@@ -488,6 +489,11 @@ func (a *Adapter) sendDirect(ctx context.Context, c *session, ev bridge.Event, p
 		if p := a.existingPuppet(h.Sender); p != nil {
 			sp.puppet = p
 		}
+	}
+	if pc := a.personalFor(ctx, h.Sender.Person); pc != nil {
+		// A person with a session here writes from their own JID: the
+		// answer from their inbox at home comes from them.
+		c, sp = pc, speaker{jid: pc.me, via: pc}
 	}
 	id := msgID(h.ID)
 	e := a.stanzaBase("message", sp.jid, to, "chat")

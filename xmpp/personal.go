@@ -176,10 +176,15 @@ func saslRefusal(err error) string {
 }
 
 // servePersonal runs one session of p until it ends: it reads what
-// concerns the session itself and joins the bridged rooms.
+// concerns the session itself, makes it available (personalAvailable)
+// and joins the bridged rooms.
 func (a *Adapter) servePersonal(p *personal, c *session) error {
 	c.person = p
-	err := a.serveStream(c, xmpp.HandlerFunc(a.personalHandler(c)), func() { a.personalUp(p, c) })
+	err := a.serveStream(c, xmpp.HandlerFunc(a.personalHandler(c)), func() {
+		if a.personalAvailable(p, c) == nil {
+			a.personalUp(p, c)
+		}
+	})
 	a.personalDown(p, c)
 	return err
 }
@@ -447,8 +452,9 @@ func (a *Adapter) personalSpeaker(ctx context.Context, r *room, s bridge.Sender)
 
 // personalHandler reads a personal session's stream: the answers to its
 // joins, its removal from a room, the reflections of and errors to what
-// it sent. The rest (the rooms' traffic) is the bot's to bridge; IQs
-// mellium answers.
+// it sent, and the one-to-one messages to the person, for their inbox
+// (personalDirect). The rest (the rooms' traffic) is the bot's to
+// bridge; IQs mellium answers.
 func (a *Adapter) personalHandler(c *session) func(xmlstream.TokenReadEncoder, *xml.StartElement) error {
 	return func(rd xmlstream.TokenReadEncoder, start *xml.StartElement) error {
 		defer a.recoverStanza()
@@ -457,6 +463,8 @@ func (a *Adapter) personalHandler(c *session) func(xmlstream.TokenReadEncoder, *
 		case start.Name.Local == "presence":
 		case start.Name.Local == "message" && typ == "error":
 		case start.Name.Local == "message" && typ == "groupchat" && strings.HasPrefix(attrOf(start, "id"), msgIDPrefix):
+		case start.Name.Local == "message" && (typ == "chat" || typ == "normal" || typ == "") && c.person.inbox(a.name):
+			// Perhaps one to them, for their inbox.
 		default:
 			return nil // the session reads past the rest of it
 		}
@@ -471,6 +479,12 @@ func (a *Adapter) personalHandler(c *session) func(xmlstream.TokenReadEncoder, *
 		a.mu.Lock()
 		r := a.rooms[st.from.Bare().String()]
 		a.mu.Unlock()
+		if st.kind == "message" && st.typ != "error" && st.typ != "groupchat" {
+			if r == nil {
+				a.personalDirect(c, st)
+			}
+			return nil
+		}
 		if r == nil || st.from.Resourcepart() == "" {
 			return nil
 		}
