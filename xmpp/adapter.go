@@ -59,9 +59,10 @@ func init() {
 			Kicks:   true,
 			// An account with a password may be its person's home (no
 			// NotHome): Switchboard's session is one resource of their
-			// JID, and they keep their own client online as another; what
-			// is written to them reaches their clients as their server
-			// routes it, as with any second device.
+			// JID, and they keep their own client online as another; with
+			// XMPP as home the session's priority is negative (see
+			// homePriority), so chats to their bare JID reach their own
+			// clients only.
 			Accounts: &config.AccountRules{Credentials: []string{"password"}, Key: accountKey, Check: checkAccount},
 		},
 		New: New,

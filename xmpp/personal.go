@@ -331,12 +331,11 @@ func personalNicks(p *personal) []string {
 	return out
 }
 
-// PersonalAway implements adapters.PersonalAwayer: in each room their
-// session is in, its presence shows away (XEP-0045 §7.7: a presence to
-// the occupant JID, <show>away</show> with the message as <status>), or
-// available again. Only directed presences: the session never sends a
-// broadcast one, so their server keeps routing what is written to their
-// bare JID to their own clients.
+// PersonalAway implements adapters.PersonalAwayer: their session's
+// presence shows away (<show>away</show> with the message as <status>),
+// or available again: broadcast, at the session's priority, which says
+// whose chats to their bare JID are (see inboxPriority), and in each room
+// it is in (XEP-0045 §7.7: a presence to the occupant JID).
 func (a *Adapter) PersonalAway(person string, away bool, message string) {
 	a.people.PersonalAway(person, away, message)
 }
@@ -353,7 +352,7 @@ func awayShow(message string) []*element {
 // awayPersonalLocked is how p's session c shows the person away with
 // message, or back (""), in the rooms it is in. a.mu is held.
 func (a *Adapter) awayPersonalLocked(p *personal, c *session, message string) func() {
-	var out []*element
+	out := []*element{el("", "presence").add(p.priority(a.name)).add(awayShow(message)...)}
 	for key, m := range p.rooms {
 		if r := a.rooms[key]; r != nil && m.joined && !m.left {
 			out = append(out, a.presence(c.me, r.occupantJID(m.nick), "").add(awayShow(message)...))
