@@ -139,14 +139,21 @@ func (a *Adapter) acceptBotDM(ctx context.Context, evt *event.Event) error {
 // rememberDM records a direct chat between one of our users and a Matrix
 // user, both ways.
 func (a *Adapter) rememberDM(ctx context.Context, rid id.RoomID, ours, user id.UserID) error {
-	v, _ := json.Marshal(dmRoom{Ghost: ours, User: user})
+	return a.rememberRoom(ctx, rid, dmRoom{Ghost: ours, User: user}, ours)
+}
+
+// rememberRoom records dm, a direct chat where ours (a ghost, the bot,
+// a person's own user) speaks to dm.User, both ways: by room, and as
+// the room of ours with dm.User (a newer one replaces it).
+func (a *Adapter) rememberRoom(ctx context.Context, rid id.RoomID, dm dmRoom, ours id.UserID) error {
+	v, _ := json.Marshal(dm)
 	if err := a.state.Put(ctx, "dm:"+string(rid), string(v)); err != nil {
 		return err
 	}
-	if err := a.state.Put(ctx, "dmroom:"+string(ours)+"|"+string(user), string(rid)); err != nil {
+	if err := a.state.Put(ctx, "dmroom:"+string(ours)+"|"+string(dm.User), string(rid)); err != nil {
 		return err
 	}
-	a.cacheDM(rid, &dmRoom{Ghost: ours, User: user}, true)
+	a.cacheDM(rid, &dm, true)
 	return a.as.StateStore.SetMembership(ctx, rid, ours, event.MembershipJoin)
 }
 

@@ -16,10 +16,13 @@ import (
 	"github.com/switchboard-chat/switchboard/bridge"
 )
 
-// dmRoom is a direct chat between a Matrix user and a ghost.
+// dmRoom is a direct chat between a Matrix user and a ghost (or the
+// bot), or, Own set, between a person's own user and another Matrix user
+// (see acceptPersonalDM).
 type dmRoom struct {
-	Ghost id.UserID `json:"ghost"`
+	Ghost id.UserID `json:"ghost,omitempty"`
 	User  id.UserID `json:"user"`
+	Own   id.UserID `json:"own,omitempty"`
 }
 
 // handleEvent turns one pushed event into bridge events and hands them to
@@ -82,9 +85,12 @@ func (a *Adapter) handleEvent(ctx context.Context, in bridge.Inbound, evt *event
 		return err
 	}
 	if dm != nil {
-		to, err := a.dmRecipient(ctx, dm, ev)
+		to, err := a.dmRecipient(ctx, evt.RoomID, dm, ev)
+		if errors.Is(err, errNotForwarded) || err != nil && dm.Own == "" {
+			return nil // a DM with a ghost we never made, nothing for the bot, a group chat
+		}
 		if err != nil {
-			return nil // a DM with a ghost we never made, or nothing for the bot
+			return err // the transaction is pushed again
 		}
 		h := ev.Head()
 		h.To = &to
@@ -116,7 +122,8 @@ type reactionRecord struct {
 }
 
 // handleInvite accepts invites: the bot's to linked rooms and to direct
-// chats (chat commands), a ghost's to a direct chat.
+// chats (chat commands), a ghost's to a direct chat, and a person's
+// own user's to a direct chat when their home is elsewhere (their inbox).
 func (a *Adapter) handleInvite(ctx context.Context, evt *event.Event) error {
 	mem := evt.Content.AsMember()
 	if mem.Membership != event.MembershipInvite || evt.StateKey == nil {
@@ -132,6 +139,8 @@ func (a *Adapter) handleInvite(ctx context.Context, evt *event.Event) error {
 		if mem.IsDirect && !a.isOurs(evt.Sender) {
 			return a.acceptBotDM(ctx, evt)
 		}
+	case mem.IsDirect && !a.isOurs(evt.Sender) && a.inboxUser(target) != nil:
+		return a.acceptPersonalDM(ctx, a.inboxUser(target), evt)
 	case a.ghosts.isGhost(string(target)) && !a.isOurs(evt.Sender):
 		if !mem.IsDirect {
 			return nil
@@ -156,7 +165,10 @@ func (a *Adapter) handleInvite(ctx context.Context, evt *event.Event) error {
 // behind the ghost, or Switchboard itself in a chat with the bot. The bot
 // takes new messages only, and no notices: those come from other bots,
 // and answering them could go on forever.
-func (a *Adapter) dmRecipient(ctx context.Context, dm *dmRoom, ev bridge.Event) (bridge.Sender, error) {
+func (a *Adapter) dmRecipient(ctx context.Context, rid id.RoomID, dm *dmRoom, ev bridge.Event) (bridge.Sender, error) {
+	if dm.Own != "" {
+		return a.personalRecipient(ctx, rid, dm, ev)
+	}
 	if dm.Ghost != a.botID {
 		return a.ghostSender(ctx, dm.Ghost)
 	}
@@ -166,7 +178,10 @@ func (a *Adapter) dmRecipient(ctx context.Context, dm *dmRoom, ev bridge.Event) 
 	return a.botRecipient(), nil
 }
 
-var errNotForBot = errors.New("not a message for the bot")
+var (
+	errNotForBot    = errors.New("not a message for the bot")
+	errNotForwarded = errors.New("not forwarded to the person's home")
+)
 
 // irrelevant reports an event handleEvent would drop: one of a room
 // that is neither linked nor a direct chat of ours, that is not about
@@ -174,7 +189,8 @@ var errNotForBot = errors.New("not a message for the bot")
 // the registration (double_puppet_namespace above all) makes the
 // homeserver push every event of every room where such a user is
 // joined: their private rooms and direct chats with anyone. Those are
-// dropped here, before their content is parsed, without a trip to the
+// dropped here (but the memberships of a person whose home is another
+// network, for their invites, and the direct chats their inbox reads), before their content is parsed, without a trip to the
 // store (direct chats are looked up through a cache), without caching
 // their state, without logging, and a transaction of nothing else is
 // not even remembered (see putTransaction).
@@ -190,6 +206,9 @@ func (a *Adapter) irrelevant(ctx context.Context, evt *event.Event, class event.
 	}
 	if evt.StateKey != nil && (a.isOurs(evt.Sender) || a.isOurs(id.UserID(*evt.StateKey))) {
 		return false, nil
+	}
+	if evt.Type == event.StateMember && evt.StateKey != nil && a.inboxUser(id.UserID(*evt.StateKey)) != nil {
+		return false, nil // an invite to the inbox of a person whose home is elsewhere
 	}
 	if evt.RoomID == "" {
 		return true, nil

@@ -22,7 +22,8 @@ import (
 // the homeserver allows for users in the registration's namespaces, see
 // withPeople) or with their own access token (Token: a user of any
 // homeserver). Their profile is theirs: it is never renamed. Direct
-// messages still go through their ghost (the DM rooms are the ghost's).
+// messages go through their ghost (the DM rooms are the ghost's), but
+// in a direct chat their inbox joined (inbox.go).
 
 var _ adapters.PeopleUser = (*Adapter)(nil)
 
@@ -341,11 +342,17 @@ func (a *Adapter) personalEcho(evt *event.Event) bool {
 }
 
 // speaker is who speaks for sender s in delivery d: in a linked room a
-// person's own user when they have one that works, else their ghost (or
-// the bot when relaying).
+// person's own user when they have one that works, and in a direct
+// chat of their inbox (see personalDMIntent); else their ghost (or the
+// bot when relaying).
 func (a *Adapter) speaker(ctx context.Context, d *bridge.Delivery, s bridge.Sender) (*appservice.IntentAPI, error) {
 	if d.Room != "" && !a.relay && !d.Relay {
 		if intent := a.personalIntent(ctx, s.Person); intent != nil {
+			return intent, nil
+		}
+	}
+	if d.Room == "" && !a.relay && !d.Relay {
+		if intent := a.personalDMIntent(ctx, d, s); intent != nil {
 			return intent, nil
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
@@ -180,6 +181,78 @@ func TestOneInboxOnXMPP(t *testing.T) {
 	for _, e := range w.alice.Events() {
 		if c, ok := messageText(e); ok && e.RoomID != w.roomID {
 			t.Errorf("Matrix, not her home, got %q in %s", c.Body, e.RoomID)
+		}
+	}
+}
+
+// Issue 22, item 1's "a DM to their MXID from outside a linked room",
+// with alice's home on XMPP and her Matrix user double-puppeted: dave, a
+// Matrix user, opens a direct chat with @alice:localhost; Switchboard
+// joins it as her, and what dave writes reaches her own XMPP client from
+// dave's puppet JID; her answer there reaches dave in that same room,
+// from @alice:localhost. A group chat she is in (an unlinked room of
+// three), and the direct chat once a third member joined, are not
+// forwarded.
+func TestOneInboxMatrixDMOnXMPP(t *testing.T) {
+	w := newPWorld(t, strings.Replace(alicePeople, "home: mx", "home: jabber", 1))
+	laptop := w.xmpp.Client(t, "alice", xmppUsers["alice"])
+	dave := w.hs.Client(t, "dave")
+	erin := w.hs.Client(t, "erin")
+	members := func(c *testenv.MatrixClient, rid id.RoomID) int {
+		ctx, cancel := context.WithTimeout(context.Background(), patience)
+		defer cancel()
+		res, err := c.JoinedMembers(ctx, rid)
+		if err != nil {
+			return 0
+		}
+		return len(res.Joined)
+	}
+
+	dm := dave.NewDM(w.alice.UserID)
+	testwait.For(t, "alice's user joined dave's direct chat", func() bool { return members(dave, dm) == 2 })
+	dave.Text(dm, "hi alice, dave on Matrix")
+	st := waitChat(t, laptop, 0, "hi alice, dave on Matrix")
+	puppet, err := jid.Parse(st.From())
+	if err != nil || puppet.Domainpart() != w.xmpp.Component || !strings.Contains(puppet.Localpart(), "dave") {
+		t.Fatalf("her client got dave's message from %q, want dave's puppet JID on %s", st.From(), w.xmpp.Component)
+	}
+	mark := len(dave.Events())
+	if _, err := laptop.Chat(puppet.Bare(), "hi dave, from my XMPP client"); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), patience)
+	defer cancel()
+	ev, _, err := dave.WaitFor(ctx, mark, func(ev *event.Event) bool {
+		c, ok := messageText(ev)
+		return ok && c.Body == "hi dave, from my XMPP client"
+	})
+	if err != nil {
+		t.Fatalf("dave never got alice's answer: %v", err)
+	}
+	if ev.RoomID != dm || ev.Sender != w.alice.UserID {
+		t.Errorf("dave got alice's answer in %s from %s, want their direct chat %s from %s", ev.RoomID, ev.Sender, dm, w.alice.UserID)
+	}
+
+	// A group chat: three members, no is_direct; her Matrix client joins.
+	group := dave.NewRoom(false, "", w.alice.UserID, erin.UserID)
+	w.alice.Join(string(group))
+	erin.Join(string(group))
+	testwait.For(t, "three in the group chat", func() bool { return members(dave, group) == 3 })
+	dave.Text(group, "group talk, not for her inbox")
+	// The direct chat turned group: erin invited and joined.
+	dave.Invite(dm, erin.UserID)
+	erin.Join(string(dm))
+	testwait.For(t, "three in the former direct chat", func() bool { return members(dave, dm) == 3 })
+	dave.Text(dm, "three of us now")
+	// A last direct message, after both, tells that they were read.
+	dm2 := erin.NewDM(w.alice.UserID)
+	testwait.For(t, "alice's user joined erin's direct chat", func() bool { return members(erin, dm2) == 2 })
+	erin.Text(dm2, "erin, privately")
+	waitChat(t, laptop, 0, "erin, privately")
+	time.Sleep(time.Second)
+	for _, s := range laptop.Stanzas() {
+		if s.Kind() == "message" && (s.Body() == "group talk, not for her inbox" || s.Body() == "three of us now") {
+			t.Errorf("a group chat's message reached her inbox: %q from %s", s.Body(), s.From())
 		}
 	}
 }

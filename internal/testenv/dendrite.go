@@ -464,6 +464,19 @@ func (c *MatrixClient) NewRoom(public bool, alias string, invite ...id.UserID) i
 	return resp.RoomID
 }
 
+// NewDM creates a direct chat with user, as Matrix clients do: a
+// trusted private chat whose invite is marked is_direct.
+func (c *MatrixClient) NewDM(user id.UserID) id.RoomID {
+	c.t.Helper()
+	ctx, cancel := c.ctx()
+	defer cancel()
+	resp, err := c.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "trusted_private_chat", Invite: []id.UserID{user}, IsDirect: true})
+	if err != nil {
+		c.t.Fatalf("%s: create a direct chat with %s: %v", c.UserID, user, err)
+	}
+	return resp.RoomID
+}
+
 // Join joins a room by id or alias.
 func (c *MatrixClient) Join(room string) id.RoomID {
 	c.t.Helper()
