@@ -189,11 +189,12 @@ var (
 // the registration (double_puppet_namespace above all) makes the
 // homeserver push every event of every room where such a user is
 // joined: their private rooms and direct chats with anyone. Those are
-// dropped here (but the memberships of a person whose home is another
-// network, for their invites, and the direct chats their inbox reads), before their content is parsed, without a trip to the
-// store (direct chats are looked up through a cache), without caching
-// their state, without logging, and a transaction of nothing else is
-// not even remembered (see putTransaction).
+// dropped here (but an invite to a direct chat of a person whose home
+// is another network, and the direct chats their inbox reads), before
+// their content is parsed, without a trip to the store (direct chats
+// are looked up through a cache), without caching their state, without
+// logging, and a transaction of nothing else is not even remembered
+// (see putTransaction).
 func (a *Adapter) irrelevant(ctx context.Context, evt *event.Event, class event.TypeClass) (bool, error) {
 	if evt == nil {
 		return true, nil
@@ -207,14 +208,25 @@ func (a *Adapter) irrelevant(ctx context.Context, evt *event.Event, class event.
 	if evt.StateKey != nil && (a.isOurs(evt.Sender) || a.isOurs(id.UserID(*evt.StateKey))) {
 		return false, nil
 	}
-	if evt.Type == event.StateMember && evt.StateKey != nil && a.inboxUser(id.UserID(*evt.StateKey)) != nil {
-		return false, nil // an invite to the inbox of a person whose home is elsewhere
+	if evt.Type == event.StateMember && evt.StateKey != nil && a.inboxUser(id.UserID(*evt.StateKey)) != nil && directInvite(evt) {
+		return false, nil // for the inbox of a person whose home is elsewhere
 	}
 	if evt.RoomID == "" {
 		return true, nil
 	}
 	dm, err := a.dmOf(ctx, evt.RoomID)
 	return dm == nil && err == nil, err
+}
+
+// directInvite reports a member event that invites its state key to a
+// direct chat, read from its raw content: the rest of what a person's
+// memberships say is none of Switchboard's business.
+func directInvite(evt *event.Event) bool {
+	var m struct {
+		Membership event.Membership `json:"membership"`
+		IsDirect   bool             `json:"is_direct"`
+	}
+	return json.Unmarshal(evt.Content.VeryRaw, &m) == nil && m.Membership == event.MembershipInvite && m.IsDirect
 }
 
 // dmOf is the direct chat of ours rid is, nil if none. Every event of

@@ -1,10 +1,13 @@
 package matrix
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"maunium.net/go/mautrix/event"
 
 	"github.com/switchboard-chat/switchboard/bridge"
 )
@@ -154,5 +157,22 @@ func TestRelayNamesNeutralized(t *testing.T) {
 	addReply(c, &bridge.Quote{SenderName: "bob> no <", Text: "earlier"})
 	if !strings.HasPrefix(c.Body, "> <bob_ no _> earlier\n\n") {
 		t.Errorf("quote %+q", c.Body)
+	}
+}
+
+// directInvite lets through, of a person's memberships, only an invite
+// to a direct chat: not a group invite, not a join marked is_direct.
+func TestDirectInvite(t *testing.T) {
+	for raw, want := range map[string]bool{
+		`{"membership":"invite","is_direct":true}`:  true,
+		`{"membership":"invite"}`:                   false,
+		`{"membership":"invite","is_direct":false}`: false,
+		`{"membership":"join","is_direct":true}`:    false,
+		`not json`:                                  false,
+	} {
+		evt := &event.Event{Content: event.Content{VeryRaw: json.RawMessage(raw)}}
+		if got := directInvite(evt); got != want {
+			t.Errorf("directInvite(%s) = %v, want %v", raw, got, want)
+		}
 	}
 }
