@@ -98,10 +98,23 @@ func (a *Adapter) personalDMIntent(ctx context.Context, d *bridge.Delivery, s br
 	if !ok || a.inboxUser(acct) == nil {
 		return nil
 	}
-	if _, ok, err := a.state.Get(ctx, "dmroom:"+string(acct)+"|"+h.To.ID); err != nil || !ok {
+	rid, ok, err := a.state.Get(ctx, "dmroom:"+string(acct)+"|"+h.To.ID)
+	if err != nil || !ok || !a.stillTwo(ctx, id.RoomID(rid), acct, id.UserID(h.To.ID)) {
 		return nil
 	}
 	return a.personalIntent(ctx, s.Person)
+}
+
+// stillTwo reports whether both own and other are still in the direct
+// chat rid, as far as the pushed memberships tell: once either left (or
+// was banned), an answer goes through their ghost in a room of its own,
+// rather than to a room nobody reads or that refuses them.
+func (a *Adapter) stillTwo(ctx context.Context, rid id.RoomID, own, other id.UserID) bool {
+	if !a.as.StateStore.IsInRoom(ctx, rid, own) {
+		return false
+	}
+	m, err := a.as.StateStore.TryGetMember(ctx, rid, other)
+	return err == nil && (m == nil || m.Membership != event.MembershipLeave && m.Membership != event.MembershipBan)
 }
 
 // personalAccount is person's own Matrix user, if they have one.

@@ -254,5 +254,34 @@ func TestOneInboxMatrixDMOnXMPP(t *testing.T) {
 		if s.Kind() == "message" && (s.Body() == "group talk, not for her inbox" || s.Body() == "three of us now") {
 			t.Errorf("a group chat's message reached her inbox: %q from %s", s.Body(), s.From())
 		}
+		if s.Kind() == "message" && s.Body() == "hi dave, from my XMPP client" {
+			t.Errorf("her own answer came back to her client from %s", s.From())
+		}
+	}
+
+	// She left erin's direct chat (from a Matrix client of hers): her
+	// answer to erin comes from her ghost, in a new room.
+	w.alice.Leave(dm2)
+	testwait.For(t, "alice out of erin's direct chat", func() bool { return members(erin, dm2) == 1 })
+	st = waitChat(t, laptop, 0, "erin, privately")
+	ctx2, cancel2 := context.WithTimeout(context.Background(), patience)
+	defer cancel2()
+	if _, err := laptop.Chat(jid.MustParse(st.From()).Bare(), "erin, after I left"); err != nil {
+		t.Fatal(err)
+	}
+	ghostDM, err := erin.WaitInvite(ctx2, func(r id.RoomID) bool { return r != dm && r != dm2 && r != group })
+	if err != nil {
+		t.Fatalf("erin got no new DM room after alice left theirs: %v", err)
+	}
+	erin.Join(string(ghostDM))
+	ev, _, err = erin.WaitFor(ctx2, 0, func(ev *event.Event) bool {
+		c, ok := messageText(ev)
+		return ok && c.Body == "erin, after I left"
+	})
+	if err != nil {
+		t.Fatalf("erin never got alice's answer after she left: %v", err)
+	}
+	if ev.RoomID != ghostDM || ev.Sender == w.alice.UserID || !strings.HasPrefix(ev.Sender.Localpart(), "sb_") {
+		t.Errorf("erin got alice's answer in %s from %s, want the new room %s from her ghost", ev.RoomID, ev.Sender, ghostDM)
 	}
 }
