@@ -46,8 +46,9 @@ func init() {
 			// A person's token shows them on the page as themselves.
 			// The page is the person's own client, so it may be their
 			// home: direct messages to them wait until a page of theirs
-			// is open (see direct.go).
-			Accounts: &config.AccountRules{Credentials: []string{"token"}, Check: checkAccount},
+			// is open (see direct.go). Only a token tells the page it is
+			// them.
+			Accounts: &config.AccountRules{Credentials: []string{"token"}, Check: checkAccount, HomeNoteOf: homeNote},
 		},
 		New: func(name string, n *config.Network, log *slog.Logger) (adapters.Adapter, error) {
 			c, _ := n.Section.(*Config)
