@@ -19,8 +19,9 @@ import (
 // and Switchboard holds her IRC nick. bob PMs alice while no page of
 // hers is open; the PM waits, and shows in her page's Direct panel when
 // she opens it with her token, as private, from bob on libera, apart from
-// the room. Her answer there reaches bob as a PM from her own nick,
-// logged in to her account; the room sees none of it.
+// the room. What bob writes next shows on each page of hers that is
+// open. Her answer there reaches bob as a PM from her own nick, logged in
+// to her account; the room sees none of it.
 func TestOneInboxOnTheWebPage(t *testing.T) {
 	inLoopbackNamespace(t, oneInboxOnTheWebPage, "inspircd", "/usr/bin/atheme-services")
 }
@@ -78,10 +79,17 @@ people:
 		t.Errorf("the PM that waited shows as %q, want from bob (libera), privately", dm)
 	}
 
-	// While she is there, bob writes again; it shows at once.
+	// She opens a second page (her phone, say). While she is there, bob
+	// writes again; it shows at once, on both.
+	phone := page.tab()
+	phone.open("http://" + listen + "/chat/lobby")
+	phone.do("typing her token", chromedp.SendKeys(chromedp.ID("person-token"), alicePageToken))
+	phone.join()
 	bob.Say("alice", "ah, there you are")
-	if dm := page.direct("ah, there you are"); dm != "bob (libera) → you, privately" {
-		t.Errorf("bob's second PM shows as %q", dm)
+	for _, p := range []*chatPage{page, phone} {
+		if dm := p.direct("ah, there you are"); dm != "bob (libera) → you, privately" {
+			t.Errorf("bob's second PM shows as %q", dm)
+		}
 	}
 	if to := page.text("#direct-to option:checked"); to != "bob (libera)" {
 		t.Errorf("her answer would go to %q, want bob (libera)", to)
@@ -93,8 +101,10 @@ people:
 	if ok, acct := l.GetTag("account"); !ok || acct != "alice" {
 		t.Errorf("her answer's account tag: %q (present %v), want alice", acct, ok)
 	}
-	if dm := page.direct("hi bob, just for you"); dm != "You → bob (libera)" {
-		t.Errorf("her answer shows on her page as %q, want You → bob (libera)", dm)
+	for _, p := range []*chatPage{page, phone} {
+		if dm := p.direct("hi bob, just for you"); dm != "You → bob (libera)" {
+			t.Errorf("her answer shows on her page as %q, want You → bob (libera)", dm)
+		}
 	}
 	page.shoot("inbox-web.png")
 
