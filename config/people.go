@@ -134,6 +134,10 @@ type AccountRules struct {
 	// person Switchboard speaks as elsewhere (a network without direct
 	// messages, say): a note at people.<id>.home, not an error.
 	HomeNote string
+	// HomeNoteOf, when set, is HomeNote for a person whose account on
+	// the network is a ("" for none): what to know depends on it (a web
+	// account without a token, say).
+	HomeNoteOf func(a Account) string
 }
 
 // maxAwayMessage keeps an away message within what servers take (IRC
@@ -295,8 +299,14 @@ func (c *Config) PeopleNotes(people map[string]*Person) []*FieldError {
 		if p == nil {
 			continue
 		}
-		if r := c.rulesOf(p.Home); r != nil && r.HomeNote != "" && c.heldElsewhere(p) {
-			notes.add(join(join("people", id), "home"), "%s", r.HomeNote)
+		if r := c.rulesOf(p.Home); r != nil && c.heldElsewhere(p) {
+			note := r.HomeNote
+			if r.HomeNoteOf != nil {
+				note = r.HomeNoteOf(p.Accounts[p.Home])
+			}
+			if note != "" {
+				notes.add(join(join("people", id), "home"), "%s", note)
+			}
 		}
 		for _, network := range sortedKeys(p.Accounts) {
 			n := c.Networks[network]

@@ -45,11 +45,10 @@ func init() {
 			Single: "it serves the HTTP paths /webrtc/ and /",
 			// A person's token shows them on the page as themselves.
 			// The page is the person's own client, so it may be their
-			// home; but the page has no direct messages (no
-			// bridge.DirectMessenger), and notices reach only a page
-			// that is open.
-			Accounts: &config.AccountRules{Credentials: []string{"token"}, Check: checkAccount,
-				HomeNote: "the web page takes no direct messages: what is written to their accounts that Switchboard holds elsewhere cannot reach them there, and Switchboard's notices reach them only while their page is open"},
+			// home: direct messages to them wait until a page of theirs
+			// is open (see direct.go). Only a token tells the page it is
+			// them.
+			Accounts: &config.AccountRules{Credentials: []string{"token"}, Check: checkAccount, HomeNoteOf: homeNote},
 		},
 		New: func(name string, n *config.Network, log *slog.Logger) (adapters.Adapter, error) {
 			c, _ := n.Section.(*Config)
@@ -385,6 +384,9 @@ func (a *Adapter) SendPresence(ctx context.Context, d *bridge.Delivery) error {
 func (a *Adapter) deliver(d *bridge.Delivery) (string, error) {
 	if d == nil || d.Event == nil {
 		return "", bridge.Permanent(errors.New("webrtc: empty delivery"))
+	}
+	if d.Room == "" && d.Event.Head().To != nil {
+		return a.deliverDirect(d)
 	}
 	frame, err := wire.Encode(d.Event)
 	if err != nil {

@@ -172,3 +172,13 @@ func checkAccount(p *config.Problems, a config.Account, _ *config.Network) {
 		p.Add("", "invalid web page id %q: %v", a.ID, err)
 	}
 }
+
+// homeNote is what to know of the web page as the home of a person whose
+// web account is a, when Switchboard holds accounts of theirs elsewhere:
+// without a token no page is theirs, so their inbox has nowhere to go.
+func homeNote(a config.Account) string {
+	if a.Token != "" {
+		return ""
+	}
+	return "their web account has no token, so no page is known to be theirs: the direct messages to their accounts that Switchboard holds elsewhere are not delivered to them (their writers are told); give it a token"
+}

@@ -16,6 +16,8 @@ type inFrame struct {
 	Key     string `json:"key"`
 	Remove  bool   `json:"remove"`
 	Active  bool   `json:"active"`
+	// To is the recipient of a direct frame.
+	To *directTo `json:"to"`
 }
 
 // Frames Switchboard sends besides events (which have the shape of

@@ -218,6 +218,10 @@ func (p *peer) handle(m webrtc.DataChannelMessage) {
 		p.sendError(codeRoomClosed, "room %s is no longer bridged", p.room.name)
 		return
 	}
+	if f.Type == "direct" {
+		p.sendDirect(f)
+		return
+	}
 	var ev bridge.Event
 	h := p.header()
 	switch f.Type {
@@ -372,6 +376,10 @@ func (p *peer) sayHello(f inFrame) {
 	defer cancel()
 	if err := a.in.Accept(ctx, ev); err != nil {
 		a.log.Warn("join not accepted", "room", p.room.name, "err", err)
+	}
+	if verified {
+		// The direct messages that waited for a page of theirs come now.
+		a.in.Online(a.name)
 	}
 	if frame, err := wire.Encode(ev); err == nil {
 		for _, o := range others {

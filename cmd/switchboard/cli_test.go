@@ -122,6 +122,30 @@ people:
 	}
 }
 
+// The web page is a home with direct messages, for a person with a token:
+// no note; without a token check says their inbox cannot reach them.
+func TestCheckNotesAWebHomeWithoutAToken(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.yaml")
+	if err := os.WriteFile(path, []byte(`
+networks:
+  libera: { type: irc, server: "127.0.0.1:6667", nick: sb }
+  web: { type: webrtc }
+people:
+  alice: { home: web, accounts: { libera: { id: alice, password: pw }, web: { id: alice, token: alices-t0ken } } }
+  dave: { home: web, accounts: { libera: { id: dave, password: pw }, web: dave } }
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	if code := cli([]string{"check", "--config", path}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	want := path + ": note: people.dave.home: their web account has no token, so no page is known to be theirs: the direct messages to their accounts that Switchboard holds elsewhere are not delivered to them (their writers are told); give it a token\n" + path + ": ok\n"
+	if got := stdout.String(); got != want {
+		t.Errorf("check printed %q\nwant %q (alice, with her token, gets no note)", got, want)
+	}
+}
+
 func TestVersionAndUsage(t *testing.T) {
 	var out, errOut bytes.Buffer
 	if code := cli([]string{"version"}, &out, &errOut); code != 0 || !strings.HasPrefix(out.String(), "switchboard ") {

@@ -6,7 +6,7 @@
   const store = window.localStorage;
   const state = { pc: null, dc: null, location: null, token: "", personToken: "", person: "", room: "", name: "", id: "", me: null, network: "",
     backoff: 1000, timer: null, leaving: false, joined: false, replyTo: null, editing: null, items: new Map(),
-    verifiedNames: new Set() };
+    verifiedNames: new Set(), dms: new Set(), threads: new Map() };
 
   if (!store.getItem("sb-id")) {
     const a = new Uint8Array(8); crypto.getRandomValues(a);
@@ -252,6 +252,7 @@
         addNote("⚠ " + f.message);
         return;
       case "message": return showMessage(f);
+      case "direct": return showDirect(f);
       case "notice": return showNotice(f);
       case "edit": {
         const it = state.items.get(f.edit_of);
@@ -281,6 +282,43 @@
       default: return;
     }
   }
+
+  // The Direct panel, shown from the first private message on (a
+  // person's page is their inbox): each one to or from them, with
+  // whom (name and network); the answer goes to the chosen conversation,
+  // by default the one last written in.
+  function threadKey(w) { return w.network + "\n" + w.id; }
+  function showDirect(f) {
+    const e = f.event || {}, w = f.with || {};
+    if (e.type !== "message" || !w.network || !w.id || !e.id || state.dms.has(e.id)) return;
+    state.dms.add(e.id);
+    $("direct").hidden = false;
+    const mine = !!state.person && !!e.sender && e.sender.person === state.person;
+    const key = threadKey(w), label = (w.name || w.id) + " (" + w.network + ")";
+    let opt = state.threads.get(key);
+    if (!opt) {
+      opt = el("option", "", label); opt.value = key; opt.dataset.network = w.network; opt.dataset.id = w.id; opt.dataset.name = w.name || "";
+      state.threads.set(key, opt);
+    }
+    $("direct-to").prepend(opt);
+    if (!mine) $("direct-to").value = key;
+    const li = el("li", "dm" + (mine ? " mine" : ""));
+    li.dataset.id = e.id; li.dataset.with = key;
+    const head = el("div", "head");
+    head.appendChild(el("span", "with", mine ? "You → " + label : label + " → you, privately"));
+    if (e.ts) head.appendChild(el("time", "ts", new Date(e.ts).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })));
+    li.appendChild(head);
+    li.appendChild(el("div", "body" + (e.emote ? " emote" : ""), e.text || ""));
+    const list = $("direct-messages");
+    list.appendChild(li);
+    list.scrollTop = list.scrollHeight;
+  }
+  $("direct-send").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const text = $("direct-text").value, opt = state.threads.get($("direct-to").value);
+    if (!text.trim() || !opt) return;
+    if (send({ type: "direct", to: { network: opt.dataset.network, id: opt.dataset.id, name: opt.dataset.name }, text })) $("direct-text").value = "";
+  });
 
   function badgeText(f) { return f.network ? " (" + f.network + ")" : ""; }
 
