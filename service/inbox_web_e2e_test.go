@@ -9,7 +9,6 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/switchboard-chat/switchboard/config"
 	"github.com/switchboard-chat/switchboard/internal/testenv"
 	"github.com/switchboard-chat/switchboard/internal/testwait"
 )
@@ -27,30 +26,7 @@ func TestOneInboxOnTheWebPage(t *testing.T) {
 }
 
 func oneInboxOnTheWebPage(t *testing.T) {
-	chromium := testenv.Need(t, "chromium")
-	services := testenv.Atheme(t)
-	services.RegisterAccount(t, "alice", "alice-pw")
-	bob := services.IRC.Client(t, "bob")
-	bob.Join("#lobby")
-	listen := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
-	cfg, err := config.Parse([]byte(fmt.Sprintf(`
-data_dir: %s
-http: { listen: %q }
-networks:
-  libera: { type: irc, server: %q, nick: switchboard, rate: { per_second: 0 } }
-  web: { type: webrtc, loopback_candidates: true, interfaces: [lo] }
-links:
-  lobby: [ "libera:#lobby", "web:lobby" ]
-people:
-  alice:
-    home: web
-    accounts:
-      libera: { id: alice, password: alice-pw }
-      web: { id: alice, token: %q }
-`, t.TempDir(), listen, services.IRC.Addr, alicePageToken)))
-	if err != nil {
-		t.Fatal(err)
-	}
+	chromium, bob, listen, cfg := aliceOnTheWeb(t)
 	svc, _ := runService(t, cfg)
 	testwait.For(t, "alice's IRC connection", func() bool {
 		for _, n := range getStatus(t, svc).Networks {

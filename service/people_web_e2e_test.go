@@ -29,30 +29,7 @@ func TestPersonOnTheWebPage(t *testing.T) {
 }
 
 func personOnTheWebPage(t *testing.T) {
-	chromium := testenv.Need(t, "chromium")
-	services := testenv.Atheme(t)
-	services.RegisterAccount(t, "alice", "alice-pw")
-	bob := services.IRC.Client(t, "bob")
-	bob.Join("#lobby")
-	listen := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
-	cfg, err := config.Parse([]byte(fmt.Sprintf(`
-data_dir: %s
-http: { listen: %q }
-networks:
-  libera: { type: irc, server: %q, nick: switchboard, rate: { per_second: 0 } }
-  web: { type: webrtc, loopback_candidates: true, interfaces: [lo] }
-links:
-  lobby: [ "libera:#lobby", "web:lobby" ]
-people:
-  alice:
-    home: web
-    accounts:
-      libera: { id: alice, password: alice-pw }
-      web: { id: alice, token: %q }
-`, t.TempDir(), listen, services.IRC.Addr, alicePageToken)))
-	if err != nil {
-		t.Fatal(err)
-	}
+	chromium, bob, listen, cfg := aliceOnTheWeb(t)
 	runSwitchboard(t, cfg)
 
 	// Chromium hides its host candidates behind mDNS names unless told
@@ -270,4 +247,38 @@ func (p *chatPage) message(text string) personMessage {
 		}
 	}
 	return pm
+}
+
+// aliceOnTheWeb is the world of the web page tests: InspIRCd with Atheme,
+// where alice has an account, bob in #lobby, and the config of a
+// switchboard linking #lobby with the web page's lobby, listening on
+// listen, where alice, at home on the web page, has her IRC account with
+// its password and her page's token.
+func aliceOnTheWeb(t *testing.T) (chromium string, bob *testenv.IRCClient, listen string, cfg *config.Config) {
+	t.Helper()
+	chromium = testenv.Need(t, "chromium")
+	services := testenv.Atheme(t)
+	services.RegisterAccount(t, "alice", "alice-pw")
+	bob = services.IRC.Client(t, "bob")
+	bob.Join("#lobby")
+	listen = fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	cfg, err := config.Parse([]byte(fmt.Sprintf(`
+data_dir: %s
+http: { listen: %q }
+networks:
+  libera: { type: irc, server: %q, nick: switchboard, rate: { per_second: 0 } }
+  web: { type: webrtc, loopback_candidates: true, interfaces: [lo] }
+links:
+  lobby: [ "libera:#lobby", "web:lobby" ]
+people:
+  alice:
+    home: web
+    accounts:
+      libera: { id: alice, password: alice-pw }
+      web: { id: alice, token: %q }
+`, t.TempDir(), listen, services.IRC.Addr, alicePageToken)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return chromium, bob, listen, cfg
 }
