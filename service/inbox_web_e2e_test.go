@@ -1,7 +1,6 @@
 package service
 
 import (
-	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -42,12 +41,7 @@ func oneInboxOnTheWebPage(t *testing.T) {
 	bob.Say("alice", "are you there, alice?")
 	time.Sleep(2 * time.Second)
 
-	browser := headlessChromium(t, chromium,
-		chromedp.Flag("allow-loopback-in-peer-connection", true),
-		chromedp.Flag("disable-features", "WebRtcHideLocalIpsWithMdns"))
-	ctx, cancel := context.WithTimeout(browser, 2*patience)
-	defer cancel()
-	page := &chatPage{t: t, ctx: ctx}
+	page := loopbackPage(t, chromium)
 	page.open("http://" + listen + "/chat/lobby")
 	page.do("typing her token", chromedp.SendKeys(chromedp.ID("person-token"), alicePageToken))
 	page.join()

@@ -32,14 +32,7 @@ func personOnTheWebPage(t *testing.T) {
 	chromium, bob, listen, cfg := aliceOnTheWeb(t)
 	runSwitchboard(t, cfg)
 
-	// Chromium hides its host candidates behind mDNS names unless told
-	// not to, and its mDNS responder cannot start in the namespace.
-	browser := headlessChromium(t, chromium,
-		chromedp.Flag("allow-loopback-in-peer-connection", true),
-		chromedp.Flag("disable-features", "WebRtcHideLocalIpsWithMdns"))
-	ctx, cancel := context.WithTimeout(browser, 2*patience)
-	defer cancel()
-	page := &chatPage{t: t, ctx: ctx}
+	page := loopbackPage(t, chromium)
 
 	// alice opens the room's page and types her token in the form, as
 	// docs/people.md tells her; she leaves the name empty.
@@ -281,4 +274,18 @@ people:
 		t.Fatal(err)
 	}
 	return chromium, bob, listen, cfg
+}
+
+// loopbackPage is a chat page in a headless Chromium that peers over
+// loopback inside the test's network namespace: Chromium hides its host
+// candidates behind mDNS names unless told not to, and its mDNS
+// responder cannot start there. It lasts at most twice patience.
+func loopbackPage(t *testing.T, chromium string) *chatPage {
+	t.Helper()
+	browser := headlessChromium(t, chromium,
+		chromedp.Flag("allow-loopback-in-peer-connection", true),
+		chromedp.Flag("disable-features", "WebRtcHideLocalIpsWithMdns"))
+	ctx, cancel := context.WithTimeout(browser, 2*patience)
+	t.Cleanup(cancel)
+	return &chatPage{t: t, ctx: ctx}
 }
