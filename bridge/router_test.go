@@ -315,6 +315,9 @@ func TestFallbacksAndNativeCapabilities(t *testing.T) {
 
 	edit := &bridge.Edit{Header: msg("matrix", "!lobby", "@bob:hs", "$edit", "").Header, Target: bridge.Ref{Remote: "$orig"}, Text: "fixed"}
 	accept(t, f.router, edit)
+	// Senders are served fairly, not in arrival order: wait for bob's edit
+	// before carol reacts so the order below is the one users saw.
+	irc.waitRoom(t, "#lobby", 2)
 	react := &bridge.Reaction{Header: msg("matrix", "!lobby", "@carol:hs", "$react", "").Header, Target: bridge.Ref{Remote: "$orig"}, Key: "👍"}
 	accept(t, f.router, react)
 	reply := msg("matrix", "!lobby", "@carol:hs", "$reply", "I agree")
