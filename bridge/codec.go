@@ -38,6 +38,8 @@ func New(k Kind) (Event, error) {
 		return &Typing{}, nil
 	case KindPresence:
 		return &Presence{}, nil
+	case KindRead:
+		return &Read{}, nil
 	}
 	return nil, fmt.Errorf("unknown event kind %q", k)
 }

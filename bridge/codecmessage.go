@@ -27,6 +27,9 @@ func appendMessage(b []byte, m *Message) ([]byte, bool) {
 	if !m.ReplyTo.IsZero() {
 		b = appendRef(append(b, `,"reply_to":`...), m.ReplyTo)
 	}
+	if !m.Thread.IsZero() {
+		b = appendRef(append(b, `,"thread":`...), m.Thread)
+	}
 	if len(m.Attachments) > 0 {
 		b = append(b, `,"attachments":[`...)
 		for i, a := range m.Attachments {
@@ -42,6 +45,20 @@ func appendMessage(b []byte, m *Message) ([]byte, bool) {
 			}
 			if a.Size != 0 {
 				b = strconv.AppendInt(append(b, `,"size":`...), a.Size, 10)
+			}
+			b = append(b, '}')
+		}
+		b = append(b, ']')
+	}
+	if len(m.Mentions) > 0 {
+		b = append(b, `,"mentions":[`...)
+		for i, mn := range m.Mentions {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendSender(append(b, `{"sender":`...), &mn.Sender)
+			if mn.Text != "" {
+				b = appendString(append(b, `,"text":`...), mn.Text)
 			}
 			b = append(b, '}')
 		}

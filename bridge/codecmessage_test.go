@@ -26,6 +26,8 @@ func encodeCase(text, other string, flags uint8, at time.Time) *Message {
 	}
 	if flags&8 != 0 {
 		m.ReplyTo = Ref{Remote: other}
+		m.Thread = Ref{Event: EventID(text)}
+		m.Mentions = []Mention{{Sender: Sender{Network: "matrix", ID: text, Name: other}, Text: other}, {Sender: Sender{ID: other}}}
 	}
 	return m
 }

@@ -77,8 +77,13 @@ type Delivery struct {
 	// Target is the receiving room's remote id of the event an edit, delete
 	// or reaction refers to ("" when the room never saw it).
 	Target string
-	// Reply describes the message a *Message replies to, when it has one.
+	// Reply describes the message a *Message replies to, when it has one,
+	// and the message a *Reaction is on.
 	Reply *Quote
+	// Thread is the receiving room's remote id of the first message of
+	// the thread a *Message belongs to ("" when it is in none, or the
+	// room never saw that message).
+	Thread string
 	// Relay asks for relay mode in the receiving room (an admin said
 	// "!sb relay on" there): the adapter posts through its bot with the
 	// sender's name in the text instead of through a puppet. Adapters
@@ -183,8 +188,15 @@ type (
 	MemberRelayer interface {
 		SendMembership(ctx context.Context, d *Delivery) error
 	}
+	// TopicSetter sets the room's topic. It returns ErrFallback when it
+	// may not (no IRC channel operator, no MUC subject right, no Matrix
+	// power): the router then sends the fallback line instead.
 	TopicSetter interface {
 		SendTopic(ctx context.Context, d *Delivery) error
+	}
+	// ReadMarker shows that the sender has read up to Delivery.Target.
+	ReadMarker interface {
+		SendRead(ctx context.Context, d *Delivery) error
 	}
 	TypingRelayer interface {
 		SendTyping(ctx context.Context, d *Delivery) error
@@ -193,6 +205,10 @@ type (
 		SendPresence(ctx context.Context, d *Delivery) error
 	}
 )
+
+// ErrFallback is returned by a capability that cannot express this event
+// natively in this room right now: the router sends the fallback instead.
+var ErrFallback = errors.New("no native form here: send the fallback")
 
 // ErrPermanent marks a delivery error that no retry can fix (the target
 // refuses this event for good). Such a delivery is moved out of the outbox

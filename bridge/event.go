@@ -44,6 +44,7 @@ const (
 	KindTopic    Kind = "topic"
 	KindTyping   Kind = "typing"
 	KindPresence Kind = "presence"
+	KindRead     Kind = "read"
 )
 
 // Origin says where an event was first seen.
@@ -156,12 +157,38 @@ func WithAttachmentLines(body string, atts []Attachment) string {
 // text formatted in the HTML subset of this package (see format.go).
 type Message struct {
 	Header
-	Text        string       `json:"text"`
-	HTML        string       `json:"html,omitempty"`
-	Emote       bool         `json:"emote,omitempty"`  // /me
-	Notice      bool         `json:"notice,omitempty"` // automated; IRC NOTICE, Matrix m.notice
-	ReplyTo     Ref          `json:"reply_to,omitzero"`
+	Text    string `json:"text"`
+	HTML    string `json:"html,omitempty"`
+	Emote   bool   `json:"emote,omitempty"`  // /me
+	Notice  bool   `json:"notice,omitempty"` // automated; IRC NOTICE, Matrix m.notice
+	ReplyTo Ref    `json:"reply_to,omitzero"`
+	// Thread is the first message of the thread this one belongs to (a
+	// Matrix thread, an XMPP <thread>). Networks without threads see the
+	// message as a reply: adapters set ReplyTo too, to the root or to the
+	// message it answers within the thread.
+	Thread      Ref          `json:"thread,omitzero"`
 	Attachments []Attachment `json:"attachments,omitempty"`
+	// Mentions are the people the message names in the form their network
+	// notifies them of (a Matrix pill or m.mentions entry, an XMPP
+	// reference, an IRC nick the channel knows).
+	Mentions []Mention `json:"mentions,omitempty"`
+}
+
+// Mention is one person a message mentions.
+type Mention struct {
+	// Sender is who is mentioned, as their own network knows them: the
+	// adapter resolves a mention of one of its puppets to the sender the
+	// puppet speaks for. Authenticated as in Header.Sender: an id the
+	// network vouches for (a Matrix user id, an XMPP real JID, an IRC
+	// account), never a bare nick; the router then sets Person and Home
+	// for one of the people's accounts. At delivery the router turns a
+	// person's mention into their account on the receiving network, or
+	// their puppet identity (see Sender.Puppet).
+	Sender Sender `json:"sender"`
+	// Text is how Text names them ("bob[m]", "Alice"), for the receiving
+	// adapter to put the name it shows them by in its place; "" when the
+	// text does not name them (a bare m.mentions entry).
+	Text string `json:"text,omitempty"`
 }
 
 // Edit replaces the text of an earlier message by the same sender.
@@ -224,6 +251,13 @@ type Typing struct {
 	Active bool `json:"active"`
 }
 
+// Read says the sender has read everything up to Target: an XMPP chat
+// marker, a Matrix read receipt.
+type Read struct {
+	Header
+	Target Ref `json:"target"`
+}
+
 // Presence is the sender's availability: "online", "away", "dnd", "xa"
 // or "offline", with an optional status message.
 type Presence struct {
@@ -242,6 +276,7 @@ func (*Rename) Kind() Kind   { return KindRename }
 func (*Topic) Kind() Kind    { return KindTopic }
 func (*Typing) Kind() Kind   { return KindTyping }
 func (*Presence) Kind() Kind { return KindPresence }
+func (*Read) Kind() Kind     { return KindRead }
 
 // Target returns the event an edit, delete or reaction refers to.
 func Target(ev Event) (Ref, bool) {
@@ -251,6 +286,8 @@ func Target(ev Event) (Ref, bool) {
 	case *Delete:
 		return e.Target, true
 	case *Reaction:
+		return e.Target, true
+	case *Read:
 		return e.Target, true
 	}
 	return Ref{}, false
@@ -264,6 +301,8 @@ func SetTarget(ev Event, r Ref) {
 	case *Delete:
 		e.Target = r
 	case *Reaction:
+		e.Target = r
+	case *Read:
 		e.Target = r
 	}
 }

@@ -67,8 +67,10 @@ func editFallback(e *Edit) *Message {
 	return m
 }
 
-// reactionFallback is an action line: "* name reacted 👍 to "first words…"".
-func reactionFallback(r *Reaction, q *Quote) *Message {
+// ReactionFallback is an action line: "* name reacted 👍 to "first
+// words…"", for networks without reactions, and for clients of a network
+// that cannot show the native one (see the IRC adapter's tags_only).
+func ReactionFallback(r *Reaction, q *Quote) *Message {
 	text := "reacted " + r.Key
 	if q != nil && q.Text != "" {
 		text += ` to "` + q.Text + `"`

@@ -84,6 +84,64 @@ func (r *Router) identify(ev Event) bool {
 	return true
 }
 
+// identifyMentions sets Person and Home of the people a message
+// mentions, as identify does for its sender: for an account the adapter
+// vouches for, or a person's puppet identity (a Matrix ghost of theirs).
+// A mention grants nothing; it only decides how each network names them.
+func (r *Router) identifyMentions(ev Event) {
+	m, ok := ev.(*Message)
+	if !ok {
+		return
+	}
+	for i := range m.Mentions {
+		s := &m.Mentions[i].Sender
+		s.Person, s.Home = "", ""
+		if r.People == nil || s.ID == "" {
+			continue
+		}
+		if person, ok := strings.CutPrefix(s.ID, PersonPrefix); ok {
+			s.Person, s.Home = person, s.Network
+			continue
+		}
+		if !s.Authenticated {
+			continue
+		}
+		if p, ok := r.People.PersonOf(s.Network, s.ID); ok {
+			s.Person, s.Home = p.ID, p.Home
+		}
+	}
+}
+
+// mentionsFor is m as delivered to network: a mentioned person becomes
+// their account there, which the adapter knows as one of its own users,
+// or else their puppet identity, which it knows as a puppet; anyone else
+// stays who they are. m itself, shared by every delivery, is not changed.
+func (r *Router) mentionsFor(m *Message, network string) *Message {
+	if len(m.Mentions) == 0 {
+		return m
+	}
+	out := *m
+	out.Mentions = make([]Mention, len(m.Mentions))
+	for i, mn := range m.Mentions {
+		if s := mn.Sender; s.Person != "" {
+			if acc, ok := r.personAccount(s.Person, network); ok {
+				mn.Sender = Sender{Network: network, ID: acc, Name: s.Name, Person: s.Person, Home: s.Home, Authenticated: true}
+			} else if s.Network != network || strings.HasPrefix(s.ID, PersonPrefix) {
+				mn.Sender = s.Puppet()
+			}
+		}
+		out.Mentions[i] = mn
+	}
+	return &out
+}
+
+func (r *Router) personAccount(person, network string) (string, bool) {
+	if r.People == nil {
+		return "", false
+	}
+	return r.People.Account(person, network)
+}
+
 // personTo turns a direct event to a person's puppet identity (To.ID
 // "person/<id>", as a Matrix ghost parses back) into one to the person's
 // account on To.Network, their home; it reports false when there is no

@@ -245,6 +245,7 @@ func (r *Router) Commit(ctx context.Context, ev Event) (durable func(now bool) e
 	if !r.identify(ev) {
 		return Committed, nil
 	}
+	r.identifyMentions(ev)
 	if r.OnActive != nil {
 		if person := homeActivity(ev); person != "" {
 			r.OnActive(person)
@@ -385,6 +386,11 @@ func (r *Router) resolve(ctx context.Context, from RoomAddr, ev Event) (bool, er
 			return false, err
 		}
 		m.ReplyTo = ref // a reply to something never bridged is a plain message
+		if !m.Thread.IsZero() {
+			if m.Thread, err = r.settledRef(ctx, from, m.Thread); err != nil {
+				return false, err
+			}
+		}
 		return true, nil
 	}
 	target, ok := Target(ev)
@@ -797,7 +803,7 @@ func (r *Router) network(name string) MessageSender {
 // needs the remote id of what it quotes, which may still be on its way).
 func pipelined(item Queued) bool {
 	m, ok := item.Event.(*Message)
-	return ok && m.To == nil && m.ReplyTo.Event == ""
+	return ok && m.To == nil && m.ReplyTo.Event == "" && m.Thread.Event == ""
 }
 
 // send delivers d, built from item, through the capability of net that
@@ -805,6 +811,16 @@ func pipelined(item Queued) bool {
 func (r *Router) send(ctx context.Context, net MessageSender, item Queued, d *Delivery) (string, error) {
 	switch e := item.Event.(type) {
 	case *Message:
+		if e.Mentions != nil {
+			d.Event = r.mentionsFor(e, item.Target.Network)
+		}
+		if e.Thread.Event != "" {
+			thread, err := r.remoteID(ctx, item.Target, e.Thread.Event)
+			if err != nil {
+				return "", err
+			}
+			d.Thread = thread
+		}
 		if e.ReplyTo.Event != "" {
 			quote, err := r.quote(ctx, item.Target, e.ReplyTo.Event)
 			if err != nil {
@@ -817,7 +833,7 @@ func (r *Router) send(ctx context.Context, net MessageSender, item Queued, d *De
 			if rp, ok := net.(Replier); ok {
 				return rp.SendReply(ctx, d)
 			}
-			d.Event = replyFallback(e, quote)
+			d.Event = replyFallback(d.Event.(*Message), quote)
 		}
 		return net.Send(ctx, d)
 	case *Edit:
@@ -847,17 +863,20 @@ func (r *Router) send(ctx context.Context, net MessageSender, item Queued, d *De
 			return "", err
 		}
 		d.Target = target
-		if re, ok := net.(Reactor); ok {
-			return re.SendReaction(ctx, d)
-		}
-		if e.Remove {
+		re, native := net.(Reactor)
+		if e.Remove && !native {
 			return "", nil
 		}
+		// A Reactor gets the quote too, for the text it may send along.
 		quote, err := r.quote(ctx, item.Target, e.Target.Event)
 		if err != nil {
 			return "", err
 		}
-		d.Event = reactionFallback(e, quote)
+		d.Reply = quote
+		if native {
+			return re.SendReaction(ctx, d)
+		}
+		d.Event = ReactionFallback(e, quote)
 		return net.Send(ctx, d)
 	case *Join, *Leave, *Rename:
 		if mr, ok := net.(MemberRelayer); ok {
@@ -866,7 +885,10 @@ func (r *Router) send(ctx context.Context, net MessageSender, item Queued, d *De
 		return "", nil
 	case *Topic:
 		if ts, ok := net.(TopicSetter); ok {
-			return "", ts.SendTopic(ctx, d)
+			err := ts.SendTopic(ctx, d)
+			if !errors.Is(err, ErrFallback) {
+				return "", err
+			}
 		}
 		d.Event = topicFallback(e)
 		return net.Send(ctx, d)
@@ -880,6 +902,16 @@ func (r *Router) send(ctx context.Context, net MessageSender, item Queued, d *De
 			return "", pr.SendPresence(ctx, d)
 		}
 		return "", nil
+	case *Read:
+		target, err := r.remoteID(ctx, item.Target, e.Target.Event)
+		if err != nil {
+			return "", err
+		}
+		d.Target = target
+		if rm, ok := net.(ReadMarker); ok && target != "" {
+			return "", rm.SendRead(ctx, d)
+		}
+		return "", nil // a read marker has no meaningful fallback
 	}
 	return "", Permanent(fmt.Errorf("unknown event kind %q", item.Event.Kind()))
 }
