@@ -61,6 +61,17 @@ type PuppetCounter interface {
 	Puppets() int
 }
 
+// RoomFlagger is implemented by adapters that know something of their
+// rooms an operator should see beside them on /status: a flag per
+// linked room, such as FlagEncrypted.
+type RoomFlagger interface {
+	RoomFlags() map[string][]string
+}
+
+// FlagEncrypted marks a room Switchboard cannot read: a Matrix room with
+// encryption on.
+const FlagEncrypted = "encrypted"
+
 // Connected is implemented by adapters that can tell whether their network
 // connection is up.
 type Connected interface {

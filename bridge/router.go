@@ -803,7 +803,7 @@ func (r *Router) network(name string) MessageSender {
 // needs the remote id of what it quotes, which may still be on its way).
 func pipelined(item Queued) bool {
 	m, ok := item.Event.(*Message)
-	return ok && m.To == nil && m.ReplyTo.Event == "" && m.Thread.Event == ""
+	return ok && m.To == nil && m.ReplyTo.Event == "" && m.Thread.Event == "" && !IsRoomNotice(m)
 }
 
 // send delivers d, built from item, through the capability of net that
@@ -811,6 +811,12 @@ func pipelined(item Queued) bool {
 func (r *Router) send(ctx context.Context, net MessageSender, item Queued, d *Delivery) (string, error) {
 	switch e := item.Event.(type) {
 	case *Message:
+		if IsRoomNotice(e) {
+			if bs, ok := net.(BotSender); ok {
+				return "", bs.SendAsBot(ctx, item.Target.Room, "", e.Text)
+			}
+			return "", nil // a network with no voice of its own
+		}
 		if e.Mentions != nil {
 			d.Event = r.mentionsFor(e, item.Target.Network)
 		}

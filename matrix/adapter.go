@@ -75,20 +75,23 @@ type Adapter struct {
 
 	state adapters.State
 
-	mu      sync.Mutex
-	in      bridge.Inbound
-	ctx     context.Context
-	cancel  context.CancelFunc
-	wanted  []string             // rooms Join was called with
-	left    map[string]bool      // rooms Leave was called with since
-	rooms   map[string]id.RoomID // joined: configured address → room id
-	byID    map[id.RoomID]string // and back
-	names   map[id.UserID]string // display names of Matrix users
-	typing  map[id.RoomID]map[id.UserID]bool
-	kick    chan struct{}
-	done    chan struct{}
-	srv     *http.Server
-	stopped bool
+	mu     sync.Mutex
+	in     bridge.Inbound
+	ctx    context.Context
+	cancel context.CancelFunc
+	wanted []string             // rooms Join was called with
+	left   map[string]bool      // rooms Leave was called with since
+	rooms  map[string]id.RoomID // joined: configured address → room id
+	byID   map[id.RoomID]string // and back
+	names  map[id.UserID]string // display names of Matrix users
+	typing map[id.RoomID]map[id.UserID]bool
+	// encrypted are the linked rooms known to be encrypted (see
+	// encryption.go).
+	encrypted map[string]bool
+	kick      chan struct{}
+	done      chan struct{}
+	srv       *http.Server
+	stopped   bool
 	// linkKey signs media links (loaded in Start when publicURL is set).
 	linkKey linksign.Key
 
@@ -126,6 +129,7 @@ type Adapter struct {
 var (
 	_ adapters.Adapter       = (*Adapter)(nil)
 	_ adapters.Connected     = (*Adapter)(nil)
+	_ adapters.RoomFlagger   = (*Adapter)(nil)
 	_ adapters.Stateful      = (*Adapter)(nil)
 	_ adapters.HTTPServer    = (*Adapter)(nil)
 	_ adapters.PublicURLUser = (*Adapter)(nil)
@@ -184,6 +188,7 @@ func New(name string, n *config.Network, log *slog.Logger) (*Adapter, error) {
 		names:         map[id.UserID]string{},
 		dms:           map[id.RoomID]*dmRoom{},
 		typing:        map[id.RoomID]map[id.UserID]bool{},
+		encrypted:     map[string]bool{},
 		ghostNames:    map[id.UserID]string{},
 		quieted:       map[id.UserID]bool{},
 		ghostAvatars:  map[id.UserID]string{},
@@ -414,6 +419,10 @@ func (a *Adapter) joinRoom(ctx context.Context, room string) error {
 		return err
 	}
 	a.reportMembers(ctx, room, rid)
+	// Not a failed join: the room's next encrypted event tries again.
+	if err := a.checkEncrypted(ctx, room, rid); err != nil {
+		a.log.Warn("matrix: could not tell whether a room is encrypted", "room", room, "err", err)
+	}
 	return nil
 }
 

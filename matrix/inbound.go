@@ -66,6 +66,11 @@ func (a *Adapter) handleEvent(ctx context.Context, in bridge.Inbound, evt *event
 			return err
 		}
 	}
+	if evt.Type == event.StateEncryption || evt.Type == event.EventEncrypted {
+		if room, linked := a.roomAddr(evt.RoomID); linked {
+			return a.noteEncrypted(ctx, room)
+		}
+	}
 	if a.isOurs(evt.Sender) || a.personalEcho(evt) {
 		return nil
 	}

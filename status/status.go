@@ -233,6 +233,9 @@ type Room struct {
 	Age    *float64   `json:"oldest_age_seconds,omitempty"`
 	// Failed counts its deliveries on the failed list.
 	Failed int `json:"failed"`
+	// Flags are what its adapter says of it (adapters.RoomFlagger):
+	// "encrypted" for a Matrix room Switchboard cannot read.
+	Flags []string `json:"flags,omitempty"`
 }
 
 type Outbox struct {
@@ -254,9 +257,13 @@ func (o *Ops) Status(ctx context.Context) Status {
 	dropped := o.storeMetrics().Drops(nets)
 	// Asked before o.mu is taken: an adapter answers under its own lock.
 	personal := map[string]map[string]string{}
+	flags := map[string]map[string][]string{}
 	for name, a := range nets {
 		if ps, ok := a.(adapters.PersonalStatuser); ok {
 			personal[name] = ps.PersonalStatus()
+		}
+		if rf, ok := a.(adapters.RoomFlagger); ok {
+			flags[name] = rf.RoomFlags()
 		}
 	}
 	o.mu.Lock()
@@ -317,6 +324,7 @@ func (o *Ops) Status(ctx context.Context) Status {
 			if !ok {
 				rs = Room{Room: r.String()}
 			}
+			rs.Flags = flags[r.Network][r.Room]
 			ls.Rooms = append(ls.Rooms, rs)
 		}
 		st.Links = append(st.Links, ls)
