@@ -21,7 +21,7 @@ import (
 // kinds are the event types, for the label children made up front.
 var kinds = []bridge.Kind{
 	bridge.KindMessage, bridge.KindEdit, bridge.KindDelete, bridge.KindReaction, bridge.KindJoin,
-	bridge.KindLeave, bridge.KindRename, bridge.KindTopic, bridge.KindTyping, bridge.KindPresence,
+	bridge.KindLeave, bridge.KindRename, bridge.KindTopic, bridge.KindTyping, bridge.KindPresence, bridge.KindRead,
 }
 
 // Metrics implements bridge.Observer with Prometheus collectors in a
