@@ -40,10 +40,24 @@ func (a *Adapter) noteThreadMessage(ctx context.Context, evt *event.Event) error
 		return nil
 	}
 	if root := c.RelatesTo.GetThreadParent(); root != "" {
-		return a.state.Put(ctx, threadKey(evt.RoomID, string(root)), string(evt.ID))
+		return a.noteInThread(ctx, evt.RoomID, string(root), string(evt.ID))
 	}
 	return nil
 }
+
+// noteInThread remembers evid as the latest message of the thread of
+// root, and which thread it is in: a thread another network starts on
+// it is that one (Matrix threads do not nest).
+func (a *Adapter) noteInThread(ctx context.Context, rid id.RoomID, root, evid string) error {
+	if err := a.state.Put(ctx, threadKey(rid, root), evid); err != nil {
+		return err
+	}
+	return a.state.Put(ctx, threadOfPrefix+evid, root)
+}
+
+// threadOfPrefix starts the State keys of the thread root of a message
+// in a thread, by its event id.
+const threadOfPrefix = "threadof:"
 
 func threadKey(rid id.RoomID, root string) string {
 	return threadPrefix + string(rid) + "|" + root
@@ -65,6 +79,11 @@ type outThread struct {
 func (a *Adapter) threadFor(ctx context.Context, rid id.RoomID, root string, reply *bridge.Quote) (*outThread, error) {
 	if root == "" {
 		return nil, nil
+	}
+	if outer, ok, err := a.state.Get(ctx, threadOfPrefix+root); err != nil {
+		return nil, err
+	} else if ok && outer != "" {
+		root = outer // a message in a thread: its thread
 	}
 	t := &outThread{rid: rid, root: id.EventID(root)}
 	if reply != nil && reply.RemoteID != "" && reply.RemoteID != root {
@@ -95,5 +114,5 @@ func (t *outThread) sent(ctx context.Context, a *Adapter, evid string) error {
 	if t == nil || evid == "" {
 		return nil
 	}
-	return a.state.Put(ctx, threadKey(t.rid, string(t.root)), evid)
+	return a.noteInThread(ctx, t.rid, string(t.root), evid)
 }

@@ -30,6 +30,7 @@ func TestThreadsAcrossMatrixXMPPAndIRC(t *testing.T) {
 	}
 
 	var inThread id.EventID
+	var inThreadSID string
 	t.Run("a Matrix thread reply reaches IRC and XMPP as a reply to the root", func(t *testing.T) {
 		inThread = w.threadReply(t, root, root, "count me in")
 		bob.WaitText(patience, room, "alice[mx]", "count me in")
@@ -45,6 +46,7 @@ func TestThreadsAcrossMatrixXMPPAndIRC(t *testing.T) {
 		if got := st.Child("urn:xmpp:reply:0", "reply").AttrValue("id"); got != rootSID {
 			t.Errorf("XMPP reply to %q, want the root %q", got, rootSID)
 		}
+		inThreadSID = st.StanzaID(w.room.String())
 	})
 
 	t.Run("an XMPP answer in that thread joins the Matrix thread", func(t *testing.T) {
@@ -56,6 +58,15 @@ func TestThreadsAcrossMatrixXMPPAndIRC(t *testing.T) {
 			t.Errorf("Matrix relation %+v, want the thread of %s falling back to its latest message %s", rel, root, inThread)
 		}
 		bob.WaitText(patience, room, "carol[jabber]", "me too")
+
+		// A thread on a message in a thread is that thread: Matrix
+		// threads do not nest.
+		if _, err := carol.Say(w.room, "same here", "<thread>"+inThreadSID+"</thread>"); err != nil {
+			t.Fatal(err)
+		}
+		if rel := w.waitThreadMessage(t, "same here"); rel.EventID != root {
+			t.Errorf("Matrix relation %+v, want the thread of %s", rel, root)
+		}
 	})
 
 	t.Run("a thread an XMPP client starts is a Matrix thread, and answers keep its id", func(t *testing.T) {
