@@ -15,10 +15,11 @@ import (
 // as a reply to the thread's root, and XMPP in that thread (XEP-0201);
 // an XMPP answer with that thread id joins the Matrix thread; a thread
 // an XMPP client starts with an id of its own becomes a Matrix thread,
-// and Matrix answers in it reach XMPP under the client's id.
+// and Matrix answers in it reach XMPP under the client's id, across a
+// restart of Switchboard.
 func TestThreadsAcrossMatrixXMPPAndIRC(t *testing.T) {
 	w := newMWorld(t)
-	runSwitchboard(t, w.config(t, ""))
+	stop := runSwitchboard(t, w.config(t, ""))
 	bob := w.human(t, "bob")
 	carol := w.person(t, "carol")
 
@@ -85,6 +86,16 @@ func TestThreadsAcrossMatrixXMPPAndIRC(t *testing.T) {
 		}
 		if rel := w.waitThreadMessage(t, "the park?"); rel.EventID != venue.ID {
 			t.Errorf("Matrix relation %+v, want the thread of %s", rel, venue.ID)
+		}
+
+		// The client's thread id is remembered across a restart.
+		stop()
+		stop = runSwitchboard(t, w.config(t, ""))
+		if _, err := carol.Say(w.room, "or the beach", "<thread>venue-1</thread>"); err != nil {
+			t.Fatal(err)
+		}
+		if rel := w.waitThreadMessage(t, "or the beach"); rel.EventID != venue.ID {
+			t.Errorf("after a restart, Matrix relation %+v, want the thread of %s", rel, venue.ID)
 		}
 		from := carol.Len()
 		w.threadReply(t, venue.ID, venue.ID, "the park is fine")
