@@ -58,6 +58,9 @@ func (a *Adapter) handleEvent(ctx context.Context, in bridge.Inbound, evt *event
 	if evt.Type == event.EphemeralEventTyping {
 		return a.handleTyping(ctx, in, evt)
 	}
+	if evt.Type == event.EphemeralEventReceipt {
+		return a.handleReceipt(ctx, in, evt)
+	}
 	if evt.Type == event.StateMember {
 		if err := a.handleInvite(ctx, evt); err != nil {
 			return err
@@ -114,6 +117,9 @@ func (a *Adapter) handleEvent(ctx context.Context, in bridge.Inbound, evt *event
 // afterAccept records what later events need: a reaction's annotation
 // event, so that its redaction reads as the reaction's removal.
 func (a *Adapter) afterAccept(ctx context.Context, evt *event.Event, ev bridge.Event) error {
+	if _, ok := ev.(*bridge.Message); ok {
+		return a.noteThreadMessage(ctx, evt)
+	}
 	if r, ok := ev.(*bridge.Reaction); ok && !r.Remove {
 		v, _ := json.Marshal(reactionRecord{Target: r.Target.Remote, Key: r.Key})
 		return a.state.Put(ctx, "annotation:"+string(evt.ID), string(v))
@@ -207,8 +213,8 @@ func (a *Adapter) irrelevant(ctx context.Context, evt *event.Event, class event.
 	if _, linked := a.roomAddr(evt.RoomID); linked {
 		return false, nil
 	}
-	if class == event.EphemeralEventType {
-		return true, nil // typing, receipts, presence: linked rooms only
+	if class == event.EphemeralEventType && evt.Type.Type != event.EphemeralEventReceipt.Type {
+		return true, nil // typing, presence: linked rooms only; receipts of direct chats too
 	}
 	if evt.StateKey != nil && (a.isOurs(evt.Sender) || a.isOurs(id.UserID(*evt.StateKey))) {
 		return false, nil
@@ -450,6 +456,7 @@ func (a *Adapter) convertMessage(ctx context.Context, evt *event.Event, room str
 		m.ReplyTo = bridge.Ref{Remote: string(rel.InReplyTo.EventID)}
 		c.Body = stripReplyFallback(c.Body)
 	}
+	readThread(c.RelatesTo, m)
 	switch c.MsgType {
 	case event.MsgEmote:
 		m.Emote = true

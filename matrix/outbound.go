@@ -379,13 +379,21 @@ func (a *Adapter) sendMessage(ctx context.Context, d *bridge.Delivery, m *bridge
 	if reply != nil {
 		addReply(parts[0].c, reply)
 	}
+	thread, err := a.threadFor(ctx, rid, d.Thread, reply)
+	if err != nil {
+		return "", err
+	}
 	ids := make([]string, len(parts))
 	for i, p := range parts {
+		thread.relate(p.c)
 		evid, err := a.send(ctx, intent, rid, event.EventMessage, p.c, p.txn)
 		if err != nil {
 			return "", err
 		}
 		ids[i] = string(evid)
+	}
+	if err := thread.sent(ctx, a, ids[len(ids)-1]); err != nil {
+		return "", err
 	}
 	// The bridge maps the message to its first event; a delete of it
 	// takes the others along (see SendDelete).

@@ -105,7 +105,7 @@ func TestOneInboxOnMatrix(t *testing.T) {
 // inboxMessage waits for the invite of a DM room other than the linked
 // room and other (""), joins it as alice and waits there for text; it
 // returns the room and who sent it.
-func (w *pworld) inboxMessage(t *testing.T, other id.RoomID, text string) (id.RoomID, id.UserID) {
+func (w *mworld) inboxMessage(t *testing.T, other id.RoomID, text string) (id.RoomID, id.UserID) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), patience)
 	defer cancel()

@@ -605,6 +605,7 @@ func (a *Adapter) onGroupchat(c *session, r *room, st *stanza) {
 		o.typing = false
 	}
 	a.mu.Unlock()
+	a.readThread(r, st, events)
 	a.emit(events...)
 }
 
@@ -776,6 +777,9 @@ func (a *Adapter) emitDirect(c *session, st *stanza, sender, to bridge.Sender) {
 		ev = &bridge.Edit{Header: h, Target: bridge.Ref{Remote: st.replace}, Text: text, HTML: html}
 	case st.hasBody:
 		ev = a.messageEvent(h, st, nil)
+	case displayed(st) != "":
+		h.Origin.RemoteID = "" // the marker's own id means nothing to the bridge
+		ev = &bridge.Read{Header: h, Target: bridge.Ref{Remote: displayed(st)}}
 	case st.chatState != "":
 		h.Origin.RemoteID = ""
 		ev = &bridge.Typing{Header: h, Active: st.chatState == "composing"}

@@ -415,6 +415,7 @@ func (a *Adapter) sendMessage(ctx context.Context, d *bridge.Delivery, m *bridge
 	if d.Room == "" {
 		return bridge.Settled(a.sendDirect(ctx, c, m, func(sp speaker, e *element) {
 			a.messagePayload(e, sp, m, q, "")
+			e.add(markable())
 		}))
 	}
 	r, err := a.readyRoom(ctx, c, d.Room)
@@ -436,6 +437,9 @@ func (a *Adapter) sendMessage(ctx context.Context, d *bridge.Delivery, m *bridge
 		a.mu.Unlock()
 	}
 	a.messagePayload(e, sp, m, q, replyTo)
+	if err := a.addThread(ctx, r, d.Thread, e); err != nil {
+		return bridge.Settled("", err)
+	}
 	return a.startGroupchat(ctx, c, r, sp, id, e)
 }
 
