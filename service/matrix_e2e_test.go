@@ -245,7 +245,14 @@ func (w *mworld) pushTransaction(t *testing.T, txnID string, events ...string) i
 
 func (w *mworld) pushTransactionAs(t *testing.T, token, txnID string, events ...string) int {
 	t.Helper()
-	body := `{"events":[` + strings.Join(events, ",") + `]}`
+	return w.pushTransactionBody(t, token, txnID, `{"events":[`+strings.Join(events, ",")+`]}`)
+}
+
+// pushTransactionBody sends the appservice a transaction with this JSON
+// body (ephemeral events too, which Dendrite never pushes), and returns
+// the HTTP status.
+func (w *mworld) pushTransactionBody(t *testing.T, token, txnID, body string) int {
+	t.Helper()
 	req, _ := http.NewRequest(http.MethodPut, "http://"+w.httpAddr+"/_matrix/app/v1/transactions/"+txnID, bytes.NewBufferString(body))
 	req.Header.Set("Authorization", "Bearer "+token)
 	req.Header.Set("Content-Type", "application/json")
