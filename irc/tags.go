@@ -31,8 +31,10 @@ const (
 // while its user types, and takes an "active" that was not renewed for
 // 6 s (a "paused" for 30 s) as ended.
 const (
-	typingEvery  = 3 * time.Second
 	typingForget = time.Minute // outbound state kept without news
+	// typingSpell is how long a puppet's "active" is renewed after its
+	// source last said so: as long as a Matrix ghost's typing lasts.
+	typingSpell = 30 * time.Second
 	// typingRenew is how often a long typing spell on IRC is reported
 	// again, within the 30 s a Matrix ghost's typing lasts.
 	typingRenew = 20 * time.Second
@@ -41,6 +43,7 @@ const (
 
 // Variables for tests.
 var (
+	typingEvery     = 3 * time.Second
 	typingActiveTTL = 6 * time.Second
 	typingPausedTTL = 30 * time.Second
 )
@@ -206,26 +209,31 @@ func (a *Adapter) SendReaction(ctx context.Context, d *bridge.Delivery) (string,
 // tagState is the adapter's typing state, both ways.
 type tagState struct {
 	typingMu  sync.Mutex
-	typingOut map[string]typingSent  // puppet key, folded channel
+	typingOut map[string]*typingSent // puppet key, folded channel
 	typingIn  map[string]*typingSeen // folded channel, folded nick
 }
 
+// typingSent is a puppet's typing in a channel, as last sent.
 type typingSent struct {
 	state string
-	at    time.Time
+	at    time.Time   // last sent
+	since time.Time   // last said by its source
+	renew *time.Timer // the next "active" while the spell lasts
 }
 
 // SendTyping implements bridge.TypingRelayer: a TAGMSG with +typing from
 // the sender's puppet, where it is in the channel already (no puppet
-// connects, nor joins, just to type), and only as often as the typing
-// spec allows: "active" at most every 3 s, "done" once after it.
+// connects, nor joins, just to type), as the typing spec asks: "active"
+// at most every 3 s, renewed that often while the sender types (IRC
+// clients drop it after 6 s; networks that say typing once, as Matrix
+// does, keep it for up to typingSpell), and "done" once after it.
 func (a *Adapter) SendTyping(ctx context.Context, d *bridge.Delivery) error {
 	t, ok := d.Event.(*bridge.Typing)
 	if !ok || d.Room == "" || d.Relay || a.mode != "puppet" || !a.tagsOn() {
 		return nil
 	}
-	key := puppetKey(t.Sender.Puppet())
-	k := a.typingConn(key, d.Room)
+	pk := puppetKey(t.Sender.Puppet())
+	k := a.typingConn(pk, d.Room)
 	if k == nil {
 		return nil
 	}
@@ -233,18 +241,61 @@ func (a *Adapter) SendTyping(ctx context.Context, d *bridge.Delivery) error {
 	if t.Active {
 		state = "active"
 	}
-	if !a.typingDue(key+"\x00"+a.casemap().fold(d.Room), state) {
+	key := pk + "\x00" + a.casemap().fold(d.Room)
+	s := a.typingDue(key, state)
+	if s == nil {
 		return nil
 	}
-	if err := k.acquire(ctx); err != nil {
-		return nil // typing is stale once late: never retried
-	}
-	_, _, err := k.submit(ctx, "TAGMSG", d.Room, "", map[string]string{tagTyping: state})
-	k.release()
-	if err != nil {
-		a.log.Debug("typing notice not sent", "channel", d.Room, "err", err)
+	a.sendTyping(ctx, k, d.Room, state)
+	if t.Active {
+		a.renewTyping(key, pk, d.Room, s)
 	}
 	return nil
+}
+
+// sendTyping sends a +typing TAGMSG; typing is stale once late, so it
+// is never retried.
+func (a *Adapter) sendTyping(ctx context.Context, k *conn, ch, state string) {
+	if err := k.acquire(ctx); err != nil {
+		return
+	}
+	_, _, err := k.submit(ctx, "TAGMSG", ch, "", map[string]string{tagTyping: state})
+	k.release()
+	if err != nil {
+		a.log.Debug("typing notice not sent", "channel", ch, "err", err)
+	}
+}
+
+// renewTyping sends "active" again after typingEvery while s is the
+// spell under key and its source said it types less than typingSpell
+// ago.
+func (a *Adapter) renewTyping(key, pk, ch string, s *typingSent) {
+	ts := &a.tagState
+	ts.typingMu.Lock()
+	defer ts.typingMu.Unlock()
+	if s.renew != nil {
+		s.renew.Stop()
+	}
+	s.renew = time.AfterFunc(typingEvery, func() {
+		now := a.clock.Now()
+		ts.typingMu.Lock()
+		live := ts.typingOut[key] == s && now.Sub(s.since) < typingSpell
+		if live {
+			s.at = now
+		}
+		ts.typingMu.Unlock()
+		if !live || a.ctx.Err() != nil {
+			return
+		}
+		k := a.typingConn(pk, ch)
+		if k == nil {
+			return
+		}
+		ctx, cancel := context.WithTimeout(a.ctx, typingEvery)
+		defer cancel()
+		a.sendTyping(ctx, k, ch, "active")
+		a.renewTyping(key, pk, ch, s)
+	})
 }
 
 // typingConn is the connection of the puppet with key when it is up and
@@ -267,34 +318,45 @@ func (a *Adapter) typingConn(key, ch string) *conn {
 	return p.k
 }
 
-// typingDue reports whether state is to be sent for key now, and
-// records it.
-func (a *Adapter) typingDue(key, state string) bool {
+// typingDue records state for key and returns its record when it is to
+// be sent now, else nil.
+func (a *Adapter) typingDue(key, state string) *typingSent {
 	now := a.clock.Now()
 	ts := &a.tagState
 	ts.typingMu.Lock()
 	defer ts.typingMu.Unlock()
-	last, seen := ts.typingOut[key]
+	s := ts.typingOut[key]
 	if state == "done" {
 		// Once, and only to end what was shown.
 		delete(ts.typingOut, key)
-		return seen
+		if s != nil && s.renew != nil {
+			s.renew.Stop()
+		}
+		return s
 	}
-	if seen && last.state == state && now.Sub(last.at) < typingEvery {
-		return false
+	if s != nil && s.state == state && now.Sub(s.at) < typingEvery {
+		s.since = now // still typing: the renewals go on
+		return nil
 	}
 	if ts.typingOut == nil {
-		ts.typingOut = map[string]typingSent{}
+		ts.typingOut = map[string]*typingSent{}
 	}
 	if len(ts.typingOut) >= maxTyping {
-		for k, s := range ts.typingOut {
-			if now.Sub(s.at) > typingForget {
+		for k, old := range ts.typingOut {
+			if now.Sub(old.at) > typingForget {
+				if old.renew != nil {
+					old.renew.Stop()
+				}
 				delete(ts.typingOut, k)
 			}
 		}
 	}
-	ts.typingOut[key] = typingSent{state: state, at: now}
-	return true
+	if s == nil {
+		s = &typingSent{}
+		ts.typingOut[key] = s
+	}
+	s.state, s.at, s.since = state, now, now
+	return s
 }
 
 // typingSeen is someone typing in a channel, as the bot last heard.

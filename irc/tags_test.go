@@ -65,6 +65,9 @@ func linesFrom(t *testing.T, a testAdapter, alice *testenv.IRCClient, sender bri
 // action line after it, a removed one a TAGMSG alone, and typing a
 // TAGMSG from a puppet in the channel, rate-limited.
 func TestTagsOut(t *testing.T) {
+	old := typingEvery
+	typingEvery = time.Second
+	t.Cleanup(func() { typingEvery = old })
 	srv := testenv.InspIRCd(t)
 	alice := srv.Client(t, "alice")
 	alice.Join("#lobby")
@@ -169,6 +172,40 @@ func TestTagsOut(t *testing.T) {
 		}
 		if n := a.puppetCount(); n != 1 {
 			t.Errorf("%d puppets: typing connected one", n)
+		}
+	})
+
+	t.Run("typing renewed", func(t *testing.T) {
+		from := alice.Len()
+		if err := a.SendTyping(ctx, &bridge.Delivery{Room: "#lobby", Event: typing(bob, true)}); err != nil {
+			t.Fatal(err)
+		}
+		// Said once, renewed every typingEvery until done: IRC clients
+		// drop an "active" after 6 s.
+		var times []time.Time
+		for len(times) < 3 {
+			i, l, err := alice.WaitIndex(from, waitFor, tagmsg(puppet, tagTyping, "active"))
+			if err != nil {
+				t.Fatalf("typing not renewed: %v", err)
+			}
+			times, from = append(times, l.Time), i+1
+		}
+		if err := a.SendTyping(ctx, &bridge.Delivery{Room: "#lobby", Event: typing(bob, false)}); err != nil {
+			t.Fatal(err)
+		}
+		for i := 1; i < len(times); i++ {
+			if d := times[i].Sub(times[i-1]); d < typingEvery*8/10 {
+				t.Errorf("active renewed after %v, more often than every %v", d, typingEvery)
+			}
+		}
+		if _, err := alice.WaitFrom(from, waitFor, tagmsg(puppet, tagTyping, "done")); err != nil {
+			t.Fatalf("no done: %v", err)
+		}
+		// No renewal after done, however long one waits.
+		time.Sleep(typingEvery * 3 / 2)
+		lines := linesFrom(t, a, alice, bob, puppet, "after renewals")
+		if last := lines[len(lines)-2]; tagOf(last, tagTyping) != "done" {
+			t.Errorf("after done: %s", last.Raw)
 		}
 	})
 
