@@ -617,7 +617,7 @@ type progress struct {
 	done    []bool
 	ids     []string
 	touched time.Time
-	tagged                  // the client tags of the lines (tags.go)
+	tagged  // the client tags of the lines (tags.go)
 }
 
 func (a *Adapter) progressFor(key string, build func() *progress) *progress {
