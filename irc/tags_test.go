@@ -32,6 +32,16 @@ func typing(sender bridge.Sender, active bool) *bridge.Typing {
 	return &bridge.Typing{Header: bridge.Header{ID: bridge.NewEventID(), Sender: sender, Time: time.Now()}, Active: active}
 }
 
+// ircv3Lobby starts InspIRCd, alice (an IRCv3 client) in #lobby, and
+// a puppet-mode adapter (tweaked) bridging it.
+func ircv3Lobby(t *testing.T, tweak func(*Adapter)) (testAdapter, *testenv.IRCClient) {
+	t.Helper()
+	srv := testenv.InspIRCd(t)
+	alice := srv.Client(t, "alice")
+	alice.Join("#lobby")
+	return startAdapter(t, netConfig(srv, "puppet"), tweak, "#lobby"), alice
+}
+
 // aliceSays has alice say text in #lobby and returns its msgid, as the
 // adapter read it.
 func aliceSays(t *testing.T, a testAdapter, alice *testenv.IRCClient, text string) string {
@@ -68,10 +78,7 @@ func TestTagsOut(t *testing.T) {
 	old := typingEvery
 	typingEvery = time.Second
 	t.Cleanup(func() { typingEvery = old })
-	srv := testenv.InspIRCd(t)
-	alice := srv.Client(t, "alice")
-	alice.Join("#lobby")
-	a := startAdapter(t, netConfig(srv, "puppet"), nil, "#lobby")
+	a, alice := ircv3Lobby(t, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 	defer cancel()
 	bob := bridge.Sender{Network: "mx", ID: "@bob:hs", Name: "bob"}
@@ -244,12 +251,7 @@ func TestTagsOut(t *testing.T) {
 // TestTagsOnly: tags_only sends a reply's text with its tag, and a
 // reaction's TAGMSG, without the lines for plain clients.
 func TestTagsOnly(t *testing.T) {
-	srv := testenv.InspIRCd(t)
-	alice := srv.Client(t, "alice")
-	alice.Join("#lobby")
-	n := netConfig(srv, "puppet")
-	n.Section.(*Config).TagsOnly = true
-	a := startAdapter(t, n, nil, "#lobby")
+	a, alice := ircv3Lobby(t, func(a *Adapter) { a.cfg.TagsOnly = true })
 	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 	defer cancel()
 	bob := bridge.Sender{Network: "mx", ID: "@bob:hs", Name: "bob"}
@@ -276,15 +278,12 @@ func TestTagsOnly(t *testing.T) {
 // and the reaction are today's fallback lines, a removal and typing
 // nothing.
 func TestTagsWithoutMessageTags(t *testing.T) {
-	srv := testenv.InspIRCd(t)
-	alice := srv.Client(t, "alice")
-	alice.Join("#lobby")
 	noTags := func(caps []string) []string {
 		return slices.DeleteFunc(slices.Clone(caps), func(c string) bool { return c == "message-tags" })
 	}
-	a := startAdapter(t, netConfig(srv, "puppet"), func(a *Adapter) {
+	a, alice := ircv3Lobby(t, func(a *Adapter) {
 		a.botCaps, a.puppetCaps = noTags(a.botCaps), noTags(a.puppetCaps)
-	}, "#lobby")
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 	defer cancel()
 	bob := bridge.Sender{Network: "mx", ID: "@bob:hs", Name: "bob"}
@@ -319,10 +318,7 @@ func TestTagsIn(t *testing.T) {
 	old := typingActiveTTL
 	typingActiveTTL = time.Second
 	t.Cleanup(func() { typingActiveTTL = old })
-	srv := testenv.InspIRCd(t)
-	alice := srv.Client(t, "alice")
-	alice.Join("#lobby")
-	a := startAdapter(t, netConfig(srv, "puppet"), nil, "#lobby")
+	a, alice := ircv3Lobby(t, nil)
 	target := a.send(t, message("mx", "@bob:hs", "bob", "lunch at noon"), "#lobby")
 	if target == "" {
 		t.Fatal("no msgid for bob's message")
