@@ -222,18 +222,22 @@ type typingSent struct {
 }
 
 // SendTyping implements bridge.TypingRelayer: a TAGMSG with +typing from
-// the sender's puppet, where it is in the channel already (no puppet
-// connects, nor joins, just to type), as the typing spec asks: "active"
-// at most every 3 s, renewed that often while the sender types (IRC
-// clients drop it after 6 s; networks that say typing once, as Matrix
-// does, keep it for up to typingSpell), and "done" once after it.
+// the sender's own connection or their puppet, where it is in the
+// channel already (no puppet connects, nor joins, just to type; the bot
+// never types for anyone), as the typing spec asks: "active" at most
+// every 3 s, renewed that often while the sender types (IRC clients drop
+// it after 6 s; networks that say typing once, as Matrix does, keep it
+// for up to typingSpell), and "done" once after it.
 func (a *Adapter) SendTyping(ctx context.Context, d *bridge.Delivery) error {
 	t, ok := d.Event.(*bridge.Typing)
-	if !ok || d.Room == "" || d.Relay || a.mode != "puppet" || !a.tagsOn() {
+	if !ok || d.Room == "" || !a.tagsOn() {
 		return nil
 	}
-	pk := puppetKey(t.Sender.Puppet())
-	k := a.typingConn(pk, d.Room)
+	who, typist := a.typist(t.Sender, d.Room, d.Relay)
+	if typist == nil {
+		return nil
+	}
+	k := typist()
 	if k == nil {
 		return nil
 	}
@@ -241,16 +245,37 @@ func (a *Adapter) SendTyping(ctx context.Context, d *bridge.Delivery) error {
 	if t.Active {
 		state = "active"
 	}
-	key := pk + "\x00" + a.casemap().fold(d.Room)
+	key := who + "\x00" + a.casemap().fold(d.Room)
 	s := a.typingDue(key, state)
 	if s == nil {
 		return nil
 	}
 	a.sendTyping(ctx, k, d.Room, state)
 	if t.Active {
-		a.renewTyping(key, pk, d.Room, s)
+		a.renewTyping(key, d.Room, s, typist)
 	}
 	return nil
+}
+
+// typist says who types for sender in room, and finds their connection
+// there when it is up and in room: the sender's own connection when it
+// is up (as their messages, in relayed rooms too), else their puppet in
+// puppet mode, else no one (typist nil).
+func (a *Adapter) typist(s bridge.Sender, room string, relay bool) (string, func() *conn) {
+	if a.people.Up(s.Person) != nil {
+		return "person\x00" + s.Person, func() *conn {
+			k := a.people.Up(s.Person)
+			if k == nil || !k.isUp() || !k.inChannel(room) {
+				return nil
+			}
+			return k
+		}
+	}
+	if a.mode != "puppet" || relay {
+		return "", nil
+	}
+	pk := puppetKey(s.Puppet())
+	return pk, func() *conn { return a.typingConn(pk, room) }
 }
 
 // sendTyping sends a +typing TAGMSG; typing is stale once late, so it
@@ -266,10 +291,10 @@ func (a *Adapter) sendTyping(ctx context.Context, k *conn, ch, state string) {
 	}
 }
 
-// renewTyping sends "active" again after typingEvery while s is the
-// spell under key and its source said it types less than typingSpell
-// ago.
-func (a *Adapter) renewTyping(key, pk, ch string, s *typingSent) {
+// renewTyping sends "active" again after typingEvery, through typist's
+// connection, while s is the spell under key and its source said it
+// types less than typingSpell ago.
+func (a *Adapter) renewTyping(key, ch string, s *typingSent, typist func() *conn) {
 	ts := &a.tagState
 	ts.typingMu.Lock()
 	defer ts.typingMu.Unlock()
@@ -287,14 +312,14 @@ func (a *Adapter) renewTyping(key, pk, ch string, s *typingSent) {
 		if !live || a.ctx.Err() != nil {
 			return
 		}
-		k := a.typingConn(pk, ch)
+		k := typist()
 		if k == nil {
 			return
 		}
 		ctx, cancel := context.WithTimeout(a.ctx, typingEvery)
 		defer cancel()
 		a.sendTyping(ctx, k, ch, "active")
-		a.renewTyping(key, pk, ch, s)
+		a.renewTyping(key, ch, s, typist)
 	})
 }
 

@@ -393,3 +393,30 @@ func TestTagsIn(t *testing.T) {
 		}
 	})
 }
+
+// TestTagsPersonalTyping: a person with an IRC account of their own
+// types from their own connection, in a relayed room too, where no
+// puppet would.
+func TestTagsPersonalTyping(t *testing.T) {
+	s := testenv.Atheme(t)
+	s.RegisterAccount(t, "alice", "alice-pw")
+	bob := s.IRC.Client(t, "bob")
+	bob.Join("#lobby")
+	a := startAdapter(t, netConfig(s.IRC, "relay"), aliceInLobby("alice-pw"), "#lobby")
+	if _, err := bob.Wait(waitFor, func(l testenv.IRCLine) bool { return l.Command == "JOIN" && l.Nick() == "alice" }); err != nil {
+		t.Fatalf("alice's connection never joined: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	alice := personMessage("").Sender
+	for _, active := range []bool{true, false} {
+		if err := a.SendTyping(ctx, &bridge.Delivery{Room: "#lobby", Event: typing(alice, active)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, state := range []string{"active", "done"} {
+		if _, err := bob.Wait(waitFor, tagmsg("alice", tagTyping, state)); err != nil {
+			t.Fatalf("bob never saw alice's +typing=%s: %v", state, err)
+		}
+	}
+}
