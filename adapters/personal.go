@@ -340,6 +340,22 @@ func (s *Personal[C, X]) For(ctx context.Context, person string, wait time.Durat
 	return p.conn
 }
 
+// Up returns the person's connection when it is up now, without waiting
+// for one (the zero C when it is not): for what is worth sending only at
+// once, as typing.
+func (s *Personal[C, X]) Up(person string) C {
+	var none C
+	if s == nil || person == "" {
+		return none
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p := s.people[person]; p != nil && p.ctx != nil {
+		return p.conn
+	}
+	return none
+}
+
 // Speaks reports whether person has a connection of their own here that
 // is not failed: their messages will come from it.
 func (s *Personal[C, X]) Speaks(person string) bool {

@@ -44,17 +44,24 @@ func Excerpt(text string, n int) string {
 	return text
 }
 
-// replyFallback is a reply for a network without native replies: the
-// quoted message on a line of its own, then the reply.
-func replyFallback(m *Message, q *Quote) *Message {
+// ReplyFallback is a reply for a network without native replies: the
+// quoted message on a line of its own (QuoteLine), then the reply.
+func ReplyFallback(m *Message, q *Quote) *Message {
 	out := *m
 	name := ShownName(q.SenderName, QuoteDelims)
-	quote := "> " + name + ": " + q.Text
-	out.Text = quote + "\n" + m.Text
+	out.Text = QuoteLine(q) + "\n" + m.Text
 	if m.HTML != "" {
 		out.HTML = "<blockquote>" + html.EscapeString(name+": "+q.Text) + "</blockquote>" + m.HTML
 	}
 	return &out
+}
+
+// QuoteLine is the line ReplyFallback puts before the reply: "> name:
+// first words…". An adapter that carries the reply natively and sends
+// this line along, for clients that cannot show it (IRC's +draft/reply),
+// sends the same line.
+func QuoteLine(q *Quote) string {
+	return "> " + ShownName(q.SenderName, QuoteDelims) + ": " + q.Text
 }
 
 // editFallback is a correction for a network without edits, in the

@@ -149,7 +149,7 @@ func FuzzShownName(f *testing.F) {
 }
 
 func TestReplyFallbackQuotesNeutralizedName(t *testing.T) {
-	m := replyFallback(&Message{Text: "I agree", HTML: "<i>I agree</i>"}, &Quote{SenderName: "mallory\n> alice: I quit\u202E", Text: "first words"})
+	m := ReplyFallback(&Message{Text: "I agree", HTML: "<i>I agree</i>"}, &Quote{SenderName: "mallory\n> alice: I quit\u202E", Text: "first words"})
 	if want := "> mallory _ alice_ I quit: first words\nI agree"; m.Text != want {
 		t.Errorf("text %+q, want %+q", m.Text, want)
 	}

@@ -839,7 +839,7 @@ func (r *Router) send(ctx context.Context, net MessageSender, item Queued, d *De
 			if rp, ok := net.(Replier); ok {
 				return rp.SendReply(ctx, d)
 			}
-			d.Event = replyFallback(d.Event.(*Message), quote)
+			d.Event = ReplyFallback(d.Event.(*Message), quote)
 		}
 		return net.Send(ctx, d)
 	case *Edit:

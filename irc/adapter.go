@@ -118,6 +118,7 @@ type Adapter struct {
 	pausedUntil time.Time
 	people      *adapters.Personal[*conn, struct{}] // people's own connections, and the channels each is to be in
 	accounts    map[string]string                   // folded personal account -> person
+	tagState                                        // IRCv3 client tags: typing both ways (tags.go)
 	cm          atomic.Uint32                       // info.cm, readable without a.mu
 	ready       atomic.Bool                         // registered and rejoined
 }
@@ -145,6 +146,9 @@ var (
 	_ bridge.MemberRelayer   = (*Adapter)(nil)
 	_ bridge.DirectMessenger = (*Adapter)(nil)
 	_ adapters.TextLinkUser  = (*Adapter)(nil)
+	_ bridge.Replier         = (*Adapter)(nil)
+	_ bridge.Reactor         = (*Adapter)(nil)
+	_ bridge.TypingRelayer   = (*Adapter)(nil)
 )
 
 // New builds the adapter for a configured IRC network.
@@ -613,6 +617,7 @@ type progress struct {
 	done    []bool
 	ids     []string
 	touched time.Time
+	tagged  // the client tags of the lines (tags.go)
 }
 
 func (a *Adapter) progressFor(key string, build func() *progress) *progress {
@@ -646,19 +651,19 @@ func (*Adapter) DirectMessages() {}
 // one), else through the bot as "<name> text". It returns once the server
 // confirmed every line.
 func (a *Adapter) Send(ctx context.Context, d *bridge.Delivery) (string, error) {
-	return a.startSend(ctx, d)(ctx)
+	return a.startSend(ctx, d, renderBody)(ctx)
 }
 
 // SendPipelined implements bridge.Pipeliner: a message's lines are
 // confirmed by the server's labeled responses or echoes, which the
 // connection's read loop takes while the next messages go out.
 func (a *Adapter) SendPipelined(ctx context.Context, d *bridge.Delivery) (bridge.Confirm, error) {
-	return a.startSend(ctx, d), nil
+	return a.startSend(ctx, d, renderBody), nil
 }
 
-// startSend writes a message's lines and returns the wait for their
-// confirmation.
-func (a *Adapter) startSend(ctx context.Context, d *bridge.Delivery) bridge.Confirm {
+// startSend writes a message's lines, as render makes them, and returns
+// the wait for their confirmation.
+func (a *Adapter) startSend(ctx context.Context, d *bridge.Delivery, render func(*bridge.Message) ircText) bridge.Confirm {
 	m, ok := d.Event.(*bridge.Message)
 	if !ok {
 		return bridge.Settled("", bridge.Permanent(fmt.Errorf("irc: cannot send %s events", d.Event.Kind())))
@@ -693,7 +698,7 @@ func (a *Adapter) startSend(ctx context.Context, d *bridge.Delivery) bridge.Conf
 		}
 	}
 	key := string(m.ID) + "\x00" + info.cm.fold(target)
-	confirm := a.sendMessage(ctx, d, key, target, direct, m, renderBody(m))
+	confirm := a.sendMessage(ctx, d, key, target, direct, m, render(m))
 	if !direct {
 		return confirm
 	}
@@ -842,6 +847,7 @@ func (a *Adapter) sendPuppet(ctx context.Context, p *puppet, key, target string,
 type ircText struct {
 	text, attachments string
 	cut               bool // the text may be cut (see cutMessage)
+	lineTags               // IRCv3 client tags (tags.go)
 }
 
 // renderBody is the message as IRC text.
@@ -915,12 +921,14 @@ func (a *Adapter) startVia(ctx context.Context, k *conn, key, target string, m *
 			return out
 		}
 		atts := lines(b.attachments)
-		text := lines(b.text)
+		quote := lines(b.quote)
+		text := append(quote, lines(b.text)...)
 		if b.cut {
 			text = a.cutMessage(text, len(atts), m.ID)
 		}
 		pieces := append(text, atts...)
-		return &progress{pieces: pieces, done: make([]bool, len(pieces)), ids: make([]string, len(pieces))}
+		pieces, tg := b.lineTags.pieces(pieces, min(len(quote), len(text)))
+		return &progress{pieces: pieces, done: make([]bool, len(pieces)), ids: make([]string, len(pieces)), tagged: tg}
 	})
 	// The lines to send now: the ones not confirmed yet, re-split if this
 	// attempt's prefix or budget is tighter than the first one's.
@@ -934,6 +942,10 @@ func (a *Adapter) startVia(ctx context.Context, k *conn, key, target string, m *
 		if pr.done[i] {
 			continue
 		}
+		if pr.isTagmsg(i) {
+			todo = append(todo, item{idx: i})
+			continue
+		}
 		for _, l := range splitLine(nil, piece, prefix, budget) {
 			todo = append(todo, item{i, l})
 		}
@@ -942,11 +954,13 @@ func (a *Adapter) startVia(ctx context.Context, k *conn, key, target string, m *
 	var out []sentLine
 	var sendErr error
 	for _, it := range todo {
-		text := it.text
-		if action {
+		cmd, text := command, it.text
+		if pr.isTagmsg(it.idx) {
+			cmd = "TAGMSG"
+		} else if action {
 			text = "\x01ACTION " + text + "\x01"
 		}
-		rc, dead, err := k.submit(ctx, command, target, text)
+		rc, dead, err := k.submit(ctx, cmd, target, text, pr.tagsOf(it.idx))
 		if err != nil {
 			sendErr = err
 			break
@@ -992,13 +1006,7 @@ func (a *Adapter) settleLines(ctx context.Context, k *conn, key, target string, 
 	for _, d := range pr.done {
 		complete = complete && d
 	}
-	first := ""
-	for _, id := range pr.ids {
-		if id != "" {
-			first = id
-			break
-		}
-	}
+	first := pr.remoteID(pr.ids)
 	if complete {
 		delete(a.progress, key)
 	}

@@ -39,6 +39,11 @@ type Config struct {
 	// Rate limits each sender per room (see config.Rate); config
 	// validates it.
 	Rate config.Rate `yaml:"rate"`
+	// TagsOnly sends replies and reactions in their IRCv3 client tags
+	// alone where the server has message-tags: no quote line before a
+	// reply, no action line for a reaction (see tags.go). For channels
+	// whose clients all show the tags.
+	TagsOnly bool `yaml:"tags_only"`
 }
 
 // SASL is a SASL PLAIN login.

@@ -184,6 +184,7 @@ func newConn(cfg connConfig) *conn {
 	k.irc = irc
 	irc.AddCallback("PRIVMSG", k.onEcho)
 	irc.AddCallback("NOTICE", k.onEcho)
+	irc.AddCallback("TAGMSG", k.onEcho)
 	irc.AddCallback("JOIN", k.onJoin)
 	irc.AddCallback("PART", k.onPart)
 	irc.AddCallback("KICK", k.onKick)
@@ -862,11 +863,14 @@ func (k *conn) acquire(ctx context.Context) error {
 
 func (k *conn) release() { <-k.sem }
 
-// submit sends one PRIVMSG or NOTICE (after waiting for a flood token) and
-// returns where its confirmation will arrive: the server's labeled
-// response where offered (it names the line exactly, errors included),
-// else its echo (in order), else the socket write.
-func (k *conn) submit(ctx context.Context, command, target, text string) (<-chan lineResult, <-chan struct{}, error) {
+// submit sends one PRIVMSG, NOTICE or TAGMSG (after waiting for a flood
+// token) and returns where its confirmation will arrive: the server's
+// labeled response where offered (it names the line exactly, errors
+// included), else its echo (in order), else the socket write. The line
+// carries the client tags in tags (see tags.go) where the server relays
+// them; a TAGMSG has no text, and without message-tags it is not sent
+// at all (plain clients would never see it).
+func (k *conn) submit(ctx context.Context, command, target, text string, tags map[string]string) (<-chan lineResult, <-chan struct{}, error) {
 	if err := k.bucket.wait(ctx); err != nil {
 		return nil, nil, err
 	}
@@ -877,15 +881,24 @@ func (k *conn) submit(ctx context.Context, command, target, text string) (<-chan
 		return nil, nil, errNotConnected
 	}
 	p := &pending{target: target, ch: make(chan lineResult, 1)}
-	var tags map[string]string
+	params := []string{target, text}
+	if command == "TAGMSG" {
+		if !caps.tags {
+			p.resolve(lineResult{})
+			return p.ch, dead, nil
+		}
+		params = params[:1]
+	}
 	if caps.tags {
-		tags = hopTags
+		tags = withHopTag(tags)
+	} else {
+		tags = nil
 	}
 	if caps.labels {
-		err := k.irc.SendWithLabel(func(b *ircevent.Batch) { p.resolve(labelResult(b)) }, tags, command, target, text)
+		err := k.irc.SendWithLabel(func(b *ircevent.Batch) { p.resolve(labelResult(b)) }, tags, command, params...)
 		return p.ch, dead, err
 	}
-	msg := ircmsg.MakeMessage(tags, "", command, target, text)
+	msg := ircmsg.MakeMessage(tags, "", command, params...)
 	line, err := msg.LineBytesStrict(true, k.irc.MaxLineLen)
 	if err != nil {
 		return nil, nil, err
@@ -919,7 +932,7 @@ func removePending(list []*pending, p *pending) []*pending {
 	return list
 }
 
-// labelResult reads the server's labeled response to a PRIVMSG/NOTICE:
+// labelResult reads the server's labeled response to a PRIVMSG, NOTICE or TAGMSG:
 // its echo (with the msgid), an ACK, or an error numeric.
 func labelResult(b *ircevent.Batch) lineResult {
 	if b == nil {
@@ -932,7 +945,7 @@ func labelResult(b *ircevent.Batch) lineResult {
 			return
 		}
 		switch c := b.Command; {
-		case c == "PRIVMSG" || c == "NOTICE":
+		case c == "PRIVMSG" || c == "NOTICE" || c == "TAGMSG":
 			_, id := b.GetTag("msgid")
 			res = &lineResult{msgid: id}
 		case c == "FAIL" || len(c) == 3 && (c[0] == '4' || c[0] == '5'):

@@ -32,6 +32,7 @@ type member struct {
 func (a *Adapter) addInboundCallbacks(k *conn) {
 	k.irc.AddCallback("PRIVMSG", func(e ircmsg.Message) { a.onMessage(e, false) })
 	k.irc.AddCallback("NOTICE", func(e ircmsg.Message) { a.onMessage(e, true) })
+	k.irc.AddCallback("TAGMSG", a.onTagmsg)
 	k.irc.AddCallback("JOIN", a.onJoin)
 	k.irc.AddCallback("PART", a.onPart)
 	k.irc.AddCallback("KICK", a.onKick)
@@ -142,6 +143,9 @@ func (a *Adapter) chatMessage(e ircmsg.Message, notice bool) *bridge.Message {
 		text, emote = rest, true
 	}
 	m := &bridge.Message{Text: stripCodes(text), Emote: emote, Notice: notice && !emote}
+	if _, msgid := e.GetTag(tagReply); msgid != "" {
+		m.ReplyTo = bridge.Ref{Remote: msgid} // an IRCv3 client's reply
+	}
 	if html, ok := ircToHTML(text); ok {
 		m.HTML = html
 	}
@@ -170,6 +174,7 @@ func (a *Adapter) onMessage(e ircmsg.Message, notice bool) {
 	m.Operator = a.operatorLocked(r, nick)
 	a.mu.Unlock()
 	a.emit(m)
+	a.typingSpoke(r.name, nick)
 }
 
 // toBot reports a private message to the bot as a direct message to

@@ -248,8 +248,9 @@ func (w *mworld) pushTransactionAs(t *testing.T, token, txnID string, events ...
 	return w.pushTransactionBody(t, token, txnID, `{"events":[`+strings.Join(events, ",")+`]}`)
 }
 
-// pushTransactionBody sends the appservice a transaction (body, its
-// JSON) as the homeserver would, and returns the HTTP status.
+// pushTransactionBody sends the appservice a transaction with this JSON
+// body (ephemeral events too, which Dendrite never pushes), and returns
+// the HTTP status.
 func (w *mworld) pushTransactionBody(t *testing.T, token, txnID, body string) int {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodPut, "http://"+w.httpAddr+"/_matrix/app/v1/transactions/"+txnID, bytes.NewBufferString(body))
