@@ -116,8 +116,8 @@ type Adapter struct {
 	state     adapters.State
 	files     bridge.FileStore
 	fileKey   linksign.Key
-	stopped  bool
-	wg       sync.WaitGroup
+	stopped   bool
+	wg        sync.WaitGroup
 }
 
 // room is a linked room and the peers in it.
