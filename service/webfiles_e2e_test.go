@@ -3,6 +3,7 @@ package service
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"fmt"
 	"image"
 	"image/color"
@@ -22,10 +23,11 @@ import (
 )
 
 // Issue 24, files on the web page, through the whole service, a real
-// Chromium, InspIRCd and Dendrite: the page sends a PNG (its 📎 button)
-// and bob on IRC gets a link that downloads the same bytes; a file
-// dropped on the chat arrives too, shown as a link with its name and
-// size; and an image carol sends on Matrix shows inline on the page.
+// Chromium, InspIRCd and Dendrite: the page sends a PNG (its file button)
+// and bob on IRC gets a link that downloads the same bytes, carol on
+// Matrix the image; a file dropped on the chat arrives too, shown as a
+// link with its name and size, and a pasted picture; and an image carol
+// sends on Matrix shows inline on the page.
 func TestWebPageFiles(t *testing.T) {
 	inLoopbackNamespace(t, webPageFiles, "inspircd")
 }
@@ -157,7 +159,21 @@ links:
 		len(body) != 2700 || !strings.HasPrefix(resp.Header.Get("Content-Disposition"), "attachment") {
 		t.Errorf("the dropped file's link: %d, %d bytes, %q", resp.StatusCode, len(body), resp.Header.Get("Content-Disposition"))
 	}
-	page.waitText("#messages", func(s string) bool { return strings.Contains(s, "📄minutes.txt2.6 KB") })
+	page.waitText("#messages", func(s string) bool { return strings.Contains(s, "minutes.txt2.6 KB") && !strings.Contains(s, "Sending") })
+
+	// A screenshot pasted into the send box is sent as a picture.
+	shot := testPNG(t, 64, 32, color.RGBA{0x15, 0x80, 0x3d, 0xff}, color.RGBA{0xff, 0xff, 0xff, 0xff})
+	page.do("pasting a picture", chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`(() => {
+		const dt = new DataTransfer();
+		dt.items.add(new File([Uint8Array.from(atob(%q), (c) => c.charCodeAt(0))], "image.png", { type: "image/png" }));
+		document.getElementById("text").dispatchEvent(new ClipboardEvent("paste", { clipboardData: dt, bubbles: true, cancelable: true }));
+	})()`, base64.StdEncoding.EncodeToString(shot))))
+	line = bob.WaitMessage(patience, func(l testenv.IRCLine) bool {
+		return strings.HasPrefix(l.Text(), "pasted-image.png: "+prefix)
+	})
+	if resp, body := testenv.HTTP(t, http.MethodGet, linkIn(line.Text(), prefix), "", nil); resp.StatusCode != http.StatusOK || !bytes.Equal(body, shot) {
+		t.Errorf("the pasted picture's link: %d, %d bytes, want the %d pasted", resp.StatusCode, len(body), len(shot))
+	}
 
 	// carol's picture on Matrix shows inline on the page.
 	mxPic := testPNG(t, 200, 120, color.RGBA{0x25, 0x63, 0xeb, 0xff}, color.RGBA{0xf9, 0x73, 0x16, 0xff})

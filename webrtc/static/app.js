@@ -258,6 +258,7 @@
       case "edit": {
         const it = state.items.get(f.edit_of);
         if (it) { it.text = f.text; it.body.textContent = f.text; it.li.classList.add("edited"); }
+        if (it) it.body.classList.remove("filename"); // a new caption for a file shows
         return;
       }
       case "delete": {
@@ -466,12 +467,16 @@
     if (state.personToken) headers["X-Switchboard-Person"] = state.personToken;
     const btn = $("attach");
     btn.disabled = true; btn.setAttribute("aria-busy", "true");
+    // Shown while it goes; the room's echo of the message replaces it.
+    const note = el("li", "note sending", "Sending " + file.name + " (" + fmtSize(file.size) + ")…");
+    append(note, true);
     try {
       const resp = await fetch(state.location + "/files?name=" + encodeURIComponent(file.name), { method: "POST", headers, body: file });
       if (resp.status !== 201) addNote("⚠ " + file.name + " not sent: " + ((await resp.text()).trim() || resp.statusText));
     } catch (err) {
       addNote("⚠ " + file.name + " not sent: " + String(err.message || err));
     } finally {
+      note.remove();
       btn.disabled = false; btn.removeAttribute("aria-busy");
     }
   }
@@ -528,7 +533,8 @@
     link.title = name;
     const fileLink = () => {
       link.className = "attachment file";
-      link.replaceChildren(el("span", "att-icon", "📄"), el("span", "att-name", name));
+      const icon = el("span", "att-icon"); icon.setAttribute("aria-hidden", "true");
+      link.replaceChildren(icon, el("span", "att-name", name));
       if (att.size > 0) link.appendChild(el("span", "att-size", fmtSize(att.size)));
     };
     if (!isImage(att, url)) { fileLink(); return link; }
