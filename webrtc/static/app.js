@@ -544,6 +544,12 @@
     img.src = url;
     // An image that cannot be shown (gone, refused) is a link after all.
     img.addEventListener("error", fileLink, { once: true });
+    // The picture grows its message once loaded: a list that was at the
+    // bottom before stays there.
+    img.addEventListener("load", () => {
+      const list = $("messages");
+      if (list.scrollHeight - list.scrollTop - list.clientHeight - img.offsetHeight < 40) list.scrollTop = list.scrollHeight;
+    }, { once: true });
     link.appendChild(img);
     return link;
   }
