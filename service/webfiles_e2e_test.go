@@ -159,7 +159,9 @@ links:
 		len(body) != 2700 || !strings.HasPrefix(resp.Header.Get("Content-Disposition"), "attachment") {
 		t.Errorf("the dropped file's link: %d, %d bytes, %q", resp.StatusCode, len(body), resp.Header.Get("Content-Disposition"))
 	}
-	page.waitText("#messages", func(s string) bool { return strings.Contains(s, "minutes.txt2.6 KB") && !strings.Contains(s, "Sending") })
+	page.waitText("#messages", func(s string) bool {
+		return strings.Contains(s, "minutes.txt2.6 KB") && !strings.Contains(s, "Sending")
+	})
 
 	// A screenshot pasted into the send box is sent as a picture.
 	shot := testPNG(t, 64, 32, color.RGBA{0x15, 0x80, 0x3d, 0xff}, color.RGBA{0xff, 0xff, 0xff, 0xff})

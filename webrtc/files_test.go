@@ -62,10 +62,13 @@ func png(n int) []byte {
 	return append([]byte("\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"), bytes.Repeat([]byte{0, 0xaa, 0x55}, n)...)
 }
 
-// postFile sends data as name on the peer's session with header.
-func postFile(t *testing.T, p *testenv.WebRTCPeer, name string, data []byte, header http.Header) (*http.Response, string) {
+// session is the URL of a peer's session.
+func session(p *testenv.WebRTCPeer) string { return p.Base + p.Location }
+
+// postFile sends data as name on a session with header.
+func postFile(t *testing.T, session, name string, data []byte, header http.Header) (*http.Response, string) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, p.Base+p.Location+"/files?name="+url.QueryEscape(name), bytes.NewReader(data))
+	req, err := http.NewRequest(http.MethodPost, session+"/files?name="+url.QueryEscape(name), bytes.NewReader(data))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,7 +118,7 @@ func TestFileSentAndServed(t *testing.T) {
 	}
 
 	pic := png(1000)
-	resp, body := postFile(t, alice, `C:\photos\../cat 1.png`, pic, nil)
+	resp, body := postFile(t, session(alice), `C:\photos\../cat 1.png`, pic, nil)
 	if resp.StatusCode != http.StatusCreated {
 		t.Fatalf("POST file: %d %s", resp.StatusCode, body)
 	}
@@ -168,7 +171,7 @@ func TestFileSentAndServed(t *testing.T) {
 		{"notes.txt", "just some notes\n", "text/plain; charset=utf-8", `attachment; filename=notes.txt`},
 		{"doc.pdf", "%PDF-1.4\n%...", "application/pdf", `attachment; filename=doc.pdf`},
 	} {
-		resp, body := postFile(t, alice, c.name, []byte(c.data), nil)
+		resp, body := postFile(t, session(alice), c.name, []byte(c.data), nil)
 		if resp.StatusCode != http.StatusCreated {
 			t.Fatalf("POST %s: %d %s", c.name, resp.StatusCode, body)
 		}
@@ -194,10 +197,10 @@ func TestFileSentAndServed(t *testing.T) {
 
 	// Over the limit, or empty: refused, and nothing reaches the room.
 	before := len(s.rec.Messages())
-	if resp, body := postFile(t, alice, "big.png", png(64<<10), nil); resp.StatusCode != http.StatusRequestEntityTooLarge {
+	if resp, body := postFile(t, session(alice), "big.png", png(64<<10), nil); resp.StatusCode != http.StatusRequestEntityTooLarge {
 		t.Errorf("a file over the limit: %d %s, want 413", resp.StatusCode, body)
 	}
-	if resp, body := postFile(t, alice, "empty", nil, nil); resp.StatusCode != http.StatusBadRequest {
+	if resp, body := postFile(t, session(alice), "empty", nil, nil); resp.StatusCode != http.StatusBadRequest {
 		t.Errorf("an empty file: %d %s, want 400", resp.StatusCode, body)
 	}
 	time.Sleep(200 * time.Millisecond)
@@ -230,25 +233,21 @@ func TestFileRefusals(t *testing.T) {
 	alice.Wait(t, wait, "welcome", func(f testenv.WebRTCFrame) bool { return f.Type == "welcome" })
 
 	bearer := func(tok string) http.Header { return http.Header{"Authorization": {"Bearer " + tok}} }
-	otherRoom := *anon
-	otherRoom.Location = strings.Replace(anon.Location, "/lobby/", "/secret/", 1)
-	unknown := *anon
-	unknown.Location = "/webrtc/lobby/" + newSessionID()
 	for _, c := range []struct {
-		what   string
-		peer   *testenv.WebRTCPeer
-		header http.Header
-		want   int
+		what    string
+		session string
+		header  http.Header
+		want    int
 	}{
-		{"an unknown session", &unknown, nil, http.StatusNotFound},
-		{"another room's session", &otherRoom, bearer("s3cr3t"), http.StatusNotFound},
-		{"the token room without its token", secret, nil, http.StatusUnauthorized},
-		{"the token room with a wrong token", secret, bearer("guess"), http.StatusUnauthorized},
-		{"a peer before hello", silent, nil, http.StatusConflict},
-		{"alice's session without her token", alice, nil, http.StatusForbidden},
-		{"alice's session with a wrong token", alice, personHeader("wrong"), http.StatusForbidden},
+		{"an unknown session", s.url + "/webrtc/lobby/" + newSessionID(), nil, http.StatusNotFound},
+		{"another room's session", strings.Replace(session(anon), "/lobby/", "/secret/", 1), bearer("s3cr3t"), http.StatusNotFound},
+		{"the token room without its token", session(secret), nil, http.StatusUnauthorized},
+		{"the token room with a wrong token", session(secret), bearer("guess"), http.StatusUnauthorized},
+		{"a peer before hello", session(silent), nil, http.StatusConflict},
+		{"alice's session without her token", session(alice), nil, http.StatusForbidden},
+		{"alice's session with a wrong token", session(alice), personHeader("wrong"), http.StatusForbidden},
 	} {
-		if resp, body := postFile(t, c.peer, "x.png", png(10), c.header); resp.StatusCode != c.want {
+		if resp, body := postFile(t, c.session, "x.png", png(10), c.header); resp.StatusCode != c.want {
 			t.Errorf("%s: %d %s, want %d", c.what, resp.StatusCode, body, c.want)
 		}
 	}
@@ -265,7 +264,7 @@ func TestFileRefusals(t *testing.T) {
 		{secret, bearer("s3cr3t"), "in-1"},
 		{alice, personHeader(aliceToken), "alice"},
 	} {
-		resp, body := postFile(t, c.peer, "ok.png", png(10), c.header)
+		resp, body := postFile(t, session(c.peer), "ok.png", png(10), c.header)
 		if resp.StatusCode != http.StatusCreated {
 			t.Fatalf("%s: %d %s", c.sender, resp.StatusCode, body)
 		}
@@ -299,7 +298,7 @@ func TestFilesOff(t *testing.T) {
 			if got := maxFileOf(t, p.Wait(t, wait, "welcome", func(f testenv.WebRTCFrame) bool { return f.Type == "welcome" })); got != 0 {
 				t.Errorf("welcome max_file %d, want 0", got)
 			}
-			if resp, body := postFile(t, p, "x.png", png(10), nil); resp.StatusCode != http.StatusNotFound || !strings.Contains(body, "off") {
+			if resp, body := postFile(t, session(p), "x.png", png(10), nil); resp.StatusCode != http.StatusNotFound || !strings.Contains(body, "off") {
 				t.Errorf("POST: %d %s, want 404, files are off", resp.StatusCode, body)
 			}
 		})
