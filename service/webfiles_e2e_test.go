@@ -163,7 +163,11 @@ links:
 		return strings.Contains(s, "minutes.txt2.6 KB") && !strings.Contains(s, "Sending")
 	})
 
-	// A screenshot pasted into the send box is sent as a picture.
+	// A screenshot pasted into the send box is sent as a picture, here
+	// in answer to bob.
+	bob.Say(ircRoom, "show me your screen")
+	waitMessage(t, page.ctx, "show me your screen")
+	page.do("replying to bob", tool("show me your screen", "Reply"), chromedp.WaitVisible(chromedp.ID("replying")))
 	shot := testPNG(t, 64, 32, color.RGBA{0x15, 0x80, 0x3d, 0xff}, color.RGBA{0xff, 0xff, 0xff, 0xff})
 	page.do("pasting a picture", chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`(() => {
 		const dt = new DataTransfer();
@@ -175,6 +179,12 @@ links:
 	})
 	if resp, body := testenv.HTTP(t, http.MethodGet, linkIn(line.Text(), prefix), "", nil); resp.StatusCode != http.StatusOK || !bytes.Equal(body, shot) {
 		t.Errorf("the pasted picture's link: %d, %d bytes, want the %d pasted", resp.StatusCode, len(body), len(shot))
+	}
+	if got := page.shownImage(linkIn(line.Text(), prefix)); got.Width != 64 || !strings.Contains(got.Quote, "show me your screen") {
+		t.Errorf("the pasted picture on the page: %+v, want it 64 px wide, answering bob", got)
+	}
+	if page.visible("#replying") {
+		t.Error("the page still replies to bob after the picture went")
 	}
 
 	// carol's picture on Matrix shows inline on the page.
@@ -217,6 +227,7 @@ type shownPicture struct {
 	Who   string `json:"who"`
 	Mine  bool   `json:"mine"`
 	Text  string `json:"text"` // the message's text, if shown
+	Quote string `json:"quote"`
 }
 
 // shownImage waits for the page to show a loaded picture whose URL
@@ -228,7 +239,8 @@ func (p *chatPage) shownImage(prefix string) shownPicture {
 		if (!img) return null;
 		const li = img.closest("li.msg"), body = li.querySelector(".body");
 		return { width: img.naturalWidth, alt: img.alt, lazy: img.loading, who: li.querySelector(".who").textContent,
-			mine: li.classList.contains("mine"), text: body.offsetParent !== null ? body.textContent : "" };
+			mine: li.classList.contains("mine"), text: body.offsetParent !== null ? body.textContent : "",
+			quote: li.querySelector(".quote") ? li.querySelector(".quote").textContent : "" };
 	})()`, prefix), chromedp.WithPollingTimeout(patience)))
 	if err != nil {
 		html, _ := chromedp.Run(p.ctx, chromedp.Evaluate[string](`document.getElementById("messages").outerHTML`))

@@ -22,7 +22,7 @@ import (
 // channel (whose messages are small and whose buffer is shared with the
 // room's traffic):
 //
-//	POST /webrtc/<room>/<session>/files?name=<file name>
+//	POST /webrtc/<room>/<session>/files?name=<file name>&reply_to=<event id>
 //
 // with the room's token and the person's token as on the offer, the
 // bytes as the body. The session's URL (the offer's Location) is known
@@ -45,6 +45,8 @@ const (
 	filesPath   = "/webrtc/files/"
 	// maxFileName bounds a file's name, in bytes.
 	maxFileName = 128
+	// maxReplyTo bounds the id of the message a file answers.
+	maxReplyTo = 128
 )
 
 var (
@@ -229,6 +231,10 @@ func (a *Adapter) postFile(w http.ResponseWriter, r *http.Request) {
 	link := a.fileLink(f.ID, name)
 	// The text is the file's name, as a Matrix file's body is.
 	msg := &bridge.Message{Header: h, Text: name, Attachments: []bridge.Attachment{{URL: link, Name: name, Mime: typ, Size: int64(len(data))}}}
+	// A file may answer a message, as a message frame's reply_to does.
+	if rt := r.URL.Query().Get("reply_to"); rt != "" && len(rt) <= maxReplyTo {
+		msg.ReplyTo = bridge.Ref{Remote: rt}
+	}
 	if err := a.in.Accept(ctx, msg); err != nil {
 		// The file, without its message, goes at the next retention.
 		a.log.Warn("file message not accepted", "room", roomName, "err", err)

@@ -68,7 +68,17 @@ func session(p *testenv.WebRTCPeer) string { return p.Base + p.Location }
 // postFile sends data as name on a session with header.
 func postFile(t *testing.T, session, name string, data []byte, header http.Header) (*http.Response, string) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, session+"/files?name="+url.QueryEscape(name), bytes.NewReader(data))
+	return postReply(t, session, name, "", data, header)
+}
+
+// postReply is postFile in answer to the message replyTo ("" for none).
+func postReply(t *testing.T, session, name, replyTo string, data []byte, header http.Header) (*http.Response, string) {
+	t.Helper()
+	q := url.Values{"name": {name}}
+	if replyTo != "" {
+		q.Set("reply_to", replyTo)
+	}
+	req, err := http.NewRequest(http.MethodPost, session+"/files?"+q.Encode(), bytes.NewReader(data))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +128,9 @@ func TestFileSentAndServed(t *testing.T) {
 	}
 
 	pic := png(1000)
-	resp, body := postFile(t, session(alice), `C:\photos\../cat 1.png`, pic, nil)
+	alice.Say("look at this")
+	said := s.rec.WaitMessage(t, func(m *bridge.Message) bool { return m.Text == "look at this" })
+	resp, body := postReply(t, session(alice), `C:\photos\../cat 1.png`, string(said.ID), pic, nil)
 	if resp.StatusCode != http.StatusCreated {
 		t.Fatalf("POST file: %d %s", resp.StatusCode, body)
 	}
@@ -128,6 +140,9 @@ func TestFileSentAndServed(t *testing.T) {
 	}
 	m := s.rec.WaitMessage(t, func(m *bridge.Message) bool { return len(m.Attachments) > 0 })
 	at := m.Attachments[0]
+	if m.ReplyTo.Remote != string(said.ID) {
+		t.Errorf("the file answers %+v, want %s", m.ReplyTo, said.ID)
+	}
 	if m.Text != "cat 1.png" || m.Sender.ID != "al-1" || at.Name != "cat 1.png" || at.Mime != "image/png" || at.Size != int64(len(pic)) ||
 		!strings.HasPrefix(at.URL, s.url+filesPath) || !strings.HasSuffix(at.URL, "/cat%201.png") || at.URL != ans.URL || string(m.ID) != ans.ID {
 		t.Errorf("message %q from %s with %+v; answer %+v", m.Text, m.Sender.ID, at, ans)

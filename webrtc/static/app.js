@@ -311,7 +311,10 @@
     head.appendChild(el("span", "with", mine ? "You → " + label : label + " → you, privately"));
     if (e.ts) head.appendChild(el("time", "ts", new Date(e.ts).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })));
     li.appendChild(head);
-    li.appendChild(el("div", "body" + (e.emote ? " emote" : ""), e.text || ""));
+    const body = el("div", "body" + (e.emote ? " emote" : ""), e.text || "");
+    li.appendChild(body);
+    const atts = renderAttachments(e, body);
+    if (atts) li.appendChild(atts);
     const list = $("direct-messages");
     list.appendChild(li);
     list.scrollTop = list.scrollHeight;
@@ -471,7 +474,11 @@
     const note = el("li", "note sending", "Sending " + file.name + " (" + fmtSize(file.size) + ")…");
     append(note, true);
     try {
-      const resp = await fetch(state.location + "/files?name=" + encodeURIComponent(file.name), { method: "POST", headers, body: file });
+      // A file sent while replying answers that message.
+      const replyTo = state.editing ? null : state.replyTo;
+      const query = "?name=" + encodeURIComponent(file.name) + (replyTo ? "&reply_to=" + encodeURIComponent(replyTo) : "");
+      const resp = await fetch(state.location + "/files" + query, { method: "POST", headers, body: file });
+      if (resp.status === 201 && replyTo && state.replyTo === replyTo) setReply(null);
       if (resp.status !== 201) addNote("⚠ " + file.name + " not sent: " + ((await resp.text()).trim() || resp.statusText));
     } catch (err) {
       addNote("⚠ " + file.name + " not sent: " + String(err.message || err));
