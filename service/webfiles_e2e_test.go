@@ -109,7 +109,11 @@ links:
 	if err := os.WriteFile(picPath, pic, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	page.do("choosing the file", chromedp.SetUploadFiles(chromedp.CSS("#file"), []string{picPath}))
+	pdfPath := filepath.Join(t.TempDir(), "slides.pdf")
+	if err := os.WriteFile(pdfPath, []byte("%PDF-1.4\n% slides\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	page.do("choosing two files", chromedp.SetUploadFiles(chromedp.CSS("#file"), []string{picPath, pdfPath}))
 	prefix := base + "/webrtc/files/"
 	line := bob.WaitMessage(patience, func(l testenv.IRCLine) bool {
 		return strings.EqualFold(l.Target(), ircRoom) && strings.Contains(l.Text(), prefix)
@@ -145,11 +149,15 @@ links:
 		t.Errorf("her picture on the page: %+v, want it shown 240 px wide, as hers, loaded lazily", got)
 	}
 
-	// A file dropped on the chat: a link with its name and size, on the
+	// The second file chosen goes too, after the first.
+	bob.WaitMessage(patience, func(l testenv.IRCLine) bool { return strings.HasPrefix(l.Text(), "slides.pdf: "+prefix) })
+
+	// Files dropped on the chat: links with their names and sizes, on the
 	// page and on IRC.
-	page.do("dropping a file", chromedp.Evaluate[chromedp.Void](`(() => {
+	page.do("dropping two files", chromedp.Evaluate[chromedp.Void](`(() => {
 		const dt = new DataTransfer();
 		dt.items.add(new File(["the minutes of the meeting\n".repeat(100)], "minutes.txt", { type: "text/plain" }));
+		dt.items.add(new File(["1. files\n"], "agenda.txt", { type: "text/plain" }));
 		document.getElementById("chat").dispatchEvent(new DragEvent("drop", { dataTransfer: dt, bubbles: true, cancelable: true }));
 	})()`))
 	line = bob.WaitMessage(patience, func(l testenv.IRCLine) bool {
@@ -159,8 +167,9 @@ links:
 		len(body) != 2700 || !strings.HasPrefix(resp.Header.Get("Content-Disposition"), "attachment") {
 		t.Errorf("the dropped file's link: %d, %d bytes, %q", resp.StatusCode, len(body), resp.Header.Get("Content-Disposition"))
 	}
+	bob.WaitMessage(patience, func(l testenv.IRCLine) bool { return strings.HasPrefix(l.Text(), "agenda.txt: "+prefix) })
 	page.waitText("#messages", func(s string) bool {
-		return strings.Contains(s, "minutes.txt2.6 KB") && !strings.Contains(s, "Sending")
+		return strings.Contains(s, "minutes.txt2.6 KB") && strings.Contains(s, "agenda.txt9 B") && !strings.Contains(s, "Sending")
 	})
 
 	// A screenshot pasted into the send box is sent as a picture, here

@@ -438,7 +438,9 @@
     $("attach").hidden = !state.maxFile;
   }
   $("attach").addEventListener("click", () => $("file").click());
-  $("file").addEventListener("change", (e) => { sendFiles(e.target.files); e.target.value = ""; });
+  // The lists are copied at once: the input's empties when it is reset,
+  // a drop's once its event is over.
+  $("file").addEventListener("change", (e) => { sendFiles([...e.target.files]); e.target.value = ""; });
   // Drop a file anywhere on the chat.
   $("chat").addEventListener("dragover", (e) => {
     if (!state.maxFile || !e.dataTransfer || ![...e.dataTransfer.types].includes("Files")) return;
@@ -448,7 +450,7 @@
   $("chat").addEventListener("drop", (e) => {
     $("chat").classList.remove("dropping");
     if (!state.maxFile || !e.dataTransfer || !e.dataTransfer.files.length) return;
-    e.preventDefault(); sendFiles(e.dataTransfer.files);
+    e.preventDefault(); sendFiles([...e.dataTransfer.files]);
   });
   // Paste an image (a screenshot) into the send box.
   $("text").addEventListener("paste", (e) => {
