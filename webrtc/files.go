@@ -127,14 +127,17 @@ func fileType(data []byte) string {
 }
 
 // fileName makes the name a page gave a file fit for a link, a header
-// and every network: its last path element, without control
-// characters, at most maxFileName bytes; "file" when nothing is left.
+// and every network: its last path element, without control, format
+// and line-separator characters, at most maxFileName bytes; "file" when
+// nothing is left.
 func fileName(name string) string {
 	if i := strings.LastIndexAny(name, `/\`); i >= 0 {
 		name = name[i+1:]
 	}
 	name = strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) || r == utf8.RuneError {
+		// Format characters too: a right-to-left override would show
+		// "cat‮gnp.exe" as "catexe.png".
+		if unicode.IsControl(r) || unicode.In(r, unicode.Cf, unicode.Zl, unicode.Zp) || r == utf8.RuneError {
 			return -1
 		}
 		return r

@@ -335,3 +335,28 @@ func TestPageCSPShowsImages(t *testing.T) {
 		t.Errorf("page CSP %q, want %q and scripts from itself only", got, want)
 	}
 }
+
+func TestFileName(t *testing.T) {
+	long := strings.Repeat("é", 100) // 200 bytes
+	for in, want := range map[string]string{
+		"cat.png":                  "cat.png",
+		"/home/al/cat.png":         "cat.png",
+		`C:\Users\al\cat.png`:      "cat.png",
+		"../../etc/passwd":         "passwd",
+		"line\r\nbreak\x00.txt":    "linebreak.txt",
+		"  spaced  ":               "spaced",
+		"":                         "file",
+		"..":                       "file",
+		"dir/":                     "file",
+		"\x1b[31m":                 "[31m",
+		long:                       strings.Repeat("é", 64),
+		"bad \xff utf8.png":        "bad  utf8.png",
+		"grüße 🖼.png":              "grüße 🖼.png",
+		"name with\u2028separator": "name withseparator",
+		"cat\u202egnp.exe":         "catgnp.exe",
+	} {
+		if got := fileName(in); got != want {
+			t.Errorf("fileName(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
