@@ -213,6 +213,13 @@ type PublicURLUser interface {
 	UsePublicURL(base string)
 }
 
+// FileUser is implemented by adapters that take files from their users
+// and keep them in the store for links to them (the web page). The
+// service hands over the store before Start.
+type FileUser interface {
+	UseFiles(bridge.FileStore)
+}
+
 // TextLinks makes links to the whole text of a message, served by
 // Switchboard under http.public_url.
 type TextLinks interface {

@@ -339,3 +339,28 @@ type TextStore interface {
 	// ErrContentRemoved once retention has removed it.
 	FullText(ctx context.Context, id EventID) (string, error)
 }
+
+// File is a file a user sent through Switchboard itself (the web page),
+// kept in the store so that every instance on it can serve the link
+// other networks get.
+type File struct {
+	// ID names the file in its link; random, not a secret (the link is
+	// signed).
+	ID string
+	// Event is the message that carries the file: the file goes when
+	// the message's contents go (retention, its author's deletion).
+	Event EventID
+	Name  string
+	// Mime is the type its bytes show, as it is served.
+	Mime string
+	Data []byte
+	Time time.Time
+}
+
+// FileStore keeps the files users send through Switchboard.
+type FileStore interface {
+	PutFile(ctx context.Context, f File) error
+	// File returns a file by id: ErrNotFound for an unknown one, or one
+	// removed with its message.
+	File(ctx context.Context, id string) (File, error)
+}

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"mime"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -145,7 +144,7 @@ func (a *Adapter) serveMedia(w http.ResponseWriter, r *http.Request) {
 	if resp.ContentLength >= 0 {
 		h.Set("Content-Length", strconv.FormatInt(resp.ContentLength, 10))
 	}
-	h.Set("Content-Disposition", contentDisposition(typ, r.PathValue("filename")))
+	h.Set("Content-Disposition", linksign.Disposition(typ, r.PathValue("filename")))
 	w.WriteHeader(http.StatusOK)
 	if r.Method == http.MethodHead {
 		return
@@ -201,24 +200,4 @@ func newMediaClient() *http.Client {
 	// Redirects are followed (a homeserver may send media to a CDN); Go
 	// drops the Authorization header when they leave the host.
 	return &http.Client{Transport: t}
-}
-
-// contentDisposition shows images, audio and video in the browser and
-// has everything else saved: those are the types a browser renders
-// without running anything. SVG is an image that can carry script.
-func contentDisposition(typ, name string) string {
-	disp := "attachment"
-	if mt, _, err := mime.ParseMediaType(typ); err == nil && !strings.Contains(mt, "svg") &&
-		(strings.HasPrefix(mt, "image/") || strings.HasPrefix(mt, "audio/") || strings.HasPrefix(mt, "video/")) {
-		disp = "inline"
-	}
-	if name == "" {
-		return disp
-	}
-	// RFC 2231 encoding for names outside ASCII; "" when the name cannot
-	// be put in a header at all.
-	if v := mime.FormatMediaType(disp, map[string]string{"filename": name}); v != "" {
-		return v
-	}
-	return disp
 }

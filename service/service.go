@@ -217,6 +217,9 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Servic
 		if st, ok := a.(adapters.Stateful); ok {
 			st.UseState(s.store.State(name))
 		}
+		if fu, ok := a.(adapters.FileUser); ok {
+			fu.UseFiles(s.store)
+		}
 		if au, ok := a.(adapters.AvatarUser); ok {
 			au.UseAvatars(avatarStore)
 		}

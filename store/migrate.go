@@ -136,6 +136,26 @@ var migrations = []migration{
 			`CREATE INDEX failed_event ON failed (event_id)`,
 		},
 	},
+	{
+		version: 5,
+		name:    "files",
+		// The files users send through Switchboard (the web page), with
+		// the message that carries them. No foreign key to it: a file is
+		// kept before its message is accepted (the message holds its
+		// link), and retention takes a file whose message never came.
+		up: []string{
+			`CREATE TABLE files (
+				id         TEXT PRIMARY KEY,
+				event_id   TEXT NOT NULL,
+				name       TEXT NOT NULL,
+				mime       TEXT NOT NULL,
+				data       {{blob}} NOT NULL,
+				created_at BIGINT NOT NULL -- unix microseconds
+			)`,
+			`CREATE INDEX files_event ON files (event_id)`,
+			`CREATE INDEX files_created ON files (created_at)`,
+		},
+	},
 }
 
 const outboxQueuedAtFromEvents = `UPDATE outbox SET queued_at = (SELECT created_at FROM events WHERE events.id = outbox.event_id)`

@@ -37,6 +37,7 @@ type PruneStats struct {
 	Failed  int // failed deliveries dropped
 	Events  int // events whose contents were removed
 	Deleted int // events deleted, with their remote-id maps
+	Files   int // files deleted with their messages' contents
 	Batches int // write transactions, each holding the writer briefly
 	// Longest is the longest a batch held the writer, up to its commit:
 	// about the longest an accept may have waited because of pruning.
@@ -77,9 +78,12 @@ func (s *Store) Prune(ctx context.Context, r Retention, now time.Time) (PruneSta
 		err = s.pruneEvents(ctx, r, now, &st)
 	}
 	if err == nil {
+		err = s.pruneFiles(ctx, r, now, &st)
+	}
+	if err == nil {
 		err = s.deleteEvents(ctx, r, now, &st)
 	}
-	if err == nil && s.dialect == sqlite && (st.Failed+st.Events+st.Deleted > 0 || s.reclaimDue.Load()) {
+	if err == nil && s.dialect == sqlite && (st.Failed+st.Events+st.Deleted+st.Files > 0 || s.reclaimDue.Load()) {
 		// Until it succeeds, every pass tries again.
 		s.reclaimDue.Store(true)
 		if err = s.reclaim(ctx, &st); err == nil {
@@ -264,8 +268,11 @@ func (s *Store) RemoveContent(ctx context.Context, id bridge.EventID) error {
 		if err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, s.pruneUpdate(), string(kept), time.Now().UnixMicro(), string(id))
-		return err
+		if _, err = tx.ExecContext(ctx, s.pruneUpdate(), string(kept), time.Now().UnixMicro(), string(id)); err != nil {
+			return err
+		}
+		// The files it carried go with its words.
+		return s.deleteFilesOf(ctx, tx, id)
 	})
 	if err != nil {
 		return fmt.Errorf("store: remove the contents of %s: %w", id, err)
@@ -440,8 +447,8 @@ func (s *Store) RunRetention(ctx context.Context, r Retention, every time.Durati
 			return
 		case err != nil:
 			s.log.Error("retention", "err", err)
-		case st.Events+st.Deleted+st.Failed > 0:
-			s.log.Info("retention: removed old contents", "events", st.Events, "deleted", st.Deleted, "failed_dropped", st.Failed,
+		case st.Events+st.Deleted+st.Failed+st.Files > 0:
+			s.log.Info("retention: removed old contents", "events", st.Events, "deleted", st.Deleted, "failed_dropped", st.Failed, "files", st.Files,
 				"batches", st.Batches, "longest_batch", st.Longest.Round(time.Microsecond), "took", st.Took.Round(time.Millisecond))
 		}
 		wait := t.C

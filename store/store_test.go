@@ -83,6 +83,7 @@ func testStore(t *testing.T, newDB newDBFunc) {
 		{"OutboxRooms", testOutboxRooms},
 		{"QueuedAtMigration", testQueuedAtMigration},
 		{"Retention", testRetention},
+		{"Files", testFiles},
 		{"Records", testRecords},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newDB) })

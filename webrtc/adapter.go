@@ -23,6 +23,7 @@ import (
 	"github.com/switchboard-chat/switchboard/adapters"
 	"github.com/switchboard-chat/switchboard/bridge"
 	"github.com/switchboard-chat/switchboard/config"
+	"github.com/switchboard-chat/switchboard/internal/linksign"
 	"github.com/switchboard-chat/switchboard/wire"
 )
 
@@ -110,8 +111,13 @@ type Adapter struct {
 	rooms    map[string]*room
 	sessions map[string]*peer
 	people   []adapters.PersonalAccount // web accounts with a token
-	stopped  bool
-	wg       sync.WaitGroup
+	// Files (files.go): set before Start, fileKey by Start.
+	publicURL string
+	state     adapters.State
+	files     bridge.FileStore
+	fileKey   linksign.Key
+	stopped   bool
+	wg        sync.WaitGroup
 }
 
 // room is a linked room and the peers in it.
@@ -153,6 +159,9 @@ func (a *Adapter) Start(ctx context.Context, in bridge.Inbound) error {
 	}
 	if a.cfg.LoopbackCandidates {
 		opts = append(opts, ice.UDPMuxFromPortWithLoopback())
+	}
+	if err := a.loadFileKey(ctx); err != nil {
+		return fmt.Errorf("webrtc: files: %w", err)
 	}
 	mux, err := ice.NewMultiUDPMuxFromPort(a.cfg.UDPPort, opts...)
 	if err != nil {

@@ -26,6 +26,11 @@ const (
 	maxMaxMessage = 256 * 1024
 	// maxRoom bounds a room name: it appears in URL paths.
 	maxRoom = 64
+	// DefaultFilesMaxSize is files.max_size when not set: 10 MiB.
+	DefaultFilesMaxSize = 10 << 20
+	// maxFilesMaxSize bounds files.max_size: a file is held in memory
+	// and kept in the store.
+	maxFilesMaxSize = 100 << 20
 )
 
 // Config is a WebRTC network's keys (type: webrtc): it serves browsers (and other WebRTC peers) over data channels:
@@ -50,6 +55,17 @@ type Config struct {
 	Rate Rate `yaml:"rate"`
 	// MaxPeers is how many peers a room holds at once.
 	MaxPeers int `yaml:"max_peers"`
+	// Files is what peers may send as files.
+	Files Files `yaml:"files"`
+}
+
+// Files is the files peers send from the page: uploaded over HTTP, kept
+// in the store, offered to the other networks as signed links under
+// http.public_url.
+type Files struct {
+	// MaxSize is the largest file a peer may send, in bytes; 0 turns
+	// sending files off.
+	MaxSize int64 `yaml:"max_size"`
 }
 
 // ICEServer is a STUN or TURN server.
@@ -78,6 +94,7 @@ func (c *Config) SetDefaults(_ string, n *config.Network, given func(string) boo
 	config.SetDefault(&c.Rate.PerSecond, defaultRate, given("rate.per_second"))
 	config.SetDefault(&c.Rate.Burst, defaultBurst, given("rate.burst"))
 	config.SetDefault(&c.MaxPeers, defaultMaxPeers, given("max_peers"))
+	config.SetDefault(&c.Files.MaxSize, DefaultFilesMaxSize, given("files.max_size"))
 }
 
 func (c *Config) Validate(p *config.Problems, _ *config.Network) {
@@ -134,6 +151,9 @@ func (c *Config) Validate(p *config.Problems, _ *config.Network) {
 	}
 	if c.MaxPeers <= 0 {
 		p.Add("max_peers", "must be positive, got %d", c.MaxPeers)
+	}
+	if c.Files.MaxSize < 0 || c.Files.MaxSize > maxFilesMaxSize {
+		p.Add("files.max_size", "want 0 (off) to %d bytes, got %d", maxFilesMaxSize, c.Files.MaxSize)
 	}
 }
 

@@ -28,5 +28,21 @@ networks:
 				`networks.web.ice_servers[2]: a TURN server needs username and credential`,
 			},
 		},
+		{
+			Name: "file size",
+			YAML: `
+networks:
+  web: { type: webrtc, files: { max_size: -1 } }
+`,
+			Want: []string{`networks.web.files.max_size: want 0 (off) to 104857600 bytes, got -1`},
+		},
+		{
+			Name: "file size too large",
+			YAML: `
+networks:
+  web: { type: webrtc, files: { max_size: 104857601 } }
+`,
+			Want: []string{`networks.web.files.max_size: want 0 (off) to 104857600 bytes, got 104857601`},
+		},
 	})
 }

@@ -44,6 +44,9 @@ type limitsInfo struct {
 	MaxMessage int `json:"max_message"`
 	PerSecond  int `json:"per_second"`
 	Burst      int `json:"burst"`
+	// MaxFile is the largest file the peer may send (files.go), 0 when
+	// it may send none.
+	MaxFile int64 `json:"max_file"`
 }
 
 type errorFrame struct {

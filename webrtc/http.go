@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"mime"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/pion/sdp/v3"
@@ -27,22 +28,37 @@ var staticFiles embed.FS
 const csp = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; " +
 	"manifest-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
+// pageCSP is csp for the page itself, which also shows the images of
+// every network inline: its own and Matrix's through http.public_url
+// (which may not be the origin the page was opened at), and those that
+// XMPP and MQTT users link to, over https. Images run nothing; the page
+// asks for them without a referrer.
+func (a *Adapter) pageCSP() string {
+	src := "img-src 'self' data: https:"
+	if u, err := url.Parse(a.publicURL); err == nil && a.publicURL != "" && u.Scheme == "http" && u.Host != "" {
+		src += " http://" + u.Host
+	}
+	return strings.Replace(csp, "img-src 'self' data:", src, 1)
+}
+
 // RegisterHTTP serves the signaling and the chat page.
 func (a *Adapter) RegisterHTTP(mux *http.ServeMux) {
 	mux.HandleFunc("POST /webrtc/{room}", a.postOffer)
 	mux.HandleFunc("DELETE /webrtc/{room}/{session}", a.deleteSession)
 	mux.HandleFunc("OPTIONS /webrtc/{room}", a.options)
+	mux.HandleFunc("POST /webrtc/{room}/{session}/files", a.postFile)
+	mux.HandleFunc("GET "+filesPath+"{sig}/{id}/{name}", a.serveFile)
 	static, _ := fs.Sub(staticFiles, "static")
 	files := http.FileServerFS(static)
 	mux.HandleFunc("GET /{$}", a.page)
 	mux.HandleFunc("GET /chat/{room}", a.page)
-	mux.Handle("GET /static/webrtc/", http.StripPrefix("/static/webrtc/", secure(files)))
+	mux.Handle("GET /static/webrtc/", http.StripPrefix("/static/webrtc/", secure(csp, files)))
 }
 
-func secure(h http.Handler) http.Handler {
+func secure(policy string, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hd := w.Header()
-		hd.Set("Content-Security-Policy", csp)
+		hd.Set("Content-Security-Policy", policy)
 		hd.Set("X-Content-Type-Options", "nosniff")
 		hd.Set("Referrer-Policy", "no-referrer")
 		hd.Set("X-Frame-Options", "DENY")
@@ -57,7 +73,7 @@ func (a *Adapter) page(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "page missing", http.StatusInternalServerError)
 		return
 	}
-	secure(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	secure(a.pageCSP(), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		w.Write(body)
 	})).ServeHTTP(w, r)

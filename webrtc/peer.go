@@ -368,7 +368,7 @@ func (p *peer) sayHello(f inFrame) {
 	p.sendRaw(encodeFrame(welcomeFrame{
 		Type: "welcome", ID: id, Name: name, Person: p.personID(), Network: a.name, Room: p.room.name, Session: p.session,
 		Peers:  present,
-		Limits: limitsInfo{MaxMessage: a.cfg.MaxMessage, PerSecond: a.cfg.Rate.PerSecond, Burst: a.cfg.Rate.Burst},
+		Limits: limitsInfo{MaxMessage: a.cfg.MaxMessage, PerSecond: a.cfg.Rate.PerSecond, Burst: a.cfg.Rate.Burst, MaxFile: a.maxFile()},
 	}))
 	a.log.Info("peer joined", "room", p.room.name, "id", id, "name", name, "verified", verified)
 	ev := &bridge.Join{Header: p.header()}

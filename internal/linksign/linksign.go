@@ -13,7 +13,9 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"mime"
 	"net/http"
+	"strings"
 )
 
 const (
@@ -86,4 +88,24 @@ func (k Key) Verify(sig string, parts ...string) bool {
 func Protect(h http.Header) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Content-Security-Policy", "sandbox; default-src 'none'")
+}
+
+// Disposition shows images, audio and video in the browser and
+// has everything else saved: those are the types a browser renders
+// without running anything. SVG is an image that can carry script.
+func Disposition(typ, name string) string {
+	disp := "attachment"
+	if mt, _, err := mime.ParseMediaType(typ); err == nil && !strings.Contains(mt, "svg") &&
+		(strings.HasPrefix(mt, "image/") || strings.HasPrefix(mt, "audio/") || strings.HasPrefix(mt, "video/")) {
+		disp = "inline"
+	}
+	if name == "" {
+		return disp
+	}
+	// RFC 2231 encoding for names outside ASCII; "" when the name cannot
+	// be put in a header at all.
+	if v := mime.FormatMediaType(disp, map[string]string{"filename": name}); v != "" {
+		return v
+	}
+	return disp
 }

@@ -85,3 +85,25 @@ func TestLoadKeepsTheKey(t *testing.T) {
 		t.Error("a stored value that is no key loads")
 	}
 }
+
+func TestDisposition(t *testing.T) {
+	for _, c := range []struct{ typ, name, want string }{
+		{"image/png", "cat.png", `inline; filename=cat.png`},
+		{"IMAGE/JPEG", "a b.jpg", `inline; filename="a b.jpg"`},
+		{"video/mp4", "v.mp4", `inline; filename=v.mp4`},
+		{"audio/ogg; codecs=opus", "v.ogg", `inline; filename=v.ogg`},
+		{"image/svg+xml", "x.svg", `attachment; filename=x.svg`},
+		{"text/html; charset=utf-8", "page.html", `attachment; filename=page.html`},
+		{"application/octet-stream", "x.bin", `attachment; filename=x.bin`},
+		{"application/xhtml+xml", "x.xhtml", `attachment; filename=x.xhtml`},
+		{"not a type", "x", `attachment; filename=x`},
+		{"", "x", `attachment; filename=x`},
+		{"text/plain", `quote" and \ slash`, `attachment; filename="quote\" and \\ slash"`},
+		{"text/plain", "grüße.txt", `attachment; filename*=utf-8''gr%C3%BC%C3%9Fe.txt`},
+		{"image/png", "", `inline`},
+	} {
+		if got := Disposition(c.typ, c.name); got != c.want {
+			t.Errorf("Disposition(%q, %q) = %s, want %s", c.typ, c.name, got, c.want)
+		}
+	}
+}

@@ -243,6 +243,7 @@
         for (const p of f.peers || []) if (p.person) learnVerified(p.name);
         const others = (f.peers || []).filter((p) => p.id !== f.id).map((p) => p.name + (p.person ? " ✓" : ""));
         addNote((again ? "Reconnected to " : "You joined ") + f.room + (others.length ? " with " + others.join(", ") : ""));
+        setFiles(f.limits);
         $("text").focus();
         return;
       }
@@ -257,12 +258,14 @@
       case "edit": {
         const it = state.items.get(f.edit_of);
         if (it) { it.text = f.text; it.body.textContent = f.text; it.li.classList.add("edited"); }
+        if (it) it.body.classList.remove("filename"); // a new caption for a file shows
         return;
       }
       case "delete": {
         if (state.editing === f.target || state.replyTo === f.target) setReply(null);
         const it = state.items.get(f.target);
         if (it) { it.deleted = true; it.body.textContent = "(deleted)"; it.li.classList.add("deleted"); }
+        if (it && it.atts) { it.atts.remove(); it.atts = null; }
         return;
       }
       case "reaction": {
@@ -308,7 +311,10 @@
     head.appendChild(el("span", "with", mine ? "You → " + label : label + " → you, privately"));
     if (e.ts) head.appendChild(el("time", "ts", new Date(e.ts).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })));
     li.appendChild(head);
-    li.appendChild(el("div", "body" + (e.emote ? " emote" : ""), e.text || ""));
+    const body = el("div", "body" + (e.emote ? " emote" : ""), e.text || "");
+    li.appendChild(body);
+    const atts = renderAttachments(e, body);
+    if (atts) li.appendChild(atts);
     const list = $("direct-messages");
     list.appendChild(li);
     list.scrollTop = list.scrollHeight;
@@ -392,6 +398,8 @@
     }
     const body = el("div", "body" + (f.emote ? " emote" : ""), f.text || "");
     li.appendChild(body);
+    const atts = renderAttachments(f, body);
+    if (atts) li.appendChild(atts);
     const react = el("div", "reactions");
     li.appendChild(react);
     const tools = el("div", "tools");
@@ -418,6 +426,140 @@
     }
     li.appendChild(tools);
     state.items.set(f.id, { li, head, body, react, text: f.text || "", name: who, verified: !!f.sender.person, own: mine, reactions: new Map(), mine: new Set() });
+    state.items.get(f.id).atts = atts;
     append(li, mine);
+  }
+
+  // Files. The page sends a file over HTTP on its session (docs/webrtc.md,
+  // "Files"), not over the data channel; the room then gets it as a
+  // message with the file attached, echoed back like any other.
+  function setFiles(limits) {
+    state.maxFile = (limits && limits.max_file) || 0;
+    $("attach").hidden = !state.maxFile;
+  }
+  $("attach").addEventListener("click", () => $("file").click());
+  // The lists are copied at once: the input's empties when it is reset,
+  // a drop's once its event is over.
+  $("file").addEventListener("change", (e) => { sendFiles([...e.target.files]); e.target.value = ""; });
+  // Drop a file anywhere on the chat.
+  $("chat").addEventListener("dragover", (e) => {
+    if (!state.maxFile || !e.dataTransfer || ![...e.dataTransfer.types].includes("Files")) return;
+    e.preventDefault(); e.dataTransfer.dropEffect = "copy"; $("chat").classList.add("dropping");
+  });
+  $("chat").addEventListener("dragleave", (e) => { if (!$("chat").contains(e.relatedTarget)) $("chat").classList.remove("dropping"); });
+  $("chat").addEventListener("drop", (e) => {
+    $("chat").classList.remove("dropping");
+    if (!state.maxFile || !e.dataTransfer || !e.dataTransfer.files.length) return;
+    e.preventDefault(); sendFiles([...e.dataTransfer.files]);
+  });
+  // Paste an image (a screenshot) into the send box.
+  $("text").addEventListener("paste", (e) => {
+    const files = e.clipboardData ? [...e.clipboardData.files].filter((f) => f.type.startsWith("image/")) : [];
+    if (!state.maxFile || !files.length) return;
+    e.preventDefault();
+    sendFiles(files.map((f) => (f.name && f.name !== "image.png") ? f : new File([f], "pasted-image." + (f.type.split("/")[1] || "png"), { type: f.type })));
+  });
+
+  async function sendFiles(files) {
+    for (const file of files) await sendFile(file);
+  }
+  async function sendFile(file) {
+    if (!state.location || !state.joined) { addNote("Not connected: " + file.name + " not sent."); return; }
+    if (file.size > state.maxFile) { addNote("⚠ " + file.name + " is " + fmtSize(file.size) + ": files may be at most " + fmtSize(state.maxFile) + "."); return; }
+    if (!file.size) { addNote("⚠ " + file.name + " is empty: not sent."); return; }
+    const headers = {};
+    if (state.token) headers.Authorization = "Bearer " + state.token;
+    if (state.personToken) headers["X-Switchboard-Person"] = state.personToken;
+    const btn = $("attach");
+    btn.disabled = true; btn.setAttribute("aria-busy", "true");
+    // Shown while it goes; the room's echo of the message replaces it.
+    const note = el("li", "note sending", "Sending " + file.name + " (" + fmtSize(file.size) + ")…");
+    append(note, true);
+    try {
+      // A file sent while replying answers that message.
+      const replyTo = state.editing ? null : state.replyTo;
+      const query = "?name=" + encodeURIComponent(file.name) + (replyTo ? "&reply_to=" + encodeURIComponent(replyTo) : "");
+      const resp = await fetch(state.location + "/files" + query, { method: "POST", headers, body: file });
+      if (resp.status === 201 && replyTo && state.replyTo === replyTo) setReply(null);
+      if (resp.status !== 201) addNote("⚠ " + file.name + " not sent: " + ((await resp.text()).trim() || resp.statusText));
+    } catch (err) {
+      addNote("⚠ " + file.name + " not sent: " + String(err.message || err));
+    } finally {
+      note.remove();
+      btn.disabled = false; btn.removeAttribute("aria-busy");
+    }
+  }
+
+  function fmtSize(n) {
+    if (!(n >= 0)) return "";
+    if (n < 1024) return n + " B";
+    if (n < 1024 * 1024) return (n / 1024).toFixed(n < 10240 ? 1 : 0) + " KB";
+    return (n / 1024 / 1024).toFixed(n < 10485760 ? 1 : 0) + " MB";
+  }
+
+  // safeURL is the attachment's URL if it is http(s), else null: nothing
+  // else (javascript:, data:) is ever put in a link or an image.
+  function safeURL(raw) {
+    try {
+      const u = new URL(String(raw || ""));
+      return u.protocol === "https:" || u.protocol === "http:" ? u.href : null;
+    } catch (err) {
+      return null;
+    }
+  }
+  function isImage(att, url) {
+    const mime = String(att.mime || "").toLowerCase().split(";")[0].trim();
+    if (mime) return mime.startsWith("image/") && !mime.includes("svg");
+    return /\.(png|jpe?g|gif|webp|avif|bmp)$/i.test(new URL(url).pathname);
+  }
+
+  // renderAttachments shows a message's files under its text, which is
+  // hidden when it only repeats a file's name or link (as the text of a
+  // file from Matrix or the page does).
+  function renderAttachments(f, body) {
+    const list = Array.isArray(f.attachments) ? f.attachments : [];
+    const shown = list.map(renderAttachment).filter(Boolean);
+    if (!shown.length) return null;
+    const text = (f.text || "").trim();
+    if (list.some((a) => a && (text === a.name || text === a.url || text === (a.name + ": " + a.url)))) body.classList.add("filename");
+    const box = el("div", "attachments");
+    box.append(...shown);
+    return box;
+  }
+
+  // renderAttachment is one file: an image as a thumbnail that opens it
+  // whole, anything else as a link with its name and size. Every part is
+  // made with textContent and attributes, never as HTML.
+  function renderAttachment(att) {
+    if (!att || typeof att !== "object") return null;
+    const url = safeURL(att.url);
+    if (!url) return null;
+    let name = String(att.name || "");
+    if (!name) { try { name = decodeURIComponent(new URL(url).pathname.split("/").pop()); } catch (err) { name = ""; } }
+    name = name || "file";
+    const link = el("a", "attachment");
+    link.href = url; link.target = "_blank"; link.rel = "noopener noreferrer"; link.referrerPolicy = "no-referrer";
+    link.title = name;
+    const fileLink = () => {
+      link.className = "attachment file";
+      const icon = el("span", "att-icon"); icon.setAttribute("aria-hidden", "true");
+      link.replaceChildren(icon, el("span", "att-name", name));
+      if (att.size > 0) link.appendChild(el("span", "att-size", fmtSize(att.size)));
+    };
+    if (!isImage(att, url)) { fileLink(); return link; }
+    link.className = "attachment image";
+    const img = el("img");
+    img.alt = name; img.loading = "lazy"; img.decoding = "async"; img.referrerPolicy = "no-referrer";
+    img.src = url;
+    // An image that cannot be shown (gone, refused) is a link after all.
+    img.addEventListener("error", fileLink, { once: true });
+    // The picture grows its message once loaded: a list that was at the
+    // bottom before stays there.
+    img.addEventListener("load", () => {
+      const list = $("messages");
+      if (list.scrollHeight - list.scrollTop - list.clientHeight - img.offsetHeight < 40) list.scrollTop = list.scrollHeight;
+    }, { once: true });
+    link.appendChild(img);
+    return link;
   }
 })();
