@@ -30,6 +30,7 @@ type topicWorld struct {
 	bob   *testenv.IRCClient
 	carol *testenv.XMPPClient
 	bot   id.UserID
+	svc   *Service
 }
 
 // topicMarks are where each client's records stood before a change.
@@ -119,6 +120,11 @@ func (w *topicWorld) settled(t *testing.T, m topicMarks, ircTopics, ircActions, 
 	if len(mt) != mxTopics || len(ma) != mxActions {
 		t.Errorf("Matrix saw %d m.room.topic and %d announcements, want %d and %d", len(mt), len(ma), mxTopics, mxActions)
 	}
+	// Every delivery confirmed: none waits for a reflection that never
+	// comes, to be retried (and announced) later.
+	if st := getStatus(t, w.svc); st.Outbox.Depth != 0 {
+		t.Errorf("outbox %+v, want every topic delivered", st.Outbox)
+	}
 }
 
 func (w *topicWorld) waitIRCTopic(t *testing.T, m topicMarks, by, text string) {
@@ -181,7 +187,7 @@ func newTopicWorld(t *testing.T) *topicWorld {
 	if _, err := w.alice.SendStateEvent(ctx, w.roomID, event.StatePowerLevels, "", &pl); err != nil {
 		t.Fatal(err)
 	}
-	runSwitchboard(t, w.config(t, ""))
+	w.svc, _ = runService(t, w.config(t, ""))
 	if _, err := w.bob.Wait(patience, func(l testenv.IRCLine) bool {
 		return l.Command == "JOIN" && strings.EqualFold(l.Nick(), "switchboard")
 	}); err != nil {
@@ -215,14 +221,18 @@ func TestNativeTopics(t *testing.T) {
 		w.settled(t, m, 0, 1, 1, 0, 1, 0)
 	})
 
+	t.Run("a MUC subject on a channel that is not +t", func(t *testing.T) {
+		w.bobSetsMode(t, "-t")
+		m := w.mark()
+		carolSets("Plans for Friday night")
+		w.waitIRCTopic(t, m, "switchboard", "Plans for Friday night")
+		w.waitMatrixTopic(t, m, w.bot, "Plans for Friday night")
+		w.settled(t, m, 1, 0, 1, 0, 1, 0)
+		w.bobSetsMode(t, "+t")
+	})
+
 	t.Run("a MUC subject once the bot is a channel operator", func(t *testing.T) {
-		from := w.bob.Len()
-		w.bob.Send("MODE", room, "+o", "switchboard")
-		if _, err := w.bob.WaitFrom(from, patience, func(l testenv.IRCLine) bool {
-			return l.Command == "MODE" && len(l.Params) == 3 && l.Params[1] == "+o" && strings.EqualFold(l.Params[2], "switchboard")
-		}); err != nil {
-			t.Fatal(err)
-		}
+		w.bobSetsMode(t, "+o", "switchboard")
 		m := w.mark()
 		carolSets("Plans for Saturday")
 		w.waitIRCTopic(t, m, "switchboard", "Plans for Saturday")
@@ -249,6 +259,56 @@ func TestNativeTopics(t *testing.T) {
 		w.waitSubject(t, m, "alice (mx)", "Plans for Monday")
 		w.settled(t, m, 1, 0, 1, 0, 1, 0)
 	})
+
+	t.Run("rooms that stopped taking our topic get the action line", func(t *testing.T) {
+		// carol closes the subject to moderators: the bridge still takes
+		// the MUC for open (it asked once), and learns from the refusal.
+		res, err := w.carol.IQ(w.room, "set", `<query xmlns="http://jabber.org/protocol/muc#owner"><x xmlns="jabber:x:data" type="submit">`+
+			`<field var="FORM_TYPE"><value>http://jabber.org/protocol/muc#roomconfig</value></field>`+
+			`<field var="muc#roomconfig_changesubject"><value>0</value></field></x></query>`)
+		if err != nil || res.Type() != "result" {
+			t.Fatalf("room config: %v %s", err, res.Raw)
+		}
+		// alice takes the bot's power back.
+		ctx, cancel := context.WithTimeout(context.Background(), patience)
+		defer cancel()
+		var pl event.PowerLevelsEventContent
+		if err := w.alice.StateEvent(ctx, w.roomID, event.StatePowerLevels, "", &pl); err != nil {
+			t.Fatal(err)
+		}
+		pl.SetUserLevel(w.bot, 0)
+		if _, err := w.alice.SendStateEvent(ctx, w.roomID, event.StatePowerLevels, "", &pl); err != nil {
+			t.Fatal(err)
+		}
+		for _, text := range []string{"Plans for Tuesday", "Plans for Wednesday"} {
+			m := w.mark()
+			w.bob.Topic(room, text)
+			s, err := w.carol.WaitFrom(m.xmpp, patience, func(s testenv.XMPPStanza) bool { return strings.Contains(s.Body(), fallbackPrefix+text) })
+			if err != nil {
+				t.Fatalf("no action line in the MUC: %v", err)
+			}
+			if s.Body() != "/me "+fallbackPrefix+text || s.Nick() != "bob (libera)" {
+				t.Errorf("MUC announcement %q from %s, want bob's /me line", s.Body(), s.Nick())
+			}
+			w.waitMatrix(t, "the action line", func(ev *event.Event) bool {
+				c, ok := messageText(ev)
+				return ok && c.MsgType == event.MsgEmote && c.Body == fallbackPrefix+text
+			})
+			w.settled(t, m, 1, 0, 0, 1, 0, 1)
+		}
+	})
+}
+
+// bobSetsMode has bob change #room's modes and waits until he sees it.
+func (w *topicWorld) bobSetsMode(t *testing.T, params ...string) {
+	t.Helper()
+	from := w.bob.Len()
+	w.bob.Send("MODE", append([]string{room}, params...)...)
+	if _, err := w.bob.WaitFrom(from, patience, func(l testenv.IRCLine) bool {
+		return l.Command == "MODE" && len(l.Params) >= 2 && l.Params[1] == params[0]
+	}); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func xmlText(s string) string {

@@ -37,19 +37,27 @@ type roomTopic struct {
 
 	// waiting is the subject change we sent and wait to see reflected:
 	// the room sends it anew, without our id.
-	waiting     *outMsg
-	waitingNick string
+	waiting                  *outMsg
+	waitingNick, waitingText string
 }
 
 // onSubject handles a message with a subject and no body: the room's
-// subject, on joining or changed. Only the bot's copy counts (puppets
-// get theirs too).
+// subject, on joining or changed. The bot's copy is the one bridged; a
+// puppet's own copy confirms the subject it set (the component's stream
+// filter drops the bot's copy of a puppet's message, see skip).
 func (a *Adapter) onSubject(c *session, r *room, st *stanza) {
-	if !a.isBot(c, st.to) {
+	nick := st.from.Resourcepart()
+	toBot := a.isBot(c, st.to)
+	a.mu.Lock()
+	if w := r.topic.waiting; w != nil && nick != "" && nick == r.topic.waitingNick && st.subject == r.topic.waitingText {
+		w.finish("", nil)
+		r.topic.waiting = nil
+		r.topic.subject, r.topic.known = st.subject, true
+	}
+	if !toBot {
+		a.mu.Unlock()
 		return
 	}
-	nick := st.from.Resourcepart()
-	a.mu.Lock()
 	// The first subject after joining is the current one (XEP-0045
 	// §7.2.15), stamped with when it was set where the room keeps that.
 	onJoin := !r.joined || !r.subjectSeen || !st.delay.IsZero() && st.delay.Before(r.joinedAt.Add(clockSkew))
@@ -57,15 +65,7 @@ func (a *Adapter) onSubject(c *session, r *room, st *stanza) {
 	prev, prevKnown := r.topic.subject, r.topic.known
 	r.topic.subject, r.topic.known = st.subject, true
 	own := nick != "" && (a.ownOccupantLocked(r, nick, st) || a.personalEchoLocked(r, nick, st))
-	if own {
-		if w := r.topic.waiting; w != nil && r.topic.waitingNick == nick {
-			w.finish("", nil)
-			r.topic.waiting = nil
-		}
-		a.mu.Unlock()
-		return
-	}
-	if onJoin || nick == "" || prevKnown && prev == st.subject {
+	if own || onJoin || nick == "" || prevKnown && prev == st.subject {
 		a.mu.Unlock()
 		return
 	}
@@ -253,7 +253,7 @@ func (a *Adapter) setSubject(ctx context.Context, c *session, r *room, sp speake
 		a.pruneSentLocked()
 	}
 	a.sent[key] = om // onMessageError finishes it with the room's refusal
-	r.topic.waiting, r.topic.waitingNick = om, nick
+	r.topic.waiting, r.topic.waitingNick, r.topic.waitingText = om, nick, text
 	a.mu.Unlock()
 	defer func() {
 		a.mu.Lock()
