@@ -170,14 +170,9 @@ func (a *Adapter) SendTopic(ctx context.Context, d *bridge.Delivery) error {
 	if err := validChannel(d.Room, info.chanTypes, info.chanLen); err != nil {
 		return bridge.Permanent(err)
 	}
-	a.mu.Lock()
-	started, stopped, bot := a.started, a.stopped, a.bot
-	a.mu.Unlock()
-	if !started || stopped {
-		return errors.New("irc: adapter not running")
-	}
-	if !bot.isUp() {
-		return errNotConnected
+	bot, err := a.upBot()
+	if err != nil {
+		return err
 	}
 	if err := a.Join(ctx, d.Room); err != nil && !bot.inChannel(d.Room) {
 		return err
@@ -196,7 +191,7 @@ func (a *Adapter) SendTopic(ctx context.Context, d *bridge.Delivery) error {
 	case !may:
 		return bridge.ErrFallback
 	}
-	err := a.setTopic(ctx, bot, d.Room, text)
+	err = a.setTopic(ctx, bot, d.Room, text)
 	if errors.Is(err, errTopicRefused) {
 		a.log.Info("channel refused the bot's topic; announcing it instead", "channel", d.Room, "err", err)
 		return bridge.ErrFallback
