@@ -30,7 +30,9 @@ type topicWorld struct {
 	bob   *testenv.IRCClient
 	carol *testenv.XMPPClient
 	bot   id.UserID
-	svc   *Service
+	// bobGhost is bob's ghost, which alice raised to the topic level too.
+	bobGhost id.UserID
+	svc      *Service
 }
 
 // topicMarks are where each client's records stood before a change.
@@ -177,6 +179,7 @@ func newTopicWorld(t *testing.T) *topicWorld {
 	w.bob = w.human(t, "bob")
 	w.carol = w.person(t, "carol")
 	w.bot = id.NewUserID(w.mx.Bot, w.mx.Domain)
+	w.bobGhost = id.NewUserID("sb_libera_bob", w.mx.Domain)
 	ctx, cancel := context.WithTimeout(context.Background(), patience)
 	defer cancel()
 	var pl event.PowerLevelsEventContent
@@ -184,6 +187,7 @@ func newTopicWorld(t *testing.T) *topicWorld {
 		t.Fatal(err)
 	}
 	pl.SetUserLevel(w.bot, pl.GetEventLevel(event.StateTopic))
+	pl.SetUserLevel(w.bobGhost, pl.GetEventLevel(event.StateTopic))
 	if _, err := w.alice.SendStateEvent(ctx, w.roomID, event.StatePowerLevels, "", &pl); err != nil {
 		t.Fatal(err)
 	}
@@ -244,7 +248,7 @@ func TestNativeTopics(t *testing.T) {
 		m := w.mark()
 		w.bob.Topic(room, "Plans for Sunday")
 		w.waitSubject(t, m, "bob (libera)", "Plans for Sunday")
-		w.waitMatrixTopic(t, m, w.bot, "Plans for Sunday")
+		w.waitMatrixTopic(t, m, w.bobGhost, "Plans for Sunday")
 		w.settled(t, m, 1, 0, 1, 0, 1, 0)
 	})
 
@@ -269,7 +273,7 @@ func TestNativeTopics(t *testing.T) {
 		if err != nil || res.Type() != "result" {
 			t.Fatalf("room config: %v %s", err, res.Raw)
 		}
-		// alice takes the bot's power back.
+		// alice takes the power of the bot and bob's ghost back.
 		ctx, cancel := context.WithTimeout(context.Background(), patience)
 		defer cancel()
 		var pl event.PowerLevelsEventContent
@@ -277,6 +281,7 @@ func TestNativeTopics(t *testing.T) {
 			t.Fatal(err)
 		}
 		pl.SetUserLevel(w.bot, 0)
+		pl.SetUserLevel(w.bobGhost, 0)
 		if _, err := w.alice.SendStateEvent(ctx, w.roomID, event.StatePowerLevels, "", &pl); err != nil {
 			t.Fatal(err)
 		}
