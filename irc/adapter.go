@@ -749,14 +749,9 @@ func (a *Adapter) SendAsBot(ctx context.Context, room, user, text string) error 
 	if err != nil {
 		return bridge.Permanent(err)
 	}
-	a.mu.Lock()
-	started, stopped, bot := a.started, a.stopped, a.bot
-	a.mu.Unlock()
-	if !started || stopped {
-		return errors.New("irc: adapter not running")
-	}
-	if !bot.isUp() {
-		return errNotConnected
+	bot, err := a.upBot()
+	if err != nil {
+		return err
 	}
 	m := &bridge.Message{Header: bridge.Header{ID: bridge.NewEventID()}, Text: text, Notice: true}
 	key := string(m.ID) + "\x00" + a.serverInfo().cm.fold(target)
@@ -766,6 +761,20 @@ func (a *Adapter) SendAsBot(ctx context.Context, room, user, text string) error 
 	// and it has no stored text to link to.
 	_, err = a.sendVia(ctx, bot, key, target, m, ircText{text: text}, "")
 	return err
+}
+
+// upBot is the bot's connection, when the adapter runs and it is up.
+func (a *Adapter) upBot() (*conn, error) {
+	a.mu.Lock()
+	started, stopped, bot := a.started, a.stopped, a.bot
+	a.mu.Unlock()
+	if !started || stopped {
+		return nil, errors.New("irc: adapter not running")
+	}
+	if !bot.isUp() {
+		return nil, errNotConnected
+	}
+	return bot, nil
 }
 
 // botTarget checks where SendAsBot may send: a channel, or the nick of a

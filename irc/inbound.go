@@ -17,7 +17,8 @@ type room struct {
 	names   map[string]*member // a NAMES reply being read
 	// bans are the folded masks that ban our puppets' senders, as far as
 	// this run saw them set; an empty list is a ban of unknown mask.
-	bans map[bridge.SenderRef][]string
+	bans  map[bridge.SenderRef][]string
+	topic chanTopic // see topic.go
 }
 
 type member struct {
@@ -43,6 +44,7 @@ func (a *Adapter) addInboundCallbacks(k *conn) {
 	k.irc.AddCallback("ACCOUNT", a.onAccount)
 	k.irc.AddCallback("353", a.onNames)
 	k.irc.AddCallback("366", a.onEndOfNames)
+	a.addTopicCallbacks(k)
 }
 
 // roomLocked finds a bridged channel; a.mu must be held.

@@ -343,6 +343,9 @@ func (a *Adapter) convert(ctx context.Context, evt *event.Event, room string) (b
 	case event.StateMember:
 		return a.convertMember(ctx, evt, room), nil
 	case event.StateTopic:
+		if !topicChange(evt) {
+			return nil, nil // the same topic again (see topic.go)
+		}
 		return &bridge.Topic{Header: a.header(ctx, evt, room, evt.Sender), Topic: evt.Content.AsTopic().Topic}, nil
 	case event.EventRedaction:
 		target := evt.Redacts

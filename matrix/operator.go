@@ -11,21 +11,32 @@ import (
 
 // roomOperator reports whether u operates rid, for the room operators'
 // chat commands: their power level there is at least the one to kick
-// (m.room.power_levels). The levels are the room state the homeserver
-// pushed (kept in the state store as it changes), else asked of it once.
+// (m.room.power_levels).
 func (a *Adapter) roomOperator(ctx context.Context, rid id.RoomID, u id.UserID) bool {
-	pl, err := a.as.StateStore.GetPowerLevels(ctx, rid)
-	if err != nil || pl == nil {
-		pl = &event.PowerLevelsEventContent{}
-		if err := a.as.BotClient().StateEvent(ctx, rid, event.StatePowerLevels, "", pl); err != nil {
-			a.log.Debug("matrix: cannot read the room's power levels", "room", rid, "err", err)
-			return false
-		}
-		if err := a.as.StateStore.SetPowerLevels(ctx, rid, pl); err != nil {
-			a.log.Debug("matrix: cannot keep the room's power levels", "room", rid, "err", err)
-		}
+	pl, err := a.powerLevels(ctx, rid)
+	if err != nil {
+		a.log.Debug("matrix: cannot read the room's power levels", "room", rid, "err", err)
+		return false
 	}
 	return pl.GetUserLevel(u) >= pl.Kick()
+}
+
+// powerLevels are rid's m.room.power_levels: the room state the
+// homeserver pushed (kept in the state store as it changes), else asked
+// of it once.
+func (a *Adapter) powerLevels(ctx context.Context, rid id.RoomID) (*event.PowerLevelsEventContent, error) {
+	pl, err := a.as.StateStore.GetPowerLevels(ctx, rid)
+	if err == nil && pl != nil {
+		return pl, nil
+	}
+	pl = &event.PowerLevelsEventContent{}
+	if err := a.as.BotClient().StateEvent(ctx, rid, event.StatePowerLevels, "", pl); err != nil {
+		return nil, err
+	}
+	if err := a.as.StateStore.SetPowerLevels(ctx, rid, pl); err != nil {
+		a.log.Debug("matrix: cannot keep the room's power levels", "room", rid, "err", err)
+	}
+	return pl, nil
 }
 
 // PuppetSender implements bridge.PuppetResolver: the sender a ghost in

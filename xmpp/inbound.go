@@ -388,6 +388,9 @@ func (a *Adapter) botPresenceLocked(r *room, st *stanza) (rejoin bool) {
 		}
 		r.nick = st.from.Resourcepart()
 		o := &occupant{nick: r.nick, own: true, occupantID: st.occupantID}
+		if st.muc != nil {
+			o.role, o.affiliation = st.muc.item.role, st.muc.item.affiliation
+		}
 		r.occupants[r.nick] = o
 	}
 	return false
@@ -494,6 +497,10 @@ func (a *Adapter) roomHeader(r *room, s bridge.Sender, remoteID string) bridge.H
 // onGroupchat turns a room message into events, unless it is ours (then
 // it confirms what we sent), history, or not meant for the bot.
 func (a *Adapter) onGroupchat(c *session, r *room, st *stanza) {
+	if st.hasSubject && !st.hasBody {
+		a.onSubject(c, r, st) // see topic.go
+		return
+	}
 	nick := st.from.Resourcepart()
 	sid := st.stanzaIDBy(r.jid)
 	remote := sid
@@ -534,16 +541,6 @@ func (a *Adapter) onGroupchat(c *session, r *room, st *stanza) {
 	if !st.delay.IsZero() && st.delay.Before(r.joinedAt.Add(clockSkew)) {
 		a.mu.Unlock()
 		a.log.Debug("xmpp: history message ignored", "room", r.addr, "stamp", st.delay)
-		return
-	}
-	if st.hasSubject && !st.hasBody {
-		seen := r.subjectSeen
-		r.subjectSeen = true
-		o := a.occupantLocked(r, nick)
-		a.mu.Unlock()
-		if seen {
-			a.emit(&bridge.Topic{Header: a.roomHeader(r, a.occupantSender(r, o), ""), Topic: bridge.CleanText(st.subject)})
-		}
 		return
 	}
 	o := a.occupantLocked(r, nick)

@@ -53,6 +53,8 @@ type room struct {
 	// The XEP-0425 namespace the room announced ("": none), once asked.
 	moderation      string
 	moderationKnown bool
+
+	topic roomTopic // see topic.go
 }
 
 // occupant is someone in a room.
