@@ -433,19 +433,25 @@ func (a *Adapter) onTopic(e ircmsg.Message) {
 	if len(e.Params) < 2 || fromServer(e) {
 		return
 	}
-	nick := e.Nick()
-	if a.isOwn(nick) {
+	if a.isOwn(e.Nick()) {
 		return
 	}
+	if h, ok := a.channelHeader(e); ok {
+		a.emit(&bridge.Topic{Header: h, Topic: stripCodes(e.Params[1])})
+	}
+}
+
+// channelHeader is the header of an event its sender caused in the
+// bridged channel e.Params[0]; false when it is no such channel.
+func (a *Adapter) channelHeader(e ircmsg.Message) (bridge.Header, bool) {
+	nick := e.Nick()
 	a.mu.Lock()
+	defer a.mu.Unlock()
 	r := a.roomLocked(e.Params[0])
 	if r == nil {
-		a.mu.Unlock()
-		return
+		return bridge.Header{}, false
 	}
-	h := a.header(e, r.name, nick, a.accountLocked(r, nick))
-	a.mu.Unlock()
-	a.emit(&bridge.Topic{Header: h, Topic: stripCodes(e.Params[1])})
+	return a.header(e, r.name, nick, a.accountLocked(r, nick)), true
 }
 
 // ownRenamedLocked follows a puppet's nick change; a.mu must be held.

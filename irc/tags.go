@@ -398,15 +398,10 @@ func (a *Adapter) onTagmsg(e ircmsg.Message) {
 	if len(e.Params) < 1 || fromServer(e) || a.isOwn(e.Nick()) || e.HasTag(hopTag) {
 		return
 	}
-	nick := e.Nick()
-	a.mu.Lock()
-	r := a.roomLocked(e.Params[0])
-	if r == nil {
-		a.mu.Unlock()
+	h, ok := a.channelHeader(e)
+	if !ok {
 		return
 	}
-	h := a.header(e, r.name, nick, a.accountLocked(r, nick))
-	a.mu.Unlock()
 	_, target := e.GetTag(tagReply)
 	if _, key := e.GetTag(tagReact); key != "" && target != "" {
 		a.emit(&bridge.Reaction{Header: h, Target: bridge.Ref{Remote: target}, Key: key})
