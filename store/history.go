@@ -49,7 +49,7 @@ func (s *Store) History(ctx context.Context, q bridge.HistoryQuery) ([]bridge.Hi
 		edits   = map[bridge.EventID]*bridge.Edit{} // the latest of each message
 		deleted = map[bridge.EventID]bool{}
 		// The cursor starts past anything stored.
-		beforeAt, beforeID = int64(1<<62), ""
+		beforeAt, beforeID = int64(1 << 62), ""
 		page               = max(64, 2*q.Limit)
 	)
 	for len(out) < q.Limit {

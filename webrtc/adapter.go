@@ -110,6 +110,7 @@ type Adapter struct {
 	rooms    map[string]*room
 	sessions map[string]*peer
 	people   []adapters.PersonalAccount // web accounts with a token
+	history  adapters.History           // nil: no history for newcomers
 	stopped  bool
 	wg       sync.WaitGroup
 }

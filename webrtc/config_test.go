@@ -28,5 +28,21 @@ networks:
 				`networks.web.ice_servers[2]: a TURN server needs username and credential`,
 			},
 		},
+		{
+			Name: "history",
+			YAML: `
+networks:
+  web: { type: webrtc, history: 501 }
+`,
+			Want: []string{`networks.web.history: want 0-500 messages, got 501`},
+		},
+		{
+			Name: "negative history",
+			YAML: `
+networks:
+  web: { type: webrtc, history: -1 }
+`,
+			Want: []string{`networks.web.history: want 0-500 messages, got -1`},
+		},
 	})
 }
