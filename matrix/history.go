@@ -67,7 +67,8 @@ func (a *Adapter) seedPortal(ctx context.Context, alias string, rid id.RoomID) {
 		}
 		return
 	}
-	entries, err := a.history.Recent(ctx, alias, portalHistory)
+	// What waits for the room comes after, delivered as usual.
+	entries, err := a.history.Recent(ctx, alias, portalHistory, false)
 	if err != nil {
 		a.log.Warn("matrix portal history", "room", rid, "err", err)
 		return

@@ -22,13 +22,16 @@ type history struct {
 
 var _ adapters.History = (*history)(nil)
 
-func (h *history) Recent(ctx context.Context, room string, n int) ([]bridge.HistoryEntry, error) {
+func (h *history) Recent(ctx context.Context, room string, n int, queued bool) ([]bridge.HistoryEntry, error) {
 	addr := bridge.RoomAddr{Network: h.network, Room: room}
 	link, _, ok := h.links.LinkOf(addr)
 	if !ok || n <= 0 {
 		return nil, nil
 	}
-	q := bridge.HistoryQuery{Link: link, Limit: n, Except: addr}
+	q := bridge.HistoryQuery{Link: link, Limit: n}
+	if !queued {
+		q.Except = addr
+	}
 	if h.retain > 0 {
 		q.Since = time.Now().Add(-h.retain)
 	}

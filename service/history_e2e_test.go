@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -124,5 +125,56 @@ func TestWebRTCHistory(t *testing.T) {
 		// Live traffic follows, once.
 		publish("after carol came")
 		carol.Wait(t, patience, "live traffic", func(f testenv.WebRTCFrame) bool { return f.Type == "message" && f.Text == "after carol came" })
+	})
+
+	// Messages said while a peer joins reach it once each, in order:
+	// in the history or live after it.
+	t.Run("race", func(t *testing.T) {
+		const n = 30
+		done := make(chan error, 1)
+		go func() {
+			for i := range n {
+				tok := dev.Publish(root+"/in/sensor-1", 1, false, fmt.Sprintf("race %02d", i))
+				if !tok.WaitTimeout(patience) {
+					done <- fmt.Errorf("publish race %02d: timeout", i)
+					return
+				}
+				if err := tok.Error(); err != nil {
+					done <- err
+					return
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+			done <- nil
+		}()
+		time.Sleep(20 * time.Millisecond)
+		dave := testenv.MustDialWebRTC(t, base, "room", "", "dave", "dave")
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		seen("race 29")
+		dave.Wait(t, patience, "the last race", func(f testenv.WebRTCFrame) bool { return f.Type == "message" && f.Text == "race 29" })
+		texts, _ := historyOf(t, dave)
+		inHistory := 0
+		var got []string
+		for _, text := range texts {
+			if strings.HasPrefix(text, "race ") {
+				got = append(got, text)
+				inHistory++
+			}
+		}
+		for _, f := range dave.Frames() {
+			if f.Type == "message" && strings.HasPrefix(f.Text, "race ") {
+				got = append(got, f.Text)
+			}
+		}
+		var want []string
+		for i := range n {
+			want = append(want, fmt.Sprintf("race %02d", i))
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("dave got (%d in the history, then live)\n%q\nwant\n%q", inHistory, got, want)
+		}
+		t.Logf("%d of %d in the history, the rest live", inHistory, n)
 	})
 }

@@ -39,23 +39,27 @@ type historyEndFrame struct {
 }
 
 // sendHistory sends the link's last messages to a peer that just said
-// hello, unless there is no history to give.
-func (p *peer) sendHistory() {
+// hello, unless there is no history to give, and returns the ids of the
+// messages sent. It reads the history after the peer joined the room,
+// with what still waits for delivery to it: a message is in the history,
+// or its live frame waits behind it, or both (see release).
+func (p *peer) sendHistory() map[string]bool {
 	a := p.a
 	a.mu.Lock()
 	h, ctx := a.history, a.ctx
 	a.mu.Unlock()
 	if h == nil || a.cfg.History <= 0 {
-		return
+		return nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, historyWait)
 	defer cancel()
-	entries, err := h.Recent(ctx, p.room.name, a.cfg.History)
+	entries, err := h.Recent(ctx, p.room.name, a.cfg.History, true)
 	if err != nil {
 		// The room's traffic goes on; the peer only misses the past.
 		a.log.Warn("history for a new peer", "room", p.room.name, "err", err)
 	}
 	frames := make([][]byte, 0, len(entries))
+	sent := make(map[string]bool, len(entries))
 	a.mu.Lock()
 	for _, e := range entries {
 		ev, err := wire.Encode(e.Message)
@@ -67,6 +71,7 @@ func (p *peer) sendHistory() {
 			f.Edited = e.Edited.UTC().Format("2006-01-02T15:04:05.000Z07:00") // as wire has ts
 		}
 		frames = append(frames, encodeFrame(f))
+		sent[string(e.Message.ID)] = true
 		// The peer may edit and delete its own messages of the history.
 		p.room.authors.add(string(e.Message.ID), e.Message.Sender)
 	}
@@ -75,11 +80,13 @@ func (p *peer) sendHistory() {
 		p.transmit(f)
 	}
 	p.transmit(encodeFrame(historyEndFrame{Type: "history_end", Count: len(frames)}))
+	return sent
 }
 
 // release ends the holding of a peer's traffic: what waited goes out, in
-// order, and then what comes goes straight.
-func (p *peer) release() {
+// order, but for the messages the history had (shown), and then what
+// comes goes straight.
+func (p *peer) release(shown map[string]bool) {
 	for {
 		p.mu.Lock()
 		held := p.held
@@ -91,6 +98,12 @@ func (p *peer) release() {
 		}
 		p.mu.Unlock()
 		for _, f := range held {
+			if len(shown) > 0 {
+				var ev struct{ Type, ID string }
+				if json.Unmarshal(f, &ev) == nil && ev.Type == "message" && shown[ev.ID] {
+					continue
+				}
+			}
 			p.transmit(f)
 		}
 	}

@@ -399,8 +399,7 @@ func (p *peer) sayHello(f inFrame) {
 		Peers:  present,
 		Limits: limitsInfo{MaxMessage: a.cfg.MaxMessage, PerSecond: a.cfg.Rate.PerSecond, Burst: a.cfg.Rate.Burst},
 	}))
-	p.sendHistory()
-	p.release()
+	p.release(p.sendHistory())
 	a.log.Info("peer joined", "room", p.room.name, "id", id, "name", name, "verified", verified)
 	ev := &bridge.Join{Header: p.header()}
 	ctx, cancel := context.WithTimeout(a.ctx, acceptWait)
