@@ -17,6 +17,10 @@ type History interface {
 	// traffic flows gets everything said until now, and leaves out the
 	// live copies by id.
 	Recent(ctx context.Context, room string, n int, queued bool) ([]bridge.HistoryEntry, error)
+	// Posted records that message id of the history was posted to room
+	// as remoteID (the network's id for it there), so that what later
+	// refers to the message (a reply, an edit, a deletion) finds it.
+	Posted(ctx context.Context, room string, id bridge.EventID, remoteID string) error
 }
 
 // HistoryUser is implemented by adapters that show newcomers a link's

@@ -33,4 +33,8 @@ type HistoryStore interface {
 	// applied; deleted messages, and those whose contents were removed,
 	// are left out.
 	History(ctx context.Context, q HistoryQuery) ([]HistoryEntry, error)
+	// Posted records that a message of the history was posted to room
+	// as remoteID, as a delivery would: later replies, edits, reactions
+	// and deletions of it reach it there natively.
+	Posted(ctx context.Context, room RoomAddr, id EventID, remoteID string) error
 }

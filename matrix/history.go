@@ -129,8 +129,12 @@ func (a *Adapter) seedAsGhost(ctx context.Context, alias string, rid id.RoomID, 
 	if errors.As(err, &herr) && herr.Response != nil && herr.Response.StatusCode/100 == 4 && !isForbidden(err) {
 		return fmt.Errorf("%w: %w", errNoTS, err)
 	}
-	if err != nil || !check {
+	if err != nil {
 		return err
+	}
+	if !check {
+		a.posted(ctx, alias, m, resp.EventID)
+		return nil
 	}
 	ev, err := intent.Client.GetEvent(ctx, rid, resp.EventID)
 	if err != nil {
@@ -140,7 +144,17 @@ func (a *Adapter) seedAsGhost(ctx context.Context, alias string, rid id.RoomID, 
 		a.redactSeed(ctx, intent, rid, resp.EventID)
 		return fmt.Errorf("%w: posted at %d, not %d", errNoTS, ev.Timestamp, ts)
 	}
+	a.posted(ctx, alias, m, resp.EventID)
 	return nil
+}
+
+// posted records the event a message of the history became in the
+// portal, for what later refers to it: an edit or a deletion of it is
+// then applied to it natively, by the same ghost.
+func (a *Adapter) posted(ctx context.Context, alias string, m *bridge.Message, evid id.EventID) {
+	if err := a.history.Posted(ctx, alias, m.ID, string(evid)); err != nil {
+		a.log.Warn("matrix portal history: not recorded; what refers to the message arrives as new", "room", alias, "event", m.ID, "err", err)
+	}
 }
 
 // redactSeed takes back a history message posted at the wrong time.
@@ -151,17 +165,23 @@ func (a *Adapter) redactSeed(ctx context.Context, intent *appservice.IntentAPI, 
 }
 
 // seedAsNotice posts one message of the history as the bot's notice,
-// with its time and sender in the text.
+// with its time and sender in the text. It is not recorded as the
+// message: a ghost could neither edit nor redact the bot's notice.
 func (a *Adapter) seedAsNotice(ctx context.Context, rid id.RoomID, m *bridge.Message) error {
 	bot := a.as.BotIntent()
-	text := bridge.WithAttachmentLines(m.Text, m.Attachments)
-	name := m.Sender.Shown(bridge.RelayDelims)
-	if m.Emote {
-		text = fmt.Sprintf("[%s] * %s %s", m.Time.UTC().Format("2006-01-02 15:04 MST"), name, text)
-	} else {
-		text = fmt.Sprintf("[%s] %s: %s", m.Time.UTC().Format("2006-01-02 15:04 MST"), name, text)
-	}
-	c := &event.MessageEventContent{MsgType: event.MsgNotice, Body: bridge.CleanText(text), Mentions: &event.Mentions{}}
+	c := &event.MessageEventContent{MsgType: event.MsgNotice, Body: historyNotice(m), Mentions: &event.Mentions{}}
 	_, err := a.send(ctx, bot, rid, event.EventMessage, c, txnID(m, rid, "history-notice"))
 	return err
+}
+
+// historyNotice is a message of the history as the bot says it: its
+// time (UTC), its sender and its text, with its attachments' links.
+func historyNotice(m *bridge.Message) string {
+	at := m.Time.UTC().Format("2006-01-02 15:04 MST")
+	name := m.Sender.Shown(bridge.RelayDelims)
+	text := bridge.WithAttachmentLines(m.Text, m.Attachments)
+	if m.Emote {
+		return bridge.CleanText(fmt.Sprintf("[%s] * %s %s", at, name, text))
+	}
+	return bridge.CleanText(fmt.Sprintf("[%s] %s: %s", at, name, text))
 }

@@ -37,3 +37,7 @@ func (h *history) Recent(ctx context.Context, room string, n int, queued bool) (
 	}
 	return h.store.History(ctx, q)
 }
+
+func (h *history) Posted(ctx context.Context, room string, id bridge.EventID, remoteID string) error {
+	return h.store.Posted(ctx, bridge.RoomAddr{Network: h.network, Room: room}, id, remoteID)
+}

@@ -101,3 +101,20 @@ func (s *Store) History(ctx context.Context, q bridge.HistoryQuery) ([]bridge.Hi
 	slices.Reverse(out)
 	return out, nil
 }
+
+// Posted implements bridge.HistoryStore. A remote id the room already
+// uses keeps its first mapping, as with a delivery.
+func (s *Store) Posted(ctx context.Context, room bridge.RoomAddr, id bridge.EventID, remoteID string) error {
+	if s.dialect == sqlite {
+		// An echo of the post is a duplicate (as in Delivered).
+		s.remember(s.seen.remoteKey(remoteKey{room.Network, room.Room, remoteID}))
+	}
+	err := s.writeExec(ctx, func(tx txExec) error {
+		_, err := tx.exec(s.st.insertRemote, room.Network, room.Room, remoteID, string(id))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("store: %s posted to %s as %s: %w", id, room, remoteID, err)
+	}
+	return nil
+}

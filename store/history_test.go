@@ -170,4 +170,20 @@ func testHistory(t *testing.T, newDB newDBFunc) {
 	if want := []string{"line 56", "after the cut"}; !slices.Equal(got, want) {
 		t.Errorf("after line 59's contents were removed: %q, want %q", got, want)
 	}
+
+	// A message of the history posted to a room is known there by the
+	// id it got, both ways; a remote id already taken keeps its event.
+	portal := bridge.RoomAddr{Network: "matrix", Room: "#sb_lobby:example.org"}
+	if err := s.Posted(ctx, portal, msgs[20].ID, "$seed-20"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Posted(ctx, portal, msgs[21].ID, "$seed-20"); err != nil {
+		t.Fatal(err)
+	}
+	if id, err := s.EventByRemote(ctx, portal, "$seed-20"); err != nil || id != msgs[20].ID {
+		t.Errorf("EventByRemote(posted) = %q, %v; want %s", id, err, msgs[20].ID)
+	}
+	if r, err := s.RemoteID(ctx, portal, msgs[20].ID); err != nil || r != "$seed-20" {
+		t.Errorf("RemoteID(posted) = %q, %v", r, err)
+	}
 }

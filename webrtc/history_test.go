@@ -32,6 +32,10 @@ func (h *raceHistory) Recent(ctx context.Context, room string, n int, queued boo
 	return []bridge.HistoryEntry{{Message: h.old, Edited: h.old.Time.Add(time.Minute)}}, nil
 }
 
+func (h *raceHistory) Posted(context.Context, string, bridge.EventID, string) error {
+	panic("the page records nothing")
+}
+
 // A peer gets the welcome, then the history, then the live traffic that
 // came meanwhile, without the copies of what the history had.
 func TestHistoryBeforeLiveTraffic(t *testing.T) {
