@@ -10,14 +10,15 @@ import (
 
 var _ bridge.HistoryStore = (*Store)(nil)
 
+// maxHistoryPage bounds the rows a page of History reads.
+const maxHistoryPage = 8192
+
 // History implements bridge.HistoryStore. It reads the link's messages,
 // edits and deletions newest first, a page at a time, until it has
 // q.Limit messages: an edit or deletion comes after its message, so it is
 // read before it. Each event is stored once, with its origin room, so
 // every message of the link is read once whichever room it was said in.
-// The events table has no index on link: the pages walk the newest
-// events of all links, which for a history of tens of messages is a few
-// pages at most.
+// The pages walk the events_link index (migration 5) backwards.
 func (s *Store) History(ctx context.Context, q bridge.HistoryQuery) ([]bridge.HistoryEntry, error) {
 	if q.Limit <= 0 {
 		return nil, nil
@@ -35,12 +36,14 @@ func (s *Store) History(ctx context.Context, q bridge.HistoryQuery) ([]bridge.Hi
 	if !q.Since.IsZero() {
 		since = q.Since.UnixMicro()
 	}
-	// A deletion is read whether or not retention passed over it (it
-	// has no contents to remove); messages and edits only with their
-	// contents. What still waits for Except is left out.
+	// Only events with their contents: retention took those of the
+	// others, and an event is pruned only once older than what retention
+	// shows (or, a message, once deleted); pruned_at IS NULL is also what
+	// the partial index events_link holds. What still waits for Except is
+	// left out.
 	query := s.q(`SELECT id, kind, payload, created_at FROM events
-		WHERE link = ? AND created_at >= ? AND (created_at, id) < (?, ?)
-			AND (kind = 'delete' OR kind IN ('message', 'edit') AND pruned_at IS NULL)
+		WHERE pruned_at IS NULL AND link = ? AND created_at >= ? AND (created_at, id) < (?, ?)
+			AND kind IN ('message', 'edit', 'delete')
 			AND (kind <> 'message' OR id NOT IN
 				(SELECT event_id FROM outbox WHERE target_network = ? AND target_room = ?))
 		ORDER BY created_at DESC, id DESC LIMIT CAST(? AS INTEGER)`)
@@ -97,6 +100,8 @@ func (s *Store) History(ctx context.Context, q bridge.HistoryQuery) ([]bridge.Hi
 		if n < page && len(out) < q.Limit {
 			break // no more
 		}
+		// Edits and deletions fill pages: the next reads more at once.
+		page = min(2*page, maxHistoryPage)
 	}
 	slices.Reverse(out)
 	return out, nil
