@@ -110,8 +110,8 @@ var errNoTS = errors.New("the homeserver refuses or ignores ts")
 
 // seedAsGhost posts one message of the history as its sender (their
 // ghost, or their own Matrix user), at its original time. check: see
-// whether the homeserver kept the time (the first message), and take the
-// message back if not.
+// whether the homeserver kept the time (the first message, and each one
+// a person's own user posts), and take the message back if not.
 func (a *Adapter) seedAsGhost(ctx context.Context, alias string, rid id.RoomID, m *bridge.Message, check bool) error {
 	intent, err := a.speaker(ctx, &bridge.Delivery{Room: alias}, m.Sender)
 	if err != nil {
@@ -132,7 +132,9 @@ func (a *Adapter) seedAsGhost(ctx context.Context, alias string, rid id.RoomID, 
 	if err != nil {
 		return err
 	}
-	if !check {
+	// A person's own Matrix user posts with their token, which the
+	// homeserver may not let set the time: checked each time.
+	if !check && !intent.IsCustomPuppet {
 		a.posted(ctx, alias, m, resp.EventID)
 		return nil
 	}
