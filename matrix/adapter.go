@@ -74,6 +74,9 @@ type Adapter struct {
 	mediaClient *http.Client
 
 	state adapters.State
+	// history gives new portal rooms the link's last messages (set
+	// before Start, or nil).
+	history adapters.History
 
 	mu     sync.Mutex
 	in     bridge.Inbound
@@ -88,10 +91,13 @@ type Adapter struct {
 	// encrypted are the linked rooms known to be encrypted (see
 	// encryption.go).
 	encrypted map[string]bool
-	kick      chan struct{}
-	done      chan struct{}
-	srv       *http.Server
-	stopped   bool
+	// seedingRooms are the portal rooms whose history is being posted
+	// (see history.go): deliveries to them wait.
+	seedingRooms map[string]bool
+	kick         chan struct{}
+	done         chan struct{}
+	srv          *http.Server
+	stopped      bool
 	// linkKey signs media links (loaded in Start when publicURL is set).
 	linkKey linksign.Key
 
@@ -118,6 +124,8 @@ type Adapter struct {
 	// on their way to the store (see useravatar.go).
 	userAvatars userAvatars
 	avatarWG    sync.WaitGroup
+	// seedWG: portal rooms being seeded (history.go).
+	seedWG sync.WaitGroup
 
 	connected atomic.Bool
 
@@ -189,6 +197,7 @@ func New(name string, n *config.Network, log *slog.Logger) (*Adapter, error) {
 		dms:           map[id.RoomID]*dmRoom{},
 		typing:        map[id.RoomID]map[id.UserID]bool{},
 		encrypted:     map[string]bool{},
+		seedingRooms:  map[string]bool{},
 		ghostNames:    map[id.UserID]string{},
 		quieted:       map[id.UserID]bool{},
 		ghostAvatars:  map[id.UserID]string{},
@@ -276,6 +285,7 @@ func (a *Adapter) Stop(ctx context.Context) error {
 	avatars := make(chan struct{})
 	go func() {
 		a.avatarWG.Wait()
+		a.seedWG.Wait()
 		close(avatars)
 	}()
 	for _, ch := range []chan struct{}{done, avatars} {

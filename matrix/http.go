@@ -372,8 +372,14 @@ func (a *Adapter) createPortal(ctx context.Context, alias string) (id.RoomID, er
 	if err := a.state.Put(ctx, "portal:"+alias, string(rid)); err != nil {
 		return "", err
 	}
+	// The history goes first, then what waited for the room: the
+	// alias's answer does not wait for it.
+	a.mu.Lock()
+	a.seedingRooms[alias] = true
+	a.mu.Unlock()
 	a.link(alias, rid)
 	a.as.StateStore.SetMembership(ctx, rid, a.botID, event.MembershipJoin)
+	a.seedWG.Go(func() { a.seedPortal(ctx, alias, rid) })
 	a.poke()
 	return rid, nil
 }

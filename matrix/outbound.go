@@ -110,6 +110,9 @@ func (a *Adapter) target(ctx context.Context, d *bridge.Delivery, intent *appser
 // linkedRoom is the id of a room the bot joined for a link.
 func (a *Adapter) linkedRoom(room string) (id.RoomID, error) {
 	rid, ok := a.roomID(room)
+	if ok && a.seeding(room) {
+		return "", errSeeding
+	}
 	if ok {
 		return rid, nil
 	}

@@ -229,6 +229,9 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Servic
 		if tu, ok := a.(adapters.TextLinkUser); ok && texts != nil {
 			tu.UseTextLinks(texts)
 		}
+		if hu, ok := a.(adapters.HistoryUser); ok {
+			hu.UseHistory(&history{network: name, store: s.store, links: s.links, retain: cfg.Retention.Messages})
+		}
 		if hs, ok := a.(adapters.HTTPServer); ok {
 			hs.RegisterHTTP(s.mux)
 		}

@@ -15,6 +15,12 @@ import (
 // with ICE on the loopback interface only. It returns the HTTP base URL.
 func (w *world) webrtcConfig(t *testing.T) (*config.Config, string) {
 	t.Helper()
+	return w.webrtcConfigWith(t, "")
+}
+
+// webrtcConfigWith is webrtcConfig with more top-level lines (extra).
+func (w *world) webrtcConfigWith(t *testing.T, extra string) (*config.Config, string) {
+	t.Helper()
 	listen := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	cfg, err := config.Parse([]byte(fmt.Sprintf(`
 data_dir: %s
@@ -36,7 +42,8 @@ networks:
     interfaces: [lo]
 links:
   lobby: [ "libera:%s", "devices:%s", "web:room" ]
-`, w.dir, listen, w.irc.Addr, w.mqtt.URL, room, root)))
+%s
+`, w.dir, listen, w.irc.Addr, w.mqtt.URL, room, root, extra)))
 	if err != nil {
 		t.Fatal(err)
 	}

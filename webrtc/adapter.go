@@ -116,6 +116,7 @@ type Adapter struct {
 	state     adapters.State
 	files     bridge.FileStore
 	fileKey   linksign.Key
+	history   adapters.History // nil: no history for newcomers
 	stopped   bool
 	wg        sync.WaitGroup
 }

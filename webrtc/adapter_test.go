@@ -44,7 +44,12 @@ func newAdapter(t testing.TB, cfg Config, rooms ...string) *Adapter {
 
 func startServer(t testing.TB, cfg Config, rooms ...string) *server {
 	t.Helper()
-	a := newAdapter(t, cfg)
+	return startAdapter(t, newAdapter(t, cfg), rooms...)
+}
+
+// startAdapter is startServer for an adapter made by newAdapter.
+func startAdapter(t testing.TB, a *Adapter, rooms ...string) *server {
+	t.Helper()
 	rec := adapterstest.NewRecorder()
 	if err := a.Start(context.Background(), rec); err != nil {
 		t.Fatal(err)

@@ -16,6 +16,9 @@ const (
 	defaultRate       = 5
 	defaultBurst      = 10
 	defaultMaxPeers   = 100
+	defaultHistory    = 50
+	// maxHistory is as many messages as the page keeps.
+	maxHistory = 500
 	// defaultTemplate: peers read names in a page, where anything
 	// can be shown plainly.
 	defaultTemplate = "{name} ({network})"
@@ -49,6 +52,9 @@ type Config struct {
 	Interfaces []string `yaml:"interfaces,omitempty"`
 	// Tokens maps a room to the bearer token its peers must present.
 	Tokens map[string]string `yaml:"tokens,omitempty" secret:"true"`
+	// History is how many of the link's last messages a peer joining a
+	// room gets first; 0: none.
+	History int `yaml:"history"`
 	// MaxMessage is the largest data-channel frame accepted, in bytes.
 	MaxMessage int `yaml:"max_message"`
 	// Rate limits the frames each peer sends.
@@ -95,6 +101,7 @@ func (c *Config) SetDefaults(_ string, n *config.Network, given func(string) boo
 	config.SetDefault(&c.Rate.Burst, defaultBurst, given("rate.burst"))
 	config.SetDefault(&c.MaxPeers, defaultMaxPeers, given("max_peers"))
 	config.SetDefault(&c.Files.MaxSize, DefaultFilesMaxSize, given("files.max_size"))
+	config.SetDefault(&c.History, defaultHistory, given("history"))
 }
 
 func (c *Config) Validate(p *config.Problems, _ *config.Network) {
@@ -148,6 +155,9 @@ func (c *Config) Validate(p *config.Problems, _ *config.Network) {
 	}
 	if c.Rate.Burst <= 0 {
 		p.Add("rate.burst", "must be positive, got %d", c.Rate.Burst)
+	}
+	if c.History < 0 || c.History > maxHistory {
+		p.Add("history", "want 0-%d messages, got %d", maxHistory, c.History)
 	}
 	if c.MaxPeers <= 0 {
 		p.Add("max_peers", "must be positive, got %d", c.MaxPeers)

@@ -3,6 +3,7 @@ package webrtc
 import (
 	"testing"
 
+	"github.com/switchboard-chat/switchboard/config"
 	"github.com/switchboard-chat/switchboard/config/configtest"
 )
 
@@ -44,5 +45,38 @@ networks:
 `,
 			Want: []string{`networks.web.files.max_size: want 0 (off) to 104857600 bytes, got 104857601`},
 		},
+		{
+			Name: "history",
+			YAML: `
+networks:
+  web: { type: webrtc, history: 501 }
+`,
+			Want: []string{`networks.web.history: want 0-500 messages, got 501`},
+		},
+		{
+			Name: "negative history",
+			YAML: `
+networks:
+  web: { type: webrtc, history: -1 }
+`,
+			Want: []string{`networks.web.history: want 0-500 messages, got -1`},
+		},
 	})
+}
+
+// history is 50 unless given; 0 is none.
+func TestHistoryDefault(t *testing.T) {
+	for yaml, want := range map[string]int{
+		`{ type: webrtc }`:              50,
+		`{ type: webrtc, history: 0 }`:  0,
+		`{ type: webrtc, history: 20 }`: 20,
+	} {
+		c, err := config.ParseEnv([]byte("networks:\n  web: "+yaml+"\n"), nil)
+		if err != nil {
+			t.Fatalf("%s: %v", yaml, err)
+		}
+		if got := c.Networks["web"].Section.(*Config).History; got != want {
+			t.Errorf("%s: history %d, want %d", yaml, got, want)
+		}
+	}
 }

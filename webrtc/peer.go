@@ -46,6 +46,12 @@ type peer struct {
 	sender bridge.Sender // set by hello
 	hello  bool
 	closed bool
+	// holding: from hello until the welcome and the history have gone
+	// out, what the room says waits in held (heldBytes in all), so that
+	// it comes after them (see sayHello).
+	holding   bool
+	held      [][]byte
+	heldBytes int
 
 	closeOnce sync.Once
 	done      chan struct{}
@@ -152,9 +158,28 @@ func (p *peer) header() bridge.Header {
 	}
 }
 
-// sendRaw queues a frame to the peer; a peer that does not keep up is
-// dropped.
+// sendRaw queues a frame to the peer, after its welcome and history; a
+// peer that does not keep up is dropped.
 func (p *peer) sendRaw(frame []byte) {
+	p.mu.Lock()
+	if p.holding {
+		if p.heldBytes+len(frame) > maxBuffered {
+			p.mu.Unlock()
+			go p.close("too slow")
+			return
+		}
+		p.held = append(p.held, frame)
+		p.heldBytes += len(frame)
+		p.mu.Unlock()
+		return
+	}
+	p.mu.Unlock()
+	p.transmit(frame)
+}
+
+// transmit sends a frame to the peer now; a peer that does not keep up
+// is dropped.
+func (p *peer) transmit(frame []byte) {
 	p.mu.Lock()
 	dc := p.dc
 	closed := p.closed
@@ -359,17 +384,22 @@ func (p *peer) sayHello(f inFrame) {
 	p.mu.Lock()
 	p.sender = bridge.Sender{Network: a.name, ID: id, Name: name, Authenticated: verified}
 	p.hello = true
+	// The room's traffic from now on waits for the welcome and the
+	// history: read after this, the history may hold some of it too,
+	// which the page shows once (by id).
+	p.holding = true
 	p.mu.Unlock()
 	p.room.pending--
 	p.room.peers[p.session] = p
 	others := p.room.list()
 	a.mu.Unlock()
 
-	p.sendRaw(encodeFrame(welcomeFrame{
+	p.transmit(encodeFrame(welcomeFrame{
 		Type: "welcome", ID: id, Name: name, Person: p.personID(), Network: a.name, Room: p.room.name, Session: p.session,
 		Peers:  present,
 		Limits: limitsInfo{MaxMessage: a.cfg.MaxMessage, PerSecond: a.cfg.Rate.PerSecond, Burst: a.cfg.Rate.Burst, MaxFile: a.maxFile()},
 	}))
+	p.release(p.sendHistory())
 	a.log.Info("peer joined", "room", p.room.name, "id", id, "name", name, "verified", verified)
 	ev := &bridge.Join{Header: p.header()}
 	ctx, cancel := context.WithTimeout(a.ctx, acceptWait)

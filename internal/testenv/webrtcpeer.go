@@ -63,6 +63,11 @@ type WebRTCFrame struct {
 		Name   string `json:"name"`
 		Person string `json:"person"`
 	} `json:"peers"`
+	// Event is the message of a history frame, Edited the time of its
+	// last edit; Count ends the history (history_end).
+	Event  json.RawMessage `json:"event"`
+	Edited string          `json:"edited"`
+	Count  int             `json:"count"`
 }
 
 // WebRTCStatusError is a signaling request that was refused.

@@ -253,6 +253,8 @@
         addNote("⚠ " + f.message);
         return;
       case "message": return showMessage(f);
+      case "history": return renderHistory(f);
+      case "history_end": return endHistory(f);
       case "direct": return showDirect(f);
       case "notice": return showNotice(f);
       case "edit": {
@@ -284,6 +286,41 @@
       case "topic": return addNote("Topic: " + (f.topic || "(none)"));
       default: return;
     }
+  }
+
+  // History: after the welcome come the link's last messages, oldest
+  // first, each as it stands now ("history" frames, see docs/webrtc.md),
+  // then "history_end"; the room's live traffic only after them. Each is
+  // shown once (by id: after a reconnection only what was missed), under
+  // an "Earlier messages" divider, with its original date and time.
+  function renderHistory(f) {
+    const e = f.event;
+    if (!e || e.type !== "message" || !e.id || !e.sender || state.items.has(e.id)) return;
+    if (!state.historyDivider) {
+      state.historyDivider = el("li", "note divider", "Earlier messages");
+      state.historyDivider.setAttribute("role", "separator");
+      append(state.historyDivider, false);
+    }
+    showMessage(e);
+    const it = state.items.get(e.id);
+    if (!it) return;
+    it.li.classList.add("history");
+    if (f.edited) { it.li.classList.add("edited"); it.li.title = "edited " + new Date(f.edited).toLocaleString(); }
+    const t = it.head.querySelector("time");
+    if (t && e.ts) {
+      const d = new Date(e.ts), today = d.toDateString() === new Date().toDateString();
+      t.dateTime = e.ts;
+      t.textContent = today ? d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })
+        : d.toLocaleString([], { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" });
+    }
+  }
+  function endHistory() {
+    if (state.historyDivider) {
+      const li = el("li", "note divider", "Now");
+      li.setAttribute("role", "separator");
+      append(li, false);
+    }
+    state.historyDivider = null;
   }
 
   // The Direct panel, shown from the first private message on (a
