@@ -168,6 +168,8 @@ type Adapter struct {
 	// carry more than max_stanza allows (vCards), by IQ id.
 	iqLimits map[string]int
 
+	up *uploads // XEP-0363 uploads of attachments
+
 	// avatars, when set (before Start), receives occupants' vCard
 	// avatars; see avatar.go.
 	avatars    adapters.AvatarStore
@@ -219,6 +221,8 @@ var (
 	_ adapters.Leaver        = (*Adapter)(nil)
 	_ adapters.AvatarUser    = (*Adapter)(nil)
 	_ adapters.TextLinkUser  = (*Adapter)(nil)
+	_ adapters.Stateful      = (*Adapter)(nil)
+	_ adapters.PublicURLUser = (*Adapter)(nil)
 )
 
 // New builds the adapter for a configured XMPP network.
@@ -266,6 +270,7 @@ func New(name string, n *config.Network, log *slog.Logger) (adapters.Adapter, er
 		avatarSem:  make(chan struct{}, avatarParallel),
 	}
 	a.people = newPersonal(a)
+	a.up = newUploads(c.Upload)
 	switch {
 	case c.Component != nil && c.JID != "":
 		return nil, fmt.Errorf("networks.%s: component and jid are exclusive", name)
@@ -314,6 +319,9 @@ func New(name string, n *config.Network, log *slog.Logger) (adapters.Adapter, er
 	}
 	if a.maxStanza <= 0 {
 		a.maxStanza = defaultMaxStanza
+	}
+	if err := c.Upload.check(); err != nil {
+		return nil, fmt.Errorf("networks.%s.upload.service: %w", name, err)
 	}
 	a.botSender = bridge.Sender{Network: name, ID: a.cfg.Nick, Name: a.cfg.Nick}
 	return a, nil

@@ -414,7 +414,8 @@ func (a *Adapter) sendMessage(ctx context.Context, d *bridge.Delivery, m *bridge
 	}
 	if d.Room == "" {
 		return bridge.Settled(a.sendDirect(ctx, c, m, func(sp speaker, e *element) {
-			a.messagePayload(e, sp, m, q, "")
+			up, _ := a.withUploads(ctx, c, sp, m) // called off: the links
+			a.messagePayload(e, sp, up, q, "")
 		}))
 	}
 	r, err := a.readyRoom(ctx, c, d.Room)
@@ -423,6 +424,9 @@ func (a *Adapter) sendMessage(ctx context.Context, d *bridge.Delivery, m *bridge
 	}
 	sp, err := a.speakerFor(ctx, c, r, m.Sender, d.Relay)
 	if err != nil {
+		return bridge.Settled("", err)
+	}
+	if m, err = a.withUploads(ctx, c, sp, m); err != nil {
 		return bridge.Settled("", err)
 	}
 	id := msgID(m.ID)
