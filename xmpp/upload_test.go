@@ -1,0 +1,209 @@
+package xmpp
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/switchboard-chat/switchboard/adapters/adapterstest"
+	"github.com/switchboard-chat/switchboard/bridge"
+	"github.com/switchboard-chat/switchboard/internal/testenv"
+)
+
+// uploadLimit is the test upload service's size limit.
+const uploadLimit = 64 << 10
+
+// fileServer serves files by path, counting the fetches; "/chunked/"
+// paths are sent without a length.
+type fileServer struct {
+	*httptest.Server
+	files   map[string][]byte
+	fetches atomic.Int32
+}
+
+func newFileServer(t *testing.T, files map[string][]byte) *fileServer {
+	fs := &fileServer{files: files}
+	fs.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fs.fetches.Add(1)
+		data, ok := fs.files[r.URL.Path]
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "image/png")
+		if strings.HasPrefix(r.URL.Path, "/chunked/") {
+			w.WriteHeader(http.StatusOK)
+			w.(http.Flusher).Flush() // no Content-Length
+		}
+		w.Write(data)
+	}))
+	t.Cleanup(fs.Close)
+	return fs
+}
+
+// download GETs a URL and returns its bytes.
+func download(t *testing.T, u string) []byte {
+	t.Helper()
+	resp, err := http.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %d, %v", u, resp.StatusCode, err)
+	}
+	return data
+}
+
+func oobURL(s testenv.XMPPStanza) string {
+	return s.Child("jabber:x:oob", "x").Child("jabber:x:oob", "url").TextOrEmpty()
+}
+
+func png(n int, seed string) []byte {
+	return append([]byte("\x89PNG\r\n\x1a\n"), bytes.Repeat([]byte(seed), n/len(seed))...)
+}
+
+// TestUploads: attachments reach the MUC through the server's HTTP upload
+// service (XEP-0363) as the upload's URL in body and OOB, with the bytes
+// the file had; a retry does not upload again; a file over the service's
+// limit, or one at an internal address that is not Switchboard's own,
+// stays the link it came as.
+func TestUploads(t *testing.T) {
+	srv := testenv.ProsodyWith(t, testenv.XMPPServerConfig{Users: testUsers, FileShareLimit: uploadLimit})
+	small, chunked, big := png(20<<10, "pixels "), png(30<<10, "chunks "), png(uploadLimit+1024, "large ")
+	files := newFileServer(t, map[string][]byte{"/m/cat.png": small, "/chunked/dog.png": chunked, "/m/big.png": big, "/m/later.png": small})
+	other := newFileServer(t, map[string][]byte{"/inside.png": small})
+	room := newRoomName(srv, "up")
+	a, log := newTestAdapter(t, srv, setup{})
+	a.UsePublicURL(files.URL + "/") // its links are Switchboard's own
+	start(t, a, room)
+	alice := joinHuman(t, srv, "alice", room, "Alice")
+	bob := foreign("libera", "Bob", "bob")
+
+	t.Run("image", func(t *testing.T) {
+		m := message(bob, "cat.png")
+		u := files.URL + "/m/cat.png"
+		m.Attachments = []bridge.Attachment{{URL: u, Name: "cat.png", Mime: "image/png", Size: int64(len(small))}}
+		first := send(t, a, room, m)
+		st := alice.waitMessage(func(s testenv.XMPPStanza) bool { return s.Nick() == "bob (libera)" && oobURL(s) != "" })
+		if !strings.HasPrefix(st.Body(), srv.UploadURL+"/") || oobURL(st) != st.Body() {
+			t.Fatalf("want the upload URL as body and OOB: %s", st.Raw)
+		}
+		if got := download(t, st.Body()); !bytes.Equal(got, small) {
+			t.Errorf("the upload holds %d bytes, want the %d sent", len(got), len(small))
+		}
+		// A retry of the delivery (the room's answer lost) finds what
+		// was sent; nothing is fetched or uploaded again.
+		if again := send(t, a, room, m); again != first {
+			t.Errorf("retry: %q, first %q", again, first)
+		}
+		if n := files.fetches.Load(); n != 1 {
+			t.Errorf("fetched %d times", n)
+		}
+	})
+
+	t.Run("caption and unknown length", func(t *testing.T) {
+		u := files.URL + "/chunked/dog.png"
+		m := message(bob, "look at this "+u)
+		m.Attachments = []bridge.Attachment{{URL: u}}
+		send(t, a, room, m)
+		st := alice.waitMessage(func(s testenv.XMPPStanza) bool { return strings.HasPrefix(s.Body(), "look at this ") })
+		get := oobURL(st)
+		if !strings.HasPrefix(get, srv.UploadURL+"/") || st.Body() != "look at this "+get {
+			t.Fatalf("want the caption with the upload URL: %s", st.Raw)
+		}
+		if got := download(t, get); !bytes.Equal(got, chunked) {
+			t.Errorf("the upload holds %d bytes, want the %d sent", len(got), len(chunked))
+		}
+	})
+
+	t.Run("over the limit", func(t *testing.T) {
+		u := files.URL + "/m/big.png"
+		m := message(bob, "big.png")
+		m.Attachments = []bridge.Attachment{{URL: u, Name: "big.png"}} // size unknown until fetched
+		send(t, a, room, m)
+		st := alice.waitMessage(func(s testenv.XMPPStanza) bool { return strings.Contains(s.Body(), "big.png") })
+		if st.Body() != "big.png\nbig.png: "+u || oobURL(st) != u {
+			t.Errorf("want the link as today: %s", st.Raw)
+		}
+	})
+
+	t.Run("after a reconnect", func(t *testing.T) {
+		c, err := a.current()
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.kill()
+		waitJoined(t, a, room)
+		adapterstest.WaitConnected(t, a)
+		u := files.URL + "/m/later.png"
+		m := message(bob, "later.png")
+		m.Attachments = []bridge.Attachment{{URL: u, Name: "later.png"}}
+		send(t, a, room, m)
+		st := alice.waitMessage(func(s testenv.XMPPStanza) bool { return strings.HasSuffix(oobURL(s), "/later.png") })
+		if !strings.HasPrefix(st.Body(), srv.UploadURL+"/") {
+			t.Fatalf("want the upload URL: %s", st.Raw)
+		}
+		// The service is looked for again on the new session.
+		if n := strings.Count(log.String(), "xmpp: HTTP upload service"); n != 2 {
+			t.Errorf("the service was found %d times, want once per session", n)
+		}
+	})
+
+	t.Run("internal address", func(t *testing.T) {
+		u := other.URL + "/inside.png"
+		m := message(bob, u)
+		m.Attachments = []bridge.Attachment{{URL: u}}
+		send(t, a, room, m)
+		st := alice.waitMessage(func(s testenv.XMPPStanza) bool { return strings.Contains(s.Body(), "/inside.png") })
+		if st.Body() != u || oobURL(st) != u {
+			t.Errorf("want the link as today: %s", st.Raw)
+		}
+		if n := other.fetches.Load(); n != 0 {
+			t.Errorf("an internal address was fetched %d times", n)
+		}
+	})
+}
+
+// TestUploadsRelayAccount: a relay bot (an ordinary account) uploads as
+// itself.
+func TestUploadsRelayAccount(t *testing.T) {
+	srv := testenv.ProsodyWith(t, testenv.XMPPServerConfig{Users: testUsers, FileShareLimit: uploadLimit})
+	small := png(10<<10, "relay ")
+	files := newFileServer(t, map[string][]byte{"/r.png": small})
+	room := newRoomName(srv, "uprelay")
+	a, _ := newTestAdapter(t, srv, setup{mode: "relay"})
+	a.cfg.Upload.PrivateAddresses = true
+	a.up = newUploads(a.cfg.Upload)
+	start(t, a, room)
+	alice := joinHuman(t, srv, "alice", room, "Alice")
+	m := message(foreign("libera", "Bob", "bob"), "")
+	m.Attachments = []bridge.Attachment{{URL: files.URL + "/r.png", Name: "r.png"}}
+	send(t, a, room, m)
+	st := alice.waitMessage(func(s testenv.XMPPStanza) bool { return oobURL(s) != "" })
+	get := oobURL(st)
+	if !strings.HasPrefix(get, srv.UploadURL+"/") || st.Body() != "<bob> "+get {
+		t.Fatalf("want the relayed upload URL: %s", st.Raw)
+	}
+	if got := download(t, get); !bytes.Equal(got, small) {
+		t.Errorf("the upload holds %d bytes, want the %d sent", len(got), len(small))
+	}
+}
+
+// TestUploadServiceOff: upload.service off sends links without asking the
+// server anything.
+func TestUploadServiceOff(t *testing.T) {
+	a := &Adapter{cfg: Config{Upload: Upload{Service: UploadOff}}}
+	m := message(foreign("libera", "Bob", "bob"), "x")
+	m.Attachments = []bridge.Attachment{{URL: "https://files.example/x.png"}}
+	got, err := a.withUploads(context.Background(), nil, speaker{}, m)
+	if err != nil || got != m {
+		t.Errorf("got %+v, %v", got, err)
+	}
+}
