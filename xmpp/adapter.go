@@ -759,6 +759,7 @@ func (a *Adapter) janitor() {
 		case <-t.C:
 		}
 		a.reapPuppets(time.Now())
+		a.pruneUploads(a.ctx, time.Now())
 		a.mu.Lock()
 		for key, om := range a.sent {
 			if om.finished() && time.Since(om.at) > sentTTL {

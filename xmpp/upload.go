@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"mime"
 	"net/http"
 	"net/url"
@@ -98,6 +99,7 @@ type uploads struct {
 	done    *lru[string, uploadRecord]
 	busy    map[string]chan struct{} // uploads under way, by URL
 	said    map[string]bool          // why attachments stay links, logged once
+	pruned  time.Time                // State last pruned of old uploads
 }
 
 // uploadService is a server's HTTP upload service.
@@ -195,16 +197,11 @@ func (a *Adapter) stayLink(c *session, at bridge.Attachment, err error) {
 		a.up.said[key] = true
 	}
 	a.up.mu.Unlock()
-	level := "debug"
+	level := slog.LevelDebug
 	if first {
-		level = "info"
+		level = slog.LevelInfo
 	}
-	args := []any{"host", fetch.Host(at.URL), "reason", err}
-	if level == "info" {
-		a.log.Info("xmpp: attachment sent as a link", args...)
-	} else {
-		a.log.Debug("xmpp: attachment sent as a link", args...)
-	}
+	a.log.Log(context.Background(), level, "xmpp: attachment sent as a link", "host", fetch.Host(at.URL), "reason", err)
 }
 
 // uploadKey is the State key of an attachment URL's upload: a hash, as
@@ -238,6 +235,37 @@ func (u *uploads) remember(ctx context.Context, rawURL, get string) {
 	if u.state != nil {
 		v, _ := json.Marshal(rec)
 		u.state.Put(ctx, uploadKey(rawURL), string(v)) // memory still has it
+	}
+}
+
+// pruneUploads forgets, at most once an hour, the uploads too old to
+// use again (the janitor calls it).
+func (a *Adapter) pruneUploads(ctx context.Context, now time.Time) {
+	u := a.up
+	u.mu.Lock()
+	due := u.state != nil && now.Sub(u.pruned) >= time.Hour
+	if due {
+		u.pruned = now
+	}
+	u.mu.Unlock()
+	if !due {
+		return
+	}
+	var old []string
+	err := u.state.Scan(ctx, uploadPrefix, func(key, value string) bool {
+		var rec uploadRecord
+		if json.Unmarshal([]byte(value), &rec) != nil || now.Sub(rec.At) > uploadReuse {
+			old = append(old, key)
+		}
+		return true
+	})
+	for _, key := range old {
+		if err == nil {
+			err = u.state.Delete(ctx, key)
+		}
+	}
+	if err != nil && ctx.Err() == nil {
+		a.log.Warn("xmpp: cannot prune old uploads", "err", err)
 	}
 }
 

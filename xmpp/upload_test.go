@@ -3,16 +3,19 @@ package xmpp
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/switchboard-chat/switchboard/adapters/adapterstest"
 	"github.com/switchboard-chat/switchboard/bridge"
 	"github.com/switchboard-chat/switchboard/internal/testenv"
+	"github.com/switchboard-chat/switchboard/store"
 )
 
 // uploadLimit is the test upload service's size limit.
@@ -80,12 +83,19 @@ func TestUploads(t *testing.T) {
 	files := newFileServer(t, map[string][]byte{"/m/cat.png": small, "/chunked/dog.png": chunked, "/m/big.png": big, "/m/later.png": small})
 	other := newFileServer(t, map[string][]byte{"/inside.png": small})
 	room := newRoomName(srv, "up")
+	st, err := store.Open(t.Context(), "sqlite", t.TempDir(), testenv.NewLog(t).Logger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
 	a, log := newTestAdapter(t, srv, setup{})
+	a.UseState(st.State("jabber"))
 	a.UsePublicURL(files.URL + "/") // its links are Switchboard's own
 	start(t, a, room)
 	alice := joinHuman(t, srv, "alice", room, "Alice")
 	bob := foreign("libera", "Bob", "bob")
 
+	var catURL string // where cat.png was uploaded
 	t.Run("image", func(t *testing.T) {
 		m := message(bob, "cat.png")
 		u := files.URL + "/m/cat.png"
@@ -98,6 +108,7 @@ func TestUploads(t *testing.T) {
 		if got := download(t, st.Body()); !bytes.Equal(got, small) {
 			t.Errorf("the upload holds %d bytes, want the %d sent", len(got), len(small))
 		}
+		catURL = st.Body()
 		// A retry of the delivery (the room's answer lost) finds what
 		// was sent; nothing is fetched or uploaded again.
 		if again := send(t, a, room, m); again != first {
@@ -169,6 +180,33 @@ func TestUploads(t *testing.T) {
 			t.Errorf("an internal address was fetched %d times", n)
 		}
 	})
+
+	t.Run("after a restart", func(t *testing.T) {
+		if catURL == "" {
+			t.Skip("no upload to find again")
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+		defer cancel()
+		if err := a.Stop(ctx); err != nil {
+			t.Fatal(err)
+		}
+		b, _ := newTestAdapter(t, srv, setup{})
+		b.UseState(st.State("jabber"))
+		b.UsePublicURL(files.URL + "/")
+		start(t, b, room)
+		// The same file shared again is not uploaded again.
+		before := files.fetches.Load()
+		m := message(bob, "cat.png")
+		m.Attachments = []bridge.Attachment{{URL: files.URL + "/m/cat.png", Name: "cat.png"}}
+		send(t, b, room, m)
+		got := alice.waitMessage(func(s testenv.XMPPStanza) bool { return s.ID() == msgID(m.ID) })
+		if got.Body() != catURL || oobURL(got) != catURL {
+			t.Errorf("want the earlier upload %s: %s", catURL, got.Raw)
+		}
+		if n := files.fetches.Load() - before; n != 0 {
+			t.Errorf("fetched %d times again", n)
+		}
+	})
 }
 
 // TestUploadsRelayAccount: a relay bot (an ordinary account) uploads as
@@ -205,5 +243,30 @@ func TestUploadServiceOff(t *testing.T) {
 	got, err := a.withUploads(context.Background(), nil, speaker{}, m)
 	if err != nil || got != m {
 		t.Errorf("got %+v, %v", got, err)
+	}
+}
+
+// TestPruneUploads: records of uploads too old to use again leave the
+// store; recent ones stay.
+func TestPruneUploads(t *testing.T) {
+	st, err := store.Open(t.Context(), "sqlite", t.TempDir(), testenv.NewLog(t).Logger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	a := &Adapter{log: testenv.NewLog(t).Logger(), up: newUploads(Upload{})}
+	a.UseState(st.State("jabber"))
+	now := time.Now()
+	a.up.remember(t.Context(), "https://files.example/new.png", "https://upload.example/new.png")
+	old, _ := json.Marshal(uploadRecord{Get: "https://upload.example/old.png", At: now.Add(-uploadReuse - time.Minute)})
+	if err := st.State("jabber").Put(t.Context(), uploadKey("https://files.example/old.png"), string(old)); err != nil {
+		t.Fatal(err)
+	}
+	a.pruneUploads(t.Context(), now)
+	if _, ok, _ := st.State("jabber").Get(t.Context(), uploadKey("https://files.example/old.png")); ok {
+		t.Error("the old record is still there")
+	}
+	if _, ok, _ := st.State("jabber").Get(t.Context(), uploadKey("https://files.example/new.png")); !ok {
+		t.Error("the recent record is gone")
 	}
 }
