@@ -304,20 +304,20 @@ func (a *Adapter) uploadOne(ctx context.Context, c *session, sp speaker, at brid
 	}
 	ctx, cancel := context.WithTimeout(ctx, uploadTimeout)
 	defer cancel()
-	w, from := c, sp.jid
+	from := sp.jid
 	if sp.via != nil {
 		// A person's own session reads no answers to requests: the bot
 		// asks for them.
 		from = c.me
 	}
-	svc, err := a.uploadService(ctx, w, from)
+	svc, err := a.uploadService(ctx, c, from)
 	if err != nil {
 		return "", err
 	}
 	if at.Size > svc.max {
 		return "", fmt.Errorf("%w (%d bytes, the limit is %d)", errUploadTooLarge, at.Size, svc.max)
 	}
-	get, err := a.transfer(ctx, w, from, svc, at)
+	get, err := a.transfer(ctx, c, from, svc, at)
 	if err != nil {
 		return "", err
 	}
@@ -361,8 +361,8 @@ func (a *Adapter) transfer(ctx context.Context, c *session, from jid.JID, svc *u
 		}
 		size, body = n, tmp
 	}
-	typ := at.Mime
-	if typ == "" {
+	typ, _, err := mime.ParseMediaType(at.Mime)
+	if err != nil {
 		typ, _, _ = mime.ParseMediaType(resp.Header.Get("Content-Type"))
 	}
 	if typ == "" {
@@ -445,17 +445,14 @@ func (a *Adapter) requestSlot(ctx context.Context, c *session, from jid.JID, svc
 }
 
 // uploadService is the server's upload service, discovered once per
-// session (a reconnect may find another server): the one configured, or
-// the server's domain or one of its items announcing XEP-0363.
+// session of the bot, c (a reconnect may find another server): the one
+// configured, or the server's domain or one of its items announcing
+// XEP-0363.
 func (a *Adapter) uploadService(ctx context.Context, c *session, from jid.JID) (*uploadService, error) {
 	u := a.up
-	bot, err := a.current()
-	if err != nil {
-		return nil, err
-	}
 	for {
 		u.mu.Lock()
-		if u.svcGen == bot.gen {
+		if u.svcGen == c.gen {
 			svc := u.svc
 			u.mu.Unlock()
 			if svc == nil {
@@ -477,14 +474,20 @@ func (a *Adapter) uploadService(ctx context.Context, c *session, from jid.JID) (
 		}
 	}
 	svc, err := a.discoverUpload(ctx, c, from)
+	called := ctx.Err() != nil
 	u.mu.Lock()
 	close(u.finding)
 	u.finding = nil
-	if err == nil {
-		u.svc, u.svcGen = svc, bot.gen
+	if !called {
+		// A server that did not answer is not asked again before the
+		// next connection: every file would wait for it.
+		u.svc, u.svcGen = svc, c.gen
 	}
 	u.mu.Unlock()
 	if err != nil {
+		if !called {
+			a.log.Warn("xmpp: cannot discover the HTTP upload service; attachments are links until the next connection", "err", err)
+		}
 		return nil, err
 	}
 	if svc == nil {
