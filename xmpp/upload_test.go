@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -27,6 +28,9 @@ type fileServer struct {
 	*httptest.Server
 	files   map[string][]byte
 	fetches atomic.Int32
+	// release, when set, holds the answers to "/slow/" paths until it
+	// is closed; slow hears of each such request.
+	release, slow chan struct{}
 }
 
 func newFileServer(t *testing.T, files map[string][]byte) *fileServer {
@@ -37,6 +41,10 @@ func newFileServer(t *testing.T, files map[string][]byte) *fileServer {
 		if !ok {
 			http.NotFound(w, r)
 			return
+		}
+		if strings.HasPrefix(r.URL.Path, "/slow/") && fs.release != nil {
+			fs.slow <- struct{}{}
+			<-fs.release
 		}
 		w.Header().Set("Content-Type", "image/png")
 		if strings.HasPrefix(r.URL.Path, "/chunked/") {
@@ -80,7 +88,9 @@ func png(n int, seed string) []byte {
 func TestUploads(t *testing.T) {
 	srv := testenv.ProsodyWith(t, testenv.XMPPServerConfig{Users: testUsers, FileShareLimit: uploadLimit})
 	small, chunked, big := png(20<<10, "pixels "), png(30<<10, "chunks "), png(uploadLimit+1024, "large ")
-	files := newFileServer(t, map[string][]byte{"/m/cat.png": small, "/chunked/dog.png": chunked, "/m/big.png": big, "/m/later.png": small})
+	files := newFileServer(t, map[string][]byte{"/m/cat.png": small, "/chunked/dog.png": chunked, "/m/big.png": big, "/m/later.png": small,
+		"/chunked/huge.png": big, "/slow/turtle.png": small})
+	files.release, files.slow = make(chan struct{}), make(chan struct{}, 1)
 	other := newFileServer(t, map[string][]byte{"/inside.png": small})
 	room := newRoomName(srv, "up")
 	st, err := store.Open(t.Context(), "sqlite", t.TempDir(), testenv.NewLog(t).Logger())
@@ -142,6 +152,45 @@ func TestUploads(t *testing.T) {
 		st := alice.waitMessage(func(s testenv.XMPPStanza) bool { return strings.Contains(s.Body(), "big.png") })
 		if st.Body() != "big.png\nbig.png: "+u || oobURL(st) != u {
 			t.Errorf("want the link as today: %s", st.Raw)
+		}
+		// Without a length, it is read up to the limit only.
+		u = files.URL + "/chunked/huge.png"
+		m = message(bob, "huge.png")
+		m.Attachments = []bridge.Attachment{{URL: u, Name: "huge.png"}}
+		send(t, a, room, m)
+		st = alice.waitMessage(func(s testenv.XMPPStanza) bool { return strings.Contains(s.Body(), "huge.png") })
+		if st.Body() != "huge.png\nhuge.png: "+u || oobURL(st) != u {
+			t.Errorf("want the link as today: %s", st.Raw)
+		}
+	})
+
+	t.Run("a slow file holds up no one else", func(t *testing.T) {
+		u := files.URL + "/slow/turtle.png"
+		m := message(bob, "turtle.png")
+		m.Attachments = []bridge.Attachment{{URL: u, Name: "turtle.png"}}
+		var once sync.Once
+		release := func() { once.Do(func() { close(files.release) }) }
+		defer release() // a failure must not leave the file server hanging
+		done := make(chan error, 1)
+		go func() {
+			_, err := a.Send(context.Background(), &bridge.Delivery{Link: "test", Room: room, Event: m})
+			done <- err
+		}()
+		<-files.slow // Bob's file is on its way; Carol speaks meanwhile.
+		send(t, a, room, message(foreign("libera", "Carol", "carol"), "meanwhile"))
+		alice.waitMessage(func(s testenv.XMPPStanza) bool { return s.Body() == "meanwhile" })
+		select {
+		case err := <-done:
+			t.Fatalf("bob's message was done before its file was fetched: %v", err)
+		default:
+		}
+		release()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		st := alice.waitMessage(func(s testenv.XMPPStanza) bool { return strings.HasSuffix(oobURL(s), "/turtle.png") })
+		if !strings.HasPrefix(st.Body(), srv.UploadURL+"/") {
+			t.Errorf("want the upload URL: %s", st.Raw)
 		}
 	})
 
