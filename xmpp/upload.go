@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"html"
 	"io"
 	"log/slog"
 	"mime"
@@ -148,6 +149,9 @@ func (a *Adapter) withUploads(ctx context.Context, c *session, sp speaker, m *br
 	}
 	var out *bridge.Message
 	for i, at := range m.Attachments {
+		if at.URL == "" {
+			continue
+		}
 		get, err := a.uploadOne(ctx, c, sp, at)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -163,7 +167,7 @@ func (a *Adapter) withUploads(ctx context.Context, c *session, sp speaker, m *br
 		}
 		out.Attachments[i].URL = get
 		out.Text = strings.ReplaceAll(out.Text, at.URL, get)
-		out.HTML = strings.ReplaceAll(out.HTML, at.URL, get)
+		out.HTML = strings.ReplaceAll(out.HTML, html.EscapeString(at.URL), html.EscapeString(get))
 	}
 	if out == nil {
 		return m, nil
