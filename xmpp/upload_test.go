@@ -86,7 +86,15 @@ func png(n int, seed string) []byte {
 // limit, or one at an internal address that is not Switchboard's own,
 // stays the link it came as.
 func TestUploads(t *testing.T) {
-	srv := testenv.ProsodyWith(t, testenv.XMPPServerConfig{Users: testUsers, FileShareLimit: uploadLimit})
+	for _, server := range testenv.XMPPServers {
+		t.Run(server.Name, func(t *testing.T) {
+			srv := server.Start(t, testenv.XMPPServerConfig{Users: testUsers, FileShareLimit: uploadLimit})
+			testUploads(t, srv)
+		})
+	}
+}
+
+func testUploads(t *testing.T, srv *testenv.XMPPServer) {
 	small, chunked, big := png(20<<10, "pixels "), png(30<<10, "chunks "), png(uploadLimit+1024, "large ")
 	files := newFileServer(t, map[string][]byte{"/m/cat.png": small, "/chunked/dog.png": chunked, "/m/big.png": big, "/m/later.png": small,
 		"/chunked/huge.png": big, "/slow/turtle.png": small})
