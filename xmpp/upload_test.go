@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"mellium.im/xmpp/jid"
+
 	"github.com/switchboard-chat/switchboard/adapters/adapterstest"
 	"github.com/switchboard-chat/switchboard/bridge"
 	"github.com/switchboard-chat/switchboard/internal/testenv"
@@ -267,14 +269,14 @@ func testUploads(t *testing.T, srv *testenv.XMPPServer) {
 }
 
 // TestUploadsRelayAccount: a relay bot (an ordinary account) uploads as
-// itself.
+// itself, to the service upload.service names.
 func TestUploadsRelayAccount(t *testing.T) {
 	srv := testenv.ProsodyWith(t, testenv.XMPPServerConfig{Users: testUsers, FileShareLimit: uploadLimit})
 	small := png(10<<10, "relay ")
 	files := newFileServer(t, map[string][]byte{"/r.png": small})
 	room := newRoomName(srv, "uprelay")
 	a, _ := newTestAdapter(t, srv, setup{mode: "relay"})
-	a.cfg.Upload.PrivateAddresses = true
+	a.cfg.Upload = Upload{Service: srv.Upload, PrivateAddresses: true}
 	a.up = newUploads(a.cfg.Upload)
 	start(t, a, room)
 	alice := joinHuman(t, srv, "alice", room, "Alice")
@@ -325,5 +327,24 @@ func TestPruneUploads(t *testing.T) {
 	}
 	if _, ok, _ := st.State("jabber").Get(t.Context(), uploadKey("https://files.example/new.png")); !ok {
 		t.Error("the recent record is gone")
+	}
+}
+
+func TestServerDomain(t *testing.T) {
+	for domain, want := range map[string]string{
+		"bridge.example.org":      "example.org",
+		"bridge.chat.example.org": "chat.example.org",
+		"bridge.localhost":        "localhost",
+		"bridge.org":              "bridge.org",
+		"localhost":               "localhost",
+	} {
+		a := &Adapter{component: true, domain: domain}
+		if got := a.serverDomain().String(); got != want {
+			t.Errorf("serverDomain of %s = %s, want %s", domain, got, want)
+		}
+	}
+	a := &Adapter{account: jid.MustParse("bot@chat.example.org")}
+	if got := a.serverDomain().String(); got != "chat.example.org" {
+		t.Errorf("serverDomain of an account = %s", got)
 	}
 }
