@@ -134,6 +134,9 @@ type Adapter struct {
 	// textLinks makes the links to the whole of a cut message (set
 	// before Start, then read only); nil without http.public_url.
 	textLinks adapters.TextLinks
+	// state keeps what must survive a restart (uploads, see upload.go);
+	// set before Start, nil in some unit tests.
+	state     adapters.State
 	domain    string  // the component's domain
 	account   jid.JID // the client account (relay bot)
 	botSender bridge.Sender

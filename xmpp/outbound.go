@@ -413,9 +413,10 @@ func (a *Adapter) sendMessage(ctx context.Context, d *bridge.Delivery, m *bridge
 		return bridge.Settled("", err)
 	}
 	if d.Room == "" {
+		// Uploaded as the bot: a chat's sender is known only as it goes.
+		m, _ = a.withUploads(ctx, c, speaker{jid: c.me}, m) // called off: the links
 		return bridge.Settled(a.sendDirect(ctx, c, m, func(sp speaker, e *element) {
-			up, _ := a.withUploads(ctx, c, sp, m) // called off: the links
-			a.messagePayload(e, sp, up, q, "")
+			a.messagePayload(e, sp, m, q, "")
 		}))
 	}
 	r, err := a.readyRoom(ctx, c, d.Room)

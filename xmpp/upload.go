@@ -87,8 +87,7 @@ func (u Upload) check() error {
 
 // uploads is the adapter's upload state.
 type uploads struct {
-	public string         // http.public_url: links to Switchboard itself
-	state  adapters.State // nil: uploads are remembered in memory only
+	public string // http.public_url: links to Switchboard itself
 
 	fetch, own *fetch.Client // attachments; Switchboard's own links
 	put        *http.Client
@@ -131,8 +130,8 @@ func newUploads(c Upload) *uploads {
 }
 
 // UseState implements adapters.Stateful: uploads are remembered across
-// restarts.
-func (a *Adapter) UseState(s adapters.State) { a.up.state = s }
+// restarts (without State, in memory only).
+func (a *Adapter) UseState(s adapters.State) { a.state = s }
 
 // UsePublicURL implements adapters.PublicURLUser: links under it are
 // Switchboard's own, fetched whatever their address.
@@ -216,12 +215,13 @@ func uploadKey(rawURL string) string {
 }
 
 // uploaded is the GET URL of an earlier upload of rawURL, if recent.
-func (u *uploads) uploaded(ctx context.Context, rawURL string) (string, bool) {
+func (a *Adapter) uploaded(ctx context.Context, rawURL string) (string, bool) {
+	u := a.up
 	u.mu.Lock()
 	rec, ok := u.done.get(rawURL)
 	u.mu.Unlock()
-	if !ok && u.state != nil {
-		if v, found, err := u.state.Get(ctx, uploadKey(rawURL)); err == nil && found {
+	if !ok && a.state != nil {
+		if v, found, err := a.state.Get(ctx, uploadKey(rawURL)); err == nil && found {
 			ok = json.Unmarshal([]byte(v), &rec) == nil && rec.Get != ""
 		}
 	}
@@ -231,14 +231,14 @@ func (u *uploads) uploaded(ctx context.Context, rawURL string) (string, bool) {
 	return rec.Get, true
 }
 
-func (u *uploads) remember(ctx context.Context, rawURL, get string) {
+func (a *Adapter) remember(ctx context.Context, rawURL, get string) {
 	rec := uploadRecord{Get: get, At: time.Now().UTC()}
-	u.mu.Lock()
-	u.done.put(rawURL, rec)
-	u.mu.Unlock()
-	if u.state != nil {
+	a.up.mu.Lock()
+	a.up.done.put(rawURL, rec)
+	a.up.mu.Unlock()
+	if a.state != nil {
 		v, _ := json.Marshal(rec)
-		u.state.Put(ctx, uploadKey(rawURL), string(v)) // memory still has it
+		a.state.Put(ctx, uploadKey(rawURL), string(v)) // memory still has it
 	}
 }
 
@@ -247,7 +247,7 @@ func (u *uploads) remember(ctx context.Context, rawURL, get string) {
 func (a *Adapter) pruneUploads(ctx context.Context, now time.Time) {
 	u := a.up
 	u.mu.Lock()
-	due := u.state != nil && now.Sub(u.pruned) >= time.Hour
+	due := a.state != nil && now.Sub(u.pruned) >= time.Hour
 	if due {
 		u.pruned = now
 	}
@@ -256,7 +256,7 @@ func (a *Adapter) pruneUploads(ctx context.Context, now time.Time) {
 		return
 	}
 	var old []string
-	err := u.state.Scan(ctx, uploadPrefix, func(key, value string) bool {
+	err := a.state.Scan(ctx, uploadPrefix, func(key, value string) bool {
 		var rec uploadRecord
 		if json.Unmarshal([]byte(value), &rec) != nil || now.Sub(rec.At) > uploadReuse {
 			old = append(old, key)
@@ -265,7 +265,7 @@ func (a *Adapter) pruneUploads(ctx context.Context, now time.Time) {
 	})
 	for _, key := range old {
 		if err == nil {
-			err = u.state.Delete(ctx, key)
+			err = a.state.Delete(ctx, key)
 		}
 	}
 	if err != nil && ctx.Err() == nil {
@@ -278,7 +278,7 @@ func (a *Adapter) pruneUploads(ctx context.Context, now time.Time) {
 func (a *Adapter) uploadOne(ctx context.Context, c *session, sp speaker, at bridge.Attachment) (string, error) {
 	u := a.up
 	for {
-		if get, ok := u.uploaded(ctx, at.URL); ok {
+		if get, ok := a.uploaded(ctx, at.URL); ok {
 			return get, nil
 		}
 		u.mu.Lock()
@@ -299,7 +299,7 @@ func (a *Adapter) uploadOne(ctx context.Context, c *session, sp speaker, at brid
 		select {
 		case <-wait:
 			// Done (or failed): look again, or try ourselves.
-			if get, ok := u.uploaded(ctx, at.URL); ok {
+			if get, ok := a.uploaded(ctx, at.URL); ok {
 				return get, nil
 			}
 		case <-ctx.Done():
@@ -325,7 +325,7 @@ func (a *Adapter) uploadOne(ctx context.Context, c *session, sp speaker, at brid
 	if err != nil {
 		return "", err
 	}
-	u.remember(ctx, at.URL, get)
+	a.remember(ctx, at.URL, get)
 	return get, nil
 }
 

@@ -99,7 +99,7 @@ func TestUploads(t *testing.T) {
 func testUploads(t *testing.T, srv *testenv.XMPPServer) {
 	small, chunked, big := png(20<<10, "pixels "), png(30<<10, "chunks "), png(uploadLimit+1024, "large ")
 	files := newFileServer(t, map[string][]byte{"/m/cat.png": small, "/chunked/dog.png": chunked, "/m/big.png": big, "/m/later.png": small,
-		"/chunked/huge.png": big, "/slow/turtle.png": small})
+		"/chunked/huge.png": big, "/slow/turtle.png": small, "/m/dm.png": chunked})
 	files.release, files.slow = make(chan struct{}), make(chan struct{}, 1)
 	other := newFileServer(t, map[string][]byte{"/inside.png": small})
 	room := newRoomName(srv, "up")
@@ -201,6 +201,22 @@ func testUploads(t *testing.T, srv *testenv.XMPPServer) {
 		st := alice.waitMessage(func(s testenv.XMPPStanza) bool { return strings.HasSuffix(oobURL(s), "/turtle.png") })
 		if !strings.HasPrefix(st.Body(), srv.UploadURL+"/") {
 			t.Errorf("want the upload URL: %s", st.Raw)
+		}
+	})
+
+	t.Run("direct message", func(t *testing.T) {
+		m := message(bob, "dm.png")
+		m.To = &bridge.Sender{Network: "jabber", ID: srv.JID("alice").String()}
+		m.Attachments = []bridge.Attachment{{URL: files.URL + "/m/dm.png", Name: "dm.png"}}
+		deliver(t, func(ctx context.Context) (string, error) {
+			return a.Send(ctx, &bridge.Delivery{Link: bridge.DirectLink, Event: m})
+		})
+		st := alice.c.WaitMessage(waitFor, func(s testenv.XMPPStanza) bool { return s.Type() == "chat" && oobURL(s) != "" })
+		if !strings.HasPrefix(st.Body(), srv.UploadURL+"/") || oobURL(st) != st.Body() {
+			t.Fatalf("want the upload URL as body and OOB: %s", st.Raw)
+		}
+		if got := download(t, st.Body()); !bytes.Equal(got, chunked) {
+			t.Errorf("the upload holds %d bytes, want the %d sent", len(got), len(chunked))
 		}
 	})
 
@@ -316,7 +332,7 @@ func TestPruneUploads(t *testing.T) {
 	a := &Adapter{log: testenv.NewLog(t).Logger(), up: newUploads(Upload{})}
 	a.UseState(st.State("jabber"))
 	now := time.Now()
-	a.up.remember(t.Context(), "https://files.example/new.png", "https://upload.example/new.png")
+	a.remember(t.Context(), "https://files.example/new.png", "https://upload.example/new.png")
 	old, _ := json.Marshal(uploadRecord{Get: "https://upload.example/old.png", At: now.Add(-uploadReuse - time.Minute)})
 	if err := st.State("jabber").Put(t.Context(), uploadKey("https://files.example/old.png"), string(old)); err != nil {
 		t.Fatal(err)
