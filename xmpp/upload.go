@@ -36,7 +36,8 @@ import (
 // The slot is asked for by whoever sends the message: a puppet or the
 // component itself (Prosody's mod_http_file_share lets every JID of a
 // host it serves upload, components included), or the relay account; for
-// a person speaking through their own session, the bot.
+// a person speaking through their own session and for direct messages,
+// the bot.
 
 const (
 	nsUpload = "urn:xmpp:http:upload:0"
