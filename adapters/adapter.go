@@ -206,7 +206,9 @@ type HTTPServer interface {
 
 // PublicURLUser is implemented by adapters that offer files to other
 // networks as links through Switchboard's HTTP listener (Matrix media the
-// homeserver would not serve to strangers). The service hands over
+// homeserver would not serve to strangers), or that fetch such links
+// (XMPP uploads, which trust Switchboard's own links whatever their
+// address). The service hands over
 // http.public_url, without a trailing slash, before Start, only when it
 // is set; the adapter needs nothing else of the config for it.
 type PublicURLUser interface {

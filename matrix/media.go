@@ -9,13 +9,9 @@ import (
 	"fmt"
 	"io"
 	"mime"
-	"net"
 	"net/http"
-	"net/netip"
 	"net/url"
-	"path"
 	"strings"
-	"syscall"
 	"time"
 
 	"maunium.net/go/mautrix"
@@ -24,156 +20,44 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"github.com/switchboard-chat/switchboard/bridge"
+	"github.com/switchboard-chat/switchboard/internal/fetch"
 )
 
 const (
-	// fetchTimeout bounds one attachment's download, start to end: a
-	// slow server holds up its room's outbox no longer than this.
-	fetchTimeout = 2 * time.Minute
-	// maxRedirects is how many redirects a download follows.
-	maxRedirects = 3
 	// mediaPrefix starts the State keys of uploads (see mediaRecord).
 	mediaPrefix = "media:"
 )
 
-// errInternalAddress refuses a dial to an address inside a network.
-var errInternalAddress = errors.New("refusing an internal address")
-
-// internalPrefixes are ranges that lead inside a network beyond what the
-// netip predicates in publicAddress cover.
-var internalPrefixes = []netip.Prefix{
-	netip.MustParsePrefix("0.0.0.0/8"),          // "this network"; 0.0.0.0 reaches the host itself
-	netip.MustParsePrefix("100.64.0.0/10"),      // shared address space (carrier-grade NAT)
-	netip.MustParsePrefix("255.255.255.255/32"), // broadcast
-	netip.MustParsePrefix("fec0::/10"),          // deprecated site-local
-}
-
-// nat64 embeds an IPv4 address in its last four bytes; a NAT64 gateway
-// reaches that address, so it is judged instead.
-var nat64 = netip.MustParsePrefix("64:ff9b::/96")
-
-// publicAddress reports whether ip is one the bridge may download from
-// on behalf of remote users: not loopback, private, link-local,
-// unspecified, multicast or otherwise internal.
-func publicAddress(ip netip.Addr) bool {
-	ip = ip.Unmap()
-	if nat64.Contains(ip) {
-		b := ip.As16()
-		ip = netip.AddrFrom4([4]byte(b[12:]))
-	}
-	if !ip.IsValid() || ip.IsLoopback() || ip.IsPrivate() || ip.IsUnspecified() || ip.IsMulticast() ||
-		ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() || ip.IsInterfaceLocalMulticast() {
-		return false
-	}
-	for _, p := range internalPrefixes {
-		if p.Contains(ip) {
-			return false
-		}
-	}
-	return true
-}
-
-// refuseInternal is a dialer's Control: it sees the address actually
-// dialed, after name resolution and on every redirect, so neither a name
-// that resolves inside nor a redirect there gets through.
-func refuseInternal(_, address string, _ syscall.RawConn) error {
-	ap, err := netip.ParseAddrPort(address)
-	if err != nil {
-		return fmt.Errorf("%w: cannot read %q", errInternalAddress, address)
-	}
-	if !publicAddress(ap.Addr()) {
-		return fmt.Errorf("%w: %s", errInternalAddress, ap.Addr())
-	}
-	return nil
-}
-
-// fetcher downloads attachments: http and https only, bounded in size,
-// time and redirects, and (unless allowed) never from internal addresses.
+// fetcher downloads attachments (see package fetch) up to maxSize.
 type fetcher struct {
-	client  *http.Client
+	client  *fetch.Client
 	maxSize int64
 }
 
 func newFetcher(c Media) *fetcher {
-	d := &net.Dialer{Timeout: 10 * time.Second}
-	if !c.PrivateAddresses {
-		d.Control = refuseInternal
-	}
-	tr := &http.Transport{
-		// No proxy, not even from the environment: the address check
-		// must see the server's own address.
-		Proxy:                 nil,
-		DialContext:           d.DialContext,
-		TLSHandshakeTimeout:   10 * time.Second,
-		ResponseHeaderTimeout: 30 * time.Second,
-		IdleConnTimeout:       30 * time.Second,
-		MaxIdleConns:          8,
-		ForceAttemptHTTP2:     true,
-	}
-	return &fetcher{
-		client: &http.Client{
-			Transport: tr,
-			Timeout:   fetchTimeout,
-			CheckRedirect: func(req *http.Request, via []*http.Request) error {
-				if len(via) > maxRedirects {
-					return fmt.Errorf("more than %d redirects", maxRedirects)
-				}
-				if !isHTTP(req.URL) {
-					return errors.New("redirected to a URL that is not http or https")
-				}
-				return nil
-			},
-		},
-		maxSize: c.MaxSize,
-	}
-}
-
-func isHTTP(u *url.URL) bool {
-	return (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
+	return &fetcher{client: fetch.New(c.PrivateAddresses), maxSize: c.MaxSize}
 }
 
 // fetch downloads a file and returns it with the media type the server
-// gave ("" for none). Its errors never hold the URL: attachment URLs are
-// often capabilities (an upload's secret path), not to be logged.
+// gave ("" for none). Its errors never hold the URL.
 func (f *fetcher) fetch(ctx context.Context, raw string) ([]byte, string, error) {
-	u, err := url.Parse(raw)
-	if err != nil || !isHTTP(u) {
-		return nil, "", errors.New("not an http or https URL")
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	resp, err := f.client.Open(ctx, raw)
 	if err != nil {
-		return nil, "", errors.New("not a URL to request")
-	}
-	req.Header.Set("User-Agent", "Switchboard")
-	resp, err := f.client.Do(req)
-	if err != nil {
-		return nil, "", withoutURL(err)
+		return nil, "", err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return nil, "", fmt.Errorf("HTTP %d", resp.StatusCode)
-	}
 	if resp.ContentLength > f.maxSize {
 		return nil, "", fmt.Errorf("%d bytes, over the limit of %d", resp.ContentLength, f.maxSize)
 	}
 	data, err := io.ReadAll(io.LimitReader(resp.Body, f.maxSize+1))
 	if err != nil {
-		return nil, "", withoutURL(err)
+		return nil, "", fetch.WithoutURL(err)
 	}
 	if int64(len(data)) > f.maxSize {
 		return nil, "", fmt.Errorf("over the limit of %d bytes", f.maxSize)
 	}
 	typ, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
 	return data, typ, nil
-}
-
-// withoutURL takes the URL out of an http.Client error.
-func withoutURL(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return fmt.Errorf("%s: %w", ue.Op, ue.Err)
-	}
-	return err
 }
 
 // msgTypeFor is the message type of a file of the given media type.
@@ -227,17 +111,7 @@ func mediaKey(rawURL string) string {
 
 // fileName is an attachment's name: its own, else the last segment of
 // its URL's path.
-func fileName(att bridge.Attachment) string {
-	if att.Name != "" {
-		return att.Name
-	}
-	if u, err := url.Parse(att.URL); err == nil {
-		if base := path.Base(u.Path); base != "." && base != "/" {
-			return base
-		}
-	}
-	return "file"
-}
+func fileName(att bridge.Attachment) string { return fetch.FileName(att.Name, att.URL) }
 
 // ownMedia reads a download URL of this homeserver or a media link of
 // this adapter (what inbound media become, see mediaURL) back into its
@@ -296,7 +170,7 @@ func (a *Adapter) upload(ctx context.Context, intent *appservice.IntentAPI, att 
 		return true, nil
 	}
 	leave := func(reason any) (bool, error) {
-		a.log.Info("matrix: attachment stays a link", "host", urlHost(att.URL), "reason", reason)
+		a.log.Info("matrix: attachment stays a link", "host", fetch.Host(att.URL), "reason", reason)
 		return false, nil
 	}
 	if att.Size > a.fetch.maxSize {
@@ -332,14 +206,6 @@ func (a *Adapter) upload(ctx context.Context, intent *appservice.IntentAPI, att 
 	md.MXC, md.At = resp.ContentURI.CUString(), time.Now().UTC()
 	rec, _ := json.Marshal(md.mediaRecord)
 	return true, a.state.Put(ctx, key, string(rec))
-}
-
-// urlHost is what the log says of an attachment URL: its host only.
-func urlHost(rawURL string) string {
-	if u, err := url.Parse(rawURL); err == nil {
-		return u.Host
-	}
-	return ""
 }
 
 // mediaTime reads when a media record was made, for pruning.

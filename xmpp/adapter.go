@@ -135,7 +135,8 @@ type Adapter struct {
 	// before Start, then read only); nil without http.public_url.
 	textLinks adapters.TextLinks
 	// state keeps what must survive a restart (thread ids, see
-	// thread.go); set before Start, nil in some unit tests.
+	// thread.go; uploads, see upload.go); set before Start, nil in some
+	// unit tests.
 	state     adapters.State
 	domain    string  // the component's domain
 	account   jid.JID // the client account (relay bot)
@@ -170,6 +171,8 @@ type Adapter struct {
 	// iqLimits raises the size bound for answers to our own IQs that
 	// carry more than max_stanza allows (vCards), by IQ id.
 	iqLimits map[string]int
+
+	up *uploads // XEP-0363 uploads of attachments
 
 	// avatars, when set (before Start), receives occupants' vCard
 	// avatars; see avatar.go.
@@ -222,6 +225,8 @@ var (
 	_ adapters.Leaver        = (*Adapter)(nil)
 	_ adapters.AvatarUser    = (*Adapter)(nil)
 	_ adapters.TextLinkUser  = (*Adapter)(nil)
+	_ adapters.Stateful      = (*Adapter)(nil)
+	_ adapters.PublicURLUser = (*Adapter)(nil)
 )
 
 // New builds the adapter for a configured XMPP network.
@@ -269,6 +274,7 @@ func New(name string, n *config.Network, log *slog.Logger) (adapters.Adapter, er
 		avatarSem:  make(chan struct{}, avatarParallel),
 	}
 	a.people = newPersonal(a)
+	a.up = newUploads(c.Upload)
 	switch {
 	case c.Component != nil && c.JID != "":
 		return nil, fmt.Errorf("networks.%s: component and jid are exclusive", name)
@@ -317,6 +323,9 @@ func New(name string, n *config.Network, log *slog.Logger) (adapters.Adapter, er
 	}
 	if a.maxStanza <= 0 {
 		a.maxStanza = defaultMaxStanza
+	}
+	if err := c.Upload.check(); err != nil {
+		return nil, fmt.Errorf("networks.%s.upload.service: %w", name, err)
 	}
 	a.botSender = bridge.Sender{Network: name, ID: a.cfg.Nick, Name: a.cfg.Nick}
 	return a, nil
@@ -754,6 +763,7 @@ func (a *Adapter) janitor() {
 		case <-t.C:
 		}
 		a.reapPuppets(time.Now())
+		a.pruneUploads(a.ctx, time.Now())
 		a.mu.Lock()
 		for key, om := range a.sent {
 			if om.finished() && time.Since(om.at) > sentTTL {

@@ -37,6 +37,8 @@ type Config struct {
 	// many bytes to its beginning and a link to the whole (0: no limit
 	// but max_stanza).
 	MaxMessageBytes int `yaml:"max_message_bytes"`
+	// Upload is how attachments reach XMPP (see upload.go).
+	Upload Upload `yaml:"upload"`
 	// Rate limits each sender per room (see config.Rate); config
 	// validates it.
 	Rate config.Rate `yaml:"rate"`
@@ -126,6 +128,9 @@ func (c *Config) Validate(p *config.Problems, n *config.Network) {
 	}
 	if c.MaxStanza < minMaxStanza {
 		p.Add("max_stanza", "must be at least %d, got %d", minMaxStanza, c.MaxStanza)
+	}
+	if err := c.Upload.check(); err != nil {
+		p.Add("upload.service", "%v", err)
 	}
 	if c.MaxMessageBytes != 0 && c.MaxMessageBytes < minMaxMessage {
 		p.Add("max_message_bytes", "must be 0 (no limit) or at least %d, got %d", minMaxMessage, c.MaxMessageBytes)

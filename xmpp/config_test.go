@@ -54,6 +54,8 @@ func TestXMPPBadConfigs(t *testing.T) {
 			[]string{`networks.x.component.domain: "a@b" is not a domain name`}},
 		{"client_server not host:port", `networks: {x: {type: xmpp, server: "h:1", client_server: "h", insecure_plaintext: true, component: {domain: d.example, secret: s}}}`,
 			[]string{`networks.x.client_server: `}},
+		{"upload service not a JID", `networks: {x: {type: xmpp, server: "h:1", component: {domain: d.example, secret: s}, upload: {service: "upload.example.org/x"}}}`,
+			[]string{`networks.x.upload.service: "upload.example.org/x" is not the JID of a service`}},
 		{"jid without password", `networks: {x: {type: xmpp, server: "h:1", jid: a@b}}`,
 			[]string{`networks.x.password: required with jid`}},
 		{"jid not bare", `networks: {x: {type: xmpp, server: "h:1", jid: "a@b/res", password: p}}`,

@@ -413,6 +413,8 @@ func (a *Adapter) sendMessage(ctx context.Context, d *bridge.Delivery, m *bridge
 		return bridge.Settled("", err)
 	}
 	if d.Room == "" {
+		// Uploaded as the bot: a chat's sender is known only as it goes.
+		m, _ = a.withUploads(ctx, c, speaker{jid: c.me}, m) // called off: the links
 		return bridge.Settled(a.sendDirect(ctx, c, m, func(sp speaker, e *element) {
 			a.messagePayload(e, sp, m, q, "")
 			e.add(markable())
@@ -424,6 +426,9 @@ func (a *Adapter) sendMessage(ctx context.Context, d *bridge.Delivery, m *bridge
 	}
 	sp, err := a.speakerFor(ctx, c, r, m.Sender, d.Relay)
 	if err != nil {
+		return bridge.Settled("", err)
+	}
+	if m, err = a.withUploads(ctx, c, sp, m); err != nil {
 		return bridge.Settled("", err)
 	}
 	id := msgID(m.ID)

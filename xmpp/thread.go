@@ -27,7 +27,8 @@ const (
 	maxThreadID = 256
 )
 
-// UseState implements adapters.Stateful.
+// UseState implements adapters.Stateful: thread ids and uploads are
+// remembered across restarts (uploads in memory only without it).
 func (a *Adapter) UseState(s adapters.State) { a.state = s }
 
 // readThread sets Thread (and, for networks without threads, ReplyTo)

@@ -27,8 +27,8 @@ func Ejabberd(t testing.TB) *XMPPServer { return EjabberdWith(t, XMPPServerConfi
 // the Prosody-only fields (Global, MUCExtra, MUCModules) fail the test.
 func EjabberdWith(t testing.TB, c XMPPServerConfig) *XMPPServer {
 	t.Helper()
-	if c.Global != "" || c.MUCExtra != "" || len(c.MUCModules) > 0 {
-		t.Fatal("ejabberd: Global, MUCExtra and MUCModules are Prosody config")
+	if c.Global != "" || c.MUCExtra != "" || len(c.MUCModules) > 0 || c.Extra != "" {
+		t.Fatal("ejabberd: Global, MUCExtra, MUCModules and Extra are Prosody config")
 	}
 	erl := Need(t, "erl")
 	libs := ejabberdLibs(t)
@@ -46,7 +46,13 @@ func EjabberdWith(t testing.TB, c XMPPServerConfig) *XMPPServer {
 		"      mam: true\n": "      mam: true\n      persistent: true\n",
 	})
 	include := WriteFile(t, dir, "switchboard.yml", snippet)
-	s.Config = WriteFile(t, dir, "ejabberd.yml", ejabberdConfig(s.Domain, c2s, include, c.Debug))
+	ports := []int{c2s, comp}
+	var upload ejabberdUpload
+	if c.FileShareLimit > 0 {
+		upload = s.ejabberdUpload(t, c.FileShareLimit)
+		ports = append(ports, upload.port)
+	}
+	s.Config = WriteFile(t, dir, "ejabberd.yml", ejabberdConfig(s.Domain, c2s, include, c.Debug, upload))
 	p := &Process{
 		Name: erl,
 		// +sbwt none: schedulers do not spin when idle, on a machine
@@ -68,7 +74,7 @@ func EjabberdWith(t testing.TB, c XMPPServerConfig) *XMPPServer {
 	p.Start(t)
 	s.Process = p
 	s.waitComponentPort(t)
-	if err := listensOnlyOnPorts(p.Pid(), c2s, comp); err != nil {
+	if err := listensOnlyOnPorts(p.Pid(), ports...); err != nil {
 		t.Fatalf("ejabberd: %v", err)
 	}
 	for user, pass := range c.Users {
@@ -93,11 +99,60 @@ func ejabberdLibs(t testing.TB) string {
 	return ""
 }
 
+// ejabberdUpload is the config of an HTTP upload service
+// (mod_http_upload), or none when port is 0.
+type ejabberdUpload struct {
+	port                    int
+	listen, acl, rules, mod string
+}
+
+// ejabberdUpload sets up the HTTP upload service FileShareLimit asks
+// for, on a free loopback port; the component's JIDs may upload (the
+// default access is local users only).
+func (s *XMPPServer) ejabberdUpload(t testing.TB, limit int64) ejabberdUpload {
+	t.Helper()
+	port := FreePort(t)
+	docroot := filepath.Join(s.Dir, "upload")
+	if err := os.Mkdir(docroot, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	s.Upload = "upload." + s.Domain
+	s.UploadURL = fmt.Sprintf("http://127.0.0.1:%d/upload", port)
+	return ejabberdUpload{
+		port: port,
+		listen: fmt.Sprintf(`
+  -
+    port: %d
+    ip: "127.0.0.1"
+    module: ejabberd_http
+    request_handlers:
+      /upload: mod_http_upload
+`, port),
+		acl: fmt.Sprintf(`
+  uploaders:
+    user_regexp: ""
+    server: %q
+`, s.Component),
+		rules: `
+  upload:
+    allow: uploaders
+`,
+		mod: fmt.Sprintf(`
+  mod_http_upload:
+    host: %q
+    docroot: %q
+    put_url: %q
+    max_size: %d
+    access: upload
+`, s.Upload, docroot, s.UploadURL, limit),
+	}
+}
+
 // ejabberdConfig is the test's own part of the config: one host, a
 // client port on loopback without TLS, accounts in Mnesia with open
 // in-band registration (loopback only), and the guide's snippet
-// included for the component and the MUC.
-func ejabberdConfig(domain string, c2s int, include string, debug bool) string {
+// included for the component and the MUC; an upload service if asked.
+func ejabberdConfig(domain string, c2s int, include string, debug bool, up ejabberdUpload) string {
 	level := "info"
 	if debug {
 		level = "debug"
@@ -117,15 +172,15 @@ listen:
     ip: "127.0.0.1"
     module: ejabberd_c2s
     max_stanza_size: 262144
-acl:
+%[5]sacl:
   local:
     user_regexp: ""
-access_rules:
+%[6]saccess_rules:
   local:
-    allow: local
+    allow: uploaders
   register:
     allow: all
-modules:
+%[8]smodules:
   mod_disco: {}
   mod_ping: {}
   mod_register:
@@ -134,8 +189,8 @@ modules:
   mod_roster: {}
   mod_vcard:
     search: false
-include_config_file: %[4]q
-`, domain, level, c2s, include)
+%[7]sinclude_config_file: %[4]q
+`, domain, level, c2s, include, up.listen, up.acl, up.mod, up.rules)
 }
 
 // registerInBand creates an account with in-band registration

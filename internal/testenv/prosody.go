@@ -43,6 +43,10 @@ type XMPPServer struct {
 	// "127.0.0.1:PORT".
 	C2SAddr       string
 	ComponentAddr string
+	// Upload is the HTTP upload service's domain (XEP-0363,
+	// mod_http_file_share) and UploadURL the base of its URLs, when
+	// XMPPServerConfig.FileShareLimit asked for one; else "".
+	Upload, UploadURL string
 	// Process lets a test stop, kill or restart the server.
 	Process *Process
 	// Dir holds the generated config, data and pid file; Config is the
@@ -69,6 +73,12 @@ type XMPPServerConfig struct {
 	// "muc_moderation"); a test needing one that is not installed is
 	// skipped (fails on CI).
 	MUCModules []string
+	// Extra is appended at the very end (sections of their own).
+	Extra string
+	// FileShareLimit, when positive, adds an HTTP upload service
+	// (mod_http_file_share on upload.<Domain>, HTTP on a free loopback
+	// port) taking files up to this many bytes.
+	FileShareLimit int64
 }
 
 // prosodyModuleDirs are where Prosody's and prosody-modules' modules may
@@ -124,6 +134,10 @@ func ProsodyWith(t testing.TB, c XMPPServerConfig) *XMPPServer {
 	if paths := prosodyModules(t, c.MUCModules); len(paths) > 0 {
 		c.Global += "\nplugin_paths = { " + luaStrings(paths) + " }\n"
 	}
+	ports := []int{c2s, comp}
+	if c.FileShareLimit > 0 {
+		ports = append(ports, s.fileShare(t, &c))
+	}
 	s.Config = WriteFile(t, dir, "prosody.cfg.lua", s.config(t, c2s, comp, c))
 	for user, pass := range c.Users {
 		s.Register(t, user, pass)
@@ -132,10 +146,36 @@ func ProsodyWith(t testing.TB, c XMPPServerConfig) *XMPPServer {
 	p.Start(t)
 	s.Process = p
 	s.waitComponentPort(t)
-	if err := listensOnlyOnPorts(p.Pid(), c2s, comp); err != nil {
+	if err := listensOnlyOnPorts(p.Pid(), ports...); err != nil {
 		t.Fatalf("prosody: %v", err)
 	}
 	return s
+}
+
+// fileShare sets up the HTTP upload service FileShareLimit asks for: it
+// adds its lines to c and returns its HTTP port.
+func (s *XMPPServer) fileShare(t testing.TB, c *XMPPServerConfig) int {
+	t.Helper()
+	prosodyModules(t, []string{"http_file_share"})
+	port := FreePort(t)
+	s.Upload = "upload." + s.Domain
+	s.UploadURL = fmt.Sprintf("http://127.0.0.1:%d", port)
+	// Slot URLs are made from http_external_url; requests for any Host
+	// reach the service through http_default_host.
+	c.Global += fmt.Sprintf(`
+http_ports = { %d }
+http_interfaces = { "127.0.0.1" }
+https_ports = { }
+https_interfaces = { }
+http_default_host = %q
+`, port, s.Upload)
+	c.Extra += fmt.Sprintf(`
+Component %q "http_file_share"
+	http_external_url = %q
+	http_file_share_size_limit = %d
+	http_file_share_daily_quota = %d
+`, s.Upload, s.UploadURL+"/", c.FileShareLimit, 1000*c.FileShareLimit)
+	return port
 }
 
 // newXMPPServer is the XMPPServer a helper starts software as: the
@@ -178,7 +218,8 @@ func (s *XMPPServer) config(t testing.TB, c2s, comp int, c XMPPServerConfig) str
 		level = "debug"
 	}
 	// Only the client and component ports are opened, on loopback: s2s
-	// is disabled and no module that serves HTTP or proxies is loaded.
+	// is disabled and no module that serves HTTP or proxies is loaded
+	// (but the upload service FileShareLimit asks for, on loopback).
 	return fmt.Sprintf(`-- Generated for a Switchboard test.
 run_as_root = true
 pidfile = %[1]q
@@ -216,8 +257,9 @@ VirtualHost %[7]q
 %[8]s
 	restrict_room_creation = false
 %[9]s
+%[11]s
 `, filepath.Join(s.Dir, "prosody.pid"), filepath.Join(s.Dir, "data"), level, c2s, comp,
-		c.Global, s.Domain, snippet, c.MUCExtra, filepath.Join(s.Dir, "certs"))
+		c.Global, s.Domain, snippet, c.MUCExtra, filepath.Join(s.Dir, "certs"), c.Extra)
 }
 
 // luaStrings is a list of Lua string literals.
