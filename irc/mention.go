@@ -2,6 +2,7 @@ package irc
 
 import (
 	"html"
+	"maps"
 	"slices"
 	"strings"
 	"unicode"
@@ -106,24 +107,36 @@ func (a *Adapter) mentionNick(s bridge.Sender, channel string, relay bool) strin
 	defer a.mu.Unlock()
 	cm := a.info.cm
 	if s.Network == a.name {
-		if r := a.roomLocked(channel); r != nil {
-			for _, m := range r.members {
-				if s.Authenticated && m.account != "" && cm.equal(m.account, s.ID) {
-					return m.nick
-				}
-			}
-			if m := r.members[cm.fold(s.ID)]; m != nil && !s.Authenticated {
-				return m.nick
-			}
-		}
-		if s.Authenticated {
-			for _, r := range a.rooms {
+		// An account the network vouched for names its holder first;
+		// an id whose authentication did not travel (only a person's
+		// account is vouched for at delivery) may be a nick or an
+		// account.
+		byAccount := func(rooms ...*room) string {
+			for _, r := range rooms {
 				for _, m := range r.members {
 					if m.account != "" && cm.equal(m.account, s.ID) {
 						return m.nick
 					}
 				}
 			}
+			return ""
+		}
+		r := a.roomLocked(channel)
+		if r != nil && s.Authenticated {
+			if nick := byAccount(r); nick != "" {
+				return nick
+			}
+		}
+		if r != nil {
+			if m := r.members[cm.fold(s.ID)]; m != nil {
+				return m.nick
+			}
+			if nick := byAccount(r); nick != "" {
+				return nick
+			}
+		}
+		if nick := byAccount(slices.Collect(maps.Values(a.rooms))...); nick != "" {
+			return nick
 		}
 		return s.ID
 	}
