@@ -53,7 +53,8 @@ func nickWords(text string) [][2]int {
 // nick. Neither the bot nor the speaker mentions. a.mu must be held.
 func (a *Adapter) mentionsLocked(r *room, text, speaker string) []bridge.Mention {
 	var out []bridge.Mention
-	seen := map[string]bool{a.info.cm.fold(speaker): true}
+	var seen map[string]bool // made at the first member named
+	self := a.info.cm.fold(speaker)
 	for _, w := range nickWords(text) {
 		word := text[w[0]:w[1]]
 		f := a.info.cm.fold(word)
@@ -64,8 +65,11 @@ func (a *Adapter) mentionsLocked(r *room, text, speaker string) []bridge.Mention
 			f = a.info.cm.fold(word)
 			mem = r.members[f]
 		}
-		if mem == nil || seen[f] || (a.bot != nil && a.bot.isMe(mem.nick)) {
+		if mem == nil || f == self || seen[f] || (a.bot != nil && a.bot.isMe(mem.nick)) {
 			continue
+		}
+		if seen == nil {
+			seen = map[string]bool{}
 		}
 		seen[f] = true
 		out = append(out, bridge.Mention{Sender: a.memberSenderLocked(mem), Text: word})
