@@ -185,12 +185,24 @@ func (a *Adapter) withMentions(m *bridge.Message, channel string, relay bool) *b
 	}
 	if len(lead) > 0 {
 		prefix := strings.Join(lead, ", ") + ": "
-		out.Text = prefix + out.Text
+		out.Text = insertAfterQuote(out.Text, "\n", prefix)
 		if out.HTML != "" {
-			out.HTML = html.EscapeString(prefix) + out.HTML
+			out.HTML = insertAfterQuote(out.HTML, "</blockquote>", html.EscapeString(prefix))
 		}
 	}
 	return &out
+}
+
+// insertAfterQuote puts lead at the start of s, or after the quote a
+// reply's fallback starts with (up to the first end).
+func insertAfterQuote(s, end, lead string) string {
+	if strings.HasPrefix(s, "> ") || strings.HasPrefix(s, "<blockquote>") {
+		if i := strings.Index(s, end); i >= 0 {
+			i += len(end)
+			return s[:i] + lead + s[i:]
+		}
+	}
+	return lead + s
 }
 
 // containsNick reports whether text holds nick as a word.

@@ -49,6 +49,9 @@ func TestOutboundMentionsUseChannelNicks(t *testing.T) {
 	}{
 		{bridge.Message{Text: "Carol (libera): hi", Mentions: []bridge.Mention{{Sender: carol, Text: "Carol (libera)"}}}, "Carol_: hi", ""},
 		{bridge.Message{Text: "hi", HTML: "<b>hi</b>", Mentions: []bridge.Mention{{Sender: bob}, {Sender: carol}}}, "bob, Carol_: hi", "bob, Carol_: <b>hi</b>"},
+		// A reply's fallback quote stays first.
+		{bridge.Message{Text: "> eve: lunch?\nyes", HTML: "<blockquote>eve: lunch?</blockquote>yes", Mentions: []bridge.Mention{{Sender: bob}}},
+			"> eve: lunch?\nbob: yes", "<blockquote>eve: lunch?</blockquote>bob: yes"},
 		{bridge.Message{Text: "yes bob", Mentions: []bridge.Mention{{Sender: bob}}}, "yes bob", ""},
 		{bridge.Message{Text: "waves", Emote: true, Mentions: []bridge.Mention{{Sender: bob}}}, "waves", ""},
 		// Relay mode: the name the bot shows a foreign sender by.
