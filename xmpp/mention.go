@@ -117,9 +117,11 @@ func (a *Adapter) mentionsLocked(r *room, st *stanza, text, speaker string) []br
 		add(j.Resourcepart(), said)
 	}
 	lower := strings.ToLower(text)
-	nicks := make([]string, 0, len(r.occupants))
+	var nicks []string // the occupants whose nick the text may hold
 	for nick := range r.occupants {
-		nicks = append(nicks, nick)
+		if nick != "" && !seen[nick] && strings.Contains(lower, strings.ToLower(nick)) {
+			nicks = append(nicks, nick)
+		}
 	}
 	// Longer nicks first: "bob smith" is named, not "bob" within it.
 	sort.Slice(nicks, func(i, j int) bool {
@@ -127,7 +129,7 @@ func (a *Adapter) mentionsLocked(r *room, st *stanza, text, speaker string) []br
 	})
 	var taken [][2]int
 	for _, nick := range nicks {
-		if seen[nick] || nick == "" {
+		if seen[nick] {
 			continue
 		}
 		if start, end, ok := findFold(text, lower, nick, taken); ok {
