@@ -693,7 +693,7 @@ func (a *Adapter) startSend(ctx context.Context, d *bridge.Delivery) bridge.Conf
 		}
 	}
 	key := string(m.ID) + "\x00" + info.cm.fold(target)
-	m = a.withMentions(m, target, d.Relay)
+	m = a.withMentions(m, target, d.Relay, d.Reply != nil)
 	confirm := a.sendMessage(ctx, d, key, target, direct, m, renderBody(m))
 	if !direct {
 		return confirm

@@ -159,8 +159,10 @@ func (a *Adapter) mentionNick(s bridge.Sender, channel string, relay bool) strin
 // withMentions is m with each mention's name replaced by the nick it has
 // in channel; a mention the text does not name (a Matrix reply's
 // m.mentions) leads the text as "nick: ", as IRC users address someone,
-// unless the text names them already or is an action.
-func (a *Adapter) withMentions(m *bridge.Message, channel string, relay bool) *bridge.Message {
+// unless the text names them already or is an action. quoted says the
+// text starts with a reply's fallback quote (see bridge.replyFallback):
+// the quote stays as it is, and a lead goes after it.
+func (a *Adapter) withMentions(m *bridge.Message, channel string, relay, quoted bool) *bridge.Message {
 	if len(m.Mentions) == 0 {
 		return m
 	}
@@ -168,41 +170,44 @@ func (a *Adapter) withMentions(m *bridge.Message, channel string, relay bool) *b
 	for i, mn := range m.Mentions {
 		nicks[i] = cleanLine(stripCodes(a.mentionNick(mn.Sender, channel, relay)))
 	}
-	out := *m
-	var spans []bridge.MentionSpan
-	out.Text, spans = bridge.RenameMentions(m.Text, m.Mentions, nicks)
-	out.HTML = bridge.RenameMentionsHTML(m.HTML, m.Mentions, func(i int) string { return html.EscapeString(nicks[i]) })
+	quote, text := splitQuote(m.Text, "\n", quoted)
+	htmlQuote, htm := splitQuote(m.HTML, "</blockquote>", quoted)
+	text, spans := bridge.RenameMentions(text, m.Mentions, nicks)
+	htm = bridge.RenameMentionsHTML(htm, m.Mentions, func(i int) string { return html.EscapeString(nicks[i]) })
 	named := make([]bool, len(m.Mentions))
 	for _, s := range spans {
 		named[s.Index] = true
 	}
 	var lead []string
 	for i, nick := range nicks {
-		if named[i] || nick == "" || m.Emote || containsNick(out.Text, nick, a.casemap()) || slices.Contains(lead, nick) {
+		if named[i] || nick == "" || m.Emote || containsNick(text, nick, a.casemap()) || slices.Contains(lead, nick) {
 			continue
 		}
 		lead = append(lead, nick)
 	}
 	if len(lead) > 0 {
 		prefix := strings.Join(lead, ", ") + ": "
-		out.Text = insertAfterQuote(out.Text, "\n", prefix)
-		if out.HTML != "" {
-			out.HTML = insertAfterQuote(out.HTML, "</blockquote>", html.EscapeString(prefix))
+		text = prefix + text
+		if htm != "" {
+			htm = html.EscapeString(prefix) + htm
 		}
+	}
+	out := *m
+	out.Text = quote + text
+	if m.HTML != "" {
+		out.HTML = htmlQuote + htm
 	}
 	return &out
 }
 
-// insertAfterQuote puts lead at the start of s, or after the quote a
-// reply's fallback starts with (up to the first end).
-func insertAfterQuote(s, end, lead string) string {
-	if strings.HasPrefix(s, "> ") || strings.HasPrefix(s, "<blockquote>") {
+// splitQuote cuts a reply's fallback quote, up to and with end, off s.
+func splitQuote(s, end string, quoted bool) (quote, rest string) {
+	if quoted && (strings.HasPrefix(s, "> ") || strings.HasPrefix(s, "<blockquote>")) {
 		if i := strings.Index(s, end); i >= 0 {
-			i += len(end)
-			return s[:i] + lead + s[i:]
+			return s[:i+len(end)], s[i+len(end):]
 		}
 	}
-	return lead + s
+	return "", s
 }
 
 // containsNick reports whether text holds nick as a word.

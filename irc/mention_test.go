@@ -2,6 +2,7 @@ package irc
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/switchboard-chat/switchboard/bridge"
@@ -49,15 +50,17 @@ func TestOutboundMentionsUseChannelNicks(t *testing.T) {
 	}{
 		{bridge.Message{Text: "Carol (libera): hi", Mentions: []bridge.Mention{{Sender: carol, Text: "Carol (libera)"}}}, "Carol_: hi", ""},
 		{bridge.Message{Text: "hi", HTML: "<b>hi</b>", Mentions: []bridge.Mention{{Sender: bob}, {Sender: carol}}}, "bob, Carol_: hi", "bob, Carol_: <b>hi</b>"},
-		// A reply's fallback quote stays first.
-		{bridge.Message{Text: "> eve: lunch?\nyes", HTML: "<blockquote>eve: lunch?</blockquote>yes", Mentions: []bridge.Mention{{Sender: bob}}},
-			"> eve: lunch?\nbob: yes", "<blockquote>eve: lunch?</blockquote>bob: yes"},
+		// A reply's fallback quote stays as it is, and first.
+		{bridge.Message{Text: "> bob: lunch?\nyes", HTML: "<blockquote>bob: lunch?</blockquote>yes", Mentions: []bridge.Mention{{Sender: bob}}},
+			"> bob: lunch?\nbob: yes", "<blockquote>bob: lunch?</blockquote>bob: yes"},
+		{bridge.Message{Text: "> Carol (libera): lunch?\nok Carol (libera)", Mentions: []bridge.Mention{{Sender: carol, Text: "Carol (libera)"}}},
+			"> Carol (libera): lunch?\nok Carol_", ""},
 		{bridge.Message{Text: "yes bob", Mentions: []bridge.Mention{{Sender: bob}}}, "yes bob", ""},
 		{bridge.Message{Text: "waves", Emote: true, Mentions: []bridge.Mention{{Sender: bob}}}, "waves", ""},
 		// Relay mode: the name the bot shows a foreign sender by.
 		{bridge.Message{Text: "ask alice", Mentions: []bridge.Mention{{Sender: alice, Text: "alice"}}}, "ask alice", ""},
 	} {
-		got := a.withMentions(&c.m, "#room", false)
+		got := a.withMentions(&c.m, "#room", false, strings.HasPrefix(c.m.Text, "> "))
 		if got.Text != c.text || got.HTML != c.html {
 			t.Errorf("%q: got %q %q, want %q %q", c.m.Text, got.Text, got.HTML, c.text, c.html)
 		}
