@@ -3,6 +3,7 @@ package xmpp
 import (
 	"html"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -87,13 +88,13 @@ func (a *Adapter) occupantMentionLocked(r *room, nick string) (bridge.Sender, bo
 // a.mu is held.
 func (a *Adapter) mentionsLocked(r *room, st *stanza, text, speaker string) []bridge.Mention {
 	var out []bridge.Mention
-	seen := map[string]bool{speaker: true}
+	seen := []string{speaker} // few: no map for each message
 	add := func(nick, said string) {
-		if seen[nick] {
+		if slices.Contains(seen, nick) {
 			return
 		}
 		if s, ok := a.occupantMentionLocked(r, nick); ok {
-			seen[nick] = true
+			seen = append(seen, nick)
 			if !strings.Contains(text, said) {
 				said = ""
 			}
@@ -119,7 +120,7 @@ func (a *Adapter) mentionsLocked(r *room, st *stanza, text, speaker string) []br
 	lower := strings.ToLower(text)
 	var nicks []string // the occupants whose nick the text may hold
 	for nick := range r.occupants {
-		if nick != "" && !seen[nick] && strings.Contains(lower, strings.ToLower(nick)) {
+		if nick != "" && !slices.Contains(seen, nick) && strings.Contains(lower, strings.ToLower(nick)) {
 			nicks = append(nicks, nick)
 		}
 	}
@@ -129,7 +130,7 @@ func (a *Adapter) mentionsLocked(r *room, st *stanza, text, speaker string) []br
 	})
 	var taken [][2]int
 	for _, nick := range nicks {
-		if seen[nick] {
+		if slices.Contains(seen, nick) {
 			continue
 		}
 		if start, end, ok := findFold(text, lower, nick, taken); ok {
