@@ -1,6 +1,7 @@
 package irc
 
 import (
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -63,6 +64,23 @@ func TestOutboundMentionsUseChannelNicks(t *testing.T) {
 		got := a.withMentions(&c.m, "#room", false, strings.HasPrefix(c.m.Text, "> "))
 		if got.Text != c.text || got.HTML != c.html {
 			t.Errorf("%q: got %q %q, want %q %q", c.m.Text, got.Text, got.HTML, c.text, c.html)
+		}
+	}
+}
+
+// The scan each channel line gets, in a channel of 500 members.
+func BenchmarkInboundMentions(b *testing.B) {
+	a := &Adapter{name: "libera", info: defaultServerInfo(512)}
+	r := &room{name: "#room", members: map[string]*member{}}
+	for i := range 500 {
+		nick := fmt.Sprintf("user%d", i)
+		r.members[a.info.cm.fold(nick)] = &member{nick: nick}
+	}
+	text := "user42: did you see what user7 said about the release notes? it looks fine to me"
+	b.ReportAllocs()
+	for b.Loop() {
+		if len(a.mentionsLocked(r, text, "user1")) != 2 {
+			b.Fatal("want two mentions")
 		}
 	}
 }
