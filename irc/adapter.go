@@ -698,6 +698,8 @@ func (a *Adapter) startSend(ctx context.Context, d *bridge.Delivery, render func
 		}
 	}
 	key := string(m.ID) + "\x00" + info.cm.fold(target)
+	// d.Reply is set where the text opens with the reply's fallback quote.
+	m = a.withMentions(m, target, d.Relay, d.Reply != nil)
 	confirm := a.sendMessage(ctx, d, key, target, direct, m, render(m))
 	if !direct {
 		return confirm

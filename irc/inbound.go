@@ -174,6 +174,7 @@ func (a *Adapter) onMessage(e ircmsg.Message, notice bool) {
 	}
 	m.Header = a.header(e, r.name, nick, a.accountLocked(r, nick))
 	m.Operator = a.operatorLocked(r, nick)
+	m.Mentions = a.mentionsLocked(r, m.Text, nick)
 	a.mu.Unlock()
 	a.emit(m)
 	a.typingSpoke(r.name, nick)

@@ -158,7 +158,10 @@ func (a *Adapter) SendReply(ctx context.Context, d *bridge.Delivery) (string, er
 		fb.Event = bridge.ReplyFallback(m, q)
 		return a.Send(ctx, &fb)
 	}
-	return a.startSend(ctx, d, func(m *bridge.Message) ircText {
+	// The quote is drawn apart from the text: the text has none to skip.
+	td := *d
+	td.Reply = nil
+	return a.startSend(ctx, &td, func(m *bridge.Message) ircText {
 		b := renderBody(m)
 		if !a.cfg.TagsOnly {
 			b.quote = bridge.QuoteLine(q)

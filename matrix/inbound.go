@@ -488,6 +488,7 @@ func (a *Adapter) convertMessage(ctx context.Context, evt *event.Event, room str
 	if m.Text == "" && len(m.Attachments) == 0 {
 		return nil
 	}
+	a.inboundMentions(ctx, evt.RoomID, c, m)
 	return m
 }
 

@@ -358,7 +358,7 @@ func (a *Adapter) sendMessage(ctx context.Context, d *bridge.Delivery, m *bridge
 	if err != nil {
 		return "", err
 	}
-	text := textPart(m, ms)
+	text, mentioned := a.outboundMentions(ctx, rid, textPart(m, ms), a.relay || d.Relay)
 	if blank(text) && len(ms) > 0 && (a.relay || d.Relay) {
 		// Media from the bot say nothing of who sent them: the text does.
 		names := make([]string, len(ms))
@@ -374,7 +374,9 @@ func (a *Adapter) sendMessage(ctx context.Context, d *bridge.Delivery, m *bridge
 	}
 	var parts []part
 	if len(ms) == 0 || !blank(text) || quote {
-		parts = append(parts, part{a.content(text, m.Sender, d.Relay), txnID(m, rid, "message")})
+		c := a.content(text, m.Sender, d.Relay)
+		c.Mentions.UserIDs = mentioned
+		parts = append(parts, part{c, txnID(m, rid, "message")})
 	}
 	for _, md := range ms {
 		parts = append(parts, part{md.content(), txnID(m, rid, "media:"+strconv.Itoa(md.index))})

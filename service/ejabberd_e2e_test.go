@@ -64,18 +64,20 @@ func TestEjabberdMUCLinkedWithIRC(t *testing.T) {
 	// Switchboard stored for the message it found by that id, not the
 	// client's own quote (which the reply's fallback element strips).
 	st := carol.WaitMessage(patience, groupchatFrom(w.room, "alice", "helo wrld"))
-	reply := func(to, sid, quote, text string) {
+	// alice in carol's text is a mention of her: IRC names her by her
+	// puppet's nick.
+	reply := func(to, sid, quote, text, onIRC string) {
 		t.Helper()
 		if _, err := carol.Say(w.room, quote+text,
 			`<reply xmlns="urn:xmpp:reply:0" to="`+w.room.String()+`/`+to+`" id="`+sid+`"/>`,
 			fmt.Sprintf(`<fallback xmlns="urn:xmpp:fallback:0" for="urn:xmpp:reply:0"><body start="0" end="%d"/></fallback>`, len([]rune(quote)))); err != nil {
 			t.Fatal(err)
 		}
-		bob.WaitText(patience, room, "carol[jabber]", text)
+		bob.WaitText(patience, room, "carol[jabber]", onIRC)
 	}
-	reply("alice", st.StanzaID(w.room.String()), "> alice wrote\n", "welcome, alice")
-	reply("bob (libera)", bobSID, "> bob wrote\n", "welcome, bob")
-	want := []string{"> alice: helo wrld", "welcome, alice", "> bob: hello from irc <&>", "welcome, bob"}
+	reply("alice", st.StanzaID(w.room.String()), "> alice wrote\n", "welcome, alice", "welcome, alice[jabber]")
+	reply("bob (libera)", bobSID, "> bob wrote\n", "welcome, bob", "welcome, bob")
+	want := []string{"> alice: helo wrld", "welcome, alice[jabber]", "> bob: hello from irc <&>", "welcome, bob"}
 	if got := messages(bob, "carol[jabber]"); !slices.Equal(got, want) {
 		t.Errorf("IRC shows carol's replies as %q, want %q", got, want)
 	}

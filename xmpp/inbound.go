@@ -589,7 +589,9 @@ func (a *Adapter) onGroupchat(c *session, r *room, st *stanza) {
 		text, html := messageText(st)
 		events = append(events, &bridge.Edit{Header: h, Target: bridge.Ref{Remote: target}, Text: text, HTML: html})
 	case st.hasBody:
-		events = append(events, a.messageEvent(h, st, r))
+		m := a.messageEvent(h, st, r)
+		m.Mentions = a.mentionsLocked(r, st, m.Text, nick)
+		events = append(events, m)
 	case st.chatState != "":
 		typing := st.chatState == "composing"
 		if typing != o.typing {

@@ -441,9 +441,18 @@ func (a *Adapter) sendMessage(ctx context.Context, d *bridge.Delivery, m *bridge
 		}
 		a.mu.Unlock()
 	}
+	m, nicks := a.withMentions(r, m, d.Relay)
 	a.messagePayload(e, sp, m, q, replyTo)
 	if err := a.addThread(ctx, r, d.Thread, e); err != nil {
 		return bridge.Settled("", err)
+	}
+	if len(nicks) > 0 {
+		body := e.child("", "body").text
+		from := 0
+		if q != nil {
+			from = strings.IndexByte(body, '\n') + 1 // past the quote
+		}
+		e.add(references(r, body, from, nicks)...)
 	}
 	return a.startGroupchat(ctx, c, r, sp, id, e)
 }
