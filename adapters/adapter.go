@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/switchboard-chat/switchboard/bridge"
 	"github.com/switchboard-chat/switchboard/config"
@@ -71,6 +72,21 @@ type RoomFlagger interface {
 // FlagEncrypted marks a room Switchboard cannot read: a Matrix room with
 // encryption on.
 const FlagEncrypted = "encrypted"
+
+// CatchUpper is implemented by adapters that, back in a room after a
+// restart or a reconnect, fetch what was said there meanwhile (XMPP MAM,
+// IRC join playback) and bridge it: per room, its latest catch-up, for
+// /status.
+type CatchUpper interface {
+	CatchUps() map[string]CatchUp
+}
+
+// CatchUp is one room's latest catch-up: when, and how many lines it
+// recovered (bridged, not seen before).
+type CatchUp struct {
+	At        time.Time
+	Recovered int
+}
 
 // Connected is implemented by adapters that can tell whether their network
 // connection is up.

@@ -236,6 +236,16 @@ type Room struct {
 	// Flags are what its adapter says of it (adapters.RoomFlagger):
 	// "encrypted" for a Matrix room Switchboard cannot read.
 	Flags []string `json:"flags,omitempty"`
+	// CatchUp is its latest catch-up (adapters.CatchUpper): absent
+	// before the first, and for networks that need none.
+	CatchUp *CatchUp `json:"catch_up,omitempty"`
+}
+
+// CatchUp is when a room last caught up on what was said while
+// Switchboard was away, and how many lines that recovered.
+type CatchUp struct {
+	At        time.Time `json:"at"`
+	Recovered int       `json:"recovered"`
 }
 
 type Outbox struct {
@@ -258,12 +268,16 @@ func (o *Ops) Status(ctx context.Context) Status {
 	// Asked before o.mu is taken: an adapter answers under its own lock.
 	personal := map[string]map[string]string{}
 	flags := map[string]map[string][]string{}
+	catchUps := map[string]map[string]adapters.CatchUp{}
 	for name, a := range nets {
 		if ps, ok := a.(adapters.PersonalStatuser); ok {
 			personal[name] = ps.PersonalStatus()
 		}
 		if rf, ok := a.(adapters.RoomFlagger); ok {
 			flags[name] = rf.RoomFlags()
+		}
+		if cu, ok := a.(adapters.CatchUpper); ok {
+			catchUps[name] = cu.CatchUps()
 		}
 	}
 	o.mu.Lock()
@@ -325,6 +339,9 @@ func (o *Ops) Status(ctx context.Context) Status {
 				rs = Room{Room: r.String()}
 			}
 			rs.Flags = flags[r.Network][r.Room]
+			if c, ok := catchUps[r.Network][r.Room]; ok {
+				rs.CatchUp = &CatchUp{At: c.At.UTC(), Recovered: c.Recovered}
+			}
 			ls.Rooms = append(ls.Rooms, rs)
 		}
 		st.Links = append(st.Links, ls)
