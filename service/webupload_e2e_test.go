@@ -1,7 +1,6 @@
 package service
 
 import (
-	"bytes"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -43,46 +42,36 @@ func TestWebPageUploadsIntoXMPP(t *testing.T) {
 			t.Fatalf("POST %s: %d %s", name, resp.StatusCode, body)
 		}
 	}
-	oob := func(s testenv.XMPPStanza) string {
-		return s.Child("jabber:x:oob", "x").Child("jabber:x:oob", "url").TextOrEmpty()
-	}
-	get := func(t *testing.T, link string, want []byte) {
-		t.Helper()
-		resp, body := testenv.HTTP(t, http.MethodGet, link, "", nil)
-		if resp.StatusCode != http.StatusOK || !bytes.Equal(body, want) {
-			t.Errorf("GET %s: %d, %d bytes; want the %d sent", link, resp.StatusCode, len(body), len(want))
-		}
-	}
 	signed := base + "/webrtc/files/"
 
 	t.Run("image", func(t *testing.T) {
 		pic := []byte("\x89PNG\r\n\x1a\n" + strings.Repeat(fmt.Sprint(time.Now().UnixNano()), 1000))
 		send(t, "sunset.png", pic)
 		st := carol.WaitMessage(patience, func(s testenv.XMPPStanza) bool {
-			return s.Type() == "groupchat" && strings.HasSuffix(oob(s), "/sunset.png")
+			return s.Type() == "groupchat" && strings.HasSuffix(oobURL(s), "/sunset.png")
 		})
-		up := oob(st)
+		up := oobURL(st)
 		if !strings.HasPrefix(up, w.xmpp.UploadURL+"/") || st.Body() != up {
 			t.Fatalf("want the upload's URL on the XMPP server as body and OOB: %s", st.Raw)
 		}
-		get(t, up, pic)
+		wantBytes(t, up, pic)
 		// IRC, without an upload service, gets Switchboard's link.
 		line := bob.WaitMessage(patience, func(l testenv.IRCLine) bool {
 			return strings.HasPrefix(l.Text(), "sunset.png: "+signed)
 		})
-		get(t, linkIn(line.Text(), signed), pic)
+		wantBytes(t, linkIn(line.Text(), signed), pic)
 	})
 
 	t.Run("over the limit", func(t *testing.T) {
 		pic := []byte("\x89PNG\r\n\x1a\n" + strings.Repeat("big", limit/3+100))
 		send(t, "mountain.png", pic)
 		st := carol.WaitMessage(patience, func(s testenv.XMPPStanza) bool {
-			return s.Type() == "groupchat" && strings.HasSuffix(oob(s), "/mountain.png")
+			return s.Type() == "groupchat" && strings.HasSuffix(oobURL(s), "/mountain.png")
 		})
-		link := oob(st)
+		link := oobURL(st)
 		if !strings.HasPrefix(link, signed) || !strings.HasSuffix(st.Body(), link) {
 			t.Fatalf("want the link through Switchboard: %s", st.Raw)
 		}
-		get(t, link, pic)
+		wantBytes(t, link, pic)
 	})
 }
