@@ -18,8 +18,8 @@ import (
 // the MUC through Prosody's HTTP upload service (XEP-0363): its URL on
 // the XMPP server as body and out-of-band element, serving the same
 // bytes; a file over the service's limit arrives as the link through
-// Switchboard, as before. (The web page cannot send files yet: Matrix is
-// the source of attachments here.)
+// Switchboard, as before. (TestWebPageUploadsIntoXMPP does the same
+// with files from the web page.)
 func TestUploadsIntoXMPP(t *testing.T) {
 	const limit = 64 << 10
 	w := newMWorldOn(t, newXWorldWith(t, testenv.XMPPServerConfig{FileShareLimit: limit}))
@@ -43,39 +43,44 @@ func TestUploadsIntoXMPP(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	oob := func(s testenv.XMPPStanza) string {
-		return s.Child("jabber:x:oob", "x").Child("jabber:x:oob", "url").TextOrEmpty()
-	}
 
 	t.Run("image", func(t *testing.T) {
 		pic := []byte("\x89PNG\r\n\x1a\n" + strings.Repeat(fmt.Sprint(time.Now().UnixNano()), 1000))
 		sendImage(t, "sunset.png", pic)
 		st := carol.WaitMessage(patience, func(s testenv.XMPPStanza) bool {
-			return s.Type() == "groupchat" && strings.HasSuffix(oob(s), "/sunset.png")
+			return s.Type() == "groupchat" && strings.HasSuffix(oobURL(s), "/sunset.png")
 		})
-		get := oob(st)
+		get := oobURL(st)
 		if !strings.HasPrefix(get, w.xmpp.UploadURL+"/") || st.Body() != get {
 			t.Fatalf("want the upload's URL on the XMPP server as body and OOB: %s", st.Raw)
 		}
-		resp, body := testenv.HTTP(t, http.MethodGet, get, "", nil)
-		if resp.StatusCode != http.StatusOK || !bytes.Equal(body, pic) {
-			t.Errorf("GET %s: %d, %d bytes; want the %d sent", get, resp.StatusCode, len(body), len(pic))
-		}
+		wantBytes(t, get, pic)
 	})
 
 	t.Run("over the limit", func(t *testing.T) {
 		pic := []byte("\x89PNG\r\n\x1a\n" + strings.Repeat("big", limit/3+100))
 		sendImage(t, "mountain.png", pic)
 		st := carol.WaitMessage(patience, func(s testenv.XMPPStanza) bool {
-			return s.Type() == "groupchat" && strings.HasSuffix(oob(s), "/mountain.png")
+			return s.Type() == "groupchat" && strings.HasSuffix(oobURL(s), "/mountain.png")
 		})
-		link := oob(st)
+		link := oobURL(st)
 		if !strings.HasPrefix(link, "http://"+w.httpAddr+"/media/matrix/mx/") || !strings.HasSuffix(st.Body(), link) {
 			t.Fatalf("want the link through Switchboard: %s", st.Raw)
 		}
-		resp, body := testenv.HTTP(t, http.MethodGet, link, "", nil)
-		if resp.StatusCode != http.StatusOK || !bytes.Equal(body, pic) {
-			t.Errorf("GET %s: %d, %d bytes; want the %d sent", link, resp.StatusCode, len(body), len(pic))
-		}
+		wantBytes(t, link, pic)
 	})
+}
+
+// oobURL is the URL of a message's out-of-band element (XEP-0066).
+func oobURL(s testenv.XMPPStanza) string {
+	return s.Child("jabber:x:oob", "x").Child("jabber:x:oob", "url").TextOrEmpty()
+}
+
+// wantBytes checks that a GET of link serves want.
+func wantBytes(t *testing.T, link string, want []byte) {
+	t.Helper()
+	resp, body := testenv.HTTP(t, http.MethodGet, link, "", nil)
+	if resp.StatusCode != http.StatusOK || !bytes.Equal(body, want) {
+		t.Errorf("GET %s: %d, %d bytes; want the %d sent", link, resp.StatusCode, len(body), len(want))
+	}
 }

@@ -56,6 +56,8 @@ type XMPPServer struct {
 
 	// register creates an account: prosodyctl, or in-band registration.
 	register func(t testing.TB, user, password string)
+	// httpPort is the upload service's port, 0 without one.
+	httpPort int
 }
 
 // XMPPServerConfig tunes the generated Prosody config. The zero value is
@@ -158,17 +160,18 @@ func (s *XMPPServer) fileShare(t testing.TB, c *XMPPServerConfig) int {
 	t.Helper()
 	prosodyModules(t, []string{"http_file_share"})
 	port := FreePort(t)
+	s.httpPort = port
 	s.Upload = "upload." + s.Domain
 	s.UploadURL = fmt.Sprintf("http://127.0.0.1:%d", port)
 	// Slot URLs are made from http_external_url; requests for any Host
-	// reach the service through http_default_host.
+	// reach the service through http_default_host. (http_ports is set
+	// by config: an option set twice makes Prosody warn, and its warning
+	// fails on a config file whose path is long.)
 	c.Global += fmt.Sprintf(`
-http_ports = { %d }
 http_interfaces = { "127.0.0.1" }
-https_ports = { }
 https_interfaces = { }
 http_default_host = %q
-`, port, s.Upload)
+`, s.Upload)
 	c.Extra += fmt.Sprintf(`
 Component %q "http_file_share"
 	http_external_url = %q
@@ -213,6 +216,10 @@ func (s *XMPPServer) config(t testing.TB, c2s, comp int, c XMPPServerConfig) str
 		"CHANGE-ME-component-secret":      s.ComponentSecret,
 		`modules_enabled = { "muc_mam" }`: "modules_enabled = { " + luaStrings(append([]string{"muc_mam"}, c.MUCModules...)) + " }",
 	})
+	httpPorts := ""
+	if s.httpPort != 0 {
+		httpPorts = strconv.Itoa(s.httpPort)
+	}
 	level := "info"
 	if c.Debug {
 		level = "debug"
@@ -235,7 +242,7 @@ legacy_ssl_ports = { }
 component_ports = { %[5]d }
 component_interfaces = { "127.0.0.1" }
 s2s_ports = { }
-http_ports = { }
+http_ports = { %[12]s }
 https_ports = { }
 -- vcard: users publish vcard-temp cards, whose photos are their avatars.
 modules_enabled = { "roster", "saslauth", "disco", "ping", "time", "version", "vcard" }
@@ -259,7 +266,7 @@ VirtualHost %[7]q
 %[9]s
 %[11]s
 `, filepath.Join(s.Dir, "prosody.pid"), filepath.Join(s.Dir, "data"), level, c2s, comp,
-		c.Global, s.Domain, snippet, c.MUCExtra, filepath.Join(s.Dir, "certs"), c.Extra)
+		c.Global, s.Domain, snippet, c.MUCExtra, filepath.Join(s.Dir, "certs"), c.Extra, httpPorts)
 }
 
 // luaStrings is a list of Lua string literals.
