@@ -9,6 +9,7 @@ import (
 
 	"github.com/switchboard-chat/switchboard/bridge"
 	"github.com/switchboard-chat/switchboard/internal/testenv"
+	"github.com/switchboard-chat/switchboard/internal/testwait"
 )
 
 // tagOf is a line's tag value ("" when absent).
@@ -406,6 +407,12 @@ func TestTagsPersonalTyping(t *testing.T) {
 	if _, err := bob.Wait(waitFor, func(l testenv.IRCLine) bool { return l.Command == "JOIN" && l.Nick() == "alice" }); err != nil {
 		t.Fatalf("alice's connection never joined: %v", err)
 	}
+	// bob may see her JOIN before her own connection has taken it in:
+	// typing goes only from a connection in the channel.
+	testwait.For(t, "alice's connection in #lobby", func() bool {
+		k := a.people.Up("alice")
+		return k != nil && k.inChannel("#lobby")
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 	defer cancel()
 	alice := personMessage("").Sender
