@@ -623,4 +623,3 @@ func TestWaitingDeliveriesToUnlinkedRoomFail(t *testing.T) {
 		t.Errorf("a room taken out of its link got %q", texts(got))
 	}
 }
-
