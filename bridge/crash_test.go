@@ -3,6 +3,7 @@ package bridge_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -224,4 +225,51 @@ func copyDB(t *testing.T, dir, to string) {
 	if n == 0 {
 		t.Fatalf("no database files in %s", dir)
 	}
+}
+
+// gatedNet delivers once open is closed.
+type gatedNet struct {
+	*plain
+	open chan struct{}
+}
+
+func (g gatedNet) Send(ctx context.Context, d *bridge.Delivery) (string, error) {
+	select {
+	case <-g.open:
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
+	return g.record(d)
+}
+
+// A room's worker that is behind reads its entries from the outbox, which
+// shows what is committed: it too stops before an entry whose commit is
+// not on disk yet, which goes out once it is.
+func TestBacklogReadStopsAtWhatIsNotOnDisk(t *testing.T) {
+	f := newFixture(t, t.TempDir(), nil)
+	ctx := context.Background()
+	ops := []bridge.RoomAddr{{Network: "irc", Room: "#ops"}}
+	const backlog = 70 // more than a read of the outbox takes
+	for i := range backlog {
+		m := msg("mqtt", "chat/ops", "sensor", "", fmt.Sprintf("backlog %d", i))
+		m.ID, m.Time = bridge.NewEventID(), time.Now()
+		if _, _, err := f.store.Accept(ctx, "ops", m, ops); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.router.Stop()
+	disk := newSlowDisk(f.store)
+	irc := gatedNet{newPlain(), make(chan struct{})}
+	r := startRouter(t, disk, f, map[string]bridge.MessageSender{"irc": irc})
+	if _, err := r.Commit(ctx, msg("mqtt", "chat/ops", "sensor", "", "not on disk yet")); err != nil {
+		t.Fatal(err)
+	}
+	close(irc.open)
+	irc.waitRoom(t, "#ops", backlog)
+	irc.still(t, "#ops", backlog)
+	close(disk.release)
+	if got := texts(irc.waitRoom(t, "#ops", backlog+1)); got[backlog] != "not on disk yet" {
+		t.Fatalf("#ops got %q last", got[backlog])
+	}
+	irc.still(t, "#ops", backlog+1)
 }
