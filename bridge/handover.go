@@ -62,13 +62,8 @@ func (r *Router) release() {
 			// for every commit made meanwhile (see store/walsync.go).
 			if err := head.durable(false); err != nil {
 				if r.stopped() {
-					// What was committed is in the outbox: the next start
-					// delivers it.
 					r.log.Warn("router stopped with deliveries waiting for the disk", "err", err)
-					r.heldMu.Lock()
-					r.held = nil
-					r.unsynced.Store(0)
-					r.heldMu.Unlock()
+					r.dropHeld()
 					return
 				}
 				r.log.Error("deliveries wait: their commit is not on disk yet", "err", err)
@@ -77,10 +72,14 @@ func (r *Router) release() {
 			}
 			b.Reset()
 		}
+		if r.stopped() {
+			r.dropHeld()
+			return
+		}
 		// Removed and pushed in one step under heldMu: an entry that need
 		// not wait is pushed by handOver only when nothing is held, so
-		// never ahead of this. The mark moves before the push: a worker that read the outbox
-		// with the old mark then gets the push.
+		// never ahead of this. The mark moves before the push: a worker
+		// that read the outbox with the old mark then gets the push.
 		r.heldMu.Lock()
 		r.held[0] = heldCommit{}
 		r.held = r.held[1:]
@@ -97,6 +96,15 @@ func (r *Router) release() {
 			return
 		}
 	}
+}
+
+// dropHeld forgets the held entries once the router has stopped: what
+// was committed is in the outbox, and the next start delivers it.
+func (r *Router) dropHeld() {
+	r.heldMu.Lock()
+	r.held = nil
+	r.unsynced.Store(0)
+	r.heldMu.Unlock()
 }
 
 // pushAll hands entries to their rooms' workers.
