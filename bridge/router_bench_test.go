@@ -50,3 +50,28 @@ func benchmarkRouter(b *testing.B, f *fixture) {
 	}
 	testenv.ReportCPU(b, cpu, b.N, "cpu-µs/op")
 }
+
+// BenchmarkRouterCommit is BenchmarkRouter for an adapter that does not
+// wait for the disk (IRC, XMPP: bridge.Commit): it commits events as fast
+// as it can while their deliveries wait for the disk syncs, and measures
+// until the last is delivered.
+func BenchmarkRouterCommit(b *testing.B) {
+	dir := b.TempDir()
+	f := newFixtureDSN(b, "sqlite://"+dir+"/bench.db?_synchronous=FULL", dir,
+		map[string]bridge.MessageSender{"irc": &counter{}})
+	sink := &counter{}
+	f.router.AddNetwork("mqtt", sink)
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.ResetTimer()
+	cpu := testenv.CPUTime()
+	for i := 0; i < b.N; i++ {
+		if _, err := f.router.Commit(ctx, msg("irc", "#ops", "alice", "", "benchmark line")); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for sink.n.Load() < int64(b.N) {
+		time.Sleep(time.Millisecond)
+	}
+	testenv.ReportCPU(b, cpu, b.N, "cpu-µs/op")
+}
