@@ -42,7 +42,6 @@ func (r *Router) handOver(items []Queued, durable func(now bool) error) {
 	}
 	if len(r.held) == 0 {
 		r.unsynced.Store(minSeq(items))
-		r.releasing.Add(1)
 		go r.release()
 	}
 	r.held = append(r.held, heldCommit{items, durable})
@@ -56,7 +55,6 @@ const syncNowHeld = 16
 // release hands over the held entries as their commits reach the disk,
 // until none is held.
 func (r *Router) release() {
-	defer r.releasing.Done()
 	b := backoff.New(10*time.Millisecond, 5*time.Second)
 	for {
 		r.heldMu.Lock()

@@ -47,26 +47,25 @@ type Router struct {
 
 	limits   limiter
 	acceptMu sync.Mutex
-	// heldMu guards held, the committed entries waiting for the disk
-	// (see handover.go); unsynced is the lowest seq among them, 0 for
-	// none; releasing counts the goroutine that hands them over.
 	// seqMu makes a commit and the unsynced mark it sets one step for a
-	// worker that reads the outbox (RLock).
-	seqMu     sync.RWMutex
-	heldMu    sync.Mutex
-	held      []heldCommit
-	unsynced  atomic.Int64
-	releasing sync.WaitGroup
-	mu        sync.Mutex
-	blockMu   sync.Mutex
-	blocks    map[BlockKey]*blockState
-	presMu    sync.Mutex
-	present   map[PersonRoom]bool
-	networks  map[string]MessageSender
-	queues    map[RoomAddr]*queue
-	ctx       context.Context
-	cancel    context.CancelFunc
-	wg        sync.WaitGroup
+	// worker that reads the outbox (RLock). heldMu guards held, the
+	// committed entries waiting for the disk (see handover.go); unsynced
+	// is the lowest seq among them, 0 for none.
+	seqMu    sync.RWMutex
+	heldMu   sync.Mutex
+	held     []heldCommit
+	unsynced atomic.Int64
+
+	mu       sync.Mutex
+	blockMu  sync.Mutex
+	blocks   map[BlockKey]*blockState
+	presMu   sync.Mutex
+	present  map[PersonRoom]bool
+	networks map[string]MessageSender
+	queues   map[RoomAddr]*queue
+	ctx      context.Context
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
 }
 
 type queue struct {
