@@ -36,8 +36,8 @@ type Inbound interface {
 }
 
 // Committer is an Inbound that can also return before the event is on
-// disk. Commit returns once the event is committed, and its deliveries are
-// on their way; durable returns once the commit is on disk too (or with
+// disk. Commit returns once the event is committed (its deliveries go out
+// once it is on disk, see EarlyStore); durable returns once the commit is on disk too (or with
 // the error of a sync that failed: calling it again tries again). An
 // adapter that acknowledges its source in order (an MQTT PUBACK) can take
 // its next event meanwhile and acknowledge this one when durable returns;
@@ -248,13 +248,16 @@ type Queued struct {
 	Event  Event
 }
 
-// EarlyStore is a Store that can hand out an event's deliveries once its
-// transaction is committed, before the commit has reached the disk. The
-// router then sends them on while the disk syncs, and returns to the
-// adapter, which acknowledges the source, only once durable has returned.
-// Nothing is lost that way: a source is still acknowledged only for what
-// is on disk, and an event sent on before a power failure is at worst
-// sent again, as after any crash between a delivery and its record.
+// EarlyStore is a Store that can return from an accept once its
+// transaction is committed, before the commit has reached the disk, so
+// that one disk sync serves many commits. The router returns to the
+// adapter then (Commit), which acknowledges its source once durable has
+// returned, but hands the event's deliveries out only once durable has
+// returned too: a delivery sent before a crash that lost its commit would
+// be sent again when the source replays the event (IRC playback, an XMPP
+// archive, a homeserver's transaction, an MQTT broker's resend), which
+// the store would then accept as new. Commits reach the disk in order: a
+// sync covers every commit made before it.
 type EarlyStore interface {
 	Store
 	// AcceptCommitted is Accept that returns once the transaction is

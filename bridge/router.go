@@ -47,6 +47,15 @@ type Router struct {
 
 	limits   limiter
 	acceptMu sync.Mutex
+	// seqMu makes a commit and the unsynced mark it sets one step for a
+	// worker that reads the outbox (RLock). heldMu guards held, the
+	// committed entries waiting for the disk (see handover.go); unsynced
+	// is the lowest seq among them, 0 for none.
+	seqMu    sync.RWMutex
+	heldMu   sync.Mutex
+	held     []heldCommit
+	unsynced atomic.Int64
+
 	mu       sync.Mutex
 	blockMu  sync.Mutex
 	blocks   map[BlockKey]*blockState
@@ -274,14 +283,12 @@ func (r *Router) Commit(ctx context.Context, ev Event) (durable func(now bool) e
 	// entries in commit order.
 	r.acceptMu.Lock()
 	began := time.Now()
+	r.seqMu.Lock()
 	queued, accepted, durable, err := r.commit(ctx, link, ev, targets)
 	if err == nil && accepted {
-		r.mu.Lock()
-		for _, item := range queued {
-			r.queueLocked(item.Target).push(item)
-		}
-		r.mu.Unlock()
+		r.handOver(queued, durable)
 	}
+	r.seqMu.Unlock()
 	r.acceptMu.Unlock()
 	if r.Observer != nil {
 		r.Observer.Stored("accept", time.Since(began), err)
@@ -369,9 +376,7 @@ func (r *Router) Retry(ctx context.Context, seq int64) (Queued, error) {
 	if err != nil {
 		return Queued{}, err
 	}
-	r.mu.Lock()
-	r.queueLocked(item.Target).push(item)
-	r.mu.Unlock()
+	r.handOver([]Queued{item}, nil)
 	r.log.Info("failed delivery queued again", "seq", seq, "new_seq", item.Seq, "room", item.Target.String())
 	return item, nil
 }
@@ -530,9 +535,12 @@ func (r *Router) next(ctx context.Context, q *queue, last int64) ([]Queued, erro
 		return batch, nil
 	}
 	q.mu.Unlock()
-	batch, err := r.store.Pending(ctx, q.addr, last, batchSize)
+	batch, cut, err := r.pending(ctx, q.addr, last)
 	if err != nil || len(batch) == batchSize {
 		return batch, err
+	}
+	if cut {
+		return batch, nil // the rest is pushed once on disk
 	}
 	// Caught up: take hand-overs again. An entry committed after the read
 	// above is in neither; reading once more after the switch finds it,
@@ -544,7 +552,8 @@ func (r *Router) next(ctx context.Context, q *queue, last int64) ([]Queued, erro
 	if len(batch) > 0 {
 		after = batch[len(batch)-1].Seq
 	}
-	more, err := r.store.Pending(ctx, q.addr, after, batchSize)
+	// What is cut is pushed once on disk, as a hand-over.
+	more, _, err := r.pending(ctx, q.addr, after)
 	if err != nil || len(more) == batchSize { // not caught up after all
 		q.mu.Lock()
 		q.spilled, q.mem = true, nil

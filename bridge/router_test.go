@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -622,76 +621,5 @@ func TestWaitingDeliveriesToUnlinkedRoomFail(t *testing.T) {
 	}
 	if got := irc.room("#ops"); len(got) != 0 {
 		t.Errorf("a room taken out of its link got %q", texts(got))
-	}
-}
-
-// slowDisk is the store with a disk that syncs only when told to.
-type slowDisk struct {
-	*store.Store
-	release chan struct{}
-	fail    error
-}
-
-func (s slowDisk) AcceptCommitted(ctx context.Context, link string, ev bridge.Event, targets []bridge.RoomAddr) ([]bridge.Queued, bool, func(bool) error, error) {
-	queued, accepted, durable, err := s.Store.AcceptCommitted(ctx, link, ev, targets)
-	return queued, accepted, func(now bool) error {
-		<-s.release
-		if err := durable(now); err != nil {
-			return err
-		}
-		return s.fail
-	}, err
-}
-
-// With a store that commits before it syncs, the router delivers while the
-// disk syncs, takes further events meanwhile, and returns to the adapter
-// (which then acknowledges the source) only once the event is on disk.
-func TestDeliveredWhileTheDiskSyncs(t *testing.T) {
-	irc, mq := newPlain(), newPlain()
-	f := newFixture(t, t.TempDir(), map[string]bridge.MessageSender{"irc": irc, "mqtt": mq})
-	disk := slowDisk{Store: f.store, release: make(chan struct{})}
-	f.router.Stop()
-	r := bridge.NewRouter(disk, f.links, quiet)
-	r.AddNetwork("irc", irc)
-	r.AddNetwork("mqtt", mq)
-	if err := r.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	defer r.Stop()
-
-	returned := make(chan error, 2)
-	go func() { returned <- r.Accept(context.Background(), msg("mqtt", "chat/ops", "sensor", "", "one")) }()
-	go func() { returned <- r.Accept(context.Background(), msg("mqtt", "chat/ops", "sensor", "", "two")) }()
-	if got := texts(irc.waitRoom(t, "#ops", 2)); !slices.Contains(got, "one") || !slices.Contains(got, "two") {
-		t.Fatalf("#ops got %q before the sync", got)
-	}
-	select {
-	case err := <-returned:
-		t.Fatalf("Accept returned before its event was on disk (%v)", err)
-	case <-time.After(50 * time.Millisecond):
-	}
-	close(disk.release)
-	for range 2 {
-		if err := <-returned; err != nil {
-			t.Fatal(err)
-		}
-	}
-
-	// A failed sync is the adapter's error, so the source is not
-	// acknowledged and sends again; what was committed still goes out.
-	disk.fail = errors.New("disk on fire")
-	r.Stop()
-	r = bridge.NewRouter(disk, f.links, quiet)
-	r.AddNetwork("irc", irc)
-	r.AddNetwork("mqtt", mq)
-	if err := r.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	defer r.Stop()
-	if err := r.Accept(context.Background(), msg("mqtt", "chat/ops", "sensor", "", "three")); err == nil || !strings.Contains(err.Error(), "disk on fire") {
-		t.Errorf("Accept with a failed sync: %v", err)
-	}
-	if got := texts(irc.waitRoom(t, "#ops", 3)); got[2] != "three" {
-		t.Errorf("#ops got %q", got)
 	}
 }
