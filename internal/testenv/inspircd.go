@@ -57,6 +57,9 @@ var ircv3Modules = []string{
 	"cap", "ircv3", "ircv3_echomessage", "ircv3_msgid", "ircv3_servertime",
 	"ircv3_ctctags", "ircv3_labeledresponse", "ircv3_batch", "ircv3_accounttag",
 	"ircv3_capnotify", "ircv3_chghost", "namesx", "uhnames", "services_account",
+	// Channel mode +H: a channel's recent lines played back on JOIN, for
+	// catch-up (irc/catchup.go); a channel without +H plays nothing.
+	"chanhistory",
 }
 
 // InspIRCd starts Debian's InspIRCd 3 on a free loopback port with the
