@@ -184,6 +184,8 @@ func inspircdConfig(t testing.TB, dir string, port, linkPort int, c IRCServerCon
 	for _, m := range ircv3Modules {
 		fmt.Fprintf(&b, "<module name=%q>\n", m)
 	}
+	// Room for the +H 100:1d the catch-up tests set (the default is 50).
+	b.WriteString("<chanhistory maxlines=\"100\">\n")
 	if c.Services != "" {
 		// Services speak InspIRCd 2.0's link protocol (1202), which
 		// spanningtree still accepts; the servers port is on loopback
