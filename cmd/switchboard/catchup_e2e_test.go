@@ -170,6 +170,14 @@ links:
 	xmppUntil(want[missed-1])
 	mqttUntil(want[missed-1])
 	say("back")
+	// A line from XMPP, said on IRC by alice's puppet: in the next
+	// playback, after the last line of carol's, and never bridged back.
+	if _, err := alice.Say(muc, "from xmpp"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := carol.Wait(wait, func(l testenv.IRCLine) bool { return l.Command == "PRIVMSG" && l.Text() == "from xmpp" }); err != nil {
+		t.Fatalf("IRC: alice's line not seen: %v", err)
+	}
 	time.Sleep(1500 * time.Millisecond)
 
 	sb.Kill()
@@ -180,6 +188,15 @@ links:
 	}
 	say("after the second restart")
 
+	echoes := 0
+	for _, s := range alice.Stanzas() {
+		if s.Kind() == "message" && s.Type() == "groupchat" && s.Body() == "from xmpp" {
+			echoes++
+		}
+	}
+	if echoes != 1 {
+		t.Errorf("alice's line came back to XMPP: seen %d times, want once (her own)", echoes)
+	}
 	all := append(append([]string{"linked now"}, want...), "back", "after the second restart")
 	for name, got := range map[string][]string{"XMPP": xmppTexts(), "MQTT": mqttTexts} {
 		if strings.Join(got, "\n") != strings.Join(all, "\n") {
