@@ -1,10 +1,13 @@
 package irc
 
 import (
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/switchboard-chat/switchboard/bridge"
+	"github.com/switchboard-chat/switchboard/internal/testenv"
 )
 
 func histLine(msgid, nick, text string, t time.Time) *bridge.Message {
@@ -81,5 +84,60 @@ func TestCapCatchUp(t *testing.T) {
 		if len(got) != tc.want || (len(got) > 0 && got[len(got)-1] != lines[9]) {
 			t.Errorf("%+v: kept %d, want the latest %d", tc.c, len(got), tc.want)
 		}
+	}
+}
+
+// TestCatchUpAfterReconnect: the bot's connection drops; what is said
+// in a +H channel meanwhile arrives once it is back, once, in order,
+// with its original time and marked as catch-up; the playback's older
+// lines (said before the bot first joined, and seen live) do not.
+func TestCatchUpAfterReconnect(t *testing.T) {
+	srv := testenv.InspIRCd(t)
+	alice := srv.Client(t, "alice")
+	alice.Join("#lobby")
+	alice.Send("MODE", "#lobby", "+H", "100:1d")
+	alice.Say("#lobby", "before the bridge")
+	n := netConfig(srv, "puppet")
+	n.Section.(*Config).CatchUp = CatchUp{MaxMessages: 100, MaxAge: time.Hour}
+	a := startAdapter(t, n, nil, "#lobby")
+	alice.Say("#lobby", "live")
+	a.rec.wait(t, "live", func(ev bridge.Event) bool { return textOfEvent(ev) == "live" })
+
+	from := alice.Len()
+	a.bot.closeSocket()
+	if _, err := alice.WaitFrom(from, waitFor, func(l testenv.IRCLine) bool {
+		return l.Command == "QUIT" && strings.EqualFold(l.Nick(), "bridge")
+	}); err != nil {
+		t.Fatalf("the bot did not quit: %v", err)
+	}
+	said := time.Now()
+	for i := 1; i <= 5; i++ {
+		alice.Say("#lobby", fmt.Sprintf("missed %d", i))
+	}
+	a.rec.wait(t, "missed 5", func(ev bridge.Event) bool { return textOfEvent(ev) == "missed 5" })
+	alice.Say("#lobby", "after")
+	a.rec.wait(t, "after", func(ev bridge.Event) bool { return textOfEvent(ev) == "after" })
+
+	var got []string
+	for _, ev := range a.rec.all() {
+		m, ok := ev.(*bridge.Message)
+		if !ok {
+			continue
+		}
+		got = append(got, m.Text)
+		if strings.HasPrefix(m.Text, "missed") {
+			if !m.CatchUp || m.Time.After(said.Add(time.Second)) || m.Time.Before(said.Add(-time.Second)) || m.Origin.RemoteID == "" {
+				t.Errorf("%q: catch-up %v, time %v (said at %v), msgid %q", m.Text, m.CatchUp, m.Time, said, m.Origin.RemoteID)
+			}
+		} else if m.CatchUp {
+			t.Errorf("%q marked as catch-up", m.Text)
+		}
+	}
+	want := "live missed 1 missed 2 missed 3 missed 4 missed 5 after"
+	if strings.Join(got, " ") != want {
+		t.Errorf("bridged %q, want %q", strings.Join(got, " "), want)
+	}
+	if c := a.CatchUps()["#lobby"]; c.Recovered != 5 || c.At.Before(said) {
+		t.Errorf("CatchUps: %+v, want 5 recovered after %v", c, said)
 	}
 }
