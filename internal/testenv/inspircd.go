@@ -57,9 +57,6 @@ var ircv3Modules = []string{
 	"cap", "ircv3", "ircv3_echomessage", "ircv3_msgid", "ircv3_servertime",
 	"ircv3_ctctags", "ircv3_labeledresponse", "ircv3_batch", "ircv3_accounttag",
 	"ircv3_capnotify", "ircv3_chghost", "namesx", "uhnames", "services_account",
-	// Channel mode +H: a channel's recent lines played back on JOIN, for
-	// catch-up (irc/catchup.go); a channel without +H plays nothing.
-	"chanhistory",
 }
 
 // InspIRCd starts Debian's InspIRCd 3 on a free loopback port with the
@@ -184,8 +181,9 @@ func inspircdConfig(t testing.TB, dir string, port, linkPort int, c IRCServerCon
 	for _, m := range ircv3Modules {
 		fmt.Fprintf(&b, "<module name=%q>\n", m)
 	}
-	// Room for the +H 100:1d the catch-up tests set (the default is 50).
-	b.WriteString("<chanhistory maxlines=\"100\">\n")
+	// The catch-up guide's chanhistory (docs/irc.md, "Catch-up"): a
+	// channel without +H plays nothing back.
+	b.WriteString(Snippet(t, "inspircd-chanhistory.conf", nil))
 	if c.Services != "" {
 		// Services speak InspIRCd 2.0's link protocol (1202), which
 		// spanningtree still accepts; the servers port is on loopback
