@@ -321,6 +321,7 @@ func (a *Adapter) Start(ctx context.Context, in bridge.Inbound) error {
 	}
 	cc.onUp = a.botUp
 	cc.onDown = a.botDown
+	cc.onHistory = a.catchUp
 	a.bot = newConn(cc)
 	a.addInboundCallbacks(a.bot)
 

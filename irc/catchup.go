@@ -94,7 +94,10 @@ func (a *Adapter) CatchUps() map[string]adapters.CatchUp {
 	return out
 }
 
-func cursorKey(folded string) string { return cursorKeyPrefix + folded }
+// cursorKey is where a channel's cursor is kept: by its name folded as
+// RFC 1459 does, whatever the server's casemapping, which is not known
+// before it is connected.
+func cursorKey(channel string) string { return cursorKeyPrefix + caseRFC1459.fold(channel) }
 
 func lineHash(m *bridge.Message) string {
 	h := sha256.New()
@@ -116,7 +119,7 @@ func cursorOf(m *bridge.Message) cursor {
 func (a *Adapter) loadCursor(ctx context.Context, channel string) (cursor, bool) {
 	a.mu.Lock()
 	st := a.state
-	key := cursorKey(a.info.cm.fold(channel))
+	key := cursorKey(channel)
 	a.mu.Unlock()
 	start := cursor{Time: a.clock.Now()}
 	if st == nil {
@@ -146,7 +149,7 @@ func (a *Adapter) loadCursor(ctx context.Context, channel string) (cursor, bool)
 func (a *Adapter) forgetCursor(ctx context.Context, channel string) {
 	a.mu.Lock()
 	st := a.state
-	key := cursorKey(a.info.cm.fold(channel))
+	key := cursorKey(channel)
 	a.mu.Unlock()
 	if st == nil {
 		return
@@ -156,13 +159,17 @@ func (a *Adapter) forgetCursor(ctx context.Context, channel string) {
 	}
 }
 
-// onBatch takes the join playback of a bridged channel; other batches
-// are left to the per-line callbacks.
-func (a *Adapter) onBatch(b *ircevent.Batch) bool {
+// onBatch takes a channel's join playback whole, for the bot's catch-up;
+// puppets and people's connections, which join too, drop theirs. Left
+// to the per-line callbacks, its lines would pass for live ones (and a
+// line from our own nick for an echo). Other batches are left to them.
+func (k *conn) onBatch(b *ircevent.Batch) bool {
 	if len(b.Params) < 3 || b.Params[1] != chatHistoryBatch {
 		return false
 	}
-	a.catchUp(b.Params[2], b.Items)
+	if k.cfg.onHistory != nil {
+		k.cfg.onHistory(b.Params[2], b.Items)
+	}
 	return true
 }
 
@@ -317,11 +324,11 @@ func (a *Adapter) writeCursors(ctx context.Context) {
 	var puts []put
 	a.mu.Lock()
 	st := a.state
-	for f, r := range a.rooms {
+	for _, r := range a.rooms {
 		if r.catch.dirty {
 			r.catch.dirty = false
 			b, _ := json.Marshal(r.catch.saved)
-			puts = append(puts, put{cursorKey(f), r.name, string(b)})
+			puts = append(puts, put{cursorKey(r.name), r.name, string(b)})
 		}
 	}
 	a.mu.Unlock()

@@ -1,13 +1,17 @@
 package irc
 
 import (
+	"context"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/switchboard-chat/switchboard/adapters"
 	"github.com/switchboard-chat/switchboard/bridge"
 	"github.com/switchboard-chat/switchboard/internal/testenv"
+	"github.com/switchboard-chat/switchboard/store"
 )
 
 func histLine(msgid, nick, text string, t time.Time) *bridge.Message {
@@ -139,5 +143,86 @@ func TestCatchUpAfterReconnect(t *testing.T) {
 	}
 	if c := a.CatchUps()["#lobby"]; c.Recovered != 5 || c.At.Before(said) {
 		t.Errorf("CatchUps: %+v, want 5 recovered after %v", c, said)
+	}
+}
+
+// putCounter counts the writes to an adapter's State.
+type putCounter struct {
+	adapters.State
+	puts atomic.Int32
+}
+
+func (s *putCounter) Put(ctx context.Context, key, value string) error {
+	s.puts.Add(1)
+	return s.State.Put(ctx, key, value)
+}
+
+// TestCatchUpFromTheLinkOn: a channel linked at run time after a
+// conversation there bridges none of it; its lines are saved without a
+// write per line; after a restart (a new adapter on the same store), what
+// was said meanwhile, and only that, is caught up.
+func TestCatchUpFromTheLinkOn(t *testing.T) {
+	srv := testenv.InspIRCd(t)
+	st, err := store.Open(context.Background(), "sqlite", t.TempDir(), testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	state := &putCounter{State: st.State("libera")}
+	n := netConfig(srv, "puppet")
+	n.Section.(*Config).CatchUp = CatchUp{MaxMessages: 100, MaxAge: time.Hour}
+	useState := func(a *Adapter) { a.UseState(state) }
+
+	alice := srv.Client(t, "alice")
+	alice.Join("#late")
+	alice.Send("MODE", "#late", "+H", "100:1d")
+	for i := 1; i <= 3; i++ {
+		alice.Say("#late", fmt.Sprintf("old %d", i))
+	}
+	first := startAdapter(t, n, useState)
+	if err := first.Join(context.Background(), "#late"); err != nil {
+		t.Fatal(err)
+	}
+	first.rec.until(t, "the playback", func() bool { _, ok := first.CatchUps()["#late"]; return ok })
+	if c := first.CatchUps()["#late"]; c.Recovered != 0 {
+		t.Errorf("linked after a conversation: recovered %d lines, want 0", c.Recovered)
+	}
+	for i := 1; i <= 20; i++ {
+		alice.Say("#late", fmt.Sprintf("live %d", i))
+	}
+	first.rec.wait(t, "live 20", func(ev bridge.Event) bool { return textOfEvent(ev) == "live 20" })
+	time.Sleep(cursorFlushEvery + 500*time.Millisecond)
+	if p := state.puts.Load(); p > 4 {
+		t.Errorf("%d writes of the cursor for 20 lines, want a few", p)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := first.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, ev := range first.rec.all() {
+		if strings.HasPrefix(textOfEvent(ev), "old") {
+			t.Errorf("%q, said before the link, bridged", textOfEvent(ev))
+		}
+	}
+
+	for i := 1; i <= 3; i++ {
+		alice.Say("#late", fmt.Sprintf("missed %d", i))
+	}
+	second := startAdapter(t, n, useState, "#late")
+	second.rec.wait(t, "missed 3", func(ev bridge.Event) bool { return textOfEvent(ev) == "missed 3" })
+	alice.Say("#late", "after")
+	second.rec.wait(t, "after", func(ev bridge.Event) bool { return textOfEvent(ev) == "after" })
+	var got []string
+	for _, ev := range second.rec.all() {
+		if m, ok := ev.(*bridge.Message); ok {
+			got = append(got, m.Text)
+		}
+	}
+	if want := "missed 1 missed 2 missed 3 after"; strings.Join(got, " ") != want {
+		t.Errorf("after the restart bridged %q, want %q", strings.Join(got, " "), want)
+	}
+	if c := second.CatchUps()["#late"]; c.Recovered != 3 {
+		t.Errorf("after the restart: recovered %d, want 3", c.Recovered)
 	}
 }

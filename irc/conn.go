@@ -66,6 +66,9 @@ type connConfig struct {
 	casemap      func() caseMapping
 	onUp         func(*conn) // registered; runs in the read loop
 	onDown       func(*conn) // registered connection lost; runs in the read loop
+	// onHistory takes a channel's join playback (catchup.go); without
+	// it the playback is dropped.
+	onHistory func(channel string, lines []*ircevent.Batch)
 	log          *slog.Logger
 	clock        clock
 }
@@ -182,6 +185,7 @@ func newConn(cfg connConfig) *conn {
 		irc.SASLOptional = !cfg.saslRequired
 	}
 	k.irc = irc
+	irc.AddBatchCallback(k.onBatch) // join playback: catchup.go
 	irc.AddCallback("PRIVMSG", k.onEcho)
 	irc.AddCallback("NOTICE", k.onEcho)
 	irc.AddCallback("TAGMSG", k.onEcho)

@@ -46,7 +46,6 @@ func (a *Adapter) addInboundCallbacks(k *conn) {
 	k.irc.AddCallback("353", a.onNames)
 	k.irc.AddCallback("366", a.onEndOfNames)
 	a.addTopicCallbacks(k)
-	k.irc.AddBatchCallback(a.onBatch) // join playback: catchup.go
 }
 
 // roomLocked finds a bridged channel; a.mu must be held.
