@@ -66,11 +66,12 @@ type connConfig struct {
 	casemap      func() caseMapping
 	onUp         func(*conn) // registered; runs in the read loop
 	onDown       func(*conn) // registered connection lost; runs in the read loop
+	log          *slog.Logger
+	clock        clock
+
 	// onHistory takes a channel's join playback (catchup.go); without
 	// it the playback is dropped.
 	onHistory func(channel string, lines []*ircevent.Batch)
-	log          *slog.Logger
-	clock        clock
 }
 
 // capSet is what the server acknowledged on the current connection.
