@@ -219,3 +219,119 @@ func apiStatus(t *testing.T, addr string) status.Status {
 	}
 	return st
 }
+
+// TestIRCCatchUpUnderLoad is the issue's measurement: an IRC user says
+// 25 lines a second while Switchboard is killed (kill -9) and restarted
+// at once, three times; every line reaches MQTT, in order. Repeats (a
+// line accepted within the second before a kill, whose channel cursor
+// was not saved yet) are counted and logged: the store's event ids are
+// what makes them the same event.
+func TestIRCCatchUpUnderLoad(t *testing.T) {
+	if testing.Short() {
+		t.Skip("restarts Switchboard under load")
+	}
+	const (
+		channel = "#load"
+		root    = "sb/load"
+		rate    = 25
+		lines   = 300
+	)
+	irc := testenv.InspIRCd(t)
+	broker := testenv.Mosquitto(t)
+	bin := buildSwitchboard(t, t.TempDir())
+	carol := irc.Client(t, "carol")
+	carol.Join(channel)
+	carol.Send("MODE", channel, "+H", "100:1d")
+	sub := broker.Subscribe(t, root+"/out/#", 1)
+	dir := t.TempDir()
+	httpAddr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	conf := testenv.WriteFile(t, dir, "switchboard.yaml", fmt.Sprintf(`
+data_dir: %s/data
+http: { listen: %q }
+networks:
+  libera: { type: irc, server: %s, nick: switchboard, reconnect_max: 2s, rate: { per_second: 0 } }
+  devices: { type: mqtt, broker: %q, client_id: switchboard-load }
+links:
+  lobby: [ "libera:%s", "devices:%s" ]
+`, dir, httpAddr, irc.Addr, broker.URL, channel, root))
+	sb := &testenv.Process{Name: bin, Args: []string{"run", "--config", conf}, Dir: dir, Ready: httpAddr}
+	sb.Start(t)
+	waitUp(t, httpAddr)
+
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(time.Second / rate)
+		defer tick.Stop()
+		for i := 1; i <= lines; i++ {
+			<-tick.C
+			carol.Conn.Send("PRIVMSG", channel, fmt.Sprintf("load %03d", i))
+		}
+	}()
+	for range 3 {
+		time.Sleep(3 * time.Second)
+		sb.Kill()
+		sb.Restart()
+	}
+	<-done
+
+	seen := map[int]int{}
+	var order []int
+	last := fmt.Sprintf("load %03d", lines)
+	for {
+		m := sub.Next(t, 30*time.Second)
+		var ev mqtt.OutEvent
+		if err := json.Unmarshal(m.Payload, &ev); err != nil {
+			t.Fatalf("payload %q: %v", m.Payload, err)
+		}
+		var n int
+		if ev.Type != "message" || ev.Sender.Name != "carol" {
+			continue
+		}
+		if _, err := fmt.Sscanf(ev.Text, "load %d", &n); err != nil {
+			t.Fatalf("unexpected line %q", ev.Text)
+		}
+		seen[n]++
+		order = append(order, n)
+		if ev.Text == last {
+			break
+		}
+	}
+	sub.Quiet(t, 2*time.Second)
+	lost, repeats, outOfOrder := 0, 0, 0
+	for i := 1; i <= lines; i++ {
+		if seen[i] == 0 {
+			lost++
+		}
+		repeats += max(seen[i]-1, 0)
+	}
+	for i := 1; i < len(order); i++ {
+		if order[i] < order[i-1] && seen[order[i]] == 1 {
+			outOfOrder++
+		}
+	}
+	t.Logf("%d lines at %d/s, 3 kill -9 restarts: %d lost, %d repeated, %d out of order", lines, rate, lost, repeats, outOfOrder)
+	if lost > 0 || outOfOrder > 0 {
+		t.Errorf("%d lines lost, %d out of order; want none", lost, outOfOrder)
+	}
+}
+
+// waitUp waits until every network is up on /api/status.
+func waitUp(t *testing.T, addr string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		st := apiStatus(t, addr)
+		up := len(st.Networks) > 0
+		for _, n := range st.Networks {
+			up = up && n.State == "up"
+		}
+		if up {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("networks not up: %+v", st.Networks)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
