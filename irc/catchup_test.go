@@ -11,6 +11,7 @@ import (
 	"github.com/switchboard-chat/switchboard/adapters"
 	"github.com/switchboard-chat/switchboard/bridge"
 	"github.com/switchboard-chat/switchboard/internal/testenv"
+	"github.com/switchboard-chat/switchboard/internal/testwait"
 	"github.com/switchboard-chat/switchboard/store"
 )
 
@@ -183,7 +184,7 @@ func TestCatchUpFromTheLinkOn(t *testing.T) {
 	if err := first.Join(context.Background(), "#late"); err != nil {
 		t.Fatal(err)
 	}
-	first.rec.until(t, "the playback", func() bool { _, ok := first.CatchUps()["#late"]; return ok })
+	testwait.For(t, "the playback", func() bool { _, ok := first.CatchUps()["#late"]; return ok })
 	if c := first.CatchUps()["#late"]; c.Recovered != 0 {
 		t.Errorf("linked after a conversation: recovered %d lines, want 0", c.Recovered)
 	}
