@@ -49,3 +49,31 @@ func TestLimiterForgetsIdleSenders(t *testing.T) {
 		t.Errorf("%d buckets after the sweep, want loud's alone, kept", len(lim.senders))
 	}
 }
+
+// Lines an adapter catches up on (Header.CatchUp) were said while
+// Switchboard was away, however recently: the limit does not apply, and
+// they take no tokens from the sender's live messages.
+func TestLimiterExemptsCatchUp(t *testing.T) {
+	var lim limiter
+	lim.rates = map[string]RateLimit{"irc": {PerSecond: 1, Burst: 2}}
+	lim.senders = map[limitKey]*senderLimit{}
+	lim.dropped = map[string]uint64{}
+	room := RoomAddr{Network: "irc", Room: "#x"}
+	now := time.Now()
+	msg := func(catchUp bool) *Message {
+		return &Message{Header: Header{Origin: Origin{Network: "irc", Room: "#x"}, Sender: Sender{Network: "irc", ID: "carol"}, Time: now, CatchUp: catchUp}}
+	}
+	for i := range 40 {
+		if ok, _, _ := lim.allow(room, msg(true), now); !ok {
+			t.Fatalf("caught-up line %d dropped", i+1)
+		}
+	}
+	for i := range 2 {
+		if ok, _, _ := lim.allow(room, msg(false), now); !ok {
+			t.Fatalf("live line %d dropped after the catch-up", i+1)
+		}
+	}
+	if ok, _, _ := lim.allow(room, msg(false), now); ok {
+		t.Error("a third live line at once let through, want the limit to hold for live lines")
+	}
+}

@@ -121,6 +121,8 @@ type Adapter struct {
 	tagState                                        // IRCv3 client tags: typing both ways (tags.go)
 	cm          atomic.Uint32                       // info.cm, readable without a.mu
 	ready       atomic.Bool                         // registered and rejoined
+
+	catchUpState // join playback (catchup.go); a.mu guards it
 }
 
 // serverInfo is what the bot learned from ISUPPORT.
@@ -319,13 +321,15 @@ func (a *Adapter) Start(ctx context.Context, in bridge.Inbound) error {
 	}
 	cc.onUp = a.botUp
 	cc.onDown = a.botDown
+	cc.onHistory = a.catchUp
 	a.bot = newConn(cc)
 	a.addInboundCallbacks(a.bot)
 
-	a.wg.Add(4)
+	a.wg.Add(5)
 	go func() { defer a.wg.Done(); a.mod.Run(a.ctx) }()
 	go func() { defer a.wg.Done(); a.bot.run(a.ctx) }()
-	go func() { defer a.wg.Done(); a.queue.Run(a.ctx, in) }()
+	go func() { defer a.wg.Done(); a.queue.Run(a.ctx, acceptHook{in, a}) }()
+	go func() { defer a.wg.Done(); a.flushCursors(a.ctx) }()
 	go func() { defer a.wg.Done(); a.janitor(a.ctx) }()
 	a.people.StartLocked(a.ctx)
 	a.log.Info("irc adapter started", "server", a.cfg.Server, "nick", a.cfg.Nick, "mode", a.mode, "tls", a.cfg.TLS)
@@ -430,8 +434,17 @@ func (a *Adapter) Join(ctx context.Context, channel string) error {
 	}
 	a.mu.Lock()
 	f := info.cm.fold(channel)
+	_, known := a.rooms[f]
+	a.mu.Unlock()
+	var catch roomCatchUp
+	if !known {
+		// Before the room exists, so that no playback comes first.
+		c, ok := a.loadCursor(ctx, channel)
+		catch = roomCatchUp{loaded: ok, saved: c, seen: c}
+	}
+	a.mu.Lock()
 	if _, ok := a.rooms[f]; !ok {
-		a.rooms[f] = &room{name: channel, members: map[string]*member{}}
+		a.rooms[f] = &room{name: channel, members: map[string]*member{}, catch: catch}
 	}
 	bot := a.bot
 	a.people.BridgedLocked(channel)
@@ -452,6 +465,9 @@ func (a *Adapter) Leave(ctx context.Context, channel string) error {
 	}
 	a.mu.Lock()
 	f := info.cm.fold(channel)
+	if r := a.rooms[f]; r != nil {
+		delete(a.catchUps, r.name)
+	}
 	delete(a.rooms, f)
 	bot := a.bot
 	var puppets []*puppet
@@ -473,6 +489,7 @@ func (a *Adapter) Leave(ctx context.Context, channel string) error {
 	if bot != nil && bot.isUp() && bot.inChannel(channel) {
 		errs = append(errs, bot.part(ctx, channel, "unlinked"))
 	}
+	a.forgetCursor(ctx, channel)
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("irc: leave %s: %w", channel, err)
 	}

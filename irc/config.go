@@ -44,6 +44,9 @@ type Config struct {
 	// reply, no action line for a reaction (see tags.go). For channels
 	// whose clients all show the tags.
 	TagsOnly bool `yaml:"tags_only"`
+	// CatchUp bounds what is bridged from a channel's join playback
+	// after the bot was away (see catchup.go).
+	CatchUp CatchUp `yaml:"catch_up"`
 }
 
 // SASL is a SASL PLAIN login.
@@ -102,6 +105,8 @@ func (c *Config) SetDefaults(_ string, n *config.Network, given func(string) boo
 	config.SetDefault(&c.Flood.Interval, defaultFloodInterval, given("flood.interval"))
 	config.SetDefault(&c.IgnoreServices, true, given("ignore_services"))
 	c.Rate.SetDefaults(given, true)
+	config.SetDefault(&c.CatchUp.MaxMessages, defaultCatchUpMessages, given("catch_up.max_messages"))
+	config.SetDefault(&c.CatchUp.MaxAge, defaultCatchUpAge, given("catch_up.max_age"))
 }
 
 func (c *Config) Validate(p *config.Problems, _ *config.Network) {
@@ -149,6 +154,12 @@ func (c *Config) Validate(p *config.Problems, _ *config.Network) {
 	}
 	if c.ReconnectMax <= 0 {
 		p.Add("reconnect_max", "must be positive, got %v", c.ReconnectMax)
+	}
+	if c.CatchUp.MaxMessages < 0 {
+		p.Add("catch_up.max_messages", "must not be negative, got %d (0 turns catch-up off)", c.CatchUp.MaxMessages)
+	}
+	if c.CatchUp.MaxAge < 0 {
+		p.Add("catch_up.max_age", "must not be negative, got %v (0 turns catch-up off)", c.CatchUp.MaxAge)
 	}
 }
 

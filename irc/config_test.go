@@ -64,5 +64,13 @@ func TestBadConfigs(t *testing.T) {
 				`networks.libera.tls_insecure_skip_verify: set without tls: true`,
 			},
 		},
+		{
+			Name: "negative catch-up bounds",
+			YAML: strings.Replace(valid, "nick: switchboard", "nick: switchboard\n    catch_up: {max_messages: -1, max_age: -1h}", 1),
+			Want: []string{
+				`networks.libera.catch_up.max_age: must not be negative, got -1h0m0s (0 turns catch-up off)`,
+				`networks.libera.catch_up.max_messages: must not be negative, got -1 (0 turns catch-up off)`,
+			},
+		},
 	})
 }

@@ -68,6 +68,10 @@ type connConfig struct {
 	onDown       func(*conn) // registered connection lost; runs in the read loop
 	log          *slog.Logger
 	clock        clock
+
+	// onHistory takes a channel's join playback (catchup.go); without
+	// it the playback is dropped.
+	onHistory func(channel string, lines []*ircevent.Batch)
 }
 
 // capSet is what the server acknowledged on the current connection.
@@ -182,6 +186,7 @@ func newConn(cfg connConfig) *conn {
 		irc.SASLOptional = !cfg.saslRequired
 	}
 	k.irc = irc
+	irc.AddBatchCallback(k.onBatch) // join playback: catchup.go
 	irc.AddCallback("PRIVMSG", k.onEcho)
 	irc.AddCallback("NOTICE", k.onEcho)
 	irc.AddCallback("TAGMSG", k.onEcho)

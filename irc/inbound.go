@@ -18,7 +18,8 @@ type room struct {
 	// bans are the folded masks that ban our puppets' senders, as far as
 	// this run saw them set; an empty list is a ban of unknown mask.
 	bans  map[bridge.SenderRef][]string
-	topic chanTopic // see topic.go
+	topic chanTopic   // see topic.go
+	catch roomCatchUp // see catchup.go
 }
 
 type member struct {
@@ -175,6 +176,7 @@ func (a *Adapter) onMessage(e ircmsg.Message, notice bool) {
 	m.Header = a.header(e, r.name, nick, a.accountLocked(r, nick))
 	m.Operator = a.operatorLocked(r, nick)
 	m.Mentions = a.mentionsLocked(r, m.Text, nick)
+	r.seenLineLocked(m)
 	a.mu.Unlock()
 	a.emit(m)
 	a.typingSpoke(r.name, nick)

@@ -353,7 +353,8 @@ func TestGoodConfigDefaults(t *testing.T) {
 		Server: "irc.example.org:6697", Nick: "switchboard", Username: "switchboard",
 		Realname: "Switchboard bridge", Flood: irc.Flood{Burst: 5, Interval: time.Second},
 		MaxLineBytes: 512, MaxMessageLines: 5, ReconnectMax: 2 * time.Minute, IgnoreServices: true,
-		Rate: config.Rate{PerSecond: 1, Burst: 10},
+		Rate:    config.Rate{PerSecond: 1, Burst: 10},
+		CatchUp: irc.CatchUp{MaxMessages: 500, MaxAge: 24 * time.Hour},
 	}
 	if got, ok := libera.Section.(*irc.Config); !ok || *got != wantIRC {
 		t.Errorf("irc section: %#v", libera.Section)

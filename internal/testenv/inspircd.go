@@ -181,6 +181,9 @@ func inspircdConfig(t testing.TB, dir string, port, linkPort int, c IRCServerCon
 	for _, m := range ircv3Modules {
 		fmt.Fprintf(&b, "<module name=%q>\n", m)
 	}
+	// The catch-up guide's chanhistory (docs/irc.md, "Catch-up"): a
+	// channel without +H plays nothing back.
+	b.WriteString(Snippet(t, "inspircd-chanhistory.conf", nil))
 	if c.Services != "" {
 		// Services speak InspIRCd 2.0's link protocol (1202), which
 		// spanningtree still accepts; the servers port is on loopback

@@ -15,7 +15,7 @@ func TestGuidesShowTheirSnippets(t *testing.T) {
 	docs := docsDir(t)
 	guides := map[string][]string{
 		"xmpp.md":   {"prosody.cfg.lua", "ejabberd.yml", "switchboard-xmpp.yaml"},
-		"irc.md":    {"inspircd.conf", "switchboard-irc.yaml"},
+		"irc.md":    {"inspircd.conf", "inspircd-chanhistory.conf", "switchboard-irc.yaml"},
 		"mqtt.md":   {"mosquitto.conf", "mosquitto.acl", "mosquitto-limits.conf", "switchboard-mqtt.yaml"},
 		"matrix.md": {"dendrite.yaml", "switchboard-registration.yaml", "switchboard-matrix.yaml"},
 	}
