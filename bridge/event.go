@@ -99,6 +99,12 @@ type Header struct {
 	// the event, for the chat commands, which never reach the router,
 	// and no JSON from outside can claim it.
 	Operator bool `json:"-"`
+	// CatchUp is set by the adapter alone on what it fetched from its
+	// network's history after being away (XMPP MAM, IRC join playback):
+	// lines said then, not someone typing now, so no sender's rate limit
+	// applies. Never encoded, like Operator: no JSON from outside can
+	// claim it.
+	CatchUp bool `json:"-"`
 }
 
 // Head gives access to the common fields of any event.

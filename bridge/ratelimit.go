@@ -104,7 +104,7 @@ func (r *Router) Dropped() map[string]map[string]uint64 {
 // is true when the sender should be told of the drop (once per minute).
 func (lim *limiter) allow(from RoomAddr, ev Event, now time.Time) (ok, tell bool, l RateLimit) {
 	h := ev.Head()
-	if !limited(ev) || (!h.Time.IsZero() && now.Sub(h.Time) > replayAge) {
+	if !limited(ev) || h.CatchUp || (!h.Time.IsZero() && now.Sub(h.Time) > replayAge) {
 		return true, false, l
 	}
 	lim.mu.Lock()
