@@ -37,7 +37,7 @@ const (
 	defaultCatchUpAge      = 24 * time.Hour
 	maxCatchUpMessages     = 10000
 	// catchUpFlush is how often the rooms' positions are written.
-	catchUpFlush = time.Second
+	catchUpFlush  = time.Second
 	catchUpPrefix = "catchup|"
 	// linkedEmpty is the position of a room whose archive was empty when
 	// it was first joined: everything in it came later.
