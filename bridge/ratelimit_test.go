@@ -49,3 +49,39 @@ func TestLimiterForgetsIdleSenders(t *testing.T) {
 		t.Errorf("%d buckets after the sweep, want loud's alone, kept", len(lim.senders))
 	}
 }
+
+// Lines an adapter fetched when catching up are exempt from the sender's
+// limit, however recent; the mark is never decoded from JSON.
+func TestLimiterExemptsCatchUp(t *testing.T) {
+	var lim limiter
+	lim.rates = map[string]RateLimit{"xmpp": {PerSecond: 1, Burst: 2}}
+	lim.senders = map[limitKey]*senderLimit{}
+	lim.dropped = map[string]uint64{}
+	room := RoomAddr{Network: "xmpp", Room: "lobby@muc"}
+	now := time.Now()
+	msg := func(catchUp bool) *Message {
+		return &Message{Header: Header{Origin: Origin{Network: "xmpp", Room: "lobby@muc"}, Sender: Sender{Network: "xmpp", ID: "alice"},
+			Time: now.Add(-time.Second), CatchUp: catchUp}}
+	}
+	for i := range 15 {
+		if ok, _, _ := lim.allow(room, msg(true), now); !ok {
+			t.Fatalf("caught-up line %d dropped", i)
+		}
+	}
+	var passed int
+	for range 5 {
+		if ok, _, _ := lim.allow(room, msg(false), now); ok {
+			passed++
+		}
+	}
+	if passed != 2 {
+		t.Errorf("%d of 5 live lines let through, want the burst of 2", passed)
+	}
+	ev, err := Decode(KindMessage, []byte(`{"id":"x","ts":"2026-01-01T00:00:00Z","CatchUp":true,"catch_up":true}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev.Head().CatchUp {
+		t.Error("CatchUp decoded from JSON")
+	}
+}
