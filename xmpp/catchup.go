@@ -19,7 +19,7 @@ import (
 // The position is the room's stanza-id (what Prosody's muc_mam also
 // numbers its archive with), kept per room in the adapter's State under
 // catchUpPrefix: recorded as the accept queue hands each event over, and
-// written every catchUpFlush and at Stop, so a crash loses at most that
+// written catchUpFlush later and at Stop, so a crash loses at most that
 // much of the position; what is then read again is known to the store by
 // its remote id (the stanza-id) and refused.
 
@@ -36,8 +36,10 @@ const (
 	defaultCatchUpMessages = 500
 	defaultCatchUpAge      = 24 * time.Hour
 	maxCatchUpMessages     = 10000
-	// catchUpFlush is how often the rooms' positions are written.
-	catchUpFlush  = time.Second
+	// catchUpFlush is how long after an accepted event the rooms'
+	// positions are written: at most one write per room per period,
+	// however busy the room.
+	catchUpFlush  = 200 * time.Millisecond
 	catchUpPrefix = "catchup|"
 	// linkedEmpty is the position of a room whose archive was empty when
 	// it was first joined: everything in it came later.
@@ -73,6 +75,7 @@ type catchUps struct {
 	pos   map[string]string // room addr → stanza-id of the last event accepted
 	dirty map[string]bool
 	done  map[string]adapters.CatchUp
+	wake  chan struct{} // a position changed
 }
 
 // catchUpRun is one room's catch-up under way: the live events that came
@@ -130,6 +133,10 @@ func (a *Adapter) taken(ev bridge.Event) {
 	a.cu.pos[h.Origin.Room] = h.Origin.RemoteID
 	a.cu.dirty[h.Origin.Room] = true
 	a.cu.mu.Unlock()
+	select {
+	case a.cu.wake <- struct{}{}:
+	default:
+	}
 }
 
 // flushCatchUp writes the rooms' positions that changed.
@@ -156,16 +163,20 @@ func (a *Adapter) flushCatchUp(ctx context.Context) {
 	}
 }
 
+// catchUpFlusher writes the positions catchUpFlush after they change.
 func (a *Adapter) catchUpFlusher() {
-	t := time.NewTicker(catchUpFlush)
-	defer t.Stop()
 	for {
 		select {
 		case <-a.ctx.Done():
 			return
-		case <-t.C:
-			a.flushCatchUp(a.ctx)
+		case <-a.cu.wake:
 		}
+		select {
+		case <-a.ctx.Done():
+			return
+		case <-time.After(catchUpFlush):
+		}
+		a.flushCatchUp(a.ctx)
 	}
 }
 
@@ -274,6 +285,26 @@ func (a *Adapter) release(r *room, run *catchUpRun, missed []bridge.Event, caugh
 			a.cu.done[r.addr] = adapters.CatchUp{At: time.Now().UTC(), Recovered: countMessages(missed)}
 		}
 		a.cu.mu.Unlock()
+	}
+}
+
+// unlinkCatchUp forgets how far a room that is no longer linked was read:
+// linked again, it starts from the end of its archive, and what was said
+// while it was not linked is never bridged. A catch-up under way drops
+// what it read.
+func (a *Adapter) unlinkCatchUp(ctx context.Context, r *room) {
+	a.mu.Lock()
+	delete(a.cu.runs, r.key)
+	a.mu.Unlock()
+	a.cu.mu.Lock()
+	delete(a.cu.pos, r.addr)
+	delete(a.cu.dirty, r.addr)
+	delete(a.cu.done, r.addr)
+	a.cu.mu.Unlock()
+	if a.state != nil {
+		if err := a.state.Delete(ctx, catchUpPrefix+r.addr); err != nil {
+			a.log.Warn("xmpp: cannot forget how far an unlinked room was read", "room", r.addr, "err", err)
+		}
 	}
 }
 

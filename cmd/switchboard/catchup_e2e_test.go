@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,6 +23,10 @@ func TestXMPPCatchUpAfterKill(t *testing.T) {
 	irc := testenv.InspIRCd(t)
 	xs := testenv.ProsodyWith(t, testenv.XMPPServerConfig{Users: map[string]string{"alice": "alice-pw"}})
 	muc := xs.Room("lobby")
+	// The component connects through a proxy that drops it, while cut,
+	// at the first thing Prosody sends: a reconnect, not a restart.
+	var cut atomic.Bool
+	proxy := testenv.NewDropProxy(t, xs.ComponentAddr, func([]byte) bool { return cut.Load() })
 	dir := t.TempDir()
 	httpAddr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	conf := testenv.WriteFile(t, dir, "switchboard.yaml", fmt.Sprintf(`
@@ -32,7 +37,7 @@ networks:
   jabber: { type: xmpp, server: %q, component: { domain: %q, secret: %q } }
 links:
   lobby: [ "libera:#lobby", "jabber:%s" ]
-`, dir, httpAddr, irc.Addr, xs.ComponentAddr, xs.Component, xs.ComponentSecret, muc))
+`, dir, httpAddr, irc.Addr, proxy.Addr, xs.Component, xs.ComponentSecret, muc))
 	sb := &testenv.Process{Name: bin, Args: []string{"run", "--config", conf}, Dir: dir, Ready: httpAddr}
 
 	alice := xs.Client(t, "alice", "alice-pw")
@@ -59,6 +64,7 @@ links:
 		t.Helper()
 		bob.WaitMessage(patience, func(l testenv.IRCLine) bool { return strings.Contains(l.Text(), text) })
 	}
+	var status func() (int, time.Time, bool)
 	lines := func(prefix string) []string {
 		var out []string
 		for _, l := range bob.Messages(func(l testenv.IRCLine) bool { return strings.EqualFold(l.Target(), "#lobby") }) {
@@ -68,7 +74,23 @@ links:
 		}
 		return out
 	}
-	catchUp := func() (recovered int, ok bool) {
+	// catchUp is the MUC's latest catch-up on /api/status, once it is
+	// later than since.
+	catchUp := func(since time.Time) (recovered int, ok bool) {
+		t.Helper()
+		deadline := time.Now().Add(patience)
+		for {
+			n, at, ok := status()
+			if ok && at.After(since) {
+				return n, true
+			}
+			if time.Now().After(deadline) {
+				return 0, false
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	status = func() (recovered int, at time.Time, ok bool) {
 		t.Helper()
 		r, err := http.Get("http://" + httpAddr + "/api/status")
 		if err != nil {
@@ -92,11 +114,11 @@ links:
 		for _, l := range st.Links {
 			for _, rm := range l.Rooms {
 				if rm.Room == "jabber:"+muc.String() && rm.CatchUp != nil {
-					return rm.CatchUp.Recovered, true
+					return rm.CatchUp.Recovered, rm.CatchUp.At, true
 				}
 			}
 		}
-		return 0, false
+		return 0, time.Time{}, false
 	}
 
 	sb.Start(t)
@@ -117,7 +139,7 @@ links:
 
 	// kill waits for Switchboard to have the line it bridged last on disk
 	// (the store's sync window) and its position in the room written
-	// (every second), then kills it: a crash inside that window is issue
+	// (0.2 s later), then kills it: a crash inside that window is issue
 	// 25's test 3, exactly once across a crash, not catch-up's.
 	kill := func() {
 		time.Sleep(1500 * time.Millisecond)
@@ -131,19 +153,26 @@ links:
 	}
 	restarted := time.Now()
 	sb.Start(t)
+	// Nothing is said from now on until the catch-up is done: a line
+	// said before Switchboard is back in the room is one it catches up
+	// on.
 	seen("missed 15")
 	t.Logf("15 missed lines on IRC %v after the restart", time.Since(restarted).Round(time.Millisecond))
+	if n, ok := catchUp(restarted); !ok || n != 15 {
+		t.Errorf("/api/status catch_up of the MUC: recovered %d (present %v), want 15", n, ok)
+	}
 	live("after the restart")
 	if got := lines("missed "); strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Errorf("missed lines on IRC:\n%q\nwant each once, in order:\n%q", got, want)
 	}
-	if n, ok := catchUp(); !ok || n != 15 {
-		t.Errorf("/api/status catch_up of the MUC: recovered %d (present %v), want 15", n, ok)
-	}
 
 	// A second crash and restart: nothing again.
 	kill()
+	restarted = time.Now()
 	sb.Start(t)
+	if n, ok := catchUp(restarted); !ok || n != 0 {
+		t.Errorf("/api/status catch_up after the second restart: recovered %d (present %v), want 0", n, ok)
+	}
 	live("after the second restart")
 	if got := lines("missed "); strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Errorf("after a second restart, missed lines on IRC:\n%q\nwant each once, in order:\n%q", got, want)
@@ -156,8 +185,59 @@ links:
 	if got := lines("before the link"); len(got) > 0 {
 		t.Errorf("what was said before the room was linked was bridged: %q", got)
 	}
-	if n, ok := catchUp(); !ok || n != 0 {
-		t.Errorf("/api/status catch_up after the second restart: recovered %d (present %v), want 0", n, ok)
+
+	// The connection to Prosody drops at a line (bridged or not as it
+	// falls) and stays down while alice says 5 more; back, each of them
+	// reaches IRC once, in order, the one it dropped at too.
+	cutAt := time.Now()
+	cut.Store(true)
+	say("the line it drops at")
+	deadline := time.Now().Add(patience)
+	for xmppUp(t, httpAddr) {
+		if time.Now().After(deadline) {
+			t.Fatal("the XMPP connection never went down")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	var cutWant []string
+	for i := 1; i <= 5; i++ {
+		cutWant = append(cutWant, fmt.Sprintf("while cut %d", i))
+		say(cutWant[len(cutWant)-1])
+	}
+	cut.Store(false)
+	seen("while cut 5")
+	n, ok := catchUp(cutAt)
+	live("after the reconnect")
+	if got := lines("while cut "); strings.Join(got, "|") != strings.Join(cutWant, "|") {
+		t.Errorf("lines said while the connection was down, on IRC:\n%q\nwant each once, in order:\n%q", got, cutWant)
+	}
+	if n := len(lines("the line it drops at")); n != 1 {
+		t.Errorf("the line the connection dropped at reached IRC %d times, want once", n)
+	}
+	if !ok || n < 5 || n > 6 {
+		t.Errorf("/api/status catch_up after the reconnect: recovered %d (present %v), want 5 (6 with the line it dropped at)", n, ok)
 	}
 	sb.Stop()
+}
+
+// xmppUp reports whether /api/status shows the jabber network up.
+func xmppUp(t *testing.T, httpAddr string) bool {
+	t.Helper()
+	r, err := http.Get("http://" + httpAddr + "/api/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Body.Close()
+	var st struct {
+		Networks []struct{ Name, State string } `json:"networks"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&st); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range st.Networks {
+		if n.Name == "jabber" {
+			return n.State == "up"
+		}
+	}
+	return false
 }
