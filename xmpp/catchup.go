@@ -354,9 +354,14 @@ func (a *Adapter) fetchMissed(ctx context.Context, c *session, r *room, after st
 	limit := a.cfg.CatchUp.MaxMessages
 	since := time.Now().Add(-a.cfg.CatchUp.MaxAge)
 	before := "" // the last page first
+	afterID := after // asked of the server: XEP-0313's extended after-id
 	for {
 		var page []*stanza
-		fin, err := a.mamPage(ctx, c, r, &page, before, after, min(archivePage, limit-len(items)), since)
+		fin, err := a.mamPage(ctx, c, r, &page, before, afterID, min(archivePage, limit-len(items)), since)
+		if afterID != "" && before == "" && isBadRequest(err) {
+			afterID = "" // a server without after-id: read back to our position
+			continue
+		}
 		if err != nil {
 			return nil, false, err
 		}
@@ -506,6 +511,11 @@ func archivedMessage(res *element, r *room) *stanza {
 		return m
 	}
 	return nil
+}
+
+func isBadRequest(err error) bool {
+	se, ok := err.(*stanzaError)
+	return ok && (se.condition == "bad-request" || se.condition == "feature-not-implemented")
 }
 
 func isItemNotFound(err error) bool {

@@ -18,10 +18,19 @@ import (
 // once, in order; a second crash and restart repeat none of them; what
 // was said before the room was linked is never bridged.
 func TestXMPPCatchUpAfterKill(t *testing.T) {
-	const patience = 30 * time.Second
 	bin := buildSwitchboard(t, t.TempDir())
+	for _, server := range []struct {
+		name  string
+		start func(testing.TB, testenv.XMPPServerConfig) *testenv.XMPPServer
+	}{{"prosody", testenv.ProsodyWith}, {"ejabberd", testenv.EjabberdWith}} {
+		t.Run(server.name, func(t *testing.T) { xmppCatchUpAfterKill(t, bin, server.start) })
+	}
+}
+
+func xmppCatchUpAfterKill(t *testing.T, bin string, server func(testing.TB, testenv.XMPPServerConfig) *testenv.XMPPServer) {
+	const patience = 30 * time.Second
 	irc := testenv.InspIRCd(t)
-	xs := testenv.ProsodyWith(t, testenv.XMPPServerConfig{Users: map[string]string{"alice": "alice-pw"}})
+	xs := server(t, testenv.XMPPServerConfig{Users: map[string]string{"alice": "alice-pw"}})
 	muc := xs.Room("lobby")
 	// The component connects through a proxy that drops it, while cut,
 	// at the first thing Prosody sends: a reconnect, not a restart.
