@@ -353,7 +353,7 @@ func (a *Adapter) linkRoom(ctx context.Context, c *session, r *room) {
 func (a *Adapter) fetchMissed(ctx context.Context, c *session, r *room, after string) (items []*stanza, capped bool, err error) {
 	limit := a.cfg.CatchUp.MaxMessages
 	since := time.Now().Add(-a.cfg.CatchUp.MaxAge)
-	before := "" // the last page first
+	before := ""     // the last page first
 	afterID := after // asked of the server: XEP-0313's extended after-id
 	for {
 		var page []*stanza
