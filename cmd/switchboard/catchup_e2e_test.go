@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -225,6 +227,30 @@ links:
 	}
 	if !ok || n < 5 || n > 6 {
 		t.Errorf("/api/status catch_up after the reconnect: recovered %d (present %v), want 5 (6 with the line it dropped at)", n, ok)
+	}
+
+	// catch_up.max_messages caps a catch-up at the latest lines.
+	sb.Stop()
+	capped, err := os.ReadFile(conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	capped = []byte(strings.Replace(string(capped), "secret: "+strconv.Quote(xs.ComponentSecret)+" }",
+		"secret: "+strconv.Quote(xs.ComponentSecret)+" }, catch_up: { max_messages: 3 }", 1))
+	if err := os.WriteFile(conf, capped, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= 5; i++ {
+		say(fmt.Sprintf("over the cap %d", i))
+	}
+	restarted = time.Now()
+	sb.Start(t)
+	if n, ok := catchUp(restarted); !ok || n != 3 {
+		t.Errorf("/api/status catch_up with max_messages 3: recovered %d (present %v), want 3", n, ok)
+	}
+	live("after the capped catch-up")
+	if got, want := lines("over the cap "), []string{"over the cap 3", "over the cap 4", "over the cap 5"}; strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("with max_messages 3, on IRC:\n%q\nwant the latest 3, in order:\n%q", got, want)
 	}
 	sb.Stop()
 }
