@@ -660,6 +660,7 @@ func (a *Adapter) Join(ctx context.Context, room string) error {
 	if err != nil {
 		return err
 	}
+	a.relinkCatchUp(room)
 	a.mu.Lock()
 	delete(a.left, j.String())
 	r := a.rooms[j.String()]

@@ -76,6 +76,9 @@ type catchUps struct {
 	dirty map[string]bool
 	done  map[string]adapters.CatchUp
 	wake  chan struct{} // a position changed
+	// unlinked are the rooms left since they were last joined: events
+	// of theirs still in the accept queue move no position.
+	unlinked map[string]bool
 }
 
 // catchUpRun is one room's catch-up under way: the live events that came
@@ -130,6 +133,10 @@ func (a *Adapter) taken(ev bridge.Event) {
 		return
 	}
 	a.cu.mu.Lock()
+	if a.cu.unlinked[h.Origin.Room] {
+		a.cu.mu.Unlock()
+		return
+	}
 	a.cu.pos[h.Origin.Room] = h.Origin.RemoteID
 	a.cu.dirty[h.Origin.Room] = true
 	a.cu.mu.Unlock()
@@ -300,12 +307,23 @@ func (a *Adapter) unlinkCatchUp(ctx context.Context, r *room) {
 	delete(a.cu.pos, r.addr)
 	delete(a.cu.dirty, r.addr)
 	delete(a.cu.done, r.addr)
+	if a.cu.unlinked == nil {
+		a.cu.unlinked = map[string]bool{}
+	}
+	a.cu.unlinked[r.addr] = true
 	a.cu.mu.Unlock()
 	if a.state != nil {
 		if err := a.state.Delete(ctx, catchUpPrefix+r.addr); err != nil {
 			a.log.Warn("xmpp: cannot forget how far an unlinked room was read", "room", r.addr, "err", err)
 		}
 	}
+}
+
+// relinkCatchUp is Join's: the room's events move its position again.
+func (a *Adapter) relinkCatchUp(room string) {
+	a.cu.mu.Lock()
+	delete(a.cu.unlinked, room)
+	a.cu.mu.Unlock()
 }
 
 // dropRunsLocked ends the catch-ups of a session that ended.
