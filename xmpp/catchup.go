@@ -84,8 +84,7 @@ type catchUps struct {
 // catchUpRun is one room's catch-up under way: the live events that came
 // meanwhile wait for it.
 type catchUpRun struct {
-	started bool
-	held    []bridge.Event
+	held []bridge.Event
 }
 
 // catchUpQuery collects the results of one archive page.
@@ -105,12 +104,15 @@ func (a *Adapter) CatchUps() map[string]adapters.CatchUp {
 
 func (a *Adapter) catchUpOn() bool { return a.state != nil && a.cfg.CatchUp.MaxMessages > 0 }
 
-// holdLocked starts holding back a room's live events: called when the
-// bot is in the room again, before anything said there is read.
-func (a *Adapter) holdLocked(r *room) {
-	if a.catchUpOn() && a.cu.runs[r.key] == nil {
-		a.cu.runs[r.key] = &catchUpRun{}
+// catchUpLocked starts the room's catch-up as the bot is in it again
+// (its self-presence): the room's live events wait until it is done.
+func (a *Adapter) catchUpLocked(c *session, r *room) {
+	if !a.catchUpOn() || a.cu.runs[r.key] != nil {
+		return
 	}
+	a.cu.runs[r.key] = &catchUpRun{}
+	a.wg.Add(1)
+	go func() { defer a.wg.Done(); a.catchUp(c, r) }()
 }
 
 // emitRoom hands a room's live events on, or holds them while the room
@@ -240,27 +242,6 @@ func (a *Adapter) catchUp(c *session, r *room) {
 	}
 	missed, caught = a.missedEvents(c, r, items), true
 	a.log.Info("xmpp: caught up", "room", r.addr, "recovered", countMessages(missed))
-}
-
-// startCatchUp starts the room's catch-up once the bot is in it (joinBot
-// calls it after every join attempt).
-func (a *Adapter) startCatchUp(c *session, r *room) {
-	a.mu.Lock()
-	run := a.cu.runs[r.key]
-	joined := r.joined
-	start := run != nil && !run.started && joined
-	if start {
-		run.started = true
-	}
-	a.mu.Unlock()
-	switch {
-	case run == nil || run.started && !start:
-	case !joined:
-		a.release(r, run, nil, false)
-	default:
-		a.wg.Add(1)
-		go func() { defer a.wg.Done(); a.catchUp(c, r) }()
-	}
 }
 
 // release hands on a catch-up's events (caught: it read the archive),

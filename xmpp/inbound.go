@@ -245,6 +245,9 @@ func (a *Adapter) onRoomPresence(c *session, r *room, st *stanza) {
 	if st.muc.has(statusSelf) {
 		was := r.joined
 		rejoin := a.botPresenceLocked(r, st)
+		if !was && r.joined {
+			a.catchUpLocked(c, r) // catchup.go
+		}
 		var members []string
 		list := !was && r.joined && showsRealJIDs(st)
 		if list {
@@ -387,7 +390,6 @@ func (a *Adapter) botPresenceLocked(r *room, st *stanza) (rejoin bool) {
 			r.joined = true
 			r.joinedAt = time.Now()
 			r.subjectSeen = false
-			a.holdLocked(r) // until it caught up (catchup.go)
 		}
 		r.nick = st.from.Resourcepart()
 		o := &occupant{nick: r.nick, own: true, occupantID: st.occupantID}

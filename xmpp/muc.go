@@ -206,7 +206,6 @@ func (a *Adapter) joinBot(ctx context.Context, c *session, r *room) error {
 	if err == nil {
 		a.log.Info("xmpp: joined room", "room", r.addr, "nick", r.nick)
 	}
-	a.startCatchUp(c, r)
 	return err
 }
 
