@@ -22,6 +22,9 @@ type AcceptQueue struct {
 	mu    sync.Mutex
 	items []queued
 	wake  chan struct{}
+	// taken, when set, is called with each event once the router took it
+	// (or refused it for good), in order: see OnTaken.
+	taken func(bridge.Event)
 }
 
 // queued is an event, or a room's members (see PushMembers).
@@ -50,6 +53,12 @@ func (q *AcceptQueue) Push(ev bridge.Event) bool { return q.push(queued{ev: ev})
 func (q *AcceptQueue) PushMembers(room bridge.RoomAddr, accounts []string) bool {
 	return q.push(queued{room: room, members: accounts})
 }
+
+// OnTaken has fn called with each event, in order, once the router took
+// it (or refused it for good): an adapter that remembers how far it read
+// a room (XMPP catch-up) never records more than was accepted. Call it
+// before Run.
+func (q *AcceptQueue) OnTaken(fn func(bridge.Event)) { q.taken = fn }
 
 func (q *AcceptQueue) push(it queued) bool {
 	q.mu.Lock()
@@ -136,6 +145,9 @@ func (q *AcceptQueue) Run(ctx context.Context, in bridge.Inbound) {
 			if !b.Wait(ctx, nil) {
 				return
 			}
+		}
+		if q.taken != nil {
+			q.taken(ev)
 		}
 	}
 }

@@ -99,10 +99,11 @@ type Header struct {
 	// the event, for the chat commands, which never reach the router,
 	// and no JSON from outside can claim it.
 	Operator bool `json:"-"`
-	// CatchUp is set by the adapter alone on what it bridges late, from
-	// the history a room kept while Switchboard was away (IRC join
-	// playback, XMPP MAM): said then, not now, so no per-sender rate
-	// limit applies. Never encoded, like Operator.
+	// CatchUp is set by the adapter alone on what it fetched from its
+	// network's history after being away (XMPP MAM, IRC join playback):
+	// lines said then, not someone typing now, so no sender's rate limit
+	// applies. Never encoded, like Operator: no JSON from outside can
+	// claim it.
 	CatchUp bool `json:"-"`
 }
 

@@ -166,6 +166,7 @@ type Adapter struct {
 	joins   map[string]chan joinResult
 	iqs     map[string]chan *stanza
 	archive map[string]*archiveQuery // by query id
+	cu      catchUps                 // see catchup.go
 	dropped map[string]uint64
 	ready   atomic.Bool
 	// iqLimits raises the size bound for answers to our own IQs that
@@ -267,6 +268,9 @@ func New(name string, n *config.Network, log *slog.Logger) (adapters.Adapter, er
 		joins:      map[string]chan joinResult{},
 		iqs:        map[string]chan *stanza{},
 		archive:    map[string]*archiveQuery{},
+		cu: catchUps{runs: map[string]*catchUpRun{}, queries: map[string]*catchUpQuery{},
+			pos: map[string]string{}, dirty: map[string]bool{}, done: map[string]adapters.CatchUp{},
+			wake: make(chan struct{}, 1)},
 		dropped:    map[string]uint64{},
 		iqLimits:   map[string]int{},
 		avatarSeen: map[string]string{},
@@ -368,8 +372,10 @@ func (a *Adapter) Start(ctx context.Context, in bridge.Inbound) error {
 	a.in = in
 	a.ctx, a.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	a.queue = adapters.NewAcceptQueue(a.log)
+	a.queue.OnTaken(a.taken)
 	a.mod = adapters.NewModeration(a.name, a.kickBlocks, in, a.log)
-	a.wg.Add(4)
+	a.wg.Add(5)
+	go func() { defer a.wg.Done(); a.catchUpFlusher() }()
 	go func() { defer a.wg.Done(); a.mod.Run(a.ctx) }()
 	go func() { defer a.wg.Done(); a.queue.Run(a.ctx, in) }()
 	go func() { defer a.wg.Done(); a.run() }()
@@ -618,6 +624,7 @@ func (a *Adapter) sessionDown(c *session) {
 	for _, r := range a.rooms {
 		r.reset()
 	}
+	a.dropRunsLocked()
 	for _, p := range a.puppets {
 		for _, m := range p.rooms {
 			m.joined = false
@@ -653,6 +660,7 @@ func (a *Adapter) Join(ctx context.Context, room string) error {
 	if err != nil {
 		return err
 	}
+	a.relinkCatchUp(room)
 	a.mu.Lock()
 	delete(a.left, j.String())
 	r := a.rooms[j.String()]
@@ -715,6 +723,7 @@ func (a *Adapter) Stop(ctx context.Context) error {
 	go func() { a.wg.Wait(); close(done) }()
 	select {
 	case <-done:
+		a.flushCatchUp(ctx) // how far the accept queue got
 		a.log.Info("xmpp adapter stopped")
 		return nil
 	case <-ctx.Done():

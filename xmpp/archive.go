@@ -84,18 +84,12 @@ func (a *Adapter) archived(ctx context.Context, c *session, r *room, id string, 
 		delete(a.archive, qid)
 		a.mu.Unlock()
 	}()
-	since := read.start.UTC().Format("2006-01-02T15:04:05Z")
 	for range archivePages {
 		set := el(nsRSM, "set").add(el(nsRSM, "max").withText(strconv.Itoa(archivePage)))
 		if after != "" {
 			set.add(el(nsRSM, "after").withText(after))
 		}
-		query := el(nsMAM, "query", "queryid", qid).add(
-			el(nsData, "x", "type", "submit").add(
-				el(nsData, "field", "var", "FORM_TYPE", "type", "hidden").add(el(nsData, "value").withText(nsMAM)),
-				el(nsData, "field", "var", "start").add(el(nsData, "value").withText(since))),
-			set)
-		st, err := a.iq(ctx, c, c.me, r.jid, "set", query, a.t.join)
+		st, err := a.iq(ctx, c, c.me, r.jid, "set", mamQuery(qid, read.start, set), a.t.join)
 		if err != nil {
 			return "", err
 		}
@@ -123,6 +117,18 @@ func (a *Adapter) archived(ctx context.Context, c *session, r *room, id string, 
 	}
 	a.log.Warn("xmpp: room archive too long to search; sending again", "room", r.addr, "id", id)
 	return "", nil
+}
+
+// mamQuery is an archive query (XEP-0313) with id qid: for messages since
+// start (zero: any), with the RSM set and the form's other fields.
+func mamQuery(qid string, start time.Time, set *element, fields ...*element) *element {
+	form := el(nsData, "x", "type", "submit").add(
+		el(nsData, "field", "var", "FORM_TYPE", "type", "hidden").add(el(nsData, "value").withText(nsMAM)))
+	if !start.IsZero() {
+		form.add(el(nsData, "field", "var", "start").add(el(nsData, "value").withText(start.UTC().Format("2006-01-02T15:04:05Z"))))
+	}
+	form.add(fields...)
+	return el(nsMAM, "query", "queryid", qid).add(form, set)
 }
 
 // onArchived reads one result of an archive search: a message of the

@@ -42,6 +42,9 @@ type Config struct {
 	// Rate limits each sender per room (see config.Rate); config
 	// validates it.
 	Rate config.Rate `yaml:"rate"`
+	// CatchUp bounds what a room's archive gives back when the bot is in
+	// it again (see catchup.go).
+	CatchUp CatchUp `yaml:"catch_up"`
 }
 
 // Component is the external component's address and shared secret.
@@ -80,6 +83,7 @@ func (c *Config) SetDefaults(_ string, n *config.Network, given func(string) boo
 	config.SetDefault(&c.Nick, defaultNick)
 	config.SetDefault(&c.MaxStanza, defaultMaxStanza, given("max_stanza"))
 	c.Rate.SetDefaults(given, true)
+	c.CatchUp.setDefaults(given)
 }
 
 func (c *Config) Validate(p *config.Problems, n *config.Network) {
@@ -132,6 +136,7 @@ func (c *Config) Validate(p *config.Problems, n *config.Network) {
 	if err := c.Upload.check(); err != nil {
 		p.Add("upload.service", "%v", err)
 	}
+	c.CatchUp.validate(p.Add)
 	if c.MaxMessageBytes != 0 && c.MaxMessageBytes < minMaxMessage {
 		p.Add("max_message_bytes", "must be 0 (no limit) or at least %d, got %d", minMaxMessage, c.MaxMessageBytes)
 	}

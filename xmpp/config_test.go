@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/switchboard-chat/switchboard/config"
 )
@@ -33,6 +34,9 @@ func TestXMPPDefaults(t *testing.T) {
 	comp, relay := c.Networks["jabber"], c.Networks["relay"]
 	if comp.Mode != "puppet" || comp.Puppets.Template != "{name} ({network})" || comp.Section.(*Config).Nick != "switchboard" || comp.Section.(*Config).MaxStanza != 262144 {
 		t.Errorf("component network: %+v %+v", comp, comp.Section.(*Config))
+	}
+	if cu := comp.Section.(*Config).CatchUp; cu.MaxMessages != 500 || cu.MaxAge != 24*time.Hour {
+		t.Errorf("catch_up defaults: %+v, want 500 lines and 24h", cu)
 	}
 	if relay.Mode != "relay" || relay.Section.(*Config).JID != "bot@example.org" || relay.Section.(*Config).InsecurePlaintext {
 		t.Errorf("relay network: %+v %+v", relay, relay.Section.(*Config))
@@ -70,6 +74,8 @@ func TestXMPPBadConfigs(t *testing.T) {
 links: {l: ["x:room@muc.example/nick", "x:nolocal.example"]}`,
 			[]string{`links.l[0]: invalid xmpp room "room@muc.example/nick": a MUC room is a bare JID name@domain, without /resource`,
 				`links.l[1]: invalid xmpp room "nolocal.example": a MUC room is a JID name@domain, this has no name@`}},
+		{"catch-up bounds", `networks: {x: {type: xmpp, server: "h:1", component: {domain: d.example, secret: s}, catch_up: {max_messages: -1, max_age: -1h}}}`,
+			[]string{`networks.x.catch_up.max_messages: must be 0 (off) to 10000, got -1`, `networks.x.catch_up.max_age: must be positive, got -1h0m0s`}},
 		{"unknown key", `networks: {x: {type: xmpp, server: "h:1", component: {domain: d.example, secret: s, port: 1}}}`,
 			[]string{`networks.x.component.port: unknown key`}},
 	}

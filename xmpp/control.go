@@ -49,6 +49,7 @@ func (a *Adapter) Leave(ctx context.Context, room string) error {
 	c := a.conn
 	a.mu.Unlock()
 	leavePersonal()
+	a.unlinkCatchUp(ctx, r)
 	a.log.Info("xmpp: leaving room", "room", r.addr, "occupants", len(out))
 	return a.depart(ctx, c, out)
 }

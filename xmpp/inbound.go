@@ -184,7 +184,9 @@ func (a *Adapter) dispatch(c *session, st *stanza) {
 		a.onPresence(c, st)
 	case "message":
 		if res := st.el.child(nsMAM, "result"); res != nil && st.typ != "error" && st.typ != "groupchat" {
-			a.onArchived(st, res)
+			if !a.onCatchUpResult(st, res) {
+				a.onArchived(st, res)
+			}
 			return
 		}
 		a.mu.Lock()
@@ -243,6 +245,9 @@ func (a *Adapter) onRoomPresence(c *session, r *room, st *stanza) {
 	if st.muc.has(statusSelf) {
 		was := r.joined
 		rejoin := a.botPresenceLocked(r, st)
+		if !was && r.joined {
+			a.catchUpLocked(c, r) // catchup.go
+		}
 		var members []string
 		list := !was && r.joined && showsRealJIDs(st)
 		if list {
@@ -547,6 +552,17 @@ func (a *Adapter) onGroupchat(c *session, r *room, st *stanza) {
 	if st.occupantID != "" && o.occupantID == "" {
 		o.occupantID = st.occupantID
 	}
+	events := a.roomEventsLocked(r, st, o, sid, remote)
+	a.mu.Unlock()
+	a.readThread(r, st, events)
+	a.emitRoom(r, events)
+}
+
+// roomEventsLocked turns a room message from occupant o (live, or from
+// the archive when catching up) into events; sid is its stanza-id, remote
+// its remote id.
+func (a *Adapter) roomEventsLocked(r *room, st *stanza, o *occupant, sid, remote string) []bridge.Event {
+	nick := o.nick
 	sender := a.occupantSender(r, o)
 	r.ids.seen(sid, st.id, st.originID)
 	if sid != "" {
@@ -603,9 +619,7 @@ func (a *Adapter) onGroupchat(c *session, r *room, st *stanza) {
 	if st.hasBody {
 		o.typing = false
 	}
-	a.mu.Unlock()
-	a.readThread(r, st, events)
-	a.emit(events...)
+	return events
 }
 
 // occupantLocked is the occupant with nick, made up if the room never
