@@ -25,17 +25,7 @@ import (
 	"github.com/switchboard-chat/switchboard/bridge"
 )
 
-// CatchUp bounds what is bridged from a channel's playback after the bot
-// comes back: at most MaxMessages lines (the latest), none older than
-// MaxAge; either 0 turns catch-up off.
-type CatchUp struct {
-	MaxMessages int           `yaml:"max_messages"`
-	MaxAge      time.Duration `yaml:"max_age"`
-}
-
 const (
-	defaultCatchUpMessages = 500
-	defaultCatchUpAge      = 24 * time.Hour
 	// cursorFlushEvery is how often the channels' last lines are written
 	// to the state: not once per line, and a crash loses at most this
 	// much progress, which the next playback bridges again (the router's

@@ -10,6 +10,7 @@ import (
 
 	"github.com/switchboard-chat/switchboard/adapters"
 	"github.com/switchboard-chat/switchboard/bridge"
+	"github.com/switchboard-chat/switchboard/config"
 	"github.com/switchboard-chat/switchboard/internal/testenv"
 	"github.com/switchboard-chat/switchboard/internal/testwait"
 	"github.com/switchboard-chat/switchboard/store"
@@ -75,14 +76,14 @@ func TestCapCatchUp(t *testing.T) {
 	}
 	a := &Adapter{clock: realClock{}, log: testLogger(t)}
 	for _, tc := range []struct {
-		c    CatchUp
+		c    config.CatchUp
 		want int
 	}{
-		{CatchUp{MaxMessages: 500, MaxAge: time.Hour}, 10},
-		{CatchUp{MaxMessages: 3, MaxAge: time.Hour}, 3},
-		{CatchUp{MaxMessages: 500, MaxAge: 5*time.Minute + time.Second}, 5},
-		{CatchUp{MaxMessages: 0, MaxAge: time.Hour}, 0},
-		{CatchUp{MaxMessages: 500}, 0},
+		{config.CatchUp{MaxMessages: 500, MaxAge: time.Hour}, 10},
+		{config.CatchUp{MaxMessages: 3, MaxAge: time.Hour}, 3},
+		{config.CatchUp{MaxMessages: 500, MaxAge: 5*time.Minute + time.Second}, 5},
+		{config.CatchUp{MaxMessages: 0, MaxAge: time.Hour}, 0},
+		{config.CatchUp{MaxMessages: 500}, 0},
 	} {
 		a.cfg.CatchUp = tc.c
 		got := a.capCatchUp(lines, "#c")
@@ -103,7 +104,7 @@ func TestCatchUpAfterReconnect(t *testing.T) {
 	alice.Send("MODE", "#lobby", "+H", "100:1d")
 	alice.Say("#lobby", "before the bridge")
 	n := netConfig(srv, "puppet")
-	n.Section.(*Config).CatchUp = CatchUp{MaxMessages: 100, MaxAge: time.Hour}
+	n.Section.(*Config).CatchUp = config.CatchUp{MaxMessages: 100, MaxAge: time.Hour}
 	a := startAdapter(t, n, nil, "#lobby")
 	alice.Say("#lobby", "live")
 	a.rec.wait(t, "live", func(ev bridge.Event) bool { return textOfEvent(ev) == "live" })
@@ -171,7 +172,7 @@ func TestCatchUpFromTheLinkOn(t *testing.T) {
 	t.Cleanup(func() { st.Close() })
 	state := &putCounter{State: st.State("libera")}
 	n := netConfig(srv, "puppet")
-	n.Section.(*Config).CatchUp = CatchUp{MaxMessages: 100, MaxAge: time.Hour}
+	n.Section.(*Config).CatchUp = config.CatchUp{MaxMessages: 100, MaxAge: time.Hour}
 	useState := func(a *Adapter) { a.UseState(state) }
 
 	alice := srv.Client(t, "alice")

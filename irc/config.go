@@ -46,7 +46,7 @@ type Config struct {
 	TagsOnly bool `yaml:"tags_only"`
 	// CatchUp bounds what is bridged from a channel's join playback
 	// after the bot was away (see catchup.go).
-	CatchUp CatchUp `yaml:"catch_up"`
+	CatchUp config.CatchUp `yaml:"catch_up"`
 }
 
 // SASL is a SASL PLAIN login.
@@ -105,8 +105,7 @@ func (c *Config) SetDefaults(_ string, n *config.Network, given func(string) boo
 	config.SetDefault(&c.Flood.Interval, defaultFloodInterval, given("flood.interval"))
 	config.SetDefault(&c.IgnoreServices, true, given("ignore_services"))
 	c.Rate.SetDefaults(given, true)
-	config.SetDefault(&c.CatchUp.MaxMessages, defaultCatchUpMessages, given("catch_up.max_messages"))
-	config.SetDefault(&c.CatchUp.MaxAge, defaultCatchUpAge, given("catch_up.max_age"))
+	c.CatchUp.SetDefaults(given)
 }
 
 func (c *Config) Validate(p *config.Problems, _ *config.Network) {
@@ -155,12 +154,7 @@ func (c *Config) Validate(p *config.Problems, _ *config.Network) {
 	if c.ReconnectMax <= 0 {
 		p.Add("reconnect_max", "must be positive, got %v", c.ReconnectMax)
 	}
-	if c.CatchUp.MaxMessages < 0 {
-		p.Add("catch_up.max_messages", "must not be negative, got %d (0 turns catch-up off)", c.CatchUp.MaxMessages)
-	}
-	if c.CatchUp.MaxAge < 0 {
-		p.Add("catch_up.max_age", "must not be negative, got %v (0 turns catch-up off)", c.CatchUp.MaxAge)
-	}
+	c.CatchUp.Validate(p)
 }
 
 func (*Config) CheckRoom(room string) error {

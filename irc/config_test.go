@@ -69,7 +69,7 @@ func TestBadConfigs(t *testing.T) {
 			YAML: strings.Replace(valid, "nick: switchboard", "nick: switchboard\n    catch_up: {max_messages: -1, max_age: -1h}", 1),
 			Want: []string{
 				`networks.libera.catch_up.max_age: must not be negative, got -1h0m0s (0 turns catch-up off)`,
-				`networks.libera.catch_up.max_messages: must not be negative, got -1 (0 turns catch-up off)`,
+				`networks.libera.catch_up.max_messages: want 0 (off) to 10000, got -1`,
 			},
 		},
 	})

@@ -23,19 +23,7 @@ import (
 // much of the position; what is then read again is known to the store by
 // its remote id (the stanza-id) and refused.
 
-// CatchUp bounds a room's catch-up (catch_up in the network's config).
-type CatchUp struct {
-	// MaxMessages is the most lines bridged in one catch-up, the latest
-	// ones; 0 turns catch-up off.
-	MaxMessages int `yaml:"max_messages"`
-	// MaxAge: lines older than this are not bridged.
-	MaxAge time.Duration `yaml:"max_age"`
-}
-
 const (
-	defaultCatchUpMessages = 500
-	defaultCatchUpAge      = 24 * time.Hour
-	maxCatchUpMessages     = 10000
 	// catchUpFlush is how long after an accepted event the rooms'
 	// positions are written: at most one write per room per period,
 	// however busy the room.
@@ -45,24 +33,6 @@ const (
 	// it was first joined: everything in it came later.
 	linkedEmpty = ""
 )
-
-func (cu *CatchUp) setDefaults(given func(string) bool) {
-	if !given("catch_up.max_messages") && cu.MaxMessages == 0 {
-		cu.MaxMessages = defaultCatchUpMessages
-	}
-	if !given("catch_up.max_age") && cu.MaxAge == 0 {
-		cu.MaxAge = defaultCatchUpAge
-	}
-}
-
-func (cu *CatchUp) validate(add func(field, format string, args ...any)) {
-	if cu.MaxMessages < 0 || cu.MaxMessages > maxCatchUpMessages {
-		add("catch_up.max_messages", "must be 0 (off) to %d, got %d", maxCatchUpMessages, cu.MaxMessages)
-	}
-	if cu.MaxAge <= 0 {
-		add("catch_up.max_age", "must be positive, got %s", cu.MaxAge)
-	}
-}
 
 // catchUps is the adapter's catch-up state.
 type catchUps struct {
@@ -102,7 +72,7 @@ func (a *Adapter) CatchUps() map[string]adapters.CatchUp {
 	return maps.Clone(a.cu.done)
 }
 
-func (a *Adapter) catchUpOn() bool { return a.state != nil && a.cfg.CatchUp.MaxMessages > 0 }
+func (a *Adapter) catchUpOn() bool { return a.state != nil && a.cfg.CatchUp.On() }
 
 // catchUpLocked starts the room's catch-up as the bot is in it again
 // (its self-presence): the room's live events wait until it is done.

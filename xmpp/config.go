@@ -44,7 +44,7 @@ type Config struct {
 	Rate config.Rate `yaml:"rate"`
 	// CatchUp bounds what a room's archive gives back when the bot is in
 	// it again (see catchup.go).
-	CatchUp CatchUp `yaml:"catch_up"`
+	CatchUp config.CatchUp `yaml:"catch_up"`
 }
 
 // Component is the external component's address and shared secret.
@@ -83,7 +83,7 @@ func (c *Config) SetDefaults(_ string, n *config.Network, given func(string) boo
 	config.SetDefault(&c.Nick, defaultNick)
 	config.SetDefault(&c.MaxStanza, defaultMaxStanza, given("max_stanza"))
 	c.Rate.SetDefaults(given, true)
-	c.CatchUp.setDefaults(given)
+	c.CatchUp.SetDefaults(given)
 }
 
 func (c *Config) Validate(p *config.Problems, n *config.Network) {
@@ -136,7 +136,7 @@ func (c *Config) Validate(p *config.Problems, n *config.Network) {
 	if err := c.Upload.check(); err != nil {
 		p.Add("upload.service", "%v", err)
 	}
-	c.CatchUp.validate(p.Add)
+	c.CatchUp.Validate(p)
 	if c.MaxMessageBytes != 0 && c.MaxMessageBytes < minMaxMessage {
 		p.Add("max_message_bytes", "must be 0 (no limit) or at least %d, got %d", minMaxMessage, c.MaxMessageBytes)
 	}

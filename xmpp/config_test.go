@@ -75,7 +75,7 @@ links: {l: ["x:room@muc.example/nick", "x:nolocal.example"]}`,
 			[]string{`links.l[0]: invalid xmpp room "room@muc.example/nick": a MUC room is a bare JID name@domain, without /resource`,
 				`links.l[1]: invalid xmpp room "nolocal.example": a MUC room is a JID name@domain, this has no name@`}},
 		{"catch-up bounds", `networks: {x: {type: xmpp, server: "h:1", component: {domain: d.example, secret: s}, catch_up: {max_messages: -1, max_age: -1h}}}`,
-			[]string{`networks.x.catch_up.max_messages: must be 0 (off) to 10000, got -1`, `networks.x.catch_up.max_age: must be positive, got -1h0m0s`}},
+			[]string{`networks.x.catch_up.max_messages: want 0 (off) to 10000, got -1`, `networks.x.catch_up.max_age: must not be negative, got -1h0m0s (0 turns catch-up off)`}},
 		{"unknown key", `networks: {x: {type: xmpp, server: "h:1", component: {domain: d.example, secret: s, port: 1}}}`,
 			[]string{`networks.x.component.port: unknown key`}},
 	}

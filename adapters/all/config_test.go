@@ -354,7 +354,7 @@ func TestGoodConfigDefaults(t *testing.T) {
 		Realname: "Switchboard bridge", Flood: irc.Flood{Burst: 5, Interval: time.Second},
 		MaxLineBytes: 512, MaxMessageLines: 5, ReconnectMax: 2 * time.Minute, IgnoreServices: true,
 		Rate:    config.Rate{PerSecond: 1, Burst: 10},
-		CatchUp: irc.CatchUp{MaxMessages: 500, MaxAge: 24 * time.Hour},
+		CatchUp: config.CatchUp{MaxMessages: 500, MaxAge: 24 * time.Hour},
 	}
 	if got, ok := libera.Section.(*irc.Config); !ok || *got != wantIRC {
 		t.Errorf("irc section: %#v", libera.Section)
