@@ -73,7 +73,7 @@ var rejoinDelay = 5 * time.Second
 var botCaps = []string{
 	"message-tags", "server-time", "echo-message", "labeled-response", "batch",
 	"account-tag", "account-notify", "extended-join", "multi-prefix", "userhost-in-names",
-	"chghost", "cap-notify",
+	"chghost", "cap-notify", chatHistoryCap,
 }
 
 // puppetCaps: puppets send, which needs confirmation, and read the
@@ -138,6 +138,7 @@ type serverInfo struct {
 	// prefixModes are the mode letters of prefixes, in the same order.
 	prefixModes string
 	chanModes   string // ISUPPORT CHANMODES, "A,B,C,D"
+	chatHistory int    // ISUPPORT CHATHISTORY: most lines per request, 0 for no limit
 }
 
 var (
@@ -322,6 +323,7 @@ func (a *Adapter) Start(ctx context.Context, in bridge.Inbound) error {
 	cc.onUp = a.botUp
 	cc.onDown = a.botDown
 	cc.onHistory = a.catchUp
+	cc.onJoined = a.joinedHistory
 	a.bot = newConn(cc)
 	a.addInboundCallbacks(a.bot)
 
@@ -367,6 +369,9 @@ func (a *Adapter) botUp(k *conn) {
 	}
 	if v := is["CHANMODES"]; v != "" {
 		info.chanModes = v
+	}
+	if v, err := strconv.Atoi(is["CHATHISTORY"]); err == nil && v > 0 {
+		info.chatHistory = v
 	}
 	a.info = info
 	a.cm.Store(uint32(info.cm))

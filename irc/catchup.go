@@ -9,8 +9,9 @@ package irc
 // handed to the router (its msgid, time and a hash of sender and text),
 // and bridges from the playback only what comes after it.
 //
-// draft/chathistory (CHATHISTORY AFTER) is not used: InspIRCd 3 does not
-// offer it.
+// Where the server offers draft/chathistory, the bot asks for what came
+// after that line instead (chathistory.go), and the reply takes the same
+// path.
 
 import (
 	"context"
@@ -157,7 +158,10 @@ func (k *conn) onBatch(b *ircevent.Batch) bool {
 	if len(b.Params) < 3 || b.Params[1] != chatHistoryBatch {
 		return false
 	}
-	if k.cfg.onHistory != nil {
+	k.mu.Lock()
+	history := k.caps.history
+	k.mu.Unlock()
+	if k.cfg.onHistory != nil && !history { // with draft/chathistory, its replies are the one source
 		k.cfg.onHistory(b.Params[2], b.Items)
 	}
 	return true
@@ -166,6 +170,13 @@ func (k *conn) onBatch(b *ircevent.Batch) bool {
 // catchUp bridges the lines of a channel's playback said after the last
 // one the adapter saw there, in order, marked as catch-up.
 func (a *Adapter) catchUp(channel string, items []*ircevent.Batch) {
+	a.catchUpFrom(channel, items, nil)
+}
+
+// catchUpFrom is catchUp after the line fromJoin (draft/chathistory:
+// where the channel stood when the bot joined it), or after the last
+// line seen when fromJoin is nil.
+func (a *Adapter) catchUpFrom(channel string, items []*ircevent.Batch, fromJoin *cursor) {
 	var lines []*bridge.Message
 	a.mu.Lock()
 	r := a.roomLocked(channel)
@@ -198,15 +209,22 @@ func (a *Adapter) catchUp(channel string, items []*ircevent.Batch) {
 		return // no idea what was seen: bridging could repeat it all
 	}
 	from := r.catch.seen
+	// Live lines that came between the JOIN and a CHATHISTORY reply have
+	// moved the cursor already: the reply is matched from the join's, and
+	// the cursor stays at the latest line.
+	moved := false
+	if fromJoin != nil {
+		from, moved = *fromJoin, r.catch.seen != *fromJoin
+	}
 	start := from.after(lines)
-	if start == len(lines) && len(lines) > 0 && from.Hash == "" && from.MsgID == "" {
+	if start == len(lines) && len(lines) > 0 && from.Hash == "" && from.MsgID == "" && !moved {
 		// Linked now: the playback's last line is where the channel's
 		// bridging starts.
 		c := cursorOf(lines[len(lines)-1])
 		r.catch.seen, r.catch.saved, r.catch.dirty = c, c, true
 	}
 	todo := a.capCatchUp(lines[start:], r.name)
-	if len(todo) > 0 {
+	if len(todo) > 0 && !moved {
 		r.catch.seen = cursorOf(todo[len(todo)-1])
 	}
 	if a.catchUps == nil {

@@ -72,11 +72,15 @@ type connConfig struct {
 	// onHistory takes a channel's join playback (catchup.go); without
 	// it the playback is dropped.
 	onHistory func(channel string, lines []*ircevent.Batch)
+	// onJoined runs in the read loop when the server confirms one of
+	// our joins (chathistory.go).
+	onJoined func(k *conn, channel string)
 }
 
 // capSet is what the server acknowledged on the current connection.
 type capSet struct {
 	echo, labels, tags bool
+	history            bool // draft/chathistory, with labeled-response to tell its replies apart
 }
 
 // pending is a line waiting for the server's confirmation.
@@ -457,6 +461,7 @@ func (k *conn) markUp() bool {
 	_, labels := caps["labeled-response"]
 	_, batch := caps["batch"]
 	_, tags := caps["message-tags"]
+	_, history := caps[chatHistoryCap]
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	select {
@@ -469,7 +474,7 @@ func (k *conn) markUp() bool {
 	}
 	k.up = true
 	k.backoff.Connected()
-	k.caps = capSet{echo: echo, labels: labels && batch, tags: tags}
+	k.caps = capSet{echo: echo, labels: labels && batch, tags: tags, history: history && labels && batch}
 	return true
 }
 
@@ -672,6 +677,9 @@ func (k *conn) onJoin(e ircmsg.Message) {
 	k.mu.Unlock()
 	if op != nil {
 		close(op.done)
+	}
+	if k.cfg.onJoined != nil {
+		k.cfg.onJoined(k, ch)
 	}
 }
 

@@ -36,6 +36,11 @@ type fakeServer struct {
 	hangSASL  string          // a login the server never answers
 	taken     map[string]bool // nicks in use
 	afterJoin []string        // lines sent after each JOIN's echo
+	offer     []string        // further caps offered
+	isupport  string          // further ISUPPORT tokens
+	// history answers a CHATHISTORY (its label and parameters) with the
+	// lines to send.
+	history func(label string, params []string) []string
 
 	mu    sync.Mutex
 	lines []string
@@ -79,12 +84,15 @@ func (s *fakeServer) serve(c net.Conn) {
 	w := func(format string, args ...any) { fmt.Fprintf(c, format+"\r\n", args...) }
 	nick, capEnd, user := "", false, false
 	offered := map[string]bool{"message-tags": true, "sasl": s.offerSASL}
+	for _, c := range s.offer {
+		offered[c] = true
+	}
 	welcome := func() {
 		if nick == "" || !user || !capEnd {
 			return
 		}
 		w(":fake 001 %s :Welcome", nick)
-		w(":fake 005 %s NICKLEN=20 CASEMAPPING=ascii CHANTYPES=# :are supported", nick)
+		w(":fake 005 %s NICKLEN=20 CASEMAPPING=ascii CHANTYPES=# %s:are supported", nick, s.isupport)
 		w(":fake 376 %s :End of MOTD", nick)
 	}
 	for {
@@ -161,6 +169,13 @@ func (s *fakeServer) serve(c net.Conn) {
 			}
 			for _, l := range s.afterJoin {
 				w("%s", l)
+			}
+		case "CHATHISTORY":
+			if s.history != nil {
+				_, label := m.GetTag("label")
+				for _, l := range s.history(label, m.Params) {
+					w("%s", l)
+				}
 			}
 		case "QUIT":
 			w("ERROR :Closing link")
