@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -87,7 +88,8 @@ func TestChatHistoryPaging(t *testing.T) {
 
 // historyServer is a scripted server with draft/chathistory (which no
 // server the tests can run offers) over a channel of lines m1..m<n>; it
-// plays back one line of its own on JOIN too, like InspIRCd's +H.
+// plays back one line of its own on JOIN too, like InspIRCd's +H, and
+// then relays a live line.
 func historyServer(t *testing.T, n, serverMax int, offerHistory bool) *fakeServer {
 	s := newFakeServer(t, false)
 	s.offer = []string{"batch", "server-time", "labeled-response"}
@@ -104,6 +106,8 @@ func historyServer(t *testing.T, n, serverMax int, offerHistory bool) *fakeServe
 		line(n, "play"),
 		fmt.Sprintf("@batch=play;msgid=p1;time=%s :alice!a@fake.host PRIVMSG #lobby :from the playback", t0.Add(20*time.Second).Format(chatHistoryTime)),
 		":fake BATCH -play",
+		// Said live right after the JOIN, before the CHATHISTORY reply.
+		fmt.Sprintf("@msgid=m%d;time=%s :alice!a@fake.host PRIVMSG #lobby :live", n+1, time.Now().UTC().Format(chatHistoryTime)),
 	}
 	s.history = func(label string, p []string) []string {
 		if len(p) != 4 || p[0] != "AFTER" || p[1] != "#lobby" || !strings.HasPrefix(p[2], "msgid=m") {
@@ -134,11 +138,11 @@ func TestChatHistoryCatchUp(t *testing.T) {
 		maxMessages    int
 		want, requests string
 	}{
-		{"pages", true, 100, "line 3 line 4 line 5 line 6 line 7 line 8 line 9",
+		{"pages", true, 100, "live line 3 line 4 line 5 line 6 line 7 line 8 line 9",
 			"AFTER #lobby msgid=m2 3|AFTER #lobby msgid=m5 3|AFTER #lobby msgid=m8 3"},
-		{"max_messages", true, 5, "line 3 line 4 line 5 line 6 line 7",
+		{"max_messages", true, 5, "live line 3 line 4 line 5 line 6 line 7",
 			"AFTER #lobby msgid=m2 3|AFTER #lobby msgid=m5 2"},
-		{"no cap: the playback", false, 100, "line 9 from the playback", ""},
+		{"no cap: the playback", false, 100, "line 9 from the playback live", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := historyServer(t, 9, 3, tc.offer)
@@ -171,7 +175,10 @@ func TestChatHistoryCatchUp(t *testing.T) {
 			}
 			t.Cleanup(func() { a.Stop(context.Background()) })
 
-			testwait.For(t, "the catch-up", func() bool { _, ok := a.CatchUps()["#lobby"]; return ok })
+			testwait.For(t, "the catch-up and the live line", func() bool {
+				_, ok := a.CatchUps()["#lobby"]
+				return ok && slices.ContainsFunc(rec.all(), func(ev bridge.Event) bool { return textOfEvent(ev) == "live" })
+			})
 			time.Sleep(200 * time.Millisecond) // a second source would show by now
 			var got []string
 			for _, ev := range rec.all() {
@@ -180,6 +187,12 @@ func TestChatHistoryCatchUp(t *testing.T) {
 					continue
 				}
 				got = append(got, m.Text)
+				if m.Text == "live" {
+					if m.CatchUp {
+						t.Error("the live line marked as catch-up")
+					}
+					continue
+				}
 				if !m.CatchUp || m.Origin.RemoteID == "" || time.Since(m.Time) < 30*time.Second {
 					t.Errorf("%q: catch-up %v, msgid %q, time %v: want the line's own", m.Text, m.CatchUp, m.Origin.RemoteID, m.Time)
 				}
@@ -187,8 +200,14 @@ func TestChatHistoryCatchUp(t *testing.T) {
 			if strings.Join(got, " ") != tc.want {
 				t.Errorf("bridged %q, want %q", strings.Join(got, " "), tc.want)
 			}
-			if c := a.CatchUps()["#lobby"]; c.Recovered != len(got) {
-				t.Errorf("status: recovered %d, want %d", c.Recovered, len(got))
+			if c := a.CatchUps()["#lobby"]; c.Recovered != len(got)-1 {
+				t.Errorf("status: recovered %d, want %d", c.Recovered, len(got)-1)
+			}
+			a.mu.Lock()
+			seen := a.roomLocked("#lobby").catch.seen.MsgID
+			a.mu.Unlock()
+			if seen != "m10" {
+				t.Errorf("after the catch-up the channel's last line is %q, want the live one (m10)", seen)
 			}
 			var reqs []string
 			for _, l := range s.received() {
