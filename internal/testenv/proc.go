@@ -143,6 +143,8 @@ func (p *Process) Stop() {
 		return
 	}
 	syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+	// A frozen process (Freeze) gets the SIGTERM only once it runs again.
+	syscall.Kill(-cmd.Process.Pid, syscall.SIGCONT)
 	select {
 	case <-done:
 	case <-time.After(5 * time.Second):
@@ -162,6 +164,22 @@ func (p *Process) Kill() {
 	}
 	syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 	<-done
+}
+
+// Freeze stops the process (SIGSTOP) without ending it: its sockets stay
+// open but it answers nothing, as a hung or paused machine would; Thaw
+// resumes it.
+func (p *Process) Freeze() { p.signal(syscall.SIGSTOP) }
+
+// Thaw resumes a process Freeze stopped (SIGCONT).
+func (p *Process) Thaw() { p.signal(syscall.SIGCONT) }
+
+func (p *Process) signal(sig syscall.Signal) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd != nil {
+		syscall.Kill(-p.cmd.Process.Pid, sig)
+	}
 }
 
 // Restart stops the process and starts it again with the same arguments.

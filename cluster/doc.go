@@ -1,0 +1,36 @@
+// Package cluster is the coordination between Switchboard instances that
+// share one PostgreSQL store (issue 26): leases on NATS JetStream KV that
+// give one instance at a time the right to speak for a network (or a
+// shard of one), instance membership by heartbeats, and a deterministic
+// spread of lease names over the live instances.
+//
+// Engineering note: this is the foundation only. Nothing in the service
+// uses it yet; the cluster config section is validated but has no effect
+// at run time. Wiring each network's ownership to a lease (connect on
+// acquire, check MaySend before every send, hand over on SIGTERM) is the
+// next step.
+//
+// How a lease is safe:
+//
+//   - A lease is a key in the bucket switchboard_leases, whose TTL (the
+//     stream's MaxAge) is the lease TTL: a key not renewed within it is
+//     gone, and the server writes a marker that wakes the contenders.
+//     Acquire is a create (succeeds only if the key is absent), renewal an
+//     update on the revision last written, release a delete on that
+//     revision: a holder that lost the lease can neither renew nor delete
+//     the new holder's key.
+//   - The revision of the acquiring write is the fencing token: it is the
+//     stream's sequence, so a later holder always has a larger one.
+//   - MaySend is true only while less than TTL - margin has passed, on the
+//     monotonic clock, since the start of the last successful write. The
+//     server stamps the write after that start, so the key lives at least
+//     TTL past it: the holder stops at least the margin before anyone
+//     else can acquire, even if it is frozen, partitioned or its NATS
+//     connection is gone. The margin covers clock rate differences and
+//     the time a send checked just before takes to go out.
+//   - Membership: each instance writes its name to switchboard_members
+//     every quarter TTL; the bucket's TTL drops an instance that stops.
+//     Assign spreads lease names over the members by rendezvous hashing,
+//     so every instance computes the same owners from the same members,
+//     and an instance leaving moves only its own names.
+package cluster

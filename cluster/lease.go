@@ -1,0 +1,242 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// leaseNameRE is the characters of a JetStream KV key.
+var leaseNameRE = regexp.MustCompile(`^[-/_=.A-Za-z0-9]+$`)
+
+// ErrLost is returned by Renew when the lease is no longer this
+// instance's: it ran out, or another instance holds it.
+var ErrLost = errors.New("cluster: lease lost")
+
+// Lease is one named lease ("network/libera", "network/libera/shard/1")
+// as this instance sees it. Its methods are safe for concurrent use.
+type Lease struct {
+	n    *Node
+	name string
+
+	mu      sync.Mutex
+	rev     uint64    // revision of our last write; 0: not held
+	token   uint64    // revision of the acquiring write
+	renewed time.Time // start of our last successful write (monotonic)
+}
+
+// Lease returns the lease name, not yet acquired. A name is KV key
+// characters: letters, digits, - _ = / and inner dots.
+func (n *Node) Lease(name string) (*Lease, error) {
+	if name == "" || name[0] == '.' || name[len(name)-1] == '.' || !leaseNameRE.MatchString(name) {
+		return nil, fmt.Errorf("cluster: invalid lease name %q", name)
+	}
+	return &Lease{n: n, name: name}, nil
+}
+
+// Name is the lease's name.
+func (l *Lease) Name() string { return l.name }
+
+// MaySend reports whether this instance may act as the lease's holder now:
+// it holds it and less than TTL - margin has passed since its last
+// successful write began. Check it just before every send.
+func (l *Lease) MaySend() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.rev != 0 && time.Since(l.renewed) < l.n.ttl-l.n.margin
+}
+
+// Token is the fencing token of the current holding (the revision of the
+// acquiring write, larger for every later holder) and whether the lease
+// is held at all. Held does not mean MaySend.
+func (l *Lease) Token() (token uint64, held bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.token, l.rev != 0
+}
+
+// Age is how long ago the last successful write began; 0 if not held.
+func (l *Lease) Age() time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.rev == 0 {
+		return 0
+	}
+	return time.Since(l.renewed)
+}
+
+// TryAcquire makes one attempt to take the lease; false (and no error)
+// when another instance holds it. Taking it again while held renews it.
+func (l *Lease) TryAcquire(ctx context.Context) (bool, error) {
+	if _, held := l.Token(); held {
+		err := l.Renew(ctx)
+		return err == nil, ignoreLost(err)
+	}
+	ctx, cancel := l.n.op(ctx)
+	defer cancel()
+	start := time.Now()
+	rev, err := l.n.leases.Create(ctx, l.name, []byte(l.n.instance))
+	if errors.Is(err, jetstream.ErrKeyExists) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	l.mu.Lock()
+	l.rev, l.token, l.renewed = rev, rev, start
+	l.mu.Unlock()
+	l.n.log.Info("lease acquired", "lease", l.name, "token", rev)
+	return true, nil
+}
+
+// Renew extends the lease. It returns ErrLost if the key is no longer
+// this instance's last write (it ran out, or another took it), after which
+// only TryAcquire gets it back; other errors (NATS unreachable) leave the
+// lease held but running out, and MaySend turns false on time.
+func (l *Lease) Renew(ctx context.Context) error {
+	l.mu.Lock()
+	rev := l.rev
+	l.mu.Unlock()
+	if rev == 0 {
+		return ErrLost
+	}
+	ctx, cancel := l.n.op(ctx)
+	defer cancel()
+	start := time.Now()
+	next, err := l.n.leases.Update(ctx, l.name, []byte(l.n.instance), rev)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.rev != rev {
+		return ErrLost // released meanwhile
+	}
+	switch {
+	case err == nil:
+		l.rev, l.renewed = next, start
+		return nil
+	case errors.Is(err, jetstream.ErrKeyRevisionMismatch), errors.Is(err, jetstream.ErrKeyNotFound), errors.Is(err, jetstream.ErrKeyDeleted):
+		l.rev = 0
+		l.n.log.Warn("lease lost", "lease", l.name, "token", l.token)
+		return ErrLost
+	default:
+		return err
+	}
+}
+
+// Release gives the lease up at once, for a clean handover (SIGTERM):
+// MaySend is false before the key goes, and the delete only applies to
+// this instance's own last write, never to a later holder's.
+func (l *Lease) Release(ctx context.Context) error {
+	l.mu.Lock()
+	rev := l.rev
+	l.rev = 0
+	l.mu.Unlock()
+	if rev == 0 {
+		return nil
+	}
+	ctx, cancel := l.n.op(ctx)
+	defer cancel()
+	err := l.n.leases.Delete(ctx, l.name, jetstream.LastRevision(rev))
+	if err != nil && !isMismatch(err) {
+		return err
+	}
+	l.n.log.Info("lease released", "lease", l.name)
+	return nil
+}
+
+// Holder is the instance holding the lease according to NATS and its
+// current revision; "" when nobody does.
+func (l *Lease) Holder(ctx context.Context) (string, uint64, error) {
+	ctx, cancel := l.n.op(ctx)
+	defer cancel()
+	e, err := l.n.leases.Get(ctx, l.name)
+	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
+		return "", 0, nil
+	}
+	if err != nil {
+		return "", 0, err
+	}
+	return string(e.Value()), e.Revision(), nil
+}
+
+// Hold keeps trying to take the lease and, once held, renews it every
+// quarter TTL (faster after a failed renewal), until ctx ends; it does
+// not release (call Release for a handover). A contender retries as soon
+// as the key is deleted or expires (it watches the key) and at least every
+// quarter TTL. onChange, if not nil, is called with true when the lease
+// is acquired and false when it is lost.
+func (l *Lease) Hold(ctx context.Context, onChange func(held bool)) {
+	if onChange == nil {
+		onChange = func(bool) {}
+	}
+	freed := make(chan struct{}, 1)
+	go l.watch(ctx, freed)
+	period := l.n.ttl / 4
+	for ctx.Err() == nil {
+		wait := period
+		if _, held := l.Token(); held {
+			switch err := l.Renew(ctx); {
+			case errors.Is(err, ErrLost):
+				onChange(false)
+				continue // try to take it again at once
+			case err != nil && ctx.Err() == nil:
+				l.n.log.Warn("lease renewal", "lease", l.name, "err", err)
+				wait = period / 4
+			}
+		} else {
+			ok, err := l.TryAcquire(ctx)
+			switch {
+			case ok:
+				onChange(true)
+			case err != nil && ctx.Err() == nil:
+				l.n.log.Warn("lease acquire", "lease", l.name, "err", err)
+			}
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+		case <-t.C:
+		case <-freed:
+		}
+		t.Stop()
+	}
+}
+
+// watch signals freed when the lease's key is deleted, purged or expires.
+// A lost watcher (NATS down) is restarted; Hold's polling covers the gap.
+func (l *Lease) watch(ctx context.Context, freed chan<- struct{}) {
+	for ctx.Err() == nil {
+		w, err := l.n.leases.Watch(ctx, l.name, jetstream.UpdatesOnly())
+		if err == nil {
+			for e := range w.Updates() {
+				if e != nil && e.Operation() != jetstream.KeyValuePut {
+					select {
+					case freed <- struct{}{}:
+					default:
+					}
+				}
+			}
+			w.Stop()
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(l.n.ttl / 4):
+		}
+	}
+}
+
+func ignoreLost(err error) error {
+	if errors.Is(err, ErrLost) {
+		return nil
+	}
+	return err
+}
+
+func isMismatch(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence || apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
+}

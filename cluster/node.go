@@ -1,0 +1,179 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// The KV buckets every instance of a cluster shares.
+const (
+	LeaseBucket  = "switchboard_leases"
+	MemberBucket = "switchboard_members"
+)
+
+// MinTTL is the shortest lease TTL: renewals go every quarter of it, and
+// JetStream keeps expiry markers for at least a second.
+const MinTTL = 2 * time.Second
+
+// instanceRE is what an instance name may be: it is a KV key and appears
+// in logs and metric labels.
+var instanceRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+
+// ValidInstance reports whether name may name an instance.
+func ValidInstance(name string) bool { return instanceRE.MatchString(name) }
+
+// Options configure a Node.
+type Options struct {
+	// URLs are the NATS servers (nats:// or tls://).
+	URLs []string
+	// Instance names this instance; unique in the cluster.
+	Instance string
+	// TTL is how long a lease or a membership lasts without renewal.
+	TTL time.Duration
+	// Margin is how long before the TTL runs out MaySend turns false;
+	// 0 means TTL/4.
+	Margin time.Duration
+	Log    *slog.Logger
+}
+
+// Node is one instance's connection to the cluster's NATS.
+type Node struct {
+	instance string
+	ttl      time.Duration
+	margin   time.Duration
+	log      *slog.Logger
+
+	nc      *nats.Conn
+	leases  jetstream.KeyValue
+	members jetstream.KeyValue
+}
+
+// Connect connects to NATS and creates (or updates to this TTL) the
+// cluster's buckets. The connection reconnects for ever; while it is
+// down leases lapse on their own (see MaySend).
+func Connect(ctx context.Context, o Options) (*Node, error) {
+	if !ValidInstance(o.Instance) {
+		return nil, fmt.Errorf("cluster: invalid instance name %q", o.Instance)
+	}
+	if o.TTL < MinTTL {
+		return nil, fmt.Errorf("cluster: lease TTL %v is below %v", o.TTL, MinTTL)
+	}
+	if o.Margin <= 0 {
+		o.Margin = o.TTL / 4
+	}
+	if o.Margin >= o.TTL/2 {
+		return nil, fmt.Errorf("cluster: margin %v leaves less than half the TTL %v", o.Margin, o.TTL)
+	}
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
+	nc, err := nats.Connect(strings.Join(o.URLs, ","),
+		nats.Name("switchboard "+o.Instance),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(100*time.Millisecond),
+		nats.RetryOnFailedConnect(false),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: connect: %w", err)
+	}
+	n := &Node{instance: o.Instance, ttl: o.TTL, margin: o.Margin, log: o.Log.With("instance", o.Instance), nc: nc}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	bucket := func(name string) (jetstream.KeyValue, error) {
+		return js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+			Bucket:  name,
+			History: 1,
+			// The bucket TTL, not a per-key one: an update resets a per-key
+			// TTL to none, while MaxAge counts from each write.
+			TTL: o.TTL,
+			// Expiry leaves a marker, so watchers (contenders) learn at
+			// once that a lease ran out.
+			LimitMarkerTTL: o.TTL,
+			Storage:        jetstream.FileStorage,
+		})
+	}
+	if n.leases, err = bucket(LeaseBucket); err == nil {
+		n.members, err = bucket(MemberBucket)
+	}
+	if err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("cluster: buckets: %w", err)
+	}
+	return n, nil
+}
+
+// Instance is this node's instance name.
+func (n *Node) Instance() string { return n.instance }
+
+// TTL is the lease TTL.
+func (n *Node) TTL() time.Duration { return n.ttl }
+
+// Close drops the NATS connection without releasing anything: leases
+// lapse after their TTL, as after a crash. Release first to hand over.
+func (n *Node) Close() { n.nc.Close() }
+
+// op bounds one KV call, so that a hung server never holds a renewal
+// past the point where it no longer matters.
+func (n *Node) op(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, n.ttl/4)
+}
+
+// Heartbeat writes this instance's membership once.
+func (n *Node) Heartbeat(ctx context.Context) error {
+	ctx, cancel := n.op(ctx)
+	defer cancel()
+	_, err := n.members.Put(ctx, n.instance, []byte(time.Now().UTC().Format(time.RFC3339Nano)))
+	return err
+}
+
+// Beat writes heartbeats every quarter TTL until ctx ends, then removes
+// the membership (a clean leave: the others re-spread at once).
+func (n *Node) Beat(ctx context.Context) {
+	t := time.NewTicker(n.ttl / 4)
+	defer t.Stop()
+	for {
+		if err := n.Heartbeat(ctx); err != nil && ctx.Err() == nil {
+			n.log.Warn("cluster heartbeat", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			n.Leave()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Leave removes this instance's membership.
+func (n *Node) Leave() error {
+	ctx, cancel := n.op(context.Background())
+	defer cancel()
+	return n.members.Delete(ctx, n.instance)
+}
+
+// Members lists, sorted, the instances whose membership is live.
+func (n *Node) Members(ctx context.Context) ([]string, error) {
+	ctx, cancel := n.op(ctx)
+	defer cancel()
+	keys, err := n.members.Keys(ctx)
+	if errors.Is(err, jetstream.ErrNoKeysFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	sort.Strings(keys)
+	return keys, nil
+}
