@@ -82,9 +82,17 @@ func (l *Lease) TryAcquire(ctx context.Context) (bool, error) {
 	start := time.Now()
 	rev, err := l.n.leases.Create(ctx, l.name, []byte(l.n.instance))
 	if errors.Is(err, jetstream.ErrKeyExists) {
-		return false, nil
-	}
-	if err != nil {
+		// Ours all the same when the key holds our own name: a renewal
+		// whose answer timed out (NATS frozen or slow) was applied after
+		// all, or this instance restarted within the TTL. Instance names
+		// are unique, so it is adopted by an update on that revision,
+		// which fails if anyone wrote since; otherwise this instance
+		// would be locked out of its own lease for a TTL.
+		start = time.Now()
+		if rev, err = l.adopt(ctx); rev == 0 {
+			return false, err
+		}
+	} else if err != nil {
 		return false, err
 	}
 	l.mu.Lock()
@@ -92,6 +100,22 @@ func (l *Lease) TryAcquire(ctx context.Context) (bool, error) {
 	l.mu.Unlock()
 	l.n.log.Info("lease acquired", "lease", l.name, "token", rev)
 	return true, nil
+}
+
+// adopt takes over the key if it holds this instance's name; 0 if not.
+func (l *Lease) adopt(ctx context.Context) (uint64, error) {
+	e, err := l.n.leases.Get(ctx, l.name)
+	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
+		return 0, nil // gone meanwhile: the next attempt creates it
+	}
+	if err != nil || string(e.Value()) != l.n.instance {
+		return 0, err
+	}
+	rev, err := l.n.leases.Update(ctx, l.name, []byte(l.n.instance), e.Revision())
+	if errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+		return 0, nil
+	}
+	return rev, err
 }
 
 // Renew extends the lease. It returns ErrLost if the key is no longer
