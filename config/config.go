@@ -143,6 +143,7 @@ func (c *Config) applyDefaults(given func(path string) bool) {
 	if c.Broker != nil {
 		SetDefault(&c.Broker.Listen, defaultBrokerListen)
 	}
+	c.Cluster.setDefaults(given)
 	SetDefault(&c.Log.Level, defaultLogLevel)
 	SetDefault(&c.Log.Format, defaultLogFormat)
 	c.applyPeopleDefaults()

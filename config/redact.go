@@ -132,7 +132,11 @@ func redactValue(dst, src reflect.Value) {
 					dst.Field(i).SetString(redactedText)
 				}
 			case "url":
-				dst.Field(i).SetString(redactURL(src.Field(i).String()))
+				if src.Field(i).Kind() == reflect.Slice { // a list of URLs
+					redactURLs(dst.Field(i), src.Field(i))
+				} else {
+					dst.Field(i).SetString(redactURL(src.Field(i).String()))
+				}
 			default:
 				redactValue(dst.Field(i), src.Field(i))
 			}
@@ -159,6 +163,28 @@ func redactValue(dst, src reflect.Value) {
 	default:
 		dst.Set(src)
 	}
+}
+
+// redactURLs copies a list of URLs (cluster.nats) with their passwords
+// redacted, and a user name without a password too: in a NATS URL
+// (nats://TOKEN@host) that is the token.
+func redactURLs(dst, src reflect.Value) {
+	if src.IsNil() {
+		dst.SetZero()
+		return
+	}
+	s := reflect.MakeSlice(src.Type(), src.Len(), src.Len())
+	for i := range src.Len() {
+		v := src.Index(i).String()
+		if u, err := url.Parse(v); err == nil && u.User != nil {
+			if _, has := u.User.Password(); !has {
+				u.User = url.User(redactedText)
+				v = u.String()
+			}
+		}
+		s.Index(i).SetString(redactURL(v))
+	}
+	dst.Set(s)
 }
 
 // redactMapValues copies a map of secrets (webrtc tokens), keeping its

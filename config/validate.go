@@ -60,6 +60,7 @@ func (c *Config) validate(errs *errorList) {
 			errs.add("broker.listen", "%v", err)
 		}
 	}
+	c.validateCluster(errs)
 	if !slices.Contains(logLevels, c.Log.Level) {
 		errs.add("log.level", "want one of %s, got %q", strings.Join(logLevels, ", "), c.Log.Level)
 	}
