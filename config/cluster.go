@@ -52,6 +52,9 @@ func (c Cluster) On() bool { return len(c.NATS) > 0 }
 
 func (c *Cluster) setDefaults(given func(string) bool) {
 	SetDefault(&c.LeaseTTL, DefaultLeaseTTL, given("cluster.lease_ttl"))
+	if len(c.NATS) == 0 {
+		c.NATS = nil // "nats: []" (the example's) is left out
+	}
 }
 
 func (c *Config) validateCluster(errs *errorList) {

@@ -25,6 +25,7 @@ func (s *Service) reload(ctx context.Context, next *config.Config) error {
 		merged.Retention = cur.Retention
 		merged.HTTP.PublicURL = cur.HTTP.PublicURL
 		merged.Broker, merged.Networks, merged.Log = cur.Broker, cur.Networks, cur.Log
+		merged.Cluster = cur.Cluster
 	}
 	links, err := effectiveLinks(&merged, s.overlay)
 	if err != nil {
@@ -77,6 +78,7 @@ func restartOnly(cur, next *config.Config) []string {
 	// The adapters and the text links were handed it at start.
 	diff("http.public_url", cur.HTTP.PublicURL, next.HTTP.PublicURL)
 	diff("broker", cur.Broker, next.Broker)
+	diff("cluster", cur.Cluster, next.Cluster)
 	diff("networks", cur.Networks, next.Networks)
 	diff("log", cur.Log, next.Log)
 	return keys

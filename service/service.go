@@ -95,6 +95,12 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Servic
 			s.Stop(context.Background())
 		}
 	}()
+	if cfg.Cluster.On() {
+		// Two instances that did not coordinate would both connect and
+		// both deliver: refused until the service holds its networks
+		// through the cluster package's leases.
+		return nil, errors.New("cluster: cluster mode is not implemented yet (only checked by switchboard check); remove cluster.nats to run one instance")
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("data_dir: %w", err)
 	}

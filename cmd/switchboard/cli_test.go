@@ -43,6 +43,9 @@ links:
 			`links.lobby[0]:`},
 		{"unknown key", strings.Replace(good, "nick: sb", "nick: sb, sever: x", 1),
 			`networks.libera.sever`},
+		// Issue 26: instances share the store, which a SQLite file is not.
+		{"cluster on sqlite", good + `cluster: {nats: ["nats://127.0.0.1:4222"], instance: sb-1}`,
+			`store: cluster mode needs a postgres:// store`},
 		// Issue 22, test 4: a home Switchboard holds is refused.
 		{"home that Switchboard holds", good + `
 people:
