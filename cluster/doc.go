@@ -5,10 +5,14 @@
 // spread of lease names over the live instances.
 //
 // Engineering note: this is the foundation only. Nothing in the service
-// uses it yet; the cluster config section is validated but has no effect
-// at run time. Wiring each network's ownership to a lease (connect on
+// uses it yet; the cluster config section is validated by switchboard
+// check, and service.Start refuses cluster mode until it does. Wiring each network's ownership to a lease (connect on
 // acquire, check MaySend before every send, hand over on SIGTERM) is the
 // next step.
+//
+// Tests run against a real nats-server process (testenv.NATS): see
+// lease_test.go for contention, release, a dead or frozen holder, and a
+// frozen or restarted NATS; assign_test.go for the spread.
 //
 // How a lease is safe:
 //
@@ -28,6 +32,11 @@
 //     else can acquire, even if it is frozen, partitioned or its NATS
 //     connection is gone. The margin covers clock rate differences and
 //     the time a send checked just before takes to go out.
+//   - Instance names must be unique: a key holding this instance's own
+//     name is adopted (by an update on its revision), so that a renewal
+//     whose answer was lost, or a restart within the TTL, does not lock
+//     the instance out of its own lease for a TTL. Two processes with one
+//     name would defeat the fencing.
 //   - Membership: each instance writes its name to switchboard_members
 //     every quarter TTL; the bucket's TTL drops an instance that stops.
 //     Assign spreads lease names over the members by rendezvous hashing,

@@ -5,13 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"regexp"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/switchboard-chat/switchboard/config"
 )
 
 // The KV buckets every instance of a cluster shares.
@@ -19,17 +20,6 @@ const (
 	LeaseBucket  = "switchboard_leases"
 	MemberBucket = "switchboard_members"
 )
-
-// MinTTL is the shortest lease TTL: renewals go every quarter of it, and
-// JetStream keeps expiry markers for at least a second.
-const MinTTL = 2 * time.Second
-
-// instanceRE is what an instance name may be: it is a KV key and appears
-// in logs and metric labels.
-var instanceRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
-
-// ValidInstance reports whether name may name an instance.
-func ValidInstance(name string) bool { return instanceRE.MatchString(name) }
 
 // Options configure a Node.
 type Options struct {
@@ -43,6 +33,11 @@ type Options struct {
 	// 0 means TTL/4.
 	Margin time.Duration
 	Log    *slog.Logger
+}
+
+// FromConfig is the Options of a configuration's cluster section.
+func FromConfig(c config.Cluster) Options {
+	return Options{URLs: c.NATS, Instance: c.Instance, TTL: c.LeaseTTL}
 }
 
 // Node is one instance's connection to the cluster's NATS.
@@ -61,11 +56,13 @@ type Node struct {
 // cluster's buckets. The connection reconnects for ever; while it is
 // down leases lapse on their own (see MaySend).
 func Connect(ctx context.Context, o Options) (*Node, error) {
-	if !ValidInstance(o.Instance) {
+	// The config section (config.Cluster) checks the same, naming the
+	// field; this guards callers that build Options in code.
+	if !config.ValidInstance(o.Instance) {
 		return nil, fmt.Errorf("cluster: invalid instance name %q", o.Instance)
 	}
-	if o.TTL < MinTTL {
-		return nil, fmt.Errorf("cluster: lease TTL %v is below %v", o.TTL, MinTTL)
+	if o.TTL < config.MinLeaseTTL {
+		return nil, fmt.Errorf("cluster: lease TTL %v is below %v", o.TTL, config.MinLeaseTTL)
 	}
 	if o.Margin <= 0 {
 		o.Margin = o.TTL / 4
