@@ -293,7 +293,7 @@ func TestLeases(t *testing.T) {
 		s.checkNeverBoth(t)
 	})
 
-	// Last: it restarts the server under the others' feet.
+	// Last two: they restart the server under the others' feet.
 	t.Run("NATS restarted", func(t *testing.T) {
 		ls, s, h, _ := pair(t, "network/restart")
 		tok, _ := ls[h].Token()
@@ -320,6 +320,21 @@ func TestLeases(t *testing.T) {
 		if !ls[i].MaySend() {
 			t.Error("the holder lost the lease after the restart")
 		}
+		s.checkNeverBoth(t)
+	})
+
+	t.Run("NATS killed", func(t *testing.T) {
+		ls, s, _, _ := pair(t, "network/killed")
+		srv.Kill() // kill -9: nothing flushed
+		killed := time.Now()
+		time.Sleep(ttl - ttl/4 + 50*time.Millisecond)
+		if ls[0].MaySend() || ls[1].MaySend() {
+			t.Fatalf("%v after NATS died an instance may still send", time.Since(killed))
+		}
+		srv.Restart() // same port, same store
+		back := time.Now()
+		_, at := s.holder(t, 2*ttl)
+		t.Logf("NATS killed for %v: a holder may send again %v after it was back", back.Sub(killed), at.Sub(back))
 		s.checkNeverBoth(t)
 	})
 }
