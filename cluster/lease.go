@@ -198,7 +198,9 @@ func (l *Lease) Hold(ctx context.Context, onChange func(held bool)) {
 		onChange = func(bool) {}
 	}
 	freed := make(chan struct{}, 1)
-	go l.watch(ctx, freed)
+	watching := make(chan struct{})
+	go func() { l.watch(ctx, freed); close(watching) }()
+	defer func() { <-watching }()
 	period := l.n.ttl / 4
 	for ctx.Err() == nil {
 		wait := period
@@ -236,6 +238,9 @@ func (l *Lease) watch(ctx context.Context, freed chan<- struct{}) {
 	for ctx.Err() == nil {
 		w, err := l.n.leases.Watch(ctx, l.name, jetstream.UpdatesOnly())
 		if err == nil {
+			// The watcher does not end with ctx; stopping it closes
+			// Updates.
+			stop := context.AfterFunc(ctx, func() { w.Stop() })
 			for e := range w.Updates() {
 				if e != nil && e.Operation() != jetstream.KeyValuePut {
 					select {
@@ -244,6 +249,7 @@ func (l *Lease) watch(ctx context.Context, freed chan<- struct{}) {
 					}
 				}
 			}
+			stop()
 			w.Stop()
 		}
 		select {
