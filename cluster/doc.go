@@ -37,6 +37,9 @@
 //     whose answer was lost, or a restart within the TTL, does not lock
 //     the instance out of its own lease for a TTL. Two processes with one
 //     name would defeat the fencing.
+//   - Every instance must use the same TTL (they share one configuration):
+//     Connect sets it on the buckets, so a different one would change it
+//     under the others.
 //   - Membership: each instance writes its name to switchboard_members
 //     every quarter TTL; the bucket's TTL drops an instance that stops.
 //     Assign spreads lease names over the members by rendezvous hashing,

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strings"
 	"sync"
 	"time"
 
@@ -30,13 +31,25 @@ type Lease struct {
 	renewed time.Time // start of our last successful write (monotonic)
 }
 
-// Lease returns the lease name, not yet acquired. A name is KV key
-// characters: letters, digits, - _ = / and inner dots.
+// Lease returns this instance's lease name (not acquired when new). A
+// name is KV key characters: letters, digits, - _ = / and inner dots. The
+// same name gives the same Lease: two of them would both adopt the key
+// (see TryAcquire) and both believe they hold it.
 func (n *Node) Lease(name string) (*Lease, error) {
-	if name == "" || name[0] == '.' || name[len(name)-1] == '.' || !leaseNameRE.MatchString(name) {
+	if name == "" || name[0] == '.' || name[len(name)-1] == '.' || strings.Contains(name, "..") || !leaseNameRE.MatchString(name) {
 		return nil, fmt.Errorf("cluster: invalid lease name %q", name)
 	}
-	return &Lease{n: n, name: name}, nil
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if l := n.made[name]; l != nil {
+		return l, nil
+	}
+	l := &Lease{n: n, name: name}
+	if n.made == nil {
+		n.made = map[string]*Lease{}
+	}
+	n.made[name] = l
+	return l, nil
 }
 
 // Name is the lease's name.

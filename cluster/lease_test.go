@@ -164,6 +164,17 @@ func TestLeases(t *testing.T) {
 		return ls, s, h, stops
 	}
 
+	t.Run("names", func(t *testing.T) {
+		if l1, l2 := lease(t, a, "network/x/shard/1"), lease(t, a, "network/x/shard/1"); l1 != l2 {
+			t.Error("two Leases for one name in one instance")
+		}
+		for _, bad := range []string{"", ".x", "x.", "a..b", "network/#x", "a b", "a*"} {
+			if _, err := a.Lease(bad); err == nil {
+				t.Errorf("lease name %q accepted", bad)
+			}
+		}
+	})
+
 	t.Run("one holder", func(t *testing.T) {
 		ls, s, h, _ := pair(t, "network/libera")
 		time.Sleep(ttl + ttl/2) // several renewals, both contending

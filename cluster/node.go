@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -50,6 +51,9 @@ type Node struct {
 	nc      *nats.Conn
 	leases  jetstream.KeyValue
 	members jetstream.KeyValue
+
+	mu   sync.Mutex
+	made map[string]*Lease // every Lease made, by name
 }
 
 // Connect connects to NATS and creates (or updates to this TTL) the
