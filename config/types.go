@@ -17,13 +17,12 @@ type Config struct {
 	// commit is synced to disk before the source is acknowledged, and
 	// survives power loss) or "normal" (it survives a crash of Switchboard
 	// but not of the machine).
-	SQLiteSynchronous string    `yaml:"sqlite_synchronous"`
-	Retention         Retention `yaml:"retention"`
-	HTTP              HTTP      `yaml:"http"`
-	Broker            *Broker   `yaml:"broker"` // the embedded MQTT broker; nil: none
-	// Cluster is cluster mode; off unless it lists NATS servers.
-	Cluster  Cluster             `yaml:"cluster"`
-	Networks map[string]*Network `yaml:"networks"`
+	SQLiteSynchronous string              `yaml:"sqlite_synchronous"`
+	Retention         Retention           `yaml:"retention"`
+	HTTP              HTTP                `yaml:"http"`
+	Broker            *Broker             `yaml:"broker"` // the embedded MQTT broker; nil: none
+	Cluster           Cluster             `yaml:"cluster"` // cluster mode; off unless it lists NATS servers
+	Networks          map[string]*Network `yaml:"networks"`
 	// LinkRooms maps a link name to its room addresses ("network:room").
 	// It is not called Links because that is the method returning them
 	// parsed.
