@@ -21,7 +21,7 @@ type Config struct {
 	Retention         Retention           `yaml:"retention"`
 	HTTP              HTTP                `yaml:"http"`
 	Broker            *Broker             `yaml:"broker"` // the embedded MQTT broker; nil: none
-	Cluster           Cluster             `yaml:"cluster"` // cluster mode; off unless it lists NATS servers
+	Cluster           Cluster             `yaml:"cluster"`
 	Networks          map[string]*Network `yaml:"networks"`
 	// LinkRooms maps a link name to its room addresses ("network:room").
 	// It is not called Links because that is the method returning them
