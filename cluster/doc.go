@@ -6,9 +6,9 @@
 //
 // Engineering note: this is the foundation only. Nothing in the service
 // uses it yet; the cluster config section is validated by switchboard
-// check, and service.Start refuses cluster mode until it does. Wiring each network's ownership to a lease (connect on
-// acquire, check MaySend before every send, hand over on SIGTERM) is the
-// next step.
+// check, and service.Start refuses cluster mode until it does. Wiring
+// each network's ownership to a lease (connect on acquire, check MaySend
+// before every send, hand over on SIGTERM) is the next step.
 //
 // Tests run against a real nats-server process (testenv.NATS): see
 // lease_test.go for contention, release, a dead or frozen holder, and a
