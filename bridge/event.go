@@ -145,8 +145,13 @@ func (a Attachment) Line() string {
 }
 
 // WithAttachmentLines appends to body a line for each attachment whose
-// URL it does not show yet.
+// URL it does not show yet. A body that only names such an attachment
+// (a Matrix file's body, a file sent from the web page) goes: its line
+// names it.
 func WithAttachmentLines(body string, atts []Attachment) string {
+	if OnlyAttachmentName(body, atts) {
+		body = ""
+	}
 	for _, at := range atts {
 		if at.URL == "" || strings.Contains(body, at.URL) {
 			continue
@@ -157,6 +162,19 @@ func WithAttachmentLines(body string, atts []Attachment) string {
 		body += at.Line()
 	}
 	return body
+}
+
+// OnlyAttachmentName reports whether body says nothing but the name of
+// one of atts whose line it does not show yet ("sunset.png" for
+// "sunset.png: https://…").
+func OnlyAttachmentName(body string, atts []Attachment) bool {
+	body = strings.TrimSpace(body)
+	for _, at := range atts {
+		if body != "" && at.Name == body && at.URL != "" && at.Name != at.URL && !strings.Contains(body, at.URL) {
+			return true
+		}
+	}
+	return false
 }
 
 // Message is a chat line. Text is always set; HTML, when set, is the same

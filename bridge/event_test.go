@@ -23,3 +23,20 @@ func TestWithAttachmentLines(t *testing.T) {
 		t.Errorf("attachment alone: %q", got)
 	}
 }
+
+// A body that only names its file (a Matrix image's body, a file from
+// the web page) is said by the file's line: one line, not the name twice.
+func TestBodyThatOnlyNamesItsFile(t *testing.T) {
+	atts := []bridge.Attachment{{URL: "https://files.example/sunset.png", Name: "sunset.png"}}
+	for body, want := range map[string]string{
+		"sunset.png":                       "sunset.png: https://files.example/sunset.png",
+		" sunset.png\n":                    "sunset.png: https://files.example/sunset.png",
+		"look at sunset.png":               "look at sunset.png\nsunset.png: https://files.example/sunset.png",
+		"":                                 "sunset.png: https://files.example/sunset.png",
+		"https://files.example/sunset.png": "https://files.example/sunset.png",
+	} {
+		if got := bridge.WithAttachmentLines(body, atts); got != want {
+			t.Errorf("%q: got %q, want %q", body, got, want)
+		}
+	}
+}

@@ -891,6 +891,9 @@ func renderBody(m *bridge.Message) ircText {
 			text = b
 		}
 	}
+	if bridge.OnlyAttachmentName(text, m.Attachments) {
+		text = "" // the attachment's line names it
+	}
 	// The attachments whose URL the text does not show already.
 	atts := strings.TrimPrefix(bridge.WithAttachmentLines(text, m.Attachments), text)
 	return ircText{text: text, attachments: strings.TrimPrefix(atts, "\n"), cut: true}

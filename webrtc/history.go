@@ -1,6 +1,7 @@
 package webrtc
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"time"
@@ -93,18 +94,36 @@ func (p *peer) release(shown map[string]bool) {
 		p.held, p.heldBytes = nil, 0
 		if len(held) == 0 {
 			p.holding = false
+			if len(shown) > 0 {
+				p.shown, p.shownUntil = shown, time.Now().Add(shownFor)
+			}
 			p.mu.Unlock()
 			return
 		}
 		p.mu.Unlock()
 		for _, f := range held {
-			if len(shown) > 0 {
-				var ev struct{ Type, ID string }
-				if json.Unmarshal(f, &ev) == nil && ev.Type == "message" && shown[ev.ID] {
-					continue
-				}
+			if id := messageID(f); id != "" && shown[id] {
+				delete(shown, id)
+				continue
 			}
 			p.transmit(f)
 		}
 	}
+}
+
+// shownFor is how long after a peer's history its messages' live copies
+// are still left out: a live copy later than that (the room's delivery
+// waited out an outage) shows twice.
+const shownFor = time.Minute
+
+// messageID is the event id of a message frame, "" for any other frame.
+func messageID(frame []byte) string {
+	if !bytes.Contains(frame, []byte(`"message"`)) {
+		return ""
+	}
+	var ev struct{ Type, ID string }
+	if json.Unmarshal(frame, &ev) != nil || ev.Type != "message" {
+		return ""
+	}
+	return ev.ID
 }

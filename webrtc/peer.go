@@ -52,6 +52,12 @@ type peer struct {
 	holding   bool
 	held      [][]byte
 	heldBytes int
+	// shown are the ids of the history's messages, whose live copies may
+	// still come after the holding ended (a message still queued for the
+	// room when the history was read is delivered once its commit is on
+	// disk): they are left out until shownUntil.
+	shown      map[string]bool
+	shownUntil time.Time
 
 	closeOnce sync.Once
 	done      chan struct{}
@@ -162,6 +168,15 @@ func (p *peer) header() bridge.Header {
 // peer that does not keep up is dropped.
 func (p *peer) sendRaw(frame []byte) {
 	p.mu.Lock()
+	if p.shown != nil && !p.holding {
+		if time.Now().After(p.shownUntil) {
+			p.shown = nil
+		} else if id := messageID(frame); id != "" && p.shown[id] {
+			delete(p.shown, id)
+			p.mu.Unlock()
+			return
+		}
+	}
 	if p.holding {
 		if p.heldBytes+len(frame) > maxBuffered {
 			p.mu.Unlock()
