@@ -164,6 +164,22 @@ func WithAttachmentLines(body string, atts []Attachment) string {
 	return body
 }
 
+// lateAfter is how old a message must be when delivered to count as
+// late: caught up from a room's history, or waited in the outbox while
+// its target was down.
+const lateAfter = 30 * time.Second
+
+// LateSince is when ev was said if it is delivered late, for networks
+// that can show a message's original time (a Matrix appservice's ts, an
+// XMPP delay); zero otherwise.
+func LateSince(ev Event, now time.Time) time.Time {
+	t := ev.Head().Time
+	if t.IsZero() || now.Sub(t) < lateAfter {
+		return time.Time{}
+	}
+	return t
+}
+
 // OnlyAttachmentName reports whether body says nothing but the name of
 // one of atts whose line it does not show yet ("sunset.png" for
 // "sunset.png: https://…").

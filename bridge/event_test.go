@@ -2,6 +2,7 @@ package bridge_test
 
 import (
 	"testing"
+	"time"
 
 	"github.com/switchboard-chat/switchboard/bridge"
 )
@@ -37,6 +38,19 @@ func TestBodyThatOnlyNamesItsFile(t *testing.T) {
 	} {
 		if got := bridge.WithAttachmentLines(body, atts); got != want {
 			t.Errorf("%q: got %q, want %q", body, got, want)
+		}
+	}
+}
+
+func TestLateSince(t *testing.T) {
+	now := time.Date(2026, 12, 5, 7, 0, 0, 0, time.UTC)
+	for _, c := range []struct {
+		said time.Time
+		late bool
+	}{{now.Add(-time.Hour), true}, {now.Add(-30 * time.Second), true}, {now.Add(-29 * time.Second), false}, {now, false}, {time.Time{}, false}} {
+		m := &bridge.Message{Header: bridge.Header{Time: c.said}}
+		if got := bridge.LateSince(m, now); got.IsZero() == c.late || c.late && !got.Equal(c.said) {
+			t.Errorf("said %v: LateSince %v, want late %v", c.said, got, c.late)
 		}
 	}
 }

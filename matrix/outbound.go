@@ -220,6 +220,14 @@ func (a *Adapter) joined(ctx context.Context, intent *appservice.IntentAPI, rid 
 // send posts one event as intent, joining first; a stale membership cache
 // (the ghost was kicked) is corrected once.
 func (a *Adapter) send(ctx context.Context, intent *appservice.IntentAPI, rid id.RoomID, typ event.Type, content any, txn string) (id.EventID, error) {
+	return a.sendAt(ctx, intent, rid, typ, content, txn, time.Time{})
+}
+
+// sendAt is send with the message's original time when it is late
+// (bridge.LateSince): Switchboard's own users post it with that time (the
+// appservice's ts), so clients show when it was said. A person's own
+// user, which may post with a token of their own, posts it as now.
+func (a *Adapter) sendAt(ctx context.Context, intent *appservice.IntentAPI, rid id.RoomID, typ event.Type, content any, txn string, at time.Time) (id.EventID, error) {
 	if err := a.joined(ctx, intent, rid); err != nil {
 		if ban := a.refusedAsBanned(ctx, intent.UserID, rid, err); ban != nil {
 			return "", ban
@@ -234,7 +242,11 @@ func (a *Adapter) send(ctx context.Context, intent *appservice.IntentAPI, rid id
 	}
 	body := marked(content, txn)
 	post := func() (*mautrix.RespSendEvent, error) {
-		return intent.Client.SendMessageEvent(ctx, rid, typ, body, mautrix.ReqSendEvent{TransactionID: txn})
+		req := mautrix.ReqSendEvent{TransactionID: txn}
+		if !at.IsZero() && a.isOurs(intent.UserID) {
+			req.Timestamp = at.UnixMilli()
+		}
+		return intent.Client.SendMessageEvent(ctx, rid, typ, body, req)
 	}
 	resp, err := retry(ctx, post)
 	if isForbidden(err) {
@@ -391,7 +403,7 @@ func (a *Adapter) sendMessage(ctx context.Context, d *bridge.Delivery, m *bridge
 	ids := make([]string, len(parts))
 	for i, p := range parts {
 		thread.relate(p.c)
-		evid, err := a.send(ctx, intent, rid, event.EventMessage, p.c, p.txn)
+		evid, err := a.sendAt(ctx, intent, rid, event.EventMessage, p.c, p.txn, bridge.LateSince(m, time.Now()))
 		if err != nil {
 			return "", err
 		}

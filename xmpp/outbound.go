@@ -457,6 +457,9 @@ func (a *Adapter) sendMessage(ctx context.Context, d *bridge.Delivery, m *bridge
 	return a.startGroupchat(ctx, c, r, sp, id, e)
 }
 
+// delayStamp is XEP-0082's DateTime, in UTC with milliseconds.
+const delayStamp = "2006-01-02T15:04:05.000Z"
+
 // messagePayload adds a message's body and extensions to e.
 func (a *Adapter) messagePayload(e *element, sp speaker, m *bridge.Message, q *bridge.Quote, replyTo string) {
 	body := sp.say(m.Sender, m.Emote, a.bodyText(m.ID, m.Text, m.HTML, m.Attachments))
@@ -473,6 +476,10 @@ func (a *Adapter) messagePayload(e *element, sp speaker, m *bridge.Message, q *b
 	e.add(el("", "body").withText(body))
 	e.add(extra...)
 	e.add(originID(e.get("id")))
+	if at := bridge.LateSince(m, time.Now()); !at.IsZero() {
+		// XEP-0203: clients show a late message at the time it was said.
+		e.add(el(nsDelay, "delay", "stamp", at.UTC().Format(delayStamp)))
+	}
 	if len(m.Attachments) > 0 && m.Attachments[0].URL != "" {
 		at := m.Attachments[0]
 		x := el(nsOOB, "x").add(el(nsOOB, "url").withText(at.URL))
