@@ -324,7 +324,14 @@ func TestPersonIsToldOnceOnTheirHomeNetworkWhenAnAccountFails(t *testing.T) {
 	// Several polls later, still one notice.
 	time.Sleep(3 * noticeEvery)
 	if n := countEvents(w.alice, notice); n != 1 {
-		t.Errorf("%d notices, want one", n)
+		var seen []string
+		for _, ev := range w.alice.Events() {
+			if notice(ev) {
+				c, _ := messageText(ev)
+				seen = append(seen, fmt.Sprintf("%s %s at %d: %q", ev.ID, ev.Sender, ev.Timestamp, c.Body))
+			}
+		}
+		t.Errorf("%d notices, want one:\n%s", n, strings.Join(seen, "\n"))
 	}
 }
 

@@ -336,6 +336,7 @@ func (s *MatrixServer) Client(t testing.TB, localpart string) *MatrixClient {
 func (c *MatrixClient) syncLoop(ctx context.Context) {
 	defer close(c.done)
 	since := ""
+	seen := map[id.EventID]bool{}
 	for ctx.Err() == nil {
 		// Dendrite's default timeline limit (20) skips events when more
 		// than that arrive between two syncs (a "limited" timeline), as
@@ -358,6 +359,14 @@ func (c *MatrixClient) syncLoop(ctx context.Context) {
 		var invited []id.RoomID
 		for rid, room := range resp.Rooms.Join {
 			for _, evt := range room.Timeline.Events {
+				// A client shows an event once, by id: Dendrite may hand
+				// one out again (a room just joined, a sync retried under
+				// load), and a test counting what a user saw must not
+				// count it twice.
+				if evt.ID != "" && seen[evt.ID] {
+					continue
+				}
+				seen[evt.ID] = true
 				evt.RoomID = rid
 				got = append(got, evt)
 			}
