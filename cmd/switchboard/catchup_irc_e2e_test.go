@@ -223,10 +223,9 @@ func apiStatus(t *testing.T, addr string) status.Status {
 // TestIRCCatchUpUnderLoad is the issue's measurement: an IRC user says
 // 25 lines a second while Switchboard is killed (kill -9) and restarted
 // at once, three times; every line reaches MQTT, in order. Repeats are
-// counted and logged, not failed: a line played back again because its
-// channel's cursor was not saved yet is dropped by the store as a
-// duplicate (same channel, same msgid), but one delivered before its
-// commit when the kill came is delivered again (issue 25, item 2).
+// counted and logged, not failed: a delivery made just before a kill
+// whose record had not reached the disk goes again from the outbox, with
+// the same event id (an MQTT consumer can drop it by id).
 func TestIRCCatchUpUnderLoad(t *testing.T) {
 	if testing.Short() {
 		t.Skip("restarts Switchboard under load")

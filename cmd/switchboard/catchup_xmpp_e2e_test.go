@@ -1,9 +1,7 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
-	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -103,26 +101,7 @@ links:
 	}
 	status = func() (recovered int, at time.Time, ok bool) {
 		t.Helper()
-		r, err := http.Get("http://" + httpAddr + "/api/status")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer r.Body.Close()
-		var st struct {
-			Links []struct {
-				Rooms []struct {
-					Room    string `json:"room"`
-					CatchUp *struct {
-						At        time.Time `json:"at"`
-						Recovered int       `json:"recovered"`
-					} `json:"catch_up"`
-				} `json:"rooms"`
-			} `json:"links"`
-		}
-		if err := json.NewDecoder(r.Body).Decode(&st); err != nil {
-			t.Fatal(err)
-		}
-		for _, l := range st.Links {
+		for _, l := range apiStatus(t, httpAddr).Links {
 			for _, rm := range l.Rooms {
 				if rm.Room == "jabber:"+muc.String() && rm.CatchUp != nil {
 					return rm.CatchUp.Recovered, rm.CatchUp.At, true
@@ -258,18 +237,7 @@ links:
 // xmppUp reports whether /api/status shows the jabber network up.
 func xmppUp(t *testing.T, httpAddr string) bool {
 	t.Helper()
-	r, err := http.Get("http://" + httpAddr + "/api/status")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Body.Close()
-	var st struct {
-		Networks []struct{ Name, State string } `json:"networks"`
-	}
-	if err := json.NewDecoder(r.Body).Decode(&st); err != nil {
-		t.Fatal(err)
-	}
-	for _, n := range st.Networks {
+	for _, n := range apiStatus(t, httpAddr).Networks {
 		if n.Name == "jabber" {
 			return n.State == "up"
 		}
