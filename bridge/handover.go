@@ -117,10 +117,19 @@ func (r *Router) pushAll(items []Queued) {
 		return
 	}
 	r.mu.Lock()
+	var remote []RoomAddr
 	for _, item := range items {
+		if !r.deliversLocked(item.Target.Network) {
+			remote = append(remote, item.Target)
+			continue
+		}
 		r.queueLocked(item.Target).push(item)
 	}
+	wake := r.wakeRemote
 	r.mu.Unlock()
+	for _, room := range remote {
+		wake(room)
+	}
 }
 
 // stopped reports whether Stop was called.

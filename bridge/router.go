@@ -63,9 +63,15 @@ type Router struct {
 	present  map[PersonRoom]bool
 	networks map[string]MessageSender
 	queues   map[RoomAddr]*queue
-	ctx      context.Context
-	cancel   context.CancelFunc
-	wg       sync.WaitGroup
+	// Shared-store mode (see shared.go): gates are checked before each
+	// delivery, runs are the networks' worker contexts.
+	shared     bool
+	wakeRemote func(RoomAddr)
+	gates      map[string]func() bool
+	runs       map[string]*netRun
+	ctx        context.Context
+	cancel     context.CancelFunc
+	wg         sync.WaitGroup
 }
 
 type queue struct {
@@ -84,6 +90,9 @@ type queue struct {
 	mu      sync.Mutex
 	mem     []Queued // in seq order
 	spilled bool     // entries may be in the store only
+	// alwaysRead: the store is shared (see shared.go); entries are
+	// always read from it.
+	alwaysRead bool
 
 	// begun and ended count the deliveries to the room sent on their way
 	// to its network, and recorded (or failed, to be retried); settled is
@@ -117,7 +126,9 @@ const memQueue = 256
 
 func (q *queue) push(items ...Queued) {
 	q.mu.Lock()
-	if !q.spilled && len(q.mem)+len(items) <= memQueue {
+	if q.alwaysRead {
+		q.spilled = true
+	} else if !q.spilled && len(q.mem)+len(items) <= memQueue {
 		q.mem = append(q.mem, items...)
 	} else {
 		q.spilled, q.mem = true, nil
@@ -138,6 +149,8 @@ func NewRouter(store Store, links Links, log *slog.Logger) *Router {
 		queues:     map[RoomAddr]*queue{},
 		blocks:     map[BlockKey]*blockState{},
 		present:    map[PersonRoom]bool{},
+		gates:      map[string]func() bool{},
+		runs:       map[string]*netRun{},
 	}
 }
 
@@ -149,6 +162,17 @@ func (r *Router) AddNetwork(name string, s MessageSender) {
 	r.networks[name] = s
 	if r.ctx != nil {
 		r.wakeLocked(name)
+	}
+	if r.shared && r.ctx != nil {
+		// Taken over from another instance: its rooms' outboxes.
+		ctx := r.ctx
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			if err := r.WakePending(ctx); err != nil && ctx.Err() == nil {
+				r.log.Error("read outbox", "network", name, "err", err)
+			}
+		}()
 	}
 }
 
@@ -168,11 +192,12 @@ func (r *Router) Start(ctx context.Context) error {
 	defer r.mu.Unlock()
 	r.ctx, r.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	for _, q := range r.queues { // made by Accept calls before Start
-		r.wg.Add(1)
-		go r.run(r.ctx, q)
+		r.startLocked(q)
 	}
 	for _, t := range targets {
-		r.queueLocked(t)
+		if r.deliversLocked(t.Network) {
+			r.queueLocked(t)
+		}
 	}
 	return nil
 }
@@ -511,11 +536,10 @@ func (r *Router) queueLocked(addr RoomAddr) *queue {
 	if ok {
 		return q
 	}
-	q = &queue{addr: addr, more: make(chan struct{}, 1), online: make(chan struct{}), spilled: true, settled: make(chan struct{})}
+	q = &queue{addr: addr, more: make(chan struct{}, 1), online: make(chan struct{}), spilled: true, settled: make(chan struct{}), alwaysRead: r.shared}
 	r.queues[addr] = q
 	if r.ctx != nil {
-		r.wg.Add(1)
-		go r.run(r.ctx, q)
+		r.startLocked(q)
 	}
 	signal(q.more)
 	return q
@@ -546,6 +570,10 @@ func (r *Router) next(ctx context.Context, q *queue, last int64) ([]Queued, erro
 	// above is in neither; reading once more after the switch finds it,
 	// and anything found both ways is skipped by its seq.
 	q.mu.Lock()
+	if q.alwaysRead {
+		q.mu.Unlock()
+		return batch, nil
+	}
 	q.spilled, q.mem = false, nil
 	q.mu.Unlock()
 	after := last
@@ -764,9 +792,12 @@ func (r *Router) deliver(ctx context.Context, item Queued) (string, error) {
 // message a Pipeliner takes returns once written, with the confirmation
 // to wait for; everything else returns once delivered.
 func (r *Router) start(ctx context.Context, item Queued) Confirm {
-	net := r.network(item.Target.Network)
+	net, may := r.networkGate(item.Target.Network)
 	if net == nil {
 		return Settled("", fmt.Errorf("%s: %w", item.Target.Network, errNoNetwork))
+	}
+	if may != nil && !may() {
+		return Settled("", fmt.Errorf("%s: %w", item.Target.Network, errNotHolder))
 	}
 	if item.Event.Head().To == nil {
 		// Taken out of its link (API, chat command, reload) while this
@@ -799,6 +830,12 @@ func (r *Router) start(ctx context.Context, item Queued) Confirm {
 		return confirm
 	}
 	return Settled(r.send(ctx, net, item, d))
+}
+
+func (r *Router) networkGate(name string) (MessageSender, func() bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.networks[name], r.gates[name]
 }
 
 func (r *Router) network(name string) MessageSender {

@@ -226,6 +226,11 @@ func (a *Adapter) RegisterHTTP(mux *http.ServeMux) {
 // the bot is in every room it could join.
 func (a *Adapter) Connected() bool { return a.connected.Load() }
 
+// RunsEverywhere implements adapters.Everywhere: in a cluster every
+// instance answers the homeserver's transactions (behind any load
+// balancer); only the holder of the network's lease sends.
+func (a *Adapter) RunsEverywhere() {}
+
 // DirectMessages says the adapter takes direct events: Matrix users get
 // them in a DM room with the sender's ghost.
 func (a *Adapter) DirectMessages() {}

@@ -25,10 +25,10 @@ type awayTracker struct {
 	wake  chan struct{}
 
 	mu      sync.Mutex
-	awayers []adapters.PersonalAwayer
-	rules   map[string]awayRule  // by person
-	last    map[string]time.Time // when each did something last (or was added)
-	away    map[string]bool      // those marked away
+	awayers map[string]adapters.PersonalAwayer // by network
+	rules   map[string]awayRule                // by person
+	last    map[string]time.Time               // when each did something last (or was added)
+	away    map[string]bool                    // those marked away
 }
 
 // awayRule is a person's away_after and away_message.
@@ -46,10 +46,13 @@ func newAwayTracker(clock backoff.Clock) *awayTracker {
 }
 
 // addAwayer has a's personal connections follow who is away, from now.
-func (t *awayTracker) addAwayer(a adapters.PersonalAwayer) {
+func (t *awayTracker) addAwayer(network string, a adapters.PersonalAwayer) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.awayers = append(t.awayers, a)
+	if t.awayers == nil {
+		t.awayers = map[string]adapters.PersonalAwayer{}
+	}
+	t.awayers[network] = a
 	for person := range t.away {
 		a.PersonalAway(person, true, t.rules[person].message)
 	}

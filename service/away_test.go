@@ -56,7 +56,7 @@ func TestAwayTracker(t *testing.T) {
 	start := clock.Now()
 	tr := newAwayTracker(clock)
 	log := &awayLog{}
-	tr.addAwayer(log)
+	tr.addAwayer("log", log)
 	tr.use(awayPeople("alice", 2*time.Minute, "brb", "bob", 5*time.Minute, "zzz"))
 	check := func(step string, want ...string) {
 		t.Helper()
@@ -94,7 +94,7 @@ func TestAwayTracker(t *testing.T) {
 	check("5m", `alice away "brb"`, `bob away "zzz"`)
 
 	late := &awayLog{}
-	tr.addAwayer(late) // a network added later learns who is away
+	tr.addAwayer("late", late) // a network added later learns who is away
 	if got := late.take(); len(got) != 2 {
 		t.Errorf("a late awayer was told %q, want alice's and bob's away", got)
 	}
@@ -117,7 +117,7 @@ func TestAwayTrackerRun(t *testing.T) {
 	clock := testenv.NewFakeClock()
 	tr := newAwayTracker(clock)
 	log := &awayLog{told: make(chan string, 10)}
-	tr.addAwayer(log)
+	tr.addAwayer("log", log)
 	tr.use(awayPeople("alice", 2*time.Second, "brb"))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})

@@ -120,7 +120,7 @@ func waitReady(t *testing.T, svc *Service) {
 	deadline := time.Now().Add(patience)
 	for {
 		var problems []string
-		for name, a := range svc.nets {
+		for name, a := range svc.nets.all() {
 			if c, ok := a.(adapters.Connected); ok && !c.Connected() {
 				problems = append(problems, name+": not connected")
 			}

@@ -131,7 +131,7 @@ func (s *Service) applyLinks(ctx context.Context, links map[string][]bridge.Room
 		if before[r] {
 			continue
 		}
-		if a := s.nets[r.Network]; a != nil {
+		if a := s.nets.get(r.Network); a != nil {
 			if err := a.Join(ctx, r.Room); err != nil {
 				errs = append(errs, fmt.Errorf("%s: join: %w", r, err))
 			}
@@ -141,7 +141,7 @@ func (s *Service) applyLinks(ctx context.Context, links map[string][]bridge.Room
 		if after[r] {
 			continue
 		}
-		if l, ok := s.nets[r.Network].(adapters.Leaver); ok {
+		if l, ok := s.nets.get(r.Network).(adapters.Leaver); ok {
 			if err := l.Leave(ctx, r.Room); err != nil {
 				errs = append(errs, fmt.Errorf("%s: leave: %w", r, err))
 			}

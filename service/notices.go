@@ -20,7 +20,7 @@ import (
 // shows, so that every network's failures are told the same way and in
 // one place; an account is told of again only after it has been up.
 type failureNotices struct {
-	nets   map[string]adapters.Adapter
+	nets   *netSet
 	people *mapping.People
 	log    *slog.Logger
 	// told holds the accounts (network, person) told of since they were
@@ -47,13 +47,14 @@ func (f *failureNotices) run(ctx context.Context) {
 }
 
 func (f *failureNotices) poll(ctx context.Context) {
-	names := make([]string, 0, len(f.nets))
-	for name := range f.nets {
+	nets := f.nets.all()
+	names := make([]string, 0, len(nets))
+	for name := range nets {
 		names = append(names, name)
 	}
 	sort.Strings(names)
 	for _, network := range names {
-		ps, ok := f.nets[network].(adapters.PersonalStatuser)
+		ps, ok := nets[network].(adapters.PersonalStatuser)
 		if !ok {
 			continue
 		}
@@ -80,12 +81,13 @@ func (f *failureNotices) tell(ctx context.Context, network, person, why string) 
 		return true // gone in a reload
 	}
 	to := p.Accounts[p.Home]
-	bot, ok := f.nets[p.Home].(bridge.BotSender)
+	home := f.nets.get(p.Home)
+	bot, ok := home.(bridge.BotSender)
 	if !ok || to == "" {
 		f.log.Warn("personal account failed; no home network to tell them on", "person", person, "network", network, "home", p.Home)
 		return true
 	}
-	if c, ok := f.nets[p.Home].(adapters.Connected); ok && !c.Connected() {
+	if c, ok := home.(adapters.Connected); ok && !c.Connected() {
 		return false // quietly, until it is back
 	}
 	text := fmt.Sprintf("Switchboard cannot use your account %s on %s: %s. Until it works again, what you say goes out there through a puppet.",

@@ -55,7 +55,7 @@ func TestFailureNoticeOncePerFailure(t *testing.T) {
 	}
 	libera := &statusNet{states: map[string]string{"alice": "connecting"}}
 	mx := &statusNet{states: map[string]string{"alice": "connected"}, fail: context.DeadlineExceeded, down: true}
-	f := &failureNotices{nets: map[string]adapters.Adapter{"libera": libera, "mx": mx}, people: people,
+	f := &failureNotices{nets: &netSet{m: map[string]adapters.Adapter{"libera": libera, "mx": mx}}, people: people,
 		log: slog.New(slog.DiscardHandler), told: map[[2]string]bool{}}
 	ctx := context.Background()
 	set := func(state string) { libera.mu.Lock(); libera.states["alice"] = state; libera.mu.Unlock() }

@@ -92,7 +92,7 @@ func (s *Service) usePeople(eff *config.Config) error {
 	s.peopleCfg = eff
 	s.away.use(eff.People)
 	personal := adapters.PersonalAccounts(eff)
-	for name, a := range s.nets {
+	for name, a := range s.nets.all() {
 		if pu, ok := a.(adapters.PeopleUser); ok {
 			pu.UsePeople(personal[name])
 		}
@@ -231,7 +231,7 @@ func (s *Service) runPersonalRooms() {
 		s.linkMu.Lock()
 		personal := adapters.PersonalAccounts(s.peopleCfg)
 		rooms := s.router.PeopleRooms()
-		for name, a := range s.nets {
+		for name, a := range s.nets.all() {
 			personalRooms(name, a, personal[name], rooms)
 		}
 		s.linkMu.Unlock()

@@ -42,7 +42,7 @@ type Service struct {
 	broker *broker.Broker
 	store  *store.Store
 	router *bridge.Router
-	nets   map[string]adapters.Adapter
+	nets   *netSet
 	http   *http.Server
 	// stopRetention ends the store's pruning and waits for it.
 	stopRetention func()
@@ -77,6 +77,13 @@ type Service struct {
 	away *awayTracker
 	api  *httpapi.API // the provisioning API
 
+	// What every network's adapter is handed (see startNetwork).
+	avatars *avatars.Store
+	texts   *textlinks.Links
+	cmds    *chatcmd.Commands
+	// cluster is cluster mode's part, nil on one instance (cluster.go).
+	cluster *clusterPart
+
 	// HTTPAddr is where the HTTP listener ended up (the config may say :0).
 	HTTPAddr string
 }
@@ -85,7 +92,7 @@ type Service struct {
 // (store, router) before what produces them (adapters). On error, what was
 // started is stopped again.
 func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Service, err error) {
-	s := &Service{cfg: cfg, nets: map[string]adapters.Adapter{}, ops: status.New(cfg.HTTP.ReadyGrace, Version, Commit), roomsWake: make(chan struct{}, 1), away: newAwayTracker(nil)}
+	s := &Service{cfg: cfg, nets: newNetSet(), ops: status.New(cfg.HTTP.ReadyGrace, Version, Commit), roomsWake: make(chan struct{}, 1), away: newAwayTracker(nil)}
 	// Everything logs through the ops' handler, which keeps each
 	// network's latest problem for the status pages.
 	log = slog.New(s.ops.LogHandler(log.Handler()))
@@ -95,12 +102,6 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Servic
 			s.Stop(context.Background())
 		}
 	}()
-	if cfg.Cluster.On() {
-		// Two instances that did not coordinate would both connect and
-		// both deliver: refused until the service holds its networks
-		// through the cluster package's leases.
-		return nil, errors.New("cluster: cluster mode is not implemented yet (only checked by switchboard check); remove cluster.nats to run one instance")
-	}
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("data_dir: %w", err)
 	}
@@ -173,6 +174,11 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Servic
 	s.router.People = s.people
 	s.router.OnPresence = s.wakePersonalRooms
 	s.router.OnActive = s.away.active
+	if cfg.Cluster.On() {
+		if err := s.startCluster(ctx, names); err != nil {
+			return nil, err
+		}
+	}
 	if err := s.router.Start(ctx); err != nil {
 		return nil, err
 	}
@@ -208,7 +214,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Servic
 		}
 		texts.Routes(s.mux)
 	}
-	personal := adapters.PersonalAccounts(effPeople)
+	s.avatars, s.texts, s.cmds = avatarStore, texts, cmds
 	for _, name := range names {
 		ncfg := cfg.Networks[name]
 		if n, ok := brokerNets[name]; ok {
@@ -218,54 +224,25 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Servic
 		if err != nil {
 			return nil, err
 		}
-		s.nets[name] = a
 		s.ops.AddNetwork(name, cfg.Networks[name].Type, a)
-		if st, ok := a.(adapters.Stateful); ok {
-			st.UseState(s.store.State(name))
+		if _, everywhere := a.(adapters.Everywhere); cfg.Cluster.On() && !everywhere {
+			// Started by the instance that holds the network's lease.
+			continue
 		}
-		if fu, ok := a.(adapters.FileUser); ok {
-			fu.UseFiles(s.store)
+		if !cfg.Cluster.On() {
+			s.deliverTo(name, a, nil)
 		}
-		if au, ok := a.(adapters.AvatarUser); ok {
-			au.UseAvatars(avatarStore)
-		}
-		if pu, ok := a.(adapters.PublicURLUser); ok && cfg.HTTP.PublicURL != "" {
-			pu.UsePublicURL(cfg.HTTP.PublicURL)
-		}
-		if tu, ok := a.(adapters.TextLinkUser); ok && texts != nil {
-			tu.UseTextLinks(texts)
-		}
-		if hu, ok := a.(adapters.HistoryUser); ok {
-			hu.UseHistory(&history{network: name, store: s.store, links: s.links, retain: cfg.Retention.Messages})
-		}
-		if hs, ok := a.(adapters.HTTPServer); ok {
-			hs.RegisterHTTP(s.mux)
-		}
-		if pu, ok := a.(adapters.PeopleUser); ok {
-			pu.UsePeople(personal[name])
-		}
-		personalRooms(name, a, personal[name], peopleRooms)
-		if pa, ok := a.(adapters.PersonalAwayer); ok {
-			s.away.addAwayer(pa)
-		}
-		s.router.AddNetwork(name, a)
-		if r := ncfg.SenderRate(); r != nil {
-			s.router.SetRate(name, bridge.RateLimit{PerSecond: r.PerSecond, Burst: r.Burst})
-		}
-		cmds.AddNetwork(name, cfg.Networks[name].Type, a)
-		if err := a.Start(ctx, cmds); err != nil {
-			return nil, fmt.Errorf("networks.%s: %w", name, err)
-		}
-		for _, room := range links.Rooms(name) {
-			if err := a.Join(ctx, room); err != nil {
-				return nil, fmt.Errorf("networks.%s: join %s: %w", name, room, err)
-			}
+		if err := s.startNetwork(ctx, name, a, peopleRooms); err != nil {
+			return nil, err
 		}
 	}
 	nctx, stopNotices := context.WithCancel(context.Background())
 	s.stopNotices = stopNotices
 	go s.runPersonalRooms()
 	go s.away.run(nctx)
+	if s.cluster != nil {
+		s.cluster.run()
+	}
 	go (&failureNotices{nets: s.nets, people: s.people, log: log.With("component", "people"), told: map[[2]string]bool{}}).run(nctx)
 	go func() {
 		if err := s.http.Serve(httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -275,8 +252,72 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Servic
 	if s.broker != nil {
 		go s.openBrokerWhenSubscribed(slices.Collect(maps.Keys(brokerNets)), s.broker.Open)
 	}
-	log.Info("switchboard running", "http", s.HTTPAddr, "networks", len(s.nets), "links", len(links.Names()))
+	log.Info("switchboard running", "http", s.HTTPAddr, "networks", s.nets.len(), "links", len(links.Names()))
 	return s, nil
+}
+
+// startNetwork hands a new adapter what it uses, starts it and joins its
+// rooms; it then runs here (s.nets). rooms are where people's own
+// connections were when Switchboard last ran.
+func (s *Service) startNetwork(ctx context.Context, name string, a adapters.Adapter, rooms map[string][]bridge.RoomAddr) error {
+	cfg := s.cfg
+	if st, ok := a.(adapters.Stateful); ok {
+		st.UseState(s.store.State(name))
+	}
+	if fu, ok := a.(adapters.FileUser); ok {
+		fu.UseFiles(s.store)
+	}
+	if au, ok := a.(adapters.AvatarUser); ok {
+		au.UseAvatars(s.avatars)
+	}
+	if pu, ok := a.(adapters.PublicURLUser); ok && cfg.HTTP.PublicURL != "" {
+		pu.UsePublicURL(cfg.HTTP.PublicURL)
+	}
+	if tu, ok := a.(adapters.TextLinkUser); ok && s.texts != nil {
+		tu.UseTextLinks(s.texts)
+	}
+	if hu, ok := a.(adapters.HistoryUser); ok {
+		hu.UseHistory(&history{network: name, store: s.store, links: s.links, retain: cfg.Retention.Messages})
+	}
+	if hs, ok := a.(adapters.HTTPServer); ok {
+		hs.RegisterHTTP(s.mux)
+	}
+	s.linkMu.Lock()
+	personal := adapters.PersonalAccounts(s.peopleCfg)[name]
+	s.linkMu.Unlock()
+	if pu, ok := a.(adapters.PeopleUser); ok {
+		pu.UsePeople(personal)
+	}
+	personalRooms(name, a, personal, rooms)
+	if pa, ok := a.(adapters.PersonalAwayer); ok {
+		s.away.addAwayer(name, pa)
+	}
+	if s.cluster != nil {
+		s.cluster.use(a)
+	}
+	s.cmds.AddNetwork(name, cfg.Networks[name].Type, a)
+	if err := a.Start(ctx, s.cmds); err != nil {
+		return fmt.Errorf("networks.%s: %w", name, err)
+	}
+	s.nets.set(name, a)
+	for _, room := range s.links.Rooms(name) {
+		if err := a.Join(ctx, room); err != nil {
+			return fmt.Errorf("networks.%s: join %s: %w", name, room, err)
+		}
+	}
+	return nil
+}
+
+// deliverTo makes the router deliver to network through a, checking may
+// (when not nil) before each delivery.
+func (s *Service) deliverTo(name string, a adapters.Adapter, may func() bool) {
+	if may != nil {
+		s.router.SetGate(name, may)
+	}
+	s.router.AddNetwork(name, a)
+	if r := s.cfg.Networks[name].SenderRate(); r != nil {
+		s.router.SetRate(name, bridge.RateLimit{PerSecond: r.PerSecond, Burst: r.Burst})
+	}
 }
 
 // openBrokerWhenSubscribed lets devices onto the embedded broker once the
@@ -287,7 +328,7 @@ func (s *Service) openBrokerWhenSubscribed(networks []string, open func()) {
 	for {
 		ready := true
 		for _, name := range networks {
-			if c, ok := s.nets[name].(adapters.Connected); ok && !c.Connected() {
+			if c, ok := s.nets.get(name).(adapters.Connected); ok && !c.Connected() {
 				ready = false
 			}
 		}
@@ -310,7 +351,11 @@ func (s *Service) Stop(ctx context.Context) {
 	if s.stopNotices != nil {
 		s.stopNotices()
 	}
-	for name, a := range s.nets {
+	if s.cluster != nil {
+		// Hands this instance's networks over, at once.
+		s.cluster.stop()
+	}
+	for name, a := range s.nets.all() {
 		if err := a.Stop(ctx); err != nil {
 			s.log.Warn("stop network", "network", name, "err", err)
 		}

@@ -27,6 +27,7 @@ import (
 // store and the networks, so the service fills it in under its lock as
 // they come up.
 type Ops struct {
+	cluster ClusterView   // nil on one instance
 	grace   time.Duration // a network down longer than this fails /readyz
 	version string
 	commit  string
@@ -73,6 +74,13 @@ func (o *Ops) AddNetwork(name, typ string, a adapters.Adapter) {
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	for i, old := range o.nets {
+		if old.name == name {
+			// A new adapter for the network (cluster mode: taken over).
+			o.nets[i] = n
+			return
+		}
+	}
 	o.nets = append(o.nets, n)
 	sort.Slice(o.nets, func(i, j int) bool { return o.nets[i].name < o.nets[j].name })
 }
@@ -175,6 +183,8 @@ type Status struct {
 	// Blocks are the senders kept out of rooms (bans, kicks, operators'
 	// "!sb block"), by room, oldest first within one.
 	Blocks []Block `json:"blocks"`
+	// Cluster is cluster mode's part; absent on one instance.
+	Cluster *Cluster `json:"cluster,omitempty"`
 }
 
 // Block is a bridge.Block, its room and sender written out.
@@ -200,7 +210,7 @@ type Store struct {
 type Network struct {
 	Name  string    `json:"name"`
 	Type  string    `json:"type"`
-	State string    `json:"state"` // "up" or "down"
+	State string    `json:"state"` // "up", "down", or in a cluster "elsewhere" (held by another instance)
 	Since time.Time `json:"since"` // of the last change of state
 	// For is how long the network has been in its state, in seconds.
 	For float64 `json:"for_seconds"`
@@ -281,9 +291,23 @@ func (o *Ops) Status(ctx context.Context) Status {
 		}
 	}
 	o.mu.Lock()
+	cv := o.cluster
+	o.mu.Unlock()
+	if cv != nil {
+		st.Cluster = &Cluster{Instance: cv.Instance(), Holds: []string{}, State: cv.Snapshot(ctx)}
+	}
+	o.mu.Lock()
 	rooms, links, blocks := o.rooms, o.links, o.blocks
 	for _, n := range o.nets {
 		ns := Network{Name: n.name, Type: n.typ, State: "down", Since: n.since.UTC(), For: now.Sub(n.since).Round(time.Second).Seconds()}
+		if cv != nil {
+			if !cv.Holds(n.name) {
+				ns.State = elsewhere
+				st.Networks = append(st.Networks, ns)
+				continue
+			}
+			st.Cluster.Holds = append(st.Cluster.Holds, n.name)
+		}
 		if n.up {
 			ns.State = "up"
 		} else if d := now.Sub(n.since); d > o.grace {

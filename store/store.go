@@ -512,10 +512,16 @@ func lockKeys(rooms []bridge.RoomAddr) []int64 {
 	return keys
 }
 
+// Flush implements bridge.Flusher: the delivery records waiting are
+// written (and synced) when it returns.
+func (s *Store) Flush(ctx context.Context) error {
+	return s.writeExec(ctx, func(txExec) error { return nil })
+}
+
 // PendingTargets implements bridge.Store.
 func (s *Store) PendingTargets(ctx context.Context) ([]bridge.RoomAddr, error) {
 	// Deliveries waiting to be recorded would list rooms with nothing left.
-	if err := s.writeExec(ctx, func(txExec) error { return nil }); err != nil {
+	if err := s.Flush(ctx); err != nil {
 		return nil, fmt.Errorf("store: pending targets: %w", err)
 	}
 	rows, err := s.st.pendingTargets.QueryContext(ctx)
