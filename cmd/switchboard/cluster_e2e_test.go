@@ -289,3 +289,186 @@ func waitMQTT(t *testing.T, sub *testenv.Subscriber, text string) {
 		}
 	}
 }
+
+// streamCheck counts the numbered lines one observer saw.
+type streamCheck struct {
+	mu    sync.Mutex
+	seen  map[int]int
+	order []int
+	first map[int]time.Time
+}
+
+func newStreamCheck() *streamCheck {
+	return &streamCheck{seen: map[int]int{}, first: map[int]time.Time{}}
+}
+
+// add notes text if it is "<prefix> NNN".
+func (s *streamCheck) add(prefix, text string) {
+	var n int
+	i := strings.Index(text, prefix+" ")
+	if i < 0 {
+		return
+	}
+	if _, err := fmt.Sscanf(text[i+len(prefix)+1:], "%d", &n); err != nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.seen[n]++
+	s.order = append(s.order, n)
+	if _, ok := s.first[n]; !ok {
+		s.first[n] = time.Now()
+	}
+}
+
+func (s *streamCheck) count(n int) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.seen[n]
+}
+
+// firstAfter is when the first line seen after t was seen.
+func (s *streamCheck) firstAfter(t time.Time) time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var first time.Time
+	for _, at := range s.first {
+		if at.After(t) && (first.IsZero() || at.Before(first)) {
+			first = at
+		}
+	}
+	return first
+}
+
+// report returns lost, repeated and out-of-order counts of lines 1..n.
+func (s *streamCheck) report(n int) (lost, repeats, outOfOrder int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := 1; i <= n; i++ {
+		if s.seen[i] == 0 {
+			lost++
+		}
+		repeats += max(s.seen[i]-1, 0)
+	}
+	high := 0
+	for _, k := range s.order {
+		if k < high && s.seen[k] == 1 {
+			outOfOrder++
+		}
+		high = max(high, k)
+	}
+	return lost, repeats, outOfOrder
+}
+
+// TestClusterFailoverUnderTraffic: 300 lines MQTT→IRC and 300 IRC→XMPP
+// while the holder of IRC is killed (kill -9) twice: every line arrives,
+// in order, with at most one repeat per kill, and the IRC network is
+// delivered to again within the lease TTL + 5 s of each kill.
+func TestClusterFailoverUnderTraffic(t *testing.T) {
+	const (
+		lines = 300
+		rate  = 25
+	)
+	w := newClusterWorld(t, 3, "")
+	carol := w.irc.Client(t, "carol")
+	carol.Join(clusterChannel)
+	alice := w.xmppClient("alice")
+	dev := w.broker.Client(t, "sensor-1")
+	onIRC, onXMPP := newStreamCheck(), newStreamCheck()
+	stop := make(chan struct{})
+	var watchers sync.WaitGroup
+	watchers.Go(func() {
+		seen := 0
+		for {
+			msgs := carol.Messages(func(l testenv.IRCLine) bool { return l.Command == "PRIVMSG" })
+			for _, l := range msgs[seen:] {
+				onIRC.add("mqtt", l.Text())
+			}
+			seen = len(msgs)
+			select {
+			case <-stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	})
+	watchers.Go(func() {
+		seen := 0
+		for {
+			st := alice.Stanzas()
+			for _, s := range st[seen:] {
+				if s.Kind() == "message" && s.Type() == "groupchat" {
+					onXMPP.add("irc", s.Body())
+				}
+			}
+			seen = len(st)
+			select {
+			case <-stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	})
+	var senders sync.WaitGroup
+	senders.Go(func() {
+		tick := time.NewTicker(time.Second / rate)
+		defer tick.Stop()
+		for i := 1; i <= lines; i++ {
+			<-tick.C
+			carol.Conn.Send("PRIVMSG", clusterChannel, fmt.Sprintf("irc %03d", i))
+		}
+	})
+	senders.Go(func() {
+		tick := time.NewTicker(time.Second / rate)
+		defer tick.Stop()
+		for i := 1; i <= lines; i++ {
+			<-tick.C
+			if tok := dev.Publish(clusterRoot+"/in/sensor-1", 1, false, fmt.Sprintf("mqtt %03d", i)); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+				t.Errorf("publish %d: %v", i, tok.Error())
+			}
+		}
+	})
+	var failovers []time.Duration
+	for kill := range 2 {
+		time.Sleep(3 * time.Second)
+		victim := w.waitHolder("libera", -1, 10*time.Second)
+		killed := time.Now()
+		w.kill(victim)
+		next := w.waitHolder("libera", victim, clusterTTL+10*time.Second)
+		first := time.Time{}
+		for first.IsZero() && time.Since(killed) < clusterTTL+10*time.Second {
+			first = onIRC.firstAfter(killed.Add(500 * time.Millisecond))
+			time.Sleep(20 * time.Millisecond)
+		}
+		took := first.Sub(killed)
+		if first.IsZero() {
+			t.Errorf("kill %d: no line reached IRC after killing %s", kill+1, w.name(victim))
+		} else {
+			failovers = append(failovers, took)
+		}
+		t.Logf("kill %d: %s killed, %s holds IRC; first line on IRC %v after the kill", kill+1, w.name(victim), w.name(next), took.Round(time.Millisecond))
+		if took > clusterTTL+5*time.Second {
+			t.Errorf("kill %d: failover took %v, want under %v", kill+1, took, clusterTTL+5*time.Second)
+		}
+		w.restart(victim)
+	}
+	senders.Wait()
+	deadline := time.Now().Add(60 * time.Second)
+	for (onIRC.count(lines) == 0 || onXMPP.count(lines) == 0) && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(2 * time.Second) // repeats that are still on their way
+	close(stop)
+	watchers.Wait()
+	for _, c := range []struct {
+		name  string
+		check *streamCheck
+	}{{"MQTT→IRC", onIRC}, {"IRC→XMPP", onXMPP}} {
+		lost, repeats, outOfOrder := c.check.report(lines)
+		t.Logf("%s: %d lines at %d/s, two kill -9 of IRC's holder: %d lost, %d repeated, %d out of order", c.name, lines, rate, lost, repeats, outOfOrder)
+		if lost > 0 || outOfOrder > 0 || repeats > 2 {
+			t.Errorf("%s: %d lost, %d out of order, %d repeated; want none lost or out of order and at most one repeat per kill", c.name, lost, outOfOrder, repeats)
+		}
+	}
+	t.Logf("failover (kill → first line delivered on IRC by the new holder): %v", failovers)
+}
