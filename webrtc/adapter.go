@@ -119,6 +119,14 @@ type Adapter struct {
 	history   adapters.History // nil: no history for newcomers
 	stopped   bool
 	wg        sync.WaitGroup
+
+	// Cluster mode (relay.go): relay is nil on a single instance.
+	relay   adapters.Relay
+	origin  string // this adapter's id in the envelopes it publishes
+	unrelay func()
+	remote  map[string]*remoteInstance // the other instances' peers, by origin
+	// relayMu orders a roster after the joins and leaves it has seen.
+	relayMu sync.Mutex
 }
 
 // room is a linked room and the peers in it.
@@ -142,6 +150,8 @@ func New(name string, cfg Config, log *slog.Logger) *Adapter {
 		Timeouts: DefaultTimeouts,
 		rooms:    map[string]*room{},
 		sessions: map[string]*peer{},
+		origin:   newOrigin(),
+		remote:   map[string]*remoteInstance{},
 	}
 }
 
@@ -186,7 +196,6 @@ func (a *Adapter) Start(ctx context.Context, in bridge.Inbound) error {
 	t := a.Timeouts
 	se.SetICETimeouts(t.Disconnected, t.Failed, t.KeepAlive)
 	a.mu.Lock()
-	defer a.mu.Unlock()
 	a.api = webrtc.NewAPI(webrtc.WithSettingEngine(se))
 	a.udpMux = mux
 	a.in = in
@@ -194,6 +203,11 @@ func (a *Adapter) Start(ctx context.Context, in bridge.Inbound) error {
 	var addrs []string
 	for _, ad := range mux.GetListenAddresses() {
 		addrs = append(addrs, ad.String())
+	}
+	a.mu.Unlock()
+	if err := a.startRelay(); err != nil {
+		a.Stop(context.WithoutCancel(ctx))
+		return fmt.Errorf("webrtc: cluster relay: %w", err)
 	}
 	a.log.Info("webrtc serving peers", "udp", addrs)
 	return nil
@@ -259,37 +273,54 @@ func (a *Adapter) Leave(_ context.Context, name string) error {
 // room is "", to the peer(s) with id user. It has the shape of an event
 // frame, with type "notice" (see wire.EncodeNotice).
 func (a *Adapter) SendAsBot(_ context.Context, room, user, text string) error {
-	a.mu.Lock()
-	var peers []*peer
+	now := time.Now()
 	if room != "" {
-		if r := a.rooms[room]; r != nil {
-			peers = r.list()
-		} else {
+		frame, err := wire.EncodeNotice(room, text, now)
+		if err != nil {
+			return bridge.Permanent(fmt.Errorf("webrtc: encode notice: %w", err))
+		}
+		a.mu.Lock()
+		r := a.rooms[room]
+		if r == nil {
 			a.mu.Unlock()
 			return bridge.Permanent(fmt.Errorf("webrtc: room %q is not joined", room))
 		}
-	} else {
-		peers = a.peersByID(user)
+		peers := r.list()
+		a.mu.Unlock()
+		for _, p := range peers {
+			p.sendRaw(frame)
+		}
+		a.relayRoomFrame(room, frame, nil)
+		return nil
 	}
+	a.mu.Lock()
+	peers := a.peersByID(user)
+	remote := a.remoteID(user, false)
 	a.mu.Unlock()
-	if room == "" && len(peers) == 0 {
+	if len(peers) == 0 && !remote {
 		return bridge.Permanent(fmt.Errorf("webrtc: no peer with id %q", user))
 	}
+	a.noticeTo(peers, text, now)
+	a.publish(relayEnvelope{Kind: relayNotice, To: user, Notice: text, Time: now})
+	return nil
+}
+
+// noticeTo shows a private notice to peers, each in its own room, which
+// the notice names.
+func (a *Adapter) noticeTo(peers []*peer, text string, at time.Time) {
 	by := map[string][]byte{}
 	for _, p := range peers {
-		// A private notice names the peer's own room, which the page
-		// shows it in.
 		frame, ok := by[p.room.name]
 		if !ok {
-			f, err := wire.EncodeNotice(p.room.name, text, time.Now())
+			f, err := wire.EncodeNotice(p.room.name, text, at)
 			if err != nil {
-				return bridge.Permanent(fmt.Errorf("webrtc: encode notice: %w", err))
+				a.log.Warn("encode notice", "err", err)
+				return
 			}
 			frame, by[p.room.name] = f, f
 		}
 		p.sendRaw(frame)
 	}
-	return nil
 }
 
 // peersByID returns the sessions that said hello as id, in any room;
@@ -326,7 +357,6 @@ func (a *Adapter) Stop(ctx context.Context) error {
 	case <-ctx.Done():
 	}
 	a.mu.Lock()
-	defer a.mu.Unlock()
 	if a.cancel != nil {
 		a.cancel()
 	}
@@ -334,6 +364,8 @@ func (a *Adapter) Stop(ctx context.Context) error {
 		a.udpMux.Close()
 		a.udpMux = nil
 	}
+	a.mu.Unlock()
+	a.stopRelay()
 	return nil
 }
 
@@ -408,14 +440,17 @@ func (a *Adapter) deliver(d *bridge.Delivery) (string, error) {
 		a.mu.Unlock()
 		return "", bridge.Permanent(fmt.Errorf("webrtc: room %q is not joined", d.Room))
 	}
+	var author *bridge.Sender
 	if m, ok := d.Event.(*bridge.Message); ok {
 		r.authors.add(string(m.ID), m.Sender)
+		author = &m.Sender
 	}
 	peers := r.list()
 	a.mu.Unlock()
 	for _, p := range peers {
 		p.sendRaw(frame)
 	}
+	a.relayRoomFrame(d.Room, frame, author)
 	return string(d.Event.Head().ID), nil
 }
 

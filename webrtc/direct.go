@@ -67,8 +67,10 @@ func (a *Adapter) deliverDirect(d *bridge.Delivery) (string, error) {
 	}
 	a.mu.Lock()
 	peers := a.personalPeers(to.ID)
+	// In a cluster their pages may be open on other instances.
+	remote := a.remoteID(to.ID, true)
 	a.mu.Unlock()
-	if len(peers) == 0 {
+	if len(peers) == 0 && !remote {
 		if _, ok := d.Event.(*bridge.Message); ok {
 			return "", errPageClosed
 		}
@@ -77,6 +79,7 @@ func (a *Adapter) deliverDirect(d *bridge.Delivery) (string, error) {
 	for _, p := range peers {
 		p.sendRaw(frame)
 	}
+	a.publish(relayEnvelope{Kind: relayPerson, To: to.ID, Frame: frame})
 	return string(h.ID), nil
 }
 
@@ -159,4 +162,5 @@ func (p *peer) sendDirect(f inFrame) {
 	for _, o := range peers {
 		o.sendRaw(frame)
 	}
+	a.publish(relayEnvelope{Kind: relayPerson, To: p.person.ID, Frame: frame})
 }

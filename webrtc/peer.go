@@ -130,6 +130,9 @@ func (p *peer) close(reason string) {
 		close(p.done)
 		defer a.wg.Done()
 		p.pc.Close()
+		if hello {
+			a.publishPeer(p, false)
+		}
 		if !hello || left {
 			return // a closed room's peers leave with it, unreported
 		}
@@ -144,6 +147,7 @@ func (p *peer) close(reason string) {
 			for _, o := range others {
 				o.sendRaw(frame)
 			}
+			a.relayRoomFrame(p.room.name, frame, nil)
 		}
 	})
 }
@@ -324,10 +328,12 @@ func (p *peer) shareLocally(ev bridge.Event) {
 	if err != nil {
 		return
 	}
+	var author *bridge.Sender
 	a.mu.Lock()
 	switch e := ev.(type) {
 	case *bridge.Message:
 		p.room.authors.add(string(e.ID), e.Sender)
+		author = &e.Sender
 	case *bridge.Edit, *bridge.Delete:
 		// Shown only when the room knows the author (and it is the peer):
 		// otherwise the router decided, and this side cannot tell.
@@ -351,6 +357,7 @@ func (p *peer) shareLocally(ev bridge.Event) {
 		}
 		o.sendRaw(frame)
 	}
+	a.relayRoomFrame(p.room.name, frame, author)
 }
 
 func (p *peer) sayHello(f inFrame) {
@@ -396,6 +403,9 @@ func (p *peer) sayHello(f inFrame) {
 	for _, o := range p.room.peers {
 		present = append(present, peerInfo{ID: o.sender.ID, Name: o.sender.Name, Person: o.personID()})
 	}
+	for _, e := range a.remotePeers(p.room.name) {
+		present = append(present, peerInfo{ID: e.ID, Name: e.Name, Person: e.Person})
+	}
 	p.mu.Lock()
 	p.sender = bridge.Sender{Network: a.name, ID: id, Name: name, Authenticated: verified}
 	p.hello = true
@@ -408,6 +418,7 @@ func (p *peer) sayHello(f inFrame) {
 	p.room.peers[p.session] = p
 	others := p.room.list()
 	a.mu.Unlock()
+	a.publishPeer(p, true)
 
 	p.transmit(encodeFrame(welcomeFrame{
 		Type: "welcome", ID: id, Name: name, Person: p.personID(), Network: a.name, Room: p.room.name, Session: p.session,
@@ -432,6 +443,7 @@ func (p *peer) sayHello(f inFrame) {
 				o.sendRaw(frame)
 			}
 		}
+		a.relayRoomFrame(p.room.name, frame, nil)
 	}
 }
 
