@@ -86,7 +86,9 @@ func (c *clusterPart) run() {
 }
 
 // stop hands every network held here over (a clean handover, at once)
-// and leaves the cluster.
+// and leaves the cluster; close ends the connection to NATS, after the
+// adapters that run everywhere stopped (they tell the others their
+// clients left).
 func (c *clusterPart) stop() {
 	if c.cancel != nil {
 		c.cancel()
@@ -95,12 +97,18 @@ func (c *clusterPart) stop() {
 	if c.stopWakes != nil {
 		c.stopWakes()
 	}
-	c.node.Close()
 }
 
+func (c *clusterPart) close() { c.node.Close() }
+
 // use hands a new adapter what cluster mode asks of it: its connections
-// check, at each write, that this instance still holds its network.
+// check, at each write, that this instance still holds its network; one
+// with local clients (the web page's peers) hands them what the others
+// deliver.
 func (c *clusterPart) use(a adapters.Adapter) {
+	if ru, ok := a.(adapters.RelayUser); ok {
+		ru.UseRelay(c.node.Relay())
+	}
 	if f, ok := a.(adapters.Fenced); ok {
 		name := a.Network()
 		f.UseFence(func() bool { return c.maySend(name) })

@@ -360,6 +360,9 @@ func (s *Service) Stop(ctx context.Context) {
 			s.log.Warn("stop network", "network", name, "err", err)
 		}
 	}
+	if s.cluster != nil {
+		s.cluster.close()
+	}
 	if s.router != nil {
 		s.router.Stop()
 	}

@@ -75,8 +75,9 @@ func newClusterWorld(t *testing.T, n int, networks string) *clusterWorld {
   libera: { type: irc, server: %s, nick: switchboard, reconnect_max: 1s, rate: { per_second: 0 }, flood: { burst: 100, interval: 10ms } }
   devices: { type: mqtt, broker: %q, client_id: switchboard-cluster, rate: { per_second: 0 } }
   jabber: { type: xmpp, mode: puppet, server: %q, component: { domain: %q, secret: %q }, rate: { per_second: 0 } }
+  web: { type: webrtc, loopback_candidates: true, interfaces: [lo] }
 links:
-  hall: [ "libera:%s", "devices:%s", "jabber:%s" ]
+  hall: [ "libera:%s", "devices:%s", "jabber:%s", "web:hall" ]
 `, w.irc.Addr, w.broker.URL, w.xmpp.ComponentAddr, w.xmpp.Component, w.xmpp.ComponentSecret, clusterChannel, clusterRoot, w.muc)
 	}
 	conf := testenv.WriteFile(t, dir, "switchboard.yaml", fmt.Sprintf(`
@@ -102,7 +103,7 @@ networks:%s`, dir, pg, w.nats.URL, clusterTTL, networks))
 }
 
 // clusterNetworks are the networks of the default world.
-var clusterNetworks = []string{"libera", "devices", "jabber"}
+var clusterNetworks = []string{"libera", "devices", "jabber", "web"}
 
 // waitSpread waits until each network is held, and up, by the live
 // instance the spread gives it to (cluster.Owner), and returns the
@@ -471,4 +472,40 @@ func TestClusterFailoverUnderTraffic(t *testing.T) {
 		}
 	}
 	t.Logf("failover (kill → first line delivered on IRC by the new holder): %v", failovers)
+}
+
+// TestClusterWebPeersOnTwoInstances: a web page peer on one instance and
+// one on another, in the same room, see each other's messages and the
+// IRC channel's, once each, and IRC sees theirs.
+func TestClusterWebPeersOnTwoInstances(t *testing.T) {
+	w := newClusterWorld(t, 3, "")
+	carol := w.irc.Client(t, "carol")
+	carol.Join(clusterChannel)
+	alice := testenv.MustDialWebRTC(t, "http://"+w.http[0], "hall", "", "alice", "alice")
+	bob := testenv.MustDialWebRTC(t, "http://"+w.http[1], "hall", "", "bob", "bob")
+	const patience = 20 * time.Second
+	once := func(p *testenv.WebRTCPeer, who, text string) {
+		t.Helper()
+		p.Wait(t, patience, text, func(f testenv.WebRTCFrame) bool { return f.Type == "message" && f.Text == text })
+		time.Sleep(500 * time.Millisecond) // a second copy would be close behind
+		n := 0
+		for _, f := range p.Frames() {
+			if f.Type == "message" && f.Text == text {
+				n++
+			}
+		}
+		if n != 1 {
+			t.Errorf("%s saw %q %d times, want once", who, text, n)
+		}
+	}
+	alice.Send(map[string]any{"type": "message", "text": "hi bob, from instance one"})
+	once(bob, "bob", "hi bob, from instance one")
+	once(alice, "alice", "hi bob, from instance one") // her echo
+	bob.Send(map[string]any{"type": "message", "text": "hi alice, from instance two"})
+	once(alice, "alice", "hi alice, from instance two")
+	carol.WaitText(patience, clusterChannel, "alice[web]", "hi bob, from instance one")
+	carol.WaitText(patience, clusterChannel, "bob[web]", "hi alice, from instance two")
+	carol.Say(clusterChannel, "hello web people")
+	once(alice, "alice", "hello web people")
+	once(bob, "bob", "hello web people")
 }
