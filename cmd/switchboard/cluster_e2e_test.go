@@ -361,66 +361,68 @@ func (s *streamCheck) report(n int) (lost, repeats, outOfOrder int) {
 	return lost, repeats, outOfOrder
 }
 
-// TestClusterFailoverUnderTraffic: 300 lines MQTT→IRC and 300 IRC→XMPP
-// while the holder of IRC is killed (kill -9) twice: every line arrives,
-// in order, with at most one repeat per kill, and the IRC network is
-// delivered to again within the lease TTL + 5 s of each kill.
-func TestClusterFailoverUnderTraffic(t *testing.T) {
-	const (
-		lines = 300
-		rate  = 25
-	)
-	w := newClusterWorld(t, 3, "")
-	carol := w.irc.Client(t, "carol")
-	carol.Join(clusterChannel)
+// traffic is numbered lines MQTT→IRC ("mqtt NNN" from a device) and
+// IRC→XMPP ("irc NNN" from carol), and what IRC and XMPP saw of them.
+type traffic struct {
+	t             *testing.T
+	lines         int
+	carol         *testenv.IRCClient
+	onIRC, onXMPP *streamCheck
+	senders       sync.WaitGroup
+	watchers      sync.WaitGroup
+	stop          chan struct{}
+}
+
+// startTraffic sends lines lines each way at rate per second.
+func (w *clusterWorld) startTraffic(lines, rate int) *traffic {
+	t := w.t
+	tr := &traffic{t: t, lines: lines, onIRC: newStreamCheck(), onXMPP: newStreamCheck(), stop: make(chan struct{})}
+	tr.carol = w.irc.Client(t, "carol")
+	tr.carol.Join(clusterChannel)
 	alice := w.xmppClient("alice")
 	dev := w.broker.Client(t, "sensor-1")
-	onIRC, onXMPP := newStreamCheck(), newStreamCheck()
-	stop := make(chan struct{})
-	var watchers sync.WaitGroup
-	watchers.Go(func() {
+	tr.watchers.Go(func() {
 		seen := 0
 		for {
-			msgs := carol.Messages(func(l testenv.IRCLine) bool { return l.Command == "PRIVMSG" })
+			msgs := tr.carol.Messages(func(l testenv.IRCLine) bool { return l.Command == "PRIVMSG" })
 			for _, l := range msgs[seen:] {
-				onIRC.add("mqtt", l.Text())
+				tr.onIRC.add("mqtt", l.Text())
 			}
 			seen = len(msgs)
 			select {
-			case <-stop:
+			case <-tr.stop:
 				return
 			case <-time.After(20 * time.Millisecond):
 			}
 		}
 	})
-	watchers.Go(func() {
+	tr.watchers.Go(func() {
 		seen := 0
 		for {
 			st := alice.Stanzas()
 			for _, s := range st[seen:] {
 				if s.Kind() == "message" && s.Type() == "groupchat" {
-					onXMPP.add("irc", s.Body())
+					tr.onXMPP.add("irc", s.Body())
 				}
 			}
 			seen = len(st)
 			select {
-			case <-stop:
+			case <-tr.stop:
 				return
 			case <-time.After(20 * time.Millisecond):
 			}
 		}
 	})
-	var senders sync.WaitGroup
-	senders.Go(func() {
-		tick := time.NewTicker(time.Second / rate)
+	tr.senders.Go(func() {
+		tick := time.NewTicker(time.Second / time.Duration(rate))
 		defer tick.Stop()
 		for i := 1; i <= lines; i++ {
 			<-tick.C
-			carol.Conn.Send("PRIVMSG", clusterChannel, fmt.Sprintf("irc %03d", i))
+			tr.carol.Conn.Send("PRIVMSG", clusterChannel, fmt.Sprintf("irc %03d", i))
 		}
 	})
-	senders.Go(func() {
-		tick := time.NewTicker(time.Second / rate)
+	tr.senders.Go(func() {
+		tick := time.NewTicker(time.Second / time.Duration(rate))
 		defer tick.Stop()
 		for i := 1; i <= lines; i++ {
 			<-tick.C
@@ -429,6 +431,41 @@ func TestClusterFailoverUnderTraffic(t *testing.T) {
 			}
 		}
 	})
+	return tr
+}
+
+// check waits for the last lines and fails the test if any line was
+// lost or out of order, or more than maxRepeats were repeated, each way.
+func (tr *traffic) check(what string, maxRepeats int) {
+	t := tr.t
+	t.Helper()
+	tr.senders.Wait()
+	deadline := time.Now().Add(60 * time.Second)
+	for (tr.onIRC.count(tr.lines) == 0 || tr.onXMPP.count(tr.lines) == 0) && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(2 * time.Second) // repeats that are still on their way
+	close(tr.stop)
+	tr.watchers.Wait()
+	for _, c := range []struct {
+		name  string
+		check *streamCheck
+	}{{"MQTT→IRC", tr.onIRC}, {"IRC→XMPP", tr.onXMPP}} {
+		lost, repeats, outOfOrder := c.check.report(tr.lines)
+		t.Logf("%s: %d lines, %s: %d lost, %d repeated, %d out of order", c.name, tr.lines, what, lost, repeats, outOfOrder)
+		if lost > 0 || outOfOrder > 0 || repeats > maxRepeats {
+			t.Errorf("%s: %d lost, %d out of order, %d repeated; want none lost or out of order and at most %d repeated", c.name, lost, outOfOrder, repeats, maxRepeats)
+		}
+	}
+}
+
+// TestClusterFailoverUnderTraffic: 300 lines MQTT→IRC and 300 IRC→XMPP
+// while the holder of IRC is killed (kill -9) twice: every line arrives,
+// in order, with at most one repeat per kill, and the IRC network is
+// delivered to again within the lease TTL + 5 s of each kill.
+func TestClusterFailoverUnderTraffic(t *testing.T) {
+	w := newClusterWorld(t, 3, "")
+	tr := w.startTraffic(300, 25)
 	var failovers []time.Duration
 	for kill := range 2 {
 		time.Sleep(3 * time.Second)
@@ -438,7 +475,7 @@ func TestClusterFailoverUnderTraffic(t *testing.T) {
 		next := w.waitHolder("libera", victim, clusterTTL+10*time.Second)
 		first := time.Time{}
 		for first.IsZero() && time.Since(killed) < clusterTTL+10*time.Second {
-			first = onIRC.firstAfter(killed.Add(500 * time.Millisecond))
+			first = tr.onIRC.firstAfter(killed.Add(500 * time.Millisecond))
 			time.Sleep(20 * time.Millisecond)
 		}
 		took := first.Sub(killed)
@@ -453,25 +490,53 @@ func TestClusterFailoverUnderTraffic(t *testing.T) {
 		}
 		w.restart(victim)
 	}
-	senders.Wait()
-	deadline := time.Now().Add(60 * time.Second)
-	for (onIRC.count(lines) == 0 || onXMPP.count(lines) == 0) && time.Now().Before(deadline) {
-		time.Sleep(100 * time.Millisecond)
-	}
-	time.Sleep(2 * time.Second) // repeats that are still on their way
-	close(stop)
-	watchers.Wait()
-	for _, c := range []struct {
-		name  string
-		check *streamCheck
-	}{{"MQTT→IRC", onIRC}, {"IRC→XMPP", onXMPP}} {
-		lost, repeats, outOfOrder := c.check.report(lines)
-		t.Logf("%s: %d lines at %d/s, two kill -9 of IRC's holder: %d lost, %d repeated, %d out of order", c.name, lines, rate, lost, repeats, outOfOrder)
-		if lost > 0 || outOfOrder > 0 || repeats > 2 {
-			t.Errorf("%s: %d lost, %d out of order, %d repeated; want none lost or out of order and at most one repeat per kill", c.name, lost, outOfOrder, repeats)
-		}
-	}
+	tr.check("two kill -9 of IRC's holder", 2)
 	t.Logf("failover (kill → first line delivered on IRC by the new holder): %v", failovers)
+}
+
+// TestClusterRollingRestart: the three instances are restarted one after
+// another (SIGTERM, then started again) under traffic: each hands its
+// networks over at once, and nothing is lost or repeated.
+func TestClusterRollingRestart(t *testing.T) {
+	w := newClusterWorld(t, 3, "")
+	tr := w.startTraffic(250, 25)
+	for i := range w.sb {
+		time.Sleep(2 * time.Second)
+		held := w.heldBy(i)
+		stopped := time.Now()
+		w.stop(i)
+		for _, network := range held {
+			w.waitHolder(network, i, 10*time.Second)
+		}
+		t.Logf("%s stopped (held %v): handed over in %v", w.name(i), held, time.Since(stopped).Round(time.Millisecond))
+		w.restart(i)
+	}
+	tr.check("a rolling restart (SIGTERM) of all three instances", 0)
+}
+
+// heldBy lists the networks instance i holds.
+func (w *clusterWorld) heldBy(i int) []string {
+	st, ok := w.status(i)
+	if !ok {
+		return nil
+	}
+	return st.Cluster.Holds
+}
+
+// TestClusterNATSRestart: NATS is restarted under traffic: the instances
+// keep their networks or hand them over cleanly, and nothing is lost.
+func TestClusterNATSRestart(t *testing.T) {
+	w := newClusterWorld(t, 3, "")
+	tr := w.startTraffic(200, 25)
+	time.Sleep(2 * time.Second)
+	w.nats.Restart()
+	time.Sleep(2 * time.Second)
+	// Down for longer than a lease: every lease runs out.
+	w.nats.Kill()
+	time.Sleep(clusterTTL + time.Second)
+	w.nats.Restart()
+	tr.check("NATS restarted, then down for longer than a lease", 1)
+	w.waitSpread(30 * time.Second)
 }
 
 // TestClusterWebPeersOnTwoInstances: a web page peer on one instance and
