@@ -574,3 +574,64 @@ func TestClusterWebPeersOnTwoInstances(t *testing.T) {
 	once(alice, "alice", "hello web people")
 	once(bob, "bob", "hello web people")
 }
+
+// TestClusterSplitBrain: the holder of IRC is frozen (SIGSTOP) past its
+// lease; another instance takes IRC over (its bot and puppets under
+// other nicks while the frozen connections keep theirs); once resumed
+// (SIGCONT), the frozen instance sends nothing more on IRC, its
+// connections go, and it stays in the cluster as a follower.
+func TestClusterSplitBrain(t *testing.T) {
+	w := newClusterWorld(t, 3, "")
+	tr := w.startTraffic(250, 20)
+	time.Sleep(3 * time.Second)
+	v := w.waitHolder("libera", -1, 10*time.Second)
+	// Everything Switchboard has in the channel is the frozen one's.
+	var theirs []string
+	for _, n := range tr.carol.Names(10*time.Second, clusterChannel) {
+		n = strings.TrimLeft(n, "~&@%+")
+		if n != "carol" && n != "opper" {
+			theirs = append(theirs, n)
+		}
+	}
+	t.Logf("%s holds IRC with %v; freezing it", w.name(v), theirs)
+	w.sb[v].Freeze()
+	w.down[v] = true // answers nothing
+	next := w.waitHolder("libera", v, clusterTTL+10*time.Second)
+	time.Sleep(2 * time.Second)
+	thawAt, thawed := tr.carol.Len(), time.Now()
+	w.sb[v].Thaw()
+	w.down[v] = false
+	t.Logf("%s took IRC over; %s resumed", w.name(next), w.name(v))
+	// Until its connections quit, nothing may come from them.
+	quit := map[string]bool{}
+	deadline := time.Now().Add(15 * time.Second)
+	for len(quit) < len(theirs) && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+		for _, l := range tr.carol.Lines()[thawAt:] {
+			if !slices.Contains(theirs, l.Nick()) || quit[l.Nick()] {
+				continue
+			}
+			switch l.Command {
+			case "QUIT":
+				quit[l.Nick()] = true
+			case "PRIVMSG", "NOTICE", "TAGMSG", "TOPIC", "PART", "KICK", "MODE", "NICK":
+				t.Errorf("resumed %s sent on IRC as %s: %s", w.name(v), l.Nick(), l.Raw)
+			}
+		}
+	}
+	if len(quit) < len(theirs) {
+		t.Errorf("of the resumed %s's connections %v, only %v quit", w.name(v), theirs, quit)
+	}
+	// It follows: it may get IRC back only by a clean handover, once it
+	// has been a member again for a TTL.
+	st, ok := w.status(v)
+	if !ok {
+		t.Errorf("resumed %s does not answer", w.name(v))
+	} else if slices.Contains(st.Cluster.Holds, "libera") && time.Since(thawed) < clusterTTL {
+		t.Errorf("resumed %s holds IRC again %v after the resume", w.name(v), time.Since(thawed))
+	}
+	if h := w.holders("libera"); len(h) > 1 {
+		t.Errorf("IRC held by %v", h)
+	}
+	tr.check("IRC's holder frozen past its lease and resumed", 1)
+}
