@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -13,6 +14,8 @@ import (
 	"github.com/switchboard-chat/switchboard/cluster"
 	"github.com/switchboard-chat/switchboard/internal/testenv"
 	"github.com/switchboard-chat/switchboard/status"
+	"maunium.net/go/mautrix/event"
+	"maunium.net/go/mautrix/id"
 )
 
 // The cluster tests (issue 26) run three Switchboard processes on one
@@ -35,14 +38,23 @@ type clusterWorld struct {
 	broker *testenv.MQTTBroker
 	nats   *testenv.NATSServer
 	muc    string
-	sb     []*testenv.Process
-	http   []string
-	down   []bool // killed or stopped, not started again
+	// networks are the networks of the world's config.
+	networks []string
+	// Matrix, when the world has it.
+	hs      *testenv.MatrixServer
+	hsToken string
+	mxUser  *testenv.MatrixClient
+	mxRoom  id.RoomID
+	sb      []*testenv.Process
+	http    []string
+	down    []bool // killed or stopped, not started again
 }
 
 // newClusterWorld starts the servers and n instances, and waits until
-// each network is held by one of them.
-func newClusterWorld(t *testing.T, n int, networks string) *clusterWorld {
+// each network is held by the instance the spread gives it to. With
+// withMatrix, Dendrite too, and a Matrix room in the link, created by
+// w.mxUser; Dendrite sends its transactions to the first instance.
+func newClusterWorld(t *testing.T, n int, withMatrix ...bool) *clusterWorld {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("runs three Switchboard processes")
@@ -55,9 +67,14 @@ func newClusterWorld(t *testing.T, n int, networks string) *clusterWorld {
 		broker: testenv.Mosquitto(t),
 		// A production setup: a new component connection replaces one
 		// left open by a frozen or partitioned instance.
-		xmpp: testenv.ProsodyWith(t, testenv.XMPPServerConfig{Users: clusterUsers, Global: `component_conflict_resolve = "kick_old"`}),
+		xmpp:     testenv.ProsodyWith(t, testenv.XMPPServerConfig{Users: clusterUsers, Global: `component_conflict_resolve = "kick_old"`}),
+		networks: []string{"libera", "devices", "jabber", "web"},
 	}
 	w.muc = w.xmpp.Room("hall").String()
+	for range n {
+		w.http = append(w.http, fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)))
+		w.down = append(w.down, false)
+	}
 	// The channel keeps its history, which a new holder of the IRC
 	// network catches up from.
 	op := w.irc.Client(t, "opper")
@@ -70,28 +87,44 @@ func newClusterWorld(t *testing.T, n int, networks string) *clusterWorld {
 	}
 	bin := buildSwitchboard(t, t.TempDir())
 	dir := t.TempDir()
-	if networks == "" {
-		networks = fmt.Sprintf(`
+	networks := fmt.Sprintf(`
   libera: { type: irc, server: %s, nick: switchboard, reconnect_max: 1s, rate: { per_second: 0 }, flood: { burst: 100, interval: 10ms } }
   devices: { type: mqtt, broker: %q, client_id: switchboard-cluster, rate: { per_second: 0 } }
   jabber: { type: xmpp, mode: puppet, server: %q, component: { domain: %q, secret: %q }, rate: { per_second: 0 } }
-  web: { type: webrtc, loopback_candidates: true, interfaces: [lo] }
-links:
-  hall: [ "libera:%s", "devices:%s", "jabber:%s", "web:hall" ]
-`, w.irc.Addr, w.broker.URL, w.xmpp.ComponentAddr, w.xmpp.Component, w.xmpp.ComponentSecret, clusterChannel, clusterRoot, w.muc)
+  web: { type: webrtc, loopback_candidates: true, interfaces: [lo] }`, w.irc.Addr, w.broker.URL, w.xmpp.ComponentAddr, w.xmpp.Component, w.xmpp.ComponentSecret)
+	rooms := fmt.Sprintf(`"libera:%s", "devices:%s", "jabber:%s", "web:hall"`, clusterChannel, clusterRoot, w.muc)
+	if len(withMatrix) > 0 && withMatrix[0] {
+		const asToken, hsToken = "as-token-cluster-0123456789abcdef", "hs-token-cluster-0123456789abcdef"
+		w.hsToken = hsToken
+		w.hs = testenv.Dendrite(t, []byte(fmt.Sprintf(`id: switchboard
+url: http://%s
+as_token: %s
+hs_token: %s
+sender_localpart: switchboard
+rate_limited: false
+namespaces:
+  users: [ { exclusive: true, regex: "@sb_.*:localhost" } ]
+`, w.http[0], asToken, hsToken)))
+		w.mxUser = w.hs.Client(t, "alice")
+		w.mxRoom = w.mxUser.NewRoom(true, "")
+		networks += fmt.Sprintf(`
+  mx: { type: matrix, homeserver: %q, domain: localhost, as_token: %s, hs_token: %s, bot: switchboard, ghost_localpart: "sb_{network}_{id}", url: "http://%s" }`,
+			w.hs.URL, asToken, hsToken, w.http[0])
+		rooms += fmt.Sprintf(`, "mx:%s"`, w.mxRoom)
+		w.networks = append(w.networks, "mx")
 	}
 	conf := testenv.WriteFile(t, dir, "switchboard.yaml", fmt.Sprintf(`
 data_dir: %s/${SWITCHBOARD_INSTANCE}
 store: %s
 http: { listen: "${SWITCHBOARD_HTTP}" }
 cluster: { nats: [ %q ], instance: "${SWITCHBOARD_INSTANCE}", lease_ttl: %s }
-networks:%s`, dir, pg, w.nats.URL, clusterTTL, networks))
+networks:%s
+links:
+  hall: [ %s ]
+`, dir, pg, w.nats.URL, clusterTTL, networks, rooms))
 	for i := range n {
-		addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
-		w.http = append(w.http, addr)
-		w.down = append(w.down, false)
-		w.sb = append(w.sb, &testenv.Process{Name: bin, Args: []string{"run", "--config", conf}, Dir: dir, Ready: addr,
-			Env: []string{"SWITCHBOARD_INSTANCE=" + w.name(i), "SWITCHBOARD_HTTP=" + addr}})
+		w.sb = append(w.sb, &testenv.Process{Name: bin, Args: []string{"run", "--config", conf}, Dir: dir, Ready: w.http[i],
+			Env: []string{"SWITCHBOARD_INSTANCE=" + w.name(i), "SWITCHBOARD_HTTP=" + w.http[i]}})
 	}
 	var wg sync.WaitGroup
 	for _, p := range w.sb {
@@ -100,41 +133,6 @@ networks:%s`, dir, pg, w.nats.URL, clusterTTL, networks))
 	wg.Wait()
 	w.waitSpread(30 * time.Second)
 	return w
-}
-
-// clusterNetworks are the networks of the default world.
-var clusterNetworks = []string{"libera", "devices", "jabber", "web"}
-
-// waitSpread waits until each network is held, and up, by the live
-// instance the spread gives it to (cluster.Owner), and returns the
-// holders by network.
-func (w *clusterWorld) waitSpread(timeout time.Duration) map[string]int {
-	w.t.Helper()
-	var live []string
-	for i := range w.sb {
-		if !w.down[i] {
-			live = append(live, w.name(i))
-		}
-	}
-	deadline := time.Now().Add(timeout)
-	for {
-		got, ok := map[string]int{}, true
-		for _, network := range clusterNetworks {
-			h := w.holders(network)
-			if len(h) != 1 || w.name(h[0]) != cluster.Owner(cluster.LeaseName(network), live) {
-				ok = false
-				continue
-			}
-			got[network] = h[0]
-		}
-		if ok {
-			return got
-		}
-		if time.Now().After(deadline) {
-			w.t.Fatalf("networks not spread over %v after %v: %v", live, timeout, got)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }
 
 func (w *clusterWorld) name(i int) string { return fmt.Sprintf("sb-%d", i+1) }
@@ -224,7 +222,7 @@ func bots(names []string) []string {
 // and MQTT networks are each held by exactly one instance, IRC sees one
 // bot, and messages flow between all three networks whoever holds them.
 func TestClusterOwnsEachNetworkOnce(t *testing.T) {
-	w := newClusterWorld(t, 3, "")
+	w := newClusterWorld(t, 3)
 	seen := map[string][]int{}
 	for _, network := range []string{"libera", "devices", "jabber"} {
 		seen[network] = w.holders(network)
@@ -464,7 +462,7 @@ func (tr *traffic) check(what string, maxRepeats int) {
 // in order, with at most one repeat per kill, and the IRC network is
 // delivered to again within the lease TTL + 5 s of each kill.
 func TestClusterFailoverUnderTraffic(t *testing.T) {
-	w := newClusterWorld(t, 3, "")
+	w := newClusterWorld(t, 3)
 	tr := w.startTraffic(300, 25)
 	var failovers []time.Duration
 	for kill := range 2 {
@@ -498,7 +496,7 @@ func TestClusterFailoverUnderTraffic(t *testing.T) {
 // another (SIGTERM, then started again) under traffic: each hands its
 // networks over at once, and nothing is lost or repeated.
 func TestClusterRollingRestart(t *testing.T) {
-	w := newClusterWorld(t, 3, "")
+	w := newClusterWorld(t, 3)
 	tr := w.startTraffic(250, 25)
 	for i := range w.sb {
 		time.Sleep(2 * time.Second)
@@ -526,7 +524,7 @@ func (w *clusterWorld) heldBy(i int) []string {
 // TestClusterNATSRestart: NATS is restarted under traffic: the instances
 // keep their networks or hand them over cleanly, and nothing is lost.
 func TestClusterNATSRestart(t *testing.T) {
-	w := newClusterWorld(t, 3, "")
+	w := newClusterWorld(t, 3)
 	tr := w.startTraffic(200, 25)
 	time.Sleep(2 * time.Second)
 	w.nats.Restart()
@@ -543,7 +541,7 @@ func TestClusterNATSRestart(t *testing.T) {
 // one on another, in the same room, see each other's messages and the
 // IRC channel's, once each, and IRC sees theirs.
 func TestClusterWebPeersOnTwoInstances(t *testing.T) {
-	w := newClusterWorld(t, 3, "")
+	w := newClusterWorld(t, 3)
 	carol := w.irc.Client(t, "carol")
 	carol.Join(clusterChannel)
 	alice := testenv.MustDialWebRTC(t, "http://"+w.http[0], "hall", "", "alice", "alice")
@@ -581,7 +579,7 @@ func TestClusterWebPeersOnTwoInstances(t *testing.T) {
 // (SIGCONT), the frozen instance sends nothing more on IRC, its
 // connections go, and it stays in the cluster as a follower.
 func TestClusterSplitBrain(t *testing.T) {
-	w := newClusterWorld(t, 3, "")
+	w := newClusterWorld(t, 3)
 	tr := w.startTraffic(250, 20)
 	time.Sleep(3 * time.Second)
 	v := w.waitHolder("libera", -1, 10*time.Second)
@@ -634,4 +632,93 @@ func TestClusterSplitBrain(t *testing.T) {
 		t.Errorf("IRC held by %v", h)
 	}
 	tr.check("IRC's holder frozen past its lease and resumed", 1)
+}
+
+// TestClusterMatrixTransactionOnAnyInstance: the homeserver may send an
+// appservice transaction to any instance (behind a load balancer): one
+// posted to an instance that does not hold the Matrix network (and holds
+// the fewest of the others) is delivered by the targets' holders; and what a Matrix user says
+// (Dendrite sends it to the first instance) reaches the other networks,
+// and theirs reaches Matrix, whoever holds Matrix.
+func TestClusterMatrixTransactionOnAnyInstance(t *testing.T) {
+	w := newClusterWorld(t, 3, true)
+	carol := w.irc.Client(t, "carol")
+	carol.Join(clusterChannel)
+	alice := w.xmppClient("alice")
+	sub := w.broker.Subscribe(t, clusterRoot+"/out/#", 1)
+	// The instance holding the fewest of the networks, never Matrix.
+	pick, least := -1, 99
+	for i := range w.sb {
+		held := w.heldBy(i)
+		if !slices.Contains(held, "mx") && len(held) < least {
+			pick, least = i, len(held)
+		}
+	}
+	t.Logf("posting to %s, which holds %v", w.name(pick), w.heldBy(pick))
+	body := fmt.Sprintf(`{"events":[{"type":"m.room.message","room_id":%q,"sender":"@alice:localhost","event_id":"$cluster-1","origin_server_ts":%d,"content":{"msgtype":"m.text","body":"posted to any instance"}}]}`,
+		w.mxRoom, time.Now().UnixMilli())
+	req, _ := http.NewRequest(http.MethodPut, "http://"+w.http[pick]+"/_matrix/app/v1/transactions/cluster-1", strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+w.hsToken)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("transaction on %s: %d", w.name(pick), resp.StatusCode)
+	}
+	const patience = 20 * time.Second
+	carol.WaitMessage(patience, func(l testenv.IRCLine) bool { return strings.HasSuffix(l.Text(), "posted to any instance") })
+	if _, err := alice.WaitFor(patience, func(s testenv.XMPPStanza) bool {
+		return s.Type() == "groupchat" && strings.HasSuffix(s.Body(), "posted to any instance")
+	}); err != nil {
+		t.Fatalf("XMPP: %v", err)
+	}
+	waitMQTT(t, sub, "posted to any instance")
+
+	// The real path, both ways.
+	w.mxUser.Text(w.mxRoom, "said on matrix")
+	carol.WaitMessage(patience, func(l testenv.IRCLine) bool { return strings.HasSuffix(l.Text(), "said on matrix") })
+	waitMQTT(t, sub, "said on matrix")
+	carol.Say(clusterChannel, "said on irc, for matrix")
+	ctx, cancel := context.WithTimeout(context.Background(), patience)
+	defer cancel()
+	if _, _, err := w.mxUser.WaitFor(ctx, 0, func(e *event.Event) bool {
+		return e.Type == event.EventMessage && strings.HasSuffix(e.Content.AsMessage().Body, "said on irc, for matrix")
+	}); err != nil {
+		t.Fatalf("Matrix did not see the IRC line: %v", err)
+	}
+}
+
+// waitSpread waits until each network is held, and up, by the live
+// instance the spread gives it to (cluster.Owner), and returns the
+// holders by network.
+func (w *clusterWorld) waitSpread(timeout time.Duration) map[string]int {
+	w.t.Helper()
+	var live []string
+	for i := range w.sb {
+		if !w.down[i] {
+			live = append(live, w.name(i))
+		}
+	}
+	deadline := time.Now().Add(timeout)
+	for {
+		got, ok := map[string]int{}, true
+		for _, network := range w.networks {
+			h := w.holders(network)
+			if len(h) != 1 || w.name(h[0]) != cluster.Owner(cluster.LeaseName(network), live) {
+				ok = false
+				continue
+			}
+			got[network] = h[0]
+		}
+		if ok {
+			return got
+		}
+		if time.Now().After(deadline) {
+			w.t.Fatalf("networks not spread over %v after %v: %v", live, timeout, got)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
