@@ -1,6 +1,10 @@
 package adapters
 
-import "context"
+import (
+	"context"
+
+	"github.com/switchboard-chat/switchboard/bridge"
+)
 
 // Cluster mode (issue 26, package cluster): several instances share one
 // store, and each network's connections are held by one instance at a
@@ -47,4 +51,29 @@ type Relay interface {
 // cluster mode only.
 type RelayUser interface {
 	UseRelay(r Relay)
+}
+
+// Sharded is implemented by adapters whose puppets can be split into
+// shards (IRC `shards: N`), so that thousands of puppets spread over the
+// instances of a cluster, each connecting from its own source address.
+// Each shard is held like a network, through a lease of its own: shard 0
+// is the network's lease ("network/<name>") and also runs the bot; shard
+// k > 0 is "network/<name>/shard/<k>". An instance may hold several
+// shards of one network, in one adapter.
+type Sharded interface {
+	// Shards is the number of shards, from the config (1: not sharded;
+	// outside cluster mode the adapter holds every shard).
+	Shards() int
+	// ShardOf is the shard whose connections deliver ev to a room: the
+	// shard of the puppet (or person's own connection) it goes out
+	// through, 0 when the bot says it (relay mode, room notices). A pure
+	// function of ev and relay, the same on every instance.
+	ShardOf(ev bridge.Event, relay bool) int
+	// HoldShards tells the adapter which shards it runs (sorted), before
+	// Start and whenever that changes: the bot only with shard 0, and
+	// only the puppets of the shards held (the others quit). may(k)
+	// reports whether this instance may still speak for shard k; each
+	// connection checks its shard's just before each write, as in
+	// Fenced.
+	HoldShards(held []int, may func(shard int) bool)
 }

@@ -266,11 +266,15 @@ func (r *Router) run(ctx context.Context, q *queue) {
 				log.Error("read outbox", "err", err)
 				readWait = time.After(r.MaxBackoff)
 			case len(batch) > 0:
+				keep := r.filter(q.addr.Network)
 				for _, item := range batch {
 					if item.Seq <= last {
 						continue // read from the store and handed over as well
 					}
 					last = item.Seq
+					if keep != nil && !keep(item) {
+						continue // another instance's to deliver
+					}
 					ls.add(item)
 				}
 				continue

@@ -67,7 +67,8 @@ type Router struct {
 	// delivery, runs are the networks' worker contexts.
 	shared     bool
 	wakeRemote func(RoomAddr)
-	gates      map[string]func() bool
+	gates      map[string]func(Queued) bool
+	filters    map[string]func(Queued) bool
 	runs       map[string]*netRun
 	ctx        context.Context
 	cancel     context.CancelFunc
@@ -149,7 +150,8 @@ func NewRouter(store Store, links Links, log *slog.Logger) *Router {
 		queues:     map[RoomAddr]*queue{},
 		blocks:     map[BlockKey]*blockState{},
 		present:    map[PersonRoom]bool{},
-		gates:      map[string]func() bool{},
+		gates:      map[string]func(Queued) bool{},
+		filters:    map[string]func(Queued) bool{},
 		runs:       map[string]*netRun{},
 	}
 }
@@ -796,7 +798,7 @@ func (r *Router) start(ctx context.Context, item Queued) Confirm {
 	if net == nil {
 		return Settled("", fmt.Errorf("%s: %w", item.Target.Network, errNoNetwork))
 	}
-	if may != nil && !may() {
+	if may != nil && !may(item) {
 		return Settled("", fmt.Errorf("%s: %w", item.Target.Network, errNotHolder))
 	}
 	if item.Event.Head().To == nil {
@@ -832,7 +834,7 @@ func (r *Router) start(ctx context.Context, item Queued) Confirm {
 	return Settled(r.send(ctx, net, item, d))
 }
 
-func (r *Router) networkGate(name string) (MessageSender, func() bool) {
+func (r *Router) networkGate(name string) (MessageSender, func(Queued) bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.networks[name], r.gates[name]

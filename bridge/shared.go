@@ -43,10 +43,33 @@ var errNotHolder = fmt.Errorf("this instance may no longer speak for the network
 // SetGate has every delivery to network check may just before it starts;
 // false retries it later. (The connections check again at each write:
 // see adapters.Fenced.)
-func (r *Router) SetGate(network string, may func() bool) {
+func (r *Router) SetGate(network string, may func(Queued) bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.gates[network] = may
+}
+
+// SetFilter has the rooms of network deliver here only the entries keep
+// takes; the others stay in the outbox for the instance that delivers
+// them (a shard of the network's puppets held elsewhere: see
+// adapters.Sharded). Set it before AddNetwork; a change of filter is a
+// RemoveNetwork and an AddNetwork, so that the rooms read their
+// outboxes again from the start.
+func (r *Router) SetFilter(network string, keep func(Queued) bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if keep == nil {
+		delete(r.filters, network)
+		return
+	}
+	r.filters[network] = keep
+}
+
+// filter is network's filter, nil for none.
+func (r *Router) filter(network string) func(Queued) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.filters[network]
 }
 
 // Wake has a room of a network delivered here read its outbox now: an
@@ -83,6 +106,7 @@ func (r *Router) RemoveNetwork(ctx context.Context, network string) error {
 	r.mu.Lock()
 	delete(r.networks, network)
 	delete(r.gates, network)
+	delete(r.filters, network)
 	var qs []*queue
 	for addr, q := range r.queues {
 		if addr.Network == network {

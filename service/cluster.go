@@ -131,7 +131,7 @@ func (c *clusterPart) Take(ctx context.Context, name string, l *cluster.Lease) e
 	token, _ := l.Token()
 	if a := s.nets.get(name); a != nil {
 		// Runs everywhere: only the deliveries move.
-		s.deliverTo(name, a, l.MaySend)
+		s.deliverTo(name, a, func(bridge.Queued) bool { return l.MaySend() })
 		c.log.Info("delivering to network", "network", name, "token", token)
 		return nil
 	}
@@ -148,7 +148,7 @@ func (c *clusterPart) Take(ctx context.Context, name string, l *cluster.Lease) e
 		a.Stop(stopCtx)
 		return err
 	}
-	s.deliverTo(name, a, l.MaySend)
+	s.deliverTo(name, a, func(bridge.Queued) bool { return l.MaySend() })
 	c.log.Info("took network over", "network", name, "token", token)
 	return nil
 }

@@ -310,7 +310,7 @@ func (s *Service) startNetwork(ctx context.Context, name string, a adapters.Adap
 
 // deliverTo makes the router deliver to network through a, checking may
 // (when not nil) before each delivery.
-func (s *Service) deliverTo(name string, a adapters.Adapter, may func() bool) {
+func (s *Service) deliverTo(name string, a adapters.Adapter, may func(bridge.Queued) bool) {
 	if may != nil {
 		s.router.SetGate(name, may)
 	}
