@@ -2,7 +2,11 @@ package service
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -40,14 +44,14 @@ var pendingEvery = 2 * time.Second
 // startCluster connects to NATS and puts the router in shared-store
 // mode; call it before the router starts. The networks are taken later,
 // in run.
-func (s *Service) startCluster(ctx context.Context, names []string) error {
+func (s *Service) startCluster(ctx context.Context) error {
 	o := cluster.FromConfig(s.cfg.Cluster)
 	o.Log = s.log.With("component", "cluster")
 	node, err := cluster.Connect(ctx, o)
 	if err != nil {
 		return err
 	}
-	c := &clusterPart{s: s, node: node, log: o.Log.With("instance", o.Instance), names: names, held: map[string]*cluster.Lease{}}
+	c := &clusterPart{s: s, node: node, log: o.Log.With("instance", o.Instance), held: map[string]*cluster.Lease{}}
 	s.cluster = c
 	s.ops.SetCluster(c)
 	s.router.ShareStore(func(room bridge.RoomAddr) {
@@ -109,6 +113,9 @@ func (c *clusterPart) use(a adapters.Adapter) {
 	if ru, ok := a.(adapters.RelayUser); ok {
 		ru.UseRelay(c.node.Relay())
 	}
+	if sh, ok := a.(adapters.Sharded); ok && sh.Shards() > 1 {
+		return // each connection checks its own shard's lease (HoldShards)
+	}
 	if f, ok := a.(adapters.Fenced); ok {
 		name := a.Network()
 		f.UseFence(func() bool { return c.maySend(name) })
@@ -122,69 +129,169 @@ func (c *clusterPart) maySend(network string) bool {
 	return l != nil && l.MaySend()
 }
 
+// A lease name of Spread is a network's name, for its shard 0, or
+// "<network>/shard/<k>" for shard k > 0 of a sharded one.
+const shardSep = "/shard/"
+
+// splitLease is the network and shard of a Spread name.
+func splitLease(name string) (network string, shard int) {
+	network, k, ok := strings.Cut(name, shardSep)
+	if !ok {
+		return name, 0
+	}
+	shard, _ = strconv.Atoi(k)
+	return network, shard
+}
+
+// addNetwork has Spread hold network (and each shard of it but the
+// first, when a is an adapters.Sharded with several).
+func (c *clusterPart) addNetwork(name string, a adapters.Adapter) {
+	c.names = append(c.names, name)
+	if sh, ok := a.(adapters.Sharded); ok {
+		for k := 1; k < sh.Shards(); k++ {
+			c.names = append(c.names, fmt.Sprintf("%s%s%d", name, shardSep, k))
+		}
+	}
+}
+
+// shardsHeld lists the shards of network held here, sorted.
+func (c *clusterPart) shardsHeld(network string) []int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []int
+	for name := range c.held {
+		if n, k := splitLease(name); n == network {
+			out = append(out, k)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// mayShard reports whether this instance may speak for shard k of
+// network.
+func (c *clusterPart) mayShard(network string, k int) bool {
+	name := network
+	if k > 0 {
+		name = fmt.Sprintf("%s%s%d", network, shardSep, k)
+	}
+	return c.maySend(name)
+}
+
 // Take implements cluster.Holder.
 func (c *clusterPart) Take(ctx context.Context, name string, l *cluster.Lease) error {
 	s := c.s
+	network, shard := splitLease(name)
 	c.mu.Lock()
 	c.held[name] = l
 	c.mu.Unlock()
 	token, _ := l.Token()
-	if a := s.nets.get(name); a != nil {
+	a := s.nets.get(network)
+	if _, everywhere := a.(adapters.Everywhere); everywhere {
 		// Runs everywhere: only the deliveries move.
-		s.deliverTo(name, a, func(bridge.Queued) bool { return l.MaySend() })
-		c.log.Info("delivering to network", "network", name, "token", token)
+		s.deliverTo(network, a, func(bridge.Queued) bool { return l.MaySend() })
+		c.log.Info("delivering to network", "network", network, "token", token)
 		return nil
 	}
-	ncfg := s.cfg.Networks[name]
-	a, err := adapters.New(name, ncfg, s.log)
+	if a != nil {
+		// Another shard of a network running here.
+		c.reshard(ctx, network, a)
+		c.log.Info("took shard over", "network", network, "shard", shard, "token", token)
+		return nil
+	}
+	ncfg := s.cfg.Networks[network]
+	a, err := adapters.New(network, ncfg, s.log)
 	if err != nil {
 		return err
 	}
-	s.ops.AddNetwork(name, ncfg.Type, a)
-	if err := s.startNetwork(context.WithoutCancel(ctx), name, a, s.router.PeopleRooms()); err != nil {
-		s.nets.remove(name)
+	c.shard(network, a)
+	s.ops.AddNetwork(network, ncfg.Type, a)
+	if err := s.startNetwork(context.WithoutCancel(ctx), network, a, s.router.PeopleRooms()); err != nil {
+		s.nets.remove(network)
 		stopCtx, cancel := context.WithTimeout(context.Background(), c.node.TTL()/4)
 		defer cancel()
 		a.Stop(stopCtx)
 		return err
 	}
-	s.deliverTo(name, a, func(bridge.Queued) bool { return l.MaySend() })
-	c.log.Info("took network over", "network", name, "token", token)
+	c.deliverHere(network, a)
+	c.log.Info("took network over", "network", network, "shard", shard, "token", token)
 	return nil
+}
+
+// shard tells a sharded adapter the shards of network it holds here,
+// and returns whether it is one.
+func (c *clusterPart) shard(network string, a adapters.Adapter) bool {
+	sh, ok := a.(adapters.Sharded)
+	if !ok || sh.Shards() < 2 {
+		return false
+	}
+	sh.HoldShards(c.shardsHeld(network), func(k int) bool { return c.mayShard(network, k) })
+	return true
+}
+
+// deliverHere has the router deliver to network through a what this
+// instance's leases let it: the entries of the shards it holds.
+func (c *clusterPart) deliverHere(network string, a adapters.Adapter) {
+	s := c.s
+	sh, ok := a.(adapters.Sharded)
+	if !ok || sh.Shards() < 2 {
+		s.router.SetFilter(network, nil)
+		s.deliverTo(network, a, func(bridge.Queued) bool { return c.maySend(network) })
+		return
+	}
+	held := c.shardsHeld(network)
+	shardOf := func(item bridge.Queued) int { return sh.ShardOf(item.Event, s.links.Relayed(item.Target)) }
+	s.router.SetFilter(network, func(item bridge.Queued) bool { return slices.Contains(held, shardOf(item)) })
+	s.deliverTo(network, a, func(item bridge.Queued) bool { return c.mayShard(network, shardOf(item)) })
+}
+
+// reshard puts a change of the shards held of a network running here in
+// place: the adapter runs the shards' connections, and the router's
+// rooms read their outboxes again with the new filter.
+func (c *clusterPart) reshard(ctx context.Context, network string, a adapters.Adapter) {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.node.TTL()/4)
+	defer cancel()
+	if err := c.s.router.RemoveNetwork(rctx, network); err != nil {
+		c.log.Warn("stop delivering", "network", network, "err", err)
+	}
+	c.shard(network, a)
+	c.deliverHere(network, a)
 }
 
 // Drop implements cluster.Holder.
 func (c *clusterPart) Drop(ctx context.Context, name string, handover bool) {
 	s := c.s
-	if err := s.router.RemoveNetwork(ctx, name); err != nil {
-		c.log.Warn("stop delivering", "network", name, "err", err)
-	}
-	if a := s.nets.get(name); a != nil {
-		if _, everywhere := a.(adapters.Everywhere); !everywhere {
-			s.nets.remove(name)
-			if err := a.Stop(ctx); err != nil {
-				c.log.Warn("stop network", "network", name, "err", err)
-			}
-		}
-	}
+	network, shard := splitLease(name)
 	c.mu.Lock()
 	delete(c.held, name)
 	c.mu.Unlock()
-	if handover {
-		c.log.Info("handed network over", "network", name)
+	a := s.nets.get(network)
+	if _, everywhere := a.(adapters.Everywhere); !everywhere && a != nil && len(c.shardsHeld(network)) > 0 {
+		c.reshard(ctx, network, a) // other shards stay here
 	} else {
-		c.log.Warn("lease lost: network given up", "network", name)
+		if err := s.router.RemoveNetwork(ctx, network); err != nil {
+			c.log.Warn("stop delivering", "network", network, "err", err)
+		}
+		if a != nil && !everywhere {
+			s.nets.remove(network)
+			if err := a.Stop(ctx); err != nil {
+				c.log.Warn("stop network", "network", network, "err", err)
+			}
+		}
+	}
+	if handover {
+		c.log.Info("handed over", "network", network, "shard", shard)
+	} else {
+		c.log.Warn("lease lost: given up", "network", network, "shard", shard)
 	}
 }
 
 // Instance implements status.ClusterView.
 func (c *clusterPart) Instance() string { return c.node.Instance() }
 
-// Holds implements status.ClusterView.
+// Holds implements status.ClusterView: any shard of network.
 func (c *clusterPart) Holds(network string) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.held[network] != nil
+	return len(c.shardsHeld(network)) > 0
 }
 
 // Snapshot implements status.ClusterView.

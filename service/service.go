@@ -175,7 +175,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Servic
 	s.router.OnPresence = s.wakePersonalRooms
 	s.router.OnActive = s.away.active
 	if cfg.Cluster.On() {
-		if err := s.startCluster(ctx, names); err != nil {
+		if err := s.startCluster(ctx); err != nil {
 			return nil, err
 		}
 	}
@@ -225,6 +225,9 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Servic
 			return nil, err
 		}
 		s.ops.AddNetwork(name, cfg.Networks[name].Type, a)
+		if s.cluster != nil {
+			s.cluster.addNetwork(name, a)
+		}
 		if _, everywhere := a.(adapters.Everywhere); cfg.Cluster.On() && !everywhere {
 			// Started by the instance that holds the network's lease.
 			continue
