@@ -29,6 +29,9 @@ var kinds = []bridge.Kind{
 // network are made up front, so the router's hot path only looks them up.
 type Metrics struct {
 	reg *prometheus.Registry
+	// on registers into reg; in a cluster with the instance as a label
+	// (see ForInstance).
+	on prometheus.Registerer
 
 	received, delivered *prometheus.CounterVec
 	retries, failures   *prometheus.CounterVec
@@ -81,10 +84,27 @@ func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
 }
 
+// AddCluster reports, for each network, whether this instance holds it
+// (any shard of it), asked at scrape time.
+func (m *Metrics) AddCluster(networks []string, holds func(network string) bool) {
+	for _, name := range networks {
+		m.on.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name:        "switchboard_cluster_holds",
+			Help:        "Whether this instance holds a network's lease (1) or another does (0); cluster mode only.",
+			ConstLabels: prometheus.Labels{"network": name},
+		}, func() float64 {
+			if holds(name) {
+				return 1
+			}
+			return 0
+		}))
+	}
+}
+
 // AddBlocks reports the senders blocks (bridge.Router.Blocks) keeps
 // out of each room, asked at scrape time.
 func (m *Metrics) AddBlocks(blocks func(bridge.RoomAddr) []bridge.Block) {
-	m.reg.MustRegister(newBlocksCollector(blocks))
+	m.on.MustRegister(newBlocksCollector(blocks))
 }
 
 // droppedCounts is every inbound drop so far, by network and reason: the
@@ -131,10 +151,18 @@ type netMetrics struct {
 
 // New registers the service's collectors. up tells whether a
 // network is connected, rooms lists the outbox by room; both are asked at
-// scrape time.
-func New(networks []string, up func(network string) bool, rooms OutboxReader, nets func() map[string]adapters.Adapter) *Metrics {
+// scrape time. instance, when not "" (cluster mode), labels every metric
+// switchboard_instance: the instances of a cluster report the same
+// networks.
+func New(networks []string, up func(network string) bool, rooms OutboxReader, nets func() map[string]adapters.Adapter, instance string) *Metrics {
+	reg := prometheus.NewRegistry()
+	var on prometheus.Registerer = reg
+	if instance != "" {
+		on = prometheus.WrapRegistererWith(prometheus.Labels{"switchboard_instance": instance}, reg)
+	}
 	m := &Metrics{
-		reg: prometheus.NewRegistry(),
+		reg: reg,
+		on:  on,
 		received: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "switchboard_events_received_total",
 			Help: "Events accepted (committed) from a network, by type.",
@@ -171,7 +199,7 @@ func New(networks []string, up func(network string) bool, rooms OutboxReader, ne
 	for _, op := range []string{"accept", "delivered", "failed"} {
 		m.storeOps[op] = m.store.WithLabelValues(op)
 	}
-	m.reg.MustRegister(m.received, m.delivered, m.retries, m.failures, m.refused, m.latency,
+	m.on.MustRegister(m.received, m.delivered, m.retries, m.failures, m.refused, m.latency,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, name := range networks {
@@ -187,7 +215,7 @@ func New(networks []string, up func(network string) bool, rooms OutboxReader, ne
 			n.delivered[k] = m.delivered.WithLabelValues(name, string(k))
 		}
 		m.nets[name] = n
-		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		m.on.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name:        "switchboard_network_up",
 			Help:        "Whether a network's connection is up (1) or not (0).",
 			ConstLabels: prometheus.Labels{"network": name},
@@ -198,7 +226,7 @@ func New(networks []string, up func(network string) bool, rooms OutboxReader, ne
 			return 0
 		}))
 	}
-	m.reg.MustRegister(newOutboxCollector(rooms), newAdapterCollector(nets, &m.drops), m.store)
+	m.on.MustRegister(newOutboxCollector(rooms), newAdapterCollector(nets, &m.drops), m.store)
 	return m
 }
 

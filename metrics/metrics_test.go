@@ -21,7 +21,7 @@ func (noOutbox) Size(context.Context) (int64, error)                     { retur
 // the observer calls the router makes on accept and on delivery. Compare
 // with BenchmarkRouter in bridge/ (the whole relay path, without them).
 func BenchmarkMetricsPerEvent(b *testing.B) {
-	m := New([]string{"libera", "devices"}, func(string) bool { return true }, noOutbox{}, func() map[string]adapters.Adapter { return nil })
+	m := New([]string{"libera", "devices"}, func(string) bool { return true }, noOutbox{}, func() map[string]adapters.Adapter { return nil }, "")
 	from := bridge.RoomAddr{Network: "devices", Room: "sb/room"}
 	to := bridge.RoomAddr{Network: "libera", Room: "#room"}
 	accepted := time.Now()
@@ -46,7 +46,7 @@ func (d dropper) Dropped() map[string]uint64 { return d.dropped }
 // reason, summed where both counted the same reason.
 func TestInboundDropsOfRouterAndAdapterAdded(t *testing.T) {
 	nets := map[string]adapters.Adapter{"devices": dropper{dropped: map[string]uint64{"ignored": 2, "malformed": 1}}}
-	m := New([]string{"libera", "devices"}, func(string) bool { return true }, noOutbox{}, func() map[string]adapters.Adapter { return nets })
+	m := New([]string{"libera", "devices"}, func(string) bool { return true }, noOutbox{}, func() map[string]adapters.Adapter { return nets }, "")
 	var obs bridge.Observer = m
 	d := obs.(bridge.DropObserver)
 	d.Dropped("devices", bridge.DropIgnored)
@@ -77,5 +77,35 @@ func TestInboundDropsOfRouterAndAdapterAdded(t *testing.T) {
 		if got[k] != v {
 			t.Errorf("%s = %v, want %v (all: %v)", k, got[k], v, got)
 		}
+	}
+}
+
+// In a cluster every series carries the instance, and the holdings are
+// reported per network.
+func TestClusterInstanceLabelsEverySeries(t *testing.T) {
+	m := New([]string{"libera", "devices"}, func(string) bool { return true }, noOutbox{}, func() map[string]adapters.Adapter { return nil }, "sb-2")
+	m.AddCluster([]string{"libera", "devices"}, func(n string) bool { return n == "libera" })
+	m.Accepted(bridge.RoomAddr{Network: "devices", Room: "sb/room"}, bridge.KindMessage)
+	families, err := m.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	holds := map[string]float64{}
+	for _, f := range families {
+		for _, s := range f.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range s.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["switchboard_instance"] != "sb-2" {
+				t.Errorf("%s %v: no switchboard_instance=sb-2", f.GetName(), labels)
+			}
+			if f.GetName() == "switchboard_cluster_holds" {
+				holds[labels["network"]] = s.GetGauge().GetValue()
+			}
+		}
+	}
+	if holds["libera"] != 1 || holds["devices"] != 0 || len(holds) != 2 {
+		t.Errorf("switchboard_cluster_holds %v, want libera 1, devices 0", holds)
 	}
 }

@@ -152,7 +152,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Servic
 		names = append(names, name)
 	}
 	sort.Strings(names)
-	m := metrics.New(names, s.ops.IsUp, s.store, s.ops.Adapters)
+	m := metrics.New(names, s.ops.IsUp, s.store, s.ops.Adapters, cfg.Cluster.Instance)
 	s.ops.SetStore(s.store, m)
 	s.router = bridge.NewRouter(s.store, links, log.With("component", "router"))
 	s.router.Observer = m
@@ -178,6 +178,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Servic
 		if err := s.startCluster(ctx); err != nil {
 			return nil, err
 		}
+		m.AddCluster(names, s.cluster.Holds)
 	}
 	if err := s.router.Start(ctx); err != nil {
 		return nil, err
