@@ -1,0 +1,178 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/switchboard-chat/switchboard/cluster"
+	"github.com/switchboard-chat/switchboard/internal/testenv"
+)
+
+// clusterConfig is a cluster config of three networks on the NATS at
+// natsURL, whose password is "hunter2" (the test server takes any).
+func clusterConfig(t *testing.T, natsURL string) string {
+	t.Helper()
+	withPassword := strings.Replace(natsURL, "nats://", "nats://ops:hunter2@", 1)
+	path := filepath.Join(t.TempDir(), "cluster.yaml")
+	cfg := fmt.Sprintf(`
+store: postgres://switchboard:dbsecret@127.0.0.1:5432/switchboard
+cluster:
+  nats: [%q]
+  instance: ${SWITCHBOARD_INSTANCE}
+  lease_ttl: 2s
+networks:
+  libera: { type: irc, server: "127.0.0.1:6667", nick: sb }
+  devices: { type: mqtt, broker: "tcp://127.0.0.1:1883" }
+  jabber: { type: xmpp, server: "127.0.0.1:5347", component: { domain: bridge.localhost, secret: s3cret } }
+links:
+  lobby: [ "libera:#lobby", "devices:chat/lobby", "jabber:lobby@conference.localhost" ]
+`, withPassword)
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// clusterNode is an instance's part in the cluster without the rest of
+// Switchboard: a heartbeat and the leases given.
+func clusterNode(t *testing.T, url, instance string, leases ...string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	n, err := cluster.Connect(ctx, cluster.Options{URLs: []string{url}, Instance: instance, TTL: 2 * time.Second, Version: "v1.2.3", Log: testenv.NewLog(t).Logger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	beatCtx, stop := context.WithCancel(context.Background())
+	done := make(chan struct{}, 1+len(leases))
+	running := 1
+	if err := n.Heartbeat(ctx); err != nil {
+		t.Fatal(err)
+	}
+	go func() { n.Beat(beatCtx); done <- struct{}{} }()
+	for _, name := range leases {
+		l, err := n.Lease(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok, err := l.TryAcquire(ctx); !ok || err != nil {
+			t.Fatalf("%s: acquire %s: %v %v", instance, name, ok, err)
+		}
+		running++
+		go func() { l.Hold(beatCtx, nil); done <- struct{}{} }()
+	}
+	t.Cleanup(func() {
+		stop()
+		for range running {
+			<-done
+		}
+		n.Close()
+	})
+}
+
+func runCLI(args ...string) (code int, stdout, stderr string) {
+	var out, errOut bytes.Buffer
+	code = cli(args, &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+// Issue 26, operators see the cluster: cluster status lists the live
+// instances, who holds which network's lease, and the network nobody
+// holds; --json is the snapshot; credentials never show.
+func TestClusterStatus(t *testing.T) {
+	srv := testenv.NATS(t)
+	path := clusterConfig(t, srv.URL)
+	clusterNode(t, srv.URL, "sb-1", "network/libera")
+	clusterNode(t, srv.URL, "sb-2", "network/devices")
+
+	code, out, errOut := runCLI("cluster", "status", "--config", path)
+	if code != 0 {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+	t.Logf("cluster status:\n%s", out)
+	for _, want := range []string{
+		`(?m)^Instances \(2\):$`,
+		`(?m)^sb-1 +\d+(\.\d)?m?s ago +\d{4}-\d\d-\d\d \d\d:\d\d:\d\d +v1\.2\.3 +1$`,
+		`(?m)^sb-2 +\d+(\.\d)?m?s ago .* 1$`,
+		`(?m)^Leases \(2\):$`,
+		`(?m)^network/devices +sb-2 +\d+ +\d+(\.\d)?m?s$`,
+		`(?m)^network/libera +sb-1 +\d+ +\d+(\.\d)?m?s$`,
+		`(?m)^Unowned networks \(1\): `,
+		`(?m)^jabber +sb-[12]$`,
+	} {
+		if !regexp.MustCompile(want).MatchString(out) {
+			t.Errorf("output lacks %s", want)
+		}
+	}
+	for _, secret := range []string{"hunter2", "dbsecret", "s3cret"} {
+		if strings.Contains(out+errOut, secret) {
+			t.Errorf("output shows the secret %q", secret)
+		}
+	}
+	if !strings.Contains(out, "nats://ops:xxxxx@127.0.0.1:") {
+		t.Errorf("output does not name the NATS server (redacted): %s", out)
+	}
+
+	code, out, errOut = runCLI("cluster", "status", "--json", "--config", path)
+	if code != 0 {
+		t.Fatalf("--json: exit %d: %s", code, errOut)
+	}
+	var s cluster.Snapshot
+	if err := json.Unmarshal([]byte(out), &s); err != nil {
+		t.Fatalf("--json output: %v\n%s", err, out)
+	}
+	holders := map[string]string{}
+	for _, l := range s.Leases {
+		holders[l.Name] = l.Holder
+	}
+	if len(s.Instances) != 2 || s.Instance != "" || len(holders) != 2 || holders["network/libera"] != "sb-1" || holders["network/devices"] != "sb-2" {
+		t.Errorf("--json: %s", out)
+	}
+
+	// Looking joined nothing: still two instances.
+	if _, out, _ = runCLI("cluster", "status", "--config", path); !strings.Contains(out, "Instances (2):") {
+		t.Errorf("a second look sees:\n%s", out)
+	}
+}
+
+func TestClusterStatusRefuses(t *testing.T) {
+	dir := t.TempDir()
+	plain := filepath.Join(dir, "plain.yaml")
+	if err := os.WriteFile(plain, []byte(`
+networks:
+  libera: { type: irc, server: "127.0.0.1:6667", nick: sb }
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := runCLI("cluster", "status", "--config", plain)
+	if code == 0 || !strings.Contains(errOut, "cluster.nats") || out != "" {
+		t.Errorf("non-cluster config: exit %d, stdout %q, stderr %q; want a refusal naming cluster.nats", code, out, errOut)
+	}
+
+	// NATS not there: a clear error within seconds, no password.
+	path := clusterConfig(t, fmt.Sprintf("nats://127.0.0.1:%d", testenv.FreePort(t)))
+	start := time.Now()
+	code, out, errOut = runCLI("cluster", "status", "--config", path)
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("unreachable NATS took %v to report", took)
+	}
+	if code == 0 || !strings.Contains(errOut, "NATS at nats://ops:xxxxx@127.0.0.1:") || strings.Contains(out+errOut, "hunter2") {
+		t.Errorf("unreachable NATS: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	t.Logf("unreachable: %s", errOut)
+
+	if code, _, errOut := runCLI("cluster", "status"); code != 2 || !strings.Contains(errOut, "--config") {
+		t.Errorf("no --config: exit %d, %q", code, errOut)
+	}
+	if code, _, errOut := runCLI("cluster"); code != 2 || !strings.Contains(errOut, "cluster status") {
+		t.Errorf("no subcommand: exit %d, %q", code, errOut)
+	}
+}
