@@ -8,11 +8,15 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"gopkg.in/yaml.v3"
+
 	"github.com/switchboard-chat/switchboard/cluster"
+	"github.com/switchboard-chat/switchboard/config"
 	"github.com/switchboard-chat/switchboard/internal/testenv"
 )
 
@@ -175,4 +179,93 @@ networks:
 	if code, _, errOut := runCLI("cluster"); code != 2 || !strings.Contains(errOut, "cluster status") {
 		t.Errorf("no subcommand: exit %d, %q", code, errOut)
 	}
+}
+
+// The three-instance deployment in packaging/: the example config passes
+// check as each compose service and each systemd instance would run it,
+// each instance with its own name and its own state directory (the
+// unit's StateDirectory, the service's volume).
+func TestClusterPackaging(t *testing.T) {
+	const example = "../../packaging/cluster.example.yaml"
+	data, err := os.ReadFile("../../packaging/compose.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var compose struct {
+		Services map[string]struct {
+			Image       string            `yaml:"image"`
+			Build       map[string]any    `yaml:"build"`
+			Environment map[string]string `yaml:"environment"`
+			Volumes     []string          `yaml:"volumes"`
+			Command     []string          `yaml:"command"`
+		} `yaml:"services"`
+	}
+	if err := yaml.Unmarshal(data, &compose); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"postgres", "nats"} {
+		if _, ok := compose.Services[name]; !ok {
+			t.Errorf("compose.yaml has no %s service", name)
+		}
+	}
+	if !slices.Contains(compose.Services["nats"].Command, "--jetstream") {
+		t.Errorf("compose.yaml runs NATS without JetStream: %v", compose.Services["nats"].Command)
+	}
+	dockerfile, err := os.ReadFile("../../Dockerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dataDirs := map[string]string{}
+	for _, svc := range []string{"sb-1", "sb-2", "sb-3"} {
+		s, ok := compose.Services[svc]
+		if !ok {
+			t.Fatalf("compose.yaml has no service %s", svc)
+		}
+		if s.Build["context"] != ".." {
+			t.Errorf("%s is not built from the repo's Dockerfile: build %v", svc, s.Build)
+		}
+		instance := s.Environment["SWITCHBOARD_INSTANCE"]
+		// The config is mounted where the Dockerfile's CMD reads it.
+		if !slices.Contains(s.Volumes, "./cluster.yaml:/etc/switchboard/switchboard.yaml:ro") || !bytes.Contains(dockerfile, []byte(`"--config", "/etc/switchboard/switchboard.yaml"`)) {
+			t.Errorf("%s: config not mounted where the image reads it: %v", svc, s.Volumes)
+		}
+		if !slices.Contains(s.Volumes, svc+":/var/lib/switchboard") {
+			t.Errorf("%s has no state volume of its own: %v", svc, s.Volumes)
+		}
+		cfg := checkExample(t, example, instance)
+		if cfg.Cluster.Instance != instance || dataDirs[cfg.DataDir] != "" || !strings.HasPrefix(cfg.DataDir, "/var/lib/switchboard/") {
+			t.Errorf("%s: instance %q, data_dir %q (shared with %q)", svc, cfg.Cluster.Instance, cfg.DataDir, dataDirs[cfg.DataDir])
+		}
+		dataDirs[cfg.DataDir] = svc
+	}
+
+	unit, err := os.ReadFile("../../packaging/switchboard@.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range []string{"Environment=SWITCHBOARD_INSTANCE=%i", "StateDirectory=switchboard/%i", "ExecStart=/usr/local/bin/switchboard run --config /etc/switchboard/cluster.yaml"} {
+		if !bytes.Contains(unit, []byte("\n"+line+"\n")) {
+			t.Errorf("switchboard@.service lacks %s", line)
+		}
+	}
+	if cfg := checkExample(t, example, "sb-7"); cfg.DataDir != "/var/lib/switchboard/sb-7" {
+		t.Errorf("as switchboard@sb-7: data_dir %s, not the unit's StateDirectory /var/lib/switchboard/sb-7", cfg.DataDir)
+	}
+}
+
+// checkExample runs switchboard check on the example config with the
+// environment an instance named instance has, and loads it.
+func checkExample(t *testing.T, path, instance string) *config.Config {
+	t.Helper()
+	for k, v := range map[string]string{"SWITCHBOARD_INSTANCE": instance, "POSTGRES_PASSWORD": "pw", "IRC_SASL_PASSWORD": "pw", "MATRIX_AS_TOKEN": "as-token", "MATRIX_HS_TOKEN": "hs-token"} {
+		t.Setenv(k, v)
+	}
+	if code, out, errOut := runCLI("check", "--config", path); code != 0 || !strings.HasSuffix(out, ": ok\n") {
+		t.Fatalf("check as %s: exit %d\n%s%s", instance, code, out, errOut)
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
 }
