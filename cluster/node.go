@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -53,6 +52,7 @@ type Node struct {
 	log      *slog.Logger
 
 	nc      *nats.Conn
+	js      jetstream.JetStream
 	leases  jetstream.KeyValue // nil: an observer found no bucket
 	members jetstream.KeyValue // nil: an observer found no bucket
 	// observer: made by Observe, it only reads (Snapshot).
@@ -92,7 +92,7 @@ func Connect(ctx context.Context, o Options) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := &Node{instance: o.Instance, ttl: o.TTL, margin: o.Margin, version: o.Version, log: o.Log.With("instance", o.Instance), nc: nc}
+	n := &Node{instance: o.Instance, ttl: o.TTL, margin: o.Margin, version: o.Version, log: o.Log.With("instance", o.Instance), nc: nc, js: js}
 	bucket := func(name string) (jetstream.KeyValue, error) {
 		return js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 			Bucket:  name,
@@ -154,7 +154,7 @@ func Observe(ctx context.Context, o Options, timeout time.Duration) (*Node, erro
 	if err != nil {
 		return nil, err
 	}
-	n := &Node{ttl: o.TTL, margin: o.TTL / 4, log: o.Log, nc: nc, observer: true}
+	n := &Node{ttl: o.TTL, margin: o.TTL / 4, log: o.Log, nc: nc, js: js, observer: true}
 	bind := func(name string) (jetstream.KeyValue, error) {
 		ctx, cancel := n.op(ctx)
 		defer cancel()
@@ -248,20 +248,18 @@ func (n *Node) Leave() error {
 	return n.members.Delete(ctx, n.instance)
 }
 
-// Members lists, sorted, the instances whose membership is live.
+// Members lists, sorted, the instances whose membership is live. It
+// reads the bucket as Snapshot does: a KV watcher (Keys) may leave out a
+// member whose heartbeat lands while it starts, which would move that
+// member's networks away for nothing.
 func (n *Node) Members(ctx context.Context) ([]string, error) {
-	if n.members == nil {
-		return nil, nil
-	}
-	ctx, cancel := n.op(ctx)
-	defer cancel()
-	keys, err := n.members.Keys(ctx)
-	if errors.Is(err, jetstream.ErrNoKeysFound) {
-		return nil, nil
-	}
+	es, err := n.entries(ctx, n.members)
 	if err != nil {
 		return nil, err
 	}
-	sort.Strings(keys)
+	var keys []string
+	for _, e := range es {
+		keys = append(keys, e.Key())
+	}
 	return keys, nil
 }

@@ -3,8 +3,10 @@ package cluster
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"math"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -102,8 +104,10 @@ func (n *Node) Snapshot(ctx context.Context) (Snapshot, error) {
 	return s, nil
 }
 
-// entries are the live keys of a bucket, by key: one watch over the
-// bucket (deletes and expiry markers left out) rather than a Get per key.
+// entries are the live keys of a bucket, by key. The keys come from the
+// stream's list of subjects and each value from a Get: a KV watcher's
+// first pass (Keys, WatchAll) may leave out a key written while it
+// starts, and the members and leases are rewritten every quarter TTL.
 // A bucket an observer did not find has none.
 func (n *Node) entries(ctx context.Context, kv jetstream.KeyValue) ([]jetstream.KeyValueEntry, error) {
 	if kv == nil {
@@ -111,34 +115,34 @@ func (n *Node) entries(ctx context.Context, kv jetstream.KeyValue) ([]jetstream.
 	}
 	ctx, cancel := n.op(ctx)
 	defer cancel()
-	w, err := kv.WatchAll(ctx, jetstream.IgnoreDeletes())
+	st, err := n.js.Stream(ctx, "KV_"+kv.Bucket())
 	if err != nil {
 		return nil, err
 	}
-	defer w.Stop()
-	last := map[string]jetstream.KeyValueEntry{}
-	for {
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case e := <-w.Updates():
-			if e != nil {
-				// A key written during the watch may come twice: keep
-				// the latest.
-				if p := last[e.Key()]; p == nil || e.Revision() > p.Revision() {
-					last[e.Key()] = e
-				}
-				continue
-			}
-			// nil: every stored value has been sent.
-			out := make([]jetstream.KeyValueEntry, 0, len(last))
-			for _, e := range last {
-				out = append(out, e)
-			}
-			sort.Slice(out, func(i, j int) bool { return out[i].Key() < out[j].Key() })
-			return out, nil
+	prefix := "$KV." + kv.Bucket() + "."
+	info, err := st.Info(ctx, jetstream.WithSubjectFilter(prefix+">"))
+	if err != nil {
+		return nil, err
+	}
+	keys := make([]string, 0, len(info.State.Subjects))
+	for subj := range info.State.Subjects {
+		keys = append(keys, strings.TrimPrefix(subj, prefix))
+	}
+	sort.Strings(keys)
+	out := make([]jetstream.KeyValueEntry, 0, len(keys))
+	for _, k := range keys {
+		e, err := kv.Get(ctx, k)
+		switch {
+		case errors.Is(err, jetstream.ErrKeyNotFound), errors.Is(err, jetstream.ErrKeyDeleted):
+			// Deleted, expired (its marker is the subject's last
+			// message) or gone since the list.
+		case err != nil:
+			return nil, err
+		default:
+			out = append(out, e)
 		}
 	}
+	return out, nil
 }
 
 // age is now - t in seconds to the millisecond, 0 if t is ahead (the

@@ -217,6 +217,7 @@ func beat(t *testing.T, n *cluster.Node) {
 	t.Cleanup(func() { cancel(); <-done })
 }
 
+// nodeVersion connects an instance running the given version.
 func nodeVersion(t *testing.T, url, instance, version string) *cluster.Node {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -227,4 +228,39 @@ func nodeVersion(t *testing.T, url, instance, version string) *cluster.Node {
 	}
 	t.Cleanup(n.Close)
 	return n
+}
+
+// Members and Snapshot list every live instance while the instances
+// heartbeat: a KV watcher's first pass could leave out a key written as
+// it started, which would have moved a live instance's networks away.
+func TestMembersWhileBeating(t *testing.T) {
+	srv := testenv.NATS(t)
+	a := node(t, srv.URL, "sb-a")
+	b := node(t, srv.URL, "sb-b")
+	heartbeat(t, a)
+	heartbeat(t, b)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{}, 2)
+	for _, n := range []*cluster.Node{a, b} {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for ctx.Err() == nil {
+				n.Heartbeat(ctx)
+				time.Sleep(time.Millisecond)
+			}
+		}()
+	}
+	defer func() { cancel(); <-done; <-done }()
+	for i := range 300 {
+		m, err := a.Members(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(m, []string{"sb-a", "sb-b"}) {
+			t.Fatalf("Members, call %d: %v", i, m)
+		}
+		if got := memberNames(snapshot(t, b)); !slices.Equal(got, []string{"sb-a", "sb-b"}) {
+			t.Fatalf("Snapshot, call %d: %v", i, got)
+		}
+	}
 }
