@@ -129,6 +129,7 @@ func TestClusterStatus(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("--json: exit %d: %s", code, errOut)
 	}
+	t.Logf("cluster status --json:\n%s", out)
 	var s cluster.Snapshot
 	if err := json.Unmarshal([]byte(out), &s); err != nil {
 		t.Fatalf("--json output: %v\n%s", err, out)
