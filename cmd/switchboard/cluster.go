@@ -42,6 +42,9 @@ func clusterCmd(args []string, stdout, stderr io.Writer) int {
 	cfg, err := loadClusterConfig(*path)
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", *path, err)
+		if strings.Contains(err.Error(), "environment variable") {
+			fmt.Fprintln(stderr, "cluster status reads the config as an instance does: run it with an instance's environment (docker compose exec, or the variables of the instances' env file)")
+		}
 		return 1
 	}
 	if !cfg.Cluster.On() {

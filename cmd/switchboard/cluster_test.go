@@ -96,6 +96,9 @@ func TestClusterStatus(t *testing.T) {
 	path := clusterConfig(t, srv.URL)
 	clusterNode(t, srv.URL, "sb-1", "network/libera")
 	clusterNode(t, srv.URL, "sb-2", "network/devices")
+	// An operator's shell has no instance name; the look needs none.
+	t.Setenv("SWITCHBOARD_INSTANCE", "")
+	os.Unsetenv("SWITCHBOARD_INSTANCE")
 
 	code, out, errOut := runCLI("cluster", "status", "--config", path)
 	if code != 0 {
@@ -173,6 +176,20 @@ networks:
 		t.Errorf("unreachable NATS: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
 	t.Logf("unreachable: %s", errOut)
+
+	// A variable only the instances have: named, with what to do.
+	other := filepath.Join(dir, "other.yaml")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(other, append(data, "http: { listen: \"${SB_TEST_UNSET_LISTEN}\" }\n"...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut = runCLI("cluster", "status", "--config", other)
+	if code == 0 || !strings.Contains(errOut, "http.listen: environment variable SB_TEST_UNSET_LISTEN is not set") || !strings.Contains(errOut, "with an instance's environment") {
+		t.Errorf("unset variable: exit %d, stderr %q", code, errOut)
+	}
 
 	if code, _, errOut := runCLI("cluster", "status"); code != 2 || !strings.Contains(errOut, "--config") {
 		t.Errorf("no --config: exit %d, %q", code, errOut)
