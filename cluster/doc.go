@@ -45,4 +45,13 @@
 //     Assign spreads lease names over the members by rendezvous hashing,
 //     so every instance computes the same owners from the same members,
 //     and an instance leaving moves only its own names.
+//
+// Seeing the cluster: Node.Snapshot reads both buckets (the live members
+// with their heartbeat's age, version and start; each held lease with its
+// holder, fencing token and last renewal's age) for /api/status, and
+// Observe connects only to look (switchboard cluster status): it creates
+// no bucket, joins nothing and takes no lease. A bucket keeps only a key's
+// last revision, so a holder's renewals carry its token in the value
+// ("sb-1 1042"); the acquiring write holds the name alone, its own
+// revision being the token.
 package cluster

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -38,6 +39,9 @@ type Lease struct {
 func (n *Node) Lease(name string) (*Lease, error) {
 	if name == "" || name[0] == '.' || name[len(name)-1] == '.' || strings.Contains(name, "..") || !leaseNameRE.MatchString(name) {
 		return nil, fmt.Errorf("cluster: invalid lease name %q", name)
+	}
+	if n.observer {
+		return nil, errObserver
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -121,8 +125,11 @@ func (l *Lease) adopt(ctx context.Context) (uint64, error) {
 	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
 		return 0, nil // gone meanwhile: the next attempt creates it
 	}
-	if err != nil || string(e.Value()) != l.n.instance {
+	if err != nil {
 		return 0, err
+	}
+	if holder, _ := parseLeaseValue(e.Value()); holder != l.n.instance {
+		return 0, nil
 	}
 	rev, err := l.n.leases.Update(ctx, l.name, []byte(l.n.instance), e.Revision())
 	if errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
@@ -137,7 +144,7 @@ func (l *Lease) adopt(ctx context.Context) (uint64, error) {
 // lease held but running out, and MaySend turns false on time.
 func (l *Lease) Renew(ctx context.Context) error {
 	l.mu.Lock()
-	rev := l.rev
+	rev, token := l.rev, l.token
 	l.mu.Unlock()
 	if rev == 0 {
 		return ErrLost
@@ -145,7 +152,7 @@ func (l *Lease) Renew(ctx context.Context) error {
 	ctx, cancel := l.n.op(ctx)
 	defer cancel()
 	start := time.Now()
-	next, err := l.n.leases.Update(ctx, l.name, []byte(l.n.instance), rev)
+	next, err := l.n.leases.Update(ctx, l.name, leaseValue(l.n.instance, token), rev)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.rev != rev {
@@ -197,7 +204,26 @@ func (l *Lease) Holder(ctx context.Context) (string, uint64, error) {
 	if err != nil {
 		return "", 0, err
 	}
-	return string(e.Value()), e.Revision(), nil
+	holder, _ := parseLeaseValue(e.Value())
+	return holder, e.Revision(), nil
+}
+
+// leaseValue is what a holder writes to its lease key: its instance name,
+// then on renewals the fencing token, since the bucket keeps only a key's
+// last revision and others (Snapshot) could not find the acquiring one.
+// The acquiring write holds the name alone: its own revision is the token.
+func leaseValue(instance string, token uint64) []byte {
+	return []byte(instance + " " + strconv.FormatUint(token, 10))
+}
+
+// parseLeaseValue reads a lease key's value: the holder, and the fencing
+// token if the value carries one (0: the write is the acquiring one).
+func parseLeaseValue(v []byte) (holder string, token uint64) {
+	holder, t, ok := strings.Cut(string(v), " ")
+	if ok {
+		token, _ = strconv.ParseUint(t, 10, 64)
+	}
+	return holder, token
 }
 
 // Hold keeps trying to take the lease and, once held, renews it every

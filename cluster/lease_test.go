@@ -17,14 +17,7 @@ const ttl = 2 * time.Second
 
 func node(t *testing.T, url, instance string) *cluster.Node {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	n, err := cluster.Connect(ctx, cluster.Options{URLs: []string{url}, Instance: instance, TTL: ttl, Log: testenv.NewLog(t).Logger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(n.Close)
-	return n
+	return nodeVersion(t, url, instance, "")
 }
 
 func lease(t *testing.T, n *cluster.Node, name string) *cluster.Lease {

@@ -2,10 +2,10 @@ package cluster
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -33,7 +33,10 @@ type Options struct {
 	// Margin is how long before the TTL runs out MaySend turns false;
 	// 0 means TTL/4.
 	Margin time.Duration
-	Log    *slog.Logger
+	// Version names the running binary in this instance's heartbeats
+	// (Snapshot shows it), so a rolling upgrade can be followed.
+	Version string
+	Log     *slog.Logger
 }
 
 // FromConfig is the Options of a configuration's cluster section.
@@ -49,12 +52,20 @@ type Node struct {
 	log      *slog.Logger
 
 	nc      *nats.Conn
-	leases  jetstream.KeyValue
-	members jetstream.KeyValue
+	js      jetstream.JetStream
+	leases  jetstream.KeyValue // nil: an observer found no bucket
+	members jetstream.KeyValue // nil: an observer found no bucket
+	// observer: made by Observe, it only reads (Snapshot).
+	observer bool
+	version  string
 
-	mu   sync.Mutex
-	made map[string]*Lease // every Lease made, by name
+	mu    sync.Mutex
+	made  map[string]*Lease // every Lease made, by name
+	since time.Time         // first heartbeat since joining; zero: not a member
 }
+
+// errObserver is what a Node made by Observe answers to a write.
+var errObserver = errors.New("cluster: an observer node neither joins nor takes leases")
 
 // Connect connects to NATS and creates (or updates to this TTL) the
 // cluster's buckets. The connection reconnects for ever; while it is
@@ -77,21 +88,11 @@ func Connect(ctx context.Context, o Options) (*Node, error) {
 	if o.Log == nil {
 		o.Log = slog.Default()
 	}
-	nc, err := nats.Connect(strings.Join(o.URLs, ","),
-		nats.Name("switchboard "+o.Instance),
-		nats.MaxReconnects(-1),
-		nats.ReconnectWait(100*time.Millisecond),
-		nats.RetryOnFailedConnect(false),
-	)
+	nc, js, err := dial(o.URLs, "switchboard "+o.Instance, nats.MaxReconnects(-1))
 	if err != nil {
-		return nil, fmt.Errorf("cluster: connect: %w", err)
-	}
-	n := &Node{instance: o.Instance, ttl: o.TTL, margin: o.Margin, log: o.Log.With("instance", o.Instance), nc: nc}
-	js, err := jetstream.New(nc)
-	if err != nil {
-		nc.Close()
 		return nil, err
 	}
+	n := &Node{instance: o.Instance, ttl: o.TTL, margin: o.Margin, version: o.Version, log: o.Log.With("instance", o.Instance), nc: nc, js: js}
 	bucket := func(name string) (jetstream.KeyValue, error) {
 		return js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 			Bucket:  name,
@@ -107,6 +108,64 @@ func Connect(ctx context.Context, o Options) (*Node, error) {
 	}
 	if n.leases, err = bucket(LeaseBucket); err == nil {
 		n.members, err = bucket(MemberBucket)
+	}
+	if err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("cluster: buckets: %w", err)
+	}
+	return n, nil
+}
+
+// dial connects to NATS, failing at once (no retry) when no server
+// answers, so that a bad URL is reported rather than waited on.
+func dial(urls []string, name string, opts ...nats.Option) (*nats.Conn, jetstream.JetStream, error) {
+	opts = append([]nats.Option{
+		nats.Name(name),
+		nats.ReconnectWait(100 * time.Millisecond),
+		nats.RetryOnFailedConnect(false),
+	}, opts...)
+	nc, err := nats.Connect(strings.Join(urls, ","), opts...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("cluster: connect: %w", err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	return nc, js, nil
+}
+
+// Observe connects to the cluster's NATS to look (Snapshot) and nothing
+// else: it does not join the members, cannot take leases, and binds to
+// the buckets without creating them or changing their TTL, so it may run
+// beside the instances with any configuration (switchboard cluster
+// status). o.Instance is not needed; o.TTL bounds each call (default
+// config.DefaultLeaseTTL). The connection attempt gives up after timeout
+// per server.
+func Observe(ctx context.Context, o Options, timeout time.Duration) (*Node, error) {
+	if o.TTL <= 0 {
+		o.TTL = config.DefaultLeaseTTL
+	}
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
+	nc, js, err := dial(o.URLs, "switchboard observer", nats.Timeout(timeout), nats.NoReconnect())
+	if err != nil {
+		return nil, err
+	}
+	n := &Node{ttl: o.TTL, margin: o.TTL / 4, log: o.Log, nc: nc, js: js, observer: true}
+	bind := func(name string) (jetstream.KeyValue, error) {
+		ctx, cancel := n.op(ctx)
+		defer cancel()
+		kv, err := js.KeyValue(ctx, name)
+		if errors.Is(err, jetstream.ErrBucketNotFound) {
+			return nil, nil // no instance has run on this NATS yet
+		}
+		return kv, err
+	}
+	if n.leases, err = bind(LeaseBucket); err == nil {
+		n.members, err = bind(MemberBucket)
 	}
 	if err != nil {
 		nc.Close()
@@ -131,11 +190,30 @@ func (n *Node) op(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, n.ttl/4)
 }
 
+// beat is the value of a membership key; its time is the entry's.
+type beat struct {
+	Since   time.Time `json:"since"`
+	Version string    `json:"version,omitempty"`
+}
+
 // Heartbeat writes this instance's membership once.
 func (n *Node) Heartbeat(ctx context.Context) error {
+	if n.observer {
+		return errObserver
+	}
+	n.mu.Lock()
+	if n.since.IsZero() {
+		n.since = time.Now().UTC()
+	}
+	b := beat{Since: n.since, Version: n.version}
+	n.mu.Unlock()
+	v, err := json.Marshal(b)
+	if err != nil {
+		return err
+	}
 	ctx, cancel := n.op(ctx)
 	defer cancel()
-	_, err := n.members.Put(ctx, n.instance, []byte(time.Now().UTC().Format(time.RFC3339Nano)))
+	_, err = n.members.Put(ctx, n.instance, v)
 	return err
 }
 
@@ -159,22 +237,29 @@ func (n *Node) Beat(ctx context.Context) {
 
 // Leave removes this instance's membership.
 func (n *Node) Leave() error {
+	if n.observer {
+		return errObserver
+	}
+	n.mu.Lock()
+	n.since = time.Time{}
+	n.mu.Unlock()
 	ctx, cancel := n.op(context.Background())
 	defer cancel()
 	return n.members.Delete(ctx, n.instance)
 }
 
-// Members lists, sorted, the instances whose membership is live.
+// Members lists, sorted, the instances whose membership is live. It
+// reads the bucket as Snapshot does: a KV watcher (Keys) may leave out a
+// member whose heartbeat lands while it starts, which would move that
+// member's networks away for nothing.
 func (n *Node) Members(ctx context.Context) ([]string, error) {
-	ctx, cancel := n.op(ctx)
-	defer cancel()
-	keys, err := n.members.Keys(ctx)
-	if errors.Is(err, jetstream.ErrNoKeysFound) {
-		return nil, nil
-	}
+	es, err := n.entries(ctx, n.members)
 	if err != nil {
 		return nil, err
 	}
-	sort.Strings(keys)
+	var keys []string
+	for _, e := range es {
+		keys = append(keys, e.Key())
+	}
 	return keys, nil
 }

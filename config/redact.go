@@ -227,3 +227,11 @@ func redactURL(s string) string {
 	u.RawQuery = q.Encode()
 	return u.Redacted()
 }
+
+// RedactedURLs is a list of URLs (cluster.nats) as it may be shown:
+// passwords and tokens replaced.
+func RedactedURLs(urls []string) []string {
+	var out []string
+	redactURLs(reflect.ValueOf(&out).Elem(), reflect.ValueOf(urls))
+	return out
+}

@@ -21,6 +21,8 @@ import (
 const usageHead = `usage:
   switchboard run [--config FILE]     run (with no config: embedded defaults)
   switchboard check --config FILE     validate a config file
+  switchboard cluster status --config FILE [--json]
+                                      the instances and leases of a cluster
 `
 
 const usageTail = `  switchboard version                 print version and commit
@@ -97,6 +99,8 @@ func cli(args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 		return run(*path, tune, stderr)
+	case "cluster":
+		return clusterCmd(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage())
 		return 0
