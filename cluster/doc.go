@@ -4,11 +4,12 @@
 // shard of one), instance membership by heartbeats, and a deterministic
 // spread of lease names over the live instances.
 //
-// Engineering note: this is the foundation only. Nothing in the service
-// uses it yet; the cluster config section is validated by switchboard
-// check, and service.Start refuses cluster mode until it does. Wiring
-// each network's ownership to a lease (connect on acquire, check MaySend
-// before every send, hand over on SIGTERM) is the next step.
+// Engineering note. The service (service/cluster.go) holds each network
+// through Spread (spread.go): a network's adapter runs on the instance
+// holding its lease, the router there delivers to it (bridge/shared.go:
+// entries are read from the shared store, woken over NATS by the
+// instance that committed them, wake.go), and a clean stop drains and
+// releases every lease at once. Users' guide: docs/cluster.md.
 //
 // Tests run against a real nats-server process (testenv.NATS): see
 // lease_test.go for contention, release, a dead or frozen holder, and a

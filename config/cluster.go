@@ -12,10 +12,7 @@ import (
 // Cluster is cluster mode: several instances running one configuration
 // on one PostgreSQL store, coordinated through NATS JetStream (package
 // cluster). Off (one instance, as without the section) while NATS lists
-// no server.
-//
-// Only the config and its checks exist so far: the service does not act
-// on it yet (see the cluster package's note).
+// no server. See docs/cluster.md.
 type Cluster struct {
 	// NATS are the URLs of the NATS servers (nats:// or tls://), all of
 	// one NATS cluster with JetStream.

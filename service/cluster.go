@@ -47,6 +47,7 @@ var pendingEvery = 2 * time.Second
 func (s *Service) startCluster(ctx context.Context) error {
 	o := cluster.FromConfig(s.cfg.Cluster)
 	o.Log = s.log.With("component", "cluster")
+	o.Version = Version
 	node, err := cluster.Connect(ctx, o)
 	if err != nil {
 		return err
@@ -295,7 +296,13 @@ func (c *clusterPart) Holds(network string) bool {
 }
 
 // Snapshot implements status.ClusterView.
-func (c *clusterPart) Snapshot(ctx context.Context) any { return nil }
+func (c *clusterPart) Snapshot(ctx context.Context) any {
+	snap, err := c.node.Snapshot(ctx)
+	if err != nil {
+		return nil
+	}
+	return snap
+}
 
 var (
 	_ cluster.Holder     = (*clusterPart)(nil)

@@ -108,8 +108,6 @@ func networkNames(cfg *config.Config) []string {
 	return names
 }
 
-// networkLease is the lease of a network as the instances name it.
-func networkLease(network string) string { return "network/" + network }
 
 // printCluster writes the snapshot as tables: instances, leases, and the
 // config's networks whose lease nobody holds, with the instance they are
@@ -150,7 +148,7 @@ func printCluster(w io.Writer, s cluster.Snapshot, urls string, networks []strin
 	}
 	var unowned []string
 	for _, n := range networks {
-		if !held[networkLease(n)] {
+		if !held[cluster.LeaseName(n)] {
 			unowned = append(unowned, n)
 		}
 	}
@@ -162,7 +160,7 @@ func printCluster(w io.Writer, s cluster.Snapshot, urls string, networks []strin
 	fmt.Fprintf(tw, "Unowned networks (%d): no instance holds their lease, nothing is sent there\n", len(unowned))
 	fmt.Fprintln(tw, "NETWORK\tASSIGNED TO")
 	for _, n := range unowned {
-		to := cluster.Owner(networkLease(n), live)
+		to := cluster.Owner(cluster.LeaseName(n), live)
 		if to == "" {
 			to = "- (no live instance)"
 		}
