@@ -108,7 +108,6 @@ func networkNames(cfg *config.Config) []string {
 	return names
 }
 
-
 // printCluster writes the snapshot as tables: instances, leases, and the
 // config's networks whose lease nobody holds, with the instance they are
 // assigned to among the live ones.
