@@ -3,9 +3,13 @@ package mqtt
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/switchboard-chat/switchboard/bridge"
 	"github.com/switchboard-chat/switchboard/internal/testenv"
@@ -75,5 +79,43 @@ func TestFenceSilencesTheClient(t *testing.T) {
 	}
 	if m := sub.Next(t, wait); !bytes.Contains(m.Payload, []byte(`"four"`)) {
 		t.Fatalf("got %s, want four (and never two)", m.Payload)
+	}
+}
+
+// The fence covers every broker scheme: in cluster mode paho dials
+// through the adapter's opener (dialAsPaho) for TLS and websockets too.
+// Each connects, publishes, and once fenced publishes nothing and is
+// closed.
+func TestFenceOnEveryScheme(t *testing.T) {
+	b := testenv.MosquittoSecure(t)
+	sub := b.Subscribe(t, "fence/#", 1)
+	for _, u := range []string{b.URL, b.TLSURL, b.WSURL, b.WSSURL} {
+		t.Run(strings.SplitN(u, ":", 2)[0], func(t *testing.T) {
+			var may atomic.Bool
+			may.Store(true)
+			a, _ := newAdapter(t, u, setup{clientID: testenv.UniqueClientID("sb"), tweak: func(a *Adapter) { a.UseFence(may.Load) }})
+			id := testenv.UniqueClientID("fenced")
+			o := paho.NewClientOptions().AddBroker(u).SetClientID(id).
+				SetConnectTimeout(5 * time.Second).SetWriteTimeout(5 * time.Second).
+				SetAutoReconnect(false).
+				SetTLSConfig(&tls.Config{RootCAs: b.Roots}).
+				SetCustomOpenConnectionFn(a.opener())
+			c := paho.NewClient(o)
+			if tok := c.Connect(); !tok.WaitTimeout(wait) || tok.Error() != nil {
+				t.Fatalf("connect to %s: %v", u, tok.Error())
+			}
+			defer c.Disconnect(0)
+			topic := "fence/" + id
+			testenv.MQTTPublish(t, c, topic, 1, false, "one")
+			if m := sub.Next(t, wait); m.Topic != topic || string(m.Payload) != "one" {
+				t.Fatalf("got %s %q", m.Topic, m.Payload)
+			}
+			may.Store(false)
+			if tok := c.Publish(topic, 1, false, "two"); tok.WaitTimeout(wait) && tok.Error() == nil {
+				t.Error("a publish on a fenced connection was confirmed")
+			}
+			b.WaitClientGone(t, id)
+			sub.Quiet(t, time.Second)
+		})
 	}
 }
