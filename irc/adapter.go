@@ -154,6 +154,7 @@ var (
 	_ bridge.MemberRelayer   = (*Adapter)(nil)
 	_ bridge.DirectMessenger = (*Adapter)(nil)
 	_ adapters.TextLinkUser  = (*Adapter)(nil)
+	_ adapters.Fenced        = (*Adapter)(nil)
 	_ bridge.Replier         = (*Adapter)(nil)
 	_ bridge.Reactor         = (*Adapter)(nil)
 	_ bridge.TypingRelayer   = (*Adapter)(nil)

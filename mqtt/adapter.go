@@ -756,6 +756,7 @@ var (
 	_ adapters.Connected         = (*Adapter)(nil)
 	_ adapters.BrokerDropCounter = (*Adapter)(nil)
 	_ adapters.Leaver            = (*Adapter)(nil)
+	_ adapters.Fenced            = (*Adapter)(nil)
 	_ bridge.BotSender           = (*Adapter)(nil)
 	_ bridge.Replier             = (*Adapter)(nil)
 	_ bridge.Editor              = (*Adapter)(nil)

@@ -233,6 +233,7 @@ var (
 	_ adapters.TextLinkUser  = (*Adapter)(nil)
 	_ adapters.Stateful      = (*Adapter)(nil)
 	_ adapters.PublicURLUser = (*Adapter)(nil)
+	_ adapters.Fenced        = (*Adapter)(nil)
 )
 
 // New builds the adapter for a configured XMPP network.
