@@ -307,10 +307,10 @@ func (k *conn) dial(_ context.Context, network, addr string) (net.Conn, error) {
 			return nil, ctx.Err()
 		}
 	}
-	// A fenced instance does not even dial: registering would take the
-	// nick from the instance that holds the network now (internal/fence).
-	// The reconnect loop keeps its backoff, so this is tried again only
-	// slowly, until the adapter is stopped.
+	// A fenced instance opens no connection (internal/fence). A dial
+	// error, so that a puppet waits for the next delivery rather than
+	// taking it for the server refusing puppets; the reconnect loop keeps
+	// its backoff, so the bot tries again only slowly, until stopped.
 	if err := k.cfg.fence.CheckDial(network, addr); err != nil {
 		return nil, err
 	}

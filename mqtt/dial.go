@@ -24,9 +24,8 @@ func (a *Adapter) opener() paho.OpenConnectionFunc {
 		return nil
 	}
 	return func(broker *url.URL, o paho.ClientOptions) (net.Conn, error) {
-		// A fenced instance does not even dial: its CONNECT would take
-		// the client id's session from the instance that holds the
-		// network now (the broker drops the older connection).
+		// A fenced instance opens no connection (internal/fence); run's
+		// backoff paces the retries until the adapter is stopped.
 		if err := a.fence.CheckDial("tcp", broker.Host); err != nil {
 			return nil, err
 		}

@@ -450,10 +450,8 @@ func (a *Adapter) connect() (*session, error) {
 // insecure_plaintext), SASL and resource binding (the resource account
 // asks for, if any) as account. The session ends with parent.
 func (a *Adapter) connectAs(parent context.Context, server string, account jid.JID, password string) (*session, error) {
-	// A fenced instance does not even dial: the component handshake
-	// would take the component from the instance that holds the network
-	// now (Prosody's kick_old), a login would add a resource it speaks
-	// from (internal/fence). run's backoff paces the retries.
+	// A fenced instance opens no stream (internal/fence); run's backoff
+	// paces the retries until the adapter is stopped.
 	if err := a.fence.CheckDial("tcp", server); err != nil {
 		return nil, err
 	}

@@ -20,12 +20,21 @@
 // the bytes (kernel buffers, the network): that is what the lease's
 // margin is for.
 //
-// Dialing is fenced too (Check before dialing): a fenced instance that
-// connected again would register the bot's nick, take the XMPP component
-// (kick_old) or the MQTT client id (the broker drops the other session
-// holding it) from the new holder before writing anything of its own.
-// The adapters' reconnect loops keep their backoff, so a fenced adapter
-// retries slowly until the service stops it.
+// Dialing is fenced too (CheckDial). What a new connection would write
+// first (the bot's NICK, the XMPP component handshake that Prosody's
+// kick_old would let take the component over, the MQTT CONNECT that
+// takes the client id's session from its holder) would be refused by the
+// write fence anyway, but a fenced instance opens no connection at all:
+// each counts against the server's limit per address, and none can be
+// used. The adapters' reconnect loops keep their backoff, so a fenced
+// adapter retries slowly until the service stops it.
+//
+// Reads are not fenced: what the server sent is not this instance
+// speaking, and dropping it could lose lines the new holder never saw.
+// A fenced connection with nothing to write (not even a PONG) stays open
+// until the service stops the adapter; the first write closes it. Where
+// the fence sits above TLS (IRC, mqtts), closing lets the TLS layer send
+// its close alert, which carries nothing of the bridge's.
 package fence
 
 import (
