@@ -28,6 +28,7 @@ import (
 	"github.com/switchboard-chat/switchboard/adapters"
 	"github.com/switchboard-chat/switchboard/bridge"
 	"github.com/switchboard-chat/switchboard/config"
+	"github.com/switchboard-chat/switchboard/internal/fence"
 	"github.com/switchboard-chat/switchboard/mapping"
 )
 
@@ -98,6 +99,10 @@ type Adapter struct {
 	// textLinks makes the links to the whole of a long message (set
 	// before Start, then read only); nil without http.public_url.
 	textLinks adapters.TextLinks
+	// fence (cluster mode) is checked before every dial and every write
+	// of every connection: the bot's, puppets', people's. Set before
+	// Start, then read only.
+	fence *fence.Fence
 
 	in     bridge.Inbound
 	mod    *adapters.Moderation
@@ -149,6 +154,7 @@ var (
 	_ bridge.MemberRelayer   = (*Adapter)(nil)
 	_ bridge.DirectMessenger = (*Adapter)(nil)
 	_ adapters.TextLinkUser  = (*Adapter)(nil)
+	_ adapters.Fenced        = (*Adapter)(nil)
 	_ bridge.Replier         = (*Adapter)(nil)
 	_ bridge.Reactor         = (*Adapter)(nil)
 	_ bridge.TypingRelayer   = (*Adapter)(nil)
@@ -282,11 +288,17 @@ func (a *Adapter) connConfig(label, nick string) connConfig {
 		maxLineLen:   max(a.cfg.MaxLineBytes, defaultLineLen),
 		flood:        a.cfg.Flood,
 		reconnectMax: a.cfg.ReconnectMax,
+		fence:        a.fence,
 		casemap:      a.casemap,
 		clock:        a.clock,
 		log:          a.log.With("conn", label),
 	}
 }
+
+// UseFence implements adapters.Fenced: every connection of the adapter
+// checks may before each dial and each write to its socket, after flood
+// control (internal/fence).
+func (a *Adapter) UseFence(may func() bool) { a.fence = fence.New(may, a.log) }
 
 // Start connects the bot in the background.
 func (a *Adapter) Start(ctx context.Context, in bridge.Inbound) error {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/switchboard-chat/switchboard/bridge"
 	"github.com/switchboard-chat/switchboard/internal/backoff"
+	"github.com/switchboard-chat/switchboard/internal/fence"
 	"github.com/switchboard-chat/switchboard/internal/quickack"
 )
 
@@ -56,6 +57,9 @@ type connConfig struct {
 	maxLineLen   int
 	flood        Flood
 	reconnectMax time.Duration
+	// fence refuses to dial, and to write, once this instance no longer
+	// holds the network (cluster mode; nil otherwise).
+	fence *fence.Fence
 	// altNick gives the deterministic alternatives to base when the server
 	// refuses it (attempt 0, 1, 2, ...), at most maxLen bytes long.
 	altNick func(base string, maxLen, attempt int) string
@@ -303,6 +307,13 @@ func (k *conn) dial(_ context.Context, network, addr string) (net.Conn, error) {
 			return nil, ctx.Err()
 		}
 	}
+	// A fenced instance opens no connection (internal/fence). A dial
+	// error, so that a puppet waits for the next delivery rather than
+	// taking it for the server refusing puppets; the reconnect loop keeps
+	// its backoff, so the bot tries again only slowly, until stopped.
+	if err := k.cfg.fence.CheckDial(network, addr); err != nil {
+		return nil, err
+	}
 	dctx, cancel := context.WithTimeout(ctx, dialTimeout)
 	defer cancel()
 	var d net.Dialer
@@ -324,7 +335,9 @@ func (k *conn) dial(_ context.Context, network, addr string) (net.Conn, error) {
 		}
 		c = tc
 	}
-	wc := &watchedConn{Conn: c, k: k}
+	// The fence is under watchedConn: a refused line is not counted as
+	// written.
+	wc := &watchedConn{Conn: k.cfg.fence.Wrap(c), k: k}
 	k.mu.Lock()
 	k.sock = wc
 	k.dead = make(chan struct{})

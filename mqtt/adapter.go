@@ -30,6 +30,7 @@ import (
 	"github.com/switchboard-chat/switchboard/bridge"
 	"github.com/switchboard-chat/switchboard/config"
 	"github.com/switchboard-chat/switchboard/internal/backoff"
+	"github.com/switchboard-chat/switchboard/internal/fence"
 )
 
 //go:embed example.yaml
@@ -83,6 +84,9 @@ type Adapter struct {
 	maxPayload int
 	log        *slog.Logger
 	timeouts   timeouts
+	// fence (cluster mode) is checked before every dial and every write
+	// to the broker (see opener). Set before Start, then read only.
+	fence *fence.Fence
 
 	mu    sync.Mutex
 	rooms map[string]bool
@@ -234,6 +238,10 @@ func (a *Adapter) Dropped() map[string]uint64 {
 	return maps.Clone(a.dropped)
 }
 
+// UseFence implements adapters.Fenced: the connection checks may before
+// each dial and each write to its socket (internal/fence).
+func (a *Adapter) UseFence(may func() bool) { a.fence = fence.New(may, a.log) }
+
 // Start connects in the background and keeps reconnecting until Stop.
 func (a *Adapter) Start(ctx context.Context, in bridge.Inbound) error {
 	if in == nil {
@@ -283,8 +291,8 @@ func (a *Adapter) options(c *conn) *paho.ClientOptions {
 			a.log.Warn("mqtt: connection lost, reconnecting", "broker", a.broker.Redacted(), "err", err)
 			lost()
 		})
-	if bufferedReads(a.broker) {
-		o.SetCustomOpenConnectionFn(dialBuffered)
+	if open := a.opener(); open != nil {
+		o.SetCustomOpenConnectionFn(open)
 	}
 	if a.username != "" {
 		o.SetUsername(a.username)
@@ -748,6 +756,7 @@ var (
 	_ adapters.Connected         = (*Adapter)(nil)
 	_ adapters.BrokerDropCounter = (*Adapter)(nil)
 	_ adapters.Leaver            = (*Adapter)(nil)
+	_ adapters.Fenced            = (*Adapter)(nil)
 	_ bridge.BotSender           = (*Adapter)(nil)
 	_ bridge.Replier             = (*Adapter)(nil)
 	_ bridge.Editor              = (*Adapter)(nil)

@@ -43,6 +43,7 @@ import (
 	"github.com/switchboard-chat/switchboard/bridge"
 	"github.com/switchboard-chat/switchboard/config"
 	"github.com/switchboard-chat/switchboard/internal/backoff"
+	"github.com/switchboard-chat/switchboard/internal/fence"
 	"github.com/switchboard-chat/switchboard/internal/quickack"
 )
 
@@ -134,6 +135,10 @@ type Adapter struct {
 	// textLinks makes the links to the whole of a cut message (set
 	// before Start, then read only); nil without http.public_url.
 	textLinks adapters.TextLinks
+	// fence (cluster mode) is checked before every dial and every write
+	// of every stream: the bot's or component's, people's. Set before
+	// Start, then read only.
+	fence *fence.Fence
 	// state keeps what must survive a restart (thread ids, see
 	// thread.go; uploads, see upload.go); set before Start, nil in some
 	// unit tests.
@@ -228,6 +233,7 @@ var (
 	_ adapters.TextLinkUser  = (*Adapter)(nil)
 	_ adapters.Stateful      = (*Adapter)(nil)
 	_ adapters.PublicURLUser = (*Adapter)(nil)
+	_ adapters.Fenced        = (*Adapter)(nil)
 )
 
 // New builds the adapter for a configured XMPP network.
@@ -425,6 +431,11 @@ func (a *Adapter) run() {
 	}
 }
 
+// UseFence implements adapters.Fenced: every stream of the adapter
+// checks may before each dial and each write to its socket
+// (internal/fence).
+func (a *Adapter) UseFence(may func() bool) { a.fence = fence.New(may, a.log) }
+
 // connect dials the server and negotiates the adapter's own stream: the
 // component handshake, or a login as the bot's account.
 func (a *Adapter) connect() (*session, error) {
@@ -439,13 +450,20 @@ func (a *Adapter) connect() (*session, error) {
 // insecure_plaintext), SASL and resource binding (the resource account
 // asks for, if any) as account. The session ends with parent.
 func (a *Adapter) connectAs(parent context.Context, server string, account jid.JID, password string) (*session, error) {
+	// A fenced instance opens no stream (internal/fence); run's backoff
+	// paces the retries until the adapter is stopped.
+	if err := a.fence.CheckDial("tcp", server); err != nil {
+		return nil, err
+	}
 	ctx, cancel := context.WithTimeout(parent, a.t.connect)
 	defer cancel()
 	raw, err := (&net.Dialer{KeepAlive: 30 * time.Second}).DialContext(ctx, "tcp", server)
 	if err != nil {
 		return nil, err
 	}
-	raw = quickack.Wrap(raw)
+	// The fence is under StartTLS and the stanza filter: every byte of
+	// the stream is checked, the stream's close included.
+	raw = a.fence.Wrap(quickack.Wrap(raw))
 	// mellium bounds negotiation by its context from a goroutine that can
 	// still fire after negotiation returned and our cancel ran: it sets a
 	// past deadline and clears it, failing whatever the session writes in
