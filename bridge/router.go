@@ -69,6 +69,7 @@ type Router struct {
 	wakeRemote func(RoomAddr)
 	gates      map[string]func(Queued) bool
 	filters    map[string]func(Queued) bool
+	inGates    map[string]func() bool
 	runs       map[string]*netRun
 	ctx        context.Context
 	cancel     context.CancelFunc
@@ -152,6 +153,7 @@ func NewRouter(store Store, links Links, log *slog.Logger) *Router {
 		present:    map[PersonRoom]bool{},
 		gates:      map[string]func(Queued) bool{},
 		filters:    map[string]func(Queued) bool{},
+		inGates:    map[string]func() bool{},
 		runs:       map[string]*netRun{},
 	}
 }
@@ -250,6 +252,9 @@ func (r *Router) Accept(ctx context.Context, ev Event) error {
 // Commit implements Committer.
 func (r *Router) Commit(ctx context.Context, ev Event) (durable func(now bool) error, err error) {
 	from := Addr(ev)
+	if r.inboundRefused(from.Network) {
+		return nil, fmt.Errorf("%s from %s: %w", ev.Kind(), from.Network, ErrNotHolder)
+	}
 	link, rooms, ok := r.links.LinkOf(from)
 	if to := ev.Head().To; to != nil {
 		// A direct event goes to its one recipient, whatever the links.

@@ -65,6 +65,32 @@ func (r *Router) SetFilter(network string, keep func(Queued) bool) {
 	r.filters[network] = keep
 }
 
+// SetInboundGate has events from network accepted only while may says
+// this instance still holds it: one that lost its lease (it was frozen
+// or cut off) may read what its connections had buffered before it stops
+// them, which the new holder receives as well. The event is refused with
+// an error, so that the adapter acknowledges nothing. nil removes it.
+func (r *Router) SetInboundGate(network string, may func() bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if may == nil {
+		delete(r.inGates, network)
+		return
+	}
+	r.inGates[network] = may
+}
+
+// ErrNotHolder is returned by Commit for an event from a network this
+// instance no longer holds (see SetInboundGate).
+var ErrNotHolder = errors.New("this instance no longer holds the network")
+
+func (r *Router) inboundRefused(network string) bool {
+	r.mu.Lock()
+	may := r.inGates[network]
+	r.mu.Unlock()
+	return may != nil && !may()
+}
+
 // filter is network's filter, nil for none.
 func (r *Router) filter(network string) func(Queued) bool {
 	r.mu.Lock()

@@ -179,6 +179,17 @@ func (c *clusterPart) mayShard(network string, k int) bool {
 	return c.maySend(name)
 }
 
+// mayAny reports whether this instance may still speak for some shard
+// of network.
+func (c *clusterPart) mayAny(network string) bool {
+	for _, k := range c.shardsHeld(network) {
+		if c.mayShard(network, k) {
+			return true
+		}
+	}
+	return false
+}
+
 // Take implements cluster.Holder.
 func (c *clusterPart) Take(ctx context.Context, name string, l *cluster.Lease) error {
 	s := c.s
@@ -215,6 +226,7 @@ func (c *clusterPart) Take(ctx context.Context, name string, l *cluster.Lease) e
 		return err
 	}
 	c.deliverHere(network, a)
+	s.router.SetInboundGate(network, func() bool { return c.mayAny(network) })
 	c.log.Info("took network over", "network", network, "shard", shard, "token", token)
 	return nil
 }
