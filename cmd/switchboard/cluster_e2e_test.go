@@ -38,8 +38,9 @@ type clusterWorld struct {
 	broker *testenv.MQTTBroker
 	nats   *testenv.NATSServer
 	muc    string
-	// networks are the networks of the world's config.
-	networks []string
+	// networks are the networks of the world's config, leaseNames their
+	// leases (and their shards').
+	networks, leaseNames []string
 	// Matrix, when the world has it.
 	hs      *testenv.MatrixServer
 	hsToken string
@@ -56,6 +57,21 @@ type clusterWorld struct {
 // w.mxUser; Dendrite sends its transactions to the first instance.
 func newClusterWorld(t *testing.T, n int, withMatrix ...bool) *clusterWorld {
 	t.Helper()
+	return newClusterWorldWith(t, clusterOptions{n: n, matrix: len(withMatrix) > 0 && withMatrix[0]})
+}
+
+// clusterOptions shape a cluster world.
+type clusterOptions struct {
+	n      int
+	matrix bool
+	// ircShards splits the IRC network's puppets (shards: N), each
+	// instance connecting from 127.0.0.(2+i).
+	ircShards int
+}
+
+func newClusterWorldWith(t *testing.T, o clusterOptions) *clusterWorld {
+	t.Helper()
+	n := o.n
 	if testing.Short() {
 		t.Skip("runs three Switchboard processes")
 	}
@@ -69,6 +85,16 @@ func newClusterWorld(t *testing.T, n int, withMatrix ...bool) *clusterWorld {
 		// left open by a frozen or partitioned instance.
 		xmpp:     testenv.ProsodyWith(t, testenv.XMPPServerConfig{Users: clusterUsers, Global: `component_conflict_resolve = "kick_old"`}),
 		networks: []string{"libera", "devices", "jabber", "web"},
+	}
+	for _, network := range w.networks {
+		w.leaseNames = append(w.leaseNames, cluster.LeaseName(network))
+	}
+	ircExtra := ""
+	if o.ircShards > 1 {
+		ircExtra = fmt.Sprintf(`, shards: %d, source_address: "${SWITCHBOARD_SOURCE_ADDRESS}"`, o.ircShards)
+		for k := 1; k < o.ircShards; k++ {
+			w.leaseNames = append(w.leaseNames, fmt.Sprintf("%s/shard/%d", cluster.LeaseName("libera"), k))
+		}
 	}
 	w.muc = w.xmpp.Room("hall").String()
 	for range n {
@@ -88,12 +114,12 @@ func newClusterWorld(t *testing.T, n int, withMatrix ...bool) *clusterWorld {
 	bin := buildSwitchboard(t, t.TempDir())
 	dir := t.TempDir()
 	networks := fmt.Sprintf(`
-  libera: { type: irc, server: %s, nick: switchboard, reconnect_max: 1s, rate: { per_second: 0 }, flood: { burst: 100, interval: 10ms } }
+  libera: { type: irc, server: %s, nick: switchboard, reconnect_max: 1s, rate: { per_second: 0 }, flood: { burst: 100, interval: 10ms }%s }
   devices: { type: mqtt, broker: %q, client_id: switchboard-cluster, rate: { per_second: 0 } }
   jabber: { type: xmpp, mode: puppet, server: %q, component: { domain: %q, secret: %q }, rate: { per_second: 0 } }
-  web: { type: webrtc, loopback_candidates: true, interfaces: [lo] }`, w.irc.Addr, w.broker.URL, w.xmpp.ComponentAddr, w.xmpp.Component, w.xmpp.ComponentSecret)
+  web: { type: webrtc, loopback_candidates: true, interfaces: [lo] }`, w.irc.Addr, ircExtra, w.broker.URL, w.xmpp.ComponentAddr, w.xmpp.Component, w.xmpp.ComponentSecret)
 	rooms := fmt.Sprintf(`"libera:%s", "devices:%s", "jabber:%s", "web:hall"`, clusterChannel, clusterRoot, w.muc)
-	if len(withMatrix) > 0 && withMatrix[0] {
+	if o.matrix {
 		const asToken, hsToken = "as-token-cluster-0123456789abcdef", "hs-token-cluster-0123456789abcdef"
 		w.hsToken = hsToken
 		w.hs = testenv.Dendrite(t, []byte(fmt.Sprintf(`id: switchboard
@@ -112,6 +138,7 @@ namespaces:
 			w.hs.URL, asToken, hsToken, w.http[0])
 		rooms += fmt.Sprintf(`, "mx:%s"`, w.mxRoom)
 		w.networks = append(w.networks, "mx")
+		w.leaseNames = append(w.leaseNames, cluster.LeaseName("mx"))
 	}
 	conf := testenv.WriteFile(t, dir, "switchboard.yaml", fmt.Sprintf(`
 data_dir: %s/${SWITCHBOARD_INSTANCE}
@@ -124,7 +151,7 @@ links:
 `, dir, pg, w.nats.URL, clusterTTL, networks, rooms))
 	for i := range n {
 		w.sb = append(w.sb, &testenv.Process{Name: bin, Args: []string{"run", "--config", conf}, Dir: dir, Ready: w.http[i],
-			Env: []string{"SWITCHBOARD_INSTANCE=" + w.name(i), "SWITCHBOARD_HTTP=" + w.http[i]}})
+			Env: []string{"SWITCHBOARD_INSTANCE=" + w.name(i), "SWITCHBOARD_HTTP=" + w.http[i], fmt.Sprintf("SWITCHBOARD_SOURCE_ADDRESS=127.0.0.%d", 2+i)}})
 	}
 	var wg sync.WaitGroup
 	for _, p := range w.sb {
@@ -691,10 +718,32 @@ func TestClusterMatrixTransactionOnAnyInstance(t *testing.T) {
 	}
 }
 
-// waitSpread waits until each network is held, and up, by the live
-// instance the spread gives it to (cluster.Owner), and returns the
-// holders by network.
-func (w *clusterWorld) waitSpread(timeout time.Duration) map[string]int {
+// leases is who holds each lease, as a live instance's /api/status
+// shows the cluster.
+func (w *clusterWorld) leases() map[string]string {
+	for i := range w.sb {
+		st, ok := w.status(i)
+		if !ok || st.Cluster.State == nil {
+			continue
+		}
+		data, _ := json.Marshal(st.Cluster.State)
+		var snap cluster.Snapshot
+		if json.Unmarshal(data, &snap) != nil {
+			continue
+		}
+		out := map[string]string{}
+		for _, l := range snap.Leases {
+			out[l.Name] = l.Holder
+		}
+		return out
+	}
+	return nil
+}
+
+// waitSpread waits until each lease is held by the live instance the
+// spread gives it to (cluster.Owner) and each network is up on the
+// holder of its (first) lease.
+func (w *clusterWorld) waitSpread(timeout time.Duration) {
 	w.t.Helper()
 	var live []string
 	for i := range w.sb {
@@ -704,21 +753,33 @@ func (w *clusterWorld) waitSpread(timeout time.Duration) map[string]int {
 	}
 	deadline := time.Now().Add(timeout)
 	for {
-		got, ok := map[string]int{}, true
-		for _, network := range w.networks {
-			h := w.holders(network)
-			if len(h) != 1 || w.name(h[0]) != cluster.Owner(cluster.LeaseName(network), live) {
+		ok, leases := true, w.leases()
+		for _, l := range w.leaseNames {
+			if leases[l] != cluster.Owner(l, live) {
 				ok = false
-				continue
 			}
-			got[network] = h[0]
+		}
+		for _, network := range w.networks {
+			holder := slices.Index(w.names(), leases[cluster.LeaseName(network)])
+			if holder < 0 || !slices.Contains(w.holders(network), holder) {
+				ok = false
+			}
 		}
 		if ok {
-			return got
+			return
 		}
 		if time.Now().After(deadline) {
-			w.t.Fatalf("networks not spread over %v after %v: %v", live, timeout, got)
+			w.t.Fatalf("leases not spread over %v after %v: %v", live, timeout, leases)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// names are the instances' names.
+func (w *clusterWorld) names() []string {
+	var out []string
+	for i := range w.sb {
+		out = append(out, w.name(i))
+	}
+	return out
 }
