@@ -44,6 +44,10 @@ type Router struct {
 	// each event of theirs from their home network that shows them at
 	// their client there (see homeActivity); it must not block.
 	OnActive func(person string)
+	// OnBlocksChanged, when set (before Start), is called after each
+	// block made or lifted here (Block, Unblock), not after ReloadBlocks;
+	// it must not block. (Cluster mode tells the other instances.)
+	OnBlocksChanged func()
 
 	limits   limiter
 	acceptMu sync.Mutex

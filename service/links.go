@@ -60,12 +60,18 @@ func (o linkOverlay) over(base map[string][]string) map[string][]string {
 
 func (s *Service) loadOverlay(ctx context.Context) error {
 	s.state = s.store.State(stateNamespace)
-	raw, ok, err := s.state.Get(ctx, overlayKey)
+	return s.readOverlay(ctx, overlayKey, &s.overlay)
+}
+
+// readOverlay reads the overlay stored under key (links or people) into
+// v, which is left as it is if none is stored.
+func (s *Service) readOverlay(ctx context.Context, key string, v any) error {
+	raw, ok, err := s.state.Get(ctx, key)
 	if err != nil || !ok {
 		return err
 	}
-	if err := json.Unmarshal([]byte(raw), &s.overlay); err != nil {
-		return fmt.Errorf("stored runtime links: %w", err)
+	if err := json.Unmarshal([]byte(raw), v); err != nil {
+		return fmt.Errorf("stored runtime %s: %w", key, err)
 	}
 	return nil
 }
@@ -96,8 +102,12 @@ func effectiveLinks(cfg *config.Config, o linkOverlay) (map[string][]bridge.Room
 func (s *Service) changeLinks(ctx context.Context, edit func(eff map[string][]string, o *linkOverlay) error) error {
 	s.linkMu.Lock()
 	defer s.linkMu.Unlock()
-	o := s.overlay.clone()
-	if err := edit(s.overlay.over(s.cfg.LinkRooms), &o); err != nil {
+	cur, err := s.latestLinks(ctx)
+	if err != nil {
+		return err
+	}
+	o := cur.clone()
+	if err := edit(cur.over(s.cfg.LinkRooms), &o); err != nil {
 		return err
 	}
 	links, err := effectiveLinks(s.cfg, o)
@@ -111,6 +121,7 @@ func (s *Service) changeLinks(ctx context.Context, edit func(eff map[string][]st
 	if err := s.state.Put(ctx, overlayKey, string(raw)); err != nil {
 		return fmt.Errorf("store runtime links: %w", err)
 	}
+	s.changed(changedLinks)
 	s.overlay = o
 	return s.applyLinks(ctx, links, o.Relay)
 }

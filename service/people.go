@@ -53,14 +53,7 @@ func (o peopleOverlay) over(base map[string]*config.Person) map[string]*config.P
 }
 
 func (s *Service) loadPeopleOverlay(ctx context.Context) error {
-	raw, ok, err := s.state.Get(ctx, peopleKey)
-	if err != nil || !ok {
-		return err
-	}
-	if err := json.Unmarshal([]byte(raw), &s.peopleOverlay); err != nil {
-		return fmt.Errorf("stored runtime people: %w", err)
-	}
-	return nil
+	return s.readOverlay(ctx, peopleKey, &s.peopleOverlay)
 }
 
 // effectivePeople returns cfg with the overlay laid over its people,
@@ -107,8 +100,12 @@ func (s *Service) usePeople(eff *config.Config) error {
 func (s *Service) changePeople(ctx context.Context, id string, edit func(eff map[string]*config.Person, o *peopleOverlay) error) error {
 	s.linkMu.Lock()
 	defer s.linkMu.Unlock()
-	o := s.peopleOverlay.clone()
-	if err := edit(s.peopleCfg.People, &o); err != nil {
+	cur, err := s.latestPeople(ctx)
+	if err != nil {
+		return err
+	}
+	o := cur.clone()
+	if err := edit(cur.over(s.cfg.People), &o); err != nil {
 		return err
 	}
 	eff, err := effectivePeople(s.cfg, o, id)
@@ -127,6 +124,7 @@ func (s *Service) changePeople(ctx context.Context, id string, edit func(eff map
 	if err := s.state.Put(ctx, peopleKey, string(raw)); err != nil {
 		return fmt.Errorf("store runtime people: %w", err)
 	}
+	s.changed(changedPeople)
 	s.peopleOverlay = o
 	return s.usePeople(eff)
 }

@@ -1,0 +1,180 @@
+package service
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// In cluster mode every instance serves the provisioning API and the
+// chat commands, and every instance keeps in memory what they change:
+// the link overlay (links.go), the people overlay (people.go) and the
+// router's blocks (bridge/block.go). An instance that changes one stores
+// it first, then publishes a notice naming the part over NATS
+// (cluster.Node.PublishChange); every other instance reads that part
+// again from the store and puts it in place as a change of its own
+// would be: joining and leaving rooms on the networks it runs, handing
+// its adapters people's accounts, keeping senders out. The notice
+// carries no data, so the store stays the one truth. A notice lost
+// while NATS is down is made up for when the connection is back and,
+// whatever else was missed, by reading everything again every
+// resyncEvery.
+
+// The parts a change notice names.
+const (
+	changedLinks  = "links" // links and relay mode
+	changedPeople = "people"
+	changedBlocks = "blocks"
+)
+
+var allParts = []string{changedLinks, changedPeople, changedBlocks}
+
+// resyncEvery is how often an instance reads every part again without
+// a notice. (A variable for tests.)
+var resyncEvery = 30 * time.Second
+
+// changed tells the other instances of a cluster that part was changed
+// in the store here; on one instance it does nothing. It never blocks.
+func (s *Service) changed(part string) {
+	if s.cluster == nil {
+		return
+	}
+	if err := s.cluster.node.PublishChange(part); err != nil {
+		// The others read it at their next resync.
+		s.cluster.log.Warn("tell the other instances of a change", "part", part, "err", err)
+	}
+}
+
+// latestLinks is the link overlay a change starts from: in a cluster the
+// stored one, which another instance may have changed a moment ago (its
+// notice may not be here yet); else the one in place.
+func (s *Service) latestLinks(ctx context.Context) (linkOverlay, error) {
+	if s.cluster == nil {
+		return s.overlay, nil
+	}
+	var o linkOverlay
+	err := s.readOverlay(ctx, overlayKey, &o)
+	return o, err
+}
+
+// latestPeople is latestLinks for the people overlay.
+func (s *Service) latestPeople(ctx context.Context) (peopleOverlay, error) {
+	if s.cluster == nil {
+		return s.peopleOverlay, nil
+	}
+	var o peopleOverlay
+	err := s.readOverlay(ctx, peopleKey, &o)
+	return o, err
+}
+
+// syncChanges keeps this instance's links, people and blocks those of
+// the store, as other instances change them, until ctx ends. Call it
+// from the cluster part's run.
+func (c *clusterPart) syncChanges(ctx context.Context) {
+	// The parts to read again, gathered while a reading runs: a burst
+	// of notices is one reading. "" is every part.
+	var mu sync.Mutex
+	due := map[string]bool{}
+	wake := make(chan struct{}, 1)
+	want := func(part string) {
+		mu.Lock()
+		due[part] = true
+		mu.Unlock()
+		select {
+		case wake <- struct{}{}:
+		default:
+		}
+	}
+	unsubscribe, err := c.node.OnChange(want)
+	if err != nil {
+		c.log.Warn("other instances' changes are read every "+resyncEvery.String()+" only", "err", err)
+	} else {
+		defer unsubscribe()
+	}
+	// What changed between this instance's start and the subscription.
+	want("")
+	t := time.NewTicker(resyncEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			want("")
+			continue
+		case <-wake:
+		}
+		mu.Lock()
+		parts := due
+		due = map[string]bool{}
+		mu.Unlock()
+		for _, p := range allParts {
+			if !parts[p] && !parts[""] {
+				continue
+			}
+			if err := c.resync(ctx, p); err != nil && ctx.Err() == nil {
+				c.log.Warn("read a change another instance made", "part", p, "err", err)
+			}
+		}
+	}
+}
+
+// resync reads part again from the store and puts it in place.
+func (c *clusterPart) resync(ctx context.Context, part string) error {
+	switch part {
+	case changedLinks:
+		return c.s.resyncLinks(ctx)
+	case changedPeople:
+		return c.s.resyncPeople(ctx)
+	case changedBlocks:
+		return c.s.router.ReloadBlocks(ctx)
+	}
+	return nil
+}
+
+// resyncLinks puts the stored link overlay in place if it is not.
+func (s *Service) resyncLinks(ctx context.Context) error {
+	s.linkMu.Lock()
+	defer s.linkMu.Unlock()
+	o, err := s.latestLinks(ctx)
+	if err != nil || sameJSON(o, s.overlay) {
+		return err
+	}
+	links, err := effectiveLinks(s.cfg, o)
+	if err != nil {
+		return fmt.Errorf("links changed on another instance do not fit this one's config (keeping the links in place): %w", err)
+	}
+	s.overlay = o
+	s.log.Info("links changed on another instance", "links", len(links))
+	return s.applyLinks(ctx, links, o.Relay)
+}
+
+// resyncPeople puts the stored people overlay in place if it is not.
+func (s *Service) resyncPeople(ctx context.Context) error {
+	s.linkMu.Lock()
+	defer s.linkMu.Unlock()
+	o, err := s.latestPeople(ctx)
+	if err != nil || sameJSON(o, s.peopleOverlay) {
+		return err
+	}
+	eff, err := effectivePeople(s.cfg, o, "")
+	if err != nil {
+		return fmt.Errorf("people changed on another instance do not fit this one's config (keeping the people in place): %w", err)
+	}
+	if err := s.usePeople(eff); err != nil {
+		return fmt.Errorf("people changed on another instance (keeping the people in place): %w", err)
+	}
+	s.peopleOverlay = o
+	s.log.Info("people changed on another instance", "people", len(eff.People))
+	return nil
+}
+
+// sameJSON reports whether two overlays are stored alike (a nil and an
+// empty list are).
+func sameJSON(a, b any) bool {
+	ja, errA := json.Marshal(a)
+	jb, errB := json.Marshal(b)
+	return errA == nil && errB == nil && string(ja) == string(jb)
+}
