@@ -67,6 +67,8 @@ func holds(t *testing.T, svc *Service, network string) bool {
 // ways; an IRC operator's block of a device, made on the IRC holder,
 // is in the other's status within a moment and, once IRC moves there
 // (the holder stops), keeps the device's messages out of the channel.
+// A person put through the MQTT holder's API speaks on IRC from her own
+// account (InspIRCd with Atheme, SASL), which the IRC holder connects.
 // The periodic resync is pushed out of the test: only the notices can
 // pass the changes on.
 func TestClusterChangesReachEveryInstance(t *testing.T) {
@@ -75,7 +77,11 @@ func TestClusterChangesReachEveryInstance(t *testing.T) {
 	}
 	defer func(d time.Duration) { resyncEvery = d }(resyncEvery)
 	resyncEvery = time.Hour
-	dsn, nats, w := testenv.Postgres(t), testenv.NATS(t), newWorld(t)
+	const password = "carol-secret-pw"
+	services := testenv.Atheme(t)
+	services.RegisterAccount(t, "carol", password)
+	dsn, nats := testenv.Postgres(t), testenv.NATS(t)
+	w := &world{irc: services.IRC, mqtt: testenv.Mosquitto(t), dir: t.TempDir()}
 	alice := w.irc.Client(t, "alice") // an admin
 	alice.Join(room)
 	alice.Join(room2)
@@ -108,6 +114,23 @@ func TestClusterChangesReachEveryInstance(t *testing.T) {
 	sub := w.mqtt.Subscribe(t, root2+"/out/#", 1)
 	alice.Say(room2, "hi from irc")
 	waitPayload(t, sub, `"text":"hi from irc"`)
+
+	// A person put through the MQTT holder's API speaks on IRC from
+	// their own account, which the IRC holder connects.
+	carol := map[string]any{"home": "devices", "accounts": map[string]any{
+		"libera": map[string]any{"id": "carol", "password": password}, "devices": "carols-phone",
+	}}
+	if code, body := apiCall(t, "PUT", "http://"+mqttSvc.HTTPAddr+"/api/people/carol", apiToken, carol); code != http.StatusCreated {
+		t.Fatalf("put carol through %s: %d %s", mqttName, code, body)
+	}
+	waitFor(t, "carol in the IRC holder's API", func() bool {
+		code, _ := apiCall(t, "GET", "http://"+ircSvc.HTTPAddr+"/api/people/carol", apiToken, nil)
+		return code == http.StatusOK
+	})
+	w.publish(t, "carols-phone", "from carol's phone")
+	if l := alice.WaitText(patience, room, "", "from carol's phone"); l.Nick() != "carol" {
+		t.Errorf("carol's message came from %q, want her own nick carol", l.Nick())
+	}
 
 	// A block made on the IRC holder.
 	command(t, alice, "!sb block devices:sensor-1", "Blocked devices:sensor-1 from libera:#room")
