@@ -47,25 +47,16 @@ func (s *Service) changed(part string) {
 	}
 }
 
-// latestLinks is the link overlay a change starts from: in a cluster the
-// stored one, which another instance may have changed a moment ago (its
-// notice may not be here yet); else the one in place.
-func (s *Service) latestLinks(ctx context.Context) (linkOverlay, error) {
+// latestOverlay is the overlay under key (links or people) that a
+// change starts from: in a cluster the stored one, which another
+// instance may have changed a moment ago (its notice may not be here
+// yet); else local, the one in place.
+func latestOverlay[T any](ctx context.Context, s *Service, key string, local T) (T, error) {
 	if s.cluster == nil {
-		return s.overlay, nil
+		return local, nil
 	}
-	var o linkOverlay
-	err := s.readOverlay(ctx, overlayKey, &o)
-	return o, err
-}
-
-// latestPeople is latestLinks for the people overlay.
-func (s *Service) latestPeople(ctx context.Context) (peopleOverlay, error) {
-	if s.cluster == nil {
-		return s.peopleOverlay, nil
-	}
-	var o peopleOverlay
-	err := s.readOverlay(ctx, peopleKey, &o)
+	var o T
+	err := s.readOverlay(ctx, key, &o)
 	return o, err
 }
 
@@ -138,7 +129,7 @@ func (c *clusterPart) resync(ctx context.Context, part string) error {
 func (s *Service) resyncLinks(ctx context.Context) error {
 	s.linkMu.Lock()
 	defer s.linkMu.Unlock()
-	o, err := s.latestLinks(ctx)
+	o, err := latestOverlay(ctx, s, overlayKey, s.overlay)
 	if err != nil || sameJSON(o, s.overlay) {
 		return err
 	}
@@ -155,7 +146,7 @@ func (s *Service) resyncLinks(ctx context.Context) error {
 func (s *Service) resyncPeople(ctx context.Context) error {
 	s.linkMu.Lock()
 	defer s.linkMu.Unlock()
-	o, err := s.latestPeople(ctx)
+	o, err := latestOverlay(ctx, s, peopleKey, s.peopleOverlay)
 	if err != nil || sameJSON(o, s.peopleOverlay) {
 		return err
 	}

@@ -102,7 +102,7 @@ func effectiveLinks(cfg *config.Config, o linkOverlay) (map[string][]bridge.Room
 func (s *Service) changeLinks(ctx context.Context, edit func(eff map[string][]string, o *linkOverlay) error) error {
 	s.linkMu.Lock()
 	defer s.linkMu.Unlock()
-	cur, err := s.latestLinks(ctx)
+	cur, err := latestOverlay(ctx, s, overlayKey, s.overlay)
 	if err != nil {
 		return err
 	}

@@ -100,7 +100,7 @@ func (s *Service) usePeople(eff *config.Config) error {
 func (s *Service) changePeople(ctx context.Context, id string, edit func(eff map[string]*config.Person, o *peopleOverlay) error) error {
 	s.linkMu.Lock()
 	defer s.linkMu.Unlock()
-	cur, err := s.latestPeople(ctx)
+	cur, err := latestOverlay(ctx, s, peopleKey, s.peopleOverlay)
 	if err != nil {
 		return err
 	}
