@@ -50,7 +50,7 @@ func (s *Service) startCluster(ctx context.Context, names []string) error {
 	c := &clusterPart{s: s, node: node, log: o.Log.With("instance", o.Instance), names: names, held: map[string]*cluster.Lease{}}
 	s.cluster = c
 	s.ops.SetCluster(c)
-	s.router.OnBlocksChanged = func() { s.changed(changedBlocks) } // clustersync: tell the others
+	c.hookRouter() // clustersync: tell the others of blocks, read links before failing an unlinked room
 	s.router.ShareStore(func(room bridge.RoomAddr) {
 		if err := node.PublishWake(room.Network, room.Room); err != nil {
 			c.log.Warn("wake the holder of a room", "room", room.String(), "err", err)

@@ -60,6 +60,21 @@ func latestOverlay[T any](ctx context.Context, s *Service, key string, local T) 
 	return o, err
 }
 
+// hookRouter has the router tell the other instances of the blocks made
+// or lifted here, and read the links again before it fails a delivery
+// to a room in no link: another instance may have linked it a moment
+// ago and committed to it before its notice was read here. Call it
+// from startCluster, before the router starts.
+func (c *clusterPart) hookRouter() {
+	s := c.s
+	s.router.OnBlocksChanged = func() { s.changed(changedBlocks) }
+	s.router.Relink = func(ctx context.Context) {
+		if err := s.resyncLinks(ctx); err != nil && ctx.Err() == nil {
+			c.log.Warn("read the links again for a room in none", "err", err)
+		}
+	}
+}
+
 // syncChanges keeps this instance's links, people and blocks those of
 // the store, as other instances change them, until ctx ends. Call it
 // from the cluster part's run.
