@@ -47,17 +47,68 @@ func (s *Service) changed(part string) {
 	}
 }
 
-// latestOverlay is the overlay under key (links or people) that a
-// change starts from: in a cluster the stored one, which another
-// instance may have changed a moment ago (its notice may not be here
-// yet); else local, the one in place.
-func latestOverlay[T any](ctx context.Context, s *Service, key string, local T) (T, error) {
-	if s.cluster == nil {
-		return local, nil
+// storedOverlay reads the overlay stored under key (links or people),
+// with its stored text and whether one is stored.
+func storedOverlay[T any](ctx context.Context, s *Service, key string) (o T, raw string, had bool, err error) {
+	raw, had, err = s.state.Get(ctx, key)
+	if err != nil || !had {
+		return o, raw, had, err
 	}
-	var o T
-	err := s.readOverlay(ctx, key, &o)
-	return o, err
+	if err := json.Unmarshal([]byte(raw), &o); err != nil {
+		return o, raw, had, fmt.Errorf("stored runtime %s: %w", key, err)
+	}
+	return o, raw, had, nil
+}
+
+// comparePutter is the store's state (store.State) for storeOverlay.
+type comparePutter interface {
+	CompareAndPut(ctx context.Context, key, old string, had bool, value string) (bool, error)
+}
+
+// overlayTries bounds how often storeOverlay starts a change again
+// because another instance stored one first.
+const overlayTries = 10
+
+// storeOverlay makes one change of the overlay stored under key (links
+// or people): change gets the overlay to start from and returns the one
+// to store, which storeOverlay returns once stored. On one instance it
+// starts from local, the one in place. In a cluster it starts from the
+// stored one, which another instance may have changed a moment ago, and
+// stores the result only if that is still the stored one; else change
+// runs again on what is stored now, so that neither change undoes the
+// other.
+func storeOverlay[T any](ctx context.Context, s *Service, key string, local T, change func(cur T) (T, error)) (T, error) {
+	for tries := 1; ; tries++ {
+		cur, raw, had := local, "", false
+		if s.cluster != nil {
+			var err error
+			if cur, raw, had, err = storedOverlay[T](ctx, s, key); err != nil {
+				return cur, err
+			}
+		}
+		next, err := change(cur)
+		if err != nil {
+			return next, err
+		}
+		b, err := json.Marshal(next)
+		if err != nil {
+			return next, err
+		}
+		stored := true
+		if cp, ok := s.state.(comparePutter); ok && s.cluster != nil {
+			stored, err = cp.CompareAndPut(ctx, key, raw, had, string(b))
+		} else {
+			err = s.state.Put(ctx, key, string(b))
+		}
+		switch {
+		case err != nil:
+			return next, fmt.Errorf("store runtime %s: %w", key, err)
+		case stored:
+			return next, nil
+		case tries == overlayTries:
+			return next, fmt.Errorf("store runtime %s: other instances changed it %d times meanwhile; try again", key, tries)
+		}
+	}
 }
 
 // hookRouter has the router tell the other instances of the blocks made
@@ -144,7 +195,7 @@ func (c *clusterPart) resync(ctx context.Context, part string) error {
 func (s *Service) resyncLinks(ctx context.Context) error {
 	s.linkMu.Lock()
 	defer s.linkMu.Unlock()
-	o, err := latestOverlay(ctx, s, overlayKey, s.overlay)
+	o, _, _, err := storedOverlay[linkOverlay](ctx, s, overlayKey)
 	if err != nil || sameJSON(o, s.overlay) {
 		return err
 	}
@@ -161,7 +212,7 @@ func (s *Service) resyncLinks(ctx context.Context) error {
 func (s *Service) resyncPeople(ctx context.Context) error {
 	s.linkMu.Lock()
 	defer s.linkMu.Unlock()
-	o, err := latestOverlay(ctx, s, peopleKey, s.peopleOverlay)
+	o, _, _, err := storedOverlay[peopleOverlay](ctx, s, peopleKey)
 	if err != nil || sameJSON(o, s.peopleOverlay) {
 		return err
 	}

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -114,6 +115,35 @@ func TestClusterChangesReachEveryInstance(t *testing.T) {
 	sub := w.mqtt.Subscribe(t, root2+"/out/#", 1)
 	alice.Say(room2, "hi from irc")
 	waitPayload(t, sub, `"text":"hi from irc"`)
+
+	// Links created at the same time through both instances' APIs: none
+	// is lost, on either instance.
+	var wg sync.WaitGroup
+	want := []string{"fresh", "lobby"}
+	for i, svc := range []*Service{ircSvc, mqttSvc} {
+		for j := range 8 {
+			name := fmt.Sprintf("burst-%d-%d", i, j)
+			want = append(want, name)
+			rooms := []string{fmt.Sprintf("devices:burst/%d/%d/a", i, j), fmt.Sprintf("devices:burst/%d/%d/b", i, j)}
+			wg.Go(func() {
+				if code, body := apiCall(t, "POST", "http://"+svc.HTTPAddr+"/api/links", apiToken, map[string]any{"name": name, "rooms": rooms}); code != http.StatusCreated {
+					t.Errorf("create %s: %d %s", name, code, body)
+				}
+			})
+		}
+	}
+	wg.Wait()
+	slices.Sort(want)
+	for _, svc := range []*Service{ircSvc, mqttSvc} {
+		waitFor(t, "every link on both instances", func() bool {
+			var got []string
+			for _, l := range linkNames(t, "http://"+svc.HTTPAddr) {
+				got = append(got, l[:strings.Index(l, "=")])
+			}
+			slices.Sort(got)
+			return slices.Equal(got, want)
+		})
+	}
 
 	// A person put through the MQTT holder's API speaks on IRC from
 	// their own account, which the IRC holder connects.

@@ -64,6 +64,31 @@ func (st *State) PutIfAbsent(ctx context.Context, key, value string) (bool, erro
 	return n > 0, nil
 }
 
+// CompareAndPut sets key to value if it is still old (if !had: if it is
+// still unset), and reports whether it did: a read, change and write
+// that another process sharing the store may run at the same time
+// (cluster mode) never undoes the other's write; on false, read again.
+func (st *State) CompareAndPut(ctx context.Context, key, old string, had bool, value string) (bool, error) {
+	if !had {
+		return st.PutIfAbsent(ctx, key, value)
+	}
+	var n int64
+	err := st.s.write(ctx, func(tx *sql.Tx) error {
+		// PostgreSQL re-reads the row a concurrent update committed
+		// before it checks the value.
+		res, err := tx.ExecContext(ctx, st.s.q(`UPDATE adapter_state SET value = ? WHERE network = ? AND key = ? AND value = ?`), value, st.network, key, old)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("store: state %s/%s: %w", st.network, key, err)
+	}
+	return n > 0, nil
+}
+
 // Delete removes key.
 func (st *State) Delete(ctx context.Context, key string) error {
 	err := st.s.write(ctx, func(tx *sql.Tx) error {
