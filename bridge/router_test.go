@@ -671,12 +671,7 @@ func TestRelinkBeforeFailingUnlinkedRoom(t *testing.T) {
 	if err := f.links.Replace(unlinked); err != nil {
 		t.Fatal(err)
 	}
-	f.waitDepth(t, 0)
-	failed, err := f.store.FailedDeliveries(context.Background(), 10)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(failed) != 1 || !strings.Contains(failed[0].Reason, "no longer linked") {
+	if failed := settledFailed(t, f); len(failed) != 1 || !strings.Contains(failed[0].Reason, "no longer linked") {
 		t.Errorf("failed list %+v, want the second delivery, no longer linked", failed)
 	}
 }

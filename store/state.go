@@ -48,20 +48,8 @@ func (st *State) Put(ctx context.Context, key, value string) error {
 // PutIfAbsent sets key to value unless it is set, and reports whether it
 // did: true the first time, false for every later call with the same key.
 func (st *State) PutIfAbsent(ctx context.Context, key, value string) (bool, error) {
-	var n int64
-	err := st.s.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, st.s.q(`INSERT INTO adapter_state (network, key, value) VALUES (?, ?, ?)
-			ON CONFLICT (network, key) DO NOTHING`), st.network, key, value)
-		if err != nil {
-			return err
-		}
-		n, err = res.RowsAffected()
-		return err
-	})
-	if err != nil {
-		return false, fmt.Errorf("store: state %s/%s: %w", st.network, key, err)
-	}
-	return n > 0, nil
+	return st.changeRow(ctx, key, `INSERT INTO adapter_state (network, key, value) VALUES (?, ?, ?)
+			ON CONFLICT (network, key) DO NOTHING`, st.network, key, value)
 }
 
 // CompareAndPut sets key to value if it is still old (if !had: if it is
@@ -72,11 +60,17 @@ func (st *State) CompareAndPut(ctx context.Context, key, old string, had bool, v
 	if !had {
 		return st.PutIfAbsent(ctx, key, value)
 	}
+	// PostgreSQL re-reads the row a concurrent update committed before
+	// it checks the value.
+	return st.changeRow(ctx, key, `UPDATE adapter_state SET value = ? WHERE network = ? AND key = ? AND value = ?`, value, st.network, key, old)
+}
+
+// changeRow runs one write of key's row and reports whether it changed
+// the row.
+func (st *State) changeRow(ctx context.Context, key, query string, args ...any) (bool, error) {
 	var n int64
 	err := st.s.write(ctx, func(tx *sql.Tx) error {
-		// PostgreSQL re-reads the row a concurrent update committed
-		// before it checks the value.
-		res, err := tx.ExecContext(ctx, st.s.q(`UPDATE adapter_state SET value = ? WHERE network = ? AND key = ? AND value = ?`), value, st.network, key, old)
+		res, err := tx.ExecContext(ctx, st.s.q(query), args...)
 		if err != nil {
 			return err
 		}
