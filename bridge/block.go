@@ -97,6 +97,14 @@ func (r *Router) Block(ctx context.Context, b Block) error {
 	if b.Since.IsZero() {
 		b.Since = time.Now().UTC()
 	}
+	if err := r.block(ctx, b); err != nil {
+		return err
+	}
+	r.blocksChanged()
+	return nil
+}
+
+func (r *Router) block(ctx context.Context, b Block) error {
 	r.blockMu.Lock()
 	defer r.blockMu.Unlock()
 	if old, ok := r.blocks[b.Key()]; ok {
@@ -112,8 +120,23 @@ func (r *Router) Block(ctx context.Context, b Block) error {
 	return nil
 }
 
+// blocksChanged tells OnBlocksChanged, if set, after the lock is let go.
+func (r *Router) blocksChanged() {
+	if r.OnBlocksChanged != nil {
+		r.OnBlocksChanged()
+	}
+}
+
 // Unblock implements Blocker.
 func (r *Router) Unblock(ctx context.Context, key BlockKey) (bool, error) {
+	lifted, err := r.unblock(ctx, key)
+	if lifted {
+		r.blocksChanged()
+	}
+	return lifted, err
+}
+
+func (r *Router) unblock(ctx context.Context, key BlockKey) (bool, error) {
 	r.blockMu.Lock()
 	defer r.blockMu.Unlock()
 	if _, ok := r.blocks[key]; !ok {
@@ -150,20 +173,39 @@ func (r *Router) Blocks(room RoomAddr) []Block {
 }
 
 // loadBlocks reads the blocks kept in the store.
-func (r *Router) loadBlocks(ctx context.Context) error {
+func (r *Router) loadBlocks(ctx context.Context) error { return r.ReloadBlocks(ctx) }
+
+// ReloadBlocks puts the blocks kept in the store in place of those in
+// memory: another instance sharing the store (cluster mode) made or
+// lifted some. Whether a sender was told of a block that stays is kept.
+func (r *Router) ReloadBlocks(ctx context.Context) error {
 	bs, ok := r.store.(BlockStore)
 	if !ok {
 		return nil
 	}
+	// Read under the lock: a block made here meanwhile is either in what
+	// is read or made after it is in place, never undone by it.
+	r.blockMu.Lock()
+	defer r.blockMu.Unlock()
 	blocks, err := bs.LoadBlocks(ctx)
 	if err != nil {
 		return fmt.Errorf("read blocks: %w", err)
 	}
-	r.blockMu.Lock()
-	defer r.blockMu.Unlock()
+	next := make(map[BlockKey]*blockState, len(blocks))
+	added := 0
 	for _, b := range blocks {
-		r.blocks[b.Key()] = &blockState{Block: b}
+		st := &blockState{Block: b}
+		if old, ok := r.blocks[b.Key()]; ok {
+			st.told = old.told
+		} else {
+			added++
+		}
+		next[b.Key()] = st
 	}
+	if lifted := len(r.blocks) + added - len(next); added > 0 || lifted > 0 {
+		r.log.Info("blocks read from the store", "blocks", len(next), "new", added, "lifted", lifted)
+	}
+	r.blocks = next
 	return nil
 }
 

@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/switchboard-chat/switchboard/bridge"
+	"github.com/switchboard-chat/switchboard/internal/testenv"
 )
 
 // A blocked sender's messages to one room go to the failed list with the
@@ -164,4 +166,70 @@ func without(texts []string, drop string) []string {
 		}
 	}
 	return out
+}
+
+// Blocks made and lifted by one router reach another that shares the
+// store when it reloads them (cluster mode: another instance): the
+// other keeps the sender out, tells them once however often it reloads,
+// and lets them in again once the block is lifted. Only Block and
+// Unblock tell OnBlocksChanged, not a reload.
+func TestReloadBlocksFromSharedStore(t *testing.T) {
+	dsn := testenv.Postgres(t)
+	ctx := context.Background()
+	maker := newFixtureDSN(t, dsn, t.TempDir(), map[string]bridge.MessageSender{})
+	var changes atomic.Int32
+	maker.router.OnBlocksChanged = func() { changes.Add(1) }
+	irc := botDirect{directPlain{newPlain()}, make(chan string, 8)}
+	mqtt := newPlain()
+	holder := newFixtureDSN(t, dsn, t.TempDir(), map[string]bridge.MessageSender{"irc": irc, "mqtt": mqtt, "matrix": rich{newPlain()}})
+	room := bridge.RoomAddr{Network: "mqtt", Room: "chat/lobby"}
+	key := bridge.BlockKey{Room: room, Sender: bridge.SenderRef{Network: "irc", ID: "spammer"}, Source: bridge.BlockOperator}
+
+	if err := maker.router.Block(ctx, bridge.Block{Room: room, Sender: key.Sender, Source: key.Source, Reason: "blocked from chat/lobby on mqtt by op"}); err != nil {
+		t.Fatal(err)
+	}
+	if n := changes.Load(); n != 1 {
+		t.Errorf("OnBlocksChanged told %d times after a block, want 1", n)
+	}
+	if bs := holder.router.Blocks(room); len(bs) != 0 {
+		t.Fatalf("the other router has blocks before reloading: %+v", bs)
+	}
+	if err := holder.router.ReloadBlocks(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if bs := holder.router.Blocks(room); len(bs) != 1 || bs[0].Key() != key {
+		t.Fatalf("after a reload the other router's blocks are %+v", bs)
+	}
+	accept(t, holder.router, msg("irc", "#lobby", "spammer", "s1", "buy now"))
+	if failed := settledFailed(t, holder); len(failed) != 1 || !strings.Contains(failed[0].Reason, "by op") {
+		t.Fatalf("failed list %+v, want spammer's message with the block's reason", failed)
+	}
+	toldOnce(t, irc.said)
+	if err := holder.router.ReloadBlocks(ctx); err != nil {
+		t.Fatal(err)
+	}
+	accept(t, holder.router, msg("irc", "#lobby", "spammer", "s2", "buy more"))
+	holder.waitDepth(t, 0)
+	select {
+	case again := <-irc.said:
+		t.Errorf("told again after a reload: %q", again)
+	case <-time.After(100 * time.Millisecond):
+	}
+
+	if ok, err := maker.router.Unblock(ctx, key); !ok || err != nil {
+		t.Fatalf("unblock: %v %v", ok, err)
+	}
+	if err := maker.router.ReloadBlocks(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := changes.Load(); n != 2 {
+		t.Errorf("OnBlocksChanged told %d times after a block, an unblock and a reload, want 2", n)
+	}
+	if err := holder.router.ReloadBlocks(ctx); err != nil {
+		t.Fatal(err)
+	}
+	accept(t, holder.router, msg("irc", "#lobby", "spammer", "s3", "sorry"))
+	if got := texts(mqtt.waitRoom(t, "chat/lobby", 1)); strings.Join(got, "|") != "sorry" {
+		t.Errorf("after the block was lifted elsewhere the room got %q, want sorry", got)
+	}
 }

@@ -44,6 +44,16 @@ type Router struct {
 	// each event of theirs from their home network that shows them at
 	// their client there (see homeActivity); it must not block.
 	OnActive func(person string)
+	// OnBlocksChanged, when set (before Start), is called after each
+	// block made or lifted here (Block, Unblock), not after ReloadBlocks;
+	// it must not block. (Cluster mode tells the other instances.)
+	OnBlocksChanged func()
+	// Relink, when set (before Start), is called before a delivery to a
+	// room that is in no link fails for good, and the room is looked up
+	// again: it brings the Links up to date (cluster mode: another
+	// instance may have linked the room a moment ago, and this one not
+	// read the change yet). See linked.
+	Relink func(ctx context.Context)
 
 	limits   limiter
 	acceptMu sync.Mutex
@@ -810,7 +820,7 @@ func (r *Router) start(ctx context.Context, item Queued) Confirm {
 		// Taken out of its link (API, chat command, reload) while this
 		// waited: adapters have left the room, and delivering would only
 		// bring them back.
-		if _, _, ok := r.links.LinkOf(item.Target); !ok {
+		if !r.linked(ctx, item.Target) {
 			return Settled("", Permanent(fmt.Errorf("%s is no longer linked", item.Target)))
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -621,5 +622,56 @@ func TestWaitingDeliveriesToUnlinkedRoomFail(t *testing.T) {
 	}
 	if got := irc.room("#ops"); len(got) != 0 {
 		t.Errorf("a room taken out of its link got %q", texts(got))
+	}
+}
+
+// In cluster mode an entry may be committed (by another instance) for a
+// room that this router's links do not have yet: Relink brings them up
+// to date before the delivery would fail, and it goes out. A room that
+// Relink leaves out of every link still fails for good.
+func TestRelinkBeforeFailingUnlinkedRoom(t *testing.T) {
+	irc, mqtt := newPlain(), newPlain()
+	f := newFixture(t, t.TempDir(), map[string]bridge.MessageSender{"mqtt": mqtt})
+	all := map[string][]bridge.RoomAddr{
+		"lobby": {{Network: "irc", Room: "#lobby"}, {Network: "mqtt", Room: "chat/lobby"}, {Network: "matrix", Room: "!lobby"}},
+		"ops":   {{Network: "irc", Room: "#ops"}, {Network: "mqtt", Room: "chat/ops"}},
+	}
+	unlinked := map[string][]bridge.RoomAddr{"lobby": all["lobby"], "ops": {{Network: "mqtt", Room: "chat/ops"}}}
+	var relinks atomic.Int32
+	var restore atomic.Bool
+	restore.Store(true)
+	f.router.Relink = func(context.Context) {
+		relinks.Add(1)
+		if restore.Load() {
+			if err := f.links.Replace(all); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	// Committed for #ops while IRC is not delivered here, then the links
+	// lose #ops: as if another instance committed it for a link that
+	// this one has not read yet.
+	accept(t, f.router, msg("mqtt", "chat/ops", "dev", "", "linked elsewhere"))
+	f.waitDepth(t, 1)
+	if err := f.links.Replace(unlinked); err != nil {
+		t.Fatal(err)
+	}
+	f.router.AddNetwork("irc", irc)
+	if got := texts(irc.waitRoom(t, "#ops", 1)); got[0] != "linked elsewhere" {
+		t.Errorf("#ops got %q", got)
+	}
+	if n := relinks.Load(); n != 1 {
+		t.Errorf("Relink called %d times, want 1", n)
+	}
+
+	irc.setFail(func(*bridge.Delivery) error { return errors.New("server down") })
+	accept(t, f.router, msg("mqtt", "chat/ops", "dev", "", "unlinked everywhere"))
+	f.waitDepth(t, 1)
+	restore.Store(false)
+	if err := f.links.Replace(unlinked); err != nil {
+		t.Fatal(err)
+	}
+	if failed := settledFailed(t, f); len(failed) != 1 || !strings.Contains(failed[0].Reason, "no longer linked") {
+		t.Errorf("failed list %+v, want the second delivery, no longer linked", failed)
 	}
 }

@@ -55,6 +55,7 @@ func (s *Service) startCluster(ctx context.Context) error {
 	c := &clusterPart{s: s, node: node, log: o.Log.With("instance", o.Instance), held: map[string]*cluster.Lease{}}
 	s.cluster = c
 	s.ops.SetCluster(c)
+	c.hookRouter() // clustersync: tell the others of blocks, read links before failing an unlinked room
 	s.router.ShareStore(func(room bridge.RoomAddr) {
 		if err := node.PublishWake(room.Network, room.Room); err != nil {
 			c.log.Warn("wake the holder of a room", "room", room.String(), "err", err)
@@ -73,6 +74,7 @@ func (c *clusterPart) run() {
 	c.cancel, c.done = cancel, make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() { c.node.Spread(ctx, c.names, c) })
+	wg.Go(func() { c.syncChanges(ctx) }) // clustersync: other instances' changes
 	wg.Go(func() {
 		t := time.NewTicker(pendingEvery)
 		defer t.Stop()

@@ -2,7 +2,6 @@ package service
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -58,16 +57,10 @@ func (o linkOverlay) over(base map[string][]string) map[string][]string {
 	return eff
 }
 
-func (s *Service) loadOverlay(ctx context.Context) error {
+func (s *Service) loadOverlay(ctx context.Context) (err error) {
 	s.state = s.store.State(stateNamespace)
-	raw, ok, err := s.state.Get(ctx, overlayKey)
-	if err != nil || !ok {
-		return err
-	}
-	if err := json.Unmarshal([]byte(raw), &s.overlay); err != nil {
-		return fmt.Errorf("stored runtime links: %w", err)
-	}
-	return nil
+	s.overlay, _, _, err = storedOverlay[linkOverlay](ctx, s, overlayKey)
+	return err
 }
 
 // effectiveLinks validates the links cfg and the overlay make together.
@@ -96,21 +89,20 @@ func effectiveLinks(cfg *config.Config, o linkOverlay) (map[string][]bridge.Room
 func (s *Service) changeLinks(ctx context.Context, edit func(eff map[string][]string, o *linkOverlay) error) error {
 	s.linkMu.Lock()
 	defer s.linkMu.Unlock()
-	o := s.overlay.clone()
-	if err := edit(s.overlay.over(s.cfg.LinkRooms), &o); err != nil {
-		return err
-	}
-	links, err := effectiveLinks(s.cfg, o)
+	var links map[string][]bridge.RoomAddr
+	o, err := storeOverlay(ctx, s, overlayKey, s.overlay, func(cur linkOverlay) (linkOverlay, error) {
+		o := cur.clone()
+		if err := edit(cur.over(s.cfg.LinkRooms), &o); err != nil {
+			return o, err
+		}
+		var err error
+		links, err = effectiveLinks(s.cfg, o)
+		return o, err
+	})
 	if err != nil {
 		return err
 	}
-	raw, err := json.Marshal(o)
-	if err != nil {
-		return err
-	}
-	if err := s.state.Put(ctx, overlayKey, string(raw)); err != nil {
-		return fmt.Errorf("store runtime links: %w", err)
-	}
+	s.changed(changedLinks)
 	s.overlay = o
 	return s.applyLinks(ctx, links, o.Relay)
 }

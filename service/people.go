@@ -2,7 +2,6 @@ package service
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"maps"
 	"slices"
@@ -52,15 +51,9 @@ func (o peopleOverlay) over(base map[string]*config.Person) map[string]*config.P
 	return eff
 }
 
-func (s *Service) loadPeopleOverlay(ctx context.Context) error {
-	raw, ok, err := s.state.Get(ctx, peopleKey)
-	if err != nil || !ok {
-		return err
-	}
-	if err := json.Unmarshal([]byte(raw), &s.peopleOverlay); err != nil {
-		return fmt.Errorf("stored runtime people: %w", err)
-	}
-	return nil
+func (s *Service) loadPeopleOverlay(ctx context.Context) (err error) {
+	s.peopleOverlay, _, _, err = storedOverlay[peopleOverlay](ctx, s, peopleKey)
+	return err
 }
 
 // effectivePeople returns cfg with the overlay laid over its people,
@@ -107,26 +100,25 @@ func (s *Service) usePeople(eff *config.Config) error {
 func (s *Service) changePeople(ctx context.Context, id string, edit func(eff map[string]*config.Person, o *peopleOverlay) error) error {
 	s.linkMu.Lock()
 	defer s.linkMu.Unlock()
-	o := s.peopleOverlay.clone()
-	if err := edit(s.peopleCfg.People, &o); err != nil {
-		return err
-	}
-	eff, err := effectivePeople(s.cfg, o, id)
+	var eff *config.Config
+	o, err := storeOverlay(ctx, s, peopleKey, s.peopleOverlay, func(cur peopleOverlay) (peopleOverlay, error) {
+		o := cur.clone()
+		if err := edit(cur.over(s.cfg.People), &o); err != nil {
+			return o, err
+		}
+		var err error
+		if eff, err = effectivePeople(s.cfg, o, id); err != nil {
+			return o, err
+		}
+		// The same check the router's Replace makes, before anything is
+		// stored.
+		_, err = mapping.NewPeople(eff.PeopleMapping())
+		return o, err
+	})
 	if err != nil {
 		return err
 	}
-	// The same check the router's Replace makes, before anything is
-	// stored.
-	if _, err := mapping.NewPeople(eff.PeopleMapping()); err != nil {
-		return err
-	}
-	raw, err := json.Marshal(o)
-	if err != nil {
-		return err
-	}
-	if err := s.state.Put(ctx, peopleKey, string(raw)); err != nil {
-		return fmt.Errorf("store runtime people: %w", err)
-	}
+	s.changed(changedPeople)
 	s.peopleOverlay = o
 	return s.usePeople(eff)
 }

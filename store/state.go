@@ -48,10 +48,29 @@ func (st *State) Put(ctx context.Context, key, value string) error {
 // PutIfAbsent sets key to value unless it is set, and reports whether it
 // did: true the first time, false for every later call with the same key.
 func (st *State) PutIfAbsent(ctx context.Context, key, value string) (bool, error) {
+	return st.changeRow(ctx, key, `INSERT INTO adapter_state (network, key, value) VALUES (?, ?, ?)
+			ON CONFLICT (network, key) DO NOTHING`, st.network, key, value)
+}
+
+// CompareAndPut sets key to value if it is still old (if !had: if it is
+// still unset), and reports whether it did: a read, change and write
+// that another process sharing the store may run at the same time
+// (cluster mode) never undoes the other's write; on false, read again.
+func (st *State) CompareAndPut(ctx context.Context, key, old string, had bool, value string) (bool, error) {
+	if !had {
+		return st.PutIfAbsent(ctx, key, value)
+	}
+	// PostgreSQL re-reads the row a concurrent update committed before
+	// it checks the value.
+	return st.changeRow(ctx, key, `UPDATE adapter_state SET value = ? WHERE network = ? AND key = ? AND value = ?`, value, st.network, key, old)
+}
+
+// changeRow runs one write of key's row and reports whether it changed
+// the row.
+func (st *State) changeRow(ctx context.Context, key, query string, args ...any) (bool, error) {
 	var n int64
 	err := st.s.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, st.s.q(`INSERT INTO adapter_state (network, key, value) VALUES (?, ?, ?)
-			ON CONFLICT (network, key) DO NOTHING`), st.network, key, value)
+		res, err := tx.ExecContext(ctx, st.s.q(query), args...)
 		if err != nil {
 			return err
 		}

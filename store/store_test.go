@@ -601,6 +601,22 @@ func testAdapterState(t *testing.T, newDB newDBFunc) {
 	if err := mx.Put(ctx, "portal:lobby", "!b:hs"); err != nil {
 		t.Fatal(err)
 	}
+	// Compare and put: only over the value read (or no value).
+	if ok, err := mx.CompareAndPut(ctx, "portal:lobby", "!a:hs", true, "!c:hs"); err != nil || ok {
+		t.Fatalf("CompareAndPut over a stale value = %v, %v, want false", ok, err)
+	}
+	if ok, err := mx.CompareAndPut(ctx, "portal:lobby", "", false, "!c:hs"); err != nil || ok {
+		t.Fatalf("CompareAndPut over a value read as unset = %v, %v, want false", ok, err)
+	}
+	if ok, err := irc.CompareAndPut(ctx, "portal:lobby", "!b:hs", true, "!c:hs"); err != nil || ok {
+		t.Fatalf("CompareAndPut of another network's key = %v, %v, want false", ok, err)
+	}
+	if ok, err := irc.CompareAndPut(ctx, "links", "", false, "{}"); err != nil || !ok {
+		t.Fatalf("CompareAndPut of an unset key read as unset = %v, %v, want true", ok, err)
+	}
+	if v, _, _ := mx.Get(ctx, "portal:lobby"); v != "!b:hs" {
+		t.Errorf("failed CompareAndPuts changed the value to %q", v)
+	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
