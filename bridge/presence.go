@@ -141,6 +141,32 @@ func (r *Router) Members(ctx context.Context, room RoomAddr, accounts []string) 
 	return nil
 }
 
+// ReloadPresence puts in place where people are as the store has it
+// (another instance of a cluster saw them come or go), and reports
+// whether that changed anything. OnPresence is not called: the caller
+// acts on the answer.
+func (r *Router) ReloadPresence(ctx context.Context) (bool, error) {
+	ps, ok := r.store.(PresenceStore)
+	if !ok {
+		return false, nil
+	}
+	all, err := ps.LoadPresence(ctx)
+	if err != nil {
+		return false, fmt.Errorf("read where people are: %w", err)
+	}
+	next := make(map[PersonRoom]bool, len(all))
+	for _, p := range all {
+		next[p] = true
+	}
+	r.presMu.Lock()
+	defer r.presMu.Unlock()
+	if maps.Equal(next, r.present) {
+		return false, nil
+	}
+	r.present = next
+	return true, nil
+}
+
 // loadPresence reads where people were, as the store kept it.
 func (r *Router) loadPresence(ctx context.Context) error {
 	ps, ok := r.store.(PresenceStore)

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/switchboard-chat/switchboard/bridge"
+	"github.com/switchboard-chat/switchboard/internal/testenv"
 )
 
 // member is an authenticated join (or leave) of sender in room.
@@ -157,4 +158,41 @@ func presenceFixture(t *testing.T) (f *fixture, restart func() *fixture, told *a
 	}
 	f = start()
 	return f, func() *fixture { f.stop(); f = start(); return f }, told
+}
+
+// Two routers on one store (two instances of a cluster): where a person
+// is, as one saw it, reaches the other when it reloads, and a reload
+// that finds nothing new says so.
+func TestReloadPresenceFromSharedStore(t *testing.T) {
+	dsn := testenv.Postgres(t)
+	ctx := context.Background()
+	nets := func() map[string]bridge.MessageSender {
+		return map[string]bridge.MessageSender{"irc": newPlain(), "mqtt": newPlain(), "matrix": rich{newPlain()}}
+	}
+	seer := newFixtureDSN(t, dsn, t.TempDir(), nets())
+	withPeople(t, seer)
+	other := newFixtureDSN(t, dsn, t.TempDir(), nets())
+	withPeople(t, other)
+	var told atomic.Int32
+	other.router.OnPresence = func() { told.Add(1) }
+
+	accept(t, seer.router, member("matrix", "!lobby", "@alice:hs", true))
+	if got := peopleRooms(other.router); got != "map[]" {
+		t.Fatalf("the other router knows before reloading: %s", got)
+	}
+	changed, err := other.router.ReloadPresence(ctx)
+	lobby := "map[alice:[irc:#lobby matrix:!lobby mqtt:chat/lobby]]"
+	if got := peopleRooms(other.router); err != nil || !changed || got != lobby {
+		t.Fatalf("after a reload: %s (changed %v, %v), want %s", got, changed, err, lobby)
+	}
+	if changed, err := other.router.ReloadPresence(ctx); changed || err != nil {
+		t.Errorf("a second reload changed %v (%v), want nothing", changed, err)
+	}
+	accept(t, seer.router, member("matrix", "!lobby", "@alice:hs", false))
+	if changed, _ := other.router.ReloadPresence(ctx); !changed || peopleRooms(other.router) != "map[]" {
+		t.Errorf("after her leave: changed %v, %s", changed, peopleRooms(other.router))
+	}
+	if told.Load() != 0 {
+		t.Errorf("OnPresence told %d times by reloads, want 0 (the caller acts on the answer)", told.Load())
+	}
 }

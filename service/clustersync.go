@@ -27,9 +27,12 @@ const (
 	changedLinks  = "links" // links and relay mode
 	changedPeople = "people"
 	changedBlocks = "blocks"
+	// Where people are (bridge/presence.go): their personal connections
+	// on the networks held here follow it.
+	changedPresence = "presence"
 )
 
-var allParts = []string{changedLinks, changedPeople, changedBlocks}
+var allParts = []string{changedLinks, changedPeople, changedBlocks, changedPresence}
 
 // resyncEvery is how often an instance reads every part again without
 // a notice. (A variable for tests.)
@@ -119,6 +122,13 @@ func storeOverlay[T any](ctx context.Context, s *Service, key string, local T, c
 func (c *clusterPart) hookRouter() {
 	s := c.s
 	s.router.OnBlocksChanged = func() { s.changed(changedBlocks) }
+	here := s.router.OnPresence
+	s.router.OnPresence = func() {
+		if here != nil {
+			here()
+		}
+		s.changed(changedPresence)
+	}
 	s.router.Relink = func(ctx context.Context) {
 		if err := s.resyncLinks(ctx); err != nil && ctx.Err() == nil {
 			c.log.Warn("read the links again for a room in none", "err", err)
@@ -187,6 +197,12 @@ func (c *clusterPart) resync(ctx context.Context, part string) error {
 		return c.s.resyncPeople(ctx)
 	case changedBlocks:
 		return c.s.router.ReloadBlocks(ctx)
+	case changedPresence:
+		changed, err := c.s.router.ReloadPresence(ctx)
+		if changed {
+			c.s.wakePersonalRooms()
+		}
+		return err
 	}
 	return nil
 }
