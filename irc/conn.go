@@ -56,6 +56,18 @@ type connConfig struct {
 	maxLineLen   int
 	flood        Flood
 	reconnectMax time.Duration
+	// sourceAddr is the local IP the connection binds to (source_address);
+	// nil for the system's choice.
+	sourceAddr net.IP
+	// shard is the shard the connection belongs to (adapters.Sharded: 0
+	// for the bot), and may reports whether this instance may still speak
+	// for a shard (nil: always). Checked before each dial and each write.
+	shard int
+	may   func(shard int) bool
+	// gate, when set, waits before each dial (after the backoff) until
+	// the connection is to run: the bot, while this instance does not
+	// hold shard 0.
+	gate func(ctx context.Context) error
 	// altNick gives the deterministic alternatives to base when the server
 	// refuses it (attempt 0, 1, 2, ...), at most maxLen bytes long.
 	altNick func(base string, maxLen, attempt int) string
@@ -303,9 +315,20 @@ func (k *conn) dial(_ context.Context, network, addr string) (net.Conn, error) {
 			return nil, ctx.Err()
 		}
 	}
+	if k.cfg.gate != nil {
+		if err := k.cfg.gate(ctx); err != nil {
+			return nil, err
+		}
+	}
+	if err := k.shardCheck(); err != nil {
+		return nil, &net.OpError{Op: "dial", Net: network, Err: err}
+	}
 	dctx, cancel := context.WithTimeout(ctx, dialTimeout)
 	defer cancel()
 	var d net.Dialer
+	if k.cfg.sourceAddr != nil {
+		d.LocalAddr = &net.TCPAddr{IP: k.cfg.sourceAddr}
+	}
 	c, err := d.DialContext(dctx, network, addr)
 	if err != nil {
 		return nil, err
@@ -349,11 +372,30 @@ type watchedConn struct {
 }
 
 func (w *watchedConn) Write(b []byte) (int, error) {
+	if err := w.k.shardCheck(); err != nil {
+		// Another instance may hold the shard by now: nothing more from
+		// this connection, and the server ends its session.
+		w.Conn.Close()
+		return 0, &net.OpError{Op: "write", Net: "tcp", Err: err}
+	}
 	n, err := w.Conn.Write(b)
 	if err == nil {
 		w.k.wrote(b)
 	}
 	return n, err
+}
+
+// errShardLost refuses a dial or write of a connection whose shard this
+// instance may no longer speak for (adapters.Sharded).
+var errShardLost = fmt.Errorf("irc: this instance no longer holds the connection's shard: %w", bridge.ErrNotConnected)
+
+// shardCheck is nil while this instance may speak for the connection's
+// shard.
+func (k *conn) shardCheck() error {
+	if k.cfg.may != nil && !k.cfg.may(k.cfg.shard) {
+		return errShardLost
+	}
+	return nil
 }
 
 func (k *conn) wrote(b []byte) {
