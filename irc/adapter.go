@@ -747,6 +747,13 @@ func (a *Adapter) startSend(ctx context.Context, d *bridge.Delivery, render func
 	a.mu.Lock()
 	started, stopped, bot := a.started, a.stopped, a.bot
 	held, botHere := a.heldLocked(shard), a.heldLocked(0)
+	if botHere && a.takeBotFallbackLocked(m.ID) && !held {
+		// A topic the bot could not set, announced by the bot.
+		held, shard = true, 0
+		rd := *d
+		rd.Relay = true
+		d = &rd
+	}
 	a.mu.Unlock()
 	if !started || stopped {
 		return bridge.Settled("", errors.New("irc: adapter not running"))

@@ -50,6 +50,10 @@ type shardState struct {
 	// in the channels (puppets and people's connections of shards held
 	// elsewhere), which the bot must no more bridge than our own.
 	peers map[string]bool
+	// fallbacks are the events the bot (shard 0) could not carry whose
+	// fallback line comes next from the router (a topic it may not set):
+	// the bot says it where the sender's shard is held elsewhere.
+	fallbacks map[bridge.EventID]bool
 	// peerTags is whether the server relays client tags, as a puppet or
 	// person's connection found where there is no bot to ask.
 	peerTags atomic.Bool
@@ -262,6 +266,28 @@ func (a *Adapter) peerGoneLocked(f string) {
 		}
 	}
 	delete(a.peers, f)
+}
+
+// botFallback has the bot say id's fallback line where the sender's
+// shard is another instance's: ShardOf gave the event to shard 0.
+func (a *Adapter) botFallback(id bridge.EventID) {
+	if a.shards <= 1 {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.fallbacks == nil || len(a.fallbacks) > 1000 {
+		a.fallbacks = map[bridge.EventID]bool{} // the router sends it at once: old ones are stale
+	}
+	a.fallbacks[id] = true
+}
+
+// takeBotFallbackLocked reports whether id is a fallback line botFallback
+// gave to the bot, and forgets it; a.mu must be held.
+func (a *Adapter) takeBotFallbackLocked(id bridge.EventID) bool {
+	ok := a.fallbacks[id]
+	delete(a.fallbacks, id)
+	return ok
 }
 
 // notHeld is the error of a delivery for shard k handed to an adapter

@@ -223,3 +223,35 @@ func TestShardOf(t *testing.T) {
 		t.Errorf("relay mode: shard %d, want 0", k)
 	}
 }
+
+// A topic is shard 0's (the bot sets it); where the bot may not, its
+// fallback line comes from the bot too, whoever's shard the sender is.
+func TestShardTopicFallbackFromTheBot(t *testing.T) {
+	srv := testenv.InspIRCd(t)
+	alice := srv.Client(t, "alice")
+	alice.Join("#lobby") // +t, alice the only operator
+	a := startAdapter(t, shardedNet(srv, ""), func(a *Adapter) { a.HoldShards([]int{0}, nil) }, "#lobby")
+	m1 := senderOfShard(t, a.Adapter, 1)
+	topic := &bridge.Topic{Header: m1.Header, Topic: "shards"}
+	if k := a.ShardOf(topic, false); k != 0 {
+		t.Fatalf("a topic is shard %d's", k)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	if err := a.SendTopic(ctx, delivery(topic, "#lobby")); !errors.Is(err, bridge.ErrFallback) {
+		t.Fatalf("SendTopic without rank: %v, want ErrFallback", err)
+	}
+	// What the router sends next (bridge's topicFallback).
+	fb := &bridge.Message{Header: topic.Header, Text: "changed the topic to: shards", Emote: true}
+	if _, err := a.Send(ctx, delivery(fb, "#lobby")); err != nil {
+		t.Fatalf("fallback: %v", err)
+	}
+	l := alice.WaitMessage(waitFor, func(l testenv.IRCLine) bool { return strings.Contains(l.Text(), "changed the topic to: shards") })
+	if l.Nick() != "bridge" {
+		t.Errorf("the fallback came from %s, not the bot", l.Nick())
+	}
+	// Anything else of that sender's is still shard 1's.
+	if _, err := a.Send(ctx, delivery(say(m1, "hi"), "#lobby")); !errors.Is(err, bridge.ErrNotConnected) {
+		t.Errorf("shard 1's message on shard 0's adapter: %v", err)
+	}
+}
