@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
@@ -73,7 +74,7 @@ func newPersonal(a *Adapter) *adapters.Personal[*conn, struct{}] {
 // failed (see PersonalStatus) and left out.
 func (a *Adapter) UsePeople(accts []PersonalAccount) {
 	a.mu.Lock()
-	a.accts = accts
+	a.accts = slices.Clone(accts)
 	a.mu.Unlock()
 	a.usePeople()
 }
@@ -86,7 +87,7 @@ func (a *Adapter) usePeople() {
 	a.mu.Lock()
 	var accts []PersonalAccount
 	for _, acct := range a.accts {
-		if a.heldLocked(a.personShard(acct.Person)) {
+		if acct.Person == "" || a.heldLocked(a.personShard(acct.Person)) {
 			accts = append(accts, acct)
 		}
 	}

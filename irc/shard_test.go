@@ -1,6 +1,7 @@
 package irc
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -253,5 +254,34 @@ func TestShardTopicFallbackFromTheBot(t *testing.T) {
 	// Anything else of that sender's is still shard 1's.
 	if _, err := a.Send(ctx, delivery(say(m1, "hi"), "#lobby")); !errors.Is(err, bridge.ErrNotConnected) {
 		t.Errorf("shard 1's message on shard 0's adapter: %v", err)
+	}
+}
+
+// People's own connections run only on the adapter holding their
+// person's shard, and come up where it moves.
+func TestShardPeopleFollowTheirShard(t *testing.T) {
+	srv := testenv.InspIRCd(t)
+	a := startAdapter(t, shardedNet(srv, ""), func(a *Adapter) { a.HoldShards([]int{0}, nil) })
+	var in0, in1 string
+	for i := 0; in0 == "" || in1 == ""; i++ {
+		p := fmt.Sprintf("p%d", i)
+		if a.personShard(p) == 0 {
+			in0 = cmp.Or(in0, p)
+		} else {
+			in1 = cmp.Or(in1, p)
+		}
+	}
+	a.UsePeople([]PersonalAccount{
+		{Person: in0, Home: "matrix", ID: in0, Password: "pw"},
+		{Person: in1, Home: "matrix", ID: in1, Password: "pw"},
+	})
+	st := a.PersonalStatus()
+	if _, ok := st[in1]; ok || st[in0] == "" {
+		t.Fatalf("holding shard 0, people's connections are %v; want %s's only", st, in0)
+	}
+	a.HoldShards([]int{1}, nil)
+	st = a.PersonalStatus()
+	if _, ok := st[in0]; ok || st[in1] == "" {
+		t.Fatalf("holding shard 1, people's connections are %v; want %s's only", st, in1)
 	}
 }
