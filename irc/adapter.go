@@ -367,8 +367,9 @@ func (a *Adapter) Start(ctx context.Context, in bridge.Inbound) error {
 
 // botUp runs in the bot's read loop once it is registered.
 func (a *Adapter) botUp(k *conn) {
+	is := k.irc.ISupport()
 	a.mu.Lock()
-	a.learnServerLocked(k)
+	a.learnServerLocked(is)
 	stopped := a.stopped || !a.heldLocked(0)
 	if !stopped {
 		a.wg.Add(1)
@@ -389,10 +390,9 @@ func (a *Adapter) botUp(k *conn) {
 	}()
 }
 
-// learnServerLocked takes what the server says of itself in k's
-// ISUPPORT; a.mu must be held.
-func (a *Adapter) learnServerLocked(k *conn) {
-	is := k.irc.ISupport()
+// learnServerLocked takes what the server says of itself in a
+// connection's ISUPPORT; a.mu must be held.
+func (a *Adapter) learnServerLocked(is map[string]string) {
 	info := defaultServerInfo(a.cfg.MaxLineBytes)
 	info.known = true
 	info.cm = parseCaseMapping(is["CASEMAPPING"])

@@ -216,14 +216,15 @@ func (a *Adapter) botGate(ctx context.Context) error {
 // person's connection k, where no bot is here to tell it (nick length,
 // casemapping, message-tags).
 func (a *Adapter) learnServer(k *conn) {
+	tags, is := k.tagsOK(), k.irc.ISupport() // k's locks are not taken under a.mu
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.heldLocked(0) {
 		return // the bot's word
 	}
-	a.peerTags.Store(k.tagsOK())
+	a.peerTags.Store(tags)
 	if !a.info.known {
-		a.learnServerLocked(k)
+		a.learnServerLocked(is)
 	}
 }
 
