@@ -55,7 +55,7 @@ func hostOf(l testenv.IRCLine) string {
 // channel and bridges it; a delivery handed to the wrong adapter fails
 // retryably and sends nothing; once B is gone, A takes its shard.
 func TestShardsSpreadPuppetsOverInstances(t *testing.T) {
-	srv := testenv.InspIRCdWith(t, testenv.IRCServerConfig{Allow: "127.0.0.0/8"})
+	srv := testenv.InspIRCd(t)
 	alice := srv.Client(t, "alice")
 	alice.Join("#lobby")
 	a := startAdapter(t, shardedNet(srv, "127.0.0.2"), func(a *Adapter) { a.HoldShards([]int{0}, nil) }, "#lobby")

@@ -33,14 +33,10 @@ type IRCServer struct {
 // what InspIRCd(t) uses.
 type IRCServerConfig struct {
 	// MaxClients is the number of connections the server accepts from
-	// 127.0.0.1 (default 5000).
+	// loopback addresses (default 5000).
 	MaxClients int
 	// CaseMapping is "rfc1459" (the default) or "ascii".
 	CaseMapping string
-	// Allow is the guide's connect class's allow mask: where Switchboard
-	// connects from (default 127.0.0.1; "127.0.0.0/8" for tests whose
-	// connections bind to other loopback addresses, IRC source_address).
-	Allow string
 	// Extra is appended to the config verbatim (more modules, channel
 	// limits, ...).
 	Extra string
@@ -77,9 +73,6 @@ func InspIRCdWith(t testing.TB, c IRCServerConfig) *IRCServer {
 	}
 	if c.CaseMapping == "" {
 		c.CaseMapping = "rfc1459"
-	}
-	if c.Allow == "" {
-		c.Allow = "127.0.0.1"
 	}
 	dir := t.TempDir()
 	port := FreePort(t)
@@ -167,7 +160,9 @@ func inspircdConfig(t testing.TB, dir string, port, linkPort int, c IRCServerCon
 	// passes at once, so that the class's exemption from them is what
 	// every test's connections rely on.
 	class := Snippet(t, "inspircd.conf", map[string]string{
-		`allow="203.0.113.7"`:                        fmt.Sprintf("allow=%q", c.Allow),
+		// Every loopback address: IRC source_address tests (and cluster
+		// instances) connect from 127.0.0.2, 127.0.0.3...
+		`allow="203.0.113.7"`:                        `allow="127.0.0.0/8"`,
 		`localmax="120" globalmax="120" limit="120"`: fmt.Sprintf(`localmax="%[1]d" globalmax="%[1]d" limit="%[1]d"`, c.MaxClients+1),
 	})
 	if c.edit != nil {
