@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"strconv"
 	"strings"
 	"sync"
@@ -64,6 +65,11 @@ const (
 	// ours, for the lines about its departure the bot sees afterwards.
 	ownGrace = 30 * time.Second
 )
+
+// unknownNickLen is the nick length used before the server said its
+// own: long enough for a readable nick, short enough for most networks
+// (a 432 makes it 9).
+const unknownNickLen = 16
 
 // rejoinDelay is how long the bot waits before going back into a channel
 // it was kicked from (a variable for tests).
@@ -128,6 +134,8 @@ type Adapter struct {
 	ready       atomic.Bool                         // registered and rejoined
 
 	catchUpState // join playback (catchup.go); a.mu guards it
+	shardState   // which shards run here (shard.go)
+	sourceAddr   net.IP
 }
 
 // serverInfo is what the bot learned from ISUPPORT.
@@ -211,6 +219,12 @@ func New(name string, n *config.Network, log *slog.Logger) (adapters.Adapter, er
 	if strings.ContainsAny(c.Password, "\r\n\x00") {
 		return nil, fmt.Errorf("networks.%s.password: contains a line break or NUL", name)
 	}
+	if err := checkSourceAddress(c.SourceAddress); err != nil {
+		return nil, fmt.Errorf("networks.%s.source_address: %w", name, err)
+	}
+	if c.Shards > maxShards {
+		return nil, fmt.Errorf("networks.%s.shards: at most %d, got %d", name, maxShards, c.Shards)
+	}
 	a := &Adapter{
 		name:       name,
 		cfg:        c,
@@ -229,8 +243,15 @@ func New(name string, n *config.Network, log *slog.Logger) (adapters.Adapter, er
 		progress:   map[string]*progress{},
 		accounts:   map[string]string{},
 		info:       defaultServerInfo(c.MaxLineBytes),
+		sourceAddr: parseSourceAddr(c.SourceAddress),
 	}
 	a.people = newPersonal(a)
+	a.shardState.init(c.Shards)
+	if a.shards > 1 {
+		for k := range a.shards {
+			a.fences = append(a.fences, fence.New(func() bool { return a.mayShard(k) }, a.log.With("shard", k)))
+		}
+	}
 	if a.mode == "" {
 		a.mode = config.DefaultMode
 	}
@@ -257,11 +278,16 @@ func defaultServerInfo(lineLen int) serverInfo {
 func (a *Adapter) Network() string { return a.name }
 
 // Connected reports whether the bot is registered and back in its
-// channels, so that what is said there now reaches the bridge.
+// channels, so that what is said there now reaches the bridge. Without
+// shard 0 (adapters.Sharded) there is no bot here: connected while
+// running, puppets connecting as they are needed.
 func (a *Adapter) Connected() bool {
 	a.mu.Lock()
-	bot := a.bot
+	bot, running, botHere := a.bot, a.started && !a.stopped, a.heldLocked(0)
 	a.mu.Unlock()
+	if !botHere {
+		return running
+	}
 	return bot != nil && bot.isUp() && a.ready.Load()
 }
 
@@ -289,6 +315,8 @@ func (a *Adapter) connConfig(label, nick string) connConfig {
 		flood:        a.cfg.Flood,
 		reconnectMax: a.cfg.ReconnectMax,
 		fence:        a.fence,
+		sourceAddr:   a.sourceAddr,
+		shardFences:  a.fences,
 		casemap:      a.casemap,
 		clock:        a.clock,
 		log:          a.log.With("conn", label),
@@ -328,11 +356,10 @@ func (a *Adapter) Start(ctx context.Context, in bridge.Inbound) error {
 		if info := a.serverInfo(); info.known {
 			return info.nickLen
 		}
-		// Before the first registration: long enough for a readable
-		// nick, short enough for most networks (a 432 makes it 9).
-		return 16
+		return unknownNickLen
 	}
 	cc.onUp = a.botUp
+	cc.gate = a.botGate // shard 0 only
 	cc.onDown = a.botDown
 	cc.onHistory = a.catchUp
 	cc.onJoined = a.joinedHistory
@@ -346,6 +373,11 @@ func (a *Adapter) Start(ctx context.Context, in bridge.Inbound) error {
 	go func() { defer a.wg.Done(); a.flushCursors(a.ctx) }()
 	go func() { defer a.wg.Done(); a.janitor(a.ctx) }()
 	a.people.StartLocked(a.ctx)
+	if !a.heldLocked(0) {
+		// No bot to wait for: deliveries waiting for the network may go.
+		a.wg.Add(1)
+		go func() { defer a.wg.Done(); in.Online(a.name) }()
+	}
 	a.log.Info("irc adapter started", "server", a.cfg.Server, "nick", a.cfg.Nick, "mode", a.mode, "tls", a.cfg.TLS)
 	return nil
 }
@@ -354,6 +386,30 @@ func (a *Adapter) Start(ctx context.Context, in bridge.Inbound) error {
 func (a *Adapter) botUp(k *conn) {
 	is := k.irc.ISupport()
 	a.mu.Lock()
+	a.learnServerLocked(is)
+	stopped := a.stopped || !a.heldLocked(0)
+	if !stopped {
+		a.wg.Add(1)
+	}
+	a.mu.Unlock()
+	if stopped {
+		if !a.holds(0) {
+			k.leaveNetwork() // shard 0 was let go while we connected
+		}
+		return
+	}
+	a.log.Info("connected", "nick", k.nick(), "server", a.cfg.Server)
+	// Joining waits for flood tokens and replies, which the read loop we
+	// are in must keep reading.
+	go func() {
+		defer a.wg.Done()
+		a.rejoin(k)
+	}()
+}
+
+// learnServerLocked takes what the server says of itself in a
+// connection's ISUPPORT; a.mu must be held.
+func (a *Adapter) learnServerLocked(is map[string]string) {
 	info := defaultServerInfo(a.cfg.MaxLineBytes)
 	info.known = true
 	info.cm = parseCaseMapping(is["CASEMAPPING"])
@@ -396,21 +452,6 @@ func (a *Adapter) botUp(k *conn) {
 	}
 	a.rooms = rooms
 	a.indexAccountsLocked()
-	stopped := a.stopped
-	if !stopped {
-		a.wg.Add(1)
-	}
-	a.mu.Unlock()
-	if stopped {
-		return
-	}
-	a.log.Info("connected", "nick", k.nick(), "server", a.cfg.Server)
-	// Joining waits for flood tokens and replies, which the read loop we
-	// are in must keep reading.
-	go func() {
-		defer a.wg.Done()
-		a.rejoin(k)
-	}()
 }
 
 func (a *Adapter) rejoin(k *conn) {
@@ -435,7 +476,8 @@ func (a *Adapter) botDown(k *conn) {
 	for _, r := range a.rooms {
 		r.members, r.names = map[string]*member{}, nil
 	}
-	stopped := a.stopped
+	clear(a.peers) // NAMES tells them again
+	stopped := a.stopped || !a.heldLocked(0)
 	a.mu.Unlock()
 	if !stopped {
 		a.log.Warn("disconnected; reconnecting", "server", a.cfg.Server)
@@ -640,8 +682,9 @@ func (a *Adapter) isOwn(nick string) bool {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	until, ok := a.own[a.info.cm.fold(nick)]
-	return ok && (until.IsZero() || a.clock.Now().Before(until))
+	f := a.info.cm.fold(nick)
+	until, ok := a.own[f]
+	return a.peers[f] || ok && (until.IsZero() || a.clock.Now().Before(until))
 }
 
 // progress remembers which lines of a message a room already got, so a
@@ -717,13 +760,25 @@ func (a *Adapter) startSend(ctx context.Context, d *bridge.Delivery, render func
 	} else if err := validChannel(d.Room, info.chanTypes, info.chanLen); err != nil {
 		return bridge.Settled("", bridge.Permanent(err))
 	}
+	shard := a.ShardOf(m, d.Relay)
 	a.mu.Lock()
 	started, stopped, bot := a.started, a.stopped, a.bot
+	held, botHere := a.heldLocked(shard), a.heldLocked(0)
+	if botHere && a.takeBotFallbackLocked(m.ID) && !held {
+		// A topic the bot could not set, announced by the bot.
+		held, shard = true, 0
+		rd := *d
+		rd.Relay = true
+		d = &rd
+	}
 	a.mu.Unlock()
 	if !started || stopped {
 		return bridge.Settled("", errors.New("irc: adapter not running"))
 	}
-	if !bot.isUp() {
+	if !held {
+		return bridge.Settled("", a.notHeld(shard))
+	}
+	if botHere && !bot.isUp() {
 		return bridge.Settled("", errNotConnected)
 	}
 	if !direct {
@@ -773,6 +828,10 @@ func (a *Adapter) sendMessage(ctx context.Context, d *bridge.Delivery, key, targ
 			}
 		}
 	}
+	if !a.holds(0) {
+		// The bot is another instance's: wait for a puppet of ours.
+		return bridge.Settled("", fmt.Errorf("irc: no puppet for %s now, and the bot is held by another instance: %w", m.Sender.ID, bridge.ErrNotConnected))
+	}
 	return a.startVia(ctx, a.bot, key, target, m, b, relayPrefix(m))
 }
 
@@ -802,10 +861,13 @@ func (a *Adapter) SendAsBot(ctx context.Context, room, user, text string) error 
 // upBot is the bot's connection, when the adapter runs and it is up.
 func (a *Adapter) upBot() (*conn, error) {
 	a.mu.Lock()
-	started, stopped, bot := a.started, a.stopped, a.bot
+	started, stopped, bot, botHere := a.started, a.stopped, a.bot, a.heldLocked(0)
 	a.mu.Unlock()
 	if !started || stopped {
 		return nil, errors.New("irc: adapter not running")
+	}
+	if !botHere {
+		return nil, a.notHeld(0)
 	}
 	if !bot.isUp() {
 		return nil, errNotConnected
@@ -1074,6 +1136,9 @@ func (a *Adapter) SendMembership(ctx context.Context, d *bridge.Delivery) error 
 	info := a.serverInfo()
 	if err := validChannel(d.Room, info.chanTypes, info.chanLen); err != nil {
 		return bridge.Permanent(err)
+	}
+	if k := a.ShardOf(d.Event, d.Relay); !a.holds(k) {
+		return a.notHeld(k)
 	}
 	s := d.Event.Head().Sender
 	p, err := a.existingPuppet(ctx, s)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"strings"
 	"time"
 
@@ -47,6 +48,15 @@ type Config struct {
 	// CatchUp bounds what is bridged from a channel's join playback
 	// after the bot was away (see catchup.go).
 	CatchUp config.CatchUp `yaml:"catch_up"`
+	// Shards splits the puppets (and people's own connections) into this
+	// many shards, each held like a network by one instance of a cluster
+	// (adapters.Sharded); 1, the default, is no split.
+	Shards int `yaml:"shards"`
+	// SourceAddress is the local IP every connection of the network binds
+	// to (bot, puppets, people's): IRC networks cap connections per
+	// address, so each instance of a cluster sets its own
+	// (${SWITCHBOARD_SOURCE_ADDRESS}). Empty: the system's choice.
+	SourceAddress string `yaml:"source_address"`
 }
 
 // SASL is a SASL PLAIN login.
@@ -68,6 +78,9 @@ const (
 	defaultReconnectMax  = 2 * time.Minute
 	// defaultMaxMessageLines is max_message_lines when not given.
 	defaultMaxMessageLines = 5
+	// maxShards bounds shards: each is a lease, and 64 instances of
+	// 1000 puppets each is more than any network allows one bridge.
+	maxShards = 64
 	// maxChannelBytes is RFC 2812's limit; servers may allow more, but
 	// a longer name would not be portable across networks.
 	maxChannelBytes = 50
@@ -106,6 +119,7 @@ func (c *Config) SetDefaults(_ string, n *config.Network, given func(string) boo
 	config.SetDefault(&c.IgnoreServices, true, given("ignore_services"))
 	c.Rate.SetDefaults(given, true)
 	c.CatchUp.SetDefaults(given)
+	config.SetDefault(&c.Shards, 1, given("shards"))
 }
 
 func (c *Config) Validate(p *config.Problems, _ *config.Network) {
@@ -155,6 +169,25 @@ func (c *Config) Validate(p *config.Problems, _ *config.Network) {
 		p.Add("reconnect_max", "must be positive, got %v", c.ReconnectMax)
 	}
 	c.CatchUp.Validate(p)
+	if c.Shards < 1 || c.Shards > maxShards {
+		p.Add("shards", "must be between 1 and %d, got %d", maxShards, c.Shards)
+	}
+	if err := checkSourceAddress(c.SourceAddress); err != nil {
+		p.Add("source_address", "%v", err)
+	}
+}
+
+// checkSourceAddress accepts "" or an IP address (no port, no host name:
+// a connection binds to it, so a name could resolve to an address this
+// machine does not have).
+func checkSourceAddress(s string) error {
+	if s == "" {
+		return nil
+	}
+	if net.ParseIP(s) == nil {
+		return fmt.Errorf("%q is not an IP address", s)
+	}
+	return nil
 }
 
 func (*Config) CheckRoom(room string) error {

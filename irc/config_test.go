@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/switchboard-chat/switchboard/config"
 	"github.com/switchboard-chat/switchboard/config/configtest"
 )
 
@@ -72,5 +73,27 @@ func TestBadConfigs(t *testing.T) {
 				`networks.libera.catch_up.max_messages: want 0 (off) to 10000, got -1`,
 			},
 		},
+		{
+			Name: "shards out of range and a source address that is no IP",
+			YAML: strings.Replace(valid, "nick: switchboard", "nick: switchboard\n    shards: 0\n    source_address: irc.example.org", 1),
+			Want: []string{
+				`networks.libera.shards: must be between 1 and 64, got 0`,
+				`networks.libera.source_address: "irc.example.org" is not an IP address`,
+			},
+		},
 	})
+}
+
+// Each instance of a cluster binds its connections to its own address,
+// from its environment; shards defaults to 1.
+func TestSourceAddressFromEnvironment(t *testing.T) {
+	yaml := strings.Replace(valid, "nick: switchboard", "nick: switchboard\n    source_address: ${SWITCHBOARD_SOURCE_ADDRESS}", 1)
+	c, err := config.ParseEnv([]byte(yaml), map[string]string{"SWITCHBOARD_SOURCE_ADDRESS": "127.0.0.2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := c.Networks["libera"].Section.(*Config)
+	if cfg.SourceAddress != "127.0.0.2" || cfg.Shards != 1 {
+		t.Fatalf("source_address %q, shards %d; want 127.0.0.2, 1", cfg.SourceAddress, cfg.Shards)
+	}
 }

@@ -60,6 +60,18 @@ type connConfig struct {
 	// fence refuses to dial, and to write, once this instance no longer
 	// holds the network (cluster mode; nil otherwise).
 	fence *fence.Fence
+	// sourceAddr is the local IP the connection binds to (source_address);
+	// nil for the system's choice.
+	sourceAddr net.IP
+	// shard is the shard the connection belongs to (adapters.Sharded: 0
+	// for the bot); shardFences, when sharded, each shard's fence, which
+	// becomes the connection's.
+	shard       int
+	shardFences []*fence.Fence
+	// gate, when set, waits before each dial (after the backoff) until
+	// the connection is to run: the bot, while this instance does not
+	// hold shard 0.
+	gate func(ctx context.Context) error
 	// altNick gives the deterministic alternatives to base when the server
 	// refuses it (attempt 0, 1, 2, ...), at most maxLen bytes long.
 	altNick func(base string, maxLen, attempt int) string
@@ -154,6 +166,11 @@ type conn struct {
 func newConn(cfg connConfig) *conn {
 	if cfg.clock == nil {
 		cfg.clock = realClock{}
+	}
+	if cfg.shard < len(cfg.shardFences) {
+		// Sharded: the connection's shard's lease, checked by the same
+		// fence as a network's (the adapter then has no UseFence).
+		cfg.fence = cfg.shardFences[cfg.shard]
 	}
 	k := &conn{
 		cfg:      cfg,
@@ -314,9 +331,17 @@ func (k *conn) dial(_ context.Context, network, addr string) (net.Conn, error) {
 	if err := k.cfg.fence.CheckDial(network, addr); err != nil {
 		return nil, err
 	}
+	if k.cfg.gate != nil {
+		if err := k.cfg.gate(ctx); err != nil {
+			return nil, err
+		}
+	}
 	dctx, cancel := context.WithTimeout(ctx, dialTimeout)
 	defer cancel()
 	var d net.Dialer
+	if k.cfg.sourceAddr != nil {
+		d.LocalAddr = &net.TCPAddr{IP: k.cfg.sourceAddr}
+	}
 	c, err := d.DialContext(dctx, network, addr)
 	if err != nil {
 		return nil, err

@@ -259,6 +259,9 @@ func (a *Adapter) onJoin(e ircmsg.Message) {
 		return
 	}
 	r.members[a.info.cm.fold(nick)] = &member{nick: nick, account: account}
+	if nuh, err := e.NUH(); err == nil && !own {
+		own = a.notePeerLocked(nick, nuh.User)
+	}
 	if own {
 		a.mu.Unlock()
 		return
@@ -309,6 +312,7 @@ func (a *Adapter) leave(e ircmsg.Message, ch, nick, reason string) {
 	f := a.info.cm.fold(nick)
 	account := a.accountLocked(r, nick)
 	delete(r.members, f)
+	a.peerGoneLocked(f)
 	if own {
 		a.mu.Unlock()
 		return
@@ -386,6 +390,7 @@ func (a *Adapter) onQuit(e ircmsg.Message) {
 		// The server says it is gone: whoever uses the nick next is not
 		// our puppet.
 		delete(a.own, f)
+		delete(a.peers, f)
 	}
 	for _, r := range a.rooms {
 		m := r.members[f]
@@ -463,6 +468,10 @@ func (a *Adapter) channelHeader(e ircmsg.Message) (bridge.Header, bool) {
 // does: the bot may still have lines from before the change to read.
 func (a *Adapter) ownRenamedLocked(old, nick string) {
 	fo, fn := a.info.cm.fold(old), a.info.cm.fold(nick)
+	if a.peers[fo] {
+		delete(a.peers, fo)
+		a.peers[fn] = true
+	}
 	if until, ok := a.own[fo]; ok && until.IsZero() {
 		a.own[fo] = a.clock.Now().Add(ownGrace)
 		a.own[fn] = time.Time{}
@@ -506,7 +515,11 @@ func (a *Adapter) onNames(e ircmsg.Message) {
 	for _, tok := range strings.Fields(e.Params[3]) {
 		prefixes, tok := a.info.namesPrefixes(tok)
 		if i := strings.IndexByte(tok, '!'); i >= 0 {
+			user, _, _ := strings.Cut(tok[i+1:], "@")
 			tok = tok[:i]
+			if !a.casemap().equal(tok, e.Params[0]) { // not the bot
+				a.notePeerLocked(tok, user)
+			}
 		}
 		if tok != "" {
 			r.names[a.info.cm.fold(tok)] = &member{nick: tok, prefixes: prefixes}

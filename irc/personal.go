@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
@@ -72,6 +73,25 @@ func newPersonal(a *Adapter) *adapters.Personal[*conn, struct{}] {
 // longer listed is disconnected. Entries that cannot be used are marked
 // failed (see PersonalStatus) and left out.
 func (a *Adapter) UsePeople(accts []PersonalAccount) {
+	a.mu.Lock()
+	a.accts = slices.Clone(accts)
+	a.mu.Unlock()
+	a.usePeople()
+}
+
+// usePeople connects the people of the shards held here (all of them
+// outside cluster mode), and disconnects the others.
+func (a *Adapter) usePeople() {
+	a.peopleMu.Lock()
+	defer a.peopleMu.Unlock()
+	a.mu.Lock()
+	var accts []PersonalAccount
+	for _, acct := range a.accts {
+		if acct.Person == "" || a.heldLocked(a.personShard(acct.Person)) {
+			accts = append(accts, acct)
+		}
+	}
+	a.mu.Unlock()
 	want := map[string]*personal{}
 	invalid := map[string]string{}
 	for _, acct := range accts {
@@ -166,6 +186,7 @@ func (a *Adapter) newPersonalConn(p *personal) *conn {
 	acct := p.Acct
 	cc := a.connConfig("person "+acct.Person, acct.ID)
 	cc.caps = a.puppetCaps
+	cc.shard = a.personShard(acct.Person)
 	cc.user = identFrom(acct.ID)
 	cc.realname = acct.ID
 	cc.sasl = &SASL{User: acct.ID, Password: acct.Password}
@@ -203,6 +224,7 @@ func (a *Adapter) personalUp(p *personal, k *conn) {
 	}
 	taken := p.State() != adapters.PersonalConnected
 	a.mu.Unlock()
+	a.learnServer(k)
 	a.log.Info("personal connection up", "person", p.Acct.Person, "nick", k.nick())
 	if taken {
 		a.log.Error("personal connection: their nick is taken; their messages go out through their puppet until it is free", "person", p.Acct.Person, "nick", p.Acct.ID, "connected_as", k.nick())

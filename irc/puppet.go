@@ -44,6 +44,10 @@ func (a *Adapter) puppetFor(ctx context.Context, s bridge.Sender) (*puppet, erro
 		a.mu.Unlock()
 		return nil, errors.New("irc: adapter stopped")
 	}
+	if k := a.senderShard(s); !a.heldLocked(k) {
+		a.mu.Unlock()
+		return nil, a.notHeld(k)
+	}
 	p := a.puppets[key]
 	create := false
 	if p == nil {
@@ -118,9 +122,14 @@ func (a *Adapter) connectPuppet(p *puppet) {
 	a.mu.Lock()
 	s := p.sender
 	a.mu.Unlock()
+	if !info.known {
+		// No bot here to have asked (another instance holds shard 0).
+		info.nickLen = unknownNickLen
+	}
 	nick := mapping.IRCNick(mapping.Render(a.template, s), info.nickLen, s)
 	cc := a.connConfig("puppet "+nick, nick)
 	cc.caps = a.puppetCaps
+	cc.shard = a.senderShard(s)
 	cc.realname = stripCodes(cleanLine(relayName(s) + " (" + s.Network + ")"))
 	cc.altNick = func(base string, maxLen, attempt int) string {
 		return mapping.IRCNickAlternative(base, maxLen, s, attempt)
@@ -173,6 +182,7 @@ func (a *Adapter) connectPuppet(p *puppet) {
 			p.once.Do(a.wg.Done)
 		}
 	} else {
+		a.learnServer(k)
 		a.log.Debug("puppet connected", "nick", k.nick(), "sender", s.ID, "network", s.Network)
 	}
 	close(p.ready)

@@ -136,8 +136,11 @@ func (k *conn) tagsOK() bool {
 // when it connected (puppets ask for the same).
 func (a *Adapter) tagsOn() bool {
 	a.mu.Lock()
-	bot := a.bot
+	bot, botHere := a.bot, a.heldLocked(0)
 	a.mu.Unlock()
+	if !botHere {
+		return a.peerTags.Load()
+	}
 	return bot != nil && bot.tagsOK()
 }
 

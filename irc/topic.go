@@ -189,11 +189,13 @@ func (a *Adapter) SendTopic(ctx context.Context, d *bridge.Delivery) error {
 	case same:
 		return nil // the rooms agree already
 	case !may:
+		a.botFallback(t.ID)
 		return bridge.ErrFallback
 	}
 	err = a.setTopic(ctx, bot, d.Room, text)
 	if errors.Is(err, errTopicRefused) {
 		a.log.Info("channel refused the bot's topic; announcing it instead", "channel", d.Room, "err", err)
+		a.botFallback(t.ID)
 		return bridge.ErrFallback
 	}
 	if err != nil {

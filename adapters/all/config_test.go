@@ -355,6 +355,7 @@ func TestGoodConfigDefaults(t *testing.T) {
 		MaxLineBytes: 512, MaxMessageLines: 5, ReconnectMax: 2 * time.Minute, IgnoreServices: true,
 		Rate:    config.Rate{PerSecond: 1, Burst: 10},
 		CatchUp: config.CatchUp{MaxMessages: 500, MaxAge: 24 * time.Hour},
+		Shards:  1,
 	}
 	if got, ok := libera.Section.(*irc.Config); !ok || *got != wantIRC {
 		t.Errorf("irc section: %#v", libera.Section)

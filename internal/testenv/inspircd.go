@@ -33,7 +33,7 @@ type IRCServer struct {
 // what InspIRCd(t) uses.
 type IRCServerConfig struct {
 	// MaxClients is the number of connections the server accepts from
-	// 127.0.0.1 (default 5000).
+	// loopback addresses (default 5000).
 	MaxClients int
 	// CaseMapping is "rfc1459" (the default) or "ascii".
 	CaseMapping string
@@ -160,7 +160,9 @@ func inspircdConfig(t testing.TB, dir string, port, linkPort int, c IRCServerCon
 	// passes at once, so that the class's exemption from them is what
 	// every test's connections rely on.
 	class := Snippet(t, "inspircd.conf", map[string]string{
-		`allow="203.0.113.7"`:                        `allow="127.0.0.1"`,
+		// Every loopback address: IRC source_address tests (and cluster
+		// instances) connect from 127.0.0.2, 127.0.0.3...
+		`allow="203.0.113.7"`:                        `allow="127.0.0.0/8"`,
 		`localmax="120" globalmax="120" limit="120"`: fmt.Sprintf(`localmax="%[1]d" globalmax="%[1]d" limit="%[1]d"`, c.MaxClients+1),
 	})
 	if c.edit != nil {
