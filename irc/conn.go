@@ -328,13 +328,13 @@ func (k *conn) dial(_ context.Context, network, addr string) (net.Conn, error) {
 	// error, so that a puppet waits for the next delivery rather than
 	// taking it for the server refusing puppets; the reconnect loop keeps
 	// its backoff, so the bot tries again only slowly, until stopped.
-	if err := k.cfg.fence.CheckDial(network, addr); err != nil {
-		return nil, err
-	}
 	if k.cfg.gate != nil {
 		if err := k.cfg.gate(ctx); err != nil {
 			return nil, err
 		}
+	}
+	if err := k.cfg.fence.CheckDial(network, addr); err != nil {
+		return nil, err
 	}
 	dctx, cancel := context.WithTimeout(ctx, dialTimeout)
 	defer cancel()

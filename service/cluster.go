@@ -34,6 +34,9 @@ type clusterPart struct {
 
 	mu   sync.Mutex
 	held map[string]*cluster.Lease // the networks held here
+	// turns has one Take or Drop of a network's leases (its shards') at
+	// a time: two shards taken at once must share one adapter.
+	turns sync.Map // network → *sync.Mutex
 }
 
 // pendingEvery is how often a holder looks at its networks' outboxes
@@ -181,6 +184,14 @@ func (c *clusterPart) mayShard(network string, k int) bool {
 	return c.maySend(name)
 }
 
+// turn waits for network's turn; call what it returns when done.
+func (c *clusterPart) turn(network string) (done func()) {
+	m, _ := c.turns.LoadOrStore(network, new(sync.Mutex))
+	mu := m.(*sync.Mutex)
+	mu.Lock()
+	return mu.Unlock
+}
+
 // mayAny reports whether this instance may still speak for some shard
 // of network.
 func (c *clusterPart) mayAny(network string) bool {
@@ -196,6 +207,7 @@ func (c *clusterPart) mayAny(network string) bool {
 func (c *clusterPart) Take(ctx context.Context, name string, l *cluster.Lease) error {
 	s := c.s
 	network, shard := splitLease(name)
+	defer c.turn(network)()
 	c.mu.Lock()
 	c.held[name] = l
 	c.mu.Unlock()
@@ -277,6 +289,7 @@ func (c *clusterPart) reshard(ctx context.Context, network string, a adapters.Ad
 func (c *clusterPart) Drop(ctx context.Context, name string, handover bool) {
 	s := c.s
 	network, shard := splitLease(name)
+	defer c.turn(network)()
 	c.mu.Lock()
 	delete(c.held, name)
 	c.mu.Unlock()

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -38,6 +39,7 @@ type clusterWorld struct {
 	broker *testenv.MQTTBroker
 	nats   *testenv.NATSServer
 	muc    string
+	prefix string // of the instances' names
 	// networks are the networks of the world's config, leaseNames their
 	// leases (and their shards').
 	networks, leaseNames []string
@@ -67,6 +69,8 @@ type clusterOptions struct {
 	// ircShards splits the IRC network's puppets (shards: N), each
 	// instance connecting from 127.0.0.(2+i).
 	ircShards int
+	// prefix names the instances prefix-1, prefix-2, ... ("sb").
+	prefix string
 }
 
 func newClusterWorldWith(t *testing.T, o clusterOptions) *clusterWorld {
@@ -85,6 +89,7 @@ func newClusterWorldWith(t *testing.T, o clusterOptions) *clusterWorld {
 		// left open by a frozen or partitioned instance.
 		xmpp:     testenv.ProsodyWith(t, testenv.XMPPServerConfig{Users: clusterUsers, Global: `component_conflict_resolve = "kick_old"`}),
 		networks: []string{"libera", "devices", "jabber", "web"},
+		prefix:   cmp.Or(o.prefix, "sb"),
 	}
 	for _, network := range w.networks {
 		w.leaseNames = append(w.leaseNames, cluster.LeaseName(network))
@@ -162,7 +167,7 @@ links:
 	return w
 }
 
-func (w *clusterWorld) name(i int) string { return fmt.Sprintf("sb-%d", i+1) }
+func (w *clusterWorld) name(i int) string { return fmt.Sprintf("%s-%d", w.prefix, i+1) }
 
 // status is instance i's /api/status, or false if it does not answer.
 func (w *clusterWorld) status(i int) (status.Status, bool) {
@@ -782,4 +787,89 @@ func (w *clusterWorld) names() []string {
 		out = append(out, w.name(i))
 	}
 	return out
+}
+
+// TestClusterIRCShards: an IRC network with shards: 2 over two
+// instances: puppets of both shards speak in the channel, each from its
+// own instance's source address; killing one instance moves its shard
+// to the other, whose puppets then speak for its senders.
+func TestClusterIRCShards(t *testing.T) {
+	// Names for the two instances that the spread gives one shard each.
+	prefix := ""
+	for c := 'a'; c <= 'z' && prefix == ""; c++ {
+		p := "s" + string(c)
+		live := []string{p + "-1", p + "-2"}
+		if cluster.Owner(cluster.LeaseName("libera"), live) != cluster.Owner(cluster.LeaseName("libera")+"/shard/1", live) {
+			prefix = p
+		}
+	}
+	w := newClusterWorldWith(t, clusterOptions{n: 2, ircShards: 2, prefix: prefix})
+	carol := w.irc.Client(t, "carol")
+	carol.Join(clusterChannel)
+	leases := w.leases()
+	shard0, shard1 := leases[cluster.LeaseName("libera")], leases[cluster.LeaseName("libera")+"/shard/1"]
+	if shard0 == "" || shard1 == "" || shard0 == shard1 {
+		t.Fatalf("shards held by %q and %q, want two instances", shard0, shard1)
+	}
+	addr := func(instance string) string {
+		return fmt.Sprintf("127.0.0.%d", 2+slices.Index(w.names(), instance))
+	}
+	// Devices enough that both shards have senders.
+	const devices = 8
+	say := func(round string) map[string]string {
+		t.Helper()
+		from := carol.Len()
+		for d := 1; d <= devices; d++ {
+			dev := w.broker.Client(t, fmt.Sprintf("dev%d-%s", d, round))
+			testenv.MQTTPublish(t, dev, fmt.Sprintf("%s/in/dev%d", clusterRoot, d), 1, false, fmt.Sprintf("%s from dev%d", round, d))
+		}
+		// Each device's line, and the host its puppet speaks from.
+		hosts := map[string]string{}
+		deadline := time.Now().Add(30 * time.Second)
+		for len(hosts) < devices && time.Now().Before(deadline) {
+			for _, l := range carol.Lines()[from:] {
+				var d int
+				if l.Command != "PRIVMSG" {
+					continue
+				}
+				if _, err := fmt.Sscanf(l.Text(), round+" from dev%d", &d); err == nil {
+					_, host, _ := strings.Cut(l.Source, "@")
+					hosts[fmt.Sprintf("dev%d", d)] = host
+				}
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		if len(hosts) < devices {
+			t.Fatalf("%s: only %d of %d devices' lines reached IRC: %v", round, len(hosts), devices, hosts)
+		}
+		return hosts
+	}
+	hosts := say("first")
+	byHost := map[string]int{}
+	for _, h := range hosts {
+		byHost[h]++
+	}
+	t.Logf("shard 0 on %s (%s), shard 1 on %s (%s); puppets' hosts: %v", shard0, addr(shard0), shard1, addr(shard1), hosts)
+	if byHost[addr(shard0)] == 0 || byHost[addr(shard1)] == 0 || len(byHost) != 2 {
+		t.Errorf("puppets speak from %v, want from both %s and %s", byHost, addr(shard0), addr(shard1))
+	}
+	if b := bots(carol.Names(10*time.Second, clusterChannel)); len(b) != 1 {
+		t.Errorf("bots in %s: %v, want one (shard 0's)", clusterChannel, b)
+	}
+	// Kill the holder of shard 1: its shard moves to the other.
+	victim := slices.Index(w.names(), shard1)
+	w.kill(victim)
+	deadline := time.Now().Add(clusterTTL + 10*time.Second)
+	for w.leases()[cluster.LeaseName("libera")+"/shard/1"] != shard0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("shard 1 not moved to %s: %v", shard0, w.leases())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	hosts = say("second")
+	for dev, h := range hosts {
+		if h != addr(shard0) {
+			t.Errorf("after the kill %s's puppet speaks from %s, want %s", dev, h, addr(shard0))
+		}
+	}
 }
