@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -64,8 +66,32 @@ type spread struct {
 	wake    map[string]chan struct{}
 }
 
-// LeaseName is the lease of a network.
+// LeaseName is the lease of a network, or of a shard of one (its
+// ShardName).
 func LeaseName(network string) string { return "network/" + network }
+
+// shardSep joins a network and a shard in ShardName.
+const shardSep = "/shard/"
+
+// ShardName is what Spread holds for shard k of a network's puppets
+// (adapters.Sharded): the network itself for shard 0, which also has
+// the bot, else "<network>/shard/<k>".
+func ShardName(network string, k int) string {
+	if k == 0 {
+		return network
+	}
+	return network + shardSep + strconv.Itoa(k)
+}
+
+// SplitShardName is the network and shard of a ShardName.
+func SplitShardName(name string) (network string, shard int) {
+	network, k, ok := strings.Cut(name, shardSep)
+	if !ok {
+		return name, 0
+	}
+	shard, _ = strconv.Atoi(k)
+	return network, shard
+}
 
 // refresh reads the members and wakes every steward when they changed.
 func (sp *spread) refresh(ctx context.Context) {

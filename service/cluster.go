@@ -2,11 +2,8 @@ package service
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"slices"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -135,27 +132,13 @@ func (c *clusterPart) maySend(network string) bool {
 	return l != nil && l.MaySend()
 }
 
-// A lease name of Spread is a network's name, for its shard 0, or
-// "<network>/shard/<k>" for shard k > 0 of a sharded one.
-const shardSep = "/shard/"
-
-// splitLease is the network and shard of a Spread name.
-func splitLease(name string) (network string, shard int) {
-	network, k, ok := strings.Cut(name, shardSep)
-	if !ok {
-		return name, 0
-	}
-	shard, _ = strconv.Atoi(k)
-	return network, shard
-}
-
 // addNetwork has Spread hold network (and each shard of it but the
 // first, when a is an adapters.Sharded with several).
 func (c *clusterPart) addNetwork(name string, a adapters.Adapter) {
 	c.names = append(c.names, name)
 	if sh, ok := a.(adapters.Sharded); ok {
 		for k := 1; k < sh.Shards(); k++ {
-			c.names = append(c.names, fmt.Sprintf("%s%s%d", name, shardSep, k))
+			c.names = append(c.names, cluster.ShardName(name, k))
 		}
 	}
 }
@@ -166,7 +149,7 @@ func (c *clusterPart) shardsHeld(network string) []int {
 	defer c.mu.Unlock()
 	var out []int
 	for name := range c.held {
-		if n, k := splitLease(name); n == network {
+		if n, k := cluster.SplitShardName(name); n == network {
 			out = append(out, k)
 		}
 	}
@@ -177,11 +160,7 @@ func (c *clusterPart) shardsHeld(network string) []int {
 // mayShard reports whether this instance may speak for shard k of
 // network.
 func (c *clusterPart) mayShard(network string, k int) bool {
-	name := network
-	if k > 0 {
-		name = fmt.Sprintf("%s%s%d", network, shardSep, k)
-	}
-	return c.maySend(name)
+	return c.maySend(cluster.ShardName(network, k))
 }
 
 // turn waits for network's turn; call what it returns when done.
@@ -206,7 +185,7 @@ func (c *clusterPart) mayAny(network string) bool {
 // Take implements cluster.Holder.
 func (c *clusterPart) Take(ctx context.Context, name string, l *cluster.Lease) error {
 	s := c.s
-	network, shard := splitLease(name)
+	network, shard := cluster.SplitShardName(name)
 	defer c.turn(network)()
 	c.mu.Lock()
 	c.held[name] = l
@@ -288,7 +267,7 @@ func (c *clusterPart) reshard(ctx context.Context, network string, a adapters.Ad
 // Drop implements cluster.Holder.
 func (c *clusterPart) Drop(ctx context.Context, name string, handover bool) {
 	s := c.s
-	network, shard := splitLease(name)
+	network, shard := cluster.SplitShardName(name)
 	defer c.turn(network)()
 	c.mu.Lock()
 	delete(c.held, name)

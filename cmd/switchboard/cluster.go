@@ -6,12 +6,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/switchboard-chat/switchboard/adapters"
 	"github.com/switchboard-chat/switchboard/cluster"
 	"github.com/switchboard-chat/switchboard/config"
 )
@@ -99,17 +101,26 @@ func loadClusterConfig(path string) (*config.Config, error) {
 	return config.ParseEnv(data, env)
 }
 
+// networkNames are what the instances hold: each network, and each
+// shard of a sharded one (cluster.ShardName).
 func networkNames(cfg *config.Config) []string {
 	names := make([]string, 0, len(cfg.Networks))
-	for name := range cfg.Networks {
+	for name, n := range cfg.Networks {
 		names = append(names, name)
+		// Made, never started: only asked how many shards it has.
+		a, err := adapters.New(name, n, slog.New(slog.DiscardHandler))
+		if sh, ok := a.(adapters.Sharded); ok && err == nil {
+			for k := 1; k < sh.Shards(); k++ {
+				names = append(names, cluster.ShardName(name, k))
+			}
+		}
 	}
 	sort.Strings(names)
 	return names
 }
 
 // printCluster writes the snapshot as tables: instances, leases, and the
-// config's networks whose lease nobody holds, with the instance they are
+// config's networks (and shards) whose lease nobody holds, with the instance they are
 // assigned to among the live ones.
 func printCluster(w io.Writer, s cluster.Snapshot, urls string, networks []string) {
 	fmt.Fprintf(w, "NATS %s, lease TTL %v, at %s\n\n", urls, time.Duration(s.LeaseTTL*float64(time.Second)), s.Time.Format(time.RFC3339))

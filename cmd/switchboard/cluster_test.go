@@ -33,7 +33,7 @@ cluster:
   instance: ${SWITCHBOARD_INSTANCE}
   lease_ttl: 2s
 networks:
-  libera: { type: irc, server: "127.0.0.1:6667", nick: sb }
+  libera: { type: irc, server: "127.0.0.1:6667", nick: sb, shards: 2 }
   devices: { type: mqtt, broker: "tcp://127.0.0.1:1883" }
   jabber: { type: xmpp, server: "127.0.0.1:5347", component: { domain: bridge.localhost, secret: s3cret } }
 links:
@@ -112,8 +112,9 @@ func TestClusterStatus(t *testing.T) {
 		`(?m)^Leases \(2\):$`,
 		`(?m)^network/devices +sb-2 +\d+ +\d+(\.\d)?m?s$`,
 		`(?m)^network/libera +sb-1 +\d+ +\d+(\.\d)?m?s$`,
-		`(?m)^Unowned networks \(1\): `,
+		`(?m)^Unowned networks \(2\): `,
 		`(?m)^jabber +sb-[12]$`,
+		`(?m)^libera/shard/1 +sb-[12]$`, // the second shard of libera's puppets
 	} {
 		if !regexp.MustCompile(want).MatchString(out) {
 			t.Errorf("output lacks %s", want)
@@ -156,7 +157,7 @@ func TestClusterStatusRefuses(t *testing.T) {
 	plain := filepath.Join(dir, "plain.yaml")
 	if err := os.WriteFile(plain, []byte(`
 networks:
-  libera: { type: irc, server: "127.0.0.1:6667", nick: sb }
+  libera: { type: irc, server: "127.0.0.1:6667", nick: sb, shards: 2 }
 `), 0o644); err != nil {
 		t.Fatal(err)
 	}
