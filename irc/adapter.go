@@ -29,6 +29,7 @@ import (
 	"github.com/switchboard-chat/switchboard/adapters"
 	"github.com/switchboard-chat/switchboard/bridge"
 	"github.com/switchboard-chat/switchboard/config"
+	"github.com/switchboard-chat/switchboard/internal/every"
 	"github.com/switchboard-chat/switchboard/internal/fence"
 	"github.com/switchboard-chat/switchboard/mapping"
 )
@@ -650,14 +651,7 @@ func (a *Adapter) Stop(ctx context.Context) error {
 // janitor retires idle puppets and forgets stale state.
 func (a *Adapter) janitor(ctx context.Context) {
 	tick := min(max(a.idle/4, 50*time.Millisecond), 10*time.Second)
-	t := time.NewTicker(tick)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	every.Run(ctx, tick, func() {
 		now := a.clock.Now()
 		a.reapPuppets(now)
 		a.mu.Lock()
@@ -672,7 +666,7 @@ func (a *Adapter) janitor(ctx context.Context) {
 			}
 		}
 		a.mu.Unlock()
-	}
+	})
 }
 
 // isOwn reports whether nick is the bot or one of our puppets.

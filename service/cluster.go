@@ -10,6 +10,7 @@ import (
 	"github.com/switchboard-chat/switchboard/adapters"
 	"github.com/switchboard-chat/switchboard/bridge"
 	"github.com/switchboard-chat/switchboard/cluster"
+	"github.com/switchboard-chat/switchboard/internal/every"
 	"github.com/switchboard-chat/switchboard/status"
 )
 
@@ -76,18 +77,11 @@ func (c *clusterPart) run() {
 	wg.Go(func() { c.node.Spread(ctx, c.names, c) })
 	wg.Go(func() { c.syncChanges(ctx) }) // clustersync: other instances' changes
 	wg.Go(func() {
-		t := time.NewTicker(pendingEvery)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				if err := c.s.router.WakePending(ctx); err != nil && ctx.Err() == nil {
-					c.log.Warn("read outbox", "err", err)
-				}
+		every.Run(ctx, pendingEvery, func() {
+			if err := c.s.router.WakePending(ctx); err != nil && ctx.Err() == nil {
+				c.log.Warn("read outbox", "err", err)
 			}
-		}
+		})
 	})
 	go func() { wg.Wait(); close(c.done) }()
 }

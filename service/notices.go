@@ -10,6 +10,7 @@ import (
 
 	"github.com/switchboard-chat/switchboard/adapters"
 	"github.com/switchboard-chat/switchboard/bridge"
+	"github.com/switchboard-chat/switchboard/internal/every"
 	"github.com/switchboard-chat/switchboard/mapping"
 )
 
@@ -34,16 +35,7 @@ const noticeEvery = time.Second
 
 // run polls until ctx ends.
 func (f *failureNotices) run(ctx context.Context) {
-	t := time.NewTicker(noticeEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			f.poll(ctx)
-		}
-	}
+	every.Run(ctx, noticeEvery, func() { f.poll(ctx) })
 }
 
 func (f *failureNotices) poll(ctx context.Context) {

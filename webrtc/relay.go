@@ -11,6 +11,7 @@ import (
 
 	"github.com/switchboard-chat/switchboard/adapters"
 	"github.com/switchboard-chat/switchboard/bridge"
+	"github.com/switchboard-chat/switchboard/internal/every"
 )
 
 // Cluster mode (issue 26): the adapter runs on every instance, and a
@@ -140,16 +141,7 @@ func (a *Adapter) startRelay() error {
 	a.publish(relayEnvelope{Kind: relayAsk})
 	go func() {
 		defer close(done)
-		t := time.NewTicker(rosterEvery)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				a.publishRoster()
-			}
-		}
+		every.Run(ctx, rosterEvery, a.publishRoster)
 	}()
 	return nil
 }
