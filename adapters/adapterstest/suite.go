@@ -111,6 +111,19 @@ func foreign(id string) bridge.Sender {
 	return bridge.Sender{Network: "elsewhere", ID: id, Name: id}
 }
 
+// StopsFenced checks that a whose fence (adapters.Fenced) is closed
+// stops at once, although it can write nothing (no QUIT, stream end or
+// DISCONNECT): the service stops it as soon as its lease is lost.
+func StopsFenced(t testing.TB, a adapters.Adapter) {
+	t.Helper()
+	began := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := a.Stop(ctx); err != nil || time.Since(began) > 2*time.Second {
+		t.Errorf("stop while fenced: %v after %v", err, time.Since(began))
+	}
+}
+
 // Message makes a message from a foreign sender, as the router would hand
 // it over.
 func Message(from bridge.Sender, text string) *bridge.Message {
