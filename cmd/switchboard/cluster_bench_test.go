@@ -165,6 +165,11 @@ links:%[8]s
 	}
 	wg.Wait()
 	w.waitSpread(60 * time.Second)
+	held := map[string]string{}
+	for network, h := range w.held() {
+		held[network] = benchInstances[h[0]]
+	}
+	b.Logf("%s: networks held %v", mode.name, held)
 	return w
 }
 
@@ -367,8 +372,9 @@ func rateName(rate int) string {
 // BenchmarkClusterFailover kills (kill -9) the instance holding IRC, of
 // three, SWITCHBOARD_BENCH_KILLS times (5) while a device sends 50 msg/s
 // over the MQTT rooms, and reports the time from each kill to the first
-// line the new holder delivers on IRC (failover-*-s: min, median, max)
-// and to the new holder's status showing IRC up (takeover-*-s), at lease
+// line the new holder delivers on IRC (failover-*-s: min, median, max),
+// to the new holder's status showing IRC up (takeover-*-s) and to its
+// first JOIN in a channel (joined-*-s), at lease
 // TTLs of 3 s and the default 10 s. After each kill the killed instance
 // is started again and the networks spread back before the next. Every
 // line must arrive; repeats are counted.
@@ -394,6 +400,18 @@ type ircWatch struct {
 type ircSaid struct {
 	nick, channel string
 	at            time.Time
+}
+
+// joinAfter is when the first nick joined a channel after t.
+func (iw *ircWatch) joinAfter(t time.Time) (first time.Time) {
+	iw.mu.Lock()
+	defer iw.mu.Unlock()
+	for _, at := range iw.joined {
+		if at.After(t) && (first.IsZero() || at.Before(first)) {
+			first = at
+		}
+	}
+	return first
 }
 
 // firstJoinedAfter is when the first line came after t from a nick that
@@ -454,7 +472,7 @@ func (w *benchCluster) failover(kills int) {
 	}()
 	load := startLoad()
 	b.ResetTimer()
-	var failovers, takeovers []time.Duration
+	var failovers, takeovers, joins []time.Duration
 	for k := range kills {
 		time.Sleep(3 * time.Second)
 		victim := w.holder("libera", -1, 30*time.Second)
@@ -475,8 +493,9 @@ func (w *benchCluster) failover(kills int) {
 			}
 		}
 		failovers = append(failovers, first.Sub(killed))
-		b.Logf("kill %d of %s: %s holds IRC after %v, first line from it %v after the kill", k+1, benchInstances[victim], benchInstances[next],
-			takeovers[k].Round(time.Millisecond), failovers[k].Round(time.Millisecond))
+		joins = append(joins, iw.joinAfter(killed).Sub(killed))
+		b.Logf("kill %d of %s: %s holds IRC after %v (status), first joined a channel after %v, first line from it %v after the kill",
+			k+1, benchInstances[victim], benchInstances[next], takeovers[k].Round(time.Millisecond), joins[k].Round(time.Millisecond), failovers[k].Round(time.Millisecond))
 		w.sb[victim].Restart()
 		w.live[victim] = true
 		w.waitSpread(60 * time.Second)
@@ -504,6 +523,7 @@ func (w *benchCluster) failover(kills int) {
 	}
 	reportSpread(b, "failover", failovers)
 	reportSpread(b, "takeover", takeovers)
+	reportSpread(b, "joined", joins)
 	b.ReportMetric(busy, "machine-busy-%")
 	b.Logf("%d kills, %d lines; failovers %v; load average %s", kills, last, failovers, loadavg)
 }
