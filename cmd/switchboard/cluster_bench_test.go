@@ -414,13 +414,15 @@ func (iw *ircWatch) joinAfter(t time.Time) (first time.Time) {
 	return first
 }
 
-// firstJoinedAfter is when the first line came after t from a nick that
-// joined its channel after t: the first from a connection opened after t.
+// firstJoinedAfter is when the first line came from a nick that had
+// joined its channel after t: the first from a connection opened after
+// t. (A line the old holder sent just before t may arrive after it, from
+// a nick the new holder takes again later.)
 func (iw *ircWatch) firstJoinedAfter(t time.Time) (time.Time, bool) {
 	iw.mu.Lock()
 	defer iw.mu.Unlock()
 	for _, s := range iw.firsts {
-		if s.at.After(t) && iw.joined[s.nick+" "+s.channel].After(t) {
+		if joined := iw.joined[s.nick+" "+s.channel]; joined.After(t) && s.at.After(joined) {
 			return s.at, true
 		}
 	}
