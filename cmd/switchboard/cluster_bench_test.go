@@ -377,7 +377,9 @@ func rateName(rate int) string {
 // first JOIN in a channel (joined-*-s), at lease
 // TTLs of 3 s and the default 10 s. After each kill the killed instance
 // is started again and the networks spread back before the next. Every
-// line must arrive; repeats are counted.
+// line must arrive; repeats are counted, those after a kill
+// (repeats-kill: at most one per kill) apart from those after a handback
+// (repeats-handback: none).
 func BenchmarkClusterFailover(b *testing.B) {
 	for _, ttl := range []time.Duration{3 * time.Second, 10 * time.Second} {
 		b.Run("ttl="+ttl.String(), func(b *testing.B) {
@@ -475,10 +477,12 @@ func (w *benchCluster) failover(kills int) {
 	load := startLoad()
 	b.ResetTimer()
 	var failovers, takeovers, joins []time.Duration
+	var killTimes, handbacks []time.Time
 	for k := range kills {
 		time.Sleep(3 * time.Second)
 		victim := w.holder("libera", -1, 30*time.Second)
 		killed := time.Now()
+		killTimes = append(killTimes, killed)
 		w.sb[victim].Kill()
 		w.live[victim] = false
 		next := w.holder("libera", victim, 60*time.Second)
@@ -500,6 +504,10 @@ func (w *benchCluster) failover(kills int) {
 			k+1, benchInstances[victim], benchInstances[next], takeovers[k].Round(time.Millisecond), joins[k].Round(time.Millisecond), failovers[k].Round(time.Millisecond))
 		w.sb[victim].Restart()
 		w.live[victim] = true
+		// From here the killed instance is back, and IRC is handed back
+		// to it (a clean handover, as on SIGTERM): repeats after this,
+		// until the next kill, are the handover's.
+		handbacks = append(handbacks, time.Now())
 		w.waitSpread(60 * time.Second)
 	}
 	b.StopTimer()
@@ -509,20 +517,40 @@ func (w *benchCluster) failover(kills int) {
 	// Every line arrives, whoever held IRC when it was sent.
 	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(100 * time.Millisecond) {
 		iw.mu.Lock()
-		missing, repeats := 0, 0
+		missing := 0
 		for seq := 1; seq <= last; seq++ {
 			missing += max(1-len(iw.lines[seq]), 0)
-			repeats += max(len(iw.lines[seq])-1, 0)
 		}
 		iw.mu.Unlock()
 		if missing == 0 {
-			b.ReportMetric(float64(repeats), "repeats")
 			break
 		}
 		if time.Now().After(deadline) {
 			b.Fatalf("%d of %d lines never reached IRC", missing, last)
 		}
 	}
+	time.Sleep(time.Second) // repeats still on their way
+	iw.mu.Lock()
+	repeats, handedBack := 0, 0
+	for seq := 1; seq <= last; seq++ {
+		at := iw.lines[seq]
+		for _, again := range at[1:] {
+			// A handback's if one came after the last kill before the
+			// repeat.
+			k, _ := slices.BinarySearchFunc(killTimes, again, time.Time.Compare)
+			h, _ := slices.BinarySearchFunc(handbacks, again, time.Time.Compare)
+			if h > 0 && k > 0 && handbacks[h-1].After(killTimes[k-1]) {
+				handedBack++
+				b.Logf("m%d repeated %v after handback %d began (first seen %v before it)", seq,
+					again.Sub(handbacks[h-1]).Round(time.Millisecond), h, handbacks[h-1].Sub(at[0]).Round(time.Millisecond))
+			} else {
+				repeats++
+			}
+		}
+	}
+	iw.mu.Unlock()
+	b.ReportMetric(float64(repeats), "repeats-kill")
+	b.ReportMetric(float64(handedBack), "repeats-handback")
 	reportSpread(b, "failover", failovers)
 	reportSpread(b, "takeover", takeovers)
 	reportSpread(b, "joined", joins)
