@@ -324,6 +324,9 @@ func BenchmarkRelayMatrixToIRC(b *testing.B) {
 type relay struct {
 	b  *testing.B
 	sb *testenv.Process
+	// more are further switchboard processes (a cluster's other
+	// instances): CPU and context switches are summed over sb and them.
+	more []*testenv.Process
 
 	mu       sync.Mutex
 	received map[int]time.Time
@@ -547,13 +550,13 @@ func (r *relay) start(send func(text string)) *measure {
 	b := r.b
 	send("m0 warm-up")
 	r.waitAll(0, 0)
-	idle0 := processCPU(b, r.sb)
+	idle0 := r.cpu()
 	time.Sleep(2 * time.Second)
-	m := &measure{r: r, sent: map[int]time.Time{}, idle: processCPU(b, r.sb) - idle0, counts0: map[string]map[string]int{}}
+	m := &measure{r: r, sent: map[int]time.Time{}, idle: r.cpu() - idle0, counts0: map[string]map[string]int{}}
 	for name, p := range r.counted {
 		m.counts0[name] = p.Counts()
 	}
-	m.cpu0, m.switches0 = processCPU(b, r.sb), contextSwitches(r.sb)
+	m.cpu0, m.switches0 = r.cpu(), r.switches()
 	if r.homeserver != nil {
 		m.hsCPU0 = processCPU(b, r.homeserver)
 	}
@@ -590,7 +593,7 @@ func (m *measure) batch(from, to int, pace func(), send func(text string)) {
 func (m *measure) report(n int) {
 	r, b := m.r, m.r.b
 	b.StopTimer()
-	cpu, switches := processCPU(b, r.sb)-m.cpu0, contextSwitches(r.sb)-m.switches0
+	cpu, switches := r.cpu()-m.cpu0, r.switches()-m.switches0
 	if r.homeserver != nil {
 		b.ReportMetric(float64((processCPU(b, r.homeserver)-m.hsCPU0).Microseconds())/float64(n), "hs-cpu-µs/msg")
 	}
@@ -645,6 +648,24 @@ func (m *measure) report(n int) {
 	}
 }
 
+// cpu is the CPU time the measured processes (sb and more) used so far.
+func (r *relay) cpu() time.Duration {
+	var sum time.Duration
+	for _, p := range append([]*testenv.Process{r.sb}, r.more...) {
+		sum += processCPU(r.b, p)
+	}
+	return sum
+}
+
+// switches is contextSwitches summed over sb and more.
+func (r *relay) switches() int {
+	n := 0
+	for _, p := range append([]*testenv.Process{r.sb}, r.more...) {
+		n += contextSwitches(p)
+	}
+	return n
+}
+
 // contextSwitches counts the times the process's threads gave up or lost
 // the CPU so far (threads that ended are not counted): each is a thread
 // going to sleep and being woken, which is most of the cost of handing
@@ -669,13 +690,11 @@ func contextSwitches(p *testenv.Process) int {
 
 // processCPU is the user+system CPU time a process has used so far.
 func processCPU(b testing.TB, p *testenv.Process) time.Duration {
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.Pid()))
-	if err != nil {
-		b.Fatal(err)
+	fields := procStat(p.Pid())
+	if fields == nil {
+		b.Fatalf("no /proc stat for %s", p.Name)
 	}
-	// The fields after the parenthesized command name; utime and stime
-	// are the 14th and 15th fields of the whole line.
-	fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+2:]))
+	// utime and stime are the 14th and 15th fields of the whole line.
 	utime, _ := strconv.ParseInt(fields[11], 10, 64)
 	stime, _ := strconv.ParseInt(fields[12], 10, 64)
 	const ticksPerSecond = 100 // USER_HZ on Linux

@@ -19,6 +19,20 @@ import (
 // fsync is off: the test's data need not survive a crash of the machine.
 func Postgres(t testing.TB) string {
 	t.Helper()
+	return PostgresServer(t).DSN
+}
+
+// PostgresDB is a server Postgres started: its DSN, and its postmaster
+// process (whose children are the sessions), for a benchmark that counts
+// the store's CPU.
+type PostgresDB struct {
+	DSN     string
+	Process *Process
+}
+
+// PostgresServer is Postgres, with the server's process.
+func PostgresServer(t testing.TB) *PostgresDB {
+	t.Helper()
 	bin := postgresBin(t)
 
 	// Not t.TempDir: its parents are private to root, and the server runs
@@ -63,7 +77,7 @@ func Postgres(t testing.TB) string {
 	}
 	p.Start(t)
 	waitPostgresReady(t, bin, port)
-	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port)
+	return &PostgresDB{DSN: fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port), Process: p}
 }
 
 // postgresBin finds the directory of initdb and postgres. Debian keeps
