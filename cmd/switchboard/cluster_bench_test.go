@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"os"
 	"slices"
 	"strconv"
@@ -17,7 +16,6 @@ import (
 
 	"github.com/switchboard-chat/switchboard/cluster"
 	"github.com/switchboard-chat/switchboard/internal/testenv"
-	"github.com/switchboard-chat/switchboard/status"
 )
 
 // The cluster benchmarks (issue 26) measure what cluster mode costs and
@@ -94,9 +92,7 @@ type benchCluster struct {
 	broker *testenv.MQTTBroker
 	links  int
 	mqtt   [2]string // the MQTT networks: link i's room is on mqtt[i%2]
-	sb     []*testenv.Process
-	http   []string
-	live   []bool
+	*switchboards
 }
 
 // benchInstances are the instance names the MQTT networks are spread
@@ -152,22 +148,14 @@ networks:
 links:%[8]s
 `, dir, w.pg.DSN, clusterSection, w.irc.Addr, w.mqtt[0], w.mqtt[1], w.broker.URL, links.String()))
 	bin := buildSwitchboard(b, b.TempDir())
-	for i := range mode.instances {
-		addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(b))
-		w.http = append(w.http, addr)
-		w.live = append(w.live, true)
-		w.sb = append(w.sb, &testenv.Process{Name: bin, Args: []string{"run", "--config", conf}, Dir: dir, Ready: addr,
-			Env: []string{"SWITCHBOARD_INSTANCE=" + benchInstances[i], "SWITCHBOARD_HTTP=" + addr}})
-	}
-	var wg sync.WaitGroup
-	for _, p := range w.sb {
-		wg.Go(func() { p.Start(b) })
-	}
-	wg.Wait()
+	w.switchboards = newSwitchboards(b, benchInstances[:mode.instances])
+	w.start(bin, dir, conf, nil)
 	w.waitSpread(60 * time.Second)
 	held := map[string]string{}
-	for network, h := range w.held() {
-		held[network] = benchInstances[h[0]]
+	for _, network := range w.networks() {
+		if h := w.holders(network); len(h) > 0 {
+			held[network] = w.nameOf(h[0])
+		}
 	}
 	b.Logf("%s: networks held %v", mode.name, held)
 	return w
@@ -175,73 +163,22 @@ links:%[8]s
 
 func (w *benchCluster) networks() []string { return []string{"libera", w.mqtt[0], w.mqtt[1]} }
 
-// held maps each network to the live instances that hold it with it up
-// (without a cluster: that instance, for every network up).
-func (w *benchCluster) held() map[string][]int {
-	out := map[string][]int{}
-	c := http.Client{Timeout: 2 * time.Second}
-	for i, addr := range w.http {
-		if !w.live[i] {
-			continue
-		}
-		resp, err := c.Get("http://" + addr + "/api/status")
-		if err != nil {
-			continue
-		}
-		var st status.Status
-		err = json.NewDecoder(resp.Body).Decode(&st)
-		resp.Body.Close()
-		if err != nil || !st.Ready {
-			continue
-		}
-		for _, n := range st.Networks {
-			if n.State == "up" && (st.Cluster == nil || slices.Contains(st.Cluster.Holds, n.Name)) {
-				out[n.Name] = append(out[n.Name], i)
-			}
-		}
-	}
-	return out
-}
-
-// waitSpread waits until every network is held, and up, by exactly the
-// live instance the spread gives it to.
+// waitSpread waits until every network is held, and up, by the live
+// instance the spread gives it to (without a cluster: up on the one
+// instance).
 func (w *benchCluster) waitSpread(timeout time.Duration) {
 	w.b.Helper()
-	var live []string
-	for i, up := range w.live {
-		if up {
-			live = append(live, benchInstances[i])
-		}
-	}
-	deadline := time.Now().Add(timeout)
-	for {
-		held, ok := w.held(), true
+	if !w.mode.cluster {
 		for _, n := range w.networks() {
-			h := held[n]
-			ok = ok && len(h) == 1 && benchInstances[h[0]] == cluster.Owner(cluster.LeaseName(n), live)
+			w.waitHolder(n, -1, timeout)
 		}
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			w.b.Fatalf("networks not held as spread over %v after %v: %v", live, timeout, held)
-		}
-		time.Sleep(100 * time.Millisecond)
+		return
 	}
-}
-
-// holder waits until exactly one live instance other than not holds
-// network with it up, and returns it.
-func (w *benchCluster) holder(network string, not int, timeout time.Duration) int {
-	w.b.Helper()
-	for deadline := time.Now().Add(timeout); ; time.Sleep(20 * time.Millisecond) {
-		if h := w.held()[network]; len(h) == 1 && h[0] != not {
-			return h[0]
-		}
-		if time.Now().After(deadline) {
-			w.b.Fatalf("%s: not held by one instance other than %d after %v", network, not, timeout)
-		}
+	var leases []string
+	for _, n := range w.networks() {
+		leases = append(leases, cluster.LeaseName(n))
 	}
+	w.switchboards.waitSpread(leases, w.networks(), timeout)
 }
 
 // benchChannel and benchRoot are link i's IRC channel and MQTT room.
@@ -281,8 +218,8 @@ func relayText(text string) string {
 // (puppets connect and join on the first one) before it returns.
 func (w *benchCluster) traffic() (*relay, func(text string)) {
 	b, n := w.b, w.links
-	r := newRelay(b, w.sb[0])
-	r.more = w.sb[1:]
+	r := newRelay(b, w.procs[0])
+	r.more = w.procs[1:]
 	r.roomOf = func(seq int) int { return (seq%(2*n) + 2*n) % (2 * n) }
 	alice := w.irc.Client(b, "alice")
 	alice.Conn.AddCallback("PRIVMSG", func(m ircmsg.Message) {
@@ -481,12 +418,11 @@ func (w *benchCluster) failover(kills int) {
 	var killTimes, handbacks []time.Time
 	for k := range kills {
 		time.Sleep(3 * time.Second)
-		victim := w.holder("libera", -1, 30*time.Second)
+		victim := w.waitHolder("libera", -1, 30*time.Second)
 		killed := time.Now()
 		killTimes = append(killTimes, killed)
-		w.sb[victim].Kill()
-		w.live[victim] = false
-		next := w.holder("libera", victim, 60*time.Second)
+		w.kill(victim)
+		next := w.waitHolder("libera", victim, 60*time.Second)
 		takeovers = append(takeovers, time.Since(killed))
 		var first time.Time
 		for deadline := killed.Add(60 * time.Second); ; time.Sleep(10 * time.Millisecond) {
@@ -496,15 +432,14 @@ func (w *benchCluster) failover(kills int) {
 				break
 			}
 			if time.Now().After(deadline) {
-				b.Fatalf("kill %d: the new holder %s delivered nothing on IRC in a minute", k+1, benchInstances[next])
+				b.Fatalf("kill %d: the new holder %s delivered nothing on IRC in a minute", k+1, w.nameOf(next))
 			}
 		}
 		failovers = append(failovers, first.Sub(killed))
 		joins = append(joins, iw.joinAfter(killed).Sub(killed))
 		b.Logf("kill %d of %s: %s holds IRC after %v (status), first joined a channel after %v, first line from it %v after the kill",
-			k+1, benchInstances[victim], benchInstances[next], takeovers[k].Round(time.Millisecond), joins[k].Round(time.Millisecond), failovers[k].Round(time.Millisecond))
-		w.sb[victim].Restart()
-		w.live[victim] = true
+			k+1, w.nameOf(victim), w.nameOf(next), takeovers[k].Round(time.Millisecond), joins[k].Round(time.Millisecond), failovers[k].Round(time.Millisecond))
+		w.restart(victim)
 		// From here the killed instance is back, and IRC is handed back
 		// to it (a clean handover, as on SIGTERM): repeats after this,
 		// until the next kill, are the handover's.

@@ -14,7 +14,6 @@ import (
 
 	"github.com/switchboard-chat/switchboard/cluster"
 	"github.com/switchboard-chat/switchboard/internal/testenv"
-	"github.com/switchboard-chat/switchboard/status"
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 )
@@ -48,9 +47,8 @@ type clusterWorld struct {
 	hsToken string
 	mxUser  *testenv.MatrixClient
 	mxRoom  id.RoomID
-	sb      []*testenv.Process
-	http    []string
-	down    []bool // killed or stopped, not started again
+	// The instances.
+	*switchboards
 }
 
 // newClusterWorld starts the servers and n instances, and waits until
@@ -102,10 +100,11 @@ func newClusterWorldWith(t *testing.T, o clusterOptions) *clusterWorld {
 		}
 	}
 	w.muc = w.xmpp.Room("hall").String()
-	for range n {
-		w.http = append(w.http, fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)))
-		w.down = append(w.down, false)
+	var names []string
+	for i := range n {
+		names = append(names, fmt.Sprintf("%s-%d", w.prefix, i+1))
 	}
+	w.switchboards = newSwitchboards(t, names)
 	// The channel keeps its history, which a new holder of the IRC
 	// network catches up from.
 	op := w.irc.Client(t, "opper")
@@ -154,87 +153,9 @@ networks:%s
 links:
   hall: [ %s ]
 `, dir, pg, w.nats.URL, clusterTTL, networks, rooms))
-	for i := range n {
-		w.sb = append(w.sb, &testenv.Process{Name: bin, Args: []string{"run", "--config", conf}, Dir: dir, Ready: w.http[i],
-			Env: []string{"SWITCHBOARD_INSTANCE=" + w.name(i), "SWITCHBOARD_HTTP=" + w.http[i], fmt.Sprintf("SWITCHBOARD_SOURCE_ADDRESS=127.0.0.%d", 2+i)}})
-	}
-	var wg sync.WaitGroup
-	for _, p := range w.sb {
-		wg.Go(func() { p.Start(t) })
-	}
-	wg.Wait()
+	w.start(bin, dir, conf, func(i int) []string { return []string{fmt.Sprintf("SWITCHBOARD_SOURCE_ADDRESS=127.0.0.%d", 2+i)} })
 	w.waitSpread(30 * time.Second)
 	return w
-}
-
-func (w *clusterWorld) name(i int) string { return fmt.Sprintf("%s-%d", w.prefix, i+1) }
-
-// status is instance i's /api/status, or false if it does not answer.
-func (w *clusterWorld) status(i int) (status.Status, bool) {
-	var st status.Status
-	if w.down[i] {
-		return st, false
-	}
-	c := http.Client{Timeout: 2 * time.Second}
-	resp, err := c.Get("http://" + w.http[i] + "/api/status")
-	if err != nil {
-		return st, false
-	}
-	defer resp.Body.Close()
-	if json.NewDecoder(resp.Body).Decode(&st) != nil || st.Cluster == nil {
-		return st, false
-	}
-	return st, true
-}
-
-// holders lists the instances that say they hold network and have it up.
-func (w *clusterWorld) holders(network string) []int {
-	var out []int
-	for i := range w.sb {
-		st, ok := w.status(i)
-		if !ok || !slices.Contains(st.Cluster.Holds, network) {
-			continue
-		}
-		for _, n := range st.Networks {
-			if n.Name == network && n.State == "up" {
-				out = append(out, i)
-			}
-		}
-	}
-	return out
-}
-
-// waitHolder waits until exactly one live instance, other than not,
-// holds network with it up, and returns it.
-func (w *clusterWorld) waitHolder(network string, not int, timeout time.Duration) int {
-	w.t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		h := w.holders(network)
-		if len(h) == 1 && h[0] != not {
-			return h[0]
-		}
-		if time.Now().After(deadline) {
-			w.t.Fatalf("%s: held by instances %v after %v, want one other than %d", network, h, timeout, not)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-func (w *clusterWorld) kill(i int) {
-	w.sb[i].Kill()
-	w.down[i] = true
-}
-
-func (w *clusterWorld) stop(i int) {
-	w.sb[i].Stop()
-	w.down[i] = true
-}
-
-func (w *clusterWorld) restart(i int) {
-	w.t.Helper()
-	w.sb[i].Restart()
-	w.down[i] = false
 }
 
 // bots are the nicks in the channel that are Switchboard's bot (its
@@ -510,11 +431,11 @@ func TestClusterFailoverUnderTraffic(t *testing.T) {
 		}
 		took := first.Sub(killed)
 		if first.IsZero() {
-			t.Errorf("kill %d: no line reached IRC after killing %s", kill+1, w.name(victim))
+			t.Errorf("kill %d: no line reached IRC after killing %s", kill+1, w.nameOf(victim))
 		} else {
 			failovers = append(failovers, took)
 		}
-		t.Logf("kill %d: %s killed, %s holds IRC; first line on IRC %v after the kill", kill+1, w.name(victim), w.name(next), took.Round(time.Millisecond))
+		t.Logf("kill %d: %s killed, %s holds IRC; first line on IRC %v after the kill", kill+1, w.nameOf(victim), w.nameOf(next), took.Round(time.Millisecond))
 		if took > clusterTTL+5*time.Second {
 			t.Errorf("kill %d: failover took %v, want under %v", kill+1, took, clusterTTL+5*time.Second)
 		}
@@ -530,7 +451,7 @@ func TestClusterFailoverUnderTraffic(t *testing.T) {
 func TestClusterRollingRestart(t *testing.T) {
 	w := newClusterWorld(t, 3)
 	tr := w.startTraffic(250, 25)
-	for i := range w.sb {
+	for i := range w.procs {
 		time.Sleep(2 * time.Second)
 		held := w.heldBy(i)
 		stopped := time.Now()
@@ -538,19 +459,10 @@ func TestClusterRollingRestart(t *testing.T) {
 		for _, network := range held {
 			w.waitHolder(network, i, 10*time.Second)
 		}
-		t.Logf("%s stopped (held %v): handed over in %v", w.name(i), held, time.Since(stopped).Round(time.Millisecond))
+		t.Logf("%s stopped (held %v): handed over in %v", w.nameOf(i), held, time.Since(stopped).Round(time.Millisecond))
 		w.restart(i)
 	}
 	tr.check("a rolling restart (SIGTERM) of all three instances", 0)
-}
-
-// heldBy lists the networks instance i holds.
-func (w *clusterWorld) heldBy(i int) []string {
-	st, ok := w.status(i)
-	if !ok {
-		return nil
-	}
-	return st.Cluster.Holds
 }
 
 // TestClusterNATSRestart: NATS is restarted under traffic: the instances
@@ -623,15 +535,15 @@ func TestClusterSplitBrain(t *testing.T) {
 			theirs = append(theirs, n)
 		}
 	}
-	t.Logf("%s holds IRC with %v; freezing it", w.name(v), theirs)
-	w.sb[v].Freeze()
+	t.Logf("%s holds IRC with %v; freezing it", w.nameOf(v), theirs)
+	w.procs[v].Freeze()
 	w.down[v] = true // answers nothing
 	next := w.waitHolder("libera", v, clusterTTL+10*time.Second)
 	time.Sleep(2 * time.Second)
 	thawAt, thawed := tr.carol.Len(), time.Now()
-	w.sb[v].Thaw()
+	w.procs[v].Thaw()
 	w.down[v] = false
-	t.Logf("%s took IRC over; %s resumed", w.name(next), w.name(v))
+	t.Logf("%s took IRC over; %s resumed", w.nameOf(next), w.nameOf(v))
 	// Until its connections quit, nothing may come from them.
 	quit := map[string]bool{}
 	deadline := time.Now().Add(15 * time.Second)
@@ -645,20 +557,20 @@ func TestClusterSplitBrain(t *testing.T) {
 			case "QUIT":
 				quit[l.Nick()] = true
 			case "PRIVMSG", "NOTICE", "TAGMSG", "TOPIC", "PART", "KICK", "MODE", "NICK":
-				t.Errorf("resumed %s sent on IRC as %s: %s", w.name(v), l.Nick(), l.Raw)
+				t.Errorf("resumed %s sent on IRC as %s: %s", w.nameOf(v), l.Nick(), l.Raw)
 			}
 		}
 	}
 	if len(quit) < len(theirs) {
-		t.Errorf("of the resumed %s's connections %v, only %v quit", w.name(v), theirs, quit)
+		t.Errorf("of the resumed %s's connections %v, only %v quit", w.nameOf(v), theirs, quit)
 	}
 	// It follows: it may get IRC back only by a clean handover, once it
 	// has been a member again for a TTL.
 	st, ok := w.status(v)
 	if !ok {
-		t.Errorf("resumed %s does not answer", w.name(v))
+		t.Errorf("resumed %s does not answer", w.nameOf(v))
 	} else if slices.Contains(st.Cluster.Holds, "libera") && time.Since(thawed) < clusterTTL {
-		t.Errorf("resumed %s holds IRC again %v after the resume", w.name(v), time.Since(thawed))
+		t.Errorf("resumed %s holds IRC again %v after the resume", w.nameOf(v), time.Since(thawed))
 	}
 	if h := w.holders("libera"); len(h) > 1 {
 		t.Errorf("IRC held by %v", h)
@@ -680,13 +592,13 @@ func TestClusterMatrixTransactionOnAnyInstance(t *testing.T) {
 	sub := w.broker.Subscribe(t, clusterRoot+"/out/#", 1)
 	// The instance holding the fewest of the networks, never Matrix.
 	pick, least := -1, 99
-	for i := range w.sb {
+	for i := range w.procs {
 		held := w.heldBy(i)
 		if !slices.Contains(held, "mx") && len(held) < least {
 			pick, least = i, len(held)
 		}
 	}
-	t.Logf("posting to %s, which holds %v", w.name(pick), w.heldBy(pick))
+	t.Logf("posting to %s, which holds %v", w.nameOf(pick), w.heldBy(pick))
 	body := fmt.Sprintf(`{"events":[{"type":"m.room.message","room_id":%q,"sender":"@alice:localhost","event_id":"$cluster-1","origin_server_ts":%d,"content":{"msgtype":"m.text","body":"posted to any instance"}}]}`,
 		w.mxRoom, time.Now().UnixMilli())
 	req, _ := http.NewRequest(http.MethodPut, "http://"+w.http[pick]+"/_matrix/app/v1/transactions/cluster-1", strings.NewReader(body))
@@ -698,7 +610,7 @@ func TestClusterMatrixTransactionOnAnyInstance(t *testing.T) {
 	}
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("transaction on %s: %d", w.name(pick), resp.StatusCode)
+		t.Fatalf("transaction on %s: %d", w.nameOf(pick), resp.StatusCode)
 	}
 	const patience = 20 * time.Second
 	carol.WaitMessage(patience, func(l testenv.IRCLine) bool { return strings.HasSuffix(l.Text(), "posted to any instance") })
@@ -723,70 +635,11 @@ func TestClusterMatrixTransactionOnAnyInstance(t *testing.T) {
 	}
 }
 
-// leases is who holds each lease, as a live instance's /api/status
-// shows the cluster.
-func (w *clusterWorld) leases() map[string]string {
-	for i := range w.sb {
-		st, ok := w.status(i)
-		if !ok || st.Cluster.State == nil {
-			continue
-		}
-		data, _ := json.Marshal(st.Cluster.State)
-		var snap cluster.Snapshot
-		if json.Unmarshal(data, &snap) != nil {
-			continue
-		}
-		out := map[string]string{}
-		for _, l := range snap.Leases {
-			out[l.Name] = l.Holder
-		}
-		return out
-	}
-	return nil
-}
-
-// waitSpread waits until each lease is held by the live instance the
-// spread gives it to (cluster.Owner) and each network is up on the
-// holder of its (first) lease.
+// waitSpread waits until the world's leases are held as the spread
+// says and its networks are up on their holders.
 func (w *clusterWorld) waitSpread(timeout time.Duration) {
 	w.t.Helper()
-	var live []string
-	for i := range w.sb {
-		if !w.down[i] {
-			live = append(live, w.name(i))
-		}
-	}
-	deadline := time.Now().Add(timeout)
-	for {
-		ok, leases := true, w.leases()
-		for _, l := range w.leaseNames {
-			if leases[l] != cluster.Owner(l, live) {
-				ok = false
-			}
-		}
-		for _, network := range w.networks {
-			holder := slices.Index(w.names(), leases[cluster.LeaseName(network)])
-			if holder < 0 || !slices.Contains(w.holders(network), holder) {
-				ok = false
-			}
-		}
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			w.t.Fatalf("leases not spread over %v after %v: %v", live, timeout, leases)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-// names are the instances' names.
-func (w *clusterWorld) names() []string {
-	var out []string
-	for i := range w.sb {
-		out = append(out, w.name(i))
-	}
-	return out
+	w.switchboards.waitSpread(w.leaseNames, w.networks, timeout)
 }
 
 // TestClusterIRCShards: an IRC network with shards: 2 over two
@@ -812,7 +665,7 @@ func TestClusterIRCShards(t *testing.T) {
 		t.Fatalf("shards held by %q and %q, want two instances", shard0, shard1)
 	}
 	addr := func(instance string) string {
-		return fmt.Sprintf("127.0.0.%d", 2+slices.Index(w.names(), instance))
+		return fmt.Sprintf("127.0.0.%d", 2+slices.Index(w.names, instance))
 	}
 	// Devices enough that both shards have senders.
 	const devices = 8
@@ -857,7 +710,7 @@ func TestClusterIRCShards(t *testing.T) {
 		t.Errorf("bots in %s: %v, want one (shard 0's)", clusterChannel, b)
 	}
 	// Kill the holder of shard 1: its shard moves to the other.
-	victim := slices.Index(w.names(), shard1)
+	victim := slices.Index(w.names, shard1)
 	w.kill(victim)
 	deadline := time.Now().Add(clusterTTL + 10*time.Second)
 	for w.leases()[cluster.LeaseName("libera")+"/shard/1"] != shard0 {
