@@ -41,6 +41,9 @@ links:
 	bob := irc.Client(t, "bob")
 	bob.Join(room)
 	gopher := testenv.MustDialWebRTC(t, base, "lobby", "", "gopher", "gopher")
+	// Its (empty) history first: bob's word is then live traffic, not
+	// history read after it was said.
+	gopher.Wait(t, patience, "the end of the history", func(f testenv.WebRTCFrame) bool { return f.Type == "history_end" })
 	seen := func(text string) testenv.WebRTCFrame {
 		return gopher.Wait(t, patience, text, func(f testenv.WebRTCFrame) bool { return f.Type == "message" && f.Text == text })
 	}

@@ -171,6 +171,20 @@ func bots(names []string) []string {
 	return out
 }
 
+// botsIn waits until the holder's bot is in the channel (the network
+// is up before its bot has joined) and returns the bots there then.
+func botsIn(t *testing.T, c *testenv.IRCClient) []string {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		b := bots(c.Names(10*time.Second, clusterChannel))
+		if len(b) > 0 || time.Now().After(deadline) {
+			return b
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
 // TestClusterOwnsEachNetworkOnce: with three instances, the IRC, XMPP
 // and MQTT networks are each held by exactly one instance, IRC sees one
 // bot, and messages flow between all three networks whoever holds them.
@@ -186,7 +200,7 @@ func TestClusterOwnsEachNetworkOnce(t *testing.T) {
 	t.Logf("holders: %v", seen)
 	carol := w.irc.Client(t, "carol")
 	carol.Join(clusterChannel)
-	if b := bots(carol.Names(10*time.Second, clusterChannel)); len(b) != 1 {
+	if b := botsIn(t, carol); len(b) != 1 {
 		t.Errorf("bots in %s: %v, want one", clusterChannel, b)
 	}
 	alice := w.xmppClient("alice")
@@ -207,7 +221,7 @@ func TestClusterOwnsEachNetworkOnce(t *testing.T) {
 		t.Fatalf("XMPP did not see the MQTT line: %v", err)
 	}
 	// Still one bot, and the holders did not move.
-	if b := bots(carol.Names(10*time.Second, clusterChannel)); len(b) != 1 {
+	if b := botsIn(t, carol); len(b) != 1 {
 		t.Errorf("bots in %s: %v, want one", clusterChannel, b)
 	}
 	for network, before := range seen {
@@ -706,7 +720,7 @@ func TestClusterIRCShards(t *testing.T) {
 	if byHost[addr(shard0)] == 0 || byHost[addr(shard1)] == 0 || len(byHost) != 2 {
 		t.Errorf("puppets speak from %v, want from both %s and %s", byHost, addr(shard0), addr(shard1))
 	}
-	if b := bots(carol.Names(10*time.Second, clusterChannel)); len(b) != 1 {
+	if b := botsIn(t, carol); len(b) != 1 {
 		t.Errorf("bots in %s: %v, want one (shard 0's)", clusterChannel, b)
 	}
 	// Kill the holder of shard 1: its shard moves to the other.
