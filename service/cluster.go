@@ -24,14 +24,14 @@ type clusterPart struct {
 	s     *Service
 	node  *cluster.Node
 	log   *slog.Logger
-	names []string
+	names []string // what Spread holds: networks and shards (cluster.ShardName)
 
 	stopWakes func()
 	cancel    context.CancelFunc
 	done      chan struct{}
 
 	mu   sync.Mutex
-	held map[string]*cluster.Lease // the networks held here
+	held map[string]*cluster.Lease // by cluster.ShardName: what is held here
 	// turns has one Take or Drop of a network's leases (its shards') at
 	// a time: two shards taken at once must share one adapter.
 	turns sync.Map // network → *sync.Mutex
@@ -39,8 +39,8 @@ type clusterPart struct {
 
 // pendingEvery is how often a holder looks at its networks' outboxes
 // without being woken: a wake lost between instances (NATS down) delays
-// a delivery by this much at most. (A variable for tests.)
-var pendingEvery = 2 * time.Second
+// a delivery by this much at most.
+const pendingEvery = 2 * time.Second
 
 // startCluster connects to NATS and puts the router in shared-store
 // mode; call it before the router starts. The networks are taken later,
