@@ -29,7 +29,7 @@ type MQTTSecureBroker struct {
 func MosquittoSecure(t testing.TB) *MQTTSecureBroker {
 	t.Helper()
 	dir := t.TempDir()
-	certPEM, keyPEM, roots := selfSigned(t)
+	certPEM, keyPEM, roots := SelfSigned(t)
 	cert := WriteFile(t, dir, "cert.pem", string(certPEM))
 	key := WriteFile(t, dir, "key.pem", string(keyPEM))
 	tlsPort, wsPort, wssPort := FreePort(t), FreePort(t), FreePort(t)
@@ -63,9 +63,9 @@ func MosquittoSecure(t testing.TB) *MQTTSecureBroker {
 	}
 }
 
-// selfSigned makes a certificate for 127.0.0.1, PEM encoded, and a pool
-// that trusts it.
-func selfSigned(t testing.TB) (certPEM, keyPEM []byte, roots *x509.CertPool) {
+// SelfSigned makes a certificate for 127.0.0.1, PEM encoded, and a pool
+// that trusts it: for test servers speaking TLS on loopback.
+func SelfSigned(t testing.TB) (certPEM, keyPEM []byte, roots *x509.CertPool) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
