@@ -71,6 +71,10 @@ func (n *Node) OnChange(fn func(part string)) (unsubscribe func(), err error) {
 	go func() {
 		defer close(done)
 		for range status { // closed by RemoveStatusListener
+			// The subscription is sent again on reconnect: once the
+			// server has it, every later notice arrives, and what came
+			// before is in the store the caller reads now.
+			n.nc.FlushTimeout(subscribeWait)
 			call("")
 		}
 	}()
