@@ -119,6 +119,12 @@ func TestAwayTrackerRun(t *testing.T) {
 	log := &awayLog{told: make(chan string, 10)}
 	tr.addAwayer("log", log)
 	tr.use(awayPeople("alice", 2*time.Second, "brb"))
+	// use's wake is for a run already going: left, it would have run
+	// arm a second timer while the clock is advanced for the first.
+	select {
+	case <-tr.wake:
+	default:
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { tr.run(ctx); close(done) }()
