@@ -8,7 +8,7 @@
 // through Spread (spread.go): a network's adapter runs on the instance
 // holding its lease, the router there delivers to it (bridge/shared.go:
 // entries are read from the shared store, woken over NATS by the
-// instance that committed them, wake.go), and a clean stop drains and
+// instance that committed them, through the Relay), and a clean stop drains and
 // releases every lease at once. Users' guide: docs/cluster.md.
 //
 // Tests run against a real nats-server process (testenv.NATS): see

@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
 	"slices"
 	"sync"
@@ -57,16 +58,27 @@ func (s *Service) startCluster(ctx context.Context) error {
 	s.cluster = c
 	s.ops.SetCluster(c)
 	c.hookRouter() // clustersync: tell the others of blocks, read links before failing an unlinked room
+	// Wakes go to every instance; the room's holder reads its outbox. A
+	// wake lost (NATS down) only delays: holders also look every
+	// pendingEvery.
+	relay := node.Relay()
 	s.router.ShareStore(func(room bridge.RoomAddr) {
-		if err := node.PublishWake(room.Network, room.Room); err != nil {
+		data, _ := json.Marshal(room)
+		if err := relay.Publish(context.Background(), wakeTopic, data); err != nil {
 			c.log.Warn("wake the holder of a room", "room", room.String(), "err", err)
 		}
 	})
-	c.stopWakes, err = node.OnWake(func(network, room string) {
-		s.router.Wake(bridge.RoomAddr{Network: network, Room: room})
+	c.stopWakes, err = relay.Subscribe(wakeTopic, func(data []byte) {
+		var room bridge.RoomAddr
+		if json.Unmarshal(data, &room) == nil {
+			s.router.Wake(room)
+		}
 	})
 	return err
 }
+
+// wakeTopic carries the rooms an instance committed deliveries for.
+const wakeTopic = "switchboard/wake"
 
 // run takes this instance's share of the networks, in the background,
 // until stop.
