@@ -275,11 +275,14 @@ func (c *clusterPart) Drop(ctx context.Context, name string, handover bool) {
 	s := c.s
 	network, shard := cluster.SplitShardName(name)
 	defer c.turn(network)()
-	c.mu.Lock()
-	delete(c.held, name)
-	c.mu.Unlock()
+	release := func() {
+		c.mu.Lock()
+		delete(c.held, name)
+		c.mu.Unlock()
+	}
 	a := s.nets.get(network)
-	if _, everywhere := a.(adapters.Everywhere); !everywhere && a != nil && len(c.shardsHeld(network)) > 0 {
+	if _, everywhere := a.(adapters.Everywhere); !everywhere && a != nil && len(c.shardsHeld(network)) > 1 {
+		release()
 		c.reshard(ctx, network, a) // other shards stay here
 	} else {
 		if err := s.router.RemoveNetwork(ctx, network); err != nil {
@@ -287,10 +290,15 @@ func (c *clusterPart) Drop(ctx context.Context, name string, handover bool) {
 		}
 		if a != nil && !everywhere {
 			s.nets.remove(network)
+			// Still held (a handover) until it stopped: its connections'
+			// fence lets the last acknowledgements (an MQTT PUBACK of
+			// what was committed) and the goodbyes out. A lost lease
+			// fences them anyway (MaySend is false).
 			if err := a.Stop(ctx); err != nil {
 				c.log.Warn("stop network", "network", network, "err", err)
 			}
 		}
+		release()
 	}
 	if handover {
 		c.log.Info("handed over", "network", network, "shard", shard)
